@@ -1,0 +1,50 @@
+//! GetAccountSettings: the account's limits and usage in the caller's region.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use serde_json::json;
+use strato_model::limits::{
+    DEFAULT_ACCOUNT_CONCURRENCY, MAX_UNZIPPED_CODE_BYTES, MAX_ZIPPED_CODE_BYTES,
+};
+
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::wire::json as json_response;
+use crate::ApiState;
+
+/// Storage for all packages of an account (AWS default: 75 GB).
+const TOTAL_CODE_STORAGE_BYTES: u64 = 80_530_636_800;
+
+pub async fn settings(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Response> {
+    let store = state.catalog.store();
+    let limit = store
+        .get_account(&caller.account_id)
+        .await?
+        .map_or(DEFAULT_ACCOUNT_CONCURRENCY, |a| a.concurrency_limit);
+    let (count, code_size) = store
+        .function_usage(&caller.account_id, &caller.region)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "AccountLimit": {
+                "TotalCodeSize": TOTAL_CODE_STORAGE_BYTES,
+                "CodeSizeUnzipped": MAX_UNZIPPED_CODE_BYTES,
+                "CodeSizeZipped": MAX_ZIPPED_CODE_BYTES,
+                "ConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": limit,
+            },
+            "AccountUsage": {
+                "TotalCodeSize": code_size,
+                "FunctionCount": count,
+            },
+        }),
+    ))
+}

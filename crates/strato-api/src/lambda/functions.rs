@@ -1,0 +1,932 @@
+//! CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions,
+//! UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strato_model::error::ValidationErrors;
+use strato_model::function::CodeRef;
+use strato_model::limits::*;
+use strato_model::{
+    validate, AwsError, CodePackage, ErrorCode, FunctionConfig, FunctionRecord, FunctionRef,
+    FunctionState, LastUpdateStatus, Qualifier, Runtime,
+};
+use strato_store::StoreError;
+
+use super::lifecycle::{spawn_settle, PendingChange};
+use super::{
+    base_url, function_ref, load, not_found, require_latest, unqualified_arn, unsupported,
+};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::wire::{json as json_response, AwsJson};
+use crate::ApiState;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct FunctionCodeInput {
+    zip_file: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    s3_bucket: Option<String>,
+    #[serde(rename = "S3Key")]
+    s3_key: Option<String>,
+    #[serde(rename = "S3ObjectVersion")]
+    s3_object_version: Option<String>,
+    image_uri: Option<String>,
+    #[serde(rename = "SourceKMSKeyArn")]
+    source_kms_key_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct EnvironmentInput {
+    variables: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct EphemeralStorageInput {
+    size: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct TracingInput {
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DeadLetterInput {
+    target_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct LoggingInput {
+    log_format: Option<String>,
+    application_log_level: Option<String>,
+    system_log_level: Option<String>,
+    log_group: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct VpcInput {
+    subnet_ids: Option<Vec<String>>,
+    security_group_ids: Option<Vec<String>>,
+    #[serde(rename = "Ipv6AllowedForDualStack")]
+    ipv6_allowed_for_dual_stack: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct SnapStartInput {
+    apply_on: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CreateFunctionRequest {
+    function_name: Option<String>,
+    runtime: Option<String>,
+    role: Option<String>,
+    handler: Option<String>,
+    code: Option<FunctionCodeInput>,
+    description: Option<String>,
+    timeout: Option<i64>,
+    memory_size: Option<i64>,
+    publish: Option<bool>,
+    vpc_config: Option<VpcInput>,
+    package_type: Option<String>,
+    dead_letter_config: Option<DeadLetterInput>,
+    environment: Option<EnvironmentInput>,
+    #[serde(rename = "KMSKeyArn")]
+    kms_key_arn: Option<String>,
+    tracing_config: Option<TracingInput>,
+    tags: Option<BTreeMap<String, String>>,
+    layers: Option<Vec<String>>,
+    file_system_configs: Option<Vec<Value>>,
+    image_config: Option<Value>,
+    code_signing_config_arn: Option<String>,
+    architectures: Option<Vec<String>>,
+    ephemeral_storage: Option<EphemeralStorageInput>,
+    snap_start: Option<SnapStartInput>,
+    logging_config: Option<LoggingInput>,
+    capacity_provider_config: Option<Value>,
+    publish_to: Option<Value>,
+    durable_config: Option<Value>,
+    tenancy_config: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct UpdateConfigurationRequest {
+    role: Option<String>,
+    handler: Option<String>,
+    description: Option<String>,
+    timeout: Option<i64>,
+    memory_size: Option<i64>,
+    vpc_config: Option<VpcInput>,
+    environment: Option<EnvironmentInput>,
+    runtime: Option<String>,
+    dead_letter_config: Option<DeadLetterInput>,
+    #[serde(rename = "KMSKeyArn")]
+    kms_key_arn: Option<String>,
+    tracing_config: Option<TracingInput>,
+    revision_id: Option<String>,
+    layers: Option<Vec<String>>,
+    file_system_configs: Option<Vec<Value>>,
+    image_config: Option<Value>,
+    ephemeral_storage: Option<EphemeralStorageInput>,
+    snap_start: Option<SnapStartInput>,
+    logging_config: Option<LoggingInput>,
+    capacity_provider_config: Option<Value>,
+    durable_config: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct UpdateCodeRequest {
+    zip_file: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    s3_bucket: Option<String>,
+    #[serde(rename = "S3Key")]
+    s3_key: Option<String>,
+    #[serde(rename = "S3ObjectVersion")]
+    s3_object_version: Option<String>,
+    image_uri: Option<String>,
+    publish: Option<bool>,
+    dry_run: Option<bool>,
+    revision_id: Option<String>,
+    architectures: Option<Vec<String>>,
+    #[serde(rename = "SourceKMSKeyArn")]
+    source_kms_key_arn: Option<String>,
+    publish_to: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub struct QualifierQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "Marker")]
+    marker: Option<String>,
+    #[serde(rename = "MaxItems")]
+    max_items: Option<String>,
+    #[serde(rename = "FunctionVersion")]
+    function_version: Option<String>,
+    #[serde(rename = "MasterRegion")]
+    master_region: Option<String>,
+}
+
+/// Members Strato does not run, refused with a clear error rather than
+/// accepted and ignored.
+fn refuse_unsupported(fields: &[(&str, bool)]) -> ApiResult<()> {
+    match fields.iter().find(|(_, present)| *present) {
+        Some((name, _)) => Err(unsupported(name).into()),
+        None => Ok(()),
+    }
+}
+
+fn check_layers(layers: &Option<Vec<String>>) -> ApiResult<()> {
+    let Some(layers) = layers else { return Ok(()) };
+    if layers.len() > 5 {
+        return Err(AwsError::invalid_parameter("Cannot reference more than 5 layers.").into());
+    }
+    // No layer version exists until layers can be published.
+    match layers.first() {
+        Some(arn) => {
+            Err(AwsError::invalid_parameter(format!("Layer version {arn} does not exist.")).into())
+        }
+        None => Ok(()),
+    }
+}
+
+fn check_vpc(vpc: &Option<VpcInput>) -> ApiResult<()> {
+    if let Some(vpc) = vpc {
+        let used = vpc.subnet_ids.as_ref().is_some_and(|s| !s.is_empty())
+            || vpc
+                .security_group_ids
+                .as_ref()
+                .is_some_and(|s| !s.is_empty())
+            || vpc.ipv6_allowed_for_dual_stack == Some(true);
+        if used {
+            return Err(unsupported("VpcConfig").into());
+        }
+    }
+    Ok(())
+}
+
+fn check_snap_start(snap: &Option<SnapStartInput>) -> ApiResult<()> {
+    match snap.as_ref().and_then(|s| s.apply_on.as_deref()) {
+        None | Some("None") => Ok(()),
+        Some("PublishedVersions") => Err(unsupported("SnapStart").into()),
+        Some(other) => Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'snapStart.applyOn' failed to satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]"
+        ))
+        .into()),
+    }
+}
+
+fn tracing_mode(input: &Option<TracingInput>) -> ApiResult<Option<String>> {
+    match input.as_ref().and_then(|t| t.mode.as_deref()) {
+        None => Ok(None),
+        Some(mode @ ("Active" | "PassThrough")) => Ok(Some(mode.to_string())),
+        Some(other) => Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'tracingConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Active, PassThrough]"
+        ))
+        .into()),
+    }
+}
+
+fn apply_logging(config: &mut FunctionConfig, input: &Option<LoggingInput>) -> ApiResult<()> {
+    let Some(input) = input else { return Ok(()) };
+    if let Some(format) = &input.log_format {
+        if format != "Text" && format != "JSON" {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{format}' at 'loggingConfig.logFormat' failed to satisfy constraint: Member must satisfy enum value set: [JSON, Text]"
+            ))
+            .into());
+        }
+        config.log_format = format.clone();
+    }
+    if (input.application_log_level.is_some() || input.system_log_level.is_some())
+        && config.log_format != "JSON"
+    {
+        return Err(AwsError::invalid_parameter(
+            "Advanced logging controls are only available for functions with a JSON log format.",
+        )
+        .into());
+    }
+    if let Some(group) = &input.log_group {
+        config.log_group = group.clone();
+    }
+    Ok(())
+}
+
+fn decode_zip(b64: &str) -> ApiResult<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| {
+            AwsError::serialization(
+                "Could not deserialize the request body: ZipFile is not valid base64",
+            )
+            .into()
+        })
+}
+
+/// Inspects and stores a zip off the async threads (hashing 50 MB is slow).
+async fn accept_zip(state: &ApiState, bytes: Vec<u8>) -> ApiResult<CodeRef> {
+    let code = state.code.clone();
+    tokio::task::spawn_blocking(move || -> ApiResult<CodeRef> {
+        let package = CodePackage::inspect(&bytes).map_err(AwsError::from)?;
+        code.put(&package.sha256_hex, &bytes)?;
+        Ok(CodeRef {
+            sha256_base64: package.sha256_base64,
+            sha256_hex: package.sha256_hex,
+            size: package.size,
+            unzipped_size: package.unzipped_size,
+        })
+    })
+    .await
+    .map_err(|e| ApiError(AwsError::service(format!("code upload failed: {e}"))))?
+}
+
+/// Where a package comes from: an inline zip, or an S3 object (there is no
+/// bucket until Strato's object store exists, so AWS's NoSuchBucket answer).
+fn zip_source(
+    zip: Option<&str>,
+    s3_bucket: Option<&str>,
+    s3_key: Option<&str>,
+    image_uri: Option<&str>,
+) -> ApiResult<Vec<u8>> {
+    if image_uri.is_some() {
+        return Err(AwsError::invalid_parameter(
+            "Please don't provide ImageUri when updating a function with packageType Zip.",
+        )
+        .into());
+    }
+    match (zip, s3_bucket) {
+        (Some(zip), _) => decode_zip(zip),
+        (None, Some(_)) if s3_key.is_none() => {
+            Err(AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into())
+        }
+        (None, Some(_)) => Err(AwsError::invalid_parameter(
+            "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does not exist",
+        )
+        .into()),
+        (None, None) => Err(AwsError::invalid_parameter("Please provide a source for function code.").into()),
+    }
+}
+
+fn check_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
+    validate::tag_count(tags.len())?;
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > 128 || key.starts_with("aws:") {
+            return Err(
+                AwsError::invalid_parameter(format!("Tag key '{key}' is not valid.")).into(),
+            );
+        }
+        if value.chars().count() > 256 {
+            return Err(AwsError::invalid_parameter(format!(
+                "Tag value for key '{key}' is too long."
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    AwsJson(req): AwsJson<CreateFunctionRequest>,
+) -> ApiResult<Response> {
+    let mut missing = ValidationErrors::new();
+    if req.function_name.is_none() {
+        missing.push_raw("null", "functionName", "Member must not be null");
+    }
+    if req.role.is_none() {
+        missing.push_raw("null", "role", "Member must not be null");
+    }
+    if req.code.is_none() {
+        missing.push_raw("null", "code", "Member must not be null");
+    }
+    missing.into_result(ErrorCode::ValidationException)?;
+    let (Some(raw_name), Some(role), Some(code)) = (
+        req.function_name.as_deref(),
+        req.role.as_deref(),
+        req.code.as_ref(),
+    ) else {
+        return Err(AwsError::validation("FunctionName, Role and Code are required").into());
+    };
+
+    let r = FunctionRef::parse(raw_name, 140)?;
+    r.check_scope(&caller.account_id, &caller.region, "CreateFunction")?;
+    if r.qualifier.is_some() {
+        return Err(
+            AwsError::invalid_parameter("Qualifiers are not allowed on CreateFunction.").into(),
+        );
+    }
+    validate::function_name_for_create(&r.name)?;
+    validate::role(role)?;
+    if req.package_type.as_deref().is_some_and(|p| p != "Zip") {
+        return Err(unsupported("PackageType Image").into());
+    }
+    refuse_unsupported(&[
+        ("ImageConfig", req.image_config.is_some()),
+        (
+            "FileSystemConfigs",
+            req.file_system_configs
+                .as_ref()
+                .is_some_and(|f| !f.is_empty()),
+        ),
+        (
+            "CapacityProviderConfig",
+            req.capacity_provider_config.is_some(),
+        ),
+        ("PublishTo", req.publish_to.is_some()),
+        ("DurableConfig", req.durable_config.is_some()),
+        ("TenancyConfig", req.tenancy_config.is_some()),
+        (
+            "Code.S3ObjectVersion",
+            code.s3_object_version.is_some() && code.s3_bucket.is_none(),
+        ),
+        ("Code.SourceKMSKeyArn", code.source_kms_key_arn.is_some()),
+    ])?;
+    if let Some(arn) = &req.code_signing_config_arn {
+        return Err(AwsError::new(
+            ErrorCode::CodeSigningConfigNotFoundException,
+            format!("The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}."),
+        )
+        .into());
+    }
+    let (Some(runtime), Some(handler)) = (req.runtime.as_deref(), req.handler.as_deref()) else {
+        return Err(AwsError::invalid_parameter(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages.",
+        )
+        .into());
+    };
+    let runtime = Runtime::parse_request(runtime)?;
+    validate::handler(handler)?;
+    let description = req.description.clone().unwrap_or_default();
+    validate::description(&description)?;
+    let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT_S);
+    validate::timeout(timeout)?;
+    let memory_size = req.memory_size.unwrap_or(DEFAULT_MEMORY_MB);
+    validate::memory_size(memory_size)?;
+    let ephemeral = req
+        .ephemeral_storage
+        .as_ref()
+        .map_or(DEFAULT_EPHEMERAL_MB, |e| e.size);
+    validate::ephemeral_storage(ephemeral)?;
+    let environment = req
+        .environment
+        .as_ref()
+        .map(|e| e.variables.clone().unwrap_or_default());
+    if let Some(vars) = &environment {
+        validate::environment(vars)?;
+    }
+    let architectures = req
+        .architectures
+        .clone()
+        .unwrap_or_else(|| vec!["x86_64".into()]);
+    validate::architectures(&architectures)?;
+    let tags = req.tags.clone().unwrap_or_default();
+    check_tags(&tags)?;
+    check_layers(&req.layers)?;
+    check_vpc(&req.vpc_config)?;
+    check_snap_start(&req.snap_start)?;
+    let tracing = tracing_mode(&req.tracing_config)?;
+    if req.publish == Some(true) {
+        return Err(unsupported("Publish").into());
+    }
+    let zip = zip_source(
+        code.zip_file.as_deref(),
+        code.s3_bucket.as_deref(),
+        code.s3_key.as_deref(),
+        code.image_uri.as_deref(),
+    )?;
+
+    // Answer a duplicate before paying for the upload.
+    if state
+        .catalog
+        .get(&caller.account_id, &caller.region, &r.name)
+        .await?
+        .is_some()
+    {
+        return Err(function_exists(&r.name).into());
+    }
+    let code_ref = accept_zip(&state, zip).await?;
+
+    let now = chrono::Utc::now();
+    let mut config = FunctionConfig {
+        name: r.name.clone(),
+        version: "$LATEST".into(),
+        runtime,
+        role: role.to_string(),
+        handler: Some(handler.to_string()),
+        description,
+        timeout,
+        memory_size,
+        ephemeral_storage: ephemeral,
+        environment,
+        architectures,
+        code: code_ref,
+        revision_id: String::new(),
+        last_modified: now,
+        state: FunctionState::Pending,
+        state_reason: Some("The function is being created.".into()),
+        state_reason_code: Some("Creating".into()),
+        last_update_status: None,
+        last_update_status_reason: None,
+        last_update_status_reason_code: None,
+        tracing_mode: tracing.unwrap_or_else(|| "PassThrough".into()),
+        dead_letter_target_arn: req
+            .dead_letter_config
+            .as_ref()
+            .and_then(|d| d.target_arn.clone()),
+        kms_key_arn: req.kms_key_arn.clone(),
+        log_format: "Text".into(),
+        log_group: format!("/aws/lambda/{}", r.name),
+    };
+    apply_logging(&mut config, &req.logging_config)?;
+    config.touch(now);
+    let record = FunctionRecord {
+        account: caller.account_id.clone(),
+        region: caller.region.clone(),
+        latest: config,
+        tags,
+        policy: Default::default(),
+        reserved_concurrency: None,
+        created_at: now,
+    };
+    let record = match state.catalog.insert(record).await {
+        Ok(record) => record,
+        Err(StoreError::AlreadyExists) => return Err(function_exists(&r.name).into()),
+        Err(err) => return Err(err.into()),
+    };
+    spawn_settle(
+        state.clone(),
+        PendingChange {
+            account: record.account.clone(),
+            region: record.region.clone(),
+            name: record.name().to_string(),
+            created_at: record.created_at,
+            code_id: record.latest.code.sha256_hex.clone(),
+        },
+    );
+    Ok(json_response(
+        StatusCode::CREATED,
+        record.latest.to_wire(&record.region, &record.account, true),
+    ))
+}
+
+fn function_exists(name: &str) -> AwsError {
+    AwsError::conflict(format!("Function already exist: {name}"))
+}
+
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, q.qualifier.as_deref(), "GetFunction")?;
+    let record = load(&state, &caller, &r).await?;
+    require_latest(&caller, &r)?;
+    let location = state.code_urls.url(
+        &base_url(&headers),
+        &caller.account_id,
+        &record.latest.code.sha256_hex,
+        chrono::Utc::now().timestamp(),
+    );
+    let mut body = json!({
+        "Configuration": record.latest.to_wire(&record.region, &record.account, true),
+        "Code": {"RepositoryType": "S3", "Location": location},
+    });
+    if !record.tags.is_empty() {
+        body["Tags"] = json!(record.tags);
+    }
+    if let Some(reserved) = record.reserved_concurrency {
+        body["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
+    }
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn get_configuration(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> ApiResult<Response> {
+    let r = function_ref(
+        &caller,
+        &name,
+        q.qualifier.as_deref(),
+        "GetFunctionConfiguration",
+    )?;
+    let record = load(&state, &caller, &r).await?;
+    require_latest(&caller, &r)?;
+    Ok(json_response(
+        StatusCode::OK,
+        record.latest.to_wire(&record.region, &record.account, true),
+    ))
+}
+
+fn encode_marker(name: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+}
+
+fn decode_marker(marker: &str) -> ApiResult<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(marker)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| AwsError::invalid_parameter("Invalid marker").into())
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let limit = match q.max_items.as_deref() {
+        None => DEFAULT_LIST_PAGE,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIST_PAGE as i64).contains(&n) => n as usize,
+            Ok(n) if n < 1 => {
+                return Err(AwsError::validation(format!(
+                    "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                ))
+                .into())
+            }
+            Ok(n) => {
+                return Err(AwsError::validation(format!(
+                    "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to {MAX_LIST_PAGE}"
+                ))
+                .into())
+            }
+            Err(_) => return Err(AwsError::serialization(format!("Could not parse MaxItems '{raw}'")).into()),
+        },
+    };
+    if let Some(v) = q.function_version.as_deref() {
+        if v != "ALL" {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{v}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"
+            ))
+            .into());
+        }
+    }
+    // Lambda@Edge replicas live in other regions' masters; Strato has none.
+    if q.master_region.is_some() {
+        return Ok(json_response(StatusCode::OK, json!({ "Functions": [] })));
+    }
+    let after = q.marker.as_deref().map(decode_marker).transpose()?;
+    let mut page = state
+        .catalog
+        .store()
+        .list_functions(
+            &caller.account_id,
+            &caller.region,
+            after.as_deref(),
+            limit + 1,
+        )
+        .await?;
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let functions: Vec<Value> = page
+        .iter()
+        .map(|f| f.latest.to_wire(&f.region, &f.account, false))
+        .collect();
+    let mut body = json!({ "Functions": functions });
+    if more {
+        if let Some(last) = page.last() {
+            body["NextMarker"] = json!(encode_marker(last.name()));
+        }
+    }
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Refuses a change while the previous one settles, and a stale RevisionId.
+fn check_can_update(
+    config: &FunctionConfig,
+    arn: &str,
+    revision: Option<&str>,
+) -> Result<(), AwsError> {
+    if config.state == FunctionState::Pending {
+        return Err(AwsError::conflict(
+            "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+        ));
+    }
+    if config.last_update_status == Some(LastUpdateStatus::InProgress) {
+        return Err(AwsError::update_in_progress(arn));
+    }
+    if revision.is_some_and(|r| r != config.revision_id) {
+        return Err(AwsError::stale_revision("GetFunction/GetAlias"));
+    }
+    Ok(())
+}
+
+fn begin_update(config: &mut FunctionConfig) {
+    config.last_update_status = Some(LastUpdateStatus::InProgress);
+    config.last_update_status_reason = Some("The function is being updated.".into());
+    config.last_update_status_reason_code = None;
+    config.touch(chrono::Utc::now());
+}
+
+pub async fn update_configuration(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    AwsJson(req): AwsJson<UpdateConfigurationRequest>,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "UpdateFunctionConfiguration")?;
+    if r.qualifier.is_some() {
+        return Err(AwsError::invalid_parameter(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
+        )
+        .into());
+    }
+    if let Some(role) = &req.role {
+        validate::role(role)?;
+    }
+    if let Some(handler) = &req.handler {
+        validate::handler(handler)?;
+    }
+    if let Some(description) = &req.description {
+        validate::description(description)?;
+    }
+    if let Some(timeout) = req.timeout {
+        validate::timeout(timeout)?;
+    }
+    if let Some(memory) = req.memory_size {
+        validate::memory_size(memory)?;
+    }
+    if let Some(e) = &req.ephemeral_storage {
+        validate::ephemeral_storage(e.size)?;
+    }
+    let environment = req
+        .environment
+        .as_ref()
+        .map(|e| e.variables.clone().unwrap_or_default());
+    if let Some(vars) = &environment {
+        validate::environment(vars)?;
+    }
+    let runtime = req
+        .runtime
+        .as_deref()
+        .map(Runtime::parse_request)
+        .transpose()?;
+    refuse_unsupported(&[
+        ("ImageConfig", req.image_config.is_some()),
+        (
+            "FileSystemConfigs",
+            req.file_system_configs
+                .as_ref()
+                .is_some_and(|f| !f.is_empty()),
+        ),
+        (
+            "CapacityProviderConfig",
+            req.capacity_provider_config.is_some(),
+        ),
+        ("DurableConfig", req.durable_config.is_some()),
+    ])?;
+    check_layers(&req.layers)?;
+    check_vpc(&req.vpc_config)?;
+    check_snap_start(&req.snap_start)?;
+    let tracing = tracing_mode(&req.tracing_config)?;
+    load(&state, &caller, &r).await?;
+
+    let arn = unqualified_arn(&caller, &r.name);
+    let record = state
+        .catalog
+        .update(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            Box::new(move |record| {
+                let config = &mut record.latest;
+                check_can_update(config, &arn, req.revision_id.as_deref())?;
+                if let Some(role) = req.role {
+                    config.role = role;
+                }
+                if let Some(handler) = req.handler {
+                    config.handler = Some(handler);
+                }
+                if let Some(description) = req.description {
+                    config.description = description;
+                }
+                if let Some(timeout) = req.timeout {
+                    config.timeout = timeout;
+                }
+                if let Some(memory) = req.memory_size {
+                    config.memory_size = memory;
+                }
+                if let Some(e) = req.ephemeral_storage {
+                    config.ephemeral_storage = e.size;
+                }
+                if let Some(vars) = environment {
+                    config.environment = Some(vars);
+                }
+                if let Some(runtime) = runtime {
+                    config.runtime = runtime;
+                }
+                if let Some(dlq) = req.dead_letter_config {
+                    config.dead_letter_target_arn = dlq.target_arn.filter(|t| !t.is_empty());
+                }
+                if let Some(kms) = req.kms_key_arn {
+                    config.kms_key_arn = Some(kms).filter(|k| !k.is_empty());
+                }
+                if let Some(mode) = tracing {
+                    config.tracing_mode = mode;
+                }
+                apply_logging(config, &req.logging_config).map_err(|e| e.0)?;
+                begin_update(config);
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(|e| map_missing(e, &caller, &r))?;
+    spawn_settle(
+        state.clone(),
+        PendingChange {
+            account: record.account.clone(),
+            region: record.region.clone(),
+            name: record.name().to_string(),
+            created_at: record.created_at,
+            code_id: record.latest.code.sha256_hex.clone(),
+        },
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        record.latest.to_wire(&record.region, &record.account, true),
+    ))
+}
+
+fn map_missing(err: StoreError, caller: &Caller, r: &FunctionRef) -> ApiError {
+    match err {
+        StoreError::NotFound => not_found(caller, r).into(),
+        other => other.into(),
+    }
+}
+
+pub async fn update_code(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    AwsJson(req): AwsJson<UpdateCodeRequest>,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "UpdateFunctionCode")?;
+    if r.qualifier.is_some() {
+        return Err(AwsError::invalid_parameter(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
+        )
+        .into());
+    }
+    if let Some(archs) = &req.architectures {
+        validate::architectures(archs)?;
+    }
+    refuse_unsupported(&[
+        ("PublishTo", req.publish_to.is_some()),
+        ("SourceKMSKeyArn", req.source_kms_key_arn.is_some()),
+        (
+            "S3ObjectVersion",
+            req.s3_object_version.is_some() && req.s3_bucket.is_none(),
+        ),
+    ])?;
+    if req.publish == Some(true) {
+        return Err(unsupported("Publish").into());
+    }
+    let current = load(&state, &caller, &r).await?;
+    let zip = zip_source(
+        req.zip_file.as_deref(),
+        req.s3_bucket.as_deref(),
+        req.s3_key.as_deref(),
+        req.image_uri.as_deref(),
+    )?;
+    let arn = unqualified_arn(&caller, &r.name);
+    check_can_update(&current.latest, &arn, req.revision_id.as_deref())?;
+    let code_ref = accept_zip(&state, zip).await?;
+
+    if req.dry_run == Some(true) {
+        let mut preview = current.latest.clone();
+        preview.code = code_ref;
+        return Ok(json_response(
+            StatusCode::OK,
+            preview.to_wire(&current.region, &current.account, true),
+        ));
+    }
+    let record = state
+        .catalog
+        .update(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            Box::new(move |record| {
+                let config = &mut record.latest;
+                check_can_update(config, &arn, req.revision_id.as_deref())?;
+                config.code = code_ref;
+                if let Some(archs) = req.architectures {
+                    config.architectures = archs;
+                }
+                begin_update(config);
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(|e| map_missing(e, &caller, &r))?;
+    spawn_settle(
+        state.clone(),
+        PendingChange {
+            account: record.account.clone(),
+            region: record.region.clone(),
+            name: record.name().to_string(),
+            created_at: record.created_at,
+            code_id: record.latest.code.sha256_hex.clone(),
+        },
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        record.latest.to_wire(&record.region, &record.account, true),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, q.qualifier.as_deref(), "DeleteFunction")?;
+    match &r.qualifier {
+        Some(Qualifier::Latest) => {
+            return Err(AwsError::invalid_parameter(
+                "$LATEST version cannot be deleted without deleting the function.",
+            )
+            .into())
+        }
+        Some(_) => return Err(not_found(&caller, &r).into()),
+        None => {}
+    }
+    match state
+        .catalog
+        .delete(&caller.account_id, &caller.region, &r.name)
+        .await?
+    {
+        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        None => Err(not_found(&caller, &r).into()),
+    }
+}

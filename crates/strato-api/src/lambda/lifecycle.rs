@@ -1,0 +1,85 @@
+//! The asynchronous half of create and update: AWS answers first
+//! (`State: Pending`, `LastUpdateStatus: InProgress`) and settles the change
+//! afterwards. Settling prepares the code (extracts the package once, so cold
+//! starts bind it directly) and then reports `Active` / `Successful`, or
+//! `Failed` with a reason.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use strato_model::{FunctionState, LastUpdateStatus};
+
+use crate::ApiState;
+
+/// What a settle task needs to find the change it settles.
+pub struct PendingChange {
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    /// Guards against settling a function that was deleted and created again.
+    pub created_at: DateTime<Utc>,
+    pub code_id: String,
+}
+
+pub fn spawn_settle(state: Arc<ApiState>, change: PendingChange) {
+    tokio::spawn(async move {
+        let code = state.code.clone();
+        let code_id = change.code_id.clone();
+        let prepared = match tokio::task::spawn_blocking(move || code.extract(&code_id)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(err) => Err(format!("code preparation stopped: {err}")),
+        };
+        let PendingChange {
+            account,
+            region,
+            name,
+            created_at,
+            code_id,
+        } = change;
+        let result = state
+            .catalog
+            .update(
+                &account,
+                &region,
+                &name,
+                Box::new(move |record| {
+                    let latest = &mut record.latest;
+                    if record.created_at != created_at
+                        || latest.code.sha256_hex != code_id
+                        || !latest.is_settling()
+                    {
+                        return Ok(());
+                    }
+                    match prepared {
+                        Ok(()) => {
+                            latest.state = FunctionState::Active;
+                            latest.state_reason = None;
+                            latest.state_reason_code = None;
+                            latest.last_update_status = Some(LastUpdateStatus::Successful);
+                            latest.last_update_status_reason = None;
+                            latest.last_update_status_reason_code = None;
+                        }
+                        Err(reason) => {
+                            if latest.state == FunctionState::Pending {
+                                latest.state = FunctionState::Failed;
+                                latest.state_reason = Some(reason.clone());
+                                latest.state_reason_code = Some("InvalidZipFileException".into());
+                            }
+                            latest.last_update_status = Some(LastUpdateStatus::Failed);
+                            latest.last_update_status_reason = Some(reason);
+                            latest.last_update_status_reason_code =
+                                Some("InvalidZipFileException".into());
+                        }
+                    }
+                    latest.revision_id = uuid::Uuid::new_v4().to_string();
+                    Ok(())
+                }),
+            )
+            .await;
+        if let Err(err) = result {
+            // The function may have been deleted meanwhile; nothing to settle.
+            tracing::debug!(function = %name, error = %err, "settle skipped");
+        }
+    });
+}

@@ -1,0 +1,168 @@
+//! TagResource, UntagResource, ListTags on function ARNs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::json;
+use strato_model::error::ValidationErrors;
+use strato_model::{validate, AwsError, ErrorCode, FunctionRef};
+
+use super::{load, not_found};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::wire::{json as json_response, AwsJson};
+use crate::ApiState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct TagRequest {
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// The function a taggable ARN names. Tags belong to the function as a
+/// whole, so qualified ARNs are refused as AWS refuses them.
+fn tagged_function(caller: &Caller, arn: &str, operation: &str) -> ApiResult<FunctionRef> {
+    let valid_arn = arn.starts_with("arn:aws") && arn.split(':').nth(5) == Some("function");
+    if !valid_arn {
+        let mut v = ValidationErrors::new();
+        v.push(
+            arn,
+            "resource",
+            r"Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
+        );
+        v.into_result(ErrorCode::ValidationException)?;
+    }
+    let r = FunctionRef::parse(arn, 256)?;
+    r.check_scope(&caller.account_id, &caller.region, operation)?;
+    if r.qualifier.is_some() {
+        return Err(AwsError::invalid_parameter(
+            "Tags on function aliases and versions are not supported. Please specify a function ARN.",
+        )
+        .into());
+    }
+    Ok(r)
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(arn): Path<String>,
+) -> ApiResult<Response> {
+    let r = tagged_function(&caller, &arn, "ListTags")?;
+    let record = load(&state, &caller, &r).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "Tags": record.tags }),
+    ))
+}
+
+pub async fn tag(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(arn): Path<String>,
+    AwsJson(req): AwsJson<TagRequest>,
+) -> ApiResult<Response> {
+    let r = tagged_function(&caller, &arn, "TagResource")?;
+    let Some(tags) = req.tags else {
+        return Err(AwsError::validation(
+            "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
+        )
+        .into());
+    };
+    for (key, value) in &tags {
+        if key.is_empty()
+            || key.chars().count() > 128
+            || key.starts_with("aws:")
+            || value.chars().count() > 256
+        {
+            return Err(AwsError::invalid_parameter(format!("Tag '{key}' is not valid.")).into());
+        }
+    }
+    load(&state, &caller, &r).await?;
+    state
+        .catalog
+        .update(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            Box::new(move |record| {
+                let mut merged = record.tags.clone();
+                merged.extend(tags);
+                validate::tag_count(merged.len())?;
+                record.tags = merged;
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(|e| match e {
+            strato_store::StoreError::NotFound => not_found(&caller, &r).into(),
+            other => crate::error::ApiError::from(other),
+        })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `tagKeys` repeats in the query string (`?tagKeys=a&tagKeys=b`).
+fn tag_keys(query: Option<&str>) -> Vec<String> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == "tagKeys")
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+pub async fn untag(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(arn): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let r = tagged_function(&caller, &arn, "UntagResource")?;
+    let keys = tag_keys(query.as_deref());
+    if keys.is_empty() {
+        return Err(AwsError::validation(
+            "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null",
+        )
+        .into());
+    }
+    load(&state, &caller, &r).await?;
+    state
+        .catalog
+        .update(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            Box::new(move |record| {
+                for key in &keys {
+                    record.tags.remove(key);
+                }
+                Ok(())
+            }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_tag_keys_are_all_read() {
+        assert_eq!(
+            tag_keys(Some("tagKeys=a&tagKeys=b%20c&other=x")),
+            vec!["a", "b c"]
+        );
+        assert!(tag_keys(None).is_empty());
+    }
+}

@@ -1,0 +1,22 @@
+//! Strato's domain model, free of I/O: what a function is, how it is named and
+//! validated, and how an error looks on the AWS wire.
+//!
+//! Every other crate speaks these types; the HTTP layer only serializes them.
+
+pub mod account;
+pub mod arn;
+pub mod code;
+pub mod error;
+pub mod function;
+pub mod limits;
+pub mod policy;
+pub mod runtime;
+pub mod time;
+pub mod validate;
+
+pub use account::{AccessKey, Account, AccountId};
+pub use arn::{FunctionRef, Qualifier};
+pub use code::{CodePackage, CodePackageError};
+pub use error::{AwsError, ErrorCode};
+pub use function::{FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus};
+pub use runtime::{Runtime, RuntimeFamily};

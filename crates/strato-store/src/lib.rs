@@ -1,0 +1,104 @@
+//! Durable state behind one trait, so callers never know which database
+//! holds it.
+//!
+//! - [`Store`]: accounts, keys and functions. [`SqliteStore`] is the embedded
+//!   default (one WAL database under the data directory); a PostgreSQL
+//!   backend implements the same trait for clusters.
+//! - [`CodeStore`]: deployment packages, content-addressed on disk, and their
+//!   extracted trees.
+//! - [`FunctionCatalog`]: the in-memory view the hot path reads; every write
+//!   goes through it so the cache is invalidated as it happens.
+
+mod catalog;
+mod code_store;
+mod sqlite;
+
+use async_trait::async_trait;
+use strato_model::{AccessKey, Account, AwsError, FunctionRecord};
+
+pub use catalog::{FunctionCatalog, FunctionKey};
+pub use code_store::{CodeStore, CodeStoreError};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("not found")]
+    NotFound,
+    /// A mutation refused the change (a stale revision, an update in progress).
+    #[error("{0}")]
+    Rejected(AwsError),
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(err: serde_json::Error) -> Self {
+        StoreError::Corrupt(err.to_string())
+    }
+}
+
+/// A change applied to a function record inside the store's transaction:
+/// the closure sees the current record and may refuse the change.
+pub type FunctionMutation = Box<dyn FnOnce(&mut FunctionRecord) -> Result<(), AwsError> + Send>;
+
+/// Durable state. Implementations must make `update_function` atomic: the
+/// mutation runs against the latest committed record and its result is
+/// committed only if nothing else changed the record in between.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_account(&self, account: &Account) -> Result<(), StoreError>;
+    async fn get_account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Deletes the account with its keys and functions.
+    async fn delete_account(&self, id: &str) -> Result<bool, StoreError>;
+    async fn set_account_concurrency_limit(&self, id: &str, limit: u32)
+        -> Result<bool, StoreError>;
+
+    async fn put_access_key(&self, key: &AccessKey) -> Result<(), StoreError>;
+    async fn list_access_keys(&self) -> Result<Vec<AccessKey>, StoreError>;
+
+    async fn insert_function(&self, record: &FunctionRecord) -> Result<(), StoreError>;
+    async fn get_function(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StoreError>;
+    /// Functions ordered by name, strictly after `after`.
+    async fn list_functions(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionRecord>, StoreError>;
+    async fn update_function(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        mutation: FunctionMutation,
+    ) -> Result<FunctionRecord, StoreError>;
+    async fn delete_function(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StoreError>;
+    /// (number of functions, total zipped code bytes) of an account in a region.
+    async fn function_usage(&self, account: &str, region: &str) -> Result<(u64, u64), StoreError>;
+
+    /// Small server-wide settings (e.g. the key that signs code URLs).
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}

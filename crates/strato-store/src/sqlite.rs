@@ -1,0 +1,376 @@
+//! The embedded backend: one SQLite database in WAL mode.
+//!
+//! Records are stored as JSON documents keyed by their identity, so adding a
+//! field to the model needs no migration; indexed columns exist only for what
+//! queries filter or order by.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+use strato_model::{AccessKey, Account, FunctionRecord};
+
+use crate::{FunctionMutation, Store, StoreError};
+
+/// Ordered schema migrations; the database records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, keys, functions, settings
+    "CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE functions (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        region TEXT NOT NULL,
+        name TEXT NOT NULL,
+        code_size INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, name)
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
+];
+
+/// SQLite-backed [`Store`]. Calls run on tokio's blocking pool; one
+/// connection serializes writers, which SQLite does anyway.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up
+    /// to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let applied: i64 = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let applied = usize::try_from(applied).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {applied} is newer than this Strato ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute("DELETE FROM schema_version", [])?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(doc: String) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(&doc)?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, account: &Account) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(account)?;
+        let id = account.id.clone();
+        self.with(move |c| {
+            match c.execute(
+                "INSERT INTO accounts (id, doc) VALUES (?1, ?2)",
+                params![id, doc],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::AlreadyExists)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM accounts WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            doc.map(parse).transpose()
+        })
+        .await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT doc FROM accounts ORDER BY id")?;
+            let docs = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.into_iter().map(parse).collect()
+        })
+        .await
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM accounts WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    async fn set_account_concurrency_limit(
+        &self,
+        id: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let doc: Option<String> = tx
+                .query_row("SELECT doc FROM accounts WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(doc) = doc else { return Ok(false) };
+            let mut account: Account = parse(doc)?;
+            account.concurrency_limit = limit;
+            tx.execute(
+                "UPDATE accounts SET doc = ?2 WHERE id = ?1",
+                params![id, serde_json::to_string(&account)?],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn put_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(key)?;
+        let (id, account) = (key.access_key_id.clone(), key.account_id.clone());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO access_keys (access_key_id, account_id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(access_key_id) DO UPDATE SET account_id = excluded.account_id, doc = excluded.doc",
+                params![id, account, doc],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_access_keys(&self) -> Result<Vec<AccessKey>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT doc FROM access_keys ORDER BY access_key_id")?;
+            let docs = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.into_iter().map(parse).collect()
+        })
+        .await
+    }
+
+    async fn insert_function(&self, record: &FunctionRecord) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(record)?;
+        let (account, region, name) = (
+            record.account.clone(),
+            record.region.clone(),
+            record.name().to_string(),
+        );
+        let size = record.latest.code.size as i64;
+        self.with(move |c| {
+            match c.execute(
+                "INSERT INTO functions (account_id, region, name, code_size, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![account, region, name, size, doc],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    Err(StoreError::AlreadyExists)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn get_function(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |c| {
+            let doc: Option<String> = c
+                .query_row(
+                    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+                    params![account, region, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            doc.map(parse).transpose()
+        })
+        .await
+    }
+
+    async fn list_functions(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionRecord>, StoreError> {
+        let (account, region) = (account.to_string(), region.to_string());
+        let after = after.unwrap_or("").to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name > ?3
+                 ORDER BY name LIMIT ?4",
+            )?;
+            let docs = stmt
+                .query_map(params![account, region, after, limit], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.into_iter().map(parse).collect()
+        })
+        .await
+    }
+
+    async fn update_function(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        mutation: FunctionMutation,
+    ) -> Result<FunctionRecord, StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let doc: Option<String> = tx
+                .query_row(
+                    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+                    params![account, region, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut record: FunctionRecord = parse(doc.ok_or(StoreError::NotFound)?)?;
+            mutation(&mut record).map_err(StoreError::Rejected)?;
+            tx.execute(
+                "UPDATE functions SET doc = ?4, code_size = ?5 WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+                params![account, region, name, serde_json::to_string(&record)?, record.latest.code.size as i64],
+            )?;
+            tx.commit()?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn delete_function(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let doc: Option<String> = tx
+                .query_row(
+                    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+                    params![account, region, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(doc) = doc else { return Ok(None) };
+            tx.execute(
+                "DELETE FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+                params![account, region, name],
+            )?;
+            tx.commit()?;
+            Ok(Some(parse(doc)?))
+        })
+        .await
+    }
+
+    async fn function_usage(&self, account: &str, region: &str) -> Result<(u64, u64), StoreError> {
+        let (account, region) = (account.to_string(), region.to_string());
+        self.with(move |c| {
+            let (count, size): (i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(code_size), 0) FROM functions WHERE account_id = ?1 AND region = ?2",
+                params![account, region],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((count.max(0) as u64, size.max(0) as u64))
+        })
+        .await
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,7 @@
+//! The Strato binary's library half: configuration, account administration
+//! and the server, so integration tests can start a server in-process.
+
+pub mod accounts;
+pub mod server;
+
+pub use server::{RunningServer, ServerConfig, ServerError};

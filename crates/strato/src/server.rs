@@ -1,0 +1,183 @@
+//! `strato serve`: open the data directory, wire the services, listen.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rand::Rng;
+use strato_api::{AccountDirectory, ApiState, CodeUrlSigner};
+use strato_model::AccessKey;
+use strato_store::{CodeStore, FunctionCatalog, SqliteStore, Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::accounts::{self, AccountError};
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The region clients are told to configure; requests are served in the
+    /// region their signature names.
+    pub region: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the state database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the code store: {0}")]
+    Code(#[from] strato_store::CodeStoreError),
+    #[error("cannot create the initial account: {0}")]
+    Account(#[from] AccountError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server running on the current tokio runtime.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    /// The key pair created for a fresh data directory, if this start made one.
+    pub initial_key: Option<AccessKey>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and returns.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Runs until the process gets SIGINT or SIGTERM, then shuts down cleanly.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Opens the store under the data directory.
+pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(SqliteStore::open(&data_dir.join("strato.db"))?)
+}
+
+/// The secret that signs code download URLs, created once per data directory.
+async fn code_url_key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+    if let Some(hex_key) = store.get_setting("code_url_key").await? {
+        if let Ok(key) = hex::decode(hex_key) {
+            return Ok(key);
+        }
+    }
+    let key: [u8; 32] = rand::rng().random();
+    store.put_setting("code_url_key", &hex::encode(key)).await?;
+    Ok(key.to_vec())
+}
+
+/// How soon a key revoked with `strato accounts delete` stops working.
+const KEY_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn spawn_key_refresh(accounts: Arc<AccountDirectory>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_REFRESH_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(err) = accounts.reload().await {
+                tracing::warn!(error = %err, "could not refresh access keys");
+            }
+        }
+    });
+}
+
+/// Starts the server on the current runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let store: Arc<dyn Store> = Arc::new(open_store(&config.data_dir)?);
+    let initial_key =
+        accounts::ensure_initial_account(store.as_ref(), config.listen.ip().is_loopback()).await?;
+    let code = CodeStore::open(config.data_dir.join("code"))?;
+    let accounts = Arc::new(AccountDirectory::load(store.clone()).await?);
+    let code_urls = CodeUrlSigner::new(&code_url_key(store.as_ref()).await?);
+    spawn_key_refresh(accounts.clone());
+    let state = Arc::new(ApiState {
+        catalog: Arc::new(FunctionCatalog::new(store)),
+        code,
+        accounts,
+        code_urls,
+    });
+    let app = strato_api::router(state);
+
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let (tx, rx) = oneshot::channel::<()>();
+    // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
+    // algorithm unless the server disables it.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "strato is listening");
+    Ok(RunningServer {
+        local_addr,
+        initial_key,
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -31,6 +31,7 @@ use crate::error::aws_error_response;
 /// What every handler shares.
 pub struct ApiState {
     pub catalog: Arc<FunctionCatalog>,
+    pub engine: Arc<strato_engine::Engine>,
     pub code: CodeStore,
     pub accounts: Arc<AccountDirectory>,
     pub code_urls: CodeUrlSigner,
@@ -43,6 +44,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/strato/code/{account}/{id}", get(code_url::download));
     let aws = lambda::routes()
         .fallback(unknown_operation)
+        // The auth middleware bounds and buffers every body; extractors must
+        // not apply axum's smaller default on top.
+        .layer(axum::extract::DefaultBodyLimit::max(auth::MAX_REQUEST_BODY))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -3,7 +3,6 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use strato_model::AwsError;
@@ -18,8 +17,11 @@ pub struct AwsJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AwsJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        // The auth middleware has already buffered the body within
+        // MAX_REQUEST_BODY; axum's own 2 MB default limit must not apply here
+        // (a CreateFunction/UpdateFunctionCode body carries a base64 zip of up to 50 MB).
+        let bytes = axum::body::to_bytes(req.into_body(), crate::auth::MAX_REQUEST_BODY)
             .await
             .map_err(|e| AwsError::serialization(format!("Could not read request body: {e}")))?;
         parse_json(&bytes).map(AwsJson)

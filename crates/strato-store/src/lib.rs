@@ -95,6 +95,9 @@ pub trait Store: Send + Sync + 'static {
         region: &str,
         name: &str,
     ) -> Result<Option<FunctionRecord>, StoreError>;
+    /// Every function of every account and region, for the startup pass that
+    /// finishes creates and updates a previous process left half-settled.
+    async fn list_all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError>;
     /// (number of functions, total zipped code bytes) of an account in a region.
     async fn function_usage(&self, account: &str, region: &str) -> Result<(u64, u64), StoreError>;
 

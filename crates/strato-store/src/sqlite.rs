@@ -279,6 +279,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT doc FROM functions ORDER BY account_id, region, name")?;
+            let docs = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.into_iter().map(parse).collect()
+        })
+        .await
+    }
+
     async fn update_function(
         &self,
         account: &str,

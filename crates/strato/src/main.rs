@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use strato::accounts;
 use strato::server::{self, ServerConfig};
+use strato_sandbox::ModePreference;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,12 @@ enum Command {
         /// The region clients should configure.
         #[arg(long, env = "STRATO_REGION", default_value = "us-east-1")]
         region: String,
+        /// Seconds an idle instance stays warm before it is ended.
+        #[arg(long, env = "STRATO_KEEP_ALIVE", default_value_t = 300)]
+        keep_alive: u64,
+        /// Isolation: `auto` (strong where the host allows, else a loud fallback), `strong` (or fail), `fallback`.
+        #[arg(long, env = "STRATO_SANDBOX", default_value = "auto", value_parser = ["auto", "strong", "fallback"])]
+        sandbox: String,
     },
     /// Administer accounts and their access keys.
     Accounts {
@@ -81,10 +88,24 @@ fn init_tracing() {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The sandbox re-executes this binary as the init of each instance; that
+    // must happen before any thread (such as tokio's) exists.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == server::SANDBOX_INIT_ARG)
+    {
+        strato_sandbox::sandbox_init_main();
+    }
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("strato: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("strato: {message}");
@@ -99,12 +120,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             listen,
             data,
             region,
+            keep_alive,
+            sandbox,
         } => {
             init_tracing();
-            let config = ServerConfig {
-                listen,
-                data_dir: data.data_dir,
-                region: region.clone(),
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the strato binary: {e}"))?;
+            let mut config = ServerConfig::new(listen, data.data_dir, exe);
+            config.region = region.clone();
+            config.keep_alive = std::time::Duration::from_secs(keep_alive);
+            config.sandbox.mode = match sandbox.as_str() {
+                "strong" => ModePreference::RequireStrong,
+                "fallback" => ModePreference::ForceFallback,
+                _ => ModePreference::Auto,
             };
             let running = server::start(config).await.map_err(|e| e.to_string())?;
             if let Some(key) = &running.initial_key {

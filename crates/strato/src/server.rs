@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use rand::Rng;
 use strato_api::{AccountDirectory, ApiState, CodeUrlSigner};
+use strato_engine::logs::MemoryLogs;
+use strato_engine::{ApiEndpoint, Engine, EngineConfig};
 use strato_model::AccessKey;
+use strato_sandbox::SandboxConfig;
 use strato_store::{CodeStore, FunctionCatalog, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -21,7 +24,30 @@ pub struct ServerConfig {
     /// The region clients are told to configure; requests are served in the
     /// region their signature names.
     pub region: String,
+    /// How long an idle instance stays warm before it is ended.
+    pub keep_alive: std::time::Duration,
+    /// Isolation settings; `init_program` must call the sandbox init
+    /// (`strato __sandbox-init` for the strato binary).
+    pub sandbox: SandboxConfig,
 }
+
+impl ServerConfig {
+    /// Defaults for a server whose sandbox init is `init_program __sandbox-init`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, init_program: PathBuf) -> ServerConfig {
+        ServerConfig {
+            listen,
+            data_dir,
+            region: "us-east-1".into(),
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
+        }
+    }
+}
+
+/// The hidden argument that makes the strato binary act as the sandbox init.
+pub const SANDBOX_INIT_ARG: &str = "__sandbox-init";
+/// Idle instances live this long by default.
+pub const DEFAULT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -36,6 +62,8 @@ pub enum ServerError {
     Code(#[from] strato_store::CodeStoreError),
     #[error("cannot create the initial account: {0}")]
     Account(#[from] AccountError),
+    #[error("cannot start the execution engine: {0}")]
+    Engine(#[from] strato_engine::EngineError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -139,12 +167,30 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let accounts = Arc::new(AccountDirectory::load(store.clone()).await?);
     let code_urls = CodeUrlSigner::new(&code_url_key(store.as_ref()).await?);
     spawn_key_refresh(accounts.clone());
+    let engine = Engine::start(
+        EngineConfig {
+            data_dir: config.data_dir.clone(),
+            keep_alive: config.keep_alive,
+            init_timeout: std::time::Duration::from_secs(10),
+            sandbox: config.sandbox.clone(),
+        },
+        code.clone(),
+        Arc::new(MemoryLogs::new(10_000)),
+    )?;
     let state = Arc::new(ApiState {
         catalog: Arc::new(FunctionCatalog::new(store)),
+        engine: engine.clone(),
         code,
         accounts,
         code_urls,
     });
+    let resumed = strato_api::lambda::resume_settling(&state).await?;
+    if resumed > 0 {
+        tracing::info!(
+            resumed,
+            "settling functions left pending by the previous run"
+        );
+    }
     let app = strato_api::router(state);
 
     let listener =
@@ -160,6 +206,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             addr: config.listen,
             source,
         })?;
+    let instance_app = app.clone();
+    engine.set_api_endpoint(ApiEndpoint {
+        host_url: format!("http://{local_addr}"),
+        serve: Arc::new(move |listener: TcpListener| {
+            let app = instance_app.clone();
+            tokio::spawn(async move {
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let _ = axum::serve(listener, app).await;
+            })
+        }),
+    });
     let (tx, rx) = oneshot::channel::<()>();
     // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
     // algorithm unless the server disables it.

@@ -178,6 +178,12 @@ pub struct QualifierQuery {
     qualifier: Option<String>,
 }
 
+impl QualifierQuery {
+    pub fn qualifier(&self) -> Option<&str> {
+        self.qualifier.as_deref()
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     #[serde(rename = "Marker")]
@@ -419,6 +425,7 @@ pub async fn create(
         .into());
     };
     let runtime = Runtime::parse_request(runtime)?;
+    check_runtime_available(&state, runtime)?;
     validate::handler(handler)?;
     let description = req.description.clone().unwrap_or_default();
     validate::description(&description)?;
@@ -533,6 +540,17 @@ pub async fn create(
     ))
 }
 
+/// A function whose runtime this host cannot provide is refused now, not at
+/// its first invocation.
+fn check_runtime_available(state: &ApiState, runtime: Runtime) -> ApiResult<()> {
+    state.engine.check_runtime(runtime).map(|_| ()).map_err(|reason| {
+        AwsError::invalid_parameter(format!(
+            "The runtime parameter of {runtime} is not available on this Strato host: {reason}. Run `strato runtimes list` to see what is."
+        ))
+        .into()
+    })
+}
+
 fn function_exists(name: &str) -> AwsError {
     AwsError::conflict(format!("Function already exist: {name}"))
 }
@@ -606,7 +624,8 @@ pub async fn list(
     let limit = match q.max_items.as_deref() {
         None => DEFAULT_LIST_PAGE,
         Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=MAX_LIST_PAGE as i64).contains(&n) => n as usize,
+            // AWS returns at most 50 functions a page, however many are asked for.
+            Ok(n) if (1..=MAX_LIST_PAGE as i64).contains(&n) => (n as usize).min(DEFAULT_LIST_PAGE),
             Ok(n) if n < 1 => {
                 return Err(AwsError::validation(format!(
                     "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1"
@@ -800,6 +819,9 @@ pub async fn update_configuration(
         )
         .await
         .map_err(|e| map_missing(e, &caller, &r))?;
+    state
+        .engine
+        .retire(&caller.account_id, &caller.region, &r.name);
     spawn_settle(
         state.clone(),
         PendingChange {
@@ -888,6 +910,9 @@ pub async fn update_code(
         )
         .await
         .map_err(|e| map_missing(e, &caller, &r))?;
+    state
+        .engine
+        .retire(&caller.account_id, &caller.region, &r.name);
     spawn_settle(
         state.clone(),
         PendingChange {
@@ -926,7 +951,12 @@ pub async fn delete(
         .delete(&caller.account_id, &caller.region, &r.name)
         .await?
     {
-        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(_) => {
+            state
+                .engine
+                .retire(&caller.account_id, &caller.region, &r.name);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         None => Err(not_found(&caller, &r).into()),
     }
 }

@@ -21,6 +21,33 @@ pub struct PendingChange {
     pub code_id: String,
 }
 
+/// Settles every function a previous process left `Pending` or
+/// `InProgress` (it stopped between answering and settling), so none stays
+/// stuck refusing updates. Returns how many were resumed.
+pub async fn resume_settling(state: &Arc<ApiState>) -> Result<usize, strato_store::StoreError> {
+    let unsettled: Vec<_> = state
+        .catalog
+        .store()
+        .list_all_functions()
+        .await?
+        .into_iter()
+        .filter(|record| record.latest.is_settling())
+        .collect();
+    for record in &unsettled {
+        spawn_settle(
+            state.clone(),
+            PendingChange {
+                account: record.account.clone(),
+                region: record.region.clone(),
+                name: record.name().to_string(),
+                created_at: record.created_at,
+                code_id: record.latest.code.sha256_hex.clone(),
+            },
+        );
+    }
+    Ok(unsettled.len())
+}
+
 pub fn spawn_settle(state: Arc<ApiState>, change: PendingChange) {
     tokio::spawn(async move {
         let code = state.code.clone();

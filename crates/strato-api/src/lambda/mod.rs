@@ -4,9 +4,12 @@
 
 mod account;
 mod functions;
+mod invoke;
 mod lifecycle;
 mod permissions;
 mod tags;
+
+pub use lifecycle::resume_settling;
 
 use std::sync::Arc;
 
@@ -40,6 +43,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
             put(functions::update_code),
         )
         .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke::invoke),
+        )
+        .route(
             "/2015-03-31/functions/{name}/policy",
             post(permissions::add).get(permissions::get),
         )
@@ -62,7 +69,28 @@ pub(crate) fn function_ref(
     qualifier: Option<&str>,
     operation: &str,
 ) -> ApiResult<FunctionRef> {
-    let parsed = FunctionRef::parse(raw, 256)?.with_explicit_qualifier(qualifier)?;
+    // AWS's model gives `FunctionName` 140 characters on the operations that
+    // change a function and 256 (`NamespacedFunctionName`) on the rest.
+    let max_len = match operation {
+        "UpdateFunctionCode"
+        | "UpdateFunctionConfiguration"
+        | "PublishVersion"
+        | "CreateAlias"
+        | "GetAlias"
+        | "UpdateAlias"
+        | "DeleteAlias"
+        | "ListAliases"
+        | "PutFunctionConcurrency"
+        | "GetFunctionConcurrency"
+        | "DeleteFunctionConcurrency"
+        | "CreateFunctionUrlConfig"
+        | "GetFunctionUrlConfig"
+        | "UpdateFunctionUrlConfig"
+        | "DeleteFunctionUrlConfig"
+        | "ListFunctionUrlConfigs" => 140,
+        _ => 256,
+    };
+    let parsed = FunctionRef::parse(raw, max_len)?.with_explicit_qualifier(qualifier)?;
     parsed.check_scope(&caller.account_id, &caller.region, operation)?;
     Ok(parsed)
 }

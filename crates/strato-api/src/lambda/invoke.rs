@@ -1,0 +1,189 @@
+//! Invoke: `POST /2015-03-31/functions/{name}/invocations`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use base64::Engine as _;
+use strato_engine::{InvokeRequest, InvokeTarget};
+use strato_model::arn::qualified_function_arn;
+use strato_model::limits::{MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
+use strato_model::{AwsError, ErrorCode, FunctionState};
+
+use super::functions::QualifierQuery;
+use super::{function_ref, load, require_latest};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::ApiState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+fn invocation_type(headers: &HeaderMap) -> ApiResult<InvocationType> {
+    match headers.get("x-amz-invocation-type").map(|v| v.to_str().unwrap_or("")) {
+        None | Some("RequestResponse") => Ok(InvocationType::RequestResponse),
+        Some("Event") => Ok(InvocationType::Event),
+        Some("DryRun") => Ok(InvocationType::DryRun),
+        Some(other) => Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+        ))
+        .into()),
+    }
+}
+
+fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
+    match headers.get("x-amz-log-type").map(|v| v.to_str().unwrap_or("")) {
+        None | Some("None") => Ok(false),
+        Some("Tail") => Ok(true),
+        Some(other) => Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]"
+        ))
+        .into()),
+    }
+}
+
+/// `X-Amz-Client-Context` is base64 of a JSON object; the runtime gets the JSON.
+fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(raw) = headers.get("x-amz-client-context") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        AwsError::new(
+            ErrorCode::InvalidRequestContentException,
+            "Client context must be a valid Base64-encoded JSON object.",
+        )
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(raw.as_bytes())
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    if !serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.is_object()) {
+        return Err(invalid().into());
+    }
+    Ok(Some(text))
+}
+
+pub async fn invoke(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let kind = invocation_type(&headers)?;
+    let tail_log = tail_requested(&headers)?;
+    let client_context = client_context(&headers)?;
+    let r = function_ref(&caller, &name, q.qualifier(), "InvokeFunction")?;
+    let limit = if kind == InvocationType::Event {
+        MAX_ASYNC_PAYLOAD_BYTES
+    } else {
+        MAX_SYNC_PAYLOAD_BYTES
+    };
+    if body.len() > limit {
+        let operation = if kind == InvocationType::Event {
+            "InvokeAsync"
+        } else {
+            "InvokeFunction"
+        };
+        return Err(AwsError::new(
+            ErrorCode::RequestTooLargeException,
+            format!("Request must be smaller than {limit} bytes for the {operation} operation"),
+        )
+        .into());
+    }
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(AwsError::new(
+            ErrorCode::InvalidRequestContentException,
+            format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ),
+        )
+        .into());
+    }
+    let record = load(&state, &caller, &r).await?;
+    require_latest(&caller, &r)?;
+    let config = &record.latest;
+    match config.state {
+        FunctionState::Active => {}
+        FunctionState::Pending => {
+            return Err(AwsError::conflict(
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+            )
+            .into())
+        }
+        FunctionState::Inactive | FunctionState::Failed => {
+            return Err(AwsError::new(
+                ErrorCode::ResourceNotReadyException,
+                format!(
+                    "The function {} is in state {:?} and cannot be invoked: {}",
+                    config.name,
+                    config.state,
+                    config.state_reason.as_deref().unwrap_or("no reason recorded")
+                ),
+            )
+            .into())
+        }
+    }
+    if kind == InvocationType::DryRun {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let target = InvokeTarget {
+        account: caller.account_id.clone(),
+        region: caller.region.clone(),
+        config: Arc::new(config.clone()),
+        invoked_arn: qualified_function_arn(
+            &caller.region,
+            &caller.account_id,
+            &r.name,
+            r.qualifier.as_ref(),
+        ),
+    };
+    let request = InvokeRequest {
+        payload,
+        client_context,
+        cognito_identity: None,
+        tail_log,
+    };
+    if kind == InvocationType::Event {
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.invoke(target, request).await {
+                tracing::warn!(error = %e, "asynchronous invocation failed");
+            }
+        });
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let result = state.engine.invoke(target, request).await.map_err(|e| {
+        tracing::error!(error = %e, "invocation failed");
+        AwsError::service(e.to_string())
+    })?;
+    let mut response = (StatusCode::OK, result.payload).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&result.executed_version) {
+        headers.insert("x-amz-executed-version", v);
+    }
+    if let Some(error) = result.function_error {
+        headers.insert("x-amz-function-error", HeaderValue::from_static(error));
+    }
+    if let Some(tail) = result
+        .log_result
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        headers.insert("x-amz-log-result", tail);
+    }
+    Ok(response)
+}

@@ -1,0 +1,426 @@
+//! One execution environment: a sandboxed runtime process, its Runtime API
+//! and its logs, from cold start to its end.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strato_sandbox::{BindMount, ResourceLimits, Sandbox, SandboxExit, SandboxMode, SandboxSpec};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::logs::{LogCapture, LogPipe, LogSink};
+use crate::runtime_api::{self, Assignment, Dispatch, InitSignal, InstanceChannel, Outcome};
+use crate::runtimes::{LaunchPlan, OPT_DIR, RUNTIME_DIR, TASK_ROOT};
+
+/// The address every instance's runtime sees its Runtime API at.
+pub const RUNTIME_API_ADDR: &str = "127.0.0.1:9001";
+/// Where Strato's own API answers inside an isolated instance.
+pub const INSTANCE_API_ADDR: &str = "127.0.0.1:9000";
+
+/// How an instance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Death {
+    pub exit: SandboxExit,
+    /// The kernel killed it for exceeding its memory limit.
+    pub oom: bool,
+}
+
+impl Death {
+    /// As AWS words it after "Runtime exited with error: ".
+    pub fn describe(&self) -> String {
+        match self.exit {
+            SandboxExit::Code(code) => format!("exit status {code}"),
+            SandboxExit::Signal(sig) => match nix::sys::signal::Signal::try_from(sig) {
+                Ok(nix::sys::signal::Signal::SIGKILL) => "signal: killed".into(),
+                Ok(s) => format!("signal: {}", signal_name(s)),
+                Err(_) => format!("signal: {sig}"),
+            },
+        }
+    }
+}
+
+fn signal_name(sig: nix::sys::signal::Signal) -> String {
+    use nix::sys::signal::Signal::*;
+    match sig {
+        SIGSEGV => "segmentation fault".into(),
+        SIGABRT => "aborted".into(),
+        SIGTERM => "terminated".into(),
+        SIGBUS => "bus error".into(),
+        other => other.as_str().trim_start_matches("SIG").to_lowercase(),
+    }
+}
+
+enum Control {
+    Kill,
+    MemoryPeak(oneshot::Sender<u64>),
+}
+
+/// What the engine knows of the function when it starts an instance.
+pub struct InstanceSpec {
+    pub id: String,
+    pub code_dir: PathBuf,
+    pub plan: LaunchPlan,
+    pub memory_mb: i64,
+    pub ephemeral_mb: i64,
+    /// The complete environment, except `AWS_LAMBDA_RUNTIME_API`, which depends on
+    /// where the Runtime API ends up listening.
+    pub env: BTreeMap<String, String>,
+    pub log_group: String,
+    pub log_stream: String,
+    pub init_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    /// The platform could not start the instance.
+    Platform(String),
+    /// The runtime reported an init error.
+    InitFailed {
+        error_type: Option<String>,
+        body: Bytes,
+        init: Duration,
+    },
+    /// The runtime ended before it was ready.
+    Exited { death: Death, init: Duration },
+    /// Init took longer than allowed.
+    TimedOut { init: Duration },
+}
+
+/// How one invocation on an instance ended.
+#[derive(Debug)]
+pub enum InvocationEnd {
+    Completed(Outcome),
+    Died(Death),
+    TimedOut,
+}
+
+pub struct Instance {
+    pub id: String,
+    pub logs: Arc<LogCapture>,
+    /// How long the runtime's init took (reported on the first invocation).
+    pub init_duration: Option<Duration>,
+    channel: Arc<InstanceChannel>,
+    dispatch_tx: mpsc::Sender<Dispatch>,
+    control_tx: mpsc::UnboundedSender<Control>,
+    alive: Arc<AtomicBool>,
+    death: watch::Receiver<Option<Death>>,
+    pipes: Vec<Arc<LogPipe>>,
+    server: JoinHandle<()>,
+    api_server: Option<JoinHandle<()>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.control_tx.send(Control::Kill);
+        self.server.abort();
+        if let Some(api) = &self.api_server {
+            api.abort();
+        }
+    }
+}
+
+fn owned_fd<T: Into<OwnedFd>>(io: T) -> OwnedFd {
+    io.into()
+}
+
+/// Resolves when the instance has ended, with how it ended.
+async fn died(mut death: watch::Receiver<Option<Death>>) -> Death {
+    let unknown = Death {
+        exit: SandboxExit::Signal(9),
+        oom: false,
+    };
+    let seen = match death.wait_for(Option::is_some).await {
+        Ok(d) => *d,
+        Err(_) => None,
+    };
+    seen.unwrap_or(unknown)
+}
+
+impl Instance {
+    /// Cold start: sandbox, Runtime API, process, and the runtime's init.
+    pub async fn start(
+        sandbox: &Sandbox,
+        sink: Arc<dyn LogSink>,
+        spec: InstanceSpec,
+        serve_api: Option<crate::ServeApi>,
+    ) -> Result<Instance, StartError> {
+        let started = Instant::now();
+        let platform =
+            |what: &str, e: &dyn std::fmt::Display| StartError::Platform(format!("{what}: {e}"));
+        let network = sandbox
+            .take_network()
+            .map_err(|e| platform("network", &e))?;
+        let addr: std::net::SocketAddr = RUNTIME_API_ADDR
+            .parse()
+            .map_err(|e| platform("address", &e))?;
+        let listener = network
+            .bind_tcp(addr)
+            .map_err(|e| platform("runtime API listener", &e))?;
+        let api_address = match sandbox.mode() {
+            SandboxMode::Strong => RUNTIME_API_ADDR.to_string(),
+            SandboxMode::Fallback => listener
+                .local_addr()
+                .map_err(|e| platform("listener", &e))?
+                .to_string(),
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| platform("listener", &e))?;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|e| platform("listener", &e))?;
+
+        let api_server = match serve_api {
+            Some(serve) => {
+                let api_addr: std::net::SocketAddr = INSTANCE_API_ADDR
+                    .parse()
+                    .map_err(|e| platform("address", &e))?;
+                let api_listener = network
+                    .bind_tcp(api_addr)
+                    .map_err(|e| platform("API listener", &e))?;
+                api_listener
+                    .set_nonblocking(true)
+                    .map_err(|e| platform("API listener", &e))?;
+                let api_listener = tokio::net::TcpListener::from_std(api_listener)
+                    .map_err(|e| platform("API listener", &e))?;
+                Some(serve(api_listener))
+            }
+            None => None,
+        };
+        let ends = InstanceChannel::open(None::<oneshot::Receiver<Assignment>>);
+        let channel = ends.channel.clone();
+        let app = runtime_api::router(channel.clone());
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let mut sandbox_spec = SandboxSpec::new(spec.id.clone(), spec.plan.program.clone());
+        sandbox_spec.args = spec.plan.args.clone();
+        sandbox_spec.cwd = PathBuf::from(TASK_ROOT);
+        sandbox_spec.mounts = spec.plan.mounts.clone();
+        sandbox_spec
+            .mounts
+            .push(BindMount::read_only(spec.code_dir.clone(), TASK_ROOT));
+        sandbox_spec.hostname =
+            format!("169.254.{}.{}", rand::random::<u8>(), rand::random::<u8>());
+        let memory_bytes = (spec.memory_mb.max(1) as u64) * 1024 * 1024;
+        sandbox_spec.limits = ResourceLimits {
+            memory_bytes,
+            cpu_fraction: (spec.memory_mb as f64 / strato_model::limits::MEMORY_MB_PER_VCPU as f64)
+                .clamp(0.05, 6.0),
+            max_pids: 1024,
+            tmp_bytes: (spec.ephemeral_mb.max(1) as u64) * 1024 * 1024,
+            max_open_files: 1024,
+        };
+        let mut env = spec.env.clone();
+        env.insert("AWS_LAMBDA_RUNTIME_API".into(), api_address);
+        if sandbox.mode() == SandboxMode::Fallback {
+            // No private mount namespace: point the runtime at the host paths.
+            for key in ["LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"] {
+                if let Some(value) = env.get(key).cloned() {
+                    env.insert(
+                        key.into(),
+                        sandbox_spec
+                            .host_path(std::path::Path::new(&value))
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+            sandbox_spec.program = sandbox_spec.host_path(&sandbox_spec.program);
+            sandbox_spec.args = sandbox_spec
+                .args
+                .iter()
+                .map(|a| {
+                    if a.starts_with(RUNTIME_DIR)
+                        || a.starts_with(TASK_ROOT)
+                        || a.starts_with(OPT_DIR)
+                    {
+                        sandbox_spec
+                            .host_path(std::path::Path::new(a))
+                            .display()
+                            .to_string()
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect();
+            sandbox_spec.cwd = sandbox_spec.host_path(&sandbox_spec.cwd);
+        }
+        sandbox_spec.env = env.into_iter().collect();
+
+        let logs = Arc::new(LogCapture::new(
+            sink,
+            spec.log_group.clone(),
+            spec.log_stream.clone(),
+        ));
+        let mut process = match sandbox.spawn(sandbox_spec, network).await {
+            Ok(p) => p,
+            Err(e) => {
+                server.abort();
+                if let Some(api) = &api_server {
+                    api.abort();
+                }
+                return Err(platform("sandbox", &e));
+            }
+        };
+        let mut pipes = Vec::new();
+        let outputs: Vec<OwnedFd> = [
+            process.take_stdout().and_then(|s| s.into_owned_fd().ok()),
+            process.take_stderr().and_then(|s| s.into_owned_fd().ok()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(owned_fd)
+        .collect();
+        for fd in outputs {
+            match LogPipe::new(fd) {
+                Ok(pipe) => {
+                    tokio::spawn(pipe.clone().run(logs.clone()));
+                    pipes.push(pipe);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read instance output"),
+            }
+        }
+
+        let alive = Arc::new(AtomicBool::new(true));
+        let (death_tx, death_rx) = watch::channel(None);
+        let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+        let watcher_alive = alive.clone();
+        tokio::spawn(async move {
+            enum Event {
+                Exit(strato_sandbox::Result<SandboxExit>),
+                Command(Option<Control>),
+            }
+            let exit = loop {
+                let event = tokio::select! {
+                    exit = process.wait() => Event::Exit(exit),
+                    command = control_rx.recv() => Event::Command(command),
+                };
+                match event {
+                    Event::Exit(exit) => break exit,
+                    Event::Command(Some(Control::MemoryPeak(reply))) => {
+                        let _ = reply.send(process.memory_peak().unwrap_or(0));
+                    }
+                    Event::Command(Some(Control::Kill)) | Event::Command(None) => {
+                        let _ = process.kill();
+                        break process.wait().await;
+                    }
+                }
+            };
+            watcher_alive.store(false, Ordering::SeqCst);
+            let oom = process.oom_killed().unwrap_or(false);
+            let exit = exit.unwrap_or(SandboxExit::Signal(9));
+            let _ = death_tx.send(Some(Death { exit, oom }));
+            if let Err(e) = process.destroy().await {
+                tracing::warn!(error = %e, "instance cleanup failed");
+            }
+        });
+
+        let mut instance = Instance {
+            id: spec.id,
+            logs,
+            init_duration: None,
+            channel,
+            dispatch_tx: ends.dispatch_tx,
+            control_tx,
+            alive,
+            death: death_rx,
+            pipes,
+            server,
+            api_server,
+        };
+        let init = tokio::select! {
+            signal = ends.init_rx => signal.ok(),
+            _ = died(instance.death.clone()) => None,
+            _ = tokio::time::sleep(spec.init_timeout) => {
+                return Err(StartError::TimedOut { init: started.elapsed() });
+            }
+        };
+        let init_duration = started.elapsed();
+        match init {
+            Some(InitSignal::Ready) => {
+                instance.init_duration = Some(init_duration);
+                Ok(instance)
+            }
+            Some(InitSignal::Failed { error_type, body }) => {
+                instance.flush_logs();
+                Err(StartError::InitFailed {
+                    error_type,
+                    body,
+                    init: init_duration,
+                })
+            }
+            None => {
+                let death = instance.wait_for_death().await;
+                instance.flush_logs();
+                Err(StartError::Exited {
+                    death,
+                    init: init_duration,
+                })
+            }
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    async fn wait_for_death(&mut self) -> Death {
+        died(self.death.clone()).await
+    }
+
+    /// Records every line the runtime has written so far.
+    pub fn flush_logs(&self) {
+        for pipe in &self.pipes {
+            pipe.drain(&self.logs);
+        }
+    }
+
+    /// Hands one event to the runtime and waits for its answer, the
+    /// instance's end, or the deadline.
+    pub async fn invoke(&mut self, dispatch: Dispatch, timeout: Duration) -> InvocationEnd {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.channel.expect(&dispatch.request_id, reply_tx);
+        if self.dispatch_tx.send(dispatch).await.is_err() {
+            self.channel.abandon();
+            return InvocationEnd::Died(self.wait_for_death().await);
+        }
+        let end = tokio::select! {
+            outcome = reply_rx => match outcome {
+                Ok(outcome) => InvocationEnd::Completed(outcome),
+                Err(_) => InvocationEnd::Died(self.wait_for_death().await),
+            },
+            death = died(self.death.clone()) => InvocationEnd::Died(death),
+            _ = tokio::time::sleep(timeout) => InvocationEnd::TimedOut,
+        };
+        if !matches!(end, InvocationEnd::Completed(_)) {
+            self.channel.abandon();
+        }
+        end
+    }
+
+    /// Ends the instance now.
+    pub async fn kill(&mut self) -> Death {
+        let _ = self.control_tx.send(Control::Kill);
+        let death = self.wait_for_death().await;
+        self.flush_logs();
+        death
+    }
+
+    /// Peak memory of the instance so far, in bytes.
+    pub async fn memory_peak(&self) -> u64 {
+        let (tx, rx) = oneshot::channel();
+        if self.control_tx.send(Control::MemoryPeak(tx)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+}

@@ -1,0 +1,512 @@
+//! Strato's execution engine: runs function invocations in sandboxed
+//! instances that speak the Lambda Runtime API.
+//!
+//! [`Engine::invoke`] takes a function version's configuration and a payload,
+//! reuses a warm instance of that version or starts one (cold start),
+//! dispatches the event through the instance's Runtime API, and returns what
+//! the runtime answered — or the error AWS would report when the function
+//! fails, times out, runs out of memory or exits. Every invocation writes
+//! `START`, the function's own lines, `END` and `REPORT` to its log stream.
+
+pub mod instance;
+pub mod logs;
+mod pool;
+pub mod runtime_api;
+pub mod runtimes;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde_json::json;
+use strato_model::{FunctionConfig, Runtime};
+use strato_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use strato_store::CodeStore;
+
+use crate::instance::{Death, Instance, InstanceSpec, InvocationEnd, StartError};
+use crate::logs::LogSink;
+use crate::pool::InstancePool;
+use crate::runtime_api::{Dispatch, Outcome};
+use crate::runtimes::{RuntimeCatalog, RUNTIME_DIR, TASK_ROOT};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// How long an idle instance stays warm.
+    pub keep_alive: Duration,
+    /// How long a runtime's init may take beyond the function's timeout.
+    pub init_timeout: Duration,
+    pub sandbox: SandboxConfig,
+}
+
+/// Serves Strato's own API on a listener handed to it (one opened inside an
+/// instance's network namespace).
+pub type ServeApi =
+    Arc<dyn Fn(tokio::net::TcpListener) -> tokio::task::JoinHandle<()> + Send + Sync>;
+
+/// How functions reach Strato's API (`AWS_ENDPOINT_URL`), so the AWS SDKs
+/// inside them talk to Strato: at `127.0.0.1:9000` inside every isolated
+/// instance, served by `serve`; or at `host_url` when instances share the
+/// host's network.
+#[derive(Clone)]
+pub struct ApiEndpoint {
+    pub host_url: String,
+    pub serve: ServeApi,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot start the sandbox: {0}")]
+    Sandbox(String),
+    #[error("runtime {runtime} is not available: {reason}")]
+    RuntimeUnavailable { runtime: Runtime, reason: String },
+    #[error("function code is unavailable: {0}")]
+    Code(String),
+    #[error("cannot start an instance: {0}")]
+    Instance(String),
+    #[error("runtime catalog: {0}")]
+    Catalog(std::io::Error),
+}
+
+/// The function version an invocation runs.
+#[derive(Debug, Clone)]
+pub struct InvokeTarget {
+    pub account: String,
+    pub region: String,
+    pub config: Arc<FunctionConfig>,
+    /// The ARN the caller used (qualified when it was).
+    pub invoked_arn: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    pub payload: Bytes,
+    /// The client context JSON (decoded from `X-Amz-Client-Context`).
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+    /// Return the last 4 KB of the invocation's log.
+    pub tail_log: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub payload: Bytes,
+    /// `Unhandled` when the function failed.
+    pub function_error: Option<&'static str>,
+    pub executed_version: String,
+    /// Base64 of the log tail, when asked for.
+    pub log_result: Option<String>,
+    pub duration: Duration,
+    pub billed_ms: u64,
+    pub init_duration: Option<Duration>,
+    pub max_memory_mb: u64,
+}
+
+/// (account, region, function, version, configuration stamp): instances
+/// are only reused for exactly the configuration they were started with.
+type PoolKey = (String, String, String, String, i64);
+
+pub struct Engine {
+    sandbox: Sandbox,
+    runtimes: RuntimeCatalog,
+    code: CodeStore,
+    logs: Arc<dyn LogSink>,
+    pools: DashMap<PoolKey, Arc<InstancePool>>,
+    config: EngineConfig,
+    api_endpoint: std::sync::OnceLock<ApiEndpoint>,
+}
+
+fn pool_key(target: &InvokeTarget) -> PoolKey {
+    let c = &target.config;
+    (
+        target.account.clone(),
+        target.region.clone(),
+        c.name.clone(),
+        c.version.clone(),
+        c.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+    )
+}
+
+/// `Root=1-{time}-{random};Parent=...;Sampled=0`, an X-Ray trace header.
+fn trace_id() -> String {
+    let now = chrono::Utc::now().timestamp();
+    let root: [u8; 12] = rand::random();
+    let parent: [u8; 8] = rand::random();
+    format!(
+        "Root=1-{now:08x}-{};Parent={};Sampled=0",
+        hex::encode(root),
+        hex::encode(parent)
+    )
+}
+
+fn error_payload(error_type: &str, message: String) -> Bytes {
+    Bytes::from(json!({ "errorType": error_type, "errorMessage": message }).to_string())
+}
+
+impl Engine {
+    /// Detects the sandbox mode, finds runtimes, and starts the idle reaper.
+    pub fn start(
+        config: EngineConfig,
+        code: CodeStore,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let sandbox = Sandbox::detect(config.sandbox.clone())
+            .map_err(|e| EngineError::Sandbox(e.to_string()))?;
+        for warning in sandbox.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let runtimes = RuntimeCatalog::discover(&config.data_dir).map_err(EngineError::Catalog)?;
+        let engine = Arc::new(Engine {
+            sandbox,
+            runtimes,
+            code,
+            logs,
+            pools: DashMap::new(),
+            config,
+            api_endpoint: std::sync::OnceLock::new(),
+        });
+        let weak = Arc::downgrade(&engine);
+        let period =
+            (engine.config.keep_alive / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let Some(engine) = weak.upgrade() else { return };
+                engine.reap();
+            }
+        });
+        Ok(engine)
+    }
+
+    /// Makes Strato's API reachable from functions. Set once, after the API
+    /// (which holds the engine) exists.
+    pub fn set_api_endpoint(&self, endpoint: ApiEndpoint) {
+        let _ = self.api_endpoint.set(endpoint);
+    }
+
+    pub fn sandbox_mode(&self) -> SandboxMode {
+        self.sandbox.mode()
+    }
+
+    pub fn sandbox_warnings(&self) -> &[String] {
+        self.sandbox.warnings()
+    }
+
+    /// What runs `runtime` here, or why nothing can.
+    pub fn check_runtime(&self, runtime: Runtime) -> Result<String, String> {
+        self.runtimes.check(runtime)
+    }
+
+    pub fn runtime_report(&self) -> BTreeMap<&'static str, Result<String, String>> {
+        self.runtimes.report()
+    }
+
+    /// Idle (warm) instances across all functions.
+    pub fn idle_instances(&self) -> usize {
+        self.pools.iter().map(|p| p.idle_count()).sum()
+    }
+
+    fn reap(&self) {
+        let keep_alive = self.config.keep_alive;
+        self.pools
+            .retain(|_, pool| pool.reap(keep_alive) > 0 || Arc::strong_count(pool) > 1);
+    }
+
+    /// Ends the warm instances of a function (it was updated or deleted).
+    pub fn retire(&self, account: &str, region: &str, name: &str) {
+        let keys: Vec<PoolKey> = self
+            .pools
+            .iter()
+            .filter(|e| e.key().0 == account && e.key().1 == region && e.key().2 == name)
+            .map(|e| e.key().clone())
+            .collect();
+        for key in keys {
+            if let Some((_, pool)) = self.pools.remove(&key) {
+                pool.clear();
+            }
+        }
+    }
+
+    /// Runs an invocation to its end. The work continues even if the caller
+    /// goes away, so an instance is never left half-used.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        target: InvokeTarget,
+        request: InvokeRequest,
+    ) -> Result<InvokeResponse, EngineError> {
+        let engine = self.clone();
+        match tokio::spawn(async move { engine.run(target, request).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(EngineError::Instance(format!(
+                "invocation task failed: {e}"
+            ))),
+        }
+    }
+
+    fn instance_env(&self, target: &InvokeTarget, log_stream: &str) -> BTreeMap<String, String> {
+        let c = &target.config;
+        let plan_env = self
+            .runtimes
+            .plan(c.runtime)
+            .map(|p| p.env)
+            .unwrap_or_default();
+        let mut env: BTreeMap<String, String> = plan_env.into_iter().collect();
+        if let Some(vars) = &c.environment {
+            env.extend(vars.clone());
+        }
+        let reserved = [
+            ("AWS_LAMBDA_FUNCTION_NAME", c.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", c.version.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", c.memory_size.to_string()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", c.log_group.clone()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string()),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+            ("AWS_REGION", target.region.clone()),
+            ("AWS_DEFAULT_REGION", target.region.clone()),
+            ("_HANDLER", c.handler.clone().unwrap_or_default()),
+            ("LAMBDA_TASK_ROOT", TASK_ROOT.into()),
+            ("LAMBDA_RUNTIME_DIR", RUNTIME_DIR.into()),
+            ("TZ", ":UTC".into()),
+        ];
+        for (k, v) in reserved {
+            env.insert(k.into(), v);
+        }
+        if let Some(endpoint) = self.api_endpoint.get() {
+            let url = match self.sandbox.mode() {
+                SandboxMode::Strong => format!("http://{}", instance::INSTANCE_API_ADDR),
+                SandboxMode::Fallback => endpoint.host_url.clone(),
+            };
+            env.insert("AWS_ENDPOINT_URL".into(), url);
+        }
+        env
+    }
+
+    async fn cold_start(&self, target: &InvokeTarget) -> Result<Instance, StartError> {
+        let c = &target.config;
+        let plan = self.runtimes.plan(c.runtime).map_err(|reason| {
+            StartError::Platform(format!("runtime {} is not available: {reason}", c.runtime))
+        })?;
+        let code = self.code.clone();
+        let code_id = c.code.sha256_hex.clone();
+        let code_dir = tokio::task::spawn_blocking(move || code.extract(&code_id))
+            .await
+            .map_err(|e| StartError::Platform(format!("code preparation: {e}")))?
+            .map_err(|e| StartError::Platform(format!("code preparation: {e}")))?;
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let log_stream = format!(
+            "{}/[{}]{}",
+            chrono::Utc::now().format("%Y/%m/%d"),
+            c.version,
+            instance_id
+        );
+        let env = self.instance_env(target, &log_stream);
+        let version = plan.version.clone();
+        let spec = InstanceSpec {
+            id: format!("strato-{}", &instance_id[..16]),
+            code_dir,
+            plan,
+            memory_mb: c.memory_size,
+            ephemeral_mb: c.ephemeral_storage,
+            env,
+            log_group: c.log_group.clone(),
+            log_stream: log_stream.clone(),
+            init_timeout: self.config.init_timeout + Duration::from_secs(c.timeout.max(1) as u64),
+        };
+        // Which runtime ran is part of the record, as AWS's INIT_START line shows it.
+        let logs = self.logs.clone();
+        logs.append(
+            &c.log_group,
+            &log_stream,
+            vec![logs::LogEvent {
+                timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                message: format!("INIT_START Runtime Version: {version}"),
+            }],
+        );
+        let serve_api = match self.sandbox.mode() {
+            SandboxMode::Strong => self.api_endpoint.get().map(|e| e.serve.clone()),
+            SandboxMode::Fallback => None,
+        };
+        Instance::start(&self.sandbox, self.logs.clone(), spec, serve_api).await
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        target: InvokeTarget,
+        request: InvokeRequest,
+    ) -> Result<InvokeResponse, EngineError> {
+        let c = target.config.clone();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let key = pool_key(&target);
+        let pool = self.pools.entry(key).or_default().clone();
+        let started = Instant::now();
+
+        let mut instance = match pool.acquire() {
+            Some(instance) => instance,
+            None => match self.cold_start(&target).await {
+                Ok(instance) => instance,
+                Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
+                Err(failure) => {
+                    return Ok(self.init_failure(&target, &request_id, failure, started))
+                }
+            },
+        };
+        let init_duration = instance.init_duration.take();
+        let logs = instance.logs.clone();
+        if request.tail_log {
+            logs.begin_invocation();
+        }
+        logs.line(format!(
+            "START RequestId: {request_id} Version: {}",
+            c.version
+        ));
+
+        let timeout = Duration::from_secs(c.timeout.max(1) as u64);
+        let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
+        let dispatch = Dispatch {
+            request_id: request_id.clone(),
+            payload: request.payload.clone(),
+            deadline_ms,
+            invoked_function_arn: target.invoked_arn.clone(),
+            trace_id: trace_id(),
+            client_context: request.client_context.clone(),
+            cognito_identity: request.cognito_identity.clone(),
+        };
+        let invoke_started = Instant::now();
+        let end = instance.invoke(dispatch, timeout).await;
+        let duration = invoke_started.elapsed();
+
+        let (payload, function_error, keep) = match end {
+            InvocationEnd::Completed(Outcome::Response(body)) => (body, None, true),
+            InvocationEnd::Completed(Outcome::Error { body, .. }) => {
+                (body, Some("Unhandled"), true)
+            }
+            InvocationEnd::Completed(Outcome::ResponseTooLarge { size }) => {
+                let message = format!(
+                    "Response payload size ({size} bytes) exceeded maximum allowed payload size ({} bytes).",
+                    strato_model::limits::MAX_SYNC_PAYLOAD_BYTES
+                );
+                logs.line(format!(
+                    "{} {request_id} ERROR {message}",
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                ));
+                (
+                    error_payload("Function.ResponseSizeTooLarge", message),
+                    Some("Unhandled"),
+                    true,
+                )
+            }
+            InvocationEnd::Died(death) => (
+                self.died_payload(&request_id, death),
+                Some("Unhandled"),
+                false,
+            ),
+            InvocationEnd::TimedOut => {
+                let secs = timeout.as_secs_f64();
+                logs.line(format!(
+                    "{} {request_id} Task timed out after {secs:.2} seconds",
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                ));
+                instance.kill().await;
+                (
+                    error_payload(
+                        "Sandbox.Timedout",
+                        format!(
+                            "RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"
+                        ),
+                    ),
+                    Some("Unhandled"),
+                    false,
+                )
+            }
+        };
+        instance.flush_logs();
+        let max_memory_mb = instance.memory_peak().await.div_ceil(1024 * 1024);
+        let billed_ms = (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64;
+        logs.line(format!("END RequestId: {request_id}"));
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed_ms} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory_mb} MB",
+            duration.as_secs_f64() * 1000.0,
+            c.memory_size
+        );
+        if let Some(init) = init_duration {
+            report.push_str(&format!(
+                "\tInit Duration: {:.2} ms",
+                init.as_secs_f64() * 1000.0
+            ));
+        }
+        report.push('\t');
+        logs.line(report);
+        let log_result = request
+            .tail_log
+            .then(|| base64::engine::general_purpose::STANDARD.encode(logs.end_invocation()));
+        if keep && instance.is_alive() {
+            pool.release(instance);
+        }
+        Ok(InvokeResponse {
+            request_id,
+            payload,
+            function_error,
+            executed_version: c.version.clone(),
+            log_result,
+            duration,
+            billed_ms,
+            init_duration,
+            max_memory_mb,
+        })
+    }
+
+    fn died_payload(&self, request_id: &str, death: Death) -> Bytes {
+        let error_type = if death.oom {
+            "Runtime.OutOfMemory"
+        } else {
+            "Runtime.ExitError"
+        };
+        error_payload(
+            error_type,
+            format!(
+                "RequestId: {request_id} Error: Runtime exited with error: {}",
+                death.describe()
+            ),
+        )
+    }
+
+    /// The answer when an instance never became ready.
+    fn init_failure(
+        &self,
+        target: &InvokeTarget,
+        request_id: &str,
+        failure: StartError,
+        started: Instant,
+    ) -> InvokeResponse {
+        let payload = match failure {
+            StartError::InitFailed { body, .. } => body,
+            StartError::Exited { death, .. } => self.died_payload(request_id, death),
+            StartError::TimedOut { .. } => error_payload(
+                "Sandbox.Timedout",
+                format!(
+                    "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                    target.config.timeout as f64
+                ),
+            ),
+            StartError::Platform(reason) => error_payload("Runtime.Unknown", reason),
+        };
+        let duration = started.elapsed();
+        InvokeResponse {
+            request_id: request_id.to_string(),
+            payload,
+            function_error: Some("Unhandled"),
+            executed_version: target.config.version.clone(),
+            log_result: None,
+            duration,
+            billed_ms: (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64,
+            init_duration: None,
+            max_memory_mb: 0,
+        }
+    }
+}

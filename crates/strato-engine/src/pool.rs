@@ -1,0 +1,64 @@
+//! Warm instances of one function version, reused most-recently-used first
+//! and ended after a keep-alive.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::instance::Instance;
+
+#[derive(Default)]
+pub struct InstancePool {
+    idle: Mutex<Vec<(Instance, Instant)>>,
+}
+
+impl InstancePool {
+    /// The most recently used idle instance that is still alive.
+    pub fn acquire(&self) -> Option<Instance> {
+        let mut dead = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock();
+            loop {
+                match idle.pop() {
+                    Some((instance, _)) if instance.is_alive() => break Some(instance),
+                    Some((instance, _)) => dead.push(instance),
+                    None => break None,
+                }
+            }
+        };
+        drop(dead);
+        found
+    }
+
+    pub fn release(&self, instance: Instance) {
+        if instance.is_alive() {
+            self.idle.lock().push((instance, Instant::now()));
+        }
+    }
+
+    /// Ends instances idle for longer than `keep_alive`; returns how many are left.
+    pub fn reap(&self, keep_alive: Duration) -> usize {
+        let (expired, left) = {
+            let mut idle = self.idle.lock();
+            let now = Instant::now();
+            let (expired, kept): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(i, since)| !i.is_alive() || now.duration_since(*since) >= keep_alive);
+            *idle = kept;
+            (expired, idle.len())
+        };
+        // Dropping kills the instances, outside the lock.
+        drop(expired);
+        left
+    }
+
+    /// Ends every idle instance.
+    pub fn clear(&self) {
+        let all: Vec<_> = self.idle.lock().drain(..).collect();
+        drop(all);
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().len()
+    }
+}

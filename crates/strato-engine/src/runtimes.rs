@@ -1,0 +1,338 @@
+//! Runtime management: which interpreter runs each runtime identifier, and
+//! how an instance of it is launched.
+//!
+//! The platform, not the user, provides runtimes: Strato finds interpreters
+//! on the host (or in its data directory, where `strato runtimes install`
+//! puts them) and reports which one ran. A runtime that cannot be provided is
+//! refused when a function is created, not at its first invocation.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use strato_model::{Runtime, RuntimeFamily};
+use strato_sandbox::BindMount;
+
+/// Strato's own runtime bootstraps, embedded so one binary carries them.
+const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/nodejs/bootstrap.mjs");
+const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
+
+/// Where things are inside an instance (as on AWS).
+pub const TASK_ROOT: &str = "/var/task";
+pub const RUNTIME_DIR: &str = "/var/runtime";
+pub const LANG_DIR: &str = "/var/lang";
+pub const OPT_DIR: &str = "/opt";
+
+/// How to start one instance of a runtime.
+#[derive(Debug, Clone)]
+pub struct LaunchPlan {
+    /// The program, as a path inside the instance.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Runtime-specific environment (search paths, `AWS_EXECUTION_ENV`).
+    pub env: Vec<(String, String)>,
+    /// Read-only binds the runtime needs besides the code.
+    pub mounts: Vec<BindMount>,
+    /// What ran, e.g. `node v20.20.2`, for the logs and the API.
+    pub version: String,
+}
+
+/// An interpreter found on the host.
+#[derive(Debug, Clone)]
+struct Interpreter {
+    /// Host directory bound at /var/lang, when the interpreter lives outside /usr.
+    prefix: Option<PathBuf>,
+    /// The program as seen inside the instance.
+    program: PathBuf,
+    version: String,
+    major: u32,
+    minor: u32,
+}
+
+#[derive(Debug)]
+pub struct RuntimeCatalog {
+    bootstrap_dir: PathBuf,
+    node: Vec<Interpreter>,
+    python: Vec<Interpreter>,
+}
+
+const PATH: &str = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin";
+const LD_LIBRARY_PATH: &str = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib";
+
+fn version_of(program: &Path, flag: &str) -> Option<String> {
+    let out = Command::new(program).arg(flag).output().ok()?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// `v20.20.2` or `Python 3.11.7` → (20, 20) / (3, 11)
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let digits = version.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let mut parts = digits.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((major, minor))
+}
+
+fn find_node() -> Vec<Interpreter> {
+    let mut found = Vec::new();
+    for candidate in ["/usr/bin/node", "/usr/local/bin/node"] {
+        let path = Path::new(candidate);
+        if !path.is_file() {
+            continue;
+        }
+        if let Some(version) = version_of(path, "--version") {
+            if let Some((major, minor)) = major_minor(&version) {
+                found.push(Interpreter {
+                    prefix: None,
+                    program: path.to_path_buf(),
+                    version: format!("node {version}"),
+                    major,
+                    minor,
+                });
+            }
+        }
+    }
+    found
+}
+
+fn find_python() -> Vec<Interpreter> {
+    let mut found = Vec::new();
+    // pyenv builds (outside /usr): bound whole at /var/lang, as AWS lays it out.
+    let pyenv = Path::new("/root/.pyenv/versions");
+    if let Ok(entries) = fs::read_dir(pyenv) {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                continue;
+            };
+            let Some((major, minor)) = major_minor(&name) else {
+                continue;
+            };
+            let exe = dir.join("bin").join(format!("python{major}.{minor}"));
+            if major == 3 && exe.is_file() {
+                found.push(Interpreter {
+                    prefix: Some(dir.clone()),
+                    program: PathBuf::from(LANG_DIR)
+                        .join("bin")
+                        .join(format!("python{major}.{minor}")),
+                    version: format!("Python {name}"),
+                    major,
+                    minor,
+                });
+            }
+        }
+    }
+    for minor in 9..=13 {
+        for base in ["/usr/local/bin", "/usr/bin"] {
+            let exe = Path::new(base).join(format!("python3.{minor}"));
+            if exe.is_file() && !found.iter().any(|i| i.major == 3 && i.minor == minor) {
+                if let Some(version) = version_of(&exe, "--version") {
+                    found.push(Interpreter {
+                        prefix: None,
+                        program: exe,
+                        version,
+                        major: 3,
+                        minor,
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+fn node_major(runtime: Runtime) -> u32 {
+    match runtime {
+        Runtime::Nodejs18 => 18,
+        Runtime::Nodejs20 => 20,
+        _ => 22,
+    }
+}
+
+fn python_minor(runtime: Runtime) -> u32 {
+    match runtime {
+        Runtime::Python39 => 9,
+        Runtime::Python310 => 10,
+        Runtime::Python311 => 11,
+        Runtime::Python312 => 12,
+        _ => 13,
+    }
+}
+
+impl RuntimeCatalog {
+    /// Writes the embedded bootstraps under `data_dir/runtimes/bootstrap` and
+    /// finds the interpreters this host has.
+    pub fn discover(data_dir: &Path) -> io::Result<RuntimeCatalog> {
+        let bootstrap_dir = data_dir.join("runtimes").join("bootstrap");
+        fs::create_dir_all(&bootstrap_dir)?;
+        for (name, text) in [
+            ("bootstrap.mjs", NODE_BOOTSTRAP),
+            ("bootstrap.py", PYTHON_BOOTSTRAP),
+        ] {
+            let path = bootstrap_dir.join(name);
+            if fs::read_to_string(&path).ok().as_deref() != Some(text) {
+                fs::write(&path, text)?;
+            }
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+        }
+        for dir in [data_dir.join("runtimes"), bootstrap_dir.clone()] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(RuntimeCatalog {
+            bootstrap_dir,
+            node: find_node(),
+            python: find_python(),
+        })
+    }
+
+    /// The Node interpreter for a runtime: the same major, or (the platform
+    /// patching forward) the nearest newer one.
+    fn node_for(&self, runtime: Runtime) -> Option<&Interpreter> {
+        let want = node_major(runtime);
+        self.node
+            .iter()
+            .filter(|i| i.major >= want)
+            .min_by_key(|i| (i.major, std::cmp::Reverse(i.minor)))
+    }
+
+    fn python_for(&self, runtime: Runtime) -> Option<&Interpreter> {
+        let want = python_minor(runtime);
+        self.python.iter().find(|i| i.major == 3 && i.minor == want)
+    }
+
+    /// Why `runtime` cannot run here.
+    fn unavailable(runtime: Runtime) -> String {
+        match runtime.family() {
+            RuntimeFamily::Node => format!(
+                "no Node.js {} or newer is installed on this host",
+                node_major(runtime)
+            ),
+            RuntimeFamily::Python => format!(
+                "no Python 3.{} is installed on this host",
+                python_minor(runtime)
+            ),
+            RuntimeFamily::Java | RuntimeFamily::OsOnly => {
+                format!("{} is not available on this Strato host", runtime.as_str())
+            }
+        }
+    }
+
+    /// What runs `runtime` on this host; the error says why nothing can.
+    pub fn check(&self, runtime: Runtime) -> Result<String, String> {
+        self.plan(runtime).map(|plan| plan.version)
+    }
+
+    /// Every runtime with what runs it, or why it cannot run.
+    pub fn report(&self) -> BTreeMap<&'static str, Result<String, String>> {
+        Runtime::ALL
+            .iter()
+            .map(|r| (r.as_str(), self.check(*r)))
+            .collect()
+    }
+
+    pub fn plan(&self, runtime: Runtime) -> Result<LaunchPlan, String> {
+        let bootstrap_mount = BindMount::read_only(self.bootstrap_dir.clone(), RUNTIME_DIR);
+        let execution_env = (
+            "AWS_EXECUTION_ENV".to_string(),
+            format!("AWS_Lambda_{}", runtime.as_str()),
+        );
+        let base_env = |extra: Vec<(String, String)>| {
+            let mut env = vec![
+                ("PATH".to_string(), PATH.to_string()),
+                ("LD_LIBRARY_PATH".to_string(), LD_LIBRARY_PATH.to_string()),
+                ("LANG".to_string(), "en_US.UTF-8".to_string()),
+                execution_env.clone(),
+            ];
+            env.extend(extra);
+            env
+        };
+        match runtime.family() {
+            RuntimeFamily::Node => {
+                let node = self
+                    .node_for(runtime)
+                    .ok_or_else(|| Self::unavailable(runtime))?;
+                let major = node.major;
+                Ok(LaunchPlan {
+                    program: node.program.clone(),
+                    args: vec!["--max-http-header-size=81920".into(), format!("{RUNTIME_DIR}/bootstrap.mjs")],
+                    env: base_env(vec![(
+                        "NODE_PATH".into(),
+                        format!("/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task"),
+                    )]),
+                    mounts: mounts_for(node, bootstrap_mount),
+                    version: node.version.clone(),
+                })
+            }
+            RuntimeFamily::Python => {
+                let python = self
+                    .python_for(runtime)
+                    .ok_or_else(|| Self::unavailable(runtime))?;
+                Ok(LaunchPlan {
+                    program: python.program.clone(),
+                    args: vec!["-u".into(), format!("{RUNTIME_DIR}/bootstrap.py")],
+                    env: base_env(vec![
+                        ("PYTHONUNBUFFERED".into(), "1".into()),
+                        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+                    ]),
+                    mounts: mounts_for(python, bootstrap_mount),
+                    version: python.version.clone(),
+                })
+            }
+            RuntimeFamily::Java => Err(Self::unavailable(runtime)),
+            RuntimeFamily::OsOnly => Ok(LaunchPlan {
+                program: PathBuf::from(TASK_ROOT).join("bootstrap"),
+                args: Vec::new(),
+                env: base_env(Vec::new()),
+                mounts: Vec::new(),
+                version: runtime.as_str().to_string(),
+            }),
+        }
+    }
+}
+
+fn mounts_for(interpreter: &Interpreter, bootstrap: BindMount) -> Vec<BindMount> {
+    let mut mounts = vec![bootstrap];
+    if let Some(prefix) = &interpreter.prefix {
+        mounts.push(BindMount::read_only(prefix.clone(), LANG_DIR));
+    }
+    mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_from_tool_output() {
+        assert_eq!(major_minor("v20.20.2"), Some((20, 20)));
+        assert_eq!(major_minor("Python 3.11.7"), Some((3, 11)));
+        assert_eq!(major_minor("3.12.1"), Some((3, 12)));
+    }
+
+    #[test]
+    fn os_only_runtimes_run_the_bootstrap_of_the_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = RuntimeCatalog::discover(dir.path()).unwrap();
+        let plan = catalog.plan(Runtime::ProvidedAl2023).unwrap();
+        assert_eq!(plan.program, PathBuf::from("/var/task/bootstrap"));
+        assert!(dir
+            .path()
+            .join("runtimes/bootstrap/bootstrap.mjs")
+            .is_file());
+    }
+}

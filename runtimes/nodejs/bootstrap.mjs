@@ -1,0 +1,821 @@
+// Strato Node.js runtime bootstrap.
+//
+// Speaks the AWS Lambda Runtime API (2018-06-01) at http://$AWS_LAMBDA_RUNTIME_API
+// and behaves, as seen by a function author, like the AWS managed nodejs18.x /
+// 20.x / 22.x runtimes: handler resolution (CJS/ESM), callback and async
+// handlers, callbackWaitsForEmptyEventLoop, the context object, console log
+// format and error shapes.
+//
+// Node 18+, node: built-ins only. Started as `node /var/runtime/bootstrap.mjs`
+// with cwd = LAMBDA_TASK_ROOT.
+//
+// Stem-cell mode (STRATO_STEM_CELL=1): everything generic is loaded first, then
+// GET /2018-06-01/runtime/strato/assignment blocks until the platform assigns a
+// function; its {"env": {...}} is merged into process.env and only then is
+// function-specific configuration read (loadConfig()).
+
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import util from 'node:util';
+import Module, { createRequire } from 'node:module';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { Writable } from 'node:stream';
+
+const RUNTIME_FILE = fileURLToPath(import.meta.url);
+const RUNTIME_DIR = path.dirname(RUNTIME_FILE);
+const require = createRequire(import.meta.url);
+const API_PREFIX = '/2018-06-01/runtime';
+const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
+const EXIT_RUNTIME_API_ERROR = 2;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+function runtimeErrorClass(name) {
+  const cls = {
+    [name]: class extends Error {},
+  }[name];
+  cls.prototype.name = `Runtime.${name}`;
+  return cls;
+}
+const ImportModuleError = runtimeErrorClass('ImportModuleError');
+const HandlerNotFound = runtimeErrorClass('HandlerNotFound');
+const MalformedHandlerName = runtimeErrorClass('MalformedHandlerName');
+const UserCodeSyntaxError = runtimeErrorClass('UserCodeSyntaxError');
+const NodeJsExit = runtimeErrorClass('NodeJsExit');
+class UnhandledPromiseRejection extends Error {
+  constructor(reason, promise) {
+    super(reason);
+    this.reason = reason;
+    this.promise = promise;
+  }
+}
+UnhandledPromiseRejection.prototype.name = 'Runtime.UnhandledPromiseRejection';
+
+const NODEJS_EXIT_MESSAGE =
+  'The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a Promise that was never settled. For more information, see https://nodejs.org/docs/latest/api/process.html#exit-codes';
+
+function looksLikeError(obj) {
+  return (
+    obj &&
+    typeof obj.name === 'string' && obj.name &&
+    typeof obj.message === 'string' && obj.message &&
+    typeof obj.stack === 'string' && obj.stack
+  );
+}
+
+function intoError(err) {
+  return err instanceof Error ? err : new Error(err);
+}
+
+// Body POSTed to /invocation/{id}/error and /init/error.
+function toRapidResponse(error) {
+  try {
+    if (util.types.isNativeError(error) || looksLikeError(error)) {
+      return {
+        errorType: error.name,
+        errorMessage: error.message,
+        trace: error.stack.split('\n'),
+      };
+    }
+    return {
+      errorType: typeof error,
+      errorMessage: error.toString(),
+      trace: [],
+    };
+  } catch (_e) {
+    return {
+      errorType: 'handled',
+      errorMessage:
+        'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack',
+    };
+  }
+}
+
+function withEnumerableProperties(value) {
+  if (value instanceof Error) {
+    const ret = Object.assign(
+      { errorType: value.name, errorMessage: value.message, code: value.code },
+      value,
+    );
+    if (typeof value.stack === 'string') ret.stack = value.stack.split('\n');
+    return ret;
+  }
+  return value;
+}
+
+// Text used after "Invoke Error" / "Uncaught Exception" in the ERROR log line.
+function toFormatted(error) {
+  try {
+    return '\t' + JSON.stringify(error, (_k, v) => withEnumerableProperties(v));
+  } catch (_e) {
+    return '\t' + JSON.stringify(toRapidResponse(error));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Logging: console.* -> "<ISO time>\t<request id>\t<LEVEL>\t<message>\n"
+// Newlines inside one record become '\r' so that a record is one stdout line.
+// ---------------------------------------------------------------------------
+
+const REQUEST_ID = Symbol.for('aws.lambda.runtime.requestId');
+const LEVELS = Object.freeze({
+  TRACE: { name: 'TRACE', priority: 1 },
+  DEBUG: { name: 'DEBUG', priority: 2 },
+  INFO: { name: 'INFO', priority: 3 },
+  WARN: { name: 'WARN', priority: 4 },
+  ERROR: { name: 'ERROR', priority: 5 },
+  FATAL: { name: 'FATAL', priority: 6 },
+});
+
+function logText(level, message, ...params) {
+  const line = `${new Date().toISOString()}\t${globalThis[REQUEST_ID]}\t${level.name}\t${util.format(message, ...params)}`;
+  process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+}
+
+function jsonErrorReplacer(_k, value) {
+  if (value instanceof Error) {
+    return Object.assign(
+      {
+        errorType: value?.constructor?.name ?? 'UnknownError',
+        errorMessage: value.message,
+        stackTrace: typeof value.stack === 'string' ? value.stack.split('\n') : value.stack,
+      },
+      value,
+    );
+  }
+  return value;
+}
+
+function logJson(level, message, ...params) {
+  const result = {
+    timestamp: new Date().toISOString(),
+    level: level.name,
+    requestId: globalThis[REQUEST_ID],
+  };
+  let line;
+  if (params.length === 0) {
+    result.message = message;
+    try {
+      line = JSON.stringify(result, jsonErrorReplacer);
+    } catch (_e) {
+      result.message = util.format(message);
+      line = JSON.stringify(result);
+    }
+  } else {
+    result.message = util.format(message, ...params);
+    for (const p of [message, ...params]) {
+      if (p instanceof Error) {
+        result.errorType = p?.constructor?.name ?? 'UnknownError';
+        result.errorMessage = p.message;
+        result.stackTrace = typeof p.stack === 'string' ? p.stack.split('\n') : [];
+        break;
+      }
+    }
+    line = JSON.stringify(result);
+  }
+  process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+}
+
+let structuredLogError = (msg, err) => console.error(msg, toFormatted(intoError(err)));
+
+function patchConsole(logFormat, logLevel) {
+  const json = (logFormat || '').toUpperCase() === 'JSON';
+  const log = json ? logJson : logText;
+  const min = LEVELS[(logLevel || '').toUpperCase()] ?? LEVELS.TRACE;
+  const nop = () => {};
+  const mk = (level) => (level.priority >= min.priority ? (m, ...p) => log(level, m, ...p) : nop);
+  console.trace = mk(LEVELS.TRACE);
+  console.debug = mk(LEVELS.DEBUG);
+  console.info = mk(LEVELS.INFO);
+  console.log = console.info;
+  console.warn = mk(LEVELS.WARN);
+  console.error = mk(LEVELS.ERROR);
+  console.fatal = (m, ...p) => log(LEVELS.FATAL, m, ...p);
+  structuredLogError = json
+    ? (_msg, err) => console.error(intoError(err))
+    : (msg, err) => console.error(msg, toFormatted(intoError(err)));
+}
+
+// ---------------------------------------------------------------------------
+// Runtime API client: one keep-alive connection, TCP_NODELAY.
+// ---------------------------------------------------------------------------
+
+class RuntimeApiError extends Error {}
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+class RapidClient {
+  constructor(hostPort) {
+    if (!hostPort) throw new RuntimeApiError('AWS_LAMBDA_RUNTIME_API is not set');
+    const i = hostPort.lastIndexOf(':');
+    this.hostname = i < 0 ? hostPort : hostPort.slice(0, i);
+    this.port = i < 0 ? 80 : parseInt(hostPort.slice(i + 1), 10);
+    if (this.hostname.startsWith('[') && this.hostname.endsWith(']')) {
+      this.hostname = this.hostname.slice(1, -1);
+    }
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
+  }
+
+  request(method, urlPath, body, headers) {
+    return this.requestOnce(method, urlPath, body, headers).catch((err) => {
+      // A keep-alive socket the server already closed: retry once on a fresh
+      // connection. Failures on a fresh connection are fatal.
+      if (err.reusedSocket && STALE_SOCKET_CODES.has(err.code)) {
+        return this.requestOnce(method, urlPath, body, headers);
+      }
+      throw err;
+    });
+  }
+
+  requestOnce(method, urlPath, body, headers) {
+    return new Promise((resolve, reject) => {
+      const hdrs = Object.assign({}, headers);
+      if (body !== undefined) hdrs['Content-Length'] = Buffer.byteLength(body);
+      const fail = (req, e) => {
+        const err = new RuntimeApiError(`${method} ${urlPath}: ${e.message}`);
+        err.code = e.code;
+        err.reusedSocket = req.reusedSocket;
+        reject(err);
+      };
+      const req = http.request(
+        { hostname: this.hostname, port: this.port, path: urlPath, method, headers: hdrs, agent: this.agent },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', (e) => fail(req, e));
+        },
+      );
+      req.on('socket', (s) => s.setNoDelay(true));
+      req.on('error', (e) => fail(req, e));
+      req.end(body);
+    });
+  }
+
+  async get(urlPath) {
+    const res = await this.request('GET', urlPath);
+    if (res.status !== 200) {
+      throw new RuntimeApiError(`GET ${urlPath} returned ${res.status}: ${res.body.slice(0, 512)}`);
+    }
+    return res;
+  }
+
+  async post(urlPath, body, headers) {
+    const res = await this.request('POST', urlPath, body, headers);
+    if (res.status >= 500) {
+      throw new RuntimeApiError(`POST ${urlPath} returned ${res.status}: ${res.body.slice(0, 512)}`);
+    }
+    if (res.status >= 300) {
+      // 4xx (payload too large, deadline passed...): the platform has the outcome.
+      process.stderr.write(`strato runtime: POST ${urlPath} returned ${res.status}: ${res.body.slice(0, 512)}\n`);
+    }
+    return res;
+  }
+
+  async assignment() {
+    const res = await this.get(`${API_PREFIX}/strato/assignment`);
+    return JSON.parse(res.body || '{}');
+  }
+
+  nextInvocation() {
+    return this.get(`${API_PREFIX}/invocation/next`);
+  }
+
+  postInvocationResponse(body, id, contentType = 'application/json') {
+    return this.post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`, body, {
+      'Content-Type': contentType,
+    });
+  }
+
+  postInvocationError(error, id) {
+    const response = toRapidResponse(error);
+    return this.post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/error`, JSON.stringify(response), {
+      'Content-Type': 'application/json',
+      [ERROR_TYPE_HEADER]: String(response.errorType),
+    });
+  }
+
+  postInitError(error) {
+    const response = toRapidResponse(error);
+    return this.post(`${API_PREFIX}/init/error`, JSON.stringify(response), {
+      'Content-Type': 'application/json',
+      [ERROR_TYPE_HEADER]: String(response.errorType),
+    });
+  }
+}
+
+function fatalApi(err) {
+  process.stderr.write(`strato runtime: Runtime API failure: ${err && err.message}\n`);
+  process.exit(EXIT_RUNTIME_API_ERROR);
+}
+
+// Serialize as AWS does: undefined -> null; failures -> a fixed error.
+function serializeResponse(result) {
+  try {
+    return JSON.stringify(result === undefined ? null : result);
+  } catch (_e) {
+    throw new Error('Unable to stringify response body');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration (function-specific; read only after a stem-cell assignment)
+// ---------------------------------------------------------------------------
+
+function loadConfig() {
+  const env = process.env;
+  return {
+    handler: env._HANDLER,
+    taskRoot: env.LAMBDA_TASK_ROOT || '/var/task',
+    runtimeDir: env.LAMBDA_RUNTIME_DIR || RUNTIME_DIR,
+    functionName: env.AWS_LAMBDA_FUNCTION_NAME,
+    functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
+    memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
+    logFormat: env.AWS_LAMBDA_LOG_FORMAT,
+    logLevel: env.AWS_LAMBDA_LOG_LEVEL,
+  };
+}
+
+// NODE_PATH as AWS sets it (unless already set), applied to CommonJS
+// resolution even when it changes after process start (stem cells), and to
+// bare ESM imports through a resolve hook when a node_modules entry exists.
+function setupModulePaths(config) {
+  if (!process.env.NODE_PATH) {
+    const major = process.versions.node.split('.')[0];
+    process.env.NODE_PATH = [
+      `/opt/nodejs/node${major}/node_modules`,
+      '/opt/nodejs/node_modules',
+      `${config.runtimeDir}/node_modules`,
+      config.runtimeDir,
+      config.taskRoot,
+    ].join(path.delimiter);
+  }
+  Module._initPaths();
+  registerEsmNodePathResolver(process.env.NODE_PATH);
+}
+
+const ESM_RESOLVE_HOOK = `
+let parents = [];
+export function initialize(data) { parents = data.parents; }
+function isBare(s) {
+  return !(s.startsWith('.') || s.startsWith('/') || s.startsWith('#') || /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s));
+}
+export async function resolve(specifier, context, next) {
+  try {
+    return await next(specifier, context);
+  } catch (err) {
+    if (err && err.code === 'ERR_MODULE_NOT_FOUND' && isBare(specifier)) {
+      for (const parentURL of parents) {
+        try { return await next(specifier, { ...context, parentURL }); } catch (_e) {}
+      }
+    }
+    throw err;
+  }
+}
+`;
+
+function registerEsmNodePathResolver(nodePath) {
+  if (typeof Module.register !== 'function') return;
+  const parents = nodePath
+    .split(path.delimiter)
+    .filter((d) => d && path.isAbsolute(d) && path.basename(d) === 'node_modules' && fs.existsSync(d))
+    .map((d) => pathToFileURL(path.join(path.dirname(d), '__strato_node_path__.mjs')).href);
+  if (parents.length === 0) return;
+  Module.register('data:text/javascript,' + encodeURIComponent(ESM_RESOLVE_HOOK), import.meta.url, {
+    data: { parents },
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Handler loading (same search order and errors as the AWS runtime)
+// ---------------------------------------------------------------------------
+
+function hasPackageJsonTypeModule(folder) {
+  for (;;) {
+    if (folder.endsWith('/node_modules')) return false;
+    const pj = path.join(folder, 'package.json');
+    if (fs.existsSync(pj)) {
+      try {
+        const pkg = JSON.parse(fs.readFileSync(pj, 'utf8'));
+        if (pkg) return pkg.type === 'module';
+      } catch (e) {
+        console.warn(`${pj} cannot be read, it will be ignored for ES module detection purposes.`, e);
+        return false;
+      }
+    }
+    if (folder === '/' || path.dirname(folder) === folder) return false;
+    folder = path.dirname(folder);
+  }
+}
+
+function tryRequireFile(file) {
+  return fs.existsSync(file) ? require(file) : undefined;
+}
+
+async function tryImportFile(file) {
+  return fs.existsSync(file) ? await import(pathToFileURL(file).href) : undefined;
+}
+
+async function tryLoad(appRoot, moduleRoot, moduleName) {
+  const base = path.resolve(appRoot, moduleRoot, moduleName);
+  const extensionless = tryRequireFile(base);
+  if (extensionless) return extensionless;
+  const pjModule = hasPackageJsonTypeModule(path.dirname(base));
+  if (!pjModule) {
+    const loaded = tryRequireFile(base + '.js');
+    if (loaded) return loaded;
+  }
+  const loaded =
+    (pjModule && (await tryImportFile(base + '.js'))) ||
+    (await tryImportFile(base + '.mjs')) ||
+    tryRequireFile(base + '.cjs');
+  if (loaded) return loaded;
+  // Fall back to node-style resolution (directories, node_modules, NODE_PATH).
+  const resolved = require.resolve(moduleName, { paths: [appRoot, moduleRoot] });
+  return require(resolved);
+}
+
+async function loadHandler(appRoot, fullHandlerString) {
+  if (typeof fullHandlerString !== 'string' || fullHandlerString === '') {
+    throw new MalformedHandlerName('Bad handler');
+  }
+  if (fullHandlerString.includes('..')) {
+    throw new MalformedHandlerName(
+      `'${fullHandlerString}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
+    );
+  }
+  const handlerString = path.basename(fullHandlerString);
+  const moduleRoot = fullHandlerString.substring(0, fullHandlerString.indexOf(handlerString));
+  const match = handlerString.match(/^([^.]*)\.(.*)$/);
+  if (!match) throw new MalformedHandlerName('Bad handler');
+  const [, moduleName, handlerPath] = match;
+
+  let userApp;
+  try {
+    userApp = await tryLoad(appRoot, moduleRoot, moduleName);
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new UserCodeSyntaxError(e);
+    if (e && e.code === 'MODULE_NOT_FOUND') throw new ImportModuleError(e);
+    throw e;
+  }
+  const fn = handlerPath.split('.').reduce((obj, key) => obj && obj[key], userApp);
+  if (!fn) throw new HandlerNotFound(`${fullHandlerString} is undefined or not exported`);
+  if (typeof fn !== 'function') throw new HandlerNotFound(`${fullHandlerString} is not a function`);
+  return fn;
+}
+
+function isAsyncFunction(fn) {
+  try {
+    return fn.constructor && fn.constructor.name === 'AsyncFunction';
+  } catch (_e) {
+    return false;
+  }
+}
+
+
+// ---------------------------------------------------------------------------
+// awslambda.streamifyResponse / HttpResponseStream (buffered emulation: the
+// stream is collected and POSTed as one response once the handler settles).
+// ---------------------------------------------------------------------------
+
+const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const BEFORE_FIRST_WRITE = Symbol('strato.beforeFirstWrite');
+
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType('application/vnd.awslambda.http-integration-response');
+    const metadata = JSON.stringify(prelude);
+    underlyingStream[BEFORE_FIRST_WRITE] = (push) => {
+      push(Buffer.from(metadata));
+      push(Buffer.alloc(8));
+    };
+    return underlyingStream;
+  }
+}
+
+function installAwsLambdaGlobal() {
+  const flag = process.env.AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA;
+  if (flag === '1' || flag === 'true') return;
+  globalThis.awslambda = {
+    streamifyResponse: (handler, _options) => {
+      handler[HANDLER_STREAMING] = 'response';
+      return handler;
+    },
+    HttpResponseStream,
+  };
+}
+
+function createBufferedResponseStream() {
+  const chunks = [];
+  let contentType = 'application/octet-stream';
+  let started = false;
+  const start = (stream) => {
+    if (started) return;
+    started = true;
+    if (stream[BEFORE_FIRST_WRITE]) stream[BEFORE_FIRST_WRITE]((c) => chunks.push(c));
+  };
+  const stream = new Writable({
+    write(chunk, encoding, cb) {
+      start(stream);
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
+      cb();
+    },
+    final(cb) {
+      start(stream);
+      cb();
+    },
+  });
+  stream.setContentType = (type) => {
+    if (started) throw new Error('Cannot set content-type, too late.');
+    contentType = type;
+  };
+  return { stream, body: () => Buffer.concat(chunks), contentType: () => contentType };
+}
+
+async function runStreamingHandler(event, context, id, postError, send) {
+  const rs = createBufferedResponseStream();
+  let result;
+  try {
+    result = handlerFn(event, rs.stream, context);
+    if (!(result && typeof result.then === 'function')) {
+      throw new Error('Streaming does not support non-async handlers.');
+    }
+    if ((await result) !== undefined) console.warn('Streaming handlers ignore return values.');
+    if (rs.stream.writableEnded && !rs.stream.writableFinished) {
+      await new Promise((resolve, reject) => {
+        rs.stream.once('finish', resolve);
+        rs.stream.once('error', reject);
+      });
+    }
+    if (!rs.stream.writableFinished) throw new Error('Response stream is not finished.');
+  } catch (err) {
+    postError(err);
+    return;
+  }
+  send(client.postInvocationResponse(rs.body(), id, rs.contentType()));
+}
+
+// ---------------------------------------------------------------------------
+// Invocation loop
+// ---------------------------------------------------------------------------
+
+const BEFORE_EXIT = Symbol.for('aws.lambda.beforeExit');
+const NO_OP = () => {};
+const beforeExit = {
+  invoke: () => {
+    const listener = globalThis[BEFORE_EXIT];
+    globalThis[BEFORE_EXIT] = NO_OP;
+    listener();
+  },
+  reset: () => (globalThis[BEFORE_EXIT] = NO_OP),
+  set: (fn) => (globalThis[BEFORE_EXIT] = fn),
+};
+
+let client;
+let config;
+let handlerFn;
+let handlerIsAsync = false;
+
+const errorCallbacks = {
+  uncaughtException: (error) => {
+    client.postInitError(error).then(() => process.exit(129), () => process.exit(129));
+  },
+  unhandledRejection: (error) => {
+    client.postInitError(error).then(() => process.exit(128), () => process.exit(128));
+  },
+};
+
+function setInvokeErrorCallbacks(id) {
+  errorCallbacks.uncaughtException = (error) => {
+    client.postInvocationError(error, id).then(() => process.exit(129), () => process.exit(129));
+  };
+  errorCallbacks.unhandledRejection = (error) => {
+    client.postInvocationError(error, id).then(() => process.exit(128), () => process.exit(128));
+  };
+}
+
+function scheduleIteration() {
+  setImmediate(() => {
+    handleOnce().catch((err) => {
+      if (err instanceof RuntimeApiError) return fatalApi(err);
+      console.log(`Unexpected Top Level Error: ${err.toString()}`);
+      errorCallbacks.uncaughtException(err);
+    });
+  });
+}
+
+// The callback, plus context.{done,succeed,fail,callbackWaitsForEmptyEventLoop}.
+// Only the first completion call has an effect.
+function buildCallbackContext(id) {
+  let finished = false;
+  let completed = false;
+  let waitForEmptyEventLoop = true;
+
+  const send = (promise) =>
+    promise.then(scheduleIteration, (err) => (err instanceof RuntimeApiError ? fatalApi(err) : Promise.reject(err)));
+
+  const postError = (err) => {
+    structuredLogError('Invoke Error', err);
+    send(client.postInvocationError(err, id));
+  };
+
+  const complete = (result) => {
+    if (completed) {
+      console.error(
+        'Invocation has already been reported as done. Cannot call complete more than once per invocation.',
+      );
+      return;
+    }
+    completed = true;
+    let body;
+    try {
+      body = serializeResponse(result);
+    } catch (err) {
+      postError(err);
+      return;
+    }
+    send(client.postInvocationResponse(body, id));
+  };
+
+  const once = (fn) =>
+    function (...args) {
+      if (finished) return;
+      finished = true;
+      fn(...args);
+    };
+
+  const callback = once((err, result) => {
+    beforeExit.reset();
+    if (err !== undefined && err !== null) {
+      postError(err);
+    } else if (!waitForEmptyEventLoop) {
+      complete(result);
+    } else {
+      beforeExit.set(() => setImmediate(() => complete(result)));
+    }
+  });
+
+  const done = (err, result) => {
+    beforeExit.reset();
+    if (err !== undefined && err !== null) postError(err);
+    else complete(result);
+  };
+
+  const context = {
+    get callbackWaitsForEmptyEventLoop() {
+      return waitForEmptyEventLoop;
+    },
+    set callbackWaitsForEmptyEventLoop(value) {
+      waitForEmptyEventLoop = value;
+    },
+    succeed: once((result) => done(null, result)),
+    fail: once((err) => (err === undefined || err === null ? done('handled') : done(err, null))),
+    done: once(done),
+  };
+
+  const markCompleted = () => {
+    completed = true;
+    finished = true;
+  };
+  return { callback, context, markCompleted, postError, send };
+}
+
+function parseJsonHeader(value, name) {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (err) {
+    throw new Error(`Cannot parse ${name} as json: ${err.toString()}`);
+  }
+}
+
+async function handleOnce() {
+  const { body, headers } = await client.nextInvocation();
+  const id = headers['lambda-runtime-aws-request-id'];
+  if (!id) throw new RuntimeApiError('next invocation without Lambda-Runtime-Aws-Request-Id');
+  globalThis[REQUEST_ID] = id;
+
+  const { callback, context, markCompleted, postError, send } = buildCallbackContext(id);
+  try {
+    setInvokeErrorCallbacks(id);
+    beforeExit.set(() => {
+      // The event loop drained without the handler completing.
+      markCompleted();
+      if (handlerIsAsync) {
+        const err = new NodeJsExit(NODEJS_EXIT_MESSAGE);
+        structuredLogError('Invoke Error', err);
+        send(client.postInvocationError(err, id));
+      } else {
+        send(client.postInvocationResponse('null', id));
+      }
+    });
+
+    const trace = headers['lambda-runtime-trace-id'];
+    if (trace) process.env._X_AMZN_TRACE_ID = trace;
+    else delete process.env._X_AMZN_TRACE_ID;
+    const deadline = Number(headers['lambda-runtime-deadline-ms']);
+    Object.assign(context, {
+      functionVersion: config.functionVersion,
+      functionName: config.functionName,
+      memoryLimitInMB: config.memoryLimitInMB,
+      logGroupName: config.logGroupName,
+      logStreamName: config.logStreamName,
+      clientContext: parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext'),
+      identity: parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
+      invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+      awsRequestId: id,
+      tenantId: headers['lambda-runtime-aws-tenant-id'],
+      getRemainingTimeInMillis: () => deadline - Date.now(),
+    });
+
+    if (handlerFn[HANDLER_STREAMING] === 'response') {
+      beforeExit.set(() => {
+        markCompleted();
+        const err = new NodeJsExit(NODEJS_EXIT_MESSAGE);
+        structuredLogError('Invoke Error', err);
+        send(client.postInvocationError(err, id));
+      });
+      const event = JSON.parse(body);
+      markCompleted(); // the callback API is not used by streaming handlers
+      await runStreamingHandler(event, context, id, (err) => {
+        beforeExit.reset();
+        postError(err);
+      }, (p) => {
+        beforeExit.reset();
+        send(p);
+      });
+      return;
+    }
+    const result = handlerFn(JSON.parse(body), context, callback);
+    if (result && typeof result.then === 'function') {
+      result.then(context.succeed, context.fail).catch(context.fail);
+    }
+  } catch (err) {
+    callback(err);
+  }
+}
+
+async function main() {
+  patchConsole(process.env.AWS_LAMBDA_LOG_FORMAT, process.env.AWS_LAMBDA_LOG_LEVEL);
+  try {
+    client = new RapidClient(process.env.AWS_LAMBDA_RUNTIME_API);
+  } catch (err) {
+    fatalApi(err);
+  }
+
+  process.on('uncaughtException', (error) => {
+    structuredLogError('Uncaught Exception', error);
+    errorCallbacks.uncaughtException(error);
+  });
+  process.on('unhandledRejection', (reason, promise) => {
+    const error = new UnhandledPromiseRejection(reason, promise);
+    structuredLogError('Unhandled Promise Rejection', error);
+    errorCallbacks.unhandledRejection(error);
+  });
+  beforeExit.reset();
+  process.on('beforeExit', beforeExit.invoke);
+
+  if (process.env.STRATO_STEM_CELL === '1') {
+    let assignment;
+    try {
+      assignment = await client.assignment();
+    } catch (err) {
+      fatalApi(err);
+    }
+    const env = (assignment && assignment.env) || {};
+    for (const [k, v] of Object.entries(env)) process.env[k] = String(v);
+  }
+
+  config = loadConfig();
+  patchConsole(config.logFormat, config.logLevel);
+  try {
+    if (fs.existsSync(config.taskRoot) && process.cwd() !== config.taskRoot) process.chdir(config.taskRoot);
+  } catch (_e) {
+    /* keep the current directory */
+  }
+  setupModulePaths(config);
+  installAwsLambdaGlobal();
+
+  try {
+    handlerFn = await loadHandler(config.taskRoot, config.handler);
+  } catch (err) {
+    // As AWS: logged as an uncaught exception, reported to /init/error, exit 129.
+    structuredLogError('Uncaught Exception', err);
+    try {
+      await client.postInitError(err);
+    } catch (e) {
+      process.stderr.write(`strato runtime: failed to report init error: ${e.message}\n`);
+    }
+    process.exit(129);
+  }
+  handlerIsAsync = isAsyncFunction(handlerFn);
+  scheduleIteration();
+}
+
+main();

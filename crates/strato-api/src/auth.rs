@@ -33,16 +33,62 @@ pub struct AccountDirectory {
     keys: RwLock<HashMap<String, Credential>>,
     store: Arc<dyn Store>,
     last_reload: Mutex<Option<Instant>>,
+    /// Credentials handed to functions (as a role's would be on AWS), so the
+    /// AWS SDKs inside them can call Strato as their account. Derived from a
+    /// server secret, never stored; issued keys are remembered here.
+    function_keys: FunctionKeys,
+    issued: RwLock<HashMap<String, Credential>>,
+}
+
+/// Derives an account's function credentials from a server secret.
+pub struct FunctionKeys {
+    secret: Vec<u8>,
+}
+
+impl FunctionKeys {
+    pub fn new(secret: &[u8]) -> FunctionKeys {
+        FunctionKeys {
+            secret: secret.to_vec(),
+        }
+    }
+
+    fn derive(&self, purpose: &str, account: &str) -> Vec<u8> {
+        use hmac::Mac;
+        match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.secret) {
+            Ok(mut mac) => {
+                mac.update(purpose.as_bytes());
+                mac.update(b"\0");
+                mac.update(account.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            // HMAC takes keys of any length.
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// (access key id, secret access key) for functions of `account`.
+    fn credentials(&self, account: &str) -> (String, String) {
+        use base64::Engine as _;
+        let id = hex::encode(self.derive("function-key-id", account)).to_uppercase();
+        let secret = base64::engine::general_purpose::STANDARD
+            .encode(self.derive("function-key-secret", account));
+        (format!("ASIA{}", &id[..16]), secret[..40].to_string())
+    }
 }
 
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl AccountDirectory {
-    pub async fn load(store: Arc<dyn Store>) -> Result<AccountDirectory, StoreError> {
+    pub async fn load(
+        store: Arc<dyn Store>,
+        function_keys: FunctionKeys,
+    ) -> Result<AccountDirectory, StoreError> {
         let dir = AccountDirectory {
             keys: RwLock::new(HashMap::new()),
             store,
             last_reload: Mutex::new(None),
+            function_keys,
+            issued: RwLock::new(HashMap::new()),
         };
         dir.reload().await?;
         Ok(dir)
@@ -91,6 +137,20 @@ impl AccountDirectory {
         }
     }
 
+    /// The credentials functions of `account` run with (as `AWS_ACCESS_KEY_ID`
+    /// and `AWS_SECRET_ACCESS_KEY`).
+    pub fn function_credentials(&self, account: &str) -> (String, String) {
+        let (id, secret) = self.function_keys.credentials(account);
+        self.issued
+            .write()
+            .entry(id.clone())
+            .or_insert_with(|| Credential {
+                secret_access_key: secret.clone(),
+                account_id: account.to_string(),
+            });
+        (id, secret)
+    }
+
     /// Forgets every key of an account at once (the account was deleted).
     pub fn revoke_account(&self, account_id: &str) {
         self.keys.write().retain(|_, c| c.account_id != account_id);
@@ -109,7 +169,16 @@ impl AccountDirectory {
 
 impl CredentialLookup for AccountDirectory {
     fn lookup(&self, access_key_id: &str) -> Option<Credential> {
-        self.keys.read().get(access_key_id).cloned()
+        if let Some(found) = self.keys.read().get(access_key_id) {
+            return Some(found.clone());
+        }
+        let issued = self.issued.read().get(access_key_id).cloned()?;
+        // A function key stops working with its account.
+        self.keys
+            .read()
+            .values()
+            .any(|c| c.account_id == issued.account_id)
+            .then_some(issued)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,14 @@ use crate::runtimes::{LaunchPlan, OPT_DIR, RUNTIME_DIR, TASK_ROOT};
 
 /// The address every instance's runtime sees its Runtime API at.
 pub const RUNTIME_API_ADDR: &str = "127.0.0.1:9001";
+/// CPU available to a runtime's init phase, in CPUs.
+const INIT_CPU_SHARE: f64 = 1.0;
+
+/// The CPU share of a function, as on AWS: one vCPU per 1769 MB.
+fn cpu_share(memory_mb: i64) -> f64 {
+    (memory_mb as f64 / strato_model::limits::MEMORY_MB_PER_VCPU as f64).clamp(0.05, 6.0)
+}
+
 /// Where Strato's own API answers inside an isolated instance.
 pub const INSTANCE_API_ADDR: &str = "127.0.0.1:9000";
 
@@ -55,8 +63,49 @@ fn signal_name(sig: nix::sys::signal::Signal) -> String {
     }
 }
 
+/// Counts instances until their cleanup is complete, so shutdown can wait.
+#[derive(Default)]
+pub struct LiveInstances {
+    count: std::sync::atomic::AtomicUsize,
+    none_left: tokio::sync::Notify,
+}
+
+/// Held by an instance's watcher until its sandbox is removed.
+pub struct LiveToken(Arc<LiveInstances>);
+
+impl LiveInstances {
+    pub fn enter(self: &Arc<Self>) -> LiveToken {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        LiveToken(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    pub async fn wait_until_none(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
 enum Control {
     Kill,
+    /// Changes the CPU share (a fraction of one CPU).
+    SetCpu(f64),
     MemoryPeak(oneshot::Sender<u64>),
 }
 
@@ -96,6 +145,8 @@ pub enum StartError {
 pub enum InvocationEnd {
     Completed(Outcome),
     Died(Death),
+    /// The instance ended before its runtime took the event.
+    Undelivered(Death),
     TimedOut,
 }
 
@@ -108,6 +159,8 @@ pub struct Instance {
     dispatch_tx: mpsc::Sender<Dispatch>,
     control_tx: mpsc::UnboundedSender<Control>,
     alive: Arc<AtomicBool>,
+    /// Peak memory, recorded by the watcher before the sandbox is removed.
+    final_peak: Arc<AtomicU64>,
     death: watch::Receiver<Option<Death>>,
     pipes: Vec<Arc<LogPipe>>,
     server: JoinHandle<()>,
@@ -148,6 +201,7 @@ impl Instance {
         sink: Arc<dyn LogSink>,
         spec: InstanceSpec,
         serve_api: Option<crate::ServeApi>,
+        live: LiveToken,
     ) -> Result<Instance, StartError> {
         let started = Instant::now();
         let platform =
@@ -211,10 +265,13 @@ impl Instance {
         sandbox_spec.hostname =
             format!("169.254.{}.{}", rand::random::<u8>(), rand::random::<u8>());
         let memory_bytes = (spec.memory_mb.max(1) as u64) * 1024 * 1024;
+        let cpu_share = cpu_share(spec.memory_mb);
         sandbox_spec.limits = ResourceLimits {
             memory_bytes,
-            cpu_fraction: (spec.memory_mb as f64 / strato_model::limits::MEMORY_MB_PER_VCPU as f64)
-                .clamp(0.05, 6.0),
+            // Init runs with at least a whole CPU, so a small function's cold
+            // start is not stretched by its invocation-time share; the share
+            // applies from the first invocation on.
+            cpu_fraction: cpu_share.max(INIT_CPU_SHARE),
             max_pids: 1024,
             tmp_bytes: (spec.ephemeral_mb.max(1) as u64) * 1024 * 1024,
             max_open_files: 1024,
@@ -239,16 +296,22 @@ impl Instance {
                 .args
                 .iter()
                 .map(|a| {
-                    if a.starts_with(RUNTIME_DIR)
-                        || a.starts_with(TASK_ROOT)
-                        || a.starts_with(OPT_DIR)
-                    {
+                    let inside = |p: &str| {
+                        p.starts_with(RUNTIME_DIR)
+                            || p.starts_with(TASK_ROOT)
+                            || p.starts_with(OPT_DIR)
+                    };
+                    let host = |p: &str| {
                         sandbox_spec
-                            .host_path(std::path::Path::new(a))
+                            .host_path(std::path::Path::new(p))
                             .display()
                             .to_string()
-                    } else {
-                        a.clone()
+                    };
+                    // A JVM system property (`-Dname=/var/runtime/...`) names a path too.
+                    match a.strip_prefix("-D").and_then(|p| p.split_once('=')) {
+                        Some((key, value)) if inside(value) => format!("-D{key}={}", host(value)),
+                        _ if inside(a) => host(a),
+                        _ => a.clone(),
                     }
                 })
                 .collect();
@@ -271,6 +334,7 @@ impl Instance {
                 return Err(platform("sandbox", &e));
             }
         };
+        tracing::debug!(instance = %spec.id, spawned_ms = started.elapsed().as_secs_f64() * 1000.0, "instance process started");
         let mut pipes = Vec::new();
         let outputs: Vec<OwnedFd> = [
             process.take_stdout().and_then(|s| s.into_owned_fd().ok()),
@@ -294,6 +358,8 @@ impl Instance {
         let (death_tx, death_rx) = watch::channel(None);
         let (control_tx, mut control_rx) = mpsc::unbounded_channel();
         let watcher_alive = alive.clone();
+        let final_peak = Arc::new(AtomicU64::new(0));
+        let watcher_peak = final_peak.clone();
         tokio::spawn(async move {
             enum Event {
                 Exit(strato_sandbox::Result<SandboxExit>),
@@ -306,6 +372,11 @@ impl Instance {
                 };
                 match event {
                     Event::Exit(exit) => break exit,
+                    Event::Command(Some(Control::SetCpu(fraction))) => {
+                        if let Err(e) = process.set_cpu_fraction(fraction) {
+                            tracing::warn!(error = %e, "cannot change an instance's CPU share");
+                        }
+                    }
                     Event::Command(Some(Control::MemoryPeak(reply))) => {
                         let _ = reply.send(process.memory_peak().unwrap_or(0));
                     }
@@ -315,6 +386,9 @@ impl Instance {
                     }
                 }
             };
+            // Read before the cgroup goes, so an instance that died (out of
+            // memory, timed out) still reports what it used.
+            watcher_peak.store(process.memory_peak().unwrap_or(0), Ordering::SeqCst);
             watcher_alive.store(false, Ordering::SeqCst);
             let oom = process.oom_killed().unwrap_or(false);
             let exit = exit.unwrap_or(SandboxExit::Signal(9));
@@ -322,6 +396,7 @@ impl Instance {
             if let Err(e) = process.destroy().await {
                 tracing::warn!(error = %e, "instance cleanup failed");
             }
+            drop(live);
         });
 
         let mut instance = Instance {
@@ -332,6 +407,7 @@ impl Instance {
             dispatch_tx: ends.dispatch_tx,
             control_tx,
             alive,
+            final_peak,
             death: death_rx,
             pipes,
             server,
@@ -345,9 +421,13 @@ impl Instance {
             }
         };
         let init_duration = started.elapsed();
+        tracing::debug!(instance = %instance.id, init_ms = init_duration.as_secs_f64() * 1000.0, "instance init ended");
         match init {
             Some(InitSignal::Ready) => {
                 instance.init_duration = Some(init_duration);
+                if cpu_share < INIT_CPU_SHARE {
+                    let _ = instance.control_tx.send(Control::SetCpu(cpu_share));
+                }
                 Ok(instance)
             }
             Some(InitSignal::Failed { error_type, body }) => {
@@ -381,6 +461,7 @@ impl Instance {
     pub fn flush_logs(&self) {
         for pipe in &self.pipes {
             pipe.drain(&self.logs);
+            pipe.flush_partial(&self.logs);
         }
     }
 
@@ -391,7 +472,7 @@ impl Instance {
         self.channel.expect(&dispatch.request_id, reply_tx);
         if self.dispatch_tx.send(dispatch).await.is_err() {
             self.channel.abandon();
-            return InvocationEnd::Died(self.wait_for_death().await);
+            return InvocationEnd::Undelivered(self.wait_for_death().await);
         }
         let end = tokio::select! {
             outcome = reply_rx => match outcome {
@@ -404,7 +485,13 @@ impl Instance {
         if !matches!(end, InvocationEnd::Completed(_)) {
             self.channel.abandon();
         }
-        end
+        match end {
+            // The event still sits in the channel: the runtime never took it.
+            InvocationEnd::Died(death) if self.dispatch_tx.capacity() == 0 => {
+                InvocationEnd::Undelivered(death)
+            }
+            other => other,
+        }
     }
 
     /// Ends the instance now.
@@ -417,6 +504,9 @@ impl Instance {
 
     /// Peak memory of the instance so far, in bytes.
     pub async fn memory_peak(&self) -> u64 {
+        if !self.is_alive() {
+            return self.final_peak.load(Ordering::SeqCst);
+        }
         let (tx, rx) = oneshot::channel();
         if self.control_tx.send(Control::MemoryPeak(tx)).is_err() {
             return 0;

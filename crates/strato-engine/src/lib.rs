@@ -8,6 +8,7 @@
 //! fails, times out, runs out of memory or exits. Every invocation writes
 //! `START`, the function's own lines, `END` and `REPORT` to its log stream.
 
+pub mod install;
 pub mod instance;
 pub mod logs;
 mod pool;
@@ -35,7 +36,10 @@ use crate::runtimes::{RuntimeCatalog, RUNTIME_DIR, TASK_ROOT};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    pub data_dir: PathBuf,
+    /// Where runtime components live: the bootstraps, installed Node.js
+    /// releases, the Java runtime interface client, the bundled AWS SDKs.
+    /// Several servers (and data directories) may share one.
+    pub runtimes_dir: PathBuf,
     /// How long an idle instance stays warm.
     pub keep_alive: Duration,
     /// How long a runtime's init may take beyond the function's timeout.
@@ -68,6 +72,8 @@ pub enum EngineError {
     Code(String),
     #[error("cannot start an instance: {0}")]
     Instance(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
     #[error("runtime catalog: {0}")]
     Catalog(std::io::Error),
 }
@@ -80,6 +86,9 @@ pub struct InvokeTarget {
     pub config: Arc<FunctionConfig>,
     /// The ARN the caller used (qualified when it was).
     pub invoked_arn: String,
+    /// (access key id, secret) the function's AWS SDK calls are signed with,
+    /// as a role's credentials are on AWS.
+    pub credentials: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,6 +128,8 @@ pub struct Engine {
     pools: DashMap<PoolKey, Arc<InstancePool>>,
     config: EngineConfig,
     api_endpoint: std::sync::OnceLock<ApiEndpoint>,
+    live: Arc<instance::LiveInstances>,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn pool_key(target: &InvokeTarget) -> PoolKey {
@@ -132,6 +143,78 @@ fn pool_key(target: &InvokeTarget) -> PoolKey {
     )
 }
 
+/// Fetches the Java runtime interface client on first use, logging progress.
+/// Installs the Node.js release a runtime names (nodejs22.x → the newest
+/// 22.x) from the npm registry, on first use.
+async fn install_node_runtime(runtimes_dir: PathBuf, runtime: Runtime) -> Result<(), String> {
+    let major = runtimes::node_major(runtime);
+    tracing::info!(runtime = %runtime, "installing Node.js {major} from the npm registry");
+    tokio::task::spawn_blocking(move || install::install_node(&runtimes_dir, major))
+        .await
+        .map_err(|e| format!("installing Node.js {major} stopped: {e}"))?
+        .map(|dir| tracing::info!(dir = %dir.display(), "installed Node.js {major}"))
+        .map_err(|e| {
+            format!(
+                "Node.js {major} could not be installed ({e}); install it ahead of time with `strato runtimes install {runtime}` (the npm registry must be reachable)"
+            )
+        })
+}
+
+/// Installs the AWS SDKs into the runtime directory unless they are there.
+pub async fn provide_sdks(runtimes_dir: PathBuf) -> Result<bool, install::InstallError> {
+    let bootstrap = runtimes_dir.join("bootstrap");
+    if install::sdks_installed(&bootstrap) {
+        return Ok(false);
+    }
+    tokio::task::spawn_blocking(move || install::install_sdks(&bootstrap, &runtimes_dir))
+        .await
+        .map_err(|e| install::InstallError::Io(std::io::Error::other(e.to_string())))??;
+    Ok(true)
+}
+
+async fn install_java_runtime(
+    runtimes_dir: &std::path::Path,
+    runtime: Runtime,
+) -> Result<(), String> {
+    use runtimes::maven::{Fetcher, MavenSource, Progress};
+    let failed = |what: String| {
+        format!(
+            "{what}. Install it ahead of time with `strato runtimes install {}` (Maven Central, or the mirror ~/.m2/settings.xml names, must be reachable)",
+            runtime.as_str()
+        )
+    };
+    let source = MavenSource::from_machine().map_err(|e| failed(e.to_string()))?;
+    tracing::info!(
+        "installing AWS's Java runtime interface client {} from {}",
+        runtimes::java::RUNTIME_INTERFACE_CLIENT.version,
+        source.remote
+    );
+    let fetcher = Fetcher::new(source).map_err(|e| failed(e.to_string()))?;
+    let progress = |p: Progress| match p {
+        Progress::Local { artifact } => {
+            tracing::info!(
+                "{} taken from the local Maven repository",
+                artifact.coordinates()
+            )
+        }
+        Progress::Downloaded { artifact, bytes } => {
+            tracing::info!(
+                "{} downloaded ({bytes} bytes, SHA-1 verified)",
+                artifact.coordinates()
+            )
+        }
+        Progress::Downloading { .. } => {}
+    };
+    runtimes::java::install(runtimes_dir, &fetcher, &progress)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            failed(format!(
+                "cannot install AWS's Java runtime interface client: {e}"
+            ))
+        })
+}
+
 /// `Root=1-{time}-{random};Parent=...;Sampled=0`, an X-Ray trace header.
 fn trace_id() -> String {
     let now = chrono::Utc::now().timestamp();
@@ -142,6 +225,28 @@ fn trace_id() -> String {
         hex::encode(root),
         hex::encode(parent)
     )
+}
+
+/// Sandbox ids carry the owning server's pid (`s<pid>-<random>`), so a
+/// server can recognise sandboxes a crashed predecessor left behind.
+fn sandbox_id(instance_id: &str) -> String {
+    format!("s{}-{}", std::process::id(), &instance_id[..12])
+}
+
+/// True for a sandbox id whose owning process no longer exists.
+fn is_orphan(sandbox: &str) -> bool {
+    let Some(pid) = sandbox
+        .strip_prefix('s')
+        .and_then(|rest| rest.split('-').next())
+    else {
+        return false;
+    };
+    match pid.parse::<u32>() {
+        Ok(pid) => {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        Err(_) => false,
+    }
 }
 
 fn error_payload(error_type: &str, message: String) -> Bytes {
@@ -160,7 +265,18 @@ impl Engine {
         for warning in sandbox.warnings() {
             tracing::warn!("{warning}");
         }
-        let runtimes = RuntimeCatalog::discover(&config.data_dir).map_err(EngineError::Catalog)?;
+        match sandbox.remove_orphans(is_orphan) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!(
+                    count = removed.len(),
+                    "removed sandboxes left behind by a previous run"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot look for sandboxes left behind"),
+        }
+        let runtimes =
+            RuntimeCatalog::discover(&config.runtimes_dir).map_err(EngineError::Catalog)?;
         let engine = Arc::new(Engine {
             sandbox,
             runtimes,
@@ -169,6 +285,8 @@ impl Engine {
             pools: DashMap::new(),
             config,
             api_endpoint: std::sync::OnceLock::new(),
+            live: Arc::new(instance::LiveInstances::default()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&engine);
         let period =
@@ -207,6 +325,20 @@ impl Engine {
         self.runtimes.report()
     }
 
+    /// Like [`Engine::check_runtime`], but first installs what the platform
+    /// fetches on first use (the Java runtime interface client, from Maven),
+    /// so that creating a Java function just works. Blocks for the download;
+    /// the error says how to install ahead of time when that fails.
+    pub async fn provide_runtime(&self, runtime: Runtime) -> Result<String, String> {
+        if self.runtimes.needs_java_install(runtime) {
+            install_java_runtime(&self.config.runtimes_dir, runtime).await?;
+        }
+        if self.runtimes.needs_node_install(runtime) {
+            install_node_runtime(self.config.runtimes_dir.clone(), runtime).await?;
+        }
+        self.runtimes.check(runtime)
+    }
+
     /// Idle (warm) instances across all functions.
     pub fn idle_instances(&self) -> usize {
         self.pools.iter().map(|p| p.idle_count()).sum()
@@ -216,6 +348,32 @@ impl Engine {
         let keep_alive = self.config.keep_alive;
         self.pools
             .retain(|_, pool| pool.reap(keep_alive) > 0 || Arc::strong_count(pool) > 1);
+    }
+
+    /// Instances that exist (warm, busy or still being cleaned up).
+    pub fn live_instances(&self) -> usize {
+        self.live.count()
+    }
+
+    /// Ends every instance and waits (at most 10 s) until their processes,
+    /// cgroups and namespaces are gone. Later invocations are refused.
+    pub async fn shutdown(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let pools: Vec<Arc<InstancePool>> = self.pools.iter().map(|p| p.value().clone()).collect();
+        self.pools.clear();
+        for pool in pools {
+            pool.clear();
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.live.wait_until_none())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.live.count(),
+                "instances still being cleaned up at shutdown"
+            );
+        }
     }
 
     /// Ends the warm instances of a function (it was updated or deleted).
@@ -277,6 +435,10 @@ impl Engine {
         for (k, v) in reserved {
             env.insert(k.into(), v);
         }
+        if let Some((key, secret)) = &target.credentials {
+            env.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
+            env.insert("AWS_SECRET_ACCESS_KEY".into(), secret.clone());
+        }
         if let Some(endpoint) = self.api_endpoint.get() {
             let url = match self.sandbox.mode() {
                 SandboxMode::Strong => format!("http://{}", instance::INSTANCE_API_ADDR),
@@ -289,9 +451,12 @@ impl Engine {
 
     async fn cold_start(&self, target: &InvokeTarget) -> Result<Instance, StartError> {
         let c = &target.config;
-        let plan = self.runtimes.plan(c.runtime).map_err(|reason| {
-            StartError::Platform(format!("runtime {} is not available: {reason}", c.runtime))
-        })?;
+        let plan = self
+            .runtimes
+            .plan_for(c.runtime, c.handler.as_deref(), c.memory_size)
+            .map_err(|reason| {
+                StartError::Platform(format!("runtime {} is not available: {reason}", c.runtime))
+            })?;
         let code = self.code.clone();
         let code_id = c.code.sha256_hex.clone();
         let code_dir = tokio::task::spawn_blocking(move || code.extract(&code_id))
@@ -308,7 +473,7 @@ impl Engine {
         let env = self.instance_env(target, &log_stream);
         let version = plan.version.clone();
         let spec = InstanceSpec {
-            id: format!("strato-{}", &instance_id[..16]),
+            id: sandbox_id(&instance_id),
             code_dir,
             plan,
             memory_mb: c.memory_size,
@@ -332,7 +497,14 @@ impl Engine {
             SandboxMode::Strong => self.api_endpoint.get().map(|e| e.serve.clone()),
             SandboxMode::Fallback => None,
         };
-        Instance::start(&self.sandbox, self.logs.clone(), spec, serve_api).await
+        Instance::start(
+            &self.sandbox,
+            self.logs.clone(),
+            spec,
+            serve_api,
+            self.live.enter(),
+        )
+        .await
     }
 
     async fn run(
@@ -340,6 +512,9 @@ impl Engine {
         target: InvokeTarget,
         request: InvokeRequest,
     ) -> Result<InvokeResponse, EngineError> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
         let c = target.config.clone();
         let request_id = uuid::Uuid::new_v4().to_string();
         let key = pool_key(&target);
@@ -356,8 +531,21 @@ impl Engine {
                 }
             },
         };
+        // A warm instance can end between its last invocation and this one
+        // (its runtime exited after answering). If it ends before taking the
+        // event, the event was never delivered: start a fresh instance for it.
+        if !instance.is_alive() {
+            drop(instance);
+            instance = match self.cold_start(&target).await {
+                Ok(instance) => instance,
+                Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
+                Err(failure) => {
+                    return Ok(self.init_failure(&target, &request_id, failure, started))
+                }
+            };
+        }
         let init_duration = instance.init_duration.take();
-        let logs = instance.logs.clone();
+        let mut logs = instance.logs.clone();
         if request.tail_log {
             logs.begin_invocation();
         }
@@ -377,8 +565,29 @@ impl Engine {
             client_context: request.client_context.clone(),
             cognito_identity: request.cognito_identity.clone(),
         };
-        let invoke_started = Instant::now();
-        let end = instance.invoke(dispatch, timeout).await;
+        let mut invoke_started = Instant::now();
+        let mut end = instance.invoke(dispatch.clone(), timeout).await;
+        if let InvocationEnd::Undelivered(_) = end {
+            // The warm instance ended before it took the event: the event
+            // goes to a fresh instance instead of failing for nothing.
+            instance = match self.cold_start(&target).await {
+                Ok(fresh) => fresh,
+                Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
+                Err(failure) => {
+                    return Ok(self.init_failure(&target, &request_id, failure, started))
+                }
+            };
+            logs = instance.logs.clone();
+            if request.tail_log {
+                logs.begin_invocation();
+            }
+            logs.line(format!(
+                "START RequestId: {request_id} Version: {}",
+                c.version
+            ));
+            invoke_started = Instant::now();
+            end = instance.invoke(dispatch, timeout).await;
+        }
         let duration = invoke_started.elapsed();
 
         let (payload, function_error, keep) = match end {
@@ -386,10 +595,11 @@ impl Engine {
             InvocationEnd::Completed(Outcome::Error { body, .. }) => {
                 (body, Some("Unhandled"), true)
             }
-            InvocationEnd::Completed(Outcome::ResponseTooLarge { size }) => {
+            InvocationEnd::Completed(Outcome::ResponseTooLarge { .. }) => {
+                // As AWS words it (the size itself is not in the message).
                 let message = format!(
-                    "Response payload size ({size} bytes) exceeded maximum allowed payload size ({} bytes).",
-                    strato_model::limits::MAX_SYNC_PAYLOAD_BYTES
+                    "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                    runtime_api::MAX_RESPONSE_BYTES
                 );
                 logs.line(format!(
                     "{} {request_id} ERROR {message}",
@@ -401,7 +611,7 @@ impl Engine {
                     true,
                 )
             }
-            InvocationEnd::Died(death) => (
+            InvocationEnd::Died(death) | InvocationEnd::Undelivered(death) => (
                 self.died_payload(&request_id, death),
                 Some("Unhandled"),
                 false,
@@ -508,5 +718,29 @@ impl Engine {
             init_duration: None,
             max_memory_mb: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandboxes_of_this_process_are_not_orphans() {
+        let id = sandbox_id("0123456789abcdef0123456789abcdef");
+        assert!(id.starts_with(&format!("s{}-", std::process::id())));
+        assert!(!is_orphan(&id));
+    }
+
+    #[test]
+    fn sandboxes_of_a_dead_process_are_orphans() {
+        // Pids above the kernel's maximum (4194304) never exist.
+        assert!(is_orphan("s4294967-0123456789ab"));
+    }
+
+    #[test]
+    fn foreign_cgroup_names_are_left_alone() {
+        assert!(!is_orphan("listen-27954-10"));
+        assert!(!is_orphan("strato-abc"));
     }
 }

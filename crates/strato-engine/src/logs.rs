@@ -197,6 +197,17 @@ impl LogPipe {
         }
     }
 
+    /// Records a trailing line that has no newline yet (a runtime that logs
+    /// without one, e.g. Java's `LambdaLogger.log("x")`), so it belongs to
+    /// the invocation that wrote it.
+    pub fn flush_partial(&self, capture: &LogCapture) {
+        let mut partial = self.partial.lock();
+        if !partial.is_empty() {
+            let rest = std::mem::take(&mut *partial);
+            capture.line(clean_line(&rest));
+        }
+    }
+
     /// Reads until the other end closes.
     pub async fn run(self: Arc<Self>, capture: Arc<LogCapture>) {
         loop {
@@ -256,6 +267,19 @@ mod tests {
         assert!(tail.len() <= TAIL_BYTES);
         assert!(tail.ends_with("last\n"));
         assert!(!tail.contains("before"));
+    }
+
+    #[tokio::test]
+    async fn a_line_without_newline_is_recorded_when_flushed() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let logs = Arc::new(MemoryLogs::new(100));
+        let capture = LogCapture::new(logs.clone(), "g".into(), "s".into());
+        let pipe = LogPipe::new(read).unwrap();
+        nix::unistd::write(&write, b"no newline").unwrap();
+        pipe.drain(&capture);
+        assert!(logs.events("g", "s").is_empty());
+        pipe.flush_partial(&capture);
+        assert_eq!(logs.events("g", "s")[0].message, "no newline");
     }
 
     #[tokio::test]

@@ -18,6 +18,11 @@ use serde_json::json;
 use strato_model::limits::MAX_SYNC_PAYLOAD_BYTES;
 use tokio::sync::{mpsc, oneshot};
 
+/// The largest response Lambda returns: its "6 MB" is 6,291,556 bytes, as
+/// `Function.ResponseSizeTooLarge` messages state (a response of exactly this
+/// size is accepted).
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
 /// One event handed to the runtime by `/invocation/next`.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
@@ -201,13 +206,13 @@ async fn response(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if body.len() > MAX_SYNC_PAYLOAD_BYTES {
+    if body.len() > MAX_RESPONSE_BYTES {
         let size = body.len();
         if channel.complete(&id, Outcome::ResponseTooLarge { size }) {
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 axum::Json(json!({
-                    "errorMessage": format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD_BYTES} bytes)."),
+                    "errorMessage": format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
                     "errorType": "RequestEntityTooLarge"
                 })),
             )

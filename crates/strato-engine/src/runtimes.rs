@@ -16,6 +16,9 @@ use std::process::Command;
 use strato_model::{Runtime, RuntimeFamily};
 use strato_sandbox::BindMount;
 
+pub mod java;
+pub mod maven;
+
 /// Strato's own runtime bootstraps, embedded so one binary carries them.
 const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/nodejs/bootstrap.mjs");
 const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
@@ -54,9 +57,13 @@ struct Interpreter {
 
 #[derive(Debug)]
 pub struct RuntimeCatalog {
+    runtimes_dir: PathBuf,
     bootstrap_dir: PathBuf,
     node: Vec<Interpreter>,
     python: Vec<Interpreter>,
+    jvms: Vec<java::Jvm>,
+    /// Where the Java runtime interface client is (or will be) installed.
+    java_ric: java::RicInstall,
 }
 
 const PATH: &str = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin";
@@ -109,6 +116,22 @@ fn find_node() -> Vec<Interpreter> {
     found
 }
 
+/// A Node.js release installed by `strato runtimes install` (or on first
+/// use) under `<runtimes_dir>/node/<major>`, bound at /var/lang.
+fn installed_node(runtimes_dir: &Path, major: u32) -> Option<Interpreter> {
+    let dir = crate::install::node_dir(runtimes_dir, major);
+    let version = fs::read_to_string(dir.join(crate::install::NODE_VERSION_FILE)).ok()?;
+    let version = version.trim().to_string();
+    let (found_major, minor) = major_minor(&version)?;
+    (found_major == major).then(|| Interpreter {
+        prefix: Some(dir),
+        program: PathBuf::from(LANG_DIR).join("bin").join("node"),
+        version: format!("node {version}"),
+        major,
+        minor,
+    })
+}
+
 fn find_python() -> Vec<Interpreter> {
     let mut found = Vec::new();
     // pyenv builds (outside /usr): bound whole at /var/lang, as AWS lays it out.
@@ -156,7 +179,7 @@ fn find_python() -> Vec<Interpreter> {
     found
 }
 
-fn node_major(runtime: Runtime) -> u32 {
+pub fn node_major(runtime: Runtime) -> u32 {
     match runtime {
         Runtime::Nodejs18 => 18,
         Runtime::Nodejs20 => 20,
@@ -175,10 +198,11 @@ fn python_minor(runtime: Runtime) -> u32 {
 }
 
 impl RuntimeCatalog {
-    /// Writes the embedded bootstraps under `data_dir/runtimes/bootstrap` and
-    /// finds the interpreters this host has.
-    pub fn discover(data_dir: &Path) -> io::Result<RuntimeCatalog> {
-        let bootstrap_dir = data_dir.join("runtimes").join("bootstrap");
+    /// Writes the embedded bootstraps under `<runtimes_dir>/bootstrap` and
+    /// finds the interpreters this host has (and those installed in
+    /// `runtimes_dir`).
+    pub fn discover(runtimes_dir: &Path) -> io::Result<RuntimeCatalog> {
+        let bootstrap_dir = runtimes_dir.join("bootstrap");
         fs::create_dir_all(&bootstrap_dir)?;
         for (name, text) in [
             ("bootstrap.mjs", NODE_BOOTSTRAP),
@@ -186,28 +210,58 @@ impl RuntimeCatalog {
         ] {
             let path = bootstrap_dir.join(name);
             if fs::read_to_string(&path).ok().as_deref() != Some(text) {
-                fs::write(&path, text)?;
+                // Atomic: other servers sharing the directory may be starting
+                // runtimes from it right now.
+                let staged = bootstrap_dir.join(format!(".{name}.{}", std::process::id()));
+                fs::write(&staged, text)?;
+                fs::set_permissions(&staged, fs::Permissions::from_mode(0o644))?;
+                fs::rename(&staged, &path)?;
             }
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
         }
-        for dir in [data_dir.join("runtimes"), bootstrap_dir.clone()] {
+        for dir in [runtimes_dir.to_path_buf(), bootstrap_dir.clone()] {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
         }
+        // The mount point under which the AWS SDK for JavaScript appears,
+        // once installed (see `install::install_sdks`).
+        fs::create_dir_all(bootstrap_dir.join("node_modules"))?;
         Ok(RuntimeCatalog {
+            runtimes_dir: runtimes_dir.to_path_buf(),
             bootstrap_dir,
             node: find_node(),
             python: find_python(),
+            jvms: java::find_jvms(&java::JVM_ROOTS.map(Path::new)),
+            java_ric: java::RicInstall::new(runtimes_dir),
         })
     }
 
     /// The Node interpreter for a runtime: the same major, or (the platform
     /// patching forward) the nearest newer one.
-    fn node_for(&self, runtime: Runtime) -> Option<&Interpreter> {
+    fn node_for(&self, runtime: Runtime) -> Option<Interpreter> {
         let want = node_major(runtime);
+        if let Some(installed) = installed_node(&self.runtimes_dir, want) {
+            return Some(installed);
+        }
         self.node
             .iter()
             .filter(|i| i.major >= want)
             .min_by_key(|i| (i.major, std::cmp::Reverse(i.minor)))
+            .cloned()
+    }
+
+    /// Whether installing a Node.js release ([`install::install_node`]) is
+    /// all `runtime` lacks.
+    pub fn needs_node_install(&self, runtime: Runtime) -> bool {
+        runtime.family() == RuntimeFamily::Node && self.node_for(runtime).is_none()
+    }
+
+    /// The runtime directory instances see at `/var/runtime`.
+    pub fn bootstrap_dir(&self) -> &Path {
+        &self.bootstrap_dir
+    }
+
+    pub fn runtimes_dir(&self) -> &Path {
+        &self.runtimes_dir
     }
 
     fn python_for(&self, runtime: Runtime) -> Option<&Interpreter> {
@@ -226,10 +280,40 @@ impl RuntimeCatalog {
                 "no Python 3.{} is installed on this host",
                 python_minor(runtime)
             ),
-            RuntimeFamily::Java | RuntimeFamily::OsOnly => {
+            RuntimeFamily::Java => format!(
+                "no JDK {} or newer is installed on this host (looked in {})",
+                java::wanted_major(runtime),
+                java::JVM_ROOTS.join(", ")
+            ),
+            RuntimeFamily::OsOnly => {
                 format!("{} is not available on this Strato host", runtime.as_str())
             }
         }
+    }
+
+    /// Whether installing the Java runtime interface client
+    /// ([`java::install`]) is all `runtime` lacks.
+    pub fn needs_java_install(&self, runtime: Runtime) -> bool {
+        runtime.family() == RuntimeFamily::Java
+            && java::jvm_for(&self.jvms, runtime).is_some()
+            && !self.java_ric.is_installed()
+    }
+
+    /// The launch plan for one function: the runtime's plan plus what
+    /// depends on the function (the JVM's heap follows its memory size and
+    /// the runtime interface client takes the handler as an argument).
+    pub fn plan_for(
+        &self,
+        runtime: Runtime,
+        handler: Option<&str>,
+        memory_mb: i64,
+    ) -> Result<LaunchPlan, String> {
+        let mut plan = self.plan(runtime)?;
+        if runtime.family() == RuntimeFamily::Java {
+            plan.args.insert(0, java::max_heap_arg(memory_mb));
+            plan.args.push(handler.unwrap_or_default().to_string());
+        }
+        Ok(plan)
     }
 
     /// What runs `runtime` on this host; the error says why nothing can.
@@ -274,7 +358,7 @@ impl RuntimeCatalog {
                         "NODE_PATH".into(),
                         format!("/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task"),
                     )]),
-                    mounts: mounts_for(node, bootstrap_mount),
+                    mounts: mounts_for(&node, bootstrap_mount),
                     version: node.version.clone(),
                 })
             }
@@ -293,7 +377,27 @@ impl RuntimeCatalog {
                     version: python.version.clone(),
                 })
             }
-            RuntimeFamily::Java => Err(Self::unavailable(runtime)),
+            RuntimeFamily::Java => {
+                let jvm =
+                    java::jvm_for(&self.jvms, runtime).ok_or_else(|| Self::unavailable(runtime))?;
+                if !self.java_ric.is_installed() {
+                    return Err(format!(
+                        "{} found, but AWS's Java runtime interface client {} is not installed yet in {}: it is fetched from Maven on first use, or ahead of time by `strato runtimes install {}`",
+                        jvm.home.display(),
+                        java::RUNTIME_INTERFACE_CLIENT.version,
+                        self.java_ric.dir.display(),
+                        runtime.as_str()
+                    ));
+                }
+                let (args, mounts) = java::launch_plan_parts(jvm, &self.java_ric);
+                Ok(LaunchPlan {
+                    program: jvm.program.clone(),
+                    args,
+                    env: base_env(Vec::new()),
+                    mounts,
+                    version: java::describe(jvm),
+                })
+            }
             RuntimeFamily::OsOnly => Ok(LaunchPlan {
                 program: PathBuf::from(TASK_ROOT).join("bootstrap"),
                 args: Vec::new(),

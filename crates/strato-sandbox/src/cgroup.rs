@@ -37,8 +37,12 @@ pub struct CgroupLimits {
 
 impl CgroupLimits {
     fn cpu_quota_us(&self) -> u64 {
-        ((self.cpu_fraction * CPU_PERIOD_US as f64).round() as u64).max(MIN_CPU_QUOTA_US)
+        cpu_quota_us(self.cpu_fraction)
     }
+}
+
+fn cpu_quota_us(fraction: f64) -> u64 {
+    ((fraction * CPU_PERIOD_US as f64).round() as u64).max(MIN_CPU_QUOTA_US)
 }
 
 /// One cgroup hierarchy layout. Ids are validated sandbox ids (no `/`, no `..`).
@@ -48,6 +52,8 @@ pub trait CgroupDriver: Send + Sync + std::fmt::Debug {
     fn create(&self, id: &str, limits: &CgroupLimits) -> Result<()>;
     /// The `cgroup.procs` files a process writes itself into to join the sandbox's cgroup(s).
     fn membership_files(&self, id: &str) -> Vec<PathBuf>;
+    /// Changes the CPU share (a fraction of one CPU) of a running sandbox.
+    fn set_cpu_fraction(&self, id: &str, fraction: f64) -> Result<()>;
     /// Bytes of memory charged to the sandbox now.
     fn memory_usage(&self, id: &str) -> Result<u64>;
     /// Highest memory charge since creation.
@@ -60,6 +66,8 @@ pub trait CgroupDriver: Send + Sync + std::fmt::Debug {
     fn kill_all(&self, id: &str) -> Result<()>;
     /// Removes the cgroup(s); fails with EBUSY while processes remain. Missing directories are fine.
     fn remove(&self, id: &str) -> Result<()>;
+    /// Ids of the sandbox cgroups under the parent.
+    fn list(&self) -> Result<Vec<String>>;
 }
 
 /// Finds a cgroup hierarchy that can set memory, CPU and pids limits on this host.
@@ -150,6 +158,14 @@ impl CgroupDriver for CgroupV1 {
         )
     }
 
+    fn set_cpu_fraction(&self, id: &str, fraction: f64) -> Result<()> {
+        write(
+            &*self.host,
+            &self.dir("cpu", id).join("cpu.cfs_quota_us"),
+            &cpu_quota_us(fraction).to_string(),
+        )
+    }
+
     fn membership_files(&self, id: &str) -> Vec<PathBuf> {
         V1_CONTROLLERS
             .iter()
@@ -192,6 +208,19 @@ impl CgroupDriver for CgroupV1 {
             remove_dir(&*self.host, &self.dir(controller, id))?;
         }
         Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for controller in V1_CONTROLLERS {
+            let parent = self.root.join(controller).join(&self.parent);
+            let names = self
+                .host
+                .subdirectories(&parent)
+                .map_err(|e| SandboxError::io("list", &parent, e))?;
+            ids.extend(names);
+        }
+        Ok(ids.into_iter().collect())
     }
 }
 
@@ -255,6 +284,14 @@ impl CgroupDriver for CgroupV2 {
         vec![self.dir(id).join("cgroup.procs")]
     }
 
+    fn set_cpu_fraction(&self, id: &str, fraction: f64) -> Result<()> {
+        write(
+            &*self.host,
+            &self.dir(id).join("cpu.max"),
+            &format!("{} {}", cpu_quota_us(fraction), CPU_PERIOD_US),
+        )
+    }
+
     fn memory_usage(&self, id: &str) -> Result<u64> {
         read_number(&*self.host, &self.dir(id).join("memory.current"))
     }
@@ -281,6 +318,12 @@ impl CgroupDriver for CgroupV2 {
 
     fn remove(&self, id: &str) -> Result<()> {
         remove_dir(&*self.host, &self.dir(id))
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.host
+            .subdirectories(&self.base)
+            .map_err(|e| SandboxError::io("list", &self.base, e))
     }
 }
 
@@ -391,6 +434,17 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn v1_cpu_share_changes_only_the_quota() {
+        let host = v1_host();
+        let driver = detect_with(host.clone(), Path::new("/cg"), "strato").expect("driver");
+        driver.set_cpu_fraction("a", 0.5).expect("set");
+        assert_eq!(
+            writes(&host.calls()),
+            vec![("/cg/cpu/strato/a/cpu.cfs_quota_us".into(), "50000".into())]
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub trait Host: Send + Sync + std::fmt::Debug {
     fn read_to_string(&self, path: &Path) -> io::Result<String>;
     /// Tells what is at a path without following a final symlink.
     fn entry_kind(&self, path: &Path) -> EntryKind;
+    /// Names of the subdirectories of a directory (none when it is missing).
+    fn subdirectories(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Creates a symlink at `link` pointing to `target`.
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
     /// mount(2).
@@ -72,6 +74,22 @@ impl Host for RealHost {
 
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
         std::fs::read_to_string(path)
+    }
+
+    fn subdirectories(&self, path: &Path) -> io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
     }
 
     fn entry_kind(&self, path: &Path) -> EntryKind {
@@ -213,6 +231,15 @@ pub(crate) mod fake {
                 .get(path)
                 .cloned()
                 .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+
+        fn subdirectories(&self, path: &Path) -> io::Result<Vec<String>> {
+            Ok(self
+                .lock_entries()
+                .iter()
+                .filter(|(p, kind)| **kind == EntryKind::Directory && p.parent() == Some(path))
+                .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect())
         }
 
         fn entry_kind(&self, path: &Path) -> EntryKind {

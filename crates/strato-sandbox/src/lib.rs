@@ -20,24 +20,26 @@
 //! use std::net::SocketAddr;
 //! use strato_sandbox::{BindMount, Sandbox, SandboxConfig, SandboxMode, SandboxSpec};
 //!
-//! # async fn example() -> Result<(), strato_sandbox::SandboxError> {
-//! // In main(): if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
-//! //     strato_sandbox::sandbox_init_main() }
-//! let config = SandboxConfig::new(std::env::current_exe().unwrap(), vec!["__sandbox-init".into()]);
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // In main(), before anything else:
+//! // if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
+//! //     strato_sandbox::sandbox_init_main()
+//! // }
+//! let config = SandboxConfig::new(std::env::current_exe()?, vec!["__sandbox-init".into()]);
 //! let sandbox = Sandbox::detect(config)?;
 //! for warning in sandbox.warnings() {
 //!     eprintln!("WARNING: {warning}");
 //! }
 //!
-//! // A network first, so the API the program talks to can listen inside it before it starts.
+//! // A network first, so the API the program talks to listens inside it before the program starts.
 //! let network = sandbox.take_network()?;
-//! let listener = network.bind_tcp("127.0.0.1:9001".parse::<SocketAddr>().unwrap())?;
+//! let listener = network.bind_tcp("127.0.0.1:9001".parse::<SocketAddr>()?)?;
 //! let api_address = match sandbox.mode() {
 //!     SandboxMode::Strong => "127.0.0.1:9001".to_string(),
-//!     SandboxMode::Fallback => listener.local_addr().unwrap().to_string(),
+//!     SandboxMode::Fallback => listener.local_addr()?.to_string(),
 //! };
-//! listener.set_nonblocking(true).unwrap();
-//! let _listener = tokio::net::TcpListener::from_std(listener).unwrap(); // serve it from tokio
+//! listener.set_nonblocking(true)?;
+//! let _listener = tokio::net::TcpListener::from_std(listener)?; // serve it from tokio
 //!
 //! let spec = SandboxSpec {
 //!     args: vec!["/var/task/main.py".into()],
@@ -49,8 +51,8 @@
 //! let mut process = sandbox.spawn(spec, network).await?;
 //! let _stdout = process.take_stdout(); // tokio AsyncRead: the program's log lines
 //! let exit = process.wait().await?;
-//! println!("{exit:?}, peak memory {} bytes, oom {}", process.memory_peak()?, process.oom_killed()?);
-//! process.destroy().await?; // or just drop it
+//! println!("{exit:?}, peak {} bytes, oom killed {}", process.memory_peak()?, process.oom_killed()?);
+//! process.destroy().await?; // or just drop it (which blocks briefly)
 //! # Ok(()) }
 //! ```
 
@@ -189,6 +191,32 @@ impl Sandbox {
     /// The cgroup hierarchy in use (strong mode only).
     pub fn cgroup_version(&self) -> Option<CgroupVersion> {
         self.strong.as_ref().map(|host| host.cgroups.version())
+    }
+
+    /// Removes sandboxes a previous process left behind (it crashed before
+    /// cleaning up): every sandbox cgroup whose id `is_orphan` accepts has its
+    /// processes killed and is removed. Returns the ids removed.
+    pub fn remove_orphans(&self, is_orphan: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let Some(host) = &self.strong else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for id in host.cgroups.list()?.into_iter().filter(|id| is_orphan(id)) {
+            host.cgroups.kill_all(&id)?;
+            // Killed processes take a moment to leave the cgroup.
+            let mut gone = false;
+            for _ in 0..100 {
+                if host.cgroups.remove(&id).is_ok() {
+                    gone = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if gone {
+                removed.push(id);
+            }
+        }
+        Ok(removed)
     }
 
     /// A network for the next sandbox: a pooled namespace (strong), or the host's (fallback).

@@ -85,17 +85,6 @@ impl CgroupLease {
         Err(self.still_busy())
     }
 
-    async fn remove(&mut self) -> Result<()> {
-        for _ in 0..REMOVE_ATTEMPTS {
-            if self.try_remove()? {
-                self.removed = true;
-                return Ok(());
-            }
-            tokio::time::sleep(REMOVE_PAUSE).await;
-        }
-        Err(self.still_busy())
-    }
-
     fn still_busy(&self) -> SandboxError {
         SandboxError::sys(
             "remove cgroup",
@@ -203,6 +192,14 @@ impl SandboxedProcess {
         }
     }
 
+    /// Changes the CPU share of the running sandbox (strong mode; fallback has no CPU limit).
+    pub fn set_cpu_fraction(&self, fraction: f64) -> Result<()> {
+        match &self.cgroup {
+            Some(lease) => lease.driver.set_cpu_fraction(&lease.id, fraction),
+            None => Ok(()),
+        }
+    }
+
     /// Bytes of memory the sandbox uses now (fallback: resident set of the program alone).
     pub fn memory_usage(&self) -> Result<u64> {
         match &self.cgroup {
@@ -229,12 +226,23 @@ impl SandboxedProcess {
     }
 
     /// Kills the tree, waits for it, and removes the cgroup and the network namespace.
+    ///
+    /// The removal runs on tokio's blocking pool: deleting a veth waits for the kernel's RCU grace
+    /// periods (milliseconds), which must not stall an async worker.
     pub async fn destroy(mut self) -> Result<SandboxExit> {
         self.kill()?;
         let exit = self.wait().await?;
-        if let Some(lease) = &mut self.cgroup {
-            lease.remove().await?;
-        }
+        let lease = self.cgroup.take();
+        let network = std::mem::replace(&mut self.network, NetNamespace::host());
+        tokio::task::spawn_blocking(move || {
+            let removed = lease
+                .map(|mut lease| lease.remove_blocking())
+                .unwrap_or(Ok(()));
+            drop(network);
+            removed
+        })
+        .await
+        .map_err(|e| SandboxError::sys("cleanup task", io::Error::other(e.to_string())))??;
         Ok(exit)
     }
 }

@@ -18,6 +18,11 @@ pub type FunctionKey = (String, String, String);
 pub struct FunctionCatalog {
     store: Arc<dyn Store>,
     cache: DashMap<FunctionKey, Arc<FunctionRecord>>,
+    /// Held across a write to the store and the matching cache change, and
+    /// across a cache fill on a miss, so a slower writer or reader can never
+    /// put back a record that a later write replaced or deleted. Cache hits
+    /// do not take it.
+    writes: tokio::sync::Mutex<()>,
 }
 
 fn key(account: &str, region: &str, name: &str) -> FunctionKey {
@@ -29,6 +34,7 @@ impl FunctionCatalog {
         FunctionCatalog {
             store,
             cache: DashMap::new(),
+            writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -47,6 +53,10 @@ impl FunctionCatalog {
         if let Some(hit) = self.cache.get(&k) {
             return Ok(Some(hit.clone()));
         }
+        let _write = self.writes.lock().await;
+        if let Some(hit) = self.cache.get(&k) {
+            return Ok(Some(hit.clone()));
+        }
         let Some(record) = self.store.get_function(account, region, name).await? else {
             return Ok(None);
         };
@@ -56,6 +66,7 @@ impl FunctionCatalog {
     }
 
     pub async fn insert(&self, record: FunctionRecord) -> Result<Arc<FunctionRecord>, StoreError> {
+        let _write = self.writes.lock().await;
         self.store.insert_function(&record).await?;
         let record = Arc::new(record);
         self.cache.insert(
@@ -73,6 +84,7 @@ impl FunctionCatalog {
         mutation: FunctionMutation,
     ) -> Result<Arc<FunctionRecord>, StoreError> {
         let k = key(account, region, name);
+        let _write = self.writes.lock().await;
         match self
             .store
             .update_function(account, region, name, mutation)
@@ -97,6 +109,7 @@ impl FunctionCatalog {
         region: &str,
         name: &str,
     ) -> Result<Option<FunctionRecord>, StoreError> {
+        let _write = self.writes.lock().await;
         let deleted = self.store.delete_function(account, region, name).await;
         self.cache.remove(&key(account, region, name));
         deleted

@@ -27,6 +27,24 @@ struct DataDirArg {
     data_dir: PathBuf,
 }
 
+#[derive(clap::Args, Clone)]
+struct RuntimesDirArg {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Where runtime components are installed (default: <data-dir>/runtimes);
+    /// several servers may share one.
+    #[arg(long, env = "STRATO_RUNTIMES_DIR")]
+    runtimes_dir: Option<PathBuf>,
+}
+
+impl RuntimesDirArg {
+    fn dir(&self) -> PathBuf {
+        self.runtimes_dir
+            .clone()
+            .unwrap_or_else(|| self.data.data_dir.join("runtimes"))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the AWS-compatible API.
@@ -35,7 +53,7 @@ enum Command {
         #[arg(long, env = "STRATO_LISTEN", default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
         #[command(flatten)]
-        data: DataDirArg,
+        dirs: RuntimesDirArg,
         /// The region clients should configure.
         #[arg(long, env = "STRATO_REGION", default_value = "us-east-1")]
         region: String,
@@ -50,6 +68,36 @@ enum Command {
     Accounts {
         #[command(subcommand)]
         command: AccountsCommand,
+    },
+    /// See what runs each runtime identifier, and install runtimes ahead of
+    /// their first use.
+    Runtimes {
+        #[command(subcommand)]
+        command: RuntimesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RuntimesCommand {
+    /// Each runtime identifier with what runs it, or why it cannot run.
+    List {
+        #[command(flatten)]
+        dirs: RuntimesDirArg,
+    },
+    /// Install what runtimes fetch on first use: for java11/17/21 AWS's Java
+    /// runtime interface client (from Maven Central or the mirror in
+    /// ~/.m2/settings.xml), for nodejs*.x a Node.js release the host lacks
+    /// (from the npm registry), and with --sdks the AWS SDKs the managed
+    /// runtimes carry (boto3; the AWS SDK for JavaScript v3).
+    Install {
+        /// Runtime identifiers, e.g. `java21`, `nodejs22.x`.
+        #[arg(required_unless_present = "sdks")]
+        runtimes: Vec<String>,
+        /// Also install the AWS SDKs for Python and Node.js functions.
+        #[arg(long)]
+        sdks: bool,
+        #[command(flatten)]
+        dirs: RuntimesDirArg,
     },
 }
 
@@ -118,7 +166,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
             listen,
-            data,
+            dirs,
             region,
             keep_alive,
             sandbox,
@@ -126,7 +174,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_tracing();
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the strato binary: {e}"))?;
-            let mut config = ServerConfig::new(listen, data.data_dir, exe);
+            let runtimes_dir = dirs.dir();
+            let mut config = ServerConfig::new(listen, dirs.data.data_dir, exe);
+            config.runtimes_dir = runtimes_dir;
+            config.provision_sdks = true;
             config.region = region.clone();
             config.keep_alive = std::time::Duration::from_secs(keep_alive);
             config.sandbox.mode = match sandbox.as_str() {
@@ -155,6 +206,160 @@ async fn run(cli: Cli) -> Result<(), String> {
             running.run_until_signal().await.map_err(|e| e.to_string())
         }
         Command::Accounts { command } => accounts_command(command).await,
+        Command::Runtimes { command } => runtimes_command(command).await,
+    }
+}
+
+async fn runtimes_command(command: RuntimesCommand) -> Result<(), String> {
+    use strato_engine::runtimes::{java, maven, RuntimeCatalog};
+    use strato_model::{Runtime, RuntimeFamily};
+    let discover = |dir: &std::path::Path| {
+        RuntimeCatalog::discover(dir).map_err(|e| format!("cannot use {}: {e}", dir.display()))
+    };
+    match command {
+        RuntimesCommand::List { dirs } => {
+            let dir = dirs.dir();
+            let catalog = discover(&dir)?;
+            println!("{:<16} RUNS WITH", "RUNTIME");
+            for (runtime, outcome) in catalog.report() {
+                match outcome {
+                    Ok(version) => println!("{runtime:<16} {version}"),
+                    Err(reason) => println!("{runtime:<16} unavailable: {reason}"),
+                }
+            }
+            let sdks = strato_engine::install::sdks_installed(catalog.bootstrap_dir());
+            println!(
+                "AWS SDKs for Python and Node.js functions: {}",
+                if sdks {
+                    "installed"
+                } else {
+                    "not installed (strato runtimes install --sdks)"
+                }
+            );
+            Ok(())
+        }
+        RuntimesCommand::Install {
+            runtimes,
+            sdks,
+            dirs,
+        } => {
+            let dir = dirs.dir();
+            let mut wanted = Vec::new();
+            for name in &runtimes {
+                let runtime = Runtime::ALL
+                    .into_iter()
+                    .find(|r| r.as_str() == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown runtime identifier {name:?} (one of: {})",
+                            Runtime::ALL.map(Runtime::as_str).join(", ")
+                        )
+                    })?;
+                wanted.push(runtime);
+            }
+            let catalog = discover(&dir)?;
+            for runtime in wanted.iter().filter(|r| catalog.needs_node_install(**r)) {
+                let major = strato_engine::runtimes::node_major(*runtime);
+                eprintln!("Installing Node.js {major} for {runtime} from the npm registry");
+                let install_dir = dir.clone();
+                let installed = tokio::task::spawn_blocking(move || {
+                    strato_engine::install::install_node(&install_dir, major)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{runtime}: {e}"))?;
+                eprintln!("Installed in {}", installed.display());
+            }
+            if wanted.iter().any(|r| r.family() == RuntimeFamily::Java) {
+                let source = maven::MavenSource::from_machine().map_err(|e| e.to_string())?;
+                eprintln!(
+                    "Installing AWS's Java runtime interface client {} from {}{}",
+                    java::RUNTIME_INTERFACE_CLIENT.version,
+                    source.remote,
+                    source
+                        .mirror_id
+                        .as_deref()
+                        .map(|m| format!(" (mirror {m} from settings.xml)"))
+                        .unwrap_or_default()
+                );
+                let fetcher = maven::Fetcher::new(source).map_err(|e| e.to_string())?;
+                let outcome = java::install(&dir, &fetcher, &print_progress)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match outcome {
+                    java::Installed::Already(dir) => {
+                        eprintln!("Already installed in {}", dir.display())
+                    }
+                    java::Installed::Now(dir) => eprintln!("Installed in {}", dir.display()),
+                }
+            }
+            if sdks {
+                eprintln!(
+                    "Installing the AWS SDKs managed runtimes carry (Python: {}; Node.js: {} clients)",
+                    strato_engine::install::PYTHON_SDK_PACKAGES.join(", "),
+                    strato_engine::install::NODE_SDK_PACKAGES.len()
+                );
+                let done = strato_engine::provide_sdks(dir.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "{}",
+                    if done {
+                        "Installed"
+                    } else {
+                        "Already installed"
+                    }
+                );
+            }
+            let catalog = discover(&dir)?;
+            for runtime in &wanted {
+                let version = catalog.check(*runtime).map_err(|reason| {
+                    format!("{runtime}: {reason}; Strato cannot install it, install it on the host")
+                })?;
+                println!("{runtime}: {version}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_progress(progress: strato_engine::runtimes::maven::Progress) {
+    use std::io::{IsTerminal, Write};
+    use strato_engine::runtimes::maven::Progress;
+    let mut err = std::io::stderr();
+    match progress {
+        Progress::Local { artifact } => {
+            let _ = writeln!(
+                err,
+                "  {} (from the local Maven repository, SHA-1 verified)",
+                artifact.file_name()
+            );
+        }
+        Progress::Downloading {
+            artifact,
+            received,
+            total,
+        } => {
+            if err.is_terminal() {
+                let shown = match total {
+                    Some(total) if total > 0 => format!("{:>3}%", received * 100 / total),
+                    _ => format!("{} KiB", received / 1024),
+                };
+                let _ = write!(err, "\r  {} {shown}", artifact.file_name());
+                let _ = err.flush();
+            }
+        }
+        Progress::Downloaded { artifact, bytes } => {
+            if err.is_terminal() {
+                let _ = write!(err, "\r\x1b[K");
+            }
+            let _ = writeln!(
+                err,
+                "  {} ({} KiB, SHA-1 verified)",
+                artifact.file_name(),
+                bytes.div_ceil(1024)
+            );
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::Rng;
-use strato_api::{AccountDirectory, ApiState, CodeUrlSigner};
+use strato_api::{AccountDirectory, ApiState, CodeUrlSigner, FunctionKeys};
 use strato_engine::logs::MemoryLogs;
 use strato_engine::{ApiEndpoint, Engine, EngineConfig};
 use strato_model::AccessKey;
@@ -29,6 +29,13 @@ pub struct ServerConfig {
     /// Isolation settings; `init_program` must call the sandbox init
     /// (`strato __sandbox-init` for the strato binary).
     pub sandbox: SandboxConfig,
+    /// Runtime components (bootstraps, installed Node.js releases, the Java
+    /// runtime interface client, the bundled AWS SDKs); may be shared by
+    /// several servers. Default: `<data-dir>/runtimes`.
+    pub runtimes_dir: PathBuf,
+    /// Install the AWS SDKs that managed runtimes carry (boto3, the AWS SDK
+    /// for JavaScript v3) in the background at start when they are missing.
+    pub provision_sdks: bool,
 }
 
 impl ServerConfig {
@@ -36,6 +43,8 @@ impl ServerConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf, init_program: PathBuf) -> ServerConfig {
         ServerConfig {
             listen,
+            runtimes_dir: data_dir.join("runtimes"),
+            provision_sdks: false,
             data_dir,
             region: "us-east-1".into(),
             keep_alive: DEFAULT_KEEP_ALIVE,
@@ -74,6 +83,7 @@ pub enum ServerError {
 /// A server running on the current tokio runtime.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    pub engine: Arc<Engine>,
     /// The key pair created for a fresh data directory, if this start made one.
     pub initial_key: Option<AccessKey>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -86,10 +96,14 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        match self.task.await {
+        let served = match self.task.await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
-        }
+        };
+        // Instances are processes of their own: end them and remove their
+        // cgroups and namespaces before returning.
+        self.engine.shutdown().await;
+        served
     }
 
     /// Runs until the process gets SIGINT or SIGTERM, then shuts down cleanly.
@@ -131,15 +145,16 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError
     Ok(SqliteStore::open(&data_dir.join("strato.db"))?)
 }
 
-/// The secret that signs code download URLs, created once per data directory.
-async fn code_url_key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
-    if let Some(hex_key) = store.get_setting("code_url_key").await? {
+/// A named server secret (signing code URLs, deriving function credentials),
+/// created once per data directory.
+async fn server_secret(store: &dyn Store, name: &str) -> Result<Vec<u8>, StoreError> {
+    if let Some(hex_key) = store.get_setting(name).await? {
         if let Ok(key) = hex::decode(hex_key) {
             return Ok(key);
         }
     }
     let key: [u8; 32] = rand::rng().random();
-    store.put_setting("code_url_key", &hex::encode(key)).await?;
+    store.put_setting(name, &hex::encode(key)).await?;
     Ok(key.to_vec())
 }
 
@@ -164,12 +179,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let initial_key =
         accounts::ensure_initial_account(store.as_ref(), config.listen.ip().is_loopback()).await?;
     let code = CodeStore::open(config.data_dir.join("code"))?;
-    let accounts = Arc::new(AccountDirectory::load(store.clone()).await?);
-    let code_urls = CodeUrlSigner::new(&code_url_key(store.as_ref()).await?);
+    let function_keys =
+        FunctionKeys::new(&server_secret(store.as_ref(), "function_key_secret").await?);
+    let accounts = Arc::new(AccountDirectory::load(store.clone(), function_keys).await?);
+    let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
     spawn_key_refresh(accounts.clone());
     let engine = Engine::start(
         EngineConfig {
-            data_dir: config.data_dir.clone(),
+            runtimes_dir: config.runtimes_dir.clone(),
             keep_alive: config.keep_alive,
             init_timeout: std::time::Duration::from_secs(10),
             sandbox: config.sandbox.clone(),
@@ -177,6 +194,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         code.clone(),
         Arc::new(MemoryLogs::new(10_000)),
     )?;
+    if config.provision_sdks {
+        let runtimes_dir = config.runtimes_dir.clone();
+        tokio::spawn(async move {
+            match strato_engine::provide_sdks(runtimes_dir).await {
+                Ok(true) => tracing::info!("installed the AWS SDKs that managed runtimes carry"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot install the AWS SDKs for managed runtimes; functions must bundle them")
+                }
+            }
+        });
+    }
     let state = Arc::new(ApiState {
         catalog: Arc::new(FunctionCatalog::new(store)),
         engine: engine.clone(),
@@ -191,7 +220,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             "settling functions left pending by the previous run"
         );
     }
-    let app = strato_api::router(state);
+    let app = strato_api::router(state.clone());
 
     let listener =
         TcpListener::bind(config.listen)
@@ -206,12 +235,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             addr: config.listen,
             source,
         })?;
-    let instance_app = app.clone();
+    // The engine must not own the API state that owns the engine: instances
+    // build their API router from a weak reference when they start.
+    let weak_state = Arc::downgrade(&state);
     engine.set_api_endpoint(ApiEndpoint {
         host_url: format!("http://{local_addr}"),
         serve: Arc::new(move |listener: TcpListener| {
-            let app = instance_app.clone();
+            let state = weak_state.upgrade();
             tokio::spawn(async move {
+                let Some(state) = state else { return };
+                let app = strato_api::router(state);
                 let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
@@ -235,6 +268,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "strato is listening");
     Ok(RunningServer {
         local_addr,
+        engine,
         initial_key,
         shutdown: Some(tx),
         task,

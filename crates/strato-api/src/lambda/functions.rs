@@ -425,7 +425,7 @@ pub async fn create(
         .into());
     };
     let runtime = Runtime::parse_request(runtime)?;
-    check_runtime_available(&state, runtime)?;
+    check_runtime_available(&state, runtime).await?;
     validate::handler(handler)?;
     let description = req.description.clone().unwrap_or_default();
     validate::description(&description)?;
@@ -541,9 +541,10 @@ pub async fn create(
 }
 
 /// A function whose runtime this host cannot provide is refused now, not at
-/// its first invocation.
-fn check_runtime_available(state: &ApiState, runtime: Runtime) -> ApiResult<()> {
-    state.engine.check_runtime(runtime).map(|_| ()).map_err(|reason| {
+/// its first invocation. What the platform installs on first use (the Java
+/// runtime interface client) is installed now, so the function can run.
+async fn check_runtime_available(state: &ApiState, runtime: Runtime) -> ApiResult<()> {
+    state.engine.provide_runtime(runtime).await.map(|_| ()).map_err(|reason| {
         AwsError::invalid_parameter(format!(
             "The runtime parameter of {runtime} is not available on this Strato host: {reason}. Run `strato runtimes list` to see what is."
         ))
@@ -749,6 +750,9 @@ pub async fn update_configuration(
         .as_deref()
         .map(Runtime::parse_request)
         .transpose()?;
+    if let Some(runtime) = runtime {
+        check_runtime_available(&state, runtime).await?;
+    }
     refuse_unsupported(&[
         ("ImageConfig", req.image_config.is_some()),
         (

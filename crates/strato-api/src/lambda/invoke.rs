@@ -88,16 +88,16 @@ pub async fn invoke(
         MAX_SYNC_PAYLOAD_BYTES
     };
     if body.len() > limit {
-        let operation = if kind == InvocationType::Event {
-            "InvokeAsync"
+        // AWS words the two limits differently.
+        let message = if kind == InvocationType::Event {
+            format!(
+                "{} byte payload is too large for the Event invocation type (limit {limit} bytes)",
+                body.len()
+            )
         } else {
-            "InvokeFunction"
+            format!("Request must be smaller than {limit} bytes for the InvokeFunction operation")
         };
-        return Err(AwsError::new(
-            ErrorCode::RequestTooLargeException,
-            format!("Request must be smaller than {limit} bytes for the {operation} operation"),
-        )
-        .into());
+        return Err(AwsError::new(ErrorCode::RequestTooLargeException, message).into());
     }
     let payload = if body.iter().all(u8::is_ascii_whitespace) {
         Bytes::from_static(b"{}")
@@ -150,6 +150,7 @@ pub async fn invoke(
             &r.name,
             r.qualifier.as_ref(),
         ),
+        credentials: Some(state.accounts.function_credentials(&caller.account_id)),
     };
     let request = InvokeRequest {
         payload,

@@ -17,7 +17,6 @@ use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, LastUpdateStatus, Runtime, State};
 use aws_sdk_lambda::Client;
-use rand::RngCore;
 use strato::server::{self, RunningServer, ServerConfig};
 use tempfile::TempDir;
 
@@ -161,7 +160,18 @@ pub fn handler_zip(tag: &str) -> Vec<u8> {
 /// A valid zip of `total` bytes of incompressible random data, stored (not
 /// deflated) in `files` entries: slow to hash, check and extract.
 pub fn large_random_zip(total: usize, files: usize) -> Vec<u8> {
-    let mut rng = rand::rng();
+    // xorshift64*: incompressible enough for deflate, and fast in a debug
+    // build (a cryptographic generator is not).
+    let mut state: u64 = rand::random::<u64>() | 1;
+    let mut fill = |buf: &mut [u8]| {
+        for word in buf.chunks_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let value = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            word.copy_from_slice(&value[..word.len()]);
+        }
+    };
     let per_file = total / files;
     let mut buf = Cursor::new(Vec::with_capacity(total + files * 200));
     {
@@ -170,7 +180,7 @@ pub fn large_random_zip(total: usize, files: usize) -> Vec<u8> {
             .compression_method(zip::CompressionMethod::Stored);
         let mut chunk = vec![0u8; per_file];
         for i in 0..files {
-            rng.fill_bytes(&mut chunk);
+            fill(&mut chunk);
             w.start_file(format!("data/blob-{i:05}.bin"), opts)
                 .expect("start file");
             w.write_all(&chunk).expect("write entry");
@@ -201,7 +211,11 @@ pub fn sha256_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
 }
 
-/// CreateFunction with sensible defaults (nodejs20.x, index.handler).
+/// The runtime test functions use: OS-only, so every host can create it
+/// whatever language runtimes it has installed.
+pub const RUNTIME: Runtime = Runtime::Providedal2023;
+
+/// CreateFunction with sensible defaults ([`RUNTIME`], index.handler).
 pub async fn create_function(client: &Client, name: &str, zip: Vec<u8>) {
     create_builder(client, name, zip)
         .send()
@@ -217,7 +231,7 @@ pub fn create_builder(
     client
         .create_function()
         .function_name(name)
-        .runtime(Runtime::Nodejs20x)
+        .runtime(RUNTIME)
         .role(ROLE)
         .handler("index.handler")
         .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
@@ -231,7 +245,7 @@ pub async fn create_active(client: &Client, name: &str) {
 
 /// Polls GetFunctionConfiguration until `State` is Active.
 pub async fn wait_active(client: &Client, name: &str) {
-    for _ in 0..600 {
+    for _ in 0..2400 {
         let config = client
             .get_function_configuration()
             .function_name(name)
@@ -249,7 +263,7 @@ pub async fn wait_active(client: &Client, name: &str) {
 
 /// Polls until `LastUpdateStatus` is no longer InProgress and returns it.
 pub async fn wait_update_settled(client: &Client, name: &str) -> LastUpdateStatus {
-    for _ in 0..1200 {
+    for _ in 0..4800 {
         let config = client
             .get_function_configuration()
             .function_name(name)

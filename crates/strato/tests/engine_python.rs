@@ -1,0 +1,177 @@
+//! End-to-end: Python functions (python3.11 and python3.12) through the
+//! Invoke API.
+
+mod support_engine;
+
+use aws_sdk_lambda::types::Runtime;
+use serde_json::json;
+use support_engine::*;
+
+/// One handler, many behaviours chosen by `event["action"]`.
+pub const PYTHON_FUNCTION: &str = r#"
+import logging
+import os
+import socket
+import sys
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+count = 0
+
+
+def gateway():
+    with open("/proc/net/route") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == "00000000":
+                raw = bytes.fromhex(fields[2])
+                return ".".join(str(b) for b in reversed(raw))
+    raise RuntimeError("no default route")
+
+
+def barrier(port):
+    with socket.create_connection((gateway(), port), timeout=30) as s:
+        s.sendall((os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] + "\n").encode())
+        return s.makefile().readline().strip()
+
+
+def handler(event, context):
+    global count
+    stream = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+    action = event["action"]
+    if action == "hello":
+        return "Hello from Python"
+    if action == "add":
+        return {"sum": event["a"] + event["b"], "product": event["a"] * event["b"]}
+    if action == "context":
+        return {
+            "awsRequestId": context.aws_request_id,
+            "functionName": context.function_name,
+            "functionVersion": context.function_version,
+            "invokedFunctionArn": context.invoked_function_arn,
+            "memoryLimitInMB": context.memory_limit_in_mb,
+            "logGroupName": context.log_group_name,
+            "logStreamName": context.log_stream_name,
+            "remainingMs": context.get_remaining_time_in_millis(),
+            "version": "%d.%d" % sys.version_info[:2],
+        }
+    if action == "env":
+        return {n: os.environ.get(n) for n in event["names"]}
+    if action == "log":
+        print("printed " + event["marker"])
+        logger.info("marker %s", event["marker"])
+        return "logged"
+    if action == "count":
+        count += 1
+        return {"count": count, "stream": stream}
+    if action == "barrier":
+        return {"stream": stream, "reply": barrier(event["port"])}
+    raise ValueError("unknown action " + action)
+"#;
+
+macro_rules! python_tests {
+    ($module:ident, $runtime:expr, $version:literal) => {
+        mod $module {
+            use super::*;
+
+            async fn deploy_python(engine: &Engine, name: &str) {
+                let zip = zip_of(&[("lambda_function.py", PYTHON_FUNCTION.as_bytes())]);
+                deploy(
+                    &engine.client,
+                    name,
+                    FunctionSpec::new($runtime, "lambda_function.handler", zip)
+                        .env("USER_VAR", "user value"),
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn says_hello_with_lambda_log_framing() {
+                let engine = Engine::start().await;
+                let name = unique_name(concat!(stringify!($module), "-hello"));
+                deploy_python(&engine, &name).await;
+                let cold = invoke(&engine.client, &name, json!({"action": "hello"})).await;
+                assert_eq!(cold.ok(), json!("Hello from Python"));
+                assert_eq!(cold.executed_version.as_deref(), Some("$LATEST"));
+                assert_log_framing(&cold, true);
+                let warm = invoke(&engine.client, &name, json!({"action": "hello"})).await;
+                assert_eq!(warm.ok(), json!("Hello from Python"));
+                assert_log_framing(&warm, false);
+                engine.stop().await;
+            }
+
+            #[tokio::test]
+            async fn event_in_computed_result_out_on_the_right_interpreter() {
+                let engine = Engine::start().await;
+                let name = unique_name(concat!(stringify!($module), "-add"));
+                deploy_python(&engine, &name).await;
+                let inv =
+                    invoke(&engine.client, &name, json!({"action": "add", "a": 20, "b": 22})).await;
+                assert_eq!(inv.ok(), json!({"sum": 42, "product": 440}));
+                let ctx = invoke(&engine.client, &name, json!({"action": "context"})).await;
+                let ctx_json = ctx.ok();
+                assert_eq!(ctx_json["version"], $version, "{ctx}");
+                assert_context(&ctx_json, &name, &ctx.log);
+                engine.stop().await;
+            }
+
+            #[tokio::test]
+            async fn environment_has_lambda_and_user_variables() {
+                let engine = Engine::start().await;
+                let name = unique_name(concat!(stringify!($module), "-env"));
+                deploy_python(&engine, &name).await;
+                let inv =
+                    invoke(&engine.client, &name, json!({"action": "env", "names": ENV_NAMES}))
+                        .await;
+                assert_lambda_environment(&inv.ok(), &name, "lambda_function.handler");
+                engine.stop().await;
+            }
+
+            #[tokio::test]
+            async fn print_and_logging_lines_appear_in_the_log_tail() {
+                let engine = Engine::start().await;
+                let name = unique_name(concat!(stringify!($module), "-log"));
+                deploy_python(&engine, &name).await;
+                let inv =
+                    invoke(&engine.client, &name, json!({"action": "log", "marker": "py-l1ne"}))
+                        .await;
+                inv.ok();
+                let request_id = assert_log_framing(&inv, true);
+                let lines = inv.log_lines();
+                assert!(lines.contains(&"printed py-l1ne"), "print is raw: {inv}");
+                // `[INFO]\t{timestamp}\t{request id}\t{message}`
+                let logged = lines
+                    .iter()
+                    .find(|l| l.ends_with("\tmarker py-l1ne"))
+                    .unwrap_or_else(|| panic!("the logging line is in the tail: {inv}"));
+                let fields: Vec<&str> = logged.split('\t').collect();
+                assert_eq!(fields[0], "[INFO]", "{logged}");
+                assert!(fields[1].ends_with('Z') && fields[1].contains('T'), "{logged}");
+                assert_eq!(fields[2], request_id, "{logged}");
+                engine.stop().await;
+            }
+
+            #[tokio::test]
+            async fn warm_instance_keeps_its_globals() {
+                let engine = Engine::start().await;
+                let name = unique_name(concat!(stringify!($module), "-warm"));
+                deploy_python(&engine, &name).await;
+                assert_warm_reuse(&engine.client, &name).await;
+                engine.stop().await;
+            }
+
+            #[tokio::test]
+            async fn concurrent_invocations_run_on_distinct_instances() {
+                let engine = Engine::start().await;
+                let name = unique_name(concat!(stringify!($module), "-conc"));
+                deploy_python(&engine, &name).await;
+                assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3)
+                    .await;
+                engine.stop().await;
+            }
+        }
+    };
+}
+
+python_tests!(python311, Runtime::Python311, "3.11");
+python_tests!(python312, Runtime::Python312, "3.12");

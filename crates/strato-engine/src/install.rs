@@ -203,6 +203,7 @@ pub fn install_node(runtimes_dir: &Path, major: u32) -> Result<PathBuf, InstallE
 /// next to the Node.js one), as AWS's runtimes lay them out.
 pub fn install_sdks(bootstrap_dir: &Path, runtimes_dir: &Path) -> Result<(), InstallError> {
     let _lock = InstallLock::take(runtimes_dir)?;
+    fs::create_dir_all(bootstrap_dir)?;
     if !bootstrap_dir.join("boto3").is_dir() {
         let staging = Staging::new(runtimes_dir, "python-sdk")?;
         run(

@@ -133,11 +133,26 @@ pub enum StartError {
         error_type: Option<String>,
         body: Bytes,
         init: Duration,
+        /// What the runtime logged during init (for `LogType: Tail`).
+        log: String,
     },
     /// The runtime ended before it was ready.
-    Exited { death: Death, init: Duration },
+    Exited {
+        death: Death,
+        init: Duration,
+        log: String,
+    },
     /// Init took longer than allowed.
-    TimedOut { init: Duration },
+    TimedOut { init: Duration, log: String },
+}
+
+/// Ends the init phase's log with AWS's `INIT_REPORT` line and returns its text.
+fn init_log(logs: &LogCapture, init: Duration, error_type: &str) -> String {
+    logs.line(format!(
+        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {error_type}",
+        init.as_secs_f64() * 1000.0
+    ));
+    logs.end_invocation()
 }
 
 /// How one invocation on an instance ended.
@@ -413,17 +428,23 @@ impl Instance {
             server,
             api_server,
         };
+        // Collect what init logs, for the caller's log tail if init fails.
+        instance.logs.begin_invocation();
         let init = tokio::select! {
             signal = ends.init_rx => signal.ok(),
             _ = died(instance.death.clone()) => None,
             _ = tokio::time::sleep(spec.init_timeout) => {
-                return Err(StartError::TimedOut { init: started.elapsed() });
+                instance.flush_logs();
+                let init = started.elapsed();
+                let log = init_log(&instance.logs, init, "Sandbox.Timedout");
+                return Err(StartError::TimedOut { init, log });
             }
         };
         let init_duration = started.elapsed();
         tracing::debug!(instance = %instance.id, init_ms = init_duration.as_secs_f64() * 1000.0, "instance init ended");
         match init {
             Some(InitSignal::Ready) => {
+                instance.logs.end_invocation();
                 instance.init_duration = Some(init_duration);
                 if cpu_share < INIT_CPU_SHARE {
                     let _ = instance.control_tx.send(Control::SetCpu(cpu_share));
@@ -431,19 +452,35 @@ impl Instance {
                 Ok(instance)
             }
             Some(InitSignal::Failed { error_type, body }) => {
+                // The runtime exits after reporting; its last lines come with it.
+                let _ = tokio::time::timeout(Duration::from_millis(500), instance.wait_for_death())
+                    .await;
                 instance.flush_logs();
+                let log = init_log(
+                    &instance.logs,
+                    init_duration,
+                    error_type.as_deref().unwrap_or("Runtime.Unknown"),
+                );
                 Err(StartError::InitFailed {
                     error_type,
                     body,
                     init: init_duration,
+                    log,
                 })
             }
             None => {
                 let death = instance.wait_for_death().await;
                 instance.flush_logs();
+                let error_type = if death.oom {
+                    "Runtime.OutOfMemory"
+                } else {
+                    "Runtime.ExitError"
+                };
+                let log = init_log(&instance.logs, init_duration, error_type);
                 Err(StartError::Exited {
                     death,
                     init: init_duration,
+                    log,
                 })
             }
         }

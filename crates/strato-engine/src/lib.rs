@@ -527,7 +527,13 @@ impl Engine {
                 Ok(instance) => instance,
                 Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
                 Err(failure) => {
-                    return Ok(self.init_failure(&target, &request_id, failure, started))
+                    return Ok(self.init_failure(
+                        &target,
+                        &request_id,
+                        failure,
+                        started,
+                        request.tail_log,
+                    ))
                 }
             },
         };
@@ -540,7 +546,13 @@ impl Engine {
                 Ok(instance) => instance,
                 Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
                 Err(failure) => {
-                    return Ok(self.init_failure(&target, &request_id, failure, started))
+                    return Ok(self.init_failure(
+                        &target,
+                        &request_id,
+                        failure,
+                        started,
+                        request.tail_log,
+                    ))
                 }
             };
         }
@@ -574,7 +586,13 @@ impl Engine {
                 Ok(fresh) => fresh,
                 Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
                 Err(failure) => {
-                    return Ok(self.init_failure(&target, &request_id, failure, started))
+                    return Ok(self.init_failure(
+                        &target,
+                        &request_id,
+                        failure,
+                        started,
+                        request.tail_log,
+                    ))
                 }
             };
             logs = instance.logs.clone();
@@ -693,18 +711,24 @@ impl Engine {
         request_id: &str,
         failure: StartError,
         started: Instant,
+        tail_log: bool,
     ) -> InvokeResponse {
-        let payload = match failure {
-            StartError::InitFailed { body, .. } => body,
-            StartError::Exited { death, .. } => self.died_payload(request_id, death),
-            StartError::TimedOut { .. } => error_payload(
-                "Sandbox.Timedout",
-                format!(
-                    "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
-                    target.config.timeout as f64
+        let (payload, log) = match failure {
+            StartError::InitFailed { body, log, .. } => (body, log),
+            StartError::Exited { death, log, .. } => (self.died_payload(request_id, death), log),
+            StartError::TimedOut { log, .. } => (
+                error_payload(
+                    "Sandbox.Timedout",
+                    format!(
+                        "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                        target.config.timeout as f64
+                    ),
                 ),
+                log,
             ),
-            StartError::Platform(reason) => error_payload("Runtime.Unknown", reason),
+            StartError::Platform(reason) => {
+                (error_payload("Runtime.Unknown", reason), String::new())
+            }
         };
         let duration = started.elapsed();
         InvokeResponse {
@@ -712,7 +736,7 @@ impl Engine {
             payload,
             function_error: Some("Unhandled"),
             executed_version: target.config.version.clone(),
-            log_result: None,
+            log_result: tail_log.then(|| base64::engine::general_purpose::STANDARD.encode(log)),
             duration,
             billed_ms: (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64,
             init_duration: None,

@@ -628,7 +628,7 @@ pub fn go_function_zip() -> Vec<u8> {
         .env("CGO_ENABLED", "0")
         .env("GOOS", "linux")
         .env("GOFLAGS", "-mod=mod")
-        .args(["build", "-trimpath", "-o"])
+        .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
         .arg(&out)
         .arg(".");
     run(go, "go build");
@@ -665,9 +665,20 @@ pub fn rust_function_zip() -> Vec<u8> {
     zip
 }
 
-/// A zip holding an executable `bootstrap`.
+/// A zip holding an executable `bootstrap`, stored rather than deflated
+/// (deflating megabytes in a debug build is slow, and so is inflating them).
 pub fn bootstrap_zip(binary: &[u8]) -> Vec<u8> {
-    zip_with_mode(&[("bootstrap", binary)], 0o755)
+    let mut buf = Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .unix_permissions(0o755);
+        w.start_file("bootstrap", options).expect("start file");
+        w.write_all(binary).expect("write entry");
+        w.finish().expect("finish zip");
+    }
+    buf.into_inner()
 }
 
 // ---------------------------------------------------------------------------

@@ -434,9 +434,6 @@ mod tests {
         let catalog = RuntimeCatalog::discover(dir.path()).unwrap();
         let plan = catalog.plan(Runtime::ProvidedAl2023).unwrap();
         assert_eq!(plan.program, PathBuf::from("/var/task/bootstrap"));
-        assert!(dir
-            .path()
-            .join("runtimes/bootstrap/bootstrap.mjs")
-            .is_file());
+        assert!(dir.path().join("bootstrap/bootstrap.mjs").is_file());
     }
 }

@@ -138,6 +138,93 @@ async fn awslambdaric_as_a_custom_runtime_runs_a_python_handler() {
     engine.stop().await;
 }
 
+/// `aws-lambda-ric` (npm) with its native addon, built once per build
+/// directory (it compiles C++ with cmake; minutes, not seconds).
+fn aws_lambda_ric_package() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-lambda-ric");
+    let ric = dir.join("node_modules/aws-lambda-ric");
+    if !ric.join("dist/index.mjs").is_file() {
+        std::fs::create_dir_all(&dir).expect("package dir");
+        let out = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                "aws-lambda-ric@3",
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("npm runs");
+        assert!(
+            out.status.success(),
+            "npm install aws-lambda-ric failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    ric
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_lambda_ric_as_a_custom_runtime_runs_a_node_handler() {
+    if !strong_mode_available() {
+        eprintln!("skipped: needs root for strong isolation");
+        return;
+    }
+    let ric = aws_lambda_ric_package();
+    // Only what the client needs at run time: its package, loader and the
+    // compiled addon.
+    let mut entries: Vec<(String, Vec<u8>, u32)> = Vec::new();
+    for sub in ["bin", "dist"] {
+        for (name, data, mode) in files_under(&ric.join(sub)) {
+            entries.push((
+                format!("node_modules/aws-lambda-ric/{sub}/{name}"),
+                data,
+                mode,
+            ));
+        }
+    }
+    entries.push((
+        "node_modules/aws-lambda-ric/package.json".into(),
+        std::fs::read(ric.join("package.json")).expect("package.json"),
+        0o644,
+    ));
+    entries.push((
+        "index.mjs".into(),
+        b"let calls = 0;\nexport const handler = async (event, context) => ({ ric: 'aws-lambda-ric', echo: event, calls: ++calls, function: context.functionName });\n".to_vec(),
+        0o644,
+    ));
+    entries.push((
+        "bootstrap".into(),
+        b"#!/bin/sh\ncd \"$LAMBDA_TASK_ROOT\"\nexec node node_modules/aws-lambda-ric/bin/index.mjs \"$_HANDLER\"\n".to_vec(),
+        0o755,
+    ));
+    let engine = Engine::start().await;
+    let name = unique_name("ric-node");
+    deploy(
+        &engine.client,
+        &name,
+        FunctionSpec::new(
+            Runtime::Providedal2023,
+            "index.handler",
+            zip_entries(&entries),
+        ),
+    )
+    .await;
+    let first = invoke(&engine.client, &name, json!({"n": 1})).await;
+    let body = first.ok();
+    assert_eq!(body["ric"], "aws-lambda-ric");
+    assert_eq!(body["echo"], json!({"n": 1}));
+    assert_eq!(body["function"], name.as_str());
+    assert!(first.report().contains_key("Init Duration"));
+    let second = invoke(&engine.client, &name, json!({"n": 2})).await.ok();
+    assert_eq!(
+        second["calls"], 2,
+        "warm instance keeps its globals: {second}"
+    );
+    engine.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_functions_import_boto3_and_call_strato_with_it() {
     if !strong_mode_available() {

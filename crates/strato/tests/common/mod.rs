@@ -104,11 +104,15 @@ impl Harness {
 }
 
 pub async fn start_on(dir: &Path) -> RunningServer {
-    let config = ServerConfig::new(
+    let mut config = ServerConfig::new(
         "127.0.0.1:0".parse().expect("addr"),
         dir.to_path_buf(),
         env!("CARGO_BIN_EXE_strato").into(),
     );
+    // Runtimes fetched on first use (a Node.js release the host lacks) are
+    // fetched once per build directory, not once per test.
+    config.runtimes_dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("strato-runtimes");
     assert_eq!(config.region, REGION);
     server::start(config).await.expect("server starts")
 }

@@ -507,6 +507,23 @@ impl Engine {
         .await
     }
 
+    /// A fresh instance, or the answer a failed init gives the caller.
+    async fn start_instance(
+        &self,
+        target: &InvokeTarget,
+        request_id: &str,
+        started: Instant,
+        tail_log: bool,
+    ) -> Result<Result<Instance, InvokeResponse>, EngineError> {
+        match self.cold_start(target).await {
+            Ok(instance) => Ok(Ok(instance)),
+            Err(StartError::Platform(reason)) => Err(EngineError::Instance(reason)),
+            Err(failure) => Ok(Err(
+                self.init_failure(target, request_id, failure, started, tail_log)
+            )),
+        }
+    }
+
     async fn run(
         self: Arc<Self>,
         target: InvokeTarget,
@@ -523,18 +540,12 @@ impl Engine {
 
         let mut instance = match pool.acquire() {
             Some(instance) => instance,
-            None => match self.cold_start(&target).await {
+            None => match self
+                .start_instance(&target, &request_id, started, request.tail_log)
+                .await?
+            {
                 Ok(instance) => instance,
-                Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
-                Err(failure) => {
-                    return Ok(self.init_failure(
-                        &target,
-                        &request_id,
-                        failure,
-                        started,
-                        request.tail_log,
-                    ))
-                }
+                Err(answer) => return Ok(answer),
             },
         };
         // A warm instance can end between its last invocation and this one
@@ -542,18 +553,12 @@ impl Engine {
         // event, the event was never delivered: start a fresh instance for it.
         if !instance.is_alive() {
             drop(instance);
-            instance = match self.cold_start(&target).await {
+            instance = match self
+                .start_instance(&target, &request_id, started, request.tail_log)
+                .await?
+            {
                 Ok(instance) => instance,
-                Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
-                Err(failure) => {
-                    return Ok(self.init_failure(
-                        &target,
-                        &request_id,
-                        failure,
-                        started,
-                        request.tail_log,
-                    ))
-                }
+                Err(answer) => return Ok(answer),
             };
         }
         let init_duration = instance.init_duration.take();
@@ -582,18 +587,12 @@ impl Engine {
         if let InvocationEnd::Undelivered(_) = end {
             // The warm instance ended before it took the event: the event
             // goes to a fresh instance instead of failing for nothing.
-            instance = match self.cold_start(&target).await {
-                Ok(fresh) => fresh,
-                Err(StartError::Platform(reason)) => return Err(EngineError::Instance(reason)),
-                Err(failure) => {
-                    return Ok(self.init_failure(
-                        &target,
-                        &request_id,
-                        failure,
-                        started,
-                        request.tail_log,
-                    ))
-                }
+            instance = match self
+                .start_instance(&target, &request_id, started, request.tail_log)
+                .await?
+            {
+                Ok(instance) => instance,
+                Err(answer) => return Ok(answer),
             };
             logs = instance.logs.clone();
             if request.tail_log {

@@ -524,16 +524,7 @@ pub async fn create(
         Err(StoreError::AlreadyExists) => return Err(function_exists(&r.name).into()),
         Err(err) => return Err(err.into()),
     };
-    spawn_settle(
-        state.clone(),
-        PendingChange {
-            account: record.account.clone(),
-            region: record.region.clone(),
-            name: record.name().to_string(),
-            created_at: record.created_at,
-            code_id: record.latest.code.sha256_hex.clone(),
-        },
-    );
+    spawn_settle(state.clone(), PendingChange::of(&record));
     Ok(json_response(
         StatusCode::CREATED,
         record.latest.to_wire(&record.region, &record.account, true),
@@ -826,16 +817,7 @@ pub async fn update_configuration(
     state
         .engine
         .retire(&caller.account_id, &caller.region, &r.name);
-    spawn_settle(
-        state.clone(),
-        PendingChange {
-            account: record.account.clone(),
-            region: record.region.clone(),
-            name: record.name().to_string(),
-            created_at: record.created_at,
-            code_id: record.latest.code.sha256_hex.clone(),
-        },
-    );
+    spawn_settle(state.clone(), PendingChange::of(&record));
     Ok(json_response(
         StatusCode::OK,
         record.latest.to_wire(&record.region, &record.account, true),
@@ -917,16 +899,7 @@ pub async fn update_code(
     state
         .engine
         .retire(&caller.account_id, &caller.region, &r.name);
-    spawn_settle(
-        state.clone(),
-        PendingChange {
-            account: record.account.clone(),
-            region: record.region.clone(),
-            name: record.name().to_string(),
-            created_at: record.created_at,
-            code_id: record.latest.code.sha256_hex.clone(),
-        },
-    );
+    spawn_settle(state.clone(), PendingChange::of(&record));
     Ok(json_response(
         StatusCode::OK,
         record.latest.to_wire(&record.region, &record.account, true),

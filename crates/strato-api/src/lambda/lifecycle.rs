@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use strato_model::{FunctionState, LastUpdateStatus};
+use strato_model::{FunctionRecord, FunctionState, LastUpdateStatus};
 
 use crate::ApiState;
 
@@ -19,6 +19,19 @@ pub struct PendingChange {
     /// Guards against settling a function that was deleted and created again.
     pub created_at: DateTime<Utc>,
     pub code_id: String,
+}
+
+impl PendingChange {
+    /// The change a function record is settling.
+    pub fn of(record: &FunctionRecord) -> PendingChange {
+        PendingChange {
+            account: record.account.clone(),
+            region: record.region.clone(),
+            name: record.name().to_string(),
+            created_at: record.created_at,
+            code_id: record.latest.code.sha256_hex.clone(),
+        }
+    }
 }
 
 /// Settles every function a previous process left `Pending` or
@@ -34,16 +47,7 @@ pub async fn resume_settling(state: &Arc<ApiState>) -> Result<usize, strato_stor
         .filter(|record| record.latest.is_settling())
         .collect();
     for record in &unsettled {
-        spawn_settle(
-            state.clone(),
-            PendingChange {
-                account: record.account.clone(),
-                region: record.region.clone(),
-                name: record.name().to_string(),
-                created_at: record.created_at,
-                code_id: record.latest.code.sha256_hex.clone(),
-            },
-        );
+        spawn_settle(state.clone(), PendingChange::of(record));
     }
     Ok(unsettled.len())
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use strato_model::{AccessKey, Account, FunctionRecord};
 
 use crate::{FunctionMutation, Store, StoreError};
@@ -42,6 +42,11 @@ const MIGRATIONS: &[&str] = &[
 
 /// SQLite-backed [`Store`]. Calls run on tokio's blocking pool; one
 /// connection serializes writers, which SQLite does anyway.
+///
+/// Read-modify-write transactions begin `IMMEDIATE`: a deferred one that
+/// read first and then found another connection (another process on the same
+/// file) had written since would fail at once with "database is locked"
+/// instead of waiting for the busy timeout.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -165,7 +170,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.with(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let doc: Option<String> = tx
                 .query_row("SELECT doc FROM accounts WHERE id = ?1", [&id], |r| {
                     r.get(0)
@@ -300,7 +305,7 @@ impl Store for SqliteStore {
     ) -> Result<FunctionRecord, StoreError> {
         let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
         self.with(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let doc: Option<String> = tx
                 .query_row(
                     "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
@@ -328,7 +333,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<FunctionRecord>, StoreError> {
         let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
         self.with(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let doc: Option<String> = tx
                 .query_row(
                     "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
@@ -384,5 +389,43 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strato_model::Account;
+
+    fn account(id: &str) -> Account {
+        Account {
+            id: id.into(),
+            name: String::new(),
+            concurrency_limit: 1000,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    /// Two connections to one file (two processes) writing the same rows
+    /// interleaved: every read-modify-write waits its turn instead of failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_on_one_file_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        a.create_account(&account("000000000001")).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50u32 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                store
+                    .set_account_concurrency_limit("000000000001", 100 + i)
+                    .await
+            }));
+        }
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap());
+        }
     }
 }

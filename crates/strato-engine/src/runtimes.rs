@@ -66,6 +66,9 @@ pub struct RuntimeCatalog {
     java_ric: java::RicInstall,
 }
 
+/// An empty directory bound over host paths an instance must not see.
+const EMPTY_DIR: &str = "empty";
+
 const PATH: &str = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin";
 const LD_LIBRARY_PATH: &str = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib";
 
@@ -225,6 +228,9 @@ impl RuntimeCatalog {
         // The mount point under which the AWS SDK for JavaScript appears,
         // once installed (see `install::install_sdks`).
         fs::create_dir_all(bootstrap_dir.join("node_modules"))?;
+        let empty = runtimes_dir.join(EMPTY_DIR);
+        fs::create_dir_all(&empty)?;
+        fs::set_permissions(&empty, fs::Permissions::from_mode(0o755))?;
         Ok(RuntimeCatalog {
             runtimes_dir: runtimes_dir.to_path_buf(),
             bootstrap_dir,
@@ -373,7 +379,19 @@ impl RuntimeCatalog {
                         ("PYTHONUNBUFFERED".into(), "1".into()),
                         ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
                     ]),
-                    mounts: mounts_for(python, bootstrap_mount),
+                    mounts: {
+                        let mut mounts = mounts_for(python, bootstrap_mount);
+                        if python.prefix.is_some() {
+                            // The host installation's own packages are not the
+                            // runtime's: functions see an empty site-packages,
+                            // as on AWS, not whatever the host pip-installed.
+                            mounts.push(BindMount::read_only(
+                                self.runtimes_dir.join(EMPTY_DIR),
+                                format!("{LANG_DIR}/lib/python3.{}/site-packages", python.minor),
+                            ));
+                        }
+                        mounts
+                    },
                     version: python.version.clone(),
                 })
             }

@@ -1,0 +1,1255 @@
+#!/usr/bin/env python3
+"""Strato's benchmark harness: runs the scenarios of issue 8 side by side with the peers.
+
+Invoked by `bench/run` after it has built Strato and the load generator and installed the peers
+into bench/.work. Stdlib only. Every process it starts is ended by its own pid (and its own
+process group) when the scenario ends, and every data dir it creates is removed. All traffic goes
+to 127.0.0.1. Nothing here judges a figure: it measures and reports.
+"""
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(HERE, ".work")
+sys.path.insert(0, os.path.join(HERE, "lib"))
+
+import awsclient  # noqa: E402
+import report  # noqa: E402
+
+STRATO = os.environ.get("STRATO_BIN") or os.path.join(ROOT, "target", "release", "strato")
+LOADGEN = os.path.join(WORK, "target", "release", "loadgen")
+RIE = os.path.join(WORK, "go", "bin", "aws-lambda-rie")
+NPM = os.path.join(WORK, "npm")
+RIC_NODE = os.path.join(WORK, "npm-ric", "node_modules", ".bin", "aws-lambda-ric")
+SLS = os.path.join(NPM, "node_modules", ".bin", "serverless")
+VENV_PY = os.path.join(WORK, "venv", "bin", "python")
+GO_BOOTSTRAP = os.path.join(WORK, "gofn", "bootstrap")
+JAVA_CLASSES = os.path.join(WORK, "java", "classes")
+FIX = os.path.join(HERE, "fixtures")
+NODE = shutil.which("node") or "/usr/bin/node"
+
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+JAVA_HANDLER = "bench.Handler::handleRequest"
+# One full vCPU: Strato, like AWS, gives an instance memory/1769 of a CPU. The peers have no CPU
+# cap, so the benchmark functions get 1769 MB, which is exactly one vCPU (see the notes).
+BENCH_MEMORY = 1769
+PAYLOAD = '{"bench":true}'
+STRATO_LABEL = "Strato (stem cells off: today's only mode)"
+LABEL_128 = "Strato at MemorySize 128 (0.07 of a CPU after init)"
+
+# CPU placement (see BENCHMARKS.md): the system under test on CPU 0, the load generator on CPU 1.
+PIN = True
+SUT_CPUS = "0"
+LOADGEN_CPUS = "1"
+
+RIE_ONE_AT_A_TIME = ("RIE serves one invocation at a time: concurrent invokes crash it (nil-pointer panic in "
+                     "rapidcore.(*Server).Invoke), so it is measured at concurrency 1 only")
+
+LIVE = []  # processes started by this harness, ended by their pids at exit
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+
+class Proc:
+    """A process this harness started, in its own process group, ended by its own pid."""
+
+    def __init__(self, name, args, cwd=None, env=None, cpus=None, logname=None):
+        self.name = name
+        if cpus is not None and PIN:
+            args = ["taskset", "-c", cpus] + list(args)
+        os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+        self.log_path = os.path.join(WORK, "logs", (logname or name) + ".log")
+        self.logf = open(self.log_path, "wb")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.t_spawn = time.perf_counter()
+        self.p = subprocess.Popen(
+            args, cwd=cwd, env=full_env, stdout=self.logf, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.pid = self.p.pid
+        LIVE.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, grace=10.0):
+        if self.p.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the group this process leads (its own pid is the group id).
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.logf.close()
+        if self in LIVE:
+            LIVE.remove(self)
+
+    def tail(self, n=20):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def stop_all():
+    stop_shared()
+    for p in list(reversed(LIVE)):
+        p.stop(grace=5)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=60.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.005)
+    raise TimeoutError(f"port {port} did not open in {timeout}s" + (f":\n{proc.tail()}" if proc else ""))
+
+
+def descendants(pid):
+    """All descendant pids of pid (from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        except (OSError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in children.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(pid):
+    return rss_kb(pid) + sum(rss_kb(p) for p in descendants(pid))
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def pct(values, q):
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, int(round(q * len(v) + 0.5)) - 1))
+    return v[k]
+
+
+def summary(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "p99": pct(values, 0.99),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the load generator
+
+
+def loadgen(url, concurrency=1, requests=None, duration=None, body=None, method=None, sigv4=False,
+            warmup=0, n_range=None, threads=1, timeout=60, close=False):
+    args = [LOADGEN, "--url", url, "--concurrency", str(concurrency), "--threads", str(threads),
+            "--timeout", str(timeout)]
+    if requests is not None:
+        args += ["--requests", str(requests)]
+    if duration is not None:
+        args += ["--duration", str(duration)]
+    if body is not None:
+        args += ["--body", body]
+    if method:
+        args += ["--method", method]
+    if sigv4:
+        args += ["--sigv4", "test:test:us-east-1:lambda"]
+    if warmup:
+        args += ["--warmup", str(warmup)]
+    if n_range:
+        args += ["--n-range", str(n_range)]
+    if close:
+        args += ["--close"]
+    if PIN:
+        args = ["taskset", "-c", LOADGEN_CPUS] + args
+    hard = (duration or 0) * 2 + timeout * 2 + 120
+    out = subprocess.run(args, capture_output=True, text=True, timeout=hard)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def ok_rps(r):
+    return r["status"]["2xx"] / r["wall_s"] if r["wall_s"] > 0 else 0.0
+
+
+def errors(r):
+    s = r["status"]
+    return (s["4xx"] + s["5xx"] + s["other"] + r["transport_errors"] + r["timeouts"]
+            + r["function_errors"])
+
+
+# ---------------------------------------------------------------------------------------------
+# systems under test
+
+
+def zip_of(files):
+    """files: {name: bytes or (bytes, mode)} → zip bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            mode = 0o644
+            if isinstance(data, tuple):
+                data, mode = data
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def java_zip():
+    files = {}
+    for dirpath, _, names in os.walk(JAVA_CLASSES):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            files[os.path.relpath(full, JAVA_CLASSES)] = read(full)
+    return zip_of(files)
+
+
+# runtime key → (Strato runtime id, handler, zip builder)
+RUNTIMES = {
+    "node": ("nodejs20.x", "index.handler", lambda: zip_of({"index.js": read(os.path.join(FIX, "node", "index.js"))})),
+    "python": ("python3.11", "handler.handler", lambda: zip_of({"handler.py": read(os.path.join(FIX, "python", "handler.py"))})),
+    "go": ("provided.al2023", "bootstrap", lambda: zip_of({"bootstrap": (read(GO_BOOTSTRAP), 0o755)})),
+    "java": ("java21", JAVA_HANDLER, java_zip),  # the runtime id is settled by java_available()
+}
+
+
+RUNTIMES_DIR = os.path.join(WORK, "runtimes")
+_HAS_RUNTIMES_DIR = None
+
+
+def strato_has_runtimes_dir():
+    global _HAS_RUNTIMES_DIR
+    if _HAS_RUNTIMES_DIR is None:
+        out = subprocess.run([STRATO, "serve", "--help"], capture_output=True, text=True)
+        _HAS_RUNTIMES_DIR = "--runtimes-dir" in out.stdout
+    return _HAS_RUNTIMES_DIR
+
+
+def java_ric_dir():
+    """AWS's Java runtime interface client as Strato installed it (reused by the RIE Java peer)."""
+    import glob
+    for d in sorted(glob.glob(os.path.join(RUNTIMES_DIR, "java", "ric-*")), reverse=True):
+        if os.path.exists(os.path.join(d, "strato-installed")):
+            return d
+    return None
+
+
+JAVA_RIC_MAIN = "com.amazonaws.services.lambda.runtime.api.client.AWSLambda"
+JAVA_JNI_PROPERTY = "com.amazonaws.services.lambda.runtime.api.client.runtimeapi.NativeClient.JNI"
+
+
+class Strato:
+    def __init__(self, tag, keep_alive=900, extra_env=None):
+        self.port = free_port()
+        self.data = tempfile.mkdtemp(prefix=f"strato-{tag}-", dir=WORK)
+        env = {"STRATO_LOG": os.environ.get("STRATO_LOG", "warn")}
+        if extra_env:
+            env.update(extra_env)
+        args = [STRATO, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data,
+                "--keep-alive", str(keep_alive), "--sandbox", "auto"]
+        if strato_has_runtimes_dir():
+            # One runtimes dir for every server the harness starts (Java's RIC is fetched once).
+            args += ["--runtimes-dir", RUNTIMES_DIR]
+        self.proc = Proc(f"strato-{tag}", args, env=env, cpus=SUT_CPUS)
+        try:
+            wait_port(self.port, 60, self.proc)
+        except Exception:
+            self.proc.stop()
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise
+        self.api = awsclient.Lambda(self.port)
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.port}/2015-03-31/functions/{name}/invocations"
+
+    def deploy(self, name, runtime_key, memory=BENCH_MEMORY, env=None):
+        runtime, handler, zipper = RUNTIMES[runtime_key]
+        self.api.create_function(name, runtime, handler, zipper(), memory=memory, env=env)
+        self.api.wait_ready(name)
+
+    def sandbox_mode(self):
+        text = self.proc.tail(200)
+        if "fallback" in text.lower():
+            return "fallback (see log)"
+        return "strong" if os.geteuid() == 0 else "unknown"
+
+    def instance_cgroups(self):
+        """Memory cgroup dirs of this server's instances (found through its own descendants)."""
+        found = set()
+        for pid in descendants(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cgroup") as f:
+                    for line in f:
+                        parts = line.strip().split(":", 2)
+                        if len(parts) == 3 and "memory" in parts[1].split(","):
+                            if "/strato/" in parts[2]:
+                                found.add("/sys/fs/cgroup/memory" + parts[2])
+                        elif len(parts) == 3 and parts[1] == "" and "/strato/" in parts[2]:
+                            found.add("/sys/fs/cgroup" + parts[2])
+            except OSError:
+                continue
+        return sorted(found)
+
+    def stop(self):
+        self.api.close()
+        self.proc.stop(grace=15)
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+class Floor:
+    """The bare Node.js HTTP server."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = Proc("floor", [NODE, os.path.join(FIX, "node", "floor.js"), str(self.port)], cpus=SUT_CPUS)
+        wait_port(self.port, 30, self.proc)
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def stop(self):
+        self.proc.stop()
+
+
+class Rie:
+    """The AWS Lambda Runtime Interface Emulator running one runtime client."""
+
+    def __init__(self, runtime_key, wait=True, tag=""):
+        self.port = free_port()
+        api_port = free_port()
+        env = {
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+            "AWS_LAMBDA_FUNCTION_NAME": "function",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(BENCH_MEMORY),
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
+        }
+        if runtime_key == "node":
+            cwd = os.path.join(FIX, "node")
+            env.update({"_HANDLER": "index.handler", "LAMBDA_TASK_ROOT": cwd})
+            cmd = [NODE, RIC_NODE, "index.handler"]
+        elif runtime_key == "python":
+            cwd = os.path.join(FIX, "python")
+            env.update({"_HANDLER": "handler.handler", "LAMBDA_TASK_ROOT": cwd})
+            cmd = [VENV_PY, "-m", "awslambdaric", "handler.handler"]
+        elif runtime_key == "go":
+            cwd = os.path.dirname(GO_BOOTSTRAP)
+            env.update({"_HANDLER": "bootstrap", "LAMBDA_TASK_ROOT": cwd})
+            cmd = [GO_BOOTSTRAP]
+        elif runtime_key == "java":
+            ric = java_ric_dir()
+            cwd = JAVA_CLASSES
+            env.update({"_HANDLER": JAVA_HANDLER, "LAMBDA_TASK_ROOT": JAVA_CLASSES})
+            # The JVM flags of AWS's managed Java runtime, as Strato uses them.
+            cmd = ["java", f"-XX:MaxHeapSize={(BENCH_MEMORY * 1024 * 85 + 50) // 100}k", "-XX:+UseSerialGC",
+                   "-Xshare:auto", "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1",
+                   "--add-opens=java.base/java.io=ALL-UNNAMED", "-XX:+ErrorFileToStderr",
+                   "-Djava.net.preferIPv4Stack=true",
+                   f"-D{JAVA_JNI_PROPERTY}={ric}/lib/jni/libaws-lambda-jni.linux-x86_64.so",
+                   "-classpath", f"{ric}/lib/*", JAVA_RIC_MAIN, JAVA_HANDLER]
+        else:
+            raise ValueError(runtime_key)
+        self.proc = Proc(
+            f"rie-{runtime_key}{tag}",
+            [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+             "--runtime-api-address", f"127.0.0.1:{api_port}", "--log-level", "error"] + cmd,
+            cwd=cwd, env=env, cpus=SUT_CPUS,
+        )
+        if wait:
+            wait_port(self.port, 30, self.proc)
+        self.url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations"
+
+    def stop(self):
+        self.proc.stop(grace=5)
+
+
+_SHARED_OFFLINE = {}
+
+
+def shared_offline(in_process):
+    """One serverless-offline per mode, shared by the warm scenarios (it takes seconds to start)."""
+    o = _SHARED_OFFLINE.get(in_process)
+    if o is None or not o.proc.alive():
+        o = _SHARED_OFFLINE[in_process] = Offline(in_process=in_process)
+    return o
+
+
+def stop_shared():
+    for o in list(_SHARED_OFFLINE.values()):
+        o.stop()
+    _SHARED_OFFLINE.clear()
+
+
+class Offline:
+    """serverless-offline 13 (serverless 3) with the Node handler behind an httpApi route."""
+
+    def __init__(self, in_process=False):
+        self.http_port = free_port()
+        self.lambda_port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sls-", dir=WORK)
+        shutil.copy(os.path.join(FIX, "node", "index.js"), self.dir)
+        os.symlink(os.path.join(NPM, "node_modules"), os.path.join(self.dir, "node_modules"))
+        with open(os.path.join(self.dir, "serverless.yml"), "w") as f:
+            f.write(
+                "service: bench\n"
+                "frameworkVersion: '3'\n"
+                "provider:\n  name: aws\n  runtime: nodejs20.x\n  region: us-east-1\n  stage: dev\n"
+                "functions:\n  hello:\n    handler: index.handler\n"
+                "    events:\n      - httpApi:\n          path: /hello\n          method: get\n"
+                "plugins:\n  - serverless-offline\n"
+            )
+        args = [NODE, SLS, "offline", "start", "--host", "127.0.0.1", "--httpPort", str(self.http_port),
+                "--lambdaPort", str(self.lambda_port), "--noPrependStageInUrl"]
+        if in_process:
+            args.append("--useInProcess")
+        env = {"SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off", "SLS_DEPRECATION_DISABLE": "*",
+               "SERVERLESS_PLATFORM_STAGE": "", "CI": "1", "HOME": self.dir,
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        self.proc = Proc("sls-inprocess" if in_process else "sls-default", args, cwd=self.dir, env=env, cpus=SUT_CPUS)
+        wait_port(self.http_port, 90, self.proc)
+        wait_port(self.lambda_port, 30, self.proc)
+        self.invoke_url = f"http://127.0.0.1:{self.lambda_port}/2015-03-31/functions/bench-dev-hello/invocations"
+        self.http_url = f"http://127.0.0.1:{self.http_port}/hello"
+
+    def stop(self):
+        self.proc.stop(grace=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# scenario plumbing
+
+
+class Ctx:
+    def __init__(self, quick):
+        self.quick = quick
+        self.reps = 2 if quick else 5
+        self.duration = 0.3 if quick else 4.0
+        self.warmup = 32 if quick else 300
+        self.cold_samples = 3 if quick else 15
+        self.burst_n = 16 if quick else 32
+        self.burst_reps = 1 if quick else 3
+        self.memory_n = 4 if quick else 16
+        self.cp_sizes = [1000] if quick else [10_000, 100_000]
+        self.cp_samples = 300 if quick else 3000
+
+
+def available():
+    return {
+        "strato": os.path.exists(STRATO),
+        "rie": os.path.exists(RIE),
+        "ric-node": os.path.exists(RIC_NODE),
+        "awslambdaric": os.path.exists(VENV_PY) and subprocess.run(
+            [VENV_PY, "-c", "import awslambdaric"], capture_output=True).returncode == 0,
+        "sls": os.path.exists(SLS),
+        "go-fn": os.path.exists(GO_BOOTSTRAP),
+        "java-fn": os.path.isdir(JAVA_CLASSES),
+    }
+
+
+def warm_matrix(ctx, targets, concurrencies=(1, 32)):
+    """targets: list of (label, kwargs for loadgen). Interleaved: every rep visits every target."""
+    runs = {c: {label: [] for label, _ in targets} for c in concurrencies}
+    for rep in range(ctx.reps):
+        for c in concurrencies:
+            for label, kw in targets:
+                kw = dict(kw)
+                max_c = kw.pop("max_concurrency", None)
+                why = kw.pop("why", "")
+                if max_c is not None and c > max_c:
+                    runs[c][label] = {"na": why}
+                    continue
+                try:
+                    r = loadgen(concurrency=c, duration=ctx.duration, warmup=ctx.warmup if rep == 0 else 0, **kw)
+                except Exception as e:  # a peer failing is a result, not a crash
+                    r = {"failed": str(e)}
+                runs[c][label].append(r)
+        log(f"  rep {rep + 1}/{ctx.reps} done")
+    return runs
+
+
+def warm_table(title, runs_by_c, strato_label, unavailable=()):
+    """Turns warm_matrix output into report tables (one per concurrency)."""
+    tables = []
+    for c, runs in runs_by_c.items():
+        rows = []
+        ref = None
+        summaries = {}
+        for label, rs in runs.items():
+            if isinstance(rs, dict):
+                summaries[label] = {"na": rs["na"]}
+                continue
+            good = [r for r in rs if "failed" not in r and r["status"]["2xx"] > 0]
+            fails = [r for r in rs if "failed" in r]
+            s = {
+                "rps": summary([ok_rps(r) for r in good]),
+                "p50": summary([r["latency"]["p50_ms"] for r in good if r["latency"]]),
+                "p99": summary([r["latency"]["p99_ms"] for r in good if r["latency"]]),
+                "errors": sum(errors(r) for r in rs if "failed" not in r),
+                "requests": sum(r["completed"] for r in rs if "failed" not in r),
+                "loadgen_cpu": summary([r["loadgen_cpu_util"] for r in good]),
+                "failed": fails[0]["failed"] if fails else None,
+                "first_error": next((r.get("first_error") for r in rs if "failed" not in r and r.get("first_error")), None),
+            }
+            summaries[label] = s
+            if label == strato_label:
+                ref = s
+        for label, s in summaries.items():
+            rows.append({"label": label, **s})
+        for label, why in unavailable:
+            rows.insert(0, {"label": label, "na": why})
+        tables.append({"title": f"{title}, concurrency {c}", "kind": "warm", "rows": rows,
+                       "ref": strato_label if ref else None})
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------
+# scenarios
+
+
+def sc_loadgen_headroom(ctx):
+    """The load generator against a null server and against the floor, to show its headroom."""
+    port = free_port()
+    null = Proc("loadgen-null-server", [LOADGEN, "--serve", f"127.0.0.1:{port}", "--body", '{"message":"hello"}',
+                                        "--duration", "600"], cpus=SUT_CPUS)
+    floor = Floor()
+    try:
+        wait_port(port, 10, null)
+        targets = [("loadgen's own null server (Rust, 1 thread)", {"url": f"http://127.0.0.1:{port}/"}),
+                   ("bare Node.js server (the floor)", {"url": floor.url})]
+        runs = warm_matrix(ctx, targets)
+    finally:
+        null.stop()
+        floor.stop()
+    tables = warm_table("Load generator headroom", runs, None)
+    for t in tables:
+        t["kind"] = "headroom"
+    return {"tables": tables, "notes": [
+        "The load generator runs on CPU 1 with one thread; the servers run on CPU 0. The null server's "
+        "throughput is the most this client can drive on one core, so the ratio of the two rows is the "
+        "client's headroom over the fastest peer (the floor). `loadgen CPU` is the client's CPU time over "
+        "wall time: below 1.0 means it was waiting on the server, not saturated."]}
+
+
+def sc_warm_invoke(ctx):
+    """Warm Invoke API, Node.js: Strato vs RIE+aws-lambda-ric vs serverless-offline vs the floor."""
+    av = available()
+    st = Strato("warm-node")
+    procs = [st]
+    try:
+        st.deploy("hello", "node")
+        targets = [(STRATO_LABEL, {"url": st.url("hello"), "body": PAYLOAD, "sigv4": True})]
+        na = []
+        if av["rie"] and av["ric-node"]:
+            rie = Rie("node")
+            procs.append(rie)
+            targets.append(("RIE + aws-lambda-ric (Node 20)", {"url": rie.url, "body": PAYLOAD, "max_concurrency": 1,
+                                                               "why": RIE_ONE_AT_A_TIME}))
+        else:
+            na.append(("RIE + aws-lambda-ric", "not installed"))
+        if av["sls"]:
+            for inproc in (False, True):
+                off = shared_offline(inproc)
+                label = "serverless-offline 13 Invoke API, " + ("--useInProcess" if inproc else "default (worker threads)")
+                targets.append((label, {"url": off.invoke_url, "body": PAYLOAD}))
+        else:
+            na.append(("serverless-offline", "not installed"))
+        fl = Floor()
+        procs.append(fl)
+        targets.append(("bare Node.js HTTP server (floor)", {"url": fl.url, "body": PAYLOAD}))
+        runs = warm_matrix(ctx, targets)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    return {"tables": warm_table("Warm invoke, Invoke API, Node.js", runs, STRATO_LABEL, na), "notes": []}
+
+
+def sc_warm_http(ctx):
+    """Warm invoke through an HTTP API route: Strato has no API Gateway yet; the peers are measured."""
+    av = available()
+    procs = []
+    na = [(STRATO_LABEL, "not available in Strato yet (API Gateway HTTP APIs are not built)")]
+    try:
+        targets = []
+        if av["sls"]:
+            for inproc in (False, True):
+                off = shared_offline(inproc)
+                label = "serverless-offline 13 httpApi, " + ("--useInProcess" if inproc else "default (worker threads)")
+                targets.append((label, {"url": off.http_url}))
+        fl = Floor()
+        procs.append(fl)
+        targets.append(("bare Node.js HTTP server (floor)", {"url": fl.url}))
+        runs = warm_matrix(ctx, targets)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    return {"tables": warm_table("Warm invoke, HTTP API (GET /hello), Node.js", runs, None, na),
+            "notes": ["Strato: not available in Strato yet: it has no API Gateway HTTP API. The peers are "
+                      "measured so the comparison is ready when it lands."]}
+
+
+def _warm_runtime(ctx, key, rie_ok, title):
+    st = Strato(f"warm-{key}")
+    procs = [st]
+    na = []
+    try:
+        st.deploy("hello", key)
+        targets = [(STRATO_LABEL, {"url": st.url("hello"), "body": PAYLOAD, "sigv4": True})]
+        if rie_ok:
+            rie = Rie(key)
+            procs.append(rie)
+            peer = {"python": "RIE + awslambdaric (Python 3.11)", "go": "RIE + the same bootstrap (aws-lambda-go)"}[key]
+            targets.append((peer, {"url": rie.url, "body": PAYLOAD, "max_concurrency": 1, "why": RIE_ONE_AT_A_TIME}))
+        else:
+            na.append(("RIE", "peer not installed"))
+        fl = Floor()
+        procs.append(fl)
+        targets.append(("bare Node.js HTTP server (floor)", {"url": fl.url, "body": PAYLOAD}))
+        runs = warm_matrix(ctx, targets)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    return {"tables": warm_table(title, runs, STRATO_LABEL, na), "notes": []}
+
+
+def sc_warm_python(ctx):
+    """Warm Invoke API, Python 3.11: Strato vs RIE + awslambdaric, concurrency 1 and 32."""
+    av = available()
+    return _warm_runtime(ctx, "python", av["rie"] and av["awslambdaric"], "Warm invoke, Invoke API, Python 3.11")
+
+
+def sc_warm_go(ctx):
+    """Warm Invoke API, Go (aws-lambda-go bootstrap on provided.al2023) vs RIE running the same bootstrap."""
+    av = available()
+    if not av["go-fn"]:
+        return {"unavailable": "the Go function did not build (see bench/.work/logs)"}
+    return _warm_runtime(ctx, "go", av["rie"], "Warm invoke, Invoke API, Go (provided.al2023)")
+
+
+def java_available(st):
+    """Whether this Strato runs Java, and with which runtime id: a create it refuses means 'not yet'."""
+    if not available()["java-fn"]:
+        return False, "the Java handler did not compile (no javac?)"
+    reasons = []
+    # java17 first: the host JDK on PATH, which the RIE Java peer runs too.
+    for runtime in ("java17", "java21", "java11"):
+        try:
+            RUNTIMES["java"] = (runtime,) + RUNTIMES["java"][1:]
+            st.deploy("java-probe", "java", memory=BENCH_MEMORY)
+        except Exception as e:
+            reasons.append(f"{runtime}: {str(e)[:160]}")
+            continue
+        status, body, _, _ = st.api.invoke("java-probe", b"{}", timed=True)
+        if status != 200 or b"hello" not in body:
+            return False, f"a {runtime} function did not answer (HTTP {status}: {body[:200]!r})"
+        return True, runtime
+    return False, "Strato refused every Java runtime: " + "; ".join(reasons)
+
+
+def sc_warm_java(ctx):
+    """Warm Invoke API, Java (when Strato runs Java) vs RIE + AWS's Java runtime interface client."""
+    st = Strato("warm-java")
+    procs = [st]
+    na = []
+    try:
+        ok, runtime = java_available(st)
+        if not ok:
+            return {"unavailable": f"Java is not available in this Strato build yet ({runtime})."}
+        targets = [(STRATO_LABEL, {"url": st.url("java-probe"), "body": PAYLOAD, "sigv4": True})]
+        if available()["rie"] and java_ric_dir():
+            rie = Rie("java")
+            procs.append(rie)
+            targets.append(("RIE + aws-lambda-java-runtime-interface-client (same JVM and flags)",
+                            {"url": rie.url, "body": PAYLOAD, "max_concurrency": 1, "why": RIE_ONE_AT_A_TIME}))
+        else:
+            na.append(("RIE + Java RIC", "not available (Strato's Java RIC install not found)"))
+        fl = Floor()
+        procs.append(fl)
+        targets.append(("bare Node.js HTTP server (floor)", {"url": fl.url, "body": PAYLOAD}))
+        runs = warm_matrix(ctx, targets)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    return {"tables": warm_table(f"Warm invoke, Invoke API, Java ({runtime})", runs, STRATO_LABEL, na), "notes": []}
+
+
+def strato_cold_samples(st, name, n):
+    """Forces a cold start before each sample by changing an environment variable."""
+    ttfb, total = [], []
+    errs = []
+    for i in range(n):
+        st.api.update_env(name, {"BENCH_SAMPLE": str(i)})
+        st.api.wait_ready(name)
+        status, body, t1, t2 = st.api.invoke(name, PAYLOAD.encode(), timed=True)
+        if status != 200:
+            errs.append(f"HTTP {status} {body[:120]!r}")
+            continue
+        ttfb.append(t1 * 1000)
+        total.append(t2 * 1000)
+    return ttfb, errs
+
+
+def timed_first_invoke(url, deadline_s=60):
+    """Sends one unsigned POST as soon as the port accepts; returns ms to first byte of the response."""
+    import http.client
+    import urllib.parse
+
+    u = urllib.parse.urlparse(url)
+    t_end = time.time() + deadline_s
+    while True:
+        try:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+            t0 = time.perf_counter()
+            conn.request("POST", u.path, body=PAYLOAD, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            t1 = time.perf_counter()
+            body = resp.read()
+            conn.close()
+            return resp.status, body, t0, t1
+        except (ConnectionRefusedError, ConnectionResetError):
+            if time.time() > t_end:
+                raise
+            time.sleep(0.002)
+
+
+def sc_cold_start(ctx):
+    """Cold start to first byte, per runtime."""
+    av = available()
+    st = Strato("cold")
+    tables, notes = [], []
+    try:
+        for key in ("node", "python", "go", "java"):
+            rows = []
+            if key == "java":
+                ok, why = java_available(st)
+                if not ok:
+                    rows.append({"label": STRATO_LABEL, "na": f"Java not available yet ({why})"})
+                    tables.append({"title": "Cold start to first byte, Java", "kind": "samples", "rows": rows, "ref": None})
+                    continue
+                name = "java-probe"
+            else:
+                if key == "go" and not av["go-fn"]:
+                    continue
+                name = f"cold-{key}"
+                st.deploy(name, key)
+            log(f"  cold start {key}: Strato")
+            s, errs = strato_cold_samples(st, name, ctx.cold_samples)
+            rows.append({"label": STRATO_LABEL + ", request → first byte", "samples": summary(s), "errors": len(errs),
+                         "first_error": errs[0] if errs else None})
+            if key == "node":
+                # The same at AWS's default 128 MB, i.e. 128/1769 of a CPU.
+                st.deploy("cold-node-128", "node", memory=128)
+                s128, errs = strato_cold_samples(st, "cold-node-128", max(3, ctx.cold_samples // 3))
+                rows.append({"label": LABEL_128, "samples": summary(s128),
+                             "errors": len(errs), "first_error": errs[0] if errs else None})
+            # RIE: a fresh emulator process per sample.
+            rie_ok = av["rie"] and (key == "go" or (key == "node" and av["ric-node"]) or (key == "python" and av["awslambdaric"])
+                                    or (key == "java" and java_ric_dir() is not None))
+            if rie_ok:
+                log(f"  cold start {key}: RIE")
+                spawn, req = [], []
+                for i in range(ctx.cold_samples):
+                    rie = Rie(key, wait=True, tag=f"-cold{i}")
+                    try:
+                        status, body, t0, t1 = timed_first_invoke(rie.url)
+                        if status == 200:
+                            spawn.append((t1 - rie.proc.t_spawn) * 1000)
+                            req.append((t1 - t0) * 1000)
+                    finally:
+                        rie.stop()
+                rows.append({"label": "RIE, request → first byte (fresh emulator, port already open)", "samples": summary(req)})
+                rows.append({"label": "RIE, process spawn → first byte", "samples": summary(spawn)})
+            if key == "node":
+                log("  cold start node: floor")
+                spawn = []
+                for i in range(ctx.cold_samples):
+                    port = free_port()
+                    p = Proc(f"floor-cold{i}", [NODE, os.path.join(FIX, "node", "floor.js"), str(port)], cpus=SUT_CPUS)
+                    try:
+                        status, body, t0, t1 = timed_first_invoke(f"http://127.0.0.1:{port}/")
+                        spawn.append((t1 - p.t_spawn) * 1000)
+                    finally:
+                        p.stop()
+                rows.append({"label": "bare Node.js server, process spawn → first byte (floor)", "samples": summary(spawn)})
+            tables.append({"title": f"Cold start to first byte, {RUNTIMES[key][0]}", "kind": "samples", "rows": rows,
+                           "ref": STRATO_LABEL + ", request → first byte"})
+    finally:
+        st.stop()
+    notes.append("Strato: each sample follows an UpdateFunctionConfiguration of an environment variable, which "
+                 "retires the warm instance, so the timed Invoke starts a new sandbox and runtime; the time is "
+                 "from sending the signed request to the first byte of the response, measured by a Python "
+                 "http.client on the same host (the server was already running). RIE: a fresh emulator process "
+                 "per sample; the request row starts once its port accepts, the spawn row includes the "
+                 "emulator's own start. Bench functions use 1769 MB (one full vCPU); the 128 MB row shows what "
+                 "AWS's CPU share (memory/1769 of a CPU, 0.07 of a CPU at 128 MB) does to the same cold start: "
+                 "Strato runs a function's init with a whole CPU and applies the share afterwards. With few "
+                 "samples, p99 is the maximum.")
+    return {"tables": tables, "notes": notes}
+
+
+def sc_burst(ctx):
+    """N concurrent first requests against a function with no warm instance (scale-out)."""
+    n = ctx.burst_n
+    av = available()
+    rows = {}
+    st = Strato("burst", keep_alive=60)
+    try:
+        for rep in range(ctx.burst_reps):
+            name = f"burst-{rep}"
+            st.deploy(name, "node")
+            before = len(st.instance_cgroups())
+            r = loadgen(url=st.url(name), concurrency=n, requests=n, body=PAYLOAD, sigv4=True, timeout=120)
+            instances = len(st.instance_cgroups()) - before  # the instances this burst started
+            rows.setdefault(STRATO_LABEL, []).append((r, instances))
+            log(f"  burst rep {rep + 1}: Strato {instances} instances")
+    finally:
+        st.stop()
+    if av["sls"]:
+        for rep in range(ctx.burst_reps):
+            off = Offline(in_process=False)
+            try:
+                r = loadgen(url=off.invoke_url, concurrency=n, requests=n, body=PAYLOAD, timeout=120)
+                rows.setdefault("serverless-offline 13 Invoke API, default (worker threads), fresh start", []).append((r, None))
+            finally:
+                off.stop()
+    out = []
+    for label, rs in rows.items():
+        out.append({
+            "label": label,
+            "last": summary([r["last_response_s"] * 1000 for r, _ in rs if r.get("last_response_s")]),
+            "p50": summary([r["latency"]["p50_ms"] for r, _ in rs if r["latency"]]),
+            "ok": sum(r["status"]["2xx"] for r, _ in rs),
+            "sent": n * len(rs),
+            "errors": sum(errors(r) for r, _ in rs),
+            "instances": summary([i for _, i in rs if i is not None]),
+            "first_error": next((r.get("first_error") for r, _ in rs if r.get("first_error")), None),
+        })
+    out.append({"label": "RIE + aws-lambda-ric", "na": "not run: RIE serves one invocation at a time and concurrent "
+                                                       "invokes crash it (see the warm scenarios)"})
+    return {"tables": [{"title": f"Burst: {n} concurrent first requests, Node.js", "kind": "burst", "rows": out,
+                        "ref": STRATO_LABEL}],
+            "notes": [f"Each repetition sends {n} requests at once to a function with no warm instance (Strato: a "
+                      "newly created function; the peers: a freshly started process) and measures the time until "
+                      "the last response. `instances` for Strato counts the sandboxes the burst added to its process "
+                      "tree (their cgroups)."]}
+
+
+def cgroup_memory(cg):
+    for f in ("memory.usage_in_bytes", "memory.current"):
+        try:
+            with open(os.path.join(cg, f)) as fh:
+                return int(fh.read().strip())
+        except OSError:
+            continue
+    return None
+
+
+def cgroup_stat(cg, key):
+    try:
+        with open(os.path.join(cg, "memory.stat")) as fh:
+            for line in fh:
+                k, v = line.split()
+                if k == key:
+                    return int(v)
+    except OSError:
+        pass
+    return None
+
+
+def sc_memory(ctx):
+    """Strato's own memory per idle instance: instance cgroups against the server's RSS growth."""
+    n = ctx.memory_n
+    st = Strato("memory")
+    rows = []
+    try:
+        st.deploy("mem", "node")
+        st.api.invoke("mem", PAYLOAD.encode())  # warm the server's own paths with one instance
+        time.sleep(1)
+        before_rss = rss_kb(st.proc.pid)
+        before_n = len(st.instance_cgroups())
+        # n concurrent requests that each hold an instance for 1.5 s force n instances.
+        loadgen(url=st.url("mem"), concurrency=n, requests=n, body='{"sleep":1500}', sigv4=True, timeout=120)
+        time.sleep(2)  # idle
+        after_rss = rss_kb(st.proc.pid)
+        cgs = st.instance_cgroups()
+        usage = [cgroup_memory(cg) for cg in cgs]
+        rss_in_cg = [cgroup_stat(cg, "total_rss") or cgroup_stat(cg, "rss") or cgroup_stat(cg, "anon") for cg in cgs]
+        procs_rss = []
+        for cg in cgs:
+            try:
+                with open(os.path.join(cg, "cgroup.procs")) as fh:
+                    procs_rss.append(sum(rss_kb(int(p)) for p in fh.read().split()) * 1024)
+            except OSError:
+                pass
+        added = max(1, len(cgs) - before_n)
+        rows.append({"label": "instances warmed and idle", "value": f"{len(cgs)} (asked for {n}; {before_n} before)"})
+        rows.append({"label": "instance cgroup memory.usage_in_bytes, per instance (median, min–max)",
+                     "value": fmt_mib_summary(summary([u for u in usage if u]))})
+        rows.append({"label": "instance cgroup rss (memory.stat), per instance (median, min–max)",
+                     "value": fmt_mib_summary(summary([u for u in rss_in_cg if u]))})
+        rows.append({"label": "instance processes' VmRSS summed (counts shared node binary pages), per instance",
+                     "value": fmt_mib_summary(summary([u for u in procs_rss if u]))})
+        rows.append({"label": "strato server RSS before → after",
+                     "value": f"{before_rss / 1024:.1f} MiB → {after_rss / 1024:.1f} MiB"})
+        rows.append({"label": "strato server RSS growth per added instance",
+                     "value": f"{(after_rss - before_rss) / 1024 / added:.2f} MiB"})
+    finally:
+        st.stop()
+    # What the same runtime costs outside Strato.
+    fl = Floor()
+    try:
+        loadgen(url=fl.url, concurrency=1, requests=20)
+        time.sleep(0.5)
+        rows.append({"label": "bare Node.js server process RSS, idle (what the runtime alone costs)",
+                     "value": f"{rss_kb(fl.proc.pid) / 1024:.1f} MiB"})
+    finally:
+        fl.stop()
+    av = available()
+    if av["rie"] and av["ric-node"]:
+        rie = Rie("node", tag="-mem")
+        try:
+            loadgen(url=rie.url, concurrency=1, requests=20, body=PAYLOAD)
+            time.sleep(0.5)
+            rows.append({"label": "RIE + aws-lambda-ric, idle after 20 invokes: emulator RSS / runtime RSS",
+                         "value": f"{rss_kb(rie.proc.pid) / 1024:.1f} MiB / "
+                                  f"{sum(rss_kb(p) for p in descendants(rie.proc.pid)) / 1024:.1f} MiB"})
+        finally:
+            rie.stop()
+    return {"tables": [{"title": f"Memory per idle Node.js instance ({n} instances)", "kind": "kv", "rows": rows}],
+            "notes": ["An instance's cgroup (v1) is charged for the memory its processes allocate and the page "
+                      "cache they bring in first; pages of the node binary already cached by another process "
+                      "are not charged to it, which is why the cgroup figure is far below the processes' VmRSS. "
+                      "Each instance holds the runtime plus Strato's sandbox init processes (inside the same "
+                      "cgroup). Strato's own cost per instance is the growth of the server's RSS."]}
+
+
+def fmt_mib_summary(s):
+    if not s:
+        return "n/a"
+    return f"{s['median'] / 2**20:.1f} MiB ({s['min'] / 2**20:.1f}–{s['max'] / 2**20:.1f})"
+
+
+def sc_control_plane(ctx):
+    """GetFunction p50 and ListFunctions page latency at 10 000 and 100 000 functions."""
+    st = Strato("cp")
+    rows = []
+    tiny = zip_of({"index.js": b"exports.handler=async()=>1"})
+    b64 = base64.b64encode(tiny).decode()
+    created = 0
+    try:
+        for size in ctx.cp_sizes:
+            todo = size - created
+            body = json.dumps({"FunctionName": "cp-{i}", "Runtime": "nodejs20.x", "Role": ROLE,
+                               "Handler": "index.handler", "Code": {"ZipFile": b64}})
+            # `{i}` is the request index; offset it past the functions that exist.
+            body = body.replace("cp-{i}", "cp-" + ("{i}" if created == 0 else "x%d-{i}" % created))
+            log(f"  creating {todo} functions (have {created})")
+            t0 = time.time()
+            r = loadgen(url=f"http://127.0.0.1:{st.port}/2015-03-31/functions", concurrency=8, requests=todo,
+                        body=body, sigv4=True, threads=1, duration=1800, timeout=120)
+            dt = time.time() - t0
+            created += r["status"]["2xx"]
+            create_rate = r["status"]["2xx"] / dt if dt else 0
+            log(f"  created {r['status']['2xx']} in {dt:.0f}s ({errors(r)} errors: {r.get('first_error')})")
+            get_url = f"http://127.0.0.1:{st.port}/2015-03-31/functions/cp-{{n}}"
+            n_range = min(created, ctx.cp_sizes[0])
+            g = [loadgen(url=get_url, concurrency=1, requests=ctx.cp_samples, sigv4=True, n_range=n_range, warmup=20)
+                 for _ in range(3)]
+            lst = [loadgen(url=f"http://127.0.0.1:{st.port}/2015-03-31/functions/?MaxItems=50", concurrency=1,
+                           requests=max(20, ctx.cp_samples // 10), sigv4=True, warmup=3) for _ in range(3)]
+            # A page deep in the listing: follow the first page's marker.
+            first = st.api.request("GET", "/2015-03-31/functions/", query=[("MaxItems", "50")])
+            marker = first.get("NextMarker")
+            deep = None
+            if marker:
+                import urllib.parse
+                deep = [loadgen(url=f"http://127.0.0.1:{st.port}/2015-03-31/functions/?MaxItems=50&Marker="
+                                + urllib.parse.quote(marker, safe=""), concurrency=1,
+                                requests=max(20, ctx.cp_samples // 10), sigv4=True, warmup=3) for _ in range(3)]
+            rows.append({"label": f"{created} functions", "create_rps": create_rate,
+                         "get": summary([x["latency"]["p50_ms"] for x in g]),
+                         "get_p99": summary([x["latency"]["p99_ms"] for x in g]),
+                         "list": summary([x["latency"]["p50_ms"] for x in lst]),
+                         "list2": summary([x["latency"]["p50_ms"] for x in deep]) if deep else None,
+                         "errors": sum(errors(x) for x in g + lst + (deep or [])) + errors(r),
+                         "db": dir_size(st.data)})
+    finally:
+        st.stop()
+    return {"tables": [{"title": "Control plane at scale", "kind": "cp", "rows": rows}],
+            "notes": ["Functions are created through CreateFunction (8 concurrent, the smallest zip). GetFunction "
+                      "picks names spread over the functions created first; ListFunctions pages hold 50 items "
+                      "(first page, and the page after the first marker). Figures are the median over 3 runs of "
+                      "each run's p50. None of the peers has a control plane to compare with."]}
+
+
+def dir_size(path):
+    total = 0
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, n))
+            except OSError:
+                pass
+    return total
+
+
+def sc_concurrency_limit(ctx):
+    """1 000 concurrent requests against a reserved concurrency of 100: exact 429 count, zero 5xx."""
+    st = Strato("limit")
+    try:
+        st.deploy("limited", "node")
+        try:
+            st.api.request("PUT", "/2017-10-31/functions/limited/concurrency", {"ReservedConcurrentExecutions": 100})
+        except awsclient.ApiError as e:
+            return {"unavailable": f"not available in Strato yet: PutFunctionConcurrency answers HTTP {e.status} "
+                                   "(concurrency limits and 429s are not built). The scenario is ready to run when they land."}
+        n = 1000 if not ctx.quick else 300
+        r = loadgen(url=st.url("limited"), concurrency=n, requests=n, body='{"sleep":2000}', sigv4=True, timeout=120)
+    finally:
+        st.stop()
+    rows = [{"label": "reserved concurrency (so at most this many 2xx; the rest 429)", "value": "100"},
+            {"label": "requests sent", "value": str(n)},
+            {"label": "2xx", "value": str(r["status"]["2xx"])},
+            {"label": "429", "value": str(r["status"]["429"])},
+            {"label": "5xx", "value": str(r["status"]["5xx"])},
+            {"label": "transport errors / timeouts", "value": f"{r['transport_errors']} / {r['timeouts']}"},
+            {"label": "p50 / p99 of all responses", "value": f"{r['latency']['p50_ms']:.1f} / {r['latency']['p99_ms']:.1f} ms"}]
+    return {"tables": [{"title": f"{n} concurrent requests, reserved concurrency 100", "kind": "kv", "rows": rows}],
+            "notes": ["Each request holds its instance for 2 s, so at most 100 can run and the rest must be 429."]}
+
+
+SCENARIOS = [
+    ("loadgen-headroom", "Load generator headroom", sc_loadgen_headroom),
+    ("warm-invoke", "Warm invoke, Node.js, Invoke API", sc_warm_invoke),
+    ("warm-http", "Warm invoke, Node.js, through an HTTP API", sc_warm_http),
+    ("warm-python", "Warm invoke, Python", sc_warm_python),
+    ("warm-go", "Warm invoke, Go", sc_warm_go),
+    ("warm-java", "Warm invoke, Java", sc_warm_java),
+    ("cold-start", "Cold start to first byte", sc_cold_start),
+    ("burst", "Burst of concurrent first requests (scale-out)", sc_burst),
+    ("memory", "Memory per idle instance", sc_memory),
+    ("control-plane", "Control plane at scale", sc_control_plane),
+    ("concurrency-limit", "1 000 concurrent requests against a limit of 100", sc_concurrency_limit),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# machine and versions
+
+
+def sh(cmd, cwd=None):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, cwd=cwd, timeout=60).stdout.strip()
+    except Exception:
+        return ""
+
+
+def npm_version(pkg, root=NPM):
+    try:
+        with open(os.path.join(root, "node_modules", pkg, "package.json")) as f:
+            return json.load(f)["version"]
+    except (OSError, KeyError, ValueError):
+        return "not installed"
+
+
+def machine_info():
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    mem = sh("grep MemTotal /proc/meminfo | awk '{print $2}'")
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem) / 2**20, 1) if mem.isdigit() else None,
+        "kernel": platform.release(),
+        "os": sh(". /etc/os-release && echo \"$PRETTY_NAME\""),
+        "cgroup": "v1" if os.path.isdir("/sys/fs/cgroup/memory") else "v2",
+    }
+    return info
+
+
+def versions():
+    rie_ver = sh(f"go version -m {RIE} | awk '$1==\"mod\"{{print $3}}'") if os.path.exists(RIE) else "not built"
+    go_lambda = sh(f"go version -m {GO_BOOTSTRAP} | awk '$2==\"github.com/aws/aws-lambda-go\"{{print $3}}'") if os.path.exists(GO_BOOTSTRAP) else "not built"
+    lock = os.path.join(HERE, "loadgen", "Cargo.lock")
+    hyper = sh(f"grep -A1 '^name = \"hyper\"$' {lock} | sed -n 's/version = //p' | tr -d '\"'") if os.path.exists(lock) else ""
+    return {
+        "strato": (sh(f"{STRATO} --version") + " @ " + sh("git rev-parse --short HEAD", cwd=ROOT)
+                   + (" (+ uncommitted changes)" if sh("git status --porcelain -- crates runtimes", cwd=ROOT) else "")),
+        "rustc": sh("rustc --version"),
+        "node": sh(f"{NODE} --version"),
+        "python (Strato's python3.11, RIE's awslambdaric)": sh("/root/.pyenv/versions/3.11*/bin/python3 --version 2>/dev/null || python3 --version"),
+        "go": sh("go version"),
+        "java": sh("java -version 2>&1 | head -1"),
+        "serverless": npm_version("serverless"),
+        "serverless-offline": npm_version("serverless-offline"),
+        "aws-lambda-ric (npm)": npm_version("aws-lambda-ric", os.path.join(WORK, "npm-ric")),
+        "awslambdaric (PyPI)": sh(f"{VENV_PY} -c 'import importlib.metadata as m; print(m.version(\"awslambdaric\"))'") if os.path.exists(VENV_PY) else "not installed",
+        "aws-lambda-runtime-interface-emulator": rie_ver,
+        "aws-lambda-go": go_lambda,
+        "loadgen (hyper)": hyper,
+    }
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    global PIN
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    ap.add_argument("scenarios", nargs="*", help="scenario names (default: all): " + ", ".join(n for n, _, _ in SCENARIOS))
+    ap.add_argument("--quick", action="store_true", help="fewer iterations and smaller sizes (development)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    ap.add_argument("--out", help="where to write the report (default: BENCHMARKS.md for a full run, "
+                                  "bench/.work/BENCHMARKS.<mode>.md otherwise)")
+    ap.add_argument("--note", help="a note printed at the top of the report (e.g. about noise)")
+    args = ap.parse_args()
+    if args.no_pin or (os.cpu_count() or 1) < 2:
+        PIN = False
+    names = [n for n, _, _ in SCENARIOS]
+    chosen = args.scenarios or names
+    for c in chosen:
+        if c not in names:
+            ap.error(f"unknown scenario {c!r}; known: {', '.join(names)}")
+    ctx = Ctx(args.quick)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: (stop_all(), sys.exit(130)))
+    results = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "mode": "quick" if args.quick else "full",
+        "pinned": PIN,
+        "machine": machine_info(),
+        "versions": versions(),
+        "load_before": loadavg(),
+        "noise_note": args.note,
+        "scenarios": [],
+    }
+    t_start = time.time()
+    try:
+        for name, title, fn in SCENARIOS:
+            if name not in chosen:
+                continue
+            log(f"scenario {name}")
+            t0 = time.time()
+            try:
+                res = fn(ctx) or {}
+            except Exception as e:
+                import traceback
+                traceback.print_exc()
+                res = {"error": f"{type(e).__name__}: {e}"}
+            res.setdefault("about", " ".join((fn.__doc__ or "").split()))
+            res.update({"name": name, "title": title, "seconds": round(time.time() - t0, 1), "load_after": loadavg()})
+            results["scenarios"].append(res)
+            # serverless-offline is shared by warm-invoke and warm-http only.
+            if not (name == "warm-invoke" and "warm-http" in chosen):
+                stop_shared()
+            log(f"scenario {name} done in {res['seconds']}s")
+    finally:
+        stop_all()
+    results["seconds"] = round(time.time() - t_start, 1)
+    results["load_after"] = loadavg()
+    os.makedirs(os.path.join(WORK, "results"), exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    raw = os.path.join(WORK, "results", f"{stamp}-{results['mode']}.json")
+    with open(raw, "w") as f:
+        json.dump(results, f, indent=1)
+    full = not args.quick and set(chosen) == set(names)
+    out = args.out or (os.path.join(ROOT, "BENCHMARKS.md") if full else
+                       os.path.join(WORK, f"BENCHMARKS.{results['mode']}{'' if set(chosen) == set(names) else '-' + '-'.join(chosen)}.md"))
+    with open(out, "w") as f:
+        f.write(report.render(results))
+    log(f"raw results: {os.path.relpath(raw, ROOT)}; report: {os.path.relpath(out, ROOT)} "
+        f"({results['seconds']}s in all)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""A tiny SigV4-signing client for Strato's Lambda API (stdlib only).
+
+Used by the harness for set-up calls (create, configure, poll) and for single timed requests such
+as a cold start; sustained load goes through the Rust load generator instead.
+"""
+
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import time
+import urllib.parse
+
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        super().__init__(f"HTTP {status}: {body[:300]!r}")
+        self.status = status
+        self.body = body
+
+
+def _hmac(key, msg):
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def sign_headers(method, host, path, query, body, access_key, secret_key, region, service="lambda"):
+    """Returns the headers (host, x-amz-date, authorization) for a SigV4-signed request."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    day = now.strftime("%Y%m%d")
+    payload_hash = hashlib.sha256(body).hexdigest()
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+        for k, v in sorted(query)
+    )
+    # Path segments are URI-encoded once more for the canonical request (all services but S3).
+    canonical_path = urllib.parse.quote(path, safe="/-_.~")
+    headers = {"host": host, "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    canonical_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
+    canonical = "\n".join(
+        [method, canonical_path, canonical_query, canonical_headers, signed, payload_hash]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), service), "aws4_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
+    )
+    return headers
+
+
+class Lambda:
+    def __init__(self, port, access_key="test", secret_key="test", region="us-east-1", host="127.0.0.1"):
+        self.host = host
+        self.port = port
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.region = region
+        self.conn = None
+
+    def _conn(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        return self.conn
+
+    def request(self, method, path, body=None, query=(), timed=False):
+        """Sends one signed request. With timed=True returns (status, body, ttfb_s, total_s)."""
+        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        headers = sign_headers(
+            method, f"{self.host}:{self.port}", path, list(query), data,
+            self.access_key, self.secret_key, self.region,
+        )
+        headers["content-type"] = "application/json"
+        url = urllib.parse.quote(path, safe="/-_.~:")
+        if query:
+            url += "?" + urllib.parse.urlencode(list(query))
+        for attempt in range(2):
+            conn = self._conn()
+            try:
+                t0 = time.perf_counter()
+                conn.request(method, url, body=data, headers=headers)
+                resp = conn.getresponse()
+                t1 = time.perf_counter()
+                raw = resp.read()
+                t2 = time.perf_counter()
+                break
+            except (http.client.HTTPException, ConnectionError, OSError):
+                self.close()
+                if attempt:
+                    raise
+        if timed:
+            return resp.status, raw, t1 - t0, t2 - t0
+        if resp.status >= 300:
+            raise ApiError(resp.status, raw)
+        return json.loads(raw) if raw else None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # --- the operations the harness uses ---
+
+    def create_function(self, name, runtime, handler, zip_bytes, memory=128, timeout=30, env=None):
+        import base64
+
+        body = {
+            "FunctionName": name,
+            "Runtime": runtime,
+            "Role": "arn:aws:iam::000000000000:role/lambda-role",
+            "Handler": handler,
+            "Code": {"ZipFile": base64.b64encode(zip_bytes).decode()},
+            "MemorySize": memory,
+            "Timeout": timeout,
+        }
+        if env:
+            body["Environment"] = {"Variables": env}
+        return self.request("POST", "/2015-03-31/functions", body)
+
+    def configuration(self, name):
+        return self.request("GET", f"/2015-03-31/functions/{name}/configuration")
+
+    def update_env(self, name, env):
+        return self.request(
+            "PUT", f"/2015-03-31/functions/{name}/configuration", {"Environment": {"Variables": env}}
+        )
+
+    def wait_ready(self, name, timeout=120):
+        deadline = time.time() + timeout
+        while True:
+            cfg = self.configuration(name)
+            state = cfg.get("State")
+            update = cfg.get("LastUpdateStatus", "Successful")
+            if state == "Active" and update == "Successful":
+                return cfg
+            if state == "Failed" or update == "Failed":
+                raise ApiError(0, json.dumps(cfg).encode())
+            if time.time() > deadline:
+                raise TimeoutError(f"{name} not ready: {state}/{update}")
+            time.sleep(0.02)
+
+    def invoke(self, name, payload=b"{}", timed=False):
+        return self.request("POST", f"/2015-03-31/functions/{name}/invocations", payload, timed=timed)
+
+    def delete_function(self, name):
+        return self.request("DELETE", f"/2015-03-31/functions/{name}")

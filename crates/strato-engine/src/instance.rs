@@ -180,6 +180,9 @@ pub struct Instance {
     pipes: Vec<Arc<LogPipe>>,
     server: JoinHandle<()>,
     api_server: Option<JoinHandle<()>>,
+    /// The share of the host's memory budget this instance holds; returned
+    /// when the instance is dropped (ended).
+    pub(crate) memory: Option<crate::memory::MemoryCharge>,
 }
 
 impl Drop for Instance {
@@ -427,6 +430,7 @@ impl Instance {
             pipes,
             server,
             api_server,
+            memory: None,
         };
         // Collect what init logs, for the caller's log tail if init fails.
         instance.logs.begin_invocation();

@@ -8,9 +8,11 @@
 //! fails, times out, runs out of memory or exits. Every invocation writes
 //! `START`, the function's own lines, `END` and `REPORT` to its log stream.
 
+pub mod concurrency;
 pub mod install;
 pub mod instance;
 pub mod logs;
+pub mod memory;
 mod pool;
 pub mod runtime_api;
 pub mod runtimes;
@@ -28,8 +30,10 @@ use strato_model::{FunctionConfig, Runtime};
 use strato_sandbox::{Sandbox, SandboxConfig, SandboxMode};
 use strato_store::CodeStore;
 
+use crate::concurrency::{ConcurrencyLimiter, Permit, Throttle};
 use crate::instance::{Death, Instance, InstanceSpec, InvocationEnd, StartError};
 use crate::logs::LogSink;
+use crate::memory::{MemoryBudget, MemoryCharge};
 use crate::pool::InstancePool;
 use crate::runtime_api::{Dispatch, Outcome};
 use crate::runtimes::{RuntimeCatalog, RUNTIME_DIR, TASK_ROOT};
@@ -45,7 +49,17 @@ pub struct EngineConfig {
     /// How long a runtime's init may take beyond the function's timeout.
     pub init_timeout: Duration,
     pub sandbox: SandboxConfig,
+    /// The total `MemorySize` live instances may hold, in MB
+    /// ([`memory::default_budget_mb`]: 80 % of the machine's memory).
+    pub memory_budget_mb: u64,
+    /// How long an event invocation waits for a concurrency slot (or for
+    /// room in the memory budget) before it is dropped; AWS's default
+    /// maximum event age is 6 hours.
+    pub max_event_age: Duration,
 }
+
+/// AWS's default (and largest) maximum event age.
+pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// Serves Strato's own API on a listener handed to it (one opened inside an
 /// instance's network namespace).
@@ -74,6 +88,17 @@ pub enum EngineError {
     Instance(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// No concurrency left for the function (TooManyRequestsException).
+    #[error("concurrency limit reached: {}", .0.reason())]
+    Throttled(Throttle),
+    /// A cold start would exceed the host's memory budget and no idle
+    /// instance of another function could be ended to make room.
+    #[error("the host's memory budget is full: {needed_mb} MB more would exceed {budget_mb} MB ({used_mb} MB held by busy instances)")]
+    MemoryBudgetFull {
+        needed_mb: u64,
+        used_mb: u64,
+        budget_mb: u64,
+    },
     #[error("runtime catalog: {0}")]
     Catalog(std::io::Error),
 }
@@ -130,6 +155,12 @@ pub struct Engine {
     api_endpoint: std::sync::OnceLock<ApiEndpoint>,
     live: Arc<instance::LiveInstances>,
     closing: std::sync::atomic::AtomicBool,
+    concurrency: Arc<ConcurrencyLimiter>,
+    memory: Arc<MemoryBudget>,
+    /// Event invocations dropped after waiting the maximum event age.
+    expired_events: std::sync::atomic::AtomicU64,
+    /// Wakes waiting event invocations at shutdown.
+    closed: tokio::sync::Notify,
 }
 
 fn pool_key(target: &InvokeTarget) -> PoolKey {
@@ -283,10 +314,14 @@ impl Engine {
             code,
             logs,
             pools: DashMap::new(),
-            config,
             api_endpoint: std::sync::OnceLock::new(),
             live: Arc::new(instance::LiveInstances::default()),
             closing: std::sync::atomic::AtomicBool::new(false),
+            concurrency: Arc::new(ConcurrencyLimiter::new()),
+            memory: MemoryBudget::new(config.memory_budget_mb),
+            expired_events: std::sync::atomic::AtomicU64::new(0),
+            closed: tokio::sync::Notify::new(),
+            config,
         });
         let weak = Arc::downgrade(&engine);
         let period =
@@ -360,6 +395,7 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closed.notify_waiters();
         let pools: Vec<Arc<InstancePool>> = self.pools.iter().map(|p| p.value().clone()).collect();
         self.pools.clear();
         for pool in pools {
@@ -391,19 +427,190 @@ impl Engine {
         }
     }
 
-    /// Runs an invocation to its end. The work continues even if the caller
-    /// goes away, so an instance is never left half-used.
+    /// Ends the warm instances of one version of a function (`$LATEST` was
+    /// updated, or a published version deleted); other versions stay warm.
+    pub fn retire_version(&self, account: &str, region: &str, name: &str, version: &str) {
+        let keys: Vec<PoolKey> = self
+            .pools
+            .iter()
+            .filter(|e| {
+                let k = e.key();
+                k.0 == account && k.1 == region && k.2 == name && k.3 == version
+            })
+            .map(|e| e.key().clone())
+            .collect();
+        for key in keys {
+            if let Some((_, pool)) = self.pools.remove(&key) {
+                pool.clear();
+            }
+        }
+    }
+
+    /// Admission control: the account's and functions' concurrency.
+    pub fn concurrency(&self) -> &Arc<ConcurrencyLimiter> {
+        &self.concurrency
+    }
+
+    /// The host's memory budget for live instances.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.memory
+    }
+
+    /// Event invocations dropped because they waited the maximum event age.
+    pub fn expired_events(&self) -> u64 {
+        self.expired_events
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Runs an invocation to its end, if the function's (or the account's)
+    /// concurrency admits it now; [`EngineError::Throttled`] otherwise. The
+    /// work continues even if the caller goes away, so an instance is never
+    /// left half-used; the concurrency permit lives as long as that work.
     pub async fn invoke(
         self: &Arc<Self>,
         target: InvokeTarget,
         request: InvokeRequest,
     ) -> Result<InvokeResponse, EngineError> {
+        let permit = self
+            .concurrency
+            .try_acquire(&target.account, &target.region, &target.config.name)
+            .map_err(EngineError::Throttled)?;
+        self.invoke_admitted(target, request, permit).await
+    }
+
+    async fn invoke_admitted(
+        self: &Arc<Self>,
+        target: InvokeTarget,
+        request: InvokeRequest,
+        permit: Permit,
+    ) -> Result<InvokeResponse, EngineError> {
         let engine = self.clone();
-        match tokio::spawn(async move { engine.run(target, request).await }).await {
+        let task = async move {
+            let result = engine.run(target, request).await;
+            drop(permit);
+            result
+        };
+        match tokio::spawn(task).await {
             Ok(result) => result,
             Err(e) => Err(EngineError::Instance(format!(
                 "invocation task failed: {e}"
             ))),
+        }
+    }
+
+    /// Queues an event invocation: it waits for a concurrency slot (and for
+    /// room in the memory budget) and runs, unless it waited the maximum
+    /// event age, after which it is dropped as AWS drops it (there is no
+    /// dead-letter queue or on-failure destination yet). The queue is held
+    /// in memory: events waiting when the server stops are lost.
+    pub fn invoke_event(self: &Arc<Self>, target: InvokeTarget, request: InvokeRequest) {
+        let engine = self.clone();
+        let deadline = tokio::time::Instant::now() + self.config.max_event_age;
+        tokio::spawn(async move {
+            let (account, region, name) = (
+                target.account.clone(),
+                target.region.clone(),
+                target.config.name.clone(),
+            );
+            // AWS retries throttled events from 1 s up to 5 minutes apart.
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let closed = engine.closed.notified();
+                tokio::pin!(closed);
+                closed.as_mut().enable();
+                if engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    tracing::warn!(function = %name, "event dropped: the server is shutting down");
+                    return;
+                }
+                let admitted = tokio::select! {
+                    admitted = engine.concurrency.acquire_by(&account, &region, &name, deadline) => admitted,
+                    _ = &mut closed => {
+                        tracing::warn!(function = %name, "event dropped: the server is shutting down");
+                        return;
+                    }
+                };
+                let permit = match admitted {
+                    Ok(permit) => permit,
+                    Err(throttle) => {
+                        engine.expire_event(&name, throttle.reason());
+                        return;
+                    }
+                };
+                match engine
+                    .invoke_admitted(target.clone(), request.clone(), permit)
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(EngineError::MemoryBudgetFull { .. }) => {
+                        let now = tokio::time::Instant::now();
+                        let expires = now + backoff >= deadline;
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(deadline.min(now + backoff)) => {}
+                            _ = &mut closed => {
+                                tracing::warn!(function = %name, "event dropped: the server is shutting down");
+                                return;
+                            }
+                        }
+                        if expires {
+                            engine.expire_event(&name, "the memory budget stayed full");
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(300));
+                    }
+                    Err(e) => {
+                        tracing::warn!(function = %name, error = %e, "asynchronous invocation failed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    fn expire_event(&self, function: &str, why: &str) {
+        self.expired_events
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        tracing::warn!(
+            function,
+            reason = why,
+            max_event_age_s = self.config.max_event_age.as_secs(),
+            "event dropped: it reached the maximum event age without running"
+        );
+    }
+
+    /// Charges a new instance of `target` to the memory budget, ending the
+    /// least recently used idle instances of other pools to make room.
+    fn charge_memory(&self, target: &InvokeTarget) -> Result<MemoryCharge, EngineError> {
+        let mb = u64::try_from(target.config.memory_size).unwrap_or(0);
+        let own = pool_key(target);
+        let full = || EngineError::MemoryBudgetFull {
+            needed_mb: mb,
+            used_mb: self.memory.used_mb(),
+            budget_mb: self.memory.budget_mb(),
+        };
+        if mb > self.memory.budget_mb() {
+            // Ending other instances could never make room.
+            return Err(full());
+        }
+        loop {
+            if let Some(charge) = self.memory.try_charge(mb) {
+                return Ok(charge);
+            }
+            let victim = self
+                .pools
+                .iter()
+                .filter(|p| *p.key() != own)
+                .filter_map(|p| p.oldest_idle().map(|since| (since, p.value().clone())))
+                .min_by_key(|(since, _)| *since);
+            let Some((_, pool)) = victim else {
+                return Err(full());
+            };
+            if let Some(instance) = pool.take_oldest() {
+                tracing::info!(
+                    instance = %instance.id,
+                    "ending the least recently used idle instance: the memory budget is full"
+                );
+                drop(instance);
+            }
         }
     }
 
@@ -515,8 +722,12 @@ impl Engine {
         started: Instant,
         tail_log: bool,
     ) -> Result<Result<Instance, InvokeResponse>, EngineError> {
+        let charge = self.charge_memory(target)?;
         match self.cold_start(target).await {
-            Ok(instance) => Ok(Ok(instance)),
+            Ok(mut instance) => {
+                instance.memory = Some(charge);
+                Ok(Ok(instance))
+            }
             Err(StartError::Platform(reason)) => Err(EngineError::Instance(reason)),
             Err(failure) => Ok(Err(
                 self.init_failure(target, request_id, failure, started, tail_log)

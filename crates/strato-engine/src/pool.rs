@@ -58,6 +58,17 @@ impl InstancePool {
         drop(all);
     }
 
+    /// When the least recently used idle instance was last used.
+    pub fn oldest_idle(&self) -> Option<Instant> {
+        self.idle.lock().first().map(|(_, since)| *since)
+    }
+
+    /// Takes the least recently used idle instance out of the pool.
+    pub fn take_oldest(&self) -> Option<Instance> {
+        let mut idle = self.idle.lock();
+        (!idle.is_empty()).then(|| idle.remove(0).0)
+    }
+
     pub fn idle_count(&self) -> usize {
         self.idle.lock().len()
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::arn::function_arn;
+use crate::arn::{function_arn, Qualifier};
 use crate::policy::Policy;
 use crate::runtime::Runtime;
 use crate::time::lambda_timestamp;
@@ -72,8 +72,55 @@ pub struct FunctionConfig {
 }
 
 impl FunctionConfig {
+    /// The version's ARN: unqualified for `$LATEST`, qualified by its
+    /// number for a published version.
     pub fn arn(&self, region: &str, account: &str) -> String {
-        function_arn(region, account, &self.name)
+        if self.is_latest() {
+            function_arn(region, account, &self.name)
+        } else {
+            format!(
+                "{}:{}",
+                function_arn(region, account, &self.name),
+                self.version
+            )
+        }
+    }
+
+    pub fn is_latest(&self) -> bool {
+        self.version == LATEST
+    }
+
+    /// True when `other` would run exactly what this version runs: the same
+    /// code and configuration, whatever its identity, state and description.
+    /// PublishVersion returns the last version instead of a new one when
+    /// `$LATEST` is the same as it.
+    pub fn same_snapshot(&self, other: &FunctionConfig) -> bool {
+        let normalise = |c: &FunctionConfig| {
+            let mut c = c.clone();
+            c.version = String::new();
+            c.description = String::new();
+            c.revision_id = String::new();
+            c.last_modified = DateTime::<Utc>::MIN_UTC;
+            c.state = FunctionState::Active;
+            c.state_reason = None;
+            c.state_reason_code = None;
+            c.last_update_status = None;
+            c.last_update_status_reason = None;
+            c.last_update_status_reason_code = None;
+            c
+        };
+        normalise(self) == normalise(other)
+    }
+
+    /// A published version made from this (`$LATEST`) configuration.
+    pub fn publish_as(&self, number: u64, description: Option<String>, now: DateTime<Utc>) -> Self {
+        let mut version = self.clone();
+        version.version = number.to_string();
+        if let Some(description) = description {
+            version.description = description;
+        }
+        version.touch(now);
+        version
     }
 
     /// Marks the version changed: a new `RevisionId` and `LastModified`.
@@ -150,17 +197,92 @@ impl FunctionConfig {
     }
 }
 
-/// A function with everything attached to it as a whole: `$LATEST`, tags,
-/// resource policy and reserved concurrency.
+/// The `$LATEST` version's name.
+pub const LATEST: &str = "$LATEST";
+
+/// A named pointer to a published version (or `$LATEST`), optionally
+/// splitting invocations with a second version by weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alias {
+    pub name: String,
+    pub function_version: String,
+    pub description: String,
+    /// `RoutingConfig.AdditionalVersionWeights`: at most one entry.
+    #[serde(default)]
+    pub additional_version_weights: BTreeMap<String, f64>,
+    pub revision_id: String,
+}
+
+impl Alias {
+    /// The `AliasConfiguration` shape.
+    pub fn to_wire(&self, region: &str, account: &str, function: &str) -> Value {
+        let mut out = json!({
+            "AliasArn": format!("{}:{}", function_arn(region, account, function), self.name),
+            "Name": self.name,
+            "FunctionVersion": self.function_version,
+            "Description": self.description,
+            "RevisionId": self.revision_id,
+        });
+        if !self.additional_version_weights.is_empty() {
+            out["RoutingConfig"] =
+                json!({ "AdditionalVersionWeights": self.additional_version_weights });
+        }
+        out
+    }
+
+    /// Every version the alias can run.
+    pub fn references(&self, version: &str) -> bool {
+        self.function_version == version || self.additional_version_weights.contains_key(version)
+    }
+
+    /// The version one invocation runs, given a uniform sample in [0, 1).
+    pub fn pick(&self, sample: f64) -> &str {
+        for (version, weight) in &self.additional_version_weights {
+            if sample < *weight {
+                return version;
+            }
+        }
+        &self.function_version
+    }
+}
+
+/// What a qualifier names in a function.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolved<'a> {
+    Version(&'a FunctionConfig),
+    Alias(&'a Alias),
+}
+
+/// A function with everything attached to it as a whole: `$LATEST`, its
+/// published versions and aliases, tags, resource policies and reserved
+/// concurrency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionRecord {
     pub account: String,
     pub region: String,
     pub latest: FunctionConfig,
     pub tags: BTreeMap<String, String>,
+    /// The resource policy of the unqualified function (and `$LATEST`).
     pub policy: Policy,
     pub reserved_concurrency: Option<u32>,
     pub created_at: DateTime<Utc>,
+    /// Published versions by number; immutable snapshots of `$LATEST`.
+    #[serde(default)]
+    pub versions: BTreeMap<u64, FunctionConfig>,
+    /// The highest version number ever published: numbers are never reused,
+    /// even after the version is deleted.
+    #[serde(default)]
+    pub last_version: u64,
+    /// `$LATEST`'s `LastModified` when the last version was published: a
+    /// publish with no update since returns that version.
+    #[serde(default)]
+    pub published_latest_modified: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Alias>,
+    /// Resource policies of versions and aliases, by qualifier (AWS keeps a
+    /// separate policy per qualifier).
+    #[serde(default)]
+    pub qualified_policies: BTreeMap<String, Policy>,
 }
 
 impl FunctionRecord {
@@ -170,5 +292,114 @@ impl FunctionRecord {
 
     pub fn arn(&self) -> String {
         self.latest.arn(&self.region, &self.account)
+    }
+
+    /// The configuration of `$LATEST` or of a published version.
+    pub fn version(&self, version: &str) -> Option<&FunctionConfig> {
+        if version == LATEST {
+            return Some(&self.latest);
+        }
+        self.versions.get(&version.parse::<u64>().ok()?)
+    }
+
+    /// What a qualifier names, if it exists. `None` is `$LATEST`.
+    pub fn resolve(&self, qualifier: Option<&Qualifier>) -> Option<Resolved<'_>> {
+        match qualifier {
+            None | Some(Qualifier::Latest) => Some(Resolved::Version(&self.latest)),
+            Some(Qualifier::Version(n)) => self.versions.get(n).map(Resolved::Version),
+            Some(Qualifier::Alias(name)) => self.aliases.get(name).map(Resolved::Alias),
+        }
+    }
+
+    /// The configuration a qualifier denotes for reads: an alias denotes its
+    /// primary version.
+    pub fn config_for(&self, qualifier: Option<&Qualifier>) -> Option<&FunctionConfig> {
+        match self.resolve(qualifier)? {
+            Resolved::Version(config) => Some(config),
+            Resolved::Alias(alias) => self.version(&alias.function_version),
+        }
+    }
+
+    /// Zipped bytes the function holds: `$LATEST` and every published version.
+    pub fn code_size(&self) -> u64 {
+        self.latest.code.size + self.versions.values().map(|v| v.code.size).sum::<u64>()
+    }
+
+    /// True while `$LATEST` or any published version is still settling.
+    pub fn is_settling(&self) -> bool {
+        self.latest.is_settling() || self.versions.values().any(FunctionConfig::is_settling)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> FunctionConfig {
+        FunctionConfig {
+            name: "f".into(),
+            version: LATEST.into(),
+            runtime: Runtime::ProvidedAl2023,
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            handler: Some("index.handler".into()),
+            description: String::new(),
+            timeout: 3,
+            memory_size: 128,
+            ephemeral_storage: 512,
+            environment: None,
+            architectures: vec!["x86_64".into()],
+            code: CodeRef {
+                sha256_base64: "b64".into(),
+                sha256_hex: "hex".into(),
+                size: 10,
+                unzipped_size: 20,
+            },
+            revision_id: "r1".into(),
+            last_modified: Utc::now(),
+            state: FunctionState::Active,
+            state_reason: None,
+            state_reason_code: None,
+            last_update_status: Some(LastUpdateStatus::Successful),
+            last_update_status_reason: None,
+            last_update_status_reason_code: None,
+            tracing_mode: "PassThrough".into(),
+            dead_letter_target_arn: None,
+            kms_key_arn: None,
+            log_format: "Text".into(),
+            log_group: "/aws/lambda/f".into(),
+        }
+    }
+
+    #[test]
+    fn a_published_version_is_the_same_snapshot_until_latest_changes() {
+        let latest = config();
+        let v1 = latest.publish_as(1, Some("first".into()), Utc::now());
+        assert_eq!(v1.version, "1");
+        assert_eq!(v1.description, "first");
+        assert_ne!(v1.revision_id, latest.revision_id);
+        assert!(v1.same_snapshot(&latest));
+        assert_eq!(
+            v1.arn("us-east-1", "000000000000"),
+            "arn:aws:lambda:us-east-1:000000000000:function:f:1"
+        );
+        let mut changed = latest.clone();
+        changed.timeout = 4;
+        assert!(!v1.same_snapshot(&changed));
+    }
+
+    #[test]
+    fn an_alias_picks_the_additional_version_below_its_weight() {
+        let alias = Alias {
+            name: "live".into(),
+            function_version: "1".into(),
+            description: String::new(),
+            additional_version_weights: [("2".to_string(), 0.3)].into(),
+            revision_id: "r".into(),
+        };
+        assert_eq!(alias.pick(0.0), "2");
+        assert_eq!(alias.pick(0.2999), "2");
+        assert_eq!(alias.pick(0.3), "1");
+        assert_eq!(alias.pick(0.99), "1");
+        assert!(alias.references("1") && alias.references("2") && !alias.references("3"));
     }
 }

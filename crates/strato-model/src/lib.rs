@@ -18,5 +18,7 @@ pub use account::{AccessKey, Account, AccountId};
 pub use arn::{FunctionRef, Qualifier};
 pub use code::{CodePackage, CodePackageError};
 pub use error::{AwsError, ErrorCode};
-pub use function::{FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus};
+pub use function::{
+    Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, Resolved, LATEST,
+};
 pub use runtime::{Runtime, RuntimeFamily};

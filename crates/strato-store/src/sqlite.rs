@@ -221,7 +221,7 @@ impl Store for SqliteStore {
             record.region.clone(),
             record.name().to_string(),
         );
-        let size = record.latest.code.size as i64;
+        let size = record.code_size() as i64;
         self.with(move |c| {
             match c.execute(
                 "INSERT INTO functions (account_id, region, name, code_size, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -317,7 +317,7 @@ impl Store for SqliteStore {
             mutation(&mut record).map_err(StoreError::Rejected)?;
             tx.execute(
                 "UPDATE functions SET doc = ?4, code_size = ?5 WHERE account_id = ?1 AND region = ?2 AND name = ?3",
-                params![account, region, name, serde_json::to_string(&record)?, record.latest.code.size as i64],
+                params![account, region, name, serde_json::to_string(&record)?, record.code_size() as i64],
             )?;
             tx.commit()?;
             Ok(record)

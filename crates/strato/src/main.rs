@@ -60,6 +60,15 @@ enum Command {
         /// Seconds an idle instance stays warm before it is ended.
         #[arg(long, env = "STRATO_KEEP_ALIVE", default_value_t = 300)]
         keep_alive: u64,
+        /// MB of memory (Σ MemorySize) live instances may hold; idle instances
+        /// are ended, least recently used first, to make room. Default: 80 % of
+        /// the machine's memory.
+        #[arg(long, env = "STRATO_MEMORY_BUDGET_MB")]
+        memory_budget_mb: Option<u64>,
+        /// Seconds an event invocation may wait for concurrency before it is
+        /// dropped (AWS's maximum event age: 60 to 21600).
+        #[arg(long, env = "STRATO_MAX_EVENT_AGE", default_value_t = 21600, value_parser = clap::value_parser!(u64).range(60..=21600))]
+        max_event_age: u64,
         /// Isolation: `auto` (strong where the host allows, else a loud fallback), `strong` (or fail), `fallback`.
         #[arg(long, env = "STRATO_SANDBOX", default_value = "auto", value_parser = ["auto", "strong", "fallback"])]
         sandbox: String,
@@ -125,6 +134,16 @@ enum AccountsCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Set an account's concurrency limit (per region; default 1000). A
+    /// running server applies it within seconds.
+    SetLimit {
+        /// The 12-digit account id.
+        id: String,
+        /// Concurrent executions per region.
+        limit: u32,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
 }
 
 fn init_tracing() {
@@ -169,6 +188,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             dirs,
             region,
             keep_alive,
+            memory_budget_mb,
+            max_event_age,
             sandbox,
         } => {
             init_tracing();
@@ -180,6 +201,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.provision_sdks = true;
             config.region = region.clone();
             config.keep_alive = std::time::Duration::from_secs(keep_alive);
+            if let Some(mb) = memory_budget_mb {
+                config.memory_budget_mb = mb;
+            }
+            config.max_event_age = std::time::Duration::from_secs(max_event_age);
             config.sandbox.mode = match sandbox.as_str() {
                 "strong" => ModePreference::RequireStrong,
                 "fallback" => ModePreference::ForceFallback,
@@ -406,6 +431,17 @@ async fn accounts_command(command: AccountsCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("deleted account {id}");
+            Ok(())
+        }
+        AccountsCommand::SetLimit { id, limit, data } => {
+            let store = server::open_store(&data.data_dir).map_err(|e| e.to_string())?;
+            let found = strato_store::Store::set_account_concurrency_limit(&store, &id, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !found {
+                return Err(format!("no account {id}"));
+            }
+            println!("account {id}: concurrency limit {limit}");
             Ok(())
         }
     }

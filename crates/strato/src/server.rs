@@ -36,6 +36,12 @@ pub struct ServerConfig {
     /// Install the AWS SDKs that managed runtimes carry (boto3, the AWS SDK
     /// for JavaScript v3) in the background at start when they are missing.
     pub provision_sdks: bool,
+    /// The total memory (Σ `MemorySize`) live instances may hold, in MB.
+    /// Default: 80 % of the machine's memory.
+    pub memory_budget_mb: u64,
+    /// How long an event invocation may wait for concurrency before it is
+    /// dropped (AWS's maximum event age; default 6 hours).
+    pub max_event_age: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -48,6 +54,8 @@ impl ServerConfig {
             data_dir,
             region: "us-east-1".into(),
             keep_alive: DEFAULT_KEEP_ALIVE,
+            memory_budget_mb: strato_engine::memory::default_budget_mb(),
+            max_event_age: strato_engine::DEFAULT_MAX_EVENT_AGE,
             sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
         }
     }
@@ -88,6 +96,8 @@ pub struct RunningServer {
     pub initial_key: Option<AccessKey>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Background work that lives as long as the server (key refresh).
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -95,6 +105,9 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        for task in &self.background {
+            task.abort();
         }
         let served = match self.task.await {
             Ok(result) => result,
@@ -161,7 +174,11 @@ async fn server_secret(store: &dyn Store, name: &str) -> Result<Vec<u8>, StoreEr
 /// How soon a key revoked with `strato accounts delete` stops working.
 const KEY_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn spawn_key_refresh(accounts: Arc<AccountDirectory>) {
+fn spawn_key_refresh(
+    accounts: Arc<AccountDirectory>,
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KEY_REFRESH_INTERVAL);
         loop {
@@ -169,8 +186,37 @@ fn spawn_key_refresh(accounts: Arc<AccountDirectory>) {
             if let Err(err) = accounts.reload().await {
                 tracing::warn!(error = %err, "could not refresh access keys");
             }
+            // `strato accounts set-limit` in another process takes effect here.
+            if let Err(err) = load_account_limits(store.as_ref(), &engine).await {
+                tracing::warn!(error = %err, "could not refresh account limits");
+            }
         }
-    });
+    })
+}
+
+/// Gives the engine's limiter every account's concurrency limit.
+async fn load_account_limits(store: &dyn Store, engine: &Engine) -> Result<(), StoreError> {
+    for account in store.list_accounts().await? {
+        engine
+            .concurrency()
+            .set_account_limit(&account.id, account.concurrency_limit);
+    }
+    Ok(())
+}
+
+/// Gives the engine's limiter every function's reserved concurrency.
+async fn load_reservations(store: &dyn Store, engine: &Engine) -> Result<(), StoreError> {
+    for record in store.list_all_functions().await? {
+        if let Some(reserved) = record.reserved_concurrency {
+            engine.concurrency().set_reserved(
+                &record.account,
+                &record.region,
+                record.name(),
+                Some(reserved),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Starts the server on the current runtime.
@@ -183,13 +229,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         FunctionKeys::new(&server_secret(store.as_ref(), "function_key_secret").await?);
     let accounts = Arc::new(AccountDirectory::load(store.clone(), function_keys).await?);
     let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
-    spawn_key_refresh(accounts.clone());
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
             keep_alive: config.keep_alive,
             init_timeout: std::time::Duration::from_secs(10),
             sandbox: config.sandbox.clone(),
+            memory_budget_mb: config.memory_budget_mb,
+            max_event_age: config.max_event_age,
         },
         code.clone(),
         Arc::new(MemoryLogs::new(10_000)),
@@ -206,6 +253,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             }
         });
     }
+    load_account_limits(store.as_ref(), &engine).await?;
+    load_reservations(store.as_ref(), &engine).await?;
+    let key_refresh = spawn_key_refresh(accounts.clone(), store.clone(), engine.clone());
     let state = Arc::new(ApiState {
         catalog: Arc::new(FunctionCatalog::new(store)),
         engine: engine.clone(),
@@ -265,12 +315,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             })
             .await
     });
-    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "strato is listening");
+    tracing::info!(
+        %local_addr,
+        data_dir = %config.data_dir.display(),
+        keep_alive_s = config.keep_alive.as_secs(),
+        memory_budget_mb = config.memory_budget_mb,
+        max_event_age_s = config.max_event_age.as_secs(),
+        "strato is listening"
+    );
     Ok(RunningServer {
         local_addr,
         engine,
         initial_key,
         shutdown: Some(tx),
         task,
+        background: vec![key_refresh],
     })
 }

@@ -28,6 +28,11 @@ pub async fn settings(
         .get_account(&caller.account_id)
         .await?
         .map_or(DEFAULT_ACCOUNT_CONCURRENCY, |a| a.concurrency_limit);
+    // The limiter holds every reservation of the account in this region;
+    // what is left of the limit is what unreserved functions share.
+    let limiter = state.engine.concurrency();
+    limiter.set_account_limit(&caller.account_id, limit);
+    let unreserved = limiter.unreserved(&caller.account_id, &caller.region);
     let (count, code_size) = store
         .function_usage(&caller.account_id, &caller.region)
         .await?;
@@ -39,7 +44,7 @@ pub async fn settings(
                 "CodeSizeUnzipped": MAX_UNZIPPED_CODE_BYTES,
                 "CodeSizeZipped": MAX_ZIPPED_CODE_BYTES,
                 "ConcurrentExecutions": limit,
-                "UnreservedConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": unreserved,
             },
             "AccountUsage": {
                 "TotalCodeSize": code_size,

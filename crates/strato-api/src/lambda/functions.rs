@@ -16,13 +16,14 @@ use strato_model::function::CodeRef;
 use strato_model::limits::*;
 use strato_model::{
     validate, AwsError, CodePackage, ErrorCode, FunctionConfig, FunctionRecord, FunctionRef,
-    FunctionState, LastUpdateStatus, Qualifier, Runtime,
+    FunctionState, LastUpdateStatus, Qualifier, Runtime, LATEST,
 };
 use strato_store::StoreError;
 
 use super::lifecycle::{spawn_settle, PendingChange};
 use super::{
-    base_url, function_ref, load, not_found, require_latest, unqualified_arn, unsupported,
+    base_url, config_wire, function_ref, load, not_found, resolve_config, unqualified_arn,
+    unsupported,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -456,9 +457,6 @@ pub async fn create(
     check_vpc(&req.vpc_config)?;
     check_snap_start(&req.snap_start)?;
     let tracing = tracing_mode(&req.tracing_config)?;
-    if req.publish == Some(true) {
-        return Err(unsupported("Publish").into());
-    }
     let zip = zip_source(
         code.zip_file.as_deref(),
         code.s3_bucket.as_deref(),
@@ -510,6 +508,14 @@ pub async fn create(
     };
     apply_logging(&mut config, &req.logging_config)?;
     config.touch(now);
+    // `Publish: true` makes version 1 in the same call; it settles with
+    // `$LATEST` (same code).
+    let mut versions = BTreeMap::new();
+    if req.publish == Some(true) {
+        versions.insert(1, config.publish_as(1, None, now));
+    }
+    let published = !versions.is_empty();
+    let published_latest_modified = published.then_some(config.last_modified);
     let record = FunctionRecord {
         account: caller.account_id.clone(),
         region: caller.region.clone(),
@@ -518,6 +524,11 @@ pub async fn create(
         policy: Default::default(),
         reserved_concurrency: None,
         created_at: now,
+        last_version: versions.len() as u64,
+        published_latest_modified,
+        versions,
+        aliases: BTreeMap::new(),
+        qualified_policies: BTreeMap::new(),
     };
     let record = match state.catalog.insert(record).await {
         Ok(record) => record,
@@ -525,10 +536,15 @@ pub async fn create(
         Err(err) => return Err(err.into()),
     };
     spawn_settle(state.clone(), PendingChange::of(&record));
-    Ok(json_response(
-        StatusCode::CREATED,
-        record.latest.to_wire(&record.region, &record.account, true),
-    ))
+    // With `Publish`, AWS answers with version 1's configuration under the
+    // unqualified ARN.
+    let answered = match record.versions.get(&1) {
+        Some(version) if published => version,
+        _ => &record.latest,
+    };
+    let mut body = answered.to_wire(&record.region, &record.account, true);
+    body["FunctionArn"] = json!(record.arn());
+    Ok(json_response(StatusCode::CREATED, body))
 }
 
 /// A function whose runtime this host cannot provide is refused now, not at
@@ -556,15 +572,15 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, q.qualifier.as_deref(), "GetFunction")?;
     let record = load(&state, &caller, &r).await?;
-    require_latest(&caller, &r)?;
+    let config = resolve_config(&caller, &r, &record)?;
     let location = state.code_urls.url(
         &base_url(&headers),
         &caller.account_id,
-        &record.latest.code.sha256_hex,
+        &config.code.sha256_hex,
         chrono::Utc::now().timestamp(),
     );
     let mut body = json!({
-        "Configuration": record.latest.to_wire(&record.region, &record.account, true),
+        "Configuration": config_wire(&caller, &r, config, true),
         "Code": {"RepositoryType": "S3", "Location": location},
     });
     if !record.tags.is_empty() {
@@ -589,10 +605,10 @@ pub async fn get_configuration(
         "GetFunctionConfiguration",
     )?;
     let record = load(&state, &caller, &r).await?;
-    require_latest(&caller, &r)?;
+    let config = resolve_config(&caller, &r, &record)?;
     Ok(json_response(
         StatusCode::OK,
-        record.latest.to_wire(&record.region, &record.account, true),
+        config_wire(&caller, &r, config, true),
     ))
 }
 
@@ -644,6 +660,10 @@ pub async fn list(
     // Lambda@Edge replicas live in other regions' masters; Strato has none.
     if q.master_region.is_some() {
         return Ok(json_response(StatusCode::OK, json!({ "Functions": [] })));
+    }
+    if q.function_version.is_some() {
+        return super::versions::list_all_versions(&state, &caller, q.marker.as_deref(), limit)
+            .await;
     }
     let after = q.marker.as_deref().map(decode_marker).transpose()?;
     let mut page = state
@@ -816,7 +836,7 @@ pub async fn update_configuration(
         .map_err(|e| map_missing(e, &caller, &r))?;
     state
         .engine
-        .retire(&caller.account_id, &caller.region, &r.name);
+        .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);
     spawn_settle(state.clone(), PendingChange::of(&record));
     Ok(json_response(
         StatusCode::OK,
@@ -855,9 +875,7 @@ pub async fn update_code(
             req.s3_object_version.is_some() && req.s3_bucket.is_none(),
         ),
     ])?;
-    if req.publish == Some(true) {
-        return Err(unsupported("Publish").into());
-    }
+    let publish = req.publish == Some(true);
     let current = load(&state, &caller, &r).await?;
     let zip = zip_source(
         req.zip_file.as_deref(),
@@ -891,6 +909,10 @@ pub async fn update_code(
                     config.architectures = archs;
                 }
                 begin_update(config);
+                if publish {
+                    // The version settles together with the update.
+                    super::versions::publish_latest(record, None, chrono::Utc::now());
+                }
                 Ok(())
             }),
         )
@@ -898,11 +920,15 @@ pub async fn update_code(
         .map_err(|e| map_missing(e, &caller, &r))?;
     state
         .engine
-        .retire(&caller.account_id, &caller.region, &r.name);
+        .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);
     spawn_settle(state.clone(), PendingChange::of(&record));
+    let answered = match record.versions.last_key_value() {
+        Some((_, version)) if publish => version,
+        _ => &record.latest,
+    };
     Ok(json_response(
         StatusCode::OK,
-        record.latest.to_wire(&record.region, &record.account, true),
+        answered.to_wire(&record.region, &record.account, true),
     ))
 }
 
@@ -920,7 +946,7 @@ pub async fn delete(
             )
             .into())
         }
-        Some(_) => return Err(not_found(&caller, &r).into()),
+        Some(_) => return super::versions::delete_version(&state, &caller, &r).await,
         None => {}
     }
     match state
@@ -932,6 +958,10 @@ pub async fn delete(
             state
                 .engine
                 .retire(&caller.account_id, &caller.region, &r.name);
+            state
+                .engine
+                .concurrency()
+                .forget_function(&caller.account_id, &caller.region, &r.name);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(not_found(&caller, &r).into()),

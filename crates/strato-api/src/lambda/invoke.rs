@@ -11,10 +11,10 @@ use base64::Engine as _;
 use strato_engine::{InvokeRequest, InvokeTarget};
 use strato_model::arn::qualified_function_arn;
 use strato_model::limits::{MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
-use strato_model::{AwsError, ErrorCode, FunctionState};
+use strato_model::{AwsError, ErrorCode, FunctionState, Resolved};
 
 use super::functions::QualifierQuery;
-use super::{function_ref, load, require_latest};
+use super::{function_ref, load, not_found};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::ApiState;
@@ -114,8 +114,14 @@ pub async fn invoke(
         .into());
     }
     let record = load(&state, &caller, &r).await?;
-    require_latest(&caller, &r)?;
-    let config = &record.latest;
+    // A weighted alias picks its version per invocation, at random.
+    let config = match record.resolve(r.qualifier.as_ref()) {
+        Some(Resolved::Version(config)) => config,
+        Some(Resolved::Alias(alias)) => record
+            .version(alias.pick(rand::random::<f64>()))
+            .ok_or_else(|| not_found(&caller, &r))?,
+        None => return Err(not_found(&caller, &r).into()),
+    };
     match config.state {
         FunctionState::Active => {}
         FunctionState::Pending => {
@@ -159,18 +165,16 @@ pub async fn invoke(
         tail_log,
     };
     if kind == InvocationType::Event {
-        let engine = state.engine.clone();
-        tokio::spawn(async move {
-            if let Err(e) = engine.invoke(target, request).await {
-                tracing::warn!(error = %e, "asynchronous invocation failed");
-            }
-        });
+        // Accepted whatever the concurrency: the event waits for a slot.
+        state.engine.invoke_event(target, request);
         return Ok(StatusCode::ACCEPTED.into_response());
     }
-    let result = state.engine.invoke(target, request).await.map_err(|e| {
-        tracing::error!(error = %e, "invocation failed");
-        AwsError::service(e.to_string())
-    })?;
+    let function = target.config.name.clone();
+    let result = state
+        .engine
+        .invoke(target, request)
+        .await
+        .map_err(|e| super::concurrency::invoke_error(&function, e))?;
     let mut response = (StatusCode::OK, result.payload).into_response();
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/json"));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use strato_model::{FunctionRecord, FunctionState, LastUpdateStatus};
+use strato_model::{FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus};
 
 use crate::ApiState;
 
@@ -44,7 +44,7 @@ pub async fn resume_settling(state: &Arc<ApiState>) -> Result<usize, strato_stor
         .list_all_functions()
         .await?
         .into_iter()
-        .filter(|record| record.latest.is_settling())
+        .filter(|record| record.is_settling())
         .collect();
     for record in &unsettled {
         spawn_settle(state.clone(), PendingChange::of(record));
@@ -75,35 +75,20 @@ pub fn spawn_settle(state: Arc<ApiState>, change: PendingChange) {
                 &region,
                 &name,
                 Box::new(move |record| {
-                    let latest = &mut record.latest;
-                    if record.created_at != created_at
-                        || latest.code.sha256_hex != code_id
-                        || !latest.is_settling()
-                    {
+                    if record.created_at != created_at {
                         return Ok(());
                     }
-                    match prepared {
-                        Ok(()) => {
-                            latest.state = FunctionState::Active;
-                            latest.state_reason = None;
-                            latest.state_reason_code = None;
-                            latest.last_update_status = Some(LastUpdateStatus::Successful);
-                            latest.last_update_status_reason = None;
-                            latest.last_update_status_reason_code = None;
-                        }
-                        Err(reason) => {
-                            if latest.state == FunctionState::Pending {
-                                latest.state = FunctionState::Failed;
-                                latest.state_reason = Some(reason.clone());
-                                latest.state_reason_code = Some("InvalidZipFileException".into());
-                            }
-                            latest.last_update_status = Some(LastUpdateStatus::Failed);
-                            latest.last_update_status_reason = Some(reason);
-                            latest.last_update_status_reason_code =
-                                Some("InvalidZipFileException".into());
+                    // Versions published with the change settle with it.
+                    for version in record.versions.values_mut() {
+                        if version.code.sha256_hex == code_id && version.is_settling() {
+                            settle_config(version, &prepared);
                         }
                     }
-                    latest.revision_id = uuid::Uuid::new_v4().to_string();
+                    let latest = &mut record.latest;
+                    if latest.code.sha256_hex != code_id || !latest.is_settling() {
+                        return Ok(());
+                    }
+                    settle_config(latest, &prepared);
                     Ok(())
                 }),
             )
@@ -113,4 +98,29 @@ pub fn spawn_settle(state: Arc<ApiState>, change: PendingChange) {
             tracing::debug!(function = %name, error = %err, "settle skipped");
         }
     });
+}
+
+/// Applies the outcome of preparing the code to one version.
+fn settle_config(latest: &mut FunctionConfig, prepared: &Result<(), String>) {
+    match prepared.clone() {
+        Ok(()) => {
+            latest.state = FunctionState::Active;
+            latest.state_reason = None;
+            latest.state_reason_code = None;
+            latest.last_update_status = Some(LastUpdateStatus::Successful);
+            latest.last_update_status_reason = None;
+            latest.last_update_status_reason_code = None;
+        }
+        Err(reason) => {
+            if latest.state == FunctionState::Pending {
+                latest.state = FunctionState::Failed;
+                latest.state_reason = Some(reason.clone());
+                latest.state_reason_code = Some("InvalidZipFileException".into());
+            }
+            latest.last_update_status = Some(LastUpdateStatus::Failed);
+            latest.last_update_status_reason = Some(reason);
+            latest.last_update_status_reason_code = Some("InvalidZipFileException".into());
+        }
+    }
+    latest.revision_id = uuid::Uuid::new_v4().to_string();
 }

@@ -3,11 +3,14 @@
 //! serves them.
 
 mod account;
+mod aliases;
+mod concurrency;
 mod functions;
 mod invoke;
 mod lifecycle;
 mod permissions;
 mod tags;
+mod versions;
 
 pub use lifecycle::resume_settling;
 
@@ -17,7 +20,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use axum::Router;
 use strato_model::arn::{function_arn, qualified_function_arn};
-use strato_model::{AwsError, FunctionRecord, FunctionRef, Qualifier};
+use strato_model::{AwsError, FunctionConfig, FunctionRecord, FunctionRef, Qualifier};
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -55,8 +58,30 @@ pub fn routes() -> Router<Arc<ApiState>> {
             axum::routing::delete(permissions::remove),
         )
         .route(
+            "/2015-03-31/functions/{name}/versions",
+            post(versions::publish).get(versions::list),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases",
+            post(aliases::create).get(aliases::list),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(aliases::get)
+                .put(aliases::update)
+                .delete(aliases::delete),
+        )
+        .route(
             "/2017-03-31/tags/{arn}",
             get(tags::list).post(tags::tag).delete(tags::untag),
+        )
+        .route(
+            "/2017-10-31/functions/{name}/concurrency",
+            put(concurrency::put).delete(concurrency::delete),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/concurrency",
+            get(concurrency::get),
         )
         .route("/2016-08-19/account-settings", get(account::settings))
         .route("/2016-08-19/account-settings/", get(account::settings))
@@ -117,13 +142,49 @@ pub(crate) fn not_found(caller: &Caller, r: &FunctionRef) -> AwsError {
     ))
 }
 
-/// Resolves the qualifier to the version it denotes. Only `$LATEST` exists
-/// until versions are published; any other qualifier names nothing.
-pub(crate) fn require_latest(caller: &Caller, r: &FunctionRef) -> ApiResult<()> {
-    match r.qualifier {
-        None | Some(Qualifier::Latest) => Ok(()),
-        Some(_) => Err(not_found(caller, r).into()),
+/// The configuration a reference's qualifier denotes (`$LATEST`, a published
+/// version, or an alias's primary version), or AWS's not-found error.
+pub(crate) fn resolve_config<'a>(
+    caller: &Caller,
+    r: &FunctionRef,
+    record: &'a FunctionRecord,
+) -> ApiResult<&'a FunctionConfig> {
+    record
+        .config_for(r.qualifier.as_ref())
+        .ok_or_else(|| not_found(caller, r).into())
+}
+
+/// The `FunctionConfiguration` of `config` as read through `r`: a published
+/// version answers with its qualified ARN, an alias with the alias ARN (and
+/// its version's configuration), `$LATEST` with the unqualified ARN.
+pub(crate) fn config_wire(
+    caller: &Caller,
+    r: &FunctionRef,
+    config: &FunctionConfig,
+    detailed: bool,
+) -> serde_json::Value {
+    let mut out = config.to_wire(&caller.region, &caller.account_id, detailed);
+    if matches!(r.qualifier, Some(Qualifier::Alias(_))) {
+        out["FunctionArn"] = qualified_function_arn(
+            &caller.region,
+            &caller.account_id,
+            &config.name,
+            r.qualifier.as_ref(),
+        )
+        .into();
     }
+    out
+}
+
+/// Refuses a qualifier on operations that act on the function as a whole.
+pub(crate) fn refuse_qualifier(r: &FunctionRef) -> ApiResult<()> {
+    if r.qualifier.is_some() {
+        return Err(AwsError::invalid_parameter(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 pub(crate) fn unqualified_arn(caller: &Caller, name: &str) -> String {

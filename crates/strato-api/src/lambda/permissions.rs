@@ -11,10 +11,11 @@ use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 use strato_model::limits::MAX_POLICY_BYTES;
+use strato_model::policy::Policy;
 use strato_model::policy::{principal_value, statement, StatementInput};
-use strato_model::{validate, AwsError, ErrorCode, Qualifier};
+use strato_model::{validate, AwsError, ErrorCode, FunctionRecord, FunctionRef, Qualifier};
 
-use super::{function_ref, load, not_found, require_latest, unqualified_arn};
+use super::{function_ref, load, not_found, unqualified_arn};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
@@ -42,6 +43,62 @@ pub struct PolicyQuery {
     qualifier: Option<String>,
     #[serde(rename = "RevisionId")]
     revision_id: Option<String>,
+}
+
+/// Which policy a reference names: `None` for the function's own (unqualified
+/// or `$LATEST`), else the qualifier of a published version or alias, which
+/// must exist. AWS keeps a separate policy per qualifier.
+fn policy_key(
+    record: &FunctionRecord,
+    caller: &Caller,
+    r: &FunctionRef,
+) -> ApiResult<Option<String>> {
+    match &r.qualifier {
+        None | Some(Qualifier::Latest) => Ok(None),
+        Some(q) => {
+            if record.resolve(Some(q)).is_none() {
+                return Err(not_found(caller, r).into());
+            }
+            Ok(Some(q.as_string()))
+        }
+    }
+}
+
+/// The RevisionId a policy change is checked against and changes: the
+/// function's, the version's or the alias's.
+fn revision_of(record: &FunctionRecord, key: Option<&str>) -> Option<String> {
+    match key {
+        None => Some(record.latest.revision_id.clone()),
+        Some(k) => match record.version(k) {
+            Some(config) => Some(config.revision_id.clone()),
+            None => record.aliases.get(k).map(|a| a.revision_id.clone()),
+        },
+    }
+}
+
+fn bump_revision(record: &mut FunctionRecord, key: Option<&str>) {
+    let fresh = uuid::Uuid::new_v4().to_string();
+    match key {
+        None => record.latest.revision_id = fresh,
+        Some(k) => {
+            if let Some(config) = k
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| record.versions.get_mut(&n))
+            {
+                config.revision_id = fresh;
+            } else if let Some(alias) = record.aliases.get_mut(k) {
+                alias.revision_id = fresh;
+            }
+        }
+    }
+}
+
+fn policy_of<'a>(record: &'a FunctionRecord, key: Option<&str>) -> Option<&'a Policy> {
+    match key {
+        None => Some(&record.policy),
+        Some(k) => record.qualified_policies.get(k),
+    }
 }
 
 fn refuse_latest_qualifier(q: &Option<Qualifier>) -> ApiResult<()> {
@@ -93,10 +150,13 @@ pub async fn add(
         }
     }
     refuse_latest_qualifier(&r.qualifier)?;
-    load(&state, &caller, &r).await?;
-    require_latest(&caller, &r)?;
+    let current = load(&state, &caller, &r).await?;
+    let key = policy_key(&current, &caller, &r)?;
 
-    let resource = unqualified_arn(&caller, &r.name);
+    let resource = match &key {
+        None => unqualified_arn(&caller, &r.name),
+        Some(q) => format!("{}:{q}", unqualified_arn(&caller, &r.name)),
+    };
     let mut stmt = statement(&StatementInput {
         sid: &sid,
         action: &action,
@@ -112,6 +172,7 @@ pub async fn add(
         stmt["Condition"]["Bool"] = json!({ "lambda:InvokedViaFunctionUrl": "true" });
     }
     let stmt_text = stmt.to_string();
+    let gone = not_found(&caller, &r);
     let revision = req.revision_id.clone();
     let added = stmt.clone();
     state
@@ -121,23 +182,29 @@ pub async fn add(
             &caller.region,
             &r.name,
             Box::new(move |record| {
-                if revision.as_deref().is_some_and(|rev| rev != record.latest.revision_id) {
+                let k = key.as_deref();
+                let current = revision_of(record, k).ok_or_else(|| gone.clone())?;
+                if revision.as_deref().is_some_and(|rev| rev != current) {
                     return Err(AwsError::stale_revision("GetPolicy"));
                 }
-                if record.policy.contains(&sid) {
+                let policy = match k {
+                    None => &mut record.policy,
+                    Some(k) => record.qualified_policies.entry(k.to_string()).or_default(),
+                };
+                if policy.contains(&sid) {
                     return Err(AwsError::conflict(format!(
                         "The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement."
                     )));
                 }
-                record.policy.statements.push(added);
-                let size = record.policy.document().len();
+                policy.statements.push(added);
+                let size = policy.document().len();
                 if size > MAX_POLICY_BYTES {
                     return Err(AwsError::new(
                         ErrorCode::PolicyLengthExceededException,
                         format!("The final policy size ({size}) is bigger than the limit ({MAX_POLICY_BYTES})."),
                     ));
                 }
-                record.latest.revision_id = uuid::Uuid::new_v4().to_string();
+                bump_revision(record, k);
                 Ok(())
             }),
         )
@@ -156,13 +223,14 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, q.qualifier.as_deref(), "GetPolicy")?;
     let record = load(&state, &caller, &r).await?;
-    require_latest(&caller, &r)?;
-    if record.policy.is_empty() {
+    let key = policy_key(&record, &caller, &r)?;
+    let policy = policy_of(&record, key.as_deref()).filter(|p| !p.is_empty());
+    let (Some(policy), Some(revision)) = (policy, revision_of(&record, key.as_deref())) else {
         return Err(AwsError::not_found("The resource you requested does not exist.").into());
-    }
+    };
     Ok(json_response(
         StatusCode::OK,
-        json!({ "Policy": record.policy.document(), "RevisionId": record.latest.revision_id }),
+        json!({ "Policy": policy.document(), "RevisionId": revision }),
     ))
 }
 
@@ -173,11 +241,10 @@ pub async fn remove(
     Query(q): Query<PolicyQuery>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, q.qualifier.as_deref(), "RemovePermission")?;
-    load(&state, &caller, &r).await?;
-    if r.qualifier.is_some() && r.qualifier != Some(Qualifier::Latest) {
-        return Err(not_found(&caller, &r).into());
-    }
+    let current = load(&state, &caller, &r).await?;
+    let key = policy_key(&current, &caller, &r)?;
     let revision = q.revision_id.clone();
+    let gone = not_found(&caller, &r);
     state
         .catalog
         .update(
@@ -185,23 +252,26 @@ pub async fn remove(
             &caller.region,
             &r.name,
             Box::new(move |record| {
-                if revision
-                    .as_deref()
-                    .is_some_and(|rev| rev != record.latest.revision_id)
-                {
+                let k = key.as_deref();
+                let current = revision_of(record, k).ok_or_else(|| gone.clone())?;
+                if revision.as_deref().is_some_and(|rev| rev != current) {
                     return Err(AwsError::stale_revision("GetPolicy"));
                 }
-                if record.policy.is_empty() {
+                let policy = match k {
+                    None => Some(&mut record.policy),
+                    Some(k) => record.qualified_policies.get_mut(k),
+                };
+                let Some(policy) = policy.filter(|p| !p.is_empty()) else {
                     return Err(AwsError::not_found(
                         "No policy is associated with the given resource.",
                     ));
-                }
-                if !record.policy.remove(&sid) {
+                };
+                if !policy.remove(&sid) {
                     return Err(AwsError::not_found(format!(
                         "Statement {sid} is not found in resource policy."
                     )));
                 }
-                record.latest.revision_id = uuid::Uuid::new_v4().to_string();
+                bump_revision(record, k);
                 Ok(())
             }),
         )

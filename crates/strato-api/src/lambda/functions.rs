@@ -612,43 +612,12 @@ pub async fn get_configuration(
     ))
 }
 
-fn encode_marker(name: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
-}
-
-fn decode_marker(marker: &str) -> ApiResult<String> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| AwsError::invalid_parameter("Invalid marker").into())
-}
-
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    let limit = match q.max_items.as_deref() {
-        None => DEFAULT_LIST_PAGE,
-        Some(raw) => match raw.parse::<i64>() {
-            // AWS returns at most 50 functions a page, however many are asked for.
-            Ok(n) if (1..=MAX_LIST_PAGE as i64).contains(&n) => (n as usize).min(DEFAULT_LIST_PAGE),
-            Ok(n) if n < 1 => {
-                return Err(AwsError::validation(format!(
-                    "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1"
-                ))
-                .into())
-            }
-            Ok(n) => {
-                return Err(AwsError::validation(format!(
-                    "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to {MAX_LIST_PAGE}"
-                ))
-                .into())
-            }
-            Err(_) => return Err(AwsError::serialization(format!("Could not parse MaxItems '{raw}'")).into()),
-        },
-    };
+    let limit = super::versions::page_size(q.max_items.as_deref())?;
     if let Some(v) = q.function_version.as_deref() {
         if v != "ALL" {
             return Err(AwsError::validation(format!(
@@ -665,7 +634,11 @@ pub async fn list(
         return super::versions::list_all_versions(&state, &caller, q.marker.as_deref(), limit)
             .await;
     }
-    let after = q.marker.as_deref().map(decode_marker).transpose()?;
+    let after = q
+        .marker
+        .as_deref()
+        .map(super::versions::decode_marker)
+        .transpose()?;
     let mut page = state
         .catalog
         .store()
@@ -685,7 +658,7 @@ pub async fn list(
     let mut body = json!({ "Functions": functions });
     if more {
         if let Some(last) = page.last() {
-            body["NextMarker"] = json!(encode_marker(last.name()));
+            body["NextMarker"] = json!(super::versions::encode_marker(last.name()));
         }
     }
     Ok(json_response(StatusCode::OK, body))

@@ -15,12 +15,11 @@ use serde::Deserialize;
 use serde_json::json;
 use strato_model::error::ValidationErrors;
 use strato_model::{Alias, AwsError, ErrorCode, FunctionRecord, FunctionRef, LATEST};
-use strato_store::StoreError;
 
 use super::versions::paginate;
-use super::{function_ref, load, not_found, refuse_qualifier};
+use super::{function_ref, load, refuse_qualifier};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
 
@@ -186,13 +185,6 @@ fn alias_arn(caller: &Caller, function: &str, alias: &str) -> String {
     format!("{}:{alias}", super::unqualified_arn(caller, function))
 }
 
-fn missing(err: StoreError, caller: &Caller, r: &FunctionRef) -> ApiError {
-    match err {
-        StoreError::NotFound => not_found(caller, r).into(),
-        other => other.into(),
-    }
-}
-
 fn alias_function(caller: &Caller, name: &str, operation: &str) -> ApiResult<FunctionRef> {
     let r = function_ref(caller, name, None, operation)?;
     refuse_qualifier(&r)?;
@@ -268,7 +260,7 @@ pub async fn create(
             }),
         )
         .await
-        .map_err(|e| missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     let alias = record
         .aliases
         .get(&created)
@@ -381,7 +373,7 @@ pub async fn update(
             }),
         )
         .await
-        .map_err(|e| missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     let updated = record
         .aliases
         .get(&alias)
@@ -419,7 +411,7 @@ pub async fn delete(
             }),
         )
         .await
-        .map_err(|e| missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -17,11 +17,10 @@ use strato_engine::concurrency::Throttle;
 use strato_engine::EngineError;
 use strato_model::error::ValidationErrors;
 use strato_model::{AwsError, ErrorCode, FunctionRef};
-use strato_store::StoreError;
 
-use super::{function_ref, load, not_found};
+use super::{function_ref, load};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
 
@@ -73,13 +72,6 @@ fn function_only(r: &FunctionRef) -> ApiResult<()> {
     Ok(())
 }
 
-fn map_missing(err: StoreError, caller: &Caller, r: &FunctionRef) -> ApiError {
-    match err {
-        StoreError::NotFound => not_found(caller, r).into(),
-        other => other.into(),
-    }
-}
-
 pub async fn put(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
@@ -124,7 +116,7 @@ pub async fn put(
             }),
         )
         .await
-        .map_err(|e| map_missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     limiter.set_reserved(&caller.account_id, &caller.region, &r.name, Some(reserved));
     Ok(json_response(
         StatusCode::OK,
@@ -174,7 +166,7 @@ pub async fn delete(
             }),
         )
         .await
-        .map_err(|e| map_missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     state
         .engine
         .concurrency()

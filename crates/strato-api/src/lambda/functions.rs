@@ -806,7 +806,7 @@ pub async fn update_configuration(
             }),
         )
         .await
-        .map_err(|e| map_missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     state
         .engine
         .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);
@@ -815,13 +815,6 @@ pub async fn update_configuration(
         StatusCode::OK,
         record.latest.to_wire(&record.region, &record.account, true),
     ))
-}
-
-fn map_missing(err: StoreError, caller: &Caller, r: &FunctionRef) -> ApiError {
-    match err {
-        StoreError::NotFound => not_found(caller, r).into(),
-        other => other.into(),
-    }
 }
 
 pub async fn update_code(
@@ -890,7 +883,7 @@ pub async fn update_code(
             }),
         )
         .await
-        .map_err(|e| map_missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     state
         .engine
         .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);

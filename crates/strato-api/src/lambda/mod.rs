@@ -133,6 +133,19 @@ pub(crate) async fn load(
         .ok_or_else(|| not_found(caller, r).into())
 }
 
+/// A store error of a function operation: a function that vanished in the
+/// meantime is AWS's not-found; anything else is a service error.
+pub(crate) fn store_missing(
+    err: strato_store::StoreError,
+    caller: &Caller,
+    r: &FunctionRef,
+) -> crate::error::ApiError {
+    match err {
+        strato_store::StoreError::NotFound => not_found(caller, r).into(),
+        other => other.into(),
+    }
+}
+
 pub(crate) fn not_found(caller: &Caller, r: &FunctionRef) -> AwsError {
     AwsError::function_not_found(&qualified_function_arn(
         &caller.region,

@@ -16,11 +16,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::limits::{DEFAULT_LIST_PAGE, MAX_LIST_PAGE};
 use strato_model::{validate, AwsError, FunctionRecord, FunctionRef, FunctionState, Qualifier};
-use strato_store::StoreError;
 
 use super::{function_ref, load, not_found, refuse_qualifier, unqualified_arn, unsupported};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
 
@@ -173,7 +172,7 @@ pub async fn publish(
             }),
         )
         .await
-        .map_err(|e| missing(e, &caller, &r))?;
+        .map_err(|e| super::store_missing(e, &caller, &r))?;
     let number = *published.lock();
     let version = record
         .versions
@@ -183,13 +182,6 @@ pub async fn publish(
         StatusCode::CREATED,
         version.to_wire(&record.region, &record.account, true),
     ))
-}
-
-fn missing(err: StoreError, caller: &Caller, r: &FunctionRef) -> ApiError {
-    match err {
-        StoreError::NotFound => not_found(caller, r).into(),
-        other => other.into(),
-    }
 }
 
 pub async fn list(
@@ -349,7 +341,7 @@ pub(crate) async fn delete_version(
             }),
         )
         .await
-        .map_err(|e| missing(e, caller, r))?;
+        .map_err(|e| super::store_missing(e, caller, r))?;
     state.engine.retire_version(
         &caller.account_id,
         &caller.region,

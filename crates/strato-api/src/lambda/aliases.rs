@@ -229,38 +229,35 @@ pub async fn create(
     let out_caller = caller.clone();
     let description = req.description.unwrap_or_default();
     let created = alias_name.clone();
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                if record.version(&version).is_none() {
-                    return Err(version_not_found(&out_caller, record.name(), &version));
-                }
-                if record.aliases.contains_key(&alias_name) {
-                    return Err(AwsError::conflict(format!(
-                        "Alias already exists: {}",
-                        alias_arn(&out_caller, record.name(), &alias_name)
-                    )));
-                }
-                check_routing(record, &out_caller, &version, &weights)?;
-                record.aliases.insert(
-                    alias_name.clone(),
-                    Alias {
-                        name: alias_name,
-                        function_version: version,
-                        description,
-                        additional_version_weights: weights,
-                        revision_id: uuid::Uuid::new_v4().to_string(),
-                    },
-                );
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+    let record = super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(move |record| {
+            if record.version(&version).is_none() {
+                return Err(version_not_found(&out_caller, record.name(), &version));
+            }
+            if record.aliases.contains_key(&alias_name) {
+                return Err(AwsError::conflict(format!(
+                    "Alias already exists: {}",
+                    alias_arn(&out_caller, record.name(), &alias_name)
+                )));
+            }
+            check_routing(record, &out_caller, &version, &weights)?;
+            record.aliases.insert(
+                alias_name.clone(),
+                Alias {
+                    name: alias_name,
+                    function_version: version,
+                    description,
+                    additional_version_weights: weights,
+                    revision_id: uuid::Uuid::new_v4().to_string(),
+                },
+            );
+            Ok(())
+        }),
+    )
+    .await?;
     let alias = record
         .aliases
         .get(&created)
@@ -330,50 +327,47 @@ pub async fn update(
     load(&state, &caller, &r).await?;
     let out_caller = caller.clone();
     let target = alias.clone();
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                let arn = alias_arn(&out_caller, record.name(), &target);
-                let Some(current) = record.aliases.get(&target).cloned() else {
-                    return Err(AwsError::not_found(format!("Alias not found: {arn}")));
-                };
-                if req
-                    .revision_id
-                    .as_deref()
-                    .is_some_and(|rev| rev != current.revision_id)
-                {
-                    return Err(AwsError::stale_revision("GetFunction/GetAlias"));
+    let record = super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(move |record| {
+            let arn = alias_arn(&out_caller, record.name(), &target);
+            let Some(current) = record.aliases.get(&target).cloned() else {
+                return Err(AwsError::not_found(format!("Alias not found: {arn}")));
+            };
+            if req
+                .revision_id
+                .as_deref()
+                .is_some_and(|rev| rev != current.revision_id)
+            {
+                return Err(AwsError::stale_revision("GetFunction/GetAlias"));
+            }
+            let mut next = current;
+            if let Some(version) = req.function_version {
+                if record.version(&version).is_none() {
+                    return Err(version_not_found(&out_caller, record.name(), &version));
                 }
-                let mut next = current;
-                if let Some(version) = req.function_version {
-                    if record.version(&version).is_none() {
-                        return Err(version_not_found(&out_caller, record.name(), &version));
-                    }
-                    next.function_version = version;
-                }
-                if let Some(description) = req.description {
-                    next.description = description;
-                }
-                if let Some(weights) = weights {
-                    next.additional_version_weights = weights;
-                }
-                check_routing(
-                    record,
-                    &out_caller,
-                    &next.function_version,
-                    &next.additional_version_weights,
-                )?;
-                next.revision_id = uuid::Uuid::new_v4().to_string();
-                record.aliases.insert(target, next);
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+                next.function_version = version;
+            }
+            if let Some(description) = req.description {
+                next.description = description;
+            }
+            if let Some(weights) = weights {
+                next.additional_version_weights = weights;
+            }
+            check_routing(
+                record,
+                &out_caller,
+                &next.function_version,
+                &next.additional_version_weights,
+            )?;
+            next.revision_id = uuid::Uuid::new_v4().to_string();
+            record.aliases.insert(target, next);
+            Ok(())
+        }),
+    )
+    .await?;
     let updated = record
         .aliases
         .get(&alias)
@@ -393,25 +387,22 @@ pub async fn delete(
     checked_alias_path(&alias)?;
     load(&state, &caller, &r).await?;
     let out_caller = caller.clone();
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                if record.aliases.remove(&alias).is_none() {
-                    return Err(AwsError::not_found(format!(
-                        "Alias not found: {}",
-                        alias_arn(&out_caller, record.name(), &alias)
-                    )));
-                }
-                record.qualified_policies.remove(&alias);
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+    super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(move |record| {
+            if record.aliases.remove(&alias).is_none() {
+                return Err(AwsError::not_found(format!(
+                    "Alias not found: {}",
+                    alias_arn(&out_caller, record.name(), &alias)
+                )));
+            }
+            record.qualified_policies.remove(&alias);
+            Ok(())
+        }),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -104,19 +104,16 @@ pub async fn put(
     limiter
         .check_reservation(&caller.account_id, &caller.region, &r.name, reserved)
         .map_err(below_minimum)?;
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                record.reserved_concurrency = Some(reserved);
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+    super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(move |record| {
+            record.reserved_concurrency = Some(reserved);
+            Ok(())
+        }),
+    )
+    .await?;
     limiter.set_reserved(&caller.account_id, &caller.region, &r.name, Some(reserved));
     Ok(json_response(
         StatusCode::OK,
@@ -154,19 +151,16 @@ pub async fn delete(
     let r = function_ref(&caller, &name, None, "DeleteFunctionConcurrency")?;
     function_only(&r)?;
     let _one_at_a_time = RESERVING.lock().await;
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(|record| {
-                record.reserved_concurrency = None;
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+    super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(|record| {
+            record.reserved_concurrency = None;
+            Ok(())
+        }),
+    )
+    .await?;
     state
         .engine
         .concurrency()

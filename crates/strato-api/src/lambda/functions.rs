@@ -758,55 +758,52 @@ pub async fn update_configuration(
     load(&state, &caller, &r).await?;
 
     let arn = unqualified_arn(&caller, &r.name);
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                let config = &mut record.latest;
-                check_can_update(config, &arn, req.revision_id.as_deref())?;
-                if let Some(role) = req.role {
-                    config.role = role;
-                }
-                if let Some(handler) = req.handler {
-                    config.handler = Some(handler);
-                }
-                if let Some(description) = req.description {
-                    config.description = description;
-                }
-                if let Some(timeout) = req.timeout {
-                    config.timeout = timeout;
-                }
-                if let Some(memory) = req.memory_size {
-                    config.memory_size = memory;
-                }
-                if let Some(e) = req.ephemeral_storage {
-                    config.ephemeral_storage = e.size;
-                }
-                if let Some(vars) = environment {
-                    config.environment = Some(vars);
-                }
-                if let Some(runtime) = runtime {
-                    config.runtime = runtime;
-                }
-                if let Some(dlq) = req.dead_letter_config {
-                    config.dead_letter_target_arn = dlq.target_arn.filter(|t| !t.is_empty());
-                }
-                if let Some(kms) = req.kms_key_arn {
-                    config.kms_key_arn = Some(kms).filter(|k| !k.is_empty());
-                }
-                if let Some(mode) = tracing {
-                    config.tracing_mode = mode;
-                }
-                apply_logging(config, &req.logging_config).map_err(|e| e.0)?;
-                begin_update(config);
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+    let record = super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(move |record| {
+            let config = &mut record.latest;
+            check_can_update(config, &arn, req.revision_id.as_deref())?;
+            if let Some(role) = req.role {
+                config.role = role;
+            }
+            if let Some(handler) = req.handler {
+                config.handler = Some(handler);
+            }
+            if let Some(description) = req.description {
+                config.description = description;
+            }
+            if let Some(timeout) = req.timeout {
+                config.timeout = timeout;
+            }
+            if let Some(memory) = req.memory_size {
+                config.memory_size = memory;
+            }
+            if let Some(e) = req.ephemeral_storage {
+                config.ephemeral_storage = e.size;
+            }
+            if let Some(vars) = environment {
+                config.environment = Some(vars);
+            }
+            if let Some(runtime) = runtime {
+                config.runtime = runtime;
+            }
+            if let Some(dlq) = req.dead_letter_config {
+                config.dead_letter_target_arn = dlq.target_arn.filter(|t| !t.is_empty());
+            }
+            if let Some(kms) = req.kms_key_arn {
+                config.kms_key_arn = Some(kms).filter(|k| !k.is_empty());
+            }
+            if let Some(mode) = tracing {
+                config.tracing_mode = mode;
+            }
+            apply_logging(config, &req.logging_config).map_err(|e| e.0)?;
+            begin_update(config);
+            Ok(())
+        }),
+    )
+    .await?;
     state
         .engine
         .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);
@@ -861,29 +858,26 @@ pub async fn update_code(
             preview.to_wire(&current.region, &current.account, true),
         ));
     }
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                let config = &mut record.latest;
-                check_can_update(config, &arn, req.revision_id.as_deref())?;
-                config.code = code_ref;
-                if let Some(archs) = req.architectures {
-                    config.architectures = archs;
-                }
-                begin_update(config);
-                if publish {
-                    // The version settles together with the update.
-                    super::versions::publish_latest(record, None, chrono::Utc::now());
-                }
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+    let record = super::update_function(
+        &state,
+        &caller,
+        &r,
+        Box::new(move |record| {
+            let config = &mut record.latest;
+            check_can_update(config, &arn, req.revision_id.as_deref())?;
+            config.code = code_ref;
+            if let Some(archs) = req.architectures {
+                config.architectures = archs;
+            }
+            begin_update(config);
+            if publish {
+                // The version settles together with the update.
+                super::versions::publish_latest(record, None, chrono::Utc::now());
+            }
+            Ok(())
+        }),
+    )
+    .await?;
     state
         .engine
         .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);

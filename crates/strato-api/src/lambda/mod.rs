@@ -133,6 +133,21 @@ pub(crate) async fn load(
         .ok_or_else(|| not_found(caller, r).into())
 }
 
+/// Applies a change to the function `r` names, inside the store's
+/// transaction; a function deleted meanwhile is AWS's not-found.
+pub(crate) async fn update_function(
+    state: &ApiState,
+    caller: &Caller,
+    r: &FunctionRef,
+    mutation: strato_store::FunctionMutation,
+) -> ApiResult<Arc<FunctionRecord>> {
+    state
+        .catalog
+        .update(&caller.account_id, &caller.region, &r.name, mutation)
+        .await
+        .map_err(|e| store_missing(e, caller, r))
+}
+
 /// A store error of a function operation: a function that vanished in the
 /// meantime is AWS's not-found; anything else is a service error.
 pub(crate) fn store_missing(

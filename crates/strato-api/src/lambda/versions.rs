@@ -140,13 +140,7 @@ pub async fn publish(
     let (code_sha, revision, description) = (req.code_sha256, req.revision_id, req.description);
     let published = Arc::new(parking_lot::Mutex::new(0u64));
     let out = published.clone();
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
+    let record = super::update_function(&state, &caller, &r, Box::new(move |record| {
                 let latest = &record.latest;
                 if latest.state == FunctionState::Pending {
                     return Err(AwsError::conflict(
@@ -169,10 +163,8 @@ pub async fn publish(
                 }
                 *out.lock() = publish_latest(record, description, Utc::now());
                 Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, &caller, &r))?;
+            }))
+        .await?;
     let number = *published.lock();
     let version = record
         .versions

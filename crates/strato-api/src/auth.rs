@@ -16,14 +16,7 @@ use strato_store::{Store, StoreError};
 use crate::error::aws_error_response;
 use crate::ApiState;
 
-/// Who is calling: the account owning the signing key and the region the
-/// request was signed for. Handlers take it as an extension.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub account_id: String,
-    pub region: String,
-    pub access_key_id: String,
-}
+pub use strato_model::Caller;
 
 /// The access keys the server knows, held in memory for the verifier.
 /// An unknown key triggers a reload from the store (at most once a second),

@@ -22,6 +22,16 @@ pub struct AccessKey {
     pub account_id: AccountId,
 }
 
+/// Who is calling: the account owning the SigV4 key and the region the
+/// request was signed for. Handlers of every service take it as a request
+/// extension set by the authentication middleware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account_id: String,
+    pub region: String,
+    pub access_key_id: String,
+}
+
 /// True for a 12-digit account id.
 pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())

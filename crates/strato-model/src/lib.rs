@@ -14,7 +14,7 @@ pub mod runtime;
 pub mod time;
 pub mod validate;
 
-pub use account::{AccessKey, Account, AccountId};
+pub use account::{AccessKey, Account, AccountId, Caller};
 pub use arn::{FunctionRef, Qualifier};
 pub use code::{CodePackage, CodePackageError};
 pub use error::{AwsError, ErrorCode};

@@ -51,6 +51,48 @@ impl From<serde_json::Error> for StoreError {
 /// the closure sees the current record and may refuse the change.
 pub type FunctionMutation = Box<dyn FnOnce(&mut FunctionRecord) -> Result<(), AwsError> + Send>;
 
+/// Where a [`Store`] document lives: the resources that are not functions
+/// (layers, API Gateway APIs, function URL configs, provisioned concurrency
+/// configs, ...) are JSON documents of a `kind`, keyed by `id` within an
+/// account and region, and deleted with their account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DocumentKey {
+    pub account: String,
+    pub region: String,
+    /// What the document is, e.g. `"layer-version"`; one namespace per kind.
+    pub kind: String,
+    pub id: String,
+}
+
+impl DocumentKey {
+    pub fn new(
+        account: impl Into<String>,
+        region: impl Into<String>,
+        kind: impl Into<String>,
+        id: impl Into<String>,
+    ) -> DocumentKey {
+        DocumentKey {
+            account: account.into(),
+            region: region.into(),
+            kind: kind.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// A stored document with its key, as listings return it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub key: DocumentKey,
+    pub doc: serde_json::Value,
+}
+
+/// An atomic change to one document: sees the current document (or `None`)
+/// and returns the new one (`None` deletes it), or refuses.
+pub type DocumentMutation = Box<
+    dyn FnOnce(Option<serde_json::Value>) -> Result<Option<serde_json::Value>, AwsError> + Send,
+>;
+
 /// Durable state. Implementations must make `update_function` atomic: the
 /// mutation runs against the latest committed record and its result is
 /// committed only if nothing else changed the record in between.
@@ -100,6 +142,45 @@ pub trait Store: Send + Sync + 'static {
     async fn list_all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError>;
     /// (number of functions, total zipped code bytes) of an account in a region.
     async fn function_usage(&self, account: &str, region: &str) -> Result<(u64, u64), StoreError>;
+
+    /// Creates a document; `AlreadyExists` if the key is taken.
+    async fn insert_document(
+        &self,
+        key: &DocumentKey,
+        doc: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Creates or replaces a document.
+    async fn put_document(
+        &self,
+        key: &DocumentKey,
+        doc: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    async fn get_document(
+        &self,
+        key: &DocumentKey,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Documents of a kind in an account and region whose id starts with
+    /// `id_prefix`, ordered by id, strictly after `after`, at most `limit`.
+    async fn list_documents(
+        &self,
+        account: &str,
+        region: &str,
+        kind: &str,
+        id_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError>;
+    /// Every document of a kind across accounts and regions (startup loads).
+    async fn list_all_documents(&self, kind: &str) -> Result<Vec<Document>, StoreError>;
+    /// Applies `mutation` atomically and returns what it stored (`None` if it
+    /// deleted or left the document absent).
+    async fn update_document(
+        &self,
+        key: &DocumentKey,
+        mutation: DocumentMutation,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Deletes a document; false if there was none.
+    async fn delete_document(&self, key: &DocumentKey) -> Result<bool, StoreError>;
 
     /// Small server-wide settings (e.g. the key that signs code URLs).
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;

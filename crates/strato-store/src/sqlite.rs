@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use strato_model::{AccessKey, Account, FunctionRecord};
 
-use crate::{FunctionMutation, Store, StoreError};
+use crate::{Document, DocumentKey, DocumentMutation, FunctionMutation, Store, StoreError};
 
 /// Ordered schema migrations; the database records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -38,6 +38,16 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 2: documents (every resource that is not a function)
+    "CREATE TABLE documents (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        region TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, kind, id)
+    );
+    CREATE INDEX documents_by_kind ON documents (kind);",
 ];
 
 /// SQLite-backed [`Store`]. Calls run on tokio's blocking pool; one
@@ -365,6 +375,174 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn insert_document(
+        &self,
+        key: &DocumentKey,
+        doc: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let (key, doc) = (key.clone(), serde_json::to_string(doc)?);
+        self.with(move |c| {
+            match c.execute(
+                "INSERT INTO documents (account_id, region, kind, id, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.account, key.region, key.kind, key.id, doc],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::AlreadyExists)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn put_document(
+        &self,
+        key: &DocumentKey,
+        doc: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let (key, doc) = (key.clone(), serde_json::to_string(doc)?);
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO documents (account_id, region, kind, id, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(account_id, region, kind, id) DO UPDATE SET doc = excluded.doc",
+                params![key.account, key.region, key.kind, key.id, doc],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_document(
+        &self,
+        key: &DocumentKey,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let key = key.clone();
+        self.with(move |c| {
+            let doc: Option<String> = c
+                .query_row(
+                    "SELECT doc FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
+                    params![key.account, key.region, key.kind, key.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            doc.map(parse).transpose()
+        })
+        .await
+    }
+
+    async fn list_documents(
+        &self,
+        account: &str,
+        region: &str,
+        kind: &str,
+        id_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let (account, region, kind) = (account.to_string(), region.to_string(), kind.to_string());
+        let (prefix, after) = (id_prefix.to_string(), after.unwrap_or("").to_string());
+        self.with(move |c| {
+            // `substr` rather than LIKE: ids may contain `%` or `_`.
+            let mut stmt = c.prepare(
+                "SELECT id, doc FROM documents
+                 WHERE account_id = ?1 AND region = ?2 AND kind = ?3
+                   AND substr(id, 1, length(?4)) = ?4 AND id > ?5
+                 ORDER BY id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![account, region, kind, prefix, after, limit as i64],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, doc) = row?;
+                out.push(Document {
+                    key: DocumentKey::new(account.clone(), region.clone(), kind.clone(), id),
+                    doc: parse(doc)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_all_documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {
+        let kind = kind.to_string();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT account_id, region, id, doc FROM documents WHERE kind = ?1
+                 ORDER BY account_id, region, id",
+            )?;
+            let rows = stmt.query_map(params![kind], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (account, region, id, doc) = row?;
+                out.push(Document {
+                    key: DocumentKey::new(account, region, kind.clone(), id),
+                    doc: parse(doc)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn update_document(
+        &self,
+        key: &DocumentKey,
+        mutation: DocumentMutation,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let key = key.clone();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT doc FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
+                    params![key.account, key.region, key.kind, key.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let current = current.map(parse).transpose()?;
+            let next = mutation(current).map_err(StoreError::Rejected)?;
+            match &next {
+                Some(doc) => tx.execute(
+                    "INSERT INTO documents (account_id, region, kind, id, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(account_id, region, kind, id) DO UPDATE SET doc = excluded.doc",
+                    params![key.account, key.region, key.kind, key.id, serde_json::to_string(doc)?],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
+                    params![key.account, key.region, key.kind, key.id],
+                )?,
+            };
+            tx.commit()?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn delete_document(&self, key: &DocumentKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.with(move |c| {
+            let n = c.execute(
+                "DELETE FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
+                params![key.account, key.region, key.kind, key.id],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_string();
         self.with(move |c| {
@@ -427,5 +605,67 @@ mod tests {
         for task in tasks {
             assert!(task.await.unwrap().unwrap());
         }
+    }
+
+    #[tokio::test]
+    async fn documents_list_by_prefix_in_order_and_die_with_their_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("strato.db")).unwrap();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
+        let key = |id: &str| DocumentKey::new("000000000001", "us-east-1", "layer-version", id);
+        for id in ["b#2", "a#1", "b#1", "b_#1"] {
+            store
+                .insert_document(&key(id), &serde_json::json!({ "id": id }))
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            store
+                .insert_document(&key("a#1"), &serde_json::json!({}))
+                .await,
+            Err(StoreError::AlreadyExists)
+        ));
+        let ids = |docs: Vec<Document>| docs.into_iter().map(|d| d.key.id).collect::<Vec<_>>();
+        let listed = store
+            .list_documents("000000000001", "us-east-1", "layer-version", "b#", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(listed), ["b#1", "b#2"]);
+        let page = store
+            .list_documents(
+                "000000000001",
+                "us-east-1",
+                "layer-version",
+                "",
+                Some("a#1"),
+                2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(page), ["b#1", "b#2"]);
+
+        let counted = store
+            .update_document(
+                &key("counter"),
+                Box::new(|current| {
+                    let n = current.and_then(|d| d["n"].as_u64()).unwrap_or(0);
+                    Ok(Some(serde_json::json!({ "n": n + 1 })))
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(counted, Some(serde_json::json!({ "n": 1 })));
+        assert!(store.delete_document(&key("counter")).await.unwrap());
+        assert!(!store.delete_document(&key("counter")).await.unwrap());
+
+        store.delete_account("000000000001").await.unwrap();
+        assert!(store
+            .list_all_documents("layer-version")
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -49,7 +49,7 @@ JAVA_HANDLER = "bench.Handler::handleRequest"
 # cap, so the benchmark functions get 1769 MB, which is exactly one vCPU (see the notes).
 BENCH_MEMORY = 1769
 PAYLOAD = '{"bench":true}'
-STRATO_LABEL = "Strato (stem cells off: today's only mode)"
+STRATO_LABEL = "Strato"
 # Enough MemorySize for every instance any scenario starts (1 000 × 128 MB,
 # 32 × 1769 MB), far beyond what those instances really use.
 MEMORY_BUDGET_MB = 262144
@@ -329,7 +329,7 @@ JAVA_JNI_PROPERTY = "com.amazonaws.services.lambda.runtime.api.client.runtimeapi
 
 
 class Strato:
-    def __init__(self, tag, keep_alive=900, extra_env=None):
+    def __init__(self, tag, keep_alive=900, extra_env=None, stem_cells=None):
         self.port = free_port()
         self.data = tempfile.mkdtemp(prefix=f"strato-{tag}-", dir=WORK)
         env = {"STRATO_LOG": os.environ.get("STRATO_LOG", "warn")}
@@ -344,6 +344,8 @@ class Strato:
         if strato_has_runtimes_dir():
             # One runtimes dir for every server the harness starts (Java's RIC is fetched once).
             args += ["--runtimes-dir", RUNTIMES_DIR]
+        if stem_cells is not None:
+            args += ["--stem-cells", str(stem_cells)]
         self.proc = Proc(f"strato-{tag}", args, env=env, cpus=SUT_CPUS)
         try:
             wait_port(self.port, 60, self.proc)
@@ -767,6 +769,12 @@ def sc_warm_java(ctx):
     return {"tables": warm_table(f"Warm invoke, Invoke API, Java ({runtime})", runs, STRATO_LABEL, na), "notes": []}
 
 
+# Pause before each cold sample, so a server with stem cells has refilled its
+# pool (the refill runs in the background after every cold start); the same
+# pause is taken without stem cells.
+COLD_SAMPLE_PAUSE_S = 0.5
+
+
 def strato_cold_samples(st, name, n):
     """Forces a cold start before each sample by changing an environment variable."""
     ttfb, total = [], []
@@ -774,6 +782,7 @@ def strato_cold_samples(st, name, n):
     for i in range(n):
         st.api.update_env(name, {"BENCH_SAMPLE": str(i)})
         st.api.wait_ready(name)
+        time.sleep(COLD_SAMPLE_PAUSE_S)
         status, body, t1, t2 = st.api.invoke(name, PAYLOAD.encode(), timed=True)
         if status != 200:
             errs.append(f"HTTP {status} {body[:120]!r}")
@@ -810,12 +819,15 @@ def sc_cold_start(ctx):
     """Cold start to first byte, per runtime."""
     av = available()
     st = Strato("cold")
+    st_plain = Strato("cold-nostem", stem_cells=0)
     tables, notes = [], []
     try:
         for key in ("node", "python", "go", "java"):
             rows = []
             if key == "java":
                 ok, why = java_available(st)
+                if ok:
+                    ok, why = java_available(st_plain)
                 if not ok:
                     rows.append({"label": STRATO_LABEL, "na": f"Java not available yet ({why})"})
                     tables.append({"title": "Cold start to first byte, Java", "kind": "samples", "rows": rows, "ref": None})
@@ -826,10 +838,15 @@ def sc_cold_start(ctx):
                     continue
                 name = f"cold-{key}"
                 st.deploy(name, key)
+                st_plain.deploy(name, key)
             log(f"  cold start {key}: Strato")
             s, errs = strato_cold_samples(st, name, ctx.cold_samples)
-            rows.append({"label": STRATO_LABEL + ", request → first byte", "samples": summary(s), "errors": len(errs),
-                         "first_error": errs[0] if errs else None})
+            rows.append({"label": STRATO_LABEL + ", request → first byte (stem cells)", "samples": summary(s),
+                         "errors": len(errs), "first_error": errs[0] if errs else None})
+            log(f"  cold start {key}: Strato without stem cells")
+            s, errs = strato_cold_samples(st_plain, name, ctx.cold_samples)
+            rows.append({"label": STRATO_LABEL + ", request → first byte, without stem cells (--stem-cells 0)",
+                         "samples": summary(s), "errors": len(errs), "first_error": errs[0] if errs else None})
             if key == "node":
                 # The same at AWS's default 128 MB, i.e. 128/1769 of a CPU.
                 st.deploy("cold-node-128", "node", memory=128)
@@ -866,9 +883,10 @@ def sc_cold_start(ctx):
                         p.stop()
                 rows.append({"label": "bare Node.js server, process spawn → first byte (floor)", "samples": summary(spawn)})
             tables.append({"title": f"Cold start to first byte, {RUNTIMES[key][0]}", "kind": "samples", "rows": rows,
-                           "ref": STRATO_LABEL + ", request → first byte"})
+                           "ref": rows[0]["label"]})
     finally:
         st.stop()
+        st_plain.stop()
     notes.append("Strato: each sample follows an UpdateFunctionConfiguration of an environment variable, which "
                  "retires the warm instance, so the timed Invoke starts a new sandbox and runtime; the time is "
                  "from sending the signed request to the first byte of the response, measured by a Python "
@@ -877,7 +895,10 @@ def sc_cold_start(ctx):
                  "emulator's own start. Bench functions use 1769 MB (one full vCPU); the 128 MB row shows what "
                  "AWS's CPU share (memory/1769 of a CPU, 0.07 of a CPU at 128 MB) does to the same cold start: "
                  "Strato runs a function's init with a whole CPU and applies the share afterwards. With few "
-                 "samples, p99 is the maximum.")
+                 "samples, p99 is the maximum. Stem cells: a cold start adopts a sandbox whose runtime already "
+                 "started (for Java, a JVM with AWS's runtime interface client loaded, per memory size); each "
+                 "sample waits "
+                 f"{COLD_SAMPLE_PAUSE_S} s first so the pool has refilled, on both servers alike.")
     return {"tables": tables, "notes": notes}
 
 
@@ -1209,6 +1230,9 @@ def main():
     ap.add_argument("--out", help="where to write the report (default: BENCHMARKS.md for a full run, "
                                   "bench/.work/BENCHMARKS.<mode>.md otherwise)")
     ap.add_argument("--note", help="a note printed at the top of the report (e.g. about noise)")
+    ap.add_argument("--merge-with", metavar="RESULTS_JSON",
+                    help="a raw results file of an earlier full run (bench/.work/results/*.json): the scenarios "
+                         "not run now are taken from it, marked with its date, and the merged report is written")
     args = ap.parse_args()
     if args.no_pin or (os.cpu_count() or 1) < 2:
         PIN = False
@@ -1254,6 +1278,13 @@ def main():
         stop_all()
     results["seconds"] = round(time.time() - t_start, 1)
     results["load_after"] = loadavg()
+    if args.merge_with:
+        with open(args.merge_with) as f:
+            earlier = json.load(f)
+        fresh = {sc["name"]: sc for sc in results["scenarios"]}
+        old = {sc["name"]: dict(sc, from_run=sc.get("from_run") or earlier["started"]) for sc in earlier["scenarios"]}
+        results["scenarios"] = [fresh.get(n) or old[n] for n in names if n in fresh or n in old]
+        chosen = [sc["name"] for sc in results["scenarios"]]
     os.makedirs(os.path.join(WORK, "results"), exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = os.path.join(WORK, "results", f"{stamp}-{results['mode']}.json")

@@ -142,7 +142,8 @@ def render(res):
         "- Figures are `median [min–max]` over the repeated runs of each scenario (per-run p50 and p99 come "
         "from HDR histograms of every request in the run); ratios compare medians measured in the same run, "
         "runs interleaved target by target so drift hits every target alike.",
-        "- Strato's rows are **Strato with stem cells off**: stem cells are not built yet, so this is Strato today.",
+        "- Strato runs with its defaults (stem cells on, two per runtime); the cold-start scenario also "
+        "shows it with `--stem-cells 0`.",
         "",
     ]
     note = res.get("noise_note")
@@ -153,6 +154,9 @@ def render(res):
         lines += [f"## {sc['title']} (`{sc['name']}`)", ""]
         if sc.get("about"):
             lines += [f"_{sc['about']}_", ""]
+        if sc.get("from_run"):
+            lines += [f"Measured in the earlier run of {sc['from_run']} (this report merged it; "
+                      "see `--merge-with` in bench/README.md).", ""]
         if sc.get("error"):
             lines += [f"The scenario failed: `{sc['error']}`", ""]
             continue

@@ -360,9 +360,27 @@ function setupModulePaths(config) {
   registerEsmNodePathResolver(process.env.NODE_PATH);
 }
 
+// Node.js starts a worker thread for module hooks (~26 ms here), so a stem
+// cell registers the hook before it has a function and sends the search
+// directories through a MessagePort once assigned; the hook waits for them
+// only when it is asked to resolve a bare specifier the default resolution
+// cannot find.
 const ESM_RESOLVE_HOOK = `
 let parents = [];
-export function initialize(data) { parents = data.parents; }
+let ready = null;
+export function initialize(data) {
+  if (data.port) {
+    ready = new Promise((resolve) => {
+      data.port.once('message', (message) => {
+        parents = message.parents;
+        data.port.close();
+        resolve();
+      });
+    });
+  } else {
+    parents = data.parents;
+  }
+}
 function isBare(s) {
   return !(s.startsWith('.') || s.startsWith('/') || s.startsWith('#') || /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s));
 }
@@ -371,6 +389,7 @@ export async function resolve(specifier, context, next) {
     return await next(specifier, context);
   } catch (err) {
     if (err && err.code === 'ERR_MODULE_NOT_FOUND' && isBare(specifier)) {
+      if (ready) await ready;
       for (const parentURL of parents) {
         try { return await next(specifier, { ...context, parentURL }); } catch (_e) {}
       }
@@ -380,13 +399,36 @@ export async function resolve(specifier, context, next) {
 }
 `;
 
-function registerEsmNodePathResolver(nodePath) {
-  if (typeof Module.register !== 'function') return;
-  const parents = nodePath
+function nodePathParents(nodePath) {
+  return nodePath
     .split(path.delimiter)
     .filter((d) => d && path.isAbsolute(d) && path.basename(d) === 'node_modules' && fs.existsSync(d))
     .map((d) => pathToFileURL(path.join(path.dirname(d), '__strato_node_path__.mjs')).href);
-  if (parents.length === 0) return;
+}
+
+// Set by a stem cell that registered the hook ahead of its assignment.
+let sendEsmParents = null;
+
+function preregisterEsmNodePathResolver() {
+  if (typeof Module.register !== 'function') return;
+  const { port1, port2 } = new MessageChannel();
+  Module.register('data:text/javascript,' + encodeURIComponent(ESM_RESOLVE_HOOK), import.meta.url, {
+    data: { port: port2 },
+    transferList: [port2],
+  });
+  sendEsmParents = (parents) => {
+    port1.postMessage({ parents });
+    port1.close();
+  };
+}
+
+function registerEsmNodePathResolver(nodePath) {
+  const parents = nodePathParents(nodePath);
+  if (sendEsmParents) {
+    sendEsmParents(parents);
+    return;
+  }
+  if (typeof Module.register !== 'function' || parents.length === 0) return;
   Module.register('data:text/javascript,' + encodeURIComponent(ESM_RESOLVE_HOOK), import.meta.url, {
     data: { parents },
   });
@@ -782,6 +824,7 @@ async function main() {
   process.on('beforeExit', beforeExit.invoke);
 
   if (process.env.STRATO_STEM_CELL === '1') {
+    preregisterEsmNodePathResolver();
     let assignment;
     try {
       assignment = await client.assignment();
@@ -789,13 +832,16 @@ async function main() {
       fatalApi(err);
     }
     const env = (assignment && assignment.env) || {};
+    delete process.env.STRATO_STEM_CELL;
     for (const [k, v] of Object.entries(env)) process.env[k] = String(v);
   }
 
   config = loadConfig();
   patchConsole(config.logFormat, config.logLevel);
   try {
-    if (fs.existsSync(config.taskRoot) && process.cwd() !== config.taskRoot) process.chdir(config.taskRoot);
+    // Always enter anew: a stem cell's code was mounted over the directory
+    // this process started in, which the old handle would still show.
+    if (fs.existsSync(config.taskRoot)) process.chdir(config.taskRoot);
   } catch (_e) {
     /* keep the current directory */
   }

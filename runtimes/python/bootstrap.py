@@ -718,16 +718,20 @@ def main():
         except (RuntimeApiError, ValueError) as e:
             _fatal_api(e)
         env = (assignment or {}).get("env") or {}
+        os.environ.pop("STRATO_STEM_CELL", None)
         for k, v in env.items():
             os.environ[str(k)] = str(v)
+        # Directories the import system listed before the code was mounted.
+        importlib.invalidate_caches()
         assigned_pythonpath = env.get("PYTHONPATH")
 
     config = load_config()
     setup_logging(config.log_format, config.log_level)
     if os.path.isdir(config.task_root):
+        # Always enter anew: a stem cell's code was mounted over the directory
+        # this process started in, which the old handle would still show.
         try:
-            if os.getcwd() != config.task_root:
-                os.chdir(config.task_root)
+            os.chdir(config.task_root)
         except OSError:
             pass
     setup_sys_path(config, assigned_pythonpath)

@@ -203,6 +203,12 @@ def _clean_env(home: Path) -> dict[str, str]:
     return env
 
 
+# Runtime components (the AWS SDKs `strato serve` installs for functions,
+# Node.js releases) shared by every server the suite starts, as servers may
+# share a runtimes dir: installed once, not once per test.
+RUNTIMES_DIR = HERE / ".runtimes"
+
+
 def _start(binary: Path, root: Path) -> Strato:
     data_dir = root / "data"
     home = root / "home"
@@ -215,7 +221,8 @@ def _start(binary: Path, root: Path) -> Strato:
         endpoint = f"http://127.0.0.1:{port}"
         log = open(log_path, "wb")
         proc = subprocess.Popen(
-            [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
+            [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+             "--runtimes-dir", str(RUNTIMES_DIR)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod code_url;
 pub mod error;
 pub mod lambda;
+pub mod observe;
+pub mod protocol;
 pub mod request_log;
 pub mod wire;
 
@@ -35,14 +37,39 @@ pub struct ApiState {
     pub code: CodeStore,
     pub accounts: Arc<AccountDirectory>,
     pub code_urls: CodeUrlSigner,
+    /// Function logs, metrics and metering (CloudWatch Logs and metrics,
+    /// `/metrics`, the cost report).
+    pub observe: Arc<strato_observe::Observe>,
+    /// REST APIs (`aws apigateway ...`): control plane and data plane.
+    pub rest_apis: Arc<strato_gateway::rest_api::RestApiService>,
+    /// HTTP APIs (`aws apigatewayv2 ...`): control plane and data plane.
+    pub http_apis: Arc<strato_gateway::http_api::HttpApiService>,
+    /// Function URL configurations and their data plane.
+    pub function_urls: Arc<strato_gateway::function_url::FunctionUrlService>,
+    /// Requests to APIs and function URLs (host- or path-style) go here
+    /// before the AWS router sees them.
+    pub dataplane: Arc<strato_gateway::dataplane::DataPlane>,
 }
 
 /// The whole HTTP surface.
 pub fn router(state: Arc<ApiState>) -> Router {
     let public = Router::new()
         .route("/strato/health", get(|| async { "ok" }))
-        .route("/strato/code/{account}/{id}", get(code_url::download));
+        .route("/strato/code/{account}/{id}", get(code_url::download))
+        .route("/metrics", get(observe::report::prometheus));
     let aws = lambda::routes()
+        .route("/", axum::routing::post(protocol::dispatch_target))
+        .route(
+            "/service/{service}/operation/{operation}",
+            axum::routing::post(protocol::dispatch_rpc_v2),
+        )
+        .route("/strato/cost", get(observe::report::cost))
+        .merge(strato_gateway::rest_api::control_routes(
+            state.rest_apis.clone(),
+        ))
+        .merge(strato_gateway::http_api::control_routes(
+            state.http_apis.clone(),
+        ))
         .fallback(unknown_operation)
         // The auth middleware bounds and buffers every body; extractors must
         // not apply axum's smaller default on top.
@@ -54,6 +81,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
     public
         .merge(aws)
         .layer(middleware::from_fn(request_log::log_and_tag))
+        // API Gateway and function URL traffic never reaches the AWS router.
+        .layer(middleware::from_fn_with_state(
+            state.dataplane.clone(),
+            strato_gateway::dataplane::divert,
+        ))
         .with_state(state)
 }
 

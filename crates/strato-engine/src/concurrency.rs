@@ -4,7 +4,12 @@
 //! Each (account, region) has a limit (the account record's, default 1000).
 //! A function with reserved concurrency `r` may run at most `r` invocations
 //! at once and those never count against anyone else; every other function
-//! of the account shares the unreserved pool, `limit − Σ reserved`.
+//! of the account shares the unreserved pool, `limit − Σ set aside`, where a
+//! function sets aside its reserved concurrency or, without one, its
+//! provisioned concurrency (as on AWS, provisioned concurrency of a function
+//! without a reservation comes out of the account's unreserved pool). Such a
+//! function's invocations take its provisioned slots first and then share
+//! the unreserved pool.
 //!
 //! Admission is lock-free: the per-account and per-function counters are
 //! atomics changed with compare-and-swap, found through sharded maps
@@ -54,7 +59,8 @@ impl Throttle {
 /// One (account, region).
 struct AccountSlot {
     limit: AtomicU32,
-    /// Σ reserved concurrency of the account's functions in this region.
+    /// Σ concurrency the account's functions in this region set aside
+    /// (reserved, or provisioned without a reservation).
     reserved: AtomicU64,
     /// Invocations running in the unreserved pool.
     busy: AtomicU32,
@@ -95,6 +101,45 @@ impl AccountSlot {
 struct FunctionSlot {
     reserved: AtomicU32,
     busy: AtomicU32,
+    /// Σ provisioned concurrency of the function's versions and aliases.
+    provisioned: AtomicU32,
+    /// Invocations running on provisioned slots (functions without a
+    /// reservation).
+    provisioned_busy: AtomicU32,
+    /// Serializes control-plane changes of `reserved` and `provisioned`
+    /// (never taken on the invoke path).
+    update: parking_lot::Mutex<()>,
+}
+
+impl FunctionSlot {
+    fn new() -> FunctionSlot {
+        FunctionSlot {
+            reserved: AtomicU32::new(UNRESERVED),
+            busy: AtomicU32::new(0),
+            provisioned: AtomicU32::new(0),
+            provisioned_busy: AtomicU32::new(0),
+            update: parking_lot::Mutex::new(()),
+        }
+    }
+
+    /// What the function takes out of the account's unreserved pool.
+    fn set_aside(&self) -> u64 {
+        match self.reserved.load(Ordering::Acquire) {
+            UNRESERVED => u64::from(self.provisioned.load(Ordering::Acquire)),
+            reserved => u64::from(reserved),
+        }
+    }
+}
+
+/// Why provisioned concurrency cannot be allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionRefusal {
+    /// More than the function's reserved concurrency.
+    AboveReserved,
+    /// More than the account's unreserved concurrency (carried).
+    AboveUnreserved(u32),
+    /// It would leave fewer than the minimum (carried) unreserved.
+    BelowMinimum(u32),
 }
 
 /// Increments `counter` if it stays at most `max`.
@@ -120,6 +165,7 @@ pub struct ConcurrencyLimiter {
 enum Held {
     Unreserved,
     Reserved(Arc<FunctionSlot>),
+    Provisioned(Arc<FunctionSlot>),
 }
 
 /// One admitted invocation. Dropping it frees the slot.
@@ -138,6 +184,10 @@ impl Drop for Permit {
                 function.busy.fetch_sub(1, Ordering::AcqRel);
                 self.account.reserved_busy.fetch_sub(1, Ordering::AcqRel);
             }
+            Held::Provisioned(function) => {
+                function.provisioned_busy.fetch_sub(1, Ordering::AcqRel);
+                self.account.reserved_busy.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         self.account.wake();
     }
@@ -148,6 +198,7 @@ impl std::fmt::Debug for Permit {
         f.write_str(match self.held {
             Held::Unreserved => "Permit(unreserved)",
             Held::Reserved(_) => "Permit(reserved)",
+            Held::Provisioned(_) => "Permit(provisioned)",
         })
     }
 }
@@ -217,30 +268,89 @@ impl ConcurrencyLimiter {
             region.to_string(),
             function.to_string(),
         );
-        let slot = self
-            .functions
+        let slot = self.function(key);
+        let _update = slot.update.lock();
+        let before = slot.set_aside();
+        slot.reserved.store(new, Ordering::Release);
+        Self::move_set_aside(&acc, before, slot.set_aside());
+    }
+
+    /// Sets the total provisioned concurrency of a function (all its
+    /// versions and aliases). The caller checks it first (see
+    /// [`Self::check_provisioned`]).
+    pub fn set_provisioned(&self, account: &str, region: &str, function: &str, total: u32) {
+        let acc = self.account(account, region);
+        let key = (
+            account.to_string(),
+            region.to_string(),
+            function.to_string(),
+        );
+        let slot = self.function(key);
+        let _update = slot.update.lock();
+        let before = slot.set_aside();
+        slot.provisioned.store(total, Ordering::Release);
+        Self::move_set_aside(&acc, before, slot.set_aside());
+    }
+
+    /// A function's total provisioned concurrency.
+    pub fn provisioned(&self, account: &str, region: &str, function: &str) -> u32 {
+        let key = (
+            account.to_string(),
+            region.to_string(),
+            function.to_string(),
+        );
+        self.functions
+            .get(&key)
+            .map_or(0, |slot| slot.provisioned.load(Ordering::Acquire))
+    }
+
+    /// Whether `function` may have `total` provisioned concurrency: within
+    /// its reservation if it has one, else out of the unreserved pool
+    /// without leaving less than [`MIN_UNRESERVED`].
+    pub fn check_provisioned(
+        &self,
+        account: &str,
+        region: &str,
+        function: &str,
+        total: u32,
+    ) -> Result<(), ProvisionRefusal> {
+        if let Some(reserved) = self.reserved(account, region, function) {
+            return if total > reserved {
+                Err(ProvisionRefusal::AboveReserved)
+            } else {
+                Ok(())
+            };
+        }
+        let current = self.provisioned(account, region, function);
+        let unreserved = self.unreserved(account, region);
+        let added = total.saturating_sub(current);
+        if added > unreserved {
+            return Err(ProvisionRefusal::AboveUnreserved(unreserved));
+        }
+        if added > 0 && unreserved - added < MIN_UNRESERVED {
+            return Err(ProvisionRefusal::BelowMinimum(MIN_UNRESERVED));
+        }
+        Ok(())
+    }
+
+    fn function(&self, key: FunctionKey) -> Arc<FunctionSlot> {
+        self.functions
             .entry(key)
-            .or_insert_with(|| {
-                Arc::new(FunctionSlot {
-                    reserved: AtomicU32::new(UNRESERVED),
-                    busy: AtomicU32::new(0),
-                })
-            })
-            .clone();
-        let old = slot.reserved.swap(new, Ordering::AcqRel);
+            .or_insert_with(|| Arc::new(FunctionSlot::new()))
+            .clone()
+    }
+
+    fn move_set_aside(acc: &AccountSlot, before: u64, after: u64) {
         // Add before subtracting, so the total never wraps below zero.
-        if new != UNRESERVED {
-            acc.reserved.fetch_add(u64::from(new), Ordering::AcqRel);
-        }
-        if old != UNRESERVED {
-            acc.reserved.fetch_sub(u64::from(old), Ordering::AcqRel);
-        }
+        acc.reserved.fetch_add(after, Ordering::AcqRel);
+        acc.reserved.fetch_sub(before, Ordering::AcqRel);
         acc.freed.notify_waiters();
     }
 
     /// Forgets a deleted function's reservation.
     pub fn forget_function(&self, account: &str, region: &str, function: &str) {
         self.set_reserved(account, region, function, None);
+        self.set_provisioned(account, region, function, 0);
         let key = (
             account.to_string(),
             region.to_string(),
@@ -276,7 +386,12 @@ impl ConcurrencyLimiter {
         reserved: u32,
     ) -> Result<(), u32> {
         let acc = self.account(account, region);
-        let current = u64::from(self.reserved(account, region, function).unwrap_or(0));
+        let key = (
+            account.to_string(),
+            region.to_string(),
+            function.to_string(),
+        );
+        let current = self.functions.get(&key).map_or(0, |slot| slot.set_aside());
         let others = acc.reserved.load(Ordering::Acquire).saturating_sub(current);
         let limit = u64::from(acc.limit.load(Ordering::Acquire));
         if limit < others + u64::from(reserved) + u64::from(MIN_UNRESERVED) {
@@ -325,6 +440,14 @@ impl ConcurrencyLimiter {
                 return Ok(Permit {
                     account: acc,
                     held: Held::Reserved(slot),
+                });
+            }
+            let provisioned = slot.provisioned.load(Ordering::Acquire);
+            if provisioned > 0 && take(&slot.provisioned_busy, provisioned) {
+                acc.reserved_busy.fetch_add(1, Ordering::AcqRel);
+                return Ok(Permit {
+                    account: acc,
+                    held: Held::Provisioned(slot),
                 });
             }
         }
@@ -401,6 +524,42 @@ mod tests {
         drop(held);
         drop(others);
         assert_eq!(l.in_use(A, R), 0);
+    }
+
+    #[test]
+    fn provisioned_concurrency_comes_out_of_the_unreserved_pool_and_is_used_first() {
+        let l = ConcurrencyLimiter::new();
+        l.set_account_limit(A, 110);
+        assert_eq!(
+            l.check_provisioned(A, R, "p", 11),
+            Err(ProvisionRefusal::BelowMinimum(100))
+        );
+        assert_eq!(
+            l.check_provisioned(A, R, "p", 111),
+            Err(ProvisionRefusal::AboveUnreserved(110))
+        );
+        assert_eq!(l.check_provisioned(A, R, "p", 10), Ok(()));
+        l.set_provisioned(A, R, "p", 10);
+        assert_eq!(l.unreserved(A, R), 100);
+        // The other functions get the 100 unreserved; p gets its 10 and then
+        // competes for the unreserved ones.
+        let others: Vec<_> = (0..99).map(|_| l.try_acquire(A, R, "f").unwrap()).collect();
+        let p: Vec<_> = (0..11).map(|_| l.try_acquire(A, R, "p").unwrap()).collect();
+        assert_eq!(l.try_acquire(A, R, "p").unwrap_err(), Throttle::Account);
+        assert_eq!(l.try_acquire(A, R, "f").unwrap_err(), Throttle::Account);
+        assert_eq!(l.in_use(A, R), 110);
+        drop(others);
+        drop(p);
+        assert_eq!(l.in_use(A, R), 0);
+        // A reservation replaces the provisioned set-aside, and bounds it.
+        l.set_reserved(A, R, "p", Some(5));
+        assert_eq!(l.unreserved(A, R), 105);
+        assert_eq!(
+            l.check_provisioned(A, R, "p", 6),
+            Err(ProvisionRefusal::AboveReserved)
+        );
+        l.forget_function(A, R, "p");
+        assert_eq!(l.unreserved(A, R), 110);
     }
 
     #[test]

@@ -63,24 +63,74 @@ fn signal_name(sig: nix::sys::signal::Signal) -> String {
     }
 }
 
-/// Counts instances until their cleanup is complete, so shutdown can wait.
+/// Counts instances until their cleanup is complete, so shutdown can wait;
+/// stem cells are counted apart until they are adopted.
 #[derive(Default)]
 pub struct LiveInstances {
     count: std::sync::atomic::AtomicUsize,
+    /// Of `count`, stem cells not adopted yet.
+    stems: std::sync::atomic::AtomicUsize,
     none_left: tokio::sync::Notify,
 }
 
 /// Held by an instance's watcher until its sandbox is removed.
-pub struct LiveToken(Arc<LiveInstances>);
+pub struct LiveToken {
+    live: Arc<LiveInstances>,
+    /// Set while the sandbox is an unadopted stem cell.
+    stem: Option<Arc<AtomicBool>>,
+}
+
+/// Turns a stem cell's token into an instance's when it is adopted.
+pub struct StemMark {
+    live: Arc<LiveInstances>,
+    stem: Arc<AtomicBool>,
+}
+
+impl StemMark {
+    fn adopted(&self) {
+        if self.stem.swap(false, Ordering::AcqRel) {
+            self.live.stems.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
 
 impl LiveInstances {
     pub fn enter(self: &Arc<Self>) -> LiveToken {
         self.count.fetch_add(1, Ordering::SeqCst);
-        LiveToken(self.clone())
+        LiveToken {
+            live: self.clone(),
+            stem: None,
+        }
     }
 
+    /// A token for a stem cell, and the mark that counts it as an instance
+    /// once adopted.
+    pub fn enter_stem(self: &Arc<Self>) -> (LiveToken, StemMark) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.stems.fetch_add(1, Ordering::SeqCst);
+        let stem = Arc::new(AtomicBool::new(true));
+        (
+            LiveToken {
+                live: self.clone(),
+                stem: Some(stem.clone()),
+            },
+            StemMark {
+                live: self.clone(),
+                stem,
+            },
+        )
+    }
+
+    /// Live sandboxes, stem cells included.
     pub fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    /// Live function instances (adopted stem cells included, waiting ones
+    /// not).
+    pub fn instances(&self) -> usize {
+        self.count()
+            .saturating_sub(self.stems.load(Ordering::SeqCst))
     }
 
     pub async fn wait_until_none(&self) {
@@ -96,8 +146,13 @@ impl LiveInstances {
 
 impl Drop for LiveToken {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.none_left.notify_waiters();
+        if let Some(stem) = &self.stem {
+            if stem.swap(false, Ordering::AcqRel) {
+                self.live.stems.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if self.live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.live.none_left.notify_waiters();
         }
     }
 }
@@ -107,12 +162,44 @@ enum Control {
     /// Changes the CPU share (a fraction of one CPU).
     SetCpu(f64),
     MemoryPeak(oneshot::Sender<u64>),
+    /// A stem cell's adoption: mount the function's directories, resize
+    /// `/tmp`, set the memory limit.
+    Adopt {
+        mounts: Vec<BindMount>,
+        tmp_bytes: u64,
+        memory_bytes: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Everything a sandbox is launched with.
+struct Launch {
+    id: String,
+    program: PathBuf,
+    args: Vec<String>,
+    mounts: Vec<BindMount>,
+    memory_mb: i64,
+    cpu_fraction: f64,
+    tmp_bytes: u64,
+    env: BTreeMap<String, String>,
+    /// Where a stem cell's assignment will come from.
+    assignment: Option<oneshot::Receiver<Assignment>>,
+}
+
+/// An instance whose runtime process runs but whose init has not been
+/// awaited.
+struct Launched {
+    instance: Instance,
+    init_rx: oneshot::Receiver<InitSignal>,
 }
 
 /// What the engine knows of the function when it starts an instance.
 pub struct InstanceSpec {
     pub id: String,
     pub code_dir: PathBuf,
+    /// The function's layers merged into one read-only tree, bound at
+    /// `/opt`; `None` when the function has no layers.
+    pub opt_dir: Option<PathBuf>,
     pub plan: LaunchPlan,
     pub memory_mb: i64,
     pub ephemeral_mb: i64,
@@ -183,6 +270,8 @@ pub struct Instance {
     /// The share of the host's memory budget this instance holds; returned
     /// when the instance is dropped (ended).
     pub(crate) memory: Option<crate::memory::MemoryCharge>,
+    /// Set on instances of a provisioned concurrency configuration.
+    pub(crate) provisioned: Option<crate::provisioned::ProvisionedMark>,
 }
 
 impl Drop for Instance {
@@ -221,6 +310,44 @@ impl Instance {
         serve_api: Option<crate::ServeApi>,
         live: LiveToken,
     ) -> Result<Instance, StartError> {
+        let started = Instant::now();
+        let mut mounts = spec.plan.mounts.clone();
+        mounts.push(BindMount::read_only(spec.code_dir.clone(), TASK_ROOT));
+        if let Some(opt_dir) = &spec.opt_dir {
+            mounts.push(BindMount::read_only(opt_dir.clone(), OPT_DIR));
+        }
+        let logs = Arc::new(LogCapture::new(
+            sink,
+            spec.log_group.clone(),
+            spec.log_stream.clone(),
+        ));
+        let launch = Launch {
+            id: spec.id.clone(),
+            program: spec.plan.program.clone(),
+            args: spec.plan.args.clone(),
+            mounts,
+            memory_mb: spec.memory_mb,
+            cpu_fraction: cpu_share(spec.memory_mb).max(INIT_CPU_SHARE),
+            tmp_bytes: (spec.ephemeral_mb.max(1) as u64) * 1024 * 1024,
+            env: spec.env.clone(),
+            assignment: None,
+        };
+        let launched = Instance::launch(sandbox, launch, logs, serve_api, live).await?;
+        launched.instance.start_log_readers();
+        launched
+            .await_init(started, spec.init_timeout, cpu_share(spec.memory_mb))
+            .await
+    }
+
+    /// Starts the sandbox, its Runtime API and the runtime process; does not
+    /// wait for the runtime's init.
+    async fn launch(
+        sandbox: &Sandbox,
+        launch: Launch,
+        logs: Arc<LogCapture>,
+        serve_api: Option<crate::ServeApi>,
+        live: LiveToken,
+    ) -> Result<Launched, StartError> {
         let started = Instant::now();
         let platform =
             |what: &str, e: &dyn std::fmt::Display| StartError::Platform(format!("{what}: {e}"));
@@ -263,7 +390,7 @@ impl Instance {
             }
             None => None,
         };
-        let ends = InstanceChannel::open(None::<oneshot::Receiver<Assignment>>);
+        let ends = InstanceChannel::open(launch.assignment);
         let channel = ends.channel.clone();
         let app = runtime_api::router(channel.clone());
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -273,28 +400,23 @@ impl Instance {
             let _ = axum::serve(listener, app).await;
         });
 
-        let mut sandbox_spec = SandboxSpec::new(spec.id.clone(), spec.plan.program.clone());
-        sandbox_spec.args = spec.plan.args.clone();
+        let mut sandbox_spec = SandboxSpec::new(launch.id.clone(), launch.program.clone());
+        sandbox_spec.args = launch.args.clone();
         sandbox_spec.cwd = PathBuf::from(TASK_ROOT);
-        sandbox_spec.mounts = spec.plan.mounts.clone();
-        sandbox_spec
-            .mounts
-            .push(BindMount::read_only(spec.code_dir.clone(), TASK_ROOT));
+        sandbox_spec.mounts = launch.mounts.clone();
         sandbox_spec.hostname =
             format!("169.254.{}.{}", rand::random::<u8>(), rand::random::<u8>());
-        let memory_bytes = (spec.memory_mb.max(1) as u64) * 1024 * 1024;
-        let cpu_share = cpu_share(spec.memory_mb);
         sandbox_spec.limits = ResourceLimits {
-            memory_bytes,
+            memory_bytes: (launch.memory_mb.max(1) as u64) * 1024 * 1024,
             // Init runs with at least a whole CPU, so a small function's cold
             // start is not stretched by its invocation-time share; the share
             // applies from the first invocation on.
-            cpu_fraction: cpu_share.max(INIT_CPU_SHARE),
+            cpu_fraction: launch.cpu_fraction,
             max_pids: 1024,
-            tmp_bytes: (spec.ephemeral_mb.max(1) as u64) * 1024 * 1024,
+            tmp_bytes: launch.tmp_bytes,
             max_open_files: 1024,
         };
-        let mut env = spec.env.clone();
+        let mut env = launch.env.clone();
         env.insert("AWS_LAMBDA_RUNTIME_API".into(), api_address);
         if sandbox.mode() == SandboxMode::Fallback {
             // No private mount namespace: point the runtime at the host paths.
@@ -307,6 +429,24 @@ impl Instance {
                             .display()
                             .to_string(),
                     );
+                }
+            }
+            // Search paths into the layers (`/opt/nodejs/node_modules`,
+            // `/opt/bin`, `/opt/lib`) name the merged layer tree on the host.
+            for key in ["NODE_PATH", "PATH", "LD_LIBRARY_PATH"] {
+                if let Some(value) = env.get(key).cloned() {
+                    let translated: Vec<String> = value
+                        .split(':')
+                        .map(|entry| {
+                            if entry.starts_with(OPT_DIR) {
+                                let host = sandbox_spec.host_path(std::path::Path::new(entry));
+                                host.display().to_string()
+                            } else {
+                                entry.to_string()
+                            }
+                        })
+                        .collect();
+                    env.insert(key.into(), translated.join(":"));
                 }
             }
             sandbox_spec.program = sandbox_spec.host_path(&sandbox_spec.program);
@@ -337,11 +477,6 @@ impl Instance {
         }
         sandbox_spec.env = env.into_iter().collect();
 
-        let logs = Arc::new(LogCapture::new(
-            sink,
-            spec.log_group.clone(),
-            spec.log_stream.clone(),
-        ));
         let mut process = match sandbox.spawn(sandbox_spec, network).await {
             Ok(p) => p,
             Err(e) => {
@@ -352,7 +487,7 @@ impl Instance {
                 return Err(platform("sandbox", &e));
             }
         };
-        tracing::debug!(instance = %spec.id, spawned_ms = started.elapsed().as_secs_f64() * 1000.0, "instance process started");
+        tracing::debug!(instance = %launch.id, spawned_ms = started.elapsed().as_secs_f64() * 1000.0, "instance process started");
         let mut pipes = Vec::new();
         let outputs: Vec<OwnedFd> = [
             process.take_stdout().and_then(|s| s.into_owned_fd().ok()),
@@ -364,10 +499,7 @@ impl Instance {
         .collect();
         for fd in outputs {
             match LogPipe::new(fd) {
-                Ok(pipe) => {
-                    tokio::spawn(pipe.clone().run(logs.clone()));
-                    pipes.push(pipe);
-                }
+                Ok(pipe) => pipes.push(pipe),
                 Err(e) => tracing::warn!(error = %e, "cannot read instance output"),
             }
         }
@@ -398,6 +530,18 @@ impl Instance {
                     Event::Command(Some(Control::MemoryPeak(reply))) => {
                         let _ = reply.send(process.memory_peak().unwrap_or(0));
                     }
+                    Event::Command(Some(Control::Adopt {
+                        mounts,
+                        tmp_bytes,
+                        memory_bytes,
+                        reply,
+                    })) => {
+                        let adopted = process
+                            .attach(&mounts, Some(tmp_bytes))
+                            .and_then(|()| process.set_memory_limit(memory_bytes))
+                            .map_err(|e| e.to_string());
+                        let _ = reply.send(adopted);
+                    }
                     Event::Command(Some(Control::Kill)) | Event::Command(None) => {
                         let _ = process.kill();
                         break process.wait().await;
@@ -417,27 +561,53 @@ impl Instance {
             drop(live);
         });
 
-        let mut instance = Instance {
-            id: spec.id,
-            logs,
-            init_duration: None,
-            channel,
-            dispatch_tx: ends.dispatch_tx,
-            control_tx,
-            alive,
-            final_peak,
-            death: death_rx,
-            pipes,
-            server,
-            api_server,
-            memory: None,
-        };
+        Ok(Launched {
+            instance: Instance {
+                id: launch.id,
+                logs,
+                init_duration: None,
+                channel,
+                dispatch_tx: ends.dispatch_tx,
+                control_tx,
+                alive,
+                final_peak,
+                death: death_rx,
+                pipes,
+                server,
+                api_server,
+                memory: None,
+                provisioned: None,
+            },
+            init_rx: ends.init_rx,
+        })
+    }
+
+    /// Starts copying the runtime's output into the instance's log stream.
+    fn start_log_readers(&self) {
+        for pipe in &self.pipes {
+            tokio::spawn(pipe.clone().run(self.logs.clone()));
+        }
+    }
+}
+
+impl Launched {
+    /// Waits for the runtime's init (measured from `started`) to end.
+    async fn await_init(
+        self,
+        started: Instant,
+        init_timeout: Duration,
+        cpu_share: f64,
+    ) -> Result<Instance, StartError> {
+        let Launched {
+            mut instance,
+            init_rx,
+        } = self;
         // Collect what init logs, for the caller's log tail if init fails.
         instance.logs.begin_invocation();
         let init = tokio::select! {
-            signal = ends.init_rx => signal.ok(),
+            signal = init_rx => signal.ok(),
             _ = died(instance.death.clone()) => None,
-            _ = tokio::time::sleep(spec.init_timeout) => {
+            _ = tokio::time::sleep(init_timeout) => {
                 instance.flush_logs();
                 let init = started.elapsed();
                 let log = init_log(&instance.logs, init, "Sandbox.Timedout");
@@ -489,9 +659,146 @@ impl Instance {
             }
         }
     }
+}
+
+/// What a stem cell's runtime runs before it knows its function.
+pub struct StemLaunch {
+    pub id: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The runtime's own binds plus the placeholders at `/var/task` and `/opt`.
+    pub mounts: Vec<BindMount>,
+    /// The runtime's generic environment (search paths, `STRATO_STEM_CELL`).
+    pub env: BTreeMap<String, String>,
+}
+
+/// What a stem cell receives when a cold start adopts it.
+pub struct Adoption {
+    /// Host directories mounted over the placeholders (code, layers).
+    pub mounts: Vec<BindMount>,
+    pub memory_mb: i64,
+    pub ephemeral_mb: i64,
+    pub assignment: Assignment,
+    /// Where the function's log stream goes.
+    pub sink: Arc<dyn LogSink>,
+    pub log_group: String,
+    pub log_stream: String,
+    pub init_timeout: Duration,
+}
+
+/// A sandbox whose runtime has started (bootstrap loaded, no function yet),
+/// waiting in `GET /runtime/strato/assignment` for a cold start to adopt it.
+pub struct StemCell {
+    launched: Launched,
+    assignment_tx: oneshot::Sender<Assignment>,
+    mark: StemMark,
+}
+
+/// The memory limit of a stem cell until it is adopted.
+const STEM_MEMORY_MB: i64 = 1024;
+
+impl StemCell {
+    pub async fn launch(
+        sandbox: &Sandbox,
+        sink: Arc<dyn LogSink>,
+        stem: StemLaunch,
+        serve_api: Option<crate::ServeApi>,
+        live: &Arc<LiveInstances>,
+    ) -> Result<StemCell, StartError> {
+        let (live, mark) = live.enter_stem();
+        let (assignment_tx, assignment_rx) = oneshot::channel();
+        let launch = Launch {
+            id: stem.id,
+            program: stem.program,
+            args: stem.args,
+            mounts: stem.mounts,
+            memory_mb: STEM_MEMORY_MB,
+            cpu_fraction: INIT_CPU_SHARE,
+            tmp_bytes: strato_model::limits::DEFAULT_EPHEMERAL_MB as u64 * 1024 * 1024,
+            env: stem.env,
+            assignment: Some(assignment_rx),
+        };
+        // Nothing is logged before adoption; the stream is named then.
+        let logs = Arc::new(LogCapture::new(sink, String::new(), String::new()));
+        let launched = Instance::launch(sandbox, launch, logs, serve_api, live).await?;
+        Ok(StemCell {
+            launched,
+            assignment_tx,
+            mark,
+        })
+    }
+
+    /// The runtime has started and waits for its function.
+    pub fn is_ready(&self) -> bool {
+        self.launched.instance.channel.awaiting_assignment()
+    }
 
     pub fn is_alive(&self) -> bool {
+        self.launched.instance.is_alive()
+    }
+
+    pub fn id(&self) -> &str {
+        &self.launched.instance.id
+    }
+
+    /// Gives the cell its function: code and limits, then the environment;
+    /// returns once the function's init has ended. `Init Duration` counts
+    /// from here: the function's own init.
+    pub async fn adopt(self, adoption: Adoption) -> Result<Instance, StartError> {
+        let StemCell {
+            mut launched,
+            assignment_tx,
+            mark,
+        } = self;
+        mark.adopted();
+        let started = Instant::now();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let memory_bytes = (adoption.memory_mb.max(1) as u64) * 1024 * 1024;
+        let adopt = Control::Adopt {
+            mounts: adoption.mounts,
+            tmp_bytes: (adoption.ephemeral_mb.max(1) as u64) * 1024 * 1024,
+            memory_bytes,
+            reply: reply_tx,
+        };
+        let platform = |what: String| StartError::Platform(format!("stem cell: {what}"));
+        if launched.instance.control_tx.send(adopt).is_err() {
+            return Err(platform("the instance has ended".into()));
+        }
+        match reply_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(platform(e)),
+            Err(_) => return Err(platform("the instance has ended".into())),
+        }
+        launched.instance.logs = Arc::new(LogCapture::new(
+            adoption.sink,
+            adoption.log_group,
+            adoption.log_stream,
+        ));
+        launched.instance.start_log_readers();
+        if assignment_tx.send(adoption.assignment).is_err() {
+            return Err(platform("the runtime stopped waiting".into()));
+        }
+        launched
+            .await_init(
+                started,
+                adoption.init_timeout,
+                cpu_share(adoption.memory_mb),
+            )
+            .await
+    }
+}
+
+impl Instance {
+    pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Whether the instance belongs to a live provisioned concurrency
+    /// configuration (kept whatever the keep-alive, used first).
+    pub fn is_provisioned(&self) -> bool {
+        self.provisioned
+            .as_ref()
+            .is_some_and(crate::provisioned::ProvisionedMark::is_current)
     }
 
     async fn wait_for_death(&mut self) -> Death {

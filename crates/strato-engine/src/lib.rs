@@ -13,9 +13,12 @@ pub mod install;
 pub mod instance;
 pub mod logs;
 pub mod memory;
+pub mod observer;
 mod pool;
+pub mod provisioned;
 pub mod runtime_api;
 pub mod runtimes;
+pub mod stem;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,14 +30,17 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use serde_json::json;
 use strato_model::{FunctionConfig, Runtime};
-use strato_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use strato_sandbox::{BindMount, Sandbox, SandboxConfig, SandboxMode};
 use strato_store::CodeStore;
 
 use crate::concurrency::{ConcurrencyLimiter, Permit, Throttle};
-use crate::instance::{Death, Instance, InstanceSpec, InvocationEnd, StartError};
+use crate::instance::{
+    Adoption, Death, Instance, InstanceSpec, InvocationEnd, StartError, StemCell, StemLaunch,
+};
 use crate::logs::LogSink;
 use crate::memory::{MemoryBudget, MemoryCharge};
 use crate::pool::InstancePool;
+use crate::provisioned::{ProvisionedKey, ProvisionedReport, ProvisionedState};
 use crate::runtime_api::{Dispatch, Outcome};
 use crate::runtimes::{RuntimeCatalog, RUNTIME_DIR, TASK_ROOT};
 
@@ -56,7 +62,17 @@ pub struct EngineConfig {
     /// room in the memory budget) before it is dropped; AWS's default
     /// maximum event age is 6 hours.
     pub max_event_age: Duration,
+    /// Stem cells kept ready per runtime (0: none); see [`stem`].
+    pub stem_cells: usize,
 }
+
+/// Stem cells kept per runtime unless configured otherwise.
+pub const DEFAULT_STEM_CELLS: usize = 2;
+
+/// `AWS_LAMBDA_INITIALIZATION_TYPE` of instances started for an invocation.
+const INITIALIZATION_ON_DEMAND: &str = "on-demand";
+/// ... and of instances of a provisioned concurrency configuration.
+const INITIALIZATION_PROVISIONED: &str = "provisioned-concurrency";
 
 /// AWS's default (and largest) maximum event age.
 pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 60 * 60);
@@ -139,6 +155,9 @@ pub struct InvokeResponse {
     pub billed_ms: u64,
     pub init_duration: Option<Duration>,
     pub max_memory_mb: u64,
+    /// When a provisioned instance served it: the provisioned concurrency
+    /// its configuration allocates (for the utilization metric).
+    pub provisioned_allocation: Option<u32>,
 }
 
 /// (account, region, function, version, configuration stamp): instances
@@ -161,6 +180,14 @@ pub struct Engine {
     expired_events: std::sync::atomic::AtomicU64,
     /// Wakes waiting event invocations at shutdown.
     closed: tokio::sync::Notify,
+    /// Ready stem cells per runtime.
+    stems: DashMap<stem::StemKey, Arc<stem::RuntimeStemCells>>,
+    /// Cold starts that adopted a stem cell.
+    stem_adoptions: std::sync::atomic::AtomicU64,
+    /// Provisioned concurrency configurations, with the version each runs.
+    provisioned: DashMap<provisioned::ProvisionedKey, (Arc<ProvisionedState>, InvokeTarget)>,
+    /// Metrics and metering, told about every invocation (set once).
+    observer: std::sync::OnceLock<Arc<dyn observer::InvocationObserver>>,
 }
 
 fn pool_key(target: &InvokeTarget) -> PoolKey {
@@ -321,6 +348,10 @@ impl Engine {
             memory: MemoryBudget::new(config.memory_budget_mb),
             expired_events: std::sync::atomic::AtomicU64::new(0),
             closed: tokio::sync::Notify::new(),
+            stems: DashMap::new(),
+            stem_adoptions: std::sync::atomic::AtomicU64::new(0),
+            provisioned: DashMap::new(),
+            observer: std::sync::OnceLock::new(),
             config,
         });
         let weak = Arc::downgrade(&engine);
@@ -332,6 +363,7 @@ impl Engine {
                 tick.tick().await;
                 let Some(engine) = weak.upgrade() else { return };
                 engine.reap();
+                engine.maintain_provisioned();
             }
         });
         Ok(engine)
@@ -341,6 +373,11 @@ impl Engine {
     /// (which holds the engine) exists.
     pub fn set_api_endpoint(&self, endpoint: ApiEndpoint) {
         let _ = self.api_endpoint.set(endpoint);
+    }
+
+    /// Reports every invocation (and throttle) to `observer`. Set once.
+    pub fn set_observer(&self, observer: Arc<dyn observer::InvocationObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     pub fn sandbox_mode(&self) -> SandboxMode {
@@ -383,11 +420,107 @@ impl Engine {
         let keep_alive = self.config.keep_alive;
         self.pools
             .retain(|_, pool| pool.reap(keep_alive) > 0 || Arc::strong_count(pool) > 1);
+        // Stem cells of runtimes no cold start used for the keep-alive end.
+        self.stems.retain(|_, cells| {
+            let unused = cells.unused_for(keep_alive) && Arc::strong_count(cells) == 1;
+            if unused {
+                cells.clear();
+            }
+            !unused
+        });
     }
 
-    /// Instances that exist (warm, busy or still being cleaned up).
+    /// Allocates `requested` provisioned instances of `target`'s version
+    /// under `key` (a version or alias of a function), replacing what the
+    /// key had. Returns at once; the instances start in the background.
+    pub fn provision(self: &Arc<Self>, key: ProvisionedKey, target: InvokeTarget, requested: u32) {
+        let state = Arc::new(ProvisionedState::new(requested, pool_key(&target)));
+        if let Some((old, _)) = self
+            .provisioned
+            .insert(key, (state.clone(), target.clone()))
+        {
+            self.end_provisioned(&old);
+        }
+        self.fill_provisioned(&state, &target);
+    }
+
+    /// Ends a provisioned concurrency configuration; its idle instances end.
+    pub fn deprovision(&self, key: &ProvisionedKey) {
+        if let Some((_, (state, _))) = self.provisioned.remove(key) {
+            self.end_provisioned(&state);
+        }
+    }
+
+    /// The status of a provisioned concurrency configuration.
+    pub fn provisioned_report(&self, key: &ProvisionedKey) -> Option<ProvisionedReport> {
+        self.provisioned.get(key).map(|entry| entry.0.report())
+    }
+
+    fn end_provisioned(&self, state: &ProvisionedState) {
+        state.retire();
+        if let Some(pool) = self.pools.get(&state.pool_key) {
+            pool.end_retired_provisioned();
+        }
+    }
+
+    /// Starts what provisioned configurations miss (instances that ended).
+    fn maintain_provisioned(self: &Arc<Self>) {
+        let configs: Vec<_> = self
+            .provisioned
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        for (state, target) in configs {
+            self.fill_provisioned(&state, &target);
+        }
+    }
+
+    fn fill_provisioned(self: &Arc<Self>, state: &Arc<ProvisionedState>, target: &InvokeTarget) {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        for _ in 0..state.claim_missing() {
+            let (engine, state, target) = (self.clone(), state.clone(), target.clone());
+            tokio::spawn(async move {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let started = engine
+                    .start_instance(
+                        &target,
+                        &request_id,
+                        Instant::now(),
+                        false,
+                        INITIALIZATION_PROVISIONED,
+                    )
+                    .await;
+                match started {
+                    Ok(Ok(mut instance)) => {
+                        // The init happened before any invocation: none reports it.
+                        instance.init_duration = None;
+                        instance.provisioned = Some(state.started());
+                        let pool = engine
+                            .pools
+                            .entry(state.pool_key.clone())
+                            .or_default()
+                            .clone();
+                        pool.release(instance);
+                        if state.is_retired() {
+                            pool.end_retired_provisioned();
+                        }
+                    }
+                    Ok(Err(answer)) => state.start_failed(format!(
+                        "FUNCTION_ERROR_INIT_FAILURE: {}",
+                        String::from_utf8_lossy(&answer.payload)
+                    )),
+                    Err(e) => state.start_failed(e.to_string()),
+                }
+            });
+        }
+    }
+
+    /// Instances that exist (warm, busy or still being cleaned up); stem
+    /// cells waiting for a function are not counted.
     pub fn live_instances(&self) -> usize {
-        self.live.count()
+        self.live.instances()
     }
 
     /// Ends every instance and waits (at most 10 s) until their processes,
@@ -396,6 +529,12 @@ impl Engine {
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.closed.notify_waiters();
+        for cells in self.stems.iter() {
+            cells.clear();
+        }
+        for config in self.provisioned.iter() {
+            config.0.retire();
+        }
         let pools: Vec<Arc<InstancePool>> = self.pools.iter().map(|p| p.value().clone()).collect();
         self.pools.clear();
         for pool in pools {
@@ -446,6 +585,23 @@ impl Engine {
         }
     }
 
+    /// Sandboxes that exist: instances and stem cells, until their cleanup
+    /// is complete.
+    pub fn sandboxes(&self) -> usize {
+        self.live.count()
+    }
+
+    /// Cold starts so far that adopted a stem cell.
+    pub fn stem_adoptions(&self) -> u64 {
+        self.stem_adoptions
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Stem cells ready (or starting) now, across runtimes.
+    pub fn stem_cells(&self) -> usize {
+        self.stems.iter().map(|c| c.len()).sum()
+    }
+
     /// Admission control: the account's and functions' concurrency.
     pub fn concurrency(&self) -> &Arc<ConcurrencyLimiter> {
         &self.concurrency
@@ -471,10 +627,21 @@ impl Engine {
         target: InvokeTarget,
         request: InvokeRequest,
     ) -> Result<InvokeResponse, EngineError> {
-        let permit = self
-            .concurrency
-            .try_acquire(&target.account, &target.region, &target.config.name)
-            .map_err(EngineError::Throttled)?;
+        let acquired =
+            self.concurrency
+                .try_acquire(&target.account, &target.region, &target.config.name);
+        let permit = match acquired {
+            Ok(permit) => permit,
+            Err(throttle) => {
+                if let Some(observer) = self.observer.get() {
+                    observer.throttled(
+                        observer::InvocationSubject::of(&target),
+                        chrono::Utc::now().timestamp_millis(),
+                    );
+                }
+                return Err(EngineError::Throttled(throttle));
+            }
+        };
         self.invoke_admitted(target, request, permit).await
     }
 
@@ -485,9 +652,13 @@ impl Engine {
         permit: Permit,
     ) -> Result<InvokeResponse, EngineError> {
         let engine = self.clone();
+        let observation = observer::Observation::begin(self.observer.get(), &target);
         let task = async move {
             let result = engine.run(target, request).await;
             drop(permit);
+            if let Some(observation) = observation {
+                observation.end(&result);
+            }
             result
         };
         match tokio::spawn(task).await {
@@ -614,7 +785,12 @@ impl Engine {
         }
     }
 
-    fn instance_env(&self, target: &InvokeTarget, log_stream: &str) -> BTreeMap<String, String> {
+    fn instance_env(
+        &self,
+        target: &InvokeTarget,
+        log_stream: &str,
+        initialization: &'static str,
+    ) -> BTreeMap<String, String> {
         let c = &target.config;
         let plan_env = self
             .runtimes
@@ -631,7 +807,7 @@ impl Engine {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", c.memory_size.to_string()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", c.log_group.clone()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string()),
-            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", initialization.into()),
             ("AWS_REGION", target.region.clone()),
             ("AWS_DEFAULT_REGION", target.region.clone()),
             ("_HANDLER", c.handler.clone().unwrap_or_default()),
@@ -656,7 +832,132 @@ impl Engine {
         env
     }
 
-    async fn cold_start(&self, target: &InvokeTarget) -> Result<Instance, StartError> {
+    /// The merged `/opt` tree of a version's layers (built once per ordered
+    /// list of layer packages), or `None` without layers.
+    async fn layers_dir(&self, c: &FunctionConfig) -> Result<Option<PathBuf>, StartError> {
+        if c.layers.is_empty() {
+            return Ok(None);
+        }
+        let code = self.code.clone();
+        let ids: Vec<String> = c.layers.iter().map(|l| l.code.sha256_hex.clone()).collect();
+        tokio::task::spawn_blocking(move || code.merged_layers(&ids))
+            .await
+            .map_err(|e| StartError::Platform(format!("layer preparation: {e}")))?
+            .map(Some)
+            .map_err(|e| StartError::Platform(format!("layer preparation: {e}")))
+    }
+
+    /// A stem cell for `c`, if its runtime has them and the function sets
+    /// nothing that must be there when the process starts; the runtime's
+    /// pool refills in the background either way.
+    fn take_stem_cell(self: &Arc<Self>, c: &FunctionConfig) -> Option<StemCell> {
+        if self.config.stem_cells == 0 || self.sandbox.mode() != SandboxMode::Strong {
+            return None;
+        }
+        let family = c.runtime.family();
+        if c.environment
+            .iter()
+            .flat_map(|vars| vars.keys())
+            .any(|key| stem::env_needs_fresh_process(family, key))
+        {
+            return None;
+        }
+        let key = stem::stem_key(c.runtime, c.memory_size);
+        let cells = self.stems.entry(key).or_default().clone();
+        let cell = cells.take();
+        self.refill_stem_cells(key, &cells);
+        cell
+    }
+
+    fn refill_stem_cells(
+        self: &Arc<Self>,
+        key: stem::StemKey,
+        cells: &Arc<stem::RuntimeStemCells>,
+    ) {
+        while cells.claim_launch(self.config.stem_cells) {
+            let engine = self.clone();
+            let cells = cells.clone();
+            tokio::spawn(async move {
+                if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    match engine.launch_stem_cell(key).await {
+                        Ok(cell) if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) => {
+                            cells.put(cell)
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(runtime = %key.0, error = ?e, "cannot start a stem cell")
+                        }
+                    }
+                }
+                cells.launch_ended();
+            });
+        }
+    }
+
+    async fn launch_stem_cell(
+        self: &Arc<Self>,
+        (runtime, memory_mb): stem::StemKey,
+    ) -> Result<StemCell, StartError> {
+        let plan = if runtime.family() == strato_model::RuntimeFamily::Java {
+            let engine = self.clone();
+            tokio::task::spawn_blocking(move || engine.runtimes.java_stem_plan(runtime, memory_mb))
+                .await
+                .map_err(|e| StartError::Platform(format!("runtime {runtime}: {e}")))?
+        } else {
+            self.runtimes.plan(runtime)
+        }
+        .map_err(|reason| StartError::Platform(format!("runtime {runtime}: {reason}")))?;
+        let empty = self.runtimes.empty_dir();
+        let mut mounts = plan.mounts.clone();
+        mounts.push(BindMount::read_only(empty.clone(), TASK_ROOT));
+        mounts.push(BindMount::read_only(empty, runtimes::OPT_DIR));
+        let (program, args) = if runtime.family() == strato_model::RuntimeFamily::OsOnly {
+            mounts.push(BindMount::read_only(
+                self.config.sandbox.init_program.clone(),
+                stem::STEM_WAITER_PATH,
+            ));
+            (
+                PathBuf::from(stem::STEM_WAITER_PATH),
+                vec![stem::STEM_WAITER_ARG.to_string()],
+            )
+        } else {
+            (plan.program.clone(), plan.args.clone())
+        };
+        let mut env: BTreeMap<String, String> = plan.env.into_iter().collect();
+        for (key, value) in [
+            ("STRATO_STEM_CELL", "1"),
+            ("LAMBDA_TASK_ROOT", TASK_ROOT),
+            ("LAMBDA_RUNTIME_DIR", RUNTIME_DIR),
+            ("TZ", ":UTC"),
+        ] {
+            env.insert(key.into(), value.into());
+        }
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let serve_api = match self.sandbox.mode() {
+            SandboxMode::Strong => self.api_endpoint.get().map(|e| e.serve.clone()),
+            SandboxMode::Fallback => None,
+        };
+        StemCell::launch(
+            &self.sandbox,
+            self.logs.clone(),
+            StemLaunch {
+                id: sandbox_id(&instance_id),
+                program,
+                args,
+                mounts,
+                env,
+            },
+            serve_api,
+            &self.live,
+        )
+        .await
+    }
+
+    async fn cold_start(
+        self: &Arc<Self>,
+        target: &InvokeTarget,
+        initialization: &'static str,
+    ) -> Result<Instance, StartError> {
         let c = &target.config;
         let plan = self
             .runtimes
@@ -670,6 +971,7 @@ impl Engine {
             .await
             .map_err(|e| StartError::Platform(format!("code preparation: {e}")))?
             .map_err(|e| StartError::Platform(format!("code preparation: {e}")))?;
+        let opt_dir = self.layers_dir(c).await?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
         let log_stream = format!(
             "{}/[{}]{}",
@@ -677,11 +979,12 @@ impl Engine {
             c.version,
             instance_id
         );
-        let env = self.instance_env(target, &log_stream);
+        let env = self.instance_env(target, &log_stream, initialization);
         let version = plan.version.clone();
         let spec = InstanceSpec {
             id: sandbox_id(&instance_id),
             code_dir,
+            opt_dir,
             plan,
             memory_mb: c.memory_size,
             ephemeral_mb: c.ephemeral_storage,
@@ -691,7 +994,7 @@ impl Engine {
             init_timeout: self.config.init_timeout + Duration::from_secs(c.timeout.max(1) as u64),
         };
         // Which runtime ran is part of the record, as AWS's INIT_START line shows it.
-        let logs = self.logs.clone();
+        let logs = logs::owned_by(&self.logs, &target.account, &target.region);
         logs.append(
             &c.log_group,
             &log_stream,
@@ -700,30 +1003,64 @@ impl Engine {
                 message: format!("INIT_START Runtime Version: {version}"),
             }],
         );
+        if let Some(cell) = self.take_stem_cell(c) {
+            let mut mounts = vec![BindMount::read_only(spec.code_dir.clone(), TASK_ROOT)];
+            if let Some(opt_dir) = &spec.opt_dir {
+                mounts.push(BindMount::read_only(opt_dir.clone(), runtimes::OPT_DIR));
+            }
+            // An OS-only runtime's process is the function's own executable.
+            let exec = (c.runtime.family() == strato_model::RuntimeFamily::OsOnly).then(|| {
+                std::iter::once(spec.plan.program.display().to_string())
+                    .chain(spec.plan.args.iter().cloned())
+                    .collect()
+            });
+            let adoption = Adoption {
+                mounts,
+                memory_mb: spec.memory_mb,
+                ephemeral_mb: spec.ephemeral_mb,
+                assignment: runtime_api::Assignment {
+                    env: spec.env.clone(),
+                    exec,
+                },
+                sink: logs.clone(),
+                log_group: spec.log_group.clone(),
+                log_stream: spec.log_stream.clone(),
+                init_timeout: spec.init_timeout,
+            };
+            let cell_id = cell.id().to_string();
+            match cell.adopt(adoption).await {
+                Ok(instance) => {
+                    self.stem_adoptions
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    return Ok(instance);
+                }
+                // The cell was unusable (it ended while waiting): the
+                // function's init never ran, so a fresh instance is fair.
+                Err(StartError::Platform(reason)) => tracing::warn!(
+                    cell = %cell_id,
+                    "stem cell not adopted ({reason}); starting a fresh instance"
+                ),
+                Err(failure) => return Err(failure),
+            }
+        }
         let serve_api = match self.sandbox.mode() {
             SandboxMode::Strong => self.api_endpoint.get().map(|e| e.serve.clone()),
             SandboxMode::Fallback => None,
         };
-        Instance::start(
-            &self.sandbox,
-            self.logs.clone(),
-            spec,
-            serve_api,
-            self.live.enter(),
-        )
-        .await
+        Instance::start(&self.sandbox, logs, spec, serve_api, self.live.enter()).await
     }
 
     /// A fresh instance, or the answer a failed init gives the caller.
     async fn start_instance(
-        &self,
+        self: &Arc<Self>,
         target: &InvokeTarget,
         request_id: &str,
         started: Instant,
         tail_log: bool,
+        initialization: &'static str,
     ) -> Result<Result<Instance, InvokeResponse>, EngineError> {
         let charge = self.charge_memory(target)?;
-        match self.cold_start(target).await {
+        match self.cold_start(target, initialization).await {
             Ok(mut instance) => {
                 instance.memory = Some(charge);
                 Ok(Ok(instance))
@@ -752,7 +1089,13 @@ impl Engine {
         let mut instance = match pool.acquire() {
             Some(instance) => instance,
             None => match self
-                .start_instance(&target, &request_id, started, request.tail_log)
+                .start_instance(
+                    &target,
+                    &request_id,
+                    started,
+                    request.tail_log,
+                    INITIALIZATION_ON_DEMAND,
+                )
                 .await?
             {
                 Ok(instance) => instance,
@@ -765,7 +1108,13 @@ impl Engine {
         if !instance.is_alive() {
             drop(instance);
             instance = match self
-                .start_instance(&target, &request_id, started, request.tail_log)
+                .start_instance(
+                    &target,
+                    &request_id,
+                    started,
+                    request.tail_log,
+                    INITIALIZATION_ON_DEMAND,
+                )
                 .await?
             {
                 Ok(instance) => instance,
@@ -799,7 +1148,13 @@ impl Engine {
             // The warm instance ended before it took the event: the event
             // goes to a fresh instance instead of failing for nothing.
             instance = match self
-                .start_instance(&target, &request_id, started, request.tail_log)
+                .start_instance(
+                    &target,
+                    &request_id,
+                    started,
+                    request.tail_log,
+                    INITIALIZATION_ON_DEMAND,
+                )
                 .await?
             {
                 Ok(instance) => instance,
@@ -883,6 +1238,11 @@ impl Engine {
         let log_result = request
             .tail_log
             .then(|| base64::engine::general_purpose::STANDARD.encode(logs.end_invocation()));
+        let provisioned_allocation = instance
+            .provisioned
+            .as_ref()
+            .filter(|mark| mark.is_current())
+            .map(provisioned::ProvisionedMark::allocated);
         if keep && instance.is_alive() {
             pool.release(instance);
         }
@@ -896,6 +1256,7 @@ impl Engine {
             billed_ms,
             init_duration,
             max_memory_mb,
+            provisioned_allocation,
         })
     }
 
@@ -951,6 +1312,7 @@ impl Engine {
             billed_ms: (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64,
             init_duration: None,
             max_memory_mb: 0,
+            provisioned_allocation: None,
         }
     }
 }

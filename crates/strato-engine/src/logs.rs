@@ -22,6 +22,47 @@ pub struct LogEvent {
 /// storage; [`MemoryLogs`] keeps a bounded window in memory.
 pub trait LogSink: Send + Sync + 'static {
     fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>);
+
+    /// Appends events of a function that `owner` owns. Sinks that keep log
+    /// groups per account (as CloudWatch Logs does) override this.
+    fn append_owned(&self, owner: &LogOwner, group: &str, stream: &str, events: Vec<LogEvent>) {
+        let _ = owner;
+        self.append(group, stream, events);
+    }
+}
+
+/// The account and region a log group belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogOwner {
+    pub account: String,
+    pub region: String,
+}
+
+/// A sink that appends everything as `owner`'s: what an instance writes to.
+pub struct OwnedLogSink {
+    inner: Arc<dyn LogSink>,
+    owner: LogOwner,
+}
+
+/// `sink`, writing as the function of `account` in `region`.
+pub fn owned_by(sink: &Arc<dyn LogSink>, account: &str, region: &str) -> Arc<dyn LogSink> {
+    Arc::new(OwnedLogSink {
+        inner: sink.clone(),
+        owner: LogOwner {
+            account: account.to_string(),
+            region: region.to_string(),
+        },
+    })
+}
+
+impl LogSink for OwnedLogSink {
+    fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
+        self.inner.append_owned(&self.owner, group, stream, events);
+    }
+
+    fn append_owned(&self, owner: &LogOwner, group: &str, stream: &str, events: Vec<LogEvent>) {
+        self.inner.append_owned(owner, group, stream, events);
+    }
 }
 
 /// The events of one stream, newest last.

@@ -1,5 +1,6 @@
 //! Warm instances of one function version, reused most-recently-used first
-//! and ended after a keep-alive.
+//! and ended after a keep-alive. Instances of a provisioned concurrency
+//! configuration are handed out before any other and never expire.
 
 use std::time::{Duration, Instant};
 
@@ -13,19 +14,27 @@ pub struct InstancePool {
 }
 
 impl InstancePool {
-    /// The most recently used idle instance that is still alive.
+    /// A provisioned idle instance if there is one, else the most recently
+    /// used idle instance; only live ones.
     pub fn acquire(&self) -> Option<Instance> {
         let mut dead = Vec::new();
         let found = {
             let mut idle = self.idle.lock();
-            loop {
-                match idle.pop() {
-                    Some((instance, _)) if instance.is_alive() => break Some(instance),
-                    Some((instance, _)) => dead.push(instance),
-                    None => break None,
+            let mut i = 0;
+            while i < idle.len() {
+                if idle[i].0.is_alive() {
+                    i += 1;
+                } else {
+                    dead.push(idle.remove(i).0);
                 }
             }
+            let provisioned = idle.iter().rposition(|(i, _)| i.is_provisioned());
+            match provisioned {
+                Some(i) => Some(idle.remove(i).0),
+                None => idle.pop().map(|(instance, _)| instance),
+            }
         };
+        // Dropping kills the instances, outside the lock.
         drop(dead);
         found
     }
@@ -36,14 +45,15 @@ impl InstancePool {
         }
     }
 
-    /// Ends instances idle for longer than `keep_alive`; returns how many are left.
+    /// Ends instances idle for longer than `keep_alive` (provisioned ones
+    /// stay); returns how many are left.
     pub fn reap(&self, keep_alive: Duration) -> usize {
         let (expired, left) = {
             let mut idle = self.idle.lock();
             let now = Instant::now();
-            let (expired, kept): (Vec<_>, Vec<_>) = idle
-                .drain(..)
-                .partition(|(i, since)| !i.is_alive() || now.duration_since(*since) >= keep_alive);
+            let (expired, kept): (Vec<_>, Vec<_>) = idle.drain(..).partition(|(i, since)| {
+                !i.is_alive() || (!i.is_provisioned() && now.duration_since(*since) >= keep_alive)
+            });
             *idle = kept;
             (expired, idle.len())
         };
@@ -58,15 +68,36 @@ impl InstancePool {
         drop(all);
     }
 
-    /// When the least recently used idle instance was last used.
-    pub fn oldest_idle(&self) -> Option<Instant> {
-        self.idle.lock().first().map(|(_, since)| *since)
+    /// Ends the idle instances of provisioned configurations that were
+    /// replaced or deleted.
+    pub fn end_retired_provisioned(&self) {
+        let retired: Vec<_> = {
+            let mut idle = self.idle.lock();
+            let (retired, kept): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(i, _)| i.provisioned.is_some() && !i.is_provisioned());
+            *idle = kept;
+            retired
+        };
+        drop(retired);
     }
 
-    /// Takes the least recently used idle instance out of the pool.
+    /// When the least recently used idle instance that may be evicted (not
+    /// provisioned) was last used.
+    pub fn oldest_idle(&self) -> Option<Instant> {
+        self.idle
+            .lock()
+            .iter()
+            .find(|(i, _)| !i.is_provisioned())
+            .map(|(_, since)| *since)
+    }
+
+    /// Takes the least recently used idle instance that may be evicted out
+    /// of the pool.
     pub fn take_oldest(&self) -> Option<Instance> {
         let mut idle = self.idle.lock();
-        (!idle.is_empty()).then(|| idle.remove(0).0)
+        let i = idle.iter().position(|(i, _)| !i.is_provisioned())?;
+        Some(idle.remove(i).0)
     }
 
     pub fn idle_count(&self) -> usize {

@@ -64,9 +64,14 @@ pub enum InitSignal {
 
 /// Strato-specific assignment of a stem cell: the environment a pre-started
 /// runtime adopts before it loads the function.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
     pub env: std::collections::BTreeMap<String, String>,
+    /// For runtimes whose process is the function's own executable: what
+    /// the stem cell's waiter executes (absent for interpreters, whose
+    /// bootstrap loads the function itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
 }
 
 /// The state one instance's Runtime API shares with the engine.
@@ -75,6 +80,8 @@ pub struct InstanceChannel {
     inflight: Mutex<Option<(String, oneshot::Sender<Outcome>)>>,
     init: Mutex<Option<oneshot::Sender<InitSignal>>>,
     assignment: Mutex<Option<oneshot::Receiver<Assignment>>>,
+    /// A stem cell's runtime asked for its assignment: it is fully started.
+    awaiting_assignment: std::sync::atomic::AtomicBool,
 }
 
 pub struct ChannelEnds {
@@ -92,6 +99,7 @@ impl InstanceChannel {
             inflight: Mutex::new(None),
             init: Mutex::new(Some(init_tx)),
             assignment: Mutex::new(assignment),
+            awaiting_assignment: std::sync::atomic::AtomicBool::new(false),
         });
         ChannelEnds {
             channel,
@@ -121,6 +129,12 @@ impl InstanceChannel {
             let _ = reply.send(outcome);
         }
         true
+    }
+
+    /// True once a stem cell's runtime waits for its assignment.
+    pub fn awaiting_assignment(&self) -> bool {
+        self.awaiting_assignment
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn signal_init(&self, signal: InitSignal) {
@@ -268,10 +282,15 @@ async fn init_error(
 async fn assignment(State(channel): State<Arc<InstanceChannel>>) -> Response {
     let pending = channel.assignment.lock().take();
     match pending {
-        Some(rx) => match rx.await {
-            Ok(assignment) => (StatusCode::OK, axum::Json(assignment)).into_response(),
-            Err(_) => StatusCode::GONE.into_response(),
-        },
+        Some(rx) => {
+            channel
+                .awaiting_assignment
+                .store(true, std::sync::atomic::Ordering::Release);
+            match rx.await {
+                Ok(assignment) => (StatusCode::OK, axum::Json(assignment)).into_response(),
+                Err(_) => StatusCode::GONE.into_response(),
+            }
+        }
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"errorMessage": "this instance is not a stem cell", "errorType": "InvalidRequest"})),

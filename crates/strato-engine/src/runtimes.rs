@@ -308,6 +308,25 @@ impl RuntimeCatalog {
     /// The launch plan for one function: the runtime's plan plus what
     /// depends on the function (the JVM's heap follows its memory size and
     /// the runtime interface client takes the handler as an argument).
+    /// What a Java stem cell for functions of `memory_mb` runs: the
+    /// runtime's JVM with Strato's launcher (built on first use) in place of
+    /// the RIC's main class. Blocks while the launcher is built.
+    pub fn java_stem_plan(&self, runtime: Runtime, memory_mb: i64) -> Result<LaunchPlan, String> {
+        let mut plan = self.plan(runtime)?;
+        let jvm = java::jvm_for(&self.jvms, runtime).ok_or_else(|| Self::unavailable(runtime))?;
+        let classes = java::stem_classes(&self.runtimes_dir, jvm)?;
+        plan.args = java::stem_jvm_args(self.java_ric.has_jni_library(), memory_mb);
+        plan.mounts
+            .push(BindMount::read_only(classes, java::STEM_CLASSES_DIR));
+        Ok(plan)
+    }
+
+    /// An empty directory, the placeholder a stem cell's `/var/task` and
+    /// `/opt` are mounted on until it is assigned.
+    pub fn empty_dir(&self) -> PathBuf {
+        self.runtimes_dir.join(EMPTY_DIR)
+    }
+
     pub fn plan_for(
         &self,
         runtime: Runtime,

@@ -2,4 +2,15 @@
 //! and to HTTP backends. HTTP APIs (`apigatewayv2`, payload 2.0 and 1.0),
 //! REST APIs (`apigateway`, payload 1.0), stages, throttling and function URLs.
 
+pub mod access_log;
+pub mod authorizer;
+pub mod cors;
+pub mod dataplane;
+pub mod function_url;
+pub mod http_api;
+pub mod http_backend;
+pub mod invoker;
+pub mod metrics;
+pub mod proxy;
+pub mod rest_api;
 pub mod throttle;

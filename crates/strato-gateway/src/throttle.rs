@@ -21,7 +21,11 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket. A `burst` of 0 refuses everything (as AWS's limit 0).
     pub fn new(rate: f64, burst: u32) -> TokenBucket {
-        let rate = if rate.is_finite() && rate > 0.0 { rate } else { 0.0 };
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            0.0
+        };
         let tokens = (burst as f64 * SCALE).min(u32::MAX as f64) as u64;
         TokenBucket {
             rate,

@@ -33,6 +33,7 @@ pub enum ErrorCode {
     ResourceNotReadyException,
     UnsupportedMediaTypeException,
     CodeSigningConfigNotFoundException,
+    ProvisionedConcurrencyConfigNotFoundException,
 }
 
 impl ErrorCode {
@@ -60,6 +61,9 @@ impl ErrorCode {
             Self::ResourceNotReadyException => "ResourceNotReadyException",
             Self::UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
             Self::CodeSigningConfigNotFoundException => "CodeSigningConfigNotFoundException",
+            Self::ProvisionedConcurrencyConfigNotFoundException => {
+                "ProvisionedConcurrencyConfigNotFoundException"
+            }
         }
     }
 
@@ -77,7 +81,8 @@ impl ErrorCode {
             | Self::AccessDeniedException => 403,
             Self::ResourceNotFoundException
             | Self::UnknownOperationException
-            | Self::CodeSigningConfigNotFoundException => 404,
+            | Self::CodeSigningConfigNotFoundException
+            | Self::ProvisionedConcurrencyConfigNotFoundException => 404,
             Self::ResourceConflictException => 409,
             Self::PreconditionFailedException => 412,
             Self::RequestTooLargeException | Self::RequestEntityTooLargeException => 413,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::arn::{function_arn, Qualifier};
+use crate::layer::FunctionLayer;
 use crate::policy::Policy;
 use crate::runtime::Runtime;
 use crate::time::lambda_timestamp;
@@ -69,6 +70,10 @@ pub struct FunctionConfig {
     pub kms_key_arn: Option<String>,
     pub log_format: String,
     pub log_group: String,
+    /// The layer versions the version runs with, in order (later ones over
+    /// earlier ones under `/opt`). A published version keeps its own.
+    #[serde(default)]
+    pub layers: Vec<FunctionLayer>,
 }
 
 impl FunctionConfig {
@@ -173,6 +178,10 @@ impl FunctionConfig {
         }
         if let Some(kms) = &self.kms_key_arn {
             map.insert("KMSKeyArn".into(), kms.clone().into());
+        }
+        if !self.layers.is_empty() {
+            let layers: Vec<Value> = self.layers.iter().map(FunctionLayer::to_wire).collect();
+            map.insert("Layers".into(), Value::Array(layers));
         }
         if detailed {
             map.insert("State".into(), json!(self.state));
@@ -283,6 +292,18 @@ pub struct FunctionRecord {
     /// separate policy per qualifier).
     #[serde(default)]
     pub qualified_policies: BTreeMap<String, Policy>,
+    /// Provisioned concurrency configurations, by qualifier (a published
+    /// version or an alias).
+    #[serde(default)]
+    pub provisioned_concurrency: BTreeMap<String, ProvisionedConcurrency>,
+}
+
+/// One provisioned concurrency configuration as the user set it; its live
+/// status is the engine's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionedConcurrency {
+    pub requested: u32,
+    pub last_modified: DateTime<Utc>,
 }
 
 impl FunctionRecord {
@@ -367,6 +388,7 @@ mod tests {
             kms_key_arn: None,
             log_format: "Text".into(),
             log_group: "/aws/lambda/f".into(),
+            layers: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod arn;
 pub mod code;
 pub mod error;
 pub mod function;
+pub mod layer;
 pub mod limits;
 pub mod policy;
 pub mod runtime;
@@ -19,6 +20,7 @@ pub use arn::{FunctionRef, Qualifier};
 pub use code::{CodePackage, CodePackageError};
 pub use error::{AwsError, ErrorCode};
 pub use function::{
-    Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, Resolved, LATEST,
+    Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, ProvisionedConcurrency,
+    Resolved, LATEST,
 };
 pub use runtime::{Runtime, RuntimeFamily};

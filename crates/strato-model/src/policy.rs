@@ -109,9 +109,214 @@ pub fn statement(input: &StatementInput<'_>) -> Value {
     stmt
 }
 
+/// Who a policy evaluation is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestPrincipal<'a> {
+    /// An AWS service principal (`apigateway.amazonaws.com`).
+    Service(&'a str),
+    /// A caller of an account (its root or any identity in it).
+    Account(&'a str),
+    /// An unauthenticated caller: only `*` matches.
+    Anonymous,
+}
+
+/// One request a resource policy is asked about.
+#[derive(Debug, Clone)]
+pub struct PolicyRequest<'a> {
+    pub principal: RequestPrincipal<'a>,
+    /// `lambda:InvokeFunction`, `lambda:InvokeFunctionUrl`, ...
+    pub action: &'a str,
+    /// The ARN acted on (the function ARN, qualified as the caller named it).
+    pub resource: &'a str,
+    pub source_arn: Option<&'a str>,
+    pub source_account: Option<&'a str>,
+    /// `lambda:FunctionUrlAuthType` (function URL invocations).
+    pub function_url_auth_type: Option<&'a str>,
+    /// `lambda:InvokedViaFunctionUrl`: the invocation comes through a
+    /// function URL.
+    pub invoked_via_function_url: bool,
+}
+
+/// `*` and `?` wildcards as IAM matches them (`ArnLike`, `StringLike`,
+/// actions, resources); case-sensitive.
+pub fn wildcard_match(pattern: &str, value: &str) -> bool {
+    let p = pattern.as_bytes();
+    let v = value.as_bytes();
+    let (mut pi, mut vi) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, vi));
+            pi += 1;
+        } else if let Some((sp, sv)) = star {
+            pi = sp + 1;
+            vi = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// The strings of a policy member that is a string or a list of strings.
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn principal_matches(principal: &Value, who: &RequestPrincipal<'_>) -> bool {
+    if principal.as_str() == Some("*") {
+        return true;
+    }
+    if let Some(aws) = principal.get("AWS") {
+        for p in strings(aws) {
+            if p == "*" {
+                return true;
+            }
+            if let RequestPrincipal::Account(account) = who {
+                let root = format!("arn:aws:iam::{account}:root");
+                if p == *account || p == root {
+                    return true;
+                }
+            }
+        }
+    }
+    if let (Some(service), RequestPrincipal::Service(name)) = (principal.get("Service"), who) {
+        return strings(service).contains(name);
+    }
+    false
+}
+
+/// Whether every condition of a statement holds for the request; an
+/// operator or key Strato does not know fails closed.
+fn conditions_hold(condition: &Value, request: &PolicyRequest<'_>) -> bool {
+    let Value::Object(operators) = condition else {
+        return condition.is_null();
+    };
+    operators.iter().all(|(operator, tests)| {
+        let Value::Object(tests) = tests else {
+            return false;
+        };
+        tests.iter().all(|(key, expected)| {
+            let actual = match key.to_ascii_lowercase().as_str() {
+                "aws:sourcearn" => request.source_arn,
+                "aws:sourceaccount" => request.source_account,
+                "lambda:functionurlauthtype" => request.function_url_auth_type,
+                "lambda:invokedviafunctionurl" => Some(if request.invoked_via_function_url {
+                    "true"
+                } else {
+                    "false"
+                }),
+                _ => None,
+            };
+            let Some(actual) = actual else {
+                return false;
+            };
+            let expected = strings(expected);
+            match operator.as_str() {
+                "StringEquals" | "ArnEquals" | "Bool" => expected.contains(&actual),
+                "StringLike" | "ArnLike" => expected.iter().any(|e| wildcard_match(e, actual)),
+                _ => false,
+            }
+        })
+    })
+}
+
+impl Policy {
+    /// Whether an `Allow` statement admits the request (and no `Deny`
+    /// statement refuses it).
+    pub fn allows(&self, request: &PolicyRequest<'_>) -> bool {
+        let applies = |s: &Value| {
+            s.get("Principal")
+                .is_some_and(|p| principal_matches(p, &request.principal))
+                && s.get("Action").is_some_and(|a| {
+                    strings(a)
+                        .iter()
+                        .any(|pattern| wildcard_match(pattern, request.action))
+                })
+                && s.get("Resource").is_some_and(|r| {
+                    strings(r).iter().any(|pattern| {
+                        wildcard_match(pattern, request.resource)
+                            // A function's policy covers its unqualified ARN
+                            // and `$LATEST`.
+                            || request
+                                .resource
+                                .strip_suffix(":$LATEST")
+                                .is_some_and(|unqualified| wildcard_match(pattern, unqualified))
+                    })
+                })
+                && conditions_hold(s.get("Condition").unwrap_or(&Value::Null), request)
+        };
+        let effect = |s: &Value, e: &str| s.get("Effect").and_then(Value::as_str) == Some(e);
+        let denied = self
+            .statements
+            .iter()
+            .any(|s| effect(s, "Deny") && applies(s));
+        !denied
+            && self
+                .statements
+                .iter()
+                .any(|s| effect(s, "Allow") && applies(s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn invoke_request<'a>(source_arn: &'a str) -> PolicyRequest<'a> {
+        PolicyRequest {
+            principal: RequestPrincipal::Service("apigateway.amazonaws.com"),
+            action: "lambda:InvokeFunction",
+            resource: "arn:aws:lambda:us-east-1:000000000000:function:f",
+            source_arn: Some(source_arn),
+            source_account: Some("000000000000"),
+            function_url_auth_type: None,
+            invoked_via_function_url: false,
+        }
+    }
+
+    #[test]
+    fn service_statement_with_source_arn_pattern_allows_matching_calls_only() {
+        let mut policy = Policy::default();
+        policy.statements.push(statement(&StatementInput {
+            sid: "apigw",
+            action: "lambda:InvokeFunction",
+            principal: json!({"Service": "apigateway.amazonaws.com"}),
+            resource: "arn:aws:lambda:us-east-1:000000000000:function:f",
+            source_arn: Some("arn:aws:execute-api:us-east-1:000000000000:abc/*"),
+            source_account: None,
+            event_source_token: None,
+            principal_org_id: None,
+            function_url_auth_type: None,
+        }));
+        assert!(policy.allows(&invoke_request(
+            "arn:aws:execute-api:us-east-1:000000000000:abc/$default/GET/items"
+        )));
+        assert!(!policy.allows(&invoke_request(
+            "arn:aws:execute-api:us-east-1:000000000000:other/$default/GET/items"
+        )));
+        assert!(!Policy::default().allows(&invoke_request("x")));
+    }
+
+    #[test]
+    fn wildcards_match_as_iam_does() {
+        assert!(wildcard_match("a*c", "abbbc"));
+        assert!(wildcard_match("a?c", "abc"));
+        assert!(!wildcard_match("a?c", "abbc"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("abc", "abcd"));
+    }
 
     #[test]
     fn service_principal_is_wrapped_as_service() {

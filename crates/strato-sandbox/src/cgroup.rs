@@ -54,6 +54,8 @@ pub trait CgroupDriver: Send + Sync + std::fmt::Debug {
     fn membership_files(&self, id: &str) -> Vec<PathBuf>;
     /// Changes the CPU share (a fraction of one CPU) of a running sandbox.
     fn set_cpu_fraction(&self, id: &str, fraction: f64) -> Result<()>;
+    /// Changes the memory limit of a running sandbox.
+    fn set_memory_limit(&self, id: &str, bytes: u64) -> Result<()>;
     /// Bytes of memory charged to the sandbox now.
     fn memory_usage(&self, id: &str) -> Result<u64>;
     /// Highest memory charge since creation.
@@ -164,6 +166,25 @@ impl CgroupDriver for CgroupV1 {
             &self.dir("cpu", id).join("cpu.cfs_quota_us"),
             &cpu_quota_us(fraction).to_string(),
         )
+    }
+
+    fn set_memory_limit(&self, id: &str, bytes: u64) -> Result<()> {
+        let memory = self.dir("memory", id);
+        let limit = memory.join("memory.limit_in_bytes");
+        let memsw = memory.join("memory.memsw.limit_in_bytes");
+        let value = bytes.to_string();
+        if self.host.entry_kind(&memsw) == EntryKind::Missing {
+            return write(&*self.host, &limit, &value);
+        }
+        // memsw >= limit at every moment: raise memsw first, lower it last.
+        let current = read_number(&*self.host, &limit)?;
+        if bytes >= current {
+            write(&*self.host, &memsw, &value)?;
+            write(&*self.host, &limit, &value)
+        } else {
+            write(&*self.host, &limit, &value)?;
+            write(&*self.host, &memsw, &value)
+        }
     }
 
     fn membership_files(&self, id: &str) -> Vec<PathBuf> {
@@ -289,6 +310,14 @@ impl CgroupDriver for CgroupV2 {
             &*self.host,
             &self.dir(id).join("cpu.max"),
             &format!("{} {}", cpu_quota_us(fraction), CPU_PERIOD_US),
+        )
+    }
+
+    fn set_memory_limit(&self, id: &str, bytes: u64) -> Result<()> {
+        write(
+            &*self.host,
+            &self.dir(id).join("memory.max"),
+            &bytes.to_string(),
         )
     }
 

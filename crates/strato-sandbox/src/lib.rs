@@ -56,6 +56,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attach;
 mod cgroup;
 mod error;
 mod host;

@@ -200,6 +200,27 @@ impl SandboxedProcess {
         }
     }
 
+    /// Changes the memory limit of the running sandbox (strong mode; fallback's rlimit is fixed at
+    /// start).
+    pub fn set_memory_limit(&self, bytes: u64) -> Result<()> {
+        match &self.cgroup {
+            Some(lease) => lease.driver.set_memory_limit(&lease.id, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Mounts host directories into the running sandbox's file system (strong mode only), each
+    /// read-only over the mount point already at its target, and resizes its `/tmp`. This is how a
+    /// pre-started sandbox (a stem cell) receives a function's code after its runtime started.
+    pub fn attach(&self, mounts: &[crate::spec::BindMount], tmp_bytes: Option<u64>) -> Result<()> {
+        if self.mode != SandboxMode::Strong {
+            return Err(SandboxError::InvalidSpec(
+                "mounts can be attached only to namespace sandboxes".into(),
+            ));
+        }
+        crate::attach::attach_mounts(self.pid, mounts, tmp_bytes)
+    }
+
     /// Bytes of memory the sandbox uses now (fallback: resident set of the program alone).
     pub fn memory_usage(&self) -> Result<u64> {
         match &self.cgroup {

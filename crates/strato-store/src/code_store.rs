@@ -52,12 +52,13 @@ fn unique_tmp(dir: &Path, stem: &str) -> PathBuf {
 impl CodeStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<CodeStore, CodeStoreError> {
         let root = root.into();
-        for sub in ["blobs", "extracted", "tmp"] {
+        for sub in ["blobs", "extracted", "layers", "tmp"] {
             fs::create_dir_all(root.join(sub))?;
         }
         // The sandbox user must be able to traverse to extracted code.
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755))?;
         fs::set_permissions(root.join("extracted"), fs::Permissions::from_mode(0o755))?;
+        fs::set_permissions(root.join("layers"), fs::Permissions::from_mode(0o755))?;
         Ok(CodeStore { root })
     }
 
@@ -128,6 +129,96 @@ impl CodeStore {
             }
         }
     }
+}
+
+impl CodeStore {
+    /// The `/opt` tree of an ordered list of layer packages: each extracted,
+    /// later ones written over earlier ones. Built once per list (named by a
+    /// digest of the ids in order) and never modified, so instances bind it
+    /// read-only; a single layer is its extracted tree as it is.
+    pub fn merged_layers(&self, ids: &[String]) -> Result<PathBuf, CodeStoreError> {
+        for id in ids {
+            check_id(id)?;
+        }
+        match ids {
+            [] => {
+                let empty = self.root.join("layers").join("empty");
+                fs::create_dir_all(&empty)?;
+                fs::set_permissions(&empty, fs::Permissions::from_mode(0o755))?;
+                return Ok(empty);
+            }
+            [single] => return self.extract(single),
+            _ => {}
+        }
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(ids.join("\n").as_bytes()));
+        let target = self.root.join("layers").join(&digest);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let trees = ids
+            .iter()
+            .map(|id| self.extract(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tmp = unique_tmp(&self.root.join("tmp"), &digest);
+        fs::create_dir_all(&tmp)?;
+        let merged = trees.iter().try_for_each(|tree| overlay(tree, &tmp));
+        if let Err(err) = merged {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(err.into());
+        }
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        match fs::rename(&tmp, &target) {
+            Ok(()) => Ok(target),
+            // Another build of the same list won the race.
+            Err(_) if target.is_dir() => {
+                let _ = fs::remove_dir_all(&tmp);
+                Ok(target)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Writes the tree at `from` over `to`: files and symlinks replace what is
+/// there (a file over a directory replaces the directory), directories merge.
+/// Files are hard links to the immutable extracted trees, copied when the
+/// file system refuses a link.
+fn overlay(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let source = entry.path();
+        let dest = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        let existing = fs::symlink_metadata(&dest).ok();
+        if kind.is_dir() {
+            match existing {
+                Some(meta) if meta.is_dir() => {}
+                Some(_) => {
+                    fs::remove_file(&dest)?;
+                    fs::create_dir(&dest)?;
+                }
+                None => fs::create_dir(&dest)?,
+            }
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))?;
+            overlay(&source, &dest)?;
+            continue;
+        }
+        match existing {
+            Some(meta) if meta.is_dir() => fs::remove_dir_all(&dest)?,
+            Some(_) => fs::remove_file(&dest)?,
+            None => {}
+        }
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&source)?, &dest)?;
+        } else if fs::hard_link(&source, &dest).is_err() {
+            fs::copy(&source, &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Extracts with the limits enforced on the actual bytes written (declared
@@ -229,6 +320,46 @@ mod tests {
         assert_eq!(fs::read(tree.join("lib/data.txt")).unwrap(), b"hi");
         // A second extraction reuses the tree.
         assert_eq!(store.extract(ID).unwrap(), tree);
+    }
+
+    const ID2: &str = "0000000000000000000000000000000000000000000000000000000000000002";
+
+    #[test]
+    fn merged_layers_put_later_layers_over_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        store
+            .put(
+                ID,
+                &zip_with(&[
+                    ("python/shared.py", b"first", 0o644),
+                    ("python/only_first.py", b"1", 0o644),
+                ]),
+            )
+            .unwrap();
+        store
+            .put(ID2, &zip_with(&[("python/shared.py", b"second", 0o644)]))
+            .unwrap();
+        let ids = [ID.to_string(), ID2.to_string()];
+        let merged = store.merged_layers(&ids).unwrap();
+        assert_eq!(
+            fs::read(merged.join("python/shared.py")).unwrap(),
+            b"second"
+        );
+        assert_eq!(fs::read(merged.join("python/only_first.py")).unwrap(), b"1");
+        // The layers' own trees are untouched, and the merge is built once.
+        let first = store.extract(ID).unwrap();
+        assert_eq!(fs::read(first.join("python/shared.py")).unwrap(), b"first");
+        assert_eq!(store.merged_layers(&ids).unwrap(), merged);
+        // Order matters: the other order is another tree.
+        let reversed = store
+            .merged_layers(&[ID2.to_string(), ID.to_string()])
+            .unwrap();
+        assert_ne!(reversed, merged);
+        assert_eq!(
+            fs::read(reversed.join("python/shared.py")).unwrap(),
+            b"first"
+        );
     }
 
     #[test]

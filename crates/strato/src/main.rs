@@ -69,9 +69,58 @@ enum Command {
         /// dropped (AWS's maximum event age: 60 to 21600).
         #[arg(long, env = "STRATO_MAX_EVENT_AGE", default_value_t = 21600, value_parser = clap::value_parser!(u64).range(60..=21600))]
         max_event_age: u64,
+        /// Stem cells (runtimes started ahead of need, so a cold start skips
+        /// process, sandbox and network set-up) kept ready per runtime that
+        /// has had a cold start; 0 turns them off.
+        #[arg(long, env = "STRATO_STEM_CELLS", default_value_t = strato_engine::DEFAULT_STEM_CELLS)]
+        stem_cells: usize,
         /// Isolation: `auto` (strong where the host allows, else a loud fallback), `strong` (or fail), `fallback`.
         #[arg(long, env = "STRATO_SANDBOX", default_value = "auto", value_parser = ["auto", "strong", "fallback"])]
         sandbox: String,
+    },
+    /// What functions cost this month (or --month): requests, GB-seconds,
+    /// the free tier used, per function and for the account.
+    Cost {
+        /// The month, YYYY-MM (default: the current one, UTC).
+        #[arg(long)]
+        month: Option<String>,
+        /// Only this function.
+        #[arg(long)]
+        function: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: strato::observe_cli::CostFormat,
+        #[command(flatten)]
+        account: strato::observe_cli::AccountArgs,
+    },
+    /// A function's log lines (group /aws/lambda/NAME), oldest first.
+    Logs {
+        /// The function name.
+        name: String,
+        /// Keep printing new lines as they arrive.
+        #[arg(long)]
+        follow: bool,
+        /// How far back to start: 30s, 10m, 2h, 1d.
+        #[arg(long, default_value = "10m")]
+        since: String,
+        /// Only lines matching a CloudWatch Logs filter pattern.
+        #[arg(long)]
+        filter_pattern: Option<String>,
+        #[command(flatten)]
+        account: strato::observe_cli::AccountArgs,
+    },
+    /// A function's metrics: invocations, errors, throttles, duration
+    /// (average, p50, p90, p99, maximum), peak concurrency, per period.
+    Metrics {
+        /// The function name.
+        name: String,
+        /// How far back: 30m, 3h, 1d.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Seconds per row (a multiple of 60).
+        #[arg(long, default_value_t = 60)]
+        period: i64,
+        #[command(flatten)]
+        account: strato::observe_cli::AccountArgs,
     },
     /// Administer accounts and their access keys.
     Accounts {
@@ -164,6 +213,14 @@ fn main() -> ExitCode {
     {
         strato_sandbox::sandbox_init_main();
     }
+    // Inside an OS-only runtime's stem cell: wait for the function, then
+    // become it.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == strato_engine::stem::STEM_WAITER_ARG)
+    {
+        strato_engine::stem::stem_waiter_main();
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -190,6 +247,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             keep_alive,
             memory_budget_mb,
             max_event_age,
+            stem_cells,
             sandbox,
         } => {
             init_tracing();
@@ -205,6 +263,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 config.memory_budget_mb = mb;
             }
             config.max_event_age = std::time::Duration::from_secs(max_event_age);
+            config.stem_cells = stem_cells;
             config.sandbox.mode = match sandbox.as_str() {
                 "strong" => ModePreference::RequireStrong,
                 "fallback" => ModePreference::ForceFallback,
@@ -231,6 +290,42 @@ async fn run(cli: Cli) -> Result<(), String> {
             running.run_until_signal().await.map_err(|e| e.to_string())
         }
         Command::Accounts { command } => accounts_command(command).await,
+        Command::Cost {
+            month,
+            function,
+            format,
+            account,
+        } => {
+            let text = strato::observe_cli::cost(&account, month, function, format).await?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Logs {
+            name,
+            follow,
+            since,
+            filter_pattern,
+            account,
+        } => {
+            let since = strato::observe_cli::parse_since(&since)?;
+            strato::observe_cli::logs(&account, &name, since, follow, filter_pattern).await
+        }
+        Command::Metrics {
+            name,
+            since,
+            period,
+            account,
+        } => {
+            if period < 60 || period % 60 != 0 {
+                return Err("--period must be a multiple of 60 seconds".into());
+            }
+            let since = strato::observe_cli::parse_since(&since)?;
+            print!(
+                "{}",
+                strato::observe_cli::metrics(&account, &name, since, period).await?
+            );
+            Ok(())
+        }
         Command::Runtimes { command } => runtimes_command(command).await,
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rand::Rng;
 use strato_api::{AccountDirectory, ApiState, CodeUrlSigner, FunctionKeys};
-use strato_engine::logs::MemoryLogs;
 use strato_engine::{ApiEndpoint, Engine, EngineConfig};
 use strato_model::AccessKey;
 use strato_sandbox::SandboxConfig;
@@ -42,6 +41,12 @@ pub struct ServerConfig {
     /// How long an event invocation may wait for concurrency before it is
     /// dropped (AWS's maximum event age; default 6 hours).
     pub max_event_age: std::time::Duration,
+    /// Stem cells kept ready per runtime (0 turns them off).
+    pub stem_cells: usize,
+    /// Logs, metrics and metering: queue sizes, the log store's size bound,
+    /// the retention sweep, the price table (default: `<data-dir>/prices.json`,
+    /// else AWS us-east-1).
+    pub observe: strato_observe::ObserveConfig,
 }
 
 impl ServerConfig {
@@ -56,6 +61,8 @@ impl ServerConfig {
             keep_alive: DEFAULT_KEEP_ALIVE,
             memory_budget_mb: strato_engine::memory::default_budget_mb(),
             max_event_age: strato_engine::DEFAULT_MAX_EVENT_AGE,
+            stem_cells: strato_engine::DEFAULT_STEM_CELLS,
+            observe: strato_observe::ObserveConfig::default(),
             sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
         }
     }
@@ -81,6 +88,10 @@ pub enum ServerError {
     Account(#[from] AccountError),
     #[error("cannot start the execution engine: {0}")]
     Engine(#[from] strato_engine::EngineError),
+    #[error("cannot open the logs and metrics stores: {0}")]
+    Observe(#[from] strato_observe::ObserveError),
+    #[error("cannot load API Gateway state: {0}")]
+    Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -94,6 +105,8 @@ pub struct RunningServer {
     pub engine: Arc<Engine>,
     /// The key pair created for a fresh data directory, if this start made one.
     pub initial_key: Option<AccessKey>,
+    /// Function logs, metrics and metering.
+    pub observe: Arc<strato_observe::Observe>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Background work that lives as long as the server (key refresh).
@@ -116,6 +129,8 @@ impl RunningServer {
         // Instances are processes of their own: end them and remove their
         // cgroups and namespaces before returning.
         self.engine.shutdown().await;
+        // What the last invocations reported reaches the disk.
+        self.observe.flush().await;
         served
     }
 
@@ -229,6 +244,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         FunctionKeys::new(&server_secret(store.as_ref(), "function_key_secret").await?);
     let accounts = Arc::new(AccountDirectory::load(store.clone(), function_keys).await?);
     let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
+    let observe = strato_observe::Observe::open(&config.data_dir, config.observe.clone())?;
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
@@ -237,10 +253,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             sandbox: config.sandbox.clone(),
             memory_budget_mb: config.memory_budget_mb,
             max_event_age: config.max_event_age,
+            stem_cells: config.stem_cells,
         },
         code.clone(),
-        Arc::new(MemoryLogs::new(10_000)),
+        observe.logs().clone(),
     )?;
+    engine.set_observer(observe.clone());
     if config.provision_sdks {
         let runtimes_dir = config.runtimes_dir.clone();
         tokio::spawn(async move {
@@ -256,12 +274,64 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     load_account_limits(store.as_ref(), &engine).await?;
     load_reservations(store.as_ref(), &engine).await?;
     let key_refresh = spawn_key_refresh(accounts.clone(), store.clone(), engine.clone());
+    let catalog = Arc::new(FunctionCatalog::new(store.clone()));
+    let rest_apis = strato_gateway::rest_api::RestApiService::start(
+        store.clone(),
+        Arc::new(strato_api::lambda::EngineInvoker::new(
+            catalog.clone(),
+            engine.clone(),
+            accounts.clone(),
+        )),
+        strato_gateway::http_backend::HttpBackend::new()
+            .map_err(|e| ServerError::Gateway(e.to_string()))?,
+        strato_gateway::access_log::AccessLogWriter::new(observe.logs().clone()),
+        strato_api::observe::gateway::GatewayMetrics::new(
+            observe.clone(),
+            strato_api::observe::gateway::ApiKind::Rest,
+        ),
+        accounts.clone(),
+    )
+    .await
+    .map_err(|e| ServerError::Gateway(e.to_string()))?;
+    let gateway_invoker: Arc<dyn strato_gateway::invoker::LambdaInvoker> = Arc::new(
+        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
+    );
+    let http_apis = strato_gateway::http_api::HttpApiService::start(
+        store.clone(),
+        gateway_invoker.clone(),
+        strato_gateway::http_backend::HttpBackend::new()
+            .map_err(|e| ServerError::Gateway(e.to_string()))?,
+        strato_gateway::access_log::AccessLogWriter::new(observe.logs().clone()),
+        strato_api::observe::gateway::GatewayMetrics::new(
+            observe.clone(),
+            strato_api::observe::gateway::ApiKind::Http,
+        ),
+        accounts.clone(),
+    )
+    .await
+    .map_err(|e| ServerError::Gateway(e.to_string()))?;
+    let function_urls = strato_gateway::function_url::FunctionUrlService::start(
+        store.clone(),
+        gateway_invoker,
+        accounts.clone(),
+    )
+    .await?;
+    let dataplane = Arc::new(strato_gateway::dataplane::DataPlane {
+        http_apis: http_apis.clone(),
+        rest_apis: rest_apis.clone(),
+        function_urls: function_urls.clone(),
+    });
     let state = Arc::new(ApiState {
-        catalog: Arc::new(FunctionCatalog::new(store)),
+        catalog,
         engine: engine.clone(),
         code,
         accounts,
         code_urls,
+        rest_apis,
+        http_apis,
+        function_urls,
+        dataplane,
+        observe: observe.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -302,6 +372,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             })
         }),
     });
+    // Provisioned instances start once functions can reach the API.
+    let records = state.catalog.store().list_all_functions().await?;
+    strato_api::lambda::restore_provisioned_concurrency(&state, &records).await;
     let (tx, rx) = oneshot::channel::<()>();
     // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
     // algorithm unless the server disables it.
@@ -321,12 +394,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         keep_alive_s = config.keep_alive.as_secs(),
         memory_budget_mb = config.memory_budget_mb,
         max_event_age_s = config.max_event_age.as_secs(),
+        stem_cells_per_runtime = config.stem_cells,
         "strato is listening"
     );
     Ok(RunningServer {
         local_addr,
         engine,
         initial_key,
+        observe,
         shutdown: Some(tx),
         task,
         background: vec![key_refresh],

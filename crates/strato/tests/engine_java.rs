@@ -13,6 +13,7 @@ mod support_engine;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use aws_sdk_lambda::types::Runtime;
 use serde_json::{json, Value};
@@ -417,4 +418,58 @@ fn assert_log_framing_of(inv: &Invocation) {
     let end = pos("END RequestId: ").unwrap_or_else(|| panic!("no END: {inv}"));
     let report = pos("REPORT RequestId: ").unwrap_or_else(|| panic!("no REPORT: {inv}"));
     assert!(start < end && end < report, "{inv}");
+}
+
+#[tokio::test]
+async fn java17_cold_starts_adopt_stem_cells_with_the_functions_own_context_and_heap() {
+    if !strong_mode_available() {
+        eprintln!("skipped: stem cells need the strong sandbox (root)");
+        return;
+    }
+    let engine = engine_with_java().await;
+    let strato = &engine.server().engine;
+    let first = unique_name("java-stem");
+    deploy_java(&engine, Runtime::Java17, &first, "example.Hello").await;
+    invoke(
+        &engine.client,
+        &first,
+        json!({"action": "hello", "name": "A"}),
+    )
+    .await
+    .ok();
+    // The first cold start of Java 17 at this memory size starts its pool.
+    let ready = poll(Duration::from_secs(120), || async {
+        (strato.stem_cells() >= 2).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "Java stem cells started");
+
+    let name = unique_name("java-stem");
+    deploy_java(&engine, Runtime::Java17, &name, "example.Hello").await;
+    let adoptions = strato.stem_adoptions();
+    let inv = invoke(&engine.client, &name, json!({"action": "context"})).await;
+    let context = inv.ok();
+    assert_eq!(
+        strato.stem_adoptions(),
+        adoptions + 1,
+        "a stem cell ran it: {inv}"
+    );
+    assert_eq!(context["functionName"], name.as_str(), "{inv}");
+    assert_eq!(context["memoryLimitInMB"], MEMORY_MB, "{inv}");
+    assert!(inv.report().contains_key("Init Duration"), "{inv}");
+    let hello = invoke(
+        &engine.client,
+        &name,
+        json!({"action": "hello", "name": "Ada"}),
+    )
+    .await;
+    assert_eq!(hello.ok()["message"], "Hello, Ada, from Java", "{hello}");
+    let heap = invoke(&engine.client, &name, json!({"action": "heap"})).await;
+    let max = heap.ok()["maxMemory"].as_u64().expect("maxMemory");
+    let memory = MEMORY_MB as u64 * 1024 * 1024;
+    assert!(
+        max <= memory * 85 / 100,
+        "max heap {max} for {memory} bytes"
+    );
+    engine.stop().await;
 }

@@ -324,7 +324,7 @@ pub async fn update(
         check_weights_syntax(weights, &mut errors);
     }
     errors.into_result(ErrorCode::ValidationException)?;
-    load(&state, &caller, &r).await?;
+    let before = load(&state, &caller, &r).await?;
     let out_caller = caller.clone();
     let target = alias.clone();
     let record = super::update_function(
@@ -372,6 +372,13 @@ pub async fn update(
         .aliases
         .get(&alias)
         .ok_or_else(|| AwsError::service("the updated alias vanished"))?;
+    let moved = before
+        .aliases
+        .get(&alias)
+        .is_none_or(|old| old.function_version != updated.function_version);
+    if moved {
+        super::provisioned::alias_moved(&state, &caller, &record, &alias);
+    }
     Ok(json_response(
         StatusCode::OK,
         updated.to_wire(&record.region, &record.account, record.name()),
@@ -387,22 +394,25 @@ pub async fn delete(
     checked_alias_path(&alias)?;
     load(&state, &caller, &r).await?;
     let out_caller = caller.clone();
-    super::update_function(
+    let deleted = alias.clone();
+    let record = super::update_function(
         &state,
         &caller,
         &r,
         Box::new(move |record| {
-            if record.aliases.remove(&alias).is_none() {
+            if record.aliases.remove(&deleted).is_none() {
                 return Err(AwsError::not_found(format!(
                     "Alias not found: {}",
-                    alias_arn(&out_caller, record.name(), &alias)
+                    alias_arn(&out_caller, record.name(), &deleted)
                 )));
             }
-            record.qualified_policies.remove(&alias);
+            record.qualified_policies.remove(&deleted);
+            super::provisioned::drop_config(record, &deleted);
             Ok(())
         }),
     )
     .await?;
+    super::provisioned::forget(&state, &caller, &record, &alias);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -96,11 +96,23 @@ pub async fn put(
     }
     errors.into_result(ErrorCode::ValidationException)?;
     let requested = req.reserved.unwrap_or(0);
-    load(&state, &caller, &r).await?;
+    let record = load(&state, &caller, &r).await?;
     let limiter = state.engine.concurrency();
     let _one_at_a_time = RESERVING.lock().await;
     let reserved = u32::try_from(requested)
         .map_err(|_| below_minimum(strato_engine::concurrency::MIN_UNRESERVED))?;
+    let provisioned: u32 = record
+        .provisioned_concurrency
+        .values()
+        .map(|c| c.requested)
+        .sum();
+    if reserved < provisioned {
+        // Sic: AWS's message has two spaces after the member name.
+        return Err(AwsError::invalid_parameter(format!(
+            "ReservedConcurrentExecutions  {reserved} should not be lower than function's total provisioned concurrency [{provisioned}]."
+        ))
+        .into());
+    }
     limiter
         .check_reservation(&caller.account_id, &caller.region, &r.name, reserved)
         .map_err(below_minimum)?;

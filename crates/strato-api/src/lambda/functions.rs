@@ -206,20 +206,6 @@ fn refuse_unsupported(fields: &[(&str, bool)]) -> ApiResult<()> {
     }
 }
 
-fn check_layers(layers: &Option<Vec<String>>) -> ApiResult<()> {
-    let Some(layers) = layers else { return Ok(()) };
-    if layers.len() > 5 {
-        return Err(AwsError::invalid_parameter("Cannot reference more than 5 layers.").into());
-    }
-    // No layer version exists until layers can be published.
-    match layers.first() {
-        Some(arn) => {
-            Err(AwsError::invalid_parameter(format!("Layer version {arn} does not exist.")).into())
-        }
-        None => Ok(()),
-    }
-}
-
 fn check_vpc(vpc: &Option<VpcInput>) -> ApiResult<()> {
     if let Some(vpc) = vpc {
         let used = vpc.subnet_ids.as_ref().is_some_and(|s| !s.is_empty())
@@ -282,7 +268,7 @@ fn apply_logging(config: &mut FunctionConfig, input: &Option<LoggingInput>) -> A
     Ok(())
 }
 
-fn decode_zip(b64: &str) -> ApiResult<Vec<u8>> {
+pub(crate) fn decode_zip(b64: &str) -> ApiResult<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| {
@@ -294,7 +280,7 @@ fn decode_zip(b64: &str) -> ApiResult<Vec<u8>> {
 }
 
 /// Inspects and stores a zip off the async threads (hashing 50 MB is slow).
-async fn accept_zip(state: &ApiState, bytes: Vec<u8>) -> ApiResult<CodeRef> {
+pub(crate) async fn accept_zip(state: &ApiState, bytes: Vec<u8>) -> ApiResult<CodeRef> {
     let code = state.code.clone();
     tokio::task::spawn_blocking(move || -> ApiResult<CodeRef> {
         let package = CodePackage::inspect(&bytes).map_err(AwsError::from)?;
@@ -453,7 +439,10 @@ pub async fn create(
     validate::architectures(&architectures)?;
     let tags = req.tags.clone().unwrap_or_default();
     check_tags(&tags)?;
-    check_layers(&req.layers)?;
+    let layers = match &req.layers {
+        Some(arns) => super::layers::resolve_function_layers(&state, &caller, arns).await?,
+        None => Vec::new(),
+    };
     check_vpc(&req.vpc_config)?;
     check_snap_start(&req.snap_start)?;
     let tracing = tracing_mode(&req.tracing_config)?;
@@ -474,6 +463,7 @@ pub async fn create(
         return Err(function_exists(&r.name).into());
     }
     let code_ref = accept_zip(&state, zip).await?;
+    super::layers::check_total_size(code_ref.unzipped_size, &layers)?;
 
     let now = chrono::Utc::now();
     let mut config = FunctionConfig {
@@ -505,6 +495,7 @@ pub async fn create(
         kms_key_arn: req.kms_key_arn.clone(),
         log_format: "Text".into(),
         log_group: format!("/aws/lambda/{}", r.name),
+        layers,
     };
     apply_logging(&mut config, &req.logging_config)?;
     config.touch(now);
@@ -529,6 +520,7 @@ pub async fn create(
         versions,
         aliases: BTreeMap::new(),
         qualified_policies: BTreeMap::new(),
+        provisioned_concurrency: BTreeMap::new(),
     };
     let record = match state.catalog.insert(record).await {
         Ok(record) => record,
@@ -751,7 +743,10 @@ pub async fn update_configuration(
         ),
         ("DurableConfig", req.durable_config.is_some()),
     ])?;
-    check_layers(&req.layers)?;
+    let layers = match &req.layers {
+        Some(arns) => Some(super::layers::resolve_function_layers(&state, &caller, arns).await?),
+        None => None,
+    };
     check_vpc(&req.vpc_config)?;
     check_snap_start(&req.snap_start)?;
     let tracing = tracing_mode(&req.tracing_config)?;
@@ -797,6 +792,11 @@ pub async fn update_configuration(
             }
             if let Some(mode) = tracing {
                 config.tracing_mode = mode;
+            }
+            if let Some(layers) = layers {
+                super::layers::check_total_size(config.code.unzipped_size, &layers)
+                    .map_err(|e| e.0)?;
+                config.layers = layers;
             }
             apply_logging(config, &req.logging_config).map_err(|e| e.0)?;
             begin_update(config);
@@ -849,6 +849,7 @@ pub async fn update_code(
     let arn = unqualified_arn(&caller, &r.name);
     check_can_update(&current.latest, &arn, req.revision_id.as_deref())?;
     let code_ref = accept_zip(&state, zip).await?;
+    super::layers::check_total_size(code_ref.unzipped_size, &current.latest.layers)?;
 
     if req.dry_run == Some(true) {
         let mut preview = current.latest.clone();
@@ -914,7 +915,15 @@ pub async fn delete(
         .delete(&caller.account_id, &caller.region, &r.name)
         .await?
     {
-        Some(_) => {
+        Some(record) => {
+            for qualifier in record.provisioned_concurrency.keys() {
+                state.engine.deprovision(&(
+                    caller.account_id.clone(),
+                    caller.region.clone(),
+                    r.name.clone(),
+                    qualifier.clone(),
+                ));
+            }
             state
                 .engine
                 .retire(&caller.account_id, &caller.region, &r.name);
@@ -922,6 +931,11 @@ pub async fn delete(
                 .engine
                 .concurrency()
                 .forget_function(&caller.account_id, &caller.region, &r.name);
+            // A deleted function's URLs go with it.
+            state
+                .function_urls
+                .forget_function(&caller.account_id, &caller.region, &r.name)
+                .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(not_found(&caller, &r).into()),

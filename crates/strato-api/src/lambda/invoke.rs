@@ -14,7 +14,7 @@ use strato_model::limits::{MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
 use strato_model::{AwsError, ErrorCode, FunctionState, Resolved};
 
 use super::functions::QualifierQuery;
-use super::{function_ref, load, not_found};
+use super::{function_ref, load};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::ApiState;
@@ -70,6 +70,59 @@ fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(text))
 }
 
+/// The version an invocation of `r` runs, as Invoke resolves it: a weighted
+/// alias picks its version per invocation, at random; only an `Active`
+/// version runs. Shared with the gateway's invoker.
+pub(crate) fn invocation_target(
+    record: &strato_model::FunctionRecord,
+    account: &str,
+    region: &str,
+    r: &strato_model::FunctionRef,
+    credentials: Option<(String, String)>,
+) -> Result<InvokeTarget, AwsError> {
+    let not_found = || {
+        AwsError::function_not_found(&qualified_function_arn(
+            region,
+            account,
+            &r.name,
+            r.qualifier.as_ref(),
+        ))
+    };
+    let config = match record.resolve(r.qualifier.as_ref()) {
+        Some(Resolved::Version(config)) => config,
+        Some(Resolved::Alias(alias)) => record
+            .version(alias.pick(rand::random::<f64>()))
+            .ok_or_else(not_found)?,
+        None => return Err(not_found()),
+    };
+    match config.state {
+        FunctionState::Active => {}
+        FunctionState::Pending => {
+            return Err(AwsError::conflict(
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+            ))
+        }
+        FunctionState::Inactive | FunctionState::Failed => {
+            return Err(AwsError::new(
+                ErrorCode::ResourceNotReadyException,
+                format!(
+                    "The function {} is in state {:?} and cannot be invoked: {}",
+                    config.name,
+                    config.state,
+                    config.state_reason.as_deref().unwrap_or("no reason recorded")
+                ),
+            ))
+        }
+    }
+    Ok(InvokeTarget {
+        account: account.to_string(),
+        region: region.to_string(),
+        config: Arc::new(config.clone()),
+        invoked_arn: qualified_function_arn(region, account, &r.name, r.qualifier.as_ref()),
+        credentials,
+    })
+}
+
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
@@ -114,50 +167,16 @@ pub async fn invoke(
         .into());
     }
     let record = load(&state, &caller, &r).await?;
-    // A weighted alias picks its version per invocation, at random.
-    let config = match record.resolve(r.qualifier.as_ref()) {
-        Some(Resolved::Version(config)) => config,
-        Some(Resolved::Alias(alias)) => record
-            .version(alias.pick(rand::random::<f64>()))
-            .ok_or_else(|| not_found(&caller, &r))?,
-        None => return Err(not_found(&caller, &r).into()),
-    };
-    match config.state {
-        FunctionState::Active => {}
-        FunctionState::Pending => {
-            return Err(AwsError::conflict(
-                "The operation cannot be performed at this time. The function is currently in the following state: Pending",
-            )
-            .into())
-        }
-        FunctionState::Inactive | FunctionState::Failed => {
-            return Err(AwsError::new(
-                ErrorCode::ResourceNotReadyException,
-                format!(
-                    "The function {} is in state {:?} and cannot be invoked: {}",
-                    config.name,
-                    config.state,
-                    config.state_reason.as_deref().unwrap_or("no reason recorded")
-                ),
-            )
-            .into())
-        }
-    }
+    let target = invocation_target(
+        &record,
+        &caller.account_id,
+        &caller.region,
+        &r,
+        Some(state.accounts.function_credentials(&caller.account_id)),
+    )?;
     if kind == InvocationType::DryRun {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let target = InvokeTarget {
-        account: caller.account_id.clone(),
-        region: caller.region.clone(),
-        config: Arc::new(config.clone()),
-        invoked_arn: qualified_function_arn(
-            &caller.region,
-            &caller.account_id,
-            &r.name,
-            r.qualifier.as_ref(),
-        ),
-        credentials: Some(state.accounts.function_credentials(&caller.account_id)),
-    };
     let request = InvokeRequest {
         payload,
         client_context,

@@ -19,6 +19,9 @@ pub struct PendingChange {
     /// Guards against settling a function that was deleted and created again.
     pub created_at: DateTime<Utc>,
     pub code_id: String,
+    /// The layer packages of `$LATEST`, in order: their merged `/opt` tree
+    /// is built while settling, as the code is extracted.
+    pub layer_ids: Vec<String>,
 }
 
 impl PendingChange {
@@ -30,6 +33,12 @@ impl PendingChange {
             name: record.name().to_string(),
             created_at: record.created_at,
             code_id: record.latest.code.sha256_hex.clone(),
+            layer_ids: record
+                .latest
+                .layers
+                .iter()
+                .map(|l| l.code.sha256_hex.clone())
+                .collect(),
         }
     }
 }
@@ -56,7 +65,15 @@ pub fn spawn_settle(state: Arc<ApiState>, change: PendingChange) {
     tokio::spawn(async move {
         let code = state.code.clone();
         let code_id = change.code_id.clone();
-        let prepared = match tokio::task::spawn_blocking(move || code.extract(&code_id)).await {
+        let layer_ids = change.layer_ids.clone();
+        let prepare = move || {
+            code.extract(&code_id)?;
+            if !layer_ids.is_empty() {
+                code.merged_layers(&layer_ids)?;
+            }
+            Ok::<(), strato_store::CodeStoreError>(())
+        };
+        let prepared = match tokio::task::spawn_blocking(prepare).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) => Err(err.to_string()),
             Err(err) => Err(format!("code preparation stopped: {err}")),
@@ -67,6 +84,7 @@ pub fn spawn_settle(state: Arc<ApiState>, change: PendingChange) {
             name,
             created_at,
             code_id,
+            ..
         } = change;
         let result = state
             .catalog

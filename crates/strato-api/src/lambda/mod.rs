@@ -5,14 +5,20 @@
 mod account;
 mod aliases;
 mod concurrency;
+mod function_urls;
 mod functions;
+mod gateway_invoker;
 mod invoke;
+mod layers;
 mod lifecycle;
 mod permissions;
+mod provisioned;
 mod tags;
 mod versions;
 
+pub use gateway_invoker::EngineInvoker;
 pub use lifecycle::resume_settling;
+pub use provisioned::restore as restore_provisioned_concurrency;
 
 use std::sync::Arc;
 
@@ -80,8 +86,43 @@ pub fn routes() -> Router<Arc<ApiState>> {
             put(concurrency::put).delete(concurrency::delete),
         )
         .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            get(provisioned::get_or_list)
+                .put(provisioned::put)
+                .delete(provisioned::delete),
+        )
+        .route(
             "/2019-09-30/functions/{name}/concurrency",
             get(concurrency::get),
+        )
+        .route("/2018-10-31/layers", get(layers::list_layers))
+        .route("/2018-10-31/layers/", get(layers::list_layers))
+        .route(
+            "/2018-10-31/layers/{name}/versions",
+            post(layers::publish).get(layers::list_versions),
+        )
+        .route(
+            "/2018-10-31/layers/{name}/versions/{version}",
+            get(layers::get_version).delete(layers::delete_version),
+        )
+        .route(
+            "/2018-10-31/layers/{name}/versions/{version}/policy",
+            post(layers::add_permission).get(layers::get_policy),
+        )
+        .route(
+            "/2018-10-31/layers/{name}/versions/{version}/policy/{sid}",
+            axum::routing::delete(layers::remove_permission),
+        )
+        .route(
+            "/2021-10-31/functions/{name}/url",
+            post(function_urls::create)
+                .get(function_urls::get)
+                .put(function_urls::update)
+                .delete(function_urls::delete),
+        )
+        .route(
+            "/2021-10-31/functions/{name}/urls",
+            get(function_urls::list),
         )
         .route("/2016-08-19/account-settings", get(account::settings))
         .route("/2016-08-19/account-settings/", get(account::settings))

@@ -304,7 +304,7 @@ pub(crate) async fn delete_version(
     };
     load(state, caller, r).await?;
     let gone = not_found(caller, r);
-    state
+    let record = state
         .catalog
         .update(
             &caller.account_id,
@@ -329,11 +329,13 @@ pub(crate) async fn delete_version(
                 }
                 record.versions.remove(&number);
                 record.qualified_policies.remove(&version);
+                super::provisioned::drop_config(record, &version);
                 Ok(())
             }),
         )
         .await
         .map_err(|e| super::store_missing(e, caller, r))?;
+    super::provisioned::forget(state, caller, &record, &number.to_string());
     state.engine.retire_version(
         &caller.account_id,
         &caller.region,

@@ -249,7 +249,8 @@ impl RicInstall {
         self.dir.join("lib").join(artifact.file_name())
     }
 
-    fn has_jni_library(&self) -> bool {
+    /// Whether the RIC's JNI library is installed (launch plans name it).
+    pub fn has_jni_library(&self) -> bool {
         self.dir.join("lib").join("jni").join(JNI_LIBRARY).is_file()
     }
 }
@@ -325,6 +326,87 @@ pub fn describe(jvm: &Jvm) -> String {
         RUNTIME_INTERFACE_CLIENT.artifact, RUNTIME_INTERFACE_CLIENT.version
     ));
     text
+}
+
+/// Strato's stem-cell launcher (`runtimes/java/StratoStem.java`): loads
+/// the RIC, waits for its assignment, installs the function's environment
+/// and runs the RIC's main.
+const STEM_SOURCE: &str = include_str!("../../../../runtimes/java/StratoStem.java");
+/// Where the compiled launcher is bound inside a Java stem cell.
+pub const STEM_CLASSES_DIR: &str = "/var/strato/java-stem";
+const STEM_MAIN_CLASS: &str = "StratoStem";
+
+/// The compiled launcher, built once per launcher source with the JDK's
+/// `javac` (for Java 11 class files, which every Java runtime loads) into
+/// `<runtimes dir>/java/stem-<hash>`.
+pub fn stem_classes(runtimes_dir: &Path, jvm: &Jvm) -> Result<PathBuf, String> {
+    use sha1::Digest;
+    let hash = hex::encode(&sha1::Sha1::digest(STEM_SOURCE.as_bytes())[..6]);
+    let dir = java_root(runtimes_dir).join(format!("stem-{hash}"));
+    if dir.join(format!("{STEM_MAIN_CLASS}.class")).is_file() {
+        return Ok(dir);
+    }
+    let javac = jvm.home.join("bin/javac");
+    if !javac.is_file() {
+        return Err(format!(
+            "{} has no javac to build the stem-cell launcher",
+            jvm.home.display()
+        ));
+    }
+    let staging = java_root(runtimes_dir).join(format!(".stem-{}", uuid::Uuid::new_v4().simple()));
+    let source_dir = staging.join("src");
+    let classes = staging.join("classes");
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        format!("building the Java stem-cell launcher: {what}: {e}")
+    };
+    fs::create_dir_all(&source_dir).map_err(|e| fail("staging directory", &e))?;
+    let source = source_dir.join(format!("{STEM_MAIN_CLASS}.java"));
+    fs::write(&source, STEM_SOURCE).map_err(|e| fail("source", &e))?;
+    let out = std::process::Command::new(&javac)
+        .args(["--release", "11", "-nowarn", "-d"])
+        .arg(&classes)
+        .arg(&source)
+        .output()
+        .map_err(|e| fail("javac", &e))?;
+    if !out.status.success() {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(fail("javac", &String::from_utf8_lossy(&out.stderr)));
+    }
+    for entry in fs::read_dir(&classes)
+        .map_err(|e| fail("classes", &e))?
+        .flatten()
+    {
+        let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644));
+    }
+    let _ = fs::set_permissions(&classes, fs::Permissions::from_mode(0o755));
+    // Another server may have built it meanwhile: either copy will do.
+    match fs::rename(&classes, &dir) {
+        Ok(()) => {}
+        Err(_) if dir.join(format!("{STEM_MAIN_CLASS}.class")).is_file() => {}
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(fail("install", &e));
+        }
+    }
+    let _ = fs::remove_dir_all(&staging);
+    Ok(dir)
+}
+
+/// The JVM command line of a stem cell for functions of `memory_mb`: the
+/// function's own flags, the launcher as the main class, and the two
+/// `--add-opens` it needs to install the environment.
+pub fn stem_jvm_args(jni: bool, memory_mb: i64) -> Vec<String> {
+    let mut args = jvm_args(jni, Some(memory_mb), None);
+    // `-classpath <ric>/lib/* <main class>` end the function's command line.
+    args.truncate(args.len().saturating_sub(3));
+    args.extend([
+        "--add-opens=java.base/java.lang=ALL-UNNAMED".to_string(),
+        "--add-opens=java.base/java.util=ALL-UNNAMED".to_string(),
+        "-classpath".to_string(),
+        format!("{RUNTIME_DIR}/lib/*:{STEM_CLASSES_DIR}"),
+        STEM_MAIN_CLASS.to_string(),
+    ]);
+    args
 }
 
 pub fn launch_plan_parts(jvm: &Jvm, ric: &RicInstall) -> (Vec<String>, Vec<BindMount>) {

@@ -1,0 +1,334 @@
+//! Function URL configurations: CreateFunctionUrlConfig,
+//! GetFunctionUrlConfig, UpdateFunctionUrlConfig, DeleteFunctionUrlConfig,
+//! ListFunctionUrlConfigs (`/2021-10-31/functions/{name}/url[s]`). The
+//! configurations and the data plane are strato-gateway's
+//! [`FunctionUrlService`](strato_gateway::function_url::FunctionUrlService).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strato_gateway::function_url::{new_url_id, url_timestamp_now, FunctionUrlConfig, UrlCors};
+use strato_model::{AwsError, FunctionRef, Qualifier};
+
+use super::{function_ref, load, not_found};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::wire::{json as json_response, AwsJson};
+use crate::ApiState;
+
+#[derive(Deserialize)]
+pub struct UrlQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "Marker")]
+    marker: Option<String>,
+    #[serde(rename = "MaxItems")]
+    max_items: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct UrlConfigRequest {
+    auth_type: Option<String>,
+    cors: Option<UrlCors>,
+    invoke_mode: Option<String>,
+}
+
+fn port_of(headers: &HeaderMap) -> u16 {
+    strato_gateway::http_api::control::request_port(headers)
+}
+
+fn check_auth_type(value: &str) -> ApiResult<()> {
+    if value == "NONE" || value == "AWS_IAM" {
+        return Ok(());
+    }
+    Err(AwsError::validation(format!(
+        "1 validation error detected: Value '{value}' at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]"
+    ))
+    .into())
+}
+
+fn check_invoke_mode(value: &str) -> ApiResult<()> {
+    match value {
+        "BUFFERED" => Ok(()),
+        "RESPONSE_STREAM" => Err(AwsError::invalid_parameter(
+            "InvokeMode RESPONSE_STREAM is not supported by Strato.",
+        )
+        .into()),
+        other => Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]"
+        ))
+        .into()),
+    }
+}
+
+fn check_cors(cors: &UrlCors) -> ApiResult<()> {
+    if let Some(age) = cors.max_age {
+        if !(0..=86400).contains(&age) {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{age}' at 'cors.maxAge' failed to satisfy constraint: Member must have value less than or equal to 86400"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The reference's qualifier as a URL's: an alias or `$LATEST`, never a
+/// version number.
+fn url_qualifier(r: &FunctionRef) -> ApiResult<Option<String>> {
+    match &r.qualifier {
+        None => Ok(None),
+        Some(Qualifier::Latest) => Ok(Some("$LATEST".into())),
+        Some(Qualifier::Alias(a)) => Ok(Some(a.clone())),
+        Some(Qualifier::Version(v)) => Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{v}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_$]+$)"
+        ))
+        .into()),
+    }
+}
+
+fn url_not_found() -> AwsError {
+    AwsError::not_found("The resource you requested does not exist.")
+}
+
+/// The referenced function (and alias) must exist.
+async fn resolve(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    qualifier: Option<&str>,
+    operation: &str,
+) -> ApiResult<(FunctionRef, Option<String>)> {
+    let r = function_ref(caller, name, qualifier, operation)?;
+    let q = url_qualifier(&r)?;
+    let record = load(state, caller, &r).await?;
+    if record.resolve(r.qualifier.as_ref()).is_none() {
+        return Err(not_found(caller, &r).into());
+    }
+    Ok((r, q))
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<UrlQuery>,
+    headers: HeaderMap,
+    AwsJson(req): AwsJson<UrlConfigRequest>,
+) -> ApiResult<Response> {
+    let Some(auth_type) = req.auth_type else {
+        return Err(AwsError::validation(
+            "1 validation error detected: Value null at 'authType' failed to satisfy constraint: Member must not be null",
+        )
+        .into());
+    };
+    check_auth_type(&auth_type)?;
+    let invoke_mode = req.invoke_mode.unwrap_or_else(|| "BUFFERED".into());
+    check_invoke_mode(&invoke_mode)?;
+    if let Some(cors) = &req.cors {
+        check_cors(cors)?;
+    }
+    let (r, qualifier) = resolve(
+        &state,
+        &caller,
+        &name,
+        q.qualifier.as_deref(),
+        "CreateFunctionUrlConfig",
+    )
+    .await?;
+    let now = url_timestamp_now();
+    let config = FunctionUrlConfig {
+        url_id: new_url_id(),
+        account: caller.account_id.clone(),
+        region: caller.region.clone(),
+        function_name: r.name.clone(),
+        qualifier,
+        auth_type,
+        cors: req.cors,
+        invoke_mode,
+        creation_time: now.clone(),
+        last_modified_time: now,
+    };
+    if !state.function_urls.create(config.clone()).await? {
+        return Err(AwsError::conflict(format!(
+            "Failed to create function url config for [functionArn = {}]. Error message:  FunctionUrlConfig exists for this Lambda function",
+            config.function_arn()
+        ))
+        .into());
+    }
+    let mut body = config.to_wire(port_of(&headers));
+    if let Value::Object(map) = &mut body {
+        map.remove("LastModifiedTime");
+    }
+    Ok(json_response(StatusCode::CREATED, body))
+}
+
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<UrlQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (r, qualifier) = resolve(
+        &state,
+        &caller,
+        &name,
+        q.qualifier.as_deref(),
+        "GetFunctionUrlConfig",
+    )
+    .await?;
+    let config = state
+        .function_urls
+        .get(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            qualifier.as_deref(),
+        )
+        .await?
+        .ok_or_else(url_not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        config.to_wire(port_of(&headers)),
+    ))
+}
+
+pub async fn update(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<UrlQuery>,
+    headers: HeaderMap,
+    AwsJson(req): AwsJson<UrlConfigRequest>,
+) -> ApiResult<Response> {
+    if let Some(a) = &req.auth_type {
+        check_auth_type(a)?;
+    }
+    if let Some(m) = &req.invoke_mode {
+        check_invoke_mode(m)?;
+    }
+    if let Some(cors) = &req.cors {
+        check_cors(cors)?;
+    }
+    let (r, qualifier) = resolve(
+        &state,
+        &caller,
+        &name,
+        q.qualifier.as_deref(),
+        "UpdateFunctionUrlConfig",
+    )
+    .await?;
+    let mut config = state
+        .function_urls
+        .get(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            qualifier.as_deref(),
+        )
+        .await?
+        .ok_or_else(url_not_found)?;
+    if let Some(a) = req.auth_type {
+        config.auth_type = a;
+    }
+    if let Some(m) = req.invoke_mode {
+        config.invoke_mode = m;
+    }
+    if let Some(c) = req.cors {
+        config.cors = Some(c);
+    }
+    config.last_modified_time = url_timestamp_now();
+    state.function_urls.put(config.clone()).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        config.to_wire(port_of(&headers)),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<UrlQuery>,
+) -> ApiResult<Response> {
+    let (r, qualifier) = resolve(
+        &state,
+        &caller,
+        &name,
+        q.qualifier.as_deref(),
+        "DeleteFunctionUrlConfig",
+    )
+    .await?;
+    if !state
+        .function_urls
+        .delete(
+            &caller.account_id,
+            &caller.region,
+            &r.name,
+            qualifier.as_deref(),
+        )
+        .await?
+    {
+        return Err(url_not_found().into());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "ListFunctionUrlConfigs")?;
+    super::refuse_qualifier(&r)?;
+    load(&state, &caller, &r).await?;
+    let max_items = match q.max_items.as_deref() {
+        None => 50,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=50).contains(&n) => n,
+            _ => {
+                return Err(AwsError::validation(format!(
+                    "1 validation error detected: Value '{text}' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 50"
+                ))
+                .into())
+            }
+        },
+    };
+    let all = state
+        .function_urls
+        .list(&caller.account_id, &caller.region, &r.name)
+        .await?;
+    let start = match &q.marker {
+        Some(marker) => all
+            .iter()
+            .position(|c| &c.url_id == marker)
+            .map(|p| p + 1)
+            .unwrap_or(all.len()),
+        None => 0,
+    };
+    let rest = &all[start.min(all.len())..];
+    let port = port_of(&headers);
+    let items: Vec<Value> = rest
+        .iter()
+        .take(max_items)
+        .map(|c| c.to_wire(port))
+        .collect();
+    let mut body = json!({ "FunctionUrlConfigs": items });
+    if rest.len() > max_items {
+        body["NextMarker"] = rest[max_items - 1].url_id.clone().into();
+    }
+    Ok(json_response(StatusCode::OK, body))
+}

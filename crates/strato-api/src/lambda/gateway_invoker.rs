@@ -1,0 +1,160 @@
+//! The gateway's [`LambdaInvoker`]: API Gateway integrations and function
+//! URLs invoke functions through the same resolution as Lambda's Invoke
+//! ([`super::invoke::invocation_target`]), after the function's resource
+//! policy has admitted the caller, as on AWS.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use strato_engine::{Engine, EngineError, InvokeRequest};
+use strato_gateway::invoker::{
+    GatewayInvocation, InvocationOutcome, InvokeAction, InvokeFailure, InvokePrincipal,
+    LambdaInvoker,
+};
+use strato_model::policy::{Policy, PolicyRequest, RequestPrincipal};
+use strato_model::{ErrorCode, FunctionRecord, FunctionRef, Qualifier};
+use strato_store::FunctionCatalog;
+
+use crate::auth::AccountDirectory;
+
+/// Invokes functions for the gateway from the catalog's in-memory view.
+pub struct EngineInvoker {
+    catalog: Arc<FunctionCatalog>,
+    engine: Arc<Engine>,
+    accounts: Arc<AccountDirectory>,
+}
+
+impl EngineInvoker {
+    pub fn new(
+        catalog: Arc<FunctionCatalog>,
+        engine: Arc<Engine>,
+        accounts: Arc<AccountDirectory>,
+    ) -> EngineInvoker {
+        EngineInvoker {
+            catalog,
+            engine,
+            accounts,
+        }
+    }
+}
+
+/// The policy that governs an invocation through `r`: a version's or
+/// alias's own policy when the ARN is qualified with one, the function's
+/// otherwise.
+fn governing_policy<'a>(record: &'a FunctionRecord, r: &FunctionRef) -> Option<&'a Policy> {
+    match &r.qualifier {
+        None | Some(Qualifier::Latest) => Some(&record.policy),
+        Some(q) => record.qualified_policies.get(&q.as_string()),
+    }
+}
+
+/// Whether the function's resource policy (or, for a caller of the
+/// function's own account, its identity) admits the invocation.
+fn admitted(
+    record: &FunctionRecord,
+    r: &FunctionRef,
+    resource: &str,
+    request: &GatewayInvocation,
+) -> bool {
+    let principal = match &request.principal {
+        InvokePrincipal::Service(name) => RequestPrincipal::Service(name),
+        // Strato's access keys act as their account's administrator: the
+        // identity policy of a same-account caller allows everything.
+        InvokePrincipal::Account(account) if *account == record.account => return true,
+        InvokePrincipal::Account(account) => RequestPrincipal::Account(account),
+        InvokePrincipal::Anonymous => RequestPrincipal::Anonymous,
+    };
+    let Some(policy) = governing_policy(record, r) else {
+        return false;
+    };
+    let ask = |action: &str| {
+        let (auth_type, via_url) = match request.action {
+            InvokeAction::InvokeFunction => (None, false),
+            InvokeAction::InvokeFunctionUrl { auth_type } => (Some(auth_type.as_str()), true),
+        };
+        policy.allows(&PolicyRequest {
+            principal: principal.clone(),
+            action,
+            resource,
+            source_arn: request.source_arn.as_deref(),
+            source_account: request.source_account.as_deref(),
+            function_url_auth_type: auth_type,
+            invoked_via_function_url: via_url,
+        })
+    };
+    match request.action {
+        InvokeAction::InvokeFunction => ask("lambda:InvokeFunction"),
+        // Function URLs need both permissions (AWS, since October 2025).
+        InvokeAction::InvokeFunctionUrl { .. } => {
+            ask("lambda:InvokeFunctionUrl") && ask("lambda:InvokeFunction")
+        }
+    }
+}
+
+#[async_trait]
+impl LambdaInvoker for EngineInvoker {
+    async fn invoke(&self, request: GatewayInvocation) -> Result<InvocationOutcome, InvokeFailure> {
+        let r = FunctionRef::parse(&request.function_arn, 256)
+            .map_err(|_| InvokeFailure::InvalidArn(request.function_arn.clone()))?;
+        let (Some(account), Some(region)) = (r.account.clone(), r.region.clone()) else {
+            return Err(InvokeFailure::InvalidArn(request.function_arn.clone()));
+        };
+        let record = self
+            .catalog
+            .get(&account, &region, &r.name)
+            .await
+            .map_err(|e| InvokeFailure::Service(e.to_string()))?
+            .ok_or_else(|| InvokeFailure::FunctionNotFound(request.function_arn.clone()))?;
+        let resource = strato_model::arn::qualified_function_arn(
+            &region,
+            &account,
+            &r.name,
+            r.qualifier.as_ref(),
+        );
+        if !admitted(&record, &r, &resource, &request) {
+            let action = match request.action {
+                InvokeAction::InvokeFunction => "lambda:InvokeFunction",
+                InvokeAction::InvokeFunctionUrl { .. } => "lambda:InvokeFunctionUrl",
+            };
+            return Err(InvokeFailure::AccessDenied(format!(
+                "no resource-based policy allows the {action} action on resource: {resource}"
+            )));
+        }
+        let target = super::invoke::invocation_target(
+            &record,
+            &account,
+            &region,
+            &r,
+            Some(self.accounts.function_credentials(&account)),
+        )
+        .map_err(|e| match e.code {
+            ErrorCode::ResourceNotFoundException => {
+                InvokeFailure::FunctionNotFound(request.function_arn.clone())
+            }
+            _ => InvokeFailure::NotReady(e.message.to_string()),
+        })?;
+        let result = self
+            .engine
+            .invoke(
+                target,
+                InvokeRequest {
+                    payload: request.payload,
+                    client_context: None,
+                    cognito_identity: None,
+                    tail_log: false,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                EngineError::Throttled(t) => InvokeFailure::Throttled(t.reason().to_string()),
+                EngineError::MemoryBudgetFull { .. } => InvokeFailure::Throttled(e.to_string()),
+                other => InvokeFailure::Service(other.to_string()),
+            })?;
+        Ok(InvocationOutcome {
+            payload: result.payload,
+            function_error: result.function_error.map(str::to_string),
+            executed_version: result.executed_version,
+            request_id: result.request_id,
+        })
+    }
+}

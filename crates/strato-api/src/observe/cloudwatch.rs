@@ -1,0 +1,341 @@
+//! CloudWatch metrics (`GraniteServiceVersion20100801`): GetMetricData,
+//! GetMetricStatistics and ListMetrics over the AWS/Lambda and
+//! AWS/ApiGateway series Strato records. Spoken as Smithy RPC v2 CBOR (what
+//! botocore 1.44 and the current SDKs use) and awsJson 1.0.
+
+use strato_observe::metrics::{parse_percentile, SeriesKey};
+
+use crate::auth::Caller;
+use crate::protocol::{Doc, OpResult, ServiceError};
+use crate::ApiState;
+
+pub const SERVICE: &str = "GraniteServiceVersion20100801";
+
+/// The query protocol's XML namespace.
+pub const XML_NAMESPACE: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
+
+fn invalid_value(message: impl Into<String>) -> ServiceError {
+    ServiceError::new("InvalidParameterValueException", message)
+        .query_compatible("InvalidParameterValue")
+}
+
+fn missing(member: &str) -> ServiceError {
+    ServiceError::new(
+        "MissingRequiredParameterException",
+        format!("The parameter {member} is required."),
+    )
+    .query_compatible("MissingParameter")
+}
+
+fn combination(message: impl Into<String>) -> ServiceError {
+    ServiceError::new("InvalidParameterCombinationException", message)
+        .query_compatible("InvalidParameterCombination")
+}
+
+/// The unit CloudWatch reports each metric in.
+fn unit_of(metric: &str) -> &'static str {
+    match metric {
+        "Duration" | "Latency" | "IntegrationLatency" => "Milliseconds",
+        "ProvisionedConcurrencyUtilization" => "None",
+        _ => "Count",
+    }
+}
+
+fn dimensions_of(doc: Option<&Doc>) -> Result<Vec<(String, String)>, ServiceError> {
+    let mut dims = Vec::new();
+    for d in doc.and_then(Doc::as_list).unwrap_or_default() {
+        let name = d
+            .get("Name")
+            .and_then(Doc::as_str)
+            .ok_or_else(|| missing("Dimensions.member.Name"))?;
+        let value = d
+            .get("Value")
+            .and_then(Doc::as_str)
+            .ok_or_else(|| missing("Dimensions.member.Value"))?;
+        dims.push((name.to_string(), value.to_string()));
+    }
+    dims.sort();
+    Ok(dims)
+}
+
+fn dimensions_doc(dims: &[(String, String)]) -> Doc {
+    Doc::List(
+        dims.iter()
+            .map(|(n, v)| {
+                Doc::map()
+                    .with("Name", n.as_str())
+                    .with("Value", v.as_str())
+            })
+            .collect(),
+    )
+}
+
+fn period_of(value: Option<&Doc>, member: &str) -> Result<i64, ServiceError> {
+    let period = value.and_then(Doc::as_i64).ok_or_else(|| missing(member))?;
+    if period < 60 || period % 60 != 0 {
+        return Err(invalid_value(format!(
+            "The parameter {member} must be a multiple of 60 and at least 60 (Strato keeps one-minute resolution)."
+        )));
+    }
+    Ok(period)
+}
+
+fn time_range(input: &Doc) -> Result<(i64, i64), ServiceError> {
+    let start = input
+        .get("StartTime")
+        .and_then(Doc::as_timestamp_ms)
+        .ok_or_else(|| missing("StartTime"))?;
+    let end = input
+        .get("EndTime")
+        .and_then(Doc::as_timestamp_ms)
+        .ok_or_else(|| missing("EndTime"))?;
+    if end <= start {
+        return Err(invalid_value(
+            "The parameter StartTime must be less than the parameter EndTime.",
+        ));
+    }
+    Ok((start, end))
+}
+
+fn is_statistic(stat: &str) -> bool {
+    matches!(
+        stat,
+        "Sum" | "Average" | "Minimum" | "Maximum" | "SampleCount"
+    ) || parse_percentile(stat).is_some()
+}
+
+pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) -> OpResult {
+    let metrics = state.observe.metrics();
+    // Everything the caller's invocations reported before this request.
+    if let Err(e) = metrics.settle().await {
+        tracing::error!(error = %e, "metrics aggregator failure");
+        return Err(
+            ServiceError::new("InternalServiceFault", "Internal service error.")
+                .query_compatible("InternalServiceError"),
+        );
+    }
+    match op {
+        "GetMetricStatistics" => {
+            let namespace = input
+                .get("Namespace")
+                .and_then(Doc::as_str)
+                .ok_or_else(|| missing("Namespace"))?;
+            let metric = input
+                .get("MetricName")
+                .and_then(Doc::as_str)
+                .ok_or_else(|| missing("MetricName"))?;
+            let dims = dimensions_of(input.get("Dimensions"))?;
+            let (start, end) = time_range(&input)?;
+            let period = period_of(input.get("Period"), "Period")?;
+            let stats: Vec<String> = input
+                .get("Statistics")
+                .and_then(Doc::as_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Doc::as_str)
+                .map(str::to_string)
+                .collect();
+            let extended: Vec<String> = input
+                .get("ExtendedStatistics")
+                .and_then(Doc::as_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Doc::as_str)
+                .map(str::to_string)
+                .collect();
+            if stats.is_empty() && extended.is_empty() {
+                return Err(combination(
+                    "Must specify either Statistics or ExtendedStatistics.",
+                ));
+            }
+            if let Some(bad) = extended.iter().find(|s| parse_percentile(s).is_none()) {
+                return Err(invalid_value(format!(
+                    "The value {bad} for parameter ExtendedStatistics is not supported."
+                )));
+            }
+            let key = SeriesKey {
+                account: caller.account_id.clone(),
+                region: caller.region.clone(),
+                namespace: namespace.to_string(),
+                metric: metric.to_string(),
+                dimensions: dims,
+            };
+            let datapoints = metrics
+                .statistics(&key, start, end, period)
+                .into_iter()
+                .map(|dp| {
+                    let mut doc = Doc::map()
+                        .with("Timestamp", Doc::Timestamp(dp.timestamp_ms as f64 / 1000.0));
+                    for stat in &stats {
+                        if let Some(v) = dp.bucket.statistic(stat) {
+                            doc = doc.with(stat, v);
+                        }
+                    }
+                    doc = doc.with("Unit", unit_of(metric));
+                    if !extended.is_empty() {
+                        let mut ext = Doc::Dict(Vec::new());
+                        for stat in &extended {
+                            if let Some(v) = dp.bucket.statistic(stat) {
+                                ext = ext.with(stat, v);
+                            }
+                        }
+                        doc = doc.with("ExtendedStatistics", ext);
+                    }
+                    doc
+                })
+                .collect::<Vec<_>>();
+            Ok(Doc::map()
+                .with("Label", metric)
+                .with("Datapoints", datapoints))
+        }
+        "GetMetricData" => {
+            let (start, end) = time_range(&input)?;
+            let queries = input
+                .get("MetricDataQueries")
+                .and_then(Doc::as_list)
+                .ok_or_else(|| missing("MetricDataQueries"))?;
+            let ascending = match input.get("ScanBy").and_then(Doc::as_str) {
+                None | Some("TimestampDescending") => false,
+                Some("TimestampAscending") => true,
+                Some(other) => {
+                    return Err(invalid_value(format!(
+                        "The value {other} for parameter ScanBy is not valid."
+                    )))
+                }
+            };
+            let mut results = Vec::new();
+            for query in queries {
+                let id = query
+                    .get("Id")
+                    .and_then(Doc::as_str)
+                    .ok_or_else(|| missing("MetricDataQueries.member.Id"))?;
+                if query.get("Expression").is_some() {
+                    return Err(invalid_value(format!(
+                        "The MetricDataQuery {id} uses an Expression; Strato answers MetricStat queries only."
+                    )));
+                }
+                let stat_doc = query.get("MetricStat").ok_or_else(|| {
+                    combination(format!(
+                        "The MetricDataQuery {id} must have either a MetricStat or an Expression."
+                    ))
+                })?;
+                let metric_doc = stat_doc
+                    .get("Metric")
+                    .ok_or_else(|| missing("MetricStat.Metric"))?;
+                let namespace = metric_doc
+                    .get("Namespace")
+                    .and_then(Doc::as_str)
+                    .unwrap_or_default();
+                let metric = metric_doc
+                    .get("MetricName")
+                    .and_then(Doc::as_str)
+                    .unwrap_or_default();
+                let dims = dimensions_of(metric_doc.get("Dimensions"))?;
+                let period = period_of(stat_doc.get("Period"), "MetricStat.Period")?;
+                let stat = stat_doc
+                    .get("Stat")
+                    .and_then(Doc::as_str)
+                    .ok_or_else(|| missing("MetricStat.Stat"))?;
+                if !is_statistic(stat) {
+                    return Err(invalid_value(format!(
+                        "The value {stat} for parameter MetricStat.Stat is not supported."
+                    )));
+                }
+                let key = SeriesKey {
+                    account: caller.account_id.clone(),
+                    region: caller.region.clone(),
+                    namespace: namespace.to_string(),
+                    metric: metric.to_string(),
+                    dimensions: dims,
+                };
+                let mut points: Vec<(i64, f64)> = metrics
+                    .statistics(&key, start, end, period)
+                    .into_iter()
+                    .filter_map(|dp| dp.bucket.statistic(stat).map(|v| (dp.timestamp_ms, v)))
+                    .collect();
+                if !ascending {
+                    points.reverse();
+                }
+                let label = query.get("Label").and_then(Doc::as_str).unwrap_or(metric);
+                if query.get("ReturnData").and_then(Doc::as_bool) == Some(false) {
+                    continue;
+                }
+                results.push(
+                    Doc::map()
+                        .with("Id", id)
+                        .with("Label", label)
+                        .with(
+                            "Timestamps",
+                            points
+                                .iter()
+                                .map(|(t, _)| Doc::Timestamp(*t as f64 / 1000.0))
+                                .collect::<Vec<_>>(),
+                        )
+                        .with(
+                            "Values",
+                            points
+                                .iter()
+                                .map(|(_, v)| Doc::Float(*v))
+                                .collect::<Vec<_>>(),
+                        )
+                        .with("StatusCode", "Complete"),
+                );
+            }
+            Ok(Doc::map()
+                .with("MetricDataResults", results)
+                .with("Messages", Vec::<Doc>::new()))
+        }
+        "ListMetrics" => {
+            let namespace = input.get("Namespace").and_then(Doc::as_str);
+            let metric = input.get("MetricName").and_then(Doc::as_str);
+            let mut filters = Vec::new();
+            for d in input
+                .get("Dimensions")
+                .and_then(Doc::as_list)
+                .unwrap_or_default()
+            {
+                let name = d
+                    .get("Name")
+                    .and_then(Doc::as_str)
+                    .ok_or_else(|| missing("Dimensions.member.Name"))?;
+                filters.push((
+                    name.to_string(),
+                    d.get("Value").and_then(Doc::as_str).map(str::to_string),
+                ));
+            }
+            let series = metrics.list_series(
+                &caller.account_id,
+                &caller.region,
+                namespace,
+                metric,
+                &filters,
+            );
+            // Pages of 500, as CloudWatch pages them; the token is an offset.
+            let start: usize = match input.get("NextToken").and_then(Doc::as_str) {
+                None => 0,
+                Some(t) => t.parse().map_err(|_| {
+                    ServiceError::new("InvalidNextToken", "The service couldn't process your request because the NextToken is invalid.")
+                        .query_compatible("InvalidNextToken")
+                })?,
+            };
+            let page: Vec<Doc> = series
+                .iter()
+                .skip(start)
+                .take(500)
+                .map(|k| {
+                    Doc::map()
+                        .with("Namespace", k.namespace.as_str())
+                        .with("MetricName", k.metric.as_str())
+                        .with("Dimensions", dimensions_doc(&k.dimensions))
+                })
+                .collect();
+            let next =
+                (start + page.len() < series.len()).then(|| (start + page.len()).to_string());
+            Ok(Doc::map().with("Metrics", page).with_opt("NextToken", next))
+        }
+        _ => Err(ServiceError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {SERVICE}.{op}"),
+        )),
+    }
+}

@@ -1,0 +1,692 @@
+//! The RPC wire protocols AWS's JSON-era services speak, in one place so
+//! each service states its operations once (DESIGN §5):
+//!
+//! - awsJson 1.0 / 1.1: `POST /` with `X-Amz-Target: <Prefix>.<Operation>`
+//!   and a JSON body; errors `{"__type": ..., "message": ...}`.
+//! - Smithy RPC v2 CBOR: `POST /service/<Service>/operation/<Operation>`
+//!   with `smithy-protocol: rpc-v2-cbor` and CBOR bodies (timestamps as
+//!   tag 1, epoch seconds).
+//!
+//! - awsQuery (CloudWatch's older clients): `POST /` with a form body
+//!   (`Action=...&Version=...`, lists as `Name.member.N`), XML answers;
+//!   the service is the SigV4 scope's.
+//!
+//! Operations take and give a [`Doc`], which every encoding maps onto.
+//! [`dispatch_target`] is the one `POST /` route: it picks the service by
+//! its `X-Amz-Target` prefix (add further JSON services there).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use base64::Engine as _;
+
+use crate::auth::Caller;
+use crate::ApiState;
+
+/// A protocol-neutral document: what a JSON or CBOR body decodes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    /// Seconds since the epoch (CBOR tag 1; a number in JSON).
+    Timestamp(f64),
+    List(Vec<Doc>),
+    /// A structure.
+    Map(Vec<(String, Doc)>),
+    /// A map-typed member (string keys chosen by the service): the same as
+    /// [`Doc::Map`] in JSON and CBOR, `entry`/`key`/`value` in XML.
+    Dict(Vec<(String, Doc)>),
+    /// A value from a query-protocol form, typed only by how it is read.
+    Form(String),
+}
+
+impl Doc {
+    pub fn map() -> Doc {
+        Doc::Map(Vec::new())
+    }
+
+    /// Adds a member to a map (ignored on anything else).
+    pub fn with(mut self, key: &str, value: impl Into<Doc>) -> Doc {
+        if let Doc::Map(members) | Doc::Dict(members) = &mut self {
+            members.push((key.to_string(), value.into()));
+        }
+        self
+    }
+
+    /// Adds a member when there is a value.
+    pub fn with_opt(self, key: &str, value: Option<impl Into<Doc>>) -> Doc {
+        match value {
+            Some(v) => self.with(key, v),
+            None => self,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Doc> {
+        match self {
+            Doc::Map(members) | Doc::Dict(members) => members
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .filter(|v| **v != Doc::Null),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Doc::Text(s) | Doc::Form(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Doc::Int(i) => Some(*i),
+            Doc::Float(f) if f.fract() == 0.0 => Some(*f as i64),
+            Doc::Form(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Doc::Bool(b) => Some(*b),
+            Doc::Form(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_list(&self) -> Option<&[Doc]> {
+        match self {
+            Doc::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A timestamp member in milliseconds: a CBOR timestamp, or epoch
+    /// seconds as a JSON number.
+    pub fn as_timestamp_ms(&self) -> Option<i64> {
+        match self {
+            Doc::Timestamp(s) | Doc::Float(s) => Some((s * 1000.0).round() as i64),
+            Doc::Int(s) => Some(s.saturating_mul(1000)),
+            // The query protocol sends ISO 8601.
+            Doc::Form(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_millis())
+                .ok()
+                .or_else(|| {
+                    s.parse::<f64>()
+                        .ok()
+                        .map(|secs| (secs * 1000.0).round() as i64)
+                }),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Doc::Null => Value::Null,
+            Doc::Bool(b) => Value::Bool(*b),
+            Doc::Int(i) => Value::from(*i),
+            Doc::Float(f) | Doc::Timestamp(f) => serde_json::Number::from_f64(*f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            Doc::Text(s) | Doc::Form(s) => Value::String(s.clone()),
+            Doc::Blob(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            Doc::List(items) => Value::Array(items.iter().map(Doc::to_json).collect()),
+            Doc::Map(members) | Doc::Dict(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> Doc {
+        use serde_json::Value;
+        match value {
+            Value::Null => Doc::Null,
+            Value::Bool(b) => Doc::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Doc::Int(i),
+                None => Doc::Float(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::String(s) => Doc::Text(s.clone()),
+            Value::Array(items) => Doc::List(items.iter().map(Doc::from_json).collect()),
+            Value::Object(members) => Doc::Map(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Doc::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn to_cbor(&self) -> ciborium::Value {
+        use ciborium::Value;
+        match self {
+            Doc::Null => Value::Null,
+            Doc::Bool(b) => Value::Bool(*b),
+            Doc::Int(i) => Value::Integer((*i).into()),
+            Doc::Float(f) => Value::Float(*f),
+            Doc::Text(s) | Doc::Form(s) => Value::Text(s.clone()),
+            Doc::Blob(b) => Value::Bytes(b.clone()),
+            Doc::Timestamp(s) => Value::Tag(1, Box::new(Value::Float(*s))),
+            Doc::List(items) => Value::Array(items.iter().map(Doc::to_cbor).collect()),
+            Doc::Map(members) | Doc::Dict(members) => Value::Map(
+                members
+                    .iter()
+                    .map(|(k, v)| (Value::Text(k.clone()), v.to_cbor()))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn from_cbor(value: &ciborium::Value) -> Result<Doc, String> {
+        use ciborium::Value;
+        Ok(match value {
+            Value::Null => Doc::Null,
+            Value::Bool(b) => Doc::Bool(*b),
+            Value::Integer(i) => {
+                Doc::Int(i64::try_from(*i).map_err(|_| "integer out of range".to_string())?)
+            }
+            Value::Float(f) => Doc::Float(*f),
+            Value::Text(s) => Doc::Text(s.clone()),
+            Value::Bytes(b) => Doc::Blob(b.clone()),
+            Value::Tag(1, inner) => match inner.as_ref() {
+                Value::Integer(i) => Doc::Timestamp(
+                    i64::try_from(*i).map_err(|_| "timestamp out of range".to_string())? as f64,
+                ),
+                Value::Float(f) => Doc::Timestamp(*f),
+                _ => return Err("tag 1 must hold a number".into()),
+            },
+            Value::Tag(tag, _) => return Err(format!("unsupported CBOR tag {tag}")),
+            Value::Array(items) => {
+                Doc::List(items.iter().map(Doc::from_cbor).collect::<Result<_, _>>()?)
+            }
+            Value::Map(members) => Doc::Map(
+                members
+                    .iter()
+                    .map(|(k, v)| match k {
+                        Value::Text(k) => Ok((k.clone(), Doc::from_cbor(v)?)),
+                        _ => Err("map keys must be text".to_string()),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err("unsupported CBOR value".into()),
+        })
+    }
+}
+
+impl From<&str> for Doc {
+    fn from(s: &str) -> Doc {
+        Doc::Text(s.to_string())
+    }
+}
+
+impl From<String> for Doc {
+    fn from(s: String) -> Doc {
+        Doc::Text(s)
+    }
+}
+
+impl From<i64> for Doc {
+    fn from(i: i64) -> Doc {
+        Doc::Int(i)
+    }
+}
+
+impl From<u64> for Doc {
+    fn from(i: u64) -> Doc {
+        Doc::Int(i64::try_from(i).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<f64> for Doc {
+    fn from(f: f64) -> Doc {
+        Doc::Float(f)
+    }
+}
+
+impl From<bool> for Doc {
+    fn from(b: bool) -> Doc {
+        Doc::Bool(b)
+    }
+}
+
+impl From<Vec<Doc>> for Doc {
+    fn from(items: Vec<Doc>) -> Doc {
+        Doc::List(items)
+    }
+}
+
+/// An error as a JSON-era service reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceError {
+    /// The error shape's name (`ResourceNotFoundException`).
+    pub code: &'static str,
+    pub message: String,
+    pub status: StatusCode,
+    /// For services with the awsQueryCompatible trait (CloudWatch): the
+    /// query protocol's code, sent as `x-amzn-query-error: Code;Sender`.
+    pub query_code: Option<&'static str>,
+}
+
+impl ServiceError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> ServiceError {
+        ServiceError {
+            code,
+            message: message.into(),
+            status: StatusCode::BAD_REQUEST,
+            query_code: None,
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ServiceError {
+        ServiceError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            ..ServiceError::new("ServiceUnavailableException", message)
+        }
+    }
+
+    pub fn query_compatible(mut self, query_code: &'static str) -> ServiceError {
+        self.query_code = Some(query_code);
+        self
+    }
+}
+
+pub type OpResult = Result<Doc, ServiceError>;
+
+/// How a request arrived, and so how its answer goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// awsJson 1.0 or 1.1 (the content type names the version).
+    Json(&'static str),
+    RpcV2Cbor,
+}
+
+impl Wire {
+    pub fn decode(self, body: &[u8]) -> Result<Doc, ServiceError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Doc::map());
+        }
+        match self {
+            Wire::Json(_) => serde_json::from_slice::<serde_json::Value>(body)
+                .map(|v| Doc::from_json(&v))
+                .map_err(|e| {
+                    ServiceError::new(
+                        "SerializationException",
+                        format!("Could not parse request body into json: {e}"),
+                    )
+                }),
+            Wire::RpcV2Cbor => ciborium::de::from_reader::<ciborium::Value, _>(body)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Doc::from_cbor(&v))
+                .map_err(|e| {
+                    ServiceError::new(
+                        "SerializationException",
+                        format!("Could not parse the CBOR request body: {e}"),
+                    )
+                }),
+        }
+    }
+
+    pub fn respond(self, result: OpResult) -> Response {
+        let (status, body, error) = match result {
+            Ok(doc) => (StatusCode::OK, doc, None),
+            Err(e) => {
+                let body = Doc::map()
+                    .with("__type", e.code)
+                    .with("message", e.message.clone());
+                (e.status, body, Some(e))
+            }
+        };
+        let mut response = match self {
+            Wire::Json(content_type) => {
+                let bytes = serde_json::to_vec(&body.to_json()).unwrap_or_default();
+                let mut r = (status, bytes).into_response();
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static(content_type));
+                r
+            }
+            Wire::RpcV2Cbor => {
+                let mut bytes = Vec::new();
+                if let Err(e) = ciborium::ser::into_writer(&body.to_cbor(), &mut bytes) {
+                    tracing::error!(error = %e, "cannot encode a CBOR answer");
+                }
+                let mut r = (status, bytes).into_response();
+                let headers = r.headers_mut();
+                headers.insert("content-type", HeaderValue::from_static("application/cbor"));
+                headers.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+                r
+            }
+        };
+        if let Some(e) = error {
+            if let Ok(v) = HeaderValue::from_str(e.code) {
+                response.headers_mut().insert("x-amzn-ErrorType", v);
+            }
+            if let Some(q) = e.query_code {
+                let fault = if e.status.is_server_error() {
+                    "Receiver"
+                } else {
+                    "Sender"
+                };
+                if let Ok(v) = HeaderValue::from_str(&format!("{q};{fault}")) {
+                    response.headers_mut().insert("x-amzn-query-error", v);
+                }
+            }
+        }
+        response
+    }
+}
+
+fn unknown_operation(wire: Wire, target: &str) -> Response {
+    wire.respond(Err(ServiceError::new(
+        "UnknownOperationException",
+        format!("Unknown operation {target}"),
+    )))
+}
+
+/// `POST /` with `X-Amz-Target`: the JSON services, by target prefix.
+pub async fn dispatch_target(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if target.is_empty() && content_type.starts_with("application/x-www-form-urlencoded") {
+        return dispatch_query(&state, &caller, &headers, &body).await;
+    }
+    let json_version = match headers.get("content-type").and_then(|v| v.to_str().ok()) {
+        Some(t) if t.contains("1.0") => "application/x-amz-json-1.0",
+        _ => "application/x-amz-json-1.1",
+    };
+    let wire = Wire::Json(json_version);
+    let Some((prefix, operation)) = target.split_once('.') else {
+        return unknown_operation(wire, &target);
+    };
+    let input = match wire.decode(&body) {
+        Ok(doc) => doc,
+        Err(e) => return wire.respond(Err(e)),
+    };
+    let result = match prefix {
+        crate::observe::logs::TARGET_PREFIX => {
+            crate::observe::logs::operation(&state, &caller, operation, input).await
+        }
+        crate::observe::cloudwatch::SERVICE => {
+            crate::observe::cloudwatch::operation(&state, &caller, operation, input).await
+        }
+        _ => return unknown_operation(wire, &target),
+    };
+    wire.respond(result)
+}
+
+/// The service a request was signed for (`monitoring`, `sqs`, ...).
+fn signed_service(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    let scope = credential.split([',', ' ']).next()?;
+    scope.split('/').nth(3).map(str::to_string)
+}
+
+/// awsQuery: `Action=...` in a form body, answered in XML.
+async fn dispatch_query(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let service = signed_service(headers).unwrap_or_default();
+    let (action, input) = decode_form(body);
+    let result = match service.as_str() {
+        "monitoring" => crate::observe::cloudwatch::operation(state, caller, &action, input).await,
+        _ => Err(ServiceError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {service}.{action}"),
+        )),
+    };
+    query_response(crate::observe::cloudwatch::XML_NAMESPACE, &action, result)
+}
+
+enum FormNode {
+    Leaf(String),
+    Map(std::collections::BTreeMap<String, FormNode>),
+    List(std::collections::BTreeMap<usize, FormNode>),
+}
+
+impl FormNode {
+    fn insert(&mut self, path: &[&str], value: String) {
+        let Some((first, rest)) = path.split_first() else {
+            *self = FormNode::Leaf(value);
+            return;
+        };
+        if let (FormNode::List(items), Ok(index)) = (&mut *self, first.parse::<usize>()) {
+            items
+                .entry(index)
+                .or_insert_with(|| FormNode::Map(Default::default()))
+                .insert(rest, value);
+            return;
+        }
+        if !matches!(self, FormNode::Map(_)) {
+            *self = FormNode::Map(Default::default());
+        }
+        if let FormNode::Map(members) = self {
+            let is_list = rest.first() == Some(&"member");
+            let child = members.entry(first.to_string()).or_insert_with(|| {
+                if is_list {
+                    FormNode::List(Default::default())
+                } else {
+                    FormNode::Map(Default::default())
+                }
+            });
+            let rest = if is_list { &rest[1..] } else { rest };
+            child.insert(rest, value);
+        }
+    }
+
+    fn into_doc(self) -> Doc {
+        match self {
+            FormNode::Leaf(text) => Doc::Form(text),
+            FormNode::Map(members) => Doc::Map(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_doc()))
+                    .collect(),
+            ),
+            FormNode::List(items) => {
+                Doc::List(items.into_values().map(FormNode::into_doc).collect())
+            }
+        }
+    }
+}
+
+/// A query-protocol form: its `Action` and the rest as a [`Doc`]
+/// (`A.member.1.B=x` is `{"A": [{"B": "x"}]}`).
+pub fn decode_form(body: &[u8]) -> (String, Doc) {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut root = FormNode::Map(Default::default());
+    let mut action = String::new();
+    for pair in String::from_utf8_lossy(body).split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (decode(key), decode(value));
+        match key.as_str() {
+            "Action" => action = value,
+            "Version" => {}
+            _ => {
+                let path: Vec<&str> = key.split('.').collect();
+                root.insert(&path, value);
+            }
+        }
+    }
+    (action, root.into_doc())
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn write_xml(out: &mut String, doc: &Doc) {
+    match doc {
+        Doc::Null => {}
+        Doc::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Doc::Int(i) => out.push_str(&i.to_string()),
+        Doc::Float(f) => out.push_str(&f.to_string()),
+        Doc::Text(s) | Doc::Form(s) => out.push_str(&xml_escape(s)),
+        Doc::Blob(b) => out.push_str(&base64::engine::general_purpose::STANDARD.encode(b)),
+        Doc::Timestamp(secs) => {
+            let ms = (secs * 1000.0).round() as i64;
+            let time = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            out.push_str(&time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+        Doc::List(items) => {
+            for item in items {
+                out.push_str("<member>");
+                write_xml(out, item);
+                out.push_str("</member>");
+            }
+        }
+        Doc::Map(members) => {
+            for (key, value) in members {
+                if *value == Doc::Null {
+                    continue;
+                }
+                out.push_str(&format!("<{key}>"));
+                write_xml(out, value);
+                out.push_str(&format!("</{key}>"));
+            }
+        }
+        Doc::Dict(members) => {
+            for (key, value) in members {
+                out.push_str("<entry><key>");
+                out.push_str(&xml_escape(key));
+                out.push_str("</key><value>");
+                write_xml(out, value);
+                out.push_str("</value></entry>");
+            }
+        }
+    }
+}
+
+/// The XML answer of a query-protocol action (or its error).
+pub fn query_response(namespace: &str, action: &str, result: OpResult) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (status, body) = match result {
+        Ok(doc) => {
+            let mut body = format!("<{action}Response xmlns=\"{namespace}\"><{action}Result>");
+            write_xml(&mut body, &doc);
+            body.push_str(&format!(
+                "</{action}Result><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
+            ));
+            (StatusCode::OK, body)
+        }
+        Err(e) => {
+            let fault = if e.status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            };
+            let code = e.query_code.unwrap_or(e.code);
+            (
+                e.status,
+                format!(
+                    "<ErrorResponse xmlns=\"{namespace}\"><Error><Type>{fault}</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+                    xml_escape(&e.message)
+                ),
+            )
+        }
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
+    response
+}
+
+/// `POST /service/{service}/operation/{operation}`: Smithy RPC v2 CBOR.
+pub async fn dispatch_rpc_v2(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((service, operation)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let wire = Wire::RpcV2Cbor;
+    let input = match wire.decode(&body) {
+        Ok(doc) => doc,
+        Err(e) => return wire.respond(Err(e)),
+    };
+    let result = match service.as_str() {
+        crate::observe::cloudwatch::SERVICE => {
+            crate::observe::cloudwatch::operation(&state, &caller, &operation, input).await
+        }
+        _ => return unknown_operation(wire, &format!("{service}.{operation}")),
+    };
+    wire.respond(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cbor_timestamps_are_tag_1() {
+        let doc = Doc::map().with("T", Doc::Timestamp(1.5));
+        let mut bytes = Vec::new();
+        ciborium::ser::into_writer(&doc.to_cbor(), &mut bytes).unwrap();
+        let back: ciborium::Value = ciborium::de::from_reader(bytes.as_slice()).unwrap();
+        assert_eq!(Doc::from_cbor(&back).unwrap(), doc);
+    }
+
+    #[test]
+    fn query_forms_become_nested_documents() {
+        let (action, doc) = decode_form(
+            b"Action=GetMetricData&Version=2010-08-01&MetricDataQueries.member.1.Id=a&MetricDataQueries.member.1.MetricStat.Period=60&MetricDataQueries.member.2.Id=b&StartTime=2026-11-26T20%3A00%3A00Z",
+        );
+        assert_eq!(action, "GetMetricData");
+        let queries = doc.get("MetricDataQueries").and_then(Doc::as_list).unwrap();
+        assert_eq!(queries.len(), 2);
+        assert_eq!(queries[1].get("Id").and_then(Doc::as_str), Some("b"));
+        let period = queries[0].get("MetricStat").and_then(|s| s.get("Period"));
+        assert_eq!(period.and_then(Doc::as_i64), Some(60));
+        assert_eq!(
+            doc.get("StartTime").and_then(Doc::as_timestamp_ms),
+            Some(1_795_723_200_000)
+        );
+    }
+
+    #[test]
+    fn null_members_count_as_absent() {
+        let doc = Doc::from_json(&serde_json::json!({"a": null, "b": 1}));
+        assert!(doc.get("a").is_none());
+        assert_eq!(doc.get("b").and_then(Doc::as_i64), Some(1));
+    }
+}

@@ -1,0 +1,198 @@
+//! Provisioned concurrency: instances initialized ahead of invocations and
+//! kept, whatever the keep-alive, for one published version or alias.
+//!
+//! A configuration asks for `requested` instances of one version. They are
+//! started in the background (status `IN_PROGRESS`), each marked with a
+//! [`ProvisionedMark`] and put into that version's pool, where invocations
+//! take them before any other instance; once `requested` are initialized
+//! and waiting, the status is `READY`. An instance that ends (a timeout, a
+//! crash) is replaced by the engine's periodic pass. Their invocations
+//! report no `Init Duration`: the init happened before anyone asked.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::PoolKey;
+
+/// `(account, region, function, qualifier)`.
+pub type ProvisionedKey = (String, String, String, String);
+
+/// The `Status` of a provisioned concurrency configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionedStatus {
+    InProgress,
+    Ready,
+    Failed,
+}
+
+impl ProvisionedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProvisionedStatus::InProgress => "IN_PROGRESS",
+            ProvisionedStatus::Ready => "READY",
+            ProvisionedStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// What GetProvisionedConcurrencyConfig reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedReport {
+    pub requested: u32,
+    /// Instances initialized and alive now.
+    pub available: u32,
+    /// Instances allocated (started, initialized or not).
+    pub allocated: u32,
+    pub status: ProvisionedStatus,
+    pub reason: Option<String>,
+}
+
+/// One configuration's live state.
+pub struct ProvisionedState {
+    pub(crate) requested: u32,
+    pub(crate) pool_key: PoolKey,
+    /// Initialized instances alive now.
+    available: AtomicU32,
+    /// Instances being started now.
+    starting: AtomicU32,
+    status: Mutex<(ProvisionedStatus, Option<String>)>,
+    /// Replaced or deleted: its instances are ordinary ones now.
+    retired: AtomicBool,
+}
+
+impl ProvisionedState {
+    pub(crate) fn new(requested: u32, pool_key: PoolKey) -> ProvisionedState {
+        ProvisionedState {
+            requested,
+            pool_key,
+            available: AtomicU32::new(0),
+            starting: AtomicU32::new(0),
+            status: Mutex::new((ProvisionedStatus::InProgress, None)),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    pub fn report(&self) -> ProvisionedReport {
+        let (status, reason) = self.status.lock().clone();
+        let available = self.available.load(Ordering::Acquire).min(self.requested);
+        let starting = self.starting.load(Ordering::Acquire);
+        ProvisionedReport {
+            requested: self.requested,
+            available,
+            allocated: (available + starting).min(self.requested),
+            status,
+            reason,
+        }
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Instances to start now to reach the requested count; claims them as
+    /// starting.
+    pub(crate) fn claim_missing(&self) -> u32 {
+        if self.is_retired() || self.status.lock().0 == ProvisionedStatus::Failed {
+            return 0;
+        }
+        let mut claimed = 0;
+        let _ = self
+            .starting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |starting| {
+                let have = self.available.load(Ordering::Acquire) + starting;
+                claimed = self.requested.saturating_sub(have);
+                Some(starting + claimed)
+            });
+        claimed
+    }
+
+    /// One claimed instance is initialized; returns its mark.
+    pub(crate) fn started(self: &Arc<Self>) -> ProvisionedMark {
+        self.available.fetch_add(1, Ordering::AcqRel);
+        self.starting.fetch_sub(1, Ordering::AcqRel);
+        let mut status = self.status.lock();
+        if status.0 == ProvisionedStatus::InProgress
+            && self.available.load(Ordering::Acquire) >= self.requested
+        {
+            *status = (ProvisionedStatus::Ready, None);
+        }
+        ProvisionedMark(self.clone())
+    }
+
+    /// One claimed instance could not be initialized: the configuration
+    /// fails (as on AWS, where a function whose init fails cannot be
+    /// provisioned).
+    pub(crate) fn start_failed(&self, reason: String) {
+        self.starting.fetch_sub(1, Ordering::AcqRel);
+        let mut status = self.status.lock();
+        if status.0 != ProvisionedStatus::Ready {
+            *status = (ProvisionedStatus::Failed, Some(reason));
+        }
+    }
+}
+
+/// Held by a provisioned instance; its end frees its place, so the
+/// engine starts a replacement.
+pub struct ProvisionedMark(Arc<ProvisionedState>);
+
+impl ProvisionedMark {
+    /// The provisioned concurrency its configuration allocates.
+    pub fn allocated(&self) -> u32 {
+        self.0.requested
+    }
+
+    /// Whether the instance still belongs to a live configuration.
+    pub fn is_current(&self) -> bool {
+        !self.0.is_retired()
+    }
+}
+
+impl Drop for ProvisionedMark {
+    fn drop(&mut self) {
+        self.0.available.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PoolKey {
+        ("a".into(), "r".into(), "f".into(), "1".into(), 0)
+    }
+
+    #[test]
+    fn ready_once_every_requested_instance_is_initialized() {
+        let state = Arc::new(ProvisionedState::new(2, key()));
+        assert_eq!(state.claim_missing(), 2);
+        assert_eq!(state.claim_missing(), 0);
+        let first = state.started();
+        assert_eq!(state.report().status, ProvisionedStatus::InProgress);
+        assert_eq!(state.report().allocated, 2);
+        let _second = state.started();
+        let report = state.report();
+        assert_eq!(report.status, ProvisionedStatus::Ready);
+        assert_eq!(report.available, 2);
+        // An instance that ends is missing until replaced.
+        drop(first);
+        assert_eq!(state.report().available, 1);
+        assert_eq!(state.claim_missing(), 1);
+    }
+
+    #[test]
+    fn a_failed_init_fails_the_configuration_and_stops_retries() {
+        let state = Arc::new(ProvisionedState::new(1, key()));
+        assert_eq!(state.claim_missing(), 1);
+        state.start_failed("init failed".into());
+        let report = state.report();
+        assert_eq!(report.status, ProvisionedStatus::Failed);
+        assert_eq!(report.reason.as_deref(), Some("init failed"));
+        assert_eq!(state.claim_missing(), 0);
+    }
+}

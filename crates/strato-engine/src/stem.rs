@@ -1,0 +1,284 @@
+//! Stem cells: runtimes started ahead of need.
+//!
+//! A stem cell is a complete sandbox (namespaces, cgroup, network, Runtime
+//! API) whose runtime process has already started and loaded its bootstrap,
+//! but knows no function: it waits in `GET /2018-06-01/runtime/strato/assignment`.
+//! A cold start that finds one takes it, mounts the function's code over the
+//! empty `/var/task`, sets its limits, and sends it the environment; the
+//! runtime then runs the function's own init. Process start, sandbox and
+//! network set-up are thereby off the request path.
+//!
+//! Interpreted runtimes (Node.js, Python) wait inside their bootstrap. For
+//! OS-only runtimes (`provided*`, Go, Rust) the function's executable *is*
+//! the runtime, so the cell runs a tiny waiter ([`stem_waiter_main`]: the
+//! strato binary itself, bound read-only into the sandbox) that executes the
+//! function's `bootstrap` once assigned. Java cells run Strato's launcher
+//! (`runtimes/java/StratoStem.java`), which loads AWS's runtime interface
+//! client, waits, installs the function's environment and runs the client's
+//! main; as the JVM's heap limit follows the function's memory, Java cells
+//! are kept per (runtime, memory size).
+//!
+//! Each runtime (and memory size, for Java) gets its pool on its first cold
+//! start and keeps it filled to the configured size in the background; a
+//! pool no cold start has used for the keep-alive ends its cells, so an idle
+//! server scales its stem cells to zero too.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use strato_model::{Runtime, RuntimeFamily};
+
+use crate::instance::StemCell;
+
+/// Where the waiter of OS-only stem cells is bound inside the sandbox.
+pub const STEM_WAITER_PATH: &str = "/var/strato/stem-waiter";
+/// The argument that makes the strato binary run [`stem_waiter_main`].
+pub const STEM_WAITER_ARG: &str = "__stem-wait";
+
+/// Which pool a function's cold starts take stem cells from: its runtime,
+/// and for Java its memory size (the JVM's heap limit is a launch flag).
+pub type StemKey = (Runtime, i64);
+
+pub fn stem_key(runtime: Runtime, memory_mb: i64) -> StemKey {
+    match runtime.family() {
+        RuntimeFamily::Java => (runtime, memory_mb),
+        _ => (runtime, 0),
+    }
+}
+
+/// Environment variables that act when a process starts (read by the
+/// dynamic linker or the interpreter itself before any bootstrap code runs);
+/// a function that sets one needs a process started with it.
+pub fn env_needs_fresh_process(family: RuntimeFamily, key: &str) -> bool {
+    if matches!(
+        key,
+        "AWS_LAMBDA_EXEC_WRAPPER" | "LD_PRELOAD" | "LD_LIBRARY_PATH"
+    ) {
+        return true;
+    }
+    match family {
+        RuntimeFamily::Node => key.starts_with("NODE_") && key != "NODE_PATH",
+        RuntimeFamily::Python => key.starts_with("PYTHON") && key != "PYTHONPATH",
+        RuntimeFamily::Java => {
+            matches!(
+                key,
+                "JAVA_TOOL_OPTIONS" | "_JAVA_OPTIONS" | "JDK_JAVA_OPTIONS"
+            )
+        }
+        RuntimeFamily::OsOnly => false,
+    }
+}
+
+/// The ready cells of one runtime.
+pub struct RuntimeStemCells {
+    cells: Mutex<VecDeque<StemCell>>,
+    /// Cells being launched now.
+    launching: AtomicUsize,
+    /// When a cold start last asked for a cell.
+    last_used: Mutex<Instant>,
+}
+
+impl Default for RuntimeStemCells {
+    fn default() -> Self {
+        RuntimeStemCells {
+            cells: Mutex::new(VecDeque::new()),
+            launching: AtomicUsize::new(0),
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl RuntimeStemCells {
+    /// A live cell, preferring one whose runtime already waits; cells that
+    /// died while waiting are dropped.
+    pub fn take(&self) -> Option<StemCell> {
+        *self.last_used.lock() = Instant::now();
+        let mut cells = self.cells.lock();
+        cells.retain(StemCell::is_alive);
+        match cells.iter().position(StemCell::is_ready) {
+            Some(i) => cells.remove(i),
+            None => cells.pop_front(),
+        }
+    }
+
+    pub fn put(&self, cell: StemCell) {
+        self.cells.lock().push_back(cell);
+    }
+
+    /// Claims a launch slot if fewer than `target` cells exist or are being
+    /// launched; [`RuntimeStemCells::launch_ended`] releases it.
+    pub fn claim_launch(&self, target: usize) -> bool {
+        let ready = self.cells.lock().len();
+        self.launching
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |launching| {
+                (ready + launching < target).then_some(launching + 1)
+            })
+            .is_ok()
+    }
+
+    pub fn launch_ended(&self) {
+        self.launching.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ends every cell.
+    pub fn clear(&self) {
+        self.cells.lock().clear();
+    }
+
+    /// Whether no cold start has asked for a cell for `idle`.
+    pub fn unused_for(&self, idle: Duration) -> bool {
+        self.last_used.lock().elapsed() >= idle
+    }
+}
+
+/// The waiter of an OS-only stem cell, run inside the sandbox as
+/// `/var/strato/stem-waiter __stem-wait`: asks the Runtime API for the
+/// assignment, then executes the function's program with the assigned
+/// environment. Never returns.
+pub fn stem_waiter_main() -> ! {
+    let code = match wait_and_exec() {
+        Ok(never) => match never {},
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "strato stem cell: {message}");
+            127
+        }
+    };
+    std::process::exit(code)
+}
+
+enum Never {}
+
+fn wait_and_exec() -> Result<Never, String> {
+    use std::os::unix::process::CommandExt;
+
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
+        .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set".to_string())?;
+    let body = http_get(&api, "/2018-06-01/runtime/strato/assignment")?;
+    let assignment: crate::runtime_api::Assignment =
+        serde_json::from_slice(&body).map_err(|e| format!("unreadable assignment: {e}"))?;
+    let Some(argv) = assignment.exec.filter(|argv| !argv.is_empty()) else {
+        return Err("the assignment names no program".into());
+    };
+    let mut env = assignment.env;
+    env.insert("AWS_LAMBDA_RUNTIME_API".into(), api);
+    let task_root = env
+        .get("LAMBDA_TASK_ROOT")
+        .cloned()
+        .unwrap_or_else(|| crate::runtimes::TASK_ROOT.to_string());
+    let error = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env)
+        // The code was mounted over the placeholder this process started
+        // in: enter the directory anew to see it.
+        .current_dir(task_root)
+        .exec();
+    Err(format!("cannot execute {}: {error}", argv[0]))
+}
+
+/// A blocking HTTP/1.1 GET that reads the whole response body.
+fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, String> {
+    let mut stream = std::net::TcpStream::connect(authority)
+        .map_err(|e| format!("cannot reach the Runtime API at {authority}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("Runtime API request: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("Runtime API response: {e}"))?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("malformed Runtime API response")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status_ok = head
+        .lines()
+        .next()
+        .is_some_and(|line| line.split_whitespace().nth(1) == Some("200"));
+    if !status_ok {
+        return Err(format!(
+            "the Runtime API refused the assignment: {}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    let body = &response[split + 4..];
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        dechunk(body)
+    } else {
+        Ok(body.to_vec())
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("malformed chunked body")?;
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| "malformed chunk size")?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if body.len() < size + 2 {
+            return Err("truncated chunked body".into());
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        let body = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\n\r\n";
+        assert_eq!(dechunk(body).unwrap(), b"Wikipedia ");
+        assert!(dechunk(b"4\r\nWi").is_err());
+    }
+
+    #[test]
+    fn start_time_variables_need_a_fresh_process() {
+        assert!(env_needs_fresh_process(RuntimeFamily::Node, "NODE_OPTIONS"));
+        assert!(!env_needs_fresh_process(RuntimeFamily::Node, "NODE_PATH"));
+        assert!(env_needs_fresh_process(RuntimeFamily::Python, "PYTHONHOME"));
+        assert!(!env_needs_fresh_process(
+            RuntimeFamily::Python,
+            "PYTHONPATH"
+        ));
+        assert!(env_needs_fresh_process(RuntimeFamily::OsOnly, "LD_PRELOAD"));
+        assert!(!env_needs_fresh_process(
+            RuntimeFamily::OsOnly,
+            "TABLE_NAME"
+        ));
+        assert!(env_needs_fresh_process(
+            RuntimeFamily::Java,
+            "JAVA_TOOL_OPTIONS"
+        ));
+        assert!(!env_needs_fresh_process(RuntimeFamily::Java, "TABLE_NAME"));
+    }
+}

@@ -1,0 +1,174 @@
+//! Authorizers of HTTP APIs: a Lambda authorizer (`REQUEST`, payload 1.0 or
+//! 2.0, simple or IAM-policy answers, cached by identity for its TTL) and a
+//! JWT authorizer ([`jwt`]).
+
+pub mod jwt;
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde_json::{Map, Value};
+use strato_model::policy::wildcard_match;
+
+/// What an authorizer decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Go on; `context` is what the integration sees in
+    /// `requestContext.authorizer`.
+    Allow { context: Value },
+    /// 401 `{"message":"Unauthorized"}` (no identity, or a bad token).
+    Unauthorized,
+    /// 403 `{"message":"Forbidden"}`.
+    Forbidden,
+    /// 500 `{"message":"Internal Server Error"}` (the authorizer failed).
+    Failed,
+}
+
+/// A Lambda authorizer's answer, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaVerdict {
+    pub allowed: bool,
+    pub principal_id: Option<String>,
+    pub context: Map<String, Value>,
+}
+
+/// Reads a Lambda authorizer's answer: `{"isAuthorized", "context"}` with
+/// simple responses, otherwise `{"principalId", "policyDocument", "context"}`
+/// whose statements must allow `execute-api:Invoke` on `route_arn` (a
+/// matching `Deny` wins). `None` when the answer is malformed.
+pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Option<LambdaVerdict> {
+    let answer: Value = serde_json::from_slice(payload).ok()?;
+    let answer = answer.as_object()?;
+    let context = match answer.get("context") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return None,
+    };
+    if simple {
+        let allowed = answer.get("isAuthorized")?.as_bool()?;
+        return Some(LambdaVerdict {
+            allowed,
+            principal_id: None,
+            context,
+        });
+    }
+    let principal_id = answer
+        .get("principalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let statements = match answer.get("policyDocument")?.get("Statement")? {
+        Value::Array(list) => list.clone(),
+        single @ Value::Object(_) => vec![single.clone()],
+        _ => return None,
+    };
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let applies = |s: &Value| {
+        strings(s.get("Action"))
+            .iter()
+            .any(|a| wildcard_match(a, "execute-api:Invoke"))
+            && strings(s.get("Resource"))
+                .iter()
+                .any(|r| wildcard_match(r, route_arn))
+    };
+    fn effect(s: &Value) -> &str {
+        s.get("Effect").and_then(Value::as_str).unwrap_or("")
+    }
+    let denied = statements.iter().any(|s| effect(s) == "Deny" && applies(s));
+    let allowed = !denied
+        && statements
+            .iter()
+            .any(|s| effect(s) == "Allow" && applies(s));
+    Some(LambdaVerdict {
+        allowed,
+        principal_id,
+        context,
+    })
+}
+
+/// Lambda authorizer answers cached by (API, authorizer, identity values)
+/// for the authorizer's `authorizerResultTtlInSeconds`.
+#[derive(Default)]
+pub struct DecisionCache {
+    entries: DashMap<(String, String, String), (Instant, Decision)>,
+}
+
+impl DecisionCache {
+    pub fn get(&self, api_id: &str, authorizer_id: &str, identity: &str) -> Option<Decision> {
+        let key = (
+            api_id.to_string(),
+            authorizer_id.to_string(),
+            identity.to_string(),
+        );
+        let hit = self.entries.get(&key).map(|e| e.value().clone());
+        match hit {
+            Some((expires, decision)) if Instant::now() < expires => Some(decision),
+            Some(_) => {
+                self.entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(
+        &self,
+        api_id: &str,
+        authorizer_id: &str,
+        identity: &str,
+        ttl: Duration,
+        decision: Decision,
+    ) {
+        if ttl.is_zero() {
+            return;
+        }
+        // Bound the cache: drop expired entries when it grows.
+        if self.entries.len() > 10_000 {
+            let now = Instant::now();
+            self.entries.retain(|_, (expires, _)| *expires > now);
+        }
+        self.entries.insert(
+            (
+                api_id.to_string(),
+                authorizer_id.to_string(),
+                identity.to_string(),
+            ),
+            (Instant::now() + ttl, decision),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:execute-api:us-east-1:000000000000:abc/$default/GET/items";
+
+    #[test]
+    fn simple_answers_read_is_authorized() {
+        let v =
+            read_lambda_answer(br#"{"isAuthorized":true,"context":{"u":"x"}}"#, true, ARN).unwrap();
+        assert!(v.allowed);
+        assert_eq!(v.context["u"], "x");
+        assert!(read_lambda_answer(br#"{"nope":1}"#, true, ARN).is_none());
+    }
+
+    #[test]
+    fn policy_answers_allow_matching_resources_and_deny_wins() {
+        let allow = br#"{"principalId":"me","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"arn:aws:execute-api:us-east-1:000000000000:abc/*"}]}}"#;
+        let v = read_lambda_answer(allow, false, ARN).unwrap();
+        assert!(v.allowed);
+        assert_eq!(v.principal_id.as_deref(), Some("me"));
+        let deny = br#"{"principalId":"me","policyDocument":{"Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"*"},{"Action":"execute-api:Invoke","Effect":"Deny","Resource":["arn:aws:execute-api:*"]}]}}"#;
+        assert!(!read_lambda_answer(deny, false, ARN).unwrap().allowed);
+    }
+}

@@ -1,0 +1,319 @@
+//! APIs: create (with quick create), get, list, update, delete, and the
+//! API's CORS configuration.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use strato_model::Caller;
+
+use super::routes::check_route_key;
+use super::{
+    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, parse, request_port, to_value,
+    PageQuery, Service,
+};
+use crate::http_api::model::{
+    new_id, timestamp_now, Cors, HttpApi, Integration, Route, RouteSettings, Stage, HTTP_API_KIND,
+};
+use crate::invoker::function_arn_of_integration_uri;
+use crate::rest_api::error::{RestError, RestResult};
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiInput {
+    name: Option<String>,
+    protocol_type: Option<String>,
+    description: Option<String>,
+    version: Option<String>,
+    route_selection_expression: Option<String>,
+    api_key_selection_expression: Option<String>,
+    cors_configuration: Option<Cors>,
+    disable_execute_api_endpoint: Option<bool>,
+    disable_schema_validation: Option<bool>,
+    ip_address_type: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    target: Option<String>,
+    route_key: Option<String>,
+    credentials_arn: Option<String>,
+}
+
+fn check_cors(cors: &Cors) -> RestResult<()> {
+    if cors.allow_credentials == Some(true)
+        && cors
+            .allow_origins
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o == "*"))
+    {
+        return Err(RestError::bad_request(
+            "allow-credentials is not supported when allow-origins is '*'",
+        ));
+    }
+    Ok(())
+}
+
+/// The integration quick create makes for a target: a function ARN becomes
+/// AWS_PROXY (payload 2.0), an URL HTTP_PROXY.
+fn quick_integration(target: &str) -> RestResult<Integration> {
+    let lambda = function_arn_of_integration_uri(target).is_some();
+    let http = target.starts_with("http://") || target.starts_with("https://");
+    if !lambda && !http {
+        return Err(RestError::bad_request(format!(
+            "Invalid target {target}: must be a Lambda function ARN or an HTTP URL"
+        )));
+    }
+    Ok(Integration {
+        integration_id: new_id(7),
+        integration_type: if lambda { "AWS_PROXY" } else { "HTTP_PROXY" }.into(),
+        integration_uri: Some(target.to_string()),
+        integration_method: Some(if lambda { "POST" } else { "ANY" }.into()),
+        payload_format_version: Some(if lambda { "2.0" } else { "1.0" }.into()),
+        timeout_in_millis: 30_000,
+        connection_type: "INTERNET".into(),
+        description: None,
+        credentials_arn: None,
+        request_parameters: BTreeMap::new(),
+        response_parameters: BTreeMap::new(),
+        api_gateway_managed: true,
+    })
+}
+
+pub async fn create_api(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> RestResult<Response> {
+    let input: ApiInput = parse(&body)?;
+    let name = input
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| RestError::bad_request("Name is required"))?;
+    match input.protocol_type.as_deref() {
+        Some("HTTP") => {}
+        Some("WEBSOCKET") => {
+            return Err(RestError::bad_request(
+                "WebSocket APIs are not supported by Strato yet",
+            ))
+        }
+        Some(other) => {
+            return Err(RestError::bad_request(format!(
+                "Invalid protocol type {other}; must be HTTP or WEBSOCKET"
+            )))
+        }
+        None => return Err(RestError::bad_request("ProtocolType is required")),
+    }
+    if let Some(cors) = &input.cors_configuration {
+        check_cors(cors)?;
+    }
+    let now = timestamp_now();
+    let mut api = HttpApi {
+        api_id: new_id(10),
+        account: caller.account_id.clone(),
+        region: caller.region.clone(),
+        name,
+        description: input.description,
+        version: input.version,
+        route_selection_expression: input
+            .route_selection_expression
+            .unwrap_or_else(|| "$request.method $request.path".into()),
+        api_key_selection_expression: input
+            .api_key_selection_expression
+            .unwrap_or_else(|| "$request.header.x-api-key".into()),
+        cors: input.cors_configuration,
+        disable_execute_api_endpoint: input.disable_execute_api_endpoint.unwrap_or(false),
+        disable_schema_validation: input.disable_schema_validation.unwrap_or(false),
+        ip_address_type: input.ip_address_type.unwrap_or_else(|| "ipv4".into()),
+        created_date: now.clone(),
+        tags: input.tags.unwrap_or_default(),
+        routes: BTreeMap::new(),
+        integrations: BTreeMap::new(),
+        authorizers: BTreeMap::new(),
+        deployments: BTreeMap::new(),
+        stages: BTreeMap::new(),
+    };
+    if let Some(target) = &input.target {
+        let mut integration = quick_integration(target)?;
+        integration.credentials_arn = input.credentials_arn.clone();
+        let route_key = input.route_key.unwrap_or_else(|| "$default".into());
+        check_route_key(&route_key)?;
+        let route = Route {
+            route_id: new_id(7),
+            route_key,
+            api_key_required: false,
+            authorization_scopes: Vec::new(),
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            operation_name: None,
+            request_parameters: BTreeMap::new(),
+            target: Some(format!("integrations/{}", integration.integration_id)),
+            api_gateway_managed: true,
+        };
+        api.integrations
+            .insert(integration.integration_id.clone(), integration);
+        api.routes.insert(route.route_id.clone(), route);
+        api.stages.insert(
+            "$default".into(),
+            Stage {
+                stage_name: "$default".into(),
+                auto_deploy: true,
+                deployment_id: None,
+                description: None,
+                created_date: now.clone(),
+                last_updated_date: now,
+                default_route_settings: RouteSettings::default(),
+                route_settings: BTreeMap::new(),
+                stage_variables: BTreeMap::new(),
+                access_log_settings: None,
+                tags: BTreeMap::new(),
+                api_gateway_managed: true,
+                last_deployment_status_message: None,
+            },
+        );
+        auto_deploy(&mut api);
+    }
+    svc.store
+        .insert_document(&doc_key(&caller, &api.api_id), &to_value(&api))
+        .await?;
+    svc.live.publish(&api);
+    Ok(answer(
+        StatusCode::CREATED,
+        api.to_wire(request_port(&headers)),
+    ))
+}
+
+pub async fn get_api(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    headers: HeaderMap,
+) -> RestResult<Response> {
+    let api = load(&svc, &caller, &api_id).await?;
+    Ok(answer(StatusCode::OK, api.to_wire(request_port(&headers))))
+}
+
+pub async fn get_apis(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> RestResult<Response> {
+    let port = request_port(&headers);
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = svc
+            .store
+            .list_documents(
+                &caller.account_id,
+                &caller.region,
+                HTTP_API_KIND,
+                "",
+                after.as_deref(),
+                500,
+            )
+            .await?;
+        let done = batch.len() < 500;
+        for document in batch {
+            after = Some(document.key.id.clone());
+            let api: HttpApi = serde_json::from_value(document.doc)?;
+            items.push((api.api_id.clone(), api.to_wire(port)));
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(answer(StatusCode::OK, page(items, &query)?))
+}
+
+pub async fn update_api(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> RestResult<Response> {
+    let input: ApiInput = parse(&body)?;
+    if let Some(cors) = &input.cors_configuration {
+        check_cors(cors)?;
+    }
+    let (api, ()) = mutate(&svc, &caller, &api_id, move |api| {
+        if let Some(name) = input.name {
+            api.name = name;
+        }
+        if let Some(d) = input.description {
+            api.description = Some(d);
+        }
+        if let Some(v) = input.version {
+            api.version = Some(v);
+        }
+        if let Some(e) = input.route_selection_expression {
+            api.route_selection_expression = e;
+        }
+        if let Some(e) = input.api_key_selection_expression {
+            api.api_key_selection_expression = e;
+        }
+        if let Some(cors) = input.cors_configuration {
+            api.cors = Some(cors);
+        }
+        if let Some(b) = input.disable_execute_api_endpoint {
+            api.disable_execute_api_endpoint = b;
+        }
+        if let Some(b) = input.disable_schema_validation {
+            api.disable_schema_validation = b;
+        }
+        if let Some(t) = input.ip_address_type {
+            api.ip_address_type = t;
+        }
+        if let Some(target) = input.target {
+            // Quick update: the managed integration points at the new target.
+            let managed = api
+                .integrations
+                .values_mut()
+                .find(|i| i.api_gateway_managed)
+                .ok_or_else(|| {
+                    RestError::bad_request("Target can only be updated on a quick-created API")
+                })?;
+            let fresh = quick_integration(&target)?;
+            managed.integration_type = fresh.integration_type;
+            managed.integration_uri = fresh.integration_uri;
+            managed.integration_method = fresh.integration_method;
+            managed.payload_format_version = fresh.payload_format_version;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(answer(StatusCode::OK, api.to_wire(request_port(&headers))))
+}
+
+pub async fn delete_api(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+) -> RestResult<Response> {
+    if !svc
+        .store
+        .delete_document(&doc_key(&caller, &api_id))
+        .await?
+    {
+        return Err(api_not_found(&caller, &api_id));
+    }
+    svc.live.remove(&api_id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn delete_cors_configuration(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+) -> RestResult<Response> {
+    mutate(&svc, &caller, &api_id, move |api| {
+        api.cors = None;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,220 @@
+//! The `apigatewayv2` control plane for HTTP APIs: APIs (with quick create),
+//! routes, integrations, authorizers, stages and deployments, at AWS's
+//! `/v2/apis...` paths with its camelCase JSON.
+
+mod apis;
+mod authorizers;
+mod deployments;
+mod integrations;
+mod routes;
+mod stages;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strato_model::Caller;
+use strato_store::DocumentKey;
+
+use super::model::{new_id, timestamp_now, Deployment, HttpApi, HTTP_API_KIND};
+use super::HttpApiService;
+use crate::rest_api::error::{RestError, RestResult};
+
+pub use apis::{
+    create_api, delete_api, delete_cors_configuration, get_api, get_apis, update_api, ApiInput,
+};
+pub use authorizers::{
+    create_authorizer, delete_authorizer, get_authorizer, get_authorizers, update_authorizer,
+    AuthorizerInput,
+};
+pub use deployments::{
+    create_deployment, delete_deployment, get_deployment, get_deployments, DeploymentInput,
+};
+pub use integrations::{
+    create_integration, delete_integration, get_integration, get_integrations, update_integration,
+    IntegrationInput,
+};
+pub use routes::{
+    create_route, delete_route, delete_route_request_parameter, get_route, get_routes,
+    update_route, RouteInput,
+};
+pub use stages::{
+    create_stage, delete_access_log_settings, delete_route_settings, delete_stage, get_stage,
+    get_stages, update_stage, StageInput,
+};
+
+type Service = State<Arc<HttpApiService>>;
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> RestResult<T> {
+    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| RestError::bad_request(format!("Invalid request body: {e}")))
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn to_value(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The port the client reached us on (from `Host`), for the endpoints we
+/// hand back.
+pub fn request_port(headers: &HeaderMap) -> u16 {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(80)
+}
+
+fn doc_key(caller: &Caller, api_id: &str) -> DocumentKey {
+    DocumentKey::new(&caller.account_id, &caller.region, HTTP_API_KIND, api_id)
+}
+
+fn api_not_found(caller: &Caller, api_id: &str) -> RestError {
+    RestError::not_found(format!(
+        "Invalid API identifier specified {}:{api_id}",
+        caller.account_id
+    ))
+}
+
+fn not_found(what: &str, caller: &Caller, id: &str) -> RestError {
+    RestError::not_found(format!(
+        "Invalid {what} identifier specified {}:{id}",
+        caller.account_id
+    ))
+}
+
+async fn load(svc: &HttpApiService, caller: &Caller, api_id: &str) -> RestResult<HttpApi> {
+    let doc = svc
+        .store
+        .get_document(&doc_key(caller, api_id))
+        .await?
+        .ok_or_else(|| api_not_found(caller, api_id))?;
+    Ok(serde_json::from_value(doc)?)
+}
+
+/// Applies `change` to the API atomically, redeploys auto-deploy stages
+/// when routes, integrations, authorizers or CORS changed, and publishes
+/// the result to the data plane.
+async fn mutate<R, F>(
+    svc: &HttpApiService,
+    caller: &Caller,
+    api_id: &str,
+    change: F,
+) -> RestResult<(HttpApi, R)>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut HttpApi) -> RestResult<R> + Send + 'static,
+{
+    let missing = api_not_found(caller, api_id);
+    let result: Arc<parking_lot::Mutex<Option<R>>> = Arc::new(parking_lot::Mutex::new(None));
+    let slot = result.clone();
+    let stored = svc
+        .store
+        .update_document(
+            &doc_key(caller, api_id),
+            Box::new(move |current| {
+                let Some(current) = current else {
+                    return Err(missing.into_aws());
+                };
+                let mut api: HttpApi = serde_json::from_value(current)
+                    .map_err(|e| strato_model::AwsError::service(e.to_string()))?;
+                let before = api.snapshot();
+                let out = change(&mut api).map_err(RestError::into_aws)?;
+                if api.snapshot() != before {
+                    auto_deploy(&mut api);
+                }
+                *slot.lock() = Some(out);
+                serde_json::to_value(&api)
+                    .map(Some)
+                    .map_err(|e| strato_model::AwsError::service(e.to_string()))
+            }),
+        )
+        .await?;
+    let stored = stored.ok_or_else(|| api_not_found(caller, api_id))?;
+    let api: HttpApi = serde_json::from_value(stored)?;
+    svc.live.publish(&api);
+    let out = result
+        .lock()
+        .take()
+        .ok_or_else(|| RestError::bad_request("the change was not applied"))?;
+    Ok((api, out))
+}
+
+/// A new deployment for every stage with `autoDeploy`.
+fn auto_deploy(api: &mut HttpApi) {
+    if !api.stages.values().any(|s| s.auto_deploy) {
+        return;
+    }
+    let deployment = Deployment {
+        deployment_id: new_id(6),
+        auto_deployed: true,
+        created_date: timestamp_now(),
+        description: Some(
+            "Automatic deployment triggered by changes to the Api configuration".into(),
+        ),
+        snapshot: api.snapshot(),
+    };
+    let now = timestamp_now();
+    for stage in api.stages.values_mut().filter(|s| s.auto_deploy) {
+        stage.deployment_id = Some(deployment.deployment_id.clone());
+        stage.last_updated_date = now.clone();
+        stage.last_deployment_status_message = Some(format!(
+            "Successfully deployed stage with deployment ID '{}'",
+            deployment.deployment_id
+        ));
+    }
+    api.deployments
+        .insert(deployment.deployment_id.clone(), deployment);
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+/// A page of `items` (ordered by id) and the `nextToken` of the next one.
+fn page(items: Vec<(String, Value)>, query: &PageQuery) -> RestResult<Value> {
+    let limit = match query.max_results.as_deref() {
+        None => 500,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| RestError::bad_request("maxResults must be between 1 and 500"))?,
+    };
+    let start = match &query.next_token {
+        Some(token) => items.partition_point(|(id, _)| id.as_str() <= token.as_str()),
+        None => 0,
+    };
+    let rest = &items[start.min(items.len())..];
+    let taken: Vec<Value> = rest.iter().take(limit).map(|(_, v)| v.clone()).collect();
+    let mut body = serde_json::Map::new();
+    body.insert("items".into(), Value::Array(taken));
+    if rest.len() > limit {
+        body.insert("nextToken".into(), rest[limit - 1].0.clone().into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// `{"message": ...}` for an unknown path under `/v2/apis`.
+pub fn unknown() -> Response {
+    answer(
+        StatusCode::NOT_FOUND,
+        json!({"message": "The requested resource was not found"}),
+    )
+}

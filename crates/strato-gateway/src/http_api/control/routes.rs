@@ -1,0 +1,240 @@
+//! Routes: their keys, targets and authorization.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::Value;
+use strato_model::Caller;
+
+use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
+use crate::http_api::live::parse_route_path;
+use crate::http_api::model::{new_id, HttpApi, Route};
+use crate::rest_api::error::{RestError, RestResult};
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteInput {
+    route_key: Option<String>,
+    api_key_required: Option<bool>,
+    authorization_scopes: Option<Vec<String>>,
+    authorization_type: Option<String>,
+    authorizer_id: Option<String>,
+    operation_name: Option<String>,
+    request_parameters: Option<BTreeMap<String, Value>>,
+    target: Option<String>,
+}
+
+pub(super) fn check_route_key(key: &str) -> RestResult<()> {
+    if key == "$default" {
+        return Ok(());
+    }
+    let valid = key.split_once(' ').is_some_and(|(method, path)| {
+        matches!(
+            method,
+            "ANY" | "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS"
+        ) && parse_route_path(path).is_some()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(RestError::bad_request(format!(
+            "Unable to create Route with RouteKey '{key}'. The RouteKey must be '$default' or of the form 'METHOD /path', where METHOD is an HTTP method or ANY and path is a resource path."
+        )))
+    }
+}
+
+fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
+    if let Some(target) = &route.target {
+        let id = target.strip_prefix("integrations/").unwrap_or("");
+        if !api.integrations.contains_key(id) {
+            return Err(RestError::bad_request(format!(
+                "Invalid target: {target}. The target must be of the form integrations/{{integration-id}} with an existing integration."
+            )));
+        }
+    }
+    match route.authorization_type.as_str() {
+        "NONE" | "AWS_IAM" => {}
+        "CUSTOM" | "JWT" => {
+            let id = route.authorizer_id.as_deref().unwrap_or("");
+            let authorizer = api.authorizers.get(id).ok_or_else(|| {
+                RestError::bad_request(format!(
+                    "Unable to find authorizer with id '{id}' for route '{}'",
+                    route.route_key
+                ))
+            })?;
+            let expected = if route.authorization_type == "JWT" {
+                "JWT"
+            } else {
+                "REQUEST"
+            };
+            if authorizer.authorizer_type != expected {
+                return Err(RestError::bad_request(format!(
+                    "AuthorizationType {} does not match the authorizer's type {}",
+                    route.authorization_type, authorizer.authorizer_type
+                )));
+            }
+        }
+        other => {
+            return Err(RestError::bad_request(format!(
+                "Invalid authorization type {other}; must be NONE, AWS_IAM, CUSTOM or JWT"
+            )))
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_route(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let input: RouteInput = parse(&body)?;
+    let route_key = input
+        .route_key
+        .ok_or_else(|| RestError::bad_request("RouteKey is required"))?;
+    check_route_key(&route_key)?;
+    let route = Route {
+        route_id: new_id(7),
+        route_key,
+        api_key_required: input.api_key_required.unwrap_or(false),
+        authorization_scopes: input.authorization_scopes.unwrap_or_default(),
+        authorization_type: input.authorization_type.unwrap_or_else(|| "NONE".into()),
+        authorizer_id: input.authorizer_id,
+        operation_name: input.operation_name,
+        request_parameters: input.request_parameters.unwrap_or_default(),
+        target: input.target,
+        api_gateway_managed: false,
+    };
+    let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
+        if api.routes.values().any(|r| r.route_key == route.route_key) {
+            return Err(RestError::conflict(format!(
+                "Route with key {} already exists for this API",
+                route.route_key
+            )));
+        }
+        check_route_refs(api, &route)?;
+        api.routes.insert(route.route_id.clone(), route.clone());
+        Ok(route)
+    })
+    .await?;
+    Ok(answer(StatusCode::CREATED, to_value(&route)))
+}
+
+pub async fn get_routes(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> RestResult<Response> {
+    let api = load(&svc, &caller, &api_id).await?;
+    let items = api
+        .routes
+        .iter()
+        .map(|(id, r)| (id.clone(), to_value(r)))
+        .collect();
+    Ok(answer(StatusCode::OK, page(items, &query)?))
+}
+
+pub async fn get_route(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, route_id)): Path<(String, String)>,
+) -> RestResult<Response> {
+    let api = load(&svc, &caller, &api_id).await?;
+    let route = api
+        .routes
+        .get(&route_id)
+        .ok_or_else(|| not_found("Route", &caller, &route_id))?;
+    Ok(answer(StatusCode::OK, to_value(route)))
+}
+
+pub async fn update_route(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, route_id)): Path<(String, String)>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let input: RouteInput = parse(&body)?;
+    if let Some(key) = &input.route_key {
+        check_route_key(key)?;
+    }
+    let missing = not_found("Route", &caller, &route_id);
+    let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
+        let mut route = api.routes.get(&route_id).cloned().ok_or(missing)?;
+        if let Some(key) = input.route_key {
+            if api
+                .routes
+                .values()
+                .any(|r| r.route_key == key && r.route_id != route_id)
+            {
+                return Err(RestError::conflict(format!(
+                    "Route with key {key} already exists for this API"
+                )));
+            }
+            route.route_key = key;
+        }
+        if let Some(v) = input.api_key_required {
+            route.api_key_required = v;
+        }
+        if let Some(v) = input.authorization_scopes {
+            route.authorization_scopes = v;
+        }
+        if let Some(v) = input.authorization_type {
+            route.authorization_type = v;
+            if route.authorization_type == "NONE" || route.authorization_type == "AWS_IAM" {
+                route.authorizer_id = None;
+            }
+        }
+        if let Some(v) = input.authorizer_id {
+            route.authorizer_id = Some(v);
+        }
+        if let Some(v) = input.operation_name {
+            route.operation_name = Some(v);
+        }
+        if let Some(v) = input.request_parameters {
+            route.request_parameters = v;
+        }
+        if let Some(v) = input.target {
+            route.target = (!v.is_empty()).then_some(v);
+        }
+        check_route_refs(api, &route)?;
+        api.routes.insert(route_id, route.clone());
+        Ok(route)
+    })
+    .await?;
+    Ok(answer(StatusCode::OK, to_value(&route)))
+}
+
+pub async fn delete_route(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, route_id)): Path<(String, String)>,
+) -> RestResult<Response> {
+    let missing = not_found("Route", &caller, &route_id);
+    mutate(&svc, &caller, &api_id, move |api| {
+        api.routes.remove(&route_id).map(|_| ()).ok_or(missing)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn delete_route_request_parameter(
+    State(svc): Service,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, route_id, key)): Path<(String, String, String)>,
+) -> RestResult<Response> {
+    let missing = not_found("Route", &caller, &route_id);
+    mutate(&svc, &caller, &api_id, move |api| {
+        let route = api.routes.get_mut(&route_id).ok_or(missing)?;
+        route.request_parameters.remove(&key);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,165 @@
+//! HTTP APIs (`aws apigatewayv2 ...`): the control plane ([`control`]) and
+//! the data plane ([`dataplane`]) that serves deployed stages from the
+//! in-memory [`live::LiveIndex`], rebuilt for an API after every
+//! control-plane write and loaded whole at start.
+
+pub mod control;
+pub mod dataplane;
+pub mod live;
+pub mod model;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use strato_sigv4::CredentialLookup;
+use strato_store::Store;
+
+use crate::access_log::AccessLogWriter;
+use crate::authorizer::jwt::JwksCache;
+use crate::authorizer::DecisionCache;
+use crate::http_backend::HttpBackend;
+use crate::invoker::LambdaInvoker;
+use crate::metrics::ApiMetricsSink;
+use crate::rest_api::error::RestResult;
+use live::LiveIndex;
+use model::{HttpApi, HTTP_API_KIND};
+
+/// What HTTP API handlers and the data plane share.
+pub struct HttpApiService {
+    pub store: Arc<dyn Store>,
+    pub invoker: Arc<dyn LambdaInvoker>,
+    pub http: HttpBackend,
+    pub live: LiveIndex,
+    pub access_logs: AccessLogWriter,
+    pub metrics: Arc<dyn ApiMetricsSink>,
+    pub jwks: JwksCache,
+    pub decisions: DecisionCache,
+    /// Access keys, for routes with `AWS_IAM` authorization.
+    pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
+}
+
+impl HttpApiService {
+    /// Loads every HTTP API into the live index.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        invoker: Arc<dyn LambdaInvoker>,
+        http: HttpBackend,
+        access_logs: AccessLogWriter,
+        metrics: Arc<dyn ApiMetricsSink>,
+        credentials: Arc<dyn CredentialLookup + Send + Sync>,
+    ) -> RestResult<Arc<HttpApiService>> {
+        let jwks_client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| {
+                crate::rest_api::error::RestError::new(
+                    crate::rest_api::error::RestErrorCode::ServiceUnavailableException,
+                    e.to_string(),
+                )
+            })?;
+        let service = Arc::new(HttpApiService {
+            store,
+            invoker,
+            http,
+            live: LiveIndex::default(),
+            access_logs,
+            metrics,
+            jwks: JwksCache::new(jwks_client),
+            decisions: DecisionCache::default(),
+            credentials,
+        });
+        for document in service.store.list_all_documents(HTTP_API_KIND).await? {
+            match serde_json::from_value::<HttpApi>(document.doc) {
+                Ok(api) => service.live.publish(&api),
+                Err(e) => {
+                    tracing::warn!(id = %document.key.id, error = %e, "unreadable HTTP API document")
+                }
+            }
+        }
+        Ok(service)
+    }
+
+    /// True when `api_id` names an HTTP API (the data-plane dispatch asks).
+    pub fn serves(&self, api_id: &str) -> bool {
+        self.live.apis.contains_key(api_id)
+    }
+}
+
+/// The control-plane routes; mount them inside the SigV4-authenticated
+/// router (handlers read the [`strato_model::Caller`] extension).
+pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<HttpApiService>) -> Router<S> {
+    Router::new()
+        .route("/v2/apis", post(control::create_api).get(control::get_apis))
+        .route(
+            "/v2/apis/{api_id}",
+            get(control::get_api)
+                .patch(control::update_api)
+                .delete(control::delete_api),
+        )
+        .route(
+            "/v2/apis/{api_id}/cors",
+            axum::routing::delete(control::delete_cors_configuration),
+        )
+        .route(
+            "/v2/apis/{api_id}/routes/{route_id}/requestparameters/{key}",
+            axum::routing::delete(control::delete_route_request_parameter),
+        )
+        .route(
+            "/v2/apis/{api_id}/stages/{stage_name}/routesettings/{route_key}",
+            axum::routing::delete(control::delete_route_settings),
+        )
+        .route(
+            "/v2/apis/{api_id}/stages/{stage_name}/accesslogsettings",
+            axum::routing::delete(control::delete_access_log_settings),
+        )
+        .route(
+            "/v2/apis/{api_id}/routes",
+            post(control::create_route).get(control::get_routes),
+        )
+        .route(
+            "/v2/apis/{api_id}/routes/{route_id}",
+            get(control::get_route)
+                .patch(control::update_route)
+                .delete(control::delete_route),
+        )
+        .route(
+            "/v2/apis/{api_id}/integrations",
+            post(control::create_integration).get(control::get_integrations),
+        )
+        .route(
+            "/v2/apis/{api_id}/integrations/{integration_id}",
+            get(control::get_integration)
+                .patch(control::update_integration)
+                .delete(control::delete_integration),
+        )
+        .route(
+            "/v2/apis/{api_id}/authorizers",
+            post(control::create_authorizer).get(control::get_authorizers),
+        )
+        .route(
+            "/v2/apis/{api_id}/authorizers/{authorizer_id}",
+            get(control::get_authorizer)
+                .patch(control::update_authorizer)
+                .delete(control::delete_authorizer),
+        )
+        .route(
+            "/v2/apis/{api_id}/stages",
+            post(control::create_stage).get(control::get_stages),
+        )
+        .route(
+            "/v2/apis/{api_id}/stages/{stage_name}",
+            get(control::get_stage)
+                .patch(control::update_stage)
+                .delete(control::delete_stage),
+        )
+        .route(
+            "/v2/apis/{api_id}/deployments",
+            post(control::create_deployment).get(control::get_deployments),
+        )
+        .route(
+            "/v2/apis/{api_id}/deployments/{deployment_id}",
+            get(control::get_deployment).delete(control::delete_deployment),
+        )
+        .with_state(service)
+}

@@ -1,0 +1,288 @@
+//! HTTP APIs as stored: one store document per API (kind
+//! [`HTTP_API_KIND`]) holding the API with its routes, integrations,
+//! authorizers, deployments and stages, so every control-plane change is
+//! one atomic document update. Members serialize in `apigatewayv2`'s wire
+//! shape (camelCase), so the control plane answers with them directly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The store document kind of an HTTP API.
+pub const HTTP_API_KIND: &str = "apigatewayv2-api";
+
+/// `corsConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cors {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_headers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_methods: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_origins: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expose_headers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    pub route_id: String,
+    pub route_key: String,
+    #[serde(default)]
+    pub api_key_required: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
+    pub authorization_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: BTreeMap<String, Value>,
+    /// `integrations/{integration-id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub api_gateway_managed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Integration {
+    pub integration_id: String,
+    pub integration_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integration_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integration_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_format_version: Option<String>,
+    pub timeout_in_millis: i64,
+    pub connection_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub api_gateway_managed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtConfiguration {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorizer {
+    pub authorizer_id: String,
+    pub name: String,
+    /// `REQUEST` (Lambda) or `JWT`.
+    pub authorizer_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_payload_format_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_result_ttl_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_simple_responses: Option<bool>,
+    #[serde(default)]
+    pub identity_source: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_configuration: Option<JwtConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_credentials_arn: Option<String>,
+}
+
+/// `RouteSettings`: throttling (and logging flags Strato stores).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_trace_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detailed_metrics_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttling_burst_limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttling_rate_limit: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    pub stage_name: String,
+    #[serde(default)]
+    pub auto_deploy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created_date: String,
+    pub last_updated_date: String,
+    #[serde(default)]
+    pub default_route_settings: RouteSettings,
+    #[serde(default)]
+    pub route_settings: BTreeMap<String, RouteSettings>,
+    #[serde(default)]
+    pub stage_variables: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log_settings: Option<AccessLogSettings>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub api_gateway_managed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_deployment_status_message: Option<String>,
+}
+
+/// What a deployment froze: the routes, integrations and authorizers (and
+/// the API's CORS configuration) a stage serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub routes: BTreeMap<String, Route>,
+    pub integrations: BTreeMap<String, Integration>,
+    pub authorizers: BTreeMap<String, Authorizer>,
+    pub cors: Option<Cors>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub deployment_id: String,
+    pub auto_deployed: bool,
+    pub created_date: String,
+    pub description: Option<String>,
+    pub snapshot: Snapshot,
+}
+
+impl Deployment {
+    pub fn to_wire(&self) -> Value {
+        let mut out = serde_json::json!({
+            "autoDeployed": self.auto_deployed,
+            "createdDate": self.created_date,
+            "deploymentId": self.deployment_id,
+            "deploymentStatus": "DEPLOYED",
+        });
+        if let (Some(d), Value::Object(map)) = (&self.description, &mut out) {
+            map.insert("description".into(), d.clone().into());
+        }
+        out
+    }
+}
+
+/// An HTTP API with everything in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpApi {
+    pub api_id: String,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub route_selection_expression: String,
+    pub api_key_selection_expression: String,
+    pub cors: Option<Cors>,
+    pub disable_execute_api_endpoint: bool,
+    pub disable_schema_validation: bool,
+    pub ip_address_type: String,
+    pub created_date: String,
+    pub tags: BTreeMap<String, String>,
+    pub routes: BTreeMap<String, Route>,
+    pub integrations: BTreeMap<String, Integration>,
+    pub authorizers: BTreeMap<String, Authorizer>,
+    pub deployments: BTreeMap<String, Deployment>,
+    pub stages: BTreeMap<String, Stage>,
+}
+
+impl HttpApi {
+    /// `http://{api-id}.execute-api.localhost:{port}`: what GetApi returns
+    /// and what curl reaches on this machine.
+    pub fn endpoint(&self, port: u16) -> String {
+        format!("http://{}.execute-api.localhost:{port}", self.api_id)
+    }
+
+    /// The `Api` shape of GetApi / CreateApi / UpdateApi / GetApis.
+    pub fn to_wire(&self, port: u16) -> Value {
+        let mut out = serde_json::json!({
+            "apiEndpoint": self.endpoint(port),
+            "apiId": self.api_id,
+            "apiKeySelectionExpression": self.api_key_selection_expression,
+            "createdDate": self.created_date,
+            "disableExecuteApiEndpoint": self.disable_execute_api_endpoint,
+            "disableSchemaValidation": self.disable_schema_validation,
+            "ipAddressType": self.ip_address_type,
+            "name": self.name,
+            "protocolType": "HTTP",
+            "routeSelectionExpression": self.route_selection_expression,
+            "tags": self.tags,
+        });
+        if let Value::Object(map) = &mut out {
+            if let Some(cors) = &self.cors {
+                map.insert(
+                    "corsConfiguration".into(),
+                    serde_json::to_value(cors).unwrap_or(Value::Null),
+                );
+            }
+            if let Some(d) = &self.description {
+                map.insert("description".into(), d.clone().into());
+            }
+            if let Some(v) = &self.version {
+                map.insert("version".into(), v.clone().into());
+            }
+        }
+        out
+    }
+
+    /// The current routes, integrations and authorizers, for a deployment.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            routes: self.routes.clone(),
+            integrations: self.integrations.clone(),
+            authorizers: self.authorizers.clone(),
+            cors: self.cors.clone(),
+        }
+    }
+}
+
+/// `2026-11-26T20:42:46Z`, as API Gateway writes timestamps.
+pub fn timestamp_now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// An identifier as API Gateway makes them: 10 lower-case alphanumerics
+/// (routes, integrations and the rest use 7).
+pub fn new_id(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}

@@ -1,0 +1,314 @@
+//! Methods' integrations and their integration responses.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use strato_model::Caller;
+
+use super::methods::{check_http_method, check_status_code, method_of, read_method};
+use super::{integration_not_found, json_answer, load_api, mutate_api, response_not_found, Svc};
+use crate::rest_api::error::{RestError, RestResult};
+use crate::rest_api::model::{Integration, IntegrationResponse};
+use crate::rest_api::parse_body;
+use crate::rest_api::patch::{PatchOp, PatchRequest};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutIntegrationRequest {
+    #[serde(rename = "type")]
+    integration_type: Option<String>,
+    http_method: Option<String>,
+    uri: Option<String>,
+    connection_type: Option<String>,
+    connection_id: Option<String>,
+    credentials: Option<String>,
+    #[serde(default)]
+    request_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    request_templates: BTreeMap<String, String>,
+    passthrough_behavior: Option<String>,
+    cache_namespace: Option<String>,
+    #[serde(default)]
+    cache_key_parameters: Vec<String>,
+    content_handling: Option<String>,
+    timeout_in_millis: Option<u64>,
+}
+
+/// AWS's bounds on `timeoutInMillis`.
+const MIN_TIMEOUT_MS: u64 = 50;
+const MAX_TIMEOUT_MS: u64 = 29_000;
+
+fn check_integration(integration: &Integration) -> RestResult<()> {
+    let kind = integration.integration_type.as_str();
+    if !matches!(kind, "HTTP" | "HTTP_PROXY" | "AWS" | "AWS_PROXY" | "MOCK") {
+        return Err(RestError::bad_request(format!(
+            "Invalid integration type specified: {kind}. Valid values are HTTP, HTTP_PROXY, AWS, AWS_PROXY and MOCK"
+        )));
+    }
+    if kind != "MOCK" {
+        match integration.http_method.as_deref() {
+            None | Some("") => {
+                return Err(RestError::bad_request(
+                    "Enumeration value for HttpMethod must be non-empty",
+                ))
+            }
+            Some(method) => {
+                check_http_method(method)?;
+            }
+        }
+        let uri = integration.uri.as_deref().unwrap_or_default();
+        match kind {
+            "HTTP" | "HTTP_PROXY" => {
+                if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+                    return Err(RestError::bad_request(
+                        "Invalid HTTP endpoint specified for URI",
+                    ));
+                }
+            }
+            _ => {
+                if !uri.starts_with("arn:aws:apigateway:") {
+                    return Err(RestError::bad_request(
+                        "AWS ARN for integration must contain path or action",
+                    ));
+                }
+            }
+        }
+    }
+    if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&integration.timeout_in_millis) {
+        return Err(RestError::bad_request(format!(
+            "Timeout should be between {MIN_TIMEOUT_MS} ms and {MAX_TIMEOUT_MS} ms"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn put_integration(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: PutIntegrationRequest = parse_body(&body)?;
+    let http_method = http_method.to_ascii_uppercase();
+    let integration_type = request
+        .integration_type
+        .ok_or_else(|| RestError::bad_request("Invalid integration type specified"))?;
+    let integration = Integration {
+        integration_type,
+        http_method: request.http_method.map(|m| m.to_ascii_uppercase()),
+        uri: request.uri,
+        connection_type: Some(request.connection_type.unwrap_or_else(|| "INTERNET".into())),
+        connection_id: request.connection_id,
+        credentials: request.credentials,
+        request_parameters: request.request_parameters,
+        request_templates: request.request_templates,
+        passthrough_behavior: Some(
+            request
+                .passthrough_behavior
+                .unwrap_or_else(|| "WHEN_NO_MATCH".into()),
+        ),
+        content_handling: request.content_handling,
+        timeout_in_millis: request.timeout_in_millis.unwrap_or(MAX_TIMEOUT_MS),
+        cache_namespace: Some(
+            request
+                .cache_namespace
+                .unwrap_or_else(|| resource_id.clone()),
+        ),
+        cache_key_parameters: request.cache_key_parameters,
+        integration_responses: BTreeMap::new(),
+    };
+    check_integration(&integration)?;
+    let answer = integration.clone();
+    mutate_api(&service, &caller, &api_id, move |record| {
+        let method = method_of(record, &resource_id, &http_method)?;
+        method.method_integration = Some(integration);
+        Ok(())
+    })
+    .await?;
+    json_answer(StatusCode::CREATED, &answer)
+}
+
+pub async fn get_integration(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
+) -> RestResult<Response> {
+    let record = load_api(&service, &caller, &api_id).await?;
+    let method = read_method(&record, &resource_id, &http_method.to_ascii_uppercase())?;
+    let integration = method
+        .method_integration
+        .as_ref()
+        .ok_or_else(integration_not_found)?;
+    json_answer(StatusCode::OK, integration)
+}
+
+pub async fn update_integration(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: PatchRequest = parse_body(&body)?;
+    let http_method = http_method.to_ascii_uppercase();
+    let integration = mutate_api(&service, &caller, &api_id, move |record| {
+        let method = method_of(record, &resource_id, &http_method)?;
+        let integration = method
+            .method_integration
+            .as_mut()
+            .ok_or_else(integration_not_found)?;
+        for op in &request.patch_operations {
+            let kind = op.kind()?;
+            let segments = op.segments();
+            match (
+                kind,
+                segments
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+            ) {
+                (PatchOp::Replace, ["uri"]) => integration.uri = Some(op.value()?.to_string()),
+                (PatchOp::Replace, ["httpMethod"]) => {
+                    integration.http_method = Some(check_http_method(op.value()?)?)
+                }
+                (PatchOp::Replace, ["timeoutInMillis"]) => {
+                    integration.timeout_in_millis =
+                        u64::try_from(op.int_value()?).map_err(|_| op.unsupported())?;
+                }
+                (PatchOp::Replace, ["passthroughBehavior"]) => {
+                    integration.passthrough_behavior = op.value.clone()
+                }
+                (PatchOp::Replace, ["contentHandling"]) => {
+                    integration.content_handling = op.value.clone()
+                }
+                (PatchOp::Add | PatchOp::Replace, ["requestParameters", name]) => {
+                    integration
+                        .request_parameters
+                        .insert(name.to_string(), op.value()?.to_string());
+                }
+                (PatchOp::Remove, ["requestParameters", name]) => {
+                    integration.request_parameters.remove(*name);
+                }
+                (PatchOp::Add | PatchOp::Replace, ["requestTemplates", content_type]) => {
+                    integration
+                        .request_templates
+                        .insert(content_type.to_string(), op.value()?.to_string());
+                }
+                (PatchOp::Remove, ["requestTemplates", content_type]) => {
+                    integration.request_templates.remove(*content_type);
+                }
+                _ => return Err(op.unsupported()),
+            }
+        }
+        check_integration(integration)?;
+        Ok(integration.clone())
+    })
+    .await?;
+    json_answer(StatusCode::OK, &integration)
+}
+
+pub async fn delete_integration(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
+) -> RestResult<Response> {
+    let http_method = http_method.to_ascii_uppercase();
+    mutate_api(&service, &caller, &api_id, move |record| {
+        let method = method_of(record, &resource_id, &http_method)?;
+        method
+            .method_integration
+            .take()
+            .ok_or_else(integration_not_found)?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- Integration responses ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutIntegrationResponseRequest {
+    selection_pattern: Option<String>,
+    #[serde(default)]
+    response_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    response_templates: BTreeMap<String, String>,
+    content_handling: Option<String>,
+}
+
+pub async fn put_integration_response(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: PutIntegrationResponseRequest = parse_body(&body)?;
+    check_status_code(&status_code)?;
+    let http_method = http_method.to_ascii_uppercase();
+    let response = IntegrationResponse {
+        status_code: status_code.clone(),
+        selection_pattern: request.selection_pattern,
+        response_parameters: request.response_parameters,
+        response_templates: request.response_templates,
+        content_handling: request.content_handling,
+    };
+    let answer = response.clone();
+    mutate_api(&service, &caller, &api_id, move |record| {
+        let method = method_of(record, &resource_id, &http_method)?;
+        let integration = method
+            .method_integration
+            .as_mut()
+            .ok_or_else(integration_not_found)?;
+        integration
+            .integration_responses
+            .insert(status_code, response);
+        Ok(())
+    })
+    .await?;
+    json_answer(StatusCode::CREATED, &answer)
+}
+
+pub async fn get_integration_response(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
+) -> RestResult<Response> {
+    let record = load_api(&service, &caller, &api_id).await?;
+    let method = read_method(&record, &resource_id, &http_method.to_ascii_uppercase())?;
+    let response = method
+        .method_integration
+        .as_ref()
+        .ok_or_else(integration_not_found)?
+        .integration_responses
+        .get(&status_code)
+        .ok_or_else(response_not_found)?;
+    json_answer(StatusCode::OK, response)
+}
+
+pub async fn delete_integration_response(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
+) -> RestResult<Response> {
+    let http_method = http_method.to_ascii_uppercase();
+    mutate_api(&service, &caller, &api_id, move |record| {
+        let method = method_of(record, &resource_id, &http_method)?;
+        method
+            .method_integration
+            .as_mut()
+            .ok_or_else(integration_not_found)?
+            .integration_responses
+            .remove(&status_code)
+            .ok_or_else(response_not_found)?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

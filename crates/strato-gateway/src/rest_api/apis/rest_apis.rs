@@ -1,0 +1,269 @@
+//! REST APIs themselves: CreateRestApi (optionally cloning another's
+//! resources), Get, GetRestApis, Update (patch operations) and Delete.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::Value;
+use strato_model::Caller;
+use strato_store::DocumentKey;
+
+use super::{api_key, api_not_found, json_answer, load_api, mutate_api, Svc};
+use crate::rest_api::error::{RestError, RestResult};
+use crate::rest_api::model::{
+    EndpointConfiguration, Resource, RestApi, RestApiRecord, KIND_DEPLOYMENT, KIND_REST_API,
+    KIND_STAGE,
+};
+use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::{listing, new_id, now_epoch, page, parse_body, PageQuery};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRestApiRequest {
+    name: Option<String>,
+    description: Option<String>,
+    version: Option<String>,
+    clone_from: Option<String>,
+    #[serde(default)]
+    binary_media_types: Vec<String>,
+    minimum_compression_size: Option<i64>,
+    api_key_source: Option<String>,
+    endpoint_configuration: Option<EndpointConfigurationInput>,
+    policy: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    disable_execute_api_endpoint: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointConfigurationInput {
+    #[serde(default)]
+    types: Vec<String>,
+}
+
+fn check_api_key_source(source: &str) -> RestResult<()> {
+    match source {
+        "HEADER" | "AUTHORIZER" => Ok(()),
+        other => Err(RestError::bad_request(format!(
+            "Invalid API Key source specified: {other}. Valid values are HEADER and AUTHORIZER"
+        ))),
+    }
+}
+
+pub async fn create_rest_api(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: CreateRestApiRequest = parse_body(&body)?;
+    let name = request
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| RestError::bad_request("Invalid REST API name specified"))?;
+    let api_key_source = request.api_key_source.unwrap_or_else(|| "HEADER".into());
+    check_api_key_source(&api_key_source)?;
+    let types = match request.endpoint_configuration {
+        Some(config) if !config.types.is_empty() => config.types,
+        _ => vec!["EDGE".to_string()],
+    };
+    for endpoint_type in &types {
+        if !matches!(endpoint_type.as_str(), "EDGE" | "REGIONAL" | "PRIVATE") {
+            return Err(RestError::bad_request(format!(
+                "Invalid endpoint configuration type: {endpoint_type}"
+            )));
+        }
+    }
+    let mut resources = BTreeMap::new();
+    if let Some(source_id) = request.clone_from.as_deref() {
+        let source = load_api(&service, &caller, source_id).await?;
+        resources = source.resources;
+    }
+    let root_resource_id = resources
+        .values()
+        .find(|r| r.parent_id.is_none())
+        .map(|r| r.id.clone())
+        .unwrap_or_else(|| new_id(10));
+    resources
+        .entry(root_resource_id.clone())
+        .or_insert_with(|| Resource {
+            id: root_resource_id.clone(),
+            parent_id: None,
+            path_part: None,
+            path: "/".into(),
+            resource_methods: BTreeMap::new(),
+        });
+    let api = RestApi {
+        id: new_id(10),
+        name,
+        description: request.description,
+        created_date: now_epoch(),
+        version: request.version,
+        binary_media_types: request.binary_media_types,
+        minimum_compression_size: request.minimum_compression_size,
+        api_key_source,
+        endpoint_configuration: EndpointConfiguration { types },
+        policy: request.policy,
+        tags: request.tags,
+        disable_execute_api_endpoint: request.disable_execute_api_endpoint,
+        root_resource_id,
+    };
+    let record = RestApiRecord { api, resources };
+    service
+        .store
+        .insert_document(
+            &api_key(&caller, &record.api.id),
+            &serde_json::to_value(&record)?,
+        )
+        .await?;
+    service
+        .refresh_api(&caller.account_id, &caller.region, &record.api.id)
+        .await;
+    json_answer(StatusCode::CREATED, &record.api)
+}
+
+pub async fn get_rest_api(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+) -> RestResult<Response> {
+    let record = load_api(&service, &caller, &api_id).await?;
+    json_answer(StatusCode::OK, &record.api)
+}
+
+pub async fn get_rest_apis(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<PageQuery>,
+) -> RestResult<Response> {
+    let all: Vec<(String, RestApiRecord)> = crate::rest_api::list_typed(
+        service.store.as_ref(),
+        &caller.account_id,
+        &caller.region,
+        KIND_REST_API,
+        "",
+    )
+    .await?;
+    let items: Vec<(String, RestApi)> = all.into_iter().map(|(id, r)| (id, r.api)).collect();
+    let (items, position) = page(&items, &query)?;
+    let items = items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok(Json(listing(items, position)).into_response())
+}
+
+pub async fn update_rest_api(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: PatchRequest = parse_body(&body)?;
+    let api = mutate_api(&service, &caller, &api_id, move |record| {
+        for op in &request.patch_operations {
+            let kind = op.kind()?;
+            let segments = op.segments();
+            let api = &mut record.api;
+            match (
+                kind,
+                segments
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+            ) {
+                (PatchOp::Replace, ["name"]) => {
+                    let name = op.value()?;
+                    if name.trim().is_empty() {
+                        return Err(RestError::bad_request("Invalid REST API name specified"));
+                    }
+                    api.name = name.to_string();
+                }
+                (PatchOp::Replace, ["description"]) => api.description = op.value.clone(),
+                (PatchOp::Replace, ["version"]) => api.version = op.value.clone(),
+                (PatchOp::Replace, ["policy"]) => api.policy = op.value.clone(),
+                (PatchOp::Replace, ["apiKeySource"]) => {
+                    let source = op.value()?;
+                    check_api_key_source(source)?;
+                    api.api_key_source = source.to_string();
+                }
+                (PatchOp::Replace, ["disableExecuteApiEndpoint"]) => {
+                    api.disable_execute_api_endpoint = op.bool_value()?;
+                }
+                (PatchOp::Replace, ["minimumCompressionSize"]) => {
+                    api.minimum_compression_size = match op.value.as_deref() {
+                        None | Some("") => None,
+                        Some(_) => Some(op.int_value()?),
+                    };
+                }
+                (PatchOp::Add, ["binaryMediaTypes", media_type]) => {
+                    if !api.binary_media_types.iter().any(|t| t == media_type) {
+                        api.binary_media_types.push(media_type.to_string());
+                    }
+                }
+                (PatchOp::Remove, ["binaryMediaTypes", media_type]) => {
+                    api.binary_media_types.retain(|t| t != media_type);
+                }
+                (PatchOp::Replace, ["binaryMediaTypes", media_type]) => {
+                    let new_type = op.value()?.to_string();
+                    api.binary_media_types.retain(|t| t != media_type);
+                    api.binary_media_types.push(new_type);
+                }
+                _ => return Err(op.unsupported()),
+            }
+        }
+        Ok(record.api.clone())
+    })
+    .await?;
+    service
+        .refresh_api(&caller.account_id, &caller.region, &api_id)
+        .await;
+    json_answer(StatusCode::OK, &api)
+}
+
+pub async fn delete_rest_api(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+) -> RestResult<Response> {
+    if !service
+        .store
+        .delete_document(&api_key(&caller, &api_id))
+        .await?
+    {
+        return Err(api_not_found(&caller, &api_id));
+    }
+    let prefix = format!("{api_id}/");
+    for kind in [KIND_STAGE, KIND_DEPLOYMENT] {
+        let documents: Vec<(String, Value)> = crate::rest_api::list_typed(
+            service.store.as_ref(),
+            &caller.account_id,
+            &caller.region,
+            kind,
+            &prefix,
+        )
+        .await?;
+        for (id, _) in documents {
+            service
+                .store
+                .delete_document(&DocumentKey::new(
+                    &caller.account_id,
+                    &caller.region,
+                    kind,
+                    id,
+                ))
+                .await?;
+        }
+    }
+    service
+        .refresh_api(&caller.account_id, &caller.region, &api_id)
+        .await;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

@@ -1,0 +1,591 @@
+//! Deployments (snapshots of a REST API's resource tree) and stages (a name
+//! clients call, pointing at a deployment, with variables and method
+//! settings).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::Value;
+use strato_model::Caller;
+use strato_store::{DocumentKey, StoreError};
+
+use super::apis::load_api;
+use super::error::{RestError, RestResult};
+use super::model::{
+    AccessLogSettings, Deployment, DeploymentRecord, Stage, KIND_DEPLOYMENT, KIND_STAGE,
+};
+use super::patch::{PatchOp, PatchOperation, PatchRequest};
+use super::{list_typed, listing, new_id, now_epoch, page, parse_body, PageQuery, RestApiService};
+
+type Svc = State<Arc<RestApiService>>;
+
+pub fn deployment_key(caller: &Caller, api_id: &str, deployment_id: &str) -> DocumentKey {
+    DocumentKey::new(
+        &caller.account_id,
+        &caller.region,
+        KIND_DEPLOYMENT,
+        format!("{api_id}/{deployment_id}"),
+    )
+}
+
+pub fn stage_key(caller: &Caller, api_id: &str, stage_name: &str) -> DocumentKey {
+    DocumentKey::new(
+        &caller.account_id,
+        &caller.region,
+        KIND_STAGE,
+        format!("{api_id}/{stage_name}"),
+    )
+}
+
+fn deployment_not_found() -> RestError {
+    RestError::not_found("Invalid Deployment identifier specified")
+}
+
+fn stage_not_found() -> RestError {
+    RestError::not_found("Invalid Stage identifier specified")
+}
+
+fn check_stage_name(name: &str) -> RestResult<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(RestError::bad_request(
+            "Stage name only allows a-zA-Z0-9_ and -",
+        ))
+    }
+}
+
+fn check_variables(variables: &BTreeMap<String, String>) -> RestResult<()> {
+    for (name, value) in variables {
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok {
+            return Err(RestError::bad_request(format!(
+                "Stage variable name {name} must only contain alphanumeric characters and underscores"
+            )));
+        }
+        if value.len() > 512 {
+            return Err(RestError::bad_request(format!(
+                "Stage variable value for {name} must be 512 characters or less"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn json_answer(status: StatusCode, value: &impl serde::Serialize) -> RestResult<Response> {
+    Ok((status, Json(serde_json::to_value(value)?)).into_response())
+}
+
+async fn load_stage(
+    service: &RestApiService,
+    caller: &Caller,
+    api_id: &str,
+    stage_name: &str,
+) -> RestResult<Stage> {
+    match service
+        .store
+        .get_document(&stage_key(caller, api_id, stage_name))
+        .await?
+    {
+        Some(doc) => Ok(serde_json::from_value(doc)?),
+        None => Err(stage_not_found()),
+    }
+}
+
+async fn deployment_exists(
+    service: &RestApiService,
+    caller: &Caller,
+    api_id: &str,
+    deployment_id: &str,
+) -> RestResult<bool> {
+    Ok(service
+        .store
+        .get_document(&deployment_key(caller, api_id, deployment_id))
+        .await?
+        .is_some())
+}
+
+// ---- Deployments ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateDeploymentRequest {
+    stage_name: Option<String>,
+    stage_description: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    tracing_enabled: Option<bool>,
+    #[serde(default)]
+    cache_cluster_enabled: Option<bool>,
+}
+
+pub async fn create_deployment(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: CreateDeploymentRequest = parse_body(&body)?;
+    let record = load_api(&service, &caller, &api_id).await?;
+    if record
+        .resources
+        .values()
+        .all(|r| r.resource_methods.is_empty())
+    {
+        return Err(RestError::bad_request(
+            "The REST API doesn't contain any methods",
+        ));
+    }
+    if record.resources.values().any(|r| {
+        r.resource_methods
+            .values()
+            .any(|m| m.method_integration.is_none())
+    }) {
+        return Err(RestError::bad_request("No integration defined for method"));
+    }
+    if let Some(stage_name) = &request.stage_name {
+        check_stage_name(stage_name)?;
+    }
+    check_variables(&request.variables)?;
+    let deployment = Deployment {
+        id: new_id(6),
+        description: request.description,
+        created_date: now_epoch(),
+    };
+    let stored = DeploymentRecord {
+        deployment: deployment.clone(),
+        resources: record.resources,
+    };
+    service
+        .store
+        .insert_document(
+            &deployment_key(&caller, &api_id, &deployment.id),
+            &serde_json::to_value(&stored)?,
+        )
+        .await?;
+    if let Some(stage_name) = request.stage_name {
+        // Deploying to a stage creates it, or moves it to this deployment
+        // (its variables updated by the ones given).
+        let now = now_epoch();
+        let deployment_id = deployment.id.clone();
+        let variables = request.variables;
+        let description = request.stage_description;
+        let tracing = request.tracing_enabled;
+        let cache = request.cache_cluster_enabled;
+        let name = stage_name.clone();
+        service
+            .store
+            .update_document(
+                &stage_key(&caller, &api_id, &stage_name),
+                Box::new(move |current| {
+                    let mut stage = match current {
+                        Some(doc) => serde_json::from_value::<Stage>(doc)
+                            .map_err(|e| RestError::from(e).into_aws())?,
+                        None => new_stage(name, deployment_id.clone(), now),
+                    };
+                    stage.deployment_id = deployment_id;
+                    stage.variables.extend(variables);
+                    if description.is_some() {
+                        stage.description = description;
+                    }
+                    if let Some(tracing) = tracing {
+                        stage.tracing_enabled = tracing;
+                    }
+                    if let Some(cache) = cache {
+                        stage.cache_cluster_enabled = cache;
+                    }
+                    stage.last_updated_date = now;
+                    serde_json::to_value(&stage)
+                        .map(Some)
+                        .map_err(|e| RestError::from(e).into_aws())
+                }),
+            )
+            .await?;
+        service
+            .refresh_api(&caller.account_id, &caller.region, &api_id)
+            .await;
+    }
+    json_answer(StatusCode::CREATED, &deployment)
+}
+
+fn new_stage(stage_name: String, deployment_id: String, now: i64) -> Stage {
+    Stage {
+        deployment_id,
+        stage_name,
+        description: None,
+        cache_cluster_enabled: false,
+        cache_cluster_status: "NOT_AVAILABLE".into(),
+        method_settings: BTreeMap::new(),
+        variables: BTreeMap::new(),
+        access_log_settings: None,
+        tracing_enabled: false,
+        tags: BTreeMap::new(),
+        created_date: now,
+        last_updated_date: now,
+    }
+}
+
+pub async fn get_deployment(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, deployment_id)): Path<(String, String)>,
+) -> RestResult<Response> {
+    load_api(&service, &caller, &api_id).await?;
+    let doc = service
+        .store
+        .get_document(&deployment_key(&caller, &api_id, &deployment_id))
+        .await?
+        .ok_or_else(deployment_not_found)?;
+    let record: DeploymentRecord = serde_json::from_value(doc)?;
+    json_answer(StatusCode::OK, &record.deployment)
+}
+
+pub async fn get_deployments(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> RestResult<Response> {
+    load_api(&service, &caller, &api_id).await?;
+    let all: Vec<(String, DeploymentRecord)> = list_typed(
+        service.store.as_ref(),
+        &caller.account_id,
+        &caller.region,
+        KIND_DEPLOYMENT,
+        &format!("{api_id}/"),
+    )
+    .await?;
+    let items: Vec<(String, Deployment)> = all
+        .into_iter()
+        .map(|(_, r)| (r.deployment.id.clone(), r.deployment))
+        .collect();
+    let (items, position) = page(&items, &query)?;
+    let items = items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok(Json(listing(items, position)).into_response())
+}
+
+pub async fn delete_deployment(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, deployment_id)): Path<(String, String)>,
+) -> RestResult<Response> {
+    load_api(&service, &caller, &api_id).await?;
+    if !deployment_exists(&service, &caller, &api_id, &deployment_id).await? {
+        return Err(deployment_not_found());
+    }
+    let stages: Vec<(String, Stage)> = list_typed(
+        service.store.as_ref(),
+        &caller.account_id,
+        &caller.region,
+        KIND_STAGE,
+        &format!("{api_id}/"),
+    )
+    .await?;
+    if stages.iter().any(|(_, s)| s.deployment_id == deployment_id) {
+        return Err(RestError::bad_request(
+            "Active stages pointing to this deployment must be moved or deleted",
+        ));
+    }
+    service
+        .store
+        .delete_document(&deployment_key(&caller, &api_id, &deployment_id))
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---- Stages ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateStageRequest {
+    stage_name: Option<String>,
+    deployment_id: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    cache_cluster_enabled: bool,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    tracing_enabled: bool,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+pub async fn create_stage(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: CreateStageRequest = parse_body(&body)?;
+    let stage_name = request.stage_name.unwrap_or_default();
+    check_stage_name(&stage_name)?;
+    check_variables(&request.variables)?;
+    load_api(&service, &caller, &api_id).await?;
+    let deployment_id = request.deployment_id.unwrap_or_default();
+    if !deployment_exists(&service, &caller, &api_id, &deployment_id).await? {
+        return Err(deployment_not_found());
+    }
+    let mut stage = new_stage(stage_name.clone(), deployment_id, now_epoch());
+    stage.description = request.description;
+    stage.cache_cluster_enabled = request.cache_cluster_enabled;
+    stage.variables = request.variables;
+    stage.tracing_enabled = request.tracing_enabled;
+    stage.tags = request.tags;
+    match service
+        .store
+        .insert_document(
+            &stage_key(&caller, &api_id, &stage_name),
+            &serde_json::to_value(&stage)?,
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists) => {
+            return Err(RestError::conflict("Stage already exists"));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    service
+        .refresh_api(&caller.account_id, &caller.region, &api_id)
+        .await;
+    json_answer(StatusCode::CREATED, &stage)
+}
+
+pub async fn get_stage(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, stage_name)): Path<(String, String)>,
+) -> RestResult<Response> {
+    load_api(&service, &caller, &api_id).await?;
+    let stage = load_stage(&service, &caller, &api_id, &stage_name).await?;
+    json_answer(StatusCode::OK, &stage)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetStagesQuery {
+    #[serde(rename = "deploymentId")]
+    deployment_id: Option<String>,
+}
+
+pub async fn get_stages(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path(api_id): Path<String>,
+    Query(query): Query<GetStagesQuery>,
+) -> RestResult<Response> {
+    load_api(&service, &caller, &api_id).await?;
+    let stages: Vec<(String, Stage)> = list_typed(
+        service.store.as_ref(),
+        &caller.account_id,
+        &caller.region,
+        KIND_STAGE,
+        &format!("{api_id}/"),
+    )
+    .await?;
+    let items = stages
+        .iter()
+        .filter(|(_, s)| {
+            query
+                .deployment_id
+                .as_deref()
+                .is_none_or(|d| s.deployment_id == d)
+        })
+        .map(|(_, s)| serde_json::to_value(s))
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok(Json(serde_json::json!({ "item": items })).into_response())
+}
+
+/// One patch operation on a stage. Method settings are addressed as
+/// `/{resource path with ~1 for /}/{METHOD}/{group}/{setting}` or
+/// `/*/*/...` for every method, and keyed in `methodSettings` by their first
+/// two segments as written (`~1items/GET`, `*/*`).
+fn apply_stage_patch(stage: &mut Stage, op: &PatchOperation) -> RestResult<()> {
+    let kind = op.kind()?;
+    let segments = op.segments();
+    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (kind, simple.as_slice()) {
+        (PatchOp::Replace, ["description"]) => stage.description = op.value.clone(),
+        (PatchOp::Replace, ["deploymentId"]) => stage.deployment_id = op.value()?.to_string(),
+        (PatchOp::Replace, ["tracingEnabled"]) => stage.tracing_enabled = op.bool_value()?,
+        (PatchOp::Replace, ["cacheClusterEnabled"]) => {
+            stage.cache_cluster_enabled = op.bool_value()?
+        }
+        (PatchOp::Replace, ["cacheClusterSize"]) => {}
+        (PatchOp::Add | PatchOp::Replace, ["variables", name]) => {
+            let mut one = BTreeMap::new();
+            one.insert(name.to_string(), op.value.clone().unwrap_or_default());
+            check_variables(&one)?;
+            stage.variables.extend(one);
+        }
+        (PatchOp::Remove, ["variables", name]) => {
+            stage.variables.remove(*name);
+        }
+        (PatchOp::Replace, ["accessLogSettings", "format"]) => {
+            stage
+                .access_log_settings
+                .get_or_insert(AccessLogSettings {
+                    format: None,
+                    destination_arn: None,
+                })
+                .format = op.value.clone();
+        }
+        (PatchOp::Replace, ["accessLogSettings", "destinationArn"]) => {
+            stage
+                .access_log_settings
+                .get_or_insert(AccessLogSettings {
+                    format: None,
+                    destination_arn: None,
+                })
+                .destination_arn = op.value.clone();
+        }
+        (PatchOp::Remove, ["accessLogSettings"]) => stage.access_log_settings = None,
+        _ => return apply_method_setting_patch(stage, op, kind),
+    }
+    Ok(())
+}
+
+fn apply_method_setting_patch(
+    stage: &mut Stage,
+    op: &PatchOperation,
+    kind: PatchOp,
+) -> RestResult<()> {
+    let raw: Vec<&str> = op.path.trim_start_matches('/').split('/').collect();
+    if raw.len() < 2 {
+        return Err(op.unsupported());
+    }
+    let (resource, method) = (raw[0], raw[1]);
+    let addresses_methods = (resource == "*" && method == "*")
+        || (resource.starts_with("~1")
+            && (method == "*"
+                || [
+                    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
+                ]
+                .contains(&method)));
+    if !addresses_methods {
+        return Err(op.unsupported());
+    }
+    let key = format!("{resource}/{method}");
+    if kind == PatchOp::Remove && raw.len() == 2 {
+        stage.method_settings.remove(&key);
+        return Ok(());
+    }
+    if kind != PatchOp::Replace || raw.len() != 4 {
+        return Err(op.unsupported());
+    }
+    let setting = stage.method_settings.entry(key).or_default();
+    match (raw[2], raw[3]) {
+        ("throttling", "rateLimit") => setting.throttling_rate_limit = op.double_value()?,
+        ("throttling", "burstLimit") => setting.throttling_burst_limit = op.int_value()?,
+        ("metrics", "enabled") => setting.metrics_enabled = op.bool_value()?,
+        ("logging", "loglevel") => {
+            let level = op.value()?;
+            if !matches!(level, "OFF" | "ERROR" | "INFO") {
+                return Err(RestError::bad_request(format!(
+                    "Invalid logging level specified: {level}. Valid values are OFF, ERROR and INFO"
+                )));
+            }
+            setting.logging_level = level.to_string();
+        }
+        ("logging", "dataTrace") => setting.data_trace_enabled = op.bool_value()?,
+        ("caching", "enabled") => setting.caching_enabled = op.bool_value()?,
+        ("caching", "ttlInSeconds") => setting.cache_ttl_in_seconds = op.int_value()?,
+        ("caching", "dataEncrypted") => setting.cache_data_encrypted = op.bool_value()?,
+        ("caching", "requireAuthorizationForCacheControl") => {
+            setting.require_authorization_for_cache_control = op.bool_value()?
+        }
+        ("caching", "unauthorizedCacheControlHeaderStrategy") => {
+            setting.unauthorized_cache_control_header_strategy = op.value()?.to_string()
+        }
+        _ => return Err(op.unsupported()),
+    }
+    if setting.throttling_rate_limit < 0.0 || setting.throttling_burst_limit < 0 {
+        return Err(RestError::bad_request(
+            "Throttling limits must be non-negative",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn update_stage(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, stage_name)): Path<(String, String)>,
+    body: Bytes,
+) -> RestResult<Response> {
+    let request: PatchRequest = parse_body(&body)?;
+    load_api(&service, &caller, &api_id).await?;
+    // A new deploymentId must name a deployment of this API.
+    for op in &request.patch_operations {
+        if op.path == "/deploymentId" {
+            let id = op.value()?;
+            if !deployment_exists(&service, &caller, &api_id, id).await? {
+                return Err(deployment_not_found());
+            }
+        }
+    }
+    let now = now_epoch();
+    let stored = service
+        .store
+        .update_document(
+            &stage_key(&caller, &api_id, &stage_name),
+            Box::new(move |current| {
+                let Some(current) = current else {
+                    return Err(stage_not_found().into_aws());
+                };
+                let mut stage: Stage =
+                    serde_json::from_value(current).map_err(|e| RestError::from(e).into_aws())?;
+                for op in &request.patch_operations {
+                    apply_stage_patch(&mut stage, op).map_err(RestError::into_aws)?;
+                }
+                stage.last_updated_date = now;
+                serde_json::to_value(&stage)
+                    .map(Some)
+                    .map_err(|e| RestError::from(e).into_aws())
+            }),
+        )
+        .await?
+        .ok_or_else(stage_not_found)?;
+    service
+        .refresh_api(&caller.account_id, &caller.region, &api_id)
+        .await;
+    Ok(Json(stored).into_response())
+}
+
+pub async fn delete_stage(
+    State(service): Svc,
+    Extension(caller): Extension<Caller>,
+    Path((api_id, stage_name)): Path<(String, String)>,
+) -> RestResult<Response> {
+    load_api(&service, &caller, &api_id).await?;
+    if !service
+        .store
+        .delete_document(&stage_key(&caller, &api_id, &stage_name))
+        .await?
+    {
+        return Err(stage_not_found());
+    }
+    service
+        .refresh_api(&caller.account_id, &caller.region, &api_id)
+        .await;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

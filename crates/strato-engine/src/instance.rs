@@ -272,6 +272,9 @@ pub struct Instance {
     pub(crate) memory: Option<crate::memory::MemoryCharge>,
     /// Set on instances of a provisioned concurrency configuration.
     pub(crate) provisioned: Option<crate::provisioned::ProvisionedMark>,
+    /// The stem-cell refill a cold start owes, paid after its first
+    /// invocation.
+    pub(crate) stem_refill: Option<crate::StemRefill>,
 }
 
 impl Drop for Instance {
@@ -577,6 +580,7 @@ impl Instance {
                 api_server,
                 memory: None,
                 provisioned: None,
+                stem_refill: None,
             },
             init_rx: ends.init_rx,
         })
@@ -769,6 +773,11 @@ impl StemCell {
             Ok(Err(e)) => return Err(platform(e)),
             Err(_) => return Err(platform("the instance has ended".into())),
         }
+        tracing::debug!(
+            instance = %launched.instance.id,
+            attach_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "stem cell has the function's code and limits"
+        );
         launched.instance.logs = Arc::new(LogCapture::new(
             adoption.sink,
             adoption.log_group,

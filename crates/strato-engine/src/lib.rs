@@ -285,6 +285,24 @@ fn trace_id() -> String {
     )
 }
 
+/// How long after a cold start's first answer its stem-cell pool starts
+/// refilling.
+const STEM_REFILL_DELAY: Duration = Duration::from_millis(50);
+
+/// Refills a stem-cell pool when dropped (after a cold start's first
+/// invocation).
+pub(crate) struct StemRefill {
+    engine: Arc<Engine>,
+    key: stem::StemKey,
+    cells: Arc<stem::RuntimeStemCells>,
+}
+
+impl Drop for StemRefill {
+    fn drop(&mut self) {
+        self.engine.refill_stem_cells(self.key, &self.cells);
+    }
+}
+
 /// Sandbox ids carry the owning server's pid (`s<pid>-<random>`), so a
 /// server can recognise sandboxes a crashed predecessor left behind.
 fn sandbox_id(instance_id: &str) -> String {
@@ -496,6 +514,7 @@ impl Engine {
                     Ok(Ok(mut instance)) => {
                         // The init happened before any invocation: none reports it.
                         instance.init_duration = None;
+                        drop(instance.stem_refill.take());
                         instance.provisioned = Some(state.started());
                         let pool = engine
                             .pools
@@ -847,10 +866,12 @@ impl Engine {
             .map_err(|e| StartError::Platform(format!("layer preparation: {e}")))
     }
 
-    /// A stem cell for `c`, if its runtime has them and the function sets
-    /// nothing that must be there when the process starts; the runtime's
-    /// pool refills in the background either way.
-    fn take_stem_cell(self: &Arc<Self>, c: &FunctionConfig) -> Option<StemCell> {
+    /// The stem-cell pool a cold start of `c` takes from: none when the
+    /// function sets something that must be there when its process starts.
+    fn stem_pool_for(
+        self: &Arc<Self>,
+        c: &FunctionConfig,
+    ) -> Option<(stem::StemKey, Arc<stem::RuntimeStemCells>)> {
         if self.config.stem_cells == 0 || self.sandbox.mode() != SandboxMode::Strong {
             return None;
         }
@@ -863,10 +884,7 @@ impl Engine {
             return None;
         }
         let key = stem::stem_key(c.runtime, c.memory_size);
-        let cells = self.stems.entry(key).or_default().clone();
-        let cell = cells.take();
-        self.refill_stem_cells(key, &cells);
-        cell
+        Some((key, self.stems.entry(key).or_default().clone()))
     }
 
     fn refill_stem_cells(
@@ -878,6 +896,9 @@ impl Engine {
             let engine = self.clone();
             let cells = cells.clone();
             tokio::spawn(async move {
+                // Launching a sandbox takes a CPU for tens of milliseconds:
+                // let the answer that triggered the refill reach its caller.
+                tokio::time::sleep(STEM_REFILL_DELAY).await;
                 if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
                     match engine.launch_stem_cell(key).await {
                         Ok(cell) if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -1003,7 +1024,17 @@ impl Engine {
                 message: format!("INIT_START Runtime Version: {version}"),
             }],
         );
-        if let Some(cell) = self.take_stem_cell(c) {
+        let stem_pool = self.stem_pool_for(c);
+        let cell = stem_pool.as_ref().and_then(|(_, cells)| cells.take());
+        // The pool refills once the first invocation is answered (or the
+        // start failed), so launching the replacement does not compete with
+        // the function's init and first event for the CPU.
+        let mut refill = stem_pool.map(|(key, cells)| StemRefill {
+            engine: self.clone(),
+            key,
+            cells,
+        });
+        if let Some(cell) = cell {
             let mut mounts = vec![BindMount::read_only(spec.code_dir.clone(), TASK_ROOT)];
             if let Some(opt_dir) = &spec.opt_dir {
                 mounts.push(BindMount::read_only(opt_dir.clone(), runtimes::OPT_DIR));
@@ -1029,9 +1060,10 @@ impl Engine {
             };
             let cell_id = cell.id().to_string();
             match cell.adopt(adoption).await {
-                Ok(instance) => {
+                Ok(mut instance) => {
                     self.stem_adoptions
                         .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    instance.stem_refill = refill.take();
                     return Ok(instance);
                 }
                 // The cell was unusable (it ended while waiting): the
@@ -1047,7 +1079,10 @@ impl Engine {
             SandboxMode::Strong => self.api_endpoint.get().map(|e| e.serve.clone()),
             SandboxMode::Fallback => None,
         };
-        Instance::start(&self.sandbox, logs, spec, serve_api, self.live.enter()).await
+        let mut instance =
+            Instance::start(&self.sandbox, logs, spec, serve_api, self.live.enter()).await?;
+        instance.stem_refill = refill.take();
+        Ok(instance)
     }
 
     /// A fresh instance, or the answer a failed init gives the caller.
@@ -1243,9 +1278,11 @@ impl Engine {
             .as_ref()
             .filter(|mark| mark.is_current())
             .map(provisioned::ProvisionedMark::allocated);
+        let stem_refill = instance.stem_refill.take();
         if keep && instance.is_alive() {
             pool.release(instance);
         }
+        drop(stem_refill);
         Ok(InvokeResponse {
             request_id,
             payload,

@@ -1,9 +1,15 @@
 //! Strato's AWS-compatible HTTP front end.
 //!
-//! One router serves every AWS service Strato implements on one port. Each
-//! request is authenticated with SigV4 ([`auth`]) and dispatched by its path:
-//! Lambda's date-prefixed REST paths go to [`lambda`]. Unauthenticated paths
-//! live under `/strato/` (presigned code downloads, health).
+//! One router serves every AWS service Strato implements on one port. API
+//! Gateway and function URL traffic (host-style `*.execute-api.localhost`,
+//! `*.lambda-url.*.localhost`, or path-style under `/_strato/`) is diverted
+//! to the gateway's data plane first. Every other request is authenticated
+//! with SigV4 ([`auth`]) and dispatched: REST-JSON services by path
+//! (Lambda's date-prefixed paths in [`lambda`], API Gateway's `/restapis`,
+//! `/v2/apis`, ...), JSON and query services on `POST /` and Smithy RPC v2
+//! CBOR on `/service/...` through [`protocol`] (CloudWatch Logs and metrics
+//! in [`observe`]). Unauthenticated paths: `/strato/health`, presigned code
+//! downloads under `/strato/code/`, and Prometheus text at `/metrics`.
 
 pub mod auth;
 pub mod code_url;

@@ -224,6 +224,8 @@ async fn provisioned_concurrency_follows_aws_rules() {
         message,
         "Specified ConcurrentExecutions for function is greater than account's unreserved concurrency [1000]."
     );
+    let (code, _) = failure(put_provisioned(&engine, &name, &version, i32::MAX).await);
+    assert_eq!(code, "InvalidParameterValueException");
 
     // With reserved concurrency, provisioned concurrency fits inside it.
     engine

@@ -104,8 +104,7 @@ pub async fn put(
     let provisioned: u32 = record
         .provisioned_concurrency
         .values()
-        .map(|c| c.requested)
-        .sum();
+        .fold(0u32, |total, c| total.saturating_add(c.requested));
     if reserved < provisioned {
         // Sic: AWS's message has two spaces after the member name.
         return Err(AwsError::invalid_parameter(format!(

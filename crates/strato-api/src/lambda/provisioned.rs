@@ -184,8 +184,7 @@ fn total_provisioned(record: &FunctionRecord) -> u32 {
     record
         .provisioned_concurrency
         .values()
-        .map(|c| c.requested)
-        .sum()
+        .fold(0u32, |total, c| total.saturating_add(c.requested))
 }
 
 pub async fn put(
@@ -224,7 +223,9 @@ pub async fn put(
         .provisioned_concurrency
         .get(&qualifier)
         .map_or(0, |c| c.requested);
-    let total = total_provisioned(&record) - current + requested;
+    let total = total_provisioned(&record)
+        .saturating_sub(current)
+        .saturating_add(requested);
     let limiter = state.engine.concurrency();
     limiter
         .check_provisioned(&caller.account_id, &caller.region, &r.name, total)

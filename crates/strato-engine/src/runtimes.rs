@@ -213,9 +213,11 @@ impl RuntimeCatalog {
         ] {
             let path = bootstrap_dir.join(name);
             if fs::read_to_string(&path).ok().as_deref() != Some(text) {
-                // Atomic: other servers sharing the directory may be starting
-                // runtimes from it right now.
-                let staged = bootstrap_dir.join(format!(".{name}.{}", std::process::id()));
+                // Atomic: other servers sharing the directory (in this
+                // process too) may be starting runtimes from it right now,
+                // or writing it themselves: each stages under its own name.
+                let staged =
+                    bootstrap_dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
                 fs::write(&staged, text)?;
                 fs::set_permissions(&staged, fs::Permissions::from_mode(0o644))?;
                 fs::rename(&staged, &path)?;

@@ -296,6 +296,10 @@ pub struct FunctionRecord {
     /// version or an alias).
     #[serde(default)]
     pub provisioned_concurrency: BTreeMap<String, ProvisionedConcurrency>,
+    /// Asynchronous invocation settings, by qualifier (`$LATEST`, a
+    /// published version or an alias), as AWS keeps one per qualifier.
+    #[serde(default)]
+    pub event_invoke_configs: BTreeMap<String, crate::EventInvokeConfig>,
 }
 
 /// One provisioned concurrency configuration as the user set it; its live

@@ -7,6 +7,7 @@ pub mod account;
 pub mod arn;
 pub mod code;
 pub mod error;
+pub mod event_invoke;
 pub mod function;
 pub mod layer;
 pub mod limits;
@@ -19,6 +20,7 @@ pub use account::{AccessKey, Account, AccountId, Caller};
 pub use arn::{FunctionRef, Qualifier};
 pub use code::{CodePackage, CodePackageError};
 pub use error::{AwsError, ErrorCode};
+pub use event_invoke::EventInvokeConfig;
 pub use function::{
     Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, ProvisionedConcurrency,
     Resolved, LATEST,

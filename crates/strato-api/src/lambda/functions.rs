@@ -521,6 +521,7 @@ pub async fn create(
         aliases: BTreeMap::new(),
         qualified_policies: BTreeMap::new(),
         provisioned_concurrency: BTreeMap::new(),
+        event_invoke_configs: BTreeMap::new(),
     };
     let record = match state.catalog.insert(record).await {
         Ok(record) => record,

@@ -4,15 +4,15 @@
 //! Handlers are held in flight with a TCP rendezvous ([`Barrier`]) that the
 //! test itself joins last, so "how many run at once" never depends on timing.
 
-mod support_engine;
+mod harness;
 
 use std::time::Duration;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Runtime, ThrottleReason};
+use aws_sdk_lambda::types::ThrottleReason;
+use harness::*;
 use serde_json::{json, Value};
-use support_engine::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const HANDLER: &str = r#"
@@ -48,14 +48,11 @@ exports.handler = async (event) => {
 };
 "#;
 
-async fn deploy_fn(engine: &Engine, name: &str, memory: i32, timeout: i32) {
-    let zip = zip_of(&[("index.js", HANDLER.as_bytes())]);
+async fn deploy_fn(engine: &TestServer, name: &str, memory: i32, timeout: i32) {
     deploy(
         &engine.client,
         name,
-        FunctionSpec::new(Runtime::Nodejs20x, "index.handler", zip)
-            .memory(memory)
-            .timeout(timeout),
+        FunctionSpec::node(HANDLER).memory(memory).timeout(timeout),
     )
     .await;
 }
@@ -145,7 +142,7 @@ async fn call(client: &aws_sdk_lambda::Client, name: &str, event: Value) -> Call
     }
 }
 
-fn spawn_call(engine: &Engine, name: &str, event: Value) -> tokio::task::JoinHandle<Call> {
+fn spawn_call(engine: &TestServer, name: &str, event: Value) -> tokio::task::JoinHandle<Call> {
     let client = engine.client.clone();
     let name = name.to_string();
     tokio::spawn(async move { call(&client, &name, event).await })
@@ -166,12 +163,12 @@ async fn join(port: u16) {
     reader.read_line(&mut line).await.expect("released");
 }
 
-fn in_use(engine: &Engine) -> u32 {
+fn in_use(engine: &TestServer) -> u32 {
     engine.server().engine.concurrency().in_use(ACCOUNT, REGION)
 }
 
 /// Waits until exactly `n` invocations of the account hold permits.
-async fn until_in_use(engine: &Engine, n: u32) {
+async fn until_in_use(engine: &TestServer, n: u32) {
     poll(Duration::from_secs(60), || async {
         (in_use(engine) == n).then_some(())
     })
@@ -180,7 +177,7 @@ async fn until_in_use(engine: &Engine, n: u32) {
 }
 
 async fn put_concurrency(
-    engine: &Engine,
+    engine: &TestServer,
     name: &str,
     n: i32,
 ) -> Result<Option<i32>, (String, String)> {
@@ -200,7 +197,7 @@ async fn put_concurrency(
         })
 }
 
-async fn account_settings(engine: &Engine) -> (i32, i32) {
+async fn account_settings(engine: &TestServer) -> (i32, i32) {
     let out = engine
         .client
         .get_account_settings()
@@ -217,7 +214,7 @@ async fn account_settings(engine: &Engine) -> (i32, i32) {
 }
 
 /// `strato accounts set-limit`, as an administrator runs it beside a server.
-fn set_limit(engine: &Engine, limit: u32) {
+fn set_limit(engine: &TestServer, limit: u32) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_strato"))
         .args([
             "accounts",
@@ -240,7 +237,7 @@ const MINIMUM_MESSAGE: &str = "Specified ReservedConcurrentExecutions for functi
 
 #[tokio::test]
 async fn reserved_concurrency_zero_throttles() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("conc-zero");
     deploy_fn(&engine, &name, 128, 30).await;
     assert_eq!(put_concurrency(&engine, &name, 0).await, Ok(Some(0)));
@@ -267,7 +264,7 @@ async fn reserved_concurrency_zero_throttles() {
 
 #[tokio::test]
 async fn reserved_two_runs_exactly_two_of_six_and_throttles_four() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("conc-two");
     deploy_fn(&engine, &name, 128, 60).await;
     put_concurrency(&engine, &name, 2).await.expect("reserve 2");
@@ -299,7 +296,7 @@ async fn reserved_two_runs_exactly_two_of_six_and_throttles_four() {
 
 #[tokio::test]
 async fn reservations_must_leave_100_unreserved() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let (a, b) = (unique_name("conc-min-a"), unique_name("conc-min-b"));
     deploy_fn(&engine, &a, 128, 30).await;
     deploy_fn(&engine, &b, 128, 30).await;
@@ -384,7 +381,7 @@ async fn reservations_must_leave_100_unreserved() {
 /// server): the same rule then leaves the other functions exactly 3.
 #[tokio::test]
 async fn unreserved_pool_is_the_limit_minus_reservations() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let big = unique_name("conc-big");
     let (f1, f2) = (unique_name("conc-f1"), unique_name("conc-f2"));
     for name in [&big, &f1, &f2] {
@@ -444,7 +441,8 @@ async fn unreserved_pool_is_the_limit_minus_reservations() {
 /// queue or on-failure destination when configured; Strato has neither yet).
 #[tokio::test]
 async fn event_for_reserved_zero_is_accepted_then_dropped_at_max_event_age() {
-    let engine = Engine::start_with(|c| c.max_event_age = Duration::from_secs(1)).await;
+    let engine =
+        TestServer::start_with(Runtimes::Own, |c| c.max_event_age = Duration::from_secs(1)).await;
     let name = unique_name("conc-event-zero");
     deploy_fn(&engine, &name, 128, 30).await;
     put_concurrency(&engine, &name, 0).await.expect("reserve 0");
@@ -463,7 +461,7 @@ async fn event_for_reserved_zero_is_accepted_then_dropped_at_max_event_age() {
 
 #[tokio::test]
 async fn event_invocations_wait_for_a_free_slot_and_then_run() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("conc-event-wait");
     deploy_fn(&engine, &name, 128, 60).await;
     put_concurrency(&engine, &name, 1).await.expect("reserve 1");
@@ -503,7 +501,7 @@ async fn event_invocations_wait_for_a_free_slot_and_then_run() {
 /// that goes away, all at once: every permit comes back.
 #[tokio::test]
 async fn permits_return_after_a_storm_of_mixed_endings() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("conc-storm");
     // A 3 s timeout keeps the disconnected caller's invocation in flight long
     // enough to be seen even on a loaded machine.
@@ -552,7 +550,7 @@ async fn permits_return_after_a_storm_of_mixed_endings() {
 
 #[tokio::test]
 async fn a_full_memory_budget_ends_the_least_recently_used_idle_instance() {
-    let engine = Engine::start_with(|c| c.memory_budget_mb = 512).await;
+    let engine = TestServer::start_with(Runtimes::Own, |c| c.memory_budget_mb = 512).await;
     let (a, b, c) = (
         unique_name("conc-mem-a"),
         unique_name("conc-mem-b"),

@@ -1,7 +1,7 @@
 //! Issue 2, shown with the AWS SDK for Rust: the Lambda control plane of an
 //! in-process Strato server, operation by operation, error by error.
 
-mod common;
+mod harness;
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use aws_sdk_lambda::types::{
     Environment, EphemeralStorage, FunctionCode, LastUpdateStatus, Runtime, State,
 };
 use base64::Engine;
-use common::*;
+use harness::*;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -54,7 +54,7 @@ fn create_body(name: &str, zip: &[u8]) -> Value {
     })
 }
 
-async fn revision(h: &Harness, name: &str) -> String {
+async fn revision(h: &TestServer, name: &str) -> String {
     h.client
         .get_function_configuration()
         .function_name(name)
@@ -70,7 +70,7 @@ async fn revision(h: &Harness, name: &str) -> String {
 
 #[tokio::test]
 async fn create_function_answers_201_pending_then_becomes_active() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("create-201");
     let zip = handler_zip(&name);
     let body = create_body(&name, &zip).to_string();
@@ -105,7 +105,7 @@ async fn create_function_answers_201_pending_then_becomes_active() {
 
 #[tokio::test]
 async fn create_function_reports_code_sha256_and_code_size() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("sha");
     let zip = handler_zip(&name);
     let out = create_builder(&h.client, &name, zip.clone())
@@ -118,7 +118,7 @@ async fn create_function_reports_code_sha256_and_code_size() {
 
 #[tokio::test]
 async fn create_function_reports_arn_timestamp_and_aws_defaults() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("defaults");
     let out = create_builder(&h.client, &name, handler_zip(&name))
         .send()
@@ -127,7 +127,7 @@ async fn create_function_reports_arn_timestamp_and_aws_defaults() {
     assert_eq!(out.function_name(), Some(name.as_str()));
     assert_eq!(
         out.function_arn(),
-        Some(function_arn(LOCAL_ACCOUNT, &name).as_str())
+        Some(function_arn(ACCOUNT, &name).as_str())
     );
     let modified = out.last_modified().unwrap();
     assert!(is_lambda_timestamp(modified), "LastModified {modified}");
@@ -144,7 +144,7 @@ async fn create_function_reports_arn_timestamp_and_aws_defaults() {
 
 #[tokio::test]
 async fn create_function_with_existing_name_is_a_conflict() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("dup");
     create_function(&h.client, &name, handler_zip(&name)).await;
     let result = create_builder(&h.client, &name, handler_zip("other"))
@@ -166,7 +166,7 @@ async fn create_function_with_existing_name_is_a_conflict() {
 
 #[tokio::test]
 async fn get_function_code_location_downloads_the_exact_zip() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("download");
     let zip = handler_zip(&name);
     create_function(&h.client, &name, zip.clone()).await;
@@ -192,7 +192,7 @@ async fn get_function_code_location_downloads_the_exact_zip() {
 
 #[tokio::test]
 async fn get_function_code_location_with_forged_signature_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("forged");
     create_function(&h.client, &name, handler_zip(&name)).await;
     let out = h
@@ -211,7 +211,7 @@ async fn get_function_code_location_with_forged_signature_is_refused() {
 
 #[tokio::test]
 async fn get_function_returns_configuration_and_tags() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("get-tags");
     create_builder(&h.client, &name, handler_zip(&name))
         .tags("team", "core")
@@ -237,7 +237,7 @@ async fn get_function_returns_configuration_and_tags() {
 
 #[tokio::test]
 async fn get_function_of_missing_function_is_not_found() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let result = h
         .client
         .get_function()
@@ -254,14 +254,14 @@ async fn get_function_of_missing_function_is_not_found() {
         "ResourceNotFoundException",
         &format!(
             "Function not found: {}",
-            function_arn(LOCAL_ACCOUNT, "does-not-exist")
+            function_arn(ACCOUNT, "does-not-exist")
         ),
     );
 }
 
 #[tokio::test]
 async fn get_function_configuration_matches_get_function() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("config");
     create_active(&h.client, &name).await;
     let full = h
@@ -288,13 +288,13 @@ async fn get_function_configuration_matches_get_function() {
 
 #[tokio::test]
 async fn function_is_found_by_name_partial_arn_and_full_arn() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("refs");
     create_function(&h.client, &name, handler_zip(&name)).await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     for reference in [
         name.clone(),
-        format!("{LOCAL_ACCOUNT}:function:{name}"),
+        format!("{ACCOUNT}:function:{name}"),
         arn.clone(),
         format!("{arn}:$LATEST"),
     ] {
@@ -318,7 +318,7 @@ async fn function_is_found_by_name_partial_arn_and_full_arn() {
     wait_active(&h.client, &name).await;
     h.client
         .update_function_configuration()
-        .function_name(format!("{LOCAL_ACCOUNT}:function:{name}"))
+        .function_name(format!("{ACCOUNT}:function:{name}"))
         .description("by partial arn")
         .send()
         .await
@@ -336,14 +336,14 @@ async fn function_is_found_by_name_partial_arn_and_full_arn() {
 
 #[tokio::test]
 async fn function_arn_from_another_region_is_not_reachable() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("region");
     create_function(&h.client, &name, handler_zip(&name)).await;
     failure(
         h.client
             .get_function()
             .function_name(format!(
-                "arn:aws:lambda:ap-southeast-1:{LOCAL_ACCOUNT}:function:{name}"
+                "arn:aws:lambda:ap-southeast-1:{ACCOUNT}:function:{name}"
             ))
             .send()
             .await,
@@ -359,7 +359,7 @@ async fn function_arn_from_another_region_is_not_reachable() {
 
 #[tokio::test]
 async fn list_functions_pages_with_marker_in_stable_order_without_gaps_or_duplicates() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let mut names: Vec<String> = (0..7).map(|i| unique_name(&format!("page{i}"))).collect();
     for name in &names {
         create_function(&h.client, name, handler_zip(name)).await;
@@ -414,7 +414,7 @@ async fn list_functions_pages_with_marker_in_stable_order_without_gaps_or_duplic
 
 #[tokio::test]
 async fn list_functions_returns_configurations_with_arns() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("listed");
     let zip = handler_zip(&name);
     create_function(&h.client, &name, zip.clone()).await;
@@ -426,7 +426,7 @@ async fn list_functions_returns_configurations_with_arns() {
         .unwrap();
     assert_eq!(
         f.function_arn(),
-        Some(function_arn(LOCAL_ACCOUNT, &name).as_str())
+        Some(function_arn(ACCOUNT, &name).as_str())
     );
     assert_eq!(f.code_sha256(), Some(sha256_base64(&zip).as_str()));
     assert!(is_lambda_timestamp(f.last_modified().unwrap()));
@@ -434,7 +434,7 @@ async fn list_functions_returns_configurations_with_arns() {
 
 #[tokio::test]
 async fn list_functions_leaves_out_state_fields_as_aws_does() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("no-state");
     create_active(&h.client, &name).await;
     let raw = signed_request(
@@ -461,7 +461,7 @@ async fn list_functions_leaves_out_state_fields_as_aws_does() {
 
 #[tokio::test]
 async fn list_functions_returns_at_most_50_a_page_whatever_max_items_asks() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     for _ in 0..51 {
         let name = unique_name("fifty");
         create_function(&h.client, &name, handler_zip(&name)).await;
@@ -488,7 +488,7 @@ async fn list_functions_returns_at_most_50_a_page_whatever_max_items_asks() {
 
 #[tokio::test]
 async fn list_functions_with_max_items_zero_is_a_validation_error() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let result = h.client.list_functions().max_items(0).send().await;
     failure(result).assert(
         400,
@@ -501,7 +501,7 @@ async fn list_functions_with_max_items_zero_is_a_validation_error() {
 
 #[tokio::test]
 async fn update_function_code_reports_in_progress_then_successful_with_the_new_sha() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("code");
     create_active(&h.client, &name).await;
     let new_zip = handler_zip("version two");
@@ -542,7 +542,7 @@ async fn update_function_code_reports_in_progress_then_successful_with_the_new_s
 
 #[tokio::test]
 async fn update_during_an_update_in_progress_is_a_conflict() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("race");
     create_active(&h.client, &name).await;
     // ~24 MB of incompressible data in many stored entries: accepted quickly
@@ -577,7 +577,7 @@ async fn update_during_an_update_in_progress_is_a_conflict() {
         "ResourceConflictException",
         &format!(
             "The operation cannot be performed at this time. An update is in progress for resource: {}",
-            function_arn(LOCAL_ACCOUNT, &name)
+            function_arn(ACCOUNT, &name)
         ),
     );
     assert_eq!(
@@ -596,7 +596,7 @@ async fn update_during_an_update_in_progress_is_a_conflict() {
 
 #[tokio::test]
 async fn update_function_code_of_missing_function_is_not_found() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         h.client
             .update_function_code()
@@ -608,10 +608,7 @@ async fn update_function_code_of_missing_function_is_not_found() {
     .assert(
         404,
         "ResourceNotFoundException",
-        &format!(
-            "Function not found: {}",
-            function_arn(LOCAL_ACCOUNT, "nope")
-        ),
+        &format!("Function not found: {}", function_arn(ACCOUNT, "nope")),
     );
 }
 
@@ -619,7 +616,7 @@ async fn update_function_code_of_missing_function_is_not_found() {
 
 #[tokio::test]
 async fn update_function_configuration_changes_every_setting() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("reconf");
     create_active(&h.client, &name).await;
     let role = "arn:aws:iam::000000000000:role/other-role";
@@ -676,7 +673,7 @@ async fn update_function_configuration_changes_every_setting() {
 
 #[tokio::test]
 async fn update_function_configuration_moves_last_modified_forward() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("after-active");
     create_active(&h.client, &name).await;
     let before = h
@@ -702,7 +699,7 @@ async fn update_function_configuration_moves_last_modified_forward() {
 
 #[tokio::test]
 async fn revision_id_changes_on_every_mutation() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("revs");
     let created = create_builder(&h.client, &name, handler_zip(&name))
         .send()
@@ -763,7 +760,7 @@ async fn revision_id_changes_on_every_mutation() {
 
 #[tokio::test]
 async fn stale_revision_id_is_a_precondition_failure() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("stale");
     let created = create_builder(&h.client, &name, handler_zip(&name))
         .send()
@@ -827,7 +824,7 @@ async fn stale_revision_id_is_a_precondition_failure() {
 
 #[tokio::test]
 async fn delete_function_removes_it_from_get_and_list() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("del");
     create_function(&h.client, &name, handler_zip(&name)).await;
     h.client
@@ -849,7 +846,7 @@ async fn delete_function_removes_it_from_get_and_list() {
 
 #[tokio::test]
 async fn delete_of_missing_function_is_not_found() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         h.client
             .delete_function()
@@ -860,16 +857,13 @@ async fn delete_of_missing_function_is_not_found() {
     .assert(
         404,
         "ResourceNotFoundException",
-        &format!(
-            "Function not found: {}",
-            function_arn(LOCAL_ACCOUNT, "never-was")
-        ),
+        &format!("Function not found: {}", function_arn(ACCOUNT, "never-was")),
     );
 }
 
 #[tokio::test]
 async fn deleting_latest_alone_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("del-latest");
     create_function(&h.client, &name, handler_zip(&name)).await;
     failure(
@@ -889,7 +883,7 @@ async fn deleting_latest_alone_is_refused() {
 
 #[tokio::test]
 async fn unknown_version_qualifier_is_not_found() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("qual");
     create_function(&h.client, &name, handler_zip(&name)).await;
     failure(
@@ -903,10 +897,7 @@ async fn unknown_version_qualifier_is_not_found() {
     .assert(
         404,
         "ResourceNotFoundException",
-        &format!(
-            "Function not found: {}:42",
-            function_arn(LOCAL_ACCOUNT, &name)
-        ),
+        &format!("Function not found: {}:42", function_arn(ACCOUNT, &name)),
     );
 }
 
@@ -914,10 +905,10 @@ async fn unknown_version_qualifier_is_not_found() {
 
 #[tokio::test]
 async fn tag_untag_and_list_tags_round_trip() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("tags");
     create_function(&h.client, &name, handler_zip(&name)).await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     h.client
         .tag_resource()
         .resource(&arn)
@@ -942,8 +933,8 @@ async fn tag_untag_and_list_tags_round_trip() {
 
 #[tokio::test]
 async fn tags_on_a_missing_function_are_not_found() {
-    let h = Harness::start().await;
-    let arn = function_arn(LOCAL_ACCOUNT, "no-such-fn");
+    let h = TestServer::start().await;
+    let arn = function_arn(ACCOUNT, "no-such-fn");
     failure(h.client.list_tags().resource(&arn).send().await).assert(
         404,
         "ResourceNotFoundException",
@@ -953,13 +944,13 @@ async fn tags_on_a_missing_function_are_not_found() {
 
 #[tokio::test]
 async fn tags_on_a_qualified_arn_are_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("tag-qual");
     create_function(&h.client, &name, handler_zip(&name)).await;
     failure(
         h.client
             .list_tags()
-            .resource(format!("{}:1", function_arn(LOCAL_ACCOUNT, &name)))
+            .resource(format!("{}:1", function_arn(ACCOUNT, &name)))
             .send()
             .await,
     )
@@ -972,13 +963,13 @@ async fn tags_on_a_qualified_arn_are_refused() {
 
 #[tokio::test]
 async fn more_than_fifty_tags_are_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("many-tags");
     create_function(&h.client, &name, handler_zip(&name)).await;
     let mut request = h
         .client
         .tag_resource()
-        .resource(function_arn(LOCAL_ACCOUNT, &name));
+        .resource(function_arn(ACCOUNT, &name));
     for i in 0..51 {
         request = request.tags(format!("k{i}"), "v");
     }
@@ -993,7 +984,7 @@ async fn more_than_fifty_tags_are_refused() {
 
 #[tokio::test]
 async fn get_account_settings_reports_limits_and_usage() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let a = handler_zip("a");
     let b = handler_zip("bb");
     create_function(&h.client, &unique_name("usage"), a.clone()).await;
@@ -1012,11 +1003,11 @@ async fn get_account_settings_reports_limits_and_usage() {
 
 #[tokio::test]
 async fn add_permission_get_policy_and_remove_permission_round_trip() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("perm");
     // Settled first, so the revision compared below stays put.
     create_active(&h.client, &name).await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     let added = h
         .client
         .add_permission()
@@ -1076,7 +1067,7 @@ async fn add_permission_get_policy_and_remove_permission_round_trip() {
 
 #[tokio::test]
 async fn add_permission_with_existing_statement_id_is_a_conflict() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("perm-dup");
     create_function(&h.client, &name, handler_zip(&name)).await;
     let add = || {
@@ -1098,7 +1089,7 @@ async fn add_permission_with_existing_statement_id_is_a_conflict() {
 
 #[tokio::test]
 async fn remove_permission_of_unknown_statement_is_not_found() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("perm-missing");
     create_function(&h.client, &name, handler_zip(&name)).await;
     h.client
@@ -1131,7 +1122,7 @@ const FUNCTION_NAME_PATTERN: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a
 
 #[tokio::test]
 async fn function_name_outside_the_pattern_is_a_validation_error() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, "bad name!", handler_zip("x"))
             .send()
@@ -1158,7 +1149,7 @@ async fn function_name_outside_the_pattern_is_a_validation_error() {
 
 #[tokio::test]
 async fn function_name_longer_than_64_is_refused_at_create() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = "a".repeat(65);
     failure(
         create_builder(&h.client, &name, handler_zip("x"))
@@ -1174,7 +1165,7 @@ async fn function_name_longer_than_64_is_refused_at_create() {
 
 #[tokio::test]
 async fn function_name_longer_than_140_is_a_validation_error() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = "a".repeat(141);
     failure(
         create_builder(&h.client, &name, handler_zip("x"))
@@ -1203,7 +1194,7 @@ async fn function_name_longer_than_140_is_a_validation_error() {
 
 #[tokio::test]
 async fn unknown_runtime_is_refused_with_the_supported_list() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let result = create_builder(&h.client, &unique_name("rt"), handler_zip("x"))
         .runtime(Runtime::from("cobol42"))
         .send()
@@ -1230,7 +1221,7 @@ async fn unknown_runtime_is_refused_with_the_supported_list() {
 
 #[tokio::test]
 async fn retired_runtime_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, &unique_name("old"), handler_zip("x"))
             .runtime(Runtime::Nodejs14x)
@@ -1270,7 +1261,7 @@ const SUPPORTED_RUNTIMES: [&str; 15] = [
 /// host", never AWS's unknown or retired runtime.
 #[tokio::test]
 async fn every_supported_runtime_passes_validation() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let mut created = 0;
     for runtime in SUPPORTED_RUNTIMES
         .into_iter()
@@ -1304,7 +1295,7 @@ async fn every_supported_runtime_passes_validation() {
 
 #[tokio::test]
 async fn handler_with_whitespace_or_over_128_characters_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, &unique_name("h"), handler_zip("x"))
             .handler("index handler")
@@ -1332,7 +1323,7 @@ async fn handler_with_whitespace_or_over_128_characters_is_refused() {
 
 #[tokio::test]
 async fn role_that_is_not_an_iam_role_arn_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, &unique_name("role"), handler_zip("x"))
             .role("r1")
@@ -1359,7 +1350,7 @@ async fn role_that_is_not_an_iam_role_arn_is_refused() {
 
 #[tokio::test]
 async fn memory_size_outside_128_to_10240_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, &unique_name("mem"), handler_zip("x"))
             .memory_size(64)
@@ -1390,7 +1381,7 @@ async fn memory_size_outside_128_to_10240_is_refused() {
 
 #[tokio::test]
 async fn timeout_outside_1_to_900_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, &unique_name("to"), handler_zip("x"))
             .timeout(0)
@@ -1421,7 +1412,7 @@ async fn timeout_outside_1_to_900_is_refused() {
 
 #[tokio::test]
 async fn ephemeral_storage_outside_512_to_10240_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(&h.client, &unique_name("eph"), handler_zip("x"))
             .ephemeral_storage(EphemeralStorage::builder().size(511).build().unwrap())
@@ -1452,7 +1443,7 @@ async fn ephemeral_storage_outside_512_to_10240_is_refused() {
 
 #[tokio::test]
 async fn environment_over_4kb_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let big = "x".repeat(5000);
     let f = failure(
         create_builder(&h.client, &unique_name("env"), handler_zip("x"))
@@ -1484,7 +1475,7 @@ async fn environment_over_4kb_is_refused() {
 
 #[tokio::test]
 async fn reserved_environment_key_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("env-reserved");
     create_active(&h.client, &name).await;
     failure(
@@ -1504,7 +1495,7 @@ async fn reserved_environment_key_is_refused() {
 
 #[tokio::test]
 async fn zip_over_50_mb_is_request_entity_too_large() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let zip = stored_zip_of_size(52_428_800);
     assert!(zip.len() > 52_428_800);
     let result = create_builder(&h.client, &unique_name("huge"), zip)
@@ -1519,7 +1510,7 @@ async fn zip_over_50_mb_is_request_entity_too_large() {
 
 #[tokio::test]
 async fn a_file_that_is_not_a_zip_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     failure(
         create_builder(
             &h.client,
@@ -1553,7 +1544,7 @@ async fn a_file_that_is_not_a_zip_is_refused() {
 
 #[tokio::test]
 async fn a_zip_that_escapes_its_root_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let zip = zip_of(&[("index.js", b"ok"), ("../evil.js", b"x")]);
     let f = failure(
         create_builder(&h.client, &unique_name("escape"), zip)
@@ -1571,7 +1562,7 @@ async fn a_zip_that_escapes_its_root_is_refused() {
 
 #[tokio::test]
 async fn code_from_s3_is_an_invalid_parameter() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let result = h
         .client
         .create_function()
@@ -1603,7 +1594,7 @@ async fn code_from_s3_is_an_invalid_parameter() {
 
 #[tokio::test]
 async fn malformed_json_is_a_serialization_exception() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let raw = signed_request(
         &h.endpoint(),
         "POST",
@@ -1624,7 +1615,7 @@ async fn malformed_json_is_a_serialization_exception() {
 
 #[tokio::test]
 async fn missing_required_members_are_named_in_one_validation_error() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let raw = signed_request(
         &h.endpoint(),
         "POST",
@@ -1649,7 +1640,7 @@ async fn missing_required_members_are_named_in_one_validation_error() {
 
 #[tokio::test]
 async fn member_of_the_wrong_type_is_a_serialization_exception() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("wrongtype");
     create_function(&h.client, &name, handler_zip(&name)).await;
     let raw = signed_request(
@@ -1670,7 +1661,7 @@ async fn member_of_the_wrong_type_is_a_serialization_exception() {
 
 #[tokio::test]
 async fn unknown_member_is_a_validation_exception() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("unknown-field");
     let mut body = create_body(&name, &handler_zip(&name));
     body["NotAMember"] = json!(1);
@@ -1697,7 +1688,7 @@ async fn unknown_member_is_a_validation_exception() {
 
 #[tokio::test]
 async fn unknown_operation_is_answered_without_a_server_error() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let raw = signed_request(
         &h.endpoint(),
         "GET",
@@ -1714,7 +1705,7 @@ async fn unknown_operation_is_answered_without_a_server_error() {
 
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("reqid");
     let created = create_builder(&h.client, &name, handler_zip(&name))
         .send()
@@ -1752,7 +1743,7 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn wrong_secret_is_an_invalid_signature() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let bad = client(h.addr(), "test", "not-the-secret");
     failure(bad.list_functions().send().await).assert(
         403,
@@ -1763,7 +1754,7 @@ async fn wrong_secret_is_an_invalid_signature() {
 
 #[tokio::test]
 async fn unknown_access_key_is_an_unrecognized_client() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let stranger = client(h.addr(), "AKIANOBODYKNOWSTHIS", "whatever");
     failure(stranger.list_functions().send().await).assert(
         403,
@@ -1774,7 +1765,7 @@ async fn unknown_access_key_is_an_unrecognized_client() {
 
 #[tokio::test]
 async fn unsigned_request_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let response = reqwest::get(format!("{}/2015-03-31/functions", h.endpoint()))
         .await
         .unwrap();
@@ -1790,7 +1781,7 @@ async fn unsigned_request_is_refused() {
 
 #[tokio::test]
 async fn presigned_query_string_signature_is_accepted() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("presigned");
     create_function(&h.client, &name, handler_zip(&name)).await;
     let signing = Signing {
@@ -1813,7 +1804,7 @@ async fn presigned_query_string_signature_is_accepted() {
 
 #[tokio::test]
 async fn signature_from_outside_the_clock_skew_window_is_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let signing = Signing {
         key: "test",
         secret: "test",
@@ -1835,11 +1826,11 @@ async fn signature_from_outside_the_clock_skew_window_is_refused() {
 
 #[tokio::test]
 async fn second_account_cannot_see_or_touch_the_first_accounts_functions() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("mine");
     create_active(&h.client, &name).await;
     let (other_id, other) = h.second_account().await;
-    assert_ne!(other_id, LOCAL_ACCOUNT);
+    assert_ne!(other_id, ACCOUNT);
 
     let listed = other.list_functions().send().await.unwrap();
     assert!(listed.functions().is_empty(), "{listed:?}");
@@ -1850,7 +1841,7 @@ async fn second_account_cannot_see_or_touch_the_first_accounts_functions() {
         "ResourceNotFoundException",
         &format!("Function not found: {}", other_arn(&name)),
     );
-    let first_arn = function_arn(LOCAL_ACCOUNT, &name);
+    let first_arn = function_arn(ACCOUNT, &name);
     let f = failure(other.get_function().function_name(&first_arn).send().await);
     f.assert_code(403, "AccessDeniedException");
     assert!(f.message().contains(&first_arn), "{f:?}");
@@ -1923,7 +1914,7 @@ async fn second_account_cannot_see_or_touch_the_first_accounts_functions() {
 
 #[tokio::test]
 async fn everything_survives_a_restart() {
-    let mut h = Harness::start().await;
+    let mut h = TestServer::start().await;
     let name = unique_name("persist");
     let zip = handler_zip(&name);
     create_builder(&h.client, &name, zip.clone())
@@ -2015,7 +2006,7 @@ async fn everything_survives_a_restart() {
 
 #[tokio::test]
 async fn changes_left_unsettled_by_a_stopped_server_settle_after_restart() {
-    let mut h = Harness::start().await;
+    let mut h = TestServer::start().await;
     let creating = unique_name("was-pending");
     let updating = unique_name("was-in-progress");
     create_active(&h.client, &creating).await;

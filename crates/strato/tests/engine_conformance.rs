@@ -3,35 +3,22 @@
 //! real one), and the managed runtimes carry the AWS SDKs, with credentials
 //! and an endpoint that make the SDK inside a function talk to Strato.
 
-mod support_engine;
+mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::json;
-use strato::server::{self, ServerConfig};
-use support_engine::*;
 
-/// Runtime components shared by every test run (SDK installs are slow).
-fn shared_runtimes_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("strato-runtimes")
-}
-
-/// A server whose runtimes directory carries the AWS SDKs.
-async fn server_with_sdks() -> (tempfile::TempDir, server::RunningServer) {
-    let runtimes = shared_runtimes_dir();
-    strato_engine::provide_sdks(runtimes.clone())
+/// A server whose runtimes directory, the shared one, carries the AWS SDKs
+/// (installing them is slow: once per build directory).
+async fn server_with_sdks() -> TestServer {
+    strato_engine::provide_sdks(shared_runtimes_dir())
         .await
         .expect("AWS SDKs install");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        dir.path().to_path_buf(),
-        env!("CARGO_BIN_EXE_strato").into(),
-    );
-    config.runtimes_dir = runtimes;
-    (dir, server::start(config).await.expect("server starts"))
+    TestServer::start().await
 }
 
 /// Every file under `root`, as zip entries relative to it.
@@ -109,7 +96,7 @@ async fn awslambdaric_as_a_custom_runtime_runs_a_python_handler() {
         b"#!/bin/sh\ncd \"$LAMBDA_TASK_ROOT\"\nexec /usr/bin/python3.11 -m awslambdaric \"$_HANDLER\"\n".to_vec(),
         0o755,
     ));
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("ric-py");
     deploy(
         &engine.client,
@@ -199,7 +186,7 @@ async fn aws_lambda_ric_as_a_custom_runtime_runs_a_node_handler() {
         b"#!/bin/sh\ncd \"$LAMBDA_TASK_ROOT\"\nexec node node_modules/aws-lambda-ric/bin/index.mjs \"$_HANDLER\"\n".to_vec(),
         0o755,
     ));
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("ric-node");
     deploy(
         &engine.client,
@@ -231,12 +218,12 @@ async fn python_functions_import_boto3_and_call_strato_with_it() {
         eprintln!("skipped: needs root for strong isolation");
         return;
     }
-    let (_dir, running) = server_with_sdks().await;
-    let client = client(running.local_addr);
+    let server = server_with_sdks().await;
+    let client = &server.client;
     let name = unique_name("boto3");
     let code = b"import boto3\n\ndef handler(event, context):\n    names = [f['FunctionName'] for f in boto3.client('lambda').list_functions()['Functions']]\n    return {'boto3': boto3.__version__, 'functions': names}\n";
     deploy(
-        &client,
+        client,
         &name,
         FunctionSpec::new(
             Runtime::Python311,
@@ -245,14 +232,14 @@ async fn python_functions_import_boto3_and_call_strato_with_it() {
         ),
     )
     .await;
-    let body = invoke(&client, &name, json!({})).await.ok();
+    let body = invoke(client, &name, json!({})).await.ok();
     assert!(
         body["boto3"].as_str().is_some_and(|v| !v.is_empty()),
         "{body}"
     );
     // The SDK inside the function reached Strato as the function's account.
     assert_eq!(body["functions"], json!([name]));
-    running.shutdown().await.expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,12 +248,12 @@ async fn node_functions_import_the_aws_sdk_v3_without_bundling_it() {
         eprintln!("skipped: needs root for strong isolation");
         return;
     }
-    let (_dir, running) = server_with_sdks().await;
-    let client = client(running.local_addr);
+    let server = server_with_sdks().await;
+    let client = &server.client;
     let name = unique_name("sdk-js");
     let code = b"import { LambdaClient, GetFunctionCommand } from '@aws-sdk/client-lambda';\nexport const handler = async () => {\n  const out = await new LambdaClient({}).send(new GetFunctionCommand({ FunctionName: process.env.AWS_LAMBDA_FUNCTION_NAME }));\n  return { name: out.Configuration.FunctionName, runtime: out.Configuration.Runtime };\n};\n";
     deploy(
-        &client,
+        client,
         &name,
         FunctionSpec::new(
             Runtime::Nodejs20x,
@@ -275,7 +262,7 @@ async fn node_functions_import_the_aws_sdk_v3_without_bundling_it() {
         ),
     )
     .await;
-    let body = invoke(&client, &name, json!({})).await.ok();
+    let body = invoke(client, &name, json!({})).await.ok();
     assert_eq!(body, json!({"name": name, "runtime": "nodejs20.x"}));
-    running.shutdown().await.expect("shutdown");
+    server.stop().await;
 }

@@ -1,13 +1,13 @@
 //! End-to-end: every way a function can fail, answered as AWS answers it,
 //! and the server (and other functions) serving on afterwards.
 
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::{json, Value};
-use support_engine::*;
 
 /// AWS's response limit: "6 MB" is 6,291,556 bytes.
 const MAX_RESPONSE_BYTES: usize = 6_291_556;
@@ -55,19 +55,18 @@ def handler(event, context):
     raise Exception("unknown action")
 "#;
 
-async fn deploy_node(engine: &Engine, name: &str, memory: i32, timeout: i32) {
-    let zip = zip_of(&[("index.js", NODE_FAILING.as_bytes())]);
+async fn deploy_node(engine: &TestServer, name: &str, memory: i32, timeout: i32) {
     deploy(
         &engine.client,
         name,
-        FunctionSpec::new(Runtime::Nodejs20x, "index.handler", zip)
+        FunctionSpec::node(NODE_FAILING)
             .memory(memory)
             .timeout(timeout),
     )
     .await;
 }
 
-async fn deploy_python(engine: &Engine, name: &str, memory: i32) {
+async fn deploy_python(engine: &TestServer, name: &str, memory: i32) {
     let zip = zip_of(&[("lambda_function.py", PYTHON_FAILING.as_bytes())]);
     deploy(
         &engine.client,
@@ -78,7 +77,7 @@ async fn deploy_python(engine: &Engine, name: &str, memory: i32) {
 }
 
 /// Both the failed function (on a new instance) and a bystander answer.
-async fn assert_still_serving(engine: &Engine, failed: &str, bystander: &str) {
+async fn assert_still_serving(engine: &TestServer, failed: &str, bystander: &str) {
     let again = invoke(&engine.client, failed, json!({"action": "ok"})).await;
     assert_eq!(again.ok(), json!("still serving"), "{again}");
     let other = invoke(&engine.client, bystander, json!({"action": "ok"})).await;
@@ -112,7 +111,7 @@ fn assert_log_framing_any(inv: &Invocation) -> String {
 
 #[tokio::test]
 async fn node_unhandled_error_is_reported_with_type_message_and_trace() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-node-throw");
     deploy_node(&engine, &name, 256, 10).await;
     let inv = invoke(&engine.client, &name, json!({"action": "throw"})).await;
@@ -141,7 +140,7 @@ async fn node_unhandled_error_is_reported_with_type_message_and_trace() {
 
 #[tokio::test]
 async fn python_unhandled_error_is_reported_with_type_message_and_stack_trace() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-py-raise");
     deploy_python(&engine, &name, 256).await;
     let inv = invoke(&engine.client, &name, json!({"action": "raise"})).await;
@@ -169,7 +168,7 @@ async fn python_unhandled_error_is_reported_with_type_message_and_stack_trace() 
 
 #[tokio::test]
 async fn timeout_is_sandbox_timedout_and_the_server_serves_on() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-timeout");
     let bystander = unique_name("fail-bystander");
     deploy_node(&engine, &name, 256, 1).await;
@@ -196,7 +195,7 @@ async fn timeout_is_sandbox_timedout_and_the_server_serves_on() {
 
 #[tokio::test]
 async fn process_exit_is_runtime_exit_error_and_the_server_serves_on() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-exit");
     let bystander = unique_name("fail-bystander");
     deploy_node(&engine, &name, 256, 10).await;
@@ -216,7 +215,7 @@ async fn process_exit_is_runtime_exit_error_and_the_server_serves_on() {
 
 #[tokio::test]
 async fn python_process_exit_is_runtime_exit_error() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-py-exit");
     deploy_python(&engine, &name, 256).await;
     let inv = invoke(&engine.client, &name, json!({"action": "exit"})).await;
@@ -257,7 +256,7 @@ fn assert_out_of_memory(inv: &Invocation, memory_mb: u64) {
 
 #[tokio::test]
 async fn memory_exhaustion_is_runtime_out_of_memory_and_the_server_serves_on() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-oom");
     let bystander = unique_name("fail-bystander");
     deploy_node(&engine, &name, 128, 30).await;
@@ -270,7 +269,7 @@ async fn memory_exhaustion_is_runtime_out_of_memory_and_the_server_serves_on() {
 
 #[tokio::test]
 async fn python_memory_exhaustion_is_runtime_out_of_memory() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-py-oom");
     deploy_python(&engine, &name, 128).await;
     let inv = invoke(&engine.client, &name, json!({"action": "oom"})).await;
@@ -280,7 +279,7 @@ async fn python_memory_exhaustion_is_runtime_out_of_memory() {
 
 #[tokio::test]
 async fn fork_bomb_is_contained_and_the_server_serves_on() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-forkbomb");
     let bystander = unique_name("fail-bystander");
     deploy_node(&engine, &name, 256, 3).await;
@@ -299,7 +298,7 @@ async fn fork_bomb_is_contained_and_the_server_serves_on() {
 
 #[tokio::test]
 async fn node_unserializable_result_is_an_error() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-circular");
     deploy_node(&engine, &name, 256, 10).await;
     let inv = invoke(&engine.client, &name, json!({"action": "circular"})).await;
@@ -311,7 +310,7 @@ async fn node_unserializable_result_is_an_error() {
 
 #[tokio::test]
 async fn python_unserializable_result_is_runtime_marshal_error() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-marshal");
     deploy_python(&engine, &name, 256).await;
     let inv = invoke(&engine.client, &name, json!({"action": "marshal"})).await;
@@ -330,7 +329,7 @@ async fn python_unserializable_result_is_runtime_marshal_error() {
 
 #[tokio::test]
 async fn response_at_the_limit_passes_and_one_byte_over_is_function_response_size_too_large() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-big");
     deploy_node(&engine, &name, 512, 30).await;
     let at_limit = invoke(
@@ -368,7 +367,7 @@ async fn response_at_the_limit_passes_and_one_byte_over_is_function_response_siz
 
 #[tokio::test]
 async fn request_over_6_mb_is_request_too_large_413() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-request");
     deploy_node(&engine, &name, 256, 10).await;
     // A JSON string of 6 MiB + 1 bytes.
@@ -404,7 +403,7 @@ async fn request_over_6_mb_is_request_too_large_413() {
 
 #[tokio::test]
 async fn event_over_1_mb_is_request_too_large_413() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-event-size");
     deploy_node(&engine, &name, 256, 10).await;
     let payload = format!("\"{}\"", "x".repeat(1024 * 1024 - 1));
@@ -432,7 +431,7 @@ async fn event_over_1_mb_is_request_too_large_413() {
 }
 
 async fn init_failure(runtime: Runtime, handler: &str, files: &[(&str, &[u8])]) -> Value {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-init");
     deploy(
         &engine.client,

@@ -1,11 +1,11 @@
 //! End-to-end isolation (strong mode): what a function can and cannot
 //! reach from inside its instance.
 
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::{json, Value};
-use support_engine::*;
 
 /// Probes run inside an instance; each answers what it could do.
 const PROBE_FUNCTION: &str = r#"
@@ -103,7 +103,7 @@ def handler(event, context):
     raise ValueError(action)
 "#;
 
-async fn deploy_probe(engine: &Engine, name: &str, memory: i32) {
+async fn deploy_probe(engine: &TestServer, name: &str, memory: i32) {
     let zip = zip_of(&[
         ("lambda_function.py", PROBE_FUNCTION.as_bytes()),
         (&format!("{name}.txt"), name.as_bytes()),
@@ -128,7 +128,7 @@ fn assert_strong_mode() {
 #[tokio::test]
 async fn instance_cannot_write_its_code_nor_see_the_host_or_other_functions() {
     assert_strong_mode();
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let a = unique_name("iso-a");
     let b = unique_name("iso-b");
     deploy_probe(&engine, &a, 256).await;
@@ -168,7 +168,7 @@ async fn instance_cannot_write_its_code_nor_see_the_host_or_other_functions() {
 #[tokio::test]
 async fn instance_tmp_is_private_to_the_instance() {
     assert_strong_mode();
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let a = unique_name("iso-tmp-a");
     let b = unique_name("iso-tmp-b");
     deploy_probe(&engine, &a, 256).await;
@@ -191,7 +191,7 @@ async fn instance_tmp_is_private_to_the_instance() {
 #[tokio::test]
 async fn instance_reaches_only_its_own_runtime_api() {
     assert_strong_mode();
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let victim = unique_name("iso-victim");
     let attacker = unique_name("iso-attacker");
     deploy_probe(&engine, &victim, 256).await;
@@ -254,7 +254,7 @@ async fn instance_reaches_only_its_own_runtime_api() {
 #[tokio::test]
 async fn instance_cannot_exceed_its_pids_limit() {
     assert_strong_mode();
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("iso-pids");
     deploy_probe(&engine, &name, 1024).await;
     let inv = invoke(&engine.client, &name, json!({"action": "pids"})).await;
@@ -278,7 +278,7 @@ async fn instance_cannot_exceed_its_pids_limit() {
 #[tokio::test]
 async fn server_shutdown_ends_its_instances_and_removes_their_cgroups() {
     assert_strong_mode();
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("iso-shutdown");
     deploy_probe(&engine, &name, 256).await;
     let inv = invoke(&engine.client, &name, json!({"action": "stream"})).await;

@@ -8,7 +8,7 @@
 //! `target/` that later runs reuse, and copied into each test's data
 //! directory.
 
-mod support_engine;
+mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,26 +16,13 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::{json, Value};
-use support_engine::*;
 
 const MEMORY_MB: i32 = 1024;
 
 fn tmp_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
-}
-
-fn run(command: &mut Command, what: &str) -> String {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A data directory holding the installed Java runtime, shared by every
@@ -49,7 +36,7 @@ fn installed_runtime() -> PathBuf {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     if !*done {
-        let listed = run(
+        let listed = run_tool(
             Command::new(env!("CARGO_BIN_EXE_strato"))
                 .args(["runtimes", "install", "java17", "java21", "--data-dir"])
                 .arg(&dir),
@@ -75,9 +62,9 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A server whose data directory already has the Java runtime.
-async fn engine_with_java() -> Engine {
+async fn engine_with_java() -> TestServer {
     let cache = installed_runtime();
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     copy_tree(
         &cache.join("runtimes/java"),
         &engine.dir.path().join("runtimes/java"),
@@ -140,7 +127,7 @@ fn java_zip() -> Vec<u8> {
             std::fs::create_dir_all(&out).expect("classes dir");
             let mut sources = Vec::new();
             java_sources(&src, &mut sources);
-            run(
+            run_tool(
                 Command::new("javac")
                     .args(["--release", "11", "-encoding", "UTF-8", "-cp"])
                     .arg(lambda_java_core_jar())
@@ -170,7 +157,7 @@ fn java_zip() -> Vec<u8> {
         .clone()
 }
 
-async fn deploy_java(engine: &Engine, runtime: Runtime, name: &str, handler: &str) {
+async fn deploy_java(engine: &TestServer, runtime: Runtime, name: &str, handler: &str) {
     deploy(
         &engine.client,
         name,
@@ -179,7 +166,7 @@ async fn deploy_java(engine: &Engine, runtime: Runtime, name: &str, handler: &st
     .await;
 }
 
-async fn hello_function(runtime: Runtime) -> (Engine, String) {
+async fn hello_function(runtime: Runtime) -> (TestServer, String) {
     let engine = engine_with_java().await;
     let name = unique_name("java-hello");
     deploy_java(&engine, runtime, &name, "example.Hello").await;
@@ -223,7 +210,7 @@ async fn java21_runs_on_the_nearest_newer_jdk_and_says_which() {
 
 #[test]
 fn runtimes_list_names_the_jdk_and_client_of_each_java_runtime() {
-    let listed = run(
+    let listed = run_tool(
         Command::new(env!("CARGO_BIN_EXE_strato"))
             .args(["runtimes", "list", "--data-dir"])
             .arg(installed_runtime()),
@@ -285,27 +272,9 @@ async fn java17_context_carries_the_invocation_facts() {
     let (engine, name) = hello_function(Runtime::Java17).await;
     let inv = invoke(&engine.client, &name, json!({"action": "context"})).await;
     let ctx = inv.ok();
-    let request_id = ctx["awsRequestId"].as_str().expect("awsRequestId");
-    assert!(
-        inv.log.contains(&format!("START RequestId: {request_id} ")),
-        "the request id is the invocation's: {inv}"
-    );
-    assert_eq!(ctx["functionName"], name.as_str());
-    assert_eq!(ctx["functionVersion"], "$LATEST");
-    assert_eq!(
-        ctx["invokedFunctionArn"],
-        format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
-    );
+    assert_context(&ctx, &name, &inv.log, MEMORY_MB);
+    // Java's context gives the memory as a number.
     assert_eq!(ctx["memoryLimitInMB"], json!(MEMORY_MB));
-    assert_eq!(ctx["logGroupName"], format!("/aws/lambda/{name}"));
-    assert!(ctx["logStreamName"]
-        .as_str()
-        .is_some_and(|s| s.contains("[$LATEST]")));
-    let remaining = ctx["remainingMs"].as_i64().expect("remainingMs");
-    assert!(
-        remaining > 0 && remaining <= 30_000,
-        "remaining time within the 30 s timeout: {remaining}"
-    );
     engine.stop().await;
 }
 
@@ -393,7 +362,7 @@ async fn java17_logs_reach_the_log_tail() {
 #[tokio::test]
 async fn creating_a_java_function_installs_the_runtime_on_first_use() {
     // A fresh data directory: nothing installed yet.
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("java-first-use");
     deploy_java(&engine, Runtime::Java17, &name, "example.Hello").await;
     assert!(

@@ -3,18 +3,18 @@
 //! `lambda_runtime` crate, both compiled from source by the tests and run
 //! unchanged.
 
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::json;
-use support_engine::*;
 
 macro_rules! native_tests {
     ($module:ident, $build:path, $hello:literal) => {
         mod $module {
             use super::*;
 
-            async fn deploy_native(engine: &Engine, name: &str) {
+            async fn deploy_native(engine: &TestServer, name: &str) {
                 let zip = tokio::task::spawn_blocking($build)
                     .await
                     .expect("build the test function");
@@ -29,7 +29,7 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn says_hello_with_lambda_log_framing() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-hello"));
                 deploy_native(&engine, &name).await;
                 let cold = invoke(&engine.client, &name, json!({"action": "hello"})).await;
@@ -44,20 +44,20 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn event_in_computed_result_out_and_context() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-add"));
                 deploy_native(&engine, &name).await;
                 let inv =
                     invoke(&engine.client, &name, json!({"action": "add", "a": 20, "b": 22})).await;
                 assert_eq!(inv.ok(), json!({"sum": 42, "product": 440}));
                 let ctx = invoke(&engine.client, &name, json!({"action": "context"})).await;
-                assert_context(&ctx.ok(), &name, &ctx.log);
+                assert_context(&ctx.ok(), &name, &ctx.log, 256);
                 engine.stop().await;
             }
 
             #[tokio::test]
             async fn environment_has_lambda_and_user_variables() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-env"));
                 deploy_native(&engine, &name).await;
                 let inv =
@@ -69,7 +69,7 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn stdout_lines_appear_in_the_log_tail() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-log"));
                 deploy_native(&engine, &name).await;
                 let inv = invoke(
@@ -93,7 +93,7 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn warm_instance_keeps_its_globals() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-warm"));
                 deploy_native(&engine, &name).await;
                 assert_warm_reuse(&engine.client, &name).await;
@@ -102,7 +102,7 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn concurrent_invocations_run_on_distinct_instances() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-conc"));
                 deploy_native(&engine, &name).await;
                 assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3)
@@ -112,7 +112,7 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn returned_error_is_unhandled_and_the_instance_serves_on() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-err"));
                 deploy_native(&engine, &name).await;
                 let inv =
@@ -129,7 +129,7 @@ macro_rules! native_tests {
 
             #[tokio::test]
             async fn process_exit_is_runtime_exit_error() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-exit"));
                 deploy_native(&engine, &name).await;
                 let inv = invoke(&engine.client, &name, json!({"action": "exit"})).await;
@@ -155,7 +155,7 @@ native_tests!(rust, rust_function_zip, "Hello from Rust");
 #[tokio::test]
 async fn go_error_type_is_the_go_type_name() {
     // aws-lambda-go names the error by its Go type, as on AWS.
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("go-errtype");
     let zip = tokio::task::spawn_blocking(go_function_zip)
         .await

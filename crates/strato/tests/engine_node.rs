@@ -1,10 +1,10 @@
 //! End-to-end: Node.js functions (nodejs20.x) through the Invoke API.
 
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::json;
-use support_engine::*;
 
 /// One CommonJS handler, many behaviours chosen by `event.action`.
 pub const NODE_FUNCTION: &str = r#"
@@ -60,19 +60,18 @@ exports.handler = async (event, context) => {
 };
 "#;
 
-async fn deploy_node(engine: &Engine, name: &str) {
-    let zip = zip_of(&[("index.js", NODE_FUNCTION.as_bytes())]);
+async fn deploy_node(engine: &TestServer, name: &str) {
     deploy(
         &engine.client,
         name,
-        FunctionSpec::new(Runtime::Nodejs20x, "index.handler", zip).env("USER_VAR", "user value"),
+        FunctionSpec::node(NODE_FUNCTION).env("USER_VAR", "user value"),
     )
     .await;
 }
 
 #[tokio::test]
 async fn node_function_says_hello_with_lambda_log_framing() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-hello");
     deploy_node(&engine, &name).await;
 
@@ -89,7 +88,7 @@ async fn node_function_says_hello_with_lambda_log_framing() {
 
 #[tokio::test]
 async fn node_event_in_computed_result_out() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-add");
     deploy_node(&engine, &name).await;
     let inv = invoke(
@@ -104,17 +103,17 @@ async fn node_event_in_computed_result_out() {
 
 #[tokio::test]
 async fn node_context_carries_request_function_and_deadline() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-ctx");
     deploy_node(&engine, &name).await;
     let inv = invoke(&engine.client, &name, json!({"action": "context"})).await;
-    assert_context(&inv.ok(), &name, &inv.log);
+    assert_context(&inv.ok(), &name, &inv.log, 256);
     engine.stop().await;
 }
 
 #[tokio::test]
 async fn node_environment_has_lambda_and_user_variables() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-env");
     deploy_node(&engine, &name).await;
     let inv = invoke(
@@ -129,7 +128,7 @@ async fn node_environment_has_lambda_and_user_variables() {
 
 #[tokio::test]
 async fn node_console_lines_appear_in_the_log_tail_as_lambda_formats_them() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-log");
     deploy_node(&engine, &name).await;
     let inv = invoke(
@@ -167,7 +166,7 @@ async fn node_console_lines_appear_in_the_log_tail_as_lambda_formats_them() {
 
 #[tokio::test]
 async fn node_warm_instance_keeps_its_globals() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-warm");
     deploy_node(&engine, &name).await;
     assert_warm_reuse(&engine.client, &name).await;
@@ -176,7 +175,7 @@ async fn node_warm_instance_keeps_its_globals() {
 
 #[tokio::test]
 async fn node_concurrent_invocations_run_on_distinct_instances() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-conc");
     deploy_node(&engine, &name).await;
     assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3).await;
@@ -185,7 +184,7 @@ async fn node_concurrent_invocations_run_on_distinct_instances() {
 
 #[tokio::test]
 async fn node_event_invocation_is_accepted_and_runs() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-event");
     deploy_node(&engine, &name).await;
     let status = invoke_event(
@@ -209,7 +208,7 @@ async fn node_event_invocation_is_accepted_and_runs() {
 
 #[tokio::test]
 async fn node_dry_run_validates_without_running() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-dry");
     deploy_node(&engine, &name).await;
     let out = engine
@@ -230,7 +229,7 @@ async fn node_dry_run_validates_without_running() {
 #[tokio::test]
 async fn node_client_context_reaches_the_handler() {
     use base64::Engine as _;
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-cc");
     deploy_node(&engine, &name).await;
     let context = json!({"custom": {"tenant": "t-1"}, "env": {"locale": "en"}});
@@ -255,7 +254,7 @@ async fn node_client_context_reaches_the_handler() {
 
 #[tokio::test]
 async fn node_esm_and_callback_handlers_work() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let esm = unique_name("node-esm");
     let zip = zip_of(&[(
         "app.mjs",

@@ -1,11 +1,11 @@
 //! End-to-end: Python functions (python3.11 and python3.12) through the
 //! Invoke API.
 
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::json;
-use support_engine::*;
 
 /// One handler, many behaviours chosen by `event["action"]`.
 pub const PYTHON_FUNCTION: &str = r#"
@@ -74,7 +74,7 @@ macro_rules! python_tests {
         mod $module {
             use super::*;
 
-            async fn deploy_python(engine: &Engine, name: &str) {
+            async fn deploy_python(engine: &TestServer, name: &str) {
                 let zip = zip_of(&[("lambda_function.py", PYTHON_FUNCTION.as_bytes())]);
                 deploy(
                     &engine.client,
@@ -87,7 +87,7 @@ macro_rules! python_tests {
 
             #[tokio::test]
             async fn says_hello_with_lambda_log_framing() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-hello"));
                 deploy_python(&engine, &name).await;
                 let cold = invoke(&engine.client, &name, json!({"action": "hello"})).await;
@@ -102,7 +102,7 @@ macro_rules! python_tests {
 
             #[tokio::test]
             async fn event_in_computed_result_out_on_the_right_interpreter() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-add"));
                 deploy_python(&engine, &name).await;
                 let inv =
@@ -111,13 +111,13 @@ macro_rules! python_tests {
                 let ctx = invoke(&engine.client, &name, json!({"action": "context"})).await;
                 let ctx_json = ctx.ok();
                 assert_eq!(ctx_json["version"], $version, "{ctx}");
-                assert_context(&ctx_json, &name, &ctx.log);
+                assert_context(&ctx_json, &name, &ctx.log, 256);
                 engine.stop().await;
             }
 
             #[tokio::test]
             async fn environment_has_lambda_and_user_variables() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-env"));
                 deploy_python(&engine, &name).await;
                 let inv =
@@ -129,7 +129,7 @@ macro_rules! python_tests {
 
             #[tokio::test]
             async fn print_and_logging_lines_appear_in_the_log_tail() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-log"));
                 deploy_python(&engine, &name).await;
                 let inv =
@@ -153,7 +153,7 @@ macro_rules! python_tests {
 
             #[tokio::test]
             async fn warm_instance_keeps_its_globals() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-warm"));
                 deploy_python(&engine, &name).await;
                 assert_warm_reuse(&engine.client, &name).await;
@@ -162,7 +162,7 @@ macro_rules! python_tests {
 
             #[tokio::test]
             async fn concurrent_invocations_run_on_distinct_instances() {
-                let engine = Engine::start().await;
+                let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-conc"));
                 deploy_python(&engine, &name).await;
                 assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3)

@@ -5,13 +5,13 @@
 //! this test makes that registry unreachable (for its own process only: it is
 //! the one test in this binary).
 
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::json;
-use support_engine::*;
 
 /// The major version of the host's `node`, which serves nodejs*.x.
 fn host_node_major() -> u32 {
@@ -34,7 +34,7 @@ async fn runtime_that_cannot_be_provided_fails_at_create_function() {
     std::env::set_var("npm_config_registry", "http://127.0.0.1:9/");
     std::env::set_var("npm_config_fetch_retries", "0");
     std::env::set_var("npm_config_fetch_timeout", "5000");
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("fail-node22");
     let created = engine
         .client

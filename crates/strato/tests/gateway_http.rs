@@ -2,21 +2,19 @@
 //! the AWS SDK for Rust and called over plain HTTP with reqwest, in front of
 //! real Node.js functions and small HTTP backends started by the tests.
 
-mod support_engine;
+mod harness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aws_credential_types::Credentials;
-use aws_sdk_apigatewayv2::config::{BehaviorVersion, Region};
 use aws_sdk_apigatewayv2::types::{
     AuthorizationType, AuthorizerType, Cors, IntegrationType, JwtConfiguration, ProtocolType,
     RouteSettings,
 };
-use aws_sdk_lambda::types::{FunctionUrlAuthType, Runtime};
+use aws_sdk_lambda::types::FunctionUrlAuthType;
 use base64::Engine as _;
+use harness::*;
 use serde_json::{json, Value};
-use support_engine::*;
 
 /// Echoes the event unless the path asks for something else.
 const ECHO_FUNCTION: &str = r#"
@@ -66,14 +64,8 @@ exports.handler = async (event) => {
 };
 "#;
 
-fn apigw(addr: SocketAddr) -> aws_sdk_apigatewayv2::Client {
-    let config = aws_sdk_apigatewayv2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://{addr}"))
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .build();
-    aws_sdk_apigatewayv2::Client::from_conf(config)
+fn apigw(server: &TestServer) -> aws_sdk_apigatewayv2::Client {
+    aws_sdk_apigatewayv2::Client::new(&server.sdk_config())
 }
 
 /// An HTTP client that reaches `*.localhost` names on the server (Rust's
@@ -94,26 +86,13 @@ fn host_of(url: &str) -> String {
         .to_string()
 }
 
-async fn deploy_node(engine: &Engine, prefix: &str, source: &str) -> String {
+async fn deploy_node(engine: &TestServer, prefix: &str, source: &str) -> String {
     let name = unique_name(prefix);
-    deploy(
-        &engine.client,
-        &name,
-        FunctionSpec::new(
-            Runtime::Nodejs20x,
-            "index.handler",
-            zip_of(&[("index.js", source.as_bytes())]),
-        ),
-    )
-    .await;
+    deploy(&engine.client, &name, FunctionSpec::node(source)).await;
     name
 }
 
-fn function_arn(name: &str) -> String {
-    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
-}
-
-async fn allow_apigateway(engine: &Engine, name: &str, api_id: &str) {
+async fn allow_apigateway(engine: &TestServer, name: &str, api_id: &str) {
     engine
         .client
         .add_permission()
@@ -162,13 +141,13 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
 }
 
 /// A quick-created API in front of the echo function, with permission.
-async fn quick_api(engine: &Engine) -> (String, String, String) {
+async fn quick_api(engine: &TestServer) -> (String, String, String) {
     let name = deploy_node(engine, "gw-echo", ECHO_FUNCTION).await;
-    let api = apigw(engine.server().local_addr)
+    let api = apigw(engine)
         .create_api()
         .name("quick")
         .protocol_type(ProtocolType::Http)
-        .target(function_arn(&name))
+        .target(function_arn(ACCOUNT, &name))
         .send()
         .await
         .expect("create api");
@@ -179,7 +158,7 @@ async fn quick_api(engine: &Engine) -> (String, String, String) {
 
 #[tokio::test]
 async fn quick_create_serves_payload_2_with_request_ids_after_add_permission() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let (name, api_id, endpoint) = quick_api(&engine).await;
     let addr = engine.server().local_addr;
     assert_eq!(
@@ -245,7 +224,7 @@ async fn quick_create_serves_payload_2_with_request_ids_after_add_permission() {
 
 #[tokio::test]
 async fn payload_2_infers_json_answers_and_carries_binary_both_ways() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let (name, api_id, endpoint) = quick_api(&engine).await;
     allow_apigateway(&engine, &name, &api_id).await;
     let http = http_for(engine.server().local_addr, &[host_of(&endpoint)]);
@@ -276,7 +255,7 @@ async fn payload_2_infers_json_answers_and_carries_binary_both_ways() {
 
 #[tokio::test]
 async fn function_errors_and_malformed_answers_are_internal_server_errors() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let (name, api_id, endpoint) = quick_api(&engine).await;
     allow_apigateway(&engine, &name, &api_id).await;
     let http = http_for(engine.server().local_addr, &[host_of(&endpoint)]);
@@ -291,12 +270,12 @@ async fn function_errors_and_malformed_answers_are_internal_server_errors() {
 /// Creates an HTTP API with explicit routes to the echo function and a
 /// `$default` auto-deploy stage; returns (client, api id, endpoint).
 async fn api_with_routes(
-    engine: &Engine,
+    engine: &TestServer,
     function: &str,
     payload: &str,
     route_keys: &[&str],
 ) -> (aws_sdk_apigatewayv2::Client, String, String) {
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(engine);
     let api = client
         .create_api()
         .name("routes")
@@ -309,7 +288,7 @@ async fn api_with_routes(
         .create_integration()
         .api_id(&api_id)
         .integration_type(IntegrationType::AwsProxy)
-        .integration_uri(function_arn(function))
+        .integration_uri(function_arn(ACCOUNT, function))
         .payload_format_version(payload)
         .send()
         .await
@@ -347,7 +326,7 @@ async fn api_with_routes(
 
 #[tokio::test]
 async fn the_most_specific_route_is_chosen_as_aws_orders_routes() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "gw-routes", ECHO_FUNCTION).await;
     let (_, api_id, endpoint) = api_with_routes(
         &engine,
@@ -385,7 +364,7 @@ async fn the_most_specific_route_is_chosen_as_aws_orders_routes() {
 
 #[tokio::test]
 async fn payload_1_events_and_answers_follow_the_1_0_contract() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "gw-v1", ECHO_FUNCTION).await;
     let (_, api_id, endpoint) = api_with_routes(&engine, &name, "1.0", &["GET /items/{id}"]).await;
     allow_apigateway(&engine, &name, &api_id).await;
@@ -453,9 +432,9 @@ async fn echo_backend() -> SocketAddr {
 
 #[tokio::test]
 async fn http_proxy_forwards_with_stage_variables_and_parameter_mapping() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let backend = echo_backend().await;
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(&engine);
     let api_id = client
         .create_api()
         .name("proxy")
@@ -540,9 +519,9 @@ async fn http_proxy_forwards_with_stage_variables_and_parameter_mapping() {
 
 #[tokio::test]
 async fn throttling_refuses_requests_beyond_the_burst_with_429() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let backend = echo_backend().await;
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(&engine);
     let api = client
         .create_api()
         .name("throttled")
@@ -603,9 +582,9 @@ async fn throttling_refuses_requests_beyond_the_burst_with_429() {
 
 #[tokio::test]
 async fn cors_preflight_is_answered_by_the_gateway() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let backend = echo_backend().await;
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(&engine);
     let api = client
         .create_api()
         .name("cors")
@@ -672,7 +651,7 @@ async fn cors_preflight_is_answered_by_the_gateway() {
 
 #[tokio::test]
 async fn lambda_authorizer_simple_and_policy_answers_gate_routes() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let echo = deploy_node(&engine, "gw-authz-echo", ECHO_FUNCTION).await;
     let authorizer_fn = deploy_node(&engine, "gw-authz", AUTHORIZER_FUNCTION).await;
     let (client, api_id, endpoint) = api_with_routes(&engine, &echo, "2.0", &[]).await;
@@ -690,7 +669,7 @@ async fn lambda_authorizer_simple_and_policy_answers_gate_routes() {
         .to_string();
     let uri = format!(
         "arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{}/invocations",
-        function_arn(&authorizer_fn)
+        function_arn(ACCOUNT, &authorizer_fn)
     );
     for (route, simple, ttl) in [
         ("GET /simple", true, 0),
@@ -860,10 +839,10 @@ impl Issuer {
 
 #[tokio::test]
 async fn jwt_authorizer_checks_signature_issuer_audience_expiry_and_scopes() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let backend = echo_backend().await;
     let issuer = Issuer::start().await;
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(&engine);
     let api = client
         .create_api()
         .name("jwt")
@@ -954,7 +933,7 @@ async fn jwt_authorizer_checks_signature_issuer_audience_expiry_and_scopes() {
 
 #[tokio::test]
 async fn function_url_with_auth_none_needs_public_permissions() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "url-none", ECHO_FUNCTION).await;
     let config = engine
         .client
@@ -1076,7 +1055,7 @@ async fn function_url_with_auth_none_needs_public_permissions() {
 
 #[tokio::test]
 async fn function_url_with_aws_iam_accepts_only_signed_requests() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "url-iam", ECHO_FUNCTION).await;
     let url = engine
         .client
@@ -1109,7 +1088,7 @@ async fn function_url_with_aws_iam_accepts_only_signed_requests() {
 
 #[tokio::test]
 async fn a_throttled_function_is_a_429_at_the_gateway() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let (name, api_id, endpoint) = quick_api(&engine).await;
     allow_apigateway(&engine, &name, &api_id).await;
     engine
@@ -1129,9 +1108,9 @@ async fn a_throttled_function_is_a_429_at_the_gateway() {
 
 #[tokio::test]
 async fn stage_access_logs_are_written_to_the_named_log_group() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let backend = echo_backend().await;
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(&engine);
     let api = client
         .create_api()
         .name("logged")
@@ -1204,46 +1183,15 @@ async fn stage_access_logs_are_written_to_the_named_log_group() {
 
 /// Signs a GET for `service` with the test account's key.
 fn signed_get(http: &reqwest::Client, url: &str, service: &str) -> reqwest::RequestBuilder {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let identity = Credentials::new("test", "test", None, None, "raw").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name(service)
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let headers = [("host", host.as_str())];
-    let signable = SignableRequest::new(
-        "GET",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(b""),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    let mut request = http.get(url);
-    for (name, value) in instructions.headers() {
-        request = request.header(name, value);
-    }
-    request
+    sign_get(http, url, service, "test", "test")
 }
 
 #[tokio::test]
 async fn aws_iam_routes_take_only_requests_signed_for_execute_api() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let (name, api_id, endpoint) = quick_api(&engine).await;
     allow_apigateway(&engine, &name, &api_id).await;
-    let client = apigw(engine.server().local_addr);
+    let client = apigw(&engine);
     let route_id = client
         .get_routes()
         .api_id(&api_id)
@@ -1288,7 +1236,7 @@ async fn aws_iam_routes_take_only_requests_signed_for_execute_api() {
 
 #[tokio::test]
 async fn a_function_url_on_an_alias_invokes_the_alias_and_goes_with_the_function() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "url-alias", ECHO_FUNCTION).await;
     engine
         .client
@@ -1317,7 +1265,7 @@ async fn a_function_url_on_an_alias_invokes_the_alias_and_goes_with_the_function
         .expect("create url");
     assert_eq!(
         config.function_arn(),
-        format!("{}:live", function_arn(&name))
+        format!("{}:live", function_arn(ACCOUNT, &name))
     );
     let url = config.function_url().to_string();
     let http = http_for(engine.server().local_addr, &[host_of(&url)]);
@@ -1351,16 +1299,8 @@ async fn a_function_url_on_an_alias_invokes_the_alias_and_goes_with_the_function
 #[tokio::test]
 async fn apis_and_their_stages_survive_a_restart() {
     let backend = echo_backend().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = || {
-        strato::server::ServerConfig::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            dir.path().to_path_buf(),
-            env!("CARGO_BIN_EXE_strato").into(),
-        )
-    };
-    let first = strato::server::start(config()).await.expect("start");
-    let api_id = apigw(first.local_addr)
+    let mut engine = TestServer::start_own_runtimes().await;
+    let api_id = apigw(&engine)
         .create_api()
         .name("durable")
         .protocol_type(ProtocolType::Http)
@@ -1371,11 +1311,8 @@ async fn apis_and_their_stages_survive_a_restart() {
         .api_id()
         .expect("id")
         .to_string();
-    first.shutdown().await.expect("stop");
-
-    let second = strato::server::start(config()).await.expect("restart");
-    let addr = second.local_addr;
-    let endpoint = apigw(addr)
+    engine.restart().await;
+    let endpoint = apigw(&engine)
         .get_api()
         .api_id(&api_id)
         .send()
@@ -1384,9 +1321,9 @@ async fn apis_and_their_stages_survive_a_restart() {
         .api_endpoint()
         .expect("endpoint")
         .to_string();
-    let http = http_for(addr, &[host_of(&endpoint)]);
+    let http = http_for(engine.addr(), &[host_of(&endpoint)]);
     let answer = send(http.get(format!("{endpoint}/again"))).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["path"], "/");
-    second.shutdown().await.expect("stop");
+    engine.stop().await;
 }

@@ -3,20 +3,15 @@
 //! `/_strato/execute-api/{api-id}/{stage}/...`, and host-style ones with a
 //! `Host: {api-id}.execute-api.localhost` header).
 
-mod common;
-mod support_engine;
+mod harness;
 
-use aws_credential_types::Credentials;
-use aws_sdk_apigateway::config::retry::RetryConfig;
-use aws_sdk_apigateway::config::{BehaviorVersion, Region};
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use aws_sdk_apigateway::types::{
     ApiStage, IntegrationType, Op, PatchOperation, QuotaPeriodType, QuotaSettings, ThrottleSettings,
 };
 use aws_sdk_apigateway::Client as ApiGateway;
-use aws_sdk_lambda::types::Runtime;
+use harness::*;
 use serde_json::{json, Value};
-use support_engine::*;
 
 const ECHO_FUNCTION: &str = r#"
 exports.handler = async (event) => {
@@ -32,18 +27,11 @@ exports.handler = async (event) => {
 };
 "#;
 
-fn apigateway(engine: &Engine) -> ApiGateway {
-    let config = aws_sdk_apigateway::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://{}", engine.server().local_addr))
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .retry_config(RetryConfig::disabled())
-        .build();
-    ApiGateway::from_conf(config)
+fn apigateway(engine: &TestServer) -> ApiGateway {
+    ApiGateway::new(&engine.sdk_config())
 }
 
-fn invoke_url(engine: &Engine, api_id: &str, stage_path: &str) -> String {
+fn invoke_url(engine: &TestServer, api_id: &str, stage_path: &str) -> String {
     format!(
         "http://{}/_strato/execute-api/{api_id}{stage_path}",
         engine.server().local_addr
@@ -64,18 +52,9 @@ fn patch(op: Op, path: &str, value: &str) -> PatchOperation {
         .build()
 }
 
-async fn deploy_echo(engine: &Engine, allow_gateway: bool) -> String {
+async fn deploy_echo(engine: &TestServer, allow_gateway: bool) -> String {
     let name = unique_name("rest-echo");
-    deploy(
-        &engine.client,
-        &name,
-        FunctionSpec::new(
-            Runtime::Nodejs20x,
-            "index.handler",
-            zip_of(&[("index.js", ECHO_FUNCTION.as_bytes())]),
-        ),
-    )
-    .await;
+    deploy(&engine.client, &name, FunctionSpec::node(ECHO_FUNCTION)).await;
     if allow_gateway {
         engine
             .client
@@ -237,7 +216,7 @@ fn json_of(body: &[u8]) -> Value {
 
 #[tokio::test]
 async fn lambda_proxy_sends_a_v1_event_and_maps_the_answer() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let function = deploy_echo(&engine, true).await;
     let api_id = proxy_api(&gateway, &function).await;
@@ -283,7 +262,7 @@ async fn lambda_proxy_sends_a_v1_event_and_maps_the_answer() {
 
 #[tokio::test]
 async fn malformed_answers_and_function_errors_are_502() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let function = deploy_echo(&engine, true).await;
     let api_id = proxy_api(&gateway, &function).await;
@@ -301,7 +280,7 @@ async fn malformed_answers_and_function_errors_are_502() {
 
 #[tokio::test]
 async fn a_function_without_permission_for_api_gateway_is_not_invoked() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let function = deploy_echo(&engine, false).await;
     let api_id = proxy_api(&gateway, &function).await;
@@ -313,7 +292,7 @@ async fn a_function_without_permission_for_api_gateway_is_not_invoked() {
 
 #[tokio::test]
 async fn mock_answers_and_unknown_paths_are_missing_tokens() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let api_id = mock_api(&gateway, false).await;
     let (status, _, body) = get(&invoke_url(&engine, &api_id, "/prod/ping"), &[]).await;
@@ -357,7 +336,7 @@ async fn backend(name: &'static str) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn stage_variables_choose_the_http_backend() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let (blue, green) = (backend("blue").await, backend("green").await);
     let api = gateway
@@ -444,7 +423,7 @@ async fn stage_variables_choose_the_http_backend() {
 
 #[tokio::test]
 async fn method_settings_throttle_requests_beyond_the_burst() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let api_id = mock_api(&gateway, false).await;
     // So slow a refill that only the burst passes.
@@ -473,7 +452,7 @@ async fn method_settings_throttle_requests_beyond_the_burst() {
 
 #[tokio::test]
 async fn api_keys_and_usage_plans_guard_a_method() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let api_id = mock_api(&gateway, true).await;
     let url = invoke_url(&engine, &api_id, "/prod/ping");
@@ -552,7 +531,7 @@ async fn api_keys_and_usage_plans_guard_a_method() {
 
 #[tokio::test]
 async fn control_plane_errors_are_apigateway_exceptions() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let err = gateway
         .get_rest_api()
@@ -605,19 +584,8 @@ async fn control_plane_errors_are_apigateway_exceptions() {
 
 #[tokio::test]
 async fn deployed_apis_survive_a_restart() {
-    let mut harness = common::Harness::start().await;
-    let gateway_for = |addr: std::net::SocketAddr| {
-        ApiGateway::from_conf(
-            aws_sdk_apigateway::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(format!("http://{addr}"))
-                .region(Region::new(REGION))
-                .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        )
-    };
-    let api_id = mock_api(&gateway_for(harness.addr()), false).await;
+    let mut harness = TestServer::start().await;
+    let api_id = mock_api(&apigateway(&harness), false).await;
     harness.restart().await;
     let url = format!(
         "http://{}/_strato/execute-api/{api_id}/prod/ping",
@@ -626,7 +594,7 @@ async fn deployed_apis_survive_a_restart() {
     let (status, _, body) = get(&url, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(json_of(&body), json!({"pong": true}));
-    let stages = gateway_for(harness.addr())
+    let stages = apigateway(&harness)
         .get_stages()
         .rest_api_id(&api_id)
         .send()
@@ -635,40 +603,12 @@ async fn deployed_apis_survive_a_restart() {
     assert_eq!(stages.item().len(), 1);
 }
 
-/// A GET signed with SigV4 for `execute-api` by `aws-sigv4`.
+/// A GET signed with SigV4 for `execute-api`, and what it got back.
 async fn signed_get(url: &str, key: &str, secret: &str) -> (u16, Value) {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let identity = Credentials::new(key, secret, None, None, "raw").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("execute-api")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .expect("host")
-        .to_string();
-    let headers = [("host", host.as_str())];
-    let signable = SignableRequest::new(
-        "GET",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(b""),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    let mut request = reqwest::Client::new().get(url);
-    for (name, value) in instructions.headers() {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.expect("request");
+    let response = sign_get(&reqwest::Client::new(), url, "execute-api", key, secret)
+        .send()
+        .await
+        .expect("request");
     let status = response.status().as_u16();
     let body = response.bytes().await.expect("body");
     (status, json_of(&body))
@@ -676,16 +616,8 @@ async fn signed_get(url: &str, key: &str, secret: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn aws_iam_methods_require_a_signature_of_the_apis_account() {
-    let harness = common::Harness::start().await;
-    let gateway = ApiGateway::from_conf(
-        aws_sdk_apigateway::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(harness.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
+    let harness = TestServer::start().await;
+    let gateway = apigateway(&harness);
     let api_id = mock_api(&gateway, false).await;
     let resources = gateway
         .get_resources()
@@ -744,21 +676,11 @@ async fn aws_iam_methods_require_a_signature_of_the_apis_account() {
         .expect("second account");
     // The other account's first control-plane call makes the server load
     // its key (the data plane only reads the loaded keys).
-    let other_gateway = ApiGateway::from_conf(
-        aws_sdk_apigateway::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(harness.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                &key.access_key_id,
-                &key.secret_access_key,
-                None,
-                None,
-                "static",
-            ))
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
+    let other_gateway = ApiGateway::new(&sdk_config(
+        harness.addr(),
+        &key.access_key_id,
+        &key.secret_access_key,
+    ));
     let theirs = other_gateway
         .get_rest_apis()
         .send()
@@ -782,19 +704,8 @@ async fn aws_iam_methods_require_a_signature_of_the_apis_account() {
 #[tokio::test]
 async fn quota_use_survives_a_restart() {
     use strato_store::Store;
-    let mut harness = common::Harness::start().await;
-    let gateway_for = |endpoint: String| {
-        ApiGateway::from_conf(
-            aws_sdk_apigateway::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .region(Region::new(REGION))
-                .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        )
-    };
-    let gateway = gateway_for(harness.endpoint());
+    let mut harness = TestServer::start().await;
+    let gateway = apigateway(&harness);
     let api_id = mock_api(&gateway, true).await;
     let key = gateway
         .create_api_key()
@@ -832,21 +743,15 @@ async fn quota_use_survives_a_restart() {
     }
     // Quota use reaches the store in the background; wait until it has.
     let store = strato::server::open_store(harness.dir.path()).expect("store");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let stored = poll(SETTLE_DEADLINE, || async {
         let stored = store
             .list_all_documents("usage-plan-quota")
             .await
             .expect("quota documents");
-        if stored.iter().any(|d| d.doc["used"] == 2) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "quota use never stored: {stored:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        stored.iter().any(|d| d.doc["used"] == 2).then_some(())
+    })
+    .await;
+    assert!(stored.is_some(), "quota use never stored");
     drop(store);
     harness.restart().await;
     let (status, _, body) = get(&url(&harness.endpoint()), &[("x-api-key", &value)]).await;
@@ -856,7 +761,7 @@ async fn quota_use_survives_a_restart() {
 
 #[tokio::test]
 async fn a_throttled_function_is_429_at_the_gateway() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let function = deploy_echo(&engine, true).await;
     let api_id = proxy_api(&gateway, &function).await;
@@ -876,16 +781,8 @@ async fn a_throttled_function_is_429_at_the_gateway() {
 
 #[tokio::test]
 async fn an_integration_slower_than_its_timeout_is_504() {
-    let harness = common::Harness::start().await;
-    let gateway = ApiGateway::from_conf(
-        aws_sdk_apigateway::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(harness.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
+    let harness = TestServer::start().await;
+    let gateway = apigateway(&harness);
     // A backend that accepts connections and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -4,16 +4,12 @@
 //! with AWS's error type and message, persistence across a restart — and
 //! Node.js and Python functions whose dependencies live only in layers.
 
-mod common;
-mod support_engine;
+mod harness;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, LayerVersionContentInput, Runtime};
 use aws_sdk_lambda::Client;
-use common::{
-    create_active, create_builder, failure, handler_zip, sha256_base64, signed_request,
-    unique_name, wait_active, wait_update_settled, zip_of, Harness, LOCAL_ACCOUNT, REGION,
-};
+use harness::*;
 use serde_json::json;
 
 // ---------------------------------------------------------------- helpers
@@ -188,7 +184,7 @@ fn zeros_zip(name: &str, size: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn publish_get_and_download_a_layer_version() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("deps");
     let zip = layer_zip("one");
     let out = h
@@ -209,13 +205,10 @@ async fn publish_get_and_download_a_layer_version() {
         .await
         .expect("publish");
     assert_eq!(out.version(), 1);
-    assert_eq!(
-        out.layer_arn(),
-        Some(layer_arn(LOCAL_ACCOUNT, &name).as_str())
-    );
+    assert_eq!(out.layer_arn(), Some(layer_arn(ACCOUNT, &name).as_str()));
     assert_eq!(
         out.layer_version_arn(),
-        Some(layer_version_arn(LOCAL_ACCOUNT, &name, 1).as_str())
+        Some(layer_version_arn(ACCOUNT, &name, 1).as_str())
     );
     assert_eq!(out.description(), Some("shared deps"));
     assert_eq!(out.license_info(), Some("MIT"));
@@ -254,7 +247,7 @@ async fn publish_get_and_download_a_layer_version() {
     let by_arn = h
         .client
         .get_layer_version_by_arn()
-        .arn(layer_version_arn(LOCAL_ACCOUNT, &name, 1))
+        .arn(layer_version_arn(ACCOUNT, &name, 1))
         .send()
         .await
         .expect("get by arn");
@@ -263,7 +256,7 @@ async fn publish_get_and_download_a_layer_version() {
     let by_layer_arn = h
         .client
         .get_layer_version()
-        .layer_name(layer_arn(LOCAL_ACCOUNT, &name))
+        .layer_name(layer_arn(ACCOUNT, &name))
         .version_number(1)
         .send()
         .await
@@ -273,7 +266,7 @@ async fn publish_get_and_download_a_layer_version() {
 
 #[tokio::test]
 async fn version_numbers_are_never_reused_after_deletion() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("numbers");
     assert_eq!(publish_layer(&h.client, &name, layer_zip("a")).await, 1);
     assert_eq!(publish_layer(&h.client, &name, layer_zip("b")).await, 2);
@@ -298,7 +291,7 @@ async fn version_numbers_are_never_reused_after_deletion() {
         "ResourceNotFoundException",
         &format!(
             "Layer version {} does not exist.",
-            layer_version_arn(LOCAL_ACCOUNT, &name, 2)
+            layer_version_arn(ACCOUNT, &name, 2)
         ),
     );
     assert_eq!(layer_versions(&h.client, &name).await, vec![1]);
@@ -319,7 +312,7 @@ async fn version_numbers_are_never_reused_after_deletion() {
 
 #[tokio::test]
 async fn deleting_a_version_that_does_not_exist_succeeds() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     h.client
         .delete_layer_version()
         .layer_name(unique_name("never"))
@@ -331,7 +324,7 @@ async fn deleting_a_version_that_does_not_exist_succeeds() {
 
 #[tokio::test]
 async fn list_layers_shows_the_latest_matching_version_per_layer() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("matching");
     let publish = |runtime: Runtime, arch: Architecture, tag: &'static str| {
         h.client
@@ -366,10 +359,7 @@ async fn list_layers_shows_the_latest_matching_version_per_layer() {
         .iter()
         .find(|l| l.layer_name() == Some(name.as_str()))
         .expect("listed");
-    assert_eq!(
-        item.layer_arn(),
-        Some(layer_arn(LOCAL_ACCOUNT, &name).as_str())
-    );
+    assert_eq!(item.layer_arn(), Some(layer_arn(ACCOUNT, &name).as_str()));
     let node = h
         .client
         .list_layers()
@@ -412,7 +402,7 @@ async fn list_layers_shows_the_latest_matching_version_per_layer() {
 
 #[tokio::test]
 async fn listings_page_with_marker_and_max_items() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let prefix = unique_name("paged");
     for i in 0..3 {
         publish_layer(
@@ -487,7 +477,7 @@ async fn listings_page_with_marker_and_max_items() {
 
 #[tokio::test]
 async fn layer_requests_are_checked_as_aws_checks_them() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("errors");
     publish_layer(&h.client, &name, layer_zip("e")).await;
 
@@ -504,7 +494,7 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
         "ResourceNotFoundException",
         &format!(
             "Layer version {} does not exist.",
-            layer_version_arn(LOCAL_ACCOUNT, &name, 9)
+            layer_version_arn(ACCOUNT, &name, 9)
         ),
     );
     failure(
@@ -523,7 +513,7 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
     failure(
         h.client
             .get_layer_version_by_arn()
-            .arn(layer_arn(LOCAL_ACCOUNT, &name))
+            .arn(layer_arn(ACCOUNT, &name))
             .send()
             .await,
     )
@@ -532,7 +522,7 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
         "ValidationException",
         &format!(
             "1 validation error detected: Value '{}' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{{2}}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{{1}}:\\d{{12}}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)",
-            layer_arn(LOCAL_ACCOUNT, &name)
+            layer_arn(ACCOUNT, &name)
         ),
     );
     let invalid = failure(
@@ -663,10 +653,10 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
 
 #[tokio::test]
 async fn layer_version_permissions_follow_aws_rules() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let name = unique_name("policy");
     publish_layer(&h.client, &name, layer_zip("p")).await;
-    let arn = layer_version_arn(LOCAL_ACCOUNT, &name, 1);
+    let arn = layer_version_arn(ACCOUNT, &name, 1);
 
     failure(
         h.client
@@ -806,7 +796,7 @@ async fn layer_version_permissions_follow_aws_rules() {
         "ResourceNotFoundException",
         &format!(
             "Layer version {} does not exist.",
-            layer_version_arn(LOCAL_ACCOUNT, &name, 2)
+            layer_version_arn(ACCOUNT, &name, 2)
         ),
     );
     failure(
@@ -867,14 +857,14 @@ async fn layer_version_permissions_follow_aws_rules() {
 
 #[tokio::test]
 async fn functions_reference_layers_and_versions_keep_theirs() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let layer = unique_name("fnlayer");
     let zip1 = layer_zip("v1");
     let zip2 = layer_zip("version-two");
     publish_layer(&h.client, &layer, zip1.clone()).await;
     publish_layer(&h.client, &layer, zip2.clone()).await;
-    let v1 = layer_version_arn(LOCAL_ACCOUNT, &layer, 1);
-    let v2 = layer_version_arn(LOCAL_ACCOUNT, &layer, 2);
+    let v1 = layer_version_arn(ACCOUNT, &layer, 1);
+    let v2 = layer_version_arn(ACCOUNT, &layer, 2);
 
     let name = unique_name("uses-layer");
     let created = create_builder(&h.client, &name, handler_zip(&name))
@@ -960,12 +950,12 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
 
 #[tokio::test]
 async fn function_layer_references_are_checked_as_aws_checks_them() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let layer = unique_name("refs");
     publish_layer(&h.client, &layer, layer_zip("r1")).await;
     publish_layer(&h.client, &layer, layer_zip("r2")).await;
-    let v1 = layer_version_arn(LOCAL_ACCOUNT, &layer, 1);
-    let v2 = layer_version_arn(LOCAL_ACCOUNT, &layer, 2);
+    let v1 = layer_version_arn(ACCOUNT, &layer, 1);
+    let v2 = layer_version_arn(ACCOUNT, &layer, 2);
     let create = |layers: Vec<String>| {
         let name = unique_name("refuser");
         create_builder(&h.client, &name, handler_zip(&name))
@@ -974,20 +964,20 @@ async fn function_layer_references_are_checked_as_aws_checks_them() {
     };
 
     let six: Vec<String> = (0..6)
-        .map(|i| layer_version_arn(LOCAL_ACCOUNT, &format!("l{i}"), 1))
+        .map(|i| layer_version_arn(ACCOUNT, &format!("l{i}"), 1))
         .collect();
     failure(create(six).await).assert(
         400,
         "InvalidParameterValueException",
         "Cannot reference more than 5 layers.",
     );
-    let missing = layer_version_arn(LOCAL_ACCOUNT, &layer, 9);
+    let missing = layer_version_arn(ACCOUNT, &layer, 9);
     failure(create(vec![missing.clone()]).await).assert(
         400,
         "InvalidParameterValueException",
         &format!("Layer version {missing} does not exist."),
     );
-    let unknown = layer_version_arn(LOCAL_ACCOUNT, "doesnotexist", 1);
+    let unknown = layer_version_arn(ACCOUNT, "doesnotexist", 1);
     failure(create(vec![unknown.clone()]).await).assert(
         400,
         "InvalidParameterValueException",
@@ -1003,13 +993,13 @@ async fn function_layer_references_are_checked_as_aws_checks_them() {
         "InvalidParameterValueException",
         &format!("Two different versions of the same layer are not allowed to be referenced in the same function. {v1} and {v1} are versions of the same layer."),
     );
-    let elsewhere = format!("arn:aws:lambda:eu-west-1:{LOCAL_ACCOUNT}:layer:{layer}:1");
+    let elsewhere = format!("arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:{layer}:1");
     failure(create(vec![elsewhere]).await).assert(
         400,
         "InvalidParameterValueException",
         &format!("Layers are not in the same region as the function. Layers are expected to be in region {REGION}."),
     );
-    let unversioned = layer_arn(LOCAL_ACCOUNT, &layer);
+    let unversioned = layer_arn(ACCOUNT, &layer);
     failure(create(vec![unversioned.clone()]).await).assert(
         400,
         "ValidationException",
@@ -1036,11 +1026,11 @@ async fn function_layer_references_are_checked_as_aws_checks_them() {
 
 #[tokio::test]
 async fn function_code_and_layers_together_stay_within_250_mb_unzipped() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let layer = unique_name("big");
     let layer_size: u64 = 200 * 1024 * 1024;
     publish_layer(&h.client, &layer, zeros_zip("python/big.bin", layer_size)).await;
-    let arn = layer_version_arn(LOCAL_ACCOUNT, &layer, 1);
+    let arn = layer_version_arn(ACCOUNT, &layer, 1);
     let code = zeros_zip("index.js", 62_200_000);
     let name = unique_name("too-big");
     let refused = failure(
@@ -1078,12 +1068,12 @@ async fn function_code_and_layers_together_stay_within_250_mb_unzipped() {
 
 #[tokio::test]
 async fn another_account_uses_a_layer_version_only_when_granted() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let (second, other) = h.second_account().await;
     let layer = unique_name("shared");
     let zip = layer_zip("shared");
     publish_layer(&h.client, &layer, zip.clone()).await;
-    let arn = layer_version_arn(LOCAL_ACCOUNT, &layer, 1);
+    let arn = layer_version_arn(ACCOUNT, &layer, 1);
     let denied = format!(
         "User: arn:aws:iam::{second}:root is not authorized to perform: lambda:GetLayerVersion on resource: {arn} because no resource-based policy allows the lambda:GetLayerVersion action"
     );
@@ -1095,7 +1085,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
     failure(
         other
             .get_layer_version()
-            .layer_name(layer_arn(LOCAL_ACCOUNT, &layer))
+            .layer_name(layer_arn(ACCOUNT, &layer))
             .version_number(1)
             .send()
             .await,
@@ -1107,7 +1097,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
         other
             .create_function()
             .function_name(&name)
-            .runtime(common::RUNTIME)
+            .runtime(RUNTIME)
             .role(&role)
             .handler("index.handler")
             .code(
@@ -1128,7 +1118,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
     failure(
         other
             .delete_layer_version()
-            .layer_name(layer_arn(LOCAL_ACCOUNT, &layer))
+            .layer_name(layer_arn(ACCOUNT, &layer))
             .version_number(1)
             .send()
             .await,
@@ -1195,7 +1185,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
 
 #[tokio::test]
 async fn layers_permissions_and_function_references_survive_a_restart() {
-    let mut h = Harness::start().await;
+    let mut h = TestServer::start().await;
     let layer = unique_name("durable");
     publish_layer(&h.client, &layer, layer_zip("d1")).await;
     publish_layer(&h.client, &layer, layer_zip("d2")).await;
@@ -1217,7 +1207,7 @@ async fn layers_permissions_and_function_references_survive_a_restart() {
         .send()
         .await
         .expect("add permission");
-    let v1 = layer_version_arn(LOCAL_ACCOUNT, &layer, 1);
+    let v1 = layer_version_arn(ACCOUNT, &layer, 1);
     let name = unique_name("durable-fn");
     create_builder(&h.client, &name, handler_zip(&name))
         .layers(&v1)
@@ -1267,7 +1257,7 @@ def handler(event, context):
 "#;
 
 async fn publish_on(client: &Client, name: &str, files: &[(&str, &[u8])]) -> String {
-    let zip = support_engine::zip_of(files);
+    let zip = zip_of(files);
     let version = client
         .publish_layer_version()
         .layer_name(name)
@@ -1280,7 +1270,7 @@ async fn publish_on(client: &Client, name: &str, files: &[(&str, &[u8])]) -> Str
         .await
         .expect("publish layer")
         .version();
-    layer_version_arn(support_engine::ACCOUNT, name, version)
+    layer_version_arn(ACCOUNT, name, version)
 }
 
 async fn deploy_with_layers(
@@ -1291,31 +1281,20 @@ async fn deploy_with_layers(
     code: Vec<u8>,
     layers: Vec<String>,
 ) {
-    client
-        .create_function()
-        .function_name(name)
-        .runtime(runtime)
-        .role(support_engine::ROLE)
-        .handler(handler)
-        .memory_size(256)
-        .timeout(30)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(Blob::new(code))
-                .build(),
-        )
+    FunctionSpec::new(runtime, handler, code)
+        .create_request(client, name)
         .set_layers(Some(layers))
         .send()
         .await
         .expect("create function with layers");
-    support_engine::wait_active(client, name).await;
+    wait_active(client, name).await;
 }
 
 #[tokio::test]
 async fn a_nodejs_function_runs_with_packages_only_in_layers() {
-    let engine = support_engine::Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let client = &engine.client;
-    let base_name = support_engine::unique_name("node-base");
+    let base_name = unique_name("node-base");
     let base = publish_on(
         client,
         &base_name,
@@ -1333,15 +1312,15 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
     .await;
     let over = publish_on(
         client,
-        &support_engine::unique_name("node-over"),
+        &unique_name("node-over"),
         &[(
             "nodejs/node_modules/shared-file/index.js",
             b"exports.origin = 'second layer';\n",
         )],
     )
     .await;
-    let name = support_engine::unique_name("node-layers");
-    let code = support_engine::zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
+    let name = unique_name("node-layers");
+    let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
         &name,
@@ -1351,7 +1330,7 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
         vec![base.clone(), over],
     )
     .await;
-    let out = support_engine::invoke(client, &name, json!({})).await.ok();
+    let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer", "the later layer's file wins");
     assert!(
@@ -1363,8 +1342,8 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
 
     // A function with only the first layer sees the first layer's file, and
     // keeps running after that layer version is deleted.
-    let single = support_engine::unique_name("node-one-layer");
-    let code = support_engine::zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
+    let single = unique_name("node-one-layer");
+    let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
         &single,
@@ -1381,14 +1360,12 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
         .send()
         .await
         .expect("delete the layer version");
-    let out = support_engine::invoke(client, &single, json!({}))
-        .await
-        .ok();
+    let out = invoke(client, &single, json!({})).await.ok();
     assert_eq!(out["origin"], "first layer");
 
     // Without the layers the package is missing: the code does not carry it.
-    let bare = support_engine::unique_name("node-no-layers");
-    let code = support_engine::zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
+    let bare = unique_name("node-no-layers");
+    let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
         &bare,
@@ -1398,20 +1375,18 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
         Vec::new(),
     )
     .await;
-    let failed = support_engine::invoke(client, &bare, json!({}))
-        .await
-        .unhandled();
+    let failed = invoke(client, &bare, json!({})).await.unhandled();
     assert!(failed.to_string().contains("greeting"), "{failed}");
     engine.stop().await;
 }
 
 #[tokio::test]
 async fn a_python_function_runs_with_packages_only_in_layers() {
-    let engine = support_engine::Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let client = &engine.client;
     let base = publish_on(
         client,
-        &support_engine::unique_name("py-base"),
+        &unique_name("py-base"),
         &[
             (
                 "python/greeting/__init__.py",
@@ -1424,12 +1399,12 @@ async fn a_python_function_runs_with_packages_only_in_layers() {
     .await;
     let over = publish_on(
         client,
-        &support_engine::unique_name("py-over"),
+        &unique_name("py-over"),
         &[("python/shared_file.py", b"ORIGIN = 'second layer'\n")],
     )
     .await;
-    let name = support_engine::unique_name("py-layers");
-    let code = support_engine::zip_of(&[("lambda_function.py", PYTHON_HANDLER.as_bytes())]);
+    let name = unique_name("py-layers");
+    let code = zip_of(&[("lambda_function.py", PYTHON_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
         &name,
@@ -1439,7 +1414,7 @@ async fn a_python_function_runs_with_packages_only_in_layers() {
         vec![base, over],
     )
     .await;
-    let out = support_engine::invoke(client, &name, json!({})).await.ok();
+    let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer", "the later layer's file wins");
     assert!(
@@ -1455,14 +1430,14 @@ async fn a_python_function_runs_with_packages_only_in_layers() {
 async fn layer_search_paths_reach_the_merged_tree_in_fallback_mode() {
     // Without a mount namespace there is no `/opt`: NODE_PATH and PATH name
     // the merged layer tree on the host instead.
-    let engine = support_engine::Engine::start_with(|config| {
+    let engine = TestServer::start_with(Runtimes::Own, |config| {
         config.sandbox.mode = strato_sandbox::ModePreference::ForceFallback;
     })
     .await;
     let client = &engine.client;
     let base = publish_on(
         client,
-        &support_engine::unique_name("fallback-base"),
+        &unique_name("fallback-base"),
         &[
             (
                 "nodejs/node_modules/greeting/index.js",
@@ -1477,15 +1452,15 @@ async fn layer_search_paths_reach_the_merged_tree_in_fallback_mode() {
     .await;
     let over = publish_on(
         client,
-        &support_engine::unique_name("fallback-over"),
+        &unique_name("fallback-over"),
         &[(
             "nodejs/node_modules/shared-file/index.js",
             b"exports.origin = 'second layer';\n",
         )],
     )
     .await;
-    let name = support_engine::unique_name("fallback-layers");
-    let code = support_engine::zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
+    let name = unique_name("fallback-layers");
+    let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
         &name,
@@ -1495,7 +1470,7 @@ async fn layer_search_paths_reach_the_merged_tree_in_fallback_mode() {
         vec![base, over],
     )
     .await;
-    let out = support_engine::invoke(client, &name, json!({})).await.ok();
+    let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer");
     let node_path = out["nodePath"].as_str().unwrap_or_default();

@@ -2,20 +2,14 @@
 //! over awsJson 1.1, CloudWatch over Smithy RPC v2 CBOR), before and after
 //! a restart.
 
-mod support_engine;
+mod harness;
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Region};
-use aws_sdk_lambda::types::Runtime;
 use aws_smithy_types::DateTime;
+use harness::{deploy, invoke, unique_name, FunctionSpec, TestServer};
 use serde_json::json;
-use strato::server::{self, RunningServer, ServerConfig};
-use support_engine::{client, deploy, invoke, unique_name, zip_of, FunctionSpec, REGION};
 
 const HANDLER: &str = r#"
 exports.handler = async (event) => {
@@ -25,35 +19,12 @@ exports.handler = async (event) => {
 };
 "#;
 
-async fn start(dir: &Path) -> RunningServer {
-    let config = ServerConfig::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        dir.to_path_buf(),
-        env!("CARGO_BIN_EXE_strato").into(),
-    );
-    server::start(config).await.expect("server starts")
+fn logs_client(server: &TestServer) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::new(&server.sdk_config())
 }
 
-fn logs_client(server: &RunningServer) -> aws_sdk_cloudwatchlogs::Client {
-    let config = aws_sdk_cloudwatchlogs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://{}", server.local_addr))
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .retry_config(RetryConfig::disabled())
-        .build();
-    aws_sdk_cloudwatchlogs::Client::from_conf(config)
-}
-
-fn metrics_client(server: &RunningServer) -> aws_sdk_cloudwatch::Client {
-    let config = aws_sdk_cloudwatch::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://{}", server.local_addr))
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .retry_config(RetryConfig::disabled())
-        .build();
-    aws_sdk_cloudwatch::Client::from_conf(config)
+fn metrics_client(server: &TestServer) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(&server.sdk_config())
 }
 
 fn query(id: &str, function: &str, metric: &str, stat: &str) -> MetricDataQuery {
@@ -136,20 +107,10 @@ async fn filtered(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logs_and_metrics_reach_the_sdks_and_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
-    let lambda = client(server.local_addr);
+    let mut server = TestServer::start_own_runtimes().await;
+    let lambda = server.client.clone();
     let name = unique_name("observed");
-    deploy(
-        &lambda,
-        &name,
-        FunctionSpec::new(
-            Runtime::Nodejs20x,
-            "index.handler",
-            zip_of(&[("index.js", HANDLER.as_bytes())]),
-        ),
-    )
-    .await;
+    deploy(&lambda, &name, FunctionSpec::node(HANDLER)).await;
     let mut durations = Vec::new();
     for event in [
         json!({"n": 1}),
@@ -199,8 +160,7 @@ async fn logs_and_metrics_reach_the_sdks_and_survive_a_restart() {
     );
 
     // Everything is on disk after a clean stop, and read back on start.
-    server.shutdown().await.expect("clean shutdown");
-    let server = start(dir.path()).await;
+    server.restart().await;
     let after = metric_totals(&metrics_client(&server), queries()).await;
     assert_eq!(after, totals);
     let events = logs_client(&server)
@@ -217,13 +177,12 @@ async fn logs_and_metrics_reach_the_sdks_and_survive_a_restart() {
         .filter(|e| e.message().unwrap_or_default().starts_with("REPORT "))
         .count();
     assert_eq!(reports, 3);
-    server.shutdown().await.expect("clean shutdown");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cloudwatch_errors_reach_the_sdk_as_their_types() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let server = TestServer::start_own_runtimes().await;
     let now = SystemTime::now();
     let err = metrics_client(&server)
         .get_metric_statistics()
@@ -255,5 +214,5 @@ async fn cloudwatch_errors_reach_the_sdk_as_their_types() {
         aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata::message(&service),
         Some("The specified log group does not exist.")
     );
-    server.shutdown().await.expect("clean shutdown");
+    server.stop().await;
 }

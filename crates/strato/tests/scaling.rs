@@ -3,15 +3,14 @@
 //! cells serving cold starts, and idle instances ending after the
 //! keep-alive.
 
-mod support_engine;
+mod harness;
 
 use std::time::Duration;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::types::{ProvisionedConcurrencyStatusEnum, Runtime};
+use harness::*;
 use serde_json::json;
-use strato::server::{self, RunningServer, ServerConfig};
-use support_engine::*;
 
 const NODE_HANDLER: &str = r#"
 const fs = require('fs');
@@ -45,7 +44,7 @@ fn node_zip(extra: &str) -> Vec<u8> {
     zip_of(&[("index.js", NODE_HANDLER.as_bytes()), (extra, b"marker")])
 }
 
-async fn deploy_node(engine: &Engine, name: &str) {
+async fn deploy_node(engine: &TestServer, name: &str) {
     deploy(
         &engine.client,
         name,
@@ -54,7 +53,7 @@ async fn deploy_node(engine: &Engine, name: &str) {
     .await;
 }
 
-async fn publish(engine: &Engine, name: &str) -> String {
+async fn publish(engine: &TestServer, name: &str) -> String {
     engine
         .client
         .publish_version()
@@ -68,7 +67,7 @@ async fn publish(engine: &Engine, name: &str) -> String {
 }
 
 async fn put_provisioned(
-    engine: &Engine,
+    engine: &TestServer,
     name: &str,
     qualifier: &str,
     n: i32,
@@ -92,7 +91,7 @@ async fn put_provisioned(
 
 /// Polls GetProvisionedConcurrencyConfig until READY; returns the
 /// (requested, available, allocated) counts.
-async fn until_ready(engine: &Engine, name: &str, qualifier: &str) -> (i32, i32, i32) {
+async fn until_ready(engine: &TestServer, name: &str, qualifier: &str) -> (i32, i32, i32) {
     poll(Duration::from_secs(90), || async {
         let out = engine
             .client
@@ -129,7 +128,7 @@ fn failure<T: std::fmt::Debug>(result: Result<T, (String, String)>) -> (String, 
 
 #[tokio::test]
 async fn provisioned_concurrency_reaches_ready_and_serves_without_a_cold_start() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("prov");
     deploy_node(&engine, &name).await;
     let version = publish(&engine, &name).await;
@@ -192,7 +191,7 @@ async fn provisioned_concurrency_reaches_ready_and_serves_without_a_cold_start()
 
 #[tokio::test]
 async fn provisioned_concurrency_follows_aws_rules() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("provrules");
     deploy_node(&engine, &name).await;
     let version = publish(&engine, &name).await;
@@ -333,7 +332,7 @@ async fn provisioned_concurrency_follows_aws_rules() {
 
 #[tokio::test]
 async fn provisioned_instances_of_an_alias_are_used_first_and_replaced_when_they_end() {
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("provalias");
     deploy_node(&engine, &name).await;
     let version = publish(&engine, &name).await;
@@ -374,25 +373,16 @@ async fn provisioned_instances_of_an_alias_are_used_first_and_replaced_when_they
 
 #[tokio::test]
 async fn provisioned_concurrency_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let start = |dir: std::path::PathBuf| async move {
-        let config = ServerConfig::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            dir,
-            env!("CARGO_BIN_EXE_strato").into(),
-        );
-        server::start(config).await.expect("server starts")
-    };
+    let mut engine = TestServer::start_own_runtimes().await;
     let name = unique_name("provrestart");
-    let first: RunningServer = start(dir.path().to_path_buf()).await;
-    let engine_client = client(first.local_addr);
     deploy(
-        &engine_client,
+        &engine.client,
         &name,
         FunctionSpec::new(Runtime::Nodejs20x, "index.handler", node_zip("a.txt")).memory(128),
     )
     .await;
-    let version = engine_client
+    let version = engine
+        .client
         .publish_version()
         .function_name(&name)
         .send()
@@ -401,7 +391,8 @@ async fn provisioned_concurrency_survives_a_restart() {
         .version()
         .expect("version")
         .to_string();
-    engine_client
+    engine
+        .client
         .put_provisioned_concurrency_config()
         .function_name(&name)
         .qualifier(&version)
@@ -409,10 +400,8 @@ async fn provisioned_concurrency_survives_a_restart() {
         .send()
         .await
         .expect("provision");
-    first.shutdown().await.expect("shutdown");
-
-    let second = start(dir.path().to_path_buf()).await;
-    let client = client(second.local_addr);
+    engine.restart().await;
+    let client = &engine.client;
     let ready = poll(Duration::from_secs(90), || async {
         let out = client
             .get_provisioned_concurrency_config()
@@ -425,13 +414,13 @@ async fn provisioned_concurrency_survives_a_restart() {
     })
     .await;
     assert!(ready.is_some(), "READY again after the restart");
-    let inv = invoke(&client, &format!("{name}:{version}"), json!({})).await;
+    let inv = invoke(client, &format!("{name}:{version}"), json!({})).await;
     assert_eq!(inv.ok()["init"], "provisioned-concurrency", "{inv}");
-    second.shutdown().await.expect("shutdown");
+    engine.stop().await;
 }
 
 /// Waits until the engine holds `n` stem cells.
-async fn until_stem_cells(engine: &Engine, n: usize) {
+async fn until_stem_cells(engine: &TestServer, n: usize) {
     poll(Duration::from_secs(60), || async {
         (engine.server().engine.stem_cells() >= n).then_some(())
     })
@@ -445,7 +434,7 @@ async fn stem_cells_serve_cold_starts_with_the_functions_own_code_environment_an
         eprintln!("skipped: stem cells need the strong sandbox (root)");
         return;
     }
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let strato = &engine.server().engine;
     // The first cold start of a runtime starts its pool.
     let first = unique_name("stemnode");
@@ -573,7 +562,7 @@ async fn a_function_that_sets_start_time_variables_gets_a_fresh_process() {
         eprintln!("skipped: stem cells need the strong sandbox (root)");
         return;
     }
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let strato = &engine.server().engine;
     let first = unique_name("stemopts");
     deploy_node(&engine, &first).await;
@@ -600,7 +589,7 @@ async fn a_function_that_sets_start_time_variables_gets_a_fresh_process() {
 
 #[tokio::test]
 async fn idle_instances_end_after_the_keep_alive() {
-    let engine = Engine::start_with(|config| {
+    let engine = TestServer::start_with(Runtimes::Own, |config| {
         config.keep_alive = Duration::from_millis(500);
         config.stem_cells = 0;
     })
@@ -631,7 +620,7 @@ async fn stem_cells_resolve_es_module_imports_from_layers() {
         eprintln!("skipped: stem cells need the strong sandbox (root)");
         return;
     }
-    let engine = Engine::start().await;
+    let engine = TestServer::start_own_runtimes().await;
     let strato = &engine.server().engine;
     let layer = zip_of(&[
         (
@@ -709,7 +698,7 @@ async fn unused_stem_cells_end_after_the_keep_alive() {
         eprintln!("skipped: stem cells need the strong sandbox (root)");
         return;
     }
-    let engine = Engine::start_with(|config| {
+    let engine = TestServer::start_with(Runtimes::Own, |config| {
         config.keep_alive = Duration::from_secs(2);
     })
     .await;

@@ -3,13 +3,13 @@
 //! reads, invocations and policies, each rule with AWS's error, and
 //! persistence across a restart.
 
-mod common;
+mod harness;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     AliasRoutingConfiguration, FunctionCode, FunctionVersion, LastUpdateStatus, Runtime, State,
 };
-use common::*;
+use harness::*;
 use serde_json::Value;
 
 // ---------------------------------------------------------------- helpers
@@ -114,13 +114,13 @@ fn binomial_interval(n: u64, p: f64, alpha: f64) -> (u64, u64) {
 
 #[tokio::test]
 async fn publish_list_get_and_delete_versions() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = unique_name("ver");
     let first_zip = handler_zip(&name);
     create_function(c, &name, first_zip.clone()).await;
     wait_active(c, &name).await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
 
     let v1 = c
         .publish_version()
@@ -313,7 +313,7 @@ async fn publish_list_get_and_delete_versions() {
 
 #[tokio::test]
 async fn publish_preconditions_use_aws_messages() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = unique_name("ver-pre");
     let zip = handler_zip(&name);
@@ -367,10 +367,7 @@ async fn publish_preconditions_use_aws_messages() {
     failure(c.publish_version().function_name("never-was").send().await).assert(
         404,
         "ResourceNotFoundException",
-        &format!(
-            "Function not found: {}",
-            function_arn(LOCAL_ACCOUNT, "never-was")
-        ),
+        &format!("Function not found: {}", function_arn(ACCOUNT, "never-was")),
     );
     failure(
         c.publish_version()
@@ -387,10 +384,10 @@ async fn publish_preconditions_use_aws_messages() {
 
 #[tokio::test]
 async fn publish_true_on_create_and_update_code() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = unique_name("ver-pub");
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     let created = create_builder(c, &name, handler_zip(&name))
         .publish(true)
         .send()
@@ -439,10 +436,10 @@ async fn publish_true_on_create_and_update_code() {
 
 #[tokio::test]
 async fn alias_lifecycle() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = function_with_two_versions(c, "alias").await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
 
     let live = c
         .create_alias()
@@ -666,10 +663,10 @@ async fn alias_lifecycle() {
 
 #[tokio::test]
 async fn routing_config_rules_use_aws_messages() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = function_with_two_versions(c, "routing").await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     let create = |version: &str, routing: AliasRoutingConfiguration| {
         c.create_alias()
             .function_name(&name)
@@ -757,10 +754,10 @@ async fn routing_config_rules_use_aws_messages() {
 
 #[tokio::test]
 async fn policies_are_kept_per_qualifier() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = function_with_two_versions(c, "pol").await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     c.create_alias()
         .function_name(&name)
         .name("live")
@@ -850,9 +847,9 @@ async fn policies_are_kept_per_qualifier() {
 
 #[tokio::test]
 async fn versions_aliases_and_policies_survive_a_restart() {
-    let mut h = Harness::start().await;
+    let mut h = TestServer::start().await;
     let name = function_with_two_versions(&h.client, "persist").await;
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     h.client
         .create_alias()
         .function_name(&name)
@@ -928,10 +925,10 @@ async fn versions_aliases_and_policies_survive_a_restart() {
 
 #[tokio::test]
 async fn versions_run_their_own_code_and_weighted_aliases_split() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = unique_name("ver-run");
-    let arn = function_arn(LOCAL_ACCOUNT, &name);
+    let arn = function_arn(ACCOUNT, &name);
     c.create_function()
         .function_name(&name)
         .runtime(Runtime::Nodejs20x)
@@ -1031,7 +1028,7 @@ fn binomial_interval_is_exact() {
 
 #[tokio::test]
 async fn list_functions_all_versions_pages_by_version() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let a = function_with_two_versions(c, "all-a").await;
     let b = unique_name("all-b");
@@ -1043,7 +1040,7 @@ async fn list_functions_all_versions_pages_by_version() {
         (&b, &["$LATEST", "1"][..]),
     ] {
         for v in versions {
-            expected.push(format!("{}:{v}", function_arn(LOCAL_ACCOUNT, name)));
+            expected.push(format!("{}:{v}", function_arn(ACCOUNT, name)));
         }
     }
     expected.sort_by_key(|arn| {
@@ -1083,7 +1080,7 @@ async fn list_functions_all_versions_pages_by_version() {
 
 #[tokio::test]
 async fn any_update_since_the_last_version_publishes_a_new_one() {
-    let h = Harness::start().await;
+    let h = TestServer::start().await;
     let c = &h.client;
     let name = unique_name("ver-desc");
     create_active(c, &name).await;

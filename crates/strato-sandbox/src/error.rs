@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::attach::AttachStep;
+
 /// Everything that can go wrong while preparing, starting, observing or cleaning up a sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -17,6 +19,15 @@ pub enum SandboxError {
     #[error("{call}: {source}")]
     Sys {
         call: &'static str,
+        source: io::Error,
+    },
+    /// Attaching mounts to a running sandbox failed at `step`, on `path` (the host directory, the
+    /// target inside the sandbox or the namespace, depending on the step). Nothing of the
+    /// attachment was left mounted, unless undoing it failed as well (logged).
+    #[error("attaching mounts: {step} {path}: {source}")]
+    Attach {
+        step: AttachStep,
+        path: PathBuf,
         source: io::Error,
     },
     /// A netlink request was refused by the kernel or could not be exchanged.

@@ -70,11 +70,12 @@ mod spec;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use attach::AttachStep;
 pub use cgroup::{
     detect_cgroup_driver, CgroupDriver, CgroupLimits, CgroupV1, CgroupV2, CgroupVersion,
 };
 pub use error::{Result, SandboxError};
-pub use host::{EntryKind, Host, RealHost};
+pub use host::{EntryKind, Host, MountAttributes, OpenTreeFlags, RealHost};
 pub use init::sandbox_init_main;
 pub use netns::{NetNamespace, NetNamespacePool, NetworkConfig};
 pub use process::{SandboxExit, SandboxedProcess};

@@ -16,6 +16,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use crate::cgroup::{CgroupDriver, CgroupLimits};
 use crate::error::{Result, SandboxError};
+use crate::host::RealHost;
 use crate::init::{REPORT_FD, SPEC_ENV};
 use crate::netns::NetNamespace;
 use crate::spec::{InitSpec, SandboxSpec};
@@ -212,13 +213,15 @@ impl SandboxedProcess {
     /// Mounts host directories into the running sandbox's file system (strong mode only), each
     /// read-only over the mount point already at its target, and resizes its `/tmp`. This is how a
     /// pre-started sandbox (a stem cell) receives a function's code after its runtime started.
+    ///
+    /// On failure ([`SandboxError::Attach`] names the step) nothing of it stays mounted.
     pub fn attach(&self, mounts: &[crate::spec::BindMount], tmp_bytes: Option<u64>) -> Result<()> {
         if self.mode != SandboxMode::Strong {
             return Err(SandboxError::InvalidSpec(
                 "mounts can be attached only to namespace sandboxes".into(),
             ));
         }
-        crate::attach::attach_mounts(self.pid, mounts, tmp_bytes)
+        crate::attach::attach_mounts(&RealHost, self.pid, mounts, tmp_bytes)
     }
 
     /// Bytes of memory the sandbox uses now (fallback: resident set of the program alone).
@@ -383,6 +386,11 @@ pub(crate) async fn spawn_strong(
 
 /// Runs in the forked child before it executes the init: join the cgroups first (so everything is
 /// accounted), then the network namespace, then put the report pipe at its well-known fd.
+///
+/// These calls stay raw `libc` instead of going through [`Host`](crate::host::Host): between `fork`
+/// and `exec` of a multi-threaded parent only async-signal-safe code may run, and a `&dyn Host`
+/// promises no such thing (the test fake locks mutexes and allocates, which could deadlock on a lock
+/// another thread held at the fork). The init's setup report covers them end to end.
 fn enter_sandbox(membership_fds: &[RawFd], net_fd: RawFd, report_fd: RawFd) -> io::Result<()> {
     for &fd in membership_fds {
         // Writing "0" to cgroup.procs moves the writing process.

@@ -3,6 +3,12 @@
 //! A deny list, not an allow list: language runtimes use a wide and changing set of system calls, so the
 //! filter allows everything except calls that reconfigure the machine, the kernel, namespaces, mounts or
 //! other processes. Those fail with EPERM, which programs handle more gracefully than being killed.
+//!
+//! `clone3` is the exception: it fails with ENOSYS, as on a kernel that predates it. Its flags are in a
+//! struct in memory, which a filter cannot read, so allowing it would let a process create namespaces
+//! (a user namespace needs no privilege where the host permits unprivileged ones); refusing it with
+//! EPERM would break thread creation, but on ENOSYS glibc and other runtimes fall back to `clone`,
+//! whose flags are an argument the filter checks.
 
 use std::collections::BTreeMap;
 
@@ -89,9 +95,8 @@ pub(crate) fn build_filter() -> Result<BpfProgram> {
         .map(|&nr| (nr, Vec::new()))
         .collect();
     // clone(2) may still create threads and processes, but not new namespaces (a user namespace would
-    // hand the process a fresh set of capabilities over it). clone3(2) passes its flags in memory a
-    // filter cannot read; it stays allowed because refusing it with EPERM breaks thread creation in
-    // glibc, and everything a new namespace could be used for (mount, unshare, setns) is refused anyway.
+    // hand the process a fresh set of capabilities over it). clone3(2) is answered before these rules,
+    // see `with_early_checks`.
     let namespace_clones = [
         libc::CLONE_NEWNS,
         libc::CLONE_NEWUTS,
@@ -124,7 +129,7 @@ pub(crate) fn build_filter() -> Result<BpfProgram> {
     )
     .map_err(seccomp_error)?;
     let program: BpfProgram = filter.try_into().map_err(seccomp_error)?;
-    Ok(with_foreign_abi_denied(program))
+    Ok(with_early_checks(program))
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -143,57 +148,189 @@ fn seccomp_error(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Seccomp(e.to_string())
 }
 
-/// x32 system calls share the x86_64 audit arch but carry bit 30 in their number, so a deny list keyed on
-/// x86_64 numbers would not see them. Right after seccompiler's architecture check, refuse them all.
-#[cfg(target_arch = "x86_64")]
-fn with_foreign_abi_denied(mut program: BpfProgram) -> BpfProgram {
-    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// Instructions spliced in right after seccompiler's architecture check, which ends by jumping to the
+/// instruction after it (no jump of seccompiler's crosses that point). They answer `clone3` with
+/// ENOSYS (seccompiler has one action for every matched rule) and, on x86_64, refuse x32 calls.
+fn with_early_checks(mut program: BpfProgram) -> BpfProgram {
     const ARCH_CHECK_LEN: usize = 3;
-    let deny_x32 = [
+    let mut checks = vec![sock_filter {
+        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0, // offsetof(struct seccomp_data, nr)
+    }];
+    checks.extend(foreign_abi_check());
+    checks.extend(deny_when_nr(
+        libc::BPF_JEQ,
+        libc::SYS_clone3 as u32,
+        libc::ENOSYS,
+    ));
+    let insert_at = ARCH_CHECK_LEN.min(program.len());
+    program.splice(insert_at..insert_at, checks);
+    program
+}
+
+/// Two instructions: with the system call number loaded, return `errno` when the number compares
+/// (`comparison`, a `BPF_JEQ`-like jump code) to `value`, else go on.
+fn deny_when_nr(comparison: u32, value: u32, errno: i32) -> [sock_filter; 2] {
+    [
         sock_filter {
-            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0, // offsetof(struct seccomp_data, nr)
-        },
-        sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+            code: (libc::BPF_JMP | comparison | libc::BPF_K) as u16,
             jt: 0,
             jf: 1,
-            k: X32_SYSCALL_BIT,
+            k: value,
         },
         sock_filter {
             code: (libc::BPF_RET | libc::BPF_K) as u16,
             jt: 0,
             jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            k: libc::SECCOMP_RET_ERRNO | errno as u32,
         },
-    ];
-    let insert_at = ARCH_CHECK_LEN.min(program.len());
-    program.splice(insert_at..insert_at, deny_x32);
-    program
+    ]
+}
+
+/// x32 system calls share the x86_64 audit arch but carry bit 30 in their number, so a deny list keyed
+/// on x86_64 numbers would not see them: refuse them all.
+#[cfg(target_arch = "x86_64")]
+fn foreign_abi_check() -> Vec<sock_filter> {
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    deny_when_nr(libc::BPF_JGE, X32_SYSCALL_BIT, libc::EPERM).to_vec()
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn with_foreign_abi_denied(program: BpfProgram) -> BpfProgram {
-    program
+fn foreign_abi_check() -> Vec<sock_filter> {
+    Vec::new()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn filter_compiles_for_this_architecture() {
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+    /// What the kernel's classic BPF interpreter would answer for one system call, for the instructions
+    /// seccompiler and this module emit (anything else fails the test).
+    fn verdict(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> u32 {
+        // struct seccomp_data: nr, arch, instruction_pointer, args[6]; native endianness.
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(&(nr as u32).to_ne_bytes());
+        data.extend_from_slice(&arch.to_ne_bytes());
+        data.extend_from_slice(&0u64.to_ne_bytes());
+        for arg in args {
+            data.extend_from_slice(&arg.to_ne_bytes());
+        }
+        let mut accumulator: u32 = 0;
+        let mut pc = 0usize;
+        loop {
+            let instruction = &program[pc];
+            let code = u32::from(instruction.code);
+            let k = instruction.k;
+            let branch = |taken: bool| {
+                1 + usize::from(if taken {
+                    instruction.jt
+                } else {
+                    instruction.jf
+                })
+            };
+            pc += match code {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    let at = k as usize;
+                    let word = data[at..at + 4].try_into().expect("4 bytes");
+                    accumulator = u32::from_ne_bytes(word);
+                    1
+                }
+                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => {
+                    accumulator &= k;
+                    1
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JA => 1 + k as usize,
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => branch(accumulator == k),
+                c if c == libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K => branch(accumulator > k),
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => branch(accumulator >= k),
+                c if c == libc::BPF_RET | libc::BPF_K => return k,
+                other => panic!("instruction {other:#x} at {pc} is not interpreted here"),
+            };
+        }
+    }
+
+    fn answer(nr: i64, first_arg: u64) -> u32 {
         let program = build_filter().expect("filter");
-        assert!(program.len() > DENIED_COMMON.len());
+        verdict(&program, AUDIT_ARCH, nr, [first_arg, 0, 0, 0, 0, 0])
+    }
+
+    #[test]
+    fn clone3_is_answered_with_enosys_whatever_its_arguments() {
+        assert_eq!(answer(libc::SYS_clone3, 0), ENOSYS);
+        assert_eq!(answer(libc::SYS_clone3, u64::MAX), ENOSYS);
+    }
+
+    #[test]
+    fn clone_with_any_namespace_flag_is_refused() {
+        for flag in [
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWCGROUP,
+        ] {
+            let flags = (flag | libc::SIGCHLD) as u64;
+            assert_eq!(answer(libc::SYS_clone, flags), EPERM, "flag {flag:#x}");
+        }
+    }
+
+    #[test]
+    fn clone_for_threads_and_fork_is_allowed() {
+        // What glibc passes for pthread_create and for fork.
+        let thread = libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID;
+        let fork = libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD;
+        assert_eq!(answer(libc::SYS_clone, thread as u64), ALLOW);
+        assert_eq!(answer(libc::SYS_clone, fork as u64), ALLOW);
+    }
+
+    #[test]
+    fn denied_calls_fail_with_eperm_and_others_are_allowed() {
+        for nr in DENIED_COMMON.iter().chain(DENIED_ARCH) {
+            assert_eq!(answer(*nr, 0), EPERM, "system call {nr}");
+        }
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_futex,
+            libc::SYS_exit_group,
+        ] {
+            assert_eq!(answer(nr, 0), ALLOW, "system call {nr}");
+        }
+    }
+
+    #[test]
+    fn another_architecture_kills_the_process() {
+        let program = build_filter().expect("filter");
+        let verdict = verdict(&program, AUDIT_ARCH ^ 1, libc::SYS_read, [0; 6]);
+        assert_eq!(verdict, libc::SECCOMP_RET_KILL_PROCESS);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn x32_check_follows_the_architecture_check() {
-        let program = build_filter().expect("filter");
-        assert_eq!(program[4].k, 0x4000_0000);
-        assert_eq!(program[5].k, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+    fn x32_calls_are_refused() {
+        const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+        assert_eq!(answer(X32_SYSCALL_BIT | libc::SYS_read, 0), EPERM);
+        assert_eq!(answer(X32_SYSCALL_BIT | libc::SYS_clone3, 0), EPERM);
     }
 }

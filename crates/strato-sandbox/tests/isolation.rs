@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use strato_sandbox::{
-    BindMount, ModePreference, NetNamespacePool, NetworkConfig, ResourceLimits, Sandbox,
-    SandboxConfig, SandboxError, SandboxExit, SandboxMode, SandboxSpec, SandboxedProcess,
+    AttachStep, BindMount, ModePreference, NetNamespacePool, NetworkConfig, ResourceLimits,
+    Sandbox, SandboxConfig, SandboxError, SandboxExit, SandboxMode, SandboxSpec, SandboxedProcess,
 };
 use tokio::io::AsyncReadExt;
 
@@ -355,6 +355,159 @@ print(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())
         out,
         format!("-1 {eperm}\n-1 {eperm}\n", eperm = libc::EPERM)
     );
+}
+
+#[tokio::test]
+async fn clone3_is_unavailable_yet_fork_and_threads_work() {
+    let Some(sandbox) = strong_sandbox("clone3_is_unavailable_yet_fork_and_threads_work") else {
+        return;
+    };
+    // clone3 asks for a user namespace, which the host would grant unprivileged; the filter cannot see
+    // that flag and must answer ENOSYS first. Python's os.fork() and threading (glibc tries clone3 for
+    // threads, then falls back to clone) must still work, while clone and unshare with a namespace
+    // flag stay refused. Should a call create a child despite all, the child leaves at once.
+    let script = format!(
+        r#"import ctypes, os, threading
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
+# struct clone_args, first version: flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+# stack_size, tls.
+args = (ctypes.c_uint64 * 8)(CLONE_NEWUSER, 0, 0, 0, SIGCHLD, 0, 0, 0)
+r = libc.syscall({clone3}, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+if r == 0:
+    os._exit(0)
+print("clone3", r, ctypes.get_errno())
+r = libc.syscall({clone}, ctypes.c_ulong(CLONE_NEWUSER | SIGCHLD), None, None, None, None)
+if r == 0:
+    os._exit(0)
+print("clone", r, ctypes.get_errno())
+print("unshare", libc.unshare(CLONE_NEWUSER), ctypes.get_errno())
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+print("fork", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+ran = []
+thread = threading.Thread(target=lambda: ran.append("ran"))
+thread.start()
+thread.join()
+print("thread", *ran)
+"#,
+        clone3 = libc::SYS_clone3,
+        clone = libc::SYS_clone,
+    );
+    let spec = SandboxSpec {
+        args: vec!["-c".to_string(), script],
+        ..SandboxSpec::new(unique_id("clone3"), "/usr/bin/python3")
+    };
+    let (exit, out, err) = run_spec(&sandbox, spec).await;
+    assert!(exit.success(), "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "clone3 -1 {enosys}\nclone -1 {eperm}\nunshare -1 {eperm}\nfork 7\nthread ran\n",
+            enosys = libc::ENOSYS,
+            eperm = libc::EPERM
+        )
+    );
+}
+
+/// A sandbox started like a stem cell: empty placeholders bound at `/var/task` and `/opt`, and a
+/// script that waits for a line on stdin before it looks at them.
+async fn stem_cell(
+    sandbox: &Sandbox,
+    test: &str,
+    placeholder: &HostDir,
+    script: &str,
+) -> SandboxedProcess {
+    let spec = SandboxSpec {
+        mounts: vec![
+            BindMount::read_only(&placeholder.0, "/var/task"),
+            BindMount::read_only(&placeholder.0, "/opt"),
+        ],
+        ..shell(test, &format!("read go; {script}"))
+    };
+    let network = sandbox.take_network().expect("network");
+    sandbox.spawn(spec, network).await.expect("spawn")
+}
+
+/// Lets the stem cell's script go on and returns its exit and output.
+async fn release(process: &mut SandboxedProcess) -> (SandboxExit, String, String) {
+    let mut stdin = process.take_stdin().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
+        .await
+        .expect("write stdin");
+    drop(stdin);
+    run(process).await
+}
+
+#[tokio::test]
+async fn attached_code_replaces_the_placeholders_read_only() {
+    let Some(sandbox) = strong_sandbox("attached_code_replaces_the_placeholders_read_only") else {
+        return;
+    };
+    let placeholder = HostDir::new("placeholder");
+    let (code, layer) = (HostDir::new("code"), HostDir::new("layer"));
+    std::fs::write(code.0.join("handler.txt"), "code").expect("write code");
+    std::fs::write(layer.0.join("lib.txt"), "layer").expect("write layer");
+    let mut process = stem_cell(
+        &sandbox,
+        "attach",
+        &placeholder,
+        "cat /var/task/handler.txt /opt/lib.txt; echo; touch /var/task/new || echo read-only; \
+         grep -o ' /tmp tmpfs [^ ]*size=2048k' /proc/self/mounts",
+    )
+    .await;
+    process
+        .attach(
+            &[
+                BindMount::read_only(&code.0, "/var/task"),
+                BindMount::read_only(&layer.0, "/opt"),
+            ],
+            Some(2 * 1024 * 1024),
+        )
+        .expect("attach");
+    let (exit, out, err) = release(&mut process).await;
+    process.destroy().await.expect("destroy");
+    assert!(exit.success(), "{err}");
+    assert!(
+        out.starts_with("codelayer\nread-only\n /tmp tmpfs "),
+        "{out}"
+    );
+    assert!(!code.0.join("new").exists());
+}
+
+#[tokio::test]
+async fn failed_attach_leaves_the_placeholders_in_place() {
+    let Some(sandbox) = strong_sandbox("failed_attach_leaves_the_placeholders_in_place") else {
+        return;
+    };
+    let placeholder = HostDir::new("placeholder");
+    let code = HostDir::new("code");
+    std::fs::write(code.0.join("handler.txt"), "code").expect("write code");
+    let mut process = stem_cell(&sandbox, "attachfail", &placeholder, "ls -A /var/task /opt").await;
+    // The code is moved onto /var/task first; the second target does not exist in the sandbox.
+    let error = process
+        .attach(
+            &[
+                BindMount::read_only(&code.0, "/var/task"),
+                BindMount::read_only(&code.0, "/no/such/dir"),
+            ],
+            None,
+        )
+        .expect_err("missing target");
+    assert!(
+        matches!(
+            &error,
+            SandboxError::Attach { step: AttachStep::MoveMount, path, .. }
+                if path == Path::new("/no/such/dir")
+        ),
+        "{error}"
+    );
+    let (exit, out, err) = release(&mut process).await;
+    process.destroy().await.expect("destroy");
+    assert!(exit.success(), "{err}");
+    assert_eq!(out, "/opt:\n\n/var/task:\n");
 }
 
 #[tokio::test]

@@ -463,10 +463,16 @@ mod tests {
         index.insert(2, message(MessageState::Delayed, 10, None));
         index.lease(1, 20);
         let counts = index.counts();
-        assert_eq!((counts.visible, counts.in_flight, counts.delayed), (0, 1, 1));
+        assert_eq!(
+            (counts.visible, counts.in_flight, counts.delayed),
+            (0, 1, 1)
+        );
         index.promote_due(20);
         let counts = index.counts();
-        assert_eq!((counts.visible, counts.in_flight, counts.delayed), (2, 0, 0));
+        assert_eq!(
+            (counts.visible, counts.in_flight, counts.delayed),
+            (2, 0, 0)
+        );
     }
 
     #[test]

@@ -84,7 +84,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

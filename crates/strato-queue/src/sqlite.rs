@@ -40,16 +40,18 @@ impl SqliteQueueEngine {
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("strato-queue-writer".into())
-            .spawn(move || match Writer::open(&path, durability, writer_views) {
-                Ok((writer, secret)) => {
-                    if opened.send(Ok(secret)).is_ok() {
-                        writer.run(receiver);
+            .spawn(
+                move || match Writer::open(&path, durability, writer_views) {
+                    Ok((writer, secret)) => {
+                        if opened.send(Ok(secret)).is_ok() {
+                            writer.run(receiver);
+                        }
                     }
-                }
-                Err(err) => {
-                    let _ = opened.send(Err(err));
-                }
-            })
+                    Err(err) => {
+                        let _ = opened.send(Err(err));
+                    }
+                },
+            )
             .map_err(QueueError::WriterThread)?;
         let secret = on_open.recv().map_err(|_| QueueError::Closed)??;
         Ok(Arc::new(SqliteQueueEngine {

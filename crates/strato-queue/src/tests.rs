@@ -89,7 +89,11 @@ async fn a_sent_message_is_received_once_and_deleted() {
         )
         .await
         .unwrap();
-    let received = f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap();
+    let received = f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(received.len(), 1);
     let got = &received[0];
     assert_eq!(got.message_id, sent[0].message_id);
@@ -97,10 +101,53 @@ async fn a_sent_message_is_received_once_and_deleted() {
     assert_eq!(&got.metadata[..], b"{\"attempt\":0}");
     assert_eq!(got.receive_count, 1);
     assert!(got.first_received_at_ms >= got.sent_at_ms);
-    assert!(f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap().is_empty());
-    let deleted = f.engine.delete("q", &[got.receipt_handle.clone()]).await.unwrap();
+    assert!(f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+    let deleted = f
+        .engine
+        .delete("q", std::slice::from_ref(&got.receipt_handle))
+        .await
+        .unwrap();
     assert!(matches!(deleted[..], [Ok(())]));
     assert_eq!(f.engine.counts("q").unwrap(), QueueCounts::default());
+}
+
+#[tokio::test]
+async fn a_large_body_is_stored_apart_and_deleted_with_its_message() {
+    let f = Fixture::new().await;
+    let body = Bytes::from(vec![42u8; crate::store::INLINE_BODY_MAX * 4]);
+    f.engine
+        .send(
+            "q",
+            vec![NewMessage {
+                body: body.clone(),
+                ..NewMessage::default()
+            }],
+        )
+        .await
+        .unwrap();
+    let received = f
+        .engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(received[0].body, body);
+    f.engine
+        .delete("q", std::slice::from_ref(&received[0].receipt_handle))
+        .await
+        .unwrap();
+    f.engine
+        .exec(|conn| {
+            let left: i64 = conn.query_row("SELECT count(*) FROM bodies", [], |row| row.get(0))?;
+            assert_eq!(left, 0);
+            Ok(())
+        })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -152,7 +199,12 @@ async fn a_delayed_message_stays_invisible_until_its_delay_ends() {
         .unwrap();
     let counts = f.engine.counts("q").unwrap();
     assert_eq!((counts.visible, counts.delayed), (0, 1));
-    assert!(f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap().is_empty());
+    assert!(f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
     let received = f.engine.receive("q", 10, MINUTE, LONG_WAIT).await.unwrap();
     assert_eq!(bodies(&received), vec![b"later"]);
 }
@@ -165,22 +217,38 @@ async fn fifo_delivers_each_group_in_order_and_holds_a_group_while_in_flight() {
         .engine
         .send(
             "f.fifo",
-            vec![in_group("a1", "a"), in_group("b1", "b"), in_group("a2", "a")],
+            vec![
+                in_group("a1", "a"),
+                in_group("b1", "b"),
+                in_group("a2", "a"),
+            ],
         )
         .await
         .unwrap();
     assert!(sent[0].sequence_number < sent[1].sequence_number);
-    let first = f.engine.receive("f.fifo", 1, MINUTE, Duration::ZERO).await.unwrap();
+    let first = f
+        .engine
+        .receive("f.fifo", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(bodies(&first), vec![b"a1"]);
     assert_eq!(first[0].group_id.as_deref(), Some("a"));
     // Group a has a1 in flight: a2 waits, b goes ahead.
-    let next = f.engine.receive("f.fifo", 10, MINUTE, Duration::ZERO).await.unwrap();
-    assert_eq!(bodies(&next), vec![b"b1"]);
-    f.engine
-        .delete("f.fifo", &[first[0].receipt_handle.clone()])
+    let next = f
+        .engine
+        .receive("f.fifo", 10, MINUTE, Duration::ZERO)
         .await
         .unwrap();
-    let last = f.engine.receive("f.fifo", 10, MINUTE, Duration::ZERO).await.unwrap();
+    assert_eq!(bodies(&next), vec![b"b1"]);
+    f.engine
+        .delete("f.fifo", std::slice::from_ref(&first[0].receipt_handle))
+        .await
+        .unwrap();
+    let last = f
+        .engine
+        .receive("f.fifo", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(bodies(&last), vec![b"a2"]);
 }
 
@@ -190,7 +258,11 @@ async fn fifo_returns_a_group_run_in_sequence_order() {
     f.engine.create_queue("f.fifo", fifo(true)).await.unwrap();
     let messages = (0..5).map(|i| in_group(&format!("m{i}"), "g")).collect();
     f.engine.send("f.fifo", messages).await.unwrap();
-    let received = f.engine.receive("f.fifo", 10, MINUTE, Duration::ZERO).await.unwrap();
+    let received = f
+        .engine
+        .receive("f.fifo", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(bodies(&received), vec![b"m0", b"m1", b"m2", b"m3", b"m4"]);
     let sequence: Vec<_> = received.iter().map(|m| m.sequence_number).collect();
     let mut sorted = sequence.clone();
@@ -224,7 +296,11 @@ async fn a_duplicate_inside_the_window_returns_the_first_id_and_stores_nothing()
     assert_eq!(second[0].message_id, first[0].message_id);
     assert_eq!(second[0].sequence_number, first[0].sequence_number);
     assert_eq!(f.engine.counts("f.fifo").unwrap().visible, 1);
-    let received = f.engine.receive("f.fifo", 10, MINUTE, Duration::ZERO).await.unwrap();
+    let received = f
+        .engine
+        .receive("f.fifo", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(bodies(&received), vec![b"one"]);
     assert_eq!(received[0].dedup_id.as_deref(), Some("d-1"));
 }
@@ -240,7 +316,11 @@ async fn content_based_dedup_treats_the_same_body_as_a_duplicate() {
         .unwrap();
     assert!(sent[1].duplicate);
     assert_eq!(sent[1].message_id, sent[0].message_id);
-    let other = f.engine.send("f.fifo", vec![in_group("other", "g")]).await.unwrap();
+    let other = f
+        .engine
+        .send("f.fifo", vec![in_group("other", "g")])
+        .await
+        .unwrap();
     assert!(!other[0].duplicate);
     assert_eq!(f.engine.counts("f.fifo").unwrap().visible, 2);
 }
@@ -249,9 +329,17 @@ async fn content_based_dedup_treats_the_same_body_as_a_duplicate() {
 async fn dedup_ids_survive_a_restart() {
     let f = Fixture::new().await;
     f.engine.create_queue("f.fifo", fifo(true)).await.unwrap();
-    let first = f.engine.send("f.fifo", vec![in_group("x", "g")]).await.unwrap();
+    let first = f
+        .engine
+        .send("f.fifo", vec![in_group("x", "g")])
+        .await
+        .unwrap();
     let f = f.reopen().await;
-    let again = f.engine.send("f.fifo", vec![in_group("x", "g")]).await.unwrap();
+    let again = f
+        .engine
+        .send("f.fifo", vec![in_group("x", "g")])
+        .await
+        .unwrap();
     assert!(again[0].duplicate);
     assert_eq!(again[0].message_id, first[0].message_id);
 }
@@ -259,7 +347,10 @@ async fn dedup_ids_survive_a_restart() {
 #[tokio::test]
 async fn a_message_received_max_receive_count_times_moves_to_the_dead_letter_queue() {
     let f = Fixture::new().await;
-    f.engine.create_queue("dlq", QueueOptions::default()).await.unwrap();
+    f.engine
+        .create_queue("dlq", QueueOptions::default())
+        .await
+        .unwrap();
     let redrive = Redrive {
         dead_letter_queue: "dlq".into(),
         max_receive_count: 2,
@@ -287,13 +378,25 @@ async fn a_message_received_max_receive_count_times_moves_to_the_dead_letter_que
         .unwrap();
     // A zero visibility timeout makes the message visible again at once.
     for count in 1..=2 {
-        let received = f.engine.receive("src", 1, Duration::ZERO, Duration::ZERO).await.unwrap();
+        let received = f
+            .engine
+            .receive("src", 1, Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(received[0].receive_count, count);
     }
-    let third = f.engine.receive("src", 1, Duration::ZERO, Duration::ZERO).await.unwrap();
+    let third = f
+        .engine
+        .receive("src", 1, Duration::ZERO, Duration::ZERO)
+        .await
+        .unwrap();
     assert!(third.is_empty());
     assert_eq!(f.engine.counts("src").unwrap(), QueueCounts::default());
-    let dead = f.engine.receive("dlq", 1, MINUTE, Duration::ZERO).await.unwrap();
+    let dead = f
+        .engine
+        .receive("dlq", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message_id, sent[0].message_id);
     assert_eq!(&dead[0].body[..], b"poison");
@@ -305,7 +408,11 @@ async fn a_message_received_max_receive_count_times_moves_to_the_dead_letter_que
 async fn change_visibility_moves_the_lease_and_replaces_metadata() {
     let f = Fixture::new().await;
     f.engine.send("q", vec![message("m")]).await.unwrap();
-    let first = f.engine.receive("q", 1, MINUTE, Duration::ZERO).await.unwrap();
+    let first = f
+        .engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     f.engine
         .change_visibility(
             "q",
@@ -315,7 +422,11 @@ async fn change_visibility_moves_the_lease_and_replaces_metadata() {
         )
         .await
         .unwrap();
-    let second = f.engine.receive("q", 1, MINUTE, Duration::ZERO).await.unwrap();
+    let second = f
+        .engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(&second[0].metadata[..], b"attempt=2");
     assert_eq!(second[0].receive_count, 2);
     // Extending the lease keeps the message in flight.
@@ -334,11 +445,22 @@ async fn change_visibility_moves_the_lease_and_replaces_metadata() {
 #[tokio::test]
 async fn release_leases_makes_every_in_flight_message_visible() {
     let f = Fixture::new().await;
-    f.engine.send("q", vec![message("a"), message("b")]).await.unwrap();
-    let received = f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap();
+    f.engine
+        .send("q", vec![message("a"), message("b")])
+        .await
+        .unwrap();
+    let received = f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(received.len(), 2);
     assert_eq!(f.engine.release_leases("q").await.unwrap(), 2);
-    let again = f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap();
+    let again = f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|m| m.receive_count == 2));
 }
@@ -348,17 +470,28 @@ async fn purge_deletes_every_message() {
     let f = Fixture::new().await;
     let messages = (0..3).map(|i| message(&i.to_string())).collect();
     f.engine.send("q", messages).await.unwrap();
-    f.engine.receive("q", 1, MINUTE, Duration::ZERO).await.unwrap();
+    f.engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(f.engine.purge("q").await.unwrap(), 3);
     assert_eq!(f.engine.counts("q").unwrap(), QueueCounts::default());
-    assert!(f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap().is_empty());
+    assert!(f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn counts_split_visible_in_flight_and_delayed() {
     let f = Fixture::new().await;
     let sent_first = f.engine.send("q", vec![message("a")]).await.unwrap();
-    f.engine.send("q", vec![message("b"), message("c")]).await.unwrap();
+    f.engine
+        .send("q", vec![message("b"), message("c")])
+        .await
+        .unwrap();
     f.engine
         .send(
             "q",
@@ -369,21 +502,42 @@ async fn counts_split_visible_in_flight_and_delayed() {
         )
         .await
         .unwrap();
-    let received = f.engine.receive("q", 1, MINUTE, Duration::ZERO).await.unwrap();
+    let received = f
+        .engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(received[0].message_id, sent_first[0].message_id);
     let counts = f.engine.counts("q").unwrap();
-    assert_eq!((counts.visible, counts.in_flight, counts.delayed), (2, 1, 1));
+    assert_eq!(
+        (counts.visible, counts.in_flight, counts.delayed),
+        (2, 1, 1)
+    );
     assert_eq!(counts.oldest_sent_at_ms, Some(received[0].sent_at_ms));
-    assert!(matches!(f.engine.counts("nope"), Err(QueueError::NoSuchQueue(_))));
+    assert!(matches!(
+        f.engine.counts("nope"),
+        Err(QueueError::NoSuchQueue(_))
+    ));
 }
 
 #[tokio::test]
 async fn a_receipt_from_an_earlier_receive_is_stale_and_garbage_is_invalid() {
     let f = Fixture::new().await;
-    f.engine.create_queue("other", QueueOptions::default()).await.unwrap();
+    f.engine
+        .create_queue("other", QueueOptions::default())
+        .await
+        .unwrap();
     f.engine.send("q", vec![message("m")]).await.unwrap();
-    let first = f.engine.receive("q", 1, Duration::ZERO, Duration::ZERO).await.unwrap();
-    let second = f.engine.receive("q", 1, MINUTE, Duration::ZERO).await.unwrap();
+    let first = f
+        .engine
+        .receive("q", 1, Duration::ZERO, Duration::ZERO)
+        .await
+        .unwrap();
+    let second = f
+        .engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     let results = f
         .engine
         .delete(
@@ -402,22 +556,41 @@ async fn a_receipt_from_an_earlier_receive_is_stale_and_garbage_is_invalid() {
     assert!(matches!(results[2], Ok(())));
     // Already gone is not an error.
     assert!(matches!(results[3], Ok(())));
-    let elsewhere = f.engine.delete("other", &[second[0].receipt_handle.clone()]).await.unwrap();
+    let elsewhere = f
+        .engine
+        .delete("other", std::slice::from_ref(&second[0].receipt_handle))
+        .await
+        .unwrap();
     assert!(matches!(elsewhere[0], Err(QueueError::InvalidReceipt)));
 }
 
 #[tokio::test]
 async fn reopening_restores_messages_leases_and_receipts() {
     let f = Fixture::new().await;
-    f.engine.send("q", vec![message("a"), message("b")]).await.unwrap();
-    let leased = f.engine.receive("q", 1, MINUTE, Duration::ZERO).await.unwrap();
+    f.engine
+        .send("q", vec![message("a"), message("b")])
+        .await
+        .unwrap();
+    let leased = f
+        .engine
+        .receive("q", 1, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     let f = f.reopen().await;
     let counts = f.engine.counts("q").unwrap();
     assert_eq!((counts.visible, counts.in_flight), (1, 1));
-    let other = f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap();
+    let other = f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(other.len(), 1);
     assert_ne!(other[0].message_id, leased[0].message_id);
-    let deleted = f.engine.delete("q", &[leased[0].receipt_handle.clone()]).await.unwrap();
+    let deleted = f
+        .engine
+        .delete("q", std::slice::from_ref(&leased[0].receipt_handle))
+        .await
+        .unwrap();
     assert!(matches!(deleted[..], [Ok(())]));
     assert_eq!(f.engine.counts("q").unwrap().in_flight, 1);
     // New messages get new keys: a key is never handed out twice.
@@ -440,7 +613,12 @@ async fn messages_past_retention_are_never_delivered() {
         .unwrap();
     f.engine.send("short", vec![message("old")]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert!(f.engine.receive("short", 10, MINUTE, Duration::ZERO).await.unwrap().is_empty());
+    assert!(f
+        .engine
+        .receive("short", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(f.engine.counts("short").unwrap(), QueueCounts::default());
 }
 
@@ -465,7 +643,11 @@ async fn a_full_disk_fails_the_send_and_changes_nothing() {
     let full = f.engine.send("q", vec![message("small"), big]).await;
     assert!(matches!(full, Err(QueueError::StorageFull)), "{full:?}");
     assert_eq!(f.engine.counts("q").unwrap(), before);
-    let received = f.engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap();
+    let received = f
+        .engine
+        .receive("q", 10, MINUTE, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(bodies(&received), vec![b"kept"]);
     f.engine
         .exec(|conn| conn.query_row("PRAGMA max_page_count = 1000000000", [], |_| Ok(())))
@@ -482,7 +664,9 @@ async fn concurrent_consumers_never_get_the_same_message() {
     let f = Fixture::new().await;
     let total = 500;
     for chunk in 0..total / 10 {
-        let messages = (0..10).map(|i| message(&format!("{}", chunk * 10 + i))).collect();
+        let messages = (0..10)
+            .map(|i| message(&format!("{}", chunk * 10 + i)))
+            .collect();
         f.engine.send("q", messages).await.unwrap();
     }
     let consumers: Vec<_> = (0..8)
@@ -491,7 +675,10 @@ async fn concurrent_consumers_never_get_the_same_message() {
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 loop {
-                    let received = engine.receive("q", 10, MINUTE, Duration::ZERO).await.unwrap();
+                    let received = engine
+                        .receive("q", 10, MINUTE, Duration::ZERO)
+                        .await
+                        .unwrap();
                     if received.is_empty() {
                         return ids;
                     }
@@ -512,9 +699,15 @@ async fn concurrent_consumers_never_get_the_same_message() {
 #[tokio::test]
 async fn deleting_a_queue_removes_it_and_its_messages() {
     let f = Fixture::new().await;
-    f.engine.create_queue("qq", QueueOptions::default()).await.unwrap();
+    f.engine
+        .create_queue("qq", QueueOptions::default())
+        .await
+        .unwrap();
     f.engine.send("q", vec![message("m")]).await.unwrap();
-    assert_eq!(f.engine.queue_names("q"), vec!["q".to_owned(), "qq".to_owned()]);
+    assert_eq!(
+        f.engine.queue_names("q"),
+        vec!["q".to_owned(), "qq".to_owned()]
+    );
     assert!(f.engine.delete_queue("q").await.unwrap());
     assert!(!f.engine.delete_queue("q").await.unwrap());
     assert_eq!(f.engine.queue_names(""), vec!["qq".to_owned()]);
@@ -522,7 +715,10 @@ async fn deleting_a_queue_removes_it_and_its_messages() {
         f.engine.send("q", vec![message("m")]).await,
         Err(QueueError::NoSuchQueue(_))
     ));
-    f.engine.create_queue("q", QueueOptions::default()).await.unwrap();
+    f.engine
+        .create_queue("q", QueueOptions::default())
+        .await
+        .unwrap();
     assert_eq!(f.engine.counts("q").unwrap(), QueueCounts::default());
 }
 
@@ -589,7 +785,10 @@ async fn acknowledged_sends_survive_kill_9() {
             break;
         }
         // Only whole lines count: the kill may cut the last one short.
-        if let Some(id) = line.strip_prefix(b"ACK ").and_then(|l| l.strip_suffix(b"\n")) {
+        if let Some(id) = line
+            .strip_prefix(b"ACK ")
+            .and_then(|l| l.strip_suffix(b"\n"))
+        {
             acknowledged.push(String::from_utf8(id.to_vec()).unwrap());
         }
         if !killed && acknowledged.len() >= ACKS_BEFORE_KILL {
@@ -604,13 +803,19 @@ async fn acknowledged_sends_survive_kill_9() {
     let engine = open(dir.path());
     let mut stored = HashSet::new();
     loop {
-        let received = engine.receive("q", 100, MINUTE, Duration::ZERO).await.unwrap();
+        let received = engine
+            .receive("q", 100, MINUTE, Duration::ZERO)
+            .await
+            .unwrap();
         if received.is_empty() {
             break;
         }
         stored.extend(received.into_iter().map(|m| m.message_id));
     }
-    let lost: Vec<_> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }
 
@@ -618,7 +823,10 @@ async fn acknowledged_sends_survive_kill_9() {
 /// acknowledged id, until the parent kills it.
 async fn send_until_killed(db: &Path) {
     let engine = SqliteQueueEngine::open(db, Durability::ProcessCrash).unwrap();
-    engine.create_queue("q", QueueOptions::default()).await.unwrap();
+    engine
+        .create_queue("q", QueueOptions::default())
+        .await
+        .unwrap();
     let senders: Vec<_> = (0..4)
         .map(|_| {
             let engine = engine.clone();

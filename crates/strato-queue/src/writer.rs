@@ -35,6 +35,10 @@ const SWEEP_INTERVAL_MS: i64 = 1000;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
+/// SQL a test runs on the write connection.
+#[cfg(test)]
+pub(crate) type SqlHook = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
 /// What travels over the writer's channel.
 pub(crate) enum Command {
     Apply(Op),
@@ -88,7 +92,7 @@ pub(crate) enum Op {
     /// full disk with it).
     #[cfg(test)]
     Exec {
-        run: Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>,
+        run: SqlHook,
         reply: Reply<()>,
     },
 }
@@ -379,7 +383,6 @@ fn apply_batch(
     if sweep {
         state.sweep(&tx, now)?;
     }
-    state.finish_batch(&tx)?;
     tx.commit()
 }
 
@@ -493,5 +496,7 @@ fn fail(op: Op, failure: &Failure) {
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p strato-queue --example throughput -- \
 //!     [--messages N] [--batch 10] [--concurrency 8] [--body-bytes 256] \
-//!     [--durability process-crash|fsync] [--dir PATH]
+//!     [--durability process-crash|fsync] [--dir PATH] [--fifo]
 //! ```
 //!
 //! Prints one JSON line: messages/s and p50/p99 latency (ms) per batch
@@ -60,6 +60,9 @@ struct Args {
     batch: usize,
     concurrency: usize,
     body_bytes: usize,
+    /// FIFO queue: each message gets one of [`FIFO_GROUPS`] groups and a
+    /// unique dedup id (so the index also holds a dedup entry per message).
+    fifo: bool,
     durability: Durability,
     dir: Option<PathBuf>,
 }
@@ -70,11 +73,16 @@ fn parse_args() -> Result<Args, String> {
         batch: 10,
         concurrency: 8,
         body_bytes: 256,
+        fifo: false,
         durability: Durability::ProcessCrash,
         dir: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
+        if flag == "--fifo" {
+            args.fifo = true;
+            continue;
+        }
         let value = argv.next().ok_or(format!("{flag} needs a value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
@@ -139,12 +147,27 @@ enum BenchError {
     Task(#[from] tokio::task::JoinError),
 }
 
-fn batch_of(body: &Bytes, size: usize) -> Vec<NewMessage> {
+const FIFO_GROUPS: usize = 100;
+
+/// Numbers FIFO messages for their group and dedup ids.
+static FIFO_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn batch_of(body: &Bytes, size: usize, fifo: bool) -> Vec<NewMessage> {
     (0..size)
-        .map(|_| NewMessage {
-            body: body.clone(),
-            metadata: Bytes::from_static(b"{\"attempt\":0}"),
-            ..NewMessage::default()
+        .map(|_| {
+            let (group_id, dedup_id) = if fifo {
+                let n = FIFO_COUNTER.fetch_add(1, Ordering::Relaxed);
+                (Some(format!("g{}", n % FIFO_GROUPS)), Some(n.to_string()))
+            } else {
+                (None, None)
+            };
+            NewMessage {
+                body: body.clone(),
+                metadata: Bytes::from_static(b"{\"attempt\":0}"),
+                group_id,
+                dedup_id,
+                ..NewMessage::default()
+            }
         })
         .collect()
 }
@@ -188,12 +211,13 @@ async fn send_phase(
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (engine, work, body) = (engine.clone(), work.clone(), body.clone());
+            let (engine, work, body, fifo) =
+                (engine.clone(), work.clone(), body.clone(), args.fifo);
             tokio::spawn(async move {
                 let mut latencies = Latencies::default();
                 while let Some(size) = work.next() {
                     let at = Instant::now();
-                    engine.send("bench", batch_of(&body, size)).await?;
+                    engine.send("bench", batch_of(&body, size, fifo)).await?;
                     latencies.record(at);
                 }
                 Ok::<_, BenchError>(latencies)
@@ -260,13 +284,18 @@ async fn combined_phase(
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (engine, work, body, batch) =
-                (engine.clone(), work.clone(), body.clone(), args.batch);
+            let (engine, work, body, batch, fifo) = (
+                engine.clone(),
+                work.clone(),
+                body.clone(),
+                args.batch,
+                args.fifo,
+            );
             tokio::spawn(async move {
                 let mut latencies: [Latencies; 3] = Default::default();
                 while let Some(size) = work.next() {
                     let at = Instant::now();
-                    engine.send("bench", batch_of(&body, size)).await?;
+                    engine.send("bench", batch_of(&body, size, fifo)).await?;
                     latencies[0].record(at);
                     let at = Instant::now();
                     let received = engine
@@ -300,7 +329,13 @@ async fn run(args: Args) -> Result<String, BenchError> {
     .map_err(BenchError::Io)?;
     let engine = SqliteQueueEngine::open(&dir.path().join("queues.db"), args.durability)?;
     engine
-        .create_queue("bench", QueueOptions::default())
+        .create_queue(
+            "bench",
+            QueueOptions {
+                fifo: args.fifo,
+                ..QueueOptions::default()
+            },
+        )
         .await?;
     let body = Bytes::from(vec![b'x'; args.body_bytes]);
 
@@ -319,7 +354,7 @@ async fn run(args: Args) -> Result<String, BenchError> {
     Ok(format!(
         concat!(
             "{{\"messages\":{},\"batch\":{},\"concurrency\":{},\"body_bytes\":{},",
-            "\"durability\":\"{}\",",
+            "\"fifo\":{},\"durability\":\"{}\",",
             "\"send\":{{\"messages_per_s\":{},\"batch\":{}}},",
             "\"receive_delete\":{{\"messages_per_s\":{},\"receive\":{},\"delete\":{},",
             "\"left_in_queue\":{}}},",
@@ -330,6 +365,7 @@ async fn run(args: Args) -> Result<String, BenchError> {
         args.batch,
         args.concurrency,
         args.body_bytes,
+        args.fifo,
         durability,
         rate(args.messages, send_time),
         send_latency.json(),

@@ -18,11 +18,15 @@
 //!
 //! The index (per queue: ready order, visibility deadlines, in-flight leases,
 //! FIFO group state, deduplication ids with their expiry) lives in memory, so
-//! picking messages never scans the database. Bodies, metadata and message ids
-//! stay in SQLite and are read back by the writer in the same statement that
-//! records the lease (`UPDATE … RETURNING`) plus one primary-key lookup.
-//! Bodies are in a table of their own so that a lease update never rewrites a
-//! (possibly megabyte) body.
+//! picking messages never scans the database. Message ids, metadata and
+//! bodies stay in SQLite and are read back by the writer, by primary key,
+//! when a receive leases the message. A body up to 1 KiB is stored in its
+//! message's row (send, receive and delete are one statement each); a larger
+//! one in a table of its own, so that lease updates never rewrite it.
+//!
+//! The engine holds SQLite's lock on the file for as long as it runs
+//! (`locking_mode=EXCLUSIVE`): a second engine, or the `sqlite3` shell, on
+//! the same file waits up to 5 s and then fails to open it.
 //!
 //! Receipt handles carry the message's key and lease generation, sealed with
 //! an HMAC under a secret kept in the database: a handle from an earlier
@@ -49,13 +53,24 @@
 //!
 //! # Memory
 //!
-//! The index costs about 100 bytes per stored message, whatever the body size
-//! (measured with the `throughput` example, which counts live heap bytes:
-//! see the crate's README figure in the example's output,
-//! `index_bytes_per_message`). Bodies cost nothing in memory beyond SQLite's
-//! page cache, so a backlog of a million 1 MB async events costs about 100 MB
-//! of RAM, not a terabyte. Each FIFO deduplication id inside its window costs
-//! its length plus about 100 bytes.
+//! The index costs about 130 bytes per stored message, whatever the body
+//! size: measured as 128 live heap bytes per message on a standard queue by
+//! the `throughput` example (`index_bytes_per_message`, counted by a global
+//! allocator wrapper). On a FIFO queue (`--fifo`: 100 groups, a dedup id
+//! per message) it is 301 bytes per message: the group's ordered key set
+//! plus the dedup entry (id, first message id, expiry), which stays for the
+//! dedup window (5 minutes) even after the message is deleted. Bodies cost
+//! nothing in memory beyond SQLite's page cache (16 MiB), so a backlog of a
+//! million 1 MB async events needs about 130 MB of RAM, not a terabyte.
+//!
+//! # Throughput
+//!
+//! `cargo run --release -p strato-queue --example throughput` sends,
+//! receives and deletes 100,000 messages of 256 bytes in batches of 10 from 8
+//! tasks. The writer spends about 12 µs of CPU per message for all three
+//! (send, receive, delete), so one core of writer sustains several tens of
+//! thousands of messages per second; group commit is what keeps an fsync
+//! per commit ([`Durability::Fsync`]) affordable.
 //!
 //! # In cluster mode: PostgreSQL
 //!

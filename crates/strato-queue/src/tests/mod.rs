@@ -185,6 +185,23 @@ async fn a_long_poll_wakes_when_a_message_is_sent() {
 }
 
 #[tokio::test]
+async fn a_long_poll_ends_when_its_queue_is_deleted() {
+    let f = Fixture::new().await;
+    let engine = f.engine.clone();
+    let poll = tokio::spawn(async move { engine.receive("q", 10, MINUTE, LONG_WAIT).await });
+    while f.engine.waiting_receivers("q") == 0 && !poll.is_finished() {
+        tokio::task::yield_now().await;
+    }
+    assert!(!poll.is_finished());
+    f.engine.delete_queue("q").await.unwrap();
+    let ended = poll.await.unwrap();
+    assert!(
+        matches!(ended, Err(QueueError::NoSuchQueue(_))),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_delayed_message_stays_invisible_until_its_delay_ends() {
     let f = Fixture::new().await;
     f.engine

@@ -329,9 +329,10 @@ JAVA_JNI_PROPERTY = "com.amazonaws.services.lambda.runtime.api.client.runtimeapi
 
 
 class Strato:
-    def __init__(self, tag, keep_alive=900, extra_env=None, stem_cells=None):
+    def __init__(self, tag, keep_alive=900, extra_env=None, stem_cells=None, data=None):
         self.port = free_port()
-        self.data = tempfile.mkdtemp(prefix=f"strato-{tag}-", dir=WORK)
+        # A given data dir is a restart on an earlier server's state.
+        self.data = data or tempfile.mkdtemp(prefix=f"strato-{tag}-", dir=WORK)
         env = {"STRATO_LOG": os.environ.get("STRATO_LOG", "warn")}
         if extra_env:
             env.update(extra_env)
@@ -386,10 +387,21 @@ class Strato:
                 continue
         return sorted(found)
 
-    def stop(self):
+    def stop(self, keep_data=False):
         self.api.close()
         self.proc.stop(grace=15)
-        shutil.rmtree(self.data, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+    def kill9(self):
+        """SIGKILL of the server alone: its instances are left behind, as after a crash (the next
+        server on the same data dir sweeps them); then the rest of its process group."""
+        self.api.close()
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.stop(grace=0)
 
 
 class Floor:
@@ -1142,6 +1154,188 @@ def sc_concurrency_limit(ctx):
                       "and refuses the rest with 429 as well."]}
 
 
+COUNTER_JS = r"""
+const fs = require('fs');
+const net = require('net');
+// The host end of the instance's veth pair (its default route): where the harness listens.
+function gateway() {
+  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
+    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
+  return [6, 4, 2, 0].map((i) => parseInt(line[2].substr(i, 2), 16)).join('.');
+}
+exports.handler = (event) => new Promise((resolve, reject) => {
+  const socket = net.connect(Number(process.env.COLLECTOR_PORT), gateway(), () => socket.write(event.id + '\n'));
+  let reply = '';
+  socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve('counted'); } });
+  socket.on('error', reject);
+});
+"""
+
+
+class Collector:
+    """Counts the ids functions report over TCP (one line each, acknowledged), so a run is counted
+    by the handler's own output, not by Strato's logs. Listens on all addresses: sandboxes reach
+    it through their veth pair's host end; only this machine's namespaces can."""
+
+    def __init__(self):
+        import collections
+        import threading
+
+        self.counts = collections.Counter()
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            conn.settimeout(30)
+            data = b""
+            try:
+                while b"\n" not in data:
+                    chunk = conn.recv(256)
+                    if not chunk:
+                        return
+                    data += chunk
+                with self.lock:
+                    self.counts[data.split(b"\n")[0].decode()] += 1
+                conn.sendall(b"k\n")
+            except OSError:
+                return
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.counts)
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def _send_events(port, ids, stop_flag, accepted, threads=8):
+    """Event invocations of `counter` with the given ids, from a few threads at full speed;
+    each id whose answer was 202 is accepted. Stops when the server is gone."""
+    import threading
+
+    lock = threading.Lock()
+    chunks = [ids[i::threads] for i in range(threads)]
+
+    def worker(chunk):
+        api = awsclient.Lambda(port)
+        try:
+            for event_id in chunk:
+                if stop_flag.is_set():
+                    return
+                try:
+                    status, _, _, _ = api.request(
+                        "POST", "/2015-03-31/functions/counter/invocations",
+                        json.dumps({"id": event_id}).encode(), timed=True,
+                        headers={"x-amz-invocation-type": "Event"})
+                except (OSError, ConnectionError, Exception):
+                    return
+                if status == 202:
+                    with lock:
+                        accepted.add(event_id)
+        finally:
+            api.close()
+
+    workers = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    for w in workers:
+        w.start()
+    return workers
+
+
+def sc_async_durability(ctx):
+    """Event invocations accepted at full speed, the server killed with SIGKILL at random moments,
+    restarted on the same data: every accepted event must run at least once."""
+    import random
+    import threading
+
+    n = 2000 if ctx.quick else 10_000
+    kills = 1 if ctx.quick else 3
+    collector = Collector()
+    st = Strato("async")
+    data = st.data
+    rows = []
+    try:
+        st.api.create_function("counter", "nodejs20.x", "index.handler", zip_of({"index.js": COUNTER_JS}),
+                               memory=BENCH_MEMORY, env={"COLLECTOR_PORT": str(collector.port)})
+        st.api.wait_ready("counter")
+        # A bounded scale-out on two cores; the events queue behind it.
+        st.api.request("PUT", "/2017-10-31/functions/counter/concurrency", {"ReservedConcurrentExecutions": 8})
+        ids = [f"e{i}" for i in range(n)]
+        accepted = set()
+        stop_flag = threading.Event()
+        t0 = time.perf_counter()
+        workers = _send_events(st.port, ids, stop_flag, accepted)
+        rng = random.Random(int(time.time()))
+        # The first kill lands while events are still being accepted.
+        time.sleep(rng.uniform(1.0, 3.0))
+        stop_flag.set()
+        st.kill9()
+        for w in workers:
+            w.join()
+        send_s = time.perf_counter() - t0
+        rows.append({"label": "events answered 202 before the first kill", "value": str(len(accepted))})
+        rows.append({"label": "acceptance rate until the kill", "value": f"{len(accepted) / send_s:.0f} events/s"})
+        ran_before = len(collector.snapshot())
+        rows.append({"label": "of them run before the first kill", "value": str(ran_before)})
+        for k in range(1, kills):
+            st = Strato("async", data=data)
+            time.sleep(rng.uniform(0.5, 2.5))
+            st.kill9()
+            rows.append({"label": f"kill {k + 1}: ids seen so far", "value": str(len(collector.snapshot()))})
+        st = Strato("async", data=data)
+        t1 = time.perf_counter()
+        deadline = time.time() + (120 if ctx.quick else 600)
+        last_progress, last_seen = time.time(), -1
+        while time.time() < deadline:
+            seen = collector.snapshot()
+            if accepted <= set(seen):
+                break
+            if len(seen) != last_seen:
+                last_seen, last_progress = len(seen), time.time()
+            elif time.time() - last_progress > 60:
+                break
+            time.sleep(0.2)
+        drain_s = time.perf_counter() - t1
+        seen = collector.snapshot()
+        lost = accepted - set(seen)
+        duplicates = sum(c - 1 for c in seen.values() if c > 1)
+        rows += [
+            {"label": "SIGKILLs of the server", "value": str(kills)},
+            {"label": "accepted events that ran at least once", "value": f"{len(accepted) - len(lost)} of {len(accepted)}"},
+            {"label": "accepted events never run (lost)", "value": str(len(lost))},
+            {"label": "extra runs (duplicates, at-least-once)", "value": str(duplicates)},
+            {"label": "runs of events never answered 202 (in flight at a kill)", "value": str(len(set(seen) - accepted))},
+            {"label": "time to drain after the last restart", "value": f"{drain_s:.1f} s"},
+        ]
+    finally:
+        st.stop()
+        collector.close()
+    return {"tables": [{"title": f"{n} event invocations, {kills} × kill -9", "kind": "kv", "rows": rows}],
+            "notes": ["The handler reports each event's id to the harness over TCP and waits for an "
+                      "acknowledgement, so a run counts only once the harness has it. Events are sent by 8 "
+                      "threads of Python's http.client (the acceptance rate is theirs, not a Strato limit). "
+                      "The function has reserved concurrency 8. Duplicates are events whose run was reported "
+                      "but whose deletion from the queue had not been committed when the server was killed: "
+                      "at-least-once delivery, as AWS promises."]}
+
+
 SCENARIOS = [
     ("loadgen-headroom", "Load generator headroom", sc_loadgen_headroom),
     ("warm-invoke", "Warm invoke, Node.js, Invoke API", sc_warm_invoke),
@@ -1154,6 +1348,7 @@ SCENARIOS = [
     ("memory", "Memory per idle instance", sc_memory),
     ("control-plane", "Control plane at scale", sc_control_plane),
     ("concurrency-limit", "1 000 concurrent requests against a limit of 100", sc_concurrency_limit),
+    ("async-durability", "Asynchronous invocations across kill -9", sc_async_durability),
 ]
 
 

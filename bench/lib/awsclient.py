@@ -68,14 +68,16 @@ class Lambda:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         return self.conn
 
-    def request(self, method, path, body=None, query=(), timed=False):
+    def request(self, method, path, body=None, query=(), timed=False, headers=None):
         """Sends one signed request. With timed=True returns (status, body, ttfb_s, total_s)."""
+        extra = headers or {}
         data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         headers = sign_headers(
             method, f"{self.host}:{self.port}", path, list(query), data,
             self.access_key, self.secret_key, self.region,
         )
         headers["content-type"] = "application/json"
+        headers.update(extra)
         url = urllib.parse.quote(path, safe="/-_.~:")
         if query:
             url += "?" + urllib.parse.urlencode(list(query))

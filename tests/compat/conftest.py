@@ -209,20 +209,22 @@ def _clean_env(home: Path) -> dict[str, str]:
 RUNTIMES_DIR = HERE / ".runtimes"
 
 
-def _start(binary: Path, root: Path) -> Strato:
+def _start(binary: Path, root: Path, extra_args: tuple[str, ...] = ()) -> Strato:
+    """Starts `strato serve` on `root/data`; a second start on the same root
+    finds the first one's state (a restart)."""
     data_dir = root / "data"
     home = root / "home"
-    (home / ".aws").mkdir(parents=True)
+    (home / ".aws").mkdir(parents=True, exist_ok=True)
     env = _clean_env(home)
     log_path = root / "strato.log"
     last_log = ""
     for _attempt in range(5):
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
-        log = open(log_path, "wb")
+        log = open(log_path, "ab")
         proc = subprocess.Popen(
             [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
-             "--runtimes-dir", str(RUNTIMES_DIR)],
+             "--runtimes-dir", str(RUNTIMES_DIR), *extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -280,9 +282,12 @@ def strato_binary() -> Path:
 
 @pytest.fixture
 def strato(strato_binary, request) -> Strato:
-    """A fresh `strato serve` on a free loopback port with an empty data dir."""
+    """A fresh `strato serve` on a free loopback port with an empty data dir.
+    A test marked `@pytest.mark.strato_args("--flag", "value")` starts it
+    with those flags."""
     root = Path(tempfile.mkdtemp(prefix="strato-compat-"))
-    server = _start(strato_binary, root)
+    marker = request.node.get_closest_marker("strato_args")
+    server = _start(strato_binary, root, tuple(marker.args) if marker else ())
     try:
         yield server
     finally:

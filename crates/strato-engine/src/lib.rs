@@ -8,6 +8,7 @@
 //! fails, times out, runs out of memory or exits. Every invocation writes
 //! `START`, the function's own lines, `END` and `REPORT` to its log stream.
 
+pub mod async_invoke;
 pub mod concurrency;
 pub mod install;
 pub mod instance;
@@ -58,9 +59,8 @@ pub struct EngineConfig {
     /// The total `MemorySize` live instances may hold, in MB
     /// ([`memory::default_budget_mb`]: 80 % of the machine's memory).
     pub memory_budget_mb: u64,
-    /// How long an event invocation waits for a concurrency slot (or for
-    /// room in the memory budget) before it is dropped; AWS's default
-    /// maximum event age is 6 hours.
+    /// No event invocation lives longer than this, whatever its
+    /// `MaximumEventAgeInSeconds` (AWS's default and largest is 6 hours).
     pub max_event_age: Duration,
     /// Stem cells kept ready per runtime (0: none); see [`stem`].
     pub stem_cells: usize,
@@ -117,6 +117,14 @@ pub enum EngineError {
     },
     #[error("runtime catalog: {0}")]
     Catalog(std::io::Error),
+    /// Asynchronous invocation has not been started on this engine.
+    #[error("asynchronous invocation is not available")]
+    AsyncUnavailable,
+    /// The durable queue refused an event (full disk, storage failure).
+    #[error("the asynchronous invocation queue failed: {0}")]
+    AsyncQueue(#[source] strato_queue::QueueError),
+    #[error("cannot encode a queued event: {0}")]
+    AsyncEncoding(#[source] serde_json::Error),
 }
 
 /// The function version an invocation runs.
@@ -140,6 +148,9 @@ pub struct InvokeRequest {
     pub cognito_identity: Option<String>,
     /// Return the last 4 KB of the invocation's log.
     pub tail_log: bool,
+    /// The invocation's request id when the caller chose it (an event keeps
+    /// the id its 202 answered with); a new one otherwise.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,8 +187,10 @@ pub struct Engine {
     closing: std::sync::atomic::AtomicBool,
     concurrency: Arc<ConcurrencyLimiter>,
     memory: Arc<MemoryBudget>,
-    /// Event invocations dropped after waiting the maximum event age.
+    /// Event invocations dropped because they reached their maximum age.
     expired_events: std::sync::atomic::AtomicU64,
+    /// Asynchronous invocation on the durable queue, once started.
+    async_invoker: std::sync::OnceLock<Arc<async_invoke::AsyncInvoker>>,
     /// Wakes waiting event invocations at shutdown.
     closed: tokio::sync::Notify,
     /// Ready stem cells per runtime.
@@ -365,6 +378,7 @@ impl Engine {
             concurrency: Arc::new(ConcurrencyLimiter::new()),
             memory: MemoryBudget::new(config.memory_budget_mb),
             expired_events: std::sync::atomic::AtomicU64::new(0),
+            async_invoker: std::sync::OnceLock::new(),
             closed: tokio::sync::Notify::new(),
             stems: DashMap::new(),
             stem_adoptions: std::sync::atomic::AtomicU64::new(0),
@@ -631,7 +645,7 @@ impl Engine {
         &self.memory
     }
 
-    /// Event invocations dropped because they waited the maximum event age.
+    /// Event invocations dropped because they reached their maximum age.
     pub fn expired_events(&self) -> u64 {
         self.expired_events
             .load(std::sync::atomic::Ordering::Acquire)
@@ -686,85 +700,6 @@ impl Engine {
                 "invocation task failed: {e}"
             ))),
         }
-    }
-
-    /// Queues an event invocation: it waits for a concurrency slot (and for
-    /// room in the memory budget) and runs, unless it waited the maximum
-    /// event age, after which it is dropped as AWS drops it (there is no
-    /// dead-letter queue or on-failure destination yet). The queue is held
-    /// in memory: events waiting when the server stops are lost.
-    pub fn invoke_event(self: &Arc<Self>, target: InvokeTarget, request: InvokeRequest) {
-        let engine = self.clone();
-        let deadline = tokio::time::Instant::now() + self.config.max_event_age;
-        tokio::spawn(async move {
-            let (account, region, name) = (
-                target.account.clone(),
-                target.region.clone(),
-                target.config.name.clone(),
-            );
-            // AWS retries throttled events from 1 s up to 5 minutes apart.
-            let mut backoff = Duration::from_secs(1);
-            loop {
-                let closed = engine.closed.notified();
-                tokio::pin!(closed);
-                closed.as_mut().enable();
-                if engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
-                    tracing::warn!(function = %name, "event dropped: the server is shutting down");
-                    return;
-                }
-                let admitted = tokio::select! {
-                    admitted = engine.concurrency.acquire_by(&account, &region, &name, deadline) => admitted,
-                    _ = &mut closed => {
-                        tracing::warn!(function = %name, "event dropped: the server is shutting down");
-                        return;
-                    }
-                };
-                let permit = match admitted {
-                    Ok(permit) => permit,
-                    Err(throttle) => {
-                        engine.expire_event(&name, throttle.reason());
-                        return;
-                    }
-                };
-                match engine
-                    .invoke_admitted(target.clone(), request.clone(), permit)
-                    .await
-                {
-                    Ok(_) => return,
-                    Err(EngineError::MemoryBudgetFull { .. }) => {
-                        let now = tokio::time::Instant::now();
-                        let expires = now + backoff >= deadline;
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(deadline.min(now + backoff)) => {}
-                            _ = &mut closed => {
-                                tracing::warn!(function = %name, "event dropped: the server is shutting down");
-                                return;
-                            }
-                        }
-                        if expires {
-                            engine.expire_event(&name, "the memory budget stayed full");
-                            return;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(300));
-                    }
-                    Err(e) => {
-                        tracing::warn!(function = %name, error = %e, "asynchronous invocation failed");
-                        return;
-                    }
-                }
-            }
-        });
-    }
-
-    fn expire_event(&self, function: &str, why: &str) {
-        self.expired_events
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        tracing::warn!(
-            function,
-            reason = why,
-            max_event_age_s = self.config.max_event_age.as_secs(),
-            "event dropped: it reached the maximum event age without running"
-        );
     }
 
     /// Charges a new instance of `target` to the memory budget, ending the
@@ -1116,7 +1051,10 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let c = target.config.clone();
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let key = pool_key(&target);
         let pool = self.pools.entry(key).or_default().clone();
         let started = Instant::now();

@@ -86,6 +86,57 @@ pub trait InvocationObserver: Send + Sync + 'static {
     fn finished(&self, subject: InvocationSubject, record: Option<FinishedInvocation>);
     /// An invocation was refused for lack of concurrency (HTTP 429).
     fn throttled(&self, subject: InvocationSubject, at_ms: i64);
+    /// Something happened to an asynchronous event of `subject`'s function
+    /// (AWS's `AsyncEvents*`, `DestinationDeliveryFailures` and
+    /// `DeadLetterErrors` metrics).
+    fn async_event(&self, subject: AsyncSubject, metric: AsyncMetric, at_ms: i64) {
+        let _ = (subject, metric, at_ms);
+    }
+}
+
+/// The function an asynchronous event belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncSubject {
+    pub account: String,
+    pub region: String,
+    pub function: String,
+}
+
+/// One asynchronous-invocation measurement, named for AWS's metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncMetric {
+    /// `AsyncEventsReceived`: an event was queued.
+    Received,
+    /// `AsyncEventAge`: how long the event had been queued when it was
+    /// (again) handed to the function.
+    Age(Duration),
+    /// `AsyncEventsDropped`: an event was dropped without a successful run.
+    Dropped,
+    /// `DestinationDeliveryFailures`: a destination refused a record.
+    DestinationDeliveryFailure,
+    /// `DeadLetterErrors`: the dead-letter queue refused an event.
+    DeadLetterError,
+}
+
+impl AsyncMetric {
+    /// The metric's name in the `AWS/Lambda` namespace.
+    pub fn name(self) -> &'static str {
+        match self {
+            AsyncMetric::Received => "AsyncEventsReceived",
+            AsyncMetric::Age(_) => "AsyncEventAge",
+            AsyncMetric::Dropped => "AsyncEventsDropped",
+            AsyncMetric::DestinationDeliveryFailure => "DestinationDeliveryFailures",
+            AsyncMetric::DeadLetterError => "DeadLetterErrors",
+        }
+    }
+
+    /// The datapoint's value: milliseconds for the age, 1 for counts.
+    pub fn value(self) -> f64 {
+        match self {
+            AsyncMetric::Age(age) => age.as_secs_f64() * 1000.0,
+            _ => 1.0,
+        }
+    }
 }
 
 /// An invocation being observed: `begin` at admission, `end` with its result.

@@ -17,7 +17,9 @@ pub mod metrics;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strato_engine::observer::{FinishedInvocation, InvocationObserver, InvocationSubject};
+use strato_engine::observer::{
+    AsyncMetric, AsyncSubject, FinishedInvocation, InvocationObserver, InvocationSubject,
+};
 
 pub use filter::FilterPattern;
 pub use logstore::{LogStore, LogStoreConfig};
@@ -149,6 +151,10 @@ impl InvocationObserver for Observe {
 
     fn throttled(&self, subject: InvocationSubject, at_ms: i64) {
         self.metrics.throttled(subject, at_ms);
+    }
+
+    fn async_event(&self, subject: AsyncSubject, metric: AsyncMetric, at_ms: i64) {
+        self.metrics.async_event(subject, metric, at_ms);
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection};
-use strato_engine::observer::{FinishedInvocation, InvocationSubject};
+use strato_engine::observer::{AsyncMetric, AsyncSubject, FinishedInvocation, InvocationSubject};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metering::{self, MeterKey, Usage};
@@ -169,6 +169,7 @@ enum Telemetry {
     Started(InvocationSubject, i64),
     Finished(InvocationSubject, Option<FinishedInvocation>),
     Throttled(InvocationSubject, i64),
+    Async(AsyncSubject, AsyncMetric, i64),
     Api(ApiRequestSample),
     Barrier(oneshot::Sender<()>),
 }
@@ -207,6 +208,9 @@ struct State {
     running_by_account: HashMap<(String, String), u32>,
     /// (account, region, function, version).
     totals: BTreeMap<(String, String, String, String), FunctionTotals>,
+    /// Asynchronous-invocation counters per (account, region, function),
+    /// by metric name (the age's sum is in milliseconds).
+    async_totals: BTreeMap<(String, String, String), BTreeMap<&'static str, f64>>,
     /// (account, region, api, stage).
     api_totals: BTreeMap<(String, String, String, String), ApiTotals>,
     metering: HashMap<MeterKey, Usage>,
@@ -521,6 +525,25 @@ impl State {
                     })
                     .throttles += 1;
             }
+            Telemetry::Async(s, metric, at_ms) => {
+                let function = dims(&[("FunctionName", &s.function)]);
+                for set in [Vec::new(), function] {
+                    self.record(
+                        (&s.account, &s.region),
+                        LAMBDA_NAMESPACE,
+                        metric.name(),
+                        set,
+                        at_ms,
+                        metric.value(),
+                    );
+                }
+                *self
+                    .async_totals
+                    .entry((s.account, s.region, s.function))
+                    .or_default()
+                    .entry(metric.name())
+                    .or_default() += metric.value();
+            }
             Telemetry::Api(sample) => self.record_api(sample),
             Telemetry::Barrier(done) => {
                 let _ = done.send(());
@@ -716,6 +739,11 @@ impl Metrics {
 
     pub fn throttled(&self, subject: InvocationSubject, at_ms: i64) {
         self.send(Telemetry::Throttled(subject, at_ms));
+    }
+
+    /// Records one asynchronous-invocation measurement. Never blocks.
+    pub fn async_event(&self, subject: AsyncSubject, metric: AsyncMetric, at_ms: i64) {
+        self.send(Telemetry::Async(subject, metric, at_ms));
     }
 
     /// Records one API Gateway request (Count, 4XXError, 5XXError, Latency,
@@ -964,6 +992,25 @@ impl Metrics {
                 label(region),
                 label(function)
             );
+        }
+        for (metric, name, help) in [
+            ("AsyncEventsReceived", "strato_lambda_async_events_received_total", "Events queued for asynchronous invocation."),
+            ("AsyncEventAge", "strato_lambda_async_event_age_milliseconds_total", "Sum of the ages (queued to handed to the function) of asynchronous events, per attempt."),
+            ("AsyncEventsDropped", "strato_lambda_async_events_dropped_total", "Asynchronous events dropped without a successful run."),
+            ("DestinationDeliveryFailures", "strato_lambda_destination_delivery_failures_total", "Invocation records a destination did not take."),
+            ("DeadLetterErrors", "strato_lambda_dead_letter_errors_total", "Events the dead-letter queue did not take."),
+        ] {
+            counter(&mut out, name, help);
+            for ((account, region, function), totals) in &state.async_totals {
+                let _ = writeln!(
+                    out,
+                    "{name}{{account=\"{}\",region=\"{}\",function=\"{}\"}} {}",
+                    label(account),
+                    label(region),
+                    label(function),
+                    totals.get(metric).copied().unwrap_or(0.0)
+                );
+            }
         }
         let api_labels = |k: &(String, String, String, String)| {
             format!(

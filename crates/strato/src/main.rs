@@ -65,8 +65,8 @@ enum Command {
         /// the machine's memory.
         #[arg(long, env = "STRATO_MEMORY_BUDGET_MB")]
         memory_budget_mb: Option<u64>,
-        /// Seconds an event invocation may wait for concurrency before it is
-        /// dropped (AWS's maximum event age: 60 to 21600).
+        /// The longest any event invocation lives, in seconds, whatever its
+        /// MaximumEventAgeInSeconds says (AWS's maximum event age: 60 to 21600).
         #[arg(long, env = "STRATO_MAX_EVENT_AGE", default_value_t = 21600, value_parser = clap::value_parser!(u64).range(60..=21600))]
         max_event_age: u64,
         /// Stem cells (runtimes started ahead of need, so a cold start skips
@@ -74,6 +74,17 @@ enum Command {
         /// has had a cold start; 0 turns them off.
         #[arg(long, env = "STRATO_STEM_CELLS", default_value_t = strato_engine::DEFAULT_STEM_CELLS)]
         stem_cells: usize,
+        /// For tests only: divides every asynchronous-invocation timing
+        /// (retry delays of 1 and 2 minutes, back-off, maximum event ages)
+        /// by this factor. 60 makes a minute pass in a second.
+        #[arg(long, env = "STRATO_TIME_SCALE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
+        time_scale: u32,
+        /// When an accepted event (and, later, a queue message) is durable:
+        /// `fsync` (each commit reaches the disk; survives power loss) or
+        /// `process-crash` (survives `kill -9` of the server, not a power
+        /// loss; several times the throughput).
+        #[arg(long, env = "STRATO_QUEUE_DURABILITY", default_value = "fsync", value_parser = ["fsync", "process-crash"])]
+        queue_durability: String,
         /// Isolation: `auto` (strong where the host allows, else a loud fallback), `strong` (or fail), `fallback`.
         #[arg(long, env = "STRATO_SANDBOX", default_value = "auto", value_parser = ["auto", "strong", "fallback"])]
         sandbox: String,
@@ -248,6 +259,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             memory_budget_mb,
             max_event_age,
             stem_cells,
+            time_scale,
+            queue_durability,
             sandbox,
         } => {
             init_tracing();
@@ -264,6 +277,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             config.max_event_age = std::time::Duration::from_secs(max_event_age);
             config.stem_cells = stem_cells;
+            config.time_scale = time_scale;
+            config.queue_durability = if queue_durability == "process-crash" {
+                strato_queue::Durability::ProcessCrash
+            } else {
+                strato_queue::Durability::Fsync
+            };
             config.sandbox.mode = match sandbox.as_str() {
                 "strong" => ModePreference::RequireStrong,
                 "fallback" => ModePreference::ForceFallback,

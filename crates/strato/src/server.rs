@@ -8,6 +8,7 @@ use rand::Rng;
 use strato_api::{AccountDirectory, ApiState, CodeUrlSigner, FunctionKeys};
 use strato_engine::{ApiEndpoint, Engine, EngineConfig};
 use strato_model::AccessKey;
+use strato_queue::{Durability, SqliteQueueEngine};
 use strato_sandbox::SandboxConfig;
 use strato_store::{CodeStore, FunctionCatalog, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
@@ -43,6 +44,15 @@ pub struct ServerConfig {
     pub max_event_age: std::time::Duration,
     /// Stem cells kept ready per runtime (0 turns them off).
     pub stem_cells: usize,
+    /// When an accepted event is durable: `Fsync` (every queue commit
+    /// reaches the disk: survives power loss) or `ProcessCrash` (the
+    /// commit reaches the OS: survives `kill -9` of the server, not a
+    /// power loss; several times the throughput).
+    pub queue_durability: Durability,
+    /// Test-only: divides every asynchronous-invocation timing (retry
+    /// delays, back-off, maximum event ages) so minutes pass in seconds.
+    /// 1 in production.
+    pub time_scale: u32,
     /// Logs, metrics and metering: queue sizes, the log store's size bound,
     /// the retention sweep, the price table (default: `<data-dir>/prices.json`,
     /// else AWS us-east-1).
@@ -62,6 +72,8 @@ impl ServerConfig {
             memory_budget_mb: strato_engine::memory::default_budget_mb(),
             max_event_age: strato_engine::DEFAULT_MAX_EVENT_AGE,
             stem_cells: strato_engine::DEFAULT_STEM_CELLS,
+            time_scale: 1,
+            queue_durability: Durability::Fsync,
             observe: strato_observe::ObserveConfig::default(),
             sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
         }
@@ -90,6 +102,8 @@ pub enum ServerError {
     Engine(#[from] strato_engine::EngineError),
     #[error("cannot open the logs and metrics stores: {0}")]
     Observe(#[from] strato_observe::ObserveError),
+    #[error("cannot open the durable queues: {0}")]
+    Queue(#[from] strato_queue::QueueError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -107,6 +121,8 @@ pub struct RunningServer {
     pub initial_key: Option<AccessKey>,
     /// Function logs, metrics and metering.
     pub observe: Arc<strato_observe::Observe>,
+    /// The durable queues (asynchronous invocations).
+    pub queues: Arc<SqliteQueueEngine>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Background work that lives as long as the server (key refresh).
@@ -129,6 +145,7 @@ impl RunningServer {
         // Instances are processes of their own: end them and remove their
         // cgroups and namespaces before returning.
         self.engine.shutdown().await;
+        self.queues.close().await;
         // What the last invocations reported reaches the disk.
         self.observe.flush().await;
         served
@@ -245,6 +262,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let accounts = Arc::new(AccountDirectory::load(store.clone(), function_keys).await?);
     let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
     let observe = strato_observe::Observe::open(&config.data_dir, config.observe.clone())?;
+    // Its own file: queue writes must not contend with the control plane's.
+    let queues =
+        SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
@@ -375,6 +395,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // Provisioned instances start once functions can reach the API.
     let records = state.catalog.store().list_all_functions().await?;
     strato_api::lambda::restore_provisioned_concurrency(&state, &records).await;
+    // Events a previous run accepted run again once functions can be invoked.
+    engine
+        .start_async(
+            queues.clone(),
+            Arc::new(strato_api::lambda::CatalogAsyncTargets::new(
+                state.catalog.clone(),
+                state.accounts.clone(),
+            )),
+            None,
+            config.time_scale,
+        )
+        .await?;
     let (tx, rx) = oneshot::channel::<()>();
     // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
     // algorithm unless the server disables it.
@@ -402,6 +434,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         engine,
         initial_key,
         observe,
+        queues,
         shutdown: Some(tx),
         task,
         background: vec![key_refresh],

@@ -142,6 +142,7 @@ impl LambdaInvoker for EngineInvoker {
                     client_context: None,
                     cognito_identity: None,
                     tail_log: false,
+                    request_id: None,
                 },
             )
             .await

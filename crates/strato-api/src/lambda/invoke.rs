@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine as _;
+use strato_engine::async_invoke::QueuedEvent;
 use strato_engine::{InvokeRequest, InvokeTarget};
 use strato_model::arn::qualified_function_arn;
 use strato_model::limits::{MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
@@ -141,16 +142,25 @@ pub async fn invoke(
         MAX_SYNC_PAYLOAD_BYTES
     };
     if body.len() > limit {
-        // AWS words the two limits differently.
-        let message = if kind == InvocationType::Event {
-            format!(
-                "{} byte payload is too large for the Event invocation type (limit {limit} bytes)",
-                body.len()
+        // AWS words the two limits differently, and answers an oversize
+        // event with RequestEntityTooLargeException.
+        let error = if kind == InvocationType::Event {
+            AwsError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!(
+                    "{} byte payload is too large for the Event invocation type (limit {limit} bytes)",
+                    body.len()
+                ),
             )
         } else {
-            format!("Request must be smaller than {limit} bytes for the InvokeFunction operation")
+            AwsError::new(
+                ErrorCode::RequestTooLargeException,
+                format!(
+                    "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+                ),
+            )
         };
-        return Err(AwsError::new(ErrorCode::RequestTooLargeException, message).into());
+        return Err(error.into());
     }
     let payload = if body.iter().all(u8::is_ascii_whitespace) {
         Bytes::from_static(b"{}")
@@ -177,17 +187,44 @@ pub async fn invoke(
     if kind == InvocationType::DryRun {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    if kind == InvocationType::Event {
+        // Accepted whatever the concurrency (the event waits for a slot),
+        // and answered only once it is on disk.
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let event = QueuedEvent {
+            request_id: request_id.clone(),
+            account: caller.account_id.clone(),
+            region: caller.region.clone(),
+            function: target.config.name.clone(),
+            qualifier: r.qualifier.as_ref().map(|q| q.as_string()),
+            client_context,
+            invocations: 0,
+            backoff_ms: 0,
+        };
+        state
+            .engine
+            .enqueue_event(event, payload)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "an event invocation could not be queued");
+                AwsError::new(
+                    ErrorCode::ServiceException,
+                    "The event could not be stored; it was not accepted.",
+                )
+            })?;
+        let mut response = StatusCode::ACCEPTED.into_response();
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-amzn-RequestId", id);
+        }
+        return Ok(response);
+    }
     let request = InvokeRequest {
         payload,
         client_context,
         cognito_identity: None,
         tail_log,
+        request_id: None,
     };
-    if kind == InvocationType::Event {
-        // Accepted whatever the concurrency: the event waits for a slot.
-        state.engine.invoke_event(target, request);
-        return Ok(StatusCode::ACCEPTED.into_response());
-    }
     let function = target.config.name.clone();
     let result = state
         .engine
@@ -197,6 +234,11 @@ pub async fn invoke(
     let mut response = (StatusCode::OK, result.payload).into_response();
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
+    // The invocation's own id (its START/END/REPORT lines, the context's
+    // request id), so a client can find its invocation's logs.
+    if let Ok(v) = HeaderValue::from_str(&result.request_id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&result.executed_version) {
         headers.insert("x-amz-executed-version", v);
     }

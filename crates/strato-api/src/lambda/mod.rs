@@ -4,6 +4,7 @@
 
 mod account;
 mod aliases;
+mod async_targets;
 mod concurrency;
 mod function_urls;
 mod functions;
@@ -16,6 +17,7 @@ mod provisioned;
 mod tags;
 mod versions;
 
+pub use async_targets::CatalogAsyncTargets;
 pub use gateway_invoker::EngineInvoker;
 pub use lifecycle::resume_settling;
 pub use provisioned::restore as restore_provisioned_concurrency;

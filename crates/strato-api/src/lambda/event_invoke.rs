@@ -826,10 +826,8 @@ mod tests {
             err.message,
             format!("The provided destination config DestinationConfig(onSuccess=OnSuccess(destination={arn}), onFailure=null) is invalid.")
         );
-        let both = format!(
-            r#"{{"DestinationConfig": {{"OnSuccess": {{}}, "OnFailure": {{"Destination": "kafka://t"}}}}}}"#
-        );
-        let err = check_services(request(&both).destination_config.as_ref().unwrap()).unwrap_err();
+        let both = r#"{"DestinationConfig": {"OnSuccess": {}, "OnFailure": {"Destination": "kafka://t"}}}"#;
+        let err = check_services(request(both).destination_config.as_ref().unwrap()).unwrap_err();
         assert_eq!(
             err.message,
             "The provided destination config DestinationConfig(onSuccess=OnSuccess(destination=null), onFailure=OnFailure(destination=kafka://t)) is invalid."

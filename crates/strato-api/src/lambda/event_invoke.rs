@@ -23,9 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::arn::function_arn;
 use strato_model::error::ValidationErrors;
-use strato_model::event_invoke::{
-    DEFAULT_MAXIMUM_EVENT_AGE_SECONDS, DEFAULT_MAXIMUM_RETRY_ATTEMPTS, MINIMUM_EVENT_AGE_SECONDS,
-};
+use strato_model::event_invoke::{DEFAULT_MAXIMUM_EVENT_AGE_SECONDS, MINIMUM_EVENT_AGE_SECONDS};
 use strato_model::time::epoch_seconds;
 use strato_model::{
     AwsError, ErrorCode, EventInvokeConfig, FunctionRecord, FunctionRef, Qualifier,
@@ -43,6 +41,8 @@ use crate::ApiState;
 const DESTINATION_PATTERN: &str = r"$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)";
 /// The longest `DestinationArn` AWS accepts.
 const MAX_DESTINATION_LEN: usize = 350;
+/// The most retries AWS allows (its default too).
+const MAX_RETRY_ATTEMPTS: u32 = 2;
 /// `MaxItems` of ListFunctionEventInvokeConfigs is 1–50.
 const MAX_LIST_ITEMS: i64 = 50;
 /// Services an asynchronous invocation's outcome can be sent to.
@@ -245,7 +245,7 @@ fn validate(req: &ConfigRequest) -> Result<Settings, AwsError> {
         check_range(
             n,
             0,
-            DEFAULT_MAXIMUM_RETRY_ATTEMPTS,
+            MAX_RETRY_ATTEMPTS,
             "maximumRetryAttempts",
             &mut errors,
         );

@@ -120,6 +120,26 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// How an error body spells its message member. AWS writes `message` on
+/// most Lambda errors but `Message` on some (the EventInvokeConfig
+/// not-found answers, for one), and botocore hands the member on under the
+/// name it was sent with, so clients can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageKey {
+    #[default]
+    Lowercase,
+    Capitalized,
+}
+
+impl MessageKey {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Lowercase => "message",
+            Self::Capitalized => "Message",
+        }
+    }
+}
+
 /// An error as AWS reports it: a code, a message, and any extra body members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsError {
@@ -127,6 +147,8 @@ pub struct AwsError {
     pub message: Cow<'static, str>,
     /// Extra top-level body members, e.g. `Reason` on TooManyRequestsException.
     pub extra: Vec<(&'static str, String)>,
+    /// The body member the message travels in.
+    pub message_key: MessageKey,
 }
 
 impl AwsError {
@@ -135,7 +157,15 @@ impl AwsError {
             code,
             message: message.into(),
             extra: Vec::new(),
+            message_key: MessageKey::Lowercase,
         }
+    }
+
+    /// The same error with its message in a `Message` member, for the
+    /// answers AWS sends that way.
+    pub fn with_capitalized_message(mut self) -> Self {
+        self.message_key = MessageKey::Capitalized;
+        self
     }
 
     pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
@@ -196,7 +226,10 @@ impl AwsError {
         if let Some(kind) = self.code.type_field() {
             body.insert("Type".into(), kind.into());
         }
-        body.insert("message".into(), self.message.as_ref().into());
+        body.insert(
+            self.message_key.as_str().into(),
+            self.message.as_ref().into(),
+        );
         for (key, value) in &self.extra {
             body.insert((*key).into(), value.clone().into());
         }
@@ -272,6 +305,15 @@ mod tests {
         assert_eq!(
             err.body(),
             serde_json::json!({"Type": "User", "message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f"})
+        );
+    }
+
+    #[test]
+    fn capitalized_message_travels_in_message_member() {
+        let err = AwsError::not_found("The function doesn't exist.").with_capitalized_message();
+        assert_eq!(
+            err.body(),
+            serde_json::json!({"Type": "User", "Message": "The function doesn't exist."})
         );
     }
 

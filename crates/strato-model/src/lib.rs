@@ -19,7 +19,7 @@ pub mod validate;
 pub use account::{AccessKey, Account, AccountId, Caller};
 pub use arn::{FunctionRef, Qualifier};
 pub use code::{CodePackage, CodePackageError};
-pub use error::{AwsError, ErrorCode};
+pub use error::{AwsError, ErrorCode, MessageKey};
 pub use event_invoke::EventInvokeConfig;
 pub use function::{
     Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, ProvisionedConcurrency,

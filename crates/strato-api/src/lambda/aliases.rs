@@ -408,6 +408,7 @@ pub async fn delete(
             }
             record.qualified_policies.remove(&deleted);
             super::provisioned::drop_config(record, &deleted);
+            record.event_invoke_configs.remove(&deleted);
             Ok(())
         }),
     )

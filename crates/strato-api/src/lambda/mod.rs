@@ -6,6 +6,7 @@ mod account;
 mod aliases;
 mod async_targets;
 mod concurrency;
+mod event_invoke;
 mod function_urls;
 mod functions;
 mod gateway_invoker;
@@ -96,6 +97,17 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(
             "/2019-09-30/functions/{name}/concurrency",
             get(concurrency::get),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            get(event_invoke::get)
+                .put(event_invoke::put)
+                .post(event_invoke::update)
+                .delete(event_invoke::delete),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            get(event_invoke::list),
         )
         .route("/2018-10-31/layers", get(layers::list_layers))
         .route("/2018-10-31/layers/", get(layers::list_layers))

@@ -102,7 +102,16 @@ pub(crate) fn paginate(
     marker: Option<&str>,
     max_items: Option<&str>,
 ) -> ApiResult<(Vec<Value>, Option<String>)> {
-    let limit = page_size(max_items)?;
+    page_of(items, marker, page_size(max_items)?)
+}
+
+/// One page of at most `limit` of `items`, for operations whose `MaxItems`
+/// has its own bounds.
+pub(crate) fn page_of(
+    items: Vec<(String, Value)>,
+    marker: Option<&str>,
+    limit: usize,
+) -> ApiResult<(Vec<Value>, Option<String>)> {
     let start = match marker.map(decode_marker).transpose()? {
         None => 0,
         Some(after) => items
@@ -330,6 +339,7 @@ pub(crate) async fn delete_version(
                 record.versions.remove(&number);
                 record.qualified_policies.remove(&version);
                 super::provisioned::drop_config(record, &version);
+                record.event_invoke_configs.remove(&version);
                 Ok(())
             }),
         )

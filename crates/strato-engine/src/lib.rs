@@ -654,7 +654,7 @@ impl Engine {
             Err(throttle) => {
                 if let Some(observer) = self.observer.get() {
                     observer.throttled(
-                        observer::InvocationSubject::of(&target),
+                        observer::subject_of(&target),
                         chrono::Utc::now().timestamp_millis(),
                     );
                 }

@@ -17,7 +17,7 @@ pub mod metrics;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strato_engine::observer::{FinishedInvocation, InvocationObserver, InvocationSubject};
+use strato_model::telemetry::{FinishedInvocation, InvocationObserver, InvocationSubject};
 
 pub use filter::FilterPattern;
 pub use logstore::{LogStore, LogStoreConfig};

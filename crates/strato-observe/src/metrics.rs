@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection};
-use strato_engine::observer::{FinishedInvocation, InvocationSubject};
+use strato_model::telemetry::{FinishedInvocation, InvocationSubject};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metering::{self, MeterKey, Usage};

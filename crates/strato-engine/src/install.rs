@@ -13,6 +13,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use strato_model::Runtime;
+
+use crate::{runtimes, Engine};
+
 /// The AWS SDK for JavaScript v3 clients installed for Node.js functions:
 /// the services functions most often call (AWS's runtime carries them all).
 pub const NODE_SDK_PACKAGES: &[&str] = &[
@@ -276,4 +280,91 @@ fn move_children(from: &Path, to: &Path) -> Result<(), InstallError> {
         fs::rename(entry.path(), dest)?;
     }
     Ok(())
+}
+
+/// Installs the Node.js release a runtime names (nodejs22.x → the newest
+/// 22.x) from the npm registry, on first use.
+async fn install_node_runtime(runtimes_dir: PathBuf, runtime: Runtime) -> Result<(), String> {
+    let major = runtimes::node_major(runtime);
+    tracing::info!(runtime = %runtime, "installing Node.js {major} from the npm registry");
+    tokio::task::spawn_blocking(move || install_node(&runtimes_dir, major))
+        .await
+        .map_err(|e| format!("installing Node.js {major} stopped: {e}"))?
+        .map(|dir| tracing::info!(dir = %dir.display(), "installed Node.js {major}"))
+        .map_err(|e| {
+            format!(
+                "Node.js {major} could not be installed ({e}); install it ahead of time with `strato runtimes install {runtime}` (the npm registry must be reachable)"
+            )
+        })
+}
+
+/// Installs the AWS SDKs into the runtime directory unless they are there.
+pub async fn provide_sdks(runtimes_dir: PathBuf) -> Result<bool, InstallError> {
+    let bootstrap = runtimes_dir.join("bootstrap");
+    if sdks_installed(&bootstrap) {
+        return Ok(false);
+    }
+    tokio::task::spawn_blocking(move || install_sdks(&bootstrap, &runtimes_dir))
+        .await
+        .map_err(|e| InstallError::Io(std::io::Error::other(e.to_string())))??;
+    Ok(true)
+}
+
+async fn install_java_runtime(
+    runtimes_dir: &std::path::Path,
+    runtime: Runtime,
+) -> Result<(), String> {
+    use runtimes::maven::{Fetcher, MavenSource, Progress};
+    let failed = |what: String| {
+        format!(
+            "{what}. Install it ahead of time with `strato runtimes install {}` (Maven Central, or the mirror ~/.m2/settings.xml names, must be reachable)",
+            runtime.as_str()
+        )
+    };
+    let source = MavenSource::from_machine().map_err(|e| failed(e.to_string()))?;
+    tracing::info!(
+        "installing AWS's Java runtime interface client {} from {}",
+        runtimes::java::RUNTIME_INTERFACE_CLIENT.version,
+        source.remote
+    );
+    let fetcher = Fetcher::new(source).map_err(|e| failed(e.to_string()))?;
+    let progress = |p: Progress| match p {
+        Progress::Local { artifact } => {
+            tracing::info!(
+                "{} taken from the local Maven repository",
+                artifact.coordinates()
+            )
+        }
+        Progress::Downloaded { artifact, bytes } => {
+            tracing::info!(
+                "{} downloaded ({bytes} bytes, SHA-1 verified)",
+                artifact.coordinates()
+            )
+        }
+        Progress::Downloading { .. } => {}
+    };
+    runtimes::java::install(runtimes_dir, &fetcher, &progress)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            failed(format!(
+                "cannot install AWS's Java runtime interface client: {e}"
+            ))
+        })
+}
+
+impl Engine {
+    /// Like [`Engine::check_runtime`], but first installs what the platform
+    /// fetches on first use (the Java runtime interface client, from Maven),
+    /// so that creating a Java function just works. Blocks for the download;
+    /// the error says how to install ahead of time when that fails.
+    pub async fn provide_runtime(&self, runtime: Runtime) -> Result<String, String> {
+        if self.runtimes.needs_java_install(runtime) {
+            install_java_runtime(&self.config.runtimes_dir, runtime).await?;
+        }
+        if self.runtimes.needs_node_install(runtime) {
+            install_node_runtime(self.config.runtimes_dir.clone(), runtime).await?;
+        }
+        self.runtimes.check(runtime)
+    }
 }

@@ -13,6 +13,7 @@ use strato_sandbox::{BindMount, ResourceLimits, Sandbox, SandboxExit, SandboxMod
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::live::{LiveInstances, LiveToken, StemMark};
 use crate::logs::{LogCapture, LogPipe, LogSink};
 use crate::runtime_api::{self, Assignment, Dispatch, InitSignal, InstanceChannel, Outcome};
 use crate::runtimes::{LaunchPlan, OPT_DIR, RUNTIME_DIR, TASK_ROOT};
@@ -60,100 +61,6 @@ fn signal_name(sig: nix::sys::signal::Signal) -> String {
         SIGTERM => "terminated".into(),
         SIGBUS => "bus error".into(),
         other => other.as_str().trim_start_matches("SIG").to_lowercase(),
-    }
-}
-
-/// Counts instances until their cleanup is complete, so shutdown can wait;
-/// stem cells are counted apart until they are adopted.
-#[derive(Default)]
-pub struct LiveInstances {
-    count: std::sync::atomic::AtomicUsize,
-    /// Of `count`, stem cells not adopted yet.
-    stems: std::sync::atomic::AtomicUsize,
-    none_left: tokio::sync::Notify,
-}
-
-/// Held by an instance's watcher until its sandbox is removed.
-pub struct LiveToken {
-    live: Arc<LiveInstances>,
-    /// Set while the sandbox is an unadopted stem cell.
-    stem: Option<Arc<AtomicBool>>,
-}
-
-/// Turns a stem cell's token into an instance's when it is adopted.
-pub struct StemMark {
-    live: Arc<LiveInstances>,
-    stem: Arc<AtomicBool>,
-}
-
-impl StemMark {
-    fn adopted(&self) {
-        if self.stem.swap(false, Ordering::AcqRel) {
-            self.live.stems.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-impl LiveInstances {
-    pub fn enter(self: &Arc<Self>) -> LiveToken {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        LiveToken {
-            live: self.clone(),
-            stem: None,
-        }
-    }
-
-    /// A token for a stem cell, and the mark that counts it as an instance
-    /// once adopted.
-    pub fn enter_stem(self: &Arc<Self>) -> (LiveToken, StemMark) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        self.stems.fetch_add(1, Ordering::SeqCst);
-        let stem = Arc::new(AtomicBool::new(true));
-        (
-            LiveToken {
-                live: self.clone(),
-                stem: Some(stem.clone()),
-            },
-            StemMark {
-                live: self.clone(),
-                stem,
-            },
-        )
-    }
-
-    /// Live sandboxes, stem cells included.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Live function instances (adopted stem cells included, waiting ones
-    /// not).
-    pub fn instances(&self) -> usize {
-        self.count()
-            .saturating_sub(self.stems.load(Ordering::SeqCst))
-    }
-
-    pub async fn wait_until_none(&self) {
-        loop {
-            let notified = self.none_left.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for LiveToken {
-    fn drop(&mut self) {
-        if let Some(stem) = &self.stem {
-            if stem.swap(false, Ordering::AcqRel) {
-                self.live.stems.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        if self.live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.live.none_left.notify_waiters();
-        }
     }
 }
 
@@ -274,7 +181,7 @@ pub struct Instance {
     pub(crate) provisioned: Option<crate::provisioned::ProvisionedMark>,
     /// The stem-cell refill a cold start owes, paid after its first
     /// invocation.
-    pub(crate) stem_refill: Option<crate::StemRefill>,
+    pub(crate) stem_refill: Option<crate::stem::StemRefill>,
 }
 
 impl Drop for Instance {

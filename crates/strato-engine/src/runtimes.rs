@@ -307,9 +307,6 @@ impl RuntimeCatalog {
             && !self.java_ric.is_installed()
     }
 
-    /// The launch plan for one function: the runtime's plan plus what
-    /// depends on the function (the JVM's heap follows its memory size and
-    /// the runtime interface client takes the handler as an argument).
     /// What a Java stem cell for functions of `memory_mb` runs: the
     /// runtime's JVM with Strato's launcher (built on first use) in place of
     /// the RIC's main class. Blocks while the launcher is built.
@@ -329,6 +326,9 @@ impl RuntimeCatalog {
         self.runtimes_dir.join(EMPTY_DIR)
     }
 
+    /// The launch plan for one function: the runtime's plan plus what
+    /// depends on the function (the JVM's heap follows its memory size and
+    /// the runtime interface client takes the handler as an argument).
     pub fn plan_for(
         &self,
         runtime: Runtime,

@@ -23,15 +23,23 @@
 //! pool no cold start has used for the keep-alive ends its cells, so an idle
 //! server scales its stem cells to zero too.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strato_model::{Runtime, RuntimeFamily};
+use strato_model::{FunctionConfig, Runtime, RuntimeFamily};
+use strato_sandbox::{BindMount, SandboxMode};
 
-use crate::instance::StemCell;
+use crate::cold_start::sandbox_id;
+use crate::instance::{Adoption, Instance, InstanceSpec, StartError, StemCell, StemLaunch};
+use crate::logs::LogSink;
+use crate::runtime_api::Assignment;
+use crate::runtimes::{self, RUNTIME_DIR, TASK_ROOT};
+use crate::Engine;
 
 /// Where the waiter of OS-only stem cells is bound inside the sandbox.
 pub const STEM_WAITER_PATH: &str = "/var/strato/stem-waiter";
@@ -139,6 +147,176 @@ impl RuntimeStemCells {
     /// Whether no cold start has asked for a cell for `idle`.
     pub fn unused_for(&self, idle: Duration) -> bool {
         self.last_used.lock().elapsed() >= idle
+    }
+}
+
+/// How long after a cold start's first answer its stem-cell pool starts
+/// refilling.
+const STEM_REFILL_DELAY: Duration = Duration::from_millis(50);
+
+/// Refills a stem-cell pool when dropped (after a cold start's first
+/// invocation).
+pub(crate) struct StemRefill {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) key: StemKey,
+    pub(crate) cells: Arc<RuntimeStemCells>,
+}
+
+impl Drop for StemRefill {
+    fn drop(&mut self) {
+        self.engine.refill_stem_cells(self.key, &self.cells);
+    }
+}
+
+impl Engine {
+    /// The stem-cell pool a cold start of `c` takes from: none when the
+    /// function sets something that must be there when its process starts.
+    pub(crate) fn stem_pool_for(
+        self: &Arc<Self>,
+        c: &FunctionConfig,
+    ) -> Option<(StemKey, Arc<RuntimeStemCells>)> {
+        if self.config.stem_cells == 0 || self.sandbox.mode() != SandboxMode::Strong {
+            return None;
+        }
+        let family = c.runtime.family();
+        if c.environment
+            .iter()
+            .flat_map(|vars| vars.keys())
+            .any(|key| env_needs_fresh_process(family, key))
+        {
+            return None;
+        }
+        let key = stem_key(c.runtime, c.memory_size);
+        Some((key, self.stems.entry(key).or_default().clone()))
+    }
+
+    pub(crate) fn refill_stem_cells(self: &Arc<Self>, key: StemKey, cells: &Arc<RuntimeStemCells>) {
+        while cells.claim_launch(self.config.stem_cells) {
+            let engine = self.clone();
+            let cells = cells.clone();
+            tokio::spawn(async move {
+                // Launching a sandbox takes a CPU for tens of milliseconds:
+                // let the answer that triggered the refill reach its caller.
+                tokio::time::sleep(STEM_REFILL_DELAY).await;
+                if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    match engine.launch_stem_cell(key).await {
+                        Ok(cell) if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) => {
+                            cells.put(cell)
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(runtime = %key.0, error = ?e, "cannot start a stem cell")
+                        }
+                    }
+                }
+                cells.launch_ended();
+            });
+        }
+    }
+
+    /// Gives a ready stem cell the function `spec` describes. `None` when
+    /// the cell was unusable (it ended while waiting): the function's init
+    /// never ran there, so a fresh instance is fair.
+    pub(crate) async fn adopt_stem_cell(
+        &self,
+        cell: StemCell,
+        c: &FunctionConfig,
+        spec: &InstanceSpec,
+        logs: &Arc<dyn LogSink>,
+    ) -> Result<Option<Instance>, StartError> {
+        let mut mounts = vec![BindMount::read_only(spec.code_dir.clone(), TASK_ROOT)];
+        if let Some(opt_dir) = &spec.opt_dir {
+            mounts.push(BindMount::read_only(opt_dir.clone(), runtimes::OPT_DIR));
+        }
+        // An OS-only runtime's process is the function's own executable.
+        let exec = (c.runtime.family() == RuntimeFamily::OsOnly).then(|| {
+            std::iter::once(spec.plan.program.display().to_string())
+                .chain(spec.plan.args.iter().cloned())
+                .collect()
+        });
+        let adoption = Adoption {
+            mounts,
+            memory_mb: spec.memory_mb,
+            ephemeral_mb: spec.ephemeral_mb,
+            assignment: Assignment {
+                env: spec.env.clone(),
+                exec,
+            },
+            sink: logs.clone(),
+            log_group: spec.log_group.clone(),
+            log_stream: spec.log_stream.clone(),
+            init_timeout: spec.init_timeout,
+        };
+        let cell_id = cell.id().to_string();
+        match cell.adopt(adoption).await {
+            Ok(instance) => {
+                self.stem_adoptions.fetch_add(1, Ordering::AcqRel);
+                Ok(Some(instance))
+            }
+            Err(StartError::Platform(reason)) => {
+                tracing::warn!(
+                    cell = %cell_id,
+                    "stem cell not adopted ({reason}); starting a fresh instance"
+                );
+                Ok(None)
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+
+    async fn launch_stem_cell(
+        self: &Arc<Self>,
+        (runtime, memory_mb): StemKey,
+    ) -> Result<StemCell, StartError> {
+        let plan = if runtime.family() == RuntimeFamily::Java {
+            let engine = self.clone();
+            tokio::task::spawn_blocking(move || engine.runtimes.java_stem_plan(runtime, memory_mb))
+                .await
+                .map_err(|e| StartError::Platform(format!("runtime {runtime}: {e}")))?
+        } else {
+            self.runtimes.plan(runtime)
+        }
+        .map_err(|reason| StartError::Platform(format!("runtime {runtime}: {reason}")))?;
+        let empty = self.runtimes.empty_dir();
+        let mut mounts = plan.mounts.clone();
+        mounts.push(BindMount::read_only(empty.clone(), TASK_ROOT));
+        mounts.push(BindMount::read_only(empty, runtimes::OPT_DIR));
+        let (program, args) = if runtime.family() == RuntimeFamily::OsOnly {
+            mounts.push(BindMount::read_only(
+                self.config.sandbox.init_program.clone(),
+                STEM_WAITER_PATH,
+            ));
+            (
+                PathBuf::from(STEM_WAITER_PATH),
+                vec![STEM_WAITER_ARG.to_string()],
+            )
+        } else {
+            (plan.program.clone(), plan.args.clone())
+        };
+        let mut env: BTreeMap<String, String> = plan.env.into_iter().collect();
+        for (key, value) in [
+            ("STRATO_STEM_CELL", "1"),
+            ("LAMBDA_TASK_ROOT", TASK_ROOT),
+            ("LAMBDA_RUNTIME_DIR", RUNTIME_DIR),
+            ("TZ", ":UTC"),
+        ] {
+            env.insert(key.into(), value.into());
+        }
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        StemCell::launch(
+            &self.sandbox,
+            self.logs.clone(),
+            StemLaunch {
+                id: sandbox_id(&instance_id),
+                program,
+                args,
+                mounts,
+                env,
+            },
+            self.instance_api(),
+            &self.live,
+        )
+        .await
     }
 }
 

@@ -15,7 +15,7 @@ use crate::logs;
 use crate::memory::MemoryCharge;
 use crate::runtimes::{RUNTIME_DIR, TASK_ROOT};
 use crate::stem::StemRefill;
-use crate::{pool_key, Engine, EngineError, InvokeResponse, InvokeTarget};
+use crate::{pool_key, Engine, EngineError, InvokeResponse, InvokeTarget, PlatformError};
 
 /// Sandbox ids carry the owning server's pid (`s<pid>-<random>`), so a
 /// server can recognise sandboxes a crashed predecessor left behind.
@@ -134,9 +134,9 @@ impl Engine {
         let ids: Vec<String> = c.layers.iter().map(|l| l.code.sha256_hex.clone()).collect();
         tokio::task::spawn_blocking(move || code.merged_layers(&ids))
             .await
-            .map_err(|e| StartError::Platform(format!("layer preparation: {e}")))?
+            .map_err(|e| StartError::Platform(PlatformError::LayersTask(e)))?
             .map(Some)
-            .map_err(|e| StartError::Platform(format!("layer preparation: {e}")))
+            .map_err(|e| StartError::Platform(PlatformError::Layers(e)))
     }
 
     async fn cold_start(
@@ -148,15 +148,18 @@ impl Engine {
         let plan = self
             .runtimes
             .plan_for(c.runtime, c.handler.as_deref(), c.memory_size)
-            .map_err(|reason| {
-                StartError::Platform(format!("runtime {} is not available: {reason}", c.runtime))
+            .map_err(|source| {
+                StartError::Platform(PlatformError::RuntimeUnavailable {
+                    runtime: c.runtime,
+                    source,
+                })
             })?;
         let code = self.code.clone();
         let code_id = c.code.sha256_hex.clone();
         let code_dir = tokio::task::spawn_blocking(move || code.extract(&code_id))
             .await
-            .map_err(|e| StartError::Platform(format!("code preparation: {e}")))?
-            .map_err(|e| StartError::Platform(format!("code preparation: {e}")))?;
+            .map_err(|e| StartError::Platform(PlatformError::CodeTask(e)))?
+            .map_err(|e| StartError::Platform(PlatformError::Code(e)))?;
         let opt_dir = self.layers_dir(c).await?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
         let log_stream = format!(

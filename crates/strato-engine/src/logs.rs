@@ -10,33 +10,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::io::unix::AsyncFd;
 
-/// One log event: when it was written and its text (multi-line records stay
-/// one event, as in CloudWatch Logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEvent {
-    pub timestamp_ms: i64,
-    pub message: String,
-}
-
-/// Where function logs go. The logs service implements this over durable
-/// storage; [`MemoryLogs`] keeps a bounded window in memory.
-pub trait LogSink: Send + Sync + 'static {
-    fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>);
-
-    /// Appends events of a function that `owner` owns. Sinks that keep log
-    /// groups per account (as CloudWatch Logs does) override this.
-    fn append_owned(&self, owner: &LogOwner, group: &str, stream: &str, events: Vec<LogEvent>) {
-        let _ = owner;
-        self.append(group, stream, events);
-    }
-}
-
-/// The account and region a log group belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LogOwner {
-    pub account: String,
-    pub region: String,
-}
+/// The log types live in the model, so the rooms that implement or write to
+/// a sink (logs service, API Gateway's access logs) need not depend on the
+/// engine.
+pub use strato_model::telemetry::{LogEvent, LogOwner, LogSink};
 
 /// A sink that appends everything as `owner`'s: what an instance writes to.
 pub struct OwnedLogSink {

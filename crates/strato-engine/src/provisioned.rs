@@ -11,10 +11,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::PoolKey;
+use crate::{pool_key, Engine, InvokeTarget, PoolKey, INITIALIZATION_PROVISIONED};
 
 /// `(account, region, function, qualifier)`.
 pub type ProvisionedKey = (String, String, String, String);
@@ -156,6 +157,96 @@ impl ProvisionedMark {
 impl Drop for ProvisionedMark {
     fn drop(&mut self) {
         self.0.available.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Engine {
+    /// Allocates `requested` provisioned instances of `target`'s version
+    /// under `key` (a version or alias of a function), replacing what the
+    /// key had. Returns at once; the instances start in the background.
+    pub fn provision(self: &Arc<Self>, key: ProvisionedKey, target: InvokeTarget, requested: u32) {
+        let state = Arc::new(ProvisionedState::new(requested, pool_key(&target)));
+        if let Some((old, _)) = self
+            .provisioned
+            .insert(key, (state.clone(), target.clone()))
+        {
+            self.end_provisioned(&old);
+        }
+        self.fill_provisioned(&state, &target);
+    }
+
+    /// Ends a provisioned concurrency configuration; its idle instances end.
+    pub fn deprovision(&self, key: &ProvisionedKey) {
+        if let Some((_, (state, _))) = self.provisioned.remove(key) {
+            self.end_provisioned(&state);
+        }
+    }
+
+    /// The status of a provisioned concurrency configuration.
+    pub fn provisioned_report(&self, key: &ProvisionedKey) -> Option<ProvisionedReport> {
+        self.provisioned.get(key).map(|entry| entry.0.report())
+    }
+
+    fn end_provisioned(&self, state: &ProvisionedState) {
+        state.retire();
+        if let Some(pool) = self.pools.get(&state.pool_key) {
+            pool.end_retired_provisioned();
+        }
+    }
+
+    /// Starts what provisioned configurations miss (instances that ended).
+    pub(crate) fn maintain_provisioned(self: &Arc<Self>) {
+        let configs: Vec<_> = self
+            .provisioned
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        for (state, target) in configs {
+            self.fill_provisioned(&state, &target);
+        }
+    }
+
+    fn fill_provisioned(self: &Arc<Self>, state: &Arc<ProvisionedState>, target: &InvokeTarget) {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        for _ in 0..state.claim_missing() {
+            let (engine, state, target) = (self.clone(), state.clone(), target.clone());
+            tokio::spawn(async move {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let started = engine
+                    .start_instance(
+                        &target,
+                        &request_id,
+                        Instant::now(),
+                        false,
+                        INITIALIZATION_PROVISIONED,
+                    )
+                    .await;
+                match started {
+                    Ok(Ok(mut instance)) => {
+                        // The init happened before any invocation: none reports it.
+                        instance.init_duration = None;
+                        drop(instance.stem_refill.take());
+                        instance.provisioned = Some(state.started());
+                        let pool = engine
+                            .pools
+                            .entry(state.pool_key.clone())
+                            .or_default()
+                            .clone();
+                        pool.release(instance);
+                        if state.is_retired() {
+                            pool.end_retired_provisioned();
+                        }
+                    }
+                    Ok(Err(answer)) => state.start_failed(format!(
+                        "FUNCTION_ERROR_INIT_FAILURE: {}",
+                        String::from_utf8_lossy(&answer.payload)
+                    )),
+                    Err(e) => state.start_failed(e.to_string()),
+                }
+            });
+        }
     }
 }
 

@@ -43,6 +43,39 @@ pub struct LaunchPlan {
     pub version: String,
 }
 
+/// Why a runtime cannot run on this host (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeUnavailable {
+    #[error("no Node.js {major} or newer is installed on this host")]
+    NoNode { major: u32 },
+    #[error("no Python 3.{minor} is installed on this host")]
+    NoPython { minor: u32 },
+    #[error(
+        "no JDK {major} or newer is installed on this host (looked in {})",
+        java::JVM_ROOTS.join(", ")
+    )]
+    NoJdk { major: u32 },
+    #[error("{} is not available on this Strato host", .runtime.as_str())]
+    NotOnThisHost { runtime: Runtime },
+    /// The JVM is there; the client is fetched on first use
+    /// ([`java::install`]).
+    #[error(
+        "{} found, but AWS's Java runtime interface client {} is not installed yet in {}: it is fetched from Maven on first use, or ahead of time by `strato runtimes install {}`",
+        .jvm_home.display(),
+        java::RUNTIME_INTERFACE_CLIENT.version,
+        .client_dir.display(),
+        .runtime.as_str()
+    )]
+    JavaClientMissing {
+        jvm_home: PathBuf,
+        client_dir: PathBuf,
+        runtime: Runtime,
+    },
+    /// Java stem cells run Strato's launcher, compiled on first use.
+    #[error(transparent)]
+    StemLauncher(#[from] java::StemLauncherError),
+}
+
 /// An interpreter found on the host.
 #[derive(Debug, Clone)]
 struct Interpreter {
@@ -277,25 +310,19 @@ impl RuntimeCatalog {
         self.python.iter().find(|i| i.major == 3 && i.minor == want)
     }
 
-    /// Why `runtime` cannot run here.
-    fn unavailable(runtime: Runtime) -> String {
+    /// Why `runtime` cannot run here: no interpreter for it.
+    fn unavailable(runtime: Runtime) -> RuntimeUnavailable {
         match runtime.family() {
-            RuntimeFamily::Node => format!(
-                "no Node.js {} or newer is installed on this host",
-                node_major(runtime)
-            ),
-            RuntimeFamily::Python => format!(
-                "no Python 3.{} is installed on this host",
-                python_minor(runtime)
-            ),
-            RuntimeFamily::Java => format!(
-                "no JDK {} or newer is installed on this host (looked in {})",
-                java::wanted_major(runtime),
-                java::JVM_ROOTS.join(", ")
-            ),
-            RuntimeFamily::OsOnly => {
-                format!("{} is not available on this Strato host", runtime.as_str())
-            }
+            RuntimeFamily::Node => RuntimeUnavailable::NoNode {
+                major: node_major(runtime),
+            },
+            RuntimeFamily::Python => RuntimeUnavailable::NoPython {
+                minor: python_minor(runtime),
+            },
+            RuntimeFamily::Java => RuntimeUnavailable::NoJdk {
+                major: java::wanted_major(runtime),
+            },
+            RuntimeFamily::OsOnly => RuntimeUnavailable::NotOnThisHost { runtime },
         }
     }
 
@@ -307,13 +334,14 @@ impl RuntimeCatalog {
             && !self.java_ric.is_installed()
     }
 
-    /// The launch plan for one function: the runtime's plan plus what
-    /// depends on the function (the JVM's heap follows its memory size and
-    /// the runtime interface client takes the handler as an argument).
     /// What a Java stem cell for functions of `memory_mb` runs: the
     /// runtime's JVM with Strato's launcher (built on first use) in place of
     /// the RIC's main class. Blocks while the launcher is built.
-    pub fn java_stem_plan(&self, runtime: Runtime, memory_mb: i64) -> Result<LaunchPlan, String> {
+    pub fn java_stem_plan(
+        &self,
+        runtime: Runtime,
+        memory_mb: i64,
+    ) -> Result<LaunchPlan, RuntimeUnavailable> {
         let mut plan = self.plan(runtime)?;
         let jvm = java::jvm_for(&self.jvms, runtime).ok_or_else(|| Self::unavailable(runtime))?;
         let classes = java::stem_classes(&self.runtimes_dir, jvm)?;
@@ -329,12 +357,15 @@ impl RuntimeCatalog {
         self.runtimes_dir.join(EMPTY_DIR)
     }
 
+    /// The launch plan for one function: the runtime's plan plus what
+    /// depends on the function (the JVM's heap follows its memory size and
+    /// the runtime interface client takes the handler as an argument).
     pub fn plan_for(
         &self,
         runtime: Runtime,
         handler: Option<&str>,
         memory_mb: i64,
-    ) -> Result<LaunchPlan, String> {
+    ) -> Result<LaunchPlan, RuntimeUnavailable> {
         let mut plan = self.plan(runtime)?;
         if runtime.family() == RuntimeFamily::Java {
             plan.args.insert(0, java::max_heap_arg(memory_mb));
@@ -344,19 +375,19 @@ impl RuntimeCatalog {
     }
 
     /// What runs `runtime` on this host; the error says why nothing can.
-    pub fn check(&self, runtime: Runtime) -> Result<String, String> {
+    pub fn check(&self, runtime: Runtime) -> Result<String, RuntimeUnavailable> {
         self.plan(runtime).map(|plan| plan.version)
     }
 
     /// Every runtime with what runs it, or why it cannot run.
-    pub fn report(&self) -> BTreeMap<&'static str, Result<String, String>> {
+    pub fn report(&self) -> BTreeMap<&'static str, Result<String, RuntimeUnavailable>> {
         Runtime::ALL
             .iter()
             .map(|r| (r.as_str(), self.check(*r)))
             .collect()
     }
 
-    pub fn plan(&self, runtime: Runtime) -> Result<LaunchPlan, String> {
+    pub fn plan(&self, runtime: Runtime) -> Result<LaunchPlan, RuntimeUnavailable> {
         let bootstrap_mount = BindMount::read_only(self.bootstrap_dir.clone(), RUNTIME_DIR);
         let execution_env = (
             "AWS_EXECUTION_ENV".to_string(),
@@ -420,13 +451,11 @@ impl RuntimeCatalog {
                 let jvm =
                     java::jvm_for(&self.jvms, runtime).ok_or_else(|| Self::unavailable(runtime))?;
                 if !self.java_ric.is_installed() {
-                    return Err(format!(
-                        "{} found, but AWS's Java runtime interface client {} is not installed yet in {}: it is fetched from Maven on first use, or ahead of time by `strato runtimes install {}`",
-                        jvm.home.display(),
-                        java::RUNTIME_INTERFACE_CLIENT.version,
-                        self.java_ric.dir.display(),
-                        runtime.as_str()
-                    ));
+                    return Err(RuntimeUnavailable::JavaClientMissing {
+                        jvm_home: jvm.home.clone(),
+                        client_dir: self.java_ric.dir.clone(),
+                        runtime,
+                    });
                 }
                 let (args, mounts) = java::launch_plan_parts(jvm, &self.java_ric);
                 Ok(LaunchPlan {

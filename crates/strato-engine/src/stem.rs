@@ -23,15 +23,23 @@
 //! pool no cold start has used for the keep-alive ends its cells, so an idle
 //! server scales its stem cells to zero too.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strato_model::{Runtime, RuntimeFamily};
+use strato_model::{FunctionConfig, Runtime, RuntimeFamily};
+use strato_sandbox::{BindMount, SandboxMode};
 
-use crate::instance::StemCell;
+use crate::cold_start::sandbox_id;
+use crate::instance::{Adoption, Instance, InstanceSpec, StartError, StemCell, StemLaunch};
+use crate::logs::LogSink;
+use crate::runtime_api::Assignment;
+use crate::runtimes::{self, RUNTIME_DIR, TASK_ROOT};
+use crate::{Engine, PlatformError};
 
 /// Where the waiter of OS-only stem cells is bound inside the sandbox.
 pub const STEM_WAITER_PATH: &str = "/var/strato/stem-waiter";
@@ -142,6 +150,178 @@ impl RuntimeStemCells {
     }
 }
 
+/// How long after a cold start's first answer its stem-cell pool starts
+/// refilling.
+const STEM_REFILL_DELAY: Duration = Duration::from_millis(50);
+
+/// Refills a stem-cell pool when dropped (after a cold start's first
+/// invocation).
+pub(crate) struct StemRefill {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) key: StemKey,
+    pub(crate) cells: Arc<RuntimeStemCells>,
+}
+
+impl Drop for StemRefill {
+    fn drop(&mut self) {
+        self.engine.refill_stem_cells(self.key, &self.cells);
+    }
+}
+
+impl Engine {
+    /// The stem-cell pool a cold start of `c` takes from: none when the
+    /// function sets something that must be there when its process starts.
+    pub(crate) fn stem_pool_for(
+        self: &Arc<Self>,
+        c: &FunctionConfig,
+    ) -> Option<(StemKey, Arc<RuntimeStemCells>)> {
+        if self.config.stem_cells == 0 || self.sandbox.mode() != SandboxMode::Strong {
+            return None;
+        }
+        let family = c.runtime.family();
+        if c.environment
+            .iter()
+            .flat_map(|vars| vars.keys())
+            .any(|key| env_needs_fresh_process(family, key))
+        {
+            return None;
+        }
+        let key = stem_key(c.runtime, c.memory_size);
+        Some((key, self.stems.entry(key).or_default().clone()))
+    }
+
+    pub(crate) fn refill_stem_cells(self: &Arc<Self>, key: StemKey, cells: &Arc<RuntimeStemCells>) {
+        while cells.claim_launch(self.config.stem_cells) {
+            let engine = self.clone();
+            let cells = cells.clone();
+            tokio::spawn(async move {
+                // Launching a sandbox takes a CPU for tens of milliseconds:
+                // let the answer that triggered the refill reach its caller.
+                tokio::time::sleep(STEM_REFILL_DELAY).await;
+                if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    match engine.launch_stem_cell(key).await {
+                        Ok(cell) if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) => {
+                            cells.put(cell)
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(runtime = %key.0, error = ?e, "cannot start a stem cell")
+                        }
+                    }
+                }
+                cells.launch_ended();
+            });
+        }
+    }
+
+    /// Gives a ready stem cell the function `spec` describes. `None` when
+    /// the cell was unusable (it ended while waiting): the function's init
+    /// never ran there, so a fresh instance is fair.
+    pub(crate) async fn adopt_stem_cell(
+        &self,
+        cell: StemCell,
+        c: &FunctionConfig,
+        spec: &InstanceSpec,
+        logs: &Arc<dyn LogSink>,
+    ) -> Result<Option<Instance>, StartError> {
+        let mut mounts = vec![BindMount::read_only(spec.code_dir.clone(), TASK_ROOT)];
+        if let Some(opt_dir) = &spec.opt_dir {
+            mounts.push(BindMount::read_only(opt_dir.clone(), runtimes::OPT_DIR));
+        }
+        // An OS-only runtime's process is the function's own executable.
+        let exec = (c.runtime.family() == RuntimeFamily::OsOnly).then(|| {
+            std::iter::once(spec.plan.program.display().to_string())
+                .chain(spec.plan.args.iter().cloned())
+                .collect()
+        });
+        let adoption = Adoption {
+            mounts,
+            memory_mb: spec.memory_mb,
+            ephemeral_mb: spec.ephemeral_mb,
+            assignment: Assignment {
+                env: spec.env.clone(),
+                exec,
+            },
+            sink: logs.clone(),
+            log_group: spec.log_group.clone(),
+            log_stream: spec.log_stream.clone(),
+            init_timeout: spec.init_timeout,
+        };
+        let cell_id = cell.id().to_string();
+        match cell.adopt(adoption).await {
+            Ok(instance) => {
+                self.stem_adoptions.fetch_add(1, Ordering::AcqRel);
+                Ok(Some(instance))
+            }
+            Err(StartError::Platform(reason)) => {
+                tracing::warn!(
+                    cell = %cell_id,
+                    "stem cell not adopted ({reason}); starting a fresh instance"
+                );
+                Ok(None)
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+
+    async fn launch_stem_cell(
+        self: &Arc<Self>,
+        (runtime, memory_mb): StemKey,
+    ) -> Result<StemCell, StartError> {
+        let plan = if runtime.family() == RuntimeFamily::Java {
+            let engine = self.clone();
+            tokio::task::spawn_blocking(move || engine.runtimes.java_stem_plan(runtime, memory_mb))
+                .await
+                .map_err(|source| {
+                    StartError::Platform(PlatformError::StemPlanTask { runtime, source })
+                })?
+        } else {
+            self.runtimes.plan(runtime)
+        }
+        .map_err(|source| StartError::Platform(PlatformError::StemRuntime { runtime, source }))?;
+        let empty = self.runtimes.empty_dir();
+        let mut mounts = plan.mounts.clone();
+        mounts.push(BindMount::read_only(empty.clone(), TASK_ROOT));
+        mounts.push(BindMount::read_only(empty, runtimes::OPT_DIR));
+        let (program, args) = if runtime.family() == RuntimeFamily::OsOnly {
+            mounts.push(BindMount::read_only(
+                self.config.sandbox.init_program.clone(),
+                STEM_WAITER_PATH,
+            ));
+            (
+                PathBuf::from(STEM_WAITER_PATH),
+                vec![STEM_WAITER_ARG.to_string()],
+            )
+        } else {
+            (plan.program.clone(), plan.args.clone())
+        };
+        let mut env: BTreeMap<String, String> = plan.env.into_iter().collect();
+        for (key, value) in [
+            ("STRATO_STEM_CELL", "1"),
+            ("LAMBDA_TASK_ROOT", TASK_ROOT),
+            ("LAMBDA_RUNTIME_DIR", RUNTIME_DIR),
+            ("TZ", ":UTC"),
+        ] {
+            env.insert(key.into(), value.into());
+        }
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        StemCell::launch(
+            &self.sandbox,
+            self.logs.clone(),
+            StemLaunch {
+                id: sandbox_id(&instance_id),
+                program,
+                args,
+                mounts,
+                env,
+            },
+            self.instance_api(),
+            &self.live,
+        )
+        .await
+    }
+}
+
 /// The waiter of an OS-only stem cell, run inside the sandbox as
 /// `/var/strato/stem-waiter __stem-wait`: asks the Runtime API for the
 /// assignment, then executes the function's program with the assigned
@@ -157,18 +337,48 @@ pub fn stem_waiter_main() -> ! {
     std::process::exit(code)
 }
 
+/// Why an OS-only stem cell's waiter could not run its function.
+#[derive(Debug, thiserror::Error)]
+enum StemWaiterError {
+    #[error("AWS_LAMBDA_RUNTIME_API is not set")]
+    NoRuntimeApi,
+    #[error("cannot reach the Runtime API at {authority}: {source}")]
+    Connect {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error("Runtime API request: {0}")]
+    Request(#[source] std::io::Error),
+    #[error("Runtime API response: {0}")]
+    Response(#[source] std::io::Error),
+    #[error("malformed Runtime API response")]
+    MalformedResponse,
+    #[error("{0}")]
+    MalformedChunk(&'static str),
+    #[error("the Runtime API refused the assignment: {status_line}")]
+    Refused { status_line: String },
+    #[error("unreadable assignment: {0}")]
+    Assignment(#[source] serde_json::Error),
+    #[error("the assignment names no program")]
+    NoProgram,
+    #[error("cannot execute {program}: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
 enum Never {}
 
-fn wait_and_exec() -> Result<Never, String> {
+fn wait_and_exec() -> Result<Never, StemWaiterError> {
     use std::os::unix::process::CommandExt;
 
-    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
-        .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set".to_string())?;
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| StemWaiterError::NoRuntimeApi)?;
     let body = http_get(&api, "/2018-06-01/runtime/strato/assignment")?;
     let assignment: crate::runtime_api::Assignment =
-        serde_json::from_slice(&body).map_err(|e| format!("unreadable assignment: {e}"))?;
+        serde_json::from_slice(&body).map_err(StemWaiterError::Assignment)?;
     let Some(argv) = assignment.exec.filter(|argv| !argv.is_empty()) else {
-        return Err("the assignment names no program".into());
+        return Err(StemWaiterError::NoProgram);
     };
     let mut env = assignment.env;
     env.insert("AWS_LAMBDA_RUNTIME_API".into(), api);
@@ -184,37 +394,42 @@ fn wait_and_exec() -> Result<Never, String> {
         // in: enter the directory anew to see it.
         .current_dir(task_root)
         .exec();
-    Err(format!("cannot execute {}: {error}", argv[0]))
+    Err(StemWaiterError::Exec {
+        program: argv[0].clone(),
+        source: error,
+    })
 }
 
 /// A blocking HTTP/1.1 GET that reads the whole response body.
-fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, String> {
-    let mut stream = std::net::TcpStream::connect(authority)
-        .map_err(|e| format!("cannot reach the Runtime API at {authority}: {e}"))?;
+fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, StemWaiterError> {
+    let mut stream =
+        std::net::TcpStream::connect(authority).map_err(|source| StemWaiterError::Connect {
+            authority: authority.to_string(),
+            source,
+        })?;
     let _ = stream.set_nodelay(true);
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
-    .map_err(|e| format!("Runtime API request: {e}"))?;
+    .map_err(StemWaiterError::Request)?;
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
-        .map_err(|e| format!("Runtime API response: {e}"))?;
+        .map_err(StemWaiterError::Response)?;
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed Runtime API response")?;
+        .ok_or(StemWaiterError::MalformedResponse)?;
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     let status_ok = head
         .lines()
         .next()
         .is_some_and(|line| line.split_whitespace().nth(1) == Some("200"));
     if !status_ok {
-        return Err(format!(
-            "the Runtime API refused the assignment: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+        return Err(StemWaiterError::Refused {
+            status_line: head.lines().next().unwrap_or_default().to_string(),
+        });
     }
     let body = &response[split + 4..];
     let chunked = head.lines().any(|l| {
@@ -228,22 +443,22 @@ fn http_get(authority: &str, path: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, StemWaiterError> {
     let mut out = Vec::new();
     loop {
         let line_end = body
             .windows(2)
             .position(|w| w == b"\r\n")
-            .ok_or("malformed chunked body")?;
+            .ok_or(StemWaiterError::MalformedChunk("malformed chunked body"))?;
         let size_text = String::from_utf8_lossy(&body[..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "malformed chunk size")?;
+            .map_err(|_| StemWaiterError::MalformedChunk("malformed chunk size"))?;
         body = &body[line_end + 2..];
         if size == 0 {
             return Ok(out);
         }
         if body.len() < size + 2 {
-            return Err("truncated chunked body".into());
+            return Err(StemWaiterError::MalformedChunk("truncated chunked body"));
         }
         out.extend_from_slice(&body[..size]);
         body = &body[size + 2..];

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use strato_engine::logs::{LogEvent, LogOwner, LogSink};
+use strato_model::telemetry::{LogEvent, LogOwner, LogSink};
 
 /// The `$context` values of one request (`requestId`, `status`,
 /// `identity.sourceIp`, ...), by variable name without `$context.`.

@@ -13,6 +13,7 @@ pub mod layer;
 pub mod limits;
 pub mod policy;
 pub mod runtime;
+pub mod telemetry;
 pub mod time;
 pub mod validate;
 

@@ -17,7 +17,7 @@ pub mod metrics;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strato_engine::observer::{
+use strato_model::telemetry::{
     AsyncMetric, AsyncSubject, FinishedInvocation, InvocationObserver, InvocationSubject,
 };
 

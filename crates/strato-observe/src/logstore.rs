@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
-use strato_engine::logs::{LogEvent, LogOwner, LogSink};
+use strato_model::telemetry::{LogEvent, LogOwner, LogSink};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::filter::FilterPattern;

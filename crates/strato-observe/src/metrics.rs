@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection};
-use strato_engine::observer::{AsyncMetric, AsyncSubject, FinishedInvocation, InvocationSubject};
+use strato_model::telemetry::{AsyncMetric, AsyncSubject, FinishedInvocation, InvocationSubject};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metering::{self, MeterKey, Usage};

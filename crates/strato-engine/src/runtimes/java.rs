@@ -336,10 +336,24 @@ const STEM_SOURCE: &str = include_str!("../../../../runtimes/java/StratoStem.jav
 pub const STEM_CLASSES_DIR: &str = "/var/strato/java-stem";
 const STEM_MAIN_CLASS: &str = "StratoStem";
 
+/// Why the Java stem-cell launcher could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StemLauncherError {
+    #[error("{} has no javac to build the stem-cell launcher", .jdk_home.display())]
+    NoJavac { jdk_home: PathBuf },
+    #[error("building the Java stem-cell launcher: {step}: {source}")]
+    Io {
+        step: &'static str,
+        source: io::Error,
+    },
+    #[error("building the Java stem-cell launcher: javac: {stderr}")]
+    Javac { stderr: String },
+}
+
 /// The compiled launcher, built once per launcher source with the JDK's
 /// `javac` (for Java 11 class files, which every Java runtime loads) into
 /// `<runtimes dir>/java/stem-<hash>`.
-pub fn stem_classes(runtimes_dir: &Path, jvm: &Jvm) -> Result<PathBuf, String> {
+pub fn stem_classes(runtimes_dir: &Path, jvm: &Jvm) -> Result<PathBuf, StemLauncherError> {
     use sha1::Digest;
     let hash = hex::encode(&sha1::Sha1::digest(STEM_SOURCE.as_bytes())[..6]);
     let dir = java_root(runtimes_dir).join(format!("stem-{hash}"));
@@ -348,34 +362,30 @@ pub fn stem_classes(runtimes_dir: &Path, jvm: &Jvm) -> Result<PathBuf, String> {
     }
     let javac = jvm.home.join("bin/javac");
     if !javac.is_file() {
-        return Err(format!(
-            "{} has no javac to build the stem-cell launcher",
-            jvm.home.display()
-        ));
+        return Err(StemLauncherError::NoJavac {
+            jdk_home: jvm.home.clone(),
+        });
     }
     let staging = java_root(runtimes_dir).join(format!(".stem-{}", uuid::Uuid::new_v4().simple()));
     let source_dir = staging.join("src");
     let classes = staging.join("classes");
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        format!("building the Java stem-cell launcher: {what}: {e}")
-    };
-    fs::create_dir_all(&source_dir).map_err(|e| fail("staging directory", &e))?;
+    let fail = |step: &'static str| move |source: io::Error| StemLauncherError::Io { step, source };
+    fs::create_dir_all(&source_dir).map_err(fail("staging directory"))?;
     let source = source_dir.join(format!("{STEM_MAIN_CLASS}.java"));
-    fs::write(&source, STEM_SOURCE).map_err(|e| fail("source", &e))?;
+    fs::write(&source, STEM_SOURCE).map_err(fail("source"))?;
     let out = std::process::Command::new(&javac)
         .args(["--release", "11", "-nowarn", "-d"])
         .arg(&classes)
         .arg(&source)
         .output()
-        .map_err(|e| fail("javac", &e))?;
+        .map_err(fail("javac"))?;
     if !out.status.success() {
         let _ = fs::remove_dir_all(&staging);
-        return Err(fail("javac", &String::from_utf8_lossy(&out.stderr)));
+        return Err(StemLauncherError::Javac {
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
     }
-    for entry in fs::read_dir(&classes)
-        .map_err(|e| fail("classes", &e))?
-        .flatten()
-    {
+    for entry in fs::read_dir(&classes).map_err(fail("classes"))?.flatten() {
         let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644));
     }
     let _ = fs::set_permissions(&classes, fs::Permissions::from_mode(0o755));
@@ -385,7 +395,7 @@ pub fn stem_classes(runtimes_dir: &Path, jvm: &Jvm) -> Result<PathBuf, String> {
         Err(_) if dir.join(format!("{STEM_MAIN_CLASS}.class")).is_file() => {}
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
-            return Err(fail("install", &e));
+            return Err(fail("install")(e));
         }
     }
     let _ = fs::remove_dir_all(&staging);
@@ -422,11 +432,11 @@ pub enum InstallError {
     Fetch(#[from] MavenError),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("{jar} has no {entry}: {reason}")]
+    #[error("{jar} has no {entry}: {source}")]
     Jar {
         jar: String,
         entry: String,
-        reason: String,
+        source: JarEntryError,
     },
 }
 
@@ -469,11 +479,11 @@ pub async fn install(
             let path = lib.join(artifact.file_name());
             fs::write(&path, &bytes).map_err(write_err(&path))?;
             if *artifact == RUNTIME_INTERFACE_CLIENT {
-                let so = jar_entry(&bytes, &format!("jni/{JNI_LIBRARY}")).map_err(|reason| {
+                let so = jar_entry(&bytes, &format!("jni/{JNI_LIBRARY}")).map_err(|source| {
                     InstallError::Jar {
                         jar: artifact.file_name(),
                         entry: format!("jni/{JNI_LIBRARY}"),
-                        reason,
+                        source,
                     }
                 })?;
                 let so_path = jni_dir.join(JNI_LIBRARY);
@@ -503,12 +513,21 @@ pub async fn install(
 }
 
 /// One file of a jar.
-fn jar_entry(jar: &[u8], name: &str) -> Result<Vec<u8>, String> {
-    let mut archive = zip::ZipArchive::new(io::Cursor::new(jar)).map_err(|e| e.to_string())?;
-    let mut file = archive.by_name(name).map_err(|e| e.to_string())?;
+fn jar_entry(jar: &[u8], name: &str) -> Result<Vec<u8>, JarEntryError> {
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(jar))?;
+    let mut file = archive.by_name(name)?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    file.read_to_end(&mut bytes).map_err(JarEntryError::Read)?;
     Ok(bytes)
+}
+
+/// Why one file of a jar could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JarEntryError {
+    #[error(transparent)]
+    Zip(#[from] zip::result::ZipError),
+    #[error(transparent)]
+    Read(io::Error),
 }
 
 /// The sandboxed user reads the runtime: directories 0755, files 0644.

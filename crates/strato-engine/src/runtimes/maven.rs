@@ -51,8 +51,11 @@ impl Artifact {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MavenError {
-    #[error("cannot read Maven settings {path}: {reason}")]
-    Settings { path: PathBuf, reason: String },
+    #[error("cannot read Maven settings {path}: {source}")]
+    Settings {
+        path: PathBuf,
+        source: roxmltree::Error,
+    },
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{url} answered HTTP {status}")]
@@ -66,7 +69,7 @@ pub enum MavenError {
         actual: String,
     },
     #[error("cannot start an HTTP client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
 }
 
 /// A `<mirror>` from `settings.xml`.
@@ -86,8 +89,8 @@ pub struct Settings {
 
 /// Reads the parts of a Maven `settings.xml` that decide where artifacts
 /// come from. Comments and unknown elements are ignored, as Maven does.
-pub fn parse_settings(text: &str) -> Result<Settings, String> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| e.to_string())?;
+pub fn parse_settings(text: &str) -> Result<Settings, roxmltree::Error> {
+    let doc = roxmltree::Document::parse(text)?;
     let root = doc.root_element();
     let child_text = |node: roxmltree::Node, name: &str| -> Option<String> {
         node.children()
@@ -247,9 +250,9 @@ impl MavenSource {
                 Ok(text) => {
                     parse_settings(&text)
                         .map(Some)
-                        .map_err(|reason| MavenError::Settings {
+                        .map_err(|source| MavenError::Settings {
                             path: path.to_path_buf(),
-                            reason,
+                            source,
                         })
                 }
                 Err(_) => Ok(None),
@@ -338,7 +341,7 @@ impl Fetcher {
             .connect_timeout(std::time::Duration::from_secs(15))
             .timeout(std::time::Duration::from_secs(300))
             .build()
-            .map_err(|e| MavenError::Client(e.to_string()))?;
+            .map_err(MavenError::Client)?;
         Ok(Fetcher { source, client })
     }
 

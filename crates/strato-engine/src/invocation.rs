@@ -1,0 +1,260 @@
+//! One invocation on an instance: the event's delivery through the Runtime
+//! API, the platform's `START`/`END`/`REPORT` lines, and the answer AWS
+//! gives when the function fails, times out, runs out of memory or exits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::instance::{Death, InvocationEnd, StartError};
+use crate::runtime_api::{self, Dispatch, Outcome};
+use crate::{
+    pool_key, provisioned, Engine, EngineError, InvokeRequest, InvokeResponse, InvokeTarget,
+    INITIALIZATION_ON_DEMAND,
+};
+
+/// `Root=1-{time}-{random};Parent=...;Sampled=0`, an X-Ray trace header.
+fn trace_id() -> String {
+    let now = chrono::Utc::now().timestamp();
+    let root: [u8; 12] = rand::random();
+    let parent: [u8; 8] = rand::random();
+    format!(
+        "Root=1-{now:08x}-{};Parent={};Sampled=0",
+        hex::encode(root),
+        hex::encode(parent)
+    )
+}
+
+fn error_payload(error_type: &str, message: String) -> Bytes {
+    Bytes::from(json!({ "errorType": error_type, "errorMessage": message }).to_string())
+}
+
+impl Engine {
+    /// Runs one admitted invocation: on a warm instance of its version if
+    /// one is idle, on a cold-started one otherwise.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        target: InvokeTarget,
+        request: InvokeRequest,
+    ) -> Result<InvokeResponse, EngineError> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let c = target.config.clone();
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let key = pool_key(&target);
+        let pool = self.pools.entry(key).or_default().clone();
+        let started = Instant::now();
+        let timeout = Duration::from_secs(c.timeout.max(1) as u64);
+
+        let mut warm = pool.acquire();
+        // Made when the first instance is ready, so the deadline does not
+        // count the cold start; a redelivery keeps it.
+        let mut dispatch: Option<Dispatch> = None;
+        let mut redelivered = false;
+        let (mut instance, logs, init_duration, invoke_started, end) = loop {
+            // A warm instance can end between its last invocation and this
+            // one (its runtime exited after answering): an ended one is
+            // replaced by a fresh instance before the event is handed over.
+            let mut instance = match warm.take() {
+                Some(instance) if instance.is_alive() => instance,
+                ended => {
+                    drop(ended);
+                    match self
+                        .start_instance(
+                            &target,
+                            &request_id,
+                            started,
+                            request.tail_log,
+                            INITIALIZATION_ON_DEMAND,
+                        )
+                        .await?
+                    {
+                        Ok(instance) => instance,
+                        Err(answer) => return Ok(answer),
+                    }
+                }
+            };
+            let init_duration = instance.init_duration.take();
+            let logs = instance.logs.clone();
+            if request.tail_log {
+                logs.begin_invocation();
+            }
+            logs.line(format!(
+                "START RequestId: {request_id} Version: {}",
+                c.version
+            ));
+            let dispatch = dispatch
+                .get_or_insert_with(|| Dispatch {
+                    request_id: request_id.clone(),
+                    payload: request.payload.clone(),
+                    deadline_ms: chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64,
+                    invoked_function_arn: target.invoked_arn.clone(),
+                    trace_id: trace_id(),
+                    client_context: request.client_context.clone(),
+                    cognito_identity: request.cognito_identity.clone(),
+                })
+                .clone();
+            let invoke_started = Instant::now();
+            match instance.invoke(dispatch, timeout).await {
+                // The instance ended before it took the event: the event
+                // goes to a fresh instance (once) instead of failing for
+                // nothing.
+                InvocationEnd::Undelivered(_) if !redelivered => redelivered = true,
+                end => break (instance, logs, init_duration, invoke_started, end),
+            }
+        };
+        let duration = invoke_started.elapsed();
+
+        let (payload, function_error, keep) = match end {
+            InvocationEnd::Completed(Outcome::Response(body)) => (body, None, true),
+            InvocationEnd::Completed(Outcome::Error { body, .. }) => {
+                (body, Some("Unhandled"), true)
+            }
+            InvocationEnd::Completed(Outcome::ResponseTooLarge { .. }) => {
+                // As AWS words it (the size itself is not in the message).
+                let message = format!(
+                    "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                    runtime_api::MAX_RESPONSE_BYTES
+                );
+                logs.line(format!(
+                    "{} {request_id} ERROR {message}",
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                ));
+                (
+                    error_payload("Function.ResponseSizeTooLarge", message),
+                    Some("Unhandled"),
+                    true,
+                )
+            }
+            InvocationEnd::Died(death) | InvocationEnd::Undelivered(death) => (
+                self.died_payload(&request_id, death),
+                Some("Unhandled"),
+                false,
+            ),
+            InvocationEnd::TimedOut => {
+                let secs = timeout.as_secs_f64();
+                logs.line(format!(
+                    "{} {request_id} Task timed out after {secs:.2} seconds",
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                ));
+                instance.kill().await;
+                (
+                    error_payload(
+                        "Sandbox.Timedout",
+                        format!(
+                            "RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"
+                        ),
+                    ),
+                    Some("Unhandled"),
+                    false,
+                )
+            }
+        };
+        instance.flush_logs();
+        let max_memory_mb = instance.memory_peak().await.div_ceil(1024 * 1024);
+        let billed_ms = (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64;
+        logs.line(format!("END RequestId: {request_id}"));
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed_ms} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory_mb} MB",
+            duration.as_secs_f64() * 1000.0,
+            c.memory_size
+        );
+        if let Some(init) = init_duration {
+            report.push_str(&format!(
+                "\tInit Duration: {:.2} ms",
+                init.as_secs_f64() * 1000.0
+            ));
+        }
+        report.push('\t');
+        logs.line(report);
+        let log_result = request
+            .tail_log
+            .then(|| base64::engine::general_purpose::STANDARD.encode(logs.end_invocation()));
+        let provisioned_allocation = instance
+            .provisioned
+            .as_ref()
+            .filter(|mark| mark.is_current())
+            .map(provisioned::ProvisionedMark::allocated);
+        let stem_refill = instance.stem_refill.take();
+        if keep && instance.is_alive() {
+            pool.release(instance);
+        }
+        drop(stem_refill);
+        Ok(InvokeResponse {
+            request_id,
+            payload,
+            function_error,
+            executed_version: c.version.clone(),
+            log_result,
+            duration,
+            billed_ms,
+            init_duration,
+            max_memory_mb,
+            provisioned_allocation,
+        })
+    }
+
+    fn died_payload(&self, request_id: &str, death: Death) -> Bytes {
+        let error_type = if death.oom {
+            "Runtime.OutOfMemory"
+        } else {
+            "Runtime.ExitError"
+        };
+        error_payload(
+            error_type,
+            format!(
+                "RequestId: {request_id} Error: Runtime exited with error: {}",
+                death.describe()
+            ),
+        )
+    }
+
+    /// The answer when an instance never became ready.
+    pub(crate) fn init_failure(
+        &self,
+        target: &InvokeTarget,
+        request_id: &str,
+        failure: StartError,
+        started: Instant,
+        tail_log: bool,
+    ) -> InvokeResponse {
+        let (payload, log) = match failure {
+            StartError::InitFailed { body, log, .. } => (body, log),
+            StartError::Exited { death, log, .. } => (self.died_payload(request_id, death), log),
+            StartError::TimedOut { log, .. } => (
+                error_payload(
+                    "Sandbox.Timedout",
+                    format!(
+                        "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                        target.config.timeout as f64
+                    ),
+                ),
+                log,
+            ),
+            StartError::Platform(reason) => (
+                error_payload("Runtime.Unknown", reason.to_string()),
+                String::new(),
+            ),
+        };
+        let duration = started.elapsed();
+        InvokeResponse {
+            request_id: request_id.to_string(),
+            payload,
+            function_error: Some("Unhandled"),
+            executed_version: target.config.version.clone(),
+            log_result: tail_log.then(|| base64::engine::general_purpose::STANDARD.encode(log)),
+            duration,
+            billed_ms: (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64,
+            init_duration: None,
+            max_memory_mb: 0,
+            provisioned_allocation: None,
+        }
+    }
+}

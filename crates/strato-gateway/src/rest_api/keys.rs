@@ -9,11 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::error::{RestError, RestResult};
 use super::model::{
@@ -86,33 +85,18 @@ async fn mutate<T, R, F>(
     change: F,
 ) -> RestResult<R>
 where
-    T: serde::Serialize + serde::de::DeserializeOwned,
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
     R: Send + 'static,
     F: FnOnce(&mut T) -> RestResult<R> + Send + 'static,
 {
-    let result: Arc<Mutex<Option<R>>> = Arc::new(Mutex::new(None));
-    let slot = result.clone();
-    let missing_in_closure = missing.clone();
     service
         .store
-        .update_document(
-            &key,
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(missing_in_closure.into_aws());
-                };
-                let mut value: T =
-                    serde_json::from_value(current).map_err(|e| RestError::from(e).into_aws())?;
-                let answer = change(&mut value).map_err(RestError::into_aws)?;
-                *slot.lock() = Some(answer);
-                serde_json::to_value(&value)
-                    .map(Some)
-                    .map_err(|e| RestError::from(e).into_aws())
-            }),
-        )
-        .await?;
-    let value = result.lock().take();
-    value.ok_or(missing)
+        .update_typed(&key, move |current: Option<T>| {
+            let mut value = current.ok_or(missing)?;
+            let answer = change(&mut value)?;
+            Ok((Some(value), answer))
+        })
+        .await
 }
 
 // ---- API keys ----

@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
-use strato_store::{DocumentKey, StoreError};
+use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::apis::load_api;
 use super::error::{RestError, RestResult};
@@ -190,14 +190,11 @@ pub async fn create_deployment(
         let name = stage_name.clone();
         service
             .store
-            .update_document(
+            .update_typed(
                 &stage_key(&caller, &api_id, &stage_name),
-                Box::new(move |current| {
-                    let mut stage = match current {
-                        Some(doc) => serde_json::from_value::<Stage>(doc)
-                            .map_err(|e| RestError::from(e).into_aws())?,
-                        None => new_stage(name, deployment_id.clone(), now),
-                    };
+                move |current: Option<Stage>| {
+                    let mut stage =
+                        current.unwrap_or_else(|| new_stage(name, deployment_id.clone(), now));
                     stage.deployment_id = deployment_id;
                     stage.variables.extend(variables);
                     if description.is_some() {
@@ -210,10 +207,8 @@ pub async fn create_deployment(
                         stage.cache_cluster_enabled = cache;
                     }
                     stage.last_updated_date = now;
-                    serde_json::to_value(&stage)
-                        .map(Some)
-                        .map_err(|e| RestError::from(e).into_aws())
-                }),
+                    Ok::<_, RestError>((Some(stage), ()))
+                },
             )
             .await?;
         service
@@ -546,25 +541,18 @@ pub async fn update_stage(
     let now = now_epoch();
     let stored = service
         .store
-        .update_document(
+        .update_typed(
             &stage_key(&caller, &api_id, &stage_name),
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(stage_not_found().into_aws());
-                };
-                let mut stage: Stage =
-                    serde_json::from_value(current).map_err(|e| RestError::from(e).into_aws())?;
+            move |current: Option<Stage>| {
+                let mut stage = current.ok_or_else(stage_not_found)?;
                 for op in &request.patch_operations {
-                    apply_stage_patch(&mut stage, op).map_err(RestError::into_aws)?;
+                    apply_stage_patch(&mut stage, op)?;
                 }
                 stage.last_updated_date = now;
-                serde_json::to_value(&stage)
-                    .map(Some)
-                    .map_err(|e| RestError::from(e).into_aws())
-            }),
+                Ok::<_, RestError>((Some(stage.clone()), stage))
+            },
         )
-        .await?
-        .ok_or_else(stage_not_found)?;
+        .await?;
     service
         .refresh_api(&caller.account_id, &caller.region, &api_id)
         .await;

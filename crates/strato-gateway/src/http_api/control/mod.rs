@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::Caller;
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::model::{new_id, timestamp_now, Deployment, HttpApi, HTTP_API_KIND};
 use super::HttpApiService;
@@ -119,37 +119,19 @@ where
     F: FnOnce(&mut HttpApi) -> RestResult<R> + Send + 'static,
 {
     let missing = api_not_found(caller, api_id);
-    let result: Arc<parking_lot::Mutex<Option<R>>> = Arc::new(parking_lot::Mutex::new(None));
-    let slot = result.clone();
-    let stored = svc
+    let (api, out) = svc
         .store
-        .update_document(
-            &doc_key(caller, api_id),
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(missing.into_aws());
-                };
-                let mut api: HttpApi = serde_json::from_value(current)
-                    .map_err(|e| strato_model::AwsError::service(e.to_string()))?;
-                let before = api.snapshot();
-                let out = change(&mut api).map_err(RestError::into_aws)?;
-                if api.snapshot() != before {
-                    auto_deploy(&mut api);
-                }
-                *slot.lock() = Some(out);
-                serde_json::to_value(&api)
-                    .map(Some)
-                    .map_err(|e| strato_model::AwsError::service(e.to_string()))
-            }),
-        )
+        .update_typed(&doc_key(caller, api_id), move |current: Option<HttpApi>| {
+            let mut api = current.ok_or(missing)?;
+            let before = api.snapshot();
+            let out = change(&mut api)?;
+            if api.snapshot() != before {
+                auto_deploy(&mut api);
+            }
+            Ok::<_, RestError>((Some(api.clone()), (api, out)))
+        })
         .await?;
-    let stored = stored.ok_or_else(|| api_not_found(caller, api_id))?;
-    let api: HttpApi = serde_json::from_value(stored)?;
     svc.live.publish(&api);
-    let out = result
-        .lock()
-        .take()
-        .ok_or_else(|| RestError::bad_request("the change was not applied"))?;
     Ok((api, out))
 }
 

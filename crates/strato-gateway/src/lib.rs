@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod authorizer;
 pub mod cors;
 pub mod dataplane;
+pub mod extract;
 pub mod function_url;
 pub mod http_api;
 pub mod http_backend;

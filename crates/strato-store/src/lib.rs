@@ -104,7 +104,9 @@ pub type MutationAnswer = Box<dyn Any + Send>;
 /// and returns the new one (`None` deletes it) with an answer for the
 /// caller, or refuses with an answer, and then nothing is written.
 pub type DocumentMutation = Box<
-    dyn FnOnce(Option<serde_json::Value>) -> Result<(Option<serde_json::Value>, MutationAnswer), MutationAnswer>
+    dyn FnOnce(
+            Option<serde_json::Value>,
+        ) -> Result<(Option<serde_json::Value>, MutationAnswer), MutationAnswer>
         + Send,
 >;
 

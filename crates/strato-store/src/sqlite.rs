@@ -613,7 +613,10 @@ mod tests {
     #[tokio::test]
     async fn update_typed_refusal_returns_the_callers_error_and_writes_nothing() {
         let (_dir, store) = temp_store();
-        store.create_account(&account("000000000001")).await.unwrap();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
         store
             .put_document(&counter_key(), &serde_json::json!({ "n": 7 }))
             .await
@@ -634,7 +637,10 @@ mod tests {
     #[tokio::test]
     async fn update_typed_none_deletes_the_document() {
         let (_dir, store) = temp_store();
-        store.create_account(&account("000000000001")).await.unwrap();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
         store
             .put_document(&counter_key(), &serde_json::json!({ "n": 1 }))
             .await
@@ -651,7 +657,10 @@ mod tests {
     #[tokio::test]
     async fn update_typed_on_a_document_of_another_shape_is_corrupt() {
         let (_dir, store) = temp_store();
-        store.create_account(&account("000000000001")).await.unwrap();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
         store
             .put_document(&counter_key(), &serde_json::json!({ "n": "seven" }))
             .await

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_gateway::function_url::{new_url_id, url_timestamp_now, FunctionUrlConfig, UrlCors};
@@ -20,6 +19,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 pub struct UrlQuery {
@@ -120,7 +120,7 @@ async fn resolve(
 
 pub async fn create(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
@@ -175,7 +175,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
@@ -206,7 +206,7 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
@@ -258,7 +258,7 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
 ) -> ApiResult<Response> {
@@ -287,7 +287,7 @@ pub async fn delete(
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::error::ValidationErrors;
@@ -37,6 +36,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// The Store document kind of a layer.
 pub const LAYER_KIND: &str = "layer";
@@ -214,7 +214,7 @@ fn version_body(
 
 pub async fn publish(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(raw_name): Path<String>,
     headers: HeaderMap,
     AwsJson(req): AwsJson<PublishRequest>,
@@ -320,7 +320,7 @@ pub async fn publish(
 
 pub async fn get_version(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -343,7 +343,7 @@ pub async fn get_version(
 /// query says `find=LayerVersion`.
 pub async fn list_layers(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -447,7 +447,7 @@ async fn get_version_by_arn(
 
 pub async fn list_versions(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(raw_name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
@@ -505,7 +505,7 @@ pub async fn list_versions(
 
 pub async fn delete_version(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (account, region, name) = owned_layer(&caller, &raw_name, "DeleteLayerVersion")?;
@@ -597,7 +597,7 @@ fn is_organization_id(id: &str) -> bool {
 
 pub async fn add_permission(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
     Query(q): Query<RevisionQuery>,
     AwsJson(req): AwsJson<AddPermissionRequest>,
@@ -694,7 +694,7 @@ pub async fn add_permission(
 
 pub async fn get_policy(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (account, region, name) = owned_layer(&caller, &raw_name, "GetLayerVersionPolicy")?;
@@ -720,7 +720,7 @@ pub async fn get_policy(
 
 pub async fn remove_permission(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version, sid)): Path<(String, String, String)>,
     Query(q): Query<RevisionQuery>,
 ) -> ApiResult<Response> {

@@ -87,7 +87,7 @@ impl RestApiService {
 }
 
 /// The control-plane routes; mount them inside the SigV4-authenticated
-/// router (handlers read the [`strato_model::Caller`] extension).
+/// router (handlers take the caller with [`crate::extract::Authenticated`]).
 pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<RestApiService>) -> Router<S> {
     Router::new()
         .route("/restapis", post(apis::create_rest_api).get(apis::get_rest_apis))
@@ -204,17 +204,6 @@ pub fn new_key_value() -> String {
 
 pub fn now_epoch() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-/// A JSON request body; an empty one is `{}`.
-pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> RestResult<T> {
-    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| RestError::bad_request(format!("Invalid request body: {e}")))
 }
 
 /// `position` and `limit` of the Get* listings.

@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
@@ -21,7 +20,8 @@ use super::model::{
     AccessLogSettings, Deployment, DeploymentRecord, Stage, KIND_DEPLOYMENT, KIND_STAGE,
 };
 use super::patch::{PatchOp, PatchOperation, PatchRequest};
-use super::{list_typed, listing, new_id, now_epoch, page, parse_body, PageQuery, RestApiService};
+use super::{list_typed, listing, new_id, now_epoch, page, PageQuery, RestApiService};
+use crate::extract::{Authenticated, RestJson};
 
 type Svc = State<Arc<RestApiService>>;
 
@@ -122,7 +122,7 @@ async fn deployment_exists(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateDeploymentRequest {
+pub struct CreateDeploymentRequest {
     stage_name: Option<String>,
     stage_description: Option<String>,
     description: Option<String>,
@@ -136,11 +136,10 @@ struct CreateDeploymentRequest {
 
 pub async fn create_deployment(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<CreateDeploymentRequest>,
 ) -> RestResult<Response> {
-    let request: CreateDeploymentRequest = parse_body(&body)?;
     let record = load_api(&service, &caller, &api_id).await?;
     if record
         .resources
@@ -237,7 +236,7 @@ fn new_stage(stage_name: String, deployment_id: String, now: i64) -> Stage {
 
 pub async fn get_deployment(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, deployment_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
@@ -252,7 +251,7 @@ pub async fn get_deployment(
 
 pub async fn get_deployments(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -279,7 +278,7 @@ pub async fn get_deployments(
 
 pub async fn delete_deployment(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, deployment_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
@@ -310,7 +309,7 @@ pub async fn delete_deployment(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateStageRequest {
+pub struct CreateStageRequest {
     stage_name: Option<String>,
     deployment_id: Option<String>,
     description: Option<String>,
@@ -326,11 +325,10 @@ struct CreateStageRequest {
 
 pub async fn create_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<CreateStageRequest>,
 ) -> RestResult<Response> {
-    let request: CreateStageRequest = parse_body(&body)?;
     let stage_name = request.stage_name.unwrap_or_default();
     check_stage_name(&stage_name)?;
     check_variables(&request.variables)?;
@@ -367,7 +365,7 @@ pub async fn create_stage(
 
 pub async fn get_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
@@ -384,7 +382,7 @@ pub struct GetStagesQuery {
 
 pub async fn get_stages(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<GetStagesQuery>,
 ) -> RestResult<Response> {
@@ -523,11 +521,10 @@ fn apply_method_setting_patch(
 
 pub async fn update_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     load_api(&service, &caller, &api_id).await?;
     // A new deploymentId must name a deployment of this API.
     for op in &request.patch_operations {
@@ -561,7 +558,7 @@ pub async fn update_stage(
 
 pub async fn delete_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;

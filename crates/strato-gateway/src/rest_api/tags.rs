@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
@@ -17,7 +16,8 @@ use strato_store::{DocumentKey, StoreExt};
 
 use super::error::{RestError, RestResult};
 use super::model::{KIND_API_KEY, KIND_REST_API, KIND_STAGE, KIND_USAGE_PLAN};
-use super::{parse_body, RestApiService};
+use super::RestApiService;
+use crate::extract::{Authenticated, RestJson};
 use crate::proxy::query_pairs;
 
 type Svc = State<Arc<RestApiService>>;
@@ -126,18 +126,17 @@ fn check_tags(tags: &BTreeMap<String, String>) -> RestResult<()> {
 }
 
 #[derive(Deserialize)]
-struct TagRequest {
+pub struct TagRequest {
     #[serde(default)]
     tags: BTreeMap<String, String>,
 }
 
 pub async fn tag_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<TagRequest>,
 ) -> RestResult<Response> {
-    let request: TagRequest = parse_body(&body)?;
     check_tags(&request.tags)?;
     let target = taggable(&caller, &arn)?;
     let api_id = target.api_id.clone();
@@ -152,7 +151,7 @@ pub async fn tag_resource(
 
 pub async fn untag_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
     RawQuery(query): RawQuery,
 ) -> RestResult<Response> {
@@ -173,7 +172,7 @@ pub async fn untag_resource(
 
 pub async fn get_tags(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
 ) -> RestResult<Response> {
     let target = taggable(&caller, &arn)?;

@@ -3,19 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
 use super::routes::check_route_key;
 use super::{
-    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, parse, request_port, to_value,
+    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, request_port, to_value,
     PageQuery, Service,
 };
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
     new_id, timestamp_now, Cors, HttpApi, Integration, Route, RouteSettings, Stage, HTTP_API_KIND,
 };
@@ -83,11 +81,10 @@ fn quick_integration(target: &str) -> RestResult<Integration> {
 
 pub async fn create_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
-    body: Bytes,
+    RestJson(input): RestJson<ApiInput>,
 ) -> RestResult<Response> {
-    let input: ApiInput = parse(&body)?;
     let name = input
         .name
         .filter(|n| !n.is_empty())
@@ -187,7 +184,7 @@ pub async fn create_api(
 
 pub async fn get_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
@@ -197,7 +194,7 @@ pub async fn get_api(
 
 pub async fn get_apis(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
@@ -231,12 +228,11 @@ pub async fn get_apis(
 
 pub async fn update_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RestJson(input): RestJson<ApiInput>,
 ) -> RestResult<Response> {
-    let input: ApiInput = parse(&body)?;
     if let Some(cors) = &input.cors_configuration {
         check_cors(cors)?;
     }
@@ -291,7 +287,7 @@ pub async fn update_api(
 
 pub async fn delete_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
 ) -> RestResult<Response> {
     if !svc
@@ -307,7 +303,7 @@ pub async fn delete_api(
 
 pub async fn delete_cors_configuration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
 ) -> RestResult<Response> {
     mutate(&svc, &caller, &api_id, move |api| {

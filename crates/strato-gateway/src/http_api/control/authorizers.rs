@@ -1,14 +1,12 @@
 //! Authorizers: Lambda (REQUEST) and JWT.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{new_id, Authorizer, JwtConfiguration};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -86,11 +84,10 @@ fn check_authorizer(a: &Authorizer) -> RestResult<()> {
 
 pub async fn create_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
-    let input: AuthorizerInput = parse(&body)?;
     if input.identity_validation_expression.is_some() {
         return Err(RestError::bad_request(
             "IdentityValidationExpression is not supported for HTTP APIs",
@@ -130,7 +127,7 @@ pub async fn create_authorizer(
 
 pub async fn get_authorizers(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -145,7 +142,7 @@ pub async fn get_authorizers(
 
 pub async fn get_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -158,11 +155,10 @@ pub async fn get_authorizer(
 
 pub async fn update_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
-    let input: AuthorizerInput = parse(&body)?;
     let missing = not_found("Authorizer", &caller, &authorizer_id);
     let (_, a) = mutate(&svc, &caller, &api_id, move |api| {
         let mut a = api
@@ -207,7 +203,7 @@ pub async fn update_authorizer(
 
 pub async fn delete_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Authorizer", &caller, &authorizer_id);

@@ -2,15 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{new_id, Integration};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -95,11 +93,10 @@ fn check_integration(i: &Integration) -> RestResult<()> {
 
 pub async fn create_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
-    let input: IntegrationInput = parse(&body)?;
     if input.integration_subtype.is_some() {
         return Err(RestError::bad_request(
             "AWS service integrations (IntegrationSubtype) are not supported by Strato",
@@ -139,7 +136,7 @@ pub async fn create_integration(
 
 pub async fn get_integrations(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -154,7 +151,7 @@ pub async fn get_integrations(
 
 pub async fn get_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -167,11 +164,10 @@ pub async fn get_integration(
 
 pub async fn update_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
-    let input: IntegrationInput = parse(&body)?;
     let missing = not_found("Integration", &caller, &integration_id);
     let (_, integration) = mutate(&svc, &caller, &api_id, move |api| {
         let mut i = api
@@ -219,7 +215,7 @@ pub async fn update_integration(
 
 pub async fn delete_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Integration", &caller, &integration_id);

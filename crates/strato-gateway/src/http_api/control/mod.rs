@@ -14,7 +14,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::Caller;
@@ -48,16 +47,6 @@ pub use stages::{
 };
 
 type Service = State<Arc<HttpApiService>>;
-
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> RestResult<T> {
-    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| RestError::bad_request(format!("Invalid request body: {e}")))
-}
 
 fn answer(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()

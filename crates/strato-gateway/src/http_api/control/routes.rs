@@ -2,16 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::live::parse_route_path;
 use crate::http_api::model::{new_id, HttpApi, Route};
 use crate::rest_api::error::{RestError, RestResult};
@@ -90,11 +88,10 @@ fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
 
 pub async fn create_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
-    let input: RouteInput = parse(&body)?;
     let route_key = input
         .route_key
         .ok_or_else(|| RestError::bad_request("RouteKey is required"))?;
@@ -128,7 +125,7 @@ pub async fn create_route(
 
 pub async fn get_routes(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -143,7 +140,7 @@ pub async fn get_routes(
 
 pub async fn get_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -156,11 +153,10 @@ pub async fn get_route(
 
 pub async fn update_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
-    let input: RouteInput = parse(&body)?;
     if let Some(key) = &input.route_key {
         check_route_key(key)?;
     }
@@ -213,7 +209,7 @@ pub async fn update_route(
 
 pub async fn delete_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Route", &caller, &route_id);
@@ -226,7 +222,7 @@ pub async fn delete_route(
 
 pub async fn delete_route_request_parameter(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id, key)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Route", &caller, &route_id);

@@ -2,24 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
 use super::methods::{check_http_method, check_status_code, method_of, read_method};
 use super::{integration_not_found, json_answer, load_api, mutate_api, response_not_found, Svc};
+use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{Integration, IntegrationResponse};
-use crate::rest_api::parse_body;
 use crate::rest_api::patch::{PatchOp, PatchRequest};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutIntegrationRequest {
+pub struct PutIntegrationRequest {
     #[serde(rename = "type")]
     integration_type: Option<String>,
     http_method: Option<String>,
@@ -89,11 +86,10 @@ fn check_integration(integration: &Integration) -> RestResult<()> {
 
 pub async fn put_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PutIntegrationRequest>,
 ) -> RestResult<Response> {
-    let request: PutIntegrationRequest = parse_body(&body)?;
     let http_method = http_method.to_ascii_uppercase();
     let integration_type = request
         .integration_type
@@ -135,7 +131,7 @@ pub async fn put_integration(
 
 pub async fn get_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -149,11 +145,10 @@ pub async fn get_integration(
 
 pub async fn update_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     let http_method = http_method.to_ascii_uppercase();
     let integration = mutate_api(&service, &caller, &api_id, move |record| {
         let method = method_of(record, &resource_id, &http_method)?;
@@ -214,7 +209,7 @@ pub async fn update_integration(
 
 pub async fn delete_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
@@ -234,7 +229,7 @@ pub async fn delete_integration(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutIntegrationResponseRequest {
+pub struct PutIntegrationResponseRequest {
     selection_pattern: Option<String>,
     #[serde(default)]
     response_parameters: BTreeMap<String, String>,
@@ -245,11 +240,10 @@ struct PutIntegrationResponseRequest {
 
 pub async fn put_integration_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PutIntegrationResponseRequest>,
 ) -> RestResult<Response> {
-    let request: PutIntegrationResponseRequest = parse_body(&body)?;
     check_status_code(&status_code)?;
     let http_method = http_method.to_ascii_uppercase();
     let response = IntegrationResponse {
@@ -277,7 +271,7 @@ pub async fn put_integration_response(
 
 pub async fn get_integration_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -294,7 +288,7 @@ pub async fn get_integration_response(
 
 pub async fn delete_integration_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();

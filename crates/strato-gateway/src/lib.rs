@@ -12,6 +12,7 @@ pub mod http_api;
 pub mod http_backend;
 pub mod invoker;
 pub mod metrics;
+pub mod paging;
 pub mod proxy;
 pub mod rest_api;
 pub mod throttle;

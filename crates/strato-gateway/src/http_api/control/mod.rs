@@ -21,6 +21,7 @@ use strato_store::{DocumentKey, StoreExt};
 
 use super::model::{new_id, timestamp_now, Deployment, HttpApi, HTTP_API_KIND};
 use super::HttpApiService;
+use crate::paging;
 use crate::rest_api::error::{RestError, RestResult};
 
 pub use apis::{
@@ -160,24 +161,16 @@ pub struct PageQuery {
 
 /// A page of `items` (ordered by id) and the `nextToken` of the next one.
 fn page(items: Vec<(String, Value)>, query: &PageQuery) -> RestResult<Value> {
-    let limit = match query.max_results.as_deref() {
-        None => 500,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| RestError::bad_request("maxResults must be between 1 and 500"))?,
-    };
-    let start = match &query.next_token {
-        Some(token) => items.partition_point(|(id, _)| id.as_str() <= token.as_str()),
-        None => 0,
-    };
-    let rest = &items[start.min(items.len())..];
-    let taken: Vec<Value> = rest.iter().take(limit).map(|(_, v)| v.clone()).collect();
+    let size = paging::page_size(
+        query.max_results.as_deref(),
+        paging::MAX_PAGE_SIZE,
+        "maxResults must be between 1 and 500",
+    )?;
+    let (taken, next) = paging::page_after(&items, query.next_token.as_deref(), size);
     let mut body = serde_json::Map::new();
     body.insert("items".into(), Value::Array(taken));
-    if rest.len() > limit {
-        body.insert("nextToken".into(), rest[limit - 1].0.clone().into());
+    if let Some(next) = next {
+        body.insert("nextToken".into(), next.into());
     }
     Ok(Value::Object(body))
 }

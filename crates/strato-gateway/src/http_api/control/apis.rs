@@ -15,7 +15,8 @@ use super::{
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
-    new_id, timestamp_now, Cors, HttpApi, Integration, Route, RouteSettings, Stage, HTTP_API_KIND,
+    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteSettings,
+    Stage, HTTP_API_KIND,
 };
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -65,7 +66,11 @@ fn quick_integration(target: &str) -> RestResult<Integration> {
     }
     Ok(Integration {
         integration_id: new_id(7),
-        integration_type: if lambda { "AWS_PROXY" } else { "HTTP_PROXY" }.into(),
+        integration_type: if lambda {
+            IntegrationType::AwsProxy
+        } else {
+            IntegrationType::HttpProxy
+        },
         integration_uri: Some(target.to_string()),
         integration_method: Some(if lambda { "POST" } else { "ANY" }.into()),
         payload_format_version: Some(if lambda { "2.0" } else { "1.0" }.into()),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
 use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{new_id, Authorizer, JwtConfiguration};
+use crate::http_api::model::{new_id, Authorizer, AuthorizerType, JwtConfiguration};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -27,8 +27,8 @@ pub struct AuthorizerInput {
 }
 
 fn check_authorizer(a: &Authorizer) -> RestResult<()> {
-    match a.authorizer_type.as_str() {
-        "REQUEST" => {
+    match a.authorizer_type {
+        AuthorizerType::Request => {
             let uri = a.authorizer_uri.as_deref().unwrap_or("");
             if function_arn_of_integration_uri(uri).is_none() {
                 return Err(RestError::bad_request(format!(
@@ -51,7 +51,7 @@ fn check_authorizer(a: &Authorizer) -> RestResult<()> {
                 ));
             }
         }
-        "JWT" => {
+        AuthorizerType::Jwt => {
             let config = a.jwt_configuration.as_ref().ok_or_else(|| {
                 RestError::bad_request("JwtConfiguration is required for JWT authorizers")
             })?;
@@ -65,11 +65,6 @@ fn check_authorizer(a: &Authorizer) -> RestResult<()> {
                     "JwtConfiguration.Audience is required",
                 ));
             }
-        }
-        other => {
-            return Err(RestError::bad_request(format!(
-                "Invalid authorizer type {other}; HTTP APIs support REQUEST and JWT"
-            )))
         }
     }
     for source in &a.identity_source {
@@ -97,11 +92,13 @@ pub async fn create_authorizer(
         .authorizer_type
         .ok_or_else(|| RestError::bad_request("AuthorizerType is required"))?;
     let is_request = authorizer_type == "REQUEST";
+    let name = input
+        .name
+        .ok_or_else(|| RestError::bad_request("Name is required"))?;
+    let authorizer_type = AuthorizerType::from_wire(&authorizer_type)?;
     let authorizer = Authorizer {
         authorizer_id: new_id(6),
-        name: input
-            .name
-            .ok_or_else(|| RestError::bad_request("Name is required"))?,
+        name,
         authorizer_uri: input.authorizer_uri,
         authorizer_payload_format_version: input.authorizer_payload_format_version,
         authorizer_result_ttl_in_seconds: input
@@ -170,7 +167,7 @@ pub async fn update_authorizer(
             a.name = v;
         }
         if let Some(v) = input.authorizer_type {
-            a.authorizer_type = v;
+            a.authorizer_type = AuthorizerType::from_wire(&v)?;
         }
         if let Some(v) = input.authorizer_uri {
             a.authorizer_uri = Some(v);

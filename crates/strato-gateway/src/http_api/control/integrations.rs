@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
 use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{new_id, Integration};
+use crate::http_api::model::{new_id, Integration, IntegrationType};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -30,8 +30,8 @@ pub struct IntegrationInput {
 }
 
 fn check_integration(i: &Integration) -> RestResult<()> {
-    match i.integration_type.as_str() {
-        "AWS_PROXY" => {
+    match i.integration_type {
+        IntegrationType::AwsProxy => {
             let uri = i.integration_uri.as_deref().unwrap_or("");
             let resolved_later = uri.contains("${stageVariables.");
             if function_arn_of_integration_uri(uri).is_none() && !resolved_later {
@@ -48,7 +48,7 @@ fn check_integration(i: &Integration) -> RestResult<()> {
                 }
             }
         }
-        "HTTP_PROXY" => {
+        IntegrationType::HttpProxy => {
             let uri = i.integration_uri.as_deref().unwrap_or("");
             if !(uri.starts_with("http://")
                 || uri.starts_with("https://")
@@ -63,17 +63,6 @@ fn check_integration(i: &Integration) -> RestResult<()> {
                     "PayloadFormatVersion must be 1.0 for HTTP_PROXY integrations",
                 ));
             }
-        }
-        "AWS" | "HTTP" | "MOCK" => {
-            return Err(RestError::bad_request(format!(
-                "Integration type {} is not supported for HTTP APIs",
-                i.integration_type
-            )))
-        }
-        other => {
-            return Err(RestError::bad_request(format!(
-                "Invalid integration type {other}"
-            )))
         }
     }
     if !(50..=30_000).contains(&i.timeout_in_millis) {
@@ -104,15 +93,16 @@ pub async fn create_integration(
     }
     let integration_type = input
         .integration_type
-        .ok_or_else(|| RestError::bad_request("IntegrationType is required"))?;
+        .ok_or_else(|| RestError::bad_request("IntegrationType is required"))
+        .and_then(|value| IntegrationType::from_wire(&value))?;
     let payload_format_version = input
         .payload_format_version
-        .or_else(|| (integration_type == "HTTP_PROXY").then(|| "1.0".to_string()));
+        .or_else(|| (integration_type == IntegrationType::HttpProxy).then(|| "1.0".to_string()));
     let integration = Integration {
         integration_id: new_id(7),
-        integration_method: input
-            .integration_method
-            .or_else(|| (integration_type == "AWS_PROXY").then(|| "POST".to_string())),
+        integration_method: input.integration_method.or_else(|| {
+            (integration_type == IntegrationType::AwsProxy).then(|| "POST".to_string())
+        }),
         integration_type,
         integration_uri: input.integration_uri,
         payload_format_version,
@@ -176,7 +166,7 @@ pub async fn update_integration(
             .cloned()
             .ok_or(missing)?;
         if let Some(v) = input.integration_type {
-            i.integration_type = v;
+            i.integration_type = IntegrationType::from_wire(&v)?;
         }
         if let Some(v) = input.integration_uri {
             i.integration_uri = Some(v);

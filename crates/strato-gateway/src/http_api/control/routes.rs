@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::live::parse_route_path;
-use crate::http_api::model::{new_id, HttpApi, Route};
+use crate::http_api::model::{new_id, AuthorizerType, HttpApi, Route};
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -66,14 +66,15 @@ fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
                 ))
             })?;
             let expected = if route.authorization_type == "JWT" {
-                "JWT"
+                AuthorizerType::Jwt
             } else {
-                "REQUEST"
+                AuthorizerType::Request
             };
             if authorizer.authorizer_type != expected {
                 return Err(RestError::bad_request(format!(
                     "AuthorizationType {} does not match the authorizer's type {}",
-                    route.authorization_type, authorizer.authorizer_type
+                    route.authorization_type,
+                    authorizer.authorizer_type.as_str()
                 )));
             }
         }

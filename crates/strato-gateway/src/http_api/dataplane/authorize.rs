@@ -12,7 +12,7 @@ use super::integrations::{v1_event, v2_event};
 use super::Exchange;
 use crate::authorizer::{jwt, read_lambda_answer, Decision};
 use crate::http_api::live::CompiledRoute;
-use crate::http_api::model::Authorizer;
+use crate::http_api::model::{Authorizer, AuthorizerType};
 use crate::http_api::HttpApiService;
 use crate::invoker::{
     function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokePrincipal,
@@ -43,7 +43,7 @@ fn identity_values(
     path_parameters: &BTreeMap<String, String>,
 ) -> Option<Vec<String>> {
     let sources: Vec<String> = if authorizer.identity_source.is_empty() {
-        if authorizer.authorizer_type == "JWT" {
+        if authorizer.authorizer_type == AuthorizerType::Jwt {
             vec!["$request.header.Authorization".into()]
         } else {
             Vec::new()

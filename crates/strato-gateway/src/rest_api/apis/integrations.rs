@@ -11,7 +11,7 @@ use super::methods::{check_http_method, check_status_code, method_of, read_metho
 use super::{integration_not_found, json_answer, load_api, mutate_api, response_not_found, Svc};
 use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
-use crate::rest_api::model::{Integration, IntegrationResponse};
+use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType};
 use crate::rest_api::patch::{PatchOp, PatchRequest};
 
 #[derive(Deserialize)]
@@ -41,13 +41,8 @@ const MIN_TIMEOUT_MS: u64 = 50;
 const MAX_TIMEOUT_MS: u64 = 29_000;
 
 fn check_integration(integration: &Integration) -> RestResult<()> {
-    let kind = integration.integration_type.as_str();
-    if !matches!(kind, "HTTP" | "HTTP_PROXY" | "AWS" | "AWS_PROXY" | "MOCK") {
-        return Err(RestError::bad_request(format!(
-            "Invalid integration type specified: {kind}. Valid values are HTTP, HTTP_PROXY, AWS, AWS_PROXY and MOCK"
-        )));
-    }
-    if kind != "MOCK" {
+    let kind = integration.integration_type;
+    if kind != IntegrationType::Mock {
         match integration.http_method.as_deref() {
             None | Some("") => {
                 return Err(RestError::bad_request(
@@ -60,7 +55,7 @@ fn check_integration(integration: &Integration) -> RestResult<()> {
         }
         let uri = integration.uri.as_deref().unwrap_or_default();
         match kind {
-            "HTTP" | "HTTP_PROXY" => {
+            IntegrationType::Http | IntegrationType::HttpProxy => {
                 if !(uri.starts_with("http://") || uri.starts_with("https://")) {
                     return Err(RestError::bad_request(
                         "Invalid HTTP endpoint specified for URI",
@@ -93,7 +88,8 @@ pub async fn put_integration(
     let http_method = http_method.to_ascii_uppercase();
     let integration_type = request
         .integration_type
-        .ok_or_else(|| RestError::bad_request("Invalid integration type specified"))?;
+        .ok_or_else(|| RestError::bad_request("Invalid integration type specified"))
+        .and_then(|value| IntegrationType::from_wire(&value))?;
     let integration = Integration {
         integration_type,
         http_method: request.http_method.map(|m| m.to_ascii_uppercase()),

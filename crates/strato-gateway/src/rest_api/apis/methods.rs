@@ -13,7 +13,7 @@ use super::{
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
-use crate::rest_api::model::{Method, MethodResponse, RestApiRecord};
+use crate::rest_api::model::{AuthorizationType, Method, MethodResponse, RestApiRecord};
 use crate::rest_api::patch::{PatchOp, PatchRequest};
 
 const HTTP_METHODS: [&str; 8] = [
@@ -29,15 +29,6 @@ pub(super) fn check_http_method(method: &str) -> RestResult<String> {
             "Invalid HttpMethod specified. Valid options are {}",
             HTTP_METHODS.join(",")
         )))
-    }
-}
-
-fn check_authorization_type(value: &str) -> RestResult<()> {
-    match value {
-        "NONE" | "AWS_IAM" | "CUSTOM" | "COGNITO_USER_POOLS" => Ok(()),
-        other => Err(RestError::bad_request(format!(
-            "Invalid authorization type specified: {other}. Valid values are NONE, AWS_IAM, CUSTOM and COGNITO_USER_POOLS"
-        ))),
     }
 }
 
@@ -96,7 +87,7 @@ pub async fn put_method(
     let authorization_type = request
         .authorization_type
         .ok_or_else(|| RestError::bad_request("Invalid authorization type specified"))?;
-    check_authorization_type(&authorization_type)?;
+    let authorization_type = AuthorizationType::from_wire(&authorization_type)?;
     let method = Method {
         http_method: http_method.clone(),
         authorization_type,
@@ -162,9 +153,7 @@ pub async fn update_method(
                     method.api_key_required = op.bool_value()?
                 }
                 (PatchOp::Replace, ["authorizationType"]) => {
-                    let value = op.value()?;
-                    check_authorization_type(value)?;
-                    method.authorization_type = value.to_string();
+                    method.authorization_type = AuthorizationType::from_wire(op.value()?)?;
                 }
                 (PatchOp::Replace, ["authorizerId"]) => method.authorizer_id = op.value.clone(),
                 (PatchOp::Replace, ["operationName"]) => method.operation_name = op.value.clone(),

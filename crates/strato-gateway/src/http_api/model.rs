@@ -41,7 +41,7 @@ pub struct Route {
     pub api_key_required: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_scopes: Vec<String>,
-    pub authorization_type: String,
+    pub authorization_type: RouteAuthorization,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorizer_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +117,57 @@ pub struct JwtConfiguration {
     pub audience: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+}
+
+/// A route's `authorizationType`: who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteAuthorization {
+    /// Anyone.
+    #[serde(rename = "NONE")]
+    None,
+    /// SigV4-signed callers.
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+    /// Whom a Lambda (`REQUEST`) authorizer admits.
+    #[serde(rename = "CUSTOM")]
+    Custom,
+    /// Bearers of a JWT that a `JWT` authorizer accepts.
+    #[serde(rename = "JWT")]
+    Jwt,
+}
+
+impl RouteAuthorization {
+    /// The type a request names, or AWS's `BadRequestException`.
+    pub fn from_wire(value: &str) -> RestResult<RouteAuthorization> {
+        match value {
+            "NONE" => Ok(RouteAuthorization::None),
+            "AWS_IAM" => Ok(RouteAuthorization::AwsIam),
+            "CUSTOM" => Ok(RouteAuthorization::Custom),
+            "JWT" => Ok(RouteAuthorization::Jwt),
+            other => Err(RestError::bad_request(format!(
+                "Invalid authorization type {other}; must be NONE, AWS_IAM, CUSTOM or JWT"
+            ))),
+        }
+    }
+
+    /// The wire value, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteAuthorization::None => "NONE",
+            RouteAuthorization::AwsIam => "AWS_IAM",
+            RouteAuthorization::Custom => "CUSTOM",
+            RouteAuthorization::Jwt => "JWT",
+        }
+    }
+
+    /// The authorizer type the route needs, if it names one.
+    pub fn authorizer_type(self) -> Option<AuthorizerType> {
+        match self {
+            RouteAuthorization::None | RouteAuthorization::AwsIam => None,
+            RouteAuthorization::Custom => Some(AuthorizerType::Request),
+            RouteAuthorization::Jwt => Some(AuthorizerType::Jwt),
+        }
+    }
 }
 
 /// `authorizerType`: how an HTTP API authorizer decides.

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
-    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteSettings,
-    Stage, HTTP_API_KIND,
+    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteAuthorization,
+    RouteSettings, Stage, HTTP_API_KIND,
 };
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -147,7 +147,7 @@ pub async fn create_api(
             route_key,
             api_key_required: false,
             authorization_scopes: Vec::new(),
-            authorization_type: "NONE".into(),
+            authorization_type: RouteAuthorization::None,
             authorizer_id: None,
             operation_name: None,
             request_parameters: BTreeMap::new(),

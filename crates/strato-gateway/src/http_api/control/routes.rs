@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::live::parse_route_path;
-use crate::http_api::model::{new_id, AuthorizerType, HttpApi, Route};
+use crate::http_api::model::{new_id, HttpApi, Route, RouteAuthorization};
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -46,7 +46,14 @@ pub(super) fn check_route_key(key: &str) -> RestResult<()> {
     }
 }
 
-fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
+/// Checks what a route refers to, in AWS's order: its target, then its
+/// authorization type (the request's `raw_authorization`, parsed here) and
+/// the authorizer that type needs.
+fn check_route_refs(
+    api: &HttpApi,
+    route: &Route,
+    raw_authorization: Option<&str>,
+) -> RestResult<RouteAuthorization> {
     if let Some(target) = &route.target {
         let id = target.strip_prefix("integrations/").unwrap_or("");
         if !api.integrations.contains_key(id) {
@@ -55,36 +62,27 @@ fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
             )));
         }
     }
-    match route.authorization_type.as_str() {
-        "NONE" | "AWS_IAM" => {}
-        "CUSTOM" | "JWT" => {
-            let id = route.authorizer_id.as_deref().unwrap_or("");
-            let authorizer = api.authorizers.get(id).ok_or_else(|| {
-                RestError::bad_request(format!(
-                    "Unable to find authorizer with id '{id}' for route '{}'",
-                    route.route_key
-                ))
-            })?;
-            let expected = if route.authorization_type == "JWT" {
-                AuthorizerType::Jwt
-            } else {
-                AuthorizerType::Request
-            };
-            if authorizer.authorizer_type != expected {
-                return Err(RestError::bad_request(format!(
-                    "AuthorizationType {} does not match the authorizer's type {}",
-                    route.authorization_type,
-                    authorizer.authorizer_type.as_str()
-                )));
-            }
-        }
-        other => {
+    let authorization = match raw_authorization {
+        Some(raw) => RouteAuthorization::from_wire(raw)?,
+        None => route.authorization_type,
+    };
+    if let Some(expected) = authorization.authorizer_type() {
+        let id = route.authorizer_id.as_deref().unwrap_or("");
+        let authorizer = api.authorizers.get(id).ok_or_else(|| {
+            RestError::bad_request(format!(
+                "Unable to find authorizer with id '{id}' for route '{}'",
+                route.route_key
+            ))
+        })?;
+        if authorizer.authorizer_type != expected {
             return Err(RestError::bad_request(format!(
-                "Invalid authorization type {other}; must be NONE, AWS_IAM, CUSTOM or JWT"
-            )))
+                "AuthorizationType {} does not match the authorizer's type {}",
+                authorization.as_str(),
+                authorizer.authorizer_type.as_str()
+            )));
         }
     }
-    Ok(())
+    Ok(authorization)
 }
 
 pub async fn create_route(
@@ -102,21 +100,23 @@ pub async fn create_route(
         route_key,
         api_key_required: input.api_key_required.unwrap_or(false),
         authorization_scopes: input.authorization_scopes.unwrap_or_default(),
-        authorization_type: input.authorization_type.unwrap_or_else(|| "NONE".into()),
+        authorization_type: RouteAuthorization::None,
         authorizer_id: input.authorizer_id,
         operation_name: input.operation_name,
         request_parameters: input.request_parameters.unwrap_or_default(),
         target: input.target,
         api_gateway_managed: false,
     };
+    let raw_authorization = input.authorization_type;
     let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
+        let mut route = route;
         if api.routes.values().any(|r| r.route_key == route.route_key) {
             return Err(RestError::conflict(format!(
                 "Route with key {} already exists for this API",
                 route.route_key
             )));
         }
-        check_route_refs(api, &route)?;
+        route.authorization_type = check_route_refs(api, &route, raw_authorization.as_deref())?;
         api.routes.insert(route.route_id.clone(), route.clone());
         Ok(route)
     })
@@ -182,12 +182,7 @@ pub async fn update_route(
         if let Some(v) = input.authorization_scopes {
             route.authorization_scopes = v;
         }
-        if let Some(v) = input.authorization_type {
-            route.authorization_type = v;
-            if route.authorization_type == "NONE" || route.authorization_type == "AWS_IAM" {
-                route.authorizer_id = None;
-            }
-        }
+        let authorizer_given = input.authorizer_id.is_some();
         if let Some(v) = input.authorizer_id {
             route.authorizer_id = Some(v);
         }
@@ -200,7 +195,16 @@ pub async fn update_route(
         if let Some(v) = input.target {
             route.target = (!v.is_empty()).then_some(v);
         }
-        check_route_refs(api, &route)?;
+        route.authorization_type =
+            check_route_refs(api, &route, input.authorization_type.as_deref())?;
+        // A route changed to NONE or AWS_IAM drops its authorizer unless
+        // the same request names one.
+        if input.authorization_type.is_some()
+            && route.authorization_type.authorizer_type().is_none()
+            && !authorizer_given
+        {
+            route.authorizer_id = None;
+        }
         api.routes.insert(route_id, route.clone());
         Ok(route)
     })

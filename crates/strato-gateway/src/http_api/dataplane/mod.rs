@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use super::live::{CompiledRoute, LiveApi, LiveStage};
-use super::model::IntegrationType;
+use super::model::{IntegrationType, RouteAuthorization};
 use super::HttpApiService;
 use crate::access_log::{render, AccessLogContext};
 use crate::authorizer::Decision;
@@ -367,7 +367,7 @@ async fn serve(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> (ProxyRespo
         Decision::Unauthorized => {
             exchange.log.set("error.message", "Unauthorized");
             let mut answer = message(StatusCode::UNAUTHORIZED, "Unauthorized");
-            if route.route.authorization_type == "JWT" {
+            if route.route.authorization_type == RouteAuthorization::Jwt {
                 answer.headers.push((
                     http::header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer"),

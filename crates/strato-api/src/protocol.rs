@@ -21,11 +21,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use base64::Engine as _;
 
 use crate::auth::Caller;
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// A protocol-neutral document: what a JSON or CBOR body decodes to.
 #[derive(Debug, Clone, PartialEq)]
@@ -399,7 +399,7 @@ fn unknown_operation(wire: Wire, target: &str) -> Response {
 /// `POST /` with `X-Amz-Target`: the JSON services, by target prefix.
 pub async fn dispatch_target(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -635,7 +635,7 @@ pub fn query_response(namespace: &str, action: &str, result: OpResult) -> Respon
 /// `POST /service/{service}/operation/{operation}`: Smithy RPC v2 CBOR.
 pub async fn dispatch_rpc_v2(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((service, operation)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {

@@ -79,7 +79,7 @@ pub struct FunctionUrlConfig {
     /// The alias (or `$LATEST`) the URL invokes; `None` for the
     /// unqualified function.
     pub qualifier: Option<String>,
-    pub auth_type: String,
+    pub auth_type: FunctionUrlAuthType,
     pub cors: Option<UrlCors>,
     pub invoke_mode: String,
     pub creation_time: String,
@@ -367,8 +367,7 @@ impl FunctionUrlService {
                 "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
             );
         };
-        let auth_type =
-            FunctionUrlAuthType::parse(&config.auth_type).unwrap_or(FunctionUrlAuthType::AwsIam);
+        let auth_type = config.auth_type;
         let (principal, iam) = match auth_type {
             FunctionUrlAuthType::None => (InvokePrincipal::Anonymous, None),
             FunctionUrlAuthType::AwsIam => {

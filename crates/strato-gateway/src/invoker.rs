@@ -38,9 +38,12 @@ pub enum InvokeAction {
     InvokeFunctionUrl { auth_type: FunctionUrlAuthType },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A function URL's `AuthType`, stored and answered with AWS's wire values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FunctionUrlAuthType {
+    #[serde(rename = "NONE")]
     None,
+    #[serde(rename = "AWS_IAM")]
     AwsIam,
 }
 

@@ -13,7 +13,11 @@ mod catalog;
 mod code_store;
 mod sqlite;
 
+use std::any::Any;
+
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use strato_model::{AccessKey, Account, AwsError, FunctionRecord};
 
 pub use catalog::{FunctionCatalog, FunctionKey};
@@ -33,6 +37,10 @@ pub enum StoreError {
     Backend(String),
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
+    /// A mutation's answer came back as another type than its caller
+    /// expects: a store implementation mixed up answers.
+    #[error("a document mutation's answer has an unexpected type")]
+    AnswerType,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -87,11 +95,28 @@ pub struct Document {
     pub doc: serde_json::Value,
 }
 
+/// What a document mutation hands back to its caller through the store. The
+/// store runs mutations on its own thread and cannot name the caller's types,
+/// so answers travel type-erased; [`StoreExt::update_typed`] restores them.
+pub type MutationAnswer = Box<dyn Any + Send>;
+
 /// An atomic change to one document: sees the current document (or `None`)
-/// and returns the new one (`None` deletes it), or refuses.
+/// and returns the new one (`None` deletes it) with an answer for the
+/// caller, or refuses with an answer, and then nothing is written.
 pub type DocumentMutation = Box<
-    dyn FnOnce(Option<serde_json::Value>) -> Result<Option<serde_json::Value>, AwsError> + Send,
+    dyn FnOnce(
+            Option<serde_json::Value>,
+        ) -> Result<(Option<serde_json::Value>, MutationAnswer), MutationAnswer>
+        + Send,
 >;
+
+/// How a [`DocumentMutation`] ended, with the answer it gave.
+pub enum MutationOutcome {
+    /// The change was committed.
+    Applied(MutationAnswer),
+    /// The mutation refused; the document is as it was.
+    Refused(MutationAnswer),
+}
 
 /// Durable state. Implementations must make `update_function` atomic: the
 /// mutation runs against the latest committed record and its result is
@@ -172,13 +197,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Document>, StoreError>;
     /// Every document of a kind across accounts and regions (startup loads).
     async fn list_all_documents(&self, kind: &str) -> Result<Vec<Document>, StoreError>;
-    /// Applies `mutation` atomically and returns what it stored (`None` if it
-    /// deleted or left the document absent).
+    /// Applies `mutation` atomically and says whether it committed, with the
+    /// mutation's answer. Callers use [`StoreExt::update_typed`].
     async fn update_document(
         &self,
         key: &DocumentKey,
         mutation: DocumentMutation,
-    ) -> Result<Option<serde_json::Value>, StoreError>;
+    ) -> Result<MutationOutcome, StoreError>;
     /// Deletes a document; false if there was none.
     async fn delete_document(&self, key: &DocumentKey) -> Result<bool, StoreError>;
 
@@ -186,3 +211,48 @@ pub trait Store: Send + Sync + 'static {
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
+
+/// Typed read-modify-write on [`Store`] documents, for every store.
+#[async_trait]
+pub trait StoreExt: Store {
+    /// Applies `change` to the document at `key` atomically: it sees the
+    /// current document as a `T` (or `None`) and returns the new one (`None`
+    /// deletes it) with its answer `R`, or refuses with the caller's own
+    /// error `E`, which comes back as it was given. A stored document that
+    /// is not a `T` is [`StoreError::Corrupt`].
+    async fn update_typed<T, R, E, F>(&self, key: &DocumentKey, change: F) -> Result<R, E>
+    where
+        T: DeserializeOwned + Serialize + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(Option<T>) -> Result<(Option<T>, R), E> + Send + 'static,
+    {
+        fn refuse<E: Send + 'static>(err: E) -> MutationAnswer {
+            Box::new(err)
+        }
+        let mutation: DocumentMutation = Box::new(move |current| {
+            let current = current
+                .map(serde_json::from_value::<T>)
+                .transpose()
+                .map_err(|e| refuse(E::from(StoreError::from(e))))?;
+            let (next, answer) = change(current).map_err(refuse)?;
+            let next = next
+                .map(|doc| serde_json::to_value(&doc))
+                .transpose()
+                .map_err(|e| refuse(E::from(StoreError::from(e))))?;
+            Ok((next, Box::new(answer) as MutationAnswer))
+        });
+        match self.update_document(key, mutation).await? {
+            MutationOutcome::Applied(answer) => answer
+                .downcast::<R>()
+                .map(|answer| *answer)
+                .map_err(|_| E::from(StoreError::AnswerType)),
+            MutationOutcome::Refused(answer) => Err(answer
+                .downcast::<E>()
+                .map(|err| *err)
+                .unwrap_or_else(|_| E::from(StoreError::AnswerType))),
+        }
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}

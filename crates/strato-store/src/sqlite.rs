@@ -12,7 +12,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use strato_model::{AccessKey, Account, FunctionRecord};
 
-use crate::{Document, DocumentKey, DocumentMutation, FunctionMutation, Store, StoreError};
+use crate::{
+    Document, DocumentKey, DocumentMutation, FunctionMutation, MutationOutcome, Store, StoreError,
+};
 
 /// Ordered schema migrations; the database records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -501,7 +503,7 @@ impl Store for SqliteStore {
         &self,
         key: &DocumentKey,
         mutation: DocumentMutation,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+    ) -> Result<MutationOutcome, StoreError> {
         let key = key.clone();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -513,7 +515,11 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             let current = current.map(parse).transpose()?;
-            let next = mutation(current).map_err(StoreError::Rejected)?;
+            let (next, answer) = match mutation(current) {
+                Ok(change) => change,
+                // Dropping the transaction rolls it back.
+                Err(refusal) => return Ok(MutationOutcome::Refused(refusal)),
+            };
             match &next {
                 Some(doc) => tx.execute(
                     "INSERT INTO documents (account_id, region, kind, id, doc) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -526,7 +532,7 @@ impl Store for SqliteStore {
                 )?,
             };
             tx.commit()?;
-            Ok(next)
+            Ok(MutationOutcome::Applied(answer))
         })
         .await
     }
@@ -573,7 +579,98 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreExt;
     use strato_model::Account;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Counter {
+        n: u64,
+    }
+
+    /// A caller's own error type, to see it come back through the store.
+    #[derive(Debug, PartialEq)]
+    enum CounterError {
+        TooHigh(u64),
+        Store(String),
+    }
+
+    impl From<StoreError> for CounterError {
+        fn from(err: StoreError) -> Self {
+            CounterError::Store(err.to_string())
+        }
+    }
+
+    fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("strato.db")).unwrap();
+        (dir, store)
+    }
+
+    fn counter_key() -> DocumentKey {
+        DocumentKey::new("000000000001", "us-east-1", "counter", "c")
+    }
+
+    #[tokio::test]
+    async fn update_typed_refusal_returns_the_callers_error_and_writes_nothing() {
+        let (_dir, store) = temp_store();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
+        store
+            .put_document(&counter_key(), &serde_json::json!({ "n": 7 }))
+            .await
+            .unwrap();
+        let refused: Result<(), CounterError> = store
+            .update_typed(&counter_key(), |current: Option<Counter>| {
+                let n = current.map_or(0, |c| c.n);
+                Err(CounterError::TooHigh(n))
+            })
+            .await;
+        assert_eq!(refused, Err(CounterError::TooHigh(7)));
+        assert_eq!(
+            store.get_document(&counter_key()).await.unwrap(),
+            Some(serde_json::json!({ "n": 7 }))
+        );
+    }
+
+    #[tokio::test]
+    async fn update_typed_none_deletes_the_document() {
+        let (_dir, store) = temp_store();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
+        store
+            .put_document(&counter_key(), &serde_json::json!({ "n": 1 }))
+            .await
+            .unwrap();
+        let last: Result<u64, CounterError> = store
+            .update_typed(&counter_key(), |current: Option<Counter>| {
+                Ok((None, current.map_or(0, |c| c.n)))
+            })
+            .await;
+        assert_eq!(last, Ok(1));
+        assert_eq!(store.get_document(&counter_key()).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn update_typed_on_a_document_of_another_shape_is_corrupt() {
+        let (_dir, store) = temp_store();
+        store
+            .create_account(&account("000000000001"))
+            .await
+            .unwrap();
+        store
+            .put_document(&counter_key(), &serde_json::json!({ "n": "seven" }))
+            .await
+            .unwrap();
+        let answer: Result<(), StoreError> = store
+            .update_typed(&counter_key(), |_: Option<Counter>| Ok((None, ())))
+            .await;
+        assert!(matches!(answer, Err(StoreError::Corrupt(_))));
+        assert!(store.get_document(&counter_key()).await.unwrap().is_some());
+    }
 
     fn account(id: &str) -> Account {
         Account {
@@ -647,17 +744,13 @@ mod tests {
             .unwrap();
         assert_eq!(ids(page), ["b#1", "b#2"]);
 
-        let counted = store
-            .update_document(
-                &key("counter"),
-                Box::new(|current| {
-                    let n = current.and_then(|d| d["n"].as_u64()).unwrap_or(0);
-                    Ok(Some(serde_json::json!({ "n": n + 1 })))
-                }),
-            )
-            .await
-            .unwrap();
-        assert_eq!(counted, Some(serde_json::json!({ "n": 1 })));
+        let counted: Result<u64, StoreError> = store
+            .update_typed(&key("counter"), |current: Option<Counter>| {
+                let n = current.map_or(0, |c| c.n) + 1;
+                Ok((Some(Counter { n }), n))
+            })
+            .await;
+        assert_eq!(counted.unwrap(), 1);
         assert!(store.delete_document(&key("counter")).await.unwrap());
         assert!(!store.delete_document(&key("counter")).await.unwrap());
 

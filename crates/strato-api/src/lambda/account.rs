@@ -5,23 +5,22 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use serde_json::json;
 use strato_model::limits::{
     DEFAULT_ACCOUNT_CONCURRENCY, MAX_UNZIPPED_CODE_BYTES, MAX_ZIPPED_CODE_BYTES,
 };
 
-use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::json as json_response;
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// Storage for all packages of an account (AWS default: 75 GB).
 const TOTAL_CODE_STORAGE_BYTES: u64 = 80_530_636_800;
 
 pub async fn settings(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
 ) -> ApiResult<Response> {
     let store = state.catalog.store();
     let limit = store

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 use strato_model::error::ValidationErrors;
@@ -22,6 +21,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -193,7 +193,7 @@ fn alias_function(caller: &Caller, name: &str, operation: &str) -> ApiResult<Fun
 
 pub async fn create(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<CreateAliasRequest>,
 ) -> ApiResult<Response> {
@@ -277,7 +277,7 @@ fn checked_alias_path(alias: &str) -> ApiResult<()> {
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((name, alias)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let r = alias_function(&caller, &name, "GetAlias")?;
@@ -297,7 +297,7 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((name, alias)): Path<(String, String)>,
     AwsJson(req): AwsJson<UpdateAliasRequest>,
 ) -> ApiResult<Response> {
@@ -387,7 +387,7 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((name, alias)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let r = alias_function(&caller, &name, "DeleteAlias")?;
@@ -419,7 +419,7 @@ pub async fn delete(
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ListAliasesQuery>,
 ) -> ApiResult<Response> {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 use strato_engine::concurrency::Throttle;
@@ -19,10 +18,10 @@ use strato_model::error::ValidationErrors;
 use strato_model::{AwsError, ErrorCode, FunctionRef};
 
 use super::{function_ref, load};
-use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// Reservations are checked against the account's total and written one at
 /// a time, so two concurrent reservations cannot both take the last
@@ -74,7 +73,7 @@ fn function_only(r: &FunctionRef) -> ApiResult<()> {
 
 pub async fn put(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<PutConcurrencyRequest>,
 ) -> ApiResult<Response> {
@@ -141,7 +140,7 @@ fn below_minimum(minimum: u32) -> AwsError {
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "GetFunctionConcurrency")?;
@@ -156,7 +155,7 @@ pub async fn get(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "DeleteFunctionConcurrency")?;

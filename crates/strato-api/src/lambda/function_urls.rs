@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_gateway::function_url::{new_url_id, url_timestamp_now, FunctionUrlConfig, UrlCors};
@@ -20,6 +19,8 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
+use strato_gateway::invoker::FunctionUrlAuthType;
 
 #[derive(Deserialize)]
 pub struct UrlQuery {
@@ -47,14 +48,13 @@ fn port_of(headers: &HeaderMap) -> u16 {
     strato_gateway::http_api::control::request_port(headers)
 }
 
-fn check_auth_type(value: &str) -> ApiResult<()> {
-    if value == "NONE" || value == "AWS_IAM" {
-        return Ok(());
-    }
-    Err(AwsError::validation(format!(
-        "1 validation error detected: Value '{value}' at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]"
-    ))
-    .into())
+fn check_auth_type(value: &str) -> ApiResult<FunctionUrlAuthType> {
+    FunctionUrlAuthType::parse(value).ok_or_else(|| {
+        AwsError::validation(format!(
+            "1 validation error detected: Value '{value}' at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]"
+        ))
+        .into()
+    })
 }
 
 fn check_invoke_mode(value: &str) -> ApiResult<()> {
@@ -120,7 +120,7 @@ async fn resolve(
 
 pub async fn create(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
@@ -132,7 +132,7 @@ pub async fn create(
         )
         .into());
     };
-    check_auth_type(&auth_type)?;
+    let auth_type = check_auth_type(&auth_type)?;
     let invoke_mode = req.invoke_mode.unwrap_or_else(|| "BUFFERED".into());
     check_invoke_mode(&invoke_mode)?;
     if let Some(cors) = &req.cors {
@@ -175,7 +175,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
@@ -206,15 +206,13 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
     AwsJson(req): AwsJson<UrlConfigRequest>,
 ) -> ApiResult<Response> {
-    if let Some(a) = &req.auth_type {
-        check_auth_type(a)?;
-    }
+    let auth_type = req.auth_type.as_deref().map(check_auth_type).transpose()?;
     if let Some(m) = &req.invoke_mode {
         check_invoke_mode(m)?;
     }
@@ -239,7 +237,7 @@ pub async fn update(
         )
         .await?
         .ok_or_else(url_not_found)?;
-    if let Some(a) = req.auth_type {
+    if let Some(a) = auth_type {
         config.auth_type = a;
     }
     if let Some(m) = req.invoke_mode {
@@ -258,7 +256,7 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<UrlQuery>,
 ) -> ApiResult<Response> {
@@ -287,7 +285,7 @@ pub async fn delete(
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,

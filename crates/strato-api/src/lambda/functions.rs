@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,10 +24,10 @@ use super::{
     base_url, config_wire, function_ref, load, not_found, resolve_config, unqualified_arn,
     unsupported,
 };
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -343,7 +342,7 @@ fn check_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
 
 pub async fn create(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     AwsJson(req): AwsJson<CreateFunctionRequest>,
 ) -> ApiResult<Response> {
     let mut missing = ValidationErrors::new();
@@ -558,7 +557,7 @@ fn function_exists(name: &str) -> AwsError {
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
     headers: HeaderMap,
@@ -587,7 +586,7 @@ pub async fn get(
 
 pub async fn get_configuration(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
 ) -> ApiResult<Response> {
@@ -607,7 +606,7 @@ pub async fn get_configuration(
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
     let limit = super::versions::page_size(q.max_items.as_deref())?;
@@ -686,7 +685,7 @@ fn begin_update(config: &mut FunctionConfig) {
 
 pub async fn update_configuration(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<UpdateConfigurationRequest>,
 ) -> ApiResult<Response> {
@@ -817,7 +816,7 @@ pub async fn update_configuration(
 
 pub async fn update_code(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<UpdateCodeRequest>,
 ) -> ApiResult<Response> {
@@ -896,7 +895,7 @@ pub async fn update_code(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
 ) -> ApiResult<Response> {

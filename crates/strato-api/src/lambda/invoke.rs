@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use base64::Engine as _;
 use strato_engine::async_invoke::QueuedEvent;
 use strato_engine::{InvokeRequest, InvokeTarget};
@@ -16,9 +15,9 @@ use strato_model::{AwsError, ErrorCode, FunctionState, Resolved};
 
 use super::functions::QualifierQuery;
 use super::{function_ref, load};
-use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InvocationType {
@@ -126,7 +125,7 @@ pub(crate) fn invocation_target(
 
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
     headers: HeaderMap,

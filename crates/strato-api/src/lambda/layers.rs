@@ -17,7 +17,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::error::ValidationErrors;
@@ -29,7 +28,7 @@ use strato_model::layer::{
 use strato_model::limits::MAX_UNZIPPED_CODE_BYTES;
 use strato_model::policy::Policy;
 use strato_model::{validate, AwsError, ErrorCode};
-use strato_store::{DocumentKey, StoreError};
+use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::base_url;
 use super::functions::{accept_zip, decode_zip};
@@ -37,6 +36,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// The Store document kind of a layer.
 pub const LAYER_KIND: &str = "layer";
@@ -105,10 +105,6 @@ fn key(account: &str, region: &str, name: &str) -> DocumentKey {
 
 fn decode(doc: Value) -> ApiResult<LayerRecord> {
     serde_json::from_value(doc).map_err(|e| StoreError::Corrupt(e.to_string()).into())
-}
-
-fn encode(record: &LayerRecord) -> Result<Value, AwsError> {
-    serde_json::to_value(record).map_err(|e| AwsError::service(format!("layer record: {e}")))
 }
 
 async fn load_layer(
@@ -218,7 +214,7 @@ fn version_body(
 
 pub async fn publish(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(raw_name): Path<String>,
     headers: HeaderMap,
     AwsJson(req): AwsJson<PublishRequest>,
@@ -289,29 +285,24 @@ pub async fn publish(
         policy_revision_id: uuid::Uuid::new_v4().to_string(),
     };
     let layer_name = name.clone();
-    let stored = state
+    let record = state
         .catalog
         .store()
-        .update_document(
+        .update_typed(
             &key(&account, &region, &name),
-            Box::new(move |current| {
-                let mut record = match current {
-                    Some(doc) => serde_json::from_value::<LayerRecord>(doc)
-                        .map_err(|e| AwsError::service(format!("layer record: {e}")))?,
-                    None => LayerRecord {
-                        name: layer_name,
-                        ..LayerRecord::default()
-                    },
-                };
+            move |current: Option<LayerRecord>| {
+                let mut record = current.unwrap_or_else(|| LayerRecord {
+                    name: layer_name,
+                    ..LayerRecord::default()
+                });
                 record.last_version += 1;
                 let mut version = version;
                 version.version = record.last_version;
                 record.versions.insert(record.last_version, version);
-                encode(&record).map(Some)
-            }),
+                Ok::<_, ApiError>((Some(record.clone()), record))
+            },
         )
         .await?;
-    let record = decode(stored.ok_or_else(|| AwsError::service("layer was not stored"))?)?;
     let Some(published) = record.versions.get(&record.last_version) else {
         return Err(AwsError::service("published layer version is missing").into());
     };
@@ -329,7 +320,7 @@ pub async fn publish(
 
 pub async fn get_version(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -352,7 +343,7 @@ pub async fn get_version(
 /// query says `find=LayerVersion`.
 pub async fn list_layers(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -456,7 +447,7 @@ async fn get_version_by_arn(
 
 pub async fn list_versions(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(raw_name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
@@ -514,7 +505,7 @@ pub async fn list_versions(
 
 pub async fn delete_version(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (account, region, name) = owned_layer(&caller, &raw_name, "DeleteLayerVersion")?;
@@ -525,15 +516,15 @@ pub async fn delete_version(
     state
         .catalog
         .store()
-        .update_document(
+        .update_typed(
             &key(&account, &region, &name),
-            Box::new(move |current| {
-                let Some(doc) = current else { return Ok(None) };
-                let mut record: LayerRecord = serde_json::from_value(doc)
-                    .map_err(|e| AwsError::service(format!("layer record: {e}")))?;
+            move |current: Option<LayerRecord>| {
+                let Some(mut record) = current else {
+                    return Ok::<_, ApiError>((None, ()));
+                };
                 record.versions.remove(&version);
-                encode(&record).map(Some)
-            }),
+                Ok((Some(record), ()))
+            },
         )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -554,27 +545,25 @@ async fn change_policy(
     state
         .catalog
         .store()
-        .update_document(
+        .update_typed(
             &key(&r.account, &r.region, &r.name),
-            Box::new(move |current| {
-                let Some(doc) = current else {
-                    return Err(missing);
+            move |current: Option<LayerRecord>| {
+                let Some(mut record) = current else {
+                    return Err(ApiError::from(missing));
                 };
-                let mut record: LayerRecord = serde_json::from_value(doc)
-                    .map_err(|e| AwsError::service(format!("layer record: {e}")))?;
                 let Some(version) = record.versions.get_mut(&number) else {
-                    return Err(missing);
+                    return Err(ApiError::from(missing));
                 };
                 if revision
                     .as_deref()
                     .is_some_and(|rev| rev != version.policy_revision_id)
                 {
-                    return Err(AwsError::stale_revision("GetLayerPolicy"));
+                    return Err(AwsError::stale_revision("GetLayerPolicy").into());
                 }
                 change(version)?;
                 version.policy_revision_id = stored_revision;
-                encode(&record).map(Some)
-            }),
+                Ok((Some(record), ()))
+            },
         )
         .await?;
     Ok(new_revision)
@@ -608,7 +597,7 @@ fn is_organization_id(id: &str) -> bool {
 
 pub async fn add_permission(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
     Query(q): Query<RevisionQuery>,
     AwsJson(req): AwsJson<AddPermissionRequest>,
@@ -705,7 +694,7 @@ pub async fn add_permission(
 
 pub async fn get_policy(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (account, region, name) = owned_layer(&caller, &raw_name, "GetLayerVersionPolicy")?;
@@ -731,7 +720,7 @@ pub async fn get_policy(
 
 pub async fn remove_permission(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((raw_name, raw_version, sid)): Path<(String, String, String)>,
     Query(q): Query<RevisionQuery>,
 ) -> ApiResult<Response> {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 use strato_model::limits::MAX_POLICY_BYTES;
@@ -20,6 +19,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -113,7 +113,7 @@ fn refuse_latest_qualifier(q: &Option<Qualifier>) -> ApiResult<()> {
 
 pub async fn add(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<PolicyQuery>,
     AwsJson(req): AwsJson<AddPermissionRequest>,
@@ -217,7 +217,7 @@ pub async fn add(
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<PolicyQuery>,
 ) -> ApiResult<Response> {
@@ -236,7 +236,7 @@ pub async fn get(
 
 pub async fn remove(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((name, sid)): Path<(String, String)>,
     Query(q): Query<PolicyQuery>,
 ) -> ApiResult<Response> {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_engine::concurrency::ProvisionRefusal;
@@ -31,6 +30,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// Allocations are checked against the account's totals and written one at
 /// a time (control plane only; invocations never take it).
@@ -189,7 +189,7 @@ fn total_provisioned(record: &FunctionRecord) -> u32 {
 
 pub async fn put(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
     AwsJson(req): AwsJson<PutRequest>,
@@ -271,7 +271,7 @@ pub async fn put(
 
 pub async fn get_or_list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
 ) -> ApiResult<Response> {
@@ -339,7 +339,7 @@ async fn list(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
 ) -> ApiResult<Response> {

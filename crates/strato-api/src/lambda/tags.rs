@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 use strato_model::error::ValidationErrors;
@@ -17,6 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -50,7 +50,7 @@ fn tagged_function(caller: &Caller, arn: &str, operation: &str) -> ApiResult<Fun
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
 ) -> ApiResult<Response> {
     let r = tagged_function(&caller, &arn, "ListTags")?;
@@ -63,7 +63,7 @@ pub async fn list(
 
 pub async fn tag(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
     AwsJson(req): AwsJson<TagRequest>,
 ) -> ApiResult<Response> {
@@ -123,7 +123,7 @@ fn tag_keys(query: Option<&str>) -> Vec<String> {
 
 pub async fn untag(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {

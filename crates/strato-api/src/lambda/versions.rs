@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -22,6 +21,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -132,7 +132,7 @@ pub(crate) fn page_of(
 
 pub async fn publish(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<PublishVersionRequest>,
 ) -> ApiResult<Response> {
@@ -187,7 +187,7 @@ pub async fn publish(
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use strato_model::{AwsError, ErrorCode};
 
-use crate::auth::Caller;
 use crate::error::aws_error_response;
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// Prometheus text exposition format 0.0.4.
 pub async fn prometheus(State(state): State<Arc<ApiState>>) -> Response {
@@ -28,7 +27,7 @@ pub async fn prometheus(State(state): State<Arc<ApiState>>) -> Response {
 /// signing account (this month by default), as JSON.
 pub async fn cost(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let month = params

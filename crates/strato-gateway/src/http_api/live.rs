@@ -319,6 +319,7 @@ impl LiveIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_api::model::RouteAuthorization;
 
     fn route(key: &str) -> Route {
         Route {
@@ -326,7 +327,7 @@ mod tests {
             route_key: key.into(),
             api_key_required: false,
             authorization_scopes: Vec::new(),
-            authorization_type: "NONE".into(),
+            authorization_type: RouteAuthorization::None,
             authorizer_id: None,
             operation_name: None,
             request_parameters: BTreeMap::new(),

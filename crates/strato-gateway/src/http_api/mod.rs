@@ -87,7 +87,7 @@ impl HttpApiService {
 }
 
 /// The control-plane routes; mount them inside the SigV4-authenticated
-/// router (handlers read the [`strato_model::Caller`] extension).
+/// router (handlers take the caller with [`crate::extract::Authenticated`]).
 pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<HttpApiService>) -> Router<S> {
     Router::new()
         .route("/v2/apis", post(control::create_api).get(control::get_apis))

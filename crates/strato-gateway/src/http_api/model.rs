@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::rest_api::error::{RestError, RestResult};
+
 /// The store document kind of an HTTP API.
 pub const HTTP_API_KIND: &str = "apigatewayv2-api";
 
@@ -39,7 +41,7 @@ pub struct Route {
     pub api_key_required: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_scopes: Vec<String>,
-    pub authorization_type: String,
+    pub authorization_type: RouteAuthorization,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorizer_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,11 +55,41 @@ pub struct Route {
     pub api_gateway_managed: bool,
 }
 
+/// `integrationType`: what an HTTP API integration calls. HTTP APIs accept
+/// only the proxy types; the REST-only ones (`AWS`, `HTTP`, `MOCK`) are
+/// refused with their own message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IntegrationType {
+    /// A Lambda function, by its ARN.
+    #[serde(rename = "AWS_PROXY")]
+    AwsProxy,
+    /// An HTTP URL.
+    #[serde(rename = "HTTP_PROXY")]
+    HttpProxy,
+}
+
+impl IntegrationType {
+    /// The type a request names, or AWS's `BadRequestException` for one
+    /// HTTP APIs do not have.
+    pub fn from_wire(value: &str) -> RestResult<IntegrationType> {
+        match value {
+            "AWS_PROXY" => Ok(IntegrationType::AwsProxy),
+            "HTTP_PROXY" => Ok(IntegrationType::HttpProxy),
+            "AWS" | "HTTP" | "MOCK" => Err(RestError::bad_request(format!(
+                "Integration type {value} is not supported for HTTP APIs"
+            ))),
+            other => Err(RestError::bad_request(format!(
+                "Invalid integration type {other}"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Integration {
     pub integration_id: String,
-    pub integration_type: String,
+    pub integration_type: IntegrationType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integration_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,13 +119,96 @@ pub struct JwtConfiguration {
     pub issuer: Option<String>,
 }
 
+/// A route's `authorizationType`: who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteAuthorization {
+    /// Anyone.
+    #[serde(rename = "NONE")]
+    None,
+    /// SigV4-signed callers.
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+    /// Whom a Lambda (`REQUEST`) authorizer admits.
+    #[serde(rename = "CUSTOM")]
+    Custom,
+    /// Bearers of a JWT that a `JWT` authorizer accepts.
+    #[serde(rename = "JWT")]
+    Jwt,
+}
+
+impl RouteAuthorization {
+    /// The type a request names, or AWS's `BadRequestException`.
+    pub fn from_wire(value: &str) -> RestResult<RouteAuthorization> {
+        match value {
+            "NONE" => Ok(RouteAuthorization::None),
+            "AWS_IAM" => Ok(RouteAuthorization::AwsIam),
+            "CUSTOM" => Ok(RouteAuthorization::Custom),
+            "JWT" => Ok(RouteAuthorization::Jwt),
+            other => Err(RestError::bad_request(format!(
+                "Invalid authorization type {other}; must be NONE, AWS_IAM, CUSTOM or JWT"
+            ))),
+        }
+    }
+
+    /// The wire value, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteAuthorization::None => "NONE",
+            RouteAuthorization::AwsIam => "AWS_IAM",
+            RouteAuthorization::Custom => "CUSTOM",
+            RouteAuthorization::Jwt => "JWT",
+        }
+    }
+
+    /// The authorizer type the route needs, if it names one.
+    pub fn authorizer_type(self) -> Option<AuthorizerType> {
+        match self {
+            RouteAuthorization::None | RouteAuthorization::AwsIam => None,
+            RouteAuthorization::Custom => Some(AuthorizerType::Request),
+            RouteAuthorization::Jwt => Some(AuthorizerType::Jwt),
+        }
+    }
+}
+
+/// `authorizerType`: how an HTTP API authorizer decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthorizerType {
+    /// A Lambda function answers.
+    #[serde(rename = "REQUEST")]
+    Request,
+    /// A JSON Web Token from a configured issuer.
+    #[serde(rename = "JWT")]
+    Jwt,
+}
+
+impl AuthorizerType {
+    /// The type a request names, or AWS's `BadRequestException` for one
+    /// HTTP APIs do not have.
+    pub fn from_wire(value: &str) -> RestResult<AuthorizerType> {
+        match value {
+            "REQUEST" => Ok(AuthorizerType::Request),
+            "JWT" => Ok(AuthorizerType::Jwt),
+            other => Err(RestError::bad_request(format!(
+                "Invalid authorizer type {other}; HTTP APIs support REQUEST and JWT"
+            ))),
+        }
+    }
+
+    /// The wire value, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizerType::Request => "REQUEST",
+            AuthorizerType::Jwt => "JWT",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Authorizer {
     pub authorizer_id: String,
     pub name: String,
-    /// `REQUEST` (Lambda) or `JWT`.
-    pub authorizer_type: String,
+    pub authorizer_type: AuthorizerType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorizer_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use strato_model::{AwsError, ErrorCode};
 use strato_store::StoreError;
 
 /// The exceptions of the `apigateway` service (botocore's `errors`).
@@ -74,50 +73,17 @@ impl RestError {
     pub fn conflict(message: impl Into<String>) -> RestError {
         RestError::new(RestErrorCode::ConflictException, message)
     }
-
-    /// A store mutation refuses with an [`AwsError`]; this is how a
-    /// [`RestError`] travels through it (see `From<AwsError>`).
-    pub fn into_aws(self) -> AwsError {
-        let code = match self.code {
-            RestErrorCode::NotFoundException => ErrorCode::ResourceNotFoundException,
-            RestErrorCode::ConflictException => ErrorCode::ResourceConflictException,
-            RestErrorCode::TooManyRequestsException | RestErrorCode::LimitExceededException => {
-                ErrorCode::TooManyRequestsException
-            }
-            RestErrorCode::UnauthorizedException => ErrorCode::AccessDeniedException,
-            RestErrorCode::ServiceUnavailableException => ErrorCode::ServiceException,
-            RestErrorCode::BadRequestException => ErrorCode::InvalidParameterValueException,
-        };
-        AwsError::new(code, self.message)
-    }
-}
-
-impl From<AwsError> for RestError {
-    fn from(err: AwsError) -> RestError {
-        let code = match err.code {
-            ErrorCode::ResourceNotFoundException => RestErrorCode::NotFoundException,
-            ErrorCode::ResourceConflictException => RestErrorCode::ConflictException,
-            ErrorCode::TooManyRequestsException => RestErrorCode::TooManyRequestsException,
-            ErrorCode::AccessDeniedException => RestErrorCode::UnauthorizedException,
-            ErrorCode::ServiceException => RestErrorCode::ServiceUnavailableException,
-            _ => RestErrorCode::BadRequestException,
-        };
-        RestError::new(code, err.message.into_owned())
-    }
 }
 
 impl From<StoreError> for RestError {
     fn from(err: StoreError) -> RestError {
-        match err {
-            StoreError::Rejected(aws) => aws.into(),
-            other => {
-                tracing::error!(error = %other, "store failure");
-                RestError::new(
-                    RestErrorCode::ServiceUnavailableException,
-                    "An internal error occurred while accessing Strato's state.",
-                )
-            }
-        }
+        // Handlers refuse changes with their own `RestError` through
+        // `StoreExt::update_typed`, so every store error here is a failure.
+        tracing::error!(error = %err, "store failure");
+        RestError::new(
+            RestErrorCode::ServiceUnavailableException,
+            "An internal error occurred while accessing Strato's state.",
+        )
     }
 }
 

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use parking_lot::Mutex;
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::error::{RestError, RestResult};
 use super::model::{
@@ -22,9 +20,9 @@ use super::model::{
 };
 use super::patch::{PatchOp, PatchOperation, PatchRequest};
 use super::{
-    list_typed, listing, new_id, new_key_value, now_epoch, page, parse_body, PageQuery,
-    RestApiService,
+    list_typed, listing, new_id, new_key_value, now_epoch, page, PageQuery, RestApiService,
 };
+use crate::extract::{Authenticated, RestJson};
 
 type Svc = State<Arc<RestApiService>>;
 
@@ -86,40 +84,25 @@ async fn mutate<T, R, F>(
     change: F,
 ) -> RestResult<R>
 where
-    T: serde::Serialize + serde::de::DeserializeOwned,
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
     R: Send + 'static,
     F: FnOnce(&mut T) -> RestResult<R> + Send + 'static,
 {
-    let result: Arc<Mutex<Option<R>>> = Arc::new(Mutex::new(None));
-    let slot = result.clone();
-    let missing_in_closure = missing.clone();
     service
         .store
-        .update_document(
-            &key,
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(missing_in_closure.into_aws());
-                };
-                let mut value: T =
-                    serde_json::from_value(current).map_err(|e| RestError::from(e).into_aws())?;
-                let answer = change(&mut value).map_err(RestError::into_aws)?;
-                *slot.lock() = Some(answer);
-                serde_json::to_value(&value)
-                    .map(Some)
-                    .map_err(|e| RestError::from(e).into_aws())
-            }),
-        )
-        .await?;
-    let value = result.lock().take();
-    value.ok_or(missing)
+        .update_typed(&key, move |current: Option<T>| {
+            let mut value = current.ok_or(missing)?;
+            let answer = change(&mut value)?;
+            Ok((Some(value), answer))
+        })
+        .await
 }
 
 // ---- API keys ----
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateApiKeyRequest {
+pub struct CreateApiKeyRequest {
     name: Option<String>,
     description: Option<String>,
     #[serde(default)]
@@ -144,10 +127,9 @@ struct StageKeyInput {
 
 pub async fn create_api_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
+    Authenticated(caller): Authenticated,
+    RestJson(request): RestJson<CreateApiKeyRequest>,
 ) -> RestResult<Response> {
-    let request: CreateApiKeyRequest = parse_body(&body)?;
     let value = match request.value {
         Some(value) => {
             if value.len() < 20 {
@@ -209,7 +191,7 @@ pub struct GetApiKeyQuery {
 
 pub async fn get_api_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(key_id): Path<String>,
     Query(query): Query<GetApiKeyQuery>,
 ) -> RestResult<Response> {
@@ -232,7 +214,7 @@ pub struct GetApiKeysQuery {
 
 pub async fn get_api_keys(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(query): Query<GetApiKeysQuery>,
 ) -> RestResult<Response> {
     let all: Vec<(String, ApiKey)> = list_typed(
@@ -287,11 +269,10 @@ fn apply_key_patch(key: &mut ApiKey, op: &PatchOperation) -> RestResult<()> {
 
 pub async fn update_api_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(key_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     let now = now_epoch();
     let mut key = mutate(
         &service,
@@ -315,7 +296,7 @@ pub async fn update_api_key(
 
 pub async fn delete_api_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(key_id): Path<String>,
 ) -> RestResult<Response> {
     if !service
@@ -395,7 +376,7 @@ async fn forget_quota_use(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateUsagePlanRequest {
+pub struct CreateUsagePlanRequest {
     name: Option<String>,
     description: Option<String>,
     #[serde(default)]
@@ -464,10 +445,9 @@ async fn check_api_stages(
 
 pub async fn create_usage_plan(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
+    Authenticated(caller): Authenticated,
+    RestJson(request): RestJson<CreateUsagePlanRequest>,
 ) -> RestResult<Response> {
-    let request: CreateUsagePlanRequest = parse_body(&body)?;
     let name = request
         .name
         .filter(|n| !n.trim().is_empty())
@@ -509,7 +489,7 @@ pub async fn create_usage_plan(
 
 pub async fn get_usage_plan(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(plan_id): Path<String>,
 ) -> RestResult<Response> {
     let record = load_plan(&service, &caller, &plan_id).await?;
@@ -526,7 +506,7 @@ pub struct GetUsagePlansQuery {
 
 pub async fn get_usage_plans(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(query): Query<GetUsagePlansQuery>,
 ) -> RestResult<Response> {
     let all: Vec<(String, UsagePlanRecord)> = list_typed(
@@ -633,11 +613,10 @@ fn apply_plan_patch(plan: &mut UsagePlan, op: &PatchOperation) -> RestResult<()>
 
 pub async fn update_usage_plan(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(plan_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     // Stages added must exist.
     let mut added = Vec::new();
     for op in &request.patch_operations {
@@ -671,7 +650,7 @@ pub async fn update_usage_plan(
 
 pub async fn delete_usage_plan(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(plan_id): Path<String>,
 ) -> RestResult<Response> {
     if !service
@@ -692,7 +671,7 @@ pub async fn delete_usage_plan(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateUsagePlanKeyRequest {
+pub struct CreateUsagePlanKeyRequest {
     key_id: Option<String>,
     key_type: Option<String>,
 }
@@ -708,11 +687,10 @@ fn plan_key_view(key: &ApiKey) -> UsagePlanKey {
 
 pub async fn create_usage_plan_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(plan_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<CreateUsagePlanKeyRequest>,
 ) -> RestResult<Response> {
-    let request: CreateUsagePlanKeyRequest = parse_body(&body)?;
     if request.key_type.as_deref() != Some("API_KEY") {
         return Err(RestError::bad_request(
             "Invalid key type specified. Valid value is API_KEY",
@@ -745,7 +723,7 @@ pub async fn create_usage_plan_key(
 
 pub async fn get_usage_plan_keys(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(plan_id): Path<String>,
     Query(query): Query<GetApiKeysQuery>,
 ) -> RestResult<Response> {
@@ -777,7 +755,7 @@ pub async fn get_usage_plan_keys(
 
 pub async fn get_usage_plan_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((plan_id, key_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let record = load_plan(&service, &caller, &plan_id).await?;
@@ -792,7 +770,7 @@ pub async fn get_usage_plan_key(
 
 pub async fn delete_usage_plan_key(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((plan_id, key_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     mutate(

@@ -677,12 +677,12 @@ impl RestApiService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rest_api::model::Method;
+    use crate::rest_api::model::{AuthorizationType, Method};
 
     fn method(name: &str) -> Method {
         Method {
             http_method: name.into(),
-            authorization_type: "NONE".into(),
+            authorization_type: AuthorizationType::None,
             authorizer_id: None,
             api_key_required: false,
             request_validator_id: None,

@@ -30,7 +30,8 @@ use crate::access_log::AccessLogWriter;
 use crate::http_backend::HttpBackend;
 use crate::invoker::LambdaInvoker;
 use crate::metrics::ApiMetricsSink;
-use error::{RestError, RestResult};
+use crate::paging;
+use error::RestResult;
 use live::LiveIndex;
 
 /// What REST API handlers and the data plane share.
@@ -87,7 +88,7 @@ impl RestApiService {
 }
 
 /// The control-plane routes; mount them inside the SigV4-authenticated
-/// router (handlers read the [`strato_model::Caller`] extension).
+/// router (handlers take the caller with [`crate::extract::Authenticated`]).
 pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<RestApiService>) -> Router<S> {
     Router::new()
         .route("/restapis", post(apis::create_rest_api).get(apis::get_rest_apis))
@@ -206,17 +207,6 @@ pub fn now_epoch() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A JSON request body; an empty one is `{}`.
-pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> RestResult<T> {
-    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| RestError::bad_request(format!("Invalid request body: {e}")))
-}
-
 /// `position` and `limit` of the Get* listings.
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -227,15 +217,11 @@ pub struct PageQuery {
 impl PageQuery {
     /// AWS's default page is 25 items; at most 500.
     pub fn limit(&self) -> RestResult<usize> {
-        match self.limit.as_deref() {
-            None => Ok(25),
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=500).contains(&n) => Ok(n),
-                _ => Err(RestError::bad_request(
-                    "Invalid limit: must be between 1 and 500",
-                )),
-            },
-        }
+        paging::page_size(
+            self.limit.as_deref(),
+            25,
+            "Invalid limit: must be between 1 and 500",
+        )
     }
 }
 
@@ -244,15 +230,11 @@ pub fn page<T: Clone>(
     items: &[(String, T)],
     query: &PageQuery,
 ) -> RestResult<(Vec<T>, Option<String>)> {
-    let limit = query.limit()?;
-    let start = match query.position.as_deref() {
-        Some(position) => items.partition_point(|(id, _)| id.as_str() <= position),
-        None => 0,
-    };
-    let slice = &items[start.min(items.len())..];
-    let taken: Vec<T> = slice.iter().take(limit).map(|(_, v)| v.clone()).collect();
-    let next = (slice.len() > limit).then(|| slice[limit - 1].0.clone());
-    Ok((taken, next))
+    Ok(paging::page_after(
+        items,
+        query.position.as_deref(),
+        query.limit()?,
+    ))
 }
 
 /// The `{"item": [...], "position": ...}` answer of a listing.

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{RestError, RestResult};
+
 /// Document kinds in the store (one namespace each).
 pub const KIND_REST_API: &str = "rest-api";
 /// Id `{api-id}/{deployment-id}`.
@@ -72,11 +74,83 @@ pub struct Resource {
     pub resource_methods: BTreeMap<String, Method>,
 }
 
+/// A method's `authorizationType`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AuthorizationType {
+    #[serde(rename = "NONE")]
+    None,
+    /// SigV4-signed callers only.
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+    /// A Lambda authorizer.
+    #[serde(rename = "CUSTOM")]
+    Custom,
+    #[serde(rename = "COGNITO_USER_POOLS")]
+    CognitoUserPools,
+}
+
+impl AuthorizationType {
+    /// The type a request names, or AWS's `BadRequestException`.
+    pub fn from_wire(value: &str) -> RestResult<AuthorizationType> {
+        match value {
+            "NONE" => Ok(AuthorizationType::None),
+            "AWS_IAM" => Ok(AuthorizationType::AwsIam),
+            "CUSTOM" => Ok(AuthorizationType::Custom),
+            "COGNITO_USER_POOLS" => Ok(AuthorizationType::CognitoUserPools),
+            other => Err(RestError::bad_request(format!(
+                "Invalid authorization type specified: {other}. Valid values are NONE, AWS_IAM, CUSTOM and COGNITO_USER_POOLS"
+            ))),
+        }
+    }
+}
+
+/// An integration's `type`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum IntegrationType {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "HTTP_PROXY")]
+    HttpProxy,
+    #[serde(rename = "AWS")]
+    Aws,
+    #[serde(rename = "AWS_PROXY")]
+    AwsProxy,
+    #[serde(rename = "MOCK")]
+    Mock,
+}
+
+impl IntegrationType {
+    /// The type a request names, or AWS's `BadRequestException`.
+    pub fn from_wire(value: &str) -> RestResult<IntegrationType> {
+        match value {
+            "HTTP" => Ok(IntegrationType::Http),
+            "HTTP_PROXY" => Ok(IntegrationType::HttpProxy),
+            "AWS" => Ok(IntegrationType::Aws),
+            "AWS_PROXY" => Ok(IntegrationType::AwsProxy),
+            "MOCK" => Ok(IntegrationType::Mock),
+            other => Err(RestError::bad_request(format!(
+                "Invalid integration type specified: {other}. Valid values are HTTP, HTTP_PROXY, AWS, AWS_PROXY and MOCK"
+            ))),
+        }
+    }
+
+    /// The wire value, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationType::Http => "HTTP",
+            IntegrationType::HttpProxy => "HTTP_PROXY",
+            IntegrationType::Aws => "AWS",
+            IntegrationType::AwsProxy => "AWS_PROXY",
+            IntegrationType::Mock => "MOCK",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Method {
     pub http_method: String,
-    pub authorization_type: String,
+    pub authorization_type: AuthorizationType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizer_id: Option<String>,
     #[serde(default)]
@@ -111,7 +185,7 @@ pub struct MethodResponse {
 #[serde(rename_all = "camelCase")]
 pub struct Integration {
     #[serde(rename = "type")]
-    pub integration_type: String,
+    pub integration_type: IntegrationType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

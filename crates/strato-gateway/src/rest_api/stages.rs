@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
-use strato_store::{DocumentKey, StoreError};
+use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::apis::load_api;
 use super::error::{RestError, RestResult};
@@ -21,7 +20,8 @@ use super::model::{
     AccessLogSettings, Deployment, DeploymentRecord, Stage, KIND_DEPLOYMENT, KIND_STAGE,
 };
 use super::patch::{PatchOp, PatchOperation, PatchRequest};
-use super::{list_typed, listing, new_id, now_epoch, page, parse_body, PageQuery, RestApiService};
+use super::{list_typed, listing, new_id, now_epoch, page, PageQuery, RestApiService};
+use crate::extract::{Authenticated, RestJson};
 
 type Svc = State<Arc<RestApiService>>;
 
@@ -122,7 +122,7 @@ async fn deployment_exists(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateDeploymentRequest {
+pub struct CreateDeploymentRequest {
     stage_name: Option<String>,
     stage_description: Option<String>,
     description: Option<String>,
@@ -136,11 +136,10 @@ struct CreateDeploymentRequest {
 
 pub async fn create_deployment(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<CreateDeploymentRequest>,
 ) -> RestResult<Response> {
-    let request: CreateDeploymentRequest = parse_body(&body)?;
     let record = load_api(&service, &caller, &api_id).await?;
     if record
         .resources
@@ -190,14 +189,11 @@ pub async fn create_deployment(
         let name = stage_name.clone();
         service
             .store
-            .update_document(
+            .update_typed(
                 &stage_key(&caller, &api_id, &stage_name),
-                Box::new(move |current| {
-                    let mut stage = match current {
-                        Some(doc) => serde_json::from_value::<Stage>(doc)
-                            .map_err(|e| RestError::from(e).into_aws())?,
-                        None => new_stage(name, deployment_id.clone(), now),
-                    };
+                move |current: Option<Stage>| {
+                    let mut stage =
+                        current.unwrap_or_else(|| new_stage(name, deployment_id.clone(), now));
                     stage.deployment_id = deployment_id;
                     stage.variables.extend(variables);
                     if description.is_some() {
@@ -210,10 +206,8 @@ pub async fn create_deployment(
                         stage.cache_cluster_enabled = cache;
                     }
                     stage.last_updated_date = now;
-                    serde_json::to_value(&stage)
-                        .map(Some)
-                        .map_err(|e| RestError::from(e).into_aws())
-                }),
+                    Ok::<_, RestError>((Some(stage), ()))
+                },
             )
             .await?;
         service
@@ -242,7 +236,7 @@ fn new_stage(stage_name: String, deployment_id: String, now: i64) -> Stage {
 
 pub async fn get_deployment(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, deployment_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
@@ -257,7 +251,7 @@ pub async fn get_deployment(
 
 pub async fn get_deployments(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -284,7 +278,7 @@ pub async fn get_deployments(
 
 pub async fn delete_deployment(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, deployment_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
@@ -315,7 +309,7 @@ pub async fn delete_deployment(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateStageRequest {
+pub struct CreateStageRequest {
     stage_name: Option<String>,
     deployment_id: Option<String>,
     description: Option<String>,
@@ -331,11 +325,10 @@ struct CreateStageRequest {
 
 pub async fn create_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<CreateStageRequest>,
 ) -> RestResult<Response> {
-    let request: CreateStageRequest = parse_body(&body)?;
     let stage_name = request.stage_name.unwrap_or_default();
     check_stage_name(&stage_name)?;
     check_variables(&request.variables)?;
@@ -372,7 +365,7 @@ pub async fn create_stage(
 
 pub async fn get_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
@@ -389,7 +382,7 @@ pub struct GetStagesQuery {
 
 pub async fn get_stages(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<GetStagesQuery>,
 ) -> RestResult<Response> {
@@ -528,11 +521,10 @@ fn apply_method_setting_patch(
 
 pub async fn update_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     load_api(&service, &caller, &api_id).await?;
     // A new deploymentId must name a deployment of this API.
     for op in &request.patch_operations {
@@ -546,25 +538,18 @@ pub async fn update_stage(
     let now = now_epoch();
     let stored = service
         .store
-        .update_document(
+        .update_typed(
             &stage_key(&caller, &api_id, &stage_name),
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(stage_not_found().into_aws());
-                };
-                let mut stage: Stage =
-                    serde_json::from_value(current).map_err(|e| RestError::from(e).into_aws())?;
+            move |current: Option<Stage>| {
+                let mut stage = current.ok_or_else(stage_not_found)?;
                 for op in &request.patch_operations {
-                    apply_stage_patch(&mut stage, op).map_err(RestError::into_aws)?;
+                    apply_stage_patch(&mut stage, op)?;
                 }
                 stage.last_updated_date = now;
-                serde_json::to_value(&stage)
-                    .map(Some)
-                    .map_err(|e| RestError::from(e).into_aws())
-            }),
+                Ok::<_, RestError>((Some(stage.clone()), stage))
+            },
         )
-        .await?
-        .ok_or_else(stage_not_found)?;
+        .await?;
     service
         .refresh_api(&caller.account_id, &caller.region, &api_id)
         .await;
@@ -573,7 +558,7 @@ pub async fn update_stage(
 
 pub async fn delete_stage(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;

@@ -5,19 +5,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use strato_model::Caller;
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::error::{RestError, RestResult};
 use super::model::{KIND_API_KEY, KIND_REST_API, KIND_STAGE, KIND_USAGE_PLAN};
-use super::{parse_body, RestApiService};
+use super::RestApiService;
+use crate::extract::{Authenticated, RestJson};
 use crate::proxy::query_pairs;
 
 type Svc = State<Arc<RestApiService>>;
@@ -85,34 +85,28 @@ async fn change_tags(
     change: impl FnOnce(&mut BTreeMap<String, String>) + Send + 'static,
 ) -> RestResult<()> {
     let pointer = target.pointer;
-    let missing = target.missing.clone();
+    let missing = target.missing;
     service
         .store
-        .update_document(
-            &target.key,
-            Box::new(move |current| {
-                let Some(mut doc) = current else {
-                    return Err(missing.into_aws());
-                };
-                let mut tags = tags_at(&doc, pointer);
-                change(&mut tags);
-                let (parent, field) = pointer.rsplit_once('/').unwrap_or(("", pointer));
-                let tags_value =
-                    serde_json::to_value(&tags).map_err(|e| RestError::from(e).into_aws())?;
-                match (parent.is_empty(), doc.pointer_mut(parent)) {
-                    (true, _) => {
-                        if let Value::Object(map) = &mut doc {
-                            map.insert(field.to_string(), tags_value);
-                        }
-                    }
-                    (false, Some(Value::Object(map))) => {
+        .update_typed(&target.key, move |current: Option<Value>| {
+            let mut doc = current.ok_or(missing)?;
+            let mut tags = tags_at(&doc, pointer);
+            change(&mut tags);
+            let (parent, field) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+            let tags_value = serde_json::to_value(&tags)?;
+            match (parent.is_empty(), doc.pointer_mut(parent)) {
+                (true, _) => {
+                    if let Value::Object(map) = &mut doc {
                         map.insert(field.to_string(), tags_value);
                     }
-                    _ => {}
                 }
-                Ok(Some(doc))
-            }),
-        )
+                (false, Some(Value::Object(map))) => {
+                    map.insert(field.to_string(), tags_value);
+                }
+                _ => {}
+            }
+            Ok::<_, RestError>((Some(doc), ()))
+        })
         .await?;
     Ok(())
 }
@@ -132,18 +126,17 @@ fn check_tags(tags: &BTreeMap<String, String>) -> RestResult<()> {
 }
 
 #[derive(Deserialize)]
-struct TagRequest {
+pub struct TagRequest {
     #[serde(default)]
     tags: BTreeMap<String, String>,
 }
 
 pub async fn tag_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<TagRequest>,
 ) -> RestResult<Response> {
-    let request: TagRequest = parse_body(&body)?;
     check_tags(&request.tags)?;
     let target = taggable(&caller, &arn)?;
     let api_id = target.api_id.clone();
@@ -158,7 +151,7 @@ pub async fn tag_resource(
 
 pub async fn untag_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
     RawQuery(query): RawQuery,
 ) -> RestResult<Response> {
@@ -179,7 +172,7 @@ pub async fn untag_resource(
 
 pub async fn get_tags(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
 ) -> RestResult<Response> {
     let target = taggable(&caller, &arn)?;

@@ -3,21 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
 use super::routes::check_route_key;
 use super::{
-    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, parse, request_port, to_value,
+    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, request_port, to_value,
     PageQuery, Service,
 };
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
-    new_id, timestamp_now, Cors, HttpApi, Integration, Route, RouteSettings, Stage, HTTP_API_KIND,
+    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteAuthorization,
+    RouteSettings, Stage, HTTP_API_KIND,
 };
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -67,7 +66,11 @@ fn quick_integration(target: &str) -> RestResult<Integration> {
     }
     Ok(Integration {
         integration_id: new_id(7),
-        integration_type: if lambda { "AWS_PROXY" } else { "HTTP_PROXY" }.into(),
+        integration_type: if lambda {
+            IntegrationType::AwsProxy
+        } else {
+            IntegrationType::HttpProxy
+        },
         integration_uri: Some(target.to_string()),
         integration_method: Some(if lambda { "POST" } else { "ANY" }.into()),
         payload_format_version: Some(if lambda { "2.0" } else { "1.0" }.into()),
@@ -83,11 +86,10 @@ fn quick_integration(target: &str) -> RestResult<Integration> {
 
 pub async fn create_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
-    body: Bytes,
+    RestJson(input): RestJson<ApiInput>,
 ) -> RestResult<Response> {
-    let input: ApiInput = parse(&body)?;
     let name = input
         .name
         .filter(|n| !n.is_empty())
@@ -145,7 +147,7 @@ pub async fn create_api(
             route_key,
             api_key_required: false,
             authorization_scopes: Vec::new(),
-            authorization_type: "NONE".into(),
+            authorization_type: RouteAuthorization::None,
             authorizer_id: None,
             operation_name: None,
             request_parameters: BTreeMap::new(),
@@ -187,7 +189,7 @@ pub async fn create_api(
 
 pub async fn get_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
@@ -197,7 +199,7 @@ pub async fn get_api(
 
 pub async fn get_apis(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
@@ -231,12 +233,11 @@ pub async fn get_apis(
 
 pub async fn update_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RestJson(input): RestJson<ApiInput>,
 ) -> RestResult<Response> {
-    let input: ApiInput = parse(&body)?;
     if let Some(cors) = &input.cors_configuration {
         check_cors(cors)?;
     }
@@ -291,7 +292,7 @@ pub async fn update_api(
 
 pub async fn delete_api(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
 ) -> RestResult<Response> {
     if !svc
@@ -307,7 +308,7 @@ pub async fn delete_api(
 
 pub async fn delete_cors_configuration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
 ) -> RestResult<Response> {
     mutate(&svc, &caller, &api_id, move |api| {

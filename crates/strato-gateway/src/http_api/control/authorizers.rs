@@ -1,15 +1,13 @@
 //! Authorizers: Lambda (REQUEST) and JWT.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
-use crate::http_api::model::{new_id, Authorizer, JwtConfiguration};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
+use crate::http_api::model::{new_id, Authorizer, AuthorizerType, JwtConfiguration};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -29,8 +27,8 @@ pub struct AuthorizerInput {
 }
 
 fn check_authorizer(a: &Authorizer) -> RestResult<()> {
-    match a.authorizer_type.as_str() {
-        "REQUEST" => {
+    match a.authorizer_type {
+        AuthorizerType::Request => {
             let uri = a.authorizer_uri.as_deref().unwrap_or("");
             if function_arn_of_integration_uri(uri).is_none() {
                 return Err(RestError::bad_request(format!(
@@ -53,7 +51,7 @@ fn check_authorizer(a: &Authorizer) -> RestResult<()> {
                 ));
             }
         }
-        "JWT" => {
+        AuthorizerType::Jwt => {
             let config = a.jwt_configuration.as_ref().ok_or_else(|| {
                 RestError::bad_request("JwtConfiguration is required for JWT authorizers")
             })?;
@@ -68,11 +66,6 @@ fn check_authorizer(a: &Authorizer) -> RestResult<()> {
                 ));
             }
         }
-        other => {
-            return Err(RestError::bad_request(format!(
-                "Invalid authorizer type {other}; HTTP APIs support REQUEST and JWT"
-            )))
-        }
     }
     for source in &a.identity_source {
         if crate::http_api::dataplane::identity_value_kind(source).is_none() {
@@ -86,11 +79,10 @@ fn check_authorizer(a: &Authorizer) -> RestResult<()> {
 
 pub async fn create_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
-    let input: AuthorizerInput = parse(&body)?;
     if input.identity_validation_expression.is_some() {
         return Err(RestError::bad_request(
             "IdentityValidationExpression is not supported for HTTP APIs",
@@ -100,11 +92,13 @@ pub async fn create_authorizer(
         .authorizer_type
         .ok_or_else(|| RestError::bad_request("AuthorizerType is required"))?;
     let is_request = authorizer_type == "REQUEST";
+    let name = input
+        .name
+        .ok_or_else(|| RestError::bad_request("Name is required"))?;
+    let authorizer_type = AuthorizerType::from_wire(&authorizer_type)?;
     let authorizer = Authorizer {
         authorizer_id: new_id(6),
-        name: input
-            .name
-            .ok_or_else(|| RestError::bad_request("Name is required"))?,
+        name,
         authorizer_uri: input.authorizer_uri,
         authorizer_payload_format_version: input.authorizer_payload_format_version,
         authorizer_result_ttl_in_seconds: input
@@ -130,7 +124,7 @@ pub async fn create_authorizer(
 
 pub async fn get_authorizers(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -145,7 +139,7 @@ pub async fn get_authorizers(
 
 pub async fn get_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -158,11 +152,10 @@ pub async fn get_authorizer(
 
 pub async fn update_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
-    let input: AuthorizerInput = parse(&body)?;
     let missing = not_found("Authorizer", &caller, &authorizer_id);
     let (_, a) = mutate(&svc, &caller, &api_id, move |api| {
         let mut a = api
@@ -174,7 +167,7 @@ pub async fn update_authorizer(
             a.name = v;
         }
         if let Some(v) = input.authorizer_type {
-            a.authorizer_type = v;
+            a.authorizer_type = AuthorizerType::from_wire(&v)?;
         }
         if let Some(v) = input.authorizer_uri {
             a.authorizer_uri = Some(v);
@@ -207,7 +200,7 @@ pub async fn update_authorizer(
 
 pub async fn delete_authorizer(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Authorizer", &caller, &authorizer_id);

@@ -1,14 +1,12 @@
 //! Deployments: snapshots of the API's configuration that stages serve.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, PageQuery, Service};
+use super::{answer, load, mutate, not_found, page, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{new_id, timestamp_now, Deployment};
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -21,11 +19,10 @@ pub struct DeploymentInput {
 
 pub async fn create_deployment(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<DeploymentInput>,
 ) -> RestResult<Response> {
-    let input: DeploymentInput = parse(&body)?;
     let (_, deployment) = mutate(&svc, &caller, &api_id, move |api| {
         if let Some(stage_name) = &input.stage_name {
             let stage = api.stages.get(stage_name).ok_or_else(|| {
@@ -66,7 +63,7 @@ pub async fn create_deployment(
 
 pub async fn get_deployments(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -81,7 +78,7 @@ pub async fn get_deployments(
 
 pub async fn get_deployment(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, deployment_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -94,7 +91,7 @@ pub async fn get_deployment(
 
 pub async fn delete_deployment(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, deployment_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Deployment", &caller, &deployment_id);

@@ -2,16 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
-use crate::http_api::model::{new_id, Integration};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
+use crate::http_api::model::{new_id, Integration, IntegrationType};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -32,8 +30,8 @@ pub struct IntegrationInput {
 }
 
 fn check_integration(i: &Integration) -> RestResult<()> {
-    match i.integration_type.as_str() {
-        "AWS_PROXY" => {
+    match i.integration_type {
+        IntegrationType::AwsProxy => {
             let uri = i.integration_uri.as_deref().unwrap_or("");
             let resolved_later = uri.contains("${stageVariables.");
             if function_arn_of_integration_uri(uri).is_none() && !resolved_later {
@@ -50,7 +48,7 @@ fn check_integration(i: &Integration) -> RestResult<()> {
                 }
             }
         }
-        "HTTP_PROXY" => {
+        IntegrationType::HttpProxy => {
             let uri = i.integration_uri.as_deref().unwrap_or("");
             if !(uri.starts_with("http://")
                 || uri.starts_with("https://")
@@ -65,17 +63,6 @@ fn check_integration(i: &Integration) -> RestResult<()> {
                     "PayloadFormatVersion must be 1.0 for HTTP_PROXY integrations",
                 ));
             }
-        }
-        "AWS" | "HTTP" | "MOCK" => {
-            return Err(RestError::bad_request(format!(
-                "Integration type {} is not supported for HTTP APIs",
-                i.integration_type
-            )))
-        }
-        other => {
-            return Err(RestError::bad_request(format!(
-                "Invalid integration type {other}"
-            )))
         }
     }
     if !(50..=30_000).contains(&i.timeout_in_millis) {
@@ -95,11 +82,10 @@ fn check_integration(i: &Integration) -> RestResult<()> {
 
 pub async fn create_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
-    let input: IntegrationInput = parse(&body)?;
     if input.integration_subtype.is_some() {
         return Err(RestError::bad_request(
             "AWS service integrations (IntegrationSubtype) are not supported by Strato",
@@ -107,15 +93,16 @@ pub async fn create_integration(
     }
     let integration_type = input
         .integration_type
-        .ok_or_else(|| RestError::bad_request("IntegrationType is required"))?;
+        .ok_or_else(|| RestError::bad_request("IntegrationType is required"))
+        .and_then(|value| IntegrationType::from_wire(&value))?;
     let payload_format_version = input
         .payload_format_version
-        .or_else(|| (integration_type == "HTTP_PROXY").then(|| "1.0".to_string()));
+        .or_else(|| (integration_type == IntegrationType::HttpProxy).then(|| "1.0".to_string()));
     let integration = Integration {
         integration_id: new_id(7),
-        integration_method: input
-            .integration_method
-            .or_else(|| (integration_type == "AWS_PROXY").then(|| "POST".to_string())),
+        integration_method: input.integration_method.or_else(|| {
+            (integration_type == IntegrationType::AwsProxy).then(|| "POST".to_string())
+        }),
         integration_type,
         integration_uri: input.integration_uri,
         payload_format_version,
@@ -139,7 +126,7 @@ pub async fn create_integration(
 
 pub async fn get_integrations(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -154,7 +141,7 @@ pub async fn get_integrations(
 
 pub async fn get_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -167,11 +154,10 @@ pub async fn get_integration(
 
 pub async fn update_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
-    let input: IntegrationInput = parse(&body)?;
     let missing = not_found("Integration", &caller, &integration_id);
     let (_, integration) = mutate(&svc, &caller, &api_id, move |api| {
         let mut i = api
@@ -180,7 +166,7 @@ pub async fn update_integration(
             .cloned()
             .ok_or(missing)?;
         if let Some(v) = input.integration_type {
-            i.integration_type = v;
+            i.integration_type = IntegrationType::from_wire(&v)?;
         }
         if let Some(v) = input.integration_uri {
             i.integration_uri = Some(v);
@@ -219,7 +205,7 @@ pub async fn update_integration(
 
 pub async fn delete_integration(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Integration", &caller, &integration_id);

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::Caller;
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::model::{new_id, timestamp_now, Deployment, HttpApi, HTTP_API_KIND};
 use super::HttpApiService;
+use crate::paging;
 use crate::rest_api::error::{RestError, RestResult};
 
 pub use apis::{
@@ -48,16 +48,6 @@ pub use stages::{
 };
 
 type Service = State<Arc<HttpApiService>>;
-
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> RestResult<T> {
-    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| RestError::bad_request(format!("Invalid request body: {e}")))
-}
 
 fn answer(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
@@ -119,37 +109,19 @@ where
     F: FnOnce(&mut HttpApi) -> RestResult<R> + Send + 'static,
 {
     let missing = api_not_found(caller, api_id);
-    let result: Arc<parking_lot::Mutex<Option<R>>> = Arc::new(parking_lot::Mutex::new(None));
-    let slot = result.clone();
-    let stored = svc
+    let (api, out) = svc
         .store
-        .update_document(
-            &doc_key(caller, api_id),
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(missing.into_aws());
-                };
-                let mut api: HttpApi = serde_json::from_value(current)
-                    .map_err(|e| strato_model::AwsError::service(e.to_string()))?;
-                let before = api.snapshot();
-                let out = change(&mut api).map_err(RestError::into_aws)?;
-                if api.snapshot() != before {
-                    auto_deploy(&mut api);
-                }
-                *slot.lock() = Some(out);
-                serde_json::to_value(&api)
-                    .map(Some)
-                    .map_err(|e| strato_model::AwsError::service(e.to_string()))
-            }),
-        )
+        .update_typed(&doc_key(caller, api_id), move |current: Option<HttpApi>| {
+            let mut api = current.ok_or(missing)?;
+            let before = api.snapshot();
+            let out = change(&mut api)?;
+            if api.snapshot() != before {
+                auto_deploy(&mut api);
+            }
+            Ok::<_, RestError>((Some(api.clone()), (api, out)))
+        })
         .await?;
-    let stored = stored.ok_or_else(|| api_not_found(caller, api_id))?;
-    let api: HttpApi = serde_json::from_value(stored)?;
     svc.live.publish(&api);
-    let out = result
-        .lock()
-        .take()
-        .ok_or_else(|| RestError::bad_request("the change was not applied"))?;
     Ok((api, out))
 }
 
@@ -189,24 +161,16 @@ pub struct PageQuery {
 
 /// A page of `items` (ordered by id) and the `nextToken` of the next one.
 fn page(items: Vec<(String, Value)>, query: &PageQuery) -> RestResult<Value> {
-    let limit = match query.max_results.as_deref() {
-        None => 500,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| RestError::bad_request("maxResults must be between 1 and 500"))?,
-    };
-    let start = match &query.next_token {
-        Some(token) => items.partition_point(|(id, _)| id.as_str() <= token.as_str()),
-        None => 0,
-    };
-    let rest = &items[start.min(items.len())..];
-    let taken: Vec<Value> = rest.iter().take(limit).map(|(_, v)| v.clone()).collect();
+    let size = paging::page_size(
+        query.max_results.as_deref(),
+        paging::MAX_PAGE_SIZE,
+        "maxResults must be between 1 and 500",
+    )?;
+    let (taken, next) = paging::page_after(&items, query.next_token.as_deref(), size);
     let mut body = serde_json::Map::new();
     body.insert("items".into(), Value::Array(taken));
-    if rest.len() > limit {
-        body.insert("nextToken".into(), rest[limit - 1].0.clone().into());
+    if let Some(next) = next {
+        body.insert("nextToken".into(), next.into());
     }
     Ok(Value::Object(body))
 }

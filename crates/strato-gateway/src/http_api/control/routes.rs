@@ -2,18 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::live::parse_route_path;
-use crate::http_api::model::{new_id, HttpApi, Route};
+use crate::http_api::model::{new_id, HttpApi, Route, RouteAuthorization};
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -48,7 +46,14 @@ pub(super) fn check_route_key(key: &str) -> RestResult<()> {
     }
 }
 
-fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
+/// Checks what a route refers to, in AWS's order: its target, then its
+/// authorization type (the request's `raw_authorization`, parsed here) and
+/// the authorizer that type needs.
+fn check_route_refs(
+    api: &HttpApi,
+    route: &Route,
+    raw_authorization: Option<&str>,
+) -> RestResult<RouteAuthorization> {
     if let Some(target) = &route.target {
         let id = target.strip_prefix("integrations/").unwrap_or("");
         if !api.integrations.contains_key(id) {
@@ -57,44 +62,35 @@ fn check_route_refs(api: &HttpApi, route: &Route) -> RestResult<()> {
             )));
         }
     }
-    match route.authorization_type.as_str() {
-        "NONE" | "AWS_IAM" => {}
-        "CUSTOM" | "JWT" => {
-            let id = route.authorizer_id.as_deref().unwrap_or("");
-            let authorizer = api.authorizers.get(id).ok_or_else(|| {
-                RestError::bad_request(format!(
-                    "Unable to find authorizer with id '{id}' for route '{}'",
-                    route.route_key
-                ))
-            })?;
-            let expected = if route.authorization_type == "JWT" {
-                "JWT"
-            } else {
-                "REQUEST"
-            };
-            if authorizer.authorizer_type != expected {
-                return Err(RestError::bad_request(format!(
-                    "AuthorizationType {} does not match the authorizer's type {}",
-                    route.authorization_type, authorizer.authorizer_type
-                )));
-            }
-        }
-        other => {
+    let authorization = match raw_authorization {
+        Some(raw) => RouteAuthorization::from_wire(raw)?,
+        None => route.authorization_type,
+    };
+    if let Some(expected) = authorization.authorizer_type() {
+        let id = route.authorizer_id.as_deref().unwrap_or("");
+        let authorizer = api.authorizers.get(id).ok_or_else(|| {
+            RestError::bad_request(format!(
+                "Unable to find authorizer with id '{id}' for route '{}'",
+                route.route_key
+            ))
+        })?;
+        if authorizer.authorizer_type != expected {
             return Err(RestError::bad_request(format!(
-                "Invalid authorization type {other}; must be NONE, AWS_IAM, CUSTOM or JWT"
-            )))
+                "AuthorizationType {} does not match the authorizer's type {}",
+                authorization.as_str(),
+                authorizer.authorizer_type.as_str()
+            )));
         }
     }
-    Ok(())
+    Ok(authorization)
 }
 
 pub async fn create_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
-    let input: RouteInput = parse(&body)?;
     let route_key = input
         .route_key
         .ok_or_else(|| RestError::bad_request("RouteKey is required"))?;
@@ -104,21 +100,23 @@ pub async fn create_route(
         route_key,
         api_key_required: input.api_key_required.unwrap_or(false),
         authorization_scopes: input.authorization_scopes.unwrap_or_default(),
-        authorization_type: input.authorization_type.unwrap_or_else(|| "NONE".into()),
+        authorization_type: RouteAuthorization::None,
         authorizer_id: input.authorizer_id,
         operation_name: input.operation_name,
         request_parameters: input.request_parameters.unwrap_or_default(),
         target: input.target,
         api_gateway_managed: false,
     };
+    let raw_authorization = input.authorization_type;
     let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
+        let mut route = route;
         if api.routes.values().any(|r| r.route_key == route.route_key) {
             return Err(RestError::conflict(format!(
                 "Route with key {} already exists for this API",
                 route.route_key
             )));
         }
-        check_route_refs(api, &route)?;
+        route.authorization_type = check_route_refs(api, &route, raw_authorization.as_deref())?;
         api.routes.insert(route.route_id.clone(), route.clone());
         Ok(route)
     })
@@ -128,7 +126,7 @@ pub async fn create_route(
 
 pub async fn get_routes(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -143,7 +141,7 @@ pub async fn get_routes(
 
 pub async fn get_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -156,11 +154,10 @@ pub async fn get_route(
 
 pub async fn update_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
-    let input: RouteInput = parse(&body)?;
     if let Some(key) = &input.route_key {
         check_route_key(key)?;
     }
@@ -185,12 +182,7 @@ pub async fn update_route(
         if let Some(v) = input.authorization_scopes {
             route.authorization_scopes = v;
         }
-        if let Some(v) = input.authorization_type {
-            route.authorization_type = v;
-            if route.authorization_type == "NONE" || route.authorization_type == "AWS_IAM" {
-                route.authorizer_id = None;
-            }
-        }
+        let authorizer_given = input.authorizer_id.is_some();
         if let Some(v) = input.authorizer_id {
             route.authorizer_id = Some(v);
         }
@@ -203,7 +195,16 @@ pub async fn update_route(
         if let Some(v) = input.target {
             route.target = (!v.is_empty()).then_some(v);
         }
-        check_route_refs(api, &route)?;
+        route.authorization_type =
+            check_route_refs(api, &route, input.authorization_type.as_deref())?;
+        // A route changed to NONE or AWS_IAM drops its authorizer unless
+        // the same request names one.
+        if input.authorization_type.is_some()
+            && route.authorization_type.authorizer_type().is_none()
+            && !authorizer_given
+        {
+            route.authorizer_id = None;
+        }
         api.routes.insert(route_id, route.clone());
         Ok(route)
     })
@@ -213,7 +214,7 @@ pub async fn update_route(
 
 pub async fn delete_route(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Route", &caller, &route_id);
@@ -226,7 +227,7 @@ pub async fn delete_route(
 
 pub async fn delete_route_request_parameter(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, route_id, key)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("Route", &caller, &route_id);

@@ -3,16 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, parse, to_value, PageQuery, Service};
+use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
     new_id, timestamp_now, AccessLogSettings, Deployment, HttpApi, RouteSettings, Stage,
 };
@@ -85,11 +83,10 @@ fn stage_wire(stage: &Stage) -> Value {
 
 pub async fn create_stage(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(input): RestJson<StageInput>,
 ) -> RestResult<Response> {
-    let input: StageInput = parse(&body)?;
     if input.client_certificate_id.is_some() {
         return Err(RestError::bad_request(
             "Client certificates are not supported by Strato",
@@ -174,7 +171,7 @@ fn deploy_now(api: &mut HttpApi, stage_name: &str) {
 
 pub async fn get_stages(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
@@ -189,7 +186,7 @@ pub async fn get_stages(
 
 pub async fn get_stage(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
@@ -202,11 +199,10 @@ pub async fn get_stage(
 
 pub async fn update_stage(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(input): RestJson<StageInput>,
 ) -> RestResult<Response> {
-    let input: StageInput = parse(&body)?;
     if let Some(s) = &input.access_log_settings {
         check_access_log(s)?;
     }
@@ -263,7 +259,7 @@ pub async fn update_stage(
 
 pub async fn delete_stage(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("stage", &caller, &stage_name);
@@ -276,7 +272,7 @@ pub async fn delete_stage(
 
 pub async fn delete_route_settings(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name, route_key)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let missing_stage = not_found("stage", &caller, &stage_name);
@@ -297,7 +293,7 @@ pub async fn delete_route_settings(
 
 pub async fn delete_access_log_settings(
     State(svc): Service,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, stage_name)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let missing = not_found("stage", &caller, &stage_name);

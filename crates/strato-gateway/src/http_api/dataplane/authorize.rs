@@ -12,7 +12,7 @@ use super::integrations::{v1_event, v2_event};
 use super::Exchange;
 use crate::authorizer::{jwt, read_lambda_answer, Decision};
 use crate::http_api::live::CompiledRoute;
-use crate::http_api::model::Authorizer;
+use crate::http_api::model::{Authorizer, AuthorizerType, RouteAuthorization};
 use crate::http_api::HttpApiService;
 use crate::invoker::{
     function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokePrincipal,
@@ -43,7 +43,7 @@ fn identity_values(
     path_parameters: &BTreeMap<String, String>,
 ) -> Option<Vec<String>> {
     let sources: Vec<String> = if authorizer.identity_source.is_empty() {
-        if authorizer.authorizer_type == "JWT" {
+        if authorizer.authorizer_type == AuthorizerType::Jwt {
             vec!["$request.header.Authorization".into()]
         } else {
             Vec::new()
@@ -67,14 +67,15 @@ pub(super) async fn authorize(
     route: &CompiledRoute,
     path_parameters: &BTreeMap<String, String>,
 ) -> Decision {
-    let kind = route.route.authorization_type.as_str();
-    if kind == "AWS_IAM" {
-        return iam_authorize(svc, exchange);
-    }
-    if kind != "CUSTOM" && kind != "JWT" {
-        return Decision::Allow {
-            context: Value::Null,
-        };
+    let kind = route.route.authorization_type;
+    match kind {
+        RouteAuthorization::AwsIam => return iam_authorize(svc, exchange),
+        RouteAuthorization::None => {
+            return Decision::Allow {
+                context: Value::Null,
+            }
+        }
+        RouteAuthorization::Custom | RouteAuthorization::Jwt => {}
     }
     let Some(authorizer) = route
         .route
@@ -87,7 +88,7 @@ pub(super) async fn authorize(
     let Some(identity) = identity_values(exchange, authorizer, path_parameters) else {
         return Decision::Unauthorized;
     };
-    if kind == "JWT" {
+    if kind == RouteAuthorization::Jwt {
         return jwt_authorize(svc, exchange, route, authorizer, &identity).await;
     }
     let cache_key = identity.join("\u{1f}");

@@ -22,6 +22,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use super::live::{CompiledRoute, LiveApi, LiveStage};
+use super::model::{IntegrationType, RouteAuthorization};
 use super::HttpApiService;
 use crate::access_log::{render, AccessLogContext};
 use crate::authorizer::Decision;
@@ -366,7 +367,7 @@ async fn serve(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> (ProxyRespo
         Decision::Unauthorized => {
             exchange.log.set("error.message", "Unauthorized");
             let mut answer = message(StatusCode::UNAUTHORIZED, "Unauthorized");
-            if route.route.authorization_type == "JWT" {
+            if route.route.authorization_type == RouteAuthorization::Jwt {
                 answer.headers.push((
                     http::header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer"),
@@ -393,8 +394,8 @@ async fn serve(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> (ProxyRespo
         return (not_found(), route_key);
     };
     let started = Instant::now();
-    let answer = match integration.integration_type.as_str() {
-        "AWS_PROXY" => {
+    let answer = match integration.integration_type {
+        IntegrationType::AwsProxy => {
             lambda_integration(
                 svc,
                 exchange,
@@ -405,8 +406,9 @@ async fn serve(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> (ProxyRespo
             )
             .await
         }
-        "HTTP_PROXY" => http_integration(svc, exchange, integration, &path_parameters).await,
-        _ => internal_error(),
+        IntegrationType::HttpProxy => {
+            http_integration(svc, exchange, integration, &path_parameters).await
+        }
     };
     let elapsed = started.elapsed();
     exchange.integration_latency = Some(elapsed);

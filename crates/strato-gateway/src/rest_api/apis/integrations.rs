@@ -2,24 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
 use super::methods::{check_http_method, check_status_code, method_of, read_method};
 use super::{integration_not_found, json_answer, load_api, mutate_api, response_not_found, Svc};
+use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
-use crate::rest_api::model::{Integration, IntegrationResponse};
-use crate::rest_api::parse_body;
+use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType};
 use crate::rest_api::patch::{PatchOp, PatchRequest};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutIntegrationRequest {
+pub struct PutIntegrationRequest {
     #[serde(rename = "type")]
     integration_type: Option<String>,
     http_method: Option<String>,
@@ -44,13 +41,8 @@ const MIN_TIMEOUT_MS: u64 = 50;
 const MAX_TIMEOUT_MS: u64 = 29_000;
 
 fn check_integration(integration: &Integration) -> RestResult<()> {
-    let kind = integration.integration_type.as_str();
-    if !matches!(kind, "HTTP" | "HTTP_PROXY" | "AWS" | "AWS_PROXY" | "MOCK") {
-        return Err(RestError::bad_request(format!(
-            "Invalid integration type specified: {kind}. Valid values are HTTP, HTTP_PROXY, AWS, AWS_PROXY and MOCK"
-        )));
-    }
-    if kind != "MOCK" {
+    let kind = integration.integration_type;
+    if kind != IntegrationType::Mock {
         match integration.http_method.as_deref() {
             None | Some("") => {
                 return Err(RestError::bad_request(
@@ -63,7 +55,7 @@ fn check_integration(integration: &Integration) -> RestResult<()> {
         }
         let uri = integration.uri.as_deref().unwrap_or_default();
         match kind {
-            "HTTP" | "HTTP_PROXY" => {
+            IntegrationType::Http | IntegrationType::HttpProxy => {
                 if !(uri.starts_with("http://") || uri.starts_with("https://")) {
                     return Err(RestError::bad_request(
                         "Invalid HTTP endpoint specified for URI",
@@ -89,15 +81,15 @@ fn check_integration(integration: &Integration) -> RestResult<()> {
 
 pub async fn put_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PutIntegrationRequest>,
 ) -> RestResult<Response> {
-    let request: PutIntegrationRequest = parse_body(&body)?;
     let http_method = http_method.to_ascii_uppercase();
     let integration_type = request
         .integration_type
-        .ok_or_else(|| RestError::bad_request("Invalid integration type specified"))?;
+        .ok_or_else(|| RestError::bad_request("Invalid integration type specified"))
+        .and_then(|value| IntegrationType::from_wire(&value))?;
     let integration = Integration {
         integration_type,
         http_method: request.http_method.map(|m| m.to_ascii_uppercase()),
@@ -135,7 +127,7 @@ pub async fn put_integration(
 
 pub async fn get_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -149,11 +141,10 @@ pub async fn get_integration(
 
 pub async fn update_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     let http_method = http_method.to_ascii_uppercase();
     let integration = mutate_api(&service, &caller, &api_id, move |record| {
         let method = method_of(record, &resource_id, &http_method)?;
@@ -214,7 +205,7 @@ pub async fn update_integration(
 
 pub async fn delete_integration(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
@@ -234,7 +225,7 @@ pub async fn delete_integration(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutIntegrationResponseRequest {
+pub struct PutIntegrationResponseRequest {
     selection_pattern: Option<String>,
     #[serde(default)]
     response_parameters: BTreeMap<String, String>,
@@ -245,11 +236,10 @@ struct PutIntegrationResponseRequest {
 
 pub async fn put_integration_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PutIntegrationResponseRequest>,
 ) -> RestResult<Response> {
-    let request: PutIntegrationResponseRequest = parse_body(&body)?;
     check_status_code(&status_code)?;
     let http_method = http_method.to_ascii_uppercase();
     let response = IntegrationResponse {
@@ -277,7 +267,7 @@ pub async fn put_integration_response(
 
 pub async fn get_integration_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -294,7 +284,7 @@ pub async fn get_integration_response(
 
 pub async fn delete_integration_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();

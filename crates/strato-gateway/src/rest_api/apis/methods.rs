@@ -2,21 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
-use strato_model::Caller;
 
 use super::{
     json_answer, load_api, method_not_found, mutate_api, resource_not_found, response_not_found,
     Svc,
 };
+use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
-use crate::rest_api::model::{Method, MethodResponse, RestApiRecord};
-use crate::rest_api::parse_body;
+use crate::rest_api::model::{AuthorizationType, Method, MethodResponse, RestApiRecord};
 use crate::rest_api::patch::{PatchOp, PatchRequest};
 
 const HTTP_METHODS: [&str; 8] = [
@@ -35,18 +32,9 @@ pub(super) fn check_http_method(method: &str) -> RestResult<String> {
     }
 }
 
-fn check_authorization_type(value: &str) -> RestResult<()> {
-    match value {
-        "NONE" | "AWS_IAM" | "CUSTOM" | "COGNITO_USER_POOLS" => Ok(()),
-        other => Err(RestError::bad_request(format!(
-            "Invalid authorization type specified: {other}. Valid values are NONE, AWS_IAM, CUSTOM and COGNITO_USER_POOLS"
-        ))),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutMethodRequest {
+pub struct PutMethodRequest {
     authorization_type: Option<String>,
     authorizer_id: Option<String>,
     #[serde(default)]
@@ -91,16 +79,15 @@ pub(super) fn read_method<'a>(
 
 pub async fn put_method(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PutMethodRequest>,
 ) -> RestResult<Response> {
-    let request: PutMethodRequest = parse_body(&body)?;
     let http_method = check_http_method(&http_method)?;
     let authorization_type = request
         .authorization_type
         .ok_or_else(|| RestError::bad_request("Invalid authorization type specified"))?;
-    check_authorization_type(&authorization_type)?;
+    let authorization_type = AuthorizationType::from_wire(&authorization_type)?;
     let method = Method {
         http_method: http_method.clone(),
         authorization_type,
@@ -134,7 +121,7 @@ pub async fn put_method(
 
 pub async fn get_method(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -144,11 +131,10 @@ pub async fn get_method(
 
 pub async fn update_method(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     let http_method = http_method.to_ascii_uppercase();
     let method = mutate_api(&service, &caller, &api_id, move |record| {
         let method = method_of(record, &resource_id, &http_method)?;
@@ -167,9 +153,7 @@ pub async fn update_method(
                     method.api_key_required = op.bool_value()?
                 }
                 (PatchOp::Replace, ["authorizationType"]) => {
-                    let value = op.value()?;
-                    check_authorization_type(value)?;
-                    method.authorization_type = value.to_string();
+                    method.authorization_type = AuthorizationType::from_wire(op.value()?)?;
                 }
                 (PatchOp::Replace, ["authorizerId"]) => method.authorizer_id = op.value.clone(),
                 (PatchOp::Replace, ["operationName"]) => method.operation_name = op.value.clone(),
@@ -205,7 +189,7 @@ pub async fn update_method(
 
 pub async fn delete_method(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
@@ -228,7 +212,7 @@ pub async fn delete_method(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutMethodResponseRequest {
+pub struct PutMethodResponseRequest {
     #[serde(default)]
     response_parameters: BTreeMap<String, bool>,
     #[serde(default)]
@@ -250,11 +234,10 @@ pub(super) fn check_status_code(code: &str) -> RestResult<()> {
 
 pub async fn put_method_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<PutMethodResponseRequest>,
 ) -> RestResult<Response> {
-    let request: PutMethodResponseRequest = parse_body(&body)?;
     check_status_code(&status_code)?;
     let http_method = http_method.to_ascii_uppercase();
     let response = MethodResponse {
@@ -274,7 +257,7 @@ pub async fn put_method_response(
 
 pub async fn get_method_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -288,7 +271,7 @@ pub async fn get_method_response(
 
 pub async fn delete_method_response(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();

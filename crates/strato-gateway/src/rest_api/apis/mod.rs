@@ -14,9 +14,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use parking_lot::Mutex;
 use strato_model::Caller;
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::error::{RestError, RestResult};
 use super::model::{RestApiRecord, KIND_REST_API};
@@ -87,29 +86,18 @@ where
     R: Send + 'static,
     F: FnOnce(&mut RestApiRecord) -> RestResult<R> + Send + 'static,
 {
-    let result: Arc<Mutex<Option<R>>> = Arc::new(Mutex::new(None));
-    let slot = result.clone();
     let not_found = api_not_found(caller, api_id);
     service
         .store
-        .update_document(
+        .update_typed(
             &api_key(caller, api_id),
-            Box::new(move |current| {
-                let Some(current) = current else {
-                    return Err(not_found.into_aws());
-                };
-                let mut record: RestApiRecord =
-                    serde_json::from_value(current).map_err(|e| RestError::from(e).into_aws())?;
-                let value = change(&mut record).map_err(RestError::into_aws)?;
-                *slot.lock() = Some(value);
-                serde_json::to_value(&record)
-                    .map(Some)
-                    .map_err(|e| RestError::from(e).into_aws())
-            }),
+            move |current: Option<RestApiRecord>| {
+                let mut record = current.ok_or(not_found)?;
+                let value = change(&mut record)?;
+                Ok((Some(record), value))
+            },
         )
-        .await?;
-    let value = result.lock().take();
-    value.ok_or_else(|| api_not_found(caller, api_id))
+        .await
 }
 
 fn json_answer(status: StatusCode, value: &impl serde::Serialize) -> RestResult<Response> {

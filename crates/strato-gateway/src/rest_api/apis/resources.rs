@@ -3,19 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use strato_model::Caller;
 
 use super::{json_answer, load_api, mutate_api, resource_not_found, Svc};
+use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::Resource;
-use crate::rest_api::{listing, new_id, page, parse_body, PageQuery};
+use crate::rest_api::{listing, new_id, page, PageQuery};
 
 #[derive(Deserialize)]
 pub struct EmbedQuery {
@@ -40,7 +39,7 @@ fn resource_view(resource: &Resource, embed_methods: bool) -> RestResult<Value> 
 
 pub async fn get_resources(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
     Query(query): Query<EmbedQuery>,
 ) -> RestResult<Response> {
@@ -64,7 +63,7 @@ pub async fn get_resources(
 
 pub async fn get_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -77,7 +76,7 @@ pub async fn get_resource(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateResourceRequest {
+pub struct CreateResourceRequest {
     path_part: Option<String>,
 }
 
@@ -100,11 +99,10 @@ fn is_variable(part: &str) -> bool {
 
 pub async fn create_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, parent_id)): Path<(String, String)>,
-    body: Bytes,
+    RestJson(request): RestJson<CreateResourceRequest>,
 ) -> RestResult<Response> {
-    let request: CreateResourceRequest = parse_body(&body)?;
     let path_part = request.path_part.unwrap_or_default();
     if !valid_path_part(&path_part) {
         return Err(RestError::bad_request(
@@ -164,7 +162,7 @@ pub async fn create_resource(
 
 pub async fn delete_resource(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((api_id, resource_id)): Path<(String, String)>,
 ) -> RestResult<Response> {
     mutate_api(&service, &caller, &api_id, move |record| {

@@ -3,28 +3,27 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use strato_model::Caller;
 use strato_store::DocumentKey;
 
 use super::{api_key, api_not_found, json_answer, load_api, mutate_api, Svc};
+use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{
     EndpointConfiguration, Resource, RestApi, RestApiRecord, KIND_DEPLOYMENT, KIND_REST_API,
     KIND_STAGE,
 };
 use crate::rest_api::patch::{PatchOp, PatchRequest};
-use crate::rest_api::{listing, new_id, now_epoch, page, parse_body, PageQuery};
+use crate::rest_api::{listing, new_id, now_epoch, page, PageQuery};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRestApiRequest {
+pub struct CreateRestApiRequest {
     name: Option<String>,
     description: Option<String>,
     version: Option<String>,
@@ -59,10 +58,9 @@ fn check_api_key_source(source: &str) -> RestResult<()> {
 
 pub async fn create_rest_api(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
+    Authenticated(caller): Authenticated,
+    RestJson(request): RestJson<CreateRestApiRequest>,
 ) -> RestResult<Response> {
-    let request: CreateRestApiRequest = parse_body(&body)?;
     let name = request
         .name
         .filter(|n| !n.trim().is_empty())
@@ -130,7 +128,7 @@ pub async fn create_rest_api(
 
 pub async fn get_rest_api(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
 ) -> RestResult<Response> {
     let record = load_api(&service, &caller, &api_id).await?;
@@ -139,7 +137,7 @@ pub async fn get_rest_api(
 
 pub async fn get_rest_apis(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
     let all: Vec<(String, RestApiRecord)> = crate::rest_api::list_typed(
@@ -161,11 +159,10 @@ pub async fn get_rest_apis(
 
 pub async fn update_rest_api(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
-    body: Bytes,
+    RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let request: PatchRequest = parse_body(&body)?;
     let api = mutate_api(&service, &caller, &api_id, move |record| {
         for op in &request.patch_operations {
             let kind = op.kind()?;
@@ -230,7 +227,7 @@ pub async fn update_rest_api(
 
 pub async fn delete_rest_api(
     State(service): Svc,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(api_id): Path<String>,
 ) -> RestResult<Response> {
     if !service

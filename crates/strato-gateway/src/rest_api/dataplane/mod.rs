@@ -17,6 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::live::{LiveApi, LiveStage, RouteMatch};
+use super::model::{AuthorizationType, IntegrationType};
 use super::RestApiService;
 use crate::access_log::{render, AccessLogContext};
 use crate::metrics::ApiRequestMetric;
@@ -339,26 +340,28 @@ async fn serve_stage(
         Ok(body) => body,
         Err(_) => return refuse(&TOO_LARGE, resource_path, log),
     };
-    let iam_caller = match route.method.authorization_type.as_str() {
-        "NONE" => None,
-        "AWS_IAM" => match authenticate_iam(service, context, &parts, &body, &route) {
-            Ok(caller) => {
-                log.set("identity.accountId", caller.account_id.clone());
-                log.set("identity.caller", caller.account_id.clone());
-                Some(caller)
+    let iam_caller = match route.method.authorization_type {
+        AuthorizationType::None => None,
+        AuthorizationType::AwsIam => {
+            match authenticate_iam(service, context, &parts, &body, &route) {
+                Ok(caller) => {
+                    log.set("identity.accountId", caller.account_id.clone());
+                    log.set("identity.caller", caller.account_id.clone());
+                    Some(caller)
+                }
+                Err((status, message, error_type)) => {
+                    log.set("error.message", message.clone());
+                    return Served {
+                        response: gateway_error(status, &message, Some(error_type), ids),
+                        resource_path,
+                        integration_latency: None,
+                    };
+                }
             }
-            Err((status, message, error_type)) => {
-                log.set("error.message", message.clone());
-                return Served {
-                    response: gateway_error(status, &message, Some(error_type), ids),
-                    resource_path,
-                    integration_latency: None,
-                };
-            }
-        },
+        }
         // Lambda and Cognito authorizers on REST methods are not served:
         // refusing is the safe answer.
-        _ => {
+        AuthorizationType::Custom | AuthorizationType::CognitoUserPools => {
             let answer = if parts.headers.contains_key(http::header::AUTHORIZATION) {
                 &FORBIDDEN
             } else {
@@ -387,14 +390,14 @@ async fn serve_stage(
         iam_caller: iam_caller.as_ref(),
     };
     let integration_started = Instant::now();
-    let response = match integration.integration_type.as_str() {
-        "AWS_PROXY" => lambda_proxy(service, &integration, &call).await,
-        "HTTP_PROXY" => http_proxy(service, &integration, &call).await,
-        "MOCK" => mock(&integration, &call),
-        _ => {
+    let response = match integration.integration_type {
+        IntegrationType::AwsProxy => lambda_proxy(service, &integration, &call).await,
+        IntegrationType::HttpProxy => http_proxy(service, &integration, &call).await,
+        IntegrationType::Mock => mock(&integration, &call),
+        IntegrationType::Http | IntegrationType::Aws => {
             tracing::warn!(
                 api_id = %api.id,
-                kind = %integration.integration_type,
+                kind = integration.integration_type.as_str(),
                 "REST API integration type not served (only AWS_PROXY, HTTP_PROXY and MOCK)"
             );
             gateway_answer(&INTERNAL_ERROR, ids)

@@ -55,8 +55,12 @@
 //!   returns one kind across accounts and regions.
 //! - [`update_document_applies_the_mutation_to_the_stored_document`] — the
 //!   mutation sees the document or `None`; returning a document stores it
-//!   (creating it if absent), returning `None` deletes it; a refusing
-//!   mutation is `Rejected` and stores nothing.
+//!   (creating it if absent), returning `None` deletes it; the caller gets
+//!   the mutation's answer (`MutationOutcome::Applied`); a refusing
+//!   mutation is `MutationOutcome::Refused` with its answer and stores
+//!   nothing.
+//! - [`update_typed_answers_in_the_callers_types`] — `StoreExt::update_typed`
+//!   on any `dyn Store`: the caller's document, answer and error types.
 //! - [`update_document_loses_no_concurrent_update`] — as for functions.
 //! - [`settings_are_put_and_replaced`] — an unset key is `None`; `put`
 //!   creates and replaces; keys are independent.
@@ -71,7 +75,7 @@ use strato_model::{
     AccessKey, Account, AwsError, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus,
     Runtime, LATEST,
 };
-use strato_store::{Document, DocumentKey, Store, StoreError};
+use strato_store::{Document, DocumentKey, MutationOutcome, Store, StoreError, StoreExt};
 
 /// How many writers the concurrency checks run at once.
 const CONCURRENT_WRITERS: u64 = 32;
@@ -105,6 +109,7 @@ macro_rules! store_contract_tests {
             documents_list_by_prefix_in_id_order_and_page_after_a_marker,
             update_document_applies_the_mutation_to_the_stored_document,
             update_document_loses_no_concurrent_update,
+            update_typed_answers_in_the_callers_types,
             settings_are_put_and_replaced,
         );
     };
@@ -933,6 +938,14 @@ pub async fn documents_list_by_prefix_in_id_order_and_page_after_a_marker(store:
     assert_eq!(all_of_kind, expected);
 }
 
+/// The answer a mutation gave, when it was applied.
+fn applied<T: 'static>(outcome: MutationOutcome) -> T {
+    match outcome {
+        MutationOutcome::Applied(answer) => *answer.downcast::<T>().expect("the mutation's answer"),
+        MutationOutcome::Refused(_) => panic!("expected the mutation to be applied"),
+    }
+}
+
 pub async fn update_document_applies_the_mutation_to_the_stored_document(store: Arc<dyn Store>) {
     with_accounts(store.as_ref(), &[ACCOUNT]).await;
     let key = doc_key(ACCOUNT, REGION, KIND, "mutable");
@@ -942,12 +955,16 @@ pub async fn update_document_applies_the_mutation_to_the_stored_document(store: 
             &key,
             Box::new(|current| {
                 assert_eq!(current, None, "an absent document is None");
-                Ok(Some(json!({"n": 1})))
+                Ok((Some(json!({"n": 1})), Box::new("created")))
             }),
         )
         .await
         .expect("create through update");
-    assert_eq!(created, Some(json!({"n": 1})));
+    assert_eq!(
+        applied::<&str>(created),
+        "created",
+        "the caller gets the mutation's answer"
+    );
     assert_eq!(
         store.get_document(&key).await.expect("get"),
         Some(json!({"n": 1}))
@@ -958,18 +975,24 @@ pub async fn update_document_applies_the_mutation_to_the_stored_document(store: 
             &key,
             Box::new(|current| {
                 assert_eq!(current, Some(json!({"n": 1})), "the stored document");
-                Ok(Some(json!({"n": 2})))
+                Ok((Some(json!({"n": 2})), Box::new(2u64)))
             }),
         )
         .await
         .expect("change");
-    assert_eq!(changed, Some(json!({"n": 2})));
+    assert_eq!(applied::<u64>(changed), 2);
 
-    assert_refused(
-        store
-            .update_document(&key, Box::new(|_| Err(refusal())))
-            .await,
-    );
+    let refused = store
+        .update_document(&key, Box::new(|_| Err(Box::new(refusal()))))
+        .await
+        .expect("a refusal is not a store error");
+    match refused {
+        MutationOutcome::Refused(answer) => assert_eq!(
+            answer.downcast::<AwsError>().expect("the refusal").message,
+            refusal().message
+        ),
+        MutationOutcome::Applied(_) => panic!("expected the refusal"),
+    }
     assert_eq!(
         store.get_document(&key).await.expect("get"),
         Some(json!({"n": 2})),
@@ -977,30 +1000,52 @@ pub async fn update_document_applies_the_mutation_to_the_stored_document(store: 
     );
 
     let deleted = store
-        .update_document(&key, Box::new(|_| Ok(None)))
+        .update_document(&key, Box::new(|_| Ok((None, Box::new(())))))
         .await
         .expect("delete through update");
-    assert_eq!(deleted, None);
+    applied::<()>(deleted);
     assert_eq!(store.get_document(&key).await.expect("get"), None);
     assert!(
         !store.delete_document(&key).await.expect("delete"),
         "nothing left to delete"
     );
 
+    let never = doc_key(ACCOUNT, REGION, KIND, "never");
     let left_absent = store
-        .update_document(
-            &doc_key(ACCOUNT, REGION, KIND, "never"),
-            Box::new(|_| Ok(None)),
-        )
+        .update_document(&never, Box::new(|_| Ok((None, Box::new(())))))
         .await
         .expect("leave absent");
-    assert_eq!(left_absent, None);
+    applied::<()>(left_absent);
+    assert_eq!(store.get_document(&never).await.expect("get"), None);
+}
+
+/// `StoreExt::update_typed` over the same contract: the caller's own types
+/// for the document, the answer and the error.
+pub async fn update_typed_answers_in_the_callers_types(store: Arc<dyn Store>) {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Counter {
+        n: u64,
+    }
+    with_accounts(store.as_ref(), &[ACCOUNT]).await;
+    let key = doc_key(ACCOUNT, REGION, KIND, "typed");
+    let first: Result<u64, StoreError> = store
+        .update_typed(&key, |current: Option<Counter>| {
+            assert_eq!(current, None);
+            Ok((Some(Counter { n: 1 }), 1))
+        })
+        .await;
+    assert_eq!(first.expect("create"), 1);
+    let refused: Result<u64, StoreError> = store
+        .update_typed(&key, |current: Option<Counter>| {
+            assert_eq!(current, Some(Counter { n: 1 }));
+            Err(StoreError::Rejected(refusal()))
+        })
+        .await;
+    assert_refused(refused);
     assert_eq!(
-        store
-            .get_document(&doc_key(ACCOUNT, REGION, KIND, "never"))
-            .await
-            .expect("get"),
-        None
+        store.get_document(&key).await.expect("get"),
+        Some(json!({"n": 1})),
+        "a refused typed mutation stores nothing"
     );
 }
 
@@ -1012,18 +1057,17 @@ pub async fn update_document_loses_no_concurrent_update(store: Arc<dyn Store>) {
         .map(|_| {
             let (store, key) = (store.clone(), key.clone());
             tokio::spawn(async move {
-                let stored = store
+                let outcome = store
                     .update_document(
                         &key,
                         Box::new(|current| {
                             let n = current.map_or(0, |doc| doc["n"].as_u64().expect("n"));
-                            Ok(Some(json!({"n": n + 1})))
+                            Ok((Some(json!({"n": n + 1})), Box::new(n + 1)))
                         }),
                     )
                     .await
-                    .expect("update")
-                    .expect("stored");
-                stored["n"].as_u64().expect("n")
+                    .expect("update");
+                applied::<u64>(outcome)
             })
         })
         .collect();

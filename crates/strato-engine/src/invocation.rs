@@ -269,3 +269,17 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billed_duration_rounds_up_to_the_next_millisecond_and_is_at_least_one() {
+        assert_eq!(billed_ms(Duration::ZERO), 1);
+        assert_eq!(billed_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(billed_ms(Duration::from_millis(5)), 5);
+        assert_eq!(billed_ms(Duration::from_micros(5_001)), 6);
+        assert_eq!(billed_ms(Duration::MAX), u64::MAX);
+    }
+}

@@ -127,6 +127,17 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_rate_refills_to_the_burst_without_overflowing() {
+        let bucket = TokenBucket::new(f64::MAX, 2);
+        let t = bucket.origin;
+        // One token left when the refill (u64::MAX milli-tokens) comes in.
+        assert!(bucket.try_take_at(t));
+        let later = t + Duration::from_millis(1);
+        let taken = (0..10).filter(|_| bucket.try_take_at(later)).count();
+        assert_eq!(taken, 2);
+    }
+
+    #[test]
     fn burst_zero_refuses_everything() {
         let bucket = TokenBucket::new(100.0, 0);
         assert!(!bucket.try_take());

@@ -90,7 +90,7 @@ impl Doc {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Doc::Int(i) => Some(*i),
-            Doc::Float(f) if f.fract() == 0.0 => Some(*f as i64),
+            Doc::Float(f) if f.fract() == 0.0 => Some(saturating_i64(*f)),
             Doc::Form(s) => s.parse().ok(),
             _ => None,
         }
@@ -115,17 +115,13 @@ impl Doc {
     /// seconds as a JSON number.
     pub fn as_timestamp_ms(&self) -> Option<i64> {
         match self {
-            Doc::Timestamp(s) | Doc::Float(s) => Some((s * 1000.0).round() as i64),
+            Doc::Timestamp(s) | Doc::Float(s) => Some(ms_from_secs_f64(*s)),
             Doc::Int(s) => Some(s.saturating_mul(1000)),
             // The query protocol sends ISO 8601.
             Doc::Form(s) => chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.timestamp_millis())
                 .ok()
-                .or_else(|| {
-                    s.parse::<f64>()
-                        .ok()
-                        .map(|secs| (secs * 1000.0).round() as i64)
-                }),
+                .or_else(|| s.parse::<f64>().ok().map(ms_from_secs_f64)),
             _ => None,
         }
     }
@@ -225,6 +221,20 @@ impl Doc {
             _ => return Err("unsupported CBOR value".into()),
         })
     }
+}
+
+/// An f64 as `i64`, saturating at `i64`'s ends (NaN is 0) and rounding
+/// toward zero: a number out of range is pinned, not wrapped.
+// The `as` conversion from f64 is exactly that saturation.
+#[allow(clippy::cast_possible_truncation)]
+fn saturating_i64(value: f64) -> i64 {
+    value as i64
+}
+
+/// Epoch seconds (a JSON number, a CBOR timestamp) as the nearest epoch
+/// millisecond, saturating.
+fn ms_from_secs_f64(secs: f64) -> i64 {
+    saturating_i64((secs * 1000.0).round())
 }
 
 impl From<&str> for Doc {
@@ -562,7 +572,7 @@ fn write_xml(out: &mut String, doc: &Doc) {
         Doc::Text(s) | Doc::Form(s) => out.push_str(&xml_escape(s)),
         Doc::Blob(b) => out.push_str(&base64::engine::general_purpose::STANDARD.encode(b)),
         Doc::Timestamp(secs) => {
-            let ms = (secs * 1000.0).round() as i64;
+            let ms = ms_from_secs_f64(*secs);
             let time = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
             out.push_str(&time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
         }

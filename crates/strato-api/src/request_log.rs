@@ -26,7 +26,7 @@ pub async fn log_and_tag(request: Request, next: Next) -> Response {
         %method,
         path,
         status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         request_id,
     );
     response

@@ -180,7 +180,9 @@ impl Engine {
             env,
             log_group: c.log_group.clone(),
             log_stream: log_stream.clone(),
-            init_timeout: self.config.init_timeout + Duration::from_secs(c.timeout.max(1) as u64),
+            init_timeout: self.config.init_timeout
+                // Positive after `max(1)`, so `unsigned_abs` is the value itself.
+                + Duration::from_secs(c.timeout.max(1).unsigned_abs()),
         };
         // Which runtime ran is part of the record, as AWS's INIT_START line shows it.
         let logs = logs::owned_by(&self.logs, &target.account, &target.region);

@@ -86,7 +86,9 @@ impl AccountSlot {
 
     fn unreserved(&self) -> u32 {
         let limit = u64::from(self.limit.load(Ordering::Acquire));
-        limit.saturating_sub(self.reserved.load(Ordering::Acquire)) as u32
+        // At most `limit`, which came from a `u32`.
+        u32::try_from(limit.saturating_sub(self.reserved.load(Ordering::Acquire)))
+            .unwrap_or(u32::MAX)
     }
 
     fn wake(&self) {
@@ -672,7 +674,8 @@ mod tests {
                 match s {
                     Step::Acquire(f) => {
                         let name = format!("f{f}");
-                        let before_fn = held.iter().filter(|(g, p)| *g == f && matches!(p.held, Held::Reserved(_))).count() as u32;
+                        let before_fn = held.iter().filter(|(g, p)| *g == f && matches!(p.held, Held::Reserved(_))).count();
+                        let before_fn = u32::try_from(before_fn).unwrap();
                         match l.try_acquire(A, R, &name) {
                             Ok(p) => held.push((f, p)),
                             Err(Throttle::Reserved) => {

@@ -29,6 +29,12 @@ fn cpu_share(memory_mb: i64) -> f64 {
     (memory_mb as f64 / strato_model::limits::MEMORY_MB_PER_VCPU as f64).clamp(0.05, 6.0)
 }
 
+/// Bytes of a `MemorySize` or `EphemeralStorage` size in MB, at least one
+/// MB; sizes beyond `u64` bytes saturate.
+fn mb_to_bytes(mb: i64) -> u64 {
+    mb.max(1).unsigned_abs().saturating_mul(1024 * 1024)
+}
+
 /// Where Strato's own API answers inside an isolated instance.
 pub const INSTANCE_API_ADDR: &str = "127.0.0.1:9000";
 
@@ -239,7 +245,7 @@ impl Instance {
             mounts,
             memory_mb: spec.memory_mb,
             cpu_fraction: cpu_share(spec.memory_mb).max(INIT_CPU_SHARE),
-            tmp_bytes: (spec.ephemeral_mb.max(1) as u64) * 1024 * 1024,
+            tmp_bytes: mb_to_bytes(spec.ephemeral_mb),
             env: spec.env.clone(),
             assignment: None,
         };
@@ -317,7 +323,7 @@ impl Instance {
         sandbox_spec.hostname =
             format!("169.254.{}.{}", rand::random::<u8>(), rand::random::<u8>());
         sandbox_spec.limits = ResourceLimits {
-            memory_bytes: (launch.memory_mb.max(1) as u64) * 1024 * 1024,
+            memory_bytes: mb_to_bytes(launch.memory_mb),
             // Init runs with at least a whole CPU, so a small function's cold
             // start is not stretched by its invocation-time share; the share
             // applies from the first invocation on.
@@ -663,10 +669,10 @@ impl StemCell {
         mark.adopted();
         let started = Instant::now();
         let (reply_tx, reply_rx) = oneshot::channel();
-        let memory_bytes = (adoption.memory_mb.max(1) as u64) * 1024 * 1024;
+        let memory_bytes = mb_to_bytes(adoption.memory_mb);
         let adopt = Control::Adopt {
             mounts: adoption.mounts,
-            tmp_bytes: (adoption.ephemeral_mb.max(1) as u64) * 1024 * 1024,
+            tmp_bytes: mb_to_bytes(adoption.ephemeral_mb),
             memory_bytes,
             reply: reply_tx,
         };

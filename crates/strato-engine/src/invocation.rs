@@ -28,6 +28,14 @@ fn trace_id() -> String {
     )
 }
 
+/// AWS's billed duration: the duration rounded up to the next whole
+/// millisecond, at least 1 ms; one beyond `u64` milliseconds saturates.
+fn billed_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 fn error_payload(error_type: &str, message: String) -> Bytes {
     Bytes::from(json!({ "errorType": error_type, "errorMessage": message }).to_string())
 }
@@ -51,7 +59,8 @@ impl Engine {
         let key = pool_key(&target);
         let pool = self.pools.entry(key).or_default().clone();
         let started = Instant::now();
-        let timeout = Duration::from_secs(c.timeout.max(1) as u64);
+        // Positive after `max(1)`, so `unsigned_abs` is the value itself.
+        let timeout = Duration::from_secs(c.timeout.max(1).unsigned_abs());
 
         let mut warm = pool.acquire();
         // Made when the first instance is ready, so the deadline does not
@@ -94,7 +103,9 @@ impl Engine {
                 .get_or_insert_with(|| Dispatch {
                     request_id: request_id.clone(),
                     payload: request.payload.clone(),
-                    deadline_ms: chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64,
+                    deadline_ms: chrono::Utc::now()
+                        .timestamp_millis()
+                        .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
                     invoked_function_arn: target.invoked_arn.clone(),
                     trace_id: trace_id(),
                     client_context: request.client_context.clone(),
@@ -159,7 +170,7 @@ impl Engine {
         };
         instance.flush_logs();
         let max_memory_mb = instance.memory_peak().await.div_ceil(1024 * 1024);
-        let billed_ms = (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64;
+        let billed_ms = billed_ms(duration);
         logs.line(format!("END RequestId: {request_id}"));
         let mut report = format!(
             "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed_ms} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory_mb} MB",
@@ -251,10 +262,24 @@ impl Engine {
             executed_version: target.config.version.clone(),
             log_result: tail_log.then(|| base64::engine::general_purpose::STANDARD.encode(log)),
             duration,
-            billed_ms: (duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64,
+            billed_ms: billed_ms(duration),
             init_duration: None,
             max_memory_mb: 0,
             provisioned_allocation: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billed_duration_rounds_up_to_the_next_millisecond_and_is_at_least_one() {
+        assert_eq!(billed_ms(Duration::ZERO), 1);
+        assert_eq!(billed_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(billed_ms(Duration::from_millis(5)), 5);
+        assert_eq!(billed_ms(Duration::from_micros(5_001)), 6);
+        assert_eq!(billed_ms(Duration::MAX), u64::MAX);
     }
 }

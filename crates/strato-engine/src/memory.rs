@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The budget's default share of the machine's memory.
-const DEFAULT_SHARE: f64 = 0.8;
+/// The budget's default share of the machine's memory, in per cent.
+const DEFAULT_SHARE_PERCENT: u64 = 80;
 /// Used when the machine's memory cannot be read.
 const FALLBACK_BUDGET_MB: u64 = 4096;
 
@@ -20,7 +20,7 @@ pub fn default_budget_mb() -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(FALLBACK_BUDGET_MB, |kb| {
-            ((kb / 1024) as f64 * DEFAULT_SHARE) as u64
+            (kb / 1024).saturating_mul(DEFAULT_SHARE_PERCENT) / 100
         })
 }
 

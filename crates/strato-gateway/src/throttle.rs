@@ -6,7 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Tokens are kept in thousandths so fractional rates refill smoothly.
-const SCALE: f64 = 1000.0;
+const SCALE: u64 = 1000;
+
+/// The milli-tokens a full bucket holds: `burst` tokens, within the 32 bits
+/// `state` keeps them in.
+fn capacity_milli_tokens(burst: u32) -> u64 {
+    (u64::from(burst) * SCALE).min(u64::from(u32::MAX))
+}
+
+/// A non-negative f64 as `u64`, rounding toward zero and saturating: NaN and
+/// negative values are 0, values past `u64::MAX` are `u64::MAX`.
+// The `as` conversion from f64 is exactly that saturation.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub(crate) fn saturating_u64(value: f64) -> u64 {
+    value as u64
+}
 
 /// One throttle: `rate` requests a second on average, `burst` at once.
 pub struct TokenBucket {
@@ -26,7 +40,7 @@ impl TokenBucket {
         } else {
             0.0
         };
-        let tokens = (burst as f64 * SCALE).min(u32::MAX as f64) as u64;
+        let tokens = capacity_milli_tokens(burst);
         TokenBucket {
             rate,
             burst,
@@ -49,20 +63,23 @@ impl TokenBucket {
     }
 
     fn try_take_at(&self, now: Instant) -> bool {
-        let now_ms = now.saturating_duration_since(self.origin).as_millis() as u64 & 0xFFFF_FFFF;
-        let capacity = (self.burst as f64 * SCALE).min(u32::MAX as f64) as u64;
+        // The low 32 bits of the clock (see `state`); the mask makes them fit.
+        let now_ms =
+            u64::try_from(now.saturating_duration_since(self.origin).as_millis() & 0xFFFF_FFFF)
+                .unwrap_or(0);
+        let capacity = capacity_milli_tokens(self.burst);
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             let tokens = current >> 32;
             let last_ms = current & 0xFFFF_FFFF;
             let elapsed_ms = now_ms.wrapping_sub(last_ms) & 0xFFFF_FFFF;
-            let refill = (elapsed_ms as f64 * self.rate) as u64; // rate/s × ms = milli-tokens
-            let available = (tokens + refill).min(capacity);
+            let refill = saturating_u64(elapsed_ms as f64 * self.rate); // rate/s × ms = milli-tokens
+            let available = tokens.saturating_add(refill).min(capacity);
             // Keep the refill clock where it was if nothing accrued, so
             // frequent calls do not lose fractional refills.
             let stamp = if refill > 0 { now_ms } else { last_ms };
-            let (next, taken) = if available >= SCALE as u64 {
-                (available - SCALE as u64, true)
+            let (next, taken) = if available >= SCALE {
+                (available - SCALE, true)
             } else {
                 (available, false)
             };
@@ -105,6 +122,17 @@ mod tests {
         assert!(bucket.try_take_at(t + Duration::from_millis(100)));
         // A long pause refills only up to the burst.
         let later = t + Duration::from_secs(60);
+        let taken = (0..10).filter(|_| bucket.try_take_at(later)).count();
+        assert_eq!(taken, 2);
+    }
+
+    #[test]
+    fn a_huge_rate_refills_to_the_burst_without_overflowing() {
+        let bucket = TokenBucket::new(f64::MAX, 2);
+        let t = bucket.origin;
+        // One token left when the refill (u64::MAX milli-tokens) comes in.
+        assert!(bucket.try_take_at(t));
+        let later = t + Duration::from_millis(1);
         let taken = (0..10).filter(|_| bucket.try_take_at(later)).count();
         assert_eq!(taken, 2);
     }

@@ -142,7 +142,7 @@ impl LogStore {
         let (tx, mut rx) = mpsc::channel::<Write>(config.queue_capacity.max(1));
         let mut writer = Writer {
             conn,
-            total_bytes: total_bytes.max(0) as u64,
+            total_bytes: u64::try_from(total_bytes).unwrap_or(0),
             max_total_bytes: config.max_total_bytes,
         };
         std::thread::Builder::new()
@@ -540,7 +540,9 @@ impl Writer {
             params![owner.account, owner.region, name],
         )?;
         tx.commit()?;
-        self.total_bytes = self.total_bytes.saturating_sub(bytes.max(0) as u64);
+        self.total_bytes = self
+            .total_bytes
+            .saturating_sub(u64::try_from(bytes).unwrap_or(0));
         Ok(Ok(()))
     }
 
@@ -565,7 +567,9 @@ impl Writer {
                 "DELETE FROM log_events WHERE account=?1 AND region=?2 AND grp=?3 AND ts < ?4",
                 params![account, region, group, cutoff],
             )? as u64;
-            self.total_bytes = self.total_bytes.saturating_sub(bytes.max(0) as u64);
+            self.total_bytes = self
+                .total_bytes
+                .saturating_sub(u64::try_from(bytes).unwrap_or(0));
         }
         Ok(removed)
     }
@@ -591,7 +595,7 @@ impl Writer {
             let mut freed = 0u64;
             let mut last_id = 0;
             for (id, bytes) in oldest {
-                freed += bytes.max(0) as u64;
+                freed += u64::try_from(bytes).unwrap_or(0);
                 last_id = id;
                 if self.total_bytes.saturating_sub(freed) <= target {
                     break;
@@ -858,7 +862,8 @@ fn get_events(
     };
     let start = query.start_ms.unwrap_or(i64::MIN);
     let end = query.end_ms.unwrap_or(i64::MAX);
-    let limit = query.limit as i64;
+    // A limit beyond SQLite's integers is no limit at all.
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
     let base = "SELECT id, stream, ts, ingest, message FROM log_events
                 WHERE account=?1 AND region=?2 AND grp=?3 AND stream=?4 AND ts >= ?5 AND ts < ?6";
     let (sql, bound) = match direction {
@@ -930,7 +935,8 @@ pub struct FilterPage {
 
 /// Rows one FilterLogEvents call examines at most; a page may come back
 /// short (even empty) with a token to go on, as CloudWatch Logs does.
-const FILTER_SCAN_LIMIT: usize = 10_000;
+/// (A `u16`, so that it converts losslessly to both `usize` and `i64`.)
+const FILTER_SCAN_LIMIT: u16 = 10_000;
 
 fn filter_events(
     conn: &Connection,
@@ -958,7 +964,8 @@ fn filter_events(
            AND (ts > ?6 OR (ts = ?6 AND id > ?7))
          ORDER BY ts, id LIMIT ?8",
     )?;
-    let scan = FILTER_SCAN_LIMIT as i64 + 1;
+    // One row past the limit shows that there is more.
+    let scan = i64::from(FILTER_SCAN_LIMIT) + 1;
     let rows = stmt.query_map(
         params![
             owner.account,
@@ -985,7 +992,7 @@ fn filter_events(
     let mut more = false;
     for (examined, row) in rows.enumerate() {
         let event = row?;
-        if examined == FILTER_SCAN_LIMIT || events.len() == query.limit {
+        if examined == usize::from(FILTER_SCAN_LIMIT) || events.len() == query.limit {
             more = true;
             break;
         }

@@ -106,8 +106,8 @@ pub(crate) fn add_usage(
                 key.region,
                 key.function,
                 key.memory_mb,
-                usage.requests as i64,
-                usage.billed_ms as i64
+                i64::try_from(usage.requests).unwrap_or(i64::MAX),
+                i64::try_from(usage.billed_ms).unwrap_or(i64::MAX)
             ])?;
         }
     }
@@ -136,8 +136,8 @@ pub fn read_usage(
                 memory_mb: r.get(2)?,
             },
             Usage {
-                requests: r.get::<_, i64>(3)?.max(0) as u64,
-                billed_ms: r.get::<_, i64>(4)?.max(0) as u64,
+                requests: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                billed_ms: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
             },
         ))
     })?;

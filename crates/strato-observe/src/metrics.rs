@@ -40,6 +40,9 @@ const BIN_GROWTH: f64 = 1.01;
 
 /// The bin of a value: `floor(log_1.01(value))`; zero and negative values
 /// share the lowest bin.
+// Lossless because the log_1.01 of a finite positive f64 lies within about ±75 000 (ln spans
+// -745..710), far inside `i32`.
+#[allow(clippy::cast_possible_truncation)]
 fn bin_of(value: f64) -> i32 {
     if value <= 0.0 || !value.is_finite() {
         return i32::MIN;
@@ -117,7 +120,7 @@ impl Bucket {
             _ => {
                 let p = parse_percentile(stat)?;
                 let total: u64 = self.histogram.iter().map(|(_, c)| c).sum();
-                let rank = (((p / 100.0) * total as f64).ceil() as u64).clamp(1, total.max(1));
+                let rank = nearest_rank(p, total);
                 // The ends are known exactly.
                 if rank <= 1 {
                     return Some(self.min);
@@ -136,6 +139,15 @@ impl Bucket {
             }
         }
     }
+}
+
+/// The nearest rank (1-based) of percentile `p` (0 to 100) among `total`
+/// samples, within `1..=total`.
+// `as` from f64 saturates, and with `p` within 0 to 100 the product is within
+// 0..=total, up to f64 rounding, which the clamp brings back.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn nearest_rank(p: f64, total: u64) -> u64 {
+    (((p / 100.0) * total as f64).ceil() as u64).clamp(1, total.max(1))
 }
 
 /// `p99` → 99.0; `p99.9` → 99.9.
@@ -292,6 +304,12 @@ fn decode_histogram(bytes: &[u8]) -> Vec<(i32, u64)> {
         .collect()
 }
 
+/// A retention period in milliseconds; one beyond `i64` (some 292 million
+/// years) saturates, which keeps everything.
+fn retention_ms(retention: Duration) -> i64 {
+    i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn minute_of(ms: i64) -> i64 {
     ms.div_euclid(60_000)
 }
@@ -404,7 +422,8 @@ impl State {
                     *n = n.saturating_sub(1);
                 }
                 let Some(record) = record else { return };
-                let error = if record.outcome.is_error() { 1.0 } else { 0.0 };
+                let failed = record.outcome.is_error();
+                let error = if failed { 1.0 } else { 0.0 };
                 let duration_ms = record.duration.as_secs_f64() * 1000.0;
                 let at = record.finished_at_ms;
                 if let (Some(allocated), Some(qualifier)) = (
@@ -482,7 +501,7 @@ impl State {
                         ..Default::default()
                     });
                 totals.invocations += 1;
-                totals.errors += error as u64;
+                totals.errors += u64::from(failed);
                 totals.billed_ms += record.billed_ms;
                 totals.duration_sum_ms += duration_ms;
                 if let Some(i) = DURATION_BUCKETS_MS.iter().position(|b| duration_ms <= *b) {
@@ -575,12 +594,9 @@ impl State {
                 ("Route", route),
             ]));
         }
-        let e4 = if (400..500).contains(&a.status) {
-            1.0
-        } else {
-            0.0
-        };
-        let e5 = if a.status >= 500 { 1.0 } else { 0.0 };
+        let (client_error, server_error) = ((400..500).contains(&a.status), a.status >= 500);
+        let e4 = if client_error { 1.0 } else { 0.0 };
+        let e5 = if server_error { 1.0 } else { 0.0 };
         for set in sets {
             self.record(
                 (&a.account, &a.region),
@@ -630,8 +646,8 @@ impl State {
             .entry((a.account, a.region, a.api_id, a.stage))
             .or_default();
         totals.requests += 1;
-        totals.errors_4xx += e4 as u64;
-        totals.errors_5xx += e5 as u64;
+        totals.errors_4xx += u64::from(client_error);
+        totals.errors_5xx += u64::from(server_error);
         totals.latency_sum_ms += a.latency_ms;
     }
 }
@@ -651,7 +667,7 @@ impl Metrics {
         let conn = open_metrics_db(path)?;
         let mut state = State::default();
         let oldest =
-            minute_of(chrono::Utc::now().timestamp_millis() - config.retention.as_millis() as i64);
+            minute_of(chrono::Utc::now().timestamp_millis() - retention_ms(config.retention));
         {
             let mut stmt = conn.prepare(
                 "SELECT account, region, namespace, metric, dimensions, minute, count, sum, min, max, histogram
@@ -669,7 +685,7 @@ impl Metrics {
                     },
                     r.get::<_, i64>(5)?,
                     Bucket {
-                        count: r.get::<_, i64>(6)?.max(0) as u64,
+                        count: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
                         sum: r.get(7)?,
                         min: r.get(8)?,
                         max: r.get(9)?,
@@ -781,9 +797,8 @@ impl Metrics {
                 })
                 .collect();
             let usage: Vec<(MeterKey, Usage)> = state.metering.drain().collect();
-            let oldest = minute_of(
-                chrono::Utc::now().timestamp_millis() - self.retention.as_millis() as i64,
-            );
+            let oldest =
+                minute_of(chrono::Utc::now().timestamp_millis() - retention_ms(self.retention));
             state.series.retain(|_, minutes| {
                 minutes.retain(|m, _| *m >= oldest);
                 !minutes.is_empty()
@@ -794,7 +809,7 @@ impl Metrics {
             return Ok(());
         }
         let db = self.db.clone();
-        let retention_ms = self.retention.as_millis() as i64;
+        let retention_ms = retention_ms(self.retention);
         let restore = usage.clone();
         let written = tokio::task::spawn_blocking(move || -> Result<(), rusqlite::Error> {
             let mut conn = db.lock();
@@ -814,7 +829,7 @@ impl Metrics {
                         key.metric,
                         dims_json,
                         minute,
-                        bucket.count as i64,
+                        i64::try_from(bucket.count).unwrap_or(i64::MAX),
                         bucket.sum,
                         bucket.min,
                         bucket.max,
@@ -1155,7 +1170,7 @@ pub fn read_minutes(
             Ok((
                 r.get::<_, i64>(0)?,
                 Bucket {
-                    count: r.get::<_, i64>(1)?.max(0) as u64,
+                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
                     sum: r.get(2)?,
                     min: r.get(3)?,
                     max: r.get(4)?,

@@ -30,20 +30,24 @@ static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 // upholds GlobalAlloc's contract; the counter has no effect on the memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // Lossless: a `Layout`'s size never exceeds `isize::MAX`.
+        LIVE_BYTES.fetch_add(layout.size().cast_signed(), Ordering::Relaxed);
         // SAFETY: same layout the caller gave us, as GlobalAlloc requires.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // Lossless: a `Layout`'s size never exceeds `isize::MAX`.
+        LIVE_BYTES.fetch_sub(layout.size().cast_signed(), Ordering::Relaxed);
         // SAFETY: `ptr` was allocated by `System` with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Lossless: `layout`'s size, and `new_size` by realloc's contract,
+        // never exceed `isize::MAX`.
         LIVE_BYTES.fetch_add(
-            new_size as isize - layout.size() as isize,
+            new_size.cast_signed() - layout.size().cast_signed(),
             Ordering::Relaxed,
         );
         // SAFETY: `ptr` was allocated by `System` with `layout`; the caller
@@ -120,15 +124,16 @@ impl Latencies {
 
     fn json(&mut self) -> String {
         self.0.sort_unstable();
-        let at = |q: f64| {
-            let index = ((self.0.len() as f64 - 1.0) * q).round() as usize;
+        // The nearest rank, rounded half up, in integers.
+        let at = |per_cent: usize| {
+            let index = (self.0.len().saturating_sub(1) * per_cent + 50) / 100;
             self.0.get(index).map_or(0.0, |&us| us as f64 / 1000.0)
         };
         format!(
             "{{\"ops\":{},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
             self.0.len(),
-            at(0.5),
-            at(0.99)
+            at(50),
+            at(99)
         )
     }
 }
@@ -235,7 +240,11 @@ async fn drain_phase(
     engine: &Arc<SqliteQueueEngine>,
     args: &Args,
 ) -> Result<(Duration, Latencies, Latencies), BenchError> {
-    let left = Arc::new(AtomicIsize::new(args.messages as isize));
+    // Counts beyond `isize::MAX` saturate: the workers stop on an empty
+    // receive anyway.
+    let left = Arc::new(AtomicIsize::new(
+        isize::try_from(args.messages).unwrap_or(isize::MAX),
+    ));
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
@@ -251,7 +260,10 @@ async fn drain_phase(
                     if received.is_empty() {
                         break;
                     }
-                    left.fetch_sub(received.len() as isize, Ordering::Relaxed);
+                    left.fetch_sub(
+                        isize::try_from(received.len()).unwrap_or(isize::MAX),
+                        Ordering::Relaxed,
+                    );
                     let receipts: Vec<String> =
                         received.into_iter().map(|m| m.receipt_handle).collect();
                     let at = Instant::now();
@@ -377,7 +389,7 @@ async fn run(args: Args) -> Result<String, BenchError> {
         combined[0].json(),
         combined[1].json(),
         combined[2].json(),
-        index_bytes / args.messages.max(1) as isize,
+        index_bytes / isize::try_from(args.messages.max(1)).unwrap_or(isize::MAX),
     ))
 }
 

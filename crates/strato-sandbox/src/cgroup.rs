@@ -41,6 +41,11 @@ impl CgroupLimits {
     }
 }
 
+/// The CFS quota for `fraction` of one CPU: whole microseconds per period, never below the
+/// kernel's floor; a NaN fraction gets the floor, one too large for `u64` saturates.
+// `as` from f64 saturates (NaN to 0) and the floor applies after: out-of-range fractions are
+// handled, not wrapped.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn cpu_quota_us(fraction: f64) -> u64 {
     ((fraction * CPU_PERIOD_US as f64).round() as u64).max(MIN_CPU_QUOTA_US)
 }

@@ -186,7 +186,8 @@ impl SandboxedProcess {
     pub fn kill(&mut self) -> Result<()> {
         match &self.cgroup {
             Some(lease) => lease.driver.kill_all(&lease.id),
-            None => match killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL) {
+            // Lossless: the kernel's pids are below 2^22 (PID_MAX_LIMIT), well inside `i32`.
+            None => match killpg(Pid::from_raw(self.pid.cast_signed()), Signal::SIGKILL) {
                 Err(nix::errno::Errno::ESRCH) | Ok(()) => Ok(()),
                 Err(e) => Err(SandboxError::sys("killpg", e)),
             },

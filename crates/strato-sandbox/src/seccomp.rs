@@ -109,7 +109,7 @@ pub(crate) fn build_filter() -> Result<BpfProgram> {
     .into_iter()
     .map(|flag| {
         // Rules of one system call are alternatives: any one namespace flag set denies the clone.
-        let flag = flag as u64;
+        let flag = clone_flags_arg(flag);
         SeccompCondition::new(
             0,
             SeccompCmpArgLen::Qword,
@@ -154,7 +154,7 @@ fn seccomp_error(e: impl std::fmt::Display) -> SandboxError {
 fn with_early_checks(mut program: BpfProgram) -> BpfProgram {
     const ARCH_CHECK_LEN: usize = 3;
     let mut checks = vec![sock_filter {
-        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        code: bpf_opcode(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS),
         jt: 0,
         jf: 0,
         k: 0, // offsetof(struct seccomp_data, nr)
@@ -162,7 +162,7 @@ fn with_early_checks(mut program: BpfProgram) -> BpfProgram {
     checks.extend(foreign_abi_check());
     checks.extend(deny_when_nr(
         libc::BPF_JEQ,
-        libc::SYS_clone3 as u32,
+        seccomp_nr(libc::SYS_clone3),
         libc::ENOSYS,
     ));
     let insert_at = ARCH_CHECK_LEN.min(program.len());
@@ -175,18 +175,42 @@ fn with_early_checks(mut program: BpfProgram) -> BpfProgram {
 fn deny_when_nr(comparison: u32, value: u32, errno: i32) -> [sock_filter; 2] {
     [
         sock_filter {
-            code: (libc::BPF_JMP | comparison | libc::BPF_K) as u16,
+            code: bpf_opcode(libc::BPF_JMP | comparison | libc::BPF_K),
             jt: 0,
             jf: 1,
             k: value,
         },
         sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            code: bpf_opcode(libc::BPF_RET | libc::BPF_K),
             jt: 0,
             jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | errno as u32,
+            // The errno travels in the low 16 bits of the return value, as its bit pattern.
+            k: libc::SECCOMP_RET_ERRNO | errno.cast_unsigned(),
         },
     ]
+}
+
+/// `clone`'s flags argument as the filter sees it: libc spells the flags as a C `int`, the kernel
+/// takes them as an unsigned long; every flag is a bit pattern, kept as is and zero-extended.
+fn clone_flags_arg(flags: libc::c_int) -> u64 {
+    u64::from(flags.cast_unsigned())
+}
+
+/// A system call number as `struct seccomp_data` holds it (`nr`, a 32-bit int) and a BPF `k`
+/// compares it.
+// Lossless because system call numbers are small non-negative ints (below 1024 on every Linux
+// architecture); libc spells them as `c_long` only because syscall(2) takes a long.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+const fn seccomp_nr(nr: libc::c_long) -> u32 {
+    nr as u32
+}
+
+/// A classic BPF opcode as `sock_filter::code` holds it.
+// Lossless because an opcode is 16 bits: libc spells its class, size, mode, operation and source
+// parts as `u32`, but all of them lie in the low byte.
+#[allow(clippy::cast_possible_truncation)]
+const fn bpf_opcode(code: u32) -> u16 {
+    code as u16
 }
 
 /// x32 system calls share the x86_64 audit arch but carry bit 30 in their number, so a deny list keyed
@@ -220,7 +244,7 @@ mod tests {
     fn verdict(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> u32 {
         // struct seccomp_data: nr, arch, instruction_pointer, args[6]; native endianness.
         let mut data = Vec::with_capacity(64);
-        data.extend_from_slice(&(nr as u32).to_ne_bytes());
+        data.extend_from_slice(&seccomp_nr(nr).to_ne_bytes());
         data.extend_from_slice(&arch.to_ne_bytes());
         data.extend_from_slice(&0u64.to_ne_bytes());
         for arg in args {
@@ -282,7 +306,7 @@ mod tests {
             libc::CLONE_NEWNET,
             libc::CLONE_NEWCGROUP,
         ] {
-            let flags = (flag | libc::SIGCHLD) as u64;
+            let flags = clone_flags_arg(flag | libc::SIGCHLD);
             assert_eq!(answer(libc::SYS_clone, flags), EPERM, "flag {flag:#x}");
         }
     }
@@ -300,8 +324,8 @@ mod tests {
             | libc::CLONE_PARENT_SETTID
             | libc::CLONE_CHILD_CLEARTID;
         let fork = libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD;
-        assert_eq!(answer(libc::SYS_clone, thread as u64), ALLOW);
-        assert_eq!(answer(libc::SYS_clone, fork as u64), ALLOW);
+        assert_eq!(answer(libc::SYS_clone, clone_flags_arg(thread)), ALLOW);
+        assert_eq!(answer(libc::SYS_clone, clone_flags_arg(fork)), ALLOW);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! otherwise. Every test uses its own sandbox ids and a test-only cgroup parent, interface prefix and
 //! address range, and sends traffic only over loopback inside namespaces it created.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

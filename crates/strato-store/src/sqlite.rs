@@ -94,13 +94,14 @@ impl SqliteStore {
                 MIGRATIONS.len()
             )));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        // Versions count from 1 as `i64`, SQLite's integer, so none is cast.
+        for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(applied) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(sql)?;
             tx.execute("DELETE FROM schema_version", [])?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
-                [i as i64 + 1],
+                [version],
             )?;
             tx.commit()?;
         }
@@ -123,6 +124,12 @@ impl SqliteStore {
 
 fn parse<T: serde::de::DeserializeOwned>(doc: String) -> Result<T, StoreError> {
     Ok(serde_json::from_str(&doc)?)
+}
+
+/// The `code_size` column, in SQLite's `i64`: a byte count beyond `i64::MAX`
+/// cannot exist, and saturating keeps such a size over every quota.
+fn code_size_column(record: &FunctionRecord) -> i64 {
+    i64::try_from(record.code_size()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -233,7 +240,7 @@ impl Store for SqliteStore {
             record.region.clone(),
             record.name().to_string(),
         );
-        let size = record.code_size() as i64;
+        let size = code_size_column(record);
         self.with(move |c| {
             match c.execute(
                 "INSERT INTO functions (account_id, region, name, code_size, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -329,7 +336,7 @@ impl Store for SqliteStore {
             mutation(&mut record).map_err(StoreError::Rejected)?;
             tx.execute(
                 "UPDATE functions SET doc = ?4, code_size = ?5 WHERE account_id = ?1 AND region = ?2 AND name = ?3",
-                params![account, region, name, serde_json::to_string(&record)?, record.code_size() as i64],
+                params![account, region, name, serde_json::to_string(&record)?, code_size_column(&record)],
             )?;
             tx.commit()?;
             Ok(record)
@@ -372,7 +379,10 @@ impl Store for SqliteStore {
                 params![account, region],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            Ok((count.max(0) as u64, size.max(0) as u64))
+            Ok((
+                u64::try_from(count).unwrap_or(0),
+                u64::try_from(size).unwrap_or(0),
+            ))
         })
         .await
     }
@@ -454,10 +464,12 @@ impl Store for SqliteStore {
                    AND substr(id, 1, length(?4)) = ?4 AND id > ?5
                  ORDER BY id LIMIT ?6",
             )?;
-            let rows = stmt.query_map(
-                params![account, region, kind, prefix, after, limit as i64],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-            )?;
+            // A limit beyond SQLite's integers is no limit at all.
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![account, region, kind, prefix, after, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
             let mut out = Vec::new();
             for row in rows {
                 let (id, doc) = row?;

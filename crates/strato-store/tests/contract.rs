@@ -2,6 +2,9 @@
 //! backend, each check on a fresh database file in WAL mode, as the server
 //! opens it.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod store_contract;
 

@@ -109,6 +109,12 @@ pub fn parse_since(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// The epoch milliseconds `since` before `ms`; a span reaching past the
+/// start of `i64` time saturates there (everything is included).
+fn ms_before(ms: i64, since: Duration) -> i64 {
+    ms.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -137,7 +143,7 @@ pub async fn logs(
         return Err(format!("no logs in {} yet", args.data_dir.display()));
     }
     let reader = LogReader::open(&path).map_err(|e| e.to_string())?;
-    let mut start = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
+    let mut start = ms_before(chrono::Utc::now().timestamp_millis(), since);
     let mut last_id = i64::MIN;
     loop {
         let mut token: Option<String> = None;
@@ -199,7 +205,7 @@ pub async fn metrics(
     }
     let conn = metrics::open_metrics_db(&db).map_err(|e| e.to_string())?;
     let end = chrono::Utc::now().timestamp_millis() + 60_000;
-    let start = end - 60_000 - since.as_millis() as i64;
+    let start = ms_before(end - 60_000, since);
     let series = |metric: &str| -> Result<Vec<metrics::Datapoint>, String> {
         let key = SeriesKey {
             account: account.clone(),

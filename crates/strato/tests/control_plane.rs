@@ -1,6 +1,9 @@
 //! Issue 2, shown with the AWS SDK for Rust: the Lambda control plane of an
 //! in-process Strato server, operation by operation, error by error.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use std::collections::HashMap;
@@ -113,7 +116,7 @@ async fn create_function_reports_code_sha256_and_code_size() {
         .await
         .unwrap();
     assert_eq!(out.code_sha256(), Some(sha256_base64(&zip).as_str()));
-    assert_eq!(out.code_size(), zip.len() as i64);
+    assert_eq!(out.code_size(), i64::try_from(zip.len()).unwrap());
 }
 
 #[tokio::test]
@@ -518,7 +521,7 @@ async fn update_function_code_reports_in_progress_then_successful_with_the_new_s
         Some(&LastUpdateStatus::InProgress)
     );
     assert_eq!(out.code_sha256(), Some(sha256_base64(&new_zip).as_str()));
-    assert_eq!(out.code_size(), new_zip.len() as i64);
+    assert_eq!(out.code_size(), i64::try_from(new_zip.len()).unwrap());
     assert_eq!(
         wait_update_settled(&h.client, &name).await,
         LastUpdateStatus::Successful
@@ -996,7 +999,10 @@ async fn get_account_settings_reports_limits_and_usage() {
     assert_eq!(limit.concurrent_executions(), 1000);
     let usage = out.account_usage().unwrap();
     assert_eq!(usage.function_count(), 2);
-    assert_eq!(usage.total_code_size(), (a.len() + b.len()) as i64);
+    assert_eq!(
+        usage.total_code_size(),
+        i64::try_from(a.len() + b.len()).unwrap()
+    );
 }
 
 // ---------------------------------------------------------------- Permissions

@@ -1,6 +1,9 @@
 //! End-to-end: every way a function can fail, answered as AWS answers it,
 //! and the server (and other functions) serving on afterwards.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;

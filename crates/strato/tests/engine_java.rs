@@ -8,6 +8,9 @@
 //! `target/` that later runs reuse, and copied into each test's data
 //! directory.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use std::path::{Path, PathBuf};

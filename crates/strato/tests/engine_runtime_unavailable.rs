@@ -5,6 +5,9 @@
 //! this test makes that registry unreachable (for its own process only: it is
 //! the one test in this binary).
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;

@@ -2,6 +2,9 @@
 //! the AWS SDK for Rust and called over plain HTTP with reqwest, in front of
 //! real Node.js functions and small HTTP backends started by the tests.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use std::net::SocketAddr;

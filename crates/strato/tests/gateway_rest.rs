@@ -3,6 +3,9 @@
 //! `/_strato/execute-api/{api-id}/{stage}/...`, and host-style ones with a
 //! `Host: {api-id}.execute-api.localhost` header).
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use aws_sdk_apigateway::error::ProvideErrorMetadata;

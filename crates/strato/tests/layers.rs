@@ -4,6 +4,9 @@
 //! with AWS's error type and message, persistence across a restart — and
 //! Node.js and Python functions whose dependencies live only in layers.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use aws_sdk_lambda::primitives::Blob;
@@ -90,7 +93,7 @@ fn zeros_zip(name: &str, size: u64) -> Vec<u8> {
             self.acc |= value << self.len;
             self.len += bits;
             while self.len >= 8 {
-                self.out.push(self.acc as u8);
+                self.out.push(self.acc.to_le_bytes()[0]); // the low byte
                 self.acc >>= 8;
                 self.len -= 8;
             }
@@ -120,7 +123,7 @@ fn zeros_zip(name: &str, size: u64) -> Vec<u8> {
     }
     bits.code(0, 7); // end of block
     if bits.len > 0 {
-        bits.out.push(bits.acc as u8);
+        bits.out.push(bits.acc.to_le_bytes()[0]); // the low byte
     }
     let data = bits.out;
     // CRC-32 of `size` zero bytes.
@@ -159,7 +162,7 @@ fn zeros_zip(name: &str, size: u64) -> Vec<u8> {
         zip.extend_from_slice(&crc.to_le_bytes());
         zip.extend_from_slice(&compressed.to_le_bytes());
         zip.extend_from_slice(&size.to_le_bytes());
-        zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        zip.extend_from_slice(&u16::try_from(name.len()).expect("short name").to_le_bytes());
         zip.extend_from_slice(&0u16.to_le_bytes()); // extra
         if central {
             zip.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
@@ -170,9 +173,9 @@ fn zeros_zip(name: &str, size: u64) -> Vec<u8> {
     };
     header(&mut zip, false);
     zip.extend_from_slice(&data);
-    let central_start = zip.len() as u32;
+    let central_start = u32::try_from(zip.len()).expect("small");
     header(&mut zip, true);
-    let central_size = zip.len() as u32 - central_start;
+    let central_size = u32::try_from(zip.len()).expect("small") - central_start;
     zip.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0]);
     zip.extend_from_slice(&central_size.to_le_bytes());
     zip.extend_from_slice(&central_start.to_le_bytes());
@@ -222,7 +225,7 @@ async fn publish_get_and_download_a_layer_version() {
         .unwrap_or_else(|e| panic!("CreatedDate {created}: {e}"));
     let content = out.content().expect("Content");
     assert_eq!(content.code_sha256(), Some(sha256_base64(&zip).as_str()));
-    assert_eq!(content.code_size(), zip.len() as i64);
+    assert_eq!(content.code_size(), i64::try_from(zip.len()).unwrap());
 
     // Content.Location is a presigned URL that serves the archive unsigned.
     let got = h
@@ -877,7 +880,10 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
         .iter()
         .map(|l| (l.arn(), l.code_size()))
         .collect();
-    assert_eq!(shown, vec![(Some(v1.as_str()), zip1.len() as i64)]);
+    assert_eq!(
+        shown,
+        vec![(Some(v1.as_str()), i64::try_from(zip1.len()).unwrap())]
+    );
     wait_active(&h.client, &name).await;
     let published = h
         .client
@@ -898,11 +904,11 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
     wait_update_settled(&h.client, &name).await;
     assert_eq!(
         function_layers(&h.client, &name, None).await,
-        vec![(v2.clone(), zip2.len() as i64)]
+        vec![(v2.clone(), i64::try_from(zip2.len()).unwrap())]
     );
     assert_eq!(
         function_layers(&h.client, &name, Some("1")).await,
-        vec![(v1.clone(), zip1.len() as i64)]
+        vec![(v1.clone(), i64::try_from(zip1.len()).unwrap())]
     );
     let get = h
         .client
@@ -923,7 +929,7 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
         .expect("delete layer version");
     assert_eq!(
         function_layers(&h.client, &name, None).await,
-        vec![(v2, zip2.len() as i64)]
+        vec![(v2, i64::try_from(zip2.len()).unwrap())]
     );
 
     // An empty list removes every layer.
@@ -1143,7 +1149,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
         .expect("granted read");
     assert_eq!(
         seen.content().map(|c| c.code_size()),
-        Some(zip.len() as i64)
+        Some(i64::try_from(zip.len()).unwrap())
     );
     let created = create().await.expect("create with a granted layer");
     let shown: Vec<Option<&str>> = created.layers().iter().map(|l| l.arn()).collect();

@@ -3,6 +3,9 @@
 //! cells serving cold starts, and idle instances ending after the
 //! keep-alive.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use std::time::Duration;
@@ -484,7 +487,10 @@ async fn stem_cells_serve_cold_starts_with_the_functions_own_code_environment_an
         assert_eq!(body["memory"], "256");
         assert_eq!(body["stem"], serde_json::Value::Null, "the marker is gone");
         assert_eq!(body["files"], json!(["index.js", file]));
-        assert_eq!(body["tmpBytes"], json!(storage as u64 * 1024 * 1024));
+        assert_eq!(
+            body["tmpBytes"],
+            json!(u64::try_from(storage).unwrap() * 1024 * 1024)
+        );
         assert!(inv.report().contains_key("Init Duration"), "{inv}");
         seen.push(body);
     }

@@ -44,7 +44,7 @@ const MAX_DESTINATION_LEN: usize = 350;
 /// The most retries AWS allows (its default too).
 const MAX_RETRY_ATTEMPTS: u32 = 2;
 /// `MaxItems` of ListFunctionEventInvokeConfigs is 1–50.
-const MAX_LIST_ITEMS: i64 = 50;
+const MAX_LIST_ITEMS: u16 = 50;
 /// Services an asynchronous invocation's outcome can be sent to.
 const DESTINATION_SERVICES: [&str; 4] = ["lambda", "sqs", "sns", "events"];
 
@@ -633,13 +633,13 @@ pub async fn delete(
 /// `MaxItems` of ListFunctionEventInvokeConfigs: 1–50, 50 when absent.
 fn list_page_size(raw: Option<&str>) -> Result<usize, AwsError> {
     let Some(raw) = raw else {
-        return Ok(MAX_LIST_ITEMS as usize);
+        return Ok(usize::from(MAX_LIST_ITEMS));
     };
     let n: i64 = raw
         .parse()
         .map_err(|_| AwsError::serialization(format!("Could not parse MaxItems '{raw}'")))?;
     let mut errors = ValidationErrors::new();
-    check_range(n, 1, MAX_LIST_ITEMS as u32, "maxItems", &mut errors);
+    check_range(n, 1, u32::from(MAX_LIST_ITEMS), "maxItems", &mut errors);
     errors.into_result(ErrorCode::ValidationException)?;
     usize::try_from(n).map_err(|_| AwsError::validation("maxItems out of range"))
 }

@@ -148,7 +148,8 @@ fn owned_layer(caller: &Caller, raw: &str, operation: &str) -> ApiResult<(String
 /// The `VersionNumber` path member: a positive number.
 fn version_number(raw: &str) -> ApiResult<u64> {
     match raw.parse::<i64>() {
-        Ok(n) if n >= 1 => Ok(n as u64),
+        // Positive, so `unsigned_abs` is the value itself.
+        Ok(n) if n >= 1 => Ok(n.unsigned_abs()),
         Ok(_) => Err(AwsError::invalid_parameter("Layer Version Cannot be less than 1").into()),
         Err(_) => Err(AwsError::serialization(format!(
             "Could not deserialize the request: VersionNumber '{raw}' is not a number"
@@ -165,12 +166,10 @@ fn layer_page_size(raw: Option<&str>) -> ApiResult<usize> {
     let n = raw
         .parse::<i64>()
         .map_err(|_| AwsError::serialization(format!("Could not parse MaxItems '{raw}'")))?;
-    let constraint = if n < 1 {
-        "Member must have value greater than or equal to 1"
-    } else if n > MAX_LAYER_PAGE as i64 {
-        "Member must have value less than or equal to 50"
-    } else {
-        return Ok(n as usize);
+    let constraint = match usize::try_from(n) {
+        Ok(size) if (1..=MAX_LAYER_PAGE).contains(&size) => return Ok(size),
+        _ if n < 1 => "Member must have value greater than or equal to 1",
+        _ => "Member must have value less than or equal to 50",
     };
     let mut v = ValidationErrors::new();
     v.push(&n.to_string(), "maxItems", constraint);

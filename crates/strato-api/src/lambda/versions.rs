@@ -69,13 +69,13 @@ pub(crate) fn page_size(raw: Option<&str>) -> ApiResult<usize> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_LIST_PAGE);
     };
-    match raw.parse::<i64>() {
-        Ok(n) if (1..=MAX_LIST_PAGE as i64).contains(&n) => Ok((n as usize).min(DEFAULT_LIST_PAGE)),
-        Ok(n) if n < 1 => Err(AwsError::validation(format!(
+    match raw.parse::<i64>().map(|n| (n, usize::try_from(n))) {
+        Ok((_, Ok(size))) if (1..=MAX_LIST_PAGE).contains(&size) => Ok(size.min(DEFAULT_LIST_PAGE)),
+        Ok((n, _)) if n < 1 => Err(AwsError::validation(format!(
             "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1"
         ))
         .into()),
-        Ok(n) => Err(AwsError::validation(format!(
+        Ok((n, _)) => Err(AwsError::validation(format!(
             "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to {MAX_LIST_PAGE}"
         ))
         .into()),

@@ -61,10 +61,10 @@ fn group_name(input: &Doc) -> Result<String, ServiceError> {
 }
 
 fn limit(input: &Doc, default: usize, max: usize) -> Result<usize, ServiceError> {
-    match input.get("limit").and_then(Doc::as_i64) {
+    match input.get("limit").and_then(Doc::as_i64).map(|n| (n, usize::try_from(n))) {
         None => Ok(default),
-        Some(n) if n >= 1 && n as usize <= max => Ok(n as usize),
-        Some(n) => Err(invalid(format!(
+        Some((_, Ok(size))) if (1..=max).contains(&size) => Ok(size),
+        Some((n, _)) => Err(invalid(format!(
             "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value {}",
             if n < 1 { "greater than or equal to 1".to_string() } else { format!("less than or equal to {max}") }
         ))),

@@ -182,7 +182,7 @@ fn bucket(settings: &RouteSettings) -> Option<Arc<TokenBucket>> {
         (None, None) => None,
         (rate, burst) => Some(Arc::new(TokenBucket::new(
             rate.unwrap_or(10_000.0),
-            burst.unwrap_or(5_000).clamp(0, u32::MAX as i64) as u32,
+            u32::try_from(burst.unwrap_or(5_000).max(0)).unwrap_or(u32::MAX),
         ))),
     }
 }

@@ -407,8 +407,11 @@ fn build_keys(keys: &[ApiKey], plans: &[UsagePlanRecord]) -> AccountKeys {
             let plan = &record.plan;
             let throttle = plan.throttle.as_ref().and_then(|t| {
                 let rate = t.rate_limit?;
-                let burst = u32::try_from(t.burst_limit.unwrap_or(rate.ceil() as i64).max(0))
-                    .unwrap_or(u32::MAX);
+                let burst = match t.burst_limit {
+                    Some(burst) => u32::try_from(burst.max(0)).unwrap_or(u32::MAX),
+                    None => u32::try_from(crate::throttle::saturating_u64(rate.ceil()))
+                        .unwrap_or(u32::MAX),
+                };
                 Some((rate, burst))
             });
             let quota = plan.quota.as_ref().and_then(|q| {

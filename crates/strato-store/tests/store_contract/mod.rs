@@ -65,6 +65,9 @@
 //! - [`settings_are_put_and_replaced`] — an unset key is `None`; `put`
 //!   creates and replaces; keys are independent.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -8,6 +8,8 @@
 //! Each test binary compiles this module and uses a part of it, hence the
 //! `dead_code` allowance.
 
+// A panic in a test (or its helpers) is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 pub mod clients;

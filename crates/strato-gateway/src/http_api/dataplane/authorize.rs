@@ -93,10 +93,8 @@ pub(super) async fn authorize(
     }
     let cache_key = identity.join("\u{1f}");
     let ttl = Duration::from_secs(
-        authorizer
-            .authorizer_result_ttl_in_seconds
-            .unwrap_or(0)
-            .max(0) as u64,
+        // A negative TTL caches nothing, as 0 does.
+        u64::try_from(authorizer.authorizer_result_ttl_in_seconds.unwrap_or(0)).unwrap_or(0),
     );
     if !ttl.is_zero() && !identity.is_empty() {
         if let Some(decision) =

@@ -158,7 +158,12 @@ pub(super) async fn lambda_integration(
         source_account: Some(exchange.api.account.clone()),
         payload: Bytes::from(event.to_string()),
     };
-    let timeout = Duration::from_millis(integration.timeout_in_millis.clamp(50, 30_000) as u64);
+    let timeout = Duration::from_millis(
+        integration
+            .timeout_in_millis
+            .clamp(50, 30_000)
+            .unsigned_abs(),
+    );
     let outcome = match tokio::time::timeout(timeout, svc.invoker.invoke(invocation)).await {
         Err(_) => {
             exchange
@@ -280,7 +285,12 @@ pub(super) async fn http_integration(
         url,
         headers,
         body: exchange.body.clone(),
-        timeout: Duration::from_millis(integration.timeout_in_millis.clamp(50, 30_000) as u64),
+        timeout: Duration::from_millis(
+            integration
+                .timeout_in_millis
+                .clamp(50, 30_000)
+                .unsigned_abs(),
+        ),
     };
     match svc.http.forward(request).await {
         Ok(answer) => {

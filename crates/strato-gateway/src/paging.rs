@@ -44,7 +44,7 @@ mod tests {
     fn items(ids: &[&str]) -> Vec<(String, u32)> {
         ids.iter()
             .enumerate()
-            .map(|(n, id)| (id.to_string(), n as u32))
+            .map(|(n, id)| (id.to_string(), u32::try_from(n).unwrap()))
             .collect()
     }
 

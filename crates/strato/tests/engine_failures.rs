@@ -425,7 +425,11 @@ async fn event_over_1_mb_is_request_entity_too_large_413() {
     );
     // AWS's code for an oversize event (a sync request over 6 MB is
     // RequestTooLargeException).
-    assert_eq!(err.code(), Some("RequestEntityTooLargeException"), "{err:?}");
+    assert_eq!(
+        err.code(),
+        Some("RequestEntityTooLargeException"),
+        "{err:?}"
+    );
     assert_eq!(
         err.message(),
         Some(

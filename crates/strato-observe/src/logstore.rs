@@ -9,6 +9,9 @@
 //! that same thread, so the file has one writer. Readers use their own
 //! connection; a read first waits for the writer to commit what was queued
 //! before it, so a client reads what it just caused.
+//!
+//! Why over 800 lines: about 180 of them are unit tests; the rest is one
+//! writer thread and the queries it serves, which share its schema.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,6 +10,10 @@
 //! function code. Functions copy what they need of a version (ARN and code
 //! identity) into their configuration, so invocations never read layers and a
 //! deleted version keeps working for the functions that use it.
+//!
+//! Why over 800 lines: nine operations and the function-side checks share
+//! one `LayerRecord` read-modify-write and its permission rules; the
+//! function checks are the part to move out if it grows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -183,6 +183,28 @@ def test_an_event_throttled_past_its_maximum_age_is_dropped_with_event_age_excee
     assert ('strato_lambda_async_events_received_total{account="000000000000",'
             'region="us-east-1",function="blocked"} 1') in text
 
+    # The same counts through CloudWatch's API, under AWS's metric names.
+    import datetime
+
+    import boto3
+    from botocore.config import Config
+
+    cloudwatch = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION,
+    ).client("cloudwatch", endpoint_url=strato.endpoint, config=Config(retries={"max_attempts": 0}))
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def total(metric):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName=metric,
+            Dimensions=[{"Name": "FunctionName", "Value": "blocked"}],
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=60, Statistics=["Sum"])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    wait_until(lambda: total("AsyncEventsDropped") == 1, "AsyncEventsDropped in CloudWatch")
+    assert total("AsyncEventsReceived") == 1
+
 
 def test_an_event_payload_over_one_megabyte_is_refused(strato):
     client = strato.lambda_client()

@@ -48,6 +48,22 @@ pub enum EngineError {
     AsyncEncoding(#[source] serde_json::Error),
 }
 
+impl EngineError {
+    /// The throttle this error is answered as (HTTP 429, with this
+    /// `Reason`), if it is one: no concurrency left, or a host whose memory
+    /// budget is full, which a caller sees as the account's concurrency
+    /// running out (retryable; SDKs back off). Every edge (Invoke, the
+    /// gateway, function URLs) classifies engine errors through this one
+    /// place and only renders the answer.
+    pub fn as_throttle(&self) -> Option<Throttle> {
+        match self {
+            EngineError::Throttled(throttle) => Some(*throttle),
+            EngineError::MemoryBudgetFull { .. } => Some(Throttle::Account),
+            _ => None,
+        }
+    }
+}
+
 /// Why the platform could not start an instance or a stem cell: a failure
 /// of Strato or the host, not of the function.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use strato_engine::concurrency::Throttle;
 use strato_engine::EngineError;
 use strato_model::error::ValidationErrors;
 use strato_model::{AwsError, ErrorCode, FunctionRef};
@@ -43,19 +42,17 @@ pub struct PutConcurrencyRequest {
 /// region running out of capacity: the same retryable 429, so SDKs back off
 /// and retry); a ServiceException otherwise.
 pub(crate) fn invoke_error(function: &str, err: EngineError) -> AwsError {
-    let throttled = |throttle: Throttle| {
-        AwsError::new(ErrorCode::TooManyRequestsException, "Rate Exceeded.")
-            .with("Reason", throttle.reason())
-    };
-    match err {
-        EngineError::Throttled(throttle) => throttled(throttle),
-        EngineError::MemoryBudgetFull { .. } => {
-            tracing::warn!(function, error = %err, "invocation refused");
-            throttled(Throttle::Account)
+    match err.as_throttle() {
+        Some(throttle) => {
+            if !matches!(err, EngineError::Throttled(_)) {
+                tracing::warn!(function, error = %err, "invocation refused");
+            }
+            AwsError::new(ErrorCode::TooManyRequestsException, "Rate Exceeded.")
+                .with("Reason", throttle.reason())
         }
-        other => {
-            tracing::error!(function, error = %other, "invocation failed");
-            AwsError::service(other.to_string())
+        None => {
+            tracing::error!(function, error = %err, "invocation failed");
+            AwsError::service(err.to_string())
         }
     }
 }

@@ -146,10 +146,14 @@ impl LambdaInvoker for EngineInvoker {
                 },
             )
             .await
-            .map_err(|e| match e {
-                EngineError::Throttled(t) => InvokeFailure::Throttled(t.reason().to_string()),
-                EngineError::MemoryBudgetFull { .. } => InvokeFailure::Throttled(e.to_string()),
-                other => InvokeFailure::Service(other.to_string()),
+            .map_err(|e| match e.as_throttle() {
+                Some(throttle) => {
+                    if !matches!(e, EngineError::Throttled(_)) {
+                        tracing::warn!(error = %e, "gateway invocation refused");
+                    }
+                    InvokeFailure::Throttled(throttle.reason().to_string())
+                }
+                None => InvokeFailure::Service(e.to_string()),
             })?;
         Ok(InvocationOutcome {
             payload: result.payload,

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strato_model::arn::function_arn;
@@ -31,13 +30,13 @@ use strato_model::time::epoch_seconds;
 use strato_model::{
     AwsError, ErrorCode, EventInvokeConfig, FunctionRecord, FunctionRef, Qualifier,
 };
-use strato_store::StoreError;
 
-use super::function_ref;
+use super::{function_ref, update_function_or};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
+use strato_gateway::extract::Authenticated;
 
 /// AWS's pattern for `DestinationArn`, quoted verbatim in its validation
 /// message.
@@ -474,14 +473,6 @@ async fn load_target(
     Ok(record)
 }
 
-/// A store error of a write: the function vanished meanwhile is `missing`.
-fn store_error(err: StoreError, missing: AwsError) -> ApiError {
-    match err {
-        StoreError::NotFound => missing.into(),
-        other => other.into(),
-    }
-}
-
 /// Put and Update: validation, the function and its qualifier, the
 /// destinations, then the change inside the store's transaction.
 async fn write(
@@ -503,33 +494,31 @@ async fn write(
     let key = qualifier.clone();
     let target = r.qualifier.clone();
     let missing_config = config_missing(caller, &r.name, &qualifier);
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                if record.resolve(target.as_ref()).is_none() {
-                    return Err(function_missing());
-                }
-                let now = chrono::Utc::now();
-                if replace {
-                    record
-                        .event_invoke_configs
-                        .insert(key, settings.replace(now));
-                } else {
-                    let config = record
-                        .event_invoke_configs
-                        .get_mut(&key)
-                        .ok_or(missing_config)?;
-                    settings.apply(config, now);
-                }
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| store_error(e, function_missing()))?;
+    let record = update_function_or(
+        state,
+        caller,
+        &r.name,
+        Box::new(move |record| {
+            if record.resolve(target.as_ref()).is_none() {
+                return Err(function_missing());
+            }
+            let now = chrono::Utc::now();
+            if replace {
+                record
+                    .event_invoke_configs
+                    .insert(key, settings.replace(now));
+            } else {
+                let config = record
+                    .event_invoke_configs
+                    .get_mut(&key)
+                    .ok_or(missing_config)?;
+                settings.apply(config, now);
+            }
+            Ok(())
+        }),
+        function_missing(),
+    )
+    .await?;
     let config = record
         .event_invoke_configs
         .get(&qualifier)
@@ -542,7 +531,7 @@ async fn write(
 
 pub async fn put(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
     AwsJson(req): AwsJson<ConfigRequest>,
@@ -558,7 +547,7 @@ pub async fn put(
 
 pub async fn update(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
     AwsJson(req): AwsJson<ConfigRequest>,
@@ -574,7 +563,7 @@ pub async fn update(
 
 pub async fn get(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
 ) -> ApiResult<Response> {
@@ -601,7 +590,7 @@ pub async fn get(
 
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ConfigQuery>,
 ) -> ApiResult<Response> {
@@ -614,22 +603,20 @@ pub async fn delete(
     let qualifier = qualifier_key(&r);
     let missing = config_missing(&caller, &r.name, &qualifier);
     let in_mutation = missing.clone();
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                record
-                    .event_invoke_configs
-                    .remove(&qualifier)
-                    .map(drop)
-                    .ok_or(in_mutation)
-            }),
-        )
-        .await
-        .map_err(|e| store_error(e, missing))?;
+    update_function_or(
+        &state,
+        &caller,
+        &r.name,
+        Box::new(move |record| {
+            record
+                .event_invoke_configs
+                .remove(&qualifier)
+                .map(drop)
+                .ok_or(in_mutation)
+        }),
+        missing,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -652,7 +639,7 @@ fn list_page_size(raw: Option<&str>) -> Result<usize, AwsError> {
 /// does not narrow the list: the operation is about the function.
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {

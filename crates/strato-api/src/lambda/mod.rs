@@ -196,24 +196,26 @@ pub(crate) async fn update_function(
     r: &FunctionRef,
     mutation: strato_store::FunctionMutation,
 ) -> ApiResult<Arc<FunctionRecord>> {
-    state
-        .catalog
-        .update(&caller.account_id, &caller.region, &r.name, mutation)
-        .await
-        .map_err(|e| store_missing(e, caller, r))
+    update_function_or(state, caller, &r.name, mutation, not_found(caller, r)).await
 }
 
-/// A store error of a function operation: a function that vanished in the
-/// meantime is AWS's not-found; anything else is a service error.
-pub(crate) fn store_missing(
-    err: strato_store::StoreError,
+/// [`update_function`] for operations whose answer to a vanished function
+/// is worded differently (AWS words it per operation family).
+pub(crate) async fn update_function_or(
+    state: &ApiState,
     caller: &Caller,
-    r: &FunctionRef,
-) -> crate::error::ApiError {
-    match err {
-        strato_store::StoreError::NotFound => not_found(caller, r).into(),
-        other => other.into(),
-    }
+    name: &str,
+    mutation: strato_store::FunctionMutation,
+    missing: AwsError,
+) -> ApiResult<Arc<FunctionRecord>> {
+    state
+        .catalog
+        .update(&caller.account_id, &caller.region, name, mutation)
+        .await
+        .map_err(|e| match e {
+            strato_store::StoreError::NotFound => missing.into(),
+            other => other.into(),
+        })
 }
 
 pub(crate) fn not_found(caller: &Caller, r: &FunctionRef) -> AwsError {

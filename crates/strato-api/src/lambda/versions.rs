@@ -313,38 +313,35 @@ pub(crate) async fn delete_version(
     };
     load(state, caller, r).await?;
     let gone = not_found(caller, r);
-    let record = state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                if !record.versions.contains_key(&number) {
-                    return Err(gone);
-                }
-                let version = number.to_string();
-                let users: Vec<&str> = record
-                    .aliases
-                    .values()
-                    .filter(|a| a.references(&version))
-                    .map(|a| a.name.as_str())
-                    .collect();
-                if !users.is_empty() {
-                    return Err(AwsError::conflict(format!(
-                        "Unable to delete version because the following aliases reference it: [{}]",
-                        users.join(", ")
-                    )));
-                }
-                record.versions.remove(&number);
-                record.qualified_policies.remove(&version);
-                super::provisioned::drop_config(record, &version);
-                record.event_invoke_configs.remove(&version);
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| super::store_missing(e, caller, r))?;
+    let record = super::update_function(
+        state,
+        caller,
+        r,
+        Box::new(move |record| {
+            if !record.versions.contains_key(&number) {
+                return Err(gone);
+            }
+            let version = number.to_string();
+            let users: Vec<&str> = record
+                .aliases
+                .values()
+                .filter(|a| a.references(&version))
+                .map(|a| a.name.as_str())
+                .collect();
+            if !users.is_empty() {
+                return Err(AwsError::conflict(format!(
+                    "Unable to delete version because the following aliases reference it: [{}]",
+                    users.join(", ")
+                )));
+            }
+            record.versions.remove(&number);
+            record.qualified_policies.remove(&version);
+            super::provisioned::drop_config(record, &version);
+            record.event_invoke_configs.remove(&version);
+            Ok(())
+        }),
+    )
+    .await?;
     super::provisioned::forget(state, caller, &record, &number.to_string());
     state.engine.retire_version(
         &caller.account_id,

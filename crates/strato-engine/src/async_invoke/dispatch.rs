@@ -112,31 +112,25 @@ impl Engine {
                 return None;
             }
         };
+        // A slot before the event's maximum age, or `EventAgeExceeded`.
         let deadline = event_deadline(&invoker.settings, &message, &target.settings);
-        if now_ms() >= deadline {
-            self.fail_event(
-                invoker,
-                queue,
-                event,
-                message,
-                &target,
-                FailureCondition::EventAgeExceeded,
-                None,
-            )
-            .await;
-            return None;
-        }
-        let wait_until = tokio::time::Instant::now()
-            + Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
-        let c = &target.target;
-        match self
-            .concurrency
-            .acquire_by(&c.account, &c.region, &c.config.name, wait_until)
-            .await
-        {
-            Ok(permit) => Some((event, message, target, permit)),
-            Err(throttle) => {
-                tracing::warn!(request_id = %event.request_id, function = %event.function, reason = throttle.reason(), "event throttled until it reached its maximum age");
+        let permit = match u64::try_from(deadline - now_ms()) {
+            Ok(left) if left > 0 => {
+                let wait_until = tokio::time::Instant::now() + Duration::from_millis(left);
+                let c = &target.target;
+                self.concurrency
+                    .acquire_by(&c.account, &c.region, &c.config.name, wait_until)
+                    .await
+                    .map_err(|throttle| {
+                        tracing::warn!(request_id = %event.request_id, function = %event.function, reason = throttle.reason(), "event throttled until it reached its maximum age");
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
+        match permit {
+            Some(permit) => Some((event, message, target, permit)),
+            None => {
                 self.fail_event(
                     invoker,
                     queue,

@@ -19,6 +19,7 @@ pub mod async_invoke;
 mod cold_start;
 pub mod concurrency;
 mod error;
+pub mod event_source;
 pub mod install;
 pub mod instance;
 mod invocation;

@@ -58,6 +58,18 @@ impl ObjectNode {
                 .all(|group| group.iter().any(|object| object.matches_fields(map)))
     }
 
+    /// Whether a field (here or in an `$or` object) holds a nested object rather than values.
+    fn has_nested_object(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|(_, node)| matches!(node, FieldNode::Object(_)))
+            || self
+                .or_groups
+                .iter()
+                .flatten()
+                .any(ObjectNode::has_nested_object)
+    }
+
     /// The distinct leaf field paths, for SNS's key limit.
     pub(crate) fn leaf_paths<'a>(&'a self, prefix: &mut Vec<&'a str>, into: &mut Vec<String>) {
         for (name, node) in &self.fields {
@@ -106,7 +118,12 @@ pub(crate) fn compile(text: &str, dialect: Dialect) -> Result<ObjectNode, Reason
         return Err(invalid("Filter is not an object"));
     };
     let compiler = Compiler::for_dialect(dialect);
-    let root = compiler.object(&map, true)?;
+    let root = compiler.object(&map)?;
+    // AWS validates the whole policy first: a malformed nested policy gets the malformed reason.
+    if dialect == Dialect::SnsFilterPolicy(SnsScope::MessageAttributes) && root.has_nested_object()
+    {
+        return Err(Reason::NestedAttributesPolicy);
+    }
     if let Dialect::SnsFilterPolicy(_) = dialect {
         sns::check_limits(&root)?;
     }
@@ -136,7 +153,7 @@ impl Compiler {
         self.dialect == Dialect::LambdaFilterCriteria
     }
 
-    fn object(&self, map: &Map<String, Value>, top_level: bool) -> Result<ObjectNode, Reason> {
+    fn object(&self, map: &Map<String, Value>) -> Result<ObjectNode, Reason> {
         if map.is_empty() {
             return Err(invalid("Empty objects are not allowed"));
         }
@@ -149,19 +166,14 @@ impl Compiler {
                 if let Some(objects) = or_objects(value) {
                     let group = objects
                         .into_iter()
-                        .map(|object| self.object(object, top_level))
+                        .map(|object| self.object(object))
                         .collect::<Result<Vec<_>, _>>()?;
                     node.or_groups.push(group);
                     continue;
                 }
             }
             let field = match value {
-                Value::Object(nested) => {
-                    if self.dialect == Dialect::SnsFilterPolicy(SnsScope::MessageAttributes) {
-                        return Err(Reason::NestedAttributesPolicy);
-                    }
-                    FieldNode::Object(self.object(nested, false)?)
-                }
+                Value::Object(nested) => FieldNode::Object(self.object(nested)?),
                 Value::Array(values) if values.is_empty() => {
                     return Err(invalid("Empty arrays are not allowed"));
                 }

@@ -70,6 +70,34 @@ impl ObjectNode {
                 .any(ObjectNode::has_nested_object)
     }
 
+    /// The summed [`Wildcard::complexity`] of every wildcard in the pattern.
+    fn wildcard_complexity(&self) -> usize {
+        let fields: usize = self
+            .fields
+            .iter()
+            .map(|(_, node)| match node {
+                FieldNode::Object(object) => object.wildcard_complexity(),
+                FieldNode::Leaf(matchers) => matchers
+                    .iter()
+                    .map(|matcher| match matcher {
+                        Matcher::Wildcard(wildcard) => wildcard.complexity(),
+                        Matcher::AnythingBut(AnythingBut::Wildcards(wildcards)) => {
+                            wildcards.iter().map(Wildcard::complexity).sum()
+                        }
+                        _ => 0,
+                    })
+                    .sum(),
+            })
+            .sum();
+        let alternatives: usize = self
+            .or_groups
+            .iter()
+            .flatten()
+            .map(ObjectNode::wildcard_complexity)
+            .sum();
+        fields + alternatives
+    }
+
     /// The distinct leaf field paths, for SNS's key limit.
     pub(crate) fn leaf_paths<'a>(&'a self, prefix: &mut Vec<&'a str>, into: &mut Vec<String>) {
         for (name, node) in &self.fields {
@@ -103,9 +131,9 @@ impl ObjectNode {
             total.saturating_mul(count)
         });
         self.or_groups.iter().fold(fields, |total, group| {
-            let sum = group
-                .iter()
-                .fold(0u64, |sum, object| sum.saturating_add(object.combinations()));
+            let sum = group.iter().fold(0u64, |sum, object| {
+                sum.saturating_add(object.combinations())
+            });
             total.saturating_mul(sum)
         })
     }
@@ -119,6 +147,11 @@ pub(crate) fn compile(text: &str, dialect: Dialect) -> Result<ObjectNode, Reason
     };
     let compiler = Compiler::for_dialect(dialect);
     let root = compiler.object(&map)?;
+    if root.wildcard_complexity() > MAX_WILDCARD_COMPLEXITY {
+        return Err(invalid(
+            "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character",
+        ));
+    }
     // AWS validates the whole policy first: a malformed nested policy gets the malformed reason.
     if dialect == Dialect::SnsFilterPolicy(SnsScope::MessageAttributes) && root.has_nested_object()
     {
@@ -162,11 +195,11 @@ impl Compiler {
             or_groups: Vec::new(),
         };
         for (name, value) in map {
-            if name == "$or" {
-                if let Some(objects) = or_objects(value) {
+            if name == OR_KEYWORD {
+                if let Some(objects) = self.or_objects(value)? {
                     let group = objects
                         .into_iter()
-                        .map(|object| self.object(object))
+                        .map(|object| self.or_branch(object))
                         .collect::<Result<Vec<_>, _>>()?;
                     node.or_groups.push(group);
                     continue;
@@ -190,9 +223,54 @@ impl Compiler {
         Ok(node)
     }
 
+    /// The objects of an `$or`. EventBridge and Lambda always read `$or` as the operator and refuse
+    /// a malformed one; SNS reads it as an ordinary field name unless it holds two objects or more
+    /// (as SNS documents), so `None` there means "a field".
+    fn or_objects<'v>(
+        &self,
+        value: &'v Value,
+    ) -> Result<Option<Vec<&'v Map<String, Value>>>, Reason> {
+        let strict = !matches!(self.dialect, Dialect::SnsFilterPolicy(_));
+        let Value::Array(items) = value else {
+            return if strict {
+                Err(invalid("It must be an Array followed with $or."))
+            } else {
+                Ok(None)
+            };
+        };
+        let objects: Option<Vec<_>> = items.iter().map(Value::as_object).collect();
+        match objects {
+            Some(objects) if objects.len() >= 2 => Ok(Some(objects)),
+            _ if !strict => Ok(None),
+            None => Err(invalid(
+                "Only JSON object is allowed in array of $or relationship.",
+            )),
+            Some(_) => Err(invalid(
+                "There must have at least 2 Objects in $or relationship.",
+            )),
+        }
+    }
+
+    /// One object of an `$or`, where operator names cannot be field names.
+    fn or_branch(&self, map: &Map<String, Value>) -> Result<ObjectNode, Reason> {
+        if let Some(reserved) = map
+            .keys()
+            .find(|name| RESERVED_IN_OR.contains(&name.as_str()))
+        {
+            return Err(invalid(format!(
+                "{reserved} is Ruler reserved fieldName which cannot be used inside $or."
+            )));
+        }
+        self.object(map)
+    }
+
     fn match_value(&self, value: &Value) -> Result<Matcher, Reason> {
         Ok(match value {
-            Value::String(text) => Matcher::ExactString(text.clone()),
+            Value::String(text) => match text.parse() {
+                // AWS compares a value that is an IP address as an address (`::1` = `0:0::1`).
+                Ok(address) => Matcher::ExactAddress(text.clone(), address),
+                Err(_) => Matcher::ExactString(text.clone()),
+            },
             Value::Number(number) => {
                 Matcher::ExactNumber(self.precision.key(number_value(number)), self.precision)
             }
@@ -224,14 +302,18 @@ impl Compiler {
                 _ => Err(invalid("equals-ignore-case match pattern must be a string")),
             },
             "wildcard" if self.is_eventbridge() => match argument {
-                Value::String(text) => Ok(Matcher::Wildcard(Wildcard::parse(text).map_err(invalid)?)),
+                Value::String(text) => {
+                    Ok(Matcher::Wildcard(Wildcard::parse(text).map_err(invalid)?))
+                }
                 _ => Err(invalid("wildcard match pattern must be a string")),
             },
             "anything-but" => self.anything_but(argument).map(Matcher::AnythingBut),
             "numeric" => self.numeric(argument).map(Matcher::Numeric),
             "exists" => match argument {
                 Value::Bool(wanted) => Ok(Matcher::Exists(*wanted)),
-                _ => Err(invalid("exists match pattern must be either true or false.")),
+                _ => Err(invalid(
+                    "exists match pattern must be either true or false.",
+                )),
             },
             // AWS words a non-string CIDR as a prefix error; its parser shares that path.
             "cidr" if !self.is_lambda() => match argument {
@@ -242,26 +324,38 @@ impl Compiler {
         }
     }
 
-    fn prefix_or_suffix(&self, name: &str, argument: &Value, prefix: bool) -> Result<Matcher, Reason> {
-        let not_a_string = || invalid(format!("{name} match pattern must be a string"));
+    fn prefix_or_suffix(
+        &self,
+        name: &str,
+        argument: &Value,
+        prefix: bool,
+    ) -> Result<Matcher, Reason> {
         match argument {
             Value::String(text) if prefix => Ok(Matcher::Prefix(text.clone())),
             Value::String(text) => Ok(Matcher::Suffix(text.clone())),
             Value::Object(options) => {
                 let mut entries = options.iter();
-                match (entries.next(), entries.next()) {
-                    (Some((option, Value::String(text))), None) if option == "equals-ignore-case" => {
-                        let lowered = lowercase(text);
-                        Ok(if prefix {
-                            Matcher::PrefixIgnoreCase(lowered)
-                        } else {
-                            Matcher::SuffixIgnoreCase(lowered)
-                        })
-                    }
-                    _ => Err(not_a_string()),
+                let Some((option, value)) = entries.next() else {
+                    let which = if prefix { "Prefix" } else { "Suffix" };
+                    return Err(invalid(format!("{which} expression name not found")));
+                };
+                if option != "equals-ignore-case" {
+                    return Err(invalid(format!("Unsupported {name} pattern: {option}")));
                 }
+                let Value::String(text) = value else {
+                    return Err(invalid("equals-ignore-case match pattern must be a string"));
+                };
+                if entries.next().is_some() {
+                    return Err(invalid("Only one key allowed in match expression"));
+                }
+                let lowered = lowercase(text);
+                Ok(if prefix {
+                    Matcher::PrefixIgnoreCase(lowered)
+                } else {
+                    Matcher::SuffixIgnoreCase(lowered)
+                })
             }
-            _ => Err(not_a_string()),
+            _ => Err(invalid(format!("{name} match pattern must be a string"))),
         }
     }
 
@@ -274,9 +368,6 @@ impl Compiler {
             Value::String(text) => strings.push(text.clone()),
             Value::Number(number) => numbers.push(self.precision.key(number_value(number))),
             Value::Array(values) => {
-                if values.is_empty() {
-                    return Err(invalid("Empty arrays are not allowed"));
-                }
                 for value in values {
                     match value {
                         Value::String(text) => strings.push(text.clone()),
@@ -293,6 +384,11 @@ impl Compiler {
             }
             Value::Object(options) => return self.anything_but_operator(options),
             Value::Null | Value::Bool(_) => return Err(bad_value()),
+        }
+        if strings.is_empty() == numbers.is_empty() {
+            return Err(invalid(
+                "Inside anything but list, either all values are number or string, mixed type is not supported",
+            ));
         }
         Ok(AnythingBut::Values {
             strings,
@@ -324,22 +420,23 @@ impl Compiler {
             ("wildcard", _) => "wildcard match pattern must be a string",
             _ => "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported.",
         };
+        let not_a_value =
+            || invalid("Value of anything-but must be an array or single string/number value.");
         let texts = match argument {
             Value::String(text) => vec![text.clone()],
-            Value::Array(values) if !values.is_empty() => values
+            Value::Array(values) => values
                 .iter()
                 .map(|value| match value {
                     Value::String(text) => Ok(text.clone()),
                     _ => Err(invalid(string_error)),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            Value::Array(_) => return Err(invalid("Empty arrays are not allowed")),
-            Value::Object(_) if name != "equals-ignore-case" => {
-                return Err(invalid(
-                    "Value of anything-but must be an array or single string/number value.",
-                ))
+            Value::Number(_) => return Err(invalid(string_error)),
+            // SNS words a non-string prefix as a prefix error; EventBridge refuses the value kind.
+            Value::Null | Value::Bool(_) if matches!(self.dialect, Dialect::SnsFilterPolicy(_)) => {
+                return Err(invalid(string_error))
             }
-            _ => return Err(invalid(string_error)),
+            Value::Null | Value::Bool(_) | Value::Object(_) => return Err(not_a_value()),
         };
         match name.as_str() {
             "prefix" | "suffix" => {
@@ -381,7 +478,9 @@ impl Compiler {
             )));
         };
         let operator = RangeOperator::parse(first_operator).ok_or_else(|| {
-            invalid(format!("Unrecognized numeric range operator: {first_operator}"))
+            invalid(format!(
+                "Unrecognized numeric range operator: {first_operator}"
+            ))
         })?;
         let first_key = self.operand(operator, terms.next())?;
         let mut range = NumericRange {
@@ -489,17 +588,40 @@ impl RangeOperator {
     }
 }
 
-/// `$or` is an operator only when it holds two objects or more; otherwise it is a field name like
-/// any other (AWS's rule, documented for SNS and shared by EventBridge).
-fn or_objects(value: &Value) -> Option<Vec<&Map<String, Value>>> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    if items.len() < 2 {
-        return None;
-    }
-    items.iter().map(Value::as_object).collect()
-}
+const OR_KEYWORD: &str = "$or";
+
+/// How many wildcard positions may be live at once across a pattern before AWS calls it too
+/// complex. AWS does not publish its figure; this bound admits every documented example and
+/// refuses long runs of repeated characters between stars.
+const MAX_WILDCARD_COMPLEXITY: usize = 100;
+
+/// Names AWS reserves for operators (present and announced), refused as field names inside `$or`.
+const RESERVED_IN_OR: &[&str] = &[
+    "exactly",
+    "equals-ignore-case",
+    "prefix",
+    "suffix",
+    "anything-but",
+    "exists",
+    "wildcard",
+    "numeric",
+    "cidr",
+    "=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regex",
+    "not-wildcard",
+    "not-equals-ignore-case",
+    "date-after",
+    "date-on-or-after",
+    "date-before",
+    "date-on-or-before",
+    "in-date-range",
+    "ip-address-in-range",
+    "ip-address-not-in-range",
+];
 
 /// A JSON number as the f64 AWS compares (serde_json numbers always have one).
 fn number_value(number: &serde_json::Number) -> f64 {

@@ -38,6 +38,8 @@ impl Precision {
 #[derive(Debug, Clone)]
 pub(crate) enum Matcher {
     ExactString(String),
+    /// A string that is an IP address: equal text, or the same address written otherwise.
+    ExactAddress(String, IpAddr),
     /// A number, as its precision key.
     ExactNumber(f64, Precision),
     ExactBool(bool),
@@ -69,22 +71,27 @@ impl Matcher {
     fn matches_leaf(&self, leaf: &Value) -> bool {
         match self {
             Matcher::ExactString(expected) => leaf.as_str() == Some(expected.as_str()),
+            Matcher::ExactAddress(text, address) => leaf.as_str().is_some_and(|s| {
+                s == text || s.parse::<IpAddr>().is_ok_and(|parsed| parsed == *address)
+            }),
             Matcher::ExactNumber(key, precision) => {
                 leaf.as_f64().is_some_and(|n| precision.key(n) == *key)
             }
             Matcher::ExactBool(expected) => leaf.as_bool() == Some(*expected),
             Matcher::ExactNull => leaf.is_null(),
-            Matcher::Prefix(prefix) => leaf.as_str().is_some_and(|s| s.starts_with(prefix.as_str())),
-            Matcher::PrefixIgnoreCase(prefix) => {
-                leaf.as_str().is_some_and(|s| starts_with_ignore_case(s, prefix))
-            }
+            Matcher::Prefix(prefix) => leaf
+                .as_str()
+                .is_some_and(|s| s.starts_with(prefix.as_str())),
+            Matcher::PrefixIgnoreCase(prefix) => leaf
+                .as_str()
+                .is_some_and(|s| starts_with_ignore_case(s, prefix)),
             Matcher::Suffix(suffix) => leaf.as_str().is_some_and(|s| s.ends_with(suffix.as_str())),
-            Matcher::SuffixIgnoreCase(suffix) => {
-                leaf.as_str().is_some_and(|s| ends_with_ignore_case(s, suffix))
-            }
-            Matcher::EqualsIgnoreCase(expected) => {
-                leaf.as_str().is_some_and(|s| equals_ignore_case(s, expected))
-            }
+            Matcher::SuffixIgnoreCase(suffix) => leaf
+                .as_str()
+                .is_some_and(|s| ends_with_ignore_case(s, suffix)),
+            Matcher::EqualsIgnoreCase(expected) => leaf
+                .as_str()
+                .is_some_and(|s| equals_ignore_case(s, expected)),
             Matcher::Wildcard(wildcard) => leaf.as_str().is_some_and(|s| wildcard.matches(s)),
             Matcher::AnythingBut(excluded) => excluded.admits(leaf),
             Matcher::Numeric(range) => leaf.as_f64().is_some_and(|n| range.contains(n)),
@@ -151,30 +158,96 @@ pub(crate) struct Wildcard {
 
 impl Wildcard {
     /// Splits on unescaped `*` (`\*` is a literal star, `\\` a literal backslash), refusing what
-    /// AWS refuses, with its wording.
+    /// AWS refuses, with its wording. AWS counts positions in UTF-8 bytes of the value with its
+    /// opening quote, hence the `+ 1`.
     pub(crate) fn parse(text: &str) -> Result<Wildcard, String> {
         let mut pieces = vec![String::new()];
-        let mut chars = text.chars().enumerate().peekable();
-        let mut previous_was_star = false;
-        while let Some((position, c)) = chars.next() {
+        let mut chars = text.char_indices().peekable();
+        while let Some((offset, c)) = chars.next() {
             match c {
                 '*' => {
-                    if previous_was_star {
-                        return Err(format!("Consecutive wildcard characters at pos {position}"));
+                    if chars.peek().is_some_and(|(_, next)| *next == '*') {
+                        return Err(format!(
+                            "Consecutive wildcard characters at pos {}",
+                            offset + 1
+                        ));
                     }
                     pieces.push(String::new());
-                    previous_was_star = true;
-                    continue;
                 }
                 '\\' => match chars.next() {
                     Some((_, escaped @ ('*' | '\\'))) => push_char(&mut pieces, escaped),
-                    _ => return Err(format!("Invalid escape character at pos {position}")),
+                    _ => return Err(format!("Invalid escape character at pos {}", offset + 1)),
                 },
                 other => push_char(&mut pieces, other),
             }
-            previous_was_star = false;
         }
         Ok(Wildcard { pieces })
+    }
+
+    /// How many matching positions the pattern can be in at once on its worst input: AWS's
+    /// measure of a wildcard's cost ("fewer wildcard characters or fewer repeating character
+    /// sequences after a wildcard character"). Found by exploring the sets of positions an input
+    /// can reach, over the pattern's own characters plus one that is not in it; the exploration is
+    /// capped, which only matters for patterns far past the limit.
+    pub(crate) fn complexity(&self) -> usize {
+        const EXPLORED_SETS_CAP: usize = 4096;
+        let tokens: Vec<Option<char>> = self
+            .pieces
+            .iter()
+            .enumerate()
+            .flat_map(|(index, piece)| {
+                let star = (index > 0).then_some(None);
+                star.into_iter().chain(piece.chars().map(Some))
+            })
+            .collect();
+        let mut alphabet: Vec<char> = tokens.iter().flatten().copied().collect();
+        alphabet.sort_unstable();
+        alphabet.dedup();
+        alphabet.push(
+            (0x1F600..)
+                .filter_map(char::from_u32)
+                .find(|c| !alphabet.contains(c))
+                .unwrap_or('\u{0}'),
+        );
+        let close = |mut set: Vec<usize>| {
+            let mut index = 0;
+            while index < set.len() {
+                let position = set[index];
+                if tokens.get(position) == Some(&None) && !set.contains(&(position + 1)) {
+                    set.push(position + 1);
+                }
+                index += 1;
+            }
+            set.sort_unstable();
+            set
+        };
+        let start = close(vec![0]);
+        let mut seen = vec![start.clone()];
+        let mut queue = vec![start];
+        let mut widest = 0;
+        while let Some(set) = queue.pop() {
+            widest = widest.max(set.len());
+            if seen.len() >= EXPLORED_SETS_CAP {
+                continue;
+            }
+            for &c in &alphabet {
+                let next: Vec<usize> = set
+                    .iter()
+                    .filter_map(|&position| match tokens.get(position) {
+                        Some(None) => Some(position),
+                        Some(Some(literal)) if *literal == c => Some(position + 1),
+                        _ => None,
+                    })
+                    .collect();
+                let mut next = close(next);
+                next.dedup();
+                if !next.is_empty() && !seen.contains(&next) {
+                    seen.push(next.clone());
+                    queue.push(next);
+                }
+            }
+        }
+        widest
     }
 
     /// Glob matching without backtracking: with only `*`, taking each middle piece at its
@@ -306,22 +379,30 @@ pub(crate) enum CidrBlock {
 impl CidrBlock {
     /// Parses `address/bits` or a bare address, refusing what AWS refuses, with its wording.
     pub(crate) fn parse(text: &str) -> Result<CidrBlock, String> {
-        let nonstandard = |address: &str| format!("Nonstandard IP address: {address}");
         let mut parts = text.split('/');
         let address_text = parts.next().unwrap_or_default();
         let bits_text = parts.next();
         if parts.next().is_some() {
             return Err("Malformed CIDR, one '/' required".to_owned());
         }
-        let address: IpAddr = address_text
-            .parse()
-            .map_err(|_| nonstandard(address_text))?;
-        let width = if address.is_ipv4() { 32 } else { 128 };
-        let prefix_bits = match bits_text {
+        let bits = match bits_text {
+            None => None,
+            Some(bits) => match bits.parse::<i64>() {
+                Ok(bits) if bits < 0 => {
+                    return Err("Malformed CIDR, mask bits must not be negative".to_owned())
+                }
+                Ok(bits) => Some(bits),
+                Err(_) => return Err("Malformed CIDR, mask bits must be an integer".to_owned()),
+            },
+        };
+        let address = parse_address(address_text)?;
+        let width: u32 = if address.is_ipv4() { 32 } else { 128 };
+        let prefix_bits = match bits {
             None => width,
-            Some(bits) => match bits.parse::<u32>() {
+            Some(bits) => match u32::try_from(bits) {
                 Ok(bits) if bits <= width => bits,
-                _ => return Err("Malformed CIDR, mask bits must be an integer".to_owned()),
+                _ if width == 32 => return Err("IPv4 mask bits must be < 32".to_owned()),
+                _ => return Err("IPv6 mask bits must be < 128".to_owned()),
             },
         };
         Ok(match address {
@@ -354,6 +435,25 @@ impl CidrBlock {
             ) => u128::from(address) & mask_u128(*prefix_bits) == *network,
             _ => false,
         }
+    }
+}
+
+/// An address as AWS reads one: text shaped like an address (four dotted numbers, or hex digits
+/// and colons) that does not parse is "invalid"; anything else is "nonstandard".
+fn parse_address(text: &str) -> Result<IpAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let dotted_quad = text.split('.').count() == 4
+        && text
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    let hex_and_colons =
+        text.contains(':') && text.bytes().all(|b| b == b':' || b.is_ascii_hexdigit());
+    if dotted_quad || hex_and_colons {
+        Err(format!("Invalid IP address: {text}"))
+    } else {
+        Err(format!("Nonstandard IP address: {text}"))
     }
 }
 
@@ -398,6 +498,19 @@ mod tests {
     fn wildcard_refuses_consecutive_stars_at_their_position() {
         let err = Wildcard::parse("arn:aws:events:us-east-1:**:event-bus/*").unwrap_err();
         assert_eq!(err, "Consecutive wildcard characters at pos 26");
+    }
+
+    #[test]
+    fn wildcard_complexity_grows_with_repeats_after_a_star() {
+        assert_eq!(Wildcard::parse("abc").unwrap().complexity(), 1);
+        let simple = Wildcard::parse("arn:aws:s3:::bucket/*")
+            .unwrap()
+            .complexity();
+        let repetitive = Wildcard::parse("*a*a*a*a*a*a*a*a*a*a")
+            .unwrap()
+            .complexity();
+        assert!(simple <= 2, "{simple}");
+        assert!(repetitive > 10, "{repetitive}");
     }
 
     #[test]

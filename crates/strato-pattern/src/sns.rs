@@ -28,8 +28,8 @@ pub(crate) fn check_limits(root: &ObjectNode) -> Result<(), Reason> {
 ///
 /// - `String` (and custom `String.x` types): the value as a JSON string;
 /// - `Number` (and `Number.x`): the value as a JSON number, or as a string if it is not one;
-/// - `String.Array`: the value parsed as a JSON array, matched element-wise (a value that is not an
-///   array is kept as a string);
+/// - `String.Array` (and `Number.Array`, which SNS's documentation uses): the value parsed as a
+///   JSON array, matched element-wise (a value that is not an array is kept as a string);
 /// - `Binary` (and anything unrecognised): left out, so it never matches — as on AWS, which only
 ///   compares String, String.Array and Number attributes.
 pub fn sns_attributes_document(attributes: &Value) -> Value {
@@ -43,13 +43,12 @@ pub fn sns_attributes_document(attributes: &Value) -> Value {
                 .iter()
                 .find_map(|key| attribute.get(*key).and_then(Value::as_str))
         };
-        let (Some(data_type), Some(text)) = (
-            field(["Type", "DataType"]),
-            field(["Value", "StringValue"]),
-        ) else {
+        let (Some(data_type), Some(text)) =
+            (field(["Type", "DataType"]), field(["Value", "StringValue"]))
+        else {
             continue;
         };
-        let value = if data_type == "String.Array" {
+        let value = if data_type.ends_with(".Array") {
             match serde_json::from_str::<Value>(text) {
                 Ok(array @ Value::Array(_)) => array,
                 _ => Value::String(text.to_owned()),

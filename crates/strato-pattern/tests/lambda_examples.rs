@@ -9,7 +9,11 @@ fn check(pattern: &str, cases: &[(Value, bool)]) {
     let compiled = Pattern::parse(pattern, Dialect::LambdaFilterCriteria)
         .unwrap_or_else(|error| panic!("{pattern} should parse: {error}"));
     for (record, expected) in cases {
-        assert_eq!(compiled.matches(record), *expected, "pattern {pattern} against {record}");
+        assert_eq!(
+            compiled.matches(record),
+            *expected,
+            "pattern {pattern} against {record}"
+        );
     }
 }
 
@@ -17,7 +21,10 @@ fn check(pattern: &str, cases: &[(Value, bool)]) {
 fn null() {
     check(
         r#"{"body": {"UserID": [null]}}"#,
-        &[(json!({"body": {"UserID": null}}), true), (json!({"body": {"UserID": "u"}}), false)],
+        &[
+            (json!({"body": {"UserID": null}}), true),
+            (json!({"body": {"UserID": "u"}}), false),
+        ],
     );
 }
 
@@ -25,7 +32,10 @@ fn null() {
 fn empty() {
     check(
         r#"{"body": {"LastName": [""]}}"#,
-        &[(json!({"body": {"LastName": ""}}), true), (json!({"body": {"LastName": "Doe"}}), false)],
+        &[
+            (json!({"body": {"LastName": ""}}), true),
+            (json!({"body": {"LastName": "Doe"}}), false),
+        ],
     );
 }
 
@@ -33,11 +43,17 @@ fn empty() {
 fn equals_and_equals_ignoring_case() {
     check(
         r#"{"body": {"Name": ["Alice"]}}"#,
-        &[(json!({"body": {"Name": "Alice"}}), true), (json!({"body": {"Name": "alice"}}), false)],
+        &[
+            (json!({"body": {"Name": "Alice"}}), true),
+            (json!({"body": {"Name": "alice"}}), false),
+        ],
     );
     check(
         r#"{"body": {"Name": [{"equals-ignore-case": "alice"}]}}"#,
-        &[(json!({"body": {"Name": "ALICE"}}), true), (json!({"body": {"Name": "Bob"}}), false)],
+        &[
+            (json!({"body": {"Name": "ALICE"}}), true),
+            (json!({"body": {"Name": "Bob"}}), false),
+        ],
     );
 }
 
@@ -46,8 +62,14 @@ fn and() {
     check(
         r#"{"body": {"Location": ["New York"], "Day": ["Monday"]}}"#,
         &[
-            (json!({"body": {"Location": "New York", "Day": "Monday"}}), true),
-            (json!({"body": {"Location": "New York", "Day": "Tuesday"}}), false),
+            (
+                json!({"body": {"Location": "New York", "Day": "Monday"}}),
+                true,
+            ),
+            (
+                json!({"body": {"Location": "New York", "Day": "Tuesday"}}),
+                false,
+            ),
         ],
     );
 }
@@ -64,8 +86,14 @@ fn or_of_values_and_or_of_fields() {
     check(
         r#"{"body": {"$or": [{"Location": ["New York"]}, {"Day": ["Monday"]}]}}"#,
         &[
-            (json!({"body": {"Location": "Boston", "Day": "Monday"}}), true),
-            (json!({"body": {"Location": "Boston", "Day": "Sunday"}}), false),
+            (
+                json!({"body": {"Location": "Boston", "Day": "Monday"}}),
+                true,
+            ),
+            (
+                json!({"body": {"Location": "Boston", "Day": "Sunday"}}),
+                false,
+            ),
         ],
     );
 }
@@ -85,7 +113,10 @@ fn not() {
 fn numeric_equals_and_range() {
     check(
         r#"{"body": {"Price": [{"numeric": ["=", 100]}]}}"#,
-        &[(json!({"body": {"Price": 100}}), true), (json!({"body": {"Price": 101}}), false)],
+        &[
+            (json!({"body": {"Price": 100}}), true),
+            (json!({"body": {"Price": 101}}), false),
+        ],
     );
     check(
         r#"{"body": {"Price": [{"numeric": [">", 10, "<=", 20]}]}}"#,
@@ -100,11 +131,17 @@ fn numeric_equals_and_range() {
 fn exists_and_does_not_exist() {
     check(
         r#"{"body": {"ProductName": [{"exists": true}]}}"#,
-        &[(json!({"body": {"ProductName": "x"}}), true), (json!({"body": {}}), false)],
+        &[
+            (json!({"body": {"ProductName": "x"}}), true),
+            (json!({"body": {}}), false),
+        ],
     );
     check(
         r#"{"body": {"ProductName": [{"exists": false}]}}"#,
-        &[(json!({"body": {}}), true), (json!({"body": {"ProductName": "x"}}), false)],
+        &[
+            (json!({"body": {}}), true),
+            (json!({"body": {"ProductName": "x"}}), false),
+        ],
     );
 }
 

@@ -77,9 +77,24 @@ fn body_scope_matches_nested_properties() {
 #[test]
 fn string_exact_matching() {
     let policy = policy(r#"{"customer_interests": ["rugby", "tennis"]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&policy, "customer_interests", "String", "rugby"));
-    assert!(accepts_attribute(&policy, "customer_interests", "String", "tennis"));
-    assert!(!accepts_attribute(&policy, "customer_interests", "String", "Rugby"));
+    assert!(accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "rugby"
+    ));
+    assert!(accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "tennis"
+    ));
+    assert!(!accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "Rugby"
+    ));
     assert!(accepts_attribute(
         &policy,
         "customer_interests",
@@ -90,48 +105,145 @@ fn string_exact_matching() {
 
 #[test]
 fn string_anything_but() {
-    let policy = policy(r#"{"customer_interests": [{"anything-but": ["rugby", "tennis"]}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&policy, "customer_interests", "String", "baseball"));
-    assert!(accepts_attribute(&policy, "customer_interests", "String", "football"));
-    assert!(!accepts_attribute(&policy, "customer_interests", "String", "rugby"));
+    let policy = policy(
+        r#"{"customer_interests": [{"anything-but": ["rugby", "tennis"]}]}"#,
+        ATTRIBUTES,
+    );
+    assert!(accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "baseball"
+    ));
+    assert!(accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "football"
+    ));
+    assert!(!accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "rugby"
+    ));
     // An attribute that is not there is not "anything but".
     assert!(!policy.matches(&sns_attributes_document(&json!({}))));
 }
 
 #[test]
 fn string_anything_but_prefix() {
-    let policy = policy(r#"{"event": [{"anything-but": {"prefix": "order-"}}]}"#, ATTRIBUTES);
+    let policy = policy(
+        r#"{"event": [{"anything-but": {"prefix": "order-"}}]}"#,
+        ATTRIBUTES,
+    );
     assert!(accepts_attribute(&policy, "event", "String", "data-entry"));
-    assert!(accepts_attribute(&policy, "event", "String", "order_number"));
-    assert!(!accepts_attribute(&policy, "event", "String", "order-cancelled"));
+    assert!(accepts_attribute(
+        &policy,
+        "event",
+        "String",
+        "order_number"
+    ));
+    assert!(!accepts_attribute(
+        &policy,
+        "event",
+        "String",
+        "order-cancelled"
+    ));
 }
 
 #[test]
 fn string_equals_ignore_case() {
-    let policy = policy(r#"{"customer_interests": [{"equals-ignore-case": "tennis"}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&policy, "customer_interests", "String", "TENNIS"));
-    assert!(accepts_attribute(&policy, "customer_interests", "String", "Tennis"));
-    assert!(!accepts_attribute(&policy, "customer_interests", "String", "table tennis"));
+    let policy = policy(
+        r#"{"customer_interests": [{"equals-ignore-case": "tennis"}]}"#,
+        ATTRIBUTES,
+    );
+    assert!(accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "TENNIS"
+    ));
+    assert!(accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "Tennis"
+    ));
+    assert!(!accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "table tennis"
+    ));
 }
 
 #[test]
 fn ip_address_matching() {
     let policy = policy(r#"{"source_ip": [{"cidr": "10.0.0.0/24"}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&policy, "source_ip", "String", "10.0.0.0"));
-    assert!(accepts_attribute(&policy, "source_ip", "String", "10.0.0.255"));
-    assert!(!accepts_attribute(&policy, "source_ip", "String", "10.1.1.0"));
+    assert!(accepts_attribute(
+        &policy,
+        "source_ip",
+        "String",
+        "10.0.0.0"
+    ));
+    assert!(accepts_attribute(
+        &policy,
+        "source_ip",
+        "String",
+        "10.0.0.255"
+    ));
+    assert!(!accepts_attribute(
+        &policy,
+        "source_ip",
+        "String",
+        "10.1.1.0"
+    ));
 }
 
 #[test]
 fn string_prefix_and_suffix() {
     let prefix = policy(r#"{"customer_interests": [{"prefix": "bas"}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&prefix, "customer_interests", "String", "baseball"));
-    assert!(accepts_attribute(&prefix, "customer_interests", "String", "basketball"));
-    assert!(!accepts_attribute(&prefix, "customer_interests", "String", "rugby"));
-    let suffix = policy(r#"{"customer_interests": [{"suffix": "ball"}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&suffix, "customer_interests", "String", "baseball"));
-    assert!(accepts_attribute(&suffix, "customer_interests", "String", "basketball"));
-    assert!(!accepts_attribute(&suffix, "customer_interests", "String", "rugby"));
+    assert!(accepts_attribute(
+        &prefix,
+        "customer_interests",
+        "String",
+        "baseball"
+    ));
+    assert!(accepts_attribute(
+        &prefix,
+        "customer_interests",
+        "String",
+        "basketball"
+    ));
+    assert!(!accepts_attribute(
+        &prefix,
+        "customer_interests",
+        "String",
+        "rugby"
+    ));
+    let suffix = policy(
+        r#"{"customer_interests": [{"suffix": "ball"}]}"#,
+        ATTRIBUTES,
+    );
+    assert!(accepts_attribute(
+        &suffix,
+        "customer_interests",
+        "String",
+        "baseball"
+    ));
+    assert!(accepts_attribute(
+        &suffix,
+        "customer_interests",
+        "String",
+        "basketball"
+    ));
+    assert!(!accepts_attribute(
+        &suffix,
+        "customer_interests",
+        "String",
+        "rugby"
+    ));
 }
 
 #[test]
@@ -154,13 +266,41 @@ fn numeric_anything_but() {
 }
 
 #[test]
+fn numeric_anything_but_matches_an_array_holding_another_value() {
+    let policy = policy(r#"{"price": [{"anything-but": [100, 500]}]}"#, ATTRIBUTES);
+    assert!(accepts_attribute(
+        &policy,
+        "price",
+        "Number.Array",
+        "[100, 50]"
+    ));
+    assert!(!accepts_attribute(
+        &policy,
+        "price",
+        "Number.Array",
+        "[100, 500]"
+    ));
+    let body = Pattern::parse(r#"{"price": [{"anything-but": [100, 500]}]}"#, BODY).unwrap();
+    assert!(body.matches(&json!({"price": [100, 50]})));
+    assert!(!body.matches(&json!({"price": 100})));
+}
+
+#[test]
 fn numeric_value_range() {
     let negative = policy(r#"{"price": [{"numeric": ["<", 0]}]}"#, ATTRIBUTES);
     assert!(accepts_attribute(&negative, "price", "Number", "-1"));
     assert!(!accepts_attribute(&negative, "price", "Number", "0"));
-    let bounded = policy(r#"{"price_usd": [{"numeric": [">", 0, "<=", 150]}]}"#, ATTRIBUTES);
+    let bounded = policy(
+        r#"{"price_usd": [{"numeric": [">", 0, "<=", 150]}]}"#,
+        ATTRIBUTES,
+    );
     assert!(accepts_attribute(&bounded, "price_usd", "Number", "150"));
-    assert!(!accepts_attribute(&bounded, "price_usd", "Number", "150.00001"));
+    assert!(!accepts_attribute(
+        &bounded,
+        "price_usd",
+        "Number",
+        "150.00001"
+    ));
     assert!(!accepts_attribute(&bounded, "price_usd", "Number", "0"));
 }
 
@@ -182,11 +322,31 @@ fn number_policies_do_not_match_string_attributes() {
 #[test]
 fn key_matching_with_exists() {
     let exists = policy(r#"{"store": [{"exists": true}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(&exists, "store", "String", "example_corp"));
-    assert!(!accepts_attribute(&exists, "event", "String", "order_placed"));
+    assert!(accepts_attribute(
+        &exists,
+        "store",
+        "String",
+        "example_corp"
+    ));
+    assert!(!accepts_attribute(
+        &exists,
+        "event",
+        "String",
+        "order_placed"
+    ));
     let absent = policy(r#"{"store": [{"exists": false}]}"#, ATTRIBUTES);
-    assert!(!accepts_attribute(&absent, "store", "String", "example_corp"));
-    assert!(accepts_attribute(&absent, "event", "String", "order_placed"));
+    assert!(!accepts_attribute(
+        &absent,
+        "store",
+        "String",
+        "example_corp"
+    ));
+    assert!(accepts_attribute(
+        &absent,
+        "event",
+        "String",
+        "order_placed"
+    ));
 }
 
 #[test]
@@ -208,7 +368,12 @@ fn and_logic_across_attributes() {
         "price_usd": attribute("Number", "101"),
     });
     assert!(policy.matches(&sns_attributes_document(&both)));
-    assert!(!accepts_attribute(&policy, "customer_interests", "String", "rugby"));
+    assert!(!accepts_attribute(
+        &policy,
+        "customer_interests",
+        "String",
+        "rugby"
+    ));
 }
 
 #[test]

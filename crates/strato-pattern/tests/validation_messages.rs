@@ -36,10 +36,22 @@ fn assert_sns_reason(pattern: &str, reason: &str) {
 #[test]
 fn eventbridge_numeric_errors() {
     let cases = [
-        (r#"{"detail": {"c-count": [{"numeric": [">", 0, ">", 0]}]}}"#, "Bad numeric range operator: >"),
-        (r#"{"detail": {"c-count": [{"numeric": [">", 0, "<"]}]}}"#, "Value of < must be numeric"),
-        (r#"{"detail": {"c-count": [{"numeric": 10}]}}"#, "Value of numeric must be an array."),
-        (r#"{"detail": {"equal": [{"NUMERIC": ["=", 5]}]}}"#, "Unrecognized match type NUMERIC"),
+        (
+            r#"{"detail": {"c-count": [{"numeric": [">", 0, ">", 0]}]}}"#,
+            "Bad numeric range operator: >",
+        ),
+        (
+            r#"{"detail": {"c-count": [{"numeric": [">", 0, "<"]}]}}"#,
+            "Value of < must be numeric",
+        ),
+        (
+            r#"{"detail": {"c-count": [{"numeric": 10}]}}"#,
+            "Value of numeric must be an array.",
+        ),
+        (
+            r#"{"detail": {"equal": [{"NUMERIC": ["=", 5]}]}}"#,
+            "Unrecognized match type NUMERIC",
+        ),
     ];
     for (pattern, reason) in cases {
         assert_eventbridge_reason(pattern, reason);
@@ -50,10 +62,19 @@ fn eventbridge_numeric_errors() {
 fn eventbridge_structure_errors() {
     let cases = [
         (r#"{"resources": []}"#, "Empty arrays are not allowed"),
-        (r#"["not", "a", "dict", "but valid json"]"#, "Filter is not an object"),
+        (
+            r#"["not", "a", "dict", "but valid json"]"#,
+            "Filter is not an object",
+        ),
         (r#"{"int": 42}"#, "\"int\" must be an object or an array"),
-        (r#"{"string": "my-value"}"#, "\"string\" must be an object or an array"),
-        (r#"{"my_key": [{"EXISTS": true}]}"#, "Unrecognized match type EXISTS"),
+        (
+            r#"{"string": "my-value"}"#,
+            "\"string\" must be an object or an array",
+        ),
+        (
+            r#"{"my_key": [{"EXISTS": true}]}"#,
+            "Unrecognized match type EXISTS",
+        ),
     ];
     for (pattern, reason) in cases {
         assert_eventbridge_reason(pattern, reason);
@@ -161,11 +182,26 @@ fn eventbridge_string_operator_errors() {
             r#"{"detail-type": [{"equals-ignore-case": {"prefix": "ec2"}}]}"#,
             "equals-ignore-case match pattern must be a string",
         ),
-        (r#"{"time": [{"prefix": 123}]}"#, "prefix match pattern must be a string"),
-        (r#"{"time": [{"prefix": ["2022-07-13"]}]}"#, "prefix match pattern must be a string"),
-        (r#"{"FileName": [{"suffix": 123}]}"#, "suffix match pattern must be a string"),
-        (r#"{"FileName": [{"suffix": [".png"]}]}"#, "suffix match pattern must be a string"),
-        (r#"{"EventBusArn": [{"wildcard": 123}]}"#, "wildcard match pattern must be a string"),
+        (
+            r#"{"time": [{"prefix": 123}]}"#,
+            "prefix match pattern must be a string",
+        ),
+        (
+            r#"{"time": [{"prefix": ["2022-07-13"]}]}"#,
+            "prefix match pattern must be a string",
+        ),
+        (
+            r#"{"FileName": [{"suffix": 123}]}"#,
+            "suffix match pattern must be a string",
+        ),
+        (
+            r#"{"FileName": [{"suffix": [".png"]}]}"#,
+            "suffix match pattern must be a string",
+        ),
+        (
+            r#"{"EventBusArn": [{"wildcard": 123}]}"#,
+            "wildcard match pattern must be a string",
+        ),
         (
             r#"{"EventBusArn": [{"wildcard": ["arn:aws:events:us-east-1:**:event-bus/*"]}]}"#,
             "wildcard match pattern must be a string",
@@ -187,9 +223,18 @@ fn eventbridge_cidr_errors() {
             r#"{"detail": {"sourceIPAddress": [{"cidr": ["bad-type"]}]}}"#,
             "prefix match pattern must be a string",
         ),
-        (r#"{"ip": [{"cidr": "10.0.0.0/abc"}]}"#, "Malformed CIDR, mask bits must be an integer"),
-        (r#"{"ip": [{"cidr": "10.0.0.0/24/8"}]}"#, "Malformed CIDR, one '/' required"),
-        (r#"{"ip": [{"cidr": "xx.11.xx"}]}"#, "Nonstandard IP address: xx.11.xx"),
+        (
+            r#"{"ip": [{"cidr": "10.0.0.0/abc"}]}"#,
+            "Malformed CIDR, mask bits must be an integer",
+        ),
+        (
+            r#"{"ip": [{"cidr": "10.0.0.0/24/8"}]}"#,
+            "Malformed CIDR, one '/' required",
+        ),
+        (
+            r#"{"ip": [{"cidr": "xx.11.xx"}]}"#,
+            "Nonstandard IP address: xx.11.xx",
+        ),
         (
             r#"{"ip": [{"cidr": "xxxx:db8:1234:1a00::"}]}"#,
             "Nonstandard IP address: xxxx:db8:1234:1a00::",
@@ -201,25 +246,137 @@ fn eventbridge_cidr_errors() {
 }
 
 #[test]
+fn eventbridge_or_errors() {
+    let cases = [
+        (r#"{"$or": "x"}"#, "It must be an Array followed with $or."),
+        (
+            r#"{"$or": [{"a": ["x"]}]}"#,
+            "There must have at least 2 Objects in $or relationship.",
+        ),
+        (
+            r#"{"$or": [{"a": ["x"]}, "b"]}"#,
+            "Only JSON object is allowed in array of $or relationship.",
+        ),
+        (
+            r#"{"$or": [{"prefix": ["x"]}, {"a": ["y"]}]}"#,
+            "prefix is Ruler reserved fieldName which cannot be used inside $or.",
+        ),
+    ];
+    for (pattern, reason) in cases {
+        assert_eventbridge_reason(pattern, reason);
+    }
+}
+
+#[test]
+fn sns_reads_a_malformed_or_as_a_field_name() {
+    let policy = Pattern::parse(r#"{"$or": ["x"]}"#, BODY).unwrap();
+    assert!(policy.matches(&serde_json::json!({"$or": "x"})));
+}
+
+#[test]
+fn eventbridge_rules_of_the_open_source_engine() {
+    let cases = [
+        (r#"{"p": [{"wildcard": "a\\b"}]}"#, "Invalid escape character at pos 2"),
+        (r#"{"ip": [{"cidr": "999.1.1.1/8"}]}"#, "Invalid IP address: 999.1.1.1"),
+        (r#"{"ip": [{"cidr": "10.0.0.0/-1"}]}"#, "Malformed CIDR, mask bits must not be negative"),
+        (r#"{"ip": [{"cidr": "10.0.0.0/33"}]}"#, "IPv4 mask bits must be < 32"),
+        (
+            r#"{"s": [{"anything-but": ["a", 1]}]}"#,
+            "Inside anything but list, either all values are number or string, mixed type is not supported",
+        ),
+        (
+            r#"{"s": [{"anything-but": []}]}"#,
+            "Inside anything but list, either all values are number or string, mixed type is not supported",
+        ),
+        (r#"{"s": [{"prefix": {"wildcard": "a"}}]}"#, "Unsupported prefix pattern: wildcard"),
+        (r#"{"s": [{"suffix": {}}]}"#, "Suffix expression name not found"),
+        (
+            r#"{"s": [{"prefix": {"equals-ignore-case": 1}}]}"#,
+            "equals-ignore-case match pattern must be a string",
+        ),
+        (
+            r#"{"s": [{"anything-but": {"prefix": true}}]}"#,
+            "Value of anything-but must be an array or single string/number value.",
+        ),
+        (r#"{"s": [{"exists": true, "prefix": "a"}]}"#, "Only one key allowed in match expression"),
+        (r#"{"s": {}}"#, "Empty objects are not allowed"),
+    ];
+    for (pattern, reason) in cases {
+        assert_eventbridge_reason(pattern, reason);
+    }
+}
+
+#[test]
+fn eventbridge_refuses_wildcards_that_are_too_complex() {
+    let repetitive = "*a".repeat(40);
+    let pattern = format!(r#"{{"p": [{{"wildcard": "{repetitive}"}}]}}"#);
+    assert_eventbridge_reason(
+        &pattern,
+        "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character",
+    );
+    let ordinary = r#"{"EventBusArn": [{"wildcard": "arn:aws:events:us-east-1:*:event-bus/*"}], "p": [{"wildcard": "dir/*/*.png"}]}"#;
+    assert!(Pattern::parse(ordinary, Dialect::EventBridge).is_ok());
+}
+
+#[test]
 fn sns_numeric_errors() {
     let cases = [
-        (r#"{"key":[{"numeric":[">=",1,">",2]}]}"#, "Bad numeric range operator: >"),
-        (r#"{"key":[{"numeric":[">",20,"test"]}]}"#, "Bad numeric range operator: test"),
-        (r#"{"key":[{"numeric":[">",20,30]}]}"#, "Bad value in numeric range: 30"),
-        (r#"{"key":[{"numeric":[">",3,"<",1]}]}"#, "Bottom must be less than top"),
-        (r#"{"key":[{"numeric":[1,"<="]}]}"#, "Invalid member in numeric match: 1"),
-        (r#"{"key":[{"numeric":[]}]}"#, "Invalid member in numeric match: ]"),
-        (r#"{"key":[{"numeric":["<",100,">",10]}]}"#, "Too many elements in numeric expression"),
+        (
+            r#"{"key":[{"numeric":[">=",1,">",2]}]}"#,
+            "Bad numeric range operator: >",
+        ),
+        (
+            r#"{"key":[{"numeric":[">",20,"test"]}]}"#,
+            "Bad numeric range operator: test",
+        ),
+        (
+            r#"{"key":[{"numeric":[">",20,30]}]}"#,
+            "Bad value in numeric range: 30",
+        ),
+        (
+            r#"{"key":[{"numeric":[">",3,"<",1]}]}"#,
+            "Bottom must be less than top",
+        ),
+        (
+            r#"{"key":[{"numeric":[1,"<="]}]}"#,
+            "Invalid member in numeric match: 1",
+        ),
+        (
+            r#"{"key":[{"numeric":[]}]}"#,
+            "Invalid member in numeric match: ]",
+        ),
+        (
+            r#"{"key":[{"numeric":["<",100,">",10]}]}"#,
+            "Too many elements in numeric expression",
+        ),
         (
             r#"{"key":[{"numeric":[">",20,"<",30,"<",50]}]}"#,
             "Too many terms in numeric range expression",
         ),
-        (r#"{"key":[{"numeric":["operator"]}]}"#, "Unrecognized numeric range operator: operator"),
-        (r#"{"key":[{"numeric":[">",20,"<","30"]}]}"#, "Value of < must be numeric"),
-        (r#"{"key":[{"numeric":[">",20,"<="]}]}"#, "Value of <= must be numeric"),
-        (r#"{"key":[{"numeric":[">","20","<","30"]}]}"#, "Value of > must be numeric"),
-        (r#"{"key":[{"numeric":[">="]}]}"#, "Value of >= must be numeric"),
-        (r#"{"key":[{"numeric":["=","000"]}]}"#, "Value of equals must be numeric"),
+        (
+            r#"{"key":[{"numeric":["operator"]}]}"#,
+            "Unrecognized numeric range operator: operator",
+        ),
+        (
+            r#"{"key":[{"numeric":[">",20,"<","30"]}]}"#,
+            "Value of < must be numeric",
+        ),
+        (
+            r#"{"key":[{"numeric":[">",20,"<="]}]}"#,
+            "Value of <= must be numeric",
+        ),
+        (
+            r#"{"key":[{"numeric":[">","20","<","30"]}]}"#,
+            "Value of > must be numeric",
+        ),
+        (
+            r#"{"key":[{"numeric":[">="]}]}"#,
+            "Value of >= must be numeric",
+        ),
+        (
+            r#"{"key":[{"numeric":["=","000"]}]}"#,
+            "Value of equals must be numeric",
+        ),
     ];
     for (pattern, reason) in cases {
         assert_sns_reason(pattern, reason);
@@ -230,30 +387,78 @@ fn sns_numeric_errors() {
 fn sns_operator_errors() {
     let cases = [
         (r#"{"key":[]}"#, "Empty arrays are not allowed"),
-        (r#"{"key":[{"cidr":"10.0.0.0/abc"}]}"#, "Malformed CIDR, mask bits must be an integer"),
-        (r#"{"key":[{"cidr":"bad-filter"}]}"#, "Nonstandard IP address: bad-filter"),
-        (r#"{"key":[{"cidr":["bad-filter"]}]}"#, "prefix match pattern must be a string"),
-        (r#"{"key":[["value"]]}"#, "Match value must be String, number, true, false, or null"),
+        (
+            r#"{"key":[{"cidr":"10.0.0.0/abc"}]}"#,
+            "Malformed CIDR, mask bits must be an integer",
+        ),
+        (
+            r#"{"key":[{"cidr":"bad-filter"}]}"#,
+            "Nonstandard IP address: bad-filter",
+        ),
+        (
+            r#"{"key":[{"cidr":["bad-filter"]}]}"#,
+            "prefix match pattern must be a string",
+        ),
+        (
+            r#"{"key":[["value"]]}"#,
+            "Match value must be String, number, true, false, or null",
+        ),
         (
             r#"{"key":[{"suffix":"value","prefix":"value2"}]}"#,
             "Only one key allowed in match expression",
         ),
-        (r#"{"key":[{"wrong-operator":true}]}"#, "Unrecognized match type wrong-operator"),
-        (r#"{"key":[{"anything-but":{"exists":false}}]}"#, "Unsupported anything-but pattern: exists"),
-        (r#"{"key":[{"anything-but":{"suffix":"test"}}]}"#, "Unsupported anything-but pattern: suffix"),
+        (
+            r#"{"key":[{"wrong-operator":true}]}"#,
+            "Unrecognized match type wrong-operator",
+        ),
+        (
+            r#"{"key":[{"anything-but":{"exists":false}}]}"#,
+            "Unsupported anything-but pattern: exists",
+        ),
+        (
+            r#"{"key":[{"anything-but":{"suffix":"test"}}]}"#,
+            "Unsupported anything-but pattern: suffix",
+        ),
         (
             r#"{"key":[{"anything-but":{"wrong-operator":null}}]}"#,
             "Unsupported anything-but pattern: wrong-operator",
         ),
-        (r#"{"key":[{"anything-but":{"prefix":false}}]}"#, "prefix match pattern must be a string"),
-        (r#"{"key":[{"suffix":100}]}"#, "suffix match pattern must be a string"),
-        (r#"{"key":[{"suffix":["test","test2"]}]}"#, "suffix match pattern must be a string"),
-        (r#"{"key":[{"suffix":[]}]}"#, "suffix match pattern must be a string"),
-        (r#"{"key":[{"suffix":null}]}"#, "suffix match pattern must be a string"),
-        (r#"{"key":[{"exists":"no"}]}"#, "exists match pattern must be either true or false."),
-        (r#"{"key":[{"exists":null}]}"#, "exists match pattern must be either true or false."),
-        (r#"{"key_a":"value_one"}"#, "\"key_a\" must be an object or an array"),
-        (r#"{"key":[{"wildcard":"a*"}]}"#, "Unrecognized match type wildcard"),
+        (
+            r#"{"key":[{"anything-but":{"prefix":false}}]}"#,
+            "prefix match pattern must be a string",
+        ),
+        (
+            r#"{"key":[{"suffix":100}]}"#,
+            "suffix match pattern must be a string",
+        ),
+        (
+            r#"{"key":[{"suffix":["test","test2"]}]}"#,
+            "suffix match pattern must be a string",
+        ),
+        (
+            r#"{"key":[{"suffix":[]}]}"#,
+            "suffix match pattern must be a string",
+        ),
+        (
+            r#"{"key":[{"suffix":null}]}"#,
+            "suffix match pattern must be a string",
+        ),
+        (
+            r#"{"key":[{"exists":"no"}]}"#,
+            "exists match pattern must be either true or false.",
+        ),
+        (
+            r#"{"key":[{"exists":null}]}"#,
+            "exists match pattern must be either true or false.",
+        ),
+        (
+            r#"{"key_a":"value_one"}"#,
+            "\"key_a\" must be an object or an array",
+        ),
+        (
+            r#"{"key":[{"wildcard":"a*"}]}"#,
+            "Unrecognized match type wildcard",
+        ),
     ];
     for (pattern, reason) in cases {
         assert_sns_reason(pattern, reason);
@@ -267,7 +472,10 @@ fn sns_attribute_scope_refuses_nesting_after_validating_it() {
         let error = refusal(r#"{"key":{"suffix":"value"}}"#, scope);
         assert_eq!(error.reason(), "\"suffix\" must be an object or an array");
         let error = refusal(r#"{"key":{"not-an-operator":"value"}}"#, scope);
-        assert_eq!(error.reason(), "\"not-an-operator\" must be an object or an array");
+        assert_eq!(
+            error.reason(),
+            "\"not-an-operator\" must be an object or an array"
+        );
     }
     let nested = r#"{"key":{"inner":["value"]}}"#;
     assert_eq!(
@@ -285,7 +493,8 @@ fn sns_limits_five_keys_and_150_combinations() {
     assert!(Pattern::parse(five_keys, ATTRIBUTES).is_ok());
 
     // 6 * 5 * 5 = 150 is the most allowed; one more value is too complex.
-    let at_limit = r#"{"a":["1","2","3","4","5","6"],"b":["1","2","3","4","5"],"c":["1","2","3","4","5"]}"#;
+    let at_limit =
+        r#"{"a":["1","2","3","4","5","6"],"b":["1","2","3","4","5"],"c":["1","2","3","4","5"]}"#;
     assert!(Pattern::parse(at_limit, ATTRIBUTES).is_ok());
     let over = r#"{"a":["1","2","3","4","5","6","7"],"b":["1","2","3","4","5"],"c":["1","2","3","4","5"]}"#;
     assert_sns_reason(over, "Filter policy is too complex");

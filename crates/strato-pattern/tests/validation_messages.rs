@@ -308,7 +308,7 @@ fn eventbridge_rules_of_the_open_source_engine() {
 
 #[test]
 fn eventbridge_refuses_wildcards_that_are_too_complex() {
-    let repetitive = "*a".repeat(40);
+    let repetitive = "*a".repeat(60);
     let pattern = format!(r#"{{"p": [{{"wildcard": "{repetitive}"}}]}}"#);
     assert_eventbridge_reason(
         &pattern,

@@ -1,5 +1,6 @@
 //! The tests a single leaf value of an event is put to, compiled from a pattern's match values.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -222,7 +223,7 @@ impl Wildcard {
             set
         };
         let start = close(vec![0]);
-        let mut seen = vec![start.clone()];
+        let mut seen = HashSet::from([start.clone()]);
         let mut queue = vec![start];
         let mut widest = 0;
         while let Some(set) = queue.pop() {
@@ -241,8 +242,7 @@ impl Wildcard {
                     .collect();
                 let mut next = close(next);
                 next.dedup();
-                if !next.is_empty() && !seen.contains(&next) {
-                    seen.push(next.clone());
+                if !next.is_empty() && seen.insert(next.clone()) {
                     queue.push(next);
                 }
             }

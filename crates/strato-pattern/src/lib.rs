@@ -125,3 +125,24 @@ impl Pattern {
         self.root.matches(Some(event))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_can_be_shared_between_threads() {
+        fn shareable<T: Clone + std::fmt::Debug + Send + Sync + 'static>() {}
+        shareable::<Pattern>();
+        fn error_is_an_error<T: std::error::Error + Send + Sync + 'static>() {}
+        error_is_an_error::<PatternError>();
+    }
+
+    #[test]
+    fn a_json_syntax_error_keeps_serde_json_as_its_source() {
+        let error = Pattern::parse("{", Dialect::EventBridge).unwrap_err();
+        assert!(std::error::Error::source(&error).is_some());
+        let error = Pattern::parse(r#"{"a": 1}"#, Dialect::EventBridge).unwrap_err();
+        assert!(std::error::Error::source(&error).is_none());
+    }
+}

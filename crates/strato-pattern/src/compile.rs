@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{invalid, json_reason, Reason};
+use crate::error::{after_first_token, invalid, json_reason, Reason};
 use crate::leaf::{
     lowercase, AnythingBut, Bound, CidrBlock, Matcher, NumericRange, Precision, Wildcard,
 };
@@ -143,7 +143,7 @@ impl ObjectNode {
 pub(crate) fn compile(text: &str, dialect: Dialect) -> Result<ObjectNode, Reason> {
     let value: Value = serde_json::from_str(text).map_err(|error| json_reason(text, error))?;
     let Value::Object(map) = value else {
-        return Err(invalid("Filter is not an object"));
+        return Err(Reason::NotAnObject(after_first_token(text)));
     };
     let compiler = Compiler::for_dialect(dialect);
     let root = compiler.object(&map)?;

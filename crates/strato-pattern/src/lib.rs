@@ -117,7 +117,7 @@ impl Pattern {
     pub fn parse(text: &str, dialect: Dialect) -> Result<Pattern, PatternError> {
         compile::compile(text, dialect)
             .map(|root| Pattern { root })
-            .map_err(|reason| PatternError::new(dialect, reason))
+            .map_err(|reason| PatternError::new(dialect, reason, text))
     }
 
     /// Whether the event (or, for SNS, the attributes document or the parsed body) matches.

@@ -62,10 +62,6 @@ fn eventbridge_numeric_errors() {
 fn eventbridge_structure_errors() {
     let cases = [
         (r#"{"resources": []}"#, "Empty arrays are not allowed"),
-        (
-            r#"["not", "a", "dict", "but valid json"]"#,
-            "Filter is not an object",
-        ),
         (r#"{"int": 42}"#, "\"int\" must be an object or an array"),
         (
             r#"{"string": "my-value"}"#,
@@ -81,20 +77,26 @@ fn eventbridge_structure_errors() {
     }
 }
 
+/// AWS's recorded messages in full: for errors in the JSON itself AWS keeps the parser's location
+/// in the message.
 #[test]
-fn eventbridge_json_syntax_errors_use_jacksons_words() {
+fn eventbridge_json_errors_carry_jacksons_words_and_location() {
     let cases = [
         (
+            r#"["not", "a", "dict", "but valid json"]"#,
+            "Filter is not an object\n at [Source: (String)\"[\"not\", \"a\", \"dict\", \"but valid json\"]\"; line: 1, column: 2]",
+        ),
+        (
             r#"{'bad': 'quotation'}"#,
-            "Unexpected character (''' (code 39)): was expecting double-quote to start field name",
+            "Unexpected character (''' (code 39)): was expecting double-quote to start field name\n at [Source: (String)\"{'bad': 'quotation'}\"; line: 1, column: 2]",
         ),
         (
             r#"{"not": closed mark""#,
-            "Unrecognized token 'closed': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+            "Unrecognized token 'closed': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: (String)\"{\"not\": closed mark\"\"; line: 1, column: 15]",
         ),
         (
             "this is valid json but not a dict",
-            "Unrecognized token 'this': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+            "Unrecognized token 'this': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: (String)\"this is valid json but not a dict\"; line: 1, column: 5]",
         ),
     ];
     for (pattern, reason) in cases {
@@ -510,16 +512,22 @@ fn sns_or_branches_add_their_combinations() {
 }
 
 #[test]
-fn sns_json_errors_say_failed_to_parse() {
+fn sns_json_errors_say_failed_to_parse_with_the_source_redacted() {
     let error = refusal("invalid", ATTRIBUTES);
     assert_eq!(
         error.to_string(),
-        "Invalid parameter: FilterPolicy: failed to parse JSON. Unrecognized token 'invalid': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
+        "Invalid parameter: FilterPolicy: failed to parse JSON. Unrecognized token 'invalid': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: 8]"
     );
     let error = refusal("{invalid: 1}", ATTRIBUTES);
+    let redacted = "\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: 2]";
     assert_eq!(
         error.to_string(),
-        "Invalid parameter: FilterPolicy: failed to parse JSON. Unexpected character ('i' (code 105)): was expecting double-quote to start field name"
+        format!("Invalid parameter: FilterPolicy: failed to parse JSON. Unexpected character ('i' (code 105)): was expecting double-quote to start field name{redacted}")
+    );
+    // SetSubscriptionAttributes frames the same reason its own way.
+    assert_eq!(
+        format!("Invalid parameter: Attributes Reason: FilterPolicy: {}", error.reason()),
+        format!("Invalid parameter: Attributes Reason: FilterPolicy: failed to parse JSON. Unexpected character ('i' (code 105)): was expecting double-quote to start field name{redacted}")
     );
 }
 

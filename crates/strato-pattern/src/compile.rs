@@ -225,7 +225,8 @@ impl Compiler {
 
     /// The objects of an `$or`. EventBridge and Lambda always read `$or` as the operator and refuse
     /// a malformed one; SNS reads it as an ordinary field name unless it holds two objects or more
-    /// (as SNS documents), so `None` there means "a field".
+    /// none of which names a field after an operator (as SNS documents), so `None` there means
+    /// "a field".
     fn or_objects<'v>(
         &self,
         value: &'v Value,
@@ -239,8 +240,17 @@ impl Compiler {
             };
         };
         let objects: Option<Vec<_>> = items.iter().map(Value::as_object).collect();
+        let names_reserved = |objects: &[&Map<String, Value>]| {
+            objects.iter().any(|object| {
+                object
+                    .keys()
+                    .any(|name| RESERVED_IN_OR.contains(&name.as_str()))
+            })
+        };
         match objects {
-            Some(objects) if objects.len() >= 2 => Ok(Some(objects)),
+            Some(objects) if objects.len() >= 2 && (strict || !names_reserved(&objects)) => {
+                Ok(Some(objects))
+            }
             _ if !strict => Ok(None),
             None => Err(invalid(
                 "Only JSON object is allowed in array of $or relationship.",

@@ -273,6 +273,10 @@ fn eventbridge_or_errors() {
 fn sns_reads_a_malformed_or_as_a_field_name() {
     let policy = Pattern::parse(r#"{"$or": ["x"]}"#, BODY).unwrap();
     assert!(policy.matches(&serde_json::json!({"$or": "x"})));
+    // SNS's own example is not an `$or` (its objects name operators): `$or` becomes a field whose
+    // values are those objects, read as match expressions, and `{"numeric": 123}` is not one.
+    let error = refusal(r#"{"$or": [{"numeric": 123}, {"prefix": "abc"}]}"#, BODY);
+    assert_eq!(error.reason(), "Value of numeric must be an array.");
 }
 
 #[test]

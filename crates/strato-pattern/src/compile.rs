@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{after_first_token, invalid, json_reason, Reason};
+use crate::json::{Fields, Json};
 use crate::leaf::{
     lowercase, AnythingBut, Bound, CidrBlock, Matcher, NumericRange, Precision, Wildcard,
 };
@@ -141,8 +142,8 @@ impl ObjectNode {
 
 /// Parses and validates pattern text for a dialect.
 pub(crate) fn compile(text: &str, dialect: Dialect) -> Result<ObjectNode, Reason> {
-    let value: Value = serde_json::from_str(text).map_err(|error| json_reason(text, error))?;
-    let Value::Object(map) = value else {
+    let value: Json = serde_json::from_str(text).map_err(|error| json_reason(text, error))?;
+    let Json::Object(map) = value else {
         return Err(Reason::NotAnObject(after_first_token(text)));
     };
     let compiler = Compiler::for_dialect(dialect);
@@ -186,7 +187,7 @@ impl Compiler {
         self.dialect == Dialect::LambdaFilterCriteria
     }
 
-    fn object(&self, map: &Map<String, Value>) -> Result<ObjectNode, Reason> {
+    fn object(&self, map: &Fields) -> Result<ObjectNode, Reason> {
         if map.is_empty() {
             return Err(invalid("Empty objects are not allowed"));
         }
@@ -206,11 +207,11 @@ impl Compiler {
                 }
             }
             let field = match value {
-                Value::Object(nested) => FieldNode::Object(self.object(nested)?),
-                Value::Array(values) if values.is_empty() => {
+                Json::Object(nested) => FieldNode::Object(self.object(nested)?),
+                Json::Array(values) if values.is_empty() => {
                     return Err(invalid("Empty arrays are not allowed"));
                 }
-                Value::Array(values) => FieldNode::Leaf(
+                Json::Array(values) => FieldNode::Leaf(
                     values
                         .iter()
                         .map(|value| self.match_value(value))
@@ -227,24 +228,21 @@ impl Compiler {
     /// a malformed one; SNS reads it as an ordinary field name unless it holds two objects or more
     /// none of which names a field after an operator (as SNS documents), so `None` there means
     /// "a field".
-    fn or_objects<'v>(
-        &self,
-        value: &'v Value,
-    ) -> Result<Option<Vec<&'v Map<String, Value>>>, Reason> {
+    fn or_objects<'v>(&self, value: &'v Json) -> Result<Option<Vec<&'v Fields>>, Reason> {
         let strict = !matches!(self.dialect, Dialect::SnsFilterPolicy(_));
-        let Value::Array(items) = value else {
+        let Json::Array(items) = value else {
             return if strict {
                 Err(invalid("It must be an Array followed with $or."))
             } else {
                 Ok(None)
             };
         };
-        let objects: Option<Vec<_>> = items.iter().map(Value::as_object).collect();
-        let names_reserved = |objects: &[&Map<String, Value>]| {
+        let objects: Option<Vec<_>> = items.iter().map(Json::as_object).collect();
+        let names_reserved = |objects: &[&Fields]| {
             objects.iter().any(|object| {
                 object
-                    .keys()
-                    .any(|name| RESERVED_IN_OR.contains(&name.as_str()))
+                    .iter()
+                    .any(|(name, _)| RESERVED_IN_OR.contains(&name.as_str()))
             })
         };
         match objects {
@@ -262,9 +260,10 @@ impl Compiler {
     }
 
     /// One object of an `$or`, where operator names cannot be field names.
-    fn or_branch(&self, map: &Map<String, Value>) -> Result<ObjectNode, Reason> {
+    fn or_branch(&self, map: &Fields) -> Result<ObjectNode, Reason> {
         if let Some(reserved) = map
-            .keys()
+            .iter()
+            .map(|(name, _)| name)
             .find(|name| RESERVED_IN_OR.contains(&name.as_str()))
         {
             return Err(invalid(format!(
@@ -274,45 +273,55 @@ impl Compiler {
         self.object(map)
     }
 
-    fn match_value(&self, value: &Value) -> Result<Matcher, Reason> {
+    fn match_value(&self, value: &Json) -> Result<Matcher, Reason> {
         Ok(match value {
-            Value::String(text) => match text.parse() {
+            Json::String(text) => match text.parse() {
                 // AWS compares a value that is an IP address as an address (`::1` = `0:0::1`).
                 Ok(address) => Matcher::ExactAddress(text.clone(), address),
                 Err(_) => Matcher::ExactString(text.clone()),
             },
-            Value::Number(number) => {
+            Json::Number(number) => {
                 Matcher::ExactNumber(self.precision.key(number_value(number)), self.precision)
             }
-            Value::Bool(flag) => Matcher::ExactBool(*flag),
-            Value::Null => Matcher::ExactNull,
-            Value::Array(_) => {
+            Json::Bool(flag) => Matcher::ExactBool(*flag),
+            Json::Null => Matcher::ExactNull,
+            Json::Array(_) => {
                 return Err(invalid(
                     "Match value must be String, number, true, false, or null",
                 ))
             }
-            Value::Object(operator) => self.operator(operator)?,
+            Json::Object(operator) => self.operator(operator)?,
         })
     }
 
-    fn operator(&self, operator: &Map<String, Value>) -> Result<Matcher, Reason> {
-        let mut entries = operator.iter();
-        let Some((name, argument)) = entries.next() else {
-            return Err(invalid("Empty objects are not allowed"));
+    /// One match expression (`{"prefix": "x"}`). AWS reads the first key's value before it
+    /// notices a second key, and its numeric and anything-but readers word that as a numeric
+    /// error; both are kept.
+    fn operator(&self, operator: &Fields) -> Result<Matcher, Reason> {
+        let Some(((name, argument), rest)) = operator.split_first() else {
+            return Err(invalid("Match expression name not found"));
         };
-        if entries.next().is_some() {
-            return Err(invalid("Only one key allowed in match expression"));
+        let matcher = self.operator_value(name, argument)?;
+        if !rest.is_empty() {
+            return Err(invalid(match name.as_str() {
+                "numeric" | "anything-but" => "Too many elements in numeric expression",
+                _ => "Only one key allowed in match expression",
+            }));
         }
+        Ok(matcher)
+    }
+
+    fn operator_value(&self, name: &str, argument: &Json) -> Result<Matcher, Reason> {
         let unrecognized = || invalid(format!("Unrecognized match type {name}"));
-        match name.as_str() {
+        match name {
             "prefix" => self.prefix_or_suffix(name, argument, true),
             "suffix" => self.prefix_or_suffix(name, argument, false),
             "equals-ignore-case" => match argument {
-                Value::String(text) => Ok(Matcher::EqualsIgnoreCase(lowercase(text))),
+                Json::String(text) => Ok(Matcher::EqualsIgnoreCase(lowercase(text))),
                 _ => Err(invalid("equals-ignore-case match pattern must be a string")),
             },
             "wildcard" if self.is_eventbridge() => match argument {
-                Value::String(text) => {
+                Json::String(text) => {
                     Ok(Matcher::Wildcard(Wildcard::parse(text).map_err(invalid)?))
                 }
                 _ => Err(invalid("wildcard match pattern must be a string")),
@@ -320,14 +329,14 @@ impl Compiler {
             "anything-but" => self.anything_but(argument).map(Matcher::AnythingBut),
             "numeric" => self.numeric(argument).map(Matcher::Numeric),
             "exists" => match argument {
-                Value::Bool(wanted) => Ok(Matcher::Exists(*wanted)),
+                Json::Bool(wanted) => Ok(Matcher::Exists(*wanted)),
                 _ => Err(invalid(
                     "exists match pattern must be either true or false.",
                 )),
             },
             // AWS words a non-string CIDR as a prefix error; its parser shares that path.
             "cidr" if !self.is_lambda() => match argument {
-                Value::String(text) => Ok(Matcher::Cidr(CidrBlock::parse(text).map_err(invalid)?)),
+                Json::String(text) => Ok(Matcher::Cidr(CidrBlock::parse(text).map_err(invalid)?)),
                 _ => Err(invalid("prefix match pattern must be a string")),
             },
             _ => Err(unrecognized()),
@@ -337,13 +346,13 @@ impl Compiler {
     fn prefix_or_suffix(
         &self,
         name: &str,
-        argument: &Value,
+        argument: &Json,
         prefix: bool,
     ) -> Result<Matcher, Reason> {
         match argument {
-            Value::String(text) if prefix => Ok(Matcher::Prefix(text.clone())),
-            Value::String(text) => Ok(Matcher::Suffix(text.clone())),
-            Value::Object(options) => {
+            Json::String(text) if prefix => Ok(Matcher::Prefix(text.clone())),
+            Json::String(text) => Ok(Matcher::Suffix(text.clone())),
+            Json::Object(options) => {
                 let mut entries = options.iter();
                 let Some((option, value)) = entries.next() else {
                     let which = if prefix { "Prefix" } else { "Suffix" };
@@ -352,7 +361,7 @@ impl Compiler {
                 if option != "equals-ignore-case" {
                     return Err(invalid(format!("Unsupported {name} pattern: {option}")));
                 }
-                let Value::String(text) = value else {
+                let Json::String(text) = value else {
                     return Err(invalid("equals-ignore-case match pattern must be a string"));
                 };
                 if entries.next().is_some() {
@@ -369,19 +378,19 @@ impl Compiler {
         }
     }
 
-    fn anything_but(&self, argument: &Value) -> Result<AnythingBut, Reason> {
+    fn anything_but(&self, argument: &Json) -> Result<AnythingBut, Reason> {
         let bad_value =
             || invalid("Value of anything-but must be an array or single string/number value.");
         let mut strings = Vec::new();
         let mut numbers = Vec::new();
         match argument {
-            Value::String(text) => strings.push(text.clone()),
-            Value::Number(number) => numbers.push(self.precision.key(number_value(number))),
-            Value::Array(values) => {
+            Json::String(text) => strings.push(text.clone()),
+            Json::Number(number) => numbers.push(self.precision.key(number_value(number))),
+            Json::Array(values) => {
                 for value in values {
                     match value {
-                        Value::String(text) => strings.push(text.clone()),
-                        Value::Number(number) => {
+                        Json::String(text) => strings.push(text.clone()),
+                        Json::Number(number) => {
                             numbers.push(self.precision.key(number_value(number)))
                         }
                         _ => {
@@ -392,8 +401,8 @@ impl Compiler {
                     }
                 }
             }
-            Value::Object(options) => return self.anything_but_operator(options),
-            Value::Null | Value::Bool(_) => return Err(bad_value()),
+            Json::Object(options) => return self.anything_but_operator(options),
+            Json::Null | Json::Bool(_) => return Err(bad_value()),
         }
         if strings.is_empty() == numbers.is_empty() {
             return Err(invalid(
@@ -407,16 +416,22 @@ impl Compiler {
         })
     }
 
-    fn anything_but_operator(&self, options: &Map<String, Value>) -> Result<AnythingBut, Reason> {
-        let mut entries = options.iter();
-        let Some((name, argument)) = entries.next() else {
-            return Err(invalid("Empty objects are not allowed"));
+    fn anything_but_operator(&self, options: &Fields) -> Result<AnythingBut, Reason> {
+        let Some(((name, argument), rest)) = options.split_first() else {
+            return Err(invalid("Anything-But expression name not found"));
         };
-        if entries.next().is_some() {
-            return Err(invalid("Only one key allowed in match expression"));
+        let excluded = self.anything_but_set(name, argument)?;
+        if !rest.is_empty() {
+            return Err(invalid("Too many elements in numeric expression"));
         }
+        Ok(excluded)
+    }
+
+    /// `anything-but` with `prefix`, `suffix`, `equals-ignore-case` or `wildcard`: one string or
+    /// a list of them.
+    fn anything_but_set(&self, name: &str, argument: &Json) -> Result<AnythingBut, Reason> {
         let unsupported = || invalid(format!("Unsupported anything-but pattern: {name}"));
-        let supported = match name.as_str() {
+        let supported = match name {
             "prefix" => !self.is_lambda(),
             "suffix" | "equals-ignore-case" | "wildcard" => self.is_eventbridge(),
             _ => false,
@@ -424,7 +439,7 @@ impl Compiler {
         if !supported {
             return Err(unsupported());
         }
-        let string_error = match (name.as_str(), self.dialect) {
+        let string_error = match (name, self.dialect) {
             ("prefix", Dialect::SnsFilterPolicy(_)) => "prefix match pattern must be a string",
             ("prefix" | "suffix", _) => "prefix/suffix match pattern must be a string",
             ("wildcard", _) => "wildcard match pattern must be a string",
@@ -433,22 +448,22 @@ impl Compiler {
         let not_a_value =
             || invalid("Value of anything-but must be an array or single string/number value.");
         let texts = match argument {
-            Value::String(text) => vec![text.clone()],
-            Value::Array(values) => values
+            Json::String(text) => vec![text.clone()],
+            Json::Array(values) => values
                 .iter()
                 .map(|value| match value {
-                    Value::String(text) => Ok(text.clone()),
+                    Json::String(text) => Ok(text.clone()),
                     _ => Err(invalid(string_error)),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            Value::Number(_) => return Err(invalid(string_error)),
+            Json::Number(_) => return Err(invalid(string_error)),
             // SNS words a non-string prefix as a prefix error; EventBridge refuses the value kind.
-            Value::Null | Value::Bool(_) if matches!(self.dialect, Dialect::SnsFilterPolicy(_)) => {
+            Json::Null | Json::Bool(_) if matches!(self.dialect, Dialect::SnsFilterPolicy(_)) => {
                 return Err(invalid(string_error))
             }
-            Value::Null | Value::Bool(_) | Value::Object(_) => return Err(not_a_value()),
+            Json::Null | Json::Bool(_) | Json::Object(_) => return Err(not_a_value()),
         };
-        match name.as_str() {
+        match name {
             "prefix" | "suffix" => {
                 if texts.iter().any(String::is_empty) {
                     return Err(invalid("Null prefix/suffix not allowed"));
@@ -473,15 +488,15 @@ impl Compiler {
 
     /// `["=", n]`, `[op, n]` or `[lower-op, n, upper-op, m]`, with AWS's reasons for each way to
     /// get it wrong.
-    fn numeric(&self, argument: &Value) -> Result<NumericRange, Reason> {
-        let Value::Array(terms) = argument else {
+    fn numeric(&self, argument: &Json) -> Result<NumericRange, Reason> {
+        let Json::Array(terms) = argument else {
             return Err(invalid("Value of numeric must be an array."));
         };
         let mut terms = terms.iter();
         let first = terms
             .next()
             .ok_or_else(|| invalid("Invalid member in numeric match: ]"))?;
-        let Value::String(first_operator) = first else {
+        let Json::String(first_operator) = first else {
             return Err(invalid(format!(
                 "Invalid member in numeric match: {}",
                 token_text(first)
@@ -526,7 +541,7 @@ impl Compiler {
         if !matches!(operator, RangeOperator::Above { .. }) {
             return Err(invalid("Too many elements in numeric expression"));
         }
-        let Value::String(second_operator) = second else {
+        let Json::String(second_operator) = second else {
             return Err(invalid(format!(
                 "Bad value in numeric range: {}",
                 token_text(second)
@@ -556,9 +571,9 @@ impl Compiler {
         Ok(range)
     }
 
-    fn operand(&self, operator: RangeOperator, term: Option<&Value>) -> Result<f64, Reason> {
+    fn operand(&self, operator: RangeOperator, term: Option<&Json>) -> Result<f64, Reason> {
         match term {
-            Some(Value::Number(number)) => Ok(self.precision.key(number_value(number))),
+            Some(Json::Number(number)) => Ok(self.precision.key(number_value(number))),
             _ => Err(invalid(format!(
                 "Value of {} must be numeric",
                 operator.name()
@@ -639,11 +654,13 @@ fn number_value(number: &serde_json::Number) -> f64 {
 }
 
 /// How Jackson prints the token it stopped at.
-fn token_text(value: &Value) -> String {
+fn token_text(value: &Json) -> String {
     match value {
-        Value::String(text) => text.clone(),
-        Value::Array(_) => "[".to_owned(),
-        Value::Object(_) => "{".to_owned(),
-        other => other.to_string(),
+        Json::String(text) => text.clone(),
+        Json::Array(_) => "[".to_owned(),
+        Json::Object(_) => "{".to_owned(),
+        Json::Number(number) => number.to_string(),
+        Json::Bool(flag) => flag.to_string(),
+        Json::Null => "null".to_owned(),
     }
 }

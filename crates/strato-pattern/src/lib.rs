@@ -77,6 +77,7 @@
 
 mod compile;
 mod error;
+mod json;
 mod leaf;
 mod sns;
 

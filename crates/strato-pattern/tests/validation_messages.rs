@@ -313,6 +313,36 @@ fn eventbridge_rules_of_the_open_source_engine() {
 }
 
 #[test]
+fn eventbridge_reports_the_first_mistake_in_source_order() {
+    let cases = [
+        (
+            r#"{"b": [{"bad": 1}], "a": []}"#,
+            "Unrecognized match type bad",
+        ),
+        (
+            r#"{"s": [{"exists": "no", "prefix": "a"}]}"#,
+            "exists match pattern must be either true or false.",
+        ),
+        (
+            r#"{"s": [{"numeric": [">", 1], "prefix": "a"}]}"#,
+            "Too many elements in numeric expression",
+        ),
+        (
+            r#"{"s": [{"anything-but": {"prefix": "a", "suffix": "b"}}]}"#,
+            "Too many elements in numeric expression",
+        ),
+        (r#"{"s": [{}]}"#, "Match expression name not found"),
+        (
+            r#"{"s": [{"anything-but": {}}]}"#,
+            "Anything-But expression name not found",
+        ),
+    ];
+    for (pattern, reason) in cases {
+        assert_eventbridge_reason(pattern, reason);
+    }
+}
+
+#[test]
 fn eventbridge_refuses_wildcards_that_are_too_complex() {
     let repetitive = "*a".repeat(60);
     let pattern = format!(r#"{{"p": [{{"wildcard": "{repetitive}"}}]}}"#);

@@ -42,7 +42,8 @@
 //! matches a `numeric` range.
 //!
 //! **Where the documentation is silent** the crate follows AWS's own engine (the open-source
-//! `aws/event-ruler`, read for its rules, not copied): `$or` is always the operator in EventBridge
+//! `aws/event-ruler`, read for its rules, not copied): a pattern is read in source order and the
+//! first mistake met is the one reported; `$or` is always the operator in EventBridge
 //! and Lambda, with its own errors and reserved field names; `anything-but` lists are all strings
 //! or all numbers; a string that is an IP address compares as an address; wildcards whose worst
 //! input keeps more than 100 positions live at once are refused as too complex (AWS does not

@@ -6,6 +6,31 @@
 //! they parse a pattern with [`Pattern::parse`] in their [`Dialect`] and ask [`Pattern::matches`].
 //! The crate is pure (no I/O) and depends on no other Strato crate.
 //!
+//! ```
+//! use serde_json::json;
+//! use strato_pattern::{sns_attributes_document, Dialect, Pattern, SnsScope};
+//!
+//! let rule = Pattern::parse(
+//!     r#"{"source": ["aws.ec2"], "detail": {"state": [{"anything-but": "running"}]}}"#,
+//!     Dialect::EventBridge,
+//! )?;
+//! assert!(rule.matches(&json!({"source": "aws.ec2", "detail": {"state": "stopped"}})));
+//!
+//! let policy = Pattern::parse(
+//!     r#"{"price_usd": [{"numeric": [">=", 100]}]}"#,
+//!     Dialect::SnsFilterPolicy(SnsScope::MessageAttributes),
+//! )?;
+//! let attributes = json!({"price_usd": {"Type": "Number", "Value": "210.75"}});
+//! assert!(policy.matches(&sns_attributes_document(&attributes)));
+//!
+//! let refused = Pattern::parse(r#"{"detail": {"n": [{"numeric": 10}]}}"#, Dialect::EventBridge);
+//! assert_eq!(
+//!     refused.map(|_| ()).map_err(|error| error.to_string()),
+//!     Err("Event pattern is not valid. Reason: Value of numeric must be an array.".to_owned())
+//! );
+//! # Ok::<(), strato_pattern::PatternError>(())
+//! ```
+//!
 //! # The language
 //!
 //! A pattern is a JSON object shaped like the events it matches. Every field it names must match

@@ -167,6 +167,15 @@ proptest! {
     }
 
     #[test]
+    fn matching_valid_patterns_against_any_json_never_panics(
+        pattern in valid_pattern(),
+        event in json_value(),
+    ) {
+        let parsed = Pattern::parse(&pattern.to_string(), Dialect::EventBridge).unwrap();
+        let _ = parsed.matches(&event);
+    }
+
+    #[test]
     fn or_of_two_patterns_matches_when_either_does(
         first in valid_pattern(),
         second in valid_pattern(),

@@ -22,8 +22,9 @@ use crate::http_backend::HttpBackend;
 use crate::invoker::LambdaInvoker;
 use crate::metrics::ApiMetricsSink;
 use crate::rest_api::error::RestResult;
+use control::children;
 use live::LiveIndex;
-use model::{HttpApi, HTTP_API_KIND};
+use model::{Authorizer, Deployment, HttpApi, Integration, Route, Stage, HTTP_API_KIND};
 
 /// What HTTP API handlers and the data plane share.
 pub struct HttpApiService {
@@ -115,51 +116,51 @@ pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<HttpApiServ
         )
         .route(
             "/v2/apis/{api_id}/routes",
-            post(control::create_route).get(control::get_routes),
+            post(control::create_route).get(children::list::<Route>),
         )
         .route(
             "/v2/apis/{api_id}/routes/{route_id}",
-            get(control::get_route)
+            get(children::get::<Route>)
                 .patch(control::update_route)
-                .delete(control::delete_route),
+                .delete(children::delete::<Route>),
         )
         .route(
             "/v2/apis/{api_id}/integrations",
-            post(control::create_integration).get(control::get_integrations),
+            post(control::create_integration).get(children::list::<Integration>),
         )
         .route(
             "/v2/apis/{api_id}/integrations/{integration_id}",
-            get(control::get_integration)
+            get(children::get::<Integration>)
                 .patch(control::update_integration)
-                .delete(control::delete_integration),
+                .delete(children::delete::<Integration>),
         )
         .route(
             "/v2/apis/{api_id}/authorizers",
-            post(control::create_authorizer).get(control::get_authorizers),
+            post(control::create_authorizer).get(children::list::<Authorizer>),
         )
         .route(
             "/v2/apis/{api_id}/authorizers/{authorizer_id}",
-            get(control::get_authorizer)
+            get(children::get::<Authorizer>)
                 .patch(control::update_authorizer)
-                .delete(control::delete_authorizer),
+                .delete(children::delete::<Authorizer>),
         )
         .route(
             "/v2/apis/{api_id}/stages",
-            post(control::create_stage).get(control::get_stages),
+            post(control::create_stage).get(children::list::<Stage>),
         )
         .route(
             "/v2/apis/{api_id}/stages/{stage_name}",
-            get(control::get_stage)
+            get(children::get::<Stage>)
                 .patch(control::update_stage)
-                .delete(control::delete_stage),
+                .delete(children::delete::<Stage>),
         )
         .route(
             "/v2/apis/{api_id}/deployments",
-            post(control::create_deployment).get(control::get_deployments),
+            post(control::create_deployment).get(children::list::<Deployment>),
         )
         .route(
             "/v2/apis/{api_id}/deployments/{deployment_id}",
-            get(control::get_deployment).delete(control::delete_deployment),
+            get(children::get::<Deployment>).delete(children::delete::<Deployment>),
         )
         .with_state(service)
 }

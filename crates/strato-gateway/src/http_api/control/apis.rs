@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::routes::check_route_key;
 use super::{
-    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, request_port, to_value,
+    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, patch, request_port, to_value,
     PageQuery, Service,
 };
 use crate::extract::{Authenticated, RestJson};
@@ -242,33 +242,27 @@ pub async fn update_api(
         check_cors(cors)?;
     }
     let (api, ()) = mutate(&svc, &caller, &api_id, move |api| {
-        if let Some(name) = input.name {
-            api.name = name;
-        }
-        if let Some(d) = input.description {
-            api.description = Some(d);
-        }
-        if let Some(v) = input.version {
-            api.version = Some(v);
-        }
-        if let Some(e) = input.route_selection_expression {
-            api.route_selection_expression = e;
-        }
-        if let Some(e) = input.api_key_selection_expression {
-            api.api_key_selection_expression = e;
-        }
-        if let Some(cors) = input.cors_configuration {
-            api.cors = Some(cors);
-        }
-        if let Some(b) = input.disable_execute_api_endpoint {
-            api.disable_execute_api_endpoint = b;
-        }
-        if let Some(b) = input.disable_schema_validation {
-            api.disable_schema_validation = b;
-        }
-        if let Some(t) = input.ip_address_type {
-            api.ip_address_type = t;
-        }
+        patch(&mut api.name, input.name);
+        patch(&mut api.description, input.description.map(Some));
+        patch(&mut api.version, input.version.map(Some));
+        patch(
+            &mut api.route_selection_expression,
+            input.route_selection_expression,
+        );
+        patch(
+            &mut api.api_key_selection_expression,
+            input.api_key_selection_expression,
+        );
+        patch(&mut api.cors, input.cors_configuration.map(Some));
+        patch(
+            &mut api.disable_execute_api_endpoint,
+            input.disable_execute_api_endpoint,
+        );
+        patch(
+            &mut api.disable_schema_validation,
+            input.disable_schema_validation,
+        );
+        patch(&mut api.ip_address_type, input.ip_address_type);
         if let Some(target) = input.target {
             // Quick update: the managed integration points at the new target.
             let managed = api

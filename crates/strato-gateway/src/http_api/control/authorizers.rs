@@ -1,13 +1,17 @@
 //! Authorizers: Lambda (REQUEST) and JWT.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use std::collections::BTreeMap;
 
-use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::children::{self, Child};
+use super::{answer, mutate, patch, to_value, Service};
 use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{new_id, Authorizer, AuthorizerType, JwtConfiguration};
+use crate::http_api::model::{new_id, Authorizer, AuthorizerType, HttpApi, JwtConfiguration};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -122,103 +126,73 @@ pub async fn create_authorizer(
     Ok(answer(StatusCode::CREATED, to_value(&authorizer)))
 }
 
-pub async fn get_authorizers(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-    Query(query): Query<PageQuery>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let items = api
-        .authorizers
-        .iter()
-        .map(|(id, a)| (id.clone(), to_value(a)))
-        .collect();
-    Ok(answer(StatusCode::OK, page(items, &query)?))
-}
-
-pub async fn get_authorizer(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, authorizer_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let a = api
-        .authorizers
-        .get(&authorizer_id)
-        .ok_or_else(|| not_found("Authorizer", &caller, &authorizer_id))?;
-    Ok(answer(StatusCode::OK, to_value(a)))
-}
-
 pub async fn update_authorizer(
     State(svc): Service,
     Authenticated(caller): Authenticated,
     Path((api_id, authorizer_id)): Path<(String, String)>,
     RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
-    let missing = not_found("Authorizer", &caller, &authorizer_id);
-    let (_, a) = mutate(&svc, &caller, &api_id, move |api| {
-        let mut a = api
-            .authorizers
-            .get(&authorizer_id)
-            .cloned()
-            .ok_or(missing)?;
-        if let Some(v) = input.name {
-            a.name = v;
-        }
-        if let Some(v) = input.authorizer_type {
-            a.authorizer_type = AuthorizerType::from_wire(&v)?;
-        }
-        if let Some(v) = input.authorizer_uri {
-            a.authorizer_uri = Some(v);
-        }
-        if let Some(v) = input.authorizer_payload_format_version {
-            a.authorizer_payload_format_version = Some(v);
-        }
-        if let Some(v) = input.authorizer_result_ttl_in_seconds {
-            a.authorizer_result_ttl_in_seconds = Some(v);
-        }
-        if let Some(v) = input.enable_simple_responses {
-            a.enable_simple_responses = Some(v);
-        }
-        if let Some(v) = input.identity_source {
-            a.identity_source = v;
-        }
-        if let Some(v) = input.jwt_configuration {
-            a.jwt_configuration = Some(v);
-        }
-        if let Some(v) = input.authorizer_credentials_arn {
-            a.authorizer_credentials_arn = Some(v);
-        }
-        check_authorizer(&a)?;
-        api.authorizers.insert(authorizer_id, a.clone());
-        Ok(a)
-    })
-    .await?;
-    Ok(answer(StatusCode::OK, to_value(&a)))
+    children::update(
+        &svc,
+        &caller,
+        &api_id,
+        authorizer_id,
+        move |_, mut a: Authorizer| {
+            patch(&mut a.name, input.name);
+            if let Some(v) = input.authorizer_type {
+                a.authorizer_type = AuthorizerType::from_wire(&v)?;
+            }
+            patch(&mut a.authorizer_uri, input.authorizer_uri.map(Some));
+            patch(
+                &mut a.authorizer_payload_format_version,
+                input.authorizer_payload_format_version.map(Some),
+            );
+            patch(
+                &mut a.authorizer_result_ttl_in_seconds,
+                input.authorizer_result_ttl_in_seconds.map(Some),
+            );
+            patch(
+                &mut a.enable_simple_responses,
+                input.enable_simple_responses.map(Some),
+            );
+            patch(&mut a.identity_source, input.identity_source);
+            patch(&mut a.jwt_configuration, input.jwt_configuration.map(Some));
+            patch(
+                &mut a.authorizer_credentials_arn,
+                input.authorizer_credentials_arn.map(Some),
+            );
+            check_authorizer(&a)?;
+            Ok(a)
+        },
+    )
+    .await
 }
 
-pub async fn delete_authorizer(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, authorizer_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found("Authorizer", &caller, &authorizer_id);
-    mutate(&svc, &caller, &api_id, move |api| {
+impl Child for Authorizer {
+    const KIND: &'static str = "Authorizer";
+
+    fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
+        &api.authorizers
+    }
+
+    fn collection_mut(api: &mut HttpApi) -> &mut BTreeMap<String, Self> {
+        &mut api.authorizers
+    }
+
+    fn to_wire(&self) -> Value {
+        to_value(self)
+    }
+
+    fn check_unreferenced(api: &HttpApi, id: &str) -> RestResult<()> {
         if api
             .routes
             .values()
-            .any(|r| r.authorizer_id.as_deref() == Some(authorizer_id.as_str()))
+            .any(|r| r.authorizer_id.as_deref() == Some(id))
         {
             return Err(RestError::conflict(format!(
-                "Authorizer {authorizer_id} is in use by a route and cannot be deleted"
+                "Authorizer {id} is in use by a route and cannot be deleted"
             )));
         }
-        api.authorizers
-            .remove(&authorizer_id)
-            .map(|_| ())
-            .ok_or(missing)
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+        Ok(())
+    }
 }

@@ -1,13 +1,17 @@
 //! Deployments: snapshots of the API's configuration that stages serve.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use std::collections::BTreeMap;
 
-use super::{answer, load, mutate, not_found, page, PageQuery, Service};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::children::Child;
+use super::{answer, mutate, serve_deployment, Service};
 use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{new_id, timestamp_now, Deployment};
+use crate::http_api::model::{new_id, timestamp_now, Deployment, HttpApi};
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -46,12 +50,7 @@ pub async fn create_deployment(
             .as_ref()
             .and_then(|name| api.stages.get_mut(name))
         {
-            stage.deployment_id = Some(deployment.deployment_id.clone());
-            stage.last_updated_date = timestamp_now();
-            stage.last_deployment_status_message = Some(format!(
-                "Successfully deployed stage with deployment ID '{}'",
-                deployment.deployment_id
-            ));
+            serve_deployment(stage, &deployment.deployment_id);
         }
         api.deployments
             .insert(deployment.deployment_id.clone(), deployment.clone());
@@ -61,55 +60,31 @@ pub async fn create_deployment(
     Ok(answer(StatusCode::CREATED, deployment.to_wire()))
 }
 
-pub async fn get_deployments(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-    Query(query): Query<PageQuery>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let items = api
-        .deployments
-        .iter()
-        .map(|(id, d)| (id.clone(), d.to_wire()))
-        .collect();
-    Ok(answer(StatusCode::OK, page(items, &query)?))
-}
+impl Child for Deployment {
+    const KIND: &'static str = "Deployment";
 
-pub async fn get_deployment(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, deployment_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let d = api
-        .deployments
-        .get(&deployment_id)
-        .ok_or_else(|| not_found("Deployment", &caller, &deployment_id))?;
-    Ok(answer(StatusCode::OK, d.to_wire()))
-}
+    fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
+        &api.deployments
+    }
 
-pub async fn delete_deployment(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, deployment_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found("Deployment", &caller, &deployment_id);
-    mutate(&svc, &caller, &api_id, move |api| {
+    fn collection_mut(api: &mut HttpApi) -> &mut BTreeMap<String, Self> {
+        &mut api.deployments
+    }
+
+    fn to_wire(&self) -> Value {
+        Deployment::to_wire(self)
+    }
+
+    fn check_unreferenced(api: &HttpApi, id: &str) -> RestResult<()> {
         if api
             .stages
             .values()
-            .any(|s| s.deployment_id.as_deref() == Some(deployment_id.as_str()))
+            .any(|s| s.deployment_id.as_deref() == Some(id))
         {
             return Err(RestError::bad_request(format!(
-                "Deployment {deployment_id} is in use by a stage and cannot be deleted"
+                "Deployment {id} is in use by a stage and cannot be deleted"
             )));
         }
-        api.deployments
-            .remove(&deployment_id)
-            .map(|_| ())
-            .ok_or(missing)
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+        Ok(())
+    }
 }

@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use super::children::{self, Child};
+use super::{answer, mutate, patch, to_value, Service};
 use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{new_id, Integration, IntegrationType};
+use crate::http_api::model::{new_id, HttpApi, Integration, IntegrationType};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -124,107 +126,69 @@ pub async fn create_integration(
     Ok(answer(StatusCode::CREATED, to_value(&integration)))
 }
 
-pub async fn get_integrations(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-    Query(query): Query<PageQuery>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let items = api
-        .integrations
-        .iter()
-        .map(|(id, i)| (id.clone(), to_value(i)))
-        .collect();
-    Ok(answer(StatusCode::OK, page(items, &query)?))
-}
-
-pub async fn get_integration(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, integration_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let integration = api
-        .integrations
-        .get(&integration_id)
-        .ok_or_else(|| not_found("Integration", &caller, &integration_id))?;
-    Ok(answer(StatusCode::OK, to_value(integration)))
-}
-
 pub async fn update_integration(
     State(svc): Service,
     Authenticated(caller): Authenticated,
     Path((api_id, integration_id)): Path<(String, String)>,
     RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
-    let missing = not_found("Integration", &caller, &integration_id);
-    let (_, integration) = mutate(&svc, &caller, &api_id, move |api| {
-        let mut i = api
-            .integrations
-            .get(&integration_id)
-            .cloned()
-            .ok_or(missing)?;
-        if let Some(v) = input.integration_type {
-            i.integration_type = IntegrationType::from_wire(&v)?;
-        }
-        if let Some(v) = input.integration_uri {
-            i.integration_uri = Some(v);
-        }
-        if let Some(v) = input.integration_method {
-            i.integration_method = Some(v);
-        }
-        if let Some(v) = input.payload_format_version {
-            i.payload_format_version = Some(v);
-        }
-        if let Some(v) = input.timeout_in_millis {
-            i.timeout_in_millis = v;
-        }
-        if let Some(v) = input.connection_type {
-            i.connection_type = v;
-        }
-        if let Some(v) = input.description {
-            i.description = Some(v);
-        }
-        if let Some(v) = input.credentials_arn {
-            i.credentials_arn = Some(v);
-        }
-        if let Some(v) = input.request_parameters {
-            i.request_parameters = v;
-        }
-        if let Some(v) = input.response_parameters {
-            i.response_parameters = v;
-        }
-        check_integration(&i)?;
-        api.integrations.insert(integration_id, i.clone());
-        Ok(i)
-    })
-    .await?;
-    Ok(answer(StatusCode::OK, to_value(&integration)))
+    children::update(
+        &svc,
+        &caller,
+        &api_id,
+        integration_id,
+        move |_, mut i: Integration| {
+            if let Some(v) = input.integration_type {
+                i.integration_type = IntegrationType::from_wire(&v)?;
+            }
+            patch(&mut i.integration_uri, input.integration_uri.map(Some));
+            patch(
+                &mut i.integration_method,
+                input.integration_method.map(Some),
+            );
+            patch(
+                &mut i.payload_format_version,
+                input.payload_format_version.map(Some),
+            );
+            patch(&mut i.timeout_in_millis, input.timeout_in_millis);
+            patch(&mut i.connection_type, input.connection_type);
+            patch(&mut i.description, input.description.map(Some));
+            patch(&mut i.credentials_arn, input.credentials_arn.map(Some));
+            patch(&mut i.request_parameters, input.request_parameters);
+            patch(&mut i.response_parameters, input.response_parameters);
+            check_integration(&i)?;
+            Ok(i)
+        },
+    )
+    .await
 }
 
-pub async fn delete_integration(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, integration_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found("Integration", &caller, &integration_id);
-    mutate(&svc, &caller, &api_id, move |api| {
-        let target = format!("integrations/{integration_id}");
+impl Child for Integration {
+    const KIND: &'static str = "Integration";
+
+    fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
+        &api.integrations
+    }
+
+    fn collection_mut(api: &mut HttpApi) -> &mut BTreeMap<String, Self> {
+        &mut api.integrations
+    }
+
+    fn to_wire(&self) -> Value {
+        to_value(self)
+    }
+
+    fn check_unreferenced(api: &HttpApi, id: &str) -> RestResult<()> {
+        let target = format!("integrations/{id}");
         if api
             .routes
             .values()
             .any(|r| r.target.as_deref() == Some(target.as_str()))
         {
             return Err(RestError::conflict(format!(
-                "Integration {integration_id} is in use by a route and cannot be deleted"
+                "Integration {id} is in use by a route and cannot be deleted"
             )));
         }
-        api.integrations
-            .remove(&integration_id)
-            .map(|_| ())
-            .ok_or(missing)
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+        Ok(())
+    }
 }

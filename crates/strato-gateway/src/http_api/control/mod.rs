@@ -4,6 +4,7 @@
 
 mod apis;
 mod authorizers;
+pub mod children;
 mod deployments;
 mod integrations;
 mod routes;
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 use strato_model::Caller;
 use strato_store::{DocumentKey, StoreExt};
 
-use super::model::{new_id, timestamp_now, Deployment, HttpApi, HTTP_API_KIND};
+use super::model::{new_id, timestamp_now, Deployment, HttpApi, Stage, HTTP_API_KIND};
 use super::HttpApiService;
 use crate::paging;
 use crate::rest_api::error::{RestError, RestResult};
@@ -27,24 +28,12 @@ use crate::rest_api::error::{RestError, RestResult};
 pub use apis::{
     create_api, delete_api, delete_cors_configuration, get_api, get_apis, update_api, ApiInput,
 };
-pub use authorizers::{
-    create_authorizer, delete_authorizer, get_authorizer, get_authorizers, update_authorizer,
-    AuthorizerInput,
-};
-pub use deployments::{
-    create_deployment, delete_deployment, get_deployment, get_deployments, DeploymentInput,
-};
-pub use integrations::{
-    create_integration, delete_integration, get_integration, get_integrations, update_integration,
-    IntegrationInput,
-};
-pub use routes::{
-    create_route, delete_route, delete_route_request_parameter, get_route, get_routes,
-    update_route, RouteInput,
-};
+pub use authorizers::{create_authorizer, update_authorizer, AuthorizerInput};
+pub use deployments::{create_deployment, DeploymentInput};
+pub use integrations::{create_integration, update_integration, IntegrationInput};
+pub use routes::{create_route, delete_route_request_parameter, update_route, RouteInput};
 pub use stages::{
-    create_stage, delete_access_log_settings, delete_route_settings, delete_stage, get_stage,
-    get_stages, update_stage, StageInput,
+    create_stage, delete_access_log_settings, delete_route_settings, update_stage, StageInput,
 };
 
 type Service = State<Arc<HttpApiService>>;
@@ -130,7 +119,17 @@ fn auto_deploy(api: &mut HttpApi) {
     if !api.stages.values().any(|s| s.auto_deploy) {
         return;
     }
-    let deployment = Deployment {
+    let deployment = automatic_deployment(api);
+    for stage in api.stages.values_mut().filter(|s| s.auto_deploy) {
+        serve_deployment(stage, &deployment.deployment_id);
+    }
+    api.deployments
+        .insert(deployment.deployment_id.clone(), deployment);
+}
+
+/// A deployment of the API as it is now, made by auto-deploy.
+fn automatic_deployment(api: &HttpApi) -> Deployment {
+    Deployment {
         deployment_id: new_id(6),
         auto_deployed: true,
         created_date: timestamp_now(),
@@ -138,18 +137,23 @@ fn auto_deploy(api: &mut HttpApi) {
             "Automatic deployment triggered by changes to the Api configuration".into(),
         ),
         snapshot: api.snapshot(),
-    };
-    let now = timestamp_now();
-    for stage in api.stages.values_mut().filter(|s| s.auto_deploy) {
-        stage.deployment_id = Some(deployment.deployment_id.clone());
-        stage.last_updated_date = now.clone();
-        stage.last_deployment_status_message = Some(format!(
-            "Successfully deployed stage with deployment ID '{}'",
-            deployment.deployment_id
-        ));
     }
-    api.deployments
-        .insert(deployment.deployment_id.clone(), deployment);
+}
+
+/// Points a stage at a deployment, with the status message AWS reports.
+fn serve_deployment(stage: &mut Stage, deployment_id: &str) {
+    stage.deployment_id = Some(deployment_id.to_string());
+    stage.last_updated_date = timestamp_now();
+    stage.last_deployment_status_message = Some(format!(
+        "Successfully deployed stage with deployment ID '{deployment_id}'"
+    ));
+}
+
+/// PATCH semantics: a member the request names replaces the stored one.
+fn patch<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
 }
 
 #[derive(Deserialize, Default)]

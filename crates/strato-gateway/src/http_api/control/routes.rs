@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
+use super::children::{self, Child};
+use super::{answer, mutate, not_found, patch, to_value, Service};
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::live::parse_route_path;
 use crate::http_api::model::{new_id, HttpApi, Route, RouteAuthorization};
@@ -124,34 +125,6 @@ pub async fn create_route(
     Ok(answer(StatusCode::CREATED, to_value(&route)))
 }
 
-pub async fn get_routes(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-    Query(query): Query<PageQuery>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let items = api
-        .routes
-        .iter()
-        .map(|(id, r)| (id.clone(), to_value(r)))
-        .collect();
-    Ok(answer(StatusCode::OK, page(items, &query)?))
-}
-
-pub async fn get_route(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, route_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let route = api
-        .routes
-        .get(&route_id)
-        .ok_or_else(|| not_found("Route", &caller, &route_id))?;
-    Ok(answer(StatusCode::OK, to_value(route)))
-}
-
 pub async fn update_route(
     State(svc): Service,
     Authenticated(caller): Authenticated,
@@ -161,9 +134,8 @@ pub async fn update_route(
     if let Some(key) = &input.route_key {
         check_route_key(key)?;
     }
-    let missing = not_found("Route", &caller, &route_id);
-    let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
-        let mut route = api.routes.get(&route_id).cloned().ok_or(missing)?;
+    let id = route_id.clone();
+    children::update(&svc, &caller, &api_id, id, move |api, mut route: Route| {
         if let Some(key) = input.route_key {
             if api
                 .routes
@@ -176,22 +148,12 @@ pub async fn update_route(
             }
             route.route_key = key;
         }
-        if let Some(v) = input.api_key_required {
-            route.api_key_required = v;
-        }
-        if let Some(v) = input.authorization_scopes {
-            route.authorization_scopes = v;
-        }
+        patch(&mut route.api_key_required, input.api_key_required);
+        patch(&mut route.authorization_scopes, input.authorization_scopes);
         let authorizer_given = input.authorizer_id.is_some();
-        if let Some(v) = input.authorizer_id {
-            route.authorizer_id = Some(v);
-        }
-        if let Some(v) = input.operation_name {
-            route.operation_name = Some(v);
-        }
-        if let Some(v) = input.request_parameters {
-            route.request_parameters = v;
-        }
+        patch(&mut route.authorizer_id, input.authorizer_id.map(Some));
+        patch(&mut route.operation_name, input.operation_name.map(Some));
+        patch(&mut route.request_parameters, input.request_parameters);
         if let Some(v) = input.target {
             route.target = (!v.is_empty()).then_some(v);
         }
@@ -205,24 +167,25 @@ pub async fn update_route(
         {
             route.authorizer_id = None;
         }
-        api.routes.insert(route_id, route.clone());
         Ok(route)
     })
-    .await?;
-    Ok(answer(StatusCode::OK, to_value(&route)))
+    .await
 }
 
-pub async fn delete_route(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, route_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found("Route", &caller, &route_id);
-    mutate(&svc, &caller, &api_id, move |api| {
-        api.routes.remove(&route_id).map(|_| ()).ok_or(missing)
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+impl Child for Route {
+    const KIND: &'static str = "Route";
+
+    fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
+        &api.routes
+    }
+
+    fn collection_mut(api: &mut HttpApi) -> &mut BTreeMap<String, Self> {
+        &mut api.routes
+    }
+
+    fn to_wire(&self) -> Value {
+        to_value(self)
+    }
 }
 
 pub async fn delete_route_request_parameter(

@@ -3,17 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{answer, load, mutate, not_found, page, to_value, PageQuery, Service};
-use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{
-    new_id, timestamp_now, AccessLogSettings, Deployment, HttpApi, RouteSettings, Stage,
+use super::children::{self, Child};
+use super::{
+    answer, automatic_deployment, mutate, not_found, patch, serve_deployment, to_value, Service,
 };
+use crate::extract::{Authenticated, RestJson};
+use crate::http_api::model::{timestamp_now, AccessLogSettings, HttpApi, RouteSettings, Stage};
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -71,14 +72,27 @@ fn check_route_settings(settings: &RouteSettings) -> RestResult<()> {
     Ok(())
 }
 
-fn stage_wire(stage: &Stage) -> Value {
-    let mut out = to_value(stage);
-    if let Value::Object(map) = &mut out {
-        if stage.access_log_settings.is_none() {
-            map.remove("accessLogSettings");
-        }
+impl Child for Stage {
+    /// AWS words a missing stage in lower case.
+    const KIND: &'static str = "stage";
+
+    fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
+        &api.stages
     }
-    out
+
+    fn collection_mut(api: &mut HttpApi) -> &mut BTreeMap<String, Self> {
+        &mut api.stages
+    }
+
+    fn to_wire(&self) -> Value {
+        let mut out = to_value(self);
+        if let Value::Object(map) = &mut out {
+            if self.access_log_settings.is_none() {
+                map.remove("accessLogSettings");
+            }
+        }
+        out
+    }
 }
 
 pub async fn create_stage(
@@ -135,66 +149,24 @@ pub async fn create_stage(
                 )));
             }
         }
-        let auto = stage.auto_deploy;
-        api.stages.insert(stage.stage_name.clone(), stage.clone());
-        if auto {
-            deploy_now(api, &stage.stage_name);
+        let mut stage = stage;
+        if stage.auto_deploy {
+            deploy_now(api, &mut stage);
         }
-        Ok(api.stages.get(&stage.stage_name).cloned().unwrap_or(stage))
+        api.stages.insert(stage.stage_name.clone(), stage.clone());
+        Ok(stage)
     })
     .await?;
-    Ok(answer(StatusCode::CREATED, stage_wire(&stage)))
+    Ok(answer(StatusCode::CREATED, stage.to_wire()))
 }
 
 /// Deploys the current configuration to one stage (a new auto-deploy stage
 /// serves what the API has at once).
-fn deploy_now(api: &mut HttpApi, stage_name: &str) {
-    let deployment = Deployment {
-        deployment_id: new_id(6),
-        auto_deployed: true,
-        created_date: timestamp_now(),
-        description: Some(
-            "Automatic deployment triggered by changes to the Api configuration".into(),
-        ),
-        snapshot: api.snapshot(),
-    };
-    if let Some(stage) = api.stages.get_mut(stage_name) {
-        stage.deployment_id = Some(deployment.deployment_id.clone());
-        stage.last_deployment_status_message = Some(format!(
-            "Successfully deployed stage with deployment ID '{}'",
-            deployment.deployment_id
-        ));
-    }
+fn deploy_now(api: &mut HttpApi, stage: &mut Stage) {
+    let deployment = automatic_deployment(api);
+    serve_deployment(stage, &deployment.deployment_id);
     api.deployments
         .insert(deployment.deployment_id.clone(), deployment);
-}
-
-pub async fn get_stages(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-    Query(query): Query<PageQuery>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let items = api
-        .stages
-        .iter()
-        .map(|(id, s)| (id.clone(), stage_wire(s)))
-        .collect();
-    Ok(answer(StatusCode::OK, page(items, &query)?))
-}
-
-pub async fn get_stage(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
-    let stage = api
-        .stages
-        .get(&stage_name)
-        .ok_or_else(|| not_found("stage", &caller, &stage_name))?;
-    Ok(answer(StatusCode::OK, stage_wire(stage)))
 }
 
 pub async fn update_stage(
@@ -212,62 +184,44 @@ pub async fn update_stage(
     for s in input.route_settings.iter().flat_map(|m| m.values()) {
         check_route_settings(s)?;
     }
-    let missing = not_found("stage", &caller, &stage_name);
-    let (_, stage) = mutate(&svc, &caller, &api_id, move |api| {
-        let mut stage = api.stages.get(&stage_name).cloned().ok_or(missing)?;
-        let mut redeploy = false;
-        if let Some(v) = input.auto_deploy {
-            redeploy = v && !stage.auto_deploy;
-            stage.auto_deploy = v;
-        }
-        if let Some(id) = input.deployment_id {
-            if !api.deployments.contains_key(&id) {
-                return Err(RestError::bad_request(format!(
-                    "Invalid deployment identifier specified: {id}"
-                )));
+    children::update(
+        &svc,
+        &caller,
+        &api_id,
+        stage_name,
+        move |api, mut stage: Stage| {
+            let mut redeploy = false;
+            if let Some(v) = input.auto_deploy {
+                redeploy = v && !stage.auto_deploy;
+                stage.auto_deploy = v;
             }
-            stage.deployment_id = Some(id);
-        }
-        if let Some(v) = input.description {
-            stage.description = Some(v);
-        }
-        if let Some(v) = input.default_route_settings {
-            stage.default_route_settings = v;
-        }
-        if let Some(v) = input.route_settings {
-            stage.route_settings = v;
-        }
-        if let Some(v) = input.stage_variables {
-            stage.stage_variables = v;
-        }
-        if let Some(v) = input.access_log_settings {
-            stage.access_log_settings = Some(v);
-        }
-        stage.last_updated_date = timestamp_now();
-        api.stages.insert(stage_name.clone(), stage);
-        if redeploy {
-            deploy_now(api, &stage_name);
-        }
-        api.stages
-            .get(&stage_name)
-            .cloned()
-            .ok_or_else(|| RestError::bad_request("stage vanished"))
-    })
-    .await?;
-    Ok(answer(StatusCode::OK, stage_wire(&stage)))
-}
-
-pub async fn delete_stage(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found("stage", &caller, &stage_name);
-    mutate(&svc, &caller, &api_id, move |api| {
-        api.stages.remove(&stage_name).map(|_| ()).ok_or(missing)
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+            if let Some(id) = input.deployment_id {
+                if !api.deployments.contains_key(&id) {
+                    return Err(RestError::bad_request(format!(
+                        "Invalid deployment identifier specified: {id}"
+                    )));
+                }
+                stage.deployment_id = Some(id);
+            }
+            patch(&mut stage.description, input.description.map(Some));
+            patch(
+                &mut stage.default_route_settings,
+                input.default_route_settings,
+            );
+            patch(&mut stage.route_settings, input.route_settings);
+            patch(&mut stage.stage_variables, input.stage_variables);
+            patch(
+                &mut stage.access_log_settings,
+                input.access_log_settings.map(Some),
+            );
+            stage.last_updated_date = timestamp_now();
+            if redeploy {
+                deploy_now(api, &mut stage);
+            }
+            Ok(stage)
+        },
+    )
+    .await
 }
 
 pub async fn delete_route_settings(

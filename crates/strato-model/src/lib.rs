@@ -8,6 +8,7 @@ pub mod arn;
 pub mod code;
 pub mod error;
 pub mod event_invoke;
+pub mod event_source_mapping;
 pub mod function;
 pub mod layer;
 pub mod limits;

@@ -55,6 +55,8 @@ pub struct ApiState {
     /// Requests to APIs and function URLs (host- or path-style) go here
     /// before the AWS router sees them.
     pub dataplane: Arc<strato_gateway::dataplane::DataPlane>,
+    /// Lambda event source mappings and their pollers.
+    pub event_source_mappings: Arc<lambda::EventSourceMappings>,
 }
 
 /// The whole HTTP surface.

@@ -123,6 +123,8 @@ pub struct RunningServer {
     pub observe: Arc<strato_observe::Observe>,
     /// The durable queues (asynchronous invocations).
     pub queues: Arc<SqliteQueueEngine>,
+    /// Stopped before the engine, so no batch starts while it shuts down.
+    event_source_mappings: Arc<strato_api::lambda::EventSourceMappings>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Background work that lives as long as the server (key refresh).
@@ -142,6 +144,7 @@ impl RunningServer {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
         };
+        self.event_source_mappings.shutdown().await;
         // Instances are processes of their own: end them and remove their
         // cgroups and namespaces before returning.
         self.engine.shutdown().await;
@@ -341,6 +344,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         rest_apis: rest_apis.clone(),
         function_urls: function_urls.clone(),
     });
+    // Event source mappings poll once an SQS service is wired in; until
+    // then every queue is unknown to them.
+    let event_source_mappings =
+        strato_api::lambda::EventSourceMappings::start(store.clone(), None).await?;
     let state = Arc::new(ApiState {
         catalog,
         engine: engine.clone(),
@@ -352,6 +359,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         function_urls,
         dataplane,
         observe: observe.clone(),
+        event_source_mappings: event_source_mappings.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -435,6 +443,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         initial_key,
         observe,
         queues,
+        event_source_mappings,
         shutdown: Some(tx),
         task,
         background: vec![key_refresh],

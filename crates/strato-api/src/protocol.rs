@@ -227,9 +227,110 @@ pub async fn dispatch_target(
         crate::observe::cloudwatch::SERVICE => {
             crate::observe::cloudwatch::operation(&state, &caller, operation, input).await
         }
+        strato_sqs::TARGET_PREFIX => {
+            let endpoint = endpoint(&headers);
+            let request = strato_sqs::SqsRequest {
+                caller: &caller,
+                endpoint: &endpoint,
+            };
+            state.sqs.operation(request, operation, input).await
+        }
         _ => return unknown_operation(wire, &target),
     };
     wire.respond(result)
+}
+
+/// `http://host:port` as the client addressed us (queue URLs are built
+/// from it, so they work through `--endpoint-url`).
+fn endpoint(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// `POST /{account}/{queue}`: SQS clients of the query protocol post to
+/// the queue's URL, which then names the queue (JSON clients may too).
+pub async fn dispatch_queue_url(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    Path((account, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let queue_url = format!("{}/{account}/{queue}", endpoint(&headers));
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Some(operation) = target
+        .strip_prefix(strato_sqs::TARGET_PREFIX)
+        .and_then(|t| t.strip_prefix('.'))
+    {
+        let wire = Wire::Json("application/x-amz-json-1.0");
+        let input = match wire.decode(&body) {
+            Ok(doc) => with_default(doc, "QueueUrl", &queue_url),
+            Err(e) => return wire.respond(Err(e)),
+        };
+        let endpoint = endpoint(&headers);
+        let request = strato_sqs::SqsRequest {
+            caller: &caller,
+            endpoint: &endpoint,
+        };
+        return wire.respond(state.sqs.operation(request, operation, input).await);
+    }
+    sqs_query(&state, &caller, &headers, &body, Some(&queue_url)).await
+}
+
+/// Adds a member the input lacks.
+fn with_default(doc: Doc, key: &str, value: &str) -> Doc {
+    if doc.get(key).is_some() {
+        doc
+    } else {
+        doc.with(key, value)
+    }
+}
+
+/// SQS over the query protocol: flattened forms in, flattened XML out.
+async fn sqs_query(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+    queue_url: Option<&str>,
+) -> Response {
+    let (action, input) = decode_form_flattened(body, strato_sqs::XML_MEMBERS);
+    let input = match queue_url {
+        Some(url) => with_default(input, "QueueUrl", url),
+        None => input,
+    };
+    let endpoint = endpoint(headers);
+    let request = strato_sqs::SqsRequest {
+        caller,
+        endpoint: &endpoint,
+    };
+    let result = state
+        .sqs
+        .operation(request, &action, input)
+        .await
+        .map_err(|mut e| {
+            // The query protocol words a missing queue its own way.
+            if e.code == "QueueDoesNotExist" {
+                e.message = strato_sqs::error::NON_EXISTENT_QUEUE_QUERY_MESSAGE.to_string();
+            }
+            e
+        });
+    query_response_flattened(
+        strato_sqs::XML_NAMESPACE,
+        &action,
+        strato_sqs::XML_MEMBERS,
+        result,
+    )
 }
 
 /// The service a request was signed for (`monitoring`, `sqs`, ...).
@@ -248,6 +349,9 @@ async fn dispatch_query(
     body: &[u8],
 ) -> Response {
     let service = signed_service(headers).unwrap_or_default();
+    if service == strato_sqs::SIGNING_NAME {
+        return sqs_query(state, caller, headers, body, None).await;
+    }
     let (action, input) = decode_form(body);
     let result = match service.as_str() {
         "monitoring" => crate::observe::cloudwatch::operation(state, caller, &action, input).await,

@@ -104,6 +104,8 @@ pub enum ServerError {
     Observe(#[from] strato_observe::ObserveError),
     #[error("cannot open the durable queues: {0}")]
     Queue(#[from] strato_queue::QueueError),
+    #[error("cannot open Amazon SQS: {0}")]
+    Sqs(#[from] strato_sqs::SqsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -265,6 +267,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // Its own file: queue writes must not contend with the control plane's.
     let queues =
         SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
+    let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
@@ -352,6 +355,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         function_urls,
         dataplane,
         observe: observe.clone(),
+        sqs: sqs.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -403,7 +407,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 state.catalog.clone(),
                 state.accounts.clone(),
             )),
-            None,
+            // Destinations and dead-letter queues that are SQS queues.
+            Some(sqs.clone() as Arc<dyn strato_engine::async_invoke::EventSink>),
             config.time_scale,
         )
         .await?;

@@ -57,6 +57,8 @@ pub struct ApiState {
     pub dataplane: Arc<strato_gateway::dataplane::DataPlane>,
     /// Lambda event source mappings and their pollers.
     pub event_source_mappings: Arc<lambda::EventSourceMappings>,
+    /// Amazon SQS (`aws sqs ...`, both protocols).
+    pub sqs: Arc<strato_sqs::SqsService>,
 }
 
 /// The whole HTTP surface.
@@ -72,6 +74,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::post(protocol::dispatch_rpc_v2),
         )
         .route("/strato/cost", get(observe::report::cost))
+        // Query-protocol SQS clients post to the queue's URL.
+        .route(
+            "/{account}/{queue}",
+            axum::routing::post(protocol::dispatch_queue_url),
+        )
         .merge(strato_gateway::rest_api::control_routes(
             state.rest_apis.clone(),
         ))

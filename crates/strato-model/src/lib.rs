@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
+pub mod wire;
 
 pub use account::{AccessKey, Account, AccountId, Caller};
 pub use arn::{FunctionRef, Qualifier};

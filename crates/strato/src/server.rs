@@ -104,6 +104,8 @@ pub enum ServerError {
     Observe(#[from] strato_observe::ObserveError),
     #[error("cannot open the durable queues: {0}")]
     Queue(#[from] strato_queue::QueueError),
+    #[error("cannot open Amazon SQS: {0}")]
+    Sqs(#[from] strato_sqs::SqsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -268,6 +270,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // Its own file: queue writes must not contend with the control plane's.
     let queues =
         SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
+    let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
@@ -344,10 +347,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         rest_apis: rest_apis.clone(),
         function_urls: function_urls.clone(),
     });
-    // Event source mappings poll once an SQS service is wired in; until
-    // then every queue is unknown to them.
+    // Event source mappings poll SQS queues and run batches through the
+    // engine, resolving functions as queued async events are resolved.
+    let mapping_pollers = strato_engine::event_source::SqsPollers::new(
+        sqs.clone(),
+        Arc::new(strato_engine::event_source::EngineBatchTarget::new(
+            engine.clone(),
+            Arc::new(strato_api::lambda::CatalogAsyncTargets::new(
+                catalog.clone(),
+                accounts.clone(),
+            )),
+        )),
+        strato_engine::event_source::PollerSettings::default(),
+    );
     let event_source_mappings =
-        strato_api::lambda::EventSourceMappings::start(store.clone(), None).await?;
+        strato_api::lambda::EventSourceMappings::load(store.clone(), Some(mapping_pollers)).await?;
     let state = Arc::new(ApiState {
         catalog,
         engine: engine.clone(),
@@ -360,6 +374,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         dataplane,
         observe: observe.clone(),
         event_source_mappings: event_source_mappings.clone(),
+        sqs: sqs.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -411,10 +426,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 state.catalog.clone(),
                 state.accounts.clone(),
             )),
-            None,
+            // Destinations and dead-letter queues that are SQS queues.
+            Some(sqs.clone() as Arc<dyn strato_engine::async_invoke::EventSink>),
             config.time_scale,
         )
         .await?;
+    // Mappings poll again once functions can be invoked.
+    event_source_mappings.resume().await;
     let (tx, rx) = oneshot::channel::<()>();
     // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
     // algorithm unless the server disables it.

@@ -76,9 +76,9 @@ pub struct EventSourceMappings {
 }
 
 impl EventSourceMappings {
-    /// Loads every stored mapping and settles it: enabled ones poll again,
-    /// and deletions a previous run left half-done finish.
-    pub async fn start(
+    /// Loads every stored mapping; [`EventSourceMappings::resume`] then
+    /// settles them once functions can run.
+    pub async fn load(
         store: Arc<dyn Store>,
         pollers: Option<Arc<SqsPollers>>,
     ) -> Result<Arc<EventSourceMappings>, StoreError> {
@@ -100,11 +100,16 @@ impl EventSourceMappings {
                 }
             }
         }
-        let uuids: Vec<String> = service.mappings.iter().map(|m| m.key().clone()).collect();
-        for uuid in uuids {
-            service.clone().settle(uuid).await;
-        }
         Ok(service)
+    }
+
+    /// Settles every loaded mapping: enabled ones poll again, and
+    /// transitions a previous run left half-done (a deletion, say) finish.
+    pub async fn resume(self: &Arc<Self>) {
+        let uuids: Vec<String> = self.mappings.iter().map(|m| m.key().clone()).collect();
+        for uuid in uuids {
+            self.clone().settle(uuid).await;
+        }
     }
 
     /// Stops every mapping's pollers (server shutdown); their states stay,

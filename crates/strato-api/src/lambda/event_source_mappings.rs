@@ -44,7 +44,7 @@ use strato_gateway::extract::Authenticated;
 /// The store document kind of an event source mapping.
 pub const MAPPING_KIND: &str = "lambda-event-source-mapping";
 /// `MaxItems` of ListEventSourceMappings is 1–10000; AWS pages by 100.
-const MAX_LIST_ITEMS: i64 = 10_000;
+const MAX_LIST_ITEMS: u32 = 10_000;
 const DEFAULT_LIST_ITEMS: usize = 100;
 /// Members of the request that belong to stream, Kafka or MQ sources.
 const OTHER_SOURCE_MEMBERS: [&str; 14] = [
@@ -694,7 +694,7 @@ pub async fn list(
                 AwsError::invalid_parameter(format!("Invalid value for MaxItems: {raw}"))
             })?;
             let mut errors = ValidationErrors::new();
-            check_range(n, 1, MAX_LIST_ITEMS as u32, "maxItems", &mut errors);
+            check_range(n, 1, MAX_LIST_ITEMS, "maxItems", &mut errors);
             errors.into_result(ErrorCode::ValidationException)?;
             usize::try_from(n).unwrap_or(DEFAULT_LIST_ITEMS)
         }

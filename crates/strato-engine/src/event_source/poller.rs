@@ -228,11 +228,17 @@ impl SqsPollers {
             .is_some_and(|m| !m.supervisor.is_finished())
     }
 
-    /// Stops every mapping (server shutdown).
+    /// Stops every mapping (server shutdown): all are told at once, then
+    /// their batches in flight are waited for.
     pub async fn stop_all(&self) {
-        let uuids: Vec<String> = self.running.lock().keys().cloned().collect();
-        for uuid in uuids {
-            self.stop(&uuid).await;
+        let stopping: Vec<(String, RunningMapping)> = self.running.lock().drain().collect();
+        for (_, mapping) in &stopping {
+            mapping.stop.send_replace(true);
+        }
+        for (uuid, mapping) in stopping {
+            if let Err(e) = mapping.supervisor.await {
+                tracing::warn!(mapping = %uuid, error = %e, "a mapping's poller ended abnormally");
+            }
         }
     }
 }

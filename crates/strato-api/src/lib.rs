@@ -55,6 +55,10 @@ pub struct ApiState {
     /// Requests to APIs and function URLs (host- or path-style) go here
     /// before the AWS router sees them.
     pub dataplane: Arc<strato_gateway::dataplane::DataPlane>,
+    /// Lambda event source mappings and their pollers.
+    pub event_source_mappings: Arc<lambda::EventSourceMappings>,
+    /// Amazon SQS (`aws sqs ...`, both protocols).
+    pub sqs: Arc<strato_sqs::SqsService>,
 }
 
 /// The whole HTTP surface.
@@ -70,6 +74,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::post(protocol::dispatch_rpc_v2),
         )
         .route("/strato/cost", get(observe::report::cost))
+        // Query-protocol SQS clients post to the queue's URL.
+        .route(
+            "/{account}/{queue}",
+            axum::routing::post(protocol::dispatch_queue_url),
+        )
         .merge(strato_gateway::rest_api::control_routes(
             state.rest_apis.clone(),
         ))

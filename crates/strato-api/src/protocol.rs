@@ -27,147 +27,18 @@ use crate::auth::Caller;
 use crate::ApiState;
 use strato_gateway::extract::Authenticated;
 
-/// A protocol-neutral document: what a JSON or CBOR body decodes to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Doc {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    Blob(Vec<u8>),
-    /// Seconds since the epoch (CBOR tag 1; a number in JSON).
-    Timestamp(f64),
-    List(Vec<Doc>),
-    /// A structure.
-    Map(Vec<(String, Doc)>),
-    /// A map-typed member (string keys chosen by the service): the same as
-    /// [`Doc::Map`] in JSON and CBOR, `entry`/`key`/`value` in XML.
-    Dict(Vec<(String, Doc)>),
-    /// A value from a query-protocol form, typed only by how it is read.
-    Form(String),
+use strato_model::wire::ms_from_secs_f64;
+pub use strato_model::wire::{Doc, OpResult, ServiceError, XmlMember};
+
+/// Smithy RPC v2 CBOR's encoding of a [`Doc`] (kept here, with the other
+/// wire encodings, so the model stays free of codecs).
+pub trait CborDoc: Sized {
+    fn to_cbor(&self) -> ciborium::Value;
+    fn from_cbor(value: &ciborium::Value) -> Result<Self, String>;
 }
 
-impl Doc {
-    pub fn map() -> Doc {
-        Doc::Map(Vec::new())
-    }
-
-    /// Adds a member to a map (ignored on anything else).
-    pub fn with(mut self, key: &str, value: impl Into<Doc>) -> Doc {
-        if let Doc::Map(members) | Doc::Dict(members) = &mut self {
-            members.push((key.to_string(), value.into()));
-        }
-        self
-    }
-
-    /// Adds a member when there is a value.
-    pub fn with_opt(self, key: &str, value: Option<impl Into<Doc>>) -> Doc {
-        match value {
-            Some(v) => self.with(key, v),
-            None => self,
-        }
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Doc> {
-        match self {
-            Doc::Map(members) | Doc::Dict(members) => members
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .filter(|v| **v != Doc::Null),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Doc::Text(s) | Doc::Form(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Doc::Int(i) => Some(*i),
-            Doc::Float(f) if f.fract() == 0.0 => Some(saturating_i64(*f)),
-            Doc::Form(s) => s.parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Doc::Bool(b) => Some(*b),
-            Doc::Form(s) => s.parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_list(&self) -> Option<&[Doc]> {
-        match self {
-            Doc::List(items) => Some(items),
-            _ => None,
-        }
-    }
-
-    /// A timestamp member in milliseconds: a CBOR timestamp, or epoch
-    /// seconds as a JSON number.
-    pub fn as_timestamp_ms(&self) -> Option<i64> {
-        match self {
-            Doc::Timestamp(s) | Doc::Float(s) => Some(ms_from_secs_f64(*s)),
-            Doc::Int(s) => Some(s.saturating_mul(1000)),
-            // The query protocol sends ISO 8601.
-            Doc::Form(s) => chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.timestamp_millis())
-                .ok()
-                .or_else(|| s.parse::<f64>().ok().map(ms_from_secs_f64)),
-            _ => None,
-        }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match self {
-            Doc::Null => Value::Null,
-            Doc::Bool(b) => Value::Bool(*b),
-            Doc::Int(i) => Value::from(*i),
-            Doc::Float(f) | Doc::Timestamp(f) => serde_json::Number::from_f64(*f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            Doc::Text(s) | Doc::Form(s) => Value::String(s.clone()),
-            Doc::Blob(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
-            Doc::List(items) => Value::Array(items.iter().map(Doc::to_json).collect()),
-            Doc::Map(members) | Doc::Dict(members) => Value::Object(
-                members
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect(),
-            ),
-        }
-    }
-
-    pub fn from_json(value: &serde_json::Value) -> Doc {
-        use serde_json::Value;
-        match value {
-            Value::Null => Doc::Null,
-            Value::Bool(b) => Doc::Bool(*b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Doc::Int(i),
-                None => Doc::Float(n.as_f64().unwrap_or(0.0)),
-            },
-            Value::String(s) => Doc::Text(s.clone()),
-            Value::Array(items) => Doc::List(items.iter().map(Doc::from_json).collect()),
-            Value::Object(members) => Doc::Map(
-                members
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Doc::from_json(v)))
-                    .collect(),
-            ),
-        }
-    }
-
-    pub fn to_cbor(&self) -> ciborium::Value {
+impl CborDoc for Doc {
+    fn to_cbor(&self) -> ciborium::Value {
         use ciborium::Value;
         match self {
             Doc::Null => Value::Null,
@@ -187,7 +58,7 @@ impl Doc {
         }
     }
 
-    pub fn from_cbor(value: &ciborium::Value) -> Result<Doc, String> {
+    fn from_cbor(value: &ciborium::Value) -> Result<Doc, String> {
         use ciborium::Value;
         Ok(match value {
             Value::Null => Doc::Null,
@@ -222,99 +93,6 @@ impl Doc {
         })
     }
 }
-
-/// An f64 as `i64`, saturating at `i64`'s ends (NaN is 0) and rounding
-/// toward zero: a number out of range is pinned, not wrapped.
-// The `as` conversion from f64 is exactly that saturation.
-#[allow(clippy::cast_possible_truncation)]
-fn saturating_i64(value: f64) -> i64 {
-    value as i64
-}
-
-/// Epoch seconds (a JSON number, a CBOR timestamp) as the nearest epoch
-/// millisecond, saturating.
-fn ms_from_secs_f64(secs: f64) -> i64 {
-    saturating_i64((secs * 1000.0).round())
-}
-
-impl From<&str> for Doc {
-    fn from(s: &str) -> Doc {
-        Doc::Text(s.to_string())
-    }
-}
-
-impl From<String> for Doc {
-    fn from(s: String) -> Doc {
-        Doc::Text(s)
-    }
-}
-
-impl From<i64> for Doc {
-    fn from(i: i64) -> Doc {
-        Doc::Int(i)
-    }
-}
-
-impl From<u64> for Doc {
-    fn from(i: u64) -> Doc {
-        Doc::Int(i64::try_from(i).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<f64> for Doc {
-    fn from(f: f64) -> Doc {
-        Doc::Float(f)
-    }
-}
-
-impl From<bool> for Doc {
-    fn from(b: bool) -> Doc {
-        Doc::Bool(b)
-    }
-}
-
-impl From<Vec<Doc>> for Doc {
-    fn from(items: Vec<Doc>) -> Doc {
-        Doc::List(items)
-    }
-}
-
-/// An error as a JSON-era service reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceError {
-    /// The error shape's name (`ResourceNotFoundException`).
-    pub code: &'static str,
-    pub message: String,
-    pub status: StatusCode,
-    /// For services with the awsQueryCompatible trait (CloudWatch): the
-    /// query protocol's code, sent as `x-amzn-query-error: Code;Sender`.
-    pub query_code: Option<&'static str>,
-}
-
-impl ServiceError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> ServiceError {
-        ServiceError {
-            code,
-            message: message.into(),
-            status: StatusCode::BAD_REQUEST,
-            query_code: None,
-        }
-    }
-
-    pub fn internal(message: impl Into<String>) -> ServiceError {
-        ServiceError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            ..ServiceError::new("ServiceUnavailableException", message)
-        }
-    }
-
-    pub fn query_compatible(mut self, query_code: &'static str) -> ServiceError {
-        self.query_code = Some(query_code);
-        self
-    }
-}
-
-pub type OpResult = Result<Doc, ServiceError>;
 
 /// How a request arrived, and so how its answer goes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,7 +135,7 @@ impl Wire {
                 let body = Doc::map()
                     .with("__type", e.code)
                     .with("message", e.message.clone());
-                (e.status, body, Some(e))
+                (status_code(&e), body, Some(e))
             }
         };
         let mut response = match self {
@@ -385,7 +163,7 @@ impl Wire {
                 response.headers_mut().insert("x-amzn-ErrorType", v);
             }
             if let Some(q) = e.query_code {
-                let fault = if e.status.is_server_error() {
+                let fault = if e.is_server_error() {
                     "Receiver"
                 } else {
                     "Sender"
@@ -397,6 +175,11 @@ impl Wire {
         }
         response
     }
+}
+
+/// The HTTP status of a service error.
+fn status_code(error: &ServiceError) -> StatusCode {
+    StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn unknown_operation(wire: Wire, target: &str) -> Response {
@@ -444,9 +227,110 @@ pub async fn dispatch_target(
         crate::observe::cloudwatch::SERVICE => {
             crate::observe::cloudwatch::operation(&state, &caller, operation, input).await
         }
+        strato_sqs::TARGET_PREFIX => {
+            let endpoint = endpoint(&headers);
+            let request = strato_sqs::SqsRequest {
+                caller: &caller,
+                endpoint: &endpoint,
+            };
+            state.sqs.operation(request, operation, input).await
+        }
         _ => return unknown_operation(wire, &target),
     };
     wire.respond(result)
+}
+
+/// `http://host:port` as the client addressed us (queue URLs are built
+/// from it, so they work through `--endpoint-url`).
+fn endpoint(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// `POST /{account}/{queue}`: SQS clients of the query protocol post to
+/// the queue's URL, which then names the queue (JSON clients may too).
+pub async fn dispatch_queue_url(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    Path((account, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let queue_url = format!("{}/{account}/{queue}", endpoint(&headers));
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Some(operation) = target
+        .strip_prefix(strato_sqs::TARGET_PREFIX)
+        .and_then(|t| t.strip_prefix('.'))
+    {
+        let wire = Wire::Json("application/x-amz-json-1.0");
+        let input = match wire.decode(&body) {
+            Ok(doc) => with_default(doc, "QueueUrl", &queue_url),
+            Err(e) => return wire.respond(Err(e)),
+        };
+        let endpoint = endpoint(&headers);
+        let request = strato_sqs::SqsRequest {
+            caller: &caller,
+            endpoint: &endpoint,
+        };
+        return wire.respond(state.sqs.operation(request, operation, input).await);
+    }
+    sqs_query(&state, &caller, &headers, &body, Some(&queue_url)).await
+}
+
+/// Adds a member the input lacks.
+fn with_default(doc: Doc, key: &str, value: &str) -> Doc {
+    if doc.get(key).is_some() {
+        doc
+    } else {
+        doc.with(key, value)
+    }
+}
+
+/// SQS over the query protocol: flattened forms in, flattened XML out.
+async fn sqs_query(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+    queue_url: Option<&str>,
+) -> Response {
+    let (action, input) = decode_form_flattened(body, strato_sqs::XML_MEMBERS);
+    let input = match queue_url {
+        Some(url) => with_default(input, "QueueUrl", url),
+        None => input,
+    };
+    let endpoint = endpoint(headers);
+    let request = strato_sqs::SqsRequest {
+        caller,
+        endpoint: &endpoint,
+    };
+    let result = state
+        .sqs
+        .operation(request, &action, input)
+        .await
+        .map_err(|mut e| {
+            // The query protocol words a missing queue its own way.
+            if e.code == "QueueDoesNotExist" {
+                e.message = strato_sqs::error::NON_EXISTENT_QUEUE_QUERY_MESSAGE.to_string();
+            }
+            e
+        });
+    query_response_flattened(
+        strato_sqs::XML_NAMESPACE,
+        &action,
+        strato_sqs::XML_MEMBERS,
+        result,
+    )
 }
 
 /// The service a request was signed for (`monitoring`, `sqs`, ...).
@@ -465,6 +349,9 @@ async fn dispatch_query(
     body: &[u8],
 ) -> Response {
     let service = signed_service(headers).unwrap_or_default();
+    if service == strato_sqs::SIGNING_NAME {
+        return sqs_query(state, caller, headers, body, None).await;
+    }
     let (action, input) = decode_form(body);
     let result = match service.as_str() {
         "monitoring" => crate::observe::cloudwatch::operation(state, caller, &action, input).await,
@@ -531,6 +418,67 @@ impl FormNode {
 /// A query-protocol form: its `Action` and the rest as a [`Doc`]
 /// (`A.member.1.B=x` is `{"A": [{"B": "x"}]}`).
 pub fn decode_form(body: &[u8]) -> (String, Doc) {
+    decode_form_flattened(body, &[])
+}
+
+/// [`decode_form`] for a service with flattened members (SQS): each
+/// `Attribute.N.Name`/`Attribute.N.Value` pair becomes an entry of the
+/// JSON-named map (`Attributes`), each `AttributeName.N` an item of the
+/// JSON-named list, so the operation sees the JSON shape.
+pub fn decode_form_flattened(body: &[u8], flattened: &[XmlMember]) -> (String, Doc) {
+    let (action, doc) = decode_form_tree(body);
+    let doc = unflatten(doc, &action, flattened);
+    (action, doc)
+}
+
+/// Rewrites flattened members (an index-keyed map, `{"1": .., "2": ..}`)
+/// under their JSON names, recursively.
+fn unflatten(doc: Doc, action: &str, flattened: &[XmlMember]) -> Doc {
+    let Doc::Map(members) = doc else {
+        return doc;
+    };
+    let mut out = Vec::with_capacity(members.len());
+    for (key, value) in members {
+        let Some(flat) = XmlMember::by_xml(flattened, action, &key) else {
+            out.push((key, unflatten(value, action, flattened)));
+            continue;
+        };
+        let mut items: Vec<(usize, Doc)> = match value {
+            Doc::Map(indexed) => indexed
+                .into_iter()
+                .filter_map(|(i, v)| i.parse::<usize>().ok().map(|i| (i, v)))
+                .collect(),
+            other => vec![(1, other)],
+        };
+        items.sort_by_key(|(i, _)| *i);
+        let converted = match flat.entry {
+            Some((key_name, value_name)) => Doc::Dict(
+                items
+                    .into_iter()
+                    .filter_map(|(_, entry)| {
+                        let name = entry.get(key_name)?.as_str()?.to_string();
+                        let value = entry
+                            .get(value_name)
+                            .cloned()
+                            .map(|v| unflatten(v, action, flattened))
+                            .unwrap_or(Doc::Form(String::new()));
+                        Some((name, value))
+                    })
+                    .collect(),
+            ),
+            None => Doc::List(
+                items
+                    .into_iter()
+                    .map(|(_, v)| unflatten(v, action, flattened))
+                    .collect(),
+            ),
+        };
+        out.push((flat.json.to_string(), converted));
+    }
+    Doc::Map(out)
+}
+
+fn decode_form_tree(body: &[u8]) -> (String, Doc) {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8_lossy()
@@ -563,7 +511,15 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn write_xml(out: &mut String, doc: &Doc) {
+/// How a service's XML answers differ from the default awsQuery shape
+/// (lists as `<member>`, maps as `<entry><key/><value/></entry>`).
+#[derive(Clone, Copy)]
+struct XmlStyle<'a> {
+    action: &'a str,
+    flattened: &'a [XmlMember],
+}
+
+fn write_xml(out: &mut String, doc: &Doc, style: XmlStyle<'_>) {
     match doc {
         Doc::Null => {}
         Doc::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -579,7 +535,7 @@ fn write_xml(out: &mut String, doc: &Doc) {
         Doc::List(items) => {
             for item in items {
                 out.push_str("<member>");
-                write_xml(out, item);
+                write_xml(out, item, style);
                 out.push_str("</member>");
             }
         }
@@ -588,9 +544,14 @@ fn write_xml(out: &mut String, doc: &Doc) {
                 if *value == Doc::Null {
                     continue;
                 }
-                out.push_str(&format!("<{key}>"));
-                write_xml(out, value);
-                out.push_str(&format!("</{key}>"));
+                match XmlMember::by_json(style.flattened, style.action, key) {
+                    Some(flat) => write_flattened(out, flat, value, style),
+                    None => {
+                        out.push_str(&format!("<{key}>"));
+                        write_xml(out, value, style);
+                        out.push_str(&format!("</{key}>"));
+                    }
+                }
             }
         }
         Doc::Dict(members) => {
@@ -598,34 +559,74 @@ fn write_xml(out: &mut String, doc: &Doc) {
                 out.push_str("<entry><key>");
                 out.push_str(&xml_escape(key));
                 out.push_str("</key><value>");
-                write_xml(out, value);
+                write_xml(out, value, style);
                 out.push_str("</value></entry>");
             }
         }
     }
 }
 
+/// A flattened member: each list item, or each map entry, as its own
+/// element.
+fn write_flattened(out: &mut String, flat: &XmlMember, value: &Doc, style: XmlStyle<'_>) {
+    let element = flat.xml;
+    match (value, flat.entry) {
+        (Doc::List(items), _) => {
+            for item in items {
+                out.push_str(&format!("<{element}>"));
+                write_xml(out, item, style);
+                out.push_str(&format!("</{element}>"));
+            }
+        }
+        (Doc::Map(entries) | Doc::Dict(entries), Some((key_name, value_name))) => {
+            for (key, item) in entries {
+                out.push_str(&format!("<{element}><{key_name}>"));
+                out.push_str(&xml_escape(key));
+                out.push_str(&format!("</{key_name}><{value_name}>"));
+                write_xml(out, item, style);
+                out.push_str(&format!("</{value_name}></{element}>"));
+            }
+        }
+        (other, _) => {
+            out.push_str(&format!("<{element}>"));
+            write_xml(out, other, style);
+            out.push_str(&format!("</{element}>"));
+        }
+    }
+}
+
 /// The XML answer of a query-protocol action (or its error).
 pub fn query_response(namespace: &str, action: &str, result: OpResult) -> Response {
+    query_response_flattened(namespace, action, &[], result)
+}
+
+/// [`query_response`] for a service whose members are partly flattened
+/// (SQS): `flattened` names them.
+pub fn query_response_flattened(
+    namespace: &str,
+    action: &str,
+    flattened: &[XmlMember],
+    result: OpResult,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (status, body) = match result {
         Ok(doc) => {
             let mut body = format!("<{action}Response xmlns=\"{namespace}\"><{action}Result>");
-            write_xml(&mut body, &doc);
+            write_xml(&mut body, &doc, XmlStyle { action, flattened });
             body.push_str(&format!(
                 "</{action}Result><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
             ));
             (StatusCode::OK, body)
         }
         Err(e) => {
-            let fault = if e.status.is_server_error() {
+            let fault = if e.is_server_error() {
                 "Receiver"
             } else {
                 "Sender"
             };
             let code = e.query_code.unwrap_or(e.code);
             (
-                e.status,
+                status_code(&e),
                 format!(
                     "<ErrorResponse xmlns=\"{namespace}\"><Error><Type>{fault}</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
                     xml_escape(&e.message)

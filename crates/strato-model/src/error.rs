@@ -34,6 +34,7 @@ pub enum ErrorCode {
     UnsupportedMediaTypeException,
     CodeSigningConfigNotFoundException,
     ProvisionedConcurrencyConfigNotFoundException,
+    ResourceInUseException,
 }
 
 impl ErrorCode {
@@ -64,6 +65,7 @@ impl ErrorCode {
             Self::ProvisionedConcurrencyConfigNotFoundException => {
                 "ProvisionedConcurrencyConfigNotFoundException"
             }
+            Self::ResourceInUseException => "ResourceInUseException",
         }
     }
 
@@ -74,7 +76,8 @@ impl ErrorCode {
             | Self::SerializationException
             | Self::InvalidRequestContentException
             | Self::PolicyLengthExceededException
-            | Self::IncompleteSignatureException => 400,
+            | Self::IncompleteSignatureException
+            | Self::ResourceInUseException => 400,
             Self::UnrecognizedClientException
             | Self::InvalidSignatureException
             | Self::MissingAuthenticationTokenException

@@ -8,6 +8,7 @@ pub mod arn;
 pub mod code;
 pub mod error;
 pub mod event_invoke;
+pub mod event_source_mapping;
 pub mod function;
 pub mod layer;
 pub mod limits;
@@ -16,6 +17,7 @@ pub mod runtime;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
+pub mod wire;
 
 pub use account::{AccessKey, Account, AccountId, Caller};
 pub use arn::{FunctionRef, Qualifier};

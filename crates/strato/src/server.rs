@@ -104,6 +104,8 @@ pub enum ServerError {
     Observe(#[from] strato_observe::ObserveError),
     #[error("cannot open the durable queues: {0}")]
     Queue(#[from] strato_queue::QueueError),
+    #[error("cannot open Amazon SQS: {0}")]
+    Sqs(#[from] strato_sqs::SqsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -123,6 +125,8 @@ pub struct RunningServer {
     pub observe: Arc<strato_observe::Observe>,
     /// The durable queues (asynchronous invocations).
     pub queues: Arc<SqliteQueueEngine>,
+    /// Stopped before the engine, so no batch starts while it shuts down.
+    event_source_mappings: Arc<strato_api::lambda::EventSourceMappings>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Background work that lives as long as the server (key refresh).
@@ -142,6 +146,7 @@ impl RunningServer {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
         };
+        self.event_source_mappings.shutdown().await;
         // Instances are processes of their own: end them and remove their
         // cgroups and namespaces before returning.
         self.engine.shutdown().await;
@@ -265,6 +270,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // Its own file: queue writes must not contend with the control plane's.
     let queues =
         SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
+    let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
@@ -341,6 +347,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         rest_apis: rest_apis.clone(),
         function_urls: function_urls.clone(),
     });
+    // Event source mappings poll SQS queues and run batches through the
+    // engine, resolving functions as queued async events are resolved.
+    let mapping_pollers = strato_engine::event_source::SqsPollers::new(
+        sqs.clone(),
+        Arc::new(strato_engine::event_source::EngineBatchTarget::new(
+            engine.clone(),
+            Arc::new(strato_api::lambda::CatalogAsyncTargets::new(
+                catalog.clone(),
+                accounts.clone(),
+            )),
+        )),
+        strato_engine::event_source::PollerSettings::default(),
+    );
+    let event_source_mappings =
+        strato_api::lambda::EventSourceMappings::load(store.clone(), Some(mapping_pollers)).await?;
     let state = Arc::new(ApiState {
         catalog,
         engine: engine.clone(),
@@ -352,6 +373,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         function_urls,
         dataplane,
         observe: observe.clone(),
+        event_source_mappings: event_source_mappings.clone(),
+        sqs: sqs.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -403,10 +426,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 state.catalog.clone(),
                 state.accounts.clone(),
             )),
-            None,
+            // Destinations and dead-letter queues that are SQS queues.
+            Some(sqs.clone() as Arc<dyn strato_engine::async_invoke::EventSink>),
             config.time_scale,
         )
         .await?;
+    // Mappings poll again once functions can be invoked.
+    event_source_mappings.resume().await;
     let (tx, rx) = oneshot::channel::<()>();
     // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
     // algorithm unless the server disables it.
@@ -435,6 +461,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         initial_key,
         observe,
         queues,
+        event_source_mappings,
         shutdown: Some(tx),
         task,
         background: vec![key_refresh],

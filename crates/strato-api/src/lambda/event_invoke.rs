@@ -358,16 +358,27 @@ fn refuse_self(caller: &Caller, function: &str, arn: &str) -> Result<(), AwsErro
 }
 
 /// Whether the resource a destination ARN names exists for the caller: a
-/// Lambda function (and its version or alias) in the caller's account and
-/// region. The one place that decides which destinations exist.
+/// Lambda function (and its version or alias) or an SQS queue in the
+/// caller's account and region. The one place that decides which
+/// destinations exist.
 pub(crate) async fn check_destination(
     state: &ApiState,
     caller: &Caller,
     arn: &str,
 ) -> Result<(), AwsError> {
     let invalid = || AwsError::invalid_parameter(format!("The destination ARN {arn} is invalid."));
+    if destination_service(arn) == Some("sqs") {
+        return if state
+            .sqs
+            .queue_exists(&caller.account_id, &caller.region, arn)
+        {
+            Ok(())
+        } else {
+            Err(invalid())
+        };
+    }
     if destination_service(arn) != Some("lambda") {
-        // Strato has no SQS, SNS or EventBridge yet, so no such queue, topic or bus can exist.
+        // Strato has no SNS or EventBridge yet, so no such topic or bus can exist.
         return Err(invalid());
     }
     let Some(target) = destination_function(arn) else {

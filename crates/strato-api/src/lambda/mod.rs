@@ -7,6 +7,7 @@ mod aliases;
 mod async_targets;
 mod concurrency;
 mod event_invoke;
+mod event_source_mappings;
 mod function_urls;
 mod functions;
 mod gateway_invoker;
@@ -19,6 +20,7 @@ mod tags;
 mod versions;
 
 pub use async_targets::CatalogAsyncTargets;
+pub use event_source_mappings::{EventSourceMappings, MAPPING_KIND};
 pub use gateway_invoker::EngineInvoker;
 pub use lifecycle::resume_settling;
 pub use provisioned::restore as restore_provisioned_concurrency;
@@ -137,6 +139,20 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(
             "/2021-10-31/functions/{name}/urls",
             get(function_urls::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings",
+            post(event_source_mappings::create).get(event_source_mappings::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/",
+            post(event_source_mappings::create).get(event_source_mappings::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(event_source_mappings::get)
+                .put(event_source_mappings::update)
+                .delete(event_source_mappings::delete),
         )
         .route("/2016-08-19/account-settings", get(account::settings))
         .route("/2016-08-19/account-settings/", get(account::settings))

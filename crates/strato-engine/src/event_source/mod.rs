@@ -67,3 +67,14 @@ pub enum SqsSourceError {
     #[error("the queue could not be read: {0}")]
     Unavailable(String),
 }
+
+mod batch;
+mod engine_target;
+mod poller;
+
+pub use batch::MAX_BATCH_PAYLOAD;
+pub use engine_target::EngineBatchTarget;
+pub use poller::{
+    BatchInvokeError, BatchResponse, BatchTarget, PollerSettings, PollerSpec, RecordFilter,
+    SqsPollers,
+};

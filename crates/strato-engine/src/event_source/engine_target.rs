@@ -1,0 +1,62 @@
+//! Batches run through the engine: the mapping's function is resolved as a
+//! queued asynchronous event's is ([`AsyncTargets`], from the catalog's
+//! in-memory view), then invoked synchronously under the function's
+//! concurrency, so a full function throttles its mappings' batches.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::poller::{BatchInvokeError, BatchResponse, BatchTarget, PollerSpec};
+use crate::async_invoke::AsyncTargets;
+use crate::{Engine, InvokeRequest};
+
+/// The engine as the pollers' [`BatchTarget`].
+pub struct EngineBatchTarget {
+    engine: Arc<Engine>,
+    targets: Arc<dyn AsyncTargets>,
+}
+
+impl EngineBatchTarget {
+    pub fn new(engine: Arc<Engine>, targets: Arc<dyn AsyncTargets>) -> EngineBatchTarget {
+        EngineBatchTarget { engine, targets }
+    }
+}
+
+#[async_trait::async_trait]
+impl BatchTarget for EngineBatchTarget {
+    async fn invoke(
+        &self,
+        spec: &PollerSpec,
+        event: Bytes,
+    ) -> Result<BatchResponse, BatchInvokeError> {
+        let resolved = self
+            .targets
+            .resolve(
+                &spec.account,
+                &spec.region,
+                &spec.function,
+                spec.qualifier.as_deref(),
+            )
+            .await
+            .map_err(|e| BatchInvokeError::Unavailable(e.to_string()))?;
+        let request = InvokeRequest {
+            payload: event,
+            ..InvokeRequest::default()
+        };
+        match self.engine.invoke(resolved.target, request).await {
+            Ok(response) => Ok(BatchResponse {
+                payload: response.payload,
+                function_error: response.function_error.is_some(),
+            }),
+            Err(e) if e.as_throttle().is_some() => Err(BatchInvokeError::Throttled),
+            Err(e) => Err(BatchInvokeError::Unavailable(e.to_string())),
+        }
+    }
+
+    fn reserved_concurrency(&self, spec: &PollerSpec) -> Option<u32> {
+        self.engine
+            .concurrency()
+            .reserved(&spec.account, &spec.region, &spec.function)
+    }
+}

@@ -471,3 +471,38 @@ def test_javascript_sdk_verifies_md5s(strato):
     })
     assert summary["sentAttributesMd5"] == expected
     assert summary["receivedAttributesMd5"] == [expected] * 3
+
+
+def test_cloudwatch_metrics_of_a_queue(strato):
+    """SQS's metrics reach CloudWatch (namespace AWS/SQS, dimension
+    QueueName), readable with `aws cloudwatch get-metric-statistics`."""
+    import datetime
+    sqs = sqs_client(strato)
+    url = sqs.create_queue(QueueName="metered")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": str(i), "MessageBody": "x" * (10 * (i + 1))} for i in range(3)])
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+    sqs.receive_message(QueueUrl=url)  # the rest are in flight: an empty receive
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = (now - datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (now + datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def statistic(metric: str, stat: str):
+        out = strato.aws("cloudwatch", "get-metric-statistics", "--namespace", "AWS/SQS",
+                         "--metric-name", metric, "--dimensions", "Name=QueueName,Value=metered",
+                         "--start-time", start, "--end-time", end, "--period", "600",
+                         "--statistics", stat).check().json()
+        values = [p[stat] for p in out["Datapoints"]]
+        if not values:
+            return None
+        # The window may span two periods.
+        return {"Sum": sum, "Maximum": max, "Minimum": min}[stat](values)
+
+    wait_until(lambda: statistic("NumberOfMessagesSent", "Sum") == 3, "NumberOfMessagesSent", 60, 1)
+    assert statistic("NumberOfMessagesReceived", "Sum") == len(got)
+    assert statistic("NumberOfMessagesDeleted", "Sum") == 1
+    assert statistic("SentMessageSize", "Maximum") == 30
+    assert statistic("SentMessageSize", "Minimum") == 10
+    assert statistic("NumberOfEmptyReceives", "Sum") >= 1
+    assert statistic("ApproximateNumberOfMessagesNotVisible", "Maximum") == len(got) - 1

@@ -214,6 +214,7 @@ async fn create_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
         tags,
         created: now,
         last_modified: now,
+        stats: Default::default(),
     };
     check_redrive(sqs, &record)?;
     sqs.engine
@@ -673,6 +674,7 @@ async fn send_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
     let sent = sent
         .first()
         .ok_or_else(|| error::internal("the queue engine accepted no message"))?;
+    record.stats.sent(outgoing.message.body.len());
     Ok(sent_doc(&outgoing, sent))
 }
 
@@ -756,6 +758,7 @@ async fn send_message_batch(sqs: &SqsService, request: SqsRequest<'_>, input: &D
             .await
             .map_err(engine_error)?;
         for ((id, outgoing), sent) in ready.iter().zip(sent.iter()) {
+            record.stats.sent(outgoing.message.body.len());
             successful.push(sent_doc(outgoing, sent).with("Id", *id));
         }
     }
@@ -801,6 +804,7 @@ async fn receive_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc)
         )
         .await
         .map_err(engine_error)?;
+    record.stats.received(received.len());
     if received.is_empty() {
         return Ok(Doc::map());
     }
@@ -908,7 +912,10 @@ async fn delete_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) 
         .map_err(engine_error)?;
     match results.into_iter().next() {
         Some(Err(err)) => Err(receipt_error(handle, err)),
-        _ => Ok(Doc::map()),
+        _ => {
+            record.stats.deleted(1);
+            Ok(Doc::map())
+        }
     }
 }
 
@@ -934,12 +941,17 @@ async fn delete_message_batch(sqs: &SqsService, request: SqsRequest<'_>, input: 
             .map_err(engine_error)?
     };
     let mut successful = Vec::new();
+    let mut deleted = 0;
     for ((id, handle), result) in ready.iter().zip(results) {
         match result {
-            Ok(()) => successful.push(Doc::map().with("Id", *id)),
+            Ok(()) => {
+                deleted += 1;
+                successful.push(Doc::map().with("Id", *id));
+            }
             Err(err) => failed.push(failed_entry(id, &receipt_error(handle, err))),
         }
     }
+    record.stats.deleted(deleted);
     Ok(batch_result(successful, failed))
 }
 

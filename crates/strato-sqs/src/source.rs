@@ -87,6 +87,7 @@ impl SqsQueues for SqsService {
             )
             .await
             .map_err(|e| source_error(arn, e))?;
+        record.stats.received(received.len());
         Ok(received
             .iter()
             .map(|m| SqsRecord {
@@ -104,11 +105,15 @@ impl SqsQueues for SqsService {
             .ok_or_else(|| SqsSourceError::NoSuchQueue(arn.to_string()))?;
         // Per-receipt failures (a message received again since) leave the
         // message where it is, as the trait says.
-        self.engine
+        let results = self
+            .engine
             .delete(&record.engine_name(), receipt_handles)
             .await
-            .map(|_| ())
-            .map_err(|e| source_error(arn, e))
+            .map_err(|e| source_error(arn, e))?;
+        record
+            .stats
+            .deleted(results.iter().filter(|r| r.is_ok()).count());
+        Ok(())
     }
 }
 
@@ -171,8 +176,9 @@ impl SqsService {
                 }],
             )
             .await
-            .map(|_| ())
-            .map_err(|e| failed(e.to_string()))
+            .map_err(|e| failed(e.to_string()))?;
+        record.stats.sent(text.len());
+        Ok(())
     }
 }
 

@@ -506,3 +506,52 @@ def test_cloudwatch_metrics_of_a_queue(strato):
     assert statistic("SentMessageSize", "Minimum") == 10
     assert statistic("NumberOfEmptyReceives", "Sum") >= 1
     assert statistic("ApproximateNumberOfMessagesNotVisible", "Maximum") == len(got) - 1
+
+
+NODE_HANDLER = """
+exports.handler = async (event) => {
+  if (event.fail) { throw new Error(`boom ${event.id}`); }
+  return { done: event.id };
+};
+"""
+
+
+@pytest.mark.strato_args("--time-scale", "60")
+def test_queues_are_async_destinations_and_dead_letter_queues(strato):
+    from conftest import ROLE, make_zip
+    sqs = sqs_client(strato)
+    ok_url = sqs.create_queue(QueueName="on-success")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    client = strato.lambda_client()
+    client.create_function(
+        FunctionName="worker", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+        Code={"ZipFile": make_zip({"index.js": NODE_HANDLER})}, MemorySize=128, Timeout=10,
+        DeadLetterConfig={"TargetArn": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:dead-letters"})
+    client.get_waiter("function_active_v2").wait(FunctionName="worker")
+    # A queue that does not exist is no destination.
+    missing = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:absent"
+    refused = error_of(client.put_function_event_invoke_config, FunctionName="worker",
+                       DestinationConfig={"OnSuccess": {"Destination": missing}})
+    assert refused["Error"]["Code"] == "InvalidParameterValueException"
+    assert refused["Error"]["Message"] == f"The destination ARN {missing} is invalid."
+    client.put_function_event_invoke_config(
+        FunctionName="worker", MaximumRetryAttempts=0,
+        DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:on-success"}})
+    ok_id = client.invoke(FunctionName="worker", InvocationType="Event",
+                          Payload=json.dumps({"id": "a"}).encode())["ResponseMetadata"]["RequestId"]
+    record = wait_until(lambda: sqs.receive_message(QueueUrl=ok_url, WaitTimeSeconds=1).get("Messages"),
+                        "the OnSuccess record in the queue", 90)[0]
+    body = json.loads(record["Body"])
+    assert body["requestContext"]["requestId"] == ok_id
+    assert body["requestContext"]["condition"] == "Success"
+    assert body["responsePayload"] == {"done": "a"}
+    bad_id = client.invoke(FunctionName="worker", InvocationType="Event",
+                           Payload=json.dumps({"id": "b", "fail": True}).encode())["ResponseMetadata"]["RequestId"]
+    dead = wait_until(lambda: sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1,
+                                                  MessageAttributeNames=["All"]).get("Messages"),
+                      "the dead-lettered event", 90)[0]
+    assert json.loads(dead["Body"]) == {"id": "b", "fail": True}
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attributes["RequestID"] == bad_id
+    assert attributes["ErrorCode"] == "200"
+    assert attributes["ErrorMessage"].startswith("boom b")

@@ -347,6 +347,8 @@ async fn delete_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
         .await
         .map_err(|e| error::internal(e.to_string()))?;
     sqs.queues.remove(&key_of(&record));
+    sqs.purges.remove(&key_of(&record));
+    sqs.deleted.retain(|_, at| at.elapsed() < COOLDOWN);
     sqs.deleted.insert(key_of(&record), Instant::now());
     Ok(Doc::map())
 }
@@ -412,15 +414,16 @@ async fn set_queue_attributes(sqs: &SqsService, request: SqsRequest<'_>, input: 
 async fn purge_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) -> OpResult {
     let record = resolve(sqs, request, input)?;
     let key = key_of(&record);
-    {
-        let mut last = sqs
-            .purges
-            .entry(key)
-            .or_insert_with(|| Instant::now() - COOLDOWN * 2);
-        if last.elapsed() < COOLDOWN {
-            return Err(error::purge_in_progress(&record.name));
+    match sqs.purges.entry(key) {
+        dashmap::mapref::entry::Entry::Occupied(mut last) => {
+            if last.get().elapsed() < COOLDOWN {
+                return Err(error::purge_in_progress(&record.name));
+            }
+            last.insert(Instant::now());
         }
-        *last = Instant::now();
+        dashmap::mapref::entry::Entry::Vacant(slot) => {
+            slot.insert(Instant::now());
+        }
     }
     sqs.engine
         .purge(&record.engine_name())
@@ -911,6 +914,9 @@ async fn delete_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) 
         .await
         .map_err(engine_error)?;
     match results.into_iter().next() {
+        // As on AWS, an older receipt of a message received again since
+        // "succeeds" and the message stays.
+        Some(Err(QueueError::StaleReceipt)) => Ok(Doc::map()),
         Some(Err(err)) => Err(receipt_error(handle, err)),
         _ => {
             record.stats.deleted(1);
@@ -948,6 +954,7 @@ async fn delete_message_batch(sqs: &SqsService, request: SqsRequest<'_>, input: 
                 deleted += 1;
                 successful.push(Doc::map().with("Id", *id));
             }
+            Err(QueueError::StaleReceipt) => successful.push(Doc::map().with("Id", *id)),
             Err(err) => failed.push(failed_entry(id, &receipt_error(handle, err))),
         }
     }

@@ -439,17 +439,19 @@ fn unflatten(doc: Doc, action: &str, flattened: &[XmlMember]) -> Doc {
     };
     let mut out = Vec::with_capacity(members.len());
     for (key, value) in members {
-        let Some(flat) = XmlMember::by_xml(flattened, action, &key) else {
+        // Only an indexed member (`Name.1...`) is flattened: a plain
+        // `QueueUrl` is not the output list `QueueUrl` stands for.
+        let indexed = matches!(&value, Doc::Map(m)
+            if !m.is_empty() && m.iter().all(|(i, _)| i.parse::<usize>().is_ok()));
+        let flat = XmlMember::by_xml(flattened, action, &key).filter(|_| indexed);
+        let (Some(flat), Doc::Map(indexed)) = (flat, &value) else {
             out.push((key, unflatten(value, action, flattened)));
             continue;
         };
-        let mut items: Vec<(usize, Doc)> = match value {
-            Doc::Map(indexed) => indexed
-                .into_iter()
-                .filter_map(|(i, v)| i.parse::<usize>().ok().map(|i| (i, v)))
-                .collect(),
-            other => vec![(1, other)],
-        };
+        let mut items: Vec<(usize, Doc)> = indexed
+            .iter()
+            .filter_map(|(i, v)| i.parse::<usize>().ok().map(|i| (i, v.clone())))
+            .collect();
         items.sort_by_key(|(i, _)| *i);
         let converted = match flat.entry {
             Some((key_name, value_name)) => Doc::Dict(
@@ -691,6 +693,71 @@ mod tests {
         assert_eq!(
             doc.get("StartTime").and_then(Doc::as_timestamp_ms),
             Some(1_795_723_200_000)
+        );
+    }
+
+    #[tokio::test]
+    async fn flattened_forms_take_their_json_names() {
+        const MEMBERS: &[XmlMember] = &[
+            XmlMember {
+                action: None,
+                json: "Attributes",
+                xml: "Attribute",
+                entry: Some(("Name", "Value")),
+            },
+            XmlMember {
+                action: None,
+                json: "QueueUrls",
+                xml: "QueueUrl",
+                entry: None,
+            },
+            XmlMember {
+                action: None,
+                json: "AttributeNames",
+                xml: "AttributeName",
+                entry: None,
+            },
+        ];
+        let (action, doc) = decode_form_flattened(
+            b"Action=CreateQueue&QueueUrl=http%3A%2F%2Fh%2F1%2Fq&Attribute.2.Name=B&Attribute.2.Value=2&Attribute.1.Name=A&Attribute.1.Value=1&AttributeName.10=J&AttributeName.2=I",
+            MEMBERS,
+        );
+        assert_eq!(action, "CreateQueue");
+        assert_eq!(
+            doc.get("QueueUrl").and_then(Doc::as_str),
+            Some("http://h/1/q")
+        );
+        assert_eq!(
+            doc.get("Attributes"),
+            Some(&Doc::Dict(vec![
+                ("A".into(), Doc::Form("1".into())),
+                ("B".into(), Doc::Form("2".into()))
+            ]))
+        );
+        let names: Vec<&str> = doc
+            .get("AttributeNames")
+            .and_then(Doc::as_list)
+            .unwrap()
+            .iter()
+            .filter_map(Doc::as_str)
+            .collect();
+        assert_eq!(names, ["I", "J"]);
+        let response = query_response_flattened(
+            "ns",
+            "ListQueues",
+            MEMBERS,
+            Ok(Doc::map().with("QueueUrls", vec![Doc::from("a"), Doc::from("b")])),
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains(
+                "<ListQueuesResult><QueueUrl>a</QueueUrl><QueueUrl>b</QueueUrl></ListQueuesResult>"
+            ),
+            "{body}"
         );
     }
 

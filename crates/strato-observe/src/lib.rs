@@ -24,7 +24,7 @@ use strato_model::telemetry::{
 pub use filter::FilterPattern;
 pub use logstore::{LogStore, LogStoreConfig};
 pub use metering::{CostReport, PriceTable};
-pub use metrics::{ApiRequestSample, Metrics, MetricsConfig};
+pub use metrics::{ApiRequestSample, Metrics, MetricsConfig, ServiceMetric};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {

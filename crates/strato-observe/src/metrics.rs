@@ -25,6 +25,7 @@ use crate::metering::{self, MeterKey, Usage};
 
 pub const LAMBDA_NAMESPACE: &str = "AWS/Lambda";
 pub const API_GATEWAY_NAMESPACE: &str = "AWS/ApiGateway";
+pub const SQS_NAMESPACE: &str = "AWS/SQS";
 
 /// One CloudWatch series of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +76,23 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// What a service aggregated itself (`count` values summing to `sum`,
+    /// between `min` and `max`): percentiles of it are approximate (the
+    /// values sit in the average's bin, the ends are exact).
+    pub fn summary(count: u64, sum: f64, min: f64, max: f64) -> Bucket {
+        let mut bucket = Bucket {
+            count,
+            sum,
+            min,
+            max,
+            histogram: Vec::new(),
+        };
+        if count > 0 {
+            bucket.add_to_bin(bin_of(sum / count as f64), count);
+        }
+        bucket
+    }
+
     fn new() -> Bucket {
         Bucket {
             count: 0,
@@ -182,12 +200,27 @@ pub struct ApiRequestSample {
     pub at_ms: i64,
 }
 
+/// Values of one series a service aggregated before reporting them (SQS
+/// counts a queue's sends in atomics and reports them every few seconds),
+/// so its hot path never talks to the aggregator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceMetric {
+    pub account: String,
+    pub region: String,
+    pub namespace: &'static str,
+    pub metric: &'static str,
+    pub dimensions: Vec<(String, String)>,
+    pub at_ms: i64,
+    pub values: Bucket,
+}
+
 enum Telemetry {
     Started(InvocationSubject, i64),
     Finished(InvocationSubject, Option<FinishedInvocation>),
     Throttled(InvocationSubject, i64),
     Async(AsyncSubject, AsyncMetric, i64),
     Api(ApiRequestSample),
+    Service(ServiceMetric),
     Barrier(oneshot::Sender<()>),
 }
 
@@ -569,6 +602,23 @@ impl State {
                     .or_default() += metric.value();
             }
             Telemetry::Api(sample) => self.record_api(sample),
+            Telemetry::Service(m) => {
+                let key = SeriesKey {
+                    account: m.account,
+                    region: m.region,
+                    namespace: m.namespace.to_string(),
+                    metric: m.metric.to_string(),
+                    dimensions: m.dimensions,
+                };
+                let minute = minute_of(m.at_ms);
+                self.series
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(minute)
+                    .or_insert_with(Bucket::new)
+                    .merge(&m.values);
+                self.dirty.insert((key, minute));
+            }
             Telemetry::Barrier(done) => {
                 let _ = done.send(());
             }
@@ -771,6 +821,11 @@ impl Metrics {
     /// IntegrationLatency). Never blocks.
     pub fn record_api_request(&self, sample: ApiRequestSample) {
         self.send(Telemetry::Api(sample));
+    }
+
+    /// Records values a service aggregated itself. Never blocks.
+    pub fn record_service_metric(&self, metric: ServiceMetric) {
+        self.send(Telemetry::Service(metric));
     }
 
     /// Records dropped because the aggregator's queue was full.

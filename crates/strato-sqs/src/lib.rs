@@ -17,6 +17,7 @@
 pub mod error;
 pub mod md5;
 pub mod message;
+pub mod metrics;
 mod move_task;
 mod operations;
 pub mod queue;

@@ -42,3 +42,58 @@ fn update_with_length(md5: &mut Md5, bytes: &[u8]) {
     md5.update(length.to_be_bytes());
     md5.update(bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{AttributeValue, MessageAttribute};
+
+    fn string(name: &str, data_type: &str, value: &str) -> MessageAttribute {
+        MessageAttribute {
+            name: name.into(),
+            data_type: data_type.into(),
+            value: AttributeValue::String(value.into()),
+        }
+    }
+
+    #[test]
+    fn body_digest_is_hex_md5() {
+        // AWS's recorded answer for the body "a".
+        assert_eq!(of_body(b"a"), "0cc175b9c0f1b6a831c399e269772661");
+    }
+
+    /// The vectors published with the npm package
+    /// `aws-md5-of-message-attributes` (which reproduces the SDKs'
+    /// verification), including a custom type label and a binary value.
+    #[test]
+    fn attribute_digests_match_published_vectors() {
+        let text = string("attribName1", "String", "attribValue 1");
+        let number = string(
+            "customNumberTypeAttrib",
+            "Number.float",
+            "4563442423554324324264524243.32543234",
+        );
+        let binary = MessageAttribute {
+            name: "binaryAttribute".into(),
+            data_type: "Binary".into(),
+            value: AttributeValue::Binary(b"Hello binary world!".to_vec()),
+        };
+        assert_eq!(
+            of_attributes(std::slice::from_ref(&text)),
+            "19e27d4e946b072f3f58da80d94fd778"
+        );
+        assert_eq!(
+            of_attributes(std::slice::from_ref(&number)),
+            "9fe1b90bbd9965bdf77bac517c7d2495"
+        );
+        assert_eq!(
+            of_attributes(std::slice::from_ref(&binary)),
+            "31a92b15d92f8db860eda32aceb656c3"
+        );
+        // Order given does not matter: attributes are sorted by name.
+        assert_eq!(
+            of_attributes(&[number, binary, text]),
+            "c932db14a896c663f83c260297d594ff"
+        );
+    }
+}

@@ -214,6 +214,7 @@ async fn create_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
         tags,
         created: now,
         last_modified: now,
+        stats: Default::default(),
     };
     check_redrive(sqs, &record)?;
     sqs.engine
@@ -346,6 +347,8 @@ async fn delete_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
         .await
         .map_err(|e| error::internal(e.to_string()))?;
     sqs.queues.remove(&key_of(&record));
+    sqs.purges.remove(&key_of(&record));
+    sqs.deleted.retain(|_, at| at.elapsed() < COOLDOWN);
     sqs.deleted.insert(key_of(&record), Instant::now());
     Ok(Doc::map())
 }
@@ -411,15 +414,16 @@ async fn set_queue_attributes(sqs: &SqsService, request: SqsRequest<'_>, input: 
 async fn purge_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) -> OpResult {
     let record = resolve(sqs, request, input)?;
     let key = key_of(&record);
-    {
-        let mut last = sqs
-            .purges
-            .entry(key)
-            .or_insert_with(|| Instant::now() - COOLDOWN * 2);
-        if last.elapsed() < COOLDOWN {
-            return Err(error::purge_in_progress(&record.name));
+    match sqs.purges.entry(key) {
+        dashmap::mapref::entry::Entry::Occupied(mut last) => {
+            if last.get().elapsed() < COOLDOWN {
+                return Err(error::purge_in_progress(&record.name));
+            }
+            last.insert(Instant::now());
         }
-        *last = Instant::now();
+        dashmap::mapref::entry::Entry::Vacant(slot) => {
+            slot.insert(Instant::now());
+        }
     }
     sqs.engine
         .purge(&record.engine_name())
@@ -673,6 +677,7 @@ async fn send_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
     let sent = sent
         .first()
         .ok_or_else(|| error::internal("the queue engine accepted no message"))?;
+    record.stats.sent(outgoing.message.body.len());
     Ok(sent_doc(&outgoing, sent))
 }
 
@@ -756,6 +761,7 @@ async fn send_message_batch(sqs: &SqsService, request: SqsRequest<'_>, input: &D
             .await
             .map_err(engine_error)?;
         for ((id, outgoing), sent) in ready.iter().zip(sent.iter()) {
+            record.stats.sent(outgoing.message.body.len());
             successful.push(sent_doc(outgoing, sent).with("Id", *id));
         }
     }
@@ -801,6 +807,7 @@ async fn receive_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc)
         )
         .await
         .map_err(engine_error)?;
+    record.stats.received(received.len());
     if received.is_empty() {
         return Ok(Doc::map());
     }
@@ -907,8 +914,14 @@ async fn delete_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) 
         .await
         .map_err(engine_error)?;
     match results.into_iter().next() {
+        // As on AWS, an older receipt of a message received again since
+        // "succeeds" and the message stays.
+        Some(Err(QueueError::StaleReceipt)) => Ok(Doc::map()),
         Some(Err(err)) => Err(receipt_error(handle, err)),
-        _ => Ok(Doc::map()),
+        _ => {
+            record.stats.deleted(1);
+            Ok(Doc::map())
+        }
     }
 }
 
@@ -934,12 +947,18 @@ async fn delete_message_batch(sqs: &SqsService, request: SqsRequest<'_>, input: 
             .map_err(engine_error)?
     };
     let mut successful = Vec::new();
+    let mut deleted = 0;
     for ((id, handle), result) in ready.iter().zip(results) {
         match result {
-            Ok(()) => successful.push(Doc::map().with("Id", *id)),
+            Ok(()) => {
+                deleted += 1;
+                successful.push(Doc::map().with("Id", *id));
+            }
+            Err(QueueError::StaleReceipt) => successful.push(Doc::map().with("Id", *id)),
             Err(err) => failed.push(failed_entry(id, &receipt_error(handle, err))),
         }
     }
+    record.stats.deleted(deleted);
     Ok(batch_result(successful, failed))
 }
 

@@ -13,7 +13,7 @@ use crate::error;
 pub const DOCUMENT_KIND: &str = "sqs-queue";
 
 /// What persists of a queue (messages live in the queue engine).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueRecord {
     pub account: String,
     pub region: String,
@@ -24,6 +24,10 @@ pub struct QueueRecord {
     /// Epoch seconds.
     pub created: i64,
     pub last_modified: i64,
+    /// The queue's CloudWatch counters: shared by every version of the
+    /// record (a clone shares them), never stored.
+    #[serde(skip)]
+    pub stats: std::sync::Arc<crate::metrics::QueueStats>,
 }
 
 impl QueueRecord {

@@ -87,6 +87,7 @@ impl SqsQueues for SqsService {
             )
             .await
             .map_err(|e| source_error(arn, e))?;
+        record.stats.received(received.len());
         Ok(received
             .iter()
             .map(|m| SqsRecord {
@@ -104,11 +105,15 @@ impl SqsQueues for SqsService {
             .ok_or_else(|| SqsSourceError::NoSuchQueue(arn.to_string()))?;
         // Per-receipt failures (a message received again since) leave the
         // message where it is, as the trait says.
-        self.engine
+        let results = self
+            .engine
             .delete(&record.engine_name(), receipt_handles)
             .await
-            .map(|_| ())
-            .map_err(|e| source_error(arn, e))
+            .map_err(|e| source_error(arn, e))?;
+        record
+            .stats
+            .deleted(results.iter().filter(|r| r.is_ok()).count());
+        Ok(())
     }
 }
 
@@ -171,8 +176,9 @@ impl SqsService {
                 }],
             )
             .await
-            .map(|_| ())
-            .map_err(|e| failed(e.to_string()))
+            .map_err(|e| failed(e.to_string()))?;
+        record.stats.sent(text.len());
+        Ok(())
     }
 }
 
@@ -204,5 +210,214 @@ impl EventSink for SqsService {
         ];
         self.deliver(account, region, target, payload, attributes)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use strato_model::wire::Doc;
+    use strato_model::Caller;
+    use strato_queue::{Durability, QueueEngine, SqliteQueueEngine};
+    use strato_store::{SqliteStore, Store};
+
+    use super::*;
+    use crate::SqsRequest;
+
+    const ARN: &str = "arn:aws:sqs:us-east-1:000000000000:work";
+
+    async fn service(dir: &std::path::Path) -> (Arc<SqsService>, Arc<SqliteQueueEngine>) {
+        let store = Arc::new(SqliteStore::open(&dir.join("strato.db")).unwrap());
+        store
+            .create_account(&strato_model::Account {
+                id: "000000000000".into(),
+                name: "default".into(),
+                concurrency_limit: 1000,
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        let engine =
+            SqliteQueueEngine::open(&dir.join("queues.db"), Durability::ProcessCrash).unwrap();
+        (
+            SqsService::open(store, engine.clone()).await.unwrap(),
+            engine,
+        )
+    }
+
+    fn caller() -> Caller {
+        Caller {
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            access_key_id: "test".into(),
+        }
+    }
+
+    async fn call(sqs: &SqsService, operation: &str, input: serde_json::Value) -> Doc {
+        let caller = caller();
+        let request = SqsRequest {
+            caller: &caller,
+            endpoint: "http://localhost:9000",
+        };
+        sqs.operation(request, operation, Doc::from_json(&input))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn mappings_receive_lambda_sqs_records_and_delete_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sqs, engine) = service(dir.path()).await;
+        call(
+            &sqs,
+            "CreateQueue",
+            serde_json::json!({"QueueName": "work", "Attributes": {"VisibilityTimeout": "60"}}),
+        )
+        .await;
+        let url = "http://localhost:9000/000000000000/work";
+        call(
+            &sqs,
+            "SendMessage",
+            serde_json::json!({
+            "QueueUrl": url, "MessageBody": "payload",
+            "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}),
+        )
+        .await;
+        let facts = SqsQueues::queue(sqs.as_ref(), ARN).unwrap();
+        assert_eq!(facts.visibility_timeout, Duration::from_secs(60));
+        assert!(!facts.fifo);
+        assert!(
+            SqsQueues::queue(sqs.as_ref(), "arn:aws:sqs:us-east-1:000000000000:none").is_none()
+        );
+
+        let records = SqsQueues::receive(sqs.as_ref(), ARN, 10, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        let record = &records[0].record;
+        assert_eq!(record["body"], "payload");
+        assert_eq!(record["eventSource"], "aws:sqs");
+        assert_eq!(record["eventSourceARN"], ARN);
+        assert_eq!(record["awsRegion"], "us-east-1");
+        assert_eq!(record["md5OfBody"], md5::of_body(b"payload"));
+        assert_eq!(record["attributes"]["ApproximateReceiveCount"], "1");
+        assert_eq!(record["attributes"]["SenderId"], "000000000000");
+        assert_eq!(record["messageAttributes"]["k"]["stringValue"], "v");
+        assert_eq!(record["messageAttributes"]["k"]["dataType"], "String");
+        assert_eq!(
+            record["md5OfMessageAttributes"],
+            md5::of_attributes(&[MessageAttribute::string("k", "v")])
+        );
+        assert_eq!(record["receiptHandle"], records[0].receipt_handle.as_str());
+        // Leased for the queue's own visibility timeout.
+        let counts = engine.counts("sqs/000000000000/us-east-1/work").unwrap();
+        assert_eq!((counts.visible, counts.in_flight), (0, 1));
+
+        SqsQueues::delete(
+            sqs.as_ref(),
+            ARN,
+            &[records[0].receipt_handle.clone(), "stale".into()],
+        )
+        .await
+        .unwrap();
+        let counts = engine.counts("sqs/000000000000/us-east-1/work").unwrap();
+        assert_eq!((counts.visible, counts.in_flight), (0, 0));
+        assert!(matches!(
+            SqsQueues::receive(
+                sqs.as_ref(),
+                "arn:aws:sqs:us-east-1:000000000000:none",
+                1,
+                Duration::ZERO
+            )
+            .await,
+            Err(SqsSourceError::NoSuchQueue(_))
+        ));
+        engine.close().await;
+    }
+
+    #[tokio::test]
+    async fn dead_letters_carry_aws_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sqs, engine) = service(dir.path()).await;
+        call(
+            &sqs,
+            "CreateQueue",
+            serde_json::json!({"QueueName": "work"}),
+        )
+        .await;
+        assert!(sqs.queue_exists("000000000000", "us-east-1", ARN));
+        assert!(!sqs.queue_exists("111111111111", "us-east-1", ARN));
+        let attributes = DeadLetterAttributes {
+            request_id: "req-1".into(),
+            error_code: "200".into(),
+            error_message: "boom".into(),
+        };
+        sqs.deliver_dead_letter(
+            "000000000000",
+            "us-east-1",
+            ARN,
+            Bytes::from_static(b"{\"n\":1}"),
+            attributes,
+        )
+        .await
+        .unwrap();
+        sqs.deliver_record(
+            "000000000000",
+            "us-east-1",
+            ARN,
+            Bytes::from_static(b"{\"record\":1}"),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            sqs.deliver_record(
+                "000000000000",
+                "us-east-1",
+                "arn:aws:sns:us-east-1:000000000000:t",
+                Bytes::new()
+            )
+            .await,
+            Err(DeliveryError::Unsupported(_))
+        ));
+        assert!(matches!(
+            sqs.deliver_record(
+                "000000000000",
+                "us-east-1",
+                "arn:aws:sqs:us-east-1:000000000000:gone",
+                Bytes::new()
+            )
+            .await,
+            Err(DeliveryError::Missing(_))
+        ));
+        let received = call(
+            &sqs,
+            "ReceiveMessage",
+            serde_json::json!({
+            "QueueUrl": "http://localhost:9000/000000000000/work",
+            "MaxNumberOfMessages": 10, "MessageAttributeNames": ["All"]}),
+        )
+        .await;
+        let messages = received.get("Messages").and_then(Doc::as_list).unwrap();
+        assert_eq!(messages.len(), 2);
+        let dead = messages
+            .iter()
+            .find(|m| m.get("Body").and_then(Doc::as_str) == Some("{\"n\":1}"))
+            .unwrap();
+        let attrs = dead.get("MessageAttributes").unwrap();
+        for (name, value) in [
+            ("RequestID", "req-1"),
+            ("ErrorCode", "200"),
+            ("ErrorMessage", "boom"),
+        ] {
+            assert_eq!(
+                attrs
+                    .get(name)
+                    .and_then(|a| a.get("StringValue"))
+                    .and_then(Doc::as_str),
+                Some(value)
+            );
+        }
+        engine.close().await;
     }
 }

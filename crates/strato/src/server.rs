@@ -299,6 +299,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     load_account_limits(store.as_ref(), &engine).await?;
     load_reservations(store.as_ref(), &engine).await?;
+    let sqs_metrics = sqs.start_metrics(observe.metrics().clone());
     let key_refresh = spawn_key_refresh(accounts.clone(), store.clone(), engine.clone());
     let catalog = Arc::new(FunctionCatalog::new(store.clone()));
     let rest_apis = strato_gateway::rest_api::RestApiService::start(
@@ -464,6 +465,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: vec![key_refresh],
+        background: vec![key_refresh, sqs_metrics],
     })
 }

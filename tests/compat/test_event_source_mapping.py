@@ -429,3 +429,16 @@ def test_a_mapping_survives_a_restart_and_polls_again(strato, strato_binary):
                    "the message sent after the restart to be processed", 60)
     finally:
         _stop(restarted.proc)
+
+
+def test_mapping_tags_are_kept_and_changed_through_the_tagging_api(server):
+    lam, sqs, _ = clients(server)
+    deploy(lam, "tagged")
+    _, arn = make_queue(sqs, "tagged")
+    created = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="tagged",
+                                              Tags={"team": "jobs"})
+    mapping_arn = created["EventSourceMappingArn"]
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"team": "jobs"}
+    lam.tag_resource(Resource=mapping_arn, Tags={"stage": "test"})
+    lam.untag_resource(Resource=mapping_arn, TagKeys=["team"])
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"stage": "test"}

@@ -138,6 +138,28 @@ impl EventSourceMappings {
             .ok_or_else(|| not_found(caller, uuid).into())
     }
 
+    /// The tags of the caller's mapping `uuid` (ListTags).
+    pub(crate) fn tags(&self, caller: &Caller, uuid: &str) -> ApiResult<BTreeMap<String, String>> {
+        Ok(self.get(caller, uuid)?.tags.clone())
+    }
+
+    /// Changes the tags of the caller's mapping `uuid` (TagResource,
+    /// UntagResource); its state and `LastModified` stay as they are.
+    pub(crate) async fn change_tags(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AwsError>,
+    ) -> ApiResult<()> {
+        let _guard = self.writes.lock().await;
+        let mut next = (*self.get(caller, uuid)?).clone();
+        change(&mut next.tags)?;
+        let doc = serde_json::to_value(&next).map_err(StoreError::from)?;
+        self.store.put_document(&Self::key(&next), &doc).await?;
+        self.mappings.insert(next.uuid.clone(), Arc::new(next));
+        Ok(())
+    }
+
     fn queue(&self, arn: &str) -> Option<SqsQueueFacts> {
         self.pollers.as_ref()?.queues().queue(arn)
     }
@@ -240,6 +262,21 @@ fn poller_spec(mapping: &EventSourceMapping) -> Result<PollerSpec, AwsError> {
         maximum_concurrency: mapping.maximum_concurrency,
         filter,
     })
+}
+
+/// The UUID an event source mapping ARN names
+/// (`arn:aws:lambda:{region}:{account}:event-source-mapping:{uuid}`).
+pub(crate) fn mapping_uuid(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(7, ':');
+    let prefix: Vec<&str> = parts.by_ref().take(6).collect();
+    match prefix.as_slice() {
+        ["arn", partition, "lambda", _, _, "event-source-mapping"]
+            if partition.starts_with("aws") =>
+        {
+            parts.next()
+        }
+        _ => None,
+    }
 }
 
 /// A mapping's `FilterCriteria`: a record passes when any filter matches.
@@ -873,6 +910,18 @@ mod tests {
             "Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds"
         );
         assert!(check_against_queue(10, 0, false, &facts(60, false), 60).is_ok());
+    }
+
+    #[test]
+    fn mapping_arns_name_their_uuid() {
+        assert_eq!(
+            mapping_uuid("arn:aws:lambda:us-east-1:111111111111:event-source-mapping:abc"),
+            Some("abc")
+        );
+        assert_eq!(
+            mapping_uuid("arn:aws:lambda:us-east-1:111111111111:function:abc"),
+            None
+        );
     }
 
     #[test]

@@ -442,3 +442,18 @@ def test_mapping_tags_are_kept_and_changed_through_the_tagging_api(server):
     lam.tag_resource(Resource=mapping_arn, Tags={"stage": "test"})
     lam.untag_resource(Resource=mapping_arn, TagKeys=["team"])
     assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"stage": "test"}
+
+
+def test_updating_onto_an_existing_pair_is_a_conflict(server):
+    lam, sqs, _ = clients(server)
+    deploy(lam, "pair-a")
+    deploy(lam, "pair-b")
+    _, arn = make_queue(sqs, "pair")
+    first = map_queue(lam, arn, "pair-a")
+    second = map_queue(lam, arn, "pair-b")
+    assert error_of(lambda: lam.update_event_source_mapping(UUID=second, FunctionName="pair-a")) == {
+        "code": "ResourceConflictException",
+        "message": f'An event source mapping with SQS arn (" {arn} ") and function (" pair-a ") '
+        f"already exists. Please update or delete the existing mapping with UUID {first}",
+        "status": 409,
+    }

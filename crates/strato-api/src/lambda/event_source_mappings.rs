@@ -160,6 +160,38 @@ impl EventSourceMappings {
         Ok(())
     }
 
+    /// AWS's conflict when another live mapping (not `except`) feeds the
+    /// same queue to the same function; `given` is the name as the caller
+    /// wrote it, which AWS's message quotes.
+    fn refuse_duplicate(
+        &self,
+        caller: &Caller,
+        source: &str,
+        given: &str,
+        function: &str,
+        qualifier: Option<&str>,
+        except: Option<&str>,
+    ) -> ApiResult<()> {
+        let existing = self.mappings.iter().find_map(|m| {
+            let m = m.value();
+            (m.account == caller.account_id
+                && m.region == caller.region
+                && m.event_source_arn == source
+                && m.function_name == function
+                && m.qualifier.as_deref() == qualifier
+                && m.state != MappingState::Deleting
+                && Some(m.uuid.as_str()) != except)
+                .then(|| m.uuid.clone())
+        });
+        match existing {
+            Some(uuid) => Err(AwsError::conflict(format!(
+                "An event source mapping with SQS arn (\" {source} \") and function (\" {given} \") already exists. Please update or delete the existing mapping with UUID {uuid}"
+            ))
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     fn queue(&self, arn: &str) -> Option<SqsQueueFacts> {
         self.pollers.as_ref()?.queues().queue(arn)
     }
@@ -558,22 +590,7 @@ pub async fn create(
     check_against_queue(batch_size, window, facts.fifo || fifo, &facts, timeout)?;
     let qualifier = r.qualifier.as_ref().map(|q| q.as_string());
     let _guard = service.writes.lock().await;
-    let existing = service.mappings.iter().find_map(|m| {
-        let m = m.value();
-        (m.account == caller.account_id
-            && m.region == caller.region
-            && m.event_source_arn == source
-            && m.function_name == r.name
-            && m.qualifier == qualifier
-            && m.state != MappingState::Deleting)
-            .then(|| m.uuid.clone())
-    });
-    if let Some(uuid) = existing {
-        return Err(AwsError::conflict(format!(
-            "An event source mapping with SQS arn (\" {source} \") and function (\" {name} \") already exists. Please update or delete the existing mapping with UUID {uuid}"
-        ))
-        .into());
-    }
+    service.refuse_duplicate(&caller, &source, name, &r.name, qualifier.as_deref(), None)?;
     let mapping = EventSourceMapping {
         uuid: uuid::Uuid::new_v4().to_string(),
         account: caller.account_id.clone(),
@@ -681,6 +698,16 @@ pub async fn update(
     let Some(latest) = service.mappings.get(&uuid).map(|m| m.value().clone()) else {
         return Err(not_found(&caller, &uuid).into());
     };
+    if let Some(given) = req.function_name.as_deref() {
+        service.refuse_duplicate(
+            &caller,
+            &next.event_source_arn,
+            given,
+            &next.function_name,
+            next.qualifier.as_deref(),
+            Some(&uuid),
+        )?;
+    }
     if latest.last_modified != current.last_modified {
         return Err(AwsError::new(
             ErrorCode::ResourceInUseException,

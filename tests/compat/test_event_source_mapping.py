@@ -457,3 +457,14 @@ def test_updating_onto_an_existing_pair_is_a_conflict(server):
         f"already exists. Please update or delete the existing mapping with UUID {first}",
         "status": 409,
     }
+
+
+def test_deleting_the_function_keeps_its_mappings(server):
+    lam, sqs, _ = clients(server)
+    deploy(lam, "short-lived")
+    _, arn = make_queue(sqs, "short-lived")
+    uuid = map_queue(lam, arn, "short-lived")
+    lam.delete_function(FunctionName="short-lived")
+    assert lam.get_event_source_mapping(UUID=uuid)["UUID"] == uuid
+    assert [m["UUID"] for m in lam.list_event_source_mappings(EventSourceArn=arn)[
+        "EventSourceMappings"]] == [uuid]

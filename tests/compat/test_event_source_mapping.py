@@ -11,6 +11,7 @@ readiness is waited for (with deadlines); nothing asserts on time.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ def server(strato_binary):
         yield running
     finally:
         _stop(running.proc)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

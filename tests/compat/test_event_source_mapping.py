@@ -11,6 +11,7 @@ readiness is waited for (with deadlines); nothing asserts on time.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ def server(strato_binary):
         yield running
     finally:
         _stop(running.proc)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -429,3 +431,42 @@ def test_a_mapping_survives_a_restart_and_polls_again(strato, strato_binary):
                    "the message sent after the restart to be processed", 60)
     finally:
         _stop(restarted.proc)
+
+
+def test_mapping_tags_are_kept_and_changed_through_the_tagging_api(server):
+    lam, sqs, _ = clients(server)
+    deploy(lam, "tagged")
+    _, arn = make_queue(sqs, "tagged")
+    created = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="tagged",
+                                              Tags={"team": "jobs"})
+    mapping_arn = created["EventSourceMappingArn"]
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"team": "jobs"}
+    lam.tag_resource(Resource=mapping_arn, Tags={"stage": "test"})
+    lam.untag_resource(Resource=mapping_arn, TagKeys=["team"])
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"stage": "test"}
+
+
+def test_updating_onto_an_existing_pair_is_a_conflict(server):
+    lam, sqs, _ = clients(server)
+    deploy(lam, "pair-a")
+    deploy(lam, "pair-b")
+    _, arn = make_queue(sqs, "pair")
+    first = map_queue(lam, arn, "pair-a")
+    second = map_queue(lam, arn, "pair-b")
+    assert error_of(lambda: lam.update_event_source_mapping(UUID=second, FunctionName="pair-a")) == {
+        "code": "ResourceConflictException",
+        "message": f'An event source mapping with SQS arn (" {arn} ") and function (" pair-a ") '
+        f"already exists. Please update or delete the existing mapping with UUID {first}",
+        "status": 409,
+    }
+
+
+def test_deleting_the_function_keeps_its_mappings(server):
+    lam, sqs, _ = clients(server)
+    deploy(lam, "short-lived")
+    _, arn = make_queue(sqs, "short-lived")
+    uuid = map_queue(lam, arn, "short-lived")
+    lam.delete_function(FunctionName="short-lived")
+    assert lam.get_event_source_mapping(UUID=uuid)["UUID"] == uuid
+    assert [m["UUID"] for m in lam.list_event_source_mappings(EventSourceArn=arn)[
+        "EventSourceMappings"]] == [uuid]

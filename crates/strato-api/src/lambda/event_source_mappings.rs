@@ -138,6 +138,60 @@ impl EventSourceMappings {
             .ok_or_else(|| not_found(caller, uuid).into())
     }
 
+    /// The tags of the caller's mapping `uuid` (ListTags).
+    pub(crate) fn tags(&self, caller: &Caller, uuid: &str) -> ApiResult<BTreeMap<String, String>> {
+        Ok(self.get(caller, uuid)?.tags.clone())
+    }
+
+    /// Changes the tags of the caller's mapping `uuid` (TagResource,
+    /// UntagResource); its state and `LastModified` stay as they are.
+    pub(crate) async fn change_tags(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AwsError>,
+    ) -> ApiResult<()> {
+        let _guard = self.writes.lock().await;
+        let mut next = (*self.get(caller, uuid)?).clone();
+        change(&mut next.tags)?;
+        let doc = serde_json::to_value(&next).map_err(StoreError::from)?;
+        self.store.put_document(&Self::key(&next), &doc).await?;
+        self.mappings.insert(next.uuid.clone(), Arc::new(next));
+        Ok(())
+    }
+
+    /// AWS's conflict when another live mapping (not `except`) feeds the
+    /// same queue to the same function; `given` is the name as the caller
+    /// wrote it, which AWS's message quotes.
+    fn refuse_duplicate(
+        &self,
+        caller: &Caller,
+        source: &str,
+        given: &str,
+        function: &str,
+        qualifier: Option<&str>,
+        except: Option<&str>,
+    ) -> ApiResult<()> {
+        let existing = self.mappings.iter().find_map(|m| {
+            let m = m.value();
+            (m.account == caller.account_id
+                && m.region == caller.region
+                && m.event_source_arn == source
+                && m.function_name == function
+                && m.qualifier.as_deref() == qualifier
+                && m.state != MappingState::Deleting
+                && Some(m.uuid.as_str()) != except)
+                .then(|| m.uuid.clone())
+        });
+        match existing {
+            Some(uuid) => Err(AwsError::conflict(format!(
+                "An event source mapping with SQS arn (\" {source} \") and function (\" {given} \") already exists. Please update or delete the existing mapping with UUID {uuid}"
+            ))
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     fn queue(&self, arn: &str) -> Option<SqsQueueFacts> {
         self.pollers.as_ref()?.queues().queue(arn)
     }
@@ -240,6 +294,21 @@ fn poller_spec(mapping: &EventSourceMapping) -> Result<PollerSpec, AwsError> {
         maximum_concurrency: mapping.maximum_concurrency,
         filter,
     })
+}
+
+/// The UUID an event source mapping ARN names
+/// (`arn:aws:lambda:{region}:{account}:event-source-mapping:{uuid}`).
+pub(crate) fn mapping_uuid(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(7, ':');
+    let prefix: Vec<&str> = parts.by_ref().take(6).collect();
+    match prefix.as_slice() {
+        ["arn", partition, "lambda", _, _, "event-source-mapping"]
+            if partition.starts_with("aws") =>
+        {
+            parts.next()
+        }
+        _ => None,
+    }
 }
 
 /// A mapping's `FilterCriteria`: a record passes when any filter matches.
@@ -521,22 +590,7 @@ pub async fn create(
     check_against_queue(batch_size, window, facts.fifo || fifo, &facts, timeout)?;
     let qualifier = r.qualifier.as_ref().map(|q| q.as_string());
     let _guard = service.writes.lock().await;
-    let existing = service.mappings.iter().find_map(|m| {
-        let m = m.value();
-        (m.account == caller.account_id
-            && m.region == caller.region
-            && m.event_source_arn == source
-            && m.function_name == r.name
-            && m.qualifier == qualifier
-            && m.state != MappingState::Deleting)
-            .then(|| m.uuid.clone())
-    });
-    if let Some(uuid) = existing {
-        return Err(AwsError::conflict(format!(
-            "An event source mapping with SQS arn (\" {source} \") and function (\" {name} \") already exists. Please update or delete the existing mapping with UUID {uuid}"
-        ))
-        .into());
-    }
+    service.refuse_duplicate(&caller, &source, name, &r.name, qualifier.as_deref(), None)?;
     let mapping = EventSourceMapping {
         uuid: uuid::Uuid::new_v4().to_string(),
         account: caller.account_id.clone(),
@@ -644,6 +698,16 @@ pub async fn update(
     let Some(latest) = service.mappings.get(&uuid).map(|m| m.value().clone()) else {
         return Err(not_found(&caller, &uuid).into());
     };
+    if let Some(given) = req.function_name.as_deref() {
+        service.refuse_duplicate(
+            &caller,
+            &next.event_source_arn,
+            given,
+            &next.function_name,
+            next.qualifier.as_deref(),
+            Some(&uuid),
+        )?;
+    }
     if latest.last_modified != current.last_modified {
         return Err(AwsError::new(
             ErrorCode::ResourceInUseException,
@@ -873,6 +937,18 @@ mod tests {
             "Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds"
         );
         assert!(check_against_queue(10, 0, false, &facts(60, false), 60).is_ok());
+    }
+
+    #[test]
+    fn mapping_arns_name_their_uuid() {
+        assert_eq!(
+            mapping_uuid("arn:aws:lambda:us-east-1:111111111111:event-source-mapping:abc"),
+            Some("abc")
+        );
+        assert_eq!(
+            mapping_uuid("arn:aws:lambda:us-east-1:111111111111:function:abc"),
+            None
+        );
     }
 
     #[test]

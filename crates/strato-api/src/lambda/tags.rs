@@ -1,4 +1,5 @@
-//! TagResource, UntagResource, ListTags on function ARNs.
+//! TagResource, UntagResource, ListTags on function and event source
+//! mapping ARNs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use serde_json::json;
 use strato_model::error::ValidationErrors;
 use strato_model::{validate, AwsError, ErrorCode, FunctionRef};
 
+use super::event_source_mappings::mapping_uuid;
 use super::{load, not_found};
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -48,12 +50,32 @@ fn tagged_function(caller: &Caller, arn: &str, operation: &str) -> ApiResult<Fun
     Ok(r)
 }
 
+/// What a taggable ARN names.
+enum Tagged<'a> {
+    Function(FunctionRef),
+    /// An event source mapping, by UUID.
+    Mapping(&'a str),
+}
+
+fn tagged_resource<'a>(caller: &Caller, arn: &'a str, operation: &str) -> ApiResult<Tagged<'a>> {
+    match mapping_uuid(arn) {
+        Some(uuid) => Ok(Tagged::Mapping(uuid)),
+        None => tagged_function(caller, arn, operation).map(Tagged::Function),
+    }
+}
+
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
 ) -> ApiResult<Response> {
-    let r = tagged_function(&caller, &arn, "ListTags")?;
+    let r = match tagged_resource(&caller, &arn, "ListTags")? {
+        Tagged::Function(r) => r,
+        Tagged::Mapping(uuid) => {
+            let tags = state.event_source_mappings.tags(&caller, uuid)?;
+            return Ok(json_response(StatusCode::OK, json!({ "Tags": tags })));
+        }
+    };
     let record = load(&state, &caller, &r).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -67,7 +89,7 @@ pub async fn tag(
     Path(arn): Path<String>,
     AwsJson(req): AwsJson<TagRequest>,
 ) -> ApiResult<Response> {
-    let r = tagged_function(&caller, &arn, "TagResource")?;
+    let resource = tagged_resource(&caller, &arn, "TagResource")?;
     let Some(tags) = req.tags else {
         return Err(AwsError::validation(
             "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
@@ -83,6 +105,22 @@ pub async fn tag(
             return Err(AwsError::invalid_parameter(format!("Tag '{key}' is not valid.")).into());
         }
     }
+    let r = match resource {
+        Tagged::Function(r) => r,
+        Tagged::Mapping(uuid) => {
+            state
+                .event_source_mappings
+                .change_tags(&caller, uuid, move |current| {
+                    let mut merged = current.clone();
+                    merged.extend(tags);
+                    validate::tag_count(merged.len())?;
+                    *current = merged;
+                    Ok(())
+                })
+                .await?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    };
     load(&state, &caller, &r).await?;
     state
         .catalog
@@ -127,7 +165,7 @@ pub async fn untag(
     Path(arn): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let r = tagged_function(&caller, &arn, "UntagResource")?;
+    let resource = tagged_resource(&caller, &arn, "UntagResource")?;
     let keys = tag_keys(query.as_deref());
     if keys.is_empty() {
         return Err(AwsError::validation(
@@ -135,6 +173,21 @@ pub async fn untag(
         )
         .into());
     }
+    let r = match resource {
+        Tagged::Function(r) => r,
+        Tagged::Mapping(uuid) => {
+            state
+                .event_source_mappings
+                .change_tags(&caller, uuid, move |current| {
+                    for key in &keys {
+                        current.remove(key);
+                    }
+                    Ok(())
+                })
+                .await?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    };
     load(&state, &caller, &r).await?;
     state
         .catalog

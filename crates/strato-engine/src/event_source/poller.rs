@@ -1014,6 +1014,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_stops_short_of_six_megabytes_and_carries_the_rest() {
+        let queue = FakeQueue::new(false, Duration::from_secs(60));
+        let body = "x".repeat(1024 * 1024);
+        for i in 0..10 {
+            queue.send(&format!("m{i}"), None, &body);
+        }
+        let function = Arc::new(FakeFunction::succeeding());
+        let mut spec = spec();
+        spec.batch_size = 10;
+        // The second batch waits out its window for more messages.
+        spec.batching_window = Duration::from_secs(1);
+        spec.maximum_concurrency = Some(1);
+        let pollers = start(&queue, &function, spec, settings());
+        until(&function, || queue.remaining() == 0).await;
+        pollers.stop("m-1").await;
+        let batches = function.batches.lock().clone();
+        // Five 1 MiB records fit under 6 MB, a sixth would not.
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5]);
+        for i in 0..10 {
+            assert_eq!(function.invocations_of(&format!("m{i}")), 1);
+        }
+    }
+
+    #[tokio::test]
     async fn a_mapping_starts_with_five_concurrent_batches() {
         let queue = FakeQueue::new(false, Duration::from_secs(60));
         for i in 0..100 {

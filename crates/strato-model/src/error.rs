@@ -34,6 +34,10 @@ pub enum ErrorCode {
     UnsupportedMediaTypeException,
     CodeSigningConfigNotFoundException,
     ProvisionedConcurrencyConfigNotFoundException,
+    /// Code refused by a code signing configuration set to `Enforce`.
+    CodeVerificationFailedException,
+    /// An invocation stopped as part of a recursive loop.
+    RecursiveInvocationException,
 }
 
 impl ErrorCode {
@@ -64,6 +68,8 @@ impl ErrorCode {
             Self::ProvisionedConcurrencyConfigNotFoundException => {
                 "ProvisionedConcurrencyConfigNotFoundException"
             }
+            Self::CodeVerificationFailedException => "CodeVerificationFailedException",
+            Self::RecursiveInvocationException => "RecursiveInvocationException",
         }
     }
 
@@ -74,7 +80,9 @@ impl ErrorCode {
             | Self::SerializationException
             | Self::InvalidRequestContentException
             | Self::PolicyLengthExceededException
-            | Self::IncompleteSignatureException => 400,
+            | Self::IncompleteSignatureException
+            | Self::CodeVerificationFailedException
+            | Self::RecursiveInvocationException => 400,
             Self::UnrecognizedClientException
             | Self::InvalidSignatureException
             | Self::MissingAuthenticationTokenException

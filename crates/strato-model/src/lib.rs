@@ -6,12 +6,14 @@
 pub mod account;
 pub mod arn;
 pub mod code;
+pub mod code_signing;
 pub mod error;
 pub mod event_invoke;
 pub mod function;
 pub mod layer;
 pub mod limits;
 pub mod policy;
+pub mod recursion;
 pub mod runtime;
 pub mod telemetry;
 pub mod time;
@@ -24,6 +26,6 @@ pub use error::{AwsError, ErrorCode, MessageKey};
 pub use event_invoke::EventInvokeConfig;
 pub use function::{
     Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, ProvisionedConcurrency,
-    Resolved, LATEST,
+    RecursiveLoop, Resolved, RuntimeUpdate, LATEST,
 };
 pub use runtime::{Runtime, RuntimeFamily};

@@ -107,7 +107,7 @@ impl Engine {
                         .timestamp_millis()
                         .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
                     invoked_function_arn: target.invoked_arn.clone(),
-                    trace_id: trace_id(),
+                    trace_id: request.trace_header.clone().unwrap_or_else(trace_id),
                     client_context: request.client_context.clone(),
                     cognito_identity: request.cognito_identity.clone(),
                 })

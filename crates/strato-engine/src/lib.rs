@@ -125,6 +125,10 @@ pub struct InvokeRequest {
     /// The invocation's request id when the caller chose it (an event keeps
     /// the id its 202 answered with); a new one otherwise.
     pub request_id: Option<String>,
+    /// The X-Ray trace header the invocation runs with (its
+    /// `_X_AMZN_TRACE_ID`, carrying the recursion lineage); a new trace
+    /// when `None`.
+    pub trace_header: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +273,12 @@ impl Engine {
     /// What runs `runtime` here, or why nothing can.
     pub fn check_runtime(&self, runtime: Runtime) -> Result<String, RuntimeUnavailable> {
         self.runtimes.check(runtime)
+    }
+
+    /// The hash of the build of `runtime` installed here (see
+    /// [`RuntimeCatalog::build_hash`]).
+    pub fn runtime_build(&self, runtime: Runtime) -> Result<String, RuntimeUnavailable> {
+        self.runtimes.build_hash(runtime)
     }
 
     pub fn runtime_report(&self) -> BTreeMap<&'static str, Result<String, RuntimeUnavailable>> {

@@ -379,6 +379,27 @@ impl RuntimeCatalog {
         self.plan(runtime).map(|plan| plan.version)
     }
 
+    /// The build of `runtime` this host runs, as the hash a
+    /// `RuntimeVersionArn` carries: the SHA-256 of the runtime identifier,
+    /// what runs it (the interpreter's or JVM's version) and Strato's
+    /// bootstrap for its family, so patching either makes a new build.
+    pub fn build_hash(&self, runtime: Runtime) -> Result<String, RuntimeUnavailable> {
+        use sha2::{Digest, Sha256};
+        let plan = self.plan(runtime)?;
+        let bootstrap = match runtime.family() {
+            RuntimeFamily::Node => NODE_BOOTSTRAP,
+            RuntimeFamily::Python => PYTHON_BOOTSTRAP,
+            RuntimeFamily::Java => java::RUNTIME_INTERFACE_CLIENT.version,
+            RuntimeFamily::OsOnly => "",
+        };
+        let mut hasher = Sha256::new();
+        for part in [runtime.as_str(), plan.version.as_str(), bootstrap] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
     /// Every runtime with what runs it, or why it cannot run.
     pub fn report(&self) -> BTreeMap<&'static str, Result<String, RuntimeUnavailable>> {
         Runtime::ALL

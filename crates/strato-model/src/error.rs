@@ -35,6 +35,10 @@ pub enum ErrorCode {
     CodeSigningConfigNotFoundException,
     ProvisionedConcurrencyConfigNotFoundException,
     ResourceInUseException,
+    /// Code refused by a code signing configuration set to `Enforce`.
+    CodeVerificationFailedException,
+    /// An invocation stopped as part of a recursive loop.
+    RecursiveInvocationException,
 }
 
 impl ErrorCode {
@@ -66,6 +70,8 @@ impl ErrorCode {
                 "ProvisionedConcurrencyConfigNotFoundException"
             }
             Self::ResourceInUseException => "ResourceInUseException",
+            Self::CodeVerificationFailedException => "CodeVerificationFailedException",
+            Self::RecursiveInvocationException => "RecursiveInvocationException",
         }
     }
 
@@ -77,7 +83,9 @@ impl ErrorCode {
             | Self::InvalidRequestContentException
             | Self::PolicyLengthExceededException
             | Self::IncompleteSignatureException
-            | Self::ResourceInUseException => 400,
+            | Self::ResourceInUseException
+            | Self::CodeVerificationFailedException
+            | Self::RecursiveInvocationException => 400,
             Self::UnrecognizedClientException
             | Self::InvalidSignatureException
             | Self::MissingAuthenticationTokenException

@@ -74,6 +74,15 @@ pub struct FunctionConfig {
     /// earlier ones under `/opt`). A published version keeps its own.
     #[serde(default)]
     pub layers: Vec<FunctionLayer>,
+    /// The runtime build this version runs, as the hash its
+    /// `RuntimeVersionArn` carries: recorded when the version's code or
+    /// configuration was last deployed, or the build it is pinned to.
+    #[serde(default)]
+    pub runtime_version: Option<String>,
+    /// When the version moves to a newer runtime build
+    /// (`PutRuntimeManagementConfig`).
+    #[serde(default)]
+    pub runtime_update: RuntimeUpdate,
 }
 
 impl FunctionConfig {
@@ -184,6 +193,13 @@ impl FunctionConfig {
             map.insert("Layers".into(), Value::Array(layers));
         }
         if detailed {
+            // Listings leave it out, as AWS's do.
+            if let Some(hash) = &self.runtime_version {
+                map.insert(
+                    "RuntimeVersionConfig".into(),
+                    json!({ "RuntimeVersionArn": runtime_version_arn(region, hash) }),
+                );
+            }
             map.insert("State".into(), json!(self.state));
             if let Some(status) = self.last_update_status {
                 map.insert("LastUpdateStatus".into(), json!(status));
@@ -208,6 +224,73 @@ impl FunctionConfig {
 
 /// The `$LATEST` version's name.
 pub const LATEST: &str = "$LATEST";
+
+/// `arn:aws:lambda:{region}::runtime:{hash}`: a runtime build, named by the
+/// hash of what is installed for it (no account: builds are the platform's).
+pub fn runtime_version_arn(region: &str, hash: &str) -> String {
+    format!("arn:aws:lambda:{region}::runtime:{hash}")
+}
+
+/// The build hash a runtime version ARN of `region` names, when it is one
+/// (64 lowercase hex digits, as AWS's are).
+pub fn runtime_version_hash<'a>(arn: &'a str, region: &str) -> Option<&'a str> {
+    let hash = arn.strip_prefix(&format!("arn:aws:lambda:{region}::runtime:"))?;
+    (hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hash)
+}
+
+/// `UpdateRuntimeOn` of a version's runtime management configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RuntimeUpdate {
+    /// The newest installed build, picked up at the next cold start.
+    #[default]
+    Auto,
+    /// The newest installed build, recorded at each code or configuration update.
+    FunctionUpdate,
+    /// The build with this hash, and no other.
+    Manual(String),
+}
+
+impl RuntimeUpdate {
+    /// The `UpdateRuntimeOn` value.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Auto => "Auto",
+            Self::FunctionUpdate => "FunctionUpdate",
+            Self::Manual(_) => "Manual",
+        }
+    }
+}
+
+/// `RecursiveLoop` of a function (`PutFunctionRecursionConfig`): whether an
+/// invocation found to be part of a recursive loop is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RecursiveLoop {
+    Allow,
+    /// AWS's default.
+    #[default]
+    Terminate,
+}
+
+impl RecursiveLoop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "Allow",
+            Self::Terminate => "Terminate",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "Allow" => Some(Self::Allow),
+            "Terminate" => Some(Self::Terminate),
+            _ => None,
+        }
+    }
+}
 
 /// A named pointer to a published version (or `$LATEST`), optionally
 /// splitting invocations with a second version by weight.
@@ -300,6 +383,13 @@ pub struct FunctionRecord {
     /// published version or an alias), as AWS keeps one per qualifier.
     #[serde(default)]
     pub event_invoke_configs: BTreeMap<String, crate::EventInvokeConfig>,
+    /// The code signing configuration code deployments are checked against
+    /// (`PutFunctionCodeSigningConfig`), by ARN.
+    #[serde(default)]
+    pub code_signing_config_arn: Option<String>,
+    /// What a detected recursive loop does to the function.
+    #[serde(default)]
+    pub recursive_loop: RecursiveLoop,
 }
 
 /// One provisioned concurrency configuration as the user set it; its live
@@ -393,7 +483,29 @@ mod tests {
             log_format: "Text".into(),
             log_group: "/aws/lambda/f".into(),
             layers: Vec::new(),
+            runtime_version: None,
+            runtime_update: Default::default(),
         }
+    }
+
+    #[test]
+    fn runtime_version_is_detailed_only_and_named_by_region() {
+        let mut c = config();
+        c.runtime_version = Some("ab".repeat(32));
+        let arn = format!("arn:aws:lambda:eu-west-1::runtime:{}", "ab".repeat(32));
+        assert_eq!(
+            c.to_wire("eu-west-1", "111111111111", true)["RuntimeVersionConfig"],
+            json!({ "RuntimeVersionArn": arn })
+        );
+        assert!(c
+            .to_wire("eu-west-1", "111111111111", false)
+            .get("RuntimeVersionConfig")
+            .is_none());
+        assert_eq!(
+            runtime_version_hash(&arn, "eu-west-1"),
+            Some("ab".repeat(32).as_str())
+        );
+        assert_eq!(runtime_version_hash(&arn, "us-east-1"), None);
     }
 
     #[test]

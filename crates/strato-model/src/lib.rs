@@ -6,6 +6,7 @@
 pub mod account;
 pub mod arn;
 pub mod code;
+pub mod code_signing;
 pub mod error;
 pub mod event_invoke;
 pub mod event_source_mapping;
@@ -13,6 +14,7 @@ pub mod function;
 pub mod layer;
 pub mod limits;
 pub mod policy;
+pub mod recursion;
 pub mod runtime;
 pub mod telemetry;
 pub mod time;
@@ -26,6 +28,6 @@ pub use error::{AwsError, ErrorCode, MessageKey};
 pub use event_invoke::EventInvokeConfig;
 pub use function::{
     Alias, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, ProvisionedConcurrency,
-    Resolved, LATEST,
+    RecursiveLoop, Resolved, RuntimeUpdate, LATEST,
 };
 pub use runtime::{Runtime, RuntimeFamily};

@@ -127,6 +127,9 @@ pub enum AsyncMetric {
     DestinationDeliveryFailure,
     /// `DeadLetterErrors`: the dead-letter queue refused an event.
     DeadLetterError,
+    /// `RecursiveInvocationsDropped`: an event was stopped as part of a
+    /// recursive loop.
+    RecursiveInvocationDropped,
 }
 
 impl AsyncMetric {
@@ -138,6 +141,7 @@ impl AsyncMetric {
             AsyncMetric::Dropped => "AsyncEventsDropped",
             AsyncMetric::DestinationDeliveryFailure => "DestinationDeliveryFailures",
             AsyncMetric::DeadLetterError => "DeadLetterErrors",
+            AsyncMetric::RecursiveInvocationDropped => "RecursiveInvocationsDropped",
         }
     }
 

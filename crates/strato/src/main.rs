@@ -362,7 +362,17 @@ async fn runtimes_command(command: RuntimesCommand) -> Result<(), String> {
             println!("{:<16} RUNS WITH", "RUNTIME");
             for (runtime, outcome) in catalog.report() {
                 match outcome {
-                    Ok(version) => println!("{runtime:<16} {version}"),
+                    Ok(version) => {
+                        println!("{runtime:<16} {version}");
+                        // The build's hash, as functions' RuntimeVersionArn shows it.
+                        if let Some(hash) = runtime
+                            .parse::<Runtime>()
+                            .ok()
+                            .and_then(|r| catalog.build_hash(r).ok())
+                        {
+                            println!("{:<16} build {hash}", "");
+                        }
+                    }
                     Err(reason) => println!("{runtime:<16} unavailable: {reason}"),
                 }
             }

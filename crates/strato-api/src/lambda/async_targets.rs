@@ -75,6 +75,7 @@ impl AsyncTargets for CatalogAsyncTargets {
             target,
             settings,
             dead_letter_arn,
+            recursive_loop: record.recursive_loop,
         })
     }
 }

@@ -20,7 +20,7 @@ use strato_model::function::CodeRef;
 use strato_model::limits::*;
 use strato_model::{
     validate, AwsError, CodePackage, ErrorCode, FunctionConfig, FunctionRecord, FunctionRef,
-    FunctionState, LastUpdateStatus, Qualifier, Runtime, LATEST,
+    FunctionState, LastUpdateStatus, Qualifier, RecursiveLoop, Runtime, RuntimeUpdate, LATEST,
 };
 use strato_store::StoreError;
 
@@ -403,11 +403,7 @@ pub async fn create(
         ("Code.SourceKMSKeyArn", code.source_kms_key_arn.is_some()),
     ])?;
     if let Some(arn) = &req.code_signing_config_arn {
-        return Err(AwsError::new(
-            ErrorCode::CodeSigningConfigNotFoundException,
-            format!("The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}."),
-        )
-        .into());
+        super::code_signing::check_deployment(&state, &caller, &r.name, arn).await?;
     }
     let (Some(runtime), Some(handler)) = (req.runtime.as_deref(), req.handler.as_deref()) else {
         return Err(AwsError::invalid_parameter(
@@ -500,7 +496,10 @@ pub async fn create(
         log_format: "Text".into(),
         log_group: format!("/aws/lambda/{}", r.name),
         layers,
+        runtime_version: None,
+        runtime_update: RuntimeUpdate::Auto,
     };
+    record_runtime_build(&mut config, &state.engine);
     apply_logging(&mut config, &req.logging_config)?;
     config.touch(now);
     // `Publish: true` makes version 1 in the same call; it settles with
@@ -526,6 +525,8 @@ pub async fn create(
         qualified_policies: BTreeMap::new(),
         provisioned_concurrency: BTreeMap::new(),
         event_invoke_configs: BTreeMap::new(),
+        code_signing_config_arn: req.code_signing_config_arn.clone(),
+        recursive_loop: RecursiveLoop::default(),
     };
     let record = match state.catalog.insert(record).await {
         Ok(record) => record,
@@ -681,11 +682,21 @@ fn check_can_update(
     Ok(())
 }
 
-fn begin_update(config: &mut FunctionConfig) {
+fn begin_update(config: &mut FunctionConfig, engine: &strato_engine::Engine) {
     config.last_update_status = Some(LastUpdateStatus::InProgress);
     config.last_update_status_reason = Some("The function is being updated.".into());
     config.last_update_status_reason_code = None;
+    record_runtime_build(config, engine);
     config.touch(chrono::Utc::now());
+}
+
+/// Records the runtime build a version deployed now runs (its
+/// `RuntimeVersionArn`): the one installed for its runtime, unless the
+/// version is pinned to a build (`UpdateRuntimeOn: Manual`).
+pub(crate) fn record_runtime_build(config: &mut FunctionConfig, engine: &strato_engine::Engine) {
+    if !matches!(config.runtime_update, RuntimeUpdate::Manual(_)) {
+        config.runtime_version = engine.runtime_build(config.runtime).ok();
+    }
 }
 
 pub async fn update_configuration(
@@ -758,6 +769,7 @@ pub async fn update_configuration(
     load(&state, &caller, &r).await?;
 
     let arn = unqualified_arn(&caller, &r.name);
+    let engine = state.engine.clone();
     let record = super::update_function(
         &state,
         &caller,
@@ -804,7 +816,7 @@ pub async fn update_configuration(
                 config.layers = layers;
             }
             apply_logging(config, &req.logging_config).map_err(|e| e.0)?;
-            begin_update(config);
+            begin_update(config, &engine);
             Ok(())
         }),
     )
@@ -853,6 +865,9 @@ pub async fn update_code(
     )?;
     let arn = unqualified_arn(&caller, &r.name);
     check_can_update(&current.latest, &arn, req.revision_id.as_deref())?;
+    if let Some(csc) = &current.code_signing_config_arn {
+        super::code_signing::check_deployment(&state, &caller, &r.name, csc).await?;
+    }
     let code_ref = accept_zip(&state, zip).await?;
     super::layers::check_total_size(code_ref.unzipped_size, &current.latest.layers)?;
 
@@ -864,6 +879,7 @@ pub async fn update_code(
             preview.to_wire(&current.region, &current.account, true),
         ));
     }
+    let engine = state.engine.clone();
     let record = super::update_function(
         &state,
         &caller,
@@ -875,7 +891,7 @@ pub async fn update_code(
             if let Some(archs) = req.architectures {
                 config.architectures = archs;
             }
-            begin_update(config);
+            begin_update(config, &engine);
             if publish {
                 // The version settles together with the update.
                 super::versions::publish_latest(record, None, chrono::Utc::now());

@@ -143,6 +143,7 @@ impl LambdaInvoker for EngineInvoker {
                     cognito_identity: None,
                     tail_log: false,
                     request_id: None,
+                    trace_header: None,
                 },
             )
             .await

@@ -11,10 +11,12 @@ use strato_engine::async_invoke::QueuedEvent;
 use strato_engine::{InvokeRequest, InvokeTarget};
 use strato_model::arn::qualified_function_arn;
 use strato_model::limits::{MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
-use strato_model::{AwsError, ErrorCode, FunctionState, Resolved};
+use strato_model::recursion::{next_hop, Hop};
+use strato_model::{AwsError, ErrorCode, FunctionRef, FunctionState, RecursiveLoop, Resolved};
 
 use super::functions::QualifierQuery;
-use super::{function_ref, load};
+use super::{function_ref, load, unqualified_arn};
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::ApiState;
 use strato_gateway::extract::Authenticated;
@@ -161,20 +163,7 @@ pub async fn invoke(
         };
         return Err(error.into());
     }
-    let payload = if body.iter().all(u8::is_ascii_whitespace) {
-        Bytes::from_static(b"{}")
-    } else {
-        body
-    };
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return Err(AwsError::new(
-            ErrorCode::InvalidRequestContentException,
-            format!(
-                "Could not parse request body into json: Could not parse payload into json: {e}"
-            ),
-        )
-        .into());
-    }
+    let payload = json_payload(body)?;
     let record = load(&state, &caller, &r).await?;
     let target = invocation_target(
         &record,
@@ -186,36 +175,21 @@ pub async fn invoke(
     if kind == InvocationType::DryRun {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    let hop = next_hop(
+        headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
+        &unqualified_arn(&caller, &r.name),
+    );
     if kind == InvocationType::Event {
-        // Accepted whatever the concurrency (the event waits for a slot),
-        // and answered only once it is on disk.
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let event = QueuedEvent {
-            request_id: request_id.clone(),
-            account: caller.account_id.clone(),
-            region: caller.region.clone(),
-            function: target.config.name.clone(),
-            qualifier: r.qualifier.as_ref().map(|q| q.as_string()),
-            client_context,
-            invocations: 0,
-            backoff_ms: 0,
-        };
-        state
-            .engine
-            .enqueue_event(event, payload)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "an event invocation could not be queued");
-                AwsError::new(
-                    ErrorCode::ServiceException,
-                    "The event could not be stored; it was not accepted.",
-                )
-            })?;
+        let request_id =
+            enqueue(&state, &caller, &r, &target, payload, client_context, hop).await?;
         let mut response = StatusCode::ACCEPTED.into_response();
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-amzn-RequestId", id);
         }
         return Ok(response);
+    }
+    if hop.is_recursive_loop() && record.recursive_loop == RecursiveLoop::Terminate {
+        return Err(recursive_loop_stopped().into());
     }
     let request = InvokeRequest {
         payload,
@@ -223,6 +197,7 @@ pub async fn invoke(
         cognito_identity: None,
         tail_log,
         request_id: None,
+        trace_header: Some(hop.trace_header),
     };
     let function = target.config.name.clone();
     let result = state
@@ -249,6 +224,124 @@ pub async fn invoke(
         .and_then(|t| HeaderValue::from_str(&t).ok())
     {
         headers.insert("x-amz-log-result", tail);
+    }
+    Ok(response)
+}
+
+/// The answer to a synchronous invocation stopped as part of a recursive
+/// loop (AWS's `RecursiveInvocationException`).
+fn recursive_loop_stopped() -> AwsError {
+    AwsError::new(
+        ErrorCode::RecursiveInvocationException,
+        "Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function's invocation.",
+    )
+    .with_capitalized_message()
+}
+
+/// Queues an asynchronous invocation of `target` durably and answers with
+/// its request id once it is on disk: accepted whatever the concurrency
+/// (the event waits for a slot). An event that is a recursive loop is
+/// queued too: the dispatcher drops it to the function's on-failure
+/// destination, as AWS does, when the function's `RecursiveLoop` says
+/// `Terminate`.
+async fn enqueue(
+    state: &ApiState,
+    caller: &Caller,
+    r: &FunctionRef,
+    target: &InvokeTarget,
+    payload: Bytes,
+    client_context: Option<String>,
+    hop: Hop,
+) -> ApiResult<String> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let event = QueuedEvent {
+        request_id: request_id.clone(),
+        account: caller.account_id.clone(),
+        region: caller.region.clone(),
+        function: target.config.name.clone(),
+        qualifier: r.qualifier.as_ref().map(|q| q.as_string()),
+        client_context,
+        invocations: 0,
+        backoff_ms: 0,
+        trace_header: Some(hop.trace_header),
+        lineage_count: hop.count,
+    };
+    state
+        .engine
+        .enqueue_event(event, payload)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "an event invocation could not be queued");
+            AwsError::new(
+                ErrorCode::ServiceException,
+                "The event could not be stored; it was not accepted.",
+            )
+        })?;
+    Ok(request_id)
+}
+
+/// The payload of an invocation: `{}` for an empty body, otherwise JSON or
+/// AWS's InvalidRequestContentException.
+fn json_payload(body: Bytes) -> ApiResult<Bytes> {
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(AwsError::new(
+            ErrorCode::InvalidRequestContentException,
+            format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ),
+        )
+        .into());
+    }
+    Ok(payload)
+}
+
+/// InvokeAsync (`POST /2014-11-13/functions/{name}/invoke-async`), AWS's
+/// deprecated form of an `Event` invocation: the same durable queue, the
+/// answer `202 {"Status": 202}`.
+pub async fn invoke_async(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let r = function_ref(&caller, &name, None, "InvokeAsync")?;
+    if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
+        return Err(AwsError::new(
+            ErrorCode::RequestEntityTooLargeException,
+            format!(
+                "{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD_BYTES} bytes)",
+                body.len()
+            ),
+        )
+        .into());
+    }
+    let payload = json_payload(body)?;
+    let record = load(&state, &caller, &r).await?;
+    let target = invocation_target(
+        &record,
+        &caller.account_id,
+        &caller.region,
+        &r,
+        Some(state.accounts.function_credentials(&caller.account_id)),
+    )?;
+    let hop = next_hop(
+        headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
+        &unqualified_arn(&caller, &r.name),
+    );
+    let request_id = enqueue(&state, &caller, &r, &target, payload, None, hop).await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "Status": 202 })),
+    )
+        .into_response();
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-RequestId", id);
     }
     Ok(response)
 }

@@ -5,6 +5,7 @@
 mod account;
 mod aliases;
 mod async_targets;
+mod code_signing;
 mod concurrency;
 mod event_invoke;
 mod event_source_mappings;
@@ -16,6 +17,8 @@ mod layers;
 mod lifecycle;
 mod permissions;
 mod provisioned;
+mod recursion;
+mod runtime_management;
 mod tags;
 mod versions;
 
@@ -154,6 +157,38 @@ pub fn routes() -> Router<Arc<ApiState>> {
                 .put(event_source_mappings::update)
                 .delete(event_source_mappings::delete),
         )
+        .route(
+            "/2014-11-13/functions/{name}/invoke-async",
+            post(invoke::invoke_async),
+        )
+        .route(
+            "/2020-04-22/code-signing-configs",
+            post(code_signing::create).get(code_signing::list),
+        )
+        .route(
+            "/2020-04-22/code-signing-configs/{arn}",
+            get(code_signing::get)
+                .put(code_signing::update)
+                .delete(code_signing::delete),
+        )
+        .route(
+            "/2020-04-22/code-signing-configs/{arn}/functions",
+            get(code_signing::list_functions),
+        )
+        .route(
+            "/2020-06-30/functions/{name}/code-signing-config",
+            get(code_signing::get_function)
+                .put(code_signing::put_function)
+                .delete(code_signing::delete_function),
+        )
+        .route(
+            "/2021-07-20/functions/{name}/runtime-management-config",
+            get(runtime_management::get).put(runtime_management::put),
+        )
+        .route(
+            "/2024-08-31/functions/{name}/recursion-config",
+            get(recursion::get).put(recursion::put),
+        )
         .route("/2016-08-19/account-settings", get(account::settings))
         .route("/2016-08-19/account-settings/", get(account::settings))
 }
@@ -183,7 +218,13 @@ pub(crate) fn function_ref(
         | "GetFunctionUrlConfig"
         | "UpdateFunctionUrlConfig"
         | "DeleteFunctionUrlConfig"
-        | "ListFunctionUrlConfigs" => 140,
+        | "ListFunctionUrlConfigs"
+        | "PutFunctionCodeSigningConfig"
+        | "GetFunctionCodeSigningConfig"
+        | "DeleteFunctionCodeSigningConfig"
+        | "PutFunctionRecursionConfig"
+        | "GetFunctionRecursionConfig"
+        | "PutRuntimeManagementConfig" => 140,
         _ => 256,
     };
     let parsed = FunctionRef::parse(raw, max_len)?.with_explicit_qualifier(qualifier)?;

@@ -112,6 +112,25 @@ impl Engine {
                 return None;
             }
         };
+        if target.recursive_loop == strato_model::RecursiveLoop::Terminate
+            && event.lineage_count > strato_model::recursion::MAX_RECURSIVE_INVOCATIONS
+        {
+            // As AWS stops a loop: the event does not run, goes to the
+            // on-failure destination or dead-letter queue, and is counted.
+            tracing::warn!(request_id = %event.request_id, function = %event.function, count = event.lineage_count, "recursive loop detected: the event is dropped");
+            self.observe_async(&event, AsyncMetric::RecursiveInvocationDropped);
+            self.fail_event(
+                invoker,
+                queue,
+                event,
+                message,
+                &target,
+                FailureCondition::RecursiveInvocation,
+                None,
+            )
+            .await;
+            return None;
+        }
         // A slot before the event's maximum age, or `EventAgeExceeded`.
         let deadline = event_deadline(&invoker.settings, &message, &target.settings);
         let permit = match u64::try_from(deadline - now_ms()) {
@@ -163,6 +182,7 @@ impl Engine {
             cognito_identity: None,
             tail_log: false,
             request_id: Some(event.request_id.clone()),
+            trace_header: event.trace_header.clone(),
         };
         let deadline = event_deadline(&invoker.settings, &message, &target.settings);
         match self

@@ -83,6 +83,16 @@ pub struct QueuedEvent {
     /// The current back-off after throttles or platform failures.
     #[serde(default)]
     pub backoff_ms: u64,
+    /// The trace header the event runs with, its lineage counting this
+    /// invocation ([`strato_model::recursion::next_hop`]).
+    #[serde(default)]
+    pub trace_header: Option<String>,
+    /// How many times the function has run in the event's chain of
+    /// requests, this event included: beyond
+    /// [`strato_model::recursion::MAX_RECURSIVE_INVOCATIONS`] the event is
+    /// a recursive loop.
+    #[serde(default)]
+    pub lineage_count: u32,
 }
 
 /// The version a queued event runs now, and the settings that govern it.
@@ -93,6 +103,8 @@ pub struct AsyncTarget {
     pub settings: EventInvokeConfig,
     /// The function's `DeadLetterConfig.TargetArn`.
     pub dead_letter_arn: Option<String>,
+    /// Whether a recursive loop stops the function's events.
+    pub recursive_loop: strato_model::RecursiveLoop,
 }
 
 /// Why a queued event cannot run now.
@@ -202,6 +214,8 @@ pub(crate) struct AsyncInvoker {
 enum FailureCondition {
     RetriesExhausted,
     EventAgeExceeded,
+    /// Stopped as part of a recursive loop.
+    RecursiveInvocation,
 }
 
 impl FailureCondition {
@@ -209,6 +223,7 @@ impl FailureCondition {
         match self {
             FailureCondition::RetriesExhausted => "RetriesExhausted",
             FailureCondition::EventAgeExceeded => "EventAgeExceeded",
+            FailureCondition::RecursiveInvocation => "RecursiveInvocationException",
         }
     }
 }
@@ -398,6 +413,8 @@ mod tests {
             client_context: None,
             invocations: 2,
             backoff_ms: 4000,
+            trace_header: Some("Root=1-a-b;Lineage=0a1b2c3d:2".into()),
+            lineage_count: 2,
         };
         let bytes = serde_json::to_vec(&event).unwrap();
         assert_eq!(

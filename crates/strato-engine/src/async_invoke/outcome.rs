@@ -170,6 +170,8 @@ impl Engine {
                     client_context: None,
                     invocations: 0,
                     backoff_ms: 0,
+                    trace_header: None,
+                    lineage_count: 0,
                 };
                 Box::pin(self.enqueue_event(event, record))
                     .await

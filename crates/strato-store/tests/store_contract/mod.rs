@@ -193,6 +193,8 @@ fn function(account: &str, region: &str, name: &str, code_size: u64) -> Function
             log_format: "Text".into(),
             log_group: format!("/aws/lambda/{name}"),
             layers: Vec::new(),
+            runtime_version: None,
+            runtime_update: Default::default(),
         },
         tags: BTreeMap::new(),
         policy: Default::default(),
@@ -205,6 +207,8 @@ fn function(account: &str, region: &str, name: &str, code_size: u64) -> Function
         qualified_policies: BTreeMap::new(),
         provisioned_concurrency: BTreeMap::new(),
         event_invoke_configs: BTreeMap::new(),
+        code_signing_config_arn: None,
+        recursive_loop: Default::default(),
     }
 }
 

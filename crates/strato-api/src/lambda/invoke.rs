@@ -38,7 +38,7 @@ fn invocation_type(headers: &HeaderMap) -> ApiResult<InvocationType> {
     }
 }
 
-fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
+pub(super) fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
     match headers.get("x-amz-log-type").map(|v| v.to_str().unwrap_or("")) {
         None | Some("None") => Ok(false),
         Some("Tail") => Ok(true),
@@ -50,7 +50,7 @@ fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
 }
 
 /// `X-Amz-Client-Context` is base64 of a JSON object; the runtime gets the JSON.
-fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(super) fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(raw) = headers.get("x-amz-client-context") else {
         return Ok(None);
     };
@@ -68,6 +68,26 @@ fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
         return Err(invalid().into());
     }
     Ok(Some(text))
+}
+
+/// The event as the function gets it: an empty (or blank) body is `{}`;
+/// anything else must be JSON.
+pub(super) fn json_payload(body: Bytes) -> ApiResult<Bytes> {
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(AwsError::new(
+            ErrorCode::InvalidRequestContentException,
+            format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ),
+        )
+        .into());
+    }
+    Ok(payload)
 }
 
 /// The version an invocation of `r` runs, as Invoke resolves it: a weighted
@@ -161,20 +181,7 @@ pub async fn invoke(
         };
         return Err(error.into());
     }
-    let payload = if body.iter().all(u8::is_ascii_whitespace) {
-        Bytes::from_static(b"{}")
-    } else {
-        body
-    };
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return Err(AwsError::new(
-            ErrorCode::InvalidRequestContentException,
-            format!(
-                "Could not parse request body into json: Could not parse payload into json: {e}"
-            ),
-        )
-        .into());
-    }
+    let payload = json_payload(body)?;
     let record = load(&state, &caller, &r).await?;
     let target = invocation_target(
         &record,

@@ -35,17 +35,7 @@ pub const MAX_STREAMED_RESPONSE_BYTES: usize = 20 * 1024 * 1024;
 /// reading the runtime's body, and TCP makes the runtime's writes wait.
 pub const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
 
-/// What a streaming invocation hands its caller while the function runs,
-/// in order: `Started` once, when the runtime begins a streamed response,
-/// then its chunks as they arrive.
-#[derive(Debug)]
-pub enum StreamedPart {
-    /// The runtime opened a streamed response with this `Content-Type`
-    /// (`application/vnd.awslambda.http-integration-response` when the
-    /// function used `HttpResponseStream.from`).
-    Started { content_type: Option<String> },
-    Chunk(Bytes),
-}
+pub use strato_model::response_stream::StreamedPart;
 
 /// Where a streaming invocation's parts go; bounded
 /// ([`STREAM_CHUNKS_IN_FLIGHT`]), which is the backpressure.

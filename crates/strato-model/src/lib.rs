@@ -12,6 +12,7 @@ pub mod function;
 pub mod layer;
 pub mod limits;
 pub mod policy;
+pub mod response_stream;
 pub mod runtime;
 pub mod telemetry;
 pub mod time;

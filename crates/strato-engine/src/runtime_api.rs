@@ -507,3 +507,131 @@ async fn assignment(State(channel): State<Arc<InstanceChannel>>) -> Response {
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Serves one instance's Runtime API on a loopback port.
+    async fn serve(channel: Arc<InstanceChannel>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(channel)).await });
+        addr
+    }
+
+    /// Opens a streamed `/response` for `id`: the request line and headers.
+    async fn open_stream(addr: std::net::SocketAddr, id: &str) -> TcpStream {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: text/plain\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n\
+             Transfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp
+    }
+
+    async fn chunk(tcp: &mut TcpStream, data: &[u8]) {
+        tcp.write_all(format!("{:x}\r\n", data.len()).as_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(data).await.unwrap();
+        tcp.write_all(b"\r\n").await.unwrap();
+    }
+
+    async fn status_line(tcp: &mut TcpStream) -> String {
+        let mut buf = vec![0u8; 1024];
+        let n = tcp.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn expecting(
+        channel: &InstanceChannel,
+        id: &str,
+        stream: Option<StreamSink>,
+    ) -> oneshot::Receiver<Outcome> {
+        let (reply, outcome) = oneshot::channel();
+        channel.expect(id, reply, stream);
+        outcome
+    }
+
+    #[tokio::test]
+    async fn each_chunk_reaches_the_caller_before_the_next_is_written() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let (sink, mut parts) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+        let outcome = expecting(&ends.channel, "r1", Some(sink));
+        let mut tcp = open_stream(addr, "r1").await;
+        chunk(&mut tcp, b"first").await;
+        match parts.recv().await.unwrap() {
+            StreamedPart::Started { content_type } => {
+                assert_eq!(content_type.as_deref(), Some("text/plain"))
+            }
+            other => panic!("expected the start, got {other:?}"),
+        }
+        // The runtime has not written its second chunk yet.
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "first"));
+        chunk(&mut tcp, b"second").await;
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "second"));
+        tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("202"));
+        assert!(matches!(outcome.await.unwrap(), Outcome::Response(body) if body.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn error_trailers_end_the_stream_with_the_function_error() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let (sink, mut parts) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+        let outcome = expecting(&ends.channel, "r2", Some(sink));
+        let mut tcp = open_stream(addr, "r2").await;
+        chunk(&mut tcp, b"partial").await;
+        let body = r#"{"errorType":"TypeError","errorMessage":"broke"}"#;
+        let trailers = format!(
+            "0\r\nLambda-Runtime-Function-Error-Type: TypeError\r\n\
+             Lambda-Runtime-Function-Error-Body: {}\r\n\r\n",
+            base64::engine::general_purpose::STANDARD.encode(body)
+        );
+        tcp.write_all(trailers.as_bytes()).await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("202"));
+        match outcome.await.unwrap() {
+            Outcome::Error { error_type, body: got } => {
+                assert_eq!(error_type.as_deref(), Some("TypeError"));
+                assert_eq!(got, body);
+            }
+            other => panic!("expected the function's error, got {other:?}"),
+        }
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Started { .. }));
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "partial"));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_does_not_stream_gets_the_stream_whole() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let outcome = expecting(&ends.channel, "r3", None);
+        let mut tcp = open_stream(addr, "r3").await;
+        chunk(&mut tcp, b"hello ").await;
+        chunk(&mut tcp, b"world").await;
+        tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("202"));
+        assert!(matches!(outcome.await.unwrap(), Outcome::Response(body) if body == "hello world"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_for_another_invocation_is_refused() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let _outcome = expecting(&ends.channel, "current", None);
+        let mut tcp = open_stream(addr, "stale").await;
+        tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("400"));
+    }
+}

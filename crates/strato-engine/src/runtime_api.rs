@@ -602,13 +602,19 @@ mod tests {
         tcp.write_all(trailers.as_bytes()).await.unwrap();
         assert!(status_line(&mut tcp).await.contains("202"));
         match outcome.await.unwrap() {
-            Outcome::Error { error_type, body: got } => {
+            Outcome::Error {
+                error_type,
+                body: got,
+            } => {
                 assert_eq!(error_type.as_deref(), Some("TypeError"));
                 assert_eq!(got, body);
             }
             other => panic!("expected the function's error, got {other:?}"),
         }
-        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Started { .. }));
+        assert!(matches!(
+            parts.recv().await.unwrap(),
+            StreamedPart::Started { .. }
+        ));
         assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "partial"));
     }
 

@@ -12,7 +12,9 @@ pub enum StreamedPart {
     /// The runtime opened a streamed response with this `Content-Type`
     /// ([`HTTP_INTEGRATION_CONTENT_TYPE`] when the function gave HTTP
     /// metadata, as Node's `awslambda.HttpResponseStream.from` does).
-    Started { content_type: Option<String> },
+    Started {
+        content_type: Option<String>,
+    },
     Chunk(Bytes),
 }
 

@@ -18,14 +18,15 @@ const MESSAGE_CRC_BYTES: usize = 4;
 /// A header value of type string.
 const HEADER_TYPE_STRING: u8 = 7;
 
+/// A length beyond what the format can say.
 #[derive(Debug, thiserror::Error)]
 pub enum EventStreamError {
     #[error("event-stream header name {0:?} is longer than 255 bytes")]
-    HeaderNameTooLong(String),
+    HeaderName(String),
     #[error("event-stream header {0:?} has a value longer than 65535 bytes")]
-    HeaderValueTooLong(String),
+    HeaderValue(String),
     #[error("event-stream message of {0} bytes does not fit a u32 length")]
-    MessageTooLong(usize),
+    Message(usize),
 }
 
 /// One event-stream message with string headers.
@@ -33,9 +34,9 @@ pub fn message(headers: &[(&str, &str)], payload: &[u8]) -> Result<Bytes, EventS
     let mut encoded_headers = BytesMut::new();
     for (name, value) in headers {
         let name_len = u8::try_from(name.len())
-            .map_err(|_| EventStreamError::HeaderNameTooLong((*name).to_string()))?;
+            .map_err(|_| EventStreamError::HeaderName((*name).to_string()))?;
         let value_len = u16::try_from(value.len())
-            .map_err(|_| EventStreamError::HeaderValueTooLong((*name).to_string()))?;
+            .map_err(|_| EventStreamError::HeaderValue((*name).to_string()))?;
         encoded_headers.put_u8(name_len);
         encoded_headers.put_slice(name.as_bytes());
         encoded_headers.put_u8(HEADER_TYPE_STRING);
@@ -43,9 +44,9 @@ pub fn message(headers: &[(&str, &str)], payload: &[u8]) -> Result<Bytes, EventS
         encoded_headers.put_slice(value.as_bytes());
     }
     let total = PRELUDE_BYTES + encoded_headers.len() + payload.len() + MESSAGE_CRC_BYTES;
-    let total_len = u32::try_from(total).map_err(|_| EventStreamError::MessageTooLong(total))?;
+    let total_len = u32::try_from(total).map_err(|_| EventStreamError::Message(total))?;
     let headers_len = u32::try_from(encoded_headers.len())
-        .map_err(|_| EventStreamError::MessageTooLong(total))?;
+        .map_err(|_| EventStreamError::Message(total))?;
     let mut out = BytesMut::with_capacity(total);
     out.put_u32(total_len);
     out.put_u32(headers_len);
@@ -140,8 +141,8 @@ mod tests {
         assert_eq!(
             frame.as_ref(),
             &[
-                0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x05, 0xc2, 0x48, 0xeb, 0x7d,
-                0x98, 0xc8, 0xff
+                0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98,
+                0xc8, 0xff
             ]
         );
     }
@@ -198,12 +199,12 @@ mod tests {
         let long_name = "n".repeat(256);
         assert!(matches!(
             message(&[(&long_name, "v")], b""),
-            Err(EventStreamError::HeaderNameTooLong(_))
+            Err(EventStreamError::HeaderName(_))
         ));
         let long_value = "v".repeat(65_536);
         assert!(matches!(
             message(&[("n", &long_value)], b""),
-            Err(EventStreamError::HeaderValueTooLong(_))
+            Err(EventStreamError::HeaderValue(_))
         ));
     }
 }

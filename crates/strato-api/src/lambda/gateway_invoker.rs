@@ -113,7 +113,7 @@ impl EngineInvoker {
             &r.name,
             r.qualifier.as_ref(),
         );
-        if !admitted(&record, &r, &resource, &request) {
+        if !admitted(&record, &r, &resource, request) {
             let action = match request.action {
                 InvokeAction::InvokeFunction => "lambda:InvokeFunction",
                 InvokeAction::InvokeFunctionUrl { .. } => "lambda:InvokeFunctionUrl",

@@ -18,7 +18,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use strato_engine::runtime_api::{StreamedPart, StreamSink, STREAM_CHUNKS_IN_FLIGHT};
+use strato_engine::runtime_api::{StreamSink, StreamedPart, STREAM_CHUNKS_IN_FLIGHT};
 use strato_engine::{EngineError, InvokeRequest, InvokeResponse};
 use strato_model::limits::MAX_SYNC_PAYLOAD_BYTES;
 use strato_model::{AwsError, ErrorCode};
@@ -124,7 +124,11 @@ pub async fn invoke_with_response_stream(
             .await
             .map(|frames| (Ok::<_, std::convert::Infallible>(frames), pump))
     });
-    Ok(answer(&request_id, &executed_version, Body::from_stream(frames)))
+    Ok(answer(
+        &request_id,
+        &executed_version,
+        Body::from_stream(frames),
+    ))
 }
 
 fn answer(request_id: &str, executed_version: &str, body: Body) -> Response {

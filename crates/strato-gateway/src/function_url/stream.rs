@@ -335,8 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_plain_stream_answers_200_with_the_runtime_content_type() {
-        let (status, headers, body) =
-            streamed(Streams(vec![b"a", b"b"], Some("text/plain"))).await;
+        let (status, headers, body) = streamed(Streams(vec![b"a", b"b"], Some("text/plain"))).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["content-type"], "text/plain");
         assert_eq!(body, "ab");

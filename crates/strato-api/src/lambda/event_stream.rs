@@ -45,8 +45,8 @@ pub fn message(headers: &[(&str, &str)], payload: &[u8]) -> Result<Bytes, EventS
     }
     let total = PRELUDE_BYTES + encoded_headers.len() + payload.len() + MESSAGE_CRC_BYTES;
     let total_len = u32::try_from(total).map_err(|_| EventStreamError::Message(total))?;
-    let headers_len = u32::try_from(encoded_headers.len())
-        .map_err(|_| EventStreamError::Message(total))?;
+    let headers_len =
+        u32::try_from(encoded_headers.len()).map_err(|_| EventStreamError::Message(total))?;
     let mut out = BytesMut::with_capacity(total);
     out.put_u32(total_len);
     out.put_u32(headers_len);

@@ -213,3 +213,23 @@ def test_a_function_url_in_response_stream_mode_streams(strato):
     assert body.startswith(b"first;second@")
     second_written = written_at(body[len(b"first;"):])
     assert arrivals[0][1].startswith(b"first;") and arrivals[0][0] < second_written
+
+
+def test_the_function_timeout_covers_the_stream(strato):
+    client = strato.lambda_client()
+    client.create_function(
+        FunctionName="stuck-streamer", Runtime="nodejs20.x", Handler="index.handler", Role=ROLE,
+        Timeout=1, Code={"ZipFile": make_zip({"index.mjs": (
+            "export const handler = awslambda.streamifyResponse(async (event, responseStream) => {\n"
+            "  responseStream.write('first;');\n"
+            "  await new Promise(() => {});\n"
+            "});\n"
+        )})},
+    )
+    client.get_waiter("function_active_v2").wait(
+        FunctionName="stuck-streamer", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    events = read_stream(client.invoke_with_response_stream(FunctionName="stuck-streamer"))
+    assert chunks_of(events) == [b"first;"]
+    complete = complete_of(events)
+    assert complete["ErrorCode"] == "Sandbox.Timedout"
+    assert complete["ErrorDetails"].endswith("Task timed out after 1.00 seconds")

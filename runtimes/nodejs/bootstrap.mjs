@@ -522,20 +522,26 @@ function isAsyncFunction(fn) {
 
 
 // ---------------------------------------------------------------------------
-// awslambda.streamifyResponse / HttpResponseStream (buffered emulation: the
-// stream is collected and POSTed as one response once the handler settles).
+// awslambda.streamifyResponse / HttpResponseStream. The response is POSTed as
+// the handler writes it (Lambda-Runtime-Function-Response-Mode: streaming,
+// chunked), so the caller gets each chunk while the function still runs; an
+// error after the first byte ends the body with the error trailers. The
+// request opens on the first write (or end), so setContentType works until
+// then. Non-streaming handlers never touch any of this.
 // ---------------------------------------------------------------------------
 
 const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
 const BEFORE_FIRST_WRITE = Symbol('strato.beforeFirstWrite');
+const RESPONSE_MODE_HEADER = 'Lambda-Runtime-Function-Response-Mode';
+const ERROR_BODY_TRAILER = 'Lambda-Runtime-Function-Error-Body';
 
 class HttpResponseStream {
   static from(underlyingStream, prelude) {
     underlyingStream.setContentType('application/vnd.awslambda.http-integration-response');
     const metadata = JSON.stringify(prelude);
-    underlyingStream[BEFORE_FIRST_WRITE] = (push) => {
-      push(Buffer.from(metadata));
-      push(Buffer.alloc(8));
+    underlyingStream[BEFORE_FIRST_WRITE] = (write) => {
+      write(Buffer.from(metadata));
+      write(Buffer.alloc(8));
     };
     return underlyingStream;
   }
@@ -553,38 +559,92 @@ function installAwsLambdaGlobal() {
   };
 }
 
-function createBufferedResponseStream() {
-  const chunks = [];
+function createResponseStream(id) {
+  const urlPath = `${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`;
   let contentType = 'application/octet-stream';
-  let started = false;
-  const start = (stream) => {
-    if (started) return;
-    started = true;
-    if (stream[BEFORE_FIRST_WRITE]) stream[BEFORE_FIRST_WRITE]((c) => chunks.push(c));
+  let req = null;
+  // The platform answered before the body ended (a response over the size
+  // limit): the rest is discarded so the handler can still finish.
+  let answered = false;
+  let responded = null;
+
+  const open = () => {
+    if (req) return;
+    req = http.request({
+      hostname: client.hostname,
+      port: client.port,
+      path: urlPath,
+      method: 'POST',
+      agent: client.agent,
+      headers: {
+        'Content-Type': contentType,
+        [RESPONSE_MODE_HEADER]: 'streaming',
+        'Transfer-Encoding': 'chunked',
+        Trailer: `${ERROR_TYPE_HEADER}, ${ERROR_BODY_TRAILER}`,
+      },
+    });
+    req.on('socket', (s) => s.setNoDelay(true));
+    responded = new Promise((resolve, reject) => {
+      req.on('response', (res) => {
+        answered = true;
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          if (res.statusCode >= 300) {
+            const text = Buffer.concat(chunks).toString('utf8').slice(0, 512);
+            process.stderr.write(`strato runtime: POST ${urlPath} returned ${res.statusCode}: ${text}\n`);
+          }
+          resolve();
+        });
+      });
+      req.on('error', (e) => {
+        if (answered) resolve();
+        else reject(new RuntimeApiError(`POST ${urlPath}: ${e.message}`));
+      });
+    });
+    if (stream[BEFORE_FIRST_WRITE]) stream[BEFORE_FIRST_WRITE]((c) => req.write(c));
   };
+
   const stream = new Writable({
     write(chunk, encoding, cb) {
-      start(stream);
-      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
-      cb();
+      open();
+      if (answered || req.write(chunk, encoding)) cb();
+      else req.once('drain', () => cb());
     },
     final(cb) {
-      start(stream);
+      open();
+      if (!answered) req.end();
       cb();
     },
   });
   stream.setContentType = (type) => {
-    if (started) throw new Error('Cannot set content-type, too late.');
+    if (req) throw new Error('Cannot set content-type, too late.');
     contentType = type;
   };
-  return { stream, body: () => Buffer.concat(chunks), contentType: () => contentType };
+  return {
+    stream,
+    started: () => req !== null,
+    // Resolves once the platform has the whole response.
+    done: () => responded,
+    // Ends a started response with the error, as trailers.
+    fail: (err) => {
+      if (!answered && !req.writableEnded) {
+        const response = toRapidResponse(err);
+        req.addTrailers({
+          [ERROR_TYPE_HEADER]: String(response.errorType),
+          [ERROR_BODY_TRAILER]: Buffer.from(JSON.stringify(response)).toString('base64'),
+        });
+        req.end();
+      }
+      return responded;
+    },
+  };
 }
 
 async function runStreamingHandler(event, context, id, postError, send) {
-  const rs = createBufferedResponseStream();
-  let result;
+  const rs = createResponseStream(id);
   try {
-    result = handlerFn(event, rs.stream, context);
+    const result = handlerFn(event, rs.stream, context);
     if (!(result && typeof result.then === 'function')) {
       throw new Error('Streaming does not support non-async handlers.');
     }
@@ -597,10 +657,15 @@ async function runStreamingHandler(event, context, id, postError, send) {
     }
     if (!rs.stream.writableFinished) throw new Error('Response stream is not finished.');
   } catch (err) {
-    postError(err);
+    if (!rs.started()) {
+      postError(err);
+      return;
+    }
+    structuredLogError('Invoke Error', err);
+    send(rs.fail(err));
     return;
   }
-  send(client.postInvocationResponse(rs.body(), id, rs.contentType()));
+  send(rs.done());
 }
 
 // ---------------------------------------------------------------------------

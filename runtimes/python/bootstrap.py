@@ -14,6 +14,7 @@ assigns a function; its {"env": {...}} is merged into os.environ and only then
 is function-specific configuration read (load_config()).
 """
 
+import base64
 import decimal
 import http.client
 import importlib
@@ -331,6 +332,31 @@ class RuntimeClient(object):
             {"Content-Type": content_type},
         )
 
+    def open_response_stream(self, invoke_id, content_type):
+        """Starts a streamed (chunked) response; see _ResponseStream."""
+        path = "{}/invocation/{}/response".format(API_PREFIX, invoke_id)
+        for attempt in (0, 1):
+            try:
+                conn = self._connection()
+                reused = self._used
+                conn.putrequest("POST", path, skip_accept_encoding=True)
+                conn.putheader("Content-Type", content_type)
+                conn.putheader(RESPONSE_MODE_HEADER, "streaming")
+                conn.putheader("Transfer-Encoding", "chunked")
+                conn.putheader("Trailer", "{}, {}".format(ERROR_TYPE_HEADER, ERROR_BODY_TRAILER))
+                conn.endheaders()
+                self._used = True
+                return _ResponseStream(self, conn, path)
+            except _RETRYABLE as e:
+                self._reset()
+                if attempt == 0 and reused:
+                    continue
+                raise RuntimeApiError("POST {} failed: {!r}".format(path, e)) from e
+            except (OSError, http.client.HTTPException) as e:
+                self._reset()
+                raise RuntimeApiError("POST {} failed: {!r}".format(path, e)) from e
+        raise RuntimeApiError("unreachable")  # pragma: no cover
+
     def post_invocation_error(self, invoke_id, error_result):
         return self._post(
             "{}/invocation/{}/error".format(API_PREFIX, invoke_id),
@@ -612,6 +638,114 @@ def setup_sys_path(config, assigned_pythonpath=None):
 
 
 # --------------------------------------------------------------------------
+# Response streaming (Strato's own design; AWS streams from Node.js only).
+# A handler that is a generator function streams its response: every `bytes`
+# or `str` it yields is sent to the caller as it is yielded. A `dict` yielded
+# first is the HTTP answer's metadata for a function URL (statusCode,
+# headers, cookies), as Node's awslambda.HttpResponseStream.from does.
+# --------------------------------------------------------------------------
+
+RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
+HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+_CO_GENERATOR = 0x20  # inspect.CO_GENERATOR, without importing inspect
+
+
+def is_streaming_handler(handler):
+    code = getattr(handler, "__code__", None)
+    return bool(getattr(code, "co_flags", 0) & _CO_GENERATOR)
+
+
+class _ResponseStream(object):
+    """One chunked POST to /response. The platform may answer before the
+    body ends (a response over the size limit); what follows is dropped."""
+
+    def __init__(self, client, conn, path):
+        self._client = client
+        self._conn = conn
+        self._path = path
+        self._broken = False
+
+    def _send(self, data):
+        if self._broken:
+            return
+        try:
+            self._conn.send(data)
+        except OSError:
+            self._broken = True
+
+    def write(self, chunk):
+        if chunk:
+            self._send(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+
+    def end(self, error_result=None):
+        last = b"0\r\n"
+        if error_result is not None:
+            body = base64.b64encode(to_json(error_result).encode("utf-8"))
+            error_type = (error_result.get("errorType") or "Unhandled").encode("utf-8")
+            last += b"%s: %s\r\n%s: %s\r\n" % (
+                ERROR_TYPE_HEADER.encode(), error_type, ERROR_BODY_TRAILER.encode(), body,
+            )
+        self._send(last + b"\r\n")
+        try:
+            resp = self._conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException):
+            # The answer is lost with the connection; the platform has the
+            # outcome (or ended the invocation). The next request reconnects.
+            self._client._reset()
+            return
+        if resp.will_close:
+            self._client._reset()
+        if resp.status >= 300:
+            sys.stderr.write(
+                "strato runtime: POST {} returned {}: {!r}\n".format(self._path, resp.status, data[:512])
+            )
+
+
+def _chunk_bytes(item):
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    raise TypeError(
+        "A streaming handler yields bytes or str, not {}".format(type(item).__name__)
+    )
+
+
+def handle_streaming_invocation(client, config, request_handler, inv):
+    invoke_id = inv.invoke_id
+    stream = None
+    error_result = None
+    try:
+        event, context = _prepare_invocation(config, inv)
+        for item in request_handler(event, context):
+            if stream is None and isinstance(item, dict):
+                stream = client.open_response_stream(invoke_id, HTTP_INTEGRATION_CONTENT_TYPE)
+                stream.write(to_json(item).encode("utf-8") + b"\0" * 8)
+                continue
+            chunk = _chunk_bytes(item)
+            if stream is None:
+                stream = client.open_response_stream(invoke_id, "application/octet-stream")
+            stream.write(chunk)
+    except RuntimeApiError:
+        raise
+    except FaultException as e:
+        error_result = make_error(e.msg, e.exception_type, e.trace, invoke_id)
+    except Exception:
+        error_result = error_from_exc_info(sys.exc_info(), invoke_id)
+
+    if error_result is not None:
+        log_error(error_result)
+        if stream is None:
+            client.post_invocation_error(invoke_id, error_result)
+            return
+    if stream is None:
+        stream = client.open_response_stream(invoke_id, "application/octet-stream")
+    stream.end(error_result)
+
+
+# --------------------------------------------------------------------------
 # Handler loading
 # --------------------------------------------------------------------------
 
@@ -658,29 +792,33 @@ def get_handler(handler):
 # --------------------------------------------------------------------------
 
 
-def handle_invocation(client, config, request_handler, inv):
+def _prepare_invocation(config, inv):
+    """The invocation's globals and trace id; returns (event, context)."""
     global _CURRENT_REQUEST_ID, _CURRENT_TENANT_ID
-    invoke_id = inv.invoke_id
-    _CURRENT_REQUEST_ID = invoke_id
+    _CURRENT_REQUEST_ID = inv.invoke_id
     _CURRENT_TENANT_ID = inv.tenant_id
     if inv.trace_id is not None:
         os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
+    client_context = None
+    if inv.client_context:
+        client_context = _parse_json_header(inv.client_context, "Client Context")
+    cognito_identity = None
+    if inv.cognito_identity:
+        cognito_identity = _parse_json_header(inv.cognito_identity, "Cognito Identity")
+    context = LambdaContext(
+        config, inv.invoke_id, client_context, cognito_identity,
+        inv.deadline_ms, inv.invoked_function_arn, inv.tenant_id,
+    )
+    return unmarshal_request(inv.body, inv.content_type), context
 
+
+def handle_invocation(client, config, request_handler, inv):
+    invoke_id = inv.invoke_id
     error_result = None
     try:
-        client_context = None
-        if inv.client_context:
-            client_context = _parse_json_header(inv.client_context, "Client Context")
-        cognito_identity = None
-        if inv.cognito_identity:
-            cognito_identity = _parse_json_header(inv.cognito_identity, "Cognito Identity")
-        context = LambdaContext(
-            config, invoke_id, client_context, cognito_identity,
-            inv.deadline_ms, inv.invoked_function_arn, inv.tenant_id,
-        )
-        event = unmarshal_request(inv.body, inv.content_type)
+        event, context = _prepare_invocation(config, inv)
         response = request_handler(event, context)
         body, content_type = marshal_response(response)
     except FaultException as e:
@@ -745,10 +883,11 @@ def main():
         error_result = error_from_exc_info(sys.exc_info())
         _report_init_error(client, error_result)
 
+    handle = handle_streaming_invocation if is_streaming_handler(request_handler) else handle_invocation
     try:
         while True:
             inv = client.wait_next_invocation()
-            handle_invocation(client, config, request_handler, inv)
+            handle(client, config, request_handler, inv)
     except RuntimeApiError as e:
         _fatal_api(e)
 

@@ -31,11 +31,13 @@ PREFIX = "/2018-06-01/runtime"
 
 
 class Posted(object):
-    def __init__(self, kind, request_id, headers, body):
+    def __init__(self, kind, request_id, headers, body, chunks=None, trailers=None):
         self.kind = kind  # "response" | "error" | "init_error"
         self.request_id = request_id
         self.headers = headers
         self.body = body
+        self.chunks = chunks  # a chunked (streamed) body's chunks, in order
+        self.trailers = trailers or {}
 
     @property
     def json(self):
@@ -50,6 +52,7 @@ class FakeRuntimeApi(object):
         self.invocations = queue.Queue()
         self.assignments = queue.Queue()
         self.posted = queue.Queue()
+        self.chunk_arrivals = queue.Queue()  # each streamed chunk as it arrives
         self.requests = []  # (method, path)
         self.client_ports = set()
         self.next_status = None  # force a status for /invocation/next
@@ -94,19 +97,41 @@ class FakeRuntimeApi(object):
                 else:
                     self._send(404, b"not found")
 
+            def _read_chunked(self):
+                chunks, trailers = [], {}
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                    if size == 0:
+                        break
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                    api.chunk_arrivals.put(chunks[-1])
+                while True:
+                    line = self.rfile.readline().strip()
+                    if not line:
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    trailers[name.strip().lower()] = value.strip()
+                return chunks, trailers
+
             def do_POST(self):
                 with api.lock:
                     api.requests.append(("POST", self.path))
                     api.client_ports.add(self.client_address[1])
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n).decode("utf-8")
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                chunks, trailers = None, {}
+                if headers.get("transfer-encoding", "").lower() == "chunked":
+                    chunks, trailers = self._read_chunked()
+                    body = b"".join(chunks).decode("utf-8")
+                else:
+                    n = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(n).decode("utf-8")
                 p = self.path
                 if p == PREFIX + "/init/error":
                     api.posted.put(Posted("init_error", None, headers, body))
                 elif p.startswith(PREFIX + "/invocation/") and p.endswith("/response"):
                     rid = p[len(PREFIX + "/invocation/"):-len("/response")]
-                    api.posted.put(Posted("response", rid, headers, body))
+                    api.posted.put(Posted("response", rid, headers, body, chunks, trailers))
                 elif p.startswith(PREFIX + "/invocation/") and p.endswith("/error"):
                     rid = p[len(PREFIX + "/invocation/"):-len("/error")]
                     api.posted.put(Posted("error", rid, headers, body))

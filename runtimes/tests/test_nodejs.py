@@ -1,11 +1,12 @@
 """Node.js bootstrap against the fake Runtime API."""
 
+import base64
 import json
 import re
 import subprocess
 import time
 
-from conftest import NODE, NODE_BOOTSTRAP
+from conftest import NODE, NODE_BOOTSTRAP, WAIT
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 NODE_MAJOR = subprocess.check_output([NODE, "-p", "process.versions.node.split('.')[0]"]).decode().strip()
@@ -426,8 +427,10 @@ def test_survives_server_dropping_keepalive_connections(api, launch):
     assert b.proc.poll() is None
 
 
-def test_streamify_response_buffered(api, launch):
+def test_streamify_response_streams_chunks_with_trailers_for_errors(api, launch):
     launch("node", {"index.mjs": (
+        "import { pipeline } from 'node:stream/promises';\n"
+        "import { Readable } from 'node:stream';\n"
         "export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {\n"
         "  if (event.mode === 'http') {\n"
         "    responseStream = awslambda.HttpResponseStream.from(responseStream, { statusCode: 201, headers: { 'x-a': 'b' } });\n"
@@ -435,8 +438,12 @@ def test_streamify_response_buffered(api, launch):
         "    responseStream.setContentType('text/plain');\n"
         "  }\n"
         "  if (event.mode === 'throw') throw new Error('stream failed');\n"
+        "  if (event.mode === 'pipeline') {\n"
+        "    await pipeline(Readable.from(['a', 'b', 'c']), responseStream);\n"
+        "    return;\n"
+        "  }\n"
         "  responseStream.write('hello ');\n"
-        "  await new Promise((r) => setTimeout(r, 5));\n"
+        "  if (event.mode === 'late-throw') throw new TypeError('broke mid-stream');\n"
         "  responseStream.write(context.awsRequestId);\n"
         "  responseStream.end();\n"
         "});\n"
@@ -444,14 +451,56 @@ def test_streamify_response_buffered(api, launch):
     p = api.invoke({"mode": "plain"}, request_id="s-1")
     assert p.kind == "response" and p.body == "hello s-1", p
     assert p.headers["content-type"] == "text/plain"
+    assert p.headers["lambda-runtime-function-response-mode"] == "streaming"
+    assert p.chunks == [b"hello ", b"s-1"]
+    assert p.trailers == {}
+
     p = api.invoke({"mode": "http"}, request_id="s-2")
     assert p.headers["content-type"] == "application/vnd.awslambda.http-integration-response"
     prelude, _, rest = p.body.partition("\x00" * 8)
     assert json.loads(prelude) == {"statusCode": 201, "headers": {"x-a": "b"}}
     assert rest == "hello s-2"
+
+    # Thrown before the first byte: an ordinary /error.
     p = api.invoke({"mode": "throw"})
     assert p.kind == "error" and p.json["errorMessage"] == "stream failed"
-    assert api.invoke({"mode": "plain"}, request_id="s-3").body == "hello s-3"
+
+    # Thrown after it: the body ends with the error trailers.
+    p = api.invoke({"mode": "late-throw"}, request_id="s-4")
+    assert p.kind == "response" and p.body == "hello "
+    assert p.trailers["lambda-runtime-function-error-type"] == "TypeError"
+    error = json.loads(base64.b64decode(p.trailers["lambda-runtime-function-error-body"]))
+    assert error["errorType"] == "TypeError" and error["errorMessage"] == "broke mid-stream"
+
+    p = api.invoke({"mode": "pipeline"}, request_id="s-5")
+    assert p.body == "abc" and p.trailers == {}
+
+
+def test_streamed_chunks_reach_the_runtime_api_before_the_handler_returns(api, launch, tmp_path):
+    launch("node", {"index.mjs": (
+        "import fs from 'node:fs';\n"
+        "export const handler = awslambda.streamifyResponse(async (event, responseStream) => {\n"
+        "  responseStream.write('first');\n"
+        "  while (!fs.existsSync(event.gate)) await new Promise((r) => setTimeout(r, 5));\n"
+        "  responseStream.end('second');\n"
+        "});\n"
+    )}, "index.handler")
+    gate = tmp_path / "gate"
+    rid = api.enqueue({"gate": str(gate)})
+    # The handler cannot finish until the gate exists, and the gate is only
+    # made once the first chunk has arrived: a buffering runtime deadlocks
+    # here (and fails on the hang guard).
+    assert api.chunk_arrivals.get(timeout=WAIT) == b"first"
+    gate.touch()
+    p = api.wait_posted()
+    assert p.request_id == rid and p.chunks == [b"first", b"second"]
+
+
+def test_a_non_streaming_handler_posts_its_response_whole(api, launch):
+    launch("node", {"index.js": "exports.handler = async () => ({ ok: true });\n"}, "index.handler")
+    p = api.invoke({})
+    assert p.chunks is None and p.json == {"ok": True}
+    assert "lambda-runtime-function-response-mode" not in p.headers
 
 
 def test_awslambda_global_can_be_disabled(api, launch):

@@ -1,10 +1,11 @@
 """Python bootstrap against the fake Runtime API."""
 
+import base64
 import json
 import re
 import subprocess
 
-from conftest import PYTHON, PYTHON_BOOTSTRAP
+from conftest import PYTHON, PYTHON_BOOTSTRAP, WAIT
 
 PY_XY = subprocess.check_output([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).decode().strip()
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -372,3 +373,63 @@ def test_survives_server_dropping_keepalive_connections(api, launch):
     assert [api.invoke({}).json for _ in range(4)] == [1, 2, 3, 4]
     assert len(api.client_ports) > 1
     assert b.proc.poll() is None
+
+
+def test_a_generator_handler_streams_its_chunks(api, launch):
+    launch("python", {"app.py": (
+        "def handler(event, context):\n"
+        "    if event.get('http'):\n"
+        "        yield {'statusCode': 202, 'headers': {'x-a': 'b'}}\n"
+        "    yield 'hello '\n"
+        "    if event.get('fail'):\n"
+        "        raise ValueError('broke mid-stream')\n"
+        "    yield context.aws_request_id.encode()\n"
+    )}, "app.handler")
+    p = api.invoke({}, request_id="g-1")
+    assert p.kind == "response" and p.chunks == [b"hello ", b"g-1"] and p.trailers == {}
+    assert p.headers["lambda-runtime-function-response-mode"] == "streaming"
+    assert p.headers["content-type"] == "application/octet-stream"
+
+    p = api.invoke({"http": True}, request_id="g-2")
+    assert p.headers["content-type"] == "application/vnd.awslambda.http-integration-response"
+    prelude, _, rest = p.body.partition("\x00" * 8)
+    assert json.loads(prelude) == {"statusCode": 202, "headers": {"x-a": "b"}}
+    assert rest == "hello g-2"
+
+    p = api.invoke({"fail": True}, request_id="g-3")
+    assert p.kind == "response" and p.body == "hello "
+    assert p.trailers["lambda-runtime-function-error-type"] == "ValueError"
+    error = json.loads(base64.b64decode(p.trailers["lambda-runtime-function-error-body"]))
+    assert error["errorMessage"] == "broke mid-stream"
+
+    # The connection stays usable after a streamed response.
+    assert api.invoke({}, request_id="g-4").body == "hello g-4"
+
+
+def test_a_generator_failing_before_its_first_chunk_posts_an_error(api, launch):
+    launch("python", {"app.py": (
+        "def handler(event, context):\n"
+        "    raise KeyError('early')\n"
+        "    yield b''\n"
+    )}, "app.handler")
+    p = api.invoke({})
+    assert p.kind == "error" and p.json["errorType"] == "KeyError"
+
+
+def test_streamed_chunks_leave_a_generator_before_it_returns(api, launch, tmp_path):
+    launch("python", {"app.py": (
+        "import os, time\n"
+        "def handler(event, context):\n"
+        "    yield b'first'\n"
+        "    while not os.path.exists(event['gate']):\n"
+        "        time.sleep(0.005)\n"
+        "    yield b'second'\n"
+    )}, "app.handler")
+    gate = tmp_path / "gate"
+    rid = api.enqueue({"gate": str(gate)})
+    # The generator cannot end before the gate exists, which is only made
+    # once the first chunk has arrived.
+    assert api.chunk_arrivals.get(timeout=WAIT) == b"first"
+    gate.touch()
+    p = api.wait_posted()
+    assert p.request_id == rid and p.chunks == [b"first", b"second"]

@@ -734,10 +734,16 @@ impl Instance {
     }
 
     /// Hands one event to the runtime and waits for its answer, the
-    /// instance's end, or the deadline.
-    pub async fn invoke(&mut self, dispatch: Dispatch, timeout: Duration) -> InvocationEnd {
+    /// instance's end, or the deadline (which also bounds a response still
+    /// streaming to `stream`).
+    pub async fn invoke(
+        &mut self,
+        dispatch: Dispatch,
+        timeout: Duration,
+        stream: Option<crate::runtime_api::StreamSink>,
+    ) -> InvocationEnd {
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.channel.expect(&dispatch.request_id, reply_tx);
+        self.channel.expect(&dispatch.request_id, reply_tx, stream);
         if self.dispatch_tx.send(dispatch).await.is_err() {
             self.channel.abandon();
             return InvocationEnd::Undelivered(self.wait_for_death().await);

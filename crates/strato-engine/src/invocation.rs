@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::instance::{Death, InvocationEnd, StartError};
-use crate::runtime_api::{self, Dispatch, Outcome};
+use crate::runtime_api::{self, Dispatch, Outcome, StreamSink};
 use crate::{
     pool_key, provisioned, Engine, EngineError, InvokeRequest, InvokeResponse, InvokeTarget,
     INITIALIZATION_ON_DEMAND,
@@ -42,11 +42,13 @@ fn error_payload(error_type: &str, message: String) -> Bytes {
 
 impl Engine {
     /// Runs one admitted invocation: on a warm instance of its version if
-    /// one is idle, on a cold-started one otherwise.
+    /// one is idle, on a cold-started one otherwise. A response the runtime
+    /// streams goes to `stream` as it arrives.
     pub(crate) async fn run(
         self: Arc<Self>,
         target: InvokeTarget,
         request: InvokeRequest,
+        stream: Option<StreamSink>,
     ) -> Result<InvokeResponse, EngineError> {
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
@@ -113,7 +115,7 @@ impl Engine {
                 })
                 .clone();
             let invoke_started = Instant::now();
-            match instance.invoke(dispatch, timeout).await {
+            match instance.invoke(dispatch, timeout, stream.clone()).await {
                 // The instance ended before it took the event: the event
                 // goes to a fresh instance (once) instead of failing for
                 // nothing.

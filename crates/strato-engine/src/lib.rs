@@ -414,22 +414,42 @@ impl Engine {
         target: InvokeTarget,
         request: InvokeRequest,
     ) -> Result<InvokeResponse, EngineError> {
-        let acquired =
-            self.concurrency
-                .try_acquire(&target.account, &target.region, &target.config.name);
-        let permit = match acquired {
-            Ok(permit) => permit,
-            Err(throttle) => {
+        let permit = self.admit(&target)?;
+        self.invoke_admitted_to(target, request, permit, None).await
+    }
+
+    /// [`Engine::invoke`] for a caller that streams the response
+    /// (InvokeWithResponseStream, function URLs in `RESPONSE_STREAM` mode):
+    /// what a runtime streams goes to `stream` while the function runs, so
+    /// the returned [`InvokeResponse`] then has an empty payload (or the
+    /// error the stream ended with). A runtime that answers whole answers in
+    /// the payload as usual. The sink is bounded: a slow reader slows the
+    /// function's writes rather than filling memory.
+    pub async fn invoke_streaming(
+        self: &Arc<Self>,
+        target: InvokeTarget,
+        request: InvokeRequest,
+        stream: runtime_api::StreamSink,
+    ) -> Result<InvokeResponse, EngineError> {
+        let permit = self.admit(&target)?;
+        self.invoke_admitted_to(target, request, permit, Some(stream))
+            .await
+    }
+
+    /// A concurrency permit for an invocation of `target`, or the throttle
+    /// (reported to the observer).
+    fn admit(&self, target: &InvokeTarget) -> Result<Permit, EngineError> {
+        self.concurrency
+            .try_acquire(&target.account, &target.region, &target.config.name)
+            .map_err(|throttle| {
                 if let Some(observer) = self.observer.get() {
                     observer.throttled(
-                        observer::subject_of(&target),
+                        observer::subject_of(target),
                         chrono::Utc::now().timestamp_millis(),
                     );
                 }
-                return Err(EngineError::Throttled(throttle));
-            }
-        };
-        self.invoke_admitted(target, request, permit).await
+                EngineError::Throttled(throttle)
+            })
     }
 
     async fn invoke_admitted(
@@ -438,10 +458,20 @@ impl Engine {
         request: InvokeRequest,
         permit: Permit,
     ) -> Result<InvokeResponse, EngineError> {
+        self.invoke_admitted_to(target, request, permit, None).await
+    }
+
+    async fn invoke_admitted_to(
+        self: &Arc<Self>,
+        target: InvokeTarget,
+        request: InvokeRequest,
+        permit: Permit,
+        stream: Option<runtime_api::StreamSink>,
+    ) -> Result<InvokeResponse, EngineError> {
         let engine = self.clone();
         let observation = observer::Observation::begin(self.observer.get(), &target);
         let task = async move {
-            let result = engine.run(target, request).await;
+            let result = engine.run(target, request, stream).await;
             drop(permit);
             if let Some(observation) = observation {
                 observation.end(&result);

@@ -7,12 +7,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
 use parking_lot::Mutex;
 use serde_json::json;
 use strato_model::limits::MAX_SYNC_PAYLOAD_BYTES;
@@ -22,6 +24,22 @@ use tokio::sync::{mpsc, oneshot};
 /// `Function.ResponseSizeTooLarge` messages state (a response of exactly this
 /// size is accepted).
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
+/// The most a streamed response may carry (AWS's soft limit for response
+/// streaming, 20 MiB); beyond it the stream ends with
+/// `Function.ResponseSizeTooLarge`.
+pub const MAX_STREAMED_RESPONSE_BYTES: usize = 20 * 1024 * 1024;
+
+/// How many chunks may wait between the runtime and the caller: when the
+/// caller reads slower than the function writes, the Runtime API stops
+/// reading the runtime's body, and TCP makes the runtime's writes wait.
+pub const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
+
+pub use strato_model::response_stream::StreamedPart;
+
+/// Where a streaming invocation's parts go; bounded
+/// ([`STREAM_CHUNKS_IN_FLIGHT`]), which is the backpressure.
+pub type StreamSink = mpsc::Sender<StreamedPart>;
 
 /// One event handed to the runtime by `/invocation/next`.
 #[derive(Debug, Clone)]
@@ -74,10 +92,18 @@ pub struct Assignment {
     pub exec: Option<Vec<String>>,
 }
 
+/// The invocation an instance is running: where its outcome goes, and
+/// where its streamed chunks go when the caller streams.
+struct Inflight {
+    request_id: String,
+    reply: oneshot::Sender<Outcome>,
+    stream: Option<StreamSink>,
+}
+
 /// The state one instance's Runtime API shares with the engine.
 pub struct InstanceChannel {
     dispatch_rx: tokio::sync::Mutex<mpsc::Receiver<Dispatch>>,
-    inflight: Mutex<Option<(String, oneshot::Sender<Outcome>)>>,
+    inflight: Mutex<Option<Inflight>>,
     init: Mutex<Option<oneshot::Sender<InitSignal>>>,
     assignment: Mutex<Option<oneshot::Receiver<Assignment>>>,
     /// A stem cell's runtime asked for its assignment: it is fully started.
@@ -108,10 +134,20 @@ impl InstanceChannel {
         }
     }
 
-    /// Registers where the outcome of `request_id` goes; called just before
-    /// the event is dispatched.
-    pub fn expect(&self, request_id: &str, reply: oneshot::Sender<Outcome>) {
-        *self.inflight.lock() = Some((request_id.to_string(), reply));
+    /// Registers where the outcome of `request_id` goes (and its streamed
+    /// chunks, when the caller streams); called just before the event is
+    /// dispatched.
+    pub fn expect(
+        &self,
+        request_id: &str,
+        reply: oneshot::Sender<Outcome>,
+        stream: Option<StreamSink>,
+    ) {
+        *self.inflight.lock() = Some(Inflight {
+            request_id: request_id.to_string(),
+            reply,
+            stream,
+        });
     }
 
     /// Forgets the invocation in flight (it timed out or the instance died).
@@ -122,13 +158,22 @@ impl InstanceChannel {
     fn complete(&self, request_id: &str, outcome: Outcome) -> bool {
         let mut inflight = self.inflight.lock();
         match inflight.as_ref() {
-            Some((id, _)) if id == request_id => {}
+            Some(current) if current.request_id == request_id => {}
             _ => return false,
         }
-        if let Some((_, reply)) = inflight.take() {
-            let _ = reply.send(outcome);
+        if let Some(current) = inflight.take() {
+            let _ = current.reply.send(outcome);
         }
         true
+    }
+
+    /// Whether `request_id` is the invocation in flight, and if so where its
+    /// streamed chunks go (`None`: the caller takes the response whole).
+    fn stream_of(&self, request_id: &str) -> Option<Option<StreamSink>> {
+        match self.inflight.lock().as_ref() {
+            Some(current) if current.request_id == request_id => Some(current.stream.clone()),
+            _ => None,
+        }
     }
 
     /// True once a stem cell's runtime waits for its assignment.
@@ -215,22 +260,53 @@ fn unknown_request(id: &str) -> Response {
         .into_response()
 }
 
+/// `Lambda-Runtime-Function-Response-Mode: streaming` marks a response the
+/// runtime streams (chunked, errors as trailers).
+const RESPONSE_MODE_HEADER: &str = "lambda-runtime-function-response-mode";
+const ERROR_TYPE_HEADER: &str = "lambda-runtime-function-error-type";
+/// A streamed response's error body, base64, in a trailer.
+const ERROR_BODY_TRAILER: &str = "lambda-runtime-function-error-body";
+
+fn response_too_large(size: usize, limit: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(json!({
+            "errorMessage": format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({limit} bytes)."),
+            "errorType": "RequestEntityTooLarge"
+        })),
+    )
+        .into_response()
+}
+
 async fn response(
     State(channel): State<Arc<InstanceChannel>>,
     Path(id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    let streamed = headers
+        .get(RESPONSE_MODE_HEADER)
+        .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if streamed {
+        return streamed_response(&channel, &id, &headers, body).await;
+    }
+    // Read a little past the limit, so a response just over it is reported
+    // as Function.ResponseSizeTooLarge with its size.
+    let body = match axum::body::to_bytes(body, MAX_SYNC_PAYLOAD_BYTES + 1024 * 1024).await {
+        Ok(body) => body,
+        Err(_) => {
+            let size = MAX_SYNC_PAYLOAD_BYTES + 1024 * 1024;
+            return if channel.complete(&id, Outcome::ResponseTooLarge { size }) {
+                response_too_large(size, MAX_RESPONSE_BYTES)
+            } else {
+                unknown_request(&id)
+            };
+        }
+    };
     if body.len() > MAX_RESPONSE_BYTES {
         let size = body.len();
         if channel.complete(&id, Outcome::ResponseTooLarge { size }) {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(json!({
-                    "errorMessage": format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
-                    "errorType": "RequestEntityTooLarge"
-                })),
-            )
-                .into_response();
+            return response_too_large(size, MAX_RESPONSE_BYTES);
         }
         return unknown_request(&id);
     }
@@ -241,9 +317,142 @@ async fn response(
     }
 }
 
+/// Where the chunks of a streamed response go.
+enum ChunkDestination {
+    /// The caller streams: each chunk is handed on as it arrives.
+    Caller(StreamSink),
+    /// The caller takes the response whole (Invoke of a streaming function).
+    Buffer(Vec<Bytes>),
+    /// The caller went away; the function still runs to its end.
+    Discard,
+}
+
+/// A response the runtime streams: chunks go to the caller as they arrive
+/// (waiting while the caller is behind), an error arrives as trailers, and
+/// the size is held to [`MAX_STREAMED_RESPONSE_BYTES`] (or to the buffered
+/// limit when the caller does not stream).
+async fn streamed_response(
+    channel: &InstanceChannel,
+    id: &str,
+    headers: &HeaderMap,
+    mut body: Body,
+) -> Response {
+    let Some(sink) = channel.stream_of(id) else {
+        return unknown_request(id);
+    };
+    let (mut destination, limit) = match sink {
+        Some(sink) => {
+            let content_type = headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let destination = match sink.send(StreamedPart::Started { content_type }).await {
+                Ok(()) => ChunkDestination::Caller(sink),
+                Err(_) => ChunkDestination::Discard,
+            };
+            (destination, MAX_STREAMED_RESPONSE_BYTES)
+        }
+        None => (ChunkDestination::Buffer(Vec::new()), MAX_RESPONSE_BYTES),
+    };
+    let mut size = 0usize;
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        // A body that breaks off means the runtime went away (killed at the
+        // deadline, or crashed): the instance's watcher reports how.
+        let Ok(frame) = frame else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let chunk = match frame.into_data() {
+            Ok(chunk) => chunk,
+            Err(frame) => {
+                trailers = frame.into_trailers().ok();
+                continue;
+            }
+        };
+        size = size.saturating_add(chunk.len());
+        if size > limit {
+            let outcome = match destination {
+                ChunkDestination::Buffer(_) => Outcome::ResponseTooLarge { size },
+                ChunkDestination::Caller(_) | ChunkDestination::Discard => {
+                    streamed_too_large_error()
+                }
+            };
+            return if channel.complete(id, outcome) {
+                response_too_large(size, limit)
+            } else {
+                unknown_request(id)
+            };
+        }
+        match &mut destination {
+            ChunkDestination::Caller(sink) => {
+                if sink.send(StreamedPart::Chunk(chunk)).await.is_err() {
+                    destination = ChunkDestination::Discard;
+                }
+            }
+            ChunkDestination::Buffer(chunks) => chunks.push(chunk),
+            ChunkDestination::Discard => {}
+        }
+    }
+    let outcome = match trailers.as_ref().and_then(streamed_error) {
+        Some(error) => error,
+        None => match destination {
+            ChunkDestination::Buffer(chunks) => Outcome::Response(Bytes::from(chunks.concat())),
+            ChunkDestination::Caller(_) | ChunkDestination::Discard => {
+                Outcome::Response(Bytes::new())
+            }
+        },
+    };
+    if channel.complete(id, outcome) {
+        accepted()
+    } else {
+        unknown_request(id)
+    }
+}
+
+/// The error a streamed response ended with, from its trailers: the type,
+/// and the body (base64 in the trailer; taken as it is when not base64).
+fn streamed_error(trailers: &HeaderMap) -> Option<Outcome> {
+    let error_type = error_type(trailers);
+    let body = trailers.get(ERROR_BODY_TRAILER).map(|raw| {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.as_bytes())
+            .map(Bytes::from)
+            .unwrap_or_else(|_| Bytes::copy_from_slice(raw.as_bytes()))
+    });
+    if error_type.is_none() && body.is_none() {
+        return None;
+    }
+    let body = body.unwrap_or_else(|| {
+        Bytes::from(
+            json!({
+                "errorType": error_type.as_deref().unwrap_or("Runtime.Unknown"),
+                "errorMessage": "",
+            })
+            .to_string(),
+        )
+    });
+    Some(Outcome::Error { error_type, body })
+}
+
+/// How a stream that grew past [`MAX_STREAMED_RESPONSE_BYTES`] ends.
+fn streamed_too_large_error() -> Outcome {
+    Outcome::Error {
+        error_type: Some("Function.ResponseSizeTooLarge".to_string()),
+        body: Bytes::from(
+            json!({
+                "errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": format!(
+                    "Response payload size exceeded maximum allowed payload size ({MAX_STREAMED_RESPONSE_BYTES} bytes)."
+                ),
+            })
+            .to_string(),
+        ),
+    }
+}
+
 fn error_type(headers: &HeaderMap) -> Option<String> {
     headers
-        .get("lambda-runtime-function-error-type")
+        .get(ERROR_TYPE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
@@ -296,5 +505,139 @@ async fn assignment(State(channel): State<Arc<InstanceChannel>>) -> Response {
             axum::Json(json!({"errorMessage": "this instance is not a stem cell", "errorType": "InvalidRequest"})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Serves one instance's Runtime API on a loopback port.
+    async fn serve(channel: Arc<InstanceChannel>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(channel)).await });
+        addr
+    }
+
+    /// Opens a streamed `/response` for `id`: the request line and headers.
+    async fn open_stream(addr: std::net::SocketAddr, id: &str) -> TcpStream {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: text/plain\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n\
+             Transfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp
+    }
+
+    async fn chunk(tcp: &mut TcpStream, data: &[u8]) {
+        tcp.write_all(format!("{:x}\r\n", data.len()).as_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(data).await.unwrap();
+        tcp.write_all(b"\r\n").await.unwrap();
+    }
+
+    async fn status_line(tcp: &mut TcpStream) -> String {
+        let mut buf = vec![0u8; 1024];
+        let n = tcp.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn expecting(
+        channel: &InstanceChannel,
+        id: &str,
+        stream: Option<StreamSink>,
+    ) -> oneshot::Receiver<Outcome> {
+        let (reply, outcome) = oneshot::channel();
+        channel.expect(id, reply, stream);
+        outcome
+    }
+
+    #[tokio::test]
+    async fn each_chunk_reaches_the_caller_before_the_next_is_written() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let (sink, mut parts) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+        let outcome = expecting(&ends.channel, "r1", Some(sink));
+        let mut tcp = open_stream(addr, "r1").await;
+        chunk(&mut tcp, b"first").await;
+        match parts.recv().await.unwrap() {
+            StreamedPart::Started { content_type } => {
+                assert_eq!(content_type.as_deref(), Some("text/plain"))
+            }
+            other => panic!("expected the start, got {other:?}"),
+        }
+        // The runtime has not written its second chunk yet.
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "first"));
+        chunk(&mut tcp, b"second").await;
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "second"));
+        tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("202"));
+        assert!(matches!(outcome.await.unwrap(), Outcome::Response(body) if body.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn error_trailers_end_the_stream_with_the_function_error() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let (sink, mut parts) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+        let outcome = expecting(&ends.channel, "r2", Some(sink));
+        let mut tcp = open_stream(addr, "r2").await;
+        chunk(&mut tcp, b"partial").await;
+        let body = r#"{"errorType":"TypeError","errorMessage":"broke"}"#;
+        let trailers = format!(
+            "0\r\nLambda-Runtime-Function-Error-Type: TypeError\r\n\
+             Lambda-Runtime-Function-Error-Body: {}\r\n\r\n",
+            base64::engine::general_purpose::STANDARD.encode(body)
+        );
+        tcp.write_all(trailers.as_bytes()).await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("202"));
+        match outcome.await.unwrap() {
+            Outcome::Error {
+                error_type,
+                body: got,
+            } => {
+                assert_eq!(error_type.as_deref(), Some("TypeError"));
+                assert_eq!(got, body);
+            }
+            other => panic!("expected the function's error, got {other:?}"),
+        }
+        assert!(matches!(
+            parts.recv().await.unwrap(),
+            StreamedPart::Started { .. }
+        ));
+        assert!(matches!(parts.recv().await.unwrap(), StreamedPart::Chunk(c) if c == "partial"));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_does_not_stream_gets_the_stream_whole() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let outcome = expecting(&ends.channel, "r3", None);
+        let mut tcp = open_stream(addr, "r3").await;
+        chunk(&mut tcp, b"hello ").await;
+        chunk(&mut tcp, b"world").await;
+        tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("202"));
+        assert!(matches!(outcome.await.unwrap(), Outcome::Response(body) if body == "hello world"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_for_another_invocation_is_refused() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let _outcome = expecting(&ends.channel, "current", None);
+        let mut tcp = open_stream(addr, "stale").await;
+        tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        assert!(status_line(&mut tcp).await.contains("400"));
     }
 }

@@ -32,6 +32,8 @@ use crate::invoker::{
 };
 use crate::proxy::{self, is_text_content_type, EventBody, ProxyResponse};
 
+mod stream;
+
 /// The store document kind of a function URL configuration.
 pub const FUNCTION_URL_KIND: &str = "lambda-function-url";
 
@@ -322,13 +324,19 @@ impl FunctionUrlService {
                 self.serve(&config, path, request, source_ip, domain_name, &request_id)
                     .await
             }
-            None => url_error(StatusCode::FORBIDDEN, "Forbidden"),
+            None => UrlAnswer::Whole(url_error(StatusCode::FORBIDDEN, "Forbidden")),
         };
-        let mut response = Response::new(Body::from(answer.body));
-        *response.status_mut() = answer.status;
-        for (name, value) in answer.headers {
-            response.headers_mut().append(name, value);
-        }
+        let mut response = match answer {
+            UrlAnswer::Whole(answer) => {
+                let mut response = Response::new(Body::from(answer.body));
+                *response.status_mut() = answer.status;
+                for (name, value) in answer.headers {
+                    response.headers_mut().append(name, value);
+                }
+                response
+            }
+            UrlAnswer::Streamed(response) => response,
+        };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-amzn-requestid", v);
         }
@@ -343,14 +351,14 @@ impl FunctionUrlService {
         source_ip: String,
         domain_name: String,
         request_id: &str,
-    ) -> ProxyResponse {
+    ) -> UrlAnswer {
         let received_at = Utc::now();
         let (parts, body) = request.into_parts();
         let cors = config.cors.as_ref().map(UrlCors::as_cors);
         if let Some(cors) = &cors {
             if crate::cors::is_preflight(&parts.method, &parts.headers) {
                 let (status, headers) = crate::cors::preflight(cors, &parts.headers);
-                return ProxyResponse {
+                return UrlAnswer::Whole(ProxyResponse {
                     status: if headers.is_empty() {
                         status
                     } else {
@@ -358,14 +366,14 @@ impl FunctionUrlService {
                     },
                     headers,
                     body: Bytes::new(),
-                };
+                });
             }
         }
         let Ok(body) = axum::body::to_bytes(body, MAX_PAYLOAD).await else {
-            return url_error(
+            return UrlAnswer::Whole(url_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
-            );
+            ));
         };
         let auth_type = config.auth_type;
         let (principal, iam) = match auth_type {
@@ -391,7 +399,9 @@ impl FunctionUrlService {
                         });
                         (InvokePrincipal::Account(verified.account_id), Some(iam))
                     }
-                    Ok(_) | Err(_) => return url_error(StatusCode::FORBIDDEN, "Forbidden"),
+                    Ok(_) | Err(_) => {
+                        return UrlAnswer::Whole(url_error(StatusCode::FORBIDDEN, "Forbidden"))
+                    }
                 }
             }
         };
@@ -441,49 +451,79 @@ impl FunctionUrlService {
             source_account: None,
             payload: Bytes::from(event.to_string()),
         };
-        let outcome = match tokio::time::timeout(
-            Duration::from_secs(900),
-            self.invoker.invoke(invocation),
-        )
-        .await
-        {
-            Err(_) => return url_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
-            Ok(Err(InvokeFailure::AccessDenied(_))) => {
-                return url_error(StatusCode::FORBIDDEN, "Forbidden")
-            }
-            Ok(Err(InvokeFailure::Throttled(_))) => {
-                return url_error(StatusCode::TOO_MANY_REQUESTS, "Rate Exceeded.")
-            }
-            Ok(Err(InvokeFailure::FunctionNotFound(_))) => {
-                return url_error(StatusCode::FORBIDDEN, "Forbidden")
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(url = %config.url_id, error = %e, "function URL invocation failed");
-                return url_error(StatusCode::BAD_GATEWAY, "Internal Server Error");
-            }
-            Ok(Ok(outcome)) => outcome,
+        if config.invoke_mode == INVOKE_MODE_RESPONSE_STREAM {
+            return stream::serve(self.invoker.clone(), invocation, cors, &parts.headers).await;
+        }
+        let Ok(outcome) =
+            tokio::time::timeout(Duration::from_secs(900), self.invoker.invoke(invocation)).await
+        else {
+            return UrlAnswer::Whole(url_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Endpoint request timed out",
+            ));
         };
-        if outcome.function_error.is_some() {
+        UrlAnswer::Whole(answer_whole(
+            &config.url_id,
+            outcome,
+            cors.as_ref(),
+            &parts.headers,
+        ))
+    }
+}
+
+/// What a function URL answers: whole, or (`RESPONSE_STREAM`) a body sent
+/// as the function writes it.
+enum UrlAnswer {
+    Whole(ProxyResponse),
+    Streamed(Response),
+}
+
+/// A function URL's `InvokeMode` that streams.
+const INVOKE_MODE_RESPONSE_STREAM: &str = "RESPONSE_STREAM";
+
+/// The answer to an invocation that ended before (or without) streaming.
+fn answer_whole(
+    url_id: &str,
+    outcome: Result<crate::invoker::InvocationOutcome, InvokeFailure>,
+    cors: Option<&Cors>,
+    request_headers: &HeaderMap,
+) -> ProxyResponse {
+    let outcome = match outcome {
+        Err(InvokeFailure::AccessDenied(_)) => {
+            return url_error(StatusCode::FORBIDDEN, "Forbidden")
+        }
+        Err(InvokeFailure::Throttled(_)) => {
+            return url_error(StatusCode::TOO_MANY_REQUESTS, "Rate Exceeded.")
+        }
+        Err(InvokeFailure::FunctionNotFound(_)) => {
+            return url_error(StatusCode::FORBIDDEN, "Forbidden")
+        }
+        Err(e) => {
+            tracing::warn!(url = %url_id, error = %e, "function URL invocation failed");
             return url_error(StatusCode::BAD_GATEWAY, "Internal Server Error");
         }
-        let mut answer = match proxy::v2::response(&outcome.payload) {
-            Ok(answer) => answer,
-            Err(_) => return url_error(StatusCode::BAD_GATEWAY, "Internal Server Error"),
-        };
-        if let Some(cors) = &cors {
-            let mut extra = HeaderMap::new();
-            crate::cors::decorate(cors, &parts.headers, &mut extra);
-            if !extra.is_empty() {
-                answer
-                    .headers
-                    .retain(|(name, _)| !name.as_str().starts_with("access-control-"));
-                answer
-                    .headers
-                    .extend(extra.iter().map(|(n, v)| (n.clone(), v.clone())));
-            }
-        }
-        answer
+        Ok(outcome) => outcome,
+    };
+    if outcome.function_error.is_some() {
+        return url_error(StatusCode::BAD_GATEWAY, "Internal Server Error");
     }
+    let mut answer = match proxy::v2::response(&outcome.payload) {
+        Ok(answer) => answer,
+        Err(_) => return url_error(StatusCode::BAD_GATEWAY, "Internal Server Error"),
+    };
+    if let Some(cors) = cors {
+        let mut extra = HeaderMap::new();
+        crate::cors::decorate(cors, request_headers, &mut extra);
+        if !extra.is_empty() {
+            answer
+                .headers
+                .retain(|(name, _)| !name.as_str().starts_with("access-control-"));
+            answer
+                .headers
+                .extend(extra.iter().map(|(n, v)| (n.clone(), v.clone())));
+        }
+    }
+    answer
 }
 
 /// An error function URLs answer themselves: `{"Message": ...}`.

@@ -115,6 +115,16 @@ pub enum InvokeFailure {
 #[async_trait]
 pub trait LambdaInvoker: Send + Sync + 'static {
     async fn invoke(&self, request: GatewayInvocation) -> Result<InvocationOutcome, InvokeFailure>;
+
+    /// [`LambdaInvoker::invoke`] for a function URL in `RESPONSE_STREAM`
+    /// mode: what the function streams goes to `stream` while it runs (the
+    /// outcome's payload is then empty); a function that answers whole
+    /// answers in the outcome.
+    async fn invoke_streaming(
+        &self,
+        request: GatewayInvocation,
+        stream: tokio::sync::mpsc::Sender<strato_model::response_stream::StreamedPart>,
+    ) -> Result<InvocationOutcome, InvokeFailure>;
 }
 
 /// API Gateway's default (and largest) integration timeout for Lambda and

@@ -15,6 +15,7 @@ pub mod layer;
 pub mod limits;
 pub mod policy;
 pub mod recursion;
+pub mod response_stream;
 pub mod runtime;
 pub mod telemetry;
 pub mod time;

@@ -59,13 +59,9 @@ fn check_auth_type(value: &str) -> ApiResult<FunctionUrlAuthType> {
 
 fn check_invoke_mode(value: &str) -> ApiResult<()> {
     match value {
-        "BUFFERED" => Ok(()),
-        "RESPONSE_STREAM" => Err(AwsError::invalid_parameter(
-            "InvokeMode RESPONSE_STREAM is not supported by Strato.",
-        )
-        .into()),
+        "BUFFERED" | "RESPONSE_STREAM" => Ok(()),
         other => Err(AwsError::validation(format!(
-            "1 validation error detected: Value '{other}' at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]"
+            "1 validation error detected: Value '{other}' at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: [RESPONSE_STREAM, BUFFERED]"
         ))
         .into()),
     }

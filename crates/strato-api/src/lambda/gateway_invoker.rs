@@ -6,12 +6,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use strato_engine::{Engine, EngineError, InvokeRequest};
+use bytes::Bytes;
+use strato_engine::{Engine, EngineError, InvokeRequest, InvokeResponse, InvokeTarget};
 use strato_gateway::invoker::{
     GatewayInvocation, InvocationOutcome, InvokeAction, InvokeFailure, InvokePrincipal,
     LambdaInvoker,
 };
 use strato_model::policy::{Policy, PolicyRequest, RequestPrincipal};
+use strato_model::response_stream::StreamedPart;
 use strato_model::{ErrorCode, FunctionRecord, FunctionRef, Qualifier};
 use strato_store::FunctionCatalog;
 
@@ -91,9 +93,9 @@ fn admitted(
     }
 }
 
-#[async_trait]
-impl LambdaInvoker for EngineInvoker {
-    async fn invoke(&self, request: GatewayInvocation) -> Result<InvocationOutcome, InvokeFailure> {
+impl EngineInvoker {
+    /// The version `request` runs, once its caller is admitted.
+    async fn target(&self, request: &GatewayInvocation) -> Result<InvokeTarget, InvokeFailure> {
         let r = FunctionRef::parse(&request.function_arn, 256)
             .map_err(|_| InvokeFailure::InvalidArn(request.function_arn.clone()))?;
         let (Some(account), Some(region)) = (r.account.clone(), r.region.clone()) else {
@@ -111,7 +113,7 @@ impl LambdaInvoker for EngineInvoker {
             &r.name,
             r.qualifier.as_ref(),
         );
-        if !admitted(&record, &r, &resource, &request) {
+        if !admitted(&record, &r, &resource, request) {
             let action = match request.action {
                 InvokeAction::InvokeFunction => "lambda:InvokeFunction",
                 InvokeAction::InvokeFunctionUrl { .. } => "lambda:InvokeFunctionUrl",
@@ -133,34 +135,63 @@ impl LambdaInvoker for EngineInvoker {
             }
             _ => InvokeFailure::NotReady(e.message.to_string()),
         })?;
-        let result = self
-            .engine
-            .invoke(
-                target,
-                InvokeRequest {
-                    payload: request.payload,
-                    client_context: None,
-                    cognito_identity: None,
-                    tail_log: false,
-                    request_id: None,
-                    trace_header: None,
-                },
-            )
+        Ok(target)
+    }
+}
+
+fn invoke_failure(e: EngineError) -> InvokeFailure {
+    match e.as_throttle() {
+        Some(throttle) => {
+            if !matches!(e, EngineError::Throttled(_)) {
+                tracing::warn!(error = %e, "gateway invocation refused");
+            }
+            InvokeFailure::Throttled(throttle.reason().to_string())
+        }
+        None => InvokeFailure::Service(e.to_string()),
+    }
+}
+
+fn gateway_request(payload: Bytes) -> InvokeRequest {
+    InvokeRequest {
+        payload,
+        client_context: None,
+        cognito_identity: None,
+        tail_log: false,
+        request_id: None,
+        trace_header: None,
+    }
+}
+
+fn outcome(result: InvokeResponse) -> InvocationOutcome {
+    InvocationOutcome {
+        payload: result.payload,
+        function_error: result.function_error.map(str::to_string),
+        executed_version: result.executed_version,
+        request_id: result.request_id,
+    }
+}
+
+#[async_trait]
+impl LambdaInvoker for EngineInvoker {
+    async fn invoke(&self, request: GatewayInvocation) -> Result<InvocationOutcome, InvokeFailure> {
+        let target = self.target(&request).await?;
+        self.engine
+            .invoke(target, gateway_request(request.payload))
             .await
-            .map_err(|e| match e.as_throttle() {
-                Some(throttle) => {
-                    if !matches!(e, EngineError::Throttled(_)) {
-                        tracing::warn!(error = %e, "gateway invocation refused");
-                    }
-                    InvokeFailure::Throttled(throttle.reason().to_string())
-                }
-                None => InvokeFailure::Service(e.to_string()),
-            })?;
-        Ok(InvocationOutcome {
-            payload: result.payload,
-            function_error: result.function_error.map(str::to_string),
-            executed_version: result.executed_version,
-            request_id: result.request_id,
-        })
+            .map(outcome)
+            .map_err(invoke_failure)
+    }
+
+    async fn invoke_streaming(
+        &self,
+        request: GatewayInvocation,
+        stream: tokio::sync::mpsc::Sender<StreamedPart>,
+    ) -> Result<InvocationOutcome, InvokeFailure> {
+        let target = self.target(&request).await?;
+        self.engine
+            .invoke_streaming(target, gateway_request(request.payload), stream)
+            .await
+            .map(outcome)
+            .map_err(invoke_failure)
     }
 }

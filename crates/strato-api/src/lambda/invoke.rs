@@ -40,7 +40,7 @@ fn invocation_type(headers: &HeaderMap) -> ApiResult<InvocationType> {
     }
 }
 
-fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
+pub(super) fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
     match headers.get("x-amz-log-type").map(|v| v.to_str().unwrap_or("")) {
         None | Some("None") => Ok(false),
         Some("Tail") => Ok(true),
@@ -52,7 +52,7 @@ fn tail_requested(headers: &HeaderMap) -> ApiResult<bool> {
 }
 
 /// `X-Amz-Client-Context` is base64 of a JSON object; the runtime gets the JSON.
-fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(super) fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(raw) = headers.get("x-amz-client-context") else {
         return Ok(None);
     };
@@ -70,6 +70,26 @@ fn client_context(headers: &HeaderMap) -> ApiResult<Option<String>> {
         return Err(invalid().into());
     }
     Ok(Some(text))
+}
+
+/// The event as the function gets it: an empty (or blank) body is `{}`;
+/// anything else must be JSON.
+pub(super) fn json_payload(body: Bytes) -> ApiResult<Bytes> {
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(AwsError::new(
+            ErrorCode::InvalidRequestContentException,
+            format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ),
+        )
+        .into());
+    }
+    Ok(payload)
 }
 
 /// The version an invocation of `r` runs, as Invoke resolves it: a weighted
@@ -230,7 +250,7 @@ pub async fn invoke(
 
 /// The answer to a synchronous invocation stopped as part of a recursive
 /// loop (AWS's `RecursiveInvocationException`).
-fn recursive_loop_stopped() -> AwsError {
+pub(super) fn recursive_loop_stopped() -> AwsError {
     AwsError::new(
         ErrorCode::RecursiveInvocationException,
         "Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function's invocation.",
@@ -278,26 +298,6 @@ async fn enqueue(
             )
         })?;
     Ok(request_id)
-}
-
-/// The payload of an invocation: `{}` for an empty body, otherwise JSON or
-/// AWS's InvalidRequestContentException.
-fn json_payload(body: Bytes) -> ApiResult<Bytes> {
-    let payload = if body.iter().all(u8::is_ascii_whitespace) {
-        Bytes::from_static(b"{}")
-    } else {
-        body
-    };
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return Err(AwsError::new(
-            ErrorCode::InvalidRequestContentException,
-            format!(
-                "Could not parse request body into json: Could not parse payload into json: {e}"
-            ),
-        )
-        .into());
-    }
-    Ok(payload)
 }
 
 /// InvokeAsync (`POST /2014-11-13/functions/{name}/invoke-async`), AWS's

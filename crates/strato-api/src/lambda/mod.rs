@@ -9,10 +9,12 @@ mod code_signing;
 mod concurrency;
 mod event_invoke;
 mod event_source_mappings;
+mod event_stream;
 mod function_urls;
 mod functions;
 mod gateway_invoker;
 mod invoke;
+mod invoke_stream;
 mod layers;
 mod lifecycle;
 mod permissions;
@@ -62,6 +64,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(invoke::invoke),
+        )
+        .route(
+            "/2021-11-15/functions/{name}/response-streaming-invocations",
+            post(invoke_stream::invoke_with_response_stream),
         )
         .route(
             "/2015-03-31/functions/{name}/policy",

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod dataplane;
 pub mod extract;
 pub mod function_url;
+pub mod header_case;
 pub mod http_api;
 pub mod http_backend;
 pub mod invoker;

@@ -408,13 +408,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         )
         .await?;
     let (tx, rx) = oneshot::channel::<()>();
-    // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
-    // algorithm unless the server disables it.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = crate::listener::RecordingListener(listener);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, crate::listener::MakeConnectionService(app))
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
             })

@@ -100,6 +100,7 @@ pub(super) async fn lambda_proxy(
         context_path: &context_path,
         http_method: call.method.as_str(),
         headers: call.headers,
+        header_case: call.header_case,
         raw_query: call.raw_query,
         path_parameters: &call.route.path_parameters,
         stage_variables: &call.stage.variables,
@@ -149,7 +150,7 @@ pub(super) async fn lambda_proxy(
     };
     match outcome {
         Ok(outcome) if outcome.function_error.is_none() => {
-            match proxy::v1::response(&outcome.payload) {
+            match proxy::v1::rest_response(&outcome.payload) {
                 Ok(mut answer) => {
                     // A base64 answer reaches the client decoded only when
                     // the API declares the type binary; otherwise as text.

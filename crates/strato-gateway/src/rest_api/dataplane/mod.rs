@@ -20,6 +20,7 @@ use super::live::{LiveApi, LiveStage, RouteMatch};
 use super::model::{AuthorizationType, IntegrationType};
 use super::RestApiService;
 use crate::access_log::{render, AccessLogContext};
+use crate::header_case::HeaderCase;
 use crate::metrics::ApiRequestMetric;
 use crate::proxy::{self, path_decode};
 use api_keys::{check_api_key, KeyVerdict};
@@ -379,6 +380,7 @@ async fn serve_stage(
         route: &route,
         method: &parts.method,
         headers: &parts.headers,
+        header_case: parts.extensions.get::<HeaderCase>(),
         raw_query: parts.uri.query().unwrap_or(""),
         resource_raw_path: &resource_raw_path,
         stage_path: context.stage_path,
@@ -436,6 +438,9 @@ struct IntegrationCall<'a> {
     route: &'a RouteMatch<'a>,
     method: &'a HttpMethod,
     headers: &'a HeaderMap,
+    /// The header names as the client spelled them, when the server
+    /// recorded them (the v1 event keeps their case).
+    header_case: Option<&'a HeaderCase>,
     raw_query: &'a str,
     /// The path after the stage, as sent (`/items/7`).
     resource_raw_path: &'a str,

@@ -15,5 +15,6 @@ pub mod invoker;
 pub mod metrics;
 pub mod paging;
 pub mod proxy;
+pub mod public_url;
 pub mod rest_api;
 pub mod throttle;

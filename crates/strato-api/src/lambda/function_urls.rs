@@ -44,8 +44,9 @@ pub struct UrlConfigRequest {
     invoke_mode: Option<String>,
 }
 
-fn port_of(headers: &HeaderMap) -> u16 {
-    strato_gateway::http_api::control::request_port(headers)
+/// Where the `FunctionUrl`s of an answer to a request with `headers` point.
+fn url_base(state: &ApiState, headers: &HeaderMap) -> strato_gateway::public_url::UrlBase {
+    state.function_urls.public_urls.for_request(headers)
 }
 
 fn check_auth_type(value: &str) -> ApiResult<FunctionUrlAuthType> {
@@ -166,7 +167,7 @@ pub async fn create(
         ))
         .into());
     }
-    let mut body = config.to_wire(port_of(&headers));
+    let mut body = config.to_wire(&url_base(&state, &headers));
     if let Value::Object(map) = &mut body {
         map.remove("LastModifiedTime");
     }
@@ -200,7 +201,7 @@ pub async fn get(
         .ok_or_else(url_not_found)?;
     Ok(json_response(
         StatusCode::OK,
-        config.to_wire(port_of(&headers)),
+        config.to_wire(&url_base(&state, &headers)),
     ))
 }
 
@@ -250,7 +251,7 @@ pub async fn update(
     state.function_urls.put(config.clone()).await?;
     Ok(json_response(
         StatusCode::OK,
-        config.to_wire(port_of(&headers)),
+        config.to_wire(&url_base(&state, &headers)),
     ))
 }
 
@@ -318,11 +319,11 @@ pub async fn list(
         None => 0,
     };
     let rest = &all[start.min(all.len())..];
-    let port = port_of(&headers);
+    let base = url_base(&state, &headers);
     let items: Vec<Value> = rest
         .iter()
         .take(max_items)
-        .map(|c| c.to_wire(port))
+        .map(|c| c.to_wire(&base))
         .collect();
     let mut body = json!({ "FunctionUrlConfigs": items });
     if rest.len() > max_items {

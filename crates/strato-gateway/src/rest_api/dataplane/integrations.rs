@@ -91,7 +91,7 @@ pub(super) async fn lambda_proxy(
     };
     let content_type = header_text(call.headers, &http::header::CONTENT_TYPE);
     let body = EventBody::new(&call.body, is_binary(call.api, content_type));
-    let domain_name = header_text(call.headers, &http::header::HOST).unwrap_or_default();
+    let domain_name = call.client.domain_name.as_str();
     let context_path = format!("/{}", call.stage_path.trim_start_matches('/'));
     let mut event = proxy::v1::event(&proxy::v1::V1EventInput {
         version: None,

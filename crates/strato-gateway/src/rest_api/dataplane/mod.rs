@@ -35,6 +35,10 @@ pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub source_ip: String,
+    /// `requestContext.domainName`: the host of a host-style request, else
+    /// the name its host-style address would have
+    /// (`{api-id}.execute-api.localhost`).
+    pub domain_name: String,
 }
 
 /// One answer the gateway itself gives (a "gateway response" on AWS).
@@ -248,11 +252,7 @@ fn seed_log_context(log: &mut AccessLogContext, context: &RequestContext<'_>, re
             .unwrap_or_default()
             .to_string()
     };
-    let domain = header(&http::header::HOST);
-    let domain = domain
-        .rsplit_once(':')
-        .map_or(domain.as_str(), |(h, _)| h)
-        .to_string();
+    let domain = context.client.domain_name.clone();
     log.set("requestId", context.ids.request_id.clone());
     log.set("extendedRequestId", context.ids.extended_id.clone());
     log.set("apiId", context.api.id.clone());

@@ -404,9 +404,12 @@ impl Engine {
         target: InvokeTarget,
         request: InvokeRequest,
     ) -> Result<InvokeResponse, EngineError> {
-        let acquired =
-            self.concurrency
-                .try_acquire(&target.account, &target.region, &target.config.name);
+        let acquired = self.concurrency.try_acquire(
+            &target.account,
+            &target.region,
+            &target.config.name,
+            self.demand_of(&target),
+        );
         let permit = match acquired {
             Ok(permit) => permit,
             Err(throttle) => {

@@ -84,17 +84,21 @@ fn check_cors(cors: &UrlCors) -> ApiResult<()> {
     Ok(())
 }
 
-/// The reference's qualifier as a URL's: an alias or `$LATEST`, never a
-/// version number.
+/// The reference's qualifier as a URL's: an alias, never a version number
+/// nor `$LATEST` (AWS refuses both with this pattern; the unqualified
+/// function is the URL for `$LATEST`).
 fn url_qualifier(r: &FunctionRef) -> ApiResult<Option<String>> {
+    let refused = |value: &str| -> ApiResult<Option<String>> {
+        Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{value}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)"
+        ))
+        .into())
+    };
     match &r.qualifier {
         None => Ok(None),
-        Some(Qualifier::Latest) => Ok(Some("$LATEST".into())),
+        Some(Qualifier::Latest) => refused("$LATEST"),
         Some(Qualifier::Alias(a)) => Ok(Some(a.clone())),
-        Some(Qualifier::Version(v)) => Err(AwsError::validation(format!(
-            "1 validation error detected: Value '{v}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_$]+$)"
-        ))
-        .into()),
+        Some(Qualifier::Version(v)) => refused(&v.to_string()),
     }
 }
 

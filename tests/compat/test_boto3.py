@@ -79,6 +79,9 @@ def test_lifecycle(strato):
     updated = client.update_function_code(FunctionName="life", ZipFile=v2)
     assert updated["CodeSha256"] == sha256_b64(v2)
     assert updated["LastUpdateStatus"] == "InProgress"
+    # AWS answers an update with the create's wording (lambda-responses.md).
+    assert updated["LastUpdateStatusReason"] == "The function is being created."
+    assert updated["LastUpdateStatusReasonCode"] == "Creating"
     wait_updated(client, "life")
 
     configured = client.update_function_configuration(
@@ -90,6 +93,9 @@ def test_lifecycle(strato):
     assert configured["Handler"] == "app.main" and configured["Runtime"] == "provided.al2023"
     assert configured["Environment"] == {"Variables": {"STAGE": "prod"}}
     assert configured["EphemeralStorage"] == {"Size": 2048}
+    assert (configured["LastUpdateStatus"], configured["LastUpdateStatusReason"],
+            configured["LastUpdateStatusReasonCode"]) == (
+        "InProgress", "The function is being created.", "Creating")
     wait_updated(client, "life")
 
     arn = ARN_PREFIX + "life"

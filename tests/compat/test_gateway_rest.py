@@ -35,6 +35,12 @@ def handler(event, context):
         return {'body': 'no status code'}
     if action == 'raise':
         raise RuntimeError('boom')
+    if action == 'extra-member':
+        return {'statusCode': 200, 'body': 'x', 'cookies': ['a=1']}
+    if action == 'word-status':
+        return {'statusCode': 'OK', 'body': 'x'}
+    if action == 'string-status':
+        return {'statusCode': '202', 'body': 'accepted'}
     if action == 'binary':
         raw = base64.b64decode(event['body']) if event.get('isBase64Encoded') else (event.get('body') or '').encode()
         return {'statusCode': 200, 'headers': {'Content-Type': 'application/octet-stream'},
@@ -269,7 +275,8 @@ def test_lambda_proxy_sends_a_v1_event_and_maps_the_answer(strato):
     assert event["pathParameters"] == {"id": "42"}
     assert event["queryStringParameters"] == {"q": "2", "x": "y"}
     assert event["multiValueQueryStringParameters"] == {"q": ["1", "2"], "x": ["y"]}
-    assert event["headers"]["x-multi"] == "v" or event["headers"].get("X-Multi") == "v"
+    assert event["headers"]["X-Multi"] == "v"
+    assert event["headers"]["Content-Type"] == "application/json"
     assert event["stageVariables"] == {"tier": "gold"}
     assert event["body"] == '{"hello": "world"}'
     assert event["isBase64Encoded"] is False
@@ -293,10 +300,53 @@ def test_lambda_proxy_502_for_malformed_answers_and_function_errors(strato):
     client.put_integration(restApiId=api["id"], resourceId=root, httpMethod="GET", type="AWS_PROXY",
                            integrationHttpMethod="POST", uri=lambda_uri(function_arn))
     client.create_deployment(restApiId=api["id"], stageName="prod")
-    for action in ("malformed", "raise"):
-        status, _, body = call(strato, api["id"], "prod", f"/?action={action}")
+    for action in ("malformed", "raise", "extra-member", "word-status"):
+        status, headers, body = call(strato, api["id"], "prod", f"/?action={action}")
         assert status == 502, (action, body)
         assert json.loads(body) == {"message": "Internal server error"}
+        assert headers["x-amzn-ErrorType"] == "InternalServerErrorException"
+        assert headers["Content-Type"] == "application/json"
+    # A numeric string is a status (AWS's own blueprints answer '200').
+    status, _, body = call(strato, api["id"], "prod", "/?action=string-status")
+    assert (status, body) == (202, b"accepted")
+
+
+def test_rest_events_keep_the_header_case_the_client_sent(strato):
+    """REST APIs (payload 1.0) keep header names as sent, in `headers` and
+    `multiValueHeaders`; each request on a kept-alive connection has its own."""
+    client = apigw(strato)
+    function_arn = create_echo_function(strato, "echocase")
+    api = client.create_rest_api(name="case")
+    root = api["rootResourceId"]
+    client.put_method(restApiId=api["id"], resourceId=root, httpMethod="ANY", authorizationType="NONE")
+    client.put_integration(restApiId=api["id"], resourceId=root, httpMethod="ANY", type="AWS_PROXY",
+                           integrationHttpMethod="POST", uri=lambda_uri(function_arn))
+    client.create_deployment(restApiId=api["id"], stageName="prod")
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(strato), timeout=60)
+    target = f"/_strato/execute-api/{api['id']}/prod/"
+    try:
+        conn.putrequest("POST", target, skip_accept_encoding=True)
+        conn.putheader("X-My-Header", "one")
+        conn.putheader("X-My-Header", "two")
+        conn.putheader("x-lower-case", "kept")
+        conn.putheader("Content-Length", "5")
+        conn.endheaders(b"hello")
+        first = conn.getresponse()
+        first_event = json.loads(first.read())["event"]
+        conn.putrequest("GET", target, skip_accept_encoding=True)
+        conn.putheader("X-SECOND", "2")
+        conn.endheaders()
+        second_event = json.loads(conn.getresponse().read())["event"]
+    finally:
+        conn.close()
+    assert first_event["headers"]["X-My-Header"] == "two"
+    assert first_event["multiValueHeaders"]["X-My-Header"] == ["one", "two"]
+    assert first_event["headers"]["x-lower-case"] == "kept"
+    assert first_event["headers"]["Host"].startswith("127.0.0.1")
+    assert first_event["headers"]["Content-Length"] == "5"
+    assert "x-my-header" not in first_event["headers"]
+    assert second_event["headers"]["X-SECOND"] == "2"
+    assert "X-My-Header" not in second_event["headers"]
 
 
 def test_lambda_proxy_without_permission_fails_as_on_aws(strato):

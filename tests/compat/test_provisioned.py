@@ -95,3 +95,56 @@ def test_boto3_provisioned_concurrency_errors(strato, tmp_path):
         raise AssertionError("a config that was never put")
     except errors.ProvisionedConcurrencyConfigNotFoundException as e:
         assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_provisioned_instances_hold_their_share_of_the_reservation(strato, tmp_path):
+    """Reserved 1 and provisioned 1 on version 1: the provisioned instance
+    holds the whole reservation, so `$LATEST` is throttled as on AWS."""
+    version = create_and_publish(strato, tmp_path, "provres")
+    client = strato.lambda_client()
+    client.put_function_concurrency(FunctionName="provres", ReservedConcurrentExecutions=1)
+    put = client.put_provisioned_concurrency_config(
+        FunctionName="provres", Qualifier=version, ProvisionedConcurrentExecutions=1)
+    del put["ResponseMetadata"]
+    put["LastModified"] = "date"
+    # AWS's recorded 202: nothing allocated until the allocation completes.
+    assert put == {"AllocatedProvisionedConcurrentExecutions": 0,
+                   "AvailableProvisionedConcurrentExecutions": 0, "LastModified": "date",
+                   "RequestedProvisionedConcurrentExecutions": 1, "Status": "IN_PROGRESS"}
+    wait_until(lambda: client.get_provisioned_concurrency_config(
+        FunctionName="provres", Qualifier=version)["Status"] == "READY",
+        "provisioned concurrency READY", deadline_seconds=90)
+    try:
+        client.invoke(FunctionName="provres", Payload=b"{}")
+        raise AssertionError("$LATEST ran beside the provisioned instance")
+    except client.exceptions.TooManyRequestsException as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+        assert e.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+        assert e.response["Error"]["Message"] == "Rate Exceeded."
+    answer = client.invoke(FunctionName="provres", Qualifier=version, Payload=b"{}")
+    assert json.loads(answer["Payload"].read()) == {"init": "provisioned-concurrency"}
+
+
+def test_a_failed_init_reports_aws_short_status_reason(strato, tmp_path):
+    package = tmp_path / "bad.zip"
+    package.write_bytes(make_zip({"index.js": "throw new Error('init breaks');"}))
+    client = strato.lambda_client()
+    client.create_function(FunctionName="provbad", Runtime="nodejs20.x", Handler="index.handler",
+                           Role=ROLE, Code={"ZipFile": package.read_bytes()})
+    wait_until(lambda: client.get_function_configuration(FunctionName="provbad")["State"] == "Active",
+               "provbad to become Active", deadline_seconds=120)
+    version = client.publish_version(FunctionName="provbad")["Version"]
+    client.put_provisioned_concurrency_config(
+        FunctionName="provbad", Qualifier=version, ProvisionedConcurrentExecutions=1)
+
+    def failed():
+        got = client.get_provisioned_concurrency_config(FunctionName="provbad", Qualifier=version)
+        return got if got["Status"] == "FAILED" else None
+
+    got = wait_until(failed, "provisioned concurrency FAILED", deadline_seconds=90)
+    del got["ResponseMetadata"]
+    got["LastModified"] = "date"
+    assert got == {"AllocatedProvisionedConcurrentExecutions": 0,
+                   "AvailableProvisionedConcurrentExecutions": 0, "LastModified": "date",
+                   "RequestedProvisionedConcurrentExecutions": 1, "Status": "FAILED",
+                   "StatusReason": "FUNCTION_ERROR_INIT_FAILURE"}

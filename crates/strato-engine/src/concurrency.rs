@@ -7,9 +7,13 @@
 //! of the account shares the unreserved pool, `limit − Σ set aside`, where a
 //! function sets aside its reserved concurrency or, without one, its
 //! provisioned concurrency (as on AWS, provisioned concurrency of a function
-//! without a reservation comes out of the account's unreserved pool). Such a
-//! function's invocations take its provisioned slots first and then share
-//! the unreserved pool.
+//! without a reservation comes out of the account's unreserved pool).
+//! Invocations of a version that has provisioned concurrency ([`Demand`])
+//! take its provisioned slots first; every other invocation runs on demand.
+//! With a reservation, the provisioned share is held within it: on-demand
+//! invocations get `r − provisioned` (reserved 1 with 1 provisioned on
+//! version 1 throttles `$LATEST`, as AWS does); without one, they share the
+//! unreserved pool.
 //!
 //! Admission is lock-free: the per-account and per-function counters are
 //! atomics changed with compare-and-swap, found through sharded maps
@@ -145,6 +149,17 @@ pub enum ProvisionRefusal {
 }
 
 /// Increments `counter` if it stays at most `max`.
+/// What an invocation may run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demand {
+    /// Its version or alias has provisioned concurrency: a provisioned slot
+    /// first, then what the function may use on demand.
+    Provisioned,
+    /// On-demand concurrency only (`$LATEST`, versions without
+    /// provisioned concurrency).
+    OnDemand,
+}
+
 fn take(counter: &AtomicU32, max: u32) -> bool {
     counter
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -414,9 +429,10 @@ impl ConcurrencyLimiter {
         account: &str,
         region: &str,
         function: &str,
+        demand: Demand,
     ) -> Result<Permit, Throttle> {
         let acc = self.account(account, region);
-        self.admit(acc, account, region, function)
+        self.admit(acc, account, region, function, demand)
     }
 
     fn admit(
@@ -425,6 +441,7 @@ impl ConcurrencyLimiter {
         account: &str,
         region: &str,
         function: &str,
+        demand: Demand,
     ) -> Result<Permit, Throttle> {
         let key = (
             account.to_string(),
@@ -434,22 +451,28 @@ impl ConcurrencyLimiter {
         let reserved = self.functions.get(&key).map(|slot| slot.clone());
         if let Some(slot) = reserved {
             let max = slot.reserved.load(Ordering::Acquire);
+            let provisioned = slot.provisioned.load(Ordering::Acquire);
+            if demand == Demand::Provisioned
+                && provisioned > 0
+                && take(&slot.provisioned_busy, provisioned)
+            {
+                acc.reserved_busy.fetch_add(1, Ordering::AcqRel);
+                return Ok(Permit {
+                    account: acc,
+                    held: Held::Provisioned(slot),
+                });
+            }
             if max != UNRESERVED {
-                if !take(&slot.busy, max) {
+                // Provisioned instances hold their share of the
+                // reservation: other versions (and a provisioned one's
+                // spill-over) get the rest.
+                if !take(&slot.busy, max.saturating_sub(provisioned)) {
                     return Err(Throttle::Reserved);
                 }
                 acc.reserved_busy.fetch_add(1, Ordering::AcqRel);
                 return Ok(Permit {
                     account: acc,
                     held: Held::Reserved(slot),
-                });
-            }
-            let provisioned = slot.provisioned.load(Ordering::Acquire);
-            if provisioned > 0 && take(&slot.provisioned_busy, provisioned) {
-                acc.reserved_busy.fetch_add(1, Ordering::AcqRel);
-                return Ok(Permit {
-                    account: acc,
-                    held: Held::Provisioned(slot),
                 });
             }
         }
@@ -469,6 +492,7 @@ impl ConcurrencyLimiter {
         account: &str,
         region: &str,
         function: &str,
+        demand: Demand,
         deadline: tokio::time::Instant,
     ) -> Result<Permit, Throttle> {
         let acc = self.account(account, region);
@@ -479,7 +503,7 @@ impl ConcurrencyLimiter {
             let freed = acc.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            match self.admit(acc.clone(), account, region, function) {
+            match self.admit(acc.clone(), account, region, function, demand) {
                 Ok(permit) => return Ok(permit),
                 Err(throttle) => {
                     tokio::select! {
@@ -504,8 +528,11 @@ mod tests {
     fn reserved_zero_throttles_with_the_reserved_reason() {
         let l = ConcurrencyLimiter::new();
         l.set_reserved(A, R, "f", Some(0));
-        assert_eq!(l.try_acquire(A, R, "f").unwrap_err(), Throttle::Reserved);
-        assert!(l.try_acquire(A, R, "g").is_ok());
+        assert_eq!(
+            l.try_acquire(A, R, "f", Demand::OnDemand).unwrap_err(),
+            Throttle::Reserved
+        );
+        assert!(l.try_acquire(A, R, "g", Demand::OnDemand).is_ok());
     }
 
     #[test]
@@ -515,13 +542,22 @@ mod tests {
         l.set_reserved(A, R, "big", Some(10));
         assert_eq!(l.unreserved(A, R), 100);
         let held: Vec<_> = (0..10)
-            .map(|_| l.try_acquire(A, R, "big").unwrap())
+            .map(|_| l.try_acquire(A, R, "big", Demand::OnDemand).unwrap())
             .collect();
-        assert_eq!(l.try_acquire(A, R, "big").unwrap_err(), Throttle::Reserved);
+        assert_eq!(
+            l.try_acquire(A, R, "big", Demand::OnDemand).unwrap_err(),
+            Throttle::Reserved
+        );
         let others: Vec<_> = (0..100)
-            .map(|i| l.try_acquire(A, R, &format!("f{}", i % 3)).unwrap())
+            .map(|i| {
+                l.try_acquire(A, R, &format!("f{}", i % 3), Demand::OnDemand)
+                    .unwrap()
+            })
             .collect();
-        assert_eq!(l.try_acquire(A, R, "f0").unwrap_err(), Throttle::Account);
+        assert_eq!(
+            l.try_acquire(A, R, "f0", Demand::OnDemand).unwrap_err(),
+            Throttle::Account
+        );
         assert_eq!(l.in_use(A, R), 110);
         drop(held);
         drop(others);
@@ -543,12 +579,22 @@ mod tests {
         assert_eq!(l.check_provisioned(A, R, "p", 10), Ok(()));
         l.set_provisioned(A, R, "p", 10);
         assert_eq!(l.unreserved(A, R), 100);
-        // The other functions get the 100 unreserved; p gets its 10 and then
-        // competes for the unreserved ones.
-        let others: Vec<_> = (0..99).map(|_| l.try_acquire(A, R, "f").unwrap()).collect();
-        let p: Vec<_> = (0..11).map(|_| l.try_acquire(A, R, "p").unwrap()).collect();
-        assert_eq!(l.try_acquire(A, R, "p").unwrap_err(), Throttle::Account);
-        assert_eq!(l.try_acquire(A, R, "f").unwrap_err(), Throttle::Account);
+        // The other functions get the 100 unreserved; p's provisioned
+        // version gets its 10 and then competes for the unreserved ones.
+        let others: Vec<_> = (0..99)
+            .map(|_| l.try_acquire(A, R, "f", Demand::OnDemand).unwrap())
+            .collect();
+        let p: Vec<_> = (0..11)
+            .map(|_| l.try_acquire(A, R, "p", Demand::Provisioned).unwrap())
+            .collect();
+        assert_eq!(
+            l.try_acquire(A, R, "p", Demand::Provisioned).unwrap_err(),
+            Throttle::Account
+        );
+        assert_eq!(
+            l.try_acquire(A, R, "f", Demand::OnDemand).unwrap_err(),
+            Throttle::Account
+        );
         assert_eq!(l.in_use(A, R), 110);
         drop(others);
         drop(p);
@@ -581,11 +627,14 @@ mod tests {
     #[test]
     fn a_lower_limit_applies_to_existing_slots() {
         let l = ConcurrencyLimiter::new();
-        let first = l.try_acquire(A, R, "f").unwrap();
+        let first = l.try_acquire(A, R, "f", Demand::OnDemand).unwrap();
         l.set_account_limit(A, 1);
-        assert_eq!(l.try_acquire(A, R, "f").unwrap_err(), Throttle::Account);
+        assert_eq!(
+            l.try_acquire(A, R, "f", Demand::OnDemand).unwrap_err(),
+            Throttle::Account
+        );
         drop(first);
-        assert!(l.try_acquire(A, R, "f").is_ok());
+        assert!(l.try_acquire(A, R, "f", Demand::OnDemand).is_ok());
     }
 
     #[test]
@@ -598,7 +647,7 @@ mod tests {
                 let (l, running) = (l.clone(), running.clone());
                 std::thread::spawn(move || {
                     for _ in 0..5_000 {
-                        if let Ok(permit) = l.try_acquire(A, R, "f") {
+                        if let Ok(permit) = l.try_acquire(A, R, "f", Demand::OnDemand) {
                             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                             assert!(now <= 3, "{now} running with 3 reserved");
                             running.fetch_sub(1, Ordering::SeqCst);
@@ -618,12 +667,14 @@ mod tests {
     async fn a_waiting_invocation_runs_when_a_slot_frees() {
         let l = Arc::new(ConcurrencyLimiter::new());
         l.set_reserved(A, R, "f", Some(1));
-        let held = l.try_acquire(A, R, "f").unwrap();
+        let held = l.try_acquire(A, R, "f", Demand::OnDemand).unwrap();
         let waiter = {
             let l = l.clone();
             tokio::spawn(async move {
                 let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-                l.acquire_by(A, R, "f", far).await.map(|_| ())
+                l.acquire_by(A, R, "f", Demand::OnDemand, far)
+                    .await
+                    .map(|_| ())
             })
         };
         tokio::task::yield_now().await;
@@ -638,9 +689,52 @@ mod tests {
         l.set_reserved(A, R, "f", Some(0));
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(10);
         assert_eq!(
-            l.acquire_by(A, R, "f", deadline).await.unwrap_err(),
+            l.acquire_by(A, R, "f", Demand::OnDemand, deadline)
+                .await
+                .unwrap_err(),
             Throttle::Reserved
         );
+    }
+
+    #[test]
+    fn provisioned_instances_hold_their_share_of_the_reservation() {
+        let l = ConcurrencyLimiter::new();
+        l.set_reserved(A, R, "f", Some(1));
+        l.set_provisioned(A, R, "f", 1);
+        // $LATEST (or any version without provisioned concurrency) finds
+        // the whole reservation held by the provisioned instance.
+        assert_eq!(
+            l.try_acquire(A, R, "f", Demand::OnDemand).unwrap_err(),
+            Throttle::Reserved
+        );
+        let provisioned = l.try_acquire(A, R, "f", Demand::Provisioned).unwrap();
+        assert!(matches!(provisioned.held, Held::Provisioned(_)));
+        assert_eq!(
+            l.try_acquire(A, R, "f", Demand::Provisioned).unwrap_err(),
+            Throttle::Reserved
+        );
+        drop(provisioned);
+        // A reservation larger than the provisioned share leaves the rest
+        // on demand, for every version; the provisioned one spills over.
+        l.set_reserved(A, R, "f", Some(2));
+        let on_demand = l.try_acquire(A, R, "f", Demand::OnDemand).unwrap();
+        assert!(matches!(on_demand.held, Held::Reserved(_)));
+        let provisioned = l.try_acquire(A, R, "f", Demand::Provisioned).unwrap();
+        assert!(matches!(provisioned.held, Held::Provisioned(_)));
+        assert!(l.try_acquire(A, R, "f", Demand::Provisioned).is_err());
+        drop((on_demand, provisioned));
+        assert_eq!(l.in_use(A, R), 0);
+    }
+
+    #[test]
+    fn without_a_reservation_only_provisioned_versions_use_provisioned_slots() {
+        let l = ConcurrencyLimiter::new();
+        l.set_account_limit(A, 110);
+        l.set_provisioned(A, R, "f", 1);
+        let latest = l.try_acquire(A, R, "f", Demand::OnDemand).unwrap();
+        assert!(matches!(latest.held, Held::Unreserved));
+        let version = l.try_acquire(A, R, "f", Demand::Provisioned).unwrap();
+        assert!(matches!(version.held, Held::Provisioned(_)));
     }
 
     #[derive(Debug, Clone)]
@@ -676,7 +770,7 @@ mod tests {
                         let name = format!("f{f}");
                         let before_fn = held.iter().filter(|(g, p)| *g == f && matches!(p.held, Held::Reserved(_))).count();
                         let before_fn = u32::try_from(before_fn).unwrap();
-                        match l.try_acquire(A, R, &name) {
+                        match l.try_acquire(A, R, &name, Demand::OnDemand) {
                             Ok(p) => held.push((f, p)),
                             Err(Throttle::Reserved) => {
                                 let r = l.reserved(A, R, &name);

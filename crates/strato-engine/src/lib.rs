@@ -440,7 +440,12 @@ impl Engine {
     /// (reported to the observer).
     fn admit(&self, target: &InvokeTarget) -> Result<Permit, EngineError> {
         self.concurrency
-            .try_acquire(&target.account, &target.region, &target.config.name)
+            .try_acquire(
+                &target.account,
+                &target.region,
+                &target.config.name,
+                self.demand_of(target),
+            )
             .map_err(|throttle| {
                 if let Some(observer) = self.observer.get() {
                     observer.throttled(

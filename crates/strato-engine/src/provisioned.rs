@@ -15,10 +15,15 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use crate::concurrency::Demand;
 use crate::{pool_key, Engine, InvokeTarget, PoolKey, INITIALIZATION_PROVISIONED};
 
 /// `(account, region, function, qualifier)`.
 pub type ProvisionedKey = (String, String, String, String);
+
+/// The `StatusReason` AWS gives a configuration whose instances fail their
+/// init.
+pub const INIT_FAILURE_REASON: &str = "FUNCTION_ERROR_INIT_FAILURE";
 
 /// The `Status` of a provisioned concurrency configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +49,7 @@ pub struct ProvisionedReport {
     pub requested: u32,
     /// Instances initialized and alive now.
     pub available: u32,
-    /// Instances allocated (started, initialized or not).
+    /// Instances allocated: initialized (AWS reads 0 until they are).
     pub allocated: u32,
     pub status: ProvisionedStatus,
     pub reason: Option<String>,
@@ -78,11 +83,12 @@ impl ProvisionedState {
     pub fn report(&self) -> ProvisionedReport {
         let (status, reason) = self.status.lock().clone();
         let available = self.available.load(Ordering::Acquire).min(self.requested);
-        let starting = self.starting.load(Ordering::Acquire);
         ProvisionedReport {
             requested: self.requested,
             available,
-            allocated: (available + starting).min(self.requested),
+            // AWS counts an instance allocated once its init completed: both
+            // read 0 while the configuration is IN_PROGRESS.
+            allocated: available,
             status,
             reason,
         }
@@ -128,12 +134,16 @@ impl ProvisionedState {
 
     /// One claimed instance could not be initialized: the configuration
     /// fails (as on AWS, where a function whose init fails cannot be
-    /// provisioned).
-    pub(crate) fn start_failed(&self, reason: String) {
+    /// provisioned) with AWS's short `StatusReason`; the error itself goes
+    /// to the server log.
+    pub(crate) fn start_failed(&self) {
         self.starting.fetch_sub(1, Ordering::AcqRel);
         let mut status = self.status.lock();
         if status.0 != ProvisionedStatus::Ready {
-            *status = (ProvisionedStatus::Failed, Some(reason));
+            *status = (
+                ProvisionedStatus::Failed,
+                Some(INIT_FAILURE_REASON.to_string()),
+            );
         }
     }
 }
@@ -179,6 +189,22 @@ impl Engine {
     pub fn deprovision(&self, key: &ProvisionedKey) {
         if let Some((_, (state, _))) = self.provisioned.remove(key) {
             self.end_provisioned(&state);
+        }
+    }
+
+    /// Whether `target`'s version has provisioned concurrency (through the
+    /// version or an alias of it): its invocations may take provisioned
+    /// slots, which other versions may not.
+    pub(crate) fn demand_of(&self, target: &InvokeTarget) -> Demand {
+        let key = pool_key(target);
+        let provisioned = self
+            .provisioned
+            .iter()
+            .any(|entry| entry.value().0.pool_key == key && !entry.value().0.is_retired());
+        if provisioned {
+            Demand::Provisioned
+        } else {
+            Demand::OnDemand
         }
     }
 
@@ -239,11 +265,24 @@ impl Engine {
                             pool.end_retired_provisioned();
                         }
                     }
-                    Ok(Err(answer)) => state.start_failed(format!(
-                        "FUNCTION_ERROR_INIT_FAILURE: {}",
-                        String::from_utf8_lossy(&answer.payload)
-                    )),
-                    Err(e) => state.start_failed(e.to_string()),
+                    Ok(Err(answer)) => {
+                        tracing::warn!(
+                            function = %target.config.name,
+                            version = %target.config.version,
+                            error = %String::from_utf8_lossy(&answer.payload),
+                            "provisioned instance failed its init"
+                        );
+                        state.start_failed();
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            function = %target.config.name,
+                            version = %target.config.version,
+                            error = %e,
+                            "provisioned instance could not start"
+                        );
+                        state.start_failed();
+                    }
                 }
             });
         }
@@ -263,9 +302,11 @@ mod tests {
         let state = Arc::new(ProvisionedState::new(2, key()));
         assert_eq!(state.claim_missing(), 2);
         assert_eq!(state.claim_missing(), 0);
+        // Starting instances are not allocated yet, as AWS reports them.
+        assert_eq!((state.report().allocated, state.report().available), (0, 0));
         let first = state.started();
         assert_eq!(state.report().status, ProvisionedStatus::InProgress);
-        assert_eq!(state.report().allocated, 2);
+        assert_eq!(state.report().allocated, 1);
         let _second = state.started();
         let report = state.report();
         assert_eq!(report.status, ProvisionedStatus::Ready);
@@ -280,10 +321,14 @@ mod tests {
     fn a_failed_init_fails_the_configuration_and_stops_retries() {
         let state = Arc::new(ProvisionedState::new(1, key()));
         assert_eq!(state.claim_missing(), 1);
-        state.start_failed("init failed".into());
+        state.start_failed();
         let report = state.report();
         assert_eq!(report.status, ProvisionedStatus::Failed);
-        assert_eq!(report.reason.as_deref(), Some("init failed"));
+        assert_eq!(
+            report.reason.as_deref(),
+            Some("FUNCTION_ERROR_INIT_FAILURE")
+        );
+        assert_eq!((report.allocated, report.available), (0, 0));
         assert_eq!(state.claim_missing(), 0);
     }
 }

@@ -1,8 +1,11 @@
 //! The data-plane entry: requests addressed to an API or a function URL are
 //! diverted here before the AWS router (and its SigV4 check) sees them.
 //!
-//! Two addressing forms each (the host-style one is what the control planes
-//! hand out; curl resolves `*.localhost` to 127.0.0.1 by itself):
+//! Two addressing forms each (the control planes hand out the path-style
+//! one unless `--url-style host`, see `public_url`; curl resolves
+//! `*.localhost` to 127.0.0.1 by itself, other clients do not). Events see
+//! the same `domainName` either way: a path-style request gets the name
+//! its host-style address would have.
 //!
 //! - APIs: `http://{api-id}.execute-api.localhost:{port}/{stage}/{path}`, or
 //!   path-style `http://127.0.0.1:{port}/_strato/execute-api/{api-id}/{stage}/{path}`.
@@ -131,14 +134,15 @@ impl DataPlane {
                     &api_id,
                     &path,
                     request,
-                    crate::rest_api::dataplane::ClientInfo { source_ip },
+                    crate::rest_api::dataplane::ClientInfo {
+                        source_ip,
+                        domain_name: domain,
+                    },
                 )
                 .await
             }
             Target::LambdaUrl { url_id, path } => {
-                let domain = host
-                    .filter(|h| h.starts_with(&format!("{url_id}.lambda-url.")))
-                    .unwrap_or_else(|| format!("{url_id}.lambda-url.localhost"));
+                let domain = host.filter(|h| h.starts_with(&format!("{url_id}.lambda-url.")));
                 self.function_urls
                     .handle(&url_id, &path, request, source_ip, domain)
                     .await

@@ -31,6 +31,7 @@ use crate::invoker::{
     LambdaInvoker,
 };
 use crate::proxy::{self, is_text_content_type, EventBody, ProxyResponse};
+use crate::public_url::{PublicUrls, UrlBase};
 
 mod stream;
 
@@ -101,19 +102,16 @@ impl FunctionUrlConfig {
         }
     }
 
-    /// `http://{url-id}.lambda-url.{region}.localhost:{port}/`
-    pub fn url(&self, port: u16) -> String {
-        format!(
-            "http://{}.lambda-url.{}.localhost:{port}/",
-            self.url_id, self.region
-        )
+    /// The URL clients call, as `base` forms it.
+    pub fn url(&self, base: &UrlBase) -> String {
+        base.function_url(&self.url_id, &self.region)
     }
 
     /// The `FunctionUrlConfig` shape (Get/List; Create and Update answer a
     /// subset of it).
-    pub fn to_wire(&self, port: u16) -> Value {
+    pub fn to_wire(&self, base: &UrlBase) -> Value {
         let mut out = json!({
-            "FunctionUrl": self.url(port),
+            "FunctionUrl": self.url(base),
             "FunctionArn": self.function_arn(),
             "AuthType": self.auth_type,
             "CreationTime": self.creation_time,
@@ -149,6 +147,8 @@ pub struct FunctionUrlService {
     pub store: Arc<dyn Store>,
     pub invoker: Arc<dyn LambdaInvoker>,
     pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
+    /// How the `FunctionUrl`s handed out are formed.
+    pub public_urls: PublicUrls,
     live: DashMap<String, Arc<FunctionUrlConfig>>,
 }
 
@@ -158,11 +158,13 @@ impl FunctionUrlService {
         store: Arc<dyn Store>,
         invoker: Arc<dyn LambdaInvoker>,
         credentials: Arc<dyn CredentialLookup + Send + Sync>,
+        public_urls: PublicUrls,
     ) -> Result<Arc<FunctionUrlService>, StoreError> {
         let service = Arc::new(FunctionUrlService {
             store,
             invoker,
             credentials,
+            public_urls,
             live: DashMap::new(),
         });
         for document in service.store.list_all_documents(FUNCTION_URL_KIND).await? {
@@ -309,18 +311,22 @@ impl FunctionUrlService {
     }
 
     /// Serves one request to function URL `url_id`; `path` is the request
-    /// path as the function sees it (`rawPath`).
+    /// path as the function sees it (`rawPath`). `domain_name` is the host
+    /// of a host-style request; a path-style one gets the name its
+    /// host-style URL would have (`{url-id}.lambda-url.{region}.localhost`).
     pub async fn handle(
         &self,
         url_id: &str,
         path: &str,
         request: Request,
         source_ip: String,
-        domain_name: String,
+        domain_name: Option<String>,
     ) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
         let answer = match self.live.get(url_id).map(|c| c.clone()) {
             Some(config) => {
+                let domain_name = domain_name
+                    .unwrap_or_else(|| format!("{url_id}.lambda-url.{}.localhost", config.region));
                 self.serve(&config, path, request, source_ip, domain_name, &request_id)
                     .await
             }

@@ -31,7 +31,7 @@ impl Qualifier {
             v.push(
                 value,
                 "qualifier",
-                r"Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)",
+                r"Member must satisfy regular expression pattern: \$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+",
             );
             return Err(v
                 .into_result(ErrorCode::ValidationException)

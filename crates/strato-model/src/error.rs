@@ -123,6 +123,23 @@ impl ErrorCode {
             _ => Some("User"),
         }
     }
+
+    /// The body member the message travels in, per error type as AWS sends
+    /// it (`/work/shared/reference/lambda-errors.txt`): `Message` for
+    /// ResourceNotFoundException and CodeSigningConfigNotFoundException,
+    /// whose model member botocore and the Java and Go SDKs read; `message`
+    /// for every other error.
+    pub fn message_key(self) -> MessageKey {
+        match self {
+            // The last two are not in the recordings; AWS's Lambda model
+            // gives them a capitalized `Message` member.
+            Self::ResourceNotFoundException
+            | Self::CodeSigningConfigNotFoundException
+            | Self::CodeVerificationFailedException
+            | Self::RecursiveInvocationException => MessageKey::Capitalized,
+            _ => MessageKey::Lowercase,
+        }
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -131,10 +148,9 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// How an error body spells its message member. AWS writes `message` on
-/// most Lambda errors but `Message` on some (the EventInvokeConfig
-/// not-found answers, for one), and botocore hands the member on under the
-/// name it was sent with, so clients can tell.
+/// How an error body spells its message member ([`ErrorCode::message_key`]).
+/// botocore hands the member on under the name it was sent with, so
+/// clients can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MessageKey {
     #[default]
@@ -158,8 +174,6 @@ pub struct AwsError {
     pub message: Cow<'static, str>,
     /// Extra top-level body members, e.g. `Reason` on TooManyRequestsException.
     pub extra: Vec<(&'static str, String)>,
-    /// The body member the message travels in.
-    pub message_key: MessageKey,
 }
 
 impl AwsError {
@@ -168,15 +182,7 @@ impl AwsError {
             code,
             message: message.into(),
             extra: Vec::new(),
-            message_key: MessageKey::Lowercase,
         }
-    }
-
-    /// The same error with its message in a `Message` member, for the
-    /// answers AWS sends that way.
-    pub fn with_capitalized_message(mut self) -> Self {
-        self.message_key = MessageKey::Capitalized;
-        self
     }
 
     pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
@@ -238,7 +244,7 @@ impl AwsError {
             body.insert("Type".into(), kind.into());
         }
         body.insert(
-            self.message_key.as_str().into(),
+            self.code.message_key().as_str().into(),
             self.message.as_ref().into(),
         );
         for (key, value) in &self.extra {
@@ -310,21 +316,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_found_body_carries_user_type_and_message() {
+    fn not_found_body_carries_user_type_and_capitalized_message() {
         let err = AwsError::function_not_found("arn:aws:lambda:us-east-1:000000000000:function:f");
         assert_eq!(err.code.status(), 404);
         assert_eq!(
             err.body(),
-            serde_json::json!({"Type": "User", "message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f"})
+            serde_json::json!({"Type": "User", "Message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f"})
         );
     }
 
     #[test]
-    fn capitalized_message_travels_in_message_member() {
-        let err = AwsError::not_found("The function doesn't exist.").with_capitalized_message();
+    fn each_error_type_has_the_message_member_aws_sends() {
+        let body = |code| AwsError::new(code, "m").body();
         assert_eq!(
-            err.body(),
-            serde_json::json!({"Type": "User", "Message": "The function doesn't exist."})
+            body(ErrorCode::CodeSigningConfigNotFoundException),
+            serde_json::json!({"Type": "User", "Message": "m"})
+        );
+        for code in [
+            ErrorCode::InvalidParameterValueException,
+            ErrorCode::ResourceConflictException,
+            ErrorCode::PreconditionFailedException,
+            ErrorCode::ProvisionedConcurrencyConfigNotFoundException,
+            ErrorCode::TooManyRequestsException,
+        ] {
+            assert_eq!(
+                body(code),
+                serde_json::json!({"Type": "User", "message": "m"})
+            );
+        }
+        assert_eq!(
+            body(ErrorCode::ValidationException),
+            serde_json::json!({"message": "m"})
         );
     }
 

@@ -2,6 +2,7 @@
 //! and the server, so integration tests can start a server in-process.
 
 pub mod accounts;
+mod listener;
 pub mod observe_cli;
 pub mod server;
 

@@ -88,6 +88,16 @@ enum Command {
         /// Isolation: `auto` (strong where the host allows, else a loud fallback), `strong` (or fail), `fallback`.
         #[arg(long, env = "STRATO_SANDBOX", default_value = "auto", value_parser = ["auto", "strong", "fallback"])]
         sandbox: String,
+        /// The shape of the URLs Strato hands out (FunctionUrl, ApiEndpoint):
+        /// `path` (`http://HOST:PORT/_strato/lambda-url/{id}/`; every HTTP
+        /// client reaches it) or `host` (AWS's `{id}.lambda-url.{region}.DOMAIN`;
+        /// needs wildcard DNS for DOMAIN, or curl/browsers for `localhost`).
+        #[arg(long, env = "STRATO_URL_STYLE", default_value = "path", value_parser = ["path", "host"])]
+        url_style: String,
+        /// The base clients reach Strato at (`http[s]://HOST[:PORT]`), used in
+        /// handed-out URLs. Default: the address each request was sent to.
+        #[arg(long, env = "STRATO_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// What functions cost this month (or --month): requests, GB-seconds,
     /// the free tier used, per function and for the account.
@@ -262,6 +272,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             time_scale,
             queue_durability,
             sandbox,
+            url_style,
+            public_url,
         } => {
             init_tracing();
             let exe = std::env::current_exe()
@@ -283,6 +295,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             } else {
                 strato_queue::Durability::Fsync
             };
+            let style = if url_style == "host" {
+                strato_gateway::public_url::UrlStyle::Host
+            } else {
+                strato_gateway::public_url::UrlStyle::Path
+            };
+            config.public_urls =
+                strato_gateway::public_url::PublicUrls::new(style, public_url.as_deref())
+                    .map_err(|e| e.to_string())?;
             config.sandbox.mode = match sandbox.as_str() {
                 "strong" => ModePreference::RequireStrong,
                 "fallback" => ModePreference::ForceFallback,

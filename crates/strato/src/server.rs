@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// the retention sweep, the price table (default: `<data-dir>/prices.json`,
     /// else AWS us-east-1).
     pub observe: strato_observe::ObserveConfig,
+    /// How the function URLs and API endpoints handed out are formed
+    /// (default: path-style on the address the client used).
+    pub public_urls: strato_gateway::public_url::PublicUrls,
 }
 
 impl ServerConfig {
@@ -75,6 +78,7 @@ impl ServerConfig {
             time_scale: 1,
             queue_durability: Durability::Fsync,
             observe: strato_observe::ObserveConfig::default(),
+            public_urls: strato_gateway::public_url::PublicUrls::default(),
             sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
         }
     }
@@ -334,6 +338,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             strato_api::observe::gateway::ApiKind::Http,
         ),
         accounts.clone(),
+        config.public_urls.clone(),
     )
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
@@ -341,6 +346,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         store.clone(),
         gateway_invoker,
         accounts.clone(),
+        config.public_urls.clone(),
     )
     .await?;
     let dataplane = Arc::new(strato_gateway::dataplane::DataPlane {
@@ -435,13 +441,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // Mappings poll again once functions can be invoked.
     event_source_mappings.resume().await;
     let (tx, rx) = oneshot::channel::<()>();
-    // Python's and Java's HTTP clients stall 40 ms per request on Nagle's
-    // algorithm unless the server disables it.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = crate::listener::RecordingListener(listener);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, crate::listener::MakeConnectionService(app))
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
             })

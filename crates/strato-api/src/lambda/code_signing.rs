@@ -101,7 +101,6 @@ fn config_not_found(arn: &str) -> AwsError {
     AwsError::not_found(format!(
         "The Lambda code signing configuration {arn} can not be found."
     ))
-    .with_capitalized_message()
 }
 
 /// Put and CreateFunction's answer for a configuration that does not exist.
@@ -112,7 +111,6 @@ fn deployment_config_not_found(arn: &str) -> AwsError {
             "The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}."
         ),
     )
-    .with_capitalized_message()
 }
 
 /// True when `arn` matches AWS's `CodeSigningConfigArn` pattern.
@@ -322,7 +320,6 @@ pub(crate) async fn check_deployment(
                 "Lambda cannot deploy the function. The function or layer might be signed using a signature that the client is not configured to accept. Check the provided signature for {function}."
             ),
         )
-        .with_capitalized_message()
         .into()),
         UntrustedArtifactPolicy::Warn => {
             tracing::warn!(

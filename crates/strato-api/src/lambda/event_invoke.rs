@@ -431,7 +431,7 @@ fn qualified_arn(caller: &Caller, function: &str, qualifier: &str) -> String {
 
 /// Put, Update and List's answer for a missing function, version or alias.
 fn function_missing() -> AwsError {
-    AwsError::not_found("The function doesn't exist.").with_capitalized_message()
+    AwsError::not_found("The function doesn't exist.")
 }
 
 /// Get, Delete and Update's answer when the qualifier has no configuration.
@@ -440,7 +440,6 @@ fn config_missing(caller: &Caller, function: &str, qualifier: &str) -> AwsError 
         "The function {} doesn't have an EventInvokeConfig",
         qualified_arn(caller, function, qualifier)
     ))
-    .with_capitalized_message()
 }
 
 /// The `FunctionEventInvokeConfig` shape: unset settings are left out,

@@ -338,7 +338,6 @@ fn not_found(caller: &Caller, uuid: &str) -> AwsError {
         "Event source mapping not found: {}",
         mapping_arn(&caller.region, &caller.account_id, uuid)
     ))
-    .with_capitalized_message()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -538,7 +537,7 @@ fn queue_missing() -> AwsError {
 }
 
 fn function_missing() -> AwsError {
-    AwsError::not_found("Function does not exist").with_capitalized_message()
+    AwsError::not_found("Function does not exist")
 }
 
 /// The function's timeout through the reference's qualifier, or AWS's

@@ -44,8 +44,9 @@ pub struct UrlConfigRequest {
     invoke_mode: Option<String>,
 }
 
-fn port_of(headers: &HeaderMap) -> u16 {
-    strato_gateway::http_api::control::request_port(headers)
+/// Where the `FunctionUrl`s of an answer to a request with `headers` point.
+fn url_base(state: &ApiState, headers: &HeaderMap) -> strato_gateway::public_url::UrlBase {
+    state.function_urls.public_urls.for_request(headers)
 }
 
 fn check_auth_type(value: &str) -> ApiResult<FunctionUrlAuthType> {
@@ -79,17 +80,21 @@ fn check_cors(cors: &UrlCors) -> ApiResult<()> {
     Ok(())
 }
 
-/// The reference's qualifier as a URL's: an alias or `$LATEST`, never a
-/// version number.
+/// The reference's qualifier as a URL's: an alias, never a version number
+/// nor `$LATEST` (AWS refuses both with this pattern; the unqualified
+/// function is the URL for `$LATEST`).
 fn url_qualifier(r: &FunctionRef) -> ApiResult<Option<String>> {
+    let refused = |value: &str| -> ApiResult<Option<String>> {
+        Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{value}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)"
+        ))
+        .into())
+    };
     match &r.qualifier {
         None => Ok(None),
-        Some(Qualifier::Latest) => Ok(Some("$LATEST".into())),
+        Some(Qualifier::Latest) => refused("$LATEST"),
         Some(Qualifier::Alias(a)) => Ok(Some(a.clone())),
-        Some(Qualifier::Version(v)) => Err(AwsError::validation(format!(
-            "1 validation error detected: Value '{v}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_$]+$)"
-        ))
-        .into()),
+        Some(Qualifier::Version(v)) => refused(&v.to_string()),
     }
 }
 
@@ -162,7 +167,7 @@ pub async fn create(
         ))
         .into());
     }
-    let mut body = config.to_wire(port_of(&headers));
+    let mut body = config.to_wire(&url_base(&state, &headers));
     if let Value::Object(map) = &mut body {
         map.remove("LastModifiedTime");
     }
@@ -196,7 +201,7 @@ pub async fn get(
         .ok_or_else(url_not_found)?;
     Ok(json_response(
         StatusCode::OK,
-        config.to_wire(port_of(&headers)),
+        config.to_wire(&url_base(&state, &headers)),
     ))
 }
 
@@ -246,7 +251,7 @@ pub async fn update(
     state.function_urls.put(config.clone()).await?;
     Ok(json_response(
         StatusCode::OK,
-        config.to_wire(port_of(&headers)),
+        config.to_wire(&url_base(&state, &headers)),
     ))
 }
 
@@ -314,11 +319,11 @@ pub async fn list(
         None => 0,
     };
     let rest = &all[start.min(all.len())..];
-    let port = port_of(&headers);
+    let base = url_base(&state, &headers);
     let items: Vec<Value> = rest
         .iter()
         .take(max_items)
-        .map(|c| c.to_wire(port))
+        .map(|c| c.to_wire(&base))
         .collect();
     let mut body = json!({ "FunctionUrlConfigs": items });
     if rest.len() > max_items {

@@ -682,10 +682,13 @@ fn check_can_update(
     Ok(())
 }
 
+/// Marks an update in progress with the wording AWS answers an update with:
+/// the create's (`The function is being created.`, code `Creating`), as
+/// lambda-responses.md records it.
 fn begin_update(config: &mut FunctionConfig, engine: &strato_engine::Engine) {
     config.last_update_status = Some(LastUpdateStatus::InProgress);
-    config.last_update_status_reason = Some("The function is being updated.".into());
-    config.last_update_status_reason_code = None;
+    config.last_update_status_reason = Some("The function is being created.".into());
+    config.last_update_status_reason_code = Some("Creating".into());
     record_runtime_build(config, engine);
     config.touch(chrono::Utc::now());
 }

@@ -255,7 +255,6 @@ pub(super) fn recursive_loop_stopped() -> AwsError {
         ErrorCode::RecursiveInvocationException,
         "Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function's invocation.",
     )
-    .with_capitalized_message()
 }
 
 /// Queues an asynchronous invocation of `target` durably and answers with

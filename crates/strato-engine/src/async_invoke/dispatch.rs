@@ -138,7 +138,13 @@ impl Engine {
                 let wait_until = tokio::time::Instant::now() + Duration::from_millis(left);
                 let c = &target.target;
                 self.concurrency
-                    .acquire_by(&c.account, &c.region, &c.config.name, wait_until)
+                    .acquire_by(
+                        &c.account,
+                        &c.region,
+                        &c.config.name,
+                        self.demand_of(c),
+                        wait_until,
+                    )
                     .await
                     .map_err(|throttle| {
                         tracing::warn!(request_id = %event.request_id, function = %event.function, reason = throttle.reason(), "event throttled until it reached its maximum age");

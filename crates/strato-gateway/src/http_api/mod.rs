@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod live;
 pub mod model;
 
+use crate::public_url::PublicUrls;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -38,6 +39,8 @@ pub struct HttpApiService {
     pub decisions: DecisionCache,
     /// Access keys, for routes with `AWS_IAM` authorization.
     pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
+    /// How the `ApiEndpoint`s handed out are formed.
+    pub public_urls: PublicUrls,
 }
 
 impl HttpApiService {
@@ -49,6 +52,7 @@ impl HttpApiService {
         access_logs: AccessLogWriter,
         metrics: Arc<dyn ApiMetricsSink>,
         credentials: Arc<dyn CredentialLookup + Send + Sync>,
+        public_urls: PublicUrls,
     ) -> RestResult<Arc<HttpApiService>> {
         let jwks_client = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -69,6 +73,7 @@ impl HttpApiService {
             jwks: JwksCache::new(jwks_client),
             decisions: DecisionCache::default(),
             credentials,
+            public_urls,
         });
         for document in service.store.list_all_documents(HTTP_API_KIND).await? {
             match serde_json::from_value::<HttpApi>(document.doc) {

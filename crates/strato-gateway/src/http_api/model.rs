@@ -4,6 +4,7 @@
 //! one atomic document update. Members serialize in `apigatewayv2`'s wire
 //! shape (camelCase), so the control plane answers with them directly.
 
+use crate::public_url::UrlBase;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -337,16 +338,15 @@ pub struct HttpApi {
 }
 
 impl HttpApi {
-    /// `http://{api-id}.execute-api.localhost:{port}`: what GetApi returns
-    /// and what curl reaches on this machine.
-    pub fn endpoint(&self, port: u16) -> String {
-        format!("http://{}.execute-api.localhost:{port}", self.api_id)
+    /// The `ApiEndpoint` GetApi returns, as `base` forms it.
+    pub fn endpoint(&self, base: &UrlBase) -> String {
+        base.api_endpoint(&self.api_id)
     }
 
     /// The `Api` shape of GetApi / CreateApi / UpdateApi / GetApis.
-    pub fn to_wire(&self, port: u16) -> Value {
+    pub fn to_wire(&self, base: &UrlBase) -> Value {
         let mut out = serde_json::json!({
-            "apiEndpoint": self.endpoint(port),
+            "apiEndpoint": self.endpoint(base),
             "apiId": self.api_id,
             "apiKeySelectionExpression": self.api_key_selection_expression,
             "createdDate": self.created_date,

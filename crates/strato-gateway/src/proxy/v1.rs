@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
 
+use crate::header_case::HeaderCase;
+
 use super::{
     header_pairs, query_pairs, request_time, response_body, response_header, scalar_text,
     status_of, EventBody, MalformedResponse, ProxyResponse,
@@ -31,6 +33,9 @@ pub struct V1EventInput<'a> {
     pub context_path: &'a str,
     pub http_method: &'a str,
     pub headers: &'a HeaderMap,
+    /// The names as the client spelled them: REST APIs keep the client's
+    /// case; `None` (HTTP APIs) sends them lower-cased, as AWS does.
+    pub header_case: Option<&'a HeaderCase>,
     pub raw_query: &'a str,
     pub path_parameters: &'a BTreeMap<String, String>,
     pub stage_variables: &'a BTreeMap<String, String>,
@@ -85,7 +90,15 @@ fn single_and_multi(pairs: Vec<(String, String)>) -> (Value, Value) {
 
 /// The 1.0 event as JSON.
 pub fn event(input: &V1EventInput<'_>) -> Value {
-    let (headers, multi_headers) = single_and_multi(header_pairs(input.headers));
+    let mut pairs = header_pairs(input.headers);
+    if let Some(case) = input.header_case {
+        for (name, _) in &mut pairs {
+            if let Some(original) = case.original(name) {
+                *name = original.to_string();
+            }
+        }
+    }
+    let (headers, multi_headers) = single_and_multi(pairs);
     let (query, multi_query) = single_and_multi(query_pairs(input.raw_query));
     let user_agent = input
         .headers
@@ -159,6 +172,30 @@ pub fn event(input: &V1EventInput<'_>) -> Value {
 /// The event as the bytes sent to the function.
 pub fn event_bytes(input: &V1EventInput<'_>) -> Bytes {
     Bytes::from(event(input).to_string())
+}
+
+/// The members a REST API's Lambda proxy answer may have.
+const REST_ANSWER_KEYS: [&str; 5] = [
+    "statusCode",
+    "headers",
+    "multiValueHeaders",
+    "body",
+    "isBase64Encoded",
+];
+
+/// Maps a REST API function's answer: REST APIs also refuse an answer with
+/// any member beyond the five of the proxy contract (AWS logs "Malformed
+/// Lambda proxy response" and answers 502).
+pub fn rest_response(payload: &[u8]) -> Result<ProxyResponse, MalformedResponse> {
+    if let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(payload) {
+        if let Some(key) = answer
+            .keys()
+            .find(|key| !REST_ANSWER_KEYS.contains(&key.as_str()))
+        {
+            return Err(MalformedResponse(format!("unexpected member {key:?}")));
+        }
+    }
+    response(payload)
 }
 
 /// Maps a function's 1.0 answer to the HTTP response. The answer must be a
@@ -247,6 +284,7 @@ mod tests {
             context_path: "/prod/items/7",
             http_method: "GET",
             headers,
+            header_case: None,
             raw_query: "a=1&a=2&b=x",
             path_parameters: params,
             stage_variables: params,
@@ -284,6 +322,37 @@ mod tests {
         assert_eq!(e["body"], Value::Null);
         assert_eq!(e["isBase64Encoded"], false);
         assert!(e.get("version").is_none());
+    }
+
+    #[test]
+    fn header_names_keep_the_recorded_case() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-my-header", "1".parse().unwrap());
+        headers.append("x-my-header", "2".parse().unwrap());
+        headers.append("accept", "*/*".parse().unwrap());
+        let case: HeaderCase = ["X-My-Header", "accept"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let params = BTreeMap::new();
+        let body = EventBody::new(b"", false);
+        let mut with_case = input(&headers, &params, &body);
+        with_case.header_case = Some(&case);
+        let e = event(&with_case);
+        assert_eq!(e["headers"]["X-My-Header"], "2");
+        assert_eq!(e["multiValueHeaders"]["X-My-Header"], json!(["1", "2"]));
+        assert_eq!(e["headers"]["accept"], "*/*");
+        assert!(e["headers"].get("x-my-header").is_none());
+        let lower = event(&input(&headers, &params, &body));
+        assert_eq!(lower["headers"]["x-my-header"], "2");
+    }
+
+    #[test]
+    fn rest_answers_with_other_members_are_malformed() {
+        assert!(rest_response(br#"{"statusCode":200,"body":"x"}"#).is_ok());
+        assert!(rest_response(br#"{"statusCode":200,"cookies":["a=1"]}"#).is_err());
+        assert!(rest_response(br#"{"statusCode":"abc"}"#).is_err());
+        assert!(response(br#"{"statusCode":200,"extra":1}"#).is_ok());
     }
 
     #[test]

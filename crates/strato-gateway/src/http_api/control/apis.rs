@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::routes::check_route_key;
 use super::{
-    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, patch, request_port, to_value,
-    PageQuery, Service,
+    answer, api_not_found, auto_deploy, doc_key, load, mutate, page, patch, to_value, PageQuery,
+    Service,
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
@@ -183,7 +183,7 @@ pub async fn create_api(
     svc.live.publish(&api);
     Ok(answer(
         StatusCode::CREATED,
-        api.to_wire(request_port(&headers)),
+        api.to_wire(&svc.public_urls.for_request(&headers)),
     ))
 }
 
@@ -194,7 +194,10 @@ pub async fn get_api(
     headers: HeaderMap,
 ) -> RestResult<Response> {
     let api = load(&svc, &caller, &api_id).await?;
-    Ok(answer(StatusCode::OK, api.to_wire(request_port(&headers))))
+    Ok(answer(
+        StatusCode::OK,
+        api.to_wire(&svc.public_urls.for_request(&headers)),
+    ))
 }
 
 pub async fn get_apis(
@@ -203,7 +206,7 @@ pub async fn get_apis(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
-    let port = request_port(&headers);
+    let base = svc.public_urls.for_request(&headers);
     let mut items = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -222,7 +225,7 @@ pub async fn get_apis(
         for document in batch {
             after = Some(document.key.id.clone());
             let api: HttpApi = serde_json::from_value(document.doc)?;
-            items.push((api.api_id.clone(), api.to_wire(port)));
+            items.push((api.api_id.clone(), api.to_wire(&base)));
         }
         if done {
             break;
@@ -281,7 +284,10 @@ pub async fn update_api(
         Ok(())
     })
     .await?;
-    Ok(answer(StatusCode::OK, api.to_wire(request_port(&headers))))
+    Ok(answer(
+        StatusCode::OK,
+        api.to_wire(&svc.public_urls.for_request(&headers)),
+    ))
 }
 
 pub async fn delete_api(

@@ -13,7 +13,7 @@ mod stages;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -44,17 +44,6 @@ fn answer(status: StatusCode, body: Value) -> Response {
 
 fn to_value(value: &impl serde::Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// The port the client reached us on (from `Host`), for the endpoints we
-/// hand back.
-pub fn request_port(headers: &HeaderMap) -> u16 {
-    headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.rsplit_once(':'))
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(80)
 }
 
 fn doc_key(caller: &Caller, api_id: &str) -> DocumentKey {

@@ -104,6 +104,7 @@ pub(super) fn v1_event(
         context_path: &exchange.raw_path,
         http_method: exchange.method.as_str(),
         headers: &headers,
+        header_case: None,
         raw_query: &exchange.raw_query,
         path_parameters,
         stage_variables: &exchange.stage.variables,

@@ -91,7 +91,7 @@ pub(super) async fn lambda_proxy(
     };
     let content_type = header_text(call.headers, &http::header::CONTENT_TYPE);
     let body = EventBody::new(&call.body, is_binary(call.api, content_type));
-    let domain_name = header_text(call.headers, &http::header::HOST).unwrap_or_default();
+    let domain_name = call.client.domain_name.as_str();
     let context_path = format!("/{}", call.stage_path.trim_start_matches('/'));
     let mut event = proxy::v1::event(&proxy::v1::V1EventInput {
         version: None,
@@ -100,6 +100,7 @@ pub(super) async fn lambda_proxy(
         context_path: &context_path,
         http_method: call.method.as_str(),
         headers: call.headers,
+        header_case: call.header_case,
         raw_query: call.raw_query,
         path_parameters: &call.route.path_parameters,
         stage_variables: &call.stage.variables,
@@ -149,7 +150,7 @@ pub(super) async fn lambda_proxy(
     };
     match outcome {
         Ok(outcome) if outcome.function_error.is_none() => {
-            match proxy::v1::response(&outcome.payload) {
+            match proxy::v1::rest_response(&outcome.payload) {
                 Ok(mut answer) => {
                     // A base64 answer reaches the client decoded only when
                     // the API declares the type binary; otherwise as text.

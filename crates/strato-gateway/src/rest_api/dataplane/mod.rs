@@ -20,6 +20,7 @@ use super::live::{LiveApi, LiveStage, RouteMatch};
 use super::model::{AuthorizationType, IntegrationType};
 use super::RestApiService;
 use crate::access_log::{render, AccessLogContext};
+use crate::header_case::HeaderCase;
 use crate::metrics::ApiRequestMetric;
 use crate::proxy::{self, path_decode};
 use api_keys::{check_api_key, KeyVerdict};
@@ -34,6 +35,10 @@ pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub source_ip: String,
+    /// `requestContext.domainName`: the host of a host-style request, else
+    /// the name its host-style address would have
+    /// (`{api-id}.execute-api.localhost`).
+    pub domain_name: String,
 }
 
 /// One answer the gateway itself gives (a "gateway response" on AWS).
@@ -247,11 +252,7 @@ fn seed_log_context(log: &mut AccessLogContext, context: &RequestContext<'_>, re
             .unwrap_or_default()
             .to_string()
     };
-    let domain = header(&http::header::HOST);
-    let domain = domain
-        .rsplit_once(':')
-        .map_or(domain.as_str(), |(h, _)| h)
-        .to_string();
+    let domain = context.client.domain_name.clone();
     log.set("requestId", context.ids.request_id.clone());
     log.set("extendedRequestId", context.ids.extended_id.clone());
     log.set("apiId", context.api.id.clone());
@@ -379,6 +380,7 @@ async fn serve_stage(
         route: &route,
         method: &parts.method,
         headers: &parts.headers,
+        header_case: parts.extensions.get::<HeaderCase>(),
         raw_query: parts.uri.query().unwrap_or(""),
         resource_raw_path: &resource_raw_path,
         stage_path: context.stage_path,
@@ -436,6 +438,9 @@ struct IntegrationCall<'a> {
     route: &'a RouteMatch<'a>,
     method: &'a HttpMethod,
     headers: &'a HeaderMap,
+    /// The header names as the client spelled them, when the server
+    /// recorded them (the v1 event keeps their case).
+    header_case: Option<&'a HeaderCase>,
     raw_query: &'a str,
     /// The path after the stage, as sent (`/items/7`).
     resource_raw_path: &'a str,

@@ -74,10 +74,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::post(protocol::dispatch_rpc_v2),
         )
         .route("/strato/cost", get(observe::report::cost))
-        // Query-protocol SQS clients post to the queue's URL.
+        // Query-protocol SQS clients post to the queue's URL; any other
+        // method on a two-segment path is an unknown operation, as elsewhere.
         .route(
             "/{account}/{queue}",
-            axum::routing::post(protocol::dispatch_queue_url),
+            axum::routing::post(protocol::dispatch_queue_url).fallback(unknown_operation),
         )
         .merge(strato_gateway::rest_api::control_routes(
             state.rest_apis.clone(),

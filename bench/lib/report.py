@@ -120,6 +120,11 @@ def render_kv(t):
     return table(["", ""], [[r["label"], r["value"]] for r in t["rows"]])
 
 
+def render_columns(t):
+    """A table whose rows are dicts keyed by the table's `columns`."""
+    return table(t["columns"], [[r.get(c, "") for c in t["columns"]] for r in t["rows"]])
+
+
 def render(res):
     m = res["machine"]
     lines = [
@@ -176,6 +181,8 @@ def render(res):
                 lines.append(render_burst(t))
             elif kind == "cp":
                 lines.append(render_cp(t))
+            elif kind == "table":
+                lines.append(render_columns(t))
             else:
                 lines.append(render_kv(t))
             lines.append("")

@@ -145,6 +145,55 @@ pub(crate) fn invocation_target(
     })
 }
 
+/// What every form of Invoke resolves before it runs anything: the JSON
+/// payload, the function's record, and the version the call runs.
+pub(super) async fn prepare(
+    state: &ApiState,
+    caller: &Caller,
+    r: &FunctionRef,
+    body: Bytes,
+) -> ApiResult<(Bytes, Arc<strato_model::FunctionRecord>, InvokeTarget)> {
+    let payload = json_payload(body)?;
+    let record = load(state, caller, r).await?;
+    let target = invocation_target(
+        &record,
+        &caller.account_id,
+        &caller.region,
+        r,
+        Some(state.accounts.function_credentials(&caller.account_id)),
+    )?;
+    Ok((payload, record, target))
+}
+
+/// This invocation's place in a chain of calls, from the caller's trace
+/// header (recursive loop detection).
+pub(super) fn trace_hop(headers: &HeaderMap, caller: &Caller, r: &FunctionRef) -> Hop {
+    next_hop(
+        headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
+        &unqualified_arn(caller, &r.name),
+    )
+}
+
+/// AWS's answer to a synchronous payload over the limit, worded per operation.
+pub(super) fn sync_too_large(operation: &str) -> AwsError {
+    AwsError::new(
+        ErrorCode::RequestTooLargeException,
+        format!(
+            "Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the {operation} operation"
+        ),
+    )
+}
+
+/// AWS's answer to an event payload over the limit.
+fn event_too_large(len: usize) -> AwsError {
+    AwsError::new(
+        ErrorCode::RequestEntityTooLargeException,
+        format!(
+            "{len} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD_BYTES} bytes)"
+        ),
+    )
+}
+
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -166,39 +215,17 @@ pub async fn invoke(
         // AWS words the two limits differently, and answers an oversize
         // event with RequestEntityTooLargeException.
         let error = if kind == InvocationType::Event {
-            AwsError::new(
-                ErrorCode::RequestEntityTooLargeException,
-                format!(
-                    "{} byte payload is too large for the Event invocation type (limit {limit} bytes)",
-                    body.len()
-                ),
-            )
+            event_too_large(body.len())
         } else {
-            AwsError::new(
-                ErrorCode::RequestTooLargeException,
-                format!(
-                    "Request must be smaller than {limit} bytes for the InvokeFunction operation"
-                ),
-            )
+            sync_too_large("InvokeFunction")
         };
         return Err(error.into());
     }
-    let payload = json_payload(body)?;
-    let record = load(&state, &caller, &r).await?;
-    let target = invocation_target(
-        &record,
-        &caller.account_id,
-        &caller.region,
-        &r,
-        Some(state.accounts.function_credentials(&caller.account_id)),
-    )?;
+    let (payload, record, target) = prepare(&state, &caller, &r, body).await?;
     if kind == InvocationType::DryRun {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let hop = next_hop(
-        headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
-        &unqualified_arn(&caller, &r.name),
-    );
+    let hop = trace_hop(&headers, &caller, &r);
     if kind == InvocationType::Event {
         let request_id =
             enqueue(&state, &caller, &r, &target, payload, client_context, hop).await?;
@@ -311,28 +338,10 @@ pub async fn invoke_async(
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "InvokeAsync")?;
     if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
-        return Err(AwsError::new(
-            ErrorCode::RequestEntityTooLargeException,
-            format!(
-                "{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD_BYTES} bytes)",
-                body.len()
-            ),
-        )
-        .into());
+        return Err(event_too_large(body.len()).into());
     }
-    let payload = json_payload(body)?;
-    let record = load(&state, &caller, &r).await?;
-    let target = invocation_target(
-        &record,
-        &caller.account_id,
-        &caller.region,
-        &r,
-        Some(state.accounts.function_credentials(&caller.account_id)),
-    )?;
-    let hop = next_hop(
-        headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
-        &unqualified_arn(&caller, &r.name),
-    );
+    let (payload, _, target) = prepare(&state, &caller, &r, body).await?;
+    let hop = trace_hop(&headers, &caller, &r);
     let request_id = enqueue(&state, &caller, &r, &target, payload, None, hop).await?;
     let mut response = (
         StatusCode::ACCEPTED,

@@ -21,16 +21,15 @@ use axum::response::{IntoResponse, Response};
 use strato_engine::runtime_api::{StreamSink, StreamedPart, STREAM_CHUNKS_IN_FLIGHT};
 use strato_engine::{EngineError, InvokeRequest, InvokeResponse};
 use strato_model::limits::MAX_SYNC_PAYLOAD_BYTES;
-use strato_model::recursion::next_hop;
-use strato_model::{AwsError, ErrorCode, RecursiveLoop};
+use strato_model::{AwsError, RecursiveLoop};
 use tokio::sync::mpsc;
 
 use super::event_stream::{self, EventStreamError};
+use super::function_ref;
 use super::functions::QualifierQuery;
 use super::invoke::{
-    client_context, invocation_target, json_payload, recursive_loop_stopped, tail_requested,
+    client_context, prepare, recursive_loop_stopped, sync_too_large, tail_requested, trace_hop,
 };
-use super::{function_ref, load, unqualified_arn};
 use crate::error::ApiResult;
 use crate::ApiState;
 use strato_gateway::extract::Authenticated;
@@ -62,30 +61,13 @@ pub async fn invoke_with_response_stream(
     let client_context = client_context(&headers)?;
     let r = function_ref(&caller, &name, q.qualifier(), "InvokeWithResponseStream")?;
     if body.len() > MAX_SYNC_PAYLOAD_BYTES {
-        return Err(AwsError::new(
-            ErrorCode::RequestTooLargeException,
-            format!(
-                "Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeWithResponseStream operation"
-            ),
-        )
-        .into());
+        return Err(sync_too_large("InvokeWithResponseStream").into());
     }
-    let payload = json_payload(body)?;
-    let record = load(&state, &caller, &r).await?;
-    let target = invocation_target(
-        &record,
-        &caller.account_id,
-        &caller.region,
-        &r,
-        Some(state.accounts.function_credentials(&caller.account_id)),
-    )?;
+    let (payload, record, target) = prepare(&state, &caller, &r, body).await?;
     if dry_run {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let hop = next_hop(
-        headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
-        &unqualified_arn(&caller, &r.name),
-    );
+    let hop = trace_hop(&headers, &caller, &r);
     if hop.is_recursive_loop() && record.recursive_loop == RecursiveLoop::Terminate {
         return Err(recursive_loop_stopped().into());
     }

@@ -325,3 +325,47 @@ mod tests {
         assert_eq!(err.code, ErrorCode::AccessDeniedException);
     }
 }
+
+/// The six parts of `arn` (`arn:{partition}:{service}:{region}:{account}:{resource}`)
+/// when its prefix, partition, service and account fit AWS's general ARN
+/// pattern (`arn:aws[a-zA-Z0-9-]*:[a-zA-Z0-9-]+:…:(\d{12})?:…`); the
+/// region and resource are the caller's to check.
+pub fn general_arn_parts(arn: &str) -> Option<[&str; 6]> {
+    let mut parts = arn.splitn(6, ':');
+    let mut next = || parts.next();
+    let all = [next()?, next()?, next()?, next()?, next()?, next()?];
+    let [prefix, partition, service, _, account, _] = all;
+    let word = |text: &str| text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let fits = prefix == "arn"
+        && partition.strip_prefix("aws").is_some_and(word)
+        && !service.is_empty()
+        && word(service)
+        && (account.is_empty()
+            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())));
+    fits.then_some(all)
+}
+
+#[cfg(test)]
+mod general_arn_tests {
+    use super::general_arn_parts;
+
+    #[test]
+    fn general_arns_split_into_their_six_parts() {
+        assert_eq!(
+            general_arn_parts("arn:aws:signer:us-east-1:111111111111:/signing-profiles/p/v"),
+            Some([
+                "arn",
+                "aws",
+                "signer",
+                "us-east-1",
+                "111111111111",
+                "/signing-profiles/p/v"
+            ])
+        );
+        assert!(general_arn_parts("arn:aws-cn:sqs:::q").is_some());
+        assert!(general_arn_parts("arn:aws:sqs:us-east-1:123:q").is_none());
+        assert!(general_arn_parts("arn:gcp:sqs:us-east-1:111111111111:q").is_none());
+        assert!(general_arn_parts("arn:aws::us-east-1:111111111111:q").is_none());
+        assert!(general_arn_parts("arn:aws:sqs:us-east-1").is_none());
+    }
+}

@@ -288,6 +288,25 @@ impl ValidationErrors {
         ));
     }
 
+    /// Records a failure when `value` is outside `[min, max]`, in AWS's
+    /// wording for a range constraint.
+    pub fn check_range(&mut self, value: i64, min: u32, max: u32, field: &str) {
+        let shown = value.to_string();
+        if value < i64::from(min) {
+            self.push(
+                &shown,
+                field,
+                &format!("Member must have value greater than or equal to {min}"),
+            );
+        } else if value > i64::from(max) {
+            self.push(
+                &shown,
+                field,
+                &format!("Member must have value less than or equal to {max}"),
+            );
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.failures.is_empty()
     }

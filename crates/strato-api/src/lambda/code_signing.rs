@@ -156,20 +156,7 @@ fn check_csc_arn(arn: &str, field: &str) -> Result<(), AwsError> {
 
 /// True when `arn` matches AWS's pattern for a signing profile version ARN.
 fn matches_signing_profile(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [prefix, partition, service, _region, account, _rest] = parts.as_slice() else {
-        return false;
-    };
-    *prefix == "arn"
-        && partition
-            .strip_prefix("aws")
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        && !service.is_empty()
-        && service
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && (account.is_empty()
-            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())))
+    strato_model::arn::general_arn_parts(arn).is_some()
 }
 
 /// The members of a Create or Update body, validated as AWS validates them

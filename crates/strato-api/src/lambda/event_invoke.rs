@@ -163,24 +163,6 @@ impl Settings {
     }
 }
 
-/// Records a failure when `value` is outside `[min, max]`.
-fn check_range(value: i64, min: u32, max: u32, field: &str, errors: &mut ValidationErrors) {
-    let shown = value.to_string();
-    if value < i64::from(min) {
-        errors.push(
-            &shown,
-            field,
-            &format!("Member must have value greater than or equal to {min}"),
-        );
-    } else if value > i64::from(max) {
-        errors.push(
-            &shown,
-            field,
-            &format!("Member must have value less than or equal to {max}"),
-        );
-    }
-}
-
 /// True when `region` matches `(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}`.
 fn is_destination_region(region: &str) -> bool {
     let region = region.strip_prefix("eusc-").unwrap_or(region);
@@ -219,21 +201,10 @@ fn matches_destination_pattern(arn: &str) -> bool {
             && chars.clone().count() <= 248
             && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     }
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
+    let Some([_, _, _, region, _, resource]) = strato_model::arn::general_arn_parts(arn) else {
         return false;
     };
-    *prefix == "arn"
-        && partition
-            .strip_prefix("aws")
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        && !service.is_empty()
-        && service
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && (region.is_empty() || is_destination_region(region))
-        && (account.is_empty()
-            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())))
+    (region.is_empty() || is_destination_region(region))
         && !resource
             .chars()
             .any(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'))
@@ -244,21 +215,14 @@ fn matches_destination_pattern(arn: &str) -> bool {
 fn validate(req: &ConfigRequest) -> Result<Settings, AwsError> {
     let mut errors = ValidationErrors::new();
     if let Some(n) = req.maximum_retry_attempts {
-        check_range(
-            n,
-            0,
-            MAX_RETRY_ATTEMPTS,
-            "maximumRetryAttempts",
-            &mut errors,
-        );
+        errors.check_range(n, 0, MAX_RETRY_ATTEMPTS, "maximumRetryAttempts");
     }
     if let Some(n) = req.maximum_event_age_in_seconds {
-        check_range(
+        errors.check_range(
             n,
             MINIMUM_EVENT_AGE_SECONDS,
             DEFAULT_MAXIMUM_EVENT_AGE_SECONDS,
             "maximumEventAgeInSeconds",
-            &mut errors,
         );
     }
     if let Some(config) = &req.destination_config {
@@ -639,7 +603,7 @@ fn list_page_size(raw: Option<&str>) -> Result<usize, AwsError> {
         .parse()
         .map_err(|_| AwsError::serialization(format!("Could not parse MaxItems '{raw}'")))?;
     let mut errors = ValidationErrors::new();
-    check_range(n, 1, u32::from(MAX_LIST_ITEMS), "maxItems", &mut errors);
+    errors.check_range(n, 1, u32::from(MAX_LIST_ITEMS), "maxItems");
     errors.into_result(ErrorCode::ValidationException)?;
     usize::try_from(n).map_err(|_| AwsError::validation("maxItems out of range"))
 }

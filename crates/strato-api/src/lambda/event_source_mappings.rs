@@ -415,48 +415,28 @@ struct Settings<'a> {
     other: &'a BTreeMap<String, Value>,
 }
 
-/// Records a failure when `value` is outside `[min, max]`.
-fn check_range(value: i64, min: u32, max: u32, field: &str, errors: &mut ValidationErrors) {
-    let shown = value.to_string();
-    if value < i64::from(min) {
-        errors.push(
-            &shown,
-            field,
-            &format!("Member must have value greater than or equal to {min}"),
-        );
-    } else if value > i64::from(max) {
-        errors.push(
-            &shown,
-            field,
-            &format!("Member must have value less than or equal to {max}"),
-        );
-    }
-}
-
 /// The members' own constraints (one ValidationException naming every
 /// failure), then members that belong to other kinds of source, then the
 /// filters' syntax. Returns the filter patterns given.
 fn validate_settings(settings: &Settings<'_>) -> ApiResult<Option<Vec<String>>> {
     let mut errors = ValidationErrors::new();
     if let Some(n) = settings.batch_size {
-        check_range(n, 1, MAX_SQS_BATCH_SIZE, "batchSize", &mut errors);
+        errors.check_range(n, 1, MAX_SQS_BATCH_SIZE, "batchSize");
     }
     if let Some(n) = settings.window {
-        check_range(
+        errors.check_range(
             n,
             0,
             MAX_BATCHING_WINDOW_SECONDS,
             "maximumBatchingWindowInSeconds",
-            &mut errors,
         );
     }
     if let Some(n) = settings.scaling.and_then(|s| s.maximum_concurrency) {
-        check_range(
+        errors.check_range(
             n,
             MIN_MAXIMUM_CONCURRENCY,
             MAX_MAXIMUM_CONCURRENCY,
             "scalingConfig.maximumConcurrency",
-            &mut errors,
         );
     }
     if let Some(types) = settings.response_types {
@@ -762,7 +742,7 @@ pub async fn list(
                 AwsError::invalid_parameter(format!("Invalid value for MaxItems: {raw}"))
             })?;
             let mut errors = ValidationErrors::new();
-            check_range(n, 1, MAX_LIST_ITEMS, "maxItems", &mut errors);
+            errors.check_range(n, 1, MAX_LIST_ITEMS, "maxItems");
             errors.into_result(ErrorCode::ValidationException)?;
             usize::try_from(n).unwrap_or(DEFAULT_LIST_ITEMS)
         }

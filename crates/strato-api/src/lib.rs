@@ -59,6 +59,12 @@ pub struct ApiState {
     pub event_source_mappings: Arc<lambda::EventSourceMappings>,
     /// Amazon SQS (`aws sqs ...`, both protocols).
     pub sqs: Arc<strato_sqs::SqsService>,
+    /// Deliveries to whatever service an ARN names (SQS queues, ...):
+    /// destinations, dead-letter targets, rule and subscription targets.
+    pub sinks: Arc<strato_engine::async_invoke::EventSinks>,
+    /// How built-in services invoke functions asynchronously, as their AWS
+    /// service principal (resource policy checked, durable queue).
+    pub service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents>,
 }
 
 /// The whole HTTP surface.

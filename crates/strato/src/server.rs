@@ -275,6 +275,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let queues =
         SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
     let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
+    // Every service that takes deliveries (destinations, dead-letter
+    // targets, rule and subscription targets) registers here once.
+    let sinks = Arc::new(strato_engine::async_invoke::EventSinks::new());
+    sinks.register(strato_sqs::SIGNING_NAME, sqs.clone());
     let engine = Engine::start(
         EngineConfig {
             runtimes_dir: config.runtimes_dir.clone(),
@@ -325,6 +329,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
     let gateway_invoker: Arc<dyn strato_gateway::invoker::LambdaInvoker> = Arc::new(
+        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
+    );
+    // Built-in services (SNS, EventBridge, S3) invoke functions through this.
+    let service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents> = Arc::new(
         strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
     );
     let http_apis = strato_gateway::http_api::HttpApiService::start(
@@ -382,6 +390,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         observe: observe.clone(),
         event_source_mappings: event_source_mappings.clone(),
         sqs: sqs.clone(),
+        sinks: sinks.clone(),
+        service_events: service_events.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -433,8 +443,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 state.catalog.clone(),
                 state.accounts.clone(),
             )),
-            // Destinations and dead-letter queues that are SQS queues.
-            Some(sqs.clone() as Arc<dyn strato_engine::async_invoke::EventSink>),
+            // Destinations and dead-letter targets, by the service their ARN names.
+            Some(sinks.clone() as Arc<dyn strato_engine::async_invoke::EventSink>),
             config.time_scale,
         )
         .await?;

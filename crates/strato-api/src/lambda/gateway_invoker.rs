@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use strato_engine::async_invoke::{QueuedEvent, ServiceEvent, ServiceEventError, ServiceEvents};
 use strato_engine::{Engine, EngineError, InvokeRequest, InvokeResponse, InvokeTarget};
 use strato_gateway::invoker::{
     GatewayInvocation, InvocationOutcome, InvokeAction, InvokeFailure, InvokePrincipal,
@@ -193,5 +194,69 @@ impl LambdaInvoker for EngineInvoker {
             .await
             .map(outcome)
             .map_err(invoke_failure)
+    }
+}
+
+/// Built-in services (SNS, EventBridge, S3) invoke functions asynchronously
+/// as their service principal: the function's resource policy must admit
+/// the principal and source, as on AWS; the event then waits in the
+/// function's durable queue like an `Event` Invoke's.
+#[async_trait]
+impl ServiceEvents for EngineInvoker {
+    async fn invoke_event(&self, event: ServiceEvent) -> Result<String, ServiceEventError> {
+        let invalid = || ServiceEventError::InvalidArn(event.function_arn.clone());
+        let r = FunctionRef::parse(&event.function_arn, 256).map_err(|_| invalid())?;
+        let (Some(account), Some(region)) = (r.account.clone(), r.region.clone()) else {
+            return Err(invalid());
+        };
+        let record = self
+            .catalog
+            .get(&account, &region, &r.name)
+            .await
+            .map_err(|e| ServiceEventError::Unavailable(e.to_string()))?
+            .filter(|record| record.resolve(r.qualifier.as_ref()).is_some())
+            .ok_or_else(|| ServiceEventError::FunctionNotFound(event.function_arn.clone()))?;
+        let resource = strato_model::arn::qualified_function_arn(
+            &region,
+            &account,
+            &r.name,
+            r.qualifier.as_ref(),
+        );
+        let request = GatewayInvocation {
+            function_arn: event.function_arn.clone(),
+            principal: InvokePrincipal::Service(event.principal.clone()),
+            action: InvokeAction::InvokeFunction,
+            source_arn: event.source_arn.clone(),
+            source_account: event.source_account.clone(),
+            payload: Bytes::new(),
+        };
+        if !admitted(&record, &r, &resource, &request) {
+            return Err(ServiceEventError::AccessDenied(format!(
+                "no resource-based policy allows the lambda:InvokeFunction action on resource: {resource} for {}",
+                event.principal
+            )));
+        }
+        let hop = strato_model::recursion::next_hop(
+            event.trace_header.as_deref(),
+            &strato_model::arn::function_arn(&region, &account, &r.name),
+        );
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let queued = QueuedEvent {
+            request_id: request_id.clone(),
+            account,
+            region,
+            function: r.name.clone(),
+            qualifier: r.qualifier.as_ref().map(Qualifier::as_string),
+            client_context: None,
+            invocations: 0,
+            backoff_ms: 0,
+            trace_header: Some(hop.trace_header),
+            lineage_count: hop.count,
+        };
+        self.engine
+            .enqueue_event(queued, event.payload)
+            .await
+            .map_err(|e| ServiceEventError::Unavailable(e.to_string()))?;
+        Ok(request_id)
     }
 }

@@ -36,7 +36,12 @@ use crate::observer::{AsyncMetric, AsyncSubject};
 
 mod dispatch;
 mod outcome;
+mod services;
 use crate::{Engine, EngineError, InvokeTarget};
+pub use services::{
+    arn_service, AwsServiceEvent, EventSinks, ServiceEvent, ServiceEventBus, ServiceEventError,
+    ServiceEvents,
+};
 
 /// The queues of asynchronous invocations start with this.
 pub const ASYNC_QUEUE_PREFIX: &str = "lambda-async/";
@@ -134,7 +139,7 @@ pub trait AsyncTargets: Send + Sync + 'static {
 }
 
 /// Why a destination did not take a record.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
     /// No service of this server delivers to this kind of ARN.
     #[error("no Strato service delivers to {0}")]

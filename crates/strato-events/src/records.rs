@@ -78,6 +78,8 @@ pub fn rule_arn(region: &str, account: &str, bus: &str, name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Target {
+    /// Rules' targets have one; a schedule's single target has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub arn: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,131 @@
+//! EventBridge Scheduler's REST-JSON routes (`aws scheduler`): each route
+//! becomes an operation of `strato-events`, with the path's and query's
+//! members merged into the body under their model names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use strato_gateway::extract::Authenticated;
+use strato_model::wire::{Doc, OpResult};
+
+use crate::protocol::Wire;
+use crate::ApiState;
+
+const WIRE: Wire = Wire::Json("application/json");
+
+/// `/schedules[/{Name}]` and `/schedule-groups[/{Name}]`.
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/schedules", get(list_schedules))
+        .route(
+            "/schedules/{name}",
+            get(schedule).post(schedule).put(schedule).delete(schedule),
+        )
+        .route("/schedule-groups", get(list_groups))
+        .route(
+            "/schedule-groups/{name}",
+            get(group).post(group).delete(group),
+        )
+}
+
+/// Query parameters under the members they fill.
+fn with_query(mut input: Doc, query: &HashMap<String, String>, names: &[(&str, &str)]) -> Doc {
+    for (param, member) in names {
+        if let Some(value) = query.get(*param) {
+            input = input.with(member, Doc::Form(value.clone()));
+        }
+    }
+    input
+}
+
+fn body(bytes: &[u8]) -> Result<Doc, Response> {
+    WIRE.decode(bytes).map_err(|e| WIRE.respond(Err(e)))
+}
+
+async fn run(state: &ApiState, caller: &strato_model::Caller, op: &str, input: Doc) -> Response {
+    let result: OpResult = state.events.scheduler_operation(caller, op, input).await;
+    WIRE.respond(result)
+}
+
+async fn schedule(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    method: Method,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    bytes: Bytes,
+) -> Response {
+    let input = match body(&bytes) {
+        Ok(doc) => doc.with("Name", name.as_str()),
+        Err(r) => return r,
+    };
+    let input = with_query(input, &query, &[("groupName", "GroupName")]);
+    let op = match method {
+        Method::POST => "CreateSchedule",
+        Method::PUT => "UpdateSchedule",
+        Method::DELETE => "DeleteSchedule",
+        _ => "GetSchedule",
+    };
+    run(&state, &caller, op, input).await
+}
+
+async fn list_schedules(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let input = with_query(
+        Doc::map(),
+        &query,
+        &[
+            ("NamePrefix", "NamePrefix"),
+            ("ScheduleGroup", "GroupName"),
+            ("State", "State"),
+            ("MaxResults", "MaxResults"),
+            ("NextToken", "NextToken"),
+        ],
+    );
+    run(&state, &caller, "ListSchedules", input).await
+}
+
+async fn group(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    method: Method,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let input = match body(&bytes) {
+        Ok(doc) => doc.with("Name", name.as_str()),
+        Err(r) => return r,
+    };
+    let op = match method {
+        Method::POST => "CreateScheduleGroup",
+        Method::DELETE => "DeleteScheduleGroup",
+        _ => "GetScheduleGroup",
+    };
+    run(&state, &caller, op, input).await
+}
+
+async fn list_groups(
+    State(state): State<Arc<ApiState>>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let input = with_query(
+        Doc::map(),
+        &query,
+        &[
+            ("NamePrefix", "NamePrefix"),
+            ("MaxResults", "MaxResults"),
+            ("NextToken", "NextToken"),
+        ],
+    );
+    run(&state, &caller, "ListScheduleGroups", input).await
+}

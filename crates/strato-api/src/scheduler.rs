@@ -44,9 +44,6 @@ fn with_query(mut input: Doc, query: &HashMap<String, String>, names: &[(&str, &
     input
 }
 
-fn body(bytes: &[u8]) -> Result<Doc, Response> {
-    WIRE.decode(bytes).map_err(|e| WIRE.respond(Err(e)))
-}
 
 async fn run(state: &ApiState, caller: &strato_model::Caller, op: &str, input: Doc) -> Response {
     let result: OpResult = state.events.scheduler_operation(caller, op, input).await;
@@ -61,9 +58,9 @@ async fn schedule(
     Query(query): Query<HashMap<String, String>>,
     bytes: Bytes,
 ) -> Response {
-    let input = match body(&bytes) {
+    let input = match WIRE.decode(&bytes) {
         Ok(doc) => doc.with("Name", name.as_str()),
-        Err(r) => return r,
+        Err(e) => return WIRE.respond(Err(e)),
     };
     let input = with_query(input, &query, &[("groupName", "GroupName")]);
     let op = match method {
@@ -101,9 +98,9 @@ async fn group(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    let input = match body(&bytes) {
+    let input = match WIRE.decode(&bytes) {
         Ok(doc) => doc.with("Name", name.as_str()),
-        Err(r) => return r,
+        Err(e) => return WIRE.respond(Err(e)),
     };
     let op = match method {
         Method::POST => "CreateScheduleGroup",

@@ -44,7 +44,6 @@ fn with_query(mut input: Doc, query: &HashMap<String, String>, names: &[(&str, &
     input
 }
 
-
 async fn run(state: &ApiState, caller: &strato_model::Caller, op: &str, input: Doc) -> Response {
     let result: OpResult = state.events.scheduler_operation(caller, op, input).await;
     WIRE.respond(result)

@@ -241,7 +241,7 @@ pub(crate) async fn run_scheduler(service: Arc<EventsService>) {
 }
 
 impl EventsService {
-    async fn fire_due_rules(&self) {
+    pub(crate) async fn fire_due_rules(&self) {
         let now = chrono::Utc::now();
         let now_ms = now.timestamp_millis();
         let due: Vec<_> = {

@@ -503,3 +503,6 @@ impl ServiceEventBus for EventsService {
             .map_err(|e| delivery_error(&bus, &e))
     }
 }
+
+#[cfg(test)]
+mod tests;

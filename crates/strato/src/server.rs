@@ -495,6 +495,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: [key_refresh, sqs_metrics].into_iter().chain(events_tasks).collect(),
+        background: [key_refresh, sqs_metrics]
+            .into_iter()
+            .chain(events_tasks)
+            .collect(),
     })
 }

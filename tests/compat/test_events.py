@@ -319,3 +319,30 @@ def test_scheduler_refuses_bad_expressions_and_knows_its_groups(strato):
             FlexibleTimeWindow={"Mode": "OFF"}, Target={"Arn": function_arn("x"), "RoleArn": ROLE})
     scheduler.delete_schedule_group(Name="team")
     assert scheduler.list_schedules()["Schedules"] == []
+
+
+def test_an_async_destination_on_a_bus_emits_the_invocation_result_event(strato):
+    events = client(strato, "events")
+    sqs = client(strato, "sqs")
+    deploy(strato, "worker")
+    bus_arn = f"arn:aws:events:{REGION}:{DEFAULT_ACCOUNT}:event-bus/default"
+    lam = strato.lambda_client()
+    with pytest.raises(ClientError):
+        lam.put_function_event_invoke_config(
+            FunctionName="worker",
+            DestinationConfig={"OnSuccess": {"Destination": bus_arn.replace("default", "nope")}})
+    lam.put_function_event_invoke_config(
+        FunctionName="worker", DestinationConfig={"OnSuccess": {"Destination": bus_arn}})
+    queue_url = sqs.create_queue(QueueName="results")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="results", EventPattern=json.dumps({"source": ["lambda"]}))
+    events.put_targets(Rule="results", Targets=[{"Id": "q", "Arn": queue_arn}])
+    lam.invoke(FunctionName="worker", InvocationType="Event", Payload=b'{"job": 7}')
+    message = wait_until(
+        lambda: sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages"),
+        "the invocation result event")[0]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "Lambda Function Invocation Result - Success"
+    assert event["resources"] == [function_arn("worker") + ":$LATEST"]
+    assert event["detail"]["requestPayload"] == {"job": 7}

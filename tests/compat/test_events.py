@@ -303,6 +303,7 @@ def test_scheduler_refuses_bad_expressions_and_knows_its_groups(strato):
                 Target={"Arn": function_arn("x"), "RoleArn": ROLE})
         assert refused.value.response["Error"]["Code"] == "ValidationException"
         assert refused.value.response["Error"]["Message"] == f"Invalid Schedule Expression {bad}."
+        assert refused.value.response["Message"] == f"Invalid Schedule Expression {bad}."
     group_arn = scheduler.create_schedule_group(Name="team")["ScheduleGroupArn"]
     assert group_arn == f"arn:aws:scheduler:{REGION}:{DEFAULT_ACCOUNT}:schedule-group/team"
     names = [g["Name"] for g in scheduler.list_schedule_groups()["ScheduleGroups"]]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::Method;
-use axum::response::Response;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use strato_gateway::extract::Authenticated;
@@ -46,7 +46,24 @@ fn with_query(mut input: Doc, query: &HashMap<String, String>, names: &[(&str, &
 
 async fn run(state: &ApiState, caller: &strato_model::Caller, op: &str, input: Doc) -> Response {
     let result: OpResult = state.events.scheduler_operation(caller, op, input).await;
-    WIRE.respond(result)
+    match result {
+        Ok(doc) => WIRE.respond(Ok(doc)),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Scheduler's error shapes carry their text as a `Message` member (AWS
+/// sends it so), the code in `x-amzn-ErrorType`.
+fn error_response(e: &strato_model::wire::ServiceError) -> Response {
+    let body = serde_json::json!({ "Message": e.message }).to_string();
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(code) = HeaderValue::from_str(e.code) {
+        headers.insert("x-amzn-ErrorType", code);
+    }
+    response
 }
 
 async fn schedule(

@@ -265,11 +265,11 @@ def test_destinations(client):
         "InvalidParameterValueException",
         f"The provided destination config DestinationConfig(onSuccess=OnSuccess(destination={iam}),"
         " onFailure=null) is invalid.", 400)
-    # No queue, topic or bus exists in Strato yet, so these are refused as AWS refuses a
-    # destination that does not exist.
+    # No such queue, topic or bus exists, so these are refused as AWS refuses a destination
+    # that does not exist.
     for arn in (f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:queue",
                 f"arn:aws:sns:{REGION}:{DEFAULT_ACCOUNT}:topic",
-                f"arn:aws:events:{REGION}:{DEFAULT_ACCOUNT}:event-bus/default"):
+                f"arn:aws:events:{REGION}:{DEFAULT_ACCOUNT}:event-bus/missing"):
         assert_error(
             error_of(client.put_function_event_invoke_config, FunctionName=FN,
                      DestinationConfig={"OnFailure": {"Destination": arn}}),

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod observe;
 pub mod protocol;
 pub mod request_log;
+pub mod scheduler;
 pub mod wire;
 
 use std::sync::Arc;
@@ -65,6 +66,9 @@ pub struct ApiState {
     /// How built-in services invoke functions asynchronously, as their AWS
     /// service principal (resource policy checked, durable queue).
     pub service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents>,
+    /// Amazon EventBridge (`aws events`) and EventBridge Scheduler
+    /// (`aws scheduler`).
+    pub events: Arc<strato_events::EventsService>,
 }
 
 /// The whole HTTP surface.
@@ -86,6 +90,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/{account}/{queue}",
             axum::routing::post(protocol::dispatch_queue_url).fallback(unknown_operation),
         )
+        .merge(scheduler::routes())
         .merge(strato_gateway::rest_api::control_routes(
             state.rest_apis.clone(),
         ))

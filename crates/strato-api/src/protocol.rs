@@ -235,6 +235,7 @@ pub async fn dispatch_target(
             };
             state.sqs.operation(request, operation, input).await
         }
+        strato_events::TARGET_PREFIX => state.events.operation(&caller, operation, input).await,
         _ => return unknown_operation(wire, &target),
     };
     wire.respond(result)

@@ -110,6 +110,8 @@ pub enum ServerError {
     Queue(#[from] strato_queue::QueueError),
     #[error("cannot open Amazon SQS: {0}")]
     Sqs(#[from] strato_sqs::SqsError),
+    #[error("cannot open Amazon EventBridge: {0}")]
+    Events(#[from] strato_events::EventsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -335,6 +337,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents> = Arc::new(
         strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
     );
+    // EventBridge and Scheduler: rule targets and schedules invoke through
+    // `service_events` and the sinks; buses take async destinations'
+    // records and services' own events.
+    let events = strato_events::EventsService::open(
+        store.clone(),
+        queues.clone(),
+        sinks.clone(),
+        service_events.clone(),
+        config.time_scale,
+    )
+    .await?;
+    sinks.register(strato_events::SIGNING_NAME, events.clone());
+    sinks.register_bus(events.clone());
     let http_apis = strato_gateway::http_api::HttpApiService::start(
         store.clone(),
         gateway_invoker.clone(),
@@ -392,6 +407,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         sqs: sqs.clone(),
         sinks: sinks.clone(),
         service_events: service_events.clone(),
+        events: events.clone(),
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {
@@ -450,6 +466,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .await?;
     // Mappings poll again once functions can be invoked.
     event_source_mappings.resume().await;
+    // Deliveries a previous run accepted go out; schedules fire.
+    let events_tasks = events.start().await;
     let (tx, rx) = oneshot::channel::<()>();
     let listener = crate::listener::RecordingListener(listener);
     let task = tokio::spawn(async move {
@@ -477,6 +495,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: vec![key_refresh, sqs_metrics],
+        background: [key_refresh, sqs_metrics]
+            .into_iter()
+            .chain(events_tasks)
+            .collect(),
     })
 }

@@ -341,8 +341,18 @@ pub(crate) async fn check_destination(
             Err(invalid())
         };
     }
+    if destination_service(arn) == Some("events") {
+        return if state
+            .events
+            .bus_exists(&caller.account_id, &caller.region, arn)
+        {
+            Ok(())
+        } else {
+            Err(invalid())
+        };
+    }
     if destination_service(arn) != Some("lambda") {
-        // Strato has no SNS or EventBridge yet, so no such topic or bus can exist.
+        // Strato has no SNS yet, so no such topic can exist.
         return Err(invalid());
     }
     let Some(target) = destination_function(arn) else {

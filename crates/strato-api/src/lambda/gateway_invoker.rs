@@ -60,6 +60,14 @@ fn admitted(
     request: &GatewayInvocation,
 ) -> bool {
     let principal = match &request.principal {
+        // A role of the function's own account (EventBridge Scheduler
+        // invokes with its target's execution role): Strato's identities
+        // are their account's administrators, as for same-account callers.
+        InvokePrincipal::Service(name)
+            if name.starts_with(&format!("arn:aws:iam::{}:role/", record.account)) =>
+        {
+            return true
+        }
         InvokePrincipal::Service(name) => RequestPrincipal::Service(name),
         // Strato's access keys act as their account's administrator: the
         // identity policy of a same-account caller allows everything.

@@ -1,0 +1,78 @@
+//! The engine writes ARNs with a fixed region and account of its own;
+//! Strato's callers see theirs. Requests are translated to the engine's
+//! form and answers back, as text: the ARN prefix is distinctive enough that
+//! only ARNs carry it.
+
+/// The region the engine writes in ARNs and stream records.
+const ENGINE_REGION: &str = dynoxide::streams::LOCAL_REGION;
+/// The account the engine writes in ARNs.
+const ENGINE_ACCOUNT: &str = dynoxide::streams::LOCAL_ACCOUNT;
+
+/// One caller's account and region, and how ARNs translate for it.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub region: String,
+    strato_prefix: String,
+    engine_prefix: String,
+}
+
+impl Scope {
+    pub fn new(account: &str, region: &str) -> Scope {
+        Scope {
+            region: region.to_string(),
+            strato_prefix: format!("arn:aws:dynamodb:{region}:{account}:"),
+            engine_prefix: format!("arn:aws:dynamodb:{ENGINE_REGION}:{ENGINE_ACCOUNT}:"),
+        }
+    }
+
+    /// A request body as the engine reads it.
+    pub fn to_engine(&self, body: &str) -> String {
+        if body.contains(&self.strato_prefix) {
+            body.replace(&self.strato_prefix, &self.engine_prefix)
+        } else {
+            body.to_string()
+        }
+    }
+
+    /// An answer body as the caller reads it.
+    pub fn from_engine(&self, body: String) -> String {
+        let mut body = if body.contains(&self.engine_prefix) {
+            body.replace(&self.engine_prefix, &self.strato_prefix)
+        } else {
+            body
+        };
+        let engine_region = format!("\"awsRegion\":\"{ENGINE_REGION}\"");
+        if body.contains(&engine_region) {
+            body = body.replace(
+                &engine_region,
+                &format!("\"awsRegion\":\"{}\"", self.region),
+            );
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_translate_both_ways() {
+        let scope = Scope::new("123456789012", "eu-west-1");
+        let request = r#"{"StreamArn":"arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/x"}"#;
+        let engine = scope.to_engine(request);
+        assert!(engine.contains(&format!(
+            "arn:aws:dynamodb:{ENGINE_REGION}:{ENGINE_ACCOUNT}:table/t"
+        )));
+        assert_eq!(scope.from_engine(engine), request);
+        let record = format!(r#"{{"awsRegion":"{ENGINE_REGION}"}}"#);
+        assert_eq!(scope.from_engine(record), r#"{"awsRegion":"eu-west-1"}"#);
+    }
+
+    #[test]
+    fn another_accounts_arn_is_left_alone() {
+        let scope = Scope::new("123456789012", "eu-west-1");
+        let request = r#"{"ResourceArn":"arn:aws:dynamodb:eu-west-1:999999999999:table/t"}"#;
+        assert_eq!(scope.to_engine(request), request);
+    }
+}

@@ -54,10 +54,10 @@ pub fn run(db: &Database, scope: &Scope, prefix: &str, operation: &str, body: &s
         _ => return Reply::unknown_operation(),
     };
     match result {
-        Some(Ok(json)) => Reply::ok(scope.from_engine(json)),
+        Some(Ok(json)) => Reply::ok(scope.for_caller(json)),
         Some(Err(e)) => {
             let mut reply = Reply::error(&e);
-            reply.body = scope.from_engine(reply.body);
+            reply.body = scope.for_caller(reply.body);
             reply
         }
         None => Reply::unknown_operation(),
@@ -118,9 +118,31 @@ fn stream_operation(
         "ListStreams" => call!(db, body, list_streams),
         "DescribeStream" => call!(db, body, describe_stream),
         "GetShardIterator" => call!(db, body, get_shard_iterator),
-        "GetRecords" => call!(db, body, get_records),
+        "GetRecords" => call!(db, body, get_records).and_then(|json| identity_members(&json)),
         _ => return None,
     })
+}
+
+/// The Streams API's `Identity` has the members `PrincipalId` and `Type`
+/// (the engine writes them as Lambda's event does, `principalId` and
+/// `type`, which the SDKs do not read).
+fn identity_members(json: &str) -> Result<String, DynoxideError> {
+    let mut answer: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| DynoxideError::InternalServerError(e.to_string()))?;
+    let records = answer.get_mut("Records").and_then(|r| r.as_array_mut());
+    for record in records.into_iter().flatten() {
+        if let Some(identity) = record
+            .get_mut("userIdentity")
+            .and_then(|i| i.as_object_mut())
+        {
+            for (from, to) in [("principalId", "PrincipalId"), ("type", "Type")] {
+                if let Some(value) = identity.remove(from) {
+                    identity.insert(to.to_string(), value);
+                }
+            }
+        }
+    }
+    write(&answer)
 }
 
 /// On-demand accounts answer DescribeLimits with the default quotas.

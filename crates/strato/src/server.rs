@@ -110,6 +110,8 @@ pub enum ServerError {
     Queue(#[from] strato_queue::QueueError),
     #[error("cannot open Amazon SQS: {0}")]
     Sqs(#[from] strato_sqs::SqsError),
+    #[error("cannot open Amazon DynamoDB: {0}")]
+    DynamoDb(#[from] strato_dynamodb::DynamoDbError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -275,6 +277,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let queues =
         SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
     let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
+    let dynamodb = strato_dynamodb::DynamoDbService::new(config.data_dir.join("dynamodb"));
+    dynamodb.open_existing()?;
+    let dynamodb_ttl =
+        strato_dynamodb::spawn_ttl_sweeper(dynamodb.clone(), std::time::Duration::from_secs(5));
     // Every service that takes deliveries (destinations, dead-letter
     // targets, rule and subscription targets) registers here once.
     let sinks = Arc::new(strato_engine::async_invoke::EventSinks::new());
@@ -390,6 +396,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         observe: observe.clone(),
         event_source_mappings: event_source_mappings.clone(),
         sqs: sqs.clone(),
+        dynamodb,
         sinks: sinks.clone(),
         service_events: service_events.clone(),
     });
@@ -477,6 +484,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: vec![key_refresh, sqs_metrics],
+        background: vec![key_refresh, sqs_metrics, dynamodb_ttl],
     })
 }

@@ -368,3 +368,44 @@ def test_acknowledged_writes_survive_kill_9(strato_binary, tmp_path):
         assert scanned["Count"] == 20
     finally:
         _stop(again.proc)
+
+
+def test_local_index_and_cli_query(strato):
+    client = ddb(strato)
+    client.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"},
+                   {"AttributeName": "id", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                              {"AttributeName": "id", "AttributeType": "S"},
+                              {"AttributeName": "total", "AttributeType": "N"}],
+        LocalSecondaryIndexes=[{
+            "IndexName": "by-total",
+            "KeySchema": [{"AttributeName": "customer", "KeyType": "HASH"},
+                          {"AttributeName": "total", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }],
+        BillingMode="PAY_PER_REQUEST")
+    client.get_waiter("table_exists").wait(TableName="orders",
+                                           WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    for order, total in [("a", 30), ("b", 10), ("c", 20)]:
+        client.put_item(TableName="orders", Item={"customer": {"S": "x"}, "id": {"S": order},
+                                                  "total": {"N": str(total)}})
+    cheapest = client.query(TableName="orders", IndexName="by-total",
+                            KeyConditionExpression="customer = :c",
+                            ExpressionAttributeValues={":c": {"S": "x"}})["Items"]
+    assert [i["id"]["S"] for i in cheapest] == ["b", "c", "a"]
+
+    old = client.update_item(TableName="orders",
+                             Key={"customer": {"S": "x"}, "id": {"S": "a"}},
+                             UpdateExpression="SET #t = :t",
+                             ExpressionAttributeNames={"#t": "total"},
+                             ExpressionAttributeValues={":t": {"N": "5"}},
+                             ReturnValues="UPDATED_OLD")["Attributes"]
+    assert old == {"total": {"N": "30"}}
+
+    answer = strato.aws("dynamodb", "query", "--table-name", "orders",
+                        "--key-condition-expression", "customer = :c",
+                        "--expression-attribute-values", '{":c": {"S": "x"}}',
+                        "--no-scan-index-forward").check().json()
+    assert [i["id"]["S"] for i in answer["Items"]] == ["c", "b", "a"]

@@ -50,7 +50,7 @@ pub enum DynamoDbError {
 /// DynamoDB and DynamoDB Streams, for every account and region.
 pub struct DynamoDbService {
     dir: PathBuf,
-    databases: Mutex<HashMap<(String, String), Database>>,
+    databases: Mutex<HashMap<(String, String), (Database, PathBuf)>>,
 }
 
 impl DynamoDbService {
@@ -98,7 +98,7 @@ impl DynamoDbService {
     fn database(&self, account: &str, region: &str) -> Result<Database, DynamoDbError> {
         let key = (account.to_string(), region.to_string());
         let mut open = self.databases.lock();
-        if let Some(db) = open.get(&key) {
+        if let Some((db, _)) = open.get(&key) {
             return Ok(db.clone());
         }
         let dir = self.dir.join(safe_segment(account));
@@ -107,14 +107,17 @@ impl DynamoDbService {
             source,
         })?;
         let path = dir.join(format!("{}.db", safe_segment(region)));
-        let db = Database::new(&path.to_string_lossy())
-            .map_err(|source| DynamoDbError::Open { path, source })?;
-        open.insert(key, db.clone());
+        let db = match Database::new(&path.to_string_lossy()) {
+            Ok(db) => db,
+            Err(source) => return Err(DynamoDbError::Open { path, source }),
+        };
+        open.insert(key, (db.clone(), path));
         Ok(db)
     }
 
-    /// Every database opened so far (the TTL sweeper walks them).
-    fn open_databases(&self) -> Vec<Database> {
+    /// Every database opened so far, with its file (the TTL sweeper walks
+    /// them).
+    fn open_databases(&self) -> Vec<(Database, PathBuf)> {
         self.databases.lock().values().cloned().collect()
     }
 

@@ -60,6 +60,9 @@ pub struct ApiState {
     pub event_source_mappings: Arc<lambda::EventSourceMappings>,
     /// Amazon SQS (`aws sqs ...`, both protocols).
     pub sqs: Arc<strato_sqs::SqsService>,
+    /// Amazon DynamoDB and DynamoDB Streams (`aws dynamodb ...`,
+    /// `aws dynamodbstreams ...`).
+    pub dynamodb: Arc<strato_dynamodb::DynamoDbService>,
     /// Deliveries to whatever service an ARN names (SQS queues, ...):
     /// destinations, dead-letter targets, rule and subscription targets.
     pub sinks: Arc<strato_engine::async_invoke::EventSinks>,

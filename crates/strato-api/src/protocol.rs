@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
@@ -216,6 +216,16 @@ pub async fn dispatch_target(
     let Some((prefix, operation)) = target.split_once('.') else {
         return unknown_operation(wire, &target);
     };
+    if prefix == strato_dynamodb::TARGET_PREFIX || prefix == strato_dynamodb::STREAMS_TARGET_PREFIX
+    {
+        // DynamoDB's bodies go to its engine as they came: attribute values
+        // are typed JSON that a `Doc` round trip would loosen.
+        let reply = state
+            .dynamodb
+            .operation(&caller, prefix, operation, &body)
+            .await;
+        return dynamodb_response(reply);
+    }
     let input = match wire.decode(&body) {
         Ok(doc) => doc,
         Err(e) => return wire.respond(Err(e)),
@@ -239,6 +249,23 @@ pub async fn dispatch_target(
         _ => return unknown_operation(wire, &target),
     };
     wire.respond(result)
+}
+
+/// A DynamoDB answer: JSON 1.0, with the `x-amz-crc32` of the body that the
+/// AWS SDKs check (DynamoDB is the one service that sends it).
+fn dynamodb_response(reply: strato_dynamodb::Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let crc = crc32fast::hash(reply.body.as_bytes());
+    let mut response = (status, reply.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&crc.to_string()) {
+        headers.insert("x-amz-crc32", value);
+    }
+    response
 }
 
 /// `http://host:port` as the client addressed us (queue URLs are built

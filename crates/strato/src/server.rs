@@ -112,6 +112,8 @@ pub enum ServerError {
     Sqs(#[from] strato_sqs::SqsError),
     #[error("cannot open Amazon EventBridge: {0}")]
     Events(#[from] strato_events::EventsError),
+    #[error("cannot open Amazon DynamoDB: {0}")]
+    DynamoDb(#[from] strato_dynamodb::DynamoDbError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -277,6 +279,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let queues =
         SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
     let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
+    let dynamodb = strato_dynamodb::DynamoDbService::new(config.data_dir.join("dynamodb"));
+    dynamodb.open_existing()?;
+    let dynamodb_ttl =
+        strato_dynamodb::spawn_ttl_sweeper(dynamodb.clone(), std::time::Duration::from_secs(5));
     // Every service that takes deliveries (destinations, dead-letter
     // targets, rule and subscription targets) registers here once.
     let sinks = Arc::new(strato_engine::async_invoke::EventSinks::new());
@@ -405,6 +411,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         observe: observe.clone(),
         event_source_mappings: event_source_mappings.clone(),
         sqs: sqs.clone(),
+        dynamodb,
         sinks: sinks.clone(),
         service_events: service_events.clone(),
         events: events.clone(),
@@ -495,7 +502,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: [key_refresh, sqs_metrics]
+        background: [key_refresh, sqs_metrics, dynamodb_ttl]
             .into_iter()
             .chain(events_tasks)
             .collect(),

@@ -1,0 +1,161 @@
+//! Amazon DynamoDB and DynamoDB Streams for Strato.
+//!
+//! The engine is the embedded `dynoxide-rs` crate (SQLite-backed: tables,
+//! expressions, indexes, transactions, TTL, streams, PartiQL). This crate is
+//! the wrapper that makes it Strato's:
+//!
+//! - one database file per account and region, under Strato's data dir
+//!   (`<data>/dynamodb/<account>/<region>.db`), so accounts never see each
+//!   other's tables;
+//! - ARNs carry the caller's account and region (the engine writes its own
+//!   fixed ones; [`arns`] translates both ways);
+//! - requests come from Strato's dispatcher as `(target prefix, operation,
+//!   body)`, with no HTTP inside: the front end adds the headers
+//!   (`x-amz-crc32` among them).
+
+mod arns;
+mod ops;
+mod ttl;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dynoxide::Database;
+use parking_lot::Mutex;
+use strato_model::account::Caller;
+
+pub use ops::Reply;
+
+/// `X-Amz-Target` prefix of the DynamoDB API (JSON 1.0).
+pub const TARGET_PREFIX: &str = "DynamoDB_20120810";
+/// `X-Amz-Target` prefix of the DynamoDB Streams API (JSON 1.0).
+pub const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810";
+
+/// Why the service could not open a database.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoDbError {
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open DynamoDB database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: dynoxide::DynoxideError,
+    },
+}
+
+/// DynamoDB and DynamoDB Streams, for every account and region.
+pub struct DynamoDbService {
+    dir: PathBuf,
+    databases: Mutex<HashMap<(String, String), (Database, PathBuf)>>,
+}
+
+impl DynamoDbService {
+    /// The service keeping its databases under `dir` (created on first use).
+    pub fn new(dir: PathBuf) -> Arc<DynamoDbService> {
+        Arc::new(DynamoDbService {
+            dir,
+            databases: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs one operation of either API for `caller`. SQLite work blocks, so
+    /// it runs on tokio's blocking pool.
+    pub async fn operation(
+        self: &Arc<Self>,
+        caller: &Caller,
+        prefix: &str,
+        operation: &str,
+        body: &[u8],
+    ) -> Reply {
+        let database = match self.database(&caller.account_id, &caller.region) {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::error!(error = %e, "dynamodb database");
+                return Reply::internal_error();
+            }
+        };
+        let scope = arns::Scope::new(&caller.account_id, &caller.region);
+        let prefix = prefix.to_string();
+        let operation = operation.to_string();
+        let body = String::from_utf8_lossy(body).into_owned();
+        let task = tokio::task::spawn_blocking(move || {
+            ops::run(&database, &scope, &prefix, &operation, &body)
+        });
+        match task.await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "dynamodb operation task");
+                Reply::internal_error()
+            }
+        }
+    }
+
+    /// The database of one account and region, opened on first use.
+    fn database(&self, account: &str, region: &str) -> Result<Database, DynamoDbError> {
+        let key = (account.to_string(), region.to_string());
+        let mut open = self.databases.lock();
+        if let Some((db, _)) = open.get(&key) {
+            return Ok(db.clone());
+        }
+        let dir = self.dir.join(safe_segment(account));
+        std::fs::create_dir_all(&dir).map_err(|source| DynamoDbError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(format!("{}.db", safe_segment(region)));
+        let db = match Database::new(&path.to_string_lossy()) {
+            Ok(db) => db,
+            Err(source) => return Err(DynamoDbError::Open { path, source }),
+        };
+        open.insert(key, (db.clone(), path));
+        Ok(db)
+    }
+
+    /// Every database opened so far, with its file (the TTL sweeper walks
+    /// them).
+    fn open_databases(&self) -> Vec<(Database, PathBuf)> {
+        self.databases.lock().values().cloned().collect()
+    }
+
+    /// Opens the databases already on disk, so TTL sweeps reach tables of
+    /// accounts that have not called since the server started.
+    pub fn open_existing(&self) -> Result<usize, DynamoDbError> {
+        let Ok(accounts) = std::fs::read_dir(&self.dir) else {
+            return Ok(0);
+        };
+        let mut opened = 0;
+        for account in accounts.flatten() {
+            let account_name = account.file_name().to_string_lossy().into_owned();
+            let Ok(files) = std::fs::read_dir(account.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if let Some(region) = name.strip_suffix(".db") {
+                    self.database(&account_name, region)?;
+                    opened += 1;
+                }
+            }
+        }
+        Ok(opened)
+    }
+}
+
+/// A path segment made only of characters an account id or a region has.
+fn safe_segment(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub use ttl::spawn_ttl_sweeper;

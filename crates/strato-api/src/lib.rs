@@ -59,6 +59,8 @@ pub struct ApiState {
     pub event_source_mappings: Arc<lambda::EventSourceMappings>,
     /// Amazon SQS (`aws sqs ...`, both protocols).
     pub sqs: Arc<strato_sqs::SqsService>,
+    /// CloudWatch metric alarms (`aws cloudwatch put-metric-alarm ...`).
+    pub alarms: Arc<strato_alarms::AlarmService>,
     /// Deliveries to whatever service an ARN names (SQS queues, ...):
     /// destinations, dead-letter targets, rule and subscription targets.
     pub sinks: Arc<strato_engine::async_invoke::EventSinks>,

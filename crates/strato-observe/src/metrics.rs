@@ -93,6 +93,20 @@ impl Bucket {
         bucket
     }
 
+    /// Values each seen `count` times (PutMetricData's `Values` and
+    /// `Counts`); a count of zero leaves its value out.
+    pub fn of_values(values: &[(f64, u64)]) -> Bucket {
+        let mut bucket = Bucket::new();
+        for (value, count) in values.iter().filter(|(_, c)| *c > 0) {
+            bucket.count += count;
+            bucket.sum += value * *count as f64;
+            bucket.min = bucket.min.min(*value);
+            bucket.max = bucket.max.max(*value);
+            bucket.add_to_bin(bin_of(*value), *count);
+        }
+        bucket
+    }
+
     fn new() -> Bucket {
         Bucket {
             count: 0,
@@ -221,6 +235,8 @@ enum Telemetry {
     Async(AsyncSubject, AsyncMetric, i64),
     Api(ApiRequestSample),
     Service(ServiceMetric),
+    /// Values a user published (PutMetricData): any namespace and name.
+    Published(SeriesKey, i64, Bucket),
     Barrier(oneshot::Sender<()>),
 }
 
@@ -619,6 +635,16 @@ impl State {
                     .merge(&m.values);
                 self.dirty.insert((key, minute));
             }
+            Telemetry::Published(key, at_ms, values) => {
+                let minute = minute_of(at_ms);
+                self.series
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(minute)
+                    .or_insert_with(Bucket::new)
+                    .merge(&values);
+                self.dirty.insert((key, minute));
+            }
             Telemetry::Barrier(done) => {
                 let _ = done.send(());
             }
@@ -826,6 +852,21 @@ impl Metrics {
     /// Records values a service aggregated itself. Never blocks.
     pub fn record_service_metric(&self, metric: ServiceMetric) {
         self.send(Telemetry::Service(metric));
+    }
+
+    /// Records values a user published (PutMetricData) under any series.
+    /// Waits for room in the aggregator's queue instead of dropping them:
+    /// the caller was told they were accepted.
+    pub async fn publish(
+        &self,
+        key: SeriesKey,
+        at_ms: i64,
+        values: Bucket,
+    ) -> Result<(), MetricsError> {
+        self.queue
+            .send(Telemetry::Published(key, at_ms, values))
+            .await
+            .map_err(|_| MetricsError::Gone)
     }
 
     /// Records dropped because the aggregator's queue was full.

@@ -110,6 +110,8 @@ pub enum ServerError {
     Queue(#[from] strato_queue::QueueError),
     #[error("cannot open Amazon SQS: {0}")]
     Sqs(#[from] strato_sqs::SqsError),
+    #[error("cannot load CloudWatch alarms: {0}")]
+    Alarms(#[from] strato_alarms::AlarmsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -308,6 +310,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     load_account_limits(store.as_ref(), &engine).await?;
     load_reservations(store.as_ref(), &engine).await?;
     let sqs_metrics = sqs.start_metrics(observe.metrics().clone());
+    // Alarms notify SNS topics and the default bus through the sinks.
+    let alarms = strato_alarms::AlarmService::open(
+        store.clone(),
+        observe.metrics().clone(),
+        sinks.clone(),
+        config.time_scale,
+    )
+    .await?;
+    let alarm_evaluator = alarms.start();
     let key_refresh = spawn_key_refresh(accounts.clone(), store.clone(), engine.clone());
     let catalog = Arc::new(FunctionCatalog::new(store.clone()));
     let rest_apis = strato_gateway::rest_api::RestApiService::start(
@@ -390,6 +401,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         observe: observe.clone(),
         event_source_mappings: event_source_mappings.clone(),
         sqs: sqs.clone(),
+        alarms,
         sinks: sinks.clone(),
         service_events: service_events.clone(),
     });
@@ -477,6 +489,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: vec![key_refresh, sqs_metrics],
+        background: vec![key_refresh, sqs_metrics, alarm_evaluator],
     })
 }

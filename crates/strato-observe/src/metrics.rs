@@ -1152,6 +1152,43 @@ mod tests {
     }
 
     #[test]
+    fn published_values_with_counts_make_one_bucket() {
+        let bucket = Bucket::of_values(&[(20.0, 1), (30.0, 2), (99.0, 0)]);
+        assert_eq!(bucket.statistic("SampleCount"), Some(3.0));
+        assert_eq!(bucket.statistic("Sum"), Some(80.0));
+        assert_eq!(bucket.statistic("Minimum"), Some(20.0));
+        assert_eq!(bucket.statistic("Maximum"), Some(30.0));
+        assert_eq!(Bucket::of_values(&[]).statistic("Sum"), None);
+    }
+
+    #[tokio::test]
+    async fn published_series_are_listed_and_aggregated() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics =
+            Metrics::open(&dir.path().join("metrics.db"), MetricsConfig::default()).unwrap();
+        let key = SeriesKey {
+            account: "1".into(),
+            region: "r".into(),
+            namespace: "Custom/App".into(),
+            metric: "Load".into(),
+            dimensions: vec![("Host".into(), "a".into())],
+        };
+        metrics
+            .publish(key.clone(), 120_000, Bucket::of_values(&[(2.0, 3)]))
+            .await
+            .unwrap();
+        metrics.settle().await.unwrap();
+        assert_eq!(
+            metrics.list_series("1", "r", Some("Custom/App"), None, &[]),
+            vec![key.clone()]
+        );
+        let points = metrics.statistics(&key, 60_000, 240_000, 60);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].timestamp_ms, 120_000);
+        assert_eq!(points[0].bucket.statistic("Sum"), Some(6.0));
+    }
+
+    #[test]
     fn histograms_round_trip_through_bytes() {
         let histogram = vec![(i32::MIN, 2), (-7, 1), (40, 1 << 40)];
         assert_eq!(decode_histogram(&encode_histogram(&histogram)), histogram);

@@ -440,3 +440,45 @@ fn put_metric_alarm_refuses_what_aws_refuses() {
     let err = Alarm::from_request(ACCOUNT, REGION, &Doc::Map(members), 0).unwrap_err();
     assert_eq!(err.query_code, Some("MissingParameter"));
 }
+
+#[tokio::test]
+async fn an_action_nobody_delivers_is_recorded_as_failed() {
+    let f = fixture().await;
+    // A server without SNS: the action cannot be delivered.
+    let service = AlarmService::open(
+        f.store.clone(),
+        f.metrics.clone(),
+        Arc::new(EventSinks::new()),
+        1,
+    )
+    .await
+    .unwrap();
+    let input = errors_alarm("unheard").with("TreatMissingData", "breaching");
+    service
+        .operation(ACCOUNT, REGION, "PutMetricAlarm", input)
+        .await
+        .unwrap()
+        .unwrap();
+    service.evaluate_due().await;
+    let history = service
+        .operation(
+            ACCOUNT,
+            REGION,
+            "DescribeAlarmHistory",
+            Doc::map()
+                .with("AlarmName", "unheard")
+                .with("HistoryItemType", "Action"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let items = history.get("AlarmHistoryItems").unwrap().as_list().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].get("HistorySummary").unwrap().as_str().unwrap(),
+        format!("Failed to execute action {TOPIC}")
+    );
+    let data: serde_json::Value =
+        serde_json::from_str(items[0].get("HistoryData").unwrap().as_str().unwrap()).unwrap();
+    assert_eq!(data["actionState"], "Failed");
+}

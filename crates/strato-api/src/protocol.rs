@@ -15,6 +15,8 @@
 //! [`dispatch_target`] is the one `POST /` route: it picks the service by
 //! its `X-Amz-Target` prefix (add further JSON services there).
 
+mod compression;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -196,7 +198,7 @@ pub async fn dispatch_target(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = match inflate(&headers, body) {
+    let body = match compression::inflate(&headers, body) {
         Ok(body) => body,
         Err(e) => return Wire::Json("application/x-amz-json-1.0").respond(Err(e)),
     };
@@ -335,40 +337,6 @@ async fn sqs_query(
         strato_sqs::XML_MEMBERS,
         result,
     )
-}
-
-/// A body the client compressed (botocore gzips CloudWatch PutMetricData
-/// bodies past 10 KiB and says `Content-Encoding: gzip`), inflated up to
-/// the request size limit; any other body as it came.
-fn inflate(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ServiceError> {
-    use std::io::Read as _;
-    let gzip = headers
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|e| e.split(',').any(|p| p.trim().eq_ignore_ascii_case("gzip")));
-    if !gzip {
-        return Ok(body);
-    }
-    let limit = crate::auth::MAX_REQUEST_BODY;
-    let mut inflated = Vec::new();
-    flate2::read::GzDecoder::new(&body[..])
-        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(&mut inflated)
-        .map_err(|e| {
-            ServiceError::new(
-                "SerializationException",
-                format!("Could not decompress the gzip request body: {e}"),
-            )
-        })?;
-    if inflated.len() > limit {
-        let mut e = ServiceError::new(
-            "RequestEntityTooLargeException",
-            format!("Request must be smaller than {limit} bytes once decompressed."),
-        );
-        e.status = 413;
-        return Err(e);
-    }
-    Ok(Bytes::from(inflated))
 }
 
 /// The service a request was signed for (`monitoring`, `sqs`, ...).
@@ -692,7 +660,7 @@ pub async fn dispatch_rpc_v2(
     body: Bytes,
 ) -> Response {
     let wire = Wire::RpcV2Cbor;
-    let body = match inflate(&headers, body) {
+    let body = match compression::inflate(&headers, body) {
         Ok(body) => body,
         Err(e) => return wire.respond(Err(e)),
     };

@@ -63,6 +63,8 @@ pub struct ApiState {
     /// Amazon DynamoDB and DynamoDB Streams (`aws dynamodb ...`,
     /// `aws dynamodbstreams ...`).
     pub dynamodb: Arc<strato_dynamodb::DynamoDbService>,
+    /// CloudWatch metric alarms (`aws cloudwatch put-metric-alarm ...`).
+    pub alarms: Arc<strato_alarms::AlarmService>,
     /// Deliveries to whatever service an ARN names (SQS queues, ...):
     /// destinations, dead-letter targets, rule and subscription targets.
     pub sinks: Arc<strato_engine::async_invoke::EventSinks>,

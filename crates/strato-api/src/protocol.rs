@@ -15,6 +15,8 @@
 //! [`dispatch_target`] is the one `POST /` route: it picks the service by
 //! its `X-Amz-Target` prefix (add further JSON services there).
 
+mod compression;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -196,6 +198,10 @@ pub async fn dispatch_target(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let body = match compression::inflate(&headers, body) {
+        Ok(body) => body,
+        Err(e) => return Wire::Json("application/x-amz-json-1.0").respond(Err(e)),
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -678,9 +684,14 @@ pub async fn dispatch_rpc_v2(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path((service, operation)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let wire = Wire::RpcV2Cbor;
+    let body = match compression::inflate(&headers, body) {
+        Ok(body) => body,
+        Err(e) => return wire.respond(Err(e)),
+    };
     let input = match wire.decode(&body) {
         Ok(doc) => doc,
         Err(e) => return wire.respond(Err(e)),

@@ -93,6 +93,20 @@ impl Bucket {
         bucket
     }
 
+    /// Values each seen `count` times (PutMetricData's `Values` and
+    /// `Counts`); a count of zero leaves its value out.
+    pub fn of_values(values: &[(f64, u64)]) -> Bucket {
+        let mut bucket = Bucket::new();
+        for (value, count) in values.iter().filter(|(_, c)| *c > 0) {
+            bucket.count += count;
+            bucket.sum += value * *count as f64;
+            bucket.min = bucket.min.min(*value);
+            bucket.max = bucket.max.max(*value);
+            bucket.add_to_bin(bin_of(*value), *count);
+        }
+        bucket
+    }
+
     fn new() -> Bucket {
         Bucket {
             count: 0,
@@ -221,6 +235,8 @@ enum Telemetry {
     Async(AsyncSubject, AsyncMetric, i64),
     Api(ApiRequestSample),
     Service(ServiceMetric),
+    /// Values a user published (PutMetricData): any namespace and name.
+    Published(SeriesKey, i64, Bucket),
     Barrier(oneshot::Sender<()>),
 }
 
@@ -619,6 +635,16 @@ impl State {
                     .merge(&m.values);
                 self.dirty.insert((key, minute));
             }
+            Telemetry::Published(key, at_ms, values) => {
+                let minute = minute_of(at_ms);
+                self.series
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(minute)
+                    .or_insert_with(Bucket::new)
+                    .merge(&values);
+                self.dirty.insert((key, minute));
+            }
             Telemetry::Barrier(done) => {
                 let _ = done.send(());
             }
@@ -826,6 +852,21 @@ impl Metrics {
     /// Records values a service aggregated itself. Never blocks.
     pub fn record_service_metric(&self, metric: ServiceMetric) {
         self.send(Telemetry::Service(metric));
+    }
+
+    /// Records values a user published (PutMetricData) under any series.
+    /// Waits for room in the aggregator's queue instead of dropping them:
+    /// the caller was told they were accepted.
+    pub async fn publish(
+        &self,
+        key: SeriesKey,
+        at_ms: i64,
+        values: Bucket,
+    ) -> Result<(), MetricsError> {
+        self.queue
+            .send(Telemetry::Published(key, at_ms, values))
+            .await
+            .map_err(|_| MetricsError::Gone)
     }
 
     /// Records dropped because the aggregator's queue was full.
@@ -1108,6 +1149,43 @@ mod tests {
         assert_eq!(series("4XXError", &full).sum, 1.0);
         assert_eq!(series("5XXError", &[("ApiName", "pets")]).sum, 1.0);
         assert_eq!(series("IntegrationLatency", &full[..2]).max, 10.0);
+    }
+
+    #[test]
+    fn published_values_with_counts_make_one_bucket() {
+        let bucket = Bucket::of_values(&[(20.0, 1), (30.0, 2), (99.0, 0)]);
+        assert_eq!(bucket.statistic("SampleCount"), Some(3.0));
+        assert_eq!(bucket.statistic("Sum"), Some(80.0));
+        assert_eq!(bucket.statistic("Minimum"), Some(20.0));
+        assert_eq!(bucket.statistic("Maximum"), Some(30.0));
+        assert_eq!(Bucket::of_values(&[]).statistic("Sum"), None);
+    }
+
+    #[tokio::test]
+    async fn published_series_are_listed_and_aggregated() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics =
+            Metrics::open(&dir.path().join("metrics.db"), MetricsConfig::default()).unwrap();
+        let key = SeriesKey {
+            account: "1".into(),
+            region: "r".into(),
+            namespace: "Custom/App".into(),
+            metric: "Load".into(),
+            dimensions: vec![("Host".into(), "a".into())],
+        };
+        metrics
+            .publish(key.clone(), 120_000, Bucket::of_values(&[(2.0, 3)]))
+            .await
+            .unwrap();
+        metrics.settle().await.unwrap();
+        assert_eq!(
+            metrics.list_series("1", "r", Some("Custom/App"), None, &[]),
+            vec![key.clone()]
+        );
+        let points = metrics.statistics(&key, 60_000, 240_000, 60);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].timestamp_ms, 120_000);
+        assert_eq!(points[0].bucket.statistic("Sum"), Some(6.0));
     }
 
     #[test]

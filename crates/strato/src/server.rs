@@ -114,6 +114,8 @@ pub enum ServerError {
     Events(#[from] strato_events::EventsError),
     #[error("cannot open Amazon DynamoDB: {0}")]
     DynamoDb(#[from] strato_dynamodb::DynamoDbError),
+    #[error("cannot load CloudWatch alarms: {0}")]
+    Alarms(#[from] strato_alarms::AlarmsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -316,6 +318,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     load_account_limits(store.as_ref(), &engine).await?;
     load_reservations(store.as_ref(), &engine).await?;
     let sqs_metrics = sqs.start_metrics(observe.metrics().clone());
+    // Alarms notify SNS topics and the default bus through the sinks.
+    let alarms = strato_alarms::AlarmService::open(
+        store.clone(),
+        observe.metrics().clone(),
+        sinks.clone(),
+        config.time_scale,
+    )
+    .await?;
+    let alarm_evaluator = alarms.start();
     let key_refresh = spawn_key_refresh(accounts.clone(), store.clone(), engine.clone());
     let catalog = Arc::new(FunctionCatalog::new(store.clone()));
     let rest_apis = strato_gateway::rest_api::RestApiService::start(
@@ -412,6 +423,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings: event_source_mappings.clone(),
         sqs: sqs.clone(),
         dynamodb,
+        alarms,
         sinks: sinks.clone(),
         service_events: service_events.clone(),
         events: events.clone(),
@@ -502,7 +514,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: [key_refresh, sqs_metrics, dynamodb_ttl]
+        background: [key_refresh, sqs_metrics, dynamodb_ttl, alarm_evaluator]
             .into_iter()
             .chain(events_tasks)
             .collect(),

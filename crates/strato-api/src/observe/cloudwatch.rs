@@ -1,6 +1,8 @@
 //! CloudWatch metrics (`GraniteServiceVersion20100801`): GetMetricData,
 //! GetMetricStatistics and ListMetrics over the AWS/Lambda and
-//! AWS/ApiGateway series Strato records. Spoken as Smithy RPC v2 CBOR (what
+//! AWS/ApiGateway series Strato records and what users publish with
+//! PutMetricData ([`super::put_metric_data`]); alarms are
+//! `strato-alarms`'. Spoken as Smithy RPC v2 CBOR (what
 //! botocore 1.44 and the current SDKs use) and awsJson 1.0.
 
 use strato_observe::metrics::{parse_percentile, SeriesKey};
@@ -114,7 +116,21 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
                 .query_compatible("InternalServiceError"),
         );
     }
+    if strato_alarms::AlarmService::handles(op) {
+        if let Some(result) = state
+            .alarms
+            .operation(&caller.account_id, &caller.region, op, input)
+            .await
+        {
+            return result;
+        }
+        return Err(ServiceError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {SERVICE}.{op}"),
+        ));
+    }
     match op {
+        "PutMetricData" => super::put_metric_data::put_metric_data(state, caller, &input).await,
         "GetMetricStatistics" => {
             let namespace = input
                 .get("Namespace")

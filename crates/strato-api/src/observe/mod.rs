@@ -4,4 +4,5 @@
 pub mod cloudwatch;
 pub mod gateway;
 pub mod logs;
+pub mod put_metric_data;
 pub mod report;

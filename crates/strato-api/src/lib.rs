@@ -59,6 +59,8 @@ pub struct ApiState {
     pub event_source_mappings: Arc<lambda::EventSourceMappings>,
     /// Amazon SQS (`aws sqs ...`, both protocols).
     pub sqs: Arc<strato_sqs::SqsService>,
+    /// Amazon SNS (`aws sns ...`, query protocol).
+    pub sns: Arc<strato_sns::SnsService>,
     /// Deliveries to whatever service an ARN names (SQS queues, ...):
     /// destinations, dead-letter targets, rule and subscription targets.
     pub sinks: Arc<strato_engine::async_invoke::EventSinks>,
@@ -72,7 +74,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let public = Router::new()
         .route("/strato/health", get(|| async { "ok" }))
         .route("/strato/code/{account}/{id}", get(code_url::download))
-        .route("/metrics", get(observe::report::prometheus));
+        .route("/metrics", get(observe::report::prometheus))
+        // SNS's SigningCertURL, SubscribeURL and UnsubscribeURL: HTTP
+        // endpoints fetch them without credentials, as on AWS.
+        .route("/strato/sns/{file}", get(protocol::sns_public));
     let aws = lambda::routes()
         .route("/", axum::routing::post(protocol::dispatch_target))
         .route(

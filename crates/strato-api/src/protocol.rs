@@ -352,6 +352,16 @@ async fn dispatch_query(
     if service == strato_sqs::SIGNING_NAME {
         return sqs_query(state, caller, headers, body, None).await;
     }
+    if service == strato_sns::SIGNING_NAME {
+        let (action, input) = decode_form(body);
+        let endpoint = endpoint(headers);
+        let request = strato_sns::SnsRequest {
+            caller,
+            endpoint: &endpoint,
+        };
+        let result = state.sns.operation(request, &action, input).await;
+        return query_response(strato_sns::XML_NAMESPACE, &action, result);
+    }
     let (action, input) = decode_form(body);
     let result = match service.as_str() {
         "monitoring" => crate::observe::cloudwatch::operation(state, caller, &action, input).await,
@@ -643,6 +653,44 @@ pub fn query_response_flattened(
         headers.insert("x-amzn-RequestId", v);
     }
     response
+}
+
+/// `GET /strato/sns/{file}`: SNS's signing certificate, and the
+/// SubscribeURL and UnsubscribeURL of its messages (no credentials, as an
+/// HTTP endpoint fetches them).
+pub async fn sns_public(
+    State(state): State<Arc<ApiState>>,
+    Path(file): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    let (action, result) = match file.as_str() {
+        "confirm" => (
+            "ConfirmSubscription",
+            state
+                .sns
+                .confirm_by_url(param("TopicArn"), param("Token"))
+                .await,
+        ),
+        "unsubscribe" => (
+            "Unsubscribe",
+            state.sns.unsubscribe_by_url(param("SubscriptionArn")).await,
+        ),
+        _ => {
+            return match state.sns.certificate(&file) {
+                Some(pem) => {
+                    let mut response = pem.into_response();
+                    response.headers_mut().insert(
+                        "content-type",
+                        HeaderValue::from_static("application/x-pem-file"),
+                    );
+                    response
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    };
+    query_response(strato_sns::XML_NAMESPACE, action, result)
 }
 
 /// `POST /service/{service}/operation/{operation}`: Smithy RPC v2 CBOR.

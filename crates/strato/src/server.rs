@@ -110,6 +110,8 @@ pub enum ServerError {
     Queue(#[from] strato_queue::QueueError),
     #[error("cannot open Amazon SQS: {0}")]
     Sqs(#[from] strato_sqs::SqsError),
+    #[error(transparent)]
+    Sns(#[from] strato_sns::SnsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -335,6 +337,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents> = Arc::new(
         strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
     );
+    // SNS publishes to functions (as sns.amazonaws.com), queues and HTTP
+    // endpoints; async destinations, alarms and rules publish to it.
+    let sns = strato_sns::SnsService::open(strato_sns::SnsConfig {
+        store: store.clone(),
+        queues: queues.clone(),
+        targets: Arc::new(crate::sns_queues::SnsQueues(sqs.clone())),
+        functions: service_events.clone(),
+        data_dir: config.data_dir.clone(),
+        time_scale: config.time_scale,
+    })
+    .await?;
+    sinks.register(strato_sns::SIGNING_NAME, sns.clone());
     let http_apis = strato_gateway::http_api::HttpApiService::start(
         store.clone(),
         gateway_invoker.clone(),
@@ -390,6 +404,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         observe: observe.clone(),
         event_source_mappings: event_source_mappings.clone(),
         sqs: sqs.clone(),
+        sns: sns.clone(),
         sinks: sinks.clone(),
         service_events: service_events.clone(),
     });
@@ -450,6 +465,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .await?;
     // Mappings poll again once functions can be invoked.
     event_source_mappings.resume().await;
+    sns.set_endpoint(&format!("http://{local_addr}"));
+    let sns_deliveries = sns.start();
     let (tx, rx) = oneshot::channel::<()>();
     let listener = crate::listener::RecordingListener(listener);
     let task = tokio::spawn(async move {
@@ -477,6 +494,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: vec![key_refresh, sqs_metrics],
+        background: vec![key_refresh, sqs_metrics, sns_deliveries],
     })
 }

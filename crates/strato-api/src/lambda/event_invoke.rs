@@ -341,8 +341,18 @@ pub(crate) async fn check_destination(
             Err(invalid())
         };
     }
+    if destination_service(arn) == Some("sns") {
+        return if state
+            .sns
+            .topic_exists(&caller.account_id, &caller.region, arn)
+        {
+            Ok(())
+        } else {
+            Err(invalid())
+        };
+    }
     if destination_service(arn) != Some("lambda") {
-        // Strato has no SNS or EventBridge yet, so no such topic or bus can exist.
+        // Strato has no EventBridge yet, so no such bus can exist.
         return Err(invalid());
     }
     let Some(target) = destination_function(arn) else {

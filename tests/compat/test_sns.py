@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import signal
 import subprocess
 import tempfile
 import threading
@@ -19,7 +20,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from conftest import DEFAULT_ACCOUNT, REGION, ROLE, make_zip, wait_until
+from conftest import DEFAULT_ACCOUNT, REGION, ROLE, _start, _stop, make_zip, wait_until
 
 
 def client(strato, service: str):
@@ -71,7 +72,7 @@ def canonical(message: dict) -> bytes:
         keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
     else:
         keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    return "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
+    return "".join(f"{k}\n{message[k]}\n" for k in keys if message.get(k) is not None).encode()
 
 
 def verify_signature(message: dict, cert_key: str = "SigningCertURL") -> None:
@@ -155,8 +156,8 @@ def test_bad_input_answers_aws_errors(strato):
     assert_error(error_of(sns.subscribe, TopicArn=arn, Protocol="sqs",
                           Endpoint=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:q",
                           Attributes={"FilterPolicy": '{"key":[]}'}), "InvalidParameter",
-                 "Invalid parameter: Attributes Reason: FilterPolicy: Empty arrays are not allowed\n"
-                 " at [Source: (String)\"{\"key\":[]}\"; line: 1, column: 10]")
+                 # AWS's message without its parser's location, as the reference normalizes it.
+                 "Invalid parameter: Attributes Reason: FilterPolicy: Empty arrays are not allowed")
     assert_error(error_of(sns.subscribe, TopicArn=arn, Protocol="sqs",
                           Endpoint=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:q",
                           Attributes={"RawMessageDelivery": "wrongvalue"}), "InvalidParameter",
@@ -311,6 +312,7 @@ class Endpoint:
 
     def __init__(self):
         self.received: list[tuple[dict, dict]] = []
+        self.failing = False
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -318,7 +320,7 @@ class Endpoint:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length).decode()
                 outer.received.append((dict(self.headers), body))
-                self.send_response(200)
+                self.send_response(500 if outer.failing else 200)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -393,6 +395,26 @@ def test_http_endpoint_confirms_its_subscription_and_verifies_signatures(strato,
     assert body == "raw body" and headers["x-amz-sns-rawdelivery"] == "true"
     assert all(json.loads(b)["Message"] != "too early"
                for _, b in endpoint.received[:-1] if b.startswith("{") and '"Notification"' in b)
+
+
+def test_an_accepted_http_delivery_survives_kill_9_and_is_retried(strato, strato_binary, endpoint):
+    sns = client(strato, "sns")
+    topic = sns.create_topic(Name="durable")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=endpoint.url)
+    [(_, body)] = endpoint.wait("SubscriptionConfirmation")
+    sns.confirm_subscription(TopicArn=topic, Token=json.loads(body)["Token"])
+    endpoint.failing = True
+    sns.publish(TopicArn=topic, Message="must arrive")
+    endpoint.wait("Notification")  # the first attempt, answered 500
+    strato.proc.send_signal(signal.SIGKILL)
+    strato.proc.wait()
+    endpoint.failing = False
+    restarted = _start(strato_binary, strato.data_dir.parent)
+    try:
+        delivered = endpoint.wait("Notification", 2)
+        assert json.loads(delivered[1][1])["Message"] == "must arrive"
+    finally:
+        _stop(restarted.proc)
 
 
 NODE_RECORDER = """

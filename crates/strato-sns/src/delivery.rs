@@ -63,7 +63,8 @@ impl Publication {
     }
 }
 
-/// URLs in messages, under the server's address.
+/// URLs in messages, under the server's address (ARNs unescaped in the
+/// query, as AWS writes them: `:` needs no escaping there).
 pub(crate) fn certificate_url(service: &SnsService, endpoint: &str) -> String {
     format!(
         "{endpoint}/strato/sns/{}",
@@ -73,20 +74,14 @@ pub(crate) fn certificate_url(service: &SnsService, endpoint: &str) -> String {
 
 pub(crate) fn unsubscribe_url(endpoint: &str, subscription_arn: &str) -> String {
     format!(
-        "{endpoint}/strato/sns/unsubscribe?Action=Unsubscribe&SubscriptionArn={}",
-        query_escape(subscription_arn)
+        "{endpoint}/strato/sns/unsubscribe?Action=Unsubscribe&SubscriptionArn={subscription_arn}"
     )
 }
 
 pub(crate) fn subscribe_url(endpoint: &str, topic_arn: &str, token: &str) -> String {
     format!(
-        "{endpoint}/strato/sns/confirm?Action=ConfirmSubscription&TopicArn={}&Token={token}",
-        query_escape(topic_arn)
+        "{endpoint}/strato/sns/confirm?Action=ConfirmSubscription&TopicArn={topic_arn}&Token={token}"
     )
-}
-
-fn query_escape(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// A JSON object with its members in the order given (AWS's order), from

@@ -467,13 +467,12 @@ fn parse_filter(text: &str, scope: &str, framed: bool) -> Result<Pattern, Servic
     };
     Pattern::parse(text, Dialect::SnsFilterPolicy(scope)).map_err(|e| {
         let message = e.to_string();
-        if framed && message.starts_with("Invalid parameter: FilterPolicy:") {
-            error::invalid_parameter(format!(
-                "Invalid parameter: Attributes Reason: FilterPolicy: {}",
-                e.reason()
-            ))
-        } else {
-            error::invalid_parameter(message)
+        // Subscribe frames the reason (and its location) as an attribute's.
+        match message.strip_prefix("Invalid parameter: FilterPolicy: ") {
+            Some(rest) if framed => error::invalid_parameter(format!(
+                "Invalid parameter: Attributes Reason: FilterPolicy: {rest}"
+            )),
+            _ => error::invalid_parameter(message),
         }
     })
 }

@@ -6,7 +6,7 @@ use strato_engine::async_invoke::{DeliveryError, ServiceEvent, ServiceEventError
 use strato_model::wire::Doc;
 use strato_model::Caller;
 use strato_queue::{Durability, SqliteQueueEngine};
-use strato_store::SqliteStore;
+use strato_store::{SqliteStore, Store};
 
 use crate::{QueueDelivery, QueueTargets, SnsConfig, SnsRequest, SnsService};
 
@@ -43,9 +43,24 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// The store, with the account documents belong to.
+async fn store(dir: &std::path::Path) -> Arc<SqliteStore> {
+    let store = Arc::new(SqliteStore::open(&dir.join("strato.db")).unwrap());
+    // A second open finds the account already there.
+    let _ = store
+        .create_account(&strato_model::Account {
+            id: "000000000000".into(),
+            name: "default".into(),
+            concurrency_limit: 1000,
+            created_at: chrono::Utc::now(),
+        })
+        .await;
+    store
+}
+
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("strato.db")).unwrap());
+    let store = store(dir.path()).await;
     let engine =
         SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash).unwrap();
     let queues = Arc::new(Queues::default());
@@ -216,7 +231,7 @@ async fn attribute_filters_drop_what_does_not_match() {
 async fn topics_and_subscriptions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let open = || async {
-        let store = Arc::new(SqliteStore::open(&dir.path().join("strato.db")).unwrap());
+        let store = store(dir.path()).await;
         let engine =
             SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash)
                 .unwrap();

@@ -209,7 +209,7 @@ async fn create_topic(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) ->
         let given = message::string_map(input.get("Attributes"));
         if given
             .iter()
-            .any(|(k, v)| existing.attributes.get(k) != Some(v) && !(k == "FifoTopic"))
+            .any(|(k, v)| existing.attributes.get(k) != Some(v) && k != "FifoTopic")
         {
             return Err(error::invalid(
                 "Attributes Reason: Topic already exists with different attributes",
@@ -501,18 +501,14 @@ async fn subscribe(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> Op
                 ));
             }
         }
-        "lambda" => {
-            if !endpoint.starts_with("arn:aws:lambda:") || endpoint.split(':').count() < 7 {
-                return Err(error::invalid("Lambda endpoint ARN"));
-            }
+        "lambda" if !endpoint.starts_with("arn:aws:lambda:") || endpoint.split(':').count() < 7 => {
+            return Err(error::invalid("Lambda endpoint ARN"));
         }
-        "http" | "https" => {
-            if !endpoint.starts_with(&format!("{protocol}://")) {
-                return Err(error::invalid(&format!(
-                    "Endpoint Reason: {} endpoint must start with {protocol}://",
-                    protocol.to_uppercase()
-                )));
-            }
+        "http" | "https" if !endpoint.starts_with(&format!("{protocol}://")) => {
+            return Err(error::invalid(&format!(
+                "Endpoint Reason: {} endpoint must start with {protocol}://",
+                protocol.to_uppercase()
+            )));
         }
         _ => {}
     }

@@ -2,6 +2,8 @@
 //! envelope (`SigningCertURL`), Lambda's SNS event (`SigningCertUrl`), or
 //! the raw message — and the fan-out to a topic's subscriptions.
 
+use std::sync::Arc;
+
 use strato_engine::async_invoke::ServiceEvent;
 use strato_model::wire::ServiceError;
 
@@ -27,6 +29,9 @@ pub struct Publication {
     /// FIFO topics only.
     pub sequence: Option<String>,
     pub signature_version: SignatureVersion,
+    /// Signatures made so far, by message: a signature covers no
+    /// subscription-specific field, so each distinct message is signed once.
+    signatures: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
 }
 
 impl Publication {
@@ -50,6 +55,7 @@ impl Publication {
             dedup_id: None,
             sequence: None,
             signature_version: topic.signature_version(),
+            signatures: Arc::default(),
         }
     }
 
@@ -104,9 +110,17 @@ pub(crate) fn json_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
-/// The signature of a notification to `subscription`.
+/// The signature of a notification carrying `message`.
 fn signature(service: &SnsService, publication: &Publication, message: &str) -> String {
-    service.signer.sign(
+    if let Some((_, signature)) = publication
+        .signatures
+        .lock()
+        .iter()
+        .find(|(signed, _)| signed == message)
+    {
+        return signature.clone();
+    }
+    let signature = service.signer.sign(
         publication.signature_version,
         &SignedFields {
             message,
@@ -118,7 +132,12 @@ fn signature(service: &SnsService, publication: &Publication, message: &str) -> 
             topic_arn: &publication.topic_arn,
             kind: "Notification",
         },
-    )
+    );
+    publication
+        .signatures
+        .lock()
+        .push((message.to_string(), signature.clone()));
+    signature
 }
 
 /// The JSON envelope SQS and HTTP subscribers get.
@@ -242,50 +261,69 @@ pub fn passes_filter(subscription: &Subscription, publication: &Publication) -> 
 }
 
 /// Delivers one publication to every confirmed subscription of its topic
-/// whose filter lets it through. Lambda and SQS deliveries are durable when
-/// they return, HTTP ones once queued; an error means nothing could be
-/// stored and the publish must fail.
+/// whose filter lets it through, all at once (so the queue engine commits
+/// them together). Lambda and SQS deliveries are durable when they return,
+/// HTTP ones once queued; an error means nothing could be stored for an
+/// HTTP subscription and the publish must fail.
 pub async fn fan_out(
     service: &SnsService,
     topic: &TopicRecord,
     publication: &Publication,
     endpoint: &str,
 ) -> Result<(), ServiceError> {
-    for subscription in service.subscriptions_of(&publication.topic_arn) {
-        if !subscription.record.confirmed || !passes_filter(&subscription, publication) {
-            continue;
+    let subscriptions: Vec<Arc<Subscription>> = service
+        .subscriptions_of(&publication.topic_arn)
+        .into_iter()
+        .filter(|s| s.record.confirmed && passes_filter(s, publication))
+        .collect();
+    let deliveries = subscriptions
+        .iter()
+        .map(|subscription| deliver_one(service, topic, subscription, publication, endpoint));
+    futures_util::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// One subscription's delivery.
+async fn deliver_one(
+    service: &SnsService,
+    topic: &TopicRecord,
+    subscription: &Subscription,
+    publication: &Publication,
+    endpoint: &str,
+) -> Result<(), ServiceError> {
+    let record = &subscription.record;
+    match record.protocol.as_str() {
+        "lambda" => {
+            let event = ServiceEvent {
+                function_arn: record.endpoint.clone(),
+                principal: crate::PRINCIPAL.to_string(),
+                source_arn: Some(publication.topic_arn.clone()),
+                source_account: Some(topic.account.clone()),
+                payload: lambda_event(service, publication, &record.arn, endpoint).into(),
+                trace_header: None,
+            };
+            if let Err(e) = service.functions.invoke_event(event).await {
+                tracing::warn!(subscription = %record.arn, error = %e, "SNS could not invoke the function");
+                let body = envelope(service, publication, &record.arn, "lambda", endpoint);
+                dead_letter(service, subscription, body, publication).await;
+            }
+            Ok(())
         }
-        let record = &subscription.record;
-        match record.protocol.as_str() {
-            "lambda" => {
-                let event = ServiceEvent {
-                    function_arn: record.endpoint.clone(),
-                    principal: crate::PRINCIPAL.to_string(),
-                    source_arn: Some(publication.topic_arn.clone()),
-                    source_account: Some(topic.account.clone()),
-                    payload: lambda_event(service, publication, &record.arn, endpoint).into(),
-                    trace_header: None,
-                };
-                if let Err(e) = service.functions.invoke_event(event).await {
-                    tracing::warn!(subscription = %record.arn, error = %e, "SNS could not invoke the function");
-                    let body = envelope(service, publication, &record.arn, "lambda", endpoint);
-                    dead_letter(service, &subscription, body, publication).await;
-                }
+        "sqs" => {
+            let delivery = queue_delivery(service, subscription, publication, endpoint);
+            if let Err(e) = service.targets.send(delivery.clone()).await {
+                tracing::warn!(subscription = %record.arn, error = %e, "SNS could not deliver to the queue");
+                dead_letter(service, subscription, delivery.body, publication).await;
             }
-            "sqs" => {
-                let delivery = queue_delivery(service, &subscription, publication, endpoint);
-                if let Err(e) = service.targets.send(delivery.clone()).await {
-                    tracing::warn!(subscription = %record.arn, error = %e, "SNS could not deliver to the queue");
-                    dead_letter(service, &subscription, delivery.body, publication).await;
-                }
-            }
-            "http" | "https" => {
-                http::enqueue_notification(service, &subscription, publication, endpoint).await?;
-            }
-            _ => {}
+            Ok(())
         }
+        "http" | "https" => {
+            http::enqueue_notification(service, subscription, publication, endpoint).await
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The message an SQS subscription's queue gets.

@@ -464,6 +464,29 @@ def test_lambda_subscription_receives_the_sns_event(strato):
     verify_signature(event, cert_key="SigningCertUrl")
 
 
+FAILING = """
+exports.handler = async (event) => { throw new Error(`boom ${event.id}`); };
+"""
+
+
+def test_a_topic_is_an_async_invoke_destination(strato):
+    """OnFailure → SNS topic → SQS queue: the invocation record arrives as the message."""
+    sns, sqs, lam = client(strato, "sns"), client(strato, "sqs"), client(strato, "lambda")
+    topic = sns.create_topic(Name="failures")["TopicArn"]
+    url, arn = queue(sqs, "failure-records")
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    lam.create_function(FunctionName="failing", Runtime="nodejs20.x", Role=ROLE,
+                        Handler="index.handler", Code={"ZipFile": make_zip({"index.js": FAILING})})
+    lam.get_waiter("function_active_v2").wait(FunctionName="failing")
+    lam.put_function_event_invoke_config(FunctionName="failing", MaximumRetryAttempts=0,
+                                         DestinationConfig={"OnFailure": {"Destination": topic}})
+    lam.invoke(FunctionName="failing", InvocationType="Event", Payload=json.dumps({"id": "x1"}))
+    [message] = drain(sqs, url, 1)
+    record = json.loads(message["Body"])
+    assert record["requestPayload"] == {"id": "x1"}
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+
+
 def test_the_cli_speaks_sns(strato):
     arn = strato.aws("sns", "create-topic", "--name", "cli-topic").check().json()["TopicArn"]
     assert arn.endswith(":cli-topic")

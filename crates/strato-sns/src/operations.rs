@@ -396,9 +396,9 @@ fn check_subscription_attribute(
                 )));
             }
             if !matches!(protocol, "sqs" | "http" | "https" | "firehose") {
-                return Err(error::invalid(
-                    "Attributes Reason: Delivery protocol [lambda] does not support raw message delivery.",
-                ));
+                return Err(error::invalid(&format!(
+                    "Attributes Reason: Delivery protocol [{protocol}] does not support raw message delivery."
+                )));
             }
         }
         "FilterPolicyScope" => {

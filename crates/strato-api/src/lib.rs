@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod observe;
 pub mod protocol;
 pub mod request_log;
+pub mod sns;
 pub mod wire;
 
 use std::sync::Arc;
@@ -77,7 +78,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(observe::report::prometheus))
         // SNS's SigningCertURL, SubscribeURL and UnsubscribeURL: HTTP
         // endpoints fetch them without credentials, as on AWS.
-        .route("/strato/sns/{file}", get(protocol::sns_public));
+        .route("/strato/sns/{file}", get(sns::public));
     let aws = lambda::routes()
         .route("/", axum::routing::post(protocol::dispatch_target))
         .route(

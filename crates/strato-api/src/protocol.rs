@@ -655,44 +655,6 @@ pub fn query_response_flattened(
     response
 }
 
-/// `GET /strato/sns/{file}`: SNS's signing certificate, and the
-/// SubscribeURL and UnsubscribeURL of its messages (no credentials, as an
-/// HTTP endpoint fetches them).
-pub async fn sns_public(
-    State(state): State<Arc<ApiState>>,
-    Path(file): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Response {
-    let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
-    let (action, result) = match file.as_str() {
-        "confirm" => (
-            "ConfirmSubscription",
-            state
-                .sns
-                .confirm_by_url(param("TopicArn"), param("Token"))
-                .await,
-        ),
-        "unsubscribe" => (
-            "Unsubscribe",
-            state.sns.unsubscribe_by_url(param("SubscriptionArn")).await,
-        ),
-        _ => {
-            return match state.sns.certificate(&file) {
-                Some(pem) => {
-                    let mut response = pem.into_response();
-                    response.headers_mut().insert(
-                        "content-type",
-                        HeaderValue::from_static("application/x-pem-file"),
-                    );
-                    response
-                }
-                None => StatusCode::NOT_FOUND.into_response(),
-            }
-        }
-    };
-    query_response(strato_sns::XML_NAMESPACE, action, result)
-}
-
 /// `POST /service/{service}/operation/{operation}`: Smithy RPC v2 CBOR.
 pub async fn dispatch_rpc_v2(
     State(state): State<Arc<ApiState>>,

@@ -1511,6 +1511,57 @@ def sc_sqs_throughput(ctx):
             "notes": notes}
 
 
+SNS_DRIVER = os.path.join(HERE, "lib", "snsdriver.py")
+
+
+def sc_sns_fanout(ctx):
+    """SNS Publish fanned out to ten SQS subscriptions (raw delivery), Strato beside moto's server.
+    Untested by CI: written with the SNS service, run by the coordinator."""
+    seconds = 4 if ctx.quick else 6
+    targets = [("Strato", lambda: Strato("sns-fanout"))]
+    notes = []
+    if os.path.exists(MOTO_SERVER):
+        targets.append(("moto server", Moto))
+    else:
+        notes.append("moto was not installed (bench/run installs `moto[server]` into bench/.work/venv-moto).")
+    rows = []
+    for label, start in targets:
+        try:
+            server = start()
+        except Exception as e:
+            rows.append({"target": label, "workers": "-", "deliveries/s": f"did not start: {e}"[:200]})
+            continue
+        try:
+            for workers in (1, 4):
+                args = ([] if not PIN else ["taskset", "-c", LOADGEN_CPUS]) + [
+                    sys.executable, SNS_DRIVER, "--port", str(server.port), "--name", f"fan{workers}",
+                    "--workers", str(workers), "--seconds", str(seconds)]
+                out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 300)
+                if out.returncode != 0:
+                    r = {"error": (out.stderr.strip() or out.stdout.strip())[-300:]}
+                else:
+                    r = json.loads(out.stdout.strip().splitlines()[-1])
+                log(f"sns-fanout {label} × {workers}: {r.get('deliveries_per_s', r.get('error'))}")
+                if "error" in r:
+                    rows.append({"target": label, "workers": str(workers), "deliveries/s": "failed: " + r["error"][:200]})
+                    continue
+                rows.append({"target": label, "workers": str(workers),
+                             "publishes/s": f"{r['publishes_per_s']:,}", "deliveries/s": f"{r['deliveries_per_s']:,}",
+                             "all delivered": "yes" if r["all_delivered"] else f"no ({r['delivered']:,})",
+                             "Publish p50/p99 ms": f"{r['publish_p50_ms'] or 0:.2f} / {r['publish_p99_ms'] or 0:.2f}",
+                             "client CPU (of 1 core)": f"{r['client_cpu_of_core']:.2f}"})
+        finally:
+            server.stop()
+    notes.append(f"{seconds} s per run. The client is `bench/lib/snsdriver.py`: SigV4-signed query-protocol "
+                 "Publish calls (256 B) on keep-alive connections, one process per worker, to a topic with ten "
+                 "SQS subscriptions; deliveries/s = publishes × 10 over the publishing time, checked afterwards "
+                 "against the queues' message counts. Strato writes each delivery durably before Publish answers.")
+    cols = ["target", "workers", "publishes/s", "deliveries/s", "all delivered", "Publish p50/p99 ms",
+            "client CPU (of 1 core)"]
+    return {"tables": [{"title": "Publish → 10 SQS subscriptions", "kind": "table", "columns": cols, "rows": rows}],
+            "notes": notes}
+
+
 SQS_LATENCY_JS = r"""
 const fs = require('fs');
 const net = require('net');
@@ -1665,6 +1716,7 @@ SCENARIOS = [
     ("queue-throughput", "The durable queue engine alone", sc_queue_throughput),
     ("sqs-throughput", "SQS over HTTP: Strato, moto and ElasticMQ", sc_sqs_throughput),
     ("sqs-mapping", "SQS queue to function through an event source mapping", sc_sqs_mapping),
+    ("sns-fanout", "SNS Publish to ten SQS subscriptions: Strato and moto", sc_sns_fanout),
 ]
 
 

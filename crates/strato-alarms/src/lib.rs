@@ -286,13 +286,15 @@ impl AlarmService {
     async fn announce(&self, alarm: &Alarm, old: &AlarmState) {
         if alarm.actions_enabled {
             let message = notify::notification(alarm, old).to_string();
+            let subject = notify::subject(alarm);
             for arn in alarm.actions_for(alarm.state.value) {
                 let result = self
                     .sinks
-                    .deliver_record(
+                    .deliver_notification(
                         &alarm.account,
                         &alarm.region,
                         arn,
+                        &subject,
                         Bytes::from(message.clone()),
                     )
                     .await;

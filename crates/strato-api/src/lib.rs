@@ -19,6 +19,7 @@ pub mod observe;
 pub mod protocol;
 pub mod request_log;
 pub mod scheduler;
+pub mod sns;
 pub mod wire;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct ApiState {
     pub dynamodb: Arc<strato_dynamodb::DynamoDbService>,
     /// CloudWatch metric alarms (`aws cloudwatch put-metric-alarm ...`).
     pub alarms: Arc<strato_alarms::AlarmService>,
+    /// Amazon SNS (`aws sns ...`, query protocol).
+    pub sns: Arc<strato_sns::SnsService>,
     /// Deliveries to whatever service an ARN names (SQS queues, ...):
     /// destinations, dead-letter targets, rule and subscription targets.
     pub sinks: Arc<strato_engine::async_invoke::EventSinks>,
@@ -81,7 +84,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let public = Router::new()
         .route("/strato/health", get(|| async { "ok" }))
         .route("/strato/code/{account}/{id}", get(code_url::download))
-        .route("/metrics", get(observe::report::prometheus));
+        .route("/metrics", get(observe::report::prometheus))
+        // SNS's SigningCertURL, SubscribeURL and UnsubscribeURL: HTTP
+        // endpoints fetch them without credentials, as on AWS.
+        .route("/strato/sns/{file}", get(sns::public));
     let aws = lambda::routes()
         .route("/", axum::routing::post(protocol::dispatch_target))
         .route(

@@ -386,6 +386,16 @@ async fn dispatch_query(
     if service == strato_sqs::SIGNING_NAME {
         return sqs_query(state, caller, headers, body, None).await;
     }
+    if service == strato_sns::SIGNING_NAME {
+        let (action, input) = decode_form(body);
+        let endpoint = endpoint(headers);
+        let request = strato_sns::SnsRequest {
+            caller,
+            endpoint: &endpoint,
+        };
+        let result = state.sns.operation(request, &action, input).await;
+        return query_response(strato_sns::XML_NAMESPACE, &action, result);
+    }
     let (action, input) = decode_form(body);
     let result = match service.as_str() {
         "monitoring" => crate::observe::cloudwatch::operation(state, caller, &action, input).await,

@@ -135,6 +135,22 @@ impl SqsService {
         body: Bytes,
         attributes: Vec<MessageAttribute>,
     ) -> Result<(), DeliveryError> {
+        self.deliver_message(account, region, arn, body, attributes, None)
+            .await
+    }
+
+    /// Sends one message for another service (an SNS subscription): with
+    /// its message attributes and, to a FIFO queue, the (group, dedup) ids
+    /// it gives (fresh ones when it gives none). Durable when it returns Ok.
+    pub async fn deliver_message(
+        &self,
+        account: &str,
+        region: &str,
+        arn: &str,
+        body: Bytes,
+        attributes: Vec<MessageAttribute>,
+        fifo_ids: Option<(String, String)>,
+    ) -> Result<(), DeliveryError> {
         if !arn.starts_with("arn:aws:sqs:") {
             return Err(DeliveryError::Unsupported(arn.to_string()));
         }
@@ -152,11 +168,13 @@ impl SqsService {
                 "the payload has characters SQS does not allow".into(),
             ));
         }
-        let (group_id, dedup_id) = if record.fifo() {
-            let id = uuid::Uuid::new_v4().to_string();
-            (Some(id.clone()), Some(id))
-        } else {
-            (None, None)
+        let (group_id, dedup_id) = match (record.fifo(), fifo_ids) {
+            (true, Some((group, dedup))) => (Some(group), Some(dedup)),
+            (true, None) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                (Some(id.clone()), Some(id))
+            }
+            (false, _) => (None, None),
         };
         let meta = MessageMeta {
             sender_id: account.to_string(),

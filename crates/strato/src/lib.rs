@@ -5,5 +5,6 @@ pub mod accounts;
 mod listener;
 pub mod observe_cli;
 pub mod server;
+mod sns_queues;
 
 pub use server::{RunningServer, ServerConfig, ServerError};

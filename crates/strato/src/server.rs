@@ -116,6 +116,8 @@ pub enum ServerError {
     DynamoDb(#[from] strato_dynamodb::DynamoDbError),
     #[error("cannot load CloudWatch alarms: {0}")]
     Alarms(#[from] strato_alarms::AlarmsError),
+    #[error(transparent)]
+    Sns(#[from] strato_sns::SnsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -367,6 +369,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .await?;
     sinks.register(strato_events::SIGNING_NAME, events.clone());
     sinks.register_bus(events.clone());
+    // SNS publishes to functions (as sns.amazonaws.com), queues and HTTP
+    // endpoints; async destinations, alarms and rules publish to it.
+    let sns = strato_sns::SnsService::open(strato_sns::SnsConfig {
+        store: store.clone(),
+        queues: queues.clone(),
+        targets: Arc::new(crate::sns_queues::SnsQueues(sqs.clone())),
+        functions: service_events.clone(),
+        data_dir: config.data_dir.clone(),
+        time_scale: config.time_scale,
+    })
+    .await?;
+    sinks.register(strato_sns::SIGNING_NAME, sns.clone());
     let http_apis = strato_gateway::http_api::HttpApiService::start(
         store.clone(),
         gateway_invoker.clone(),
@@ -424,6 +438,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         sqs: sqs.clone(),
         dynamodb,
         alarms,
+        sns: sns.clone(),
         sinks: sinks.clone(),
         service_events: service_events.clone(),
         events: events.clone(),
@@ -487,6 +502,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     event_source_mappings.resume().await;
     // Deliveries a previous run accepted go out; schedules fire.
     let events_tasks = events.start().await;
+    sns.set_endpoint(&format!("http://{local_addr}"));
+    let sns_deliveries = sns.start();
     let (tx, rx) = oneshot::channel::<()>();
     let listener = crate::listener::RecordingListener(listener);
     let task = tokio::spawn(async move {
@@ -514,9 +531,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         event_source_mappings,
         shutdown: Some(tx),
         task,
-        background: [key_refresh, sqs_metrics, dynamodb_ttl, alarm_evaluator]
-            .into_iter()
-            .chain(events_tasks)
-            .collect(),
+        background: [
+            key_refresh,
+            sqs_metrics,
+            dynamodb_ttl,
+            alarm_evaluator,
+            sns_deliveries,
+        ]
+        .into_iter()
+        .chain(events_tasks)
+        .collect(),
     })
 }

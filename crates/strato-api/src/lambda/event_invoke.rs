@@ -331,29 +331,19 @@ pub(crate) async fn check_destination(
     arn: &str,
 ) -> Result<(), AwsError> {
     let invalid = || AwsError::invalid_parameter(format!("The destination ARN {arn} is invalid."));
-    if destination_service(arn) == Some("sqs") {
-        return if state
-            .sqs
-            .queue_exists(&caller.account_id, &caller.region, arn)
-        {
-            Ok(())
-        } else {
-            Err(invalid())
-        };
-    }
-    if destination_service(arn) == Some("events") {
-        return if state
-            .events
-            .bus_exists(&caller.account_id, &caller.region, arn)
-        {
-            Ok(())
-        } else {
-            Err(invalid())
-        };
+    let (account, region) = (&caller.account_id, &caller.region);
+    let exists = match destination_service(arn) {
+        Some("sqs") => state.sqs.queue_exists(account, region, arn),
+        Some("sns") => state.sns.topic_exists(account, region, arn),
+        Some("events") => state.events.bus_exists(account, region, arn),
+        Some("lambda") => true,
+        _ => false,
+    };
+    if !exists {
+        return Err(invalid());
     }
     if destination_service(arn) != Some("lambda") {
-        // Strato has no SNS yet, so no such topic can exist.
-        return Err(invalid());
+        return Ok(());
     }
     let Some(target) = destination_function(arn) else {
         return Err(invalid());

@@ -164,6 +164,21 @@ pub trait EventSink: Send + Sync + 'static {
         destination: &str,
         record: Bytes,
     ) -> Result<(), DeliveryError>;
+    /// A service's notification with a subject (a CloudWatch alarm's
+    /// `ALARM: "name" in US East (N. Virginia)`): a topic publishes it with
+    /// that `Subject`; other destinations take the message as a record.
+    async fn deliver_notification(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        subject: &str,
+        message: Bytes,
+    ) -> Result<(), DeliveryError> {
+        let _ = subject;
+        self.deliver_record(account, region, destination, message)
+            .await
+    }
     /// A failed event for a dead-letter queue or topic, with AWS's
     /// `RequestID`, `ErrorCode` and `ErrorMessage` attributes.
     async fn deliver_dead_letter(

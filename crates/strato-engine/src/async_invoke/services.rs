@@ -120,6 +120,19 @@ impl EventSink for EventSinks {
             .await
     }
 
+    async fn deliver_notification(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        subject: &str,
+        message: Bytes,
+    ) -> Result<(), DeliveryError> {
+        self.sink(destination)?
+            .deliver_notification(account, region, destination, subject, message)
+            .await
+    }
+
     async fn deliver_dead_letter(
         &self,
         account: &str,

@@ -1,0 +1,2 @@
+//! IAM and STS for Strato.
+pub mod policy;

@@ -47,6 +47,15 @@ fn allow(action: serde_json::Value, resource: serde_json::Value) -> serde_json::
 const FN_A: &str = "arn:aws:lambda:us-east-1:111111111111:function:a";
 const FN_B: &str = "arn:aws:lambda:us-east-1:111111111111:function:b";
 
+type Case<'a> = (
+    &'a str,
+    serde_json::Value,
+    &'a str,
+    &'a str,
+    &'a RequestContext,
+    Result<(), Denial>,
+);
+
 #[test]
 fn evaluator_case_table() {
     use serde_json::json;
@@ -54,14 +63,7 @@ fn evaluator_case_table() {
     let ip = RequestContext::new()
         .with("aws:SourceIp", "10.1.2.3")
         .with("aws:SecureTransport", "false");
-    let cases: Vec<(
-        &str,
-        serde_json::Value,
-        &str,
-        &str,
-        &RequestContext,
-        Result<(), Denial>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "exact action and resource",
             allow(json!("lambda:InvokeFunction"), json!(FN_A)),

@@ -12,6 +12,7 @@
 //! downloads under `/strato/code/`, and Prometheus text at `/metrics`.
 
 pub mod auth;
+mod authorize;
 pub mod code_url;
 pub mod error;
 pub mod lambda;
@@ -65,6 +66,9 @@ pub struct ApiState {
     /// How built-in services invoke functions asynchronously, as their AWS
     /// service principal (resource policy checked, durable queue).
     pub service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents>,
+    /// IAM and STS (`aws iam`, `aws sts`), and the authorizer every
+    /// authenticated request passes (`authorize`).
+    pub iam: Arc<strato_iam::Iam>,
 }
 
 /// The whole HTTP surface.

@@ -246,6 +246,12 @@ impl Iam {
         verdict.allowed && !verdict.denied
     }
 
+    /// Whether `access_key_id` belongs to an IAM principal whose policies
+    /// are enforced (not a root key, and enforcement is on).
+    pub fn governs(&self, access_key_id: &str) -> bool {
+        self.enforce && self.grants_for(access_key_id).is_some()
+    }
+
     /// The one decision: may the holder of `access_key_id` perform `action`
     /// on `resource`? Account root keys (and any key IAM does not know)
     /// may do anything in their account; so may everyone when enforcement

@@ -250,24 +250,21 @@ pub async fn authenticate(
 
 /// STS session keys need their token, and stop at their expiry.
 fn check_session(state: &ApiState, verified: &strato_sigv4::VerifiedRequest) -> Option<Response> {
-    let entry = state.iam.lookup_key(&verified.access_key_id)?;
-    let token = entry.token.as_deref()?;
-    if verified.session_token.as_deref() != Some(token) {
-        return Some(aws_error_response(&AwsError::new(
+    let refusal = state
+        .iam
+        .check_session(&verified.access_key_id, verified.session_token.as_deref())
+        .err()?;
+    let error = match refusal {
+        strato_iam::SessionRefusal::InvalidToken => AwsError::new(
             ErrorCode::UnrecognizedClientException,
             "The security token included in the request is invalid.",
-        )));
-    }
-    if entry
-        .expires
-        .is_some_and(|end| end <= chrono::Utc::now().timestamp())
-    {
-        return Some(aws_error_response(&AwsError::new(
+        ),
+        strato_iam::SessionRefusal::Expired => AwsError::new(
             ErrorCode::ExpiredTokenException,
             "The security token included in the request is expired",
-        )));
-    }
-    None
+        ),
+    };
+    Some(aws_error_response(&error))
 }
 
 fn sigv4_code(code: &str) -> ErrorCode {

@@ -56,6 +56,15 @@ pub struct KeyEntry {
     pub expires: Option<i64>,
 }
 
+/// Why session credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// No token, or another session's.
+    InvalidToken,
+    /// Past the session's expiry.
+    Expired,
+}
+
 /// A refused request: AWS's sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessDenied {
@@ -192,6 +201,29 @@ impl Iam {
     /// The secret of an IAM user's key or an STS session's key.
     pub fn lookup_key(&self, access_key_id: &str) -> Option<KeyEntry> {
         self.keys.read().get(access_key_id).cloned()
+    }
+
+    /// Whether a request signed with `access_key_id` carrying
+    /// `X-Amz-Security-Token: token` may go on: a session key needs its own
+    /// token and stops at its expiry; other keys need nothing.
+    pub fn check_session(
+        &self,
+        access_key_id: &str,
+        token: Option<&str>,
+    ) -> Result<(), SessionRefusal> {
+        let Some(entry) = self.lookup_key(access_key_id) else {
+            return Ok(());
+        };
+        let Some(expected) = entry.token.as_deref() else {
+            return Ok(());
+        };
+        if token != Some(expected) {
+            return Err(SessionRefusal::InvalidToken);
+        }
+        if entry.expires.is_some_and(|end| end <= now_secs()) {
+            return Err(SessionRefusal::Expired);
+        }
+        Ok(())
     }
 
     /// Makes `access_key_id` (a function's credentials) act as a session of

@@ -14,7 +14,7 @@ const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Al
 fn call(iam: &Iam, caller: &IamCaller<'_>, action: &str, pairs: &[(&str, &str)]) -> OpResult {
     let mut doc = Doc::map();
     for (k, v) in pairs {
-        doc = doc.with(k, *v);
+        doc = doc.with(k, Doc::Form(v.to_string()));
     }
     if action.starts_with("GetCaller") || action == "AssumeRole" || action == "GetSessionToken" {
         iam.sts_operation(caller, action, &doc)
@@ -449,4 +449,47 @@ fn state_survives_reopening() {
     }
     let iam = Iam::open(&path, true).unwrap();
     assert!(iam.lambda_can_assume("arn:aws:iam::111111111111:role/fn"));
+}
+
+#[test]
+fn session_credentials_need_their_token_and_expire() {
+    let iam = Iam::in_memory(true);
+    let token = call(
+        &iam,
+        &ROOT,
+        "GetSessionToken",
+        &[("DurationSeconds", "900")],
+    )
+    .unwrap();
+    let key = text(&token, &["Credentials", "AccessKeyId"]);
+    let secret_token = text(&token, &["Credentials", "SessionToken"]);
+    assert_eq!(iam.check_session(&key, Some(&secret_token)), Ok(()));
+    assert_eq!(
+        iam.check_session(&key, None),
+        Err(SessionRefusal::InvalidToken)
+    );
+    assert_eq!(
+        iam.check_session(&key, Some("other")),
+        Err(SessionRefusal::InvalidToken)
+    );
+    assert_eq!(iam.check_session("AKIAROOT", None), Ok(()));
+    iam.change(|data| {
+        if let Some(session) = data.sessions.get_mut(&key) {
+            session.expires = now_secs() - 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        iam.check_session(&key, Some(&secret_token)),
+        Err(SessionRefusal::Expired)
+    );
+    let e = call(
+        &iam,
+        &ROOT,
+        "GetSessionToken",
+        &[("DurationSeconds", "7200")],
+    )
+    .unwrap_err();
+    assert_eq!(e.message, "Root sessions are limited to 1 hour.");
 }

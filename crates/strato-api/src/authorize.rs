@@ -481,3 +481,132 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
         shape: Shape::Rest,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIA".into(),
+        }
+    }
+
+    fn asked(
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+        service: &str,
+    ) -> (String, String) {
+        let mut builder = axum::http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let ask = ask(&caller(), service, &parts, body.as_bytes()).unwrap();
+        (ask.action, ask.resource)
+    }
+
+    const FN: &str = "arn:aws:lambda:us-east-1:111111111111:function:f";
+
+    #[test]
+    fn lambda_paths_name_their_action_and_function() {
+        let cases = [
+            ("POST", "/2015-03-31/functions/f/invocations", "lambda:InvokeFunction", FN.to_string()),
+            ("POST", "/2015-03-31/functions/f/invocations?Qualifier=live", "lambda:InvokeFunction", format!("{FN}:live")),
+            ("POST", "/2021-11-15/functions/f/response-streaming-invocations", "lambda:InvokeFunction", FN.to_string()),
+            ("GET", "/2015-03-31/functions/", "lambda:ListFunctions", "*".to_string()),
+            ("GET", "/2015-03-31/functions/f", "lambda:GetFunction", FN.to_string()),
+            ("DELETE", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Af", "lambda:DeleteFunction", FN.to_string()),
+            ("PUT", "/2015-03-31/functions/f/configuration", "lambda:UpdateFunctionConfiguration", FN.to_string()),
+            ("POST", "/2015-03-31/functions/f/policy", "lambda:AddPermission", FN.to_string()),
+            ("GET", "/2015-03-31/functions/f/aliases/live", "lambda:GetAlias", format!("{FN}:live")),
+            ("PUT", "/2019-09-25/functions/f/event-invoke-config", "lambda:PutFunctionEventInvokeConfig", FN.to_string()),
+            ("GET", "/2015-03-31/event-source-mappings/", "lambda:ListEventSourceMappings", "*".to_string()),
+        ];
+        for (method, uri, action, resource) in cases {
+            assert_eq!(
+                asked(method, uri, &[], "", "lambda"),
+                (action.to_string(), resource),
+                "{method} {uri}"
+            );
+        }
+        assert_eq!(
+            asked(
+                "POST",
+                "/2015-03-31/functions",
+                &[],
+                r#"{"FunctionName":"g"}"#,
+                "lambda"
+            ),
+            (
+                "lambda:CreateFunction".into(),
+                "arn:aws:lambda:us-east-1:111111111111:function:g".into()
+            )
+        );
+    }
+
+    #[test]
+    fn json_and_query_services_name_their_action_and_resource() {
+        let json = [("content-type", "application/x-amz-json-1.0")];
+        let target = |t: &'static str| [json[0], ("x-amz-target", t)];
+        assert_eq!(
+            asked(
+                "POST",
+                "/",
+                &target("AmazonSQS.SendMessage"),
+                r#"{"QueueUrl":"http://h:1/111111111111/q"}"#,
+                "sqs"
+            ),
+            (
+                "sqs:sendmessage".into(),
+                "arn:aws:sqs:us-east-1:111111111111:q".into()
+            )
+        );
+        assert_eq!(
+            asked(
+                "POST",
+                "/",
+                &target("Logs_20140328.PutLogEvents"),
+                r#"{"logGroupName":"g","logStreamName":"s"}"#,
+                "logs"
+            ),
+            (
+                "logs:PutLogEvents".into(),
+                "arn:aws:logs:us-east-1:111111111111:log-group:g:log-stream:s".into()
+            )
+        );
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        assert_eq!(
+            asked("POST", "/", &form, "Action=AttachRolePolicy&RoleName=r&PolicyArn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FX", "iam"),
+            ("iam:AttachRolePolicy".into(), "arn:aws:iam::aws:policy/X".into())
+        );
+        assert_eq!(
+            asked("POST", "/", &form, "Action=CreateUser&UserName=bob", "iam"),
+            (
+                "iam:CreateUser".into(),
+                "arn:aws:iam::111111111111:user/bob".into()
+            )
+        );
+        assert_eq!(
+            asked(
+                "POST",
+                "/111111111111/q",
+                &form,
+                "Action=ReceiveMessage",
+                "sqs"
+            ),
+            (
+                "sqs:receivemessage".into(),
+                "arn:aws:sqs:us-east-1:111111111111:q".into()
+            )
+        );
+        let mut builder = axum::http::Request::builder().method("POST").uri("/");
+        builder = builder.header("content-type", "application/x-www-form-urlencoded");
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        assert!(ask(&caller(), "sts", &parts, b"Action=GetCallerIdentity").is_none());
+    }
+}

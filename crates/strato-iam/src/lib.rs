@@ -105,6 +105,9 @@ pub struct Iam {
     keys: RwLock<HashMap<String, KeyEntry>>,
     role_keys: DashMap<String, RoleKey>,
     grants: DashMap<String, Option<Arc<Grants>>>,
+    /// Bumped by every change, so grants built from state a change has
+    /// since replaced are not cached.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn now_secs() -> i64 {
@@ -132,6 +135,7 @@ impl Iam {
             keys: RwLock::new(HashMap::new()),
             role_keys: DashMap::new(),
             grants: DashMap::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         iam.reindex();
         iam
@@ -195,6 +199,8 @@ impl Iam {
             }
         }
         *self.keys.write() = keys;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.grants.clear();
     }
 
@@ -243,6 +249,8 @@ impl Iam {
             .is_none_or(|k| k.role_name != fresh.role_name || k.account != fresh.account);
         if changed {
             self.role_keys.insert(access_key_id.to_string(), fresh);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.grants.remove(access_key_id);
         }
     }

@@ -6,6 +6,9 @@
 //! `Allow`, and without either the request is implicitly denied. Within a
 //! statement: principal, action, resource and every condition must match;
 //! within a condition: every operator and key (AND), any value (OR).
+//!
+//! Why over 800 lines: parsing (with AWS's reasons) and evaluation of each
+//! element sit side by side on purpose, so the two cannot drift apart.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -31,9 +31,12 @@ pub struct AccountDirectory {
     /// server secret, never stored; issued keys are remembered here.
     function_keys: FunctionKeys,
     issued: RwLock<HashMap<String, Credential>>,
-    /// (access key id, secret) by account, so an invocation derives nothing
-    /// and takes no lock shared by every account.
+    /// (access key id, secret) by account, role and function, so an
+    /// invocation derives nothing and takes no lock shared by every account.
     issued_by_account: dashmap::DashMap<String, (String, String)>,
+    /// IAM users' keys and STS sessions; function keys act as a session of
+    /// the function's execution role there.
+    iam: Arc<strato_iam::Iam>,
 }
 
 /// Derives an account's function credentials from a server secret.
@@ -62,12 +65,14 @@ impl FunctionKeys {
         }
     }
 
-    /// (access key id, secret access key) for functions of `account`.
-    fn credentials(&self, account: &str) -> (String, String) {
+    /// (access key id, secret access key) for a function of `account`
+    /// running as `role` (the key names both, so IAM can tell whose it is).
+    fn credentials(&self, account: &str, role: &str, function: &str) -> (String, String) {
         use base64::Engine as _;
-        let id = hex::encode(self.derive("function-key-id", account)).to_uppercase();
+        let subject = format!("{account}\0{role}\0{function}");
+        let id = hex::encode(self.derive("function-key-id", &subject)).to_uppercase();
         let secret = base64::engine::general_purpose::STANDARD
-            .encode(self.derive("function-key-secret", account));
+            .encode(self.derive("function-key-secret", &subject));
         (format!("ASIA{}", &id[..16]), secret[..40].to_string())
     }
 }
@@ -78,6 +83,7 @@ impl AccountDirectory {
     pub async fn load(
         store: Arc<dyn Store>,
         function_keys: FunctionKeys,
+        iam: Arc<strato_iam::Iam>,
     ) -> Result<AccountDirectory, StoreError> {
         let dir = AccountDirectory {
             keys: RwLock::new(HashMap::new()),
@@ -86,6 +92,7 @@ impl AccountDirectory {
             function_keys,
             issued: RwLock::new(HashMap::new()),
             issued_by_account: dashmap::DashMap::new(),
+            iam,
         };
         dir.reload().await?;
         Ok(dir)
@@ -134,13 +141,22 @@ impl AccountDirectory {
         }
     }
 
-    /// The credentials functions of `account` run with (as `AWS_ACCESS_KEY_ID`
-    /// and `AWS_SECRET_ACCESS_KEY`).
-    pub fn function_credentials(&self, account: &str) -> (String, String) {
-        if let Some(issued) = self.issued_by_account.get(account) {
+    /// The credentials function `function` of `account` runs with (as
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`): a session of its
+    /// execution role `role`, limited to the role's policies when IAM is
+    /// enforced.
+    pub fn function_credentials(
+        &self,
+        account: &str,
+        role: &str,
+        function: &str,
+    ) -> (String, String) {
+        let subject = format!("{account}\0{role}\0{function}");
+        if let Some(issued) = self.issued_by_account.get(&subject) {
             return issued.clone();
         }
-        let (id, secret) = self.function_keys.credentials(account);
+        let (id, secret) = self.function_keys.credentials(account, role, function);
+        self.iam.register_role_key(&id, role, function);
         self.issued.write().insert(
             id.clone(),
             Credential {
@@ -149,7 +165,7 @@ impl AccountDirectory {
             },
         );
         self.issued_by_account
-            .insert(account.to_string(), (id.clone(), secret.clone()));
+            .insert(subject, (id.clone(), secret.clone()));
         (id, secret)
     }
 }
@@ -159,8 +175,18 @@ impl CredentialLookup for AccountDirectory {
         if let Some(found) = self.keys.read().get(access_key_id) {
             return Some(found.clone());
         }
-        let issued = self.issued.read().get(access_key_id).cloned()?;
-        // A function key stops working with its account.
+        let issued = match self.issued.read().get(access_key_id).cloned() {
+            Some(issued) => issued,
+            None => {
+                let entry = self.iam.lookup_key(access_key_id)?;
+                Credential {
+                    secret_access_key: entry.secret,
+                    account_id: entry.account,
+                }
+            }
+        };
+        // A function key (an IAM key, a session) stops working with its
+        // account.
         self.keys
             .read()
             .values()
@@ -206,13 +232,39 @@ pub async fn authenticate(
                 return aws_error_response(&AwsError::new(code, err.message())).into_response();
             }
         };
-    parts.extensions.insert(Caller {
-        account_id: verified.account_id,
-        region: verified.region,
-        access_key_id: verified.access_key_id,
-    });
+    if let Some(refused) = check_session(&state, &verified) {
+        return refused;
+    }
+    let caller = Caller {
+        account_id: verified.account_id.clone(),
+        region: verified.region.clone(),
+        access_key_id: verified.access_key_id.clone(),
+    };
+    if let Some(refused) = crate::authorize::check(&state, &caller, &verified, &parts, &bytes) {
+        return refused;
+    }
+    parts.extensions.insert(caller);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// STS session keys need their token, and stop at their expiry.
+fn check_session(state: &ApiState, verified: &strato_sigv4::VerifiedRequest) -> Option<Response> {
+    let refusal = state
+        .iam
+        .check_session(&verified.access_key_id, verified.session_token.as_deref())
+        .err()?;
+    let error = match refusal {
+        strato_iam::SessionRefusal::InvalidToken => AwsError::new(
+            ErrorCode::UnrecognizedClientException,
+            "The security token included in the request is invalid.",
+        ),
+        strato_iam::SessionRefusal::Expired => AwsError::new(
+            ErrorCode::ExpiredTokenException,
+            "The security token included in the request is expired",
+        ),
+    };
+    Some(aws_error_response(&error))
 }
 
 fn sigv4_code(code: &str) -> ErrorCode {

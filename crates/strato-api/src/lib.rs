@@ -12,6 +12,7 @@
 //! downloads under `/strato/code/`, and Prometheus text at `/metrics`.
 
 pub mod auth;
+mod authorize;
 pub mod code_url;
 pub mod error;
 pub mod lambda;
@@ -77,6 +78,9 @@ pub struct ApiState {
     /// Amazon EventBridge (`aws events`) and EventBridge Scheduler
     /// (`aws scheduler`).
     pub events: Arc<strato_events::EventsService>,
+    /// IAM and STS (`aws iam`, `aws sts`), and the authorizer every
+    /// authenticated request passes (`authorize`).
+    pub iam: Arc<strato_iam::Iam>,
 }
 
 /// The whole HTTP surface.

@@ -397,6 +397,19 @@ async fn dispatch_query(
         return query_response(strato_sns::XML_NAMESPACE, &action, result);
     }
     let (action, input) = decode_form(body);
+    if service == strato_iam::IAM_SIGNING_NAME || service == strato_iam::STS_SIGNING_NAME {
+        let iam_caller = strato_iam::IamCaller {
+            account: &caller.account_id,
+            access_key_id: &caller.access_key_id,
+        };
+        return if service == strato_iam::IAM_SIGNING_NAME {
+            let result = state.iam.iam_operation(&iam_caller, &action, &input);
+            query_response(strato_iam::IAM_XML_NAMESPACE, &action, result)
+        } else {
+            let result = state.iam.sts_operation(&iam_caller, &action, &input);
+            query_response(strato_iam::STS_XML_NAMESPACE, &action, result)
+        };
+    }
     let result = match service.as_str() {
         "monitoring" => crate::observe::cloudwatch::operation(state, caller, &action, input).await,
         _ => Err(ServiceError::new(

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     TooManyRequestsException,
     ServiceException,
     UnrecognizedClientException,
+    /// Session credentials past their expiry.
+    ExpiredTokenException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
     IncompleteSignatureException,
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::TooManyRequestsException => "TooManyRequestsException",
             Self::ServiceException => "ServiceException",
             Self::UnrecognizedClientException => "UnrecognizedClientException",
+            Self::ExpiredTokenException => "ExpiredTokenException",
             Self::InvalidSignatureException => "InvalidSignatureException",
             Self::MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
             Self::IncompleteSignatureException => "IncompleteSignatureException",
@@ -87,6 +90,7 @@ impl ErrorCode {
             | Self::CodeVerificationFailedException
             | Self::RecursiveInvocationException => 400,
             Self::UnrecognizedClientException
+            | Self::ExpiredTokenException
             | Self::InvalidSignatureException
             | Self::MissingAuthenticationTokenException
             | Self::AccessDeniedException => 403,
@@ -112,6 +116,7 @@ impl ErrorCode {
             | Self::SerializationException
             | Self::RequestEntityTooLargeException
             | Self::UnrecognizedClientException
+            | Self::ExpiredTokenException
             | Self::InvalidSignatureException
             | Self::MissingAuthenticationTokenException
             | Self::IncompleteSignatureException

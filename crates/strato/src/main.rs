@@ -98,6 +98,12 @@ enum Command {
         /// handed-out URLs. Default: the address each request was sent to.
         #[arg(long, env = "STRATO_PUBLIC_URL")]
         public_url: Option<String>,
+        /// IAM policy enforcement: `off` (every authenticated request of an
+        /// account is allowed, as on a laptop; IAM and STS still answer) or
+        /// `enforce` (users', role sessions' and functions' execution roles'
+        /// policies decide every request; root keys stay all-powerful).
+        #[arg(long, env = "STRATO_IAM", default_value = "off", value_parser = ["off", "enforce"])]
+        iam: String,
     },
     /// What functions cost this month (or --month): requests, GB-seconds,
     /// the free tier used, per function and for the account.
@@ -274,6 +280,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             sandbox,
             url_style,
             public_url,
+            iam,
         } => {
             init_tracing();
             let exe = std::env::current_exe()
@@ -303,6 +310,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.public_urls =
                 strato_gateway::public_url::PublicUrls::new(style, public_url.as_deref())
                     .map_err(|e| e.to_string())?;
+            config.iam_enforced = iam == "enforce";
             config.sandbox.mode = match sandbox.as_str() {
                 "strong" => ModePreference::RequireStrong,
                 "fallback" => ModePreference::ForceFallback,

@@ -60,6 +60,9 @@ pub struct ServerConfig {
     /// How the function URLs and API endpoints handed out are formed
     /// (default: path-style on the address the client used).
     pub public_urls: strato_gateway::public_url::PublicUrls,
+    /// Whether IAM policies are enforced (`--iam enforce`); off, every
+    /// authenticated request of an account is allowed.
+    pub iam_enforced: bool,
 }
 
 impl ServerConfig {
@@ -79,6 +82,7 @@ impl ServerConfig {
             queue_durability: Durability::Fsync,
             observe: strato_observe::ObserveConfig::default(),
             public_urls: strato_gateway::public_url::PublicUrls::default(),
+            iam_enforced: false,
             sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
         }
     }
@@ -106,6 +110,8 @@ pub enum ServerError {
     Engine(#[from] strato_engine::EngineError),
     #[error("cannot open the logs and metrics stores: {0}")]
     Observe(#[from] strato_observe::ObserveError),
+    #[error("cannot open the IAM state: {0}")]
+    Iam(#[from] strato_iam::IamError),
     #[error("cannot open the durable queues: {0}")]
     Queue(#[from] strato_queue::QueueError),
     #[error("cannot open Amazon SQS: {0}")]
@@ -276,7 +282,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let code = CodeStore::open(config.data_dir.join("code"))?;
     let function_keys =
         FunctionKeys::new(&server_secret(store.as_ref(), "function_key_secret").await?);
-    let accounts = Arc::new(AccountDirectory::load(store.clone(), function_keys).await?);
+    let iam = Arc::new(strato_iam::Iam::open(
+        &config.data_dir.join("iam.json"),
+        config.iam_enforced,
+    )?);
+    let accounts =
+        Arc::new(AccountDirectory::load(store.clone(), function_keys, iam.clone()).await?);
     let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
     let observe = strato_observe::Observe::open(&config.data_dir, config.observe.clone())?;
     // Its own file: queue writes must not contend with the control plane's.
@@ -442,6 +453,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         sinks: sinks.clone(),
         service_events: service_events.clone(),
         events: events.clone(),
+        iam,
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {

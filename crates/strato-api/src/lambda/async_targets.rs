@@ -54,17 +54,14 @@ impl AsyncTargets for CatalogAsyncTargets {
             account: Some(account.to_string()),
             region: Some(region.to_string()),
         };
-        let target = super::invoke::invocation_target(
-            &record,
-            account,
-            region,
-            &r,
-            Some(self.accounts.function_credentials(account)),
-        )
-        .map_err(|e| match e.code {
-            ErrorCode::ResourceNotFoundException => AsyncTargetError::Gone(e.message.to_string()),
-            _ => AsyncTargetError::NotReady(e.message.to_string()),
-        })?;
+        let target =
+            super::invoke::invocation_target(&record, account, region, &r, Some(&self.accounts))
+                .map_err(|e| match e.code {
+                    ErrorCode::ResourceNotFoundException => {
+                        AsyncTargetError::Gone(e.message.to_string())
+                    }
+                    _ => AsyncTargetError::NotReady(e.message.to_string()),
+                })?;
         let settings = record
             .event_invoke_configs
             .get(qualifier.unwrap_or(LATEST))

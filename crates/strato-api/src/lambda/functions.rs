@@ -345,6 +345,36 @@ fn check_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
     Ok(())
 }
 
+/// With IAM enforced, the caller must be allowed `iam:PassRole` on a
+/// function's role, and the role must exist and trust Lambda (its
+/// instances run with its credentials). Open mode takes any role ARN.
+fn check_execution_role(
+    state: &ApiState,
+    caller: &crate::auth::Caller,
+    role: &str,
+) -> Result<(), AwsError> {
+    if !state.iam.enforcing() {
+        return Ok(());
+    }
+    let context = strato_iam::policy::RequestContext::new()
+        .with("iam:PassedToService", "lambda.amazonaws.com");
+    if let Err(denied) = state
+        .iam
+        .authorize(&caller.access_key_id, "iam:PassRole", role, context)
+    {
+        return Err(AwsError::new(
+            ErrorCode::AccessDeniedException,
+            denied.message,
+        ));
+    }
+    if !state.iam.lambda_can_assume(role) {
+        return Err(AwsError::invalid_parameter(
+            "The role defined for the function cannot be assumed by Lambda.",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -378,6 +408,7 @@ pub async fn create(
     }
     validate::function_name_for_create(&r.name)?;
     validate::role(role)?;
+    check_execution_role(&state, &caller, role)?;
     if req.package_type.as_deref().is_some_and(|p| p != "Zip") {
         return Err(unsupported("PackageType Image").into());
     }
@@ -717,6 +748,7 @@ pub async fn update_configuration(
     }
     if let Some(role) = &req.role {
         validate::role(role)?;
+        check_execution_role(&state, &caller, role)?;
     }
     if let Some(handler) = &req.handler {
         validate::handler(handler)?;

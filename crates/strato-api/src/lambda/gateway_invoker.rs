@@ -131,19 +131,14 @@ impl EngineInvoker {
                 "no resource-based policy allows the {action} action on resource: {resource}"
             )));
         }
-        let target = super::invoke::invocation_target(
-            &record,
-            &account,
-            &region,
-            &r,
-            Some(self.accounts.function_credentials(&account)),
-        )
-        .map_err(|e| match e.code {
-            ErrorCode::ResourceNotFoundException => {
-                InvokeFailure::FunctionNotFound(request.function_arn.clone())
-            }
-            _ => InvokeFailure::NotReady(e.message.to_string()),
-        })?;
+        let target =
+            super::invoke::invocation_target(&record, &account, &region, &r, Some(&self.accounts))
+                .map_err(|e| match e.code {
+                    ErrorCode::ResourceNotFoundException => {
+                        InvokeFailure::FunctionNotFound(request.function_arn.clone())
+                    }
+                    _ => InvokeFailure::NotReady(e.message.to_string()),
+                })?;
         Ok(target)
     }
 }

@@ -100,7 +100,7 @@ pub(crate) fn invocation_target(
     account: &str,
     region: &str,
     r: &strato_model::FunctionRef,
-    credentials: Option<(String, String)>,
+    accounts: Option<&crate::auth::AccountDirectory>,
 ) -> Result<InvokeTarget, AwsError> {
     let not_found = || {
         AwsError::function_not_found(&qualified_function_arn(
@@ -141,7 +141,7 @@ pub(crate) fn invocation_target(
         region: region.to_string(),
         config: Arc::new(config.clone()),
         invoked_arn: qualified_function_arn(region, account, &r.name, r.qualifier.as_ref()),
-        credentials,
+        credentials: accounts.map(|a| a.function_credentials(account, &config.role, &config.name)),
     })
 }
 
@@ -160,7 +160,7 @@ pub(super) async fn prepare(
         &caller.account_id,
         &caller.region,
         r,
-        Some(state.accounts.function_credentials(&caller.account_id)),
+        Some(&state.accounts),
     )?;
     Ok((payload, record, target))
 }

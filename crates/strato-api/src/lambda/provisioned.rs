@@ -121,7 +121,11 @@ fn invoke_target(
             &config.name,
             Qualifier::parse(qualifier).ok().as_ref(),
         ),
-        credentials: Some(state.accounts.function_credentials(account)),
+        credentials: Some(
+            state
+                .accounts
+                .function_credentials(account, &config.role, &config.name),
+        ),
     }
 }
 

@@ -1,0 +1,612 @@
+//! The one place every authenticated request is authorized: what it asks
+//! (the IAM action and resource ARN each service's operation stands for)
+//! and, when IAM is enforced and the caller is an IAM principal (a user, a
+//! role session, a function's execution role), whether its policies allow
+//! it. A refusal answers in the service's own AccessDenied shape.
+//!
+//! Account root keys never get here past one map lookup, and in open mode
+//! (`--iam off`) nothing is looked up at all.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use axum::response::Response;
+use strato_iam::policy::RequestContext;
+use strato_model::{AwsError, ErrorCode};
+use strato_sigv4::VerifiedRequest;
+
+use crate::auth::Caller;
+use crate::error::aws_error_response;
+use crate::protocol::{query_response, ServiceError, Wire};
+use crate::ApiState;
+
+/// How a refusal goes back.
+enum Shape {
+    /// REST-JSON (Lambda, API Gateway): `AccessDeniedException`, 403.
+    Rest,
+    /// awsJson: code, status and (for query-compatible services) the
+    /// query protocol's code.
+    Json {
+        wire: Wire,
+        code: &'static str,
+        status: u16,
+        query_code: Option<&'static str>,
+    },
+    /// awsQuery: `<ErrorResponse>` with `AccessDenied`, 403.
+    Query {
+        namespace: &'static str,
+        action: String,
+    },
+}
+
+/// What a request asks: `service:Action` on a resource ARN.
+struct Ask {
+    action: String,
+    resource: String,
+    shape: Shape,
+}
+
+/// `None` when the request may proceed; otherwise the refusal.
+pub(crate) fn check(
+    state: &ApiState,
+    caller: &Caller,
+    verified: &VerifiedRequest,
+    parts: &Parts,
+    body: &[u8],
+) -> Option<Response> {
+    let iam = &state.iam;
+    if !iam.enforcing() || !iam.governs(&caller.access_key_id) {
+        return None;
+    }
+    let ask = ask(caller, &verified.service, parts, body)?;
+    let mut context = RequestContext::new().with(
+        "aws:SecureTransport",
+        if parts.uri.scheme_str() == Some("https")
+            || parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes() == b"https")
+        {
+            "true"
+        } else {
+            "false"
+        },
+    );
+    if let Some(ConnectInfo(remote)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        context.insert("aws:SourceIp", remote.ip().to_string());
+    }
+    context.insert("aws:RequestedRegion", caller.region.as_str());
+    let denied = iam
+        .authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
+        .err()?;
+    Some(refuse(ask.shape, denied.message))
+}
+
+fn refuse(shape: Shape, message: String) -> Response {
+    match shape {
+        Shape::Rest => {
+            aws_error_response(&AwsError::new(ErrorCode::AccessDeniedException, message))
+        }
+        Shape::Json {
+            wire,
+            code,
+            status,
+            query_code,
+        } => wire.respond(Err(ServiceError {
+            status,
+            query_code,
+            ..ServiceError::new(code, message)
+        })),
+        Shape::Query { namespace, action } => query_response(
+            namespace,
+            &action,
+            Err(ServiceError {
+                status: 403,
+                ..ServiceError::new("AccessDenied", message)
+            }),
+        ),
+    }
+}
+
+fn json_member(body: &[u8], member: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get(member)?.as_str().map(str::to_string)
+}
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` of a queue URL (`http://h/ACCOUNT/NAME`).
+fn queue_arn(caller: &Caller, url: &str) -> Option<String> {
+    let mut segments = url.rsplit('/');
+    let name = segments.next()?;
+    let account = segments.next()?;
+    Some(format!("arn:aws:sqs:{}:{account}:{name}", caller.region))
+}
+
+fn sqs_resource(
+    caller: &Caller,
+    action: &str,
+    queue_url: Option<String>,
+    name: Option<String>,
+) -> String {
+    match (action, queue_url, name) {
+        (_, Some(url), _) => queue_arn(caller, &url).unwrap_or_else(|| "*".into()),
+        ("CreateQueue" | "GetQueueUrl", None, Some(name)) => {
+            format!("arn:aws:sqs:{}:{}:{name}", caller.region, caller.account_id)
+        }
+        _ => "*".into(),
+    }
+}
+
+fn ask(caller: &Caller, service: &str, parts: &Parts, body: &[u8]) -> Option<Ask> {
+    let path = parts.uri.path();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    if let Some((prefix, operation)) = target.and_then(|t| t.split_once('.')) {
+        return Some(json_ask(caller, prefix, operation, parts, body));
+    }
+    let is_form = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if is_form && parts.method == axum::http::Method::POST {
+        return query_ask(caller, service, path, body);
+    }
+    if path.starts_with("/strato/") {
+        return None;
+    }
+    if let Some(ask) = lambda_ask(caller, parts, body) {
+        return Some(ask);
+    }
+    if path.starts_with("/restapis")
+        || path.starts_with("/v2/")
+        || path.starts_with("/apikeys")
+        || path.starts_with("/usageplans")
+        || path.starts_with("/domainnames")
+        || path.starts_with("/tags/")
+        || path.starts_with("/account")
+    {
+        return Some(Ask {
+            action: format!("apigateway:{}", parts.method.as_str()),
+            resource: format!("arn:aws:apigateway:{}::{path}", caller.region),
+            shape: Shape::Rest,
+        });
+    }
+    None
+}
+
+fn json_ask(caller: &Caller, prefix: &str, operation: &str, parts: &Parts, body: &[u8]) -> Ask {
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let wire = if content_type.contains("1.0") {
+        Wire::Json("application/x-amz-json-1.0")
+    } else {
+        Wire::Json("application/x-amz-json-1.1")
+    };
+    match prefix {
+        strato_sqs::TARGET_PREFIX => {
+            let path_url =
+                (parts.uri.path().matches('/').count() == 2).then(|| parts.uri.path().to_string());
+            let url = json_member(body, "QueueUrl").or(path_url);
+            let resource = sqs_resource(caller, operation, url, json_member(body, "QueueName"));
+            Ask {
+                // SQS words its actions in lower case in refusals.
+                action: format!("sqs:{}", operation.to_ascii_lowercase()),
+                resource,
+                shape: Shape::Json {
+                    wire,
+                    code: "AccessDeniedException",
+                    status: 403,
+                    query_code: Some("AccessDenied"),
+                },
+            }
+        }
+        crate::observe::logs::TARGET_PREFIX => {
+            let group = json_member(body, "logGroupName");
+            let stream = json_member(body, "logStreamName");
+            let resource = match (group, stream) {
+                (Some(g), Some(s)) => format!(
+                    "arn:aws:logs:{}:{}:log-group:{g}:log-stream:{s}",
+                    caller.region, caller.account_id
+                ),
+                (Some(g), None) => format!(
+                    "arn:aws:logs:{}:{}:log-group:{g}",
+                    caller.region, caller.account_id
+                ),
+                _ => "*".into(),
+            };
+            Ask {
+                action: format!("logs:{operation}"),
+                resource,
+                shape: Shape::Json {
+                    wire,
+                    code: "AccessDeniedException",
+                    status: 400,
+                    query_code: None,
+                },
+            }
+        }
+        crate::observe::cloudwatch::SERVICE => Ask {
+            action: format!("cloudwatch:{operation}"),
+            resource: "*".into(),
+            shape: Shape::Json {
+                wire,
+                code: "AccessDenied",
+                status: 403,
+                query_code: Some("AccessDenied"),
+            },
+        },
+        other => {
+            // Services that join later: their signing name is the prefix's
+            // lower-cased first word (`DynamoDB_20120810` is `dynamodb`).
+            let service = other
+                .split('_')
+                .next()
+                .unwrap_or(other)
+                .trim_start_matches("AWS")
+                .trim_start_matches("Amazon")
+                .to_ascii_lowercase();
+            Ask {
+                action: format!("{service}:{operation}"),
+                resource: "*".into(),
+                shape: Shape::Json {
+                    wire,
+                    code: "AccessDeniedException",
+                    status: 400,
+                    query_code: None,
+                },
+            }
+        }
+    }
+}
+
+fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<Ask> {
+    let (action, input) = crate::protocol::decode_form(body);
+    let text = |member: &str| {
+        input
+            .get(member)
+            .and_then(strato_model::wire::Doc::as_str)
+            .map(str::to_string)
+    };
+    let acct = &caller.account_id;
+    match service {
+        strato_iam::STS_SIGNING_NAME => None,
+        strato_sqs::SIGNING_NAME => {
+            let path_url = (path.matches('/').count() == 2).then(|| path.to_string());
+            let url = text("QueueUrl").or(path_url);
+            Some(Ask {
+                resource: sqs_resource(caller, &action, url, text("QueueName")),
+                action: format!("sqs:{}", action.to_ascii_lowercase()),
+                shape: Shape::Query {
+                    namespace: strato_sqs::XML_NAMESPACE,
+                    action,
+                },
+            })
+        }
+        strato_iam::IAM_SIGNING_NAME => {
+            let resource = if let Some(arn) = text("PolicyArn") {
+                arn
+            } else if let Some(role) = text("RoleName") {
+                format!("arn:aws:iam::{acct}:role/{role}")
+            } else if let Some(user) = text("UserName") {
+                format!("arn:aws:iam::{acct}:user/{user}")
+            } else if let Some(group) = text("GroupName") {
+                format!("arn:aws:iam::{acct}:group/{group}")
+            } else if let Some(policy) = text("PolicyName") {
+                format!("arn:aws:iam::{acct}:policy/{policy}")
+            } else {
+                "*".into()
+            };
+            Some(Ask {
+                action: format!("iam:{action}"),
+                resource,
+                shape: Shape::Query {
+                    namespace: strato_iam::IAM_XML_NAMESPACE,
+                    action,
+                },
+            })
+        }
+        "monitoring" => Some(Ask {
+            action: format!("cloudwatch:{action}"),
+            resource: "*".into(),
+            shape: Shape::Query {
+                namespace: crate::observe::cloudwatch::XML_NAMESPACE,
+                action,
+            },
+        }),
+        other => Some(Ask {
+            action: format!("{other}:{action}"),
+            resource: "*".into(),
+            shape: Shape::Query {
+                namespace: "https://strato.invalid/",
+                action,
+            },
+        }),
+    }
+}
+
+/// Lambda's REST paths: `/{date}/functions/{name}/...` and friends.
+fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
+    use axum::http::Method;
+    let path = parts.uri.path();
+    let mut segments = path.trim_matches('/').split('/');
+    let version = segments.next()?;
+    if !(version.len() == 10 && version.starts_with("20")) {
+        return None;
+    }
+    let rest: Vec<&str> = segments.filter(|s| !s.is_empty()).collect();
+    let m = &parts.method;
+    let qualifier = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("Qualifier="))
+            .map(str::to_string)
+    });
+    let function_arn = |name: &str| {
+        let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        let base = if name.starts_with("arn:") {
+            name.to_string()
+        } else if let Some((account, fname)) = name.split_once(":function:") {
+            format!(
+                "arn:aws:lambda:{}:{account}:function:{fname}",
+                caller.region
+            )
+        } else {
+            format!(
+                "arn:aws:lambda:{}:{}:function:{name}",
+                caller.region, caller.account_id
+            )
+        };
+        match &qualifier {
+            Some(q) if base.matches(':').count() == 6 => format!("{base}:{q}"),
+            _ => base,
+        }
+    };
+    let (action, resource) = match (rest.as_slice(), m) {
+        (["functions"], &Method::POST) => (
+            "CreateFunction",
+            function_arn(&json_member(body, "FunctionName").unwrap_or_default()),
+        ),
+        (["functions"], _) => ("ListFunctions", "*".into()),
+        (["functions", name], &Method::GET) => ("GetFunction", function_arn(name)),
+        (["functions", name], &Method::DELETE) => ("DeleteFunction", function_arn(name)),
+        (
+            ["functions", name, "invocations" | "response-streaming-invocations" | "invoke-async"],
+            _,
+        ) => ("InvokeFunction", function_arn(name)),
+        (["functions", name, "configuration"], &Method::GET) => {
+            ("GetFunctionConfiguration", function_arn(name))
+        }
+        (["functions", name, "configuration"], _) => {
+            ("UpdateFunctionConfiguration", function_arn(name))
+        }
+        (["functions", name, "code"], _) => ("UpdateFunctionCode", function_arn(name)),
+        (["functions", name, "policy"], &Method::GET) => ("GetPolicy", function_arn(name)),
+        (["functions", name, "policy"], _) => ("AddPermission", function_arn(name)),
+        (["functions", name, "policy", _], _) => ("RemovePermission", function_arn(name)),
+        (["functions", name, "versions"], &Method::GET) => {
+            ("ListVersionsByFunction", function_arn(name))
+        }
+        (["functions", name, "versions"], _) => ("PublishVersion", function_arn(name)),
+        (["functions", name, "aliases"], &Method::GET) => ("ListAliases", function_arn(name)),
+        (["functions", name, "aliases"], _) => ("CreateAlias", function_arn(name)),
+        (["functions", name, "aliases", alias], m) => (
+            match *m {
+                Method::GET => "GetAlias",
+                Method::DELETE => "DeleteAlias",
+                _ => "UpdateAlias",
+            },
+            format!("{}:{alias}", function_arn(name)),
+        ),
+        (["functions", name, "concurrency"], &Method::GET) => {
+            ("GetFunctionConcurrency", function_arn(name))
+        }
+        (["functions", name, "concurrency"], &Method::DELETE) => {
+            ("DeleteFunctionConcurrency", function_arn(name))
+        }
+        (["functions", name, "concurrency"], _) => ("PutFunctionConcurrency", function_arn(name)),
+        (["functions", name, "url"], m) => (
+            match *m {
+                Method::GET => "GetFunctionUrlConfig",
+                Method::DELETE => "DeleteFunctionUrlConfig",
+                Method::POST => "CreateFunctionUrlConfig",
+                _ => "UpdateFunctionUrlConfig",
+            },
+            function_arn(name),
+        ),
+        (["functions", name, sub, ..], m) => {
+            let verb = match *m {
+                Method::GET => "Get",
+                Method::DELETE => "Delete",
+                _ => "Put",
+            };
+            // Smaller sub-resources: `event-invoke-config` is
+            // `lambda:GetFunctionEventInvokeConfig`, and so on.
+            let noun: String = sub
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            return Some(Ask {
+                action: format!("lambda:{verb}Function{noun}"),
+                resource: function_arn(name),
+                shape: Shape::Rest,
+            });
+        }
+        (["event-source-mappings"], &Method::POST) => ("CreateEventSourceMapping", "*".into()),
+        (["event-source-mappings"], _) => ("ListEventSourceMappings", "*".into()),
+        (["event-source-mappings", uuid], m) => (
+            match *m {
+                Method::GET => "GetEventSourceMapping",
+                Method::DELETE => "DeleteEventSourceMapping",
+                _ => "UpdateEventSourceMapping",
+            },
+            format!(
+                "arn:aws:lambda:{}:{}:event-source-mapping:{uuid}",
+                caller.region, caller.account_id
+            ),
+        ),
+        (["account-settings"], _) => ("GetAccountSettings", "*".into()),
+        (["layers", ..], m) => (
+            if *m == Method::GET {
+                "GetLayerVersion"
+            } else {
+                "PublishLayerVersion"
+            },
+            "*".into(),
+        ),
+        (["tags", arn], m) => (
+            match *m {
+                Method::GET => "ListTags",
+                Method::DELETE => "UntagResource",
+                _ => "TagResource",
+            },
+            percent_encoding::percent_decode_str(arn)
+                .decode_utf8_lossy()
+                .to_string(),
+        ),
+        _ => ("UnknownOperation", "*".into()),
+    };
+    Some(Ask {
+        action: format!("lambda:{action}"),
+        resource,
+        shape: Shape::Rest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIA".into(),
+        }
+    }
+
+    fn asked(
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+        service: &str,
+    ) -> (String, String) {
+        let mut builder = axum::http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let ask = ask(&caller(), service, &parts, body.as_bytes()).unwrap();
+        (ask.action, ask.resource)
+    }
+
+    const FN: &str = "arn:aws:lambda:us-east-1:111111111111:function:f";
+
+    #[test]
+    fn lambda_paths_name_their_action_and_function() {
+        let cases = [
+            ("POST", "/2015-03-31/functions/f/invocations", "lambda:InvokeFunction", FN.to_string()),
+            ("POST", "/2015-03-31/functions/f/invocations?Qualifier=live", "lambda:InvokeFunction", format!("{FN}:live")),
+            ("POST", "/2021-11-15/functions/f/response-streaming-invocations", "lambda:InvokeFunction", FN.to_string()),
+            ("GET", "/2015-03-31/functions/", "lambda:ListFunctions", "*".to_string()),
+            ("GET", "/2015-03-31/functions/f", "lambda:GetFunction", FN.to_string()),
+            ("DELETE", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Af", "lambda:DeleteFunction", FN.to_string()),
+            ("PUT", "/2015-03-31/functions/f/configuration", "lambda:UpdateFunctionConfiguration", FN.to_string()),
+            ("POST", "/2015-03-31/functions/f/policy", "lambda:AddPermission", FN.to_string()),
+            ("GET", "/2015-03-31/functions/f/aliases/live", "lambda:GetAlias", format!("{FN}:live")),
+            ("PUT", "/2019-09-25/functions/f/event-invoke-config", "lambda:PutFunctionEventInvokeConfig", FN.to_string()),
+            ("GET", "/2015-03-31/event-source-mappings/", "lambda:ListEventSourceMappings", "*".to_string()),
+        ];
+        for (method, uri, action, resource) in cases {
+            assert_eq!(
+                asked(method, uri, &[], "", "lambda"),
+                (action.to_string(), resource),
+                "{method} {uri}"
+            );
+        }
+        assert_eq!(
+            asked(
+                "POST",
+                "/2015-03-31/functions",
+                &[],
+                r#"{"FunctionName":"g"}"#,
+                "lambda"
+            ),
+            (
+                "lambda:CreateFunction".into(),
+                "arn:aws:lambda:us-east-1:111111111111:function:g".into()
+            )
+        );
+    }
+
+    #[test]
+    fn json_and_query_services_name_their_action_and_resource() {
+        let json = [("content-type", "application/x-amz-json-1.0")];
+        let target = |t: &'static str| [json[0], ("x-amz-target", t)];
+        assert_eq!(
+            asked(
+                "POST",
+                "/",
+                &target("AmazonSQS.SendMessage"),
+                r#"{"QueueUrl":"http://h:1/111111111111/q"}"#,
+                "sqs"
+            ),
+            (
+                "sqs:sendmessage".into(),
+                "arn:aws:sqs:us-east-1:111111111111:q".into()
+            )
+        );
+        assert_eq!(
+            asked(
+                "POST",
+                "/",
+                &target("Logs_20140328.PutLogEvents"),
+                r#"{"logGroupName":"g","logStreamName":"s"}"#,
+                "logs"
+            ),
+            (
+                "logs:PutLogEvents".into(),
+                "arn:aws:logs:us-east-1:111111111111:log-group:g:log-stream:s".into()
+            )
+        );
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        assert_eq!(
+            asked("POST", "/", &form, "Action=AttachRolePolicy&RoleName=r&PolicyArn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FX", "iam"),
+            ("iam:AttachRolePolicy".into(), "arn:aws:iam::aws:policy/X".into())
+        );
+        assert_eq!(
+            asked("POST", "/", &form, "Action=CreateUser&UserName=bob", "iam"),
+            (
+                "iam:CreateUser".into(),
+                "arn:aws:iam::111111111111:user/bob".into()
+            )
+        );
+        assert_eq!(
+            asked(
+                "POST",
+                "/111111111111/q",
+                &form,
+                "Action=ReceiveMessage",
+                "sqs"
+            ),
+            (
+                "sqs:receivemessage".into(),
+                "arn:aws:sqs:us-east-1:111111111111:q".into()
+            )
+        );
+        let mut builder = axum::http::Request::builder().method("POST").uri("/");
+        builder = builder.header("content-type", "application/x-www-form-urlencoded");
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        assert!(ask(&caller(), "sts", &parts, b"Action=GetCallerIdentity").is_none());
+    }
+}

@@ -1,0 +1,607 @@
+//! IAM and STS for Strato.
+//!
+//! - [`policy`]: the policy language, a pure evaluator.
+//! - [`Iam`]: users, groups, roles, managed and inline policies, access
+//!   keys and STS sessions ([`Iam::iam_operation`], [`Iam::sts_operation`],
+//!   both protocol-free: a [`Doc`] in, a [`Doc`] out), and the one
+//!   authorizer every authenticated request passes ([`Iam::authorize`]).
+//!
+//! The authorizer caches, per access key, the principal and its parsed
+//! policies; any IAM change drops the cache. Deciding a request is a map
+//! lookup and a walk over a few statements: no lock held across it, no
+//! database.
+
+pub mod data;
+mod iam_ops;
+pub mod managed;
+pub mod policy;
+mod sts_ops;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use strato_model::wire::{Doc, OpResult, ServiceError};
+
+use crate::data::{DataError, DataFile, IamData, SessionKind};
+use crate::policy::{
+    decide, Denial, PolicyDocument, PolicyKind, PolicySet, Request, RequestContext,
+    RequestPrincipal,
+};
+
+/// The query protocol's XML namespaces.
+pub const IAM_XML_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+pub const STS_XML_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// SigV4 scope service names.
+pub const IAM_SIGNING_NAME: &str = "iam";
+pub const STS_SIGNING_NAME: &str = "sts";
+
+/// Who calls an IAM or STS operation.
+#[derive(Debug, Clone, Copy)]
+pub struct IamCaller<'a> {
+    pub account: &'a str,
+    pub access_key_id: &'a str,
+}
+
+/// A secret the SigV4 verifier may accept, and what comes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub secret: String,
+    pub account: String,
+    /// A session's token, which the request must carry.
+    pub token: Option<String>,
+    /// A session's end, epoch seconds.
+    pub expires: Option<i64>,
+}
+
+/// Why session credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// No token, or another session's.
+    InvalidToken,
+    /// Past the session's expiry.
+    Expired,
+}
+
+/// A refused request: AWS's sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessDenied {
+    pub message: String,
+}
+
+/// The principal behind an access key, with its policies parsed.
+#[derive(Debug)]
+struct Grants {
+    arn: String,
+    user_id: String,
+    username: Option<String>,
+    principal: RequestPrincipal,
+    identity: Vec<Arc<PolicyDocument>>,
+    session: Option<Arc<PolicyDocument>>,
+}
+
+/// Function keys (see strato-api's `AccountDirectory`) act as a session of
+/// the function's execution role.
+#[derive(Debug, Clone)]
+struct RoleKey {
+    account: String,
+    role_name: String,
+    session_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+pub struct Iam {
+    data: RwLock<IamData>,
+    file: Option<DataFile>,
+    /// Whether identity policies are enforced (`--iam enforce`).
+    enforce: bool,
+    keys: RwLock<HashMap<String, KeyEntry>>,
+    role_keys: DashMap<String, RoleKey>,
+    grants: DashMap<String, Option<Arc<Grants>>>,
+    /// Bumped by every change, so grants built from state a change has
+    /// since replaced are not cached.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Iam {
+    /// IAM state kept in `path` (created on first change).
+    pub fn open(path: &Path, enforce: bool) -> Result<Iam, IamError> {
+        let file = DataFile::new(path);
+        let data = file.load()?;
+        Ok(Iam::with_data(data, Some(file), enforce))
+    }
+
+    /// IAM state in memory only (tests).
+    pub fn in_memory(enforce: bool) -> Iam {
+        Iam::with_data(IamData::default(), None, enforce)
+    }
+
+    fn with_data(data: IamData, file: Option<DataFile>, enforce: bool) -> Iam {
+        let iam = Iam {
+            data: RwLock::new(data),
+            file,
+            enforce,
+            keys: RwLock::new(HashMap::new()),
+            role_keys: DashMap::new(),
+            grants: DashMap::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        };
+        iam.reindex();
+        iam
+    }
+
+    pub fn enforcing(&self) -> bool {
+        self.enforce
+    }
+
+    /// Applies a change, saves, and drops what was derived from the old state.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut IamData) -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        let out = {
+            let mut data = self.data.write();
+            let out = f(&mut data)?;
+            if let Some(file) = &self.file {
+                file.save(&data)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+            }
+            out
+        };
+        self.reindex();
+        Ok(out)
+    }
+
+    fn reindex(&self) {
+        let now = now_secs();
+        let mut keys = HashMap::new();
+        {
+            let data = self.data.read();
+            for (account, iam) in &data.accounts {
+                for key in iam.access_keys.values().filter(|k| k.active) {
+                    keys.insert(
+                        key.id.clone(),
+                        KeyEntry {
+                            secret: key.secret.clone(),
+                            account: account.clone(),
+                            token: None,
+                            expires: None,
+                        },
+                    );
+                }
+            }
+            for (id, session) in &data.sessions {
+                // Long-expired sessions are forgotten (kept an hour so
+                // their callers hear "expired", not "invalid").
+                if session.expires + 3600 < now {
+                    continue;
+                }
+                keys.insert(
+                    id.clone(),
+                    KeyEntry {
+                        secret: session.secret.clone(),
+                        account: session.account.clone(),
+                        token: Some(session.token.clone()),
+                        expires: Some(session.expires),
+                    },
+                );
+            }
+        }
+        *self.keys.write() = keys;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.grants.clear();
+    }
+
+    /// The secret of an IAM user's key or an STS session's key.
+    pub fn lookup_key(&self, access_key_id: &str) -> Option<KeyEntry> {
+        self.keys.read().get(access_key_id).cloned()
+    }
+
+    /// Whether a request signed with `access_key_id` carrying
+    /// `X-Amz-Security-Token: token` may go on: a session key needs its own
+    /// token and stops at its expiry; other keys need nothing.
+    pub fn check_session(
+        &self,
+        access_key_id: &str,
+        token: Option<&str>,
+    ) -> Result<(), SessionRefusal> {
+        let Some(entry) = self.lookup_key(access_key_id) else {
+            return Ok(());
+        };
+        let Some(expected) = entry.token.as_deref() else {
+            return Ok(());
+        };
+        if token != Some(expected) {
+            return Err(SessionRefusal::InvalidToken);
+        }
+        if entry.expires.is_some_and(|end| end <= now_secs()) {
+            return Err(SessionRefusal::Expired);
+        }
+        Ok(())
+    }
+
+    /// Makes `access_key_id` (a function's credentials) act as a session of
+    /// the role `role_arn` named `session_name` (the function's name).
+    pub fn register_role_key(&self, access_key_id: &str, role_arn: &str, session_name: &str) {
+        let Some((account, role_name)) = parse_role_arn(role_arn) else {
+            return;
+        };
+        let fresh = RoleKey {
+            account: account.to_string(),
+            role_name: role_name.to_string(),
+            session_name: session_name.to_string(),
+        };
+        let changed = self
+            .role_keys
+            .get(access_key_id)
+            .is_none_or(|k| k.role_name != fresh.role_name || k.account != fresh.account);
+        if changed {
+            self.role_keys.insert(access_key_id.to_string(), fresh);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.grants.remove(access_key_id);
+        }
+    }
+
+    /// Whether `role_arn` names a role that exists and that
+    /// `lambda.amazonaws.com` may assume.
+    pub fn lambda_can_assume(&self, role_arn: &str) -> bool {
+        let Some((account, name)) = parse_role_arn(role_arn) else {
+            return false;
+        };
+        let data = self.data.read();
+        let Some(role) = data.accounts.get(account).and_then(|a| a.roles.get(name)) else {
+            return false;
+        };
+        if role.arn != role_arn {
+            return false;
+        }
+        let Some(trust) = role
+            .trust
+            .as_deref()
+            .and_then(|t| PolicyDocument::parse(t, PolicyKind::Trust).ok())
+        else {
+            return false;
+        };
+        let principal = RequestPrincipal::Service("lambda.amazonaws.com".into());
+        let context = RequestContext::new();
+        let verdict = trust.evaluate(&Request {
+            action: "sts:AssumeRole",
+            resource: role_arn,
+            principal: &principal,
+            context: &context,
+        });
+        verdict.allowed && !verdict.denied
+    }
+
+    /// Whether `access_key_id` belongs to an IAM principal whose policies
+    /// are enforced (not a root key, and enforcement is on).
+    pub fn governs(&self, access_key_id: &str) -> bool {
+        self.enforce && self.grants_for(access_key_id).is_some()
+    }
+
+    /// The one decision: may the holder of `access_key_id` perform `action`
+    /// on `resource`? Account root keys (and any key IAM does not know)
+    /// may do anything in their account; so may everyone when enforcement
+    /// is off.
+    pub fn authorize(
+        &self,
+        access_key_id: &str,
+        action: &str,
+        resource: &str,
+        context: RequestContext,
+    ) -> Result<(), AccessDenied> {
+        if !self.enforce {
+            return Ok(());
+        }
+        let Some(grants) = self.grants_for(access_key_id) else {
+            return Ok(());
+        };
+        self.decide_for(&grants, action, resource, context, None)
+    }
+
+    fn decide_for(
+        &self,
+        grants: &Grants,
+        action: &str,
+        resource: &str,
+        mut context: RequestContext,
+        resource_policy: Option<(&PolicyDocument, bool)>,
+    ) -> Result<(), AccessDenied> {
+        context.insert("aws:PrincipalArn", grants.arn.as_str());
+        if let Some(account) = grants.principal.account() {
+            context.insert("aws:PrincipalAccount", account);
+        }
+        context.insert("aws:userid", grants.user_id.as_str());
+        if let Some(name) = &grants.username {
+            context.insert("aws:username", name.as_str());
+        }
+        context.insert(
+            "aws:CurrentTime",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+        let set = PolicySet {
+            identity: &grants.identity,
+            session: grants.session.as_deref(),
+            resource: resource_policy.map(|(p, _)| p),
+            cross_account: resource_policy.is_some_and(|(_, cross)| cross),
+        };
+        decide(
+            &set,
+            &Request {
+                action,
+                resource,
+                principal: &grants.principal,
+                context: &context,
+            },
+        )
+        .map_err(|denial: Denial| AccessDenied {
+            message: denial.message(&grants.arn, action, resource),
+        })
+    }
+
+    fn grants_for(&self, access_key_id: &str) -> Option<Arc<Grants>> {
+        if let Some(cached) = self.grants.get(access_key_id) {
+            return cached.clone();
+        }
+        let built = self.build_grants(access_key_id).map(Arc::new);
+        self.grants.insert(access_key_id.to_string(), built.clone());
+        built
+    }
+
+    fn build_grants(&self, access_key_id: &str) -> Option<Grants> {
+        let data = self.data.read();
+        if let Some(role_key) = self.role_keys.get(access_key_id) {
+            let iam = data.accounts.get(&role_key.account);
+            let role = iam.and_then(|a| a.roles.get(&role_key.role_name));
+            return Some(match (iam, role) {
+                (Some(iam), Some(role)) => {
+                    role_session_grants(iam, role, &role_key.account, &role_key.session_name, None)
+                }
+                // The role is gone: the function's credentials allow nothing.
+                _ => no_grants(&format!(
+                    "arn:aws:sts::{}:assumed-role/{}/{}",
+                    role_key.account, role_key.role_name, role_key.session_name
+                )),
+            });
+        }
+        if let Some(session) = data.sessions.get(access_key_id) {
+            let iam = data.accounts.get(&session.account)?;
+            let session_policy = session
+                .policy
+                .as_deref()
+                .and_then(|p| PolicyDocument::parse(p, PolicyKind::Identity).ok())
+                .map(Arc::new);
+            return match &session.kind {
+                SessionKind::AssumedRole {
+                    role_name,
+                    session_name,
+                    ..
+                } => Some(match iam.roles.get(role_name) {
+                    Some(role) => role_session_grants(
+                        iam,
+                        role,
+                        &session.account,
+                        session_name,
+                        session_policy,
+                    ),
+                    None => no_grants(&format!(
+                        "arn:aws:sts::{}:assumed-role/{role_name}/{session_name}",
+                        session.account
+                    )),
+                }),
+                SessionKind::User { user: Some(user) } => iam
+                    .users
+                    .get(user)
+                    .map(|u| user_grants(iam, u, &session.account)),
+                // A root session is as powerful as the root.
+                SessionKind::User { user: None } => None,
+            };
+        }
+        for (account, iam) in &data.accounts {
+            if let Some(key) = iam.access_keys.get(access_key_id) {
+                return iam
+                    .users
+                    .get(&key.user)
+                    .map(|u| user_grants(iam, u, account));
+            }
+        }
+        None
+    }
+
+    /// GetCallerIdentity's answer for a key: (UserId, Arn).
+    fn identity_of(&self, caller: &IamCaller<'_>) -> (String, String) {
+        if let Some(role_key) = self.role_keys.get(caller.access_key_id) {
+            let data = self.data.read();
+            let role_id = data
+                .accounts
+                .get(&role_key.account)
+                .and_then(|a| a.roles.get(&role_key.role_name))
+                .map(|r| r.id.clone())
+                .unwrap_or_default();
+            return (
+                format!("{role_id}:{}", role_key.session_name),
+                format!(
+                    "arn:aws:sts::{}:assumed-role/{}/{}",
+                    role_key.account, role_key.role_name, role_key.session_name
+                ),
+            );
+        }
+        let data = self.data.read();
+        if let Some(session) = data.sessions.get(caller.access_key_id) {
+            match &session.kind {
+                SessionKind::AssumedRole {
+                    role_name,
+                    role_id,
+                    session_name,
+                } => {
+                    return (
+                        format!("{role_id}:{session_name}"),
+                        format!(
+                            "arn:aws:sts::{}:assumed-role/{role_name}/{session_name}",
+                            session.account
+                        ),
+                    )
+                }
+                SessionKind::User { user: Some(user) } => {
+                    if let Some(u) = data
+                        .accounts
+                        .get(&session.account)
+                        .and_then(|a| a.users.get(user))
+                    {
+                        return (u.id.clone(), u.arn.clone());
+                    }
+                }
+                SessionKind::User { user: None } => {}
+            }
+        }
+        if let Some(iam) = data.accounts.get(caller.account) {
+            if let Some(key) = iam.access_keys.get(caller.access_key_id) {
+                if let Some(u) = iam.users.get(&key.user) {
+                    return (u.id.clone(), u.arn.clone());
+                }
+            }
+        }
+        (
+            caller.account.to_string(),
+            format!("arn:aws:iam::{}:root", caller.account),
+        )
+    }
+
+    /// The caller's user name, when the caller is an IAM user (GetUser
+    /// without a name answers with it).
+    fn caller_user(&self, caller: &IamCaller<'_>) -> Option<String> {
+        let data = self.data.read();
+        let iam = data.accounts.get(caller.account)?;
+        iam.access_keys
+            .get(caller.access_key_id)
+            .map(|k| k.user.clone())
+    }
+
+    /// IAM over the query protocol: `Action` and its input.
+    pub fn iam_operation(&self, caller: &IamCaller<'_>, action: &str, input: &Doc) -> OpResult {
+        iam_ops::operation(self, caller, action, input)
+    }
+
+    /// STS over the query protocol.
+    pub fn sts_operation(&self, caller: &IamCaller<'_>, action: &str, input: &Doc) -> OpResult {
+        sts_ops::operation(self, caller, action, input)
+    }
+}
+
+/// (account, role name) of `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
+pub fn parse_role_arn(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix("arn:aws:iam::")?;
+    let (account, rest) = rest.split_once(':')?;
+    let path = rest.strip_prefix("role/")?;
+    let name = path.rsplit('/').next()?;
+    (strato_model::account::is_account_id(account) && !name.is_empty()).then_some((account, name))
+}
+
+fn no_grants(arn: &str) -> Grants {
+    Grants {
+        arn: arn.to_string(),
+        user_id: String::new(),
+        username: None,
+        principal: RequestPrincipal::Aws {
+            arn: arn.to_string(),
+            account: String::new(),
+            role_arn: None,
+        },
+        identity: Vec::new(),
+        session: None,
+    }
+}
+
+/// The parsed documents of an entity's inline and attached policies.
+fn entity_policies(iam: &data::AccountIam, entity: &data::Entity) -> Vec<Arc<PolicyDocument>> {
+    let mut out = Vec::new();
+    for text in entity.inline.values() {
+        if let Ok(doc) = PolicyDocument::parse(text, PolicyKind::Identity) {
+            out.push(Arc::new(doc));
+        }
+    }
+    for arn in &entity.attached {
+        if let Some(text) = managed_document(iam, arn) {
+            if let Ok(doc) = PolicyDocument::parse(&text, PolicyKind::Identity) {
+                out.push(Arc::new(doc));
+            }
+        }
+    }
+    out
+}
+
+/// The default version's document of a managed policy (AWS's or the
+/// account's).
+fn managed_document(iam: &data::AccountIam, arn: &str) -> Option<String> {
+    if let Some((_, _, doc)) = managed::find(arn) {
+        return Some(doc.to_string());
+    }
+    let policy = iam.policies.get(arn)?;
+    policy
+        .versions
+        .iter()
+        .find(|v| v.id == policy.default_version)
+        .map(|v| v.document.clone())
+}
+
+fn user_grants(iam: &data::AccountIam, user: &data::Entity, account: &str) -> Grants {
+    let mut identity = entity_policies(iam, user);
+    for group in &user.groups {
+        if let Some(g) = iam.groups.get(group) {
+            identity.extend(entity_policies(iam, g));
+        }
+    }
+    Grants {
+        arn: user.arn.clone(),
+        user_id: user.id.clone(),
+        username: Some(user.name.clone()),
+        principal: RequestPrincipal::Aws {
+            arn: user.arn.clone(),
+            account: account.to_string(),
+            role_arn: None,
+        },
+        identity,
+        session: None,
+    }
+}
+
+fn role_session_grants(
+    iam: &data::AccountIam,
+    role: &data::Entity,
+    account: &str,
+    session_name: &str,
+    session: Option<Arc<PolicyDocument>>,
+) -> Grants {
+    let arn = format!(
+        "arn:aws:sts::{account}:assumed-role/{}/{session_name}",
+        role.name
+    );
+    Grants {
+        arn: arn.clone(),
+        user_id: format!("{}:{session_name}", role.id),
+        username: None,
+        principal: RequestPrincipal::Aws {
+            arn,
+            account: account.to_string(),
+            role_arn: Some(role.arn.clone()),
+        },
+        identity: entity_policies(iam, role),
+        session,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+"""IAM and STS with boto3 and the AWS CLI: the calls deployment tools make
+first, roles, users and policies, temporary credentials, and policies
+enforced on Lambda, SQS and CloudWatch Logs under `--iam enforce`."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from conftest import DEFAULT_ACCOUNT, REGION, make_zip
+
+LAMBDA_TRUST = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+})
+BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+ENFORCE = pytest.mark.strato_args("--iam", "enforce")
+
+
+def client(strato, service: str, key: str = "test", secret: str = "test", token: str | None = None):
+    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
+                                    aws_session_token=token, region_name=REGION)
+    return session.client(service, endpoint_url=strato.endpoint,
+                          config=Config(retries={"max_attempts": 0}))
+
+
+def error_of(call, *args, **kwargs):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        call(*args, **kwargs)
+    return raised.value.response
+
+
+def create_role(iam, name: str, trust: str = LAMBDA_TRUST) -> str:
+    return iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+
+
+def deploy(lam, name: str, role: str, code: str = 'exports.handler = async () => "ok";\n'):
+    lam.create_function(FunctionName=name, Runtime="nodejs20.x", Role=role, Handler="index.handler",
+                        Code={"ZipFile": make_zip({"index.js": code})}, Timeout=10)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+
+
+def user_client(strato, iam, name: str, policy: dict, service: str):
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return client(strato, service, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def test_get_caller_identity_names_the_root_with_boto3_and_the_cli(strato):
+    identity = client(strato, "sts").get_caller_identity()
+    assert identity["Account"] == DEFAULT_ACCOUNT
+    assert identity["Arn"] == f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"
+    assert identity["UserId"] == DEFAULT_ACCOUNT
+    cli = strato.aws("sts", "get-caller-identity").check().json()
+    assert cli["Arn"] == identity["Arn"]
+
+
+@ENFORCE
+def test_deployment_tool_sequence(strato):
+    """What Terraform, SAM, CDK and the Serverless Framework do before and
+    while they deploy a function, in their order."""
+    sts, iam, lam = client(strato, "sts"), client(strato, "iam"), client(strato, "lambda")
+    account = sts.get_caller_identity()["Account"]
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName="app-role")
+    role = iam.create_role(RoleName="app-role", AssumeRolePolicyDocument=LAMBDA_TRUST,
+                           Description="app", Tags=[{"Key": "app", "Value": "demo"}])["Role"]
+    assert role["Arn"] == f"arn:aws:iam::{account}:role/app-role"
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == "lambda.amazonaws.com"
+    iam.attach_role_policy(RoleName="app-role", PolicyArn=BASIC)
+    got = iam.get_role(RoleName="app-role")["Role"]
+    assert got["RoleId"] == role["RoleId"] and got["MaxSessionDuration"] == 3600
+    assert iam.list_attached_role_policies(RoleName="app-role")["AttachedPolicies"] == [
+        {"PolicyName": "AWSLambdaBasicExecutionRole", "PolicyArn": BASIC}]
+    assert iam.list_role_policies(RoleName="app-role")["PolicyNames"] == []
+    deploy(lam, "app", role["Arn"])
+    assert lam.get_function(FunctionName="app")["Configuration"]["Role"] == role["Arn"]
+    assert lam.invoke(FunctionName="app")["Payload"].read() == b'"ok"'
+
+
+@ENFORCE
+def test_create_function_needs_a_role_lambda_may_assume(strato):
+    iam, lam = client(strato, "iam"), client(strato, "lambda")
+    ec2_trust = LAMBDA_TRUST.replace("lambda.amazonaws.com", "ec2.amazonaws.com")
+    for role in (create_role(iam, "ec2-role", ec2_trust), f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/missing"):
+        response = error_of(lam.create_function, FunctionName="f", Runtime="nodejs20.x", Role=role,
+                            Handler="index.handler", Code={"ZipFile": make_zip()})
+        assert response["Error"]["Code"] == "InvalidParameterValueException"
+        assert response["Error"]["Message"] == "The role defined for the function cannot be assumed by Lambda."
+
+
+def test_open_mode_takes_any_role(strato):
+    deploy(client(strato, "lambda"), "f", f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/anything")
+
+
+@ENFORCE
+def test_a_user_limited_to_one_function_invokes_it_and_not_another(strato):
+    iam, lam = client(strato, "iam"), client(strato, "lambda")
+    role = create_role(iam, "fn")
+    deploy(lam, "mine", role)
+    deploy(lam, "theirs", role)
+    mine = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT}:function:mine"
+    theirs = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT}:function:theirs"
+    bob = user_client(strato, iam, "bob", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": mine}]}, "lambda")
+    assert bob.invoke(FunctionName="mine")["StatusCode"] == 200
+    response = error_of(bob.invoke, FunctionName="theirs")
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/bob is not authorized to perform: "
+        f"lambda:InvokeFunction on resource: {theirs} because no identity-based policy allows "
+        "the lambda:InvokeFunction action")
+    assert error_of(bob.list_functions)["Error"]["Code"] == "AccessDeniedException"
+    # The root key of the account is still all-powerful.
+    assert lam.invoke(FunctionName="theirs")["StatusCode"] == 200
+
+
+@ENFORCE
+def test_sqs_and_logs_answer_their_own_access_denied(strato):
+    iam = client(strato, "iam")
+    client(strato, "sqs").create_queue(QueueName="q")
+    sqs = user_client(strato, iam, "carol", {
+        "Statement": [{"Effect": "Allow", "Action": "sqs:GetQueueUrl", "Resource": "*"}]}, "sqs")
+    url = sqs.get_queue_url(QueueName="q")["QueueUrl"]
+    response = error_of(sqs.send_message, QueueUrl=url, MessageBody="x")
+    assert response["Error"]["Code"] == "AccessDenied"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "is not authorized to perform: sqs:sendmessage on resource: " \
+        f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:q" in response["Error"]["Message"]
+    iam.put_user_policy(UserName="carol", PolicyName="logs", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Deny", "Action": "logs:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="carol")["AccessKey"]
+    logs = client(strato, "logs", key["AccessKeyId"], key["SecretAccessKey"])
+    response = error_of(logs.describe_log_groups)
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"].endswith("with an explicit deny in an identity-based policy")
+
+
+@ENFORCE
+def test_function_credentials_carry_only_the_execution_role(strato):
+    """A function's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY act as its role:
+    with only logs:* lambda:ListFunctions is refused; with
+    AWSLambdaBasicExecutionRole and an inline ListFunctions allow it works."""
+    iam, lam = client(strato, "iam"), client(strato, "lambda")
+    code = ("exports.handler = async () => ({id: process.env.AWS_ACCESS_KEY_ID,"
+            " secret: process.env.AWS_SECRET_ACCESS_KEY});\n")
+    logs_only = create_role(iam, "logs-only")
+    iam.put_role_policy(RoleName="logs-only", PolicyName="logs", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}))
+    lister = create_role(iam, "lister")
+    iam.attach_role_policy(RoleName="lister", PolicyArn=BASIC)
+    iam.put_role_policy(RoleName="lister", PolicyName="list", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}]}))
+    deploy(lam, "narrow", logs_only, code)
+    deploy(lam, "wide", lister, code)
+
+    def creds(name):
+        return json.loads(lam.invoke(FunctionName=name)["Payload"].read())
+
+    narrow = creds("narrow")
+    response = error_of(client(strato, "lambda", narrow["id"], narrow["secret"]).list_functions)
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"].startswith(
+        f"User: arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/logs-only/narrow is not authorized "
+        "to perform: lambda:ListFunctions")
+    client(strato, "logs", narrow["id"], narrow["secret"]).describe_log_groups()
+    wide = creds("wide")
+    names = [f["FunctionName"] for f in
+             client(strato, "lambda", wide["id"], wide["secret"]).list_functions()["Functions"]]
+    assert sorted(names) == ["narrow", "wide"]
+    who = client(strato, "sts", wide["id"], wide["secret"]).get_caller_identity()
+    assert who["Arn"] == f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/lister/wide"
+
+
+@ENFORCE
+def test_assume_role_follows_the_trust_policy(strato):
+    iam = client(strato, "iam")
+    iam.create_user(UserName="dave")
+    iam.put_user_policy(UserName="dave", PolicyName="assume", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="dave")["AccessKey"]
+    dave = client(strato, "sts", key["AccessKeyId"], key["SecretAccessKey"])
+    lambda_only = create_role(iam, "lambda-only")
+    response = error_of(dave.assume_role, RoleArn=lambda_only, RoleSessionName="s1")
+    assert response["Error"]["Code"] == "AccessDenied"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/dave is not authorized to perform: "
+        f"sts:AssumeRole on resource: {lambda_only}")
+    ops = create_role(iam, "ops", json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/dave"},
+        "Action": "sts:AssumeRole"}]}))
+    iam.attach_role_policy(RoleName="ops", PolicyArn="arn:aws:iam::aws:policy/AmazonSQSFullAccess")
+    assumed = dave.assume_role(RoleArn=ops, RoleSessionName="night-shift", DurationSeconds=900)
+    creds = assumed["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    assert assumed["AssumedRoleUser"]["Arn"] == \
+        f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/ops/night-shift"
+    session = dict(key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"])
+    who = client(strato, "sts", **session).get_caller_identity()
+    assert who["Arn"] == assumed["AssumedRoleUser"]["Arn"]
+    assert who["UserId"] == assumed["AssumedRoleUser"]["AssumedRoleId"]
+    client(strato, "sqs", **session).create_queue(QueueName="from-session")
+    assert error_of(client(strato, "lambda", **session).list_functions)["Error"]["Code"] == \
+        "AccessDeniedException"
+    # The session's key without its token is no credential.
+    response = error_of(client(strato, "lambda", creds["AccessKeyId"], creds["SecretAccessKey"]).list_functions)
+    assert response["Error"]["Code"] == "UnrecognizedClientException"
+    # DurationSeconds beyond the role's MaxSessionDuration.
+    response = error_of(dave.assume_role, RoleArn=ops, RoleSessionName="s1", DurationSeconds=7200)
+    assert response["Error"]["Message"] == \
+        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+
+
+def test_session_policies_narrow_an_assumed_role_and_tokens_work_in_the_cli(strato):
+    iam = client(strato, "iam")
+    role = create_role(iam, "admin", json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": DEFAULT_ACCOUNT}, "Action": "sts:AssumeRole"}]}))
+    iam.attach_role_policy(RoleName="admin", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    out = strato.aws("sts", "assume-role", "--role-arn", role, "--role-session-name", "cli").check().json()
+    creds = out["Credentials"]
+    env = {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+           "AWS_SESSION_TOKEN": creds["SessionToken"]}
+    who = strato.aws("sts", "get-caller-identity", env=env).check().json()
+    assert who["Arn"] == f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/admin/cli"
+    token = client(strato, "sts").get_session_token(DurationSeconds=900)["Credentials"]
+    assert token["AccessKeyId"].startswith("ASIA")
+    assert client(strato, "sts", token["AccessKeyId"], token["SecretAccessKey"],
+                  token["SessionToken"]).get_caller_identity()["Arn"] == f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"
+
+
+def test_users_groups_policies_and_versions(strato):
+    iam = client(strato, "iam")
+    iam.create_user(UserName="erin", Path="/team/")
+    assert [u["UserName"] for u in iam.list_users()["Users"]] == ["erin"]
+    assert iam.get_user(UserName="erin")["User"]["Arn"] == f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/team/erin"
+    iam.create_group(GroupName="devs")
+    iam.add_user_to_group(GroupName="devs", UserName="erin")
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="erin")["Groups"]] == ["devs"]
+    assert [u["UserName"] for u in iam.get_group(GroupName="devs")["Users"]] == ["erin"]
+    doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    arn = iam.create_policy(PolicyName="read", PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
+    iam.attach_group_policy(GroupName="devs", PolicyArn=arn)
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    doc2 = dict(doc, Statement=[dict(doc["Statement"][0], Action="s3:*")])
+    v2 = iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(doc2), SetAsDefault=True)
+    assert v2["PolicyVersion"]["VersionId"] == "v2" and v2["PolicyVersion"]["IsDefaultVersion"]
+    got = iam.get_policy_version(PolicyArn=arn, VersionId="v2")["PolicyVersion"]
+    assert got["Document"] == doc2
+    assert [v["VersionId"] for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]] == ["v2", "v1"]
+    response = error_of(iam.delete_policy_version, PolicyArn=arn, VersionId="v2")
+    assert response["Error"]["Code"] == "DeleteConflict"
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v1")
+    response = error_of(iam.delete_policy, PolicyArn=arn)
+    assert response["Error"]["Code"] == "DeleteConflict"
+    assert iam.get_policy(PolicyArn=BASIC)["Policy"]["PolicyName"] == "AWSLambdaBasicExecutionRole"
+    aws_names = {p["PolicyName"] for p in iam.list_policies(Scope="AWS", MaxItems=1000)["Policies"]}
+    assert {"AdministratorAccess", "AmazonS3ReadOnlyAccess", "AWSLambdaSQSQueueExecutionRole",
+            "AWSLambdaDynamoDBExecutionRole", "AWSLambdaRole", "ReadOnlyAccess"} <= aws_names
+    basic = iam.get_policy_version(PolicyArn=BASIC, VersionId="v1")["PolicyVersion"]["Document"]
+    assert basic["Statement"][0]["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    cli = strato.aws("iam", "list-attached-group-policies", "--group-name", "devs").check().json()
+    assert cli["AttachedPolicies"] == [{"PolicyName": "read", "PolicyArn": arn}]
+
+
+def test_bad_input_answers_aws_errors(strato):
+    iam = client(strato, "iam")
+    response = error_of(iam.get_user, UserName="non-existent-user")
+    assert response["Error"] == {"Type": "Sender", "Code": "NoSuchEntity",
+                                 "Message": "The user with name non-existent-user cannot be found."}
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    iam.create_user(UserName="frank")
+    for document, message in [
+        ("{not json", "This policy contains invalid Json"),
+        (json.dumps({"Statement": [{"Effect": "Allow", "Resource": "*"}]}), "Policy statement must contain actions."),
+        (json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*"}]}), "Policy statement must contain resources."),
+        (json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Principal": "*"}]}),
+         "Policy document should not specify a principal."),
+    ]:
+        response = error_of(iam.put_user_policy, UserName="frank", PolicyName="p", PolicyDocument=document)
+        assert response["Error"]["Code"] == "MalformedPolicyDocument"
+        assert response["Error"]["Message"] == message
+    big = json.dumps({"Statement": [{"Effect": "Allow", "Action": f"s3:Get{i}", "Resource": "*"} for i in range(200)]})
+    assert error_of(iam.create_policy, PolicyName="big", PolicyDocument=big)["Error"]["Code"] == "LimitExceeded"
+    response = error_of(iam.create_user, UserName="frank")
+    assert response["Error"]["Code"] == "EntityAlreadyExists"
+    response = error_of(client(strato, "sts").assume_role, RoleArn="nothing-valid-in-here", RoleSessionName="s1")
+    assert response["Error"] == {"Type": "Sender", "Code": "ValidationError",
+                                 "Message": "nothing-valid-in-here is invalid"}

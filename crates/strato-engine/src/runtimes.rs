@@ -583,4 +583,21 @@ mod tests {
         assert_eq!(plan.program, PathBuf::from("/var/task/bootstrap"));
         assert!(dir.path().join("bootstrap/bootstrap.mjs").is_file());
     }
+
+    #[test]
+    fn os_only_runtimes_have_no_execution_env_and_every_runtime_has_the_xray_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = RuntimeCatalog::discover(dir.path()).unwrap();
+        let env_of = |runtime| -> BTreeMap<String, String> {
+            catalog.plan(runtime).unwrap().env.into_iter().collect()
+        };
+        let provided = env_of(Runtime::ProvidedAl2023);
+        assert_eq!(provided.get("AWS_EXECUTION_ENV"), None);
+        assert_eq!(provided["AWS_XRAY_CONTEXT_MISSING"], "LOG_ERROR");
+        assert_eq!(provided["LANG"], "en_US.UTF-8");
+        assert_eq!(
+            env_of(Runtime::Go1x)["AWS_EXECUTION_ENV"],
+            "AWS_Lambda_go1.x"
+        );
+    }
 }

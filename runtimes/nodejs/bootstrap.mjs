@@ -42,6 +42,7 @@ function runtimeErrorClass(name) {
 }
 const ImportModuleError = runtimeErrorClass('ImportModuleError');
 const HandlerNotFound = runtimeErrorClass('HandlerNotFound');
+const CallbackHandlerDeprecated = runtimeErrorClass('CallbackHandlerDeprecated');
 const MalformedHandlerName = runtimeErrorClass('MalformedHandlerName');
 const UserCodeSyntaxError = runtimeErrorClass('UserCodeSyntaxError');
 const NodeJsExit = runtimeErrorClass('NodeJsExit');
@@ -509,7 +510,20 @@ async function loadHandler(appRoot, fullHandlerString) {
   const fn = handlerPath.split('.').reduce((obj, key) => obj && obj[key], userApp);
   if (!fn) throw new HandlerNotFound(`${fullHandlerString} is undefined or not exported`);
   if (typeof fn !== 'function') throw new HandlerNotFound(`${fullHandlerString} is not a function`);
+  refuseCallbackHandlerFromNode24(fn);
   return fn;
+}
+
+// AWS removed callback-style handlers (three declared parameters) from
+// nodejs24.x on: such a function fails its init with this error and text.
+function refuseCallbackHandlerFromNode24(fn) {
+  const match = /^AWS_Lambda_nodejs(\d+)\.x$/.exec(process.env.AWS_EXECUTION_ENV || '');
+  if (!match || Number(match[1]) < 24) return;
+  if (fn.length >= 3 && fn[HANDLER_STREAMING] !== 'response') {
+    throw new CallbackHandlerDeprecated(
+      'ERROR: AWS Lambda has removed support for callback-based function handlers starting with Node.js 24. You need to modify this function to use a supported handler signature to use Node.js 24 or later. For more information see https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.',
+    );
+  }
 }
 
 function isAsyncFunction(fn) {

@@ -18,6 +18,7 @@ use strato_sandbox::BindMount;
 
 pub mod java;
 pub mod maven;
+pub mod site_packages;
 
 /// Strato's own runtime bootstraps, embedded so one binary carries them.
 const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/nodejs/bootstrap.mjs");
@@ -94,6 +95,9 @@ pub struct RuntimeCatalog {
     bootstrap_dir: PathBuf,
     node: Vec<Interpreter>,
     python: Vec<Interpreter>,
+    /// Per Python minor version, the `site-packages` its functions see
+    /// ([`site_packages`]): what AWS's image for it carries.
+    python_site_packages: BTreeMap<u32, PathBuf>,
     jvms: Vec<java::Jvm>,
     /// Where the Java runtime interface client is (or will be) installed.
     java_ric: java::RicInstall,
@@ -104,6 +108,16 @@ const EMPTY_DIR: &str = "empty";
 
 const PATH: &str = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin";
 const LD_LIBRARY_PATH: &str = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib";
+
+/// What every AWS runtime carries for the X-Ray SDKs: a missing trace
+/// context is logged, not raised, and where the X-Ray daemon listens (on AWS a
+/// link-local address; Strato runs no daemon, so nothing is sent anywhere).
+const XRAY_ENV: [(&str, &str); 4] = [
+    ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
+    ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+    ("_AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129"),
+    ("_AWS_XRAY_DAEMON_PORT", "2000"),
+];
 
 fn version_of(program: &Path, flag: &str) -> Option<String> {
     let out = Command::new(program).arg(flag).output().ok()?;
@@ -196,7 +210,7 @@ fn find_python() -> Vec<Interpreter> {
             }
         }
     }
-    for minor in 9..=13 {
+    for minor in 9..=14 {
         for base in ["/usr/local/bin", "/usr/bin"] {
             let exe = Path::new(base).join(format!("python3.{minor}"));
             if exe.is_file() && !found.iter().any(|i| i.major == 3 && i.minor == minor) {
@@ -215,10 +229,34 @@ fn find_python() -> Vec<Interpreter> {
     found
 }
 
+/// The `site-packages` of each Python runtime whose interpreter Strato binds
+/// at /var/lang (see [`site_packages`]); one that cannot be made is left out
+/// (its functions then see an empty one) and the reason logged.
+fn runtime_site_packages(runtimes_dir: &Path, python: &[Interpreter]) -> BTreeMap<u32, PathBuf> {
+    let mut found = BTreeMap::new();
+    for interpreter in python {
+        let Some(prefix) = &interpreter.prefix else {
+            continue;
+        };
+        let wheels = site_packages::bundled_wheels(prefix, interpreter.minor);
+        match site_packages::provide(runtimes_dir, interpreter.minor, &wheels) {
+            Ok(dir) => {
+                found.insert(interpreter.minor, dir);
+            }
+            Err(err) => tracing::warn!(
+                python = %interpreter.version,
+                "functions see an empty site-packages: {err}"
+            ),
+        }
+    }
+    found
+}
+
 pub fn node_major(runtime: Runtime) -> u32 {
     match runtime {
         Runtime::Nodejs18 => 18,
         Runtime::Nodejs20 => 20,
+        Runtime::Nodejs24 => 24,
         _ => 22,
     }
 }
@@ -229,6 +267,7 @@ fn python_minor(runtime: Runtime) -> u32 {
         Runtime::Python310 => 10,
         Runtime::Python311 => 11,
         Runtime::Python312 => 12,
+        Runtime::Python314 => 14,
         _ => 13,
     }
 }
@@ -266,11 +305,14 @@ impl RuntimeCatalog {
         let empty = runtimes_dir.join(EMPTY_DIR);
         fs::create_dir_all(&empty)?;
         fs::set_permissions(&empty, fs::Permissions::from_mode(0o755))?;
+        let python = find_python();
+        let python_site_packages = runtime_site_packages(runtimes_dir, &python);
         Ok(RuntimeCatalog {
             runtimes_dir: runtimes_dir.to_path_buf(),
             bootstrap_dir,
             node: find_node(),
-            python: find_python(),
+            python,
+            python_site_packages,
             jvms: java::find_jvms(&java::JVM_ROOTS.map(Path::new)),
             java_ric: java::RicInstall::new(runtimes_dir),
         })
@@ -410,17 +452,27 @@ impl RuntimeCatalog {
 
     pub fn plan(&self, runtime: Runtime) -> Result<LaunchPlan, RuntimeUnavailable> {
         let bootstrap_mount = BindMount::read_only(self.bootstrap_dir.clone(), RUNTIME_DIR);
-        let execution_env = (
-            "AWS_EXECUTION_ENV".to_string(),
-            format!("AWS_Lambda_{}", runtime.as_str()),
-        );
         let base_env = |extra: Vec<(String, String)>| {
-            let mut env = vec![
-                ("PATH".to_string(), PATH.to_string()),
-                ("LD_LIBRARY_PATH".to_string(), LD_LIBRARY_PATH.to_string()),
-                ("LANG".to_string(), "en_US.UTF-8".to_string()),
-                execution_env.clone(),
-            ];
+            let mut env: Vec<(String, String)> = [
+                ("PATH", PATH),
+                ("LD_LIBRARY_PATH", LD_LIBRARY_PATH),
+                ("LANG", "en_US.UTF-8"),
+            ]
+            .into_iter()
+            .chain(XRAY_ENV)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            // AWS names the managed runtime here; OS-only runtimes (the
+            // `provided` family) have no AWS_EXECUTION_ENV.
+            if !matches!(
+                runtime,
+                Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023
+            ) {
+                env.push((
+                    "AWS_EXECUTION_ENV".to_string(),
+                    format!("AWS_Lambda_{}", runtime.as_str()),
+                ));
+            }
             env.extend(extra);
             env
         };
@@ -456,10 +508,16 @@ impl RuntimeCatalog {
                         let mut mounts = mounts_for(python, bootstrap_mount);
                         if python.prefix.is_some() {
                             // The host installation's own packages are not the
-                            // runtime's: functions see an empty site-packages,
-                            // as on AWS, not whatever the host pip-installed.
+                            // runtime's: functions see what AWS's image carries
+                            // (pip, and setuptools through 3.11), not whatever
+                            // the host pip-installed.
+                            let site = self
+                                .python_site_packages
+                                .get(&python.minor)
+                                .cloned()
+                                .unwrap_or_else(|| self.runtimes_dir.join(EMPTY_DIR));
                             mounts.push(BindMount::read_only(
-                                self.runtimes_dir.join(EMPTY_DIR),
+                                site,
                                 format!("{LANG_DIR}/lib/python3.{}/site-packages", python.minor),
                             ));
                         }
@@ -524,5 +582,22 @@ mod tests {
         let plan = catalog.plan(Runtime::ProvidedAl2023).unwrap();
         assert_eq!(plan.program, PathBuf::from("/var/task/bootstrap"));
         assert!(dir.path().join("bootstrap/bootstrap.mjs").is_file());
+    }
+
+    #[test]
+    fn os_only_runtimes_have_no_execution_env_and_every_runtime_has_the_xray_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = RuntimeCatalog::discover(dir.path()).unwrap();
+        let env_of = |runtime| -> BTreeMap<String, String> {
+            catalog.plan(runtime).unwrap().env.into_iter().collect()
+        };
+        let provided = env_of(Runtime::ProvidedAl2023);
+        assert_eq!(provided.get("AWS_EXECUTION_ENV"), None);
+        assert_eq!(provided["AWS_XRAY_CONTEXT_MISSING"], "LOG_ERROR");
+        assert_eq!(provided["LANG"], "en_US.UTF-8");
+        assert_eq!(
+            env_of(Runtime::Go1x)["AWS_EXECUTION_ENV"],
+            "AWS_Lambda_go1.x"
+        );
     }
 }

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     PreconditionFailedException,
     RequestTooLargeException,
     RequestEntityTooLargeException,
+    /// An event whose payload is within the limit but whose request as
+    /// queued (payload plus client context) is not.
+    SerializedRequestEntityTooLargeException,
     TooManyRequestsException,
     ServiceException,
     UnrecognizedClientException,
@@ -54,6 +57,9 @@ impl ErrorCode {
             Self::PreconditionFailedException => "PreconditionFailedException",
             Self::RequestTooLargeException => "RequestTooLargeException",
             Self::RequestEntityTooLargeException => "RequestEntityTooLargeException",
+            Self::SerializedRequestEntityTooLargeException => {
+                "SerializedRequestEntityTooLargeException"
+            }
             Self::TooManyRequestsException => "TooManyRequestsException",
             Self::ServiceException => "ServiceException",
             Self::UnrecognizedClientException => "UnrecognizedClientException",
@@ -100,7 +106,9 @@ impl ErrorCode {
             | Self::ProvisionedConcurrencyConfigNotFoundException => 404,
             Self::ResourceConflictException => 409,
             Self::PreconditionFailedException => 412,
-            Self::RequestTooLargeException | Self::RequestEntityTooLargeException => 413,
+            Self::RequestTooLargeException
+            | Self::RequestEntityTooLargeException
+            | Self::SerializedRequestEntityTooLargeException => 413,
             Self::UnsupportedMediaTypeException => 415,
             Self::TooManyRequestsException => 429,
             Self::ServiceException | Self::InvalidRuntimeException => 500,

@@ -12,14 +12,17 @@ pub enum Runtime {
     Nodejs18,
     Nodejs20,
     Nodejs22,
+    Nodejs24,
     Python39,
     Python310,
     Python311,
     Python312,
     Python313,
+    Python314,
     Java11,
     Java17,
     Java21,
+    Java25,
     Provided,
     ProvidedAl2,
     ProvidedAl2023,
@@ -38,18 +41,21 @@ pub enum RuntimeFamily {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 15] = [
+    pub const ALL: [Runtime; 18] = [
         Runtime::Nodejs18,
         Runtime::Nodejs20,
         Runtime::Nodejs22,
+        Runtime::Nodejs24,
         Runtime::Python39,
         Runtime::Python310,
         Runtime::Python311,
         Runtime::Python312,
         Runtime::Python313,
+        Runtime::Python314,
         Runtime::Java11,
         Runtime::Java17,
         Runtime::Java21,
+        Runtime::Java25,
         Runtime::Provided,
         Runtime::ProvidedAl2,
         Runtime::ProvidedAl2023,
@@ -61,14 +67,17 @@ impl Runtime {
             Runtime::Nodejs18 => "nodejs18.x",
             Runtime::Nodejs20 => "nodejs20.x",
             Runtime::Nodejs22 => "nodejs22.x",
+            Runtime::Nodejs24 => "nodejs24.x",
             Runtime::Python39 => "python3.9",
             Runtime::Python310 => "python3.10",
             Runtime::Python311 => "python3.11",
             Runtime::Python312 => "python3.12",
             Runtime::Python313 => "python3.13",
+            Runtime::Python314 => "python3.14",
             Runtime::Java11 => "java11",
             Runtime::Java17 => "java17",
             Runtime::Java21 => "java21",
+            Runtime::Java25 => "java25",
             Runtime::Provided => "provided",
             Runtime::ProvidedAl2 => "provided.al2",
             Runtime::ProvidedAl2023 => "provided.al2023",
@@ -78,13 +87,18 @@ impl Runtime {
 
     pub fn family(self) -> RuntimeFamily {
         match self {
-            Runtime::Nodejs18 | Runtime::Nodejs20 | Runtime::Nodejs22 => RuntimeFamily::Node,
+            Runtime::Nodejs18 | Runtime::Nodejs20 | Runtime::Nodejs22 | Runtime::Nodejs24 => {
+                RuntimeFamily::Node
+            }
             Runtime::Python39
             | Runtime::Python310
             | Runtime::Python311
             | Runtime::Python312
-            | Runtime::Python313 => RuntimeFamily::Python,
-            Runtime::Java11 | Runtime::Java17 | Runtime::Java21 => RuntimeFamily::Java,
+            | Runtime::Python313
+            | Runtime::Python314 => RuntimeFamily::Python,
+            Runtime::Java11 | Runtime::Java17 | Runtime::Java21 | Runtime::Java25 => {
+                RuntimeFamily::Java
+            }
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 | Runtime::Go1x => {
                 RuntimeFamily::OsOnly
             }

@@ -1,4 +1,4 @@
-//! End-to-end: Java functions (java11, java17, java21) through the Invoke API,
+//! End-to-end: Java functions (java11, java17, java21, java25) through the Invoke API,
 //! run by AWS's own runtime interface client on a host JDK.
 //!
 //! The test function is compiled from `tests/fixtures/java-fn` with `javac`
@@ -211,6 +211,46 @@ async fn java21_runs_on_the_nearest_newer_jdk_and_says_which() {
     engine.stop().await;
 }
 
+#[tokio::test]
+async fn java25_runs_on_jdk_25_and_answers_with_the_invocations_own_request_id() {
+    use aws_sdk_lambda::operation::RequestId;
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::types::LogType;
+    use base64::Engine as _;
+
+    let (engine, name) = hello_function(Runtime::Java25).await;
+    let inv = invoke(
+        &engine.client,
+        &name,
+        json!({"action": "hello", "name": "Ada"}),
+    )
+    .await;
+    assert_eq!(inv.ok()["javaVersion"], "25", "{inv}");
+    let out = engine
+        .client
+        .invoke()
+        .function_name(&name)
+        .log_type(LogType::Tail)
+        .payload(Blob::new(json!({"action": "context"}).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let request_id = out.request_id().expect("x-amzn-RequestId").to_string();
+    let context: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(context["awsRequestId"], request_id.as_str(), "{context}");
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(out.log_result().unwrap())
+        .unwrap();
+    let log = String::from_utf8_lossy(&log);
+    for line in ["START", "END", "REPORT"] {
+        assert!(
+            log.contains(&format!("{line} RequestId: {request_id}")),
+            "{line} under {request_id}: {log}"
+        );
+    }
+    engine.stop().await;
+}
+
 #[test]
 fn runtimes_list_names_the_jdk_and_client_of_each_java_runtime() {
     let listed = run_tool(
@@ -219,7 +259,7 @@ fn runtimes_list_names_the_jdk_and_client_of_each_java_runtime() {
             .arg(installed_runtime()),
         "strato runtimes list",
     );
-    for runtime in ["java11", "java17", "java21"] {
+    for runtime in ["java11", "java17", "java21", "java25"] {
         let line = listed
             .lines()
             .find(|l| l.split_whitespace().next() == Some(runtime))

@@ -194,6 +194,17 @@ fn event_too_large(len: usize) -> AwsError {
     )
 }
 
+/// AWS's answer to an event whose payload fits but whose serialized request
+/// (payload and client context) does not.
+fn serialized_too_large(len: usize) -> AwsError {
+    AwsError::new(
+        ErrorCode::SerializedRequestEntityTooLargeException,
+        format!(
+            "{len} byte serialized request is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD_BYTES} bytes)"
+        ),
+    )
+}
+
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -227,6 +238,13 @@ pub async fn invoke(
     }
     let hop = trace_hop(&headers, &caller, &r);
     if kind == InvocationType::Event {
+        // The payload is within the limit, but the event is queued with its
+        // client context: AWS refuses an event whose request as serialized
+        // is over the limit with its own error.
+        let serialized = payload.len() + client_context.as_ref().map_or(0, String::len);
+        if serialized > MAX_ASYNC_PAYLOAD_BYTES {
+            return Err(serialized_too_large(serialized).into());
+        }
         let request_id =
             enqueue(&state, &caller, &r, &target, payload, client_context, hop).await?;
         let mut response = StatusCode::ACCEPTED.into_response();

@@ -93,6 +93,7 @@ pub fn wanted_major(runtime: Runtime) -> u32 {
     match runtime {
         Runtime::Java11 => 11,
         Runtime::Java17 => 17,
+        Runtime::Java25 => 25,
         _ => 21,
     }
 }

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod observe;
 pub mod protocol;
 pub mod request_log;
+pub mod s3;
 pub mod wire;
 
 use std::sync::Arc;
@@ -65,6 +66,9 @@ pub struct ApiState {
     /// How built-in services invoke functions asynchronously, as their AWS
     /// service principal (resource policy checked, durable queue).
     pub service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents>,
+    /// Amazon S3 (`aws s3 ...`), on `s3s`: requests signed for `s3` or sent
+    /// to a `{bucket}.s3.*` host, before Strato's own SigV4 check.
+    pub s3: Arc<strato_s3::S3Server>,
 }
 
 /// The whole HTTP surface.
@@ -102,6 +106,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ));
     public
         .merge(aws)
+        .layer(middleware::from_fn_with_state(state.clone(), s3::divert))
         .layer(middleware::from_fn(request_log::log_and_tag))
         // API Gateway and function URL traffic never reaches the AWS router.
         .layer(middleware::from_fn_with_state(

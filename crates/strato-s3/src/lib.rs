@@ -74,6 +74,7 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(SharedStore(store.clone()));
         builder.set_auth(StratoAuth { accounts });
         builder.set_host(LocalHost);
+        builder.set_validation(AnyBucketName);
         Ok(S3Server {
             service: builder.build(),
             store,
@@ -119,6 +120,16 @@ impl S3Auth for StratoAuth {
                     "The AWS Access Key Id you provided does not exist in our records.",
                 )
             })
+    }
+}
+
+/// Bucket names are checked by CreateBucket, which answers AWS's message;
+/// any other operation on a name that cannot exist finds no such bucket.
+struct AnyBucketName;
+
+impl s3s::validation::NameValidation for AnyBucketName {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        !name.is_empty()
     }
 }
 

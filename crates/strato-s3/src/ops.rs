@@ -491,7 +491,6 @@ impl S3 for SharedStore {
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
-            ..Default::default()
         }))
     }
 
@@ -1127,7 +1126,7 @@ impl S3 for SharedStore {
             is_truncated: Some(page.truncated),
             next_continuation_token: page
                 .truncated
-                .then(|| page.last.as_ref())
+                .then_some(page.last.as_ref())
                 .flatten()
                 .map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(l)),
             contents: Some(

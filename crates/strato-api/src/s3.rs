@@ -23,12 +23,31 @@ pub fn is_s3_request(request: &Request) -> bool {
     if host.and_then(strato_s3::virtual_bucket).is_some() {
         return true;
     }
+    if signed_with_sigv2(request) {
+        return true;
+    }
     let parts = strato_sigv4::RequestParts {
         method: request.method(),
         uri: request.uri(),
         headers: request.headers(),
     };
     strato_sigv4::credential_scope(&parts).is_some_and(|s| s.service == strato_s3::SIGNING_NAME)
+}
+
+/// S3 alone still takes AWS's older signature (botocore presigns S3 URLs
+/// with it by default): `Authorization: AWS key:signature`, or the
+/// `AWSAccessKeyId` and `Signature` query parameters.
+fn signed_with_sigv2(request: &Request) -> bool {
+    let header = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.starts_with("AWS "));
+    let query = request.uri().query().is_some_and(|q| {
+        q.split('&').any(|p| p.starts_with("AWSAccessKeyId="))
+            && q.split('&').any(|p| p.starts_with("Signature="))
+    });
+    header || query
 }
 
 /// Middleware: S3 requests go to S3, the rest on through the router.

@@ -621,8 +621,6 @@ impl S3 for SharedStore {
             }
             Ok(())
         };
-        let current = s.meta.latest(&bucket.name, &key).map_err(internal)?;
-        conditional(current.as_ref(), &req.input)?;
         let tags = req
             .input
             .tagging
@@ -639,8 +637,9 @@ impl S3 for SharedStore {
                 req.input.content_md5.as_deref(),
             )
             .await?;
-        // The condition again, now that the body is in: a write that raced
-        // this one must not be overwritten by a conditional write.
+        // The condition is checked once the body is in (answering before it
+        // is read would cut the client's connection), so a write that raced
+        // this one is seen too.
         let current = s.meta.latest(&bucket.name, &key).map_err(internal)?;
         if let Err(e) = conditional(current.as_ref(), &req.input) {
             s.blobs.remove(&written.id).await;

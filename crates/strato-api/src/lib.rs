@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod request_log;
 pub mod scheduler;
 pub mod sns;
+pub mod s3;
 pub mod wire;
 
 use std::sync::Arc;
@@ -81,6 +82,9 @@ pub struct ApiState {
     /// IAM and STS (`aws iam`, `aws sts`), and the authorizer every
     /// authenticated request passes (`authorize`).
     pub iam: Arc<strato_iam::Iam>,
+    /// Amazon S3 (`aws s3 ...`), on `s3s`: requests signed for `s3` or sent
+    /// to a `{bucket}.s3.*` host, before Strato's own SigV4 check.
+    pub s3: Arc<strato_s3::S3Server>,
 }
 
 /// The whole HTTP surface.
@@ -122,6 +126,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ));
     public
         .merge(aws)
+        .layer(middleware::from_fn_with_state(state.clone(), s3::divert))
         .layer(middleware::from_fn(request_log::log_and_tag))
         // API Gateway and function URL traffic never reaches the AWS router.
         .layer(middleware::from_fn_with_state(

@@ -126,6 +126,8 @@ pub enum ServerError {
     Sns(#[from] strato_sns::SnsError),
     #[error("cannot load API Gateway state: {0}")]
     Gateway(String),
+    #[error("cannot open Amazon S3: {0}")]
+    S3(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -434,6 +436,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     );
     let event_source_mappings =
         strato_api::lambda::EventSourceMappings::load(store.clone(), Some(mapping_pollers)).await?;
+    let s3 = Arc::new(
+        strato_s3::S3Server::open(
+            &config.data_dir,
+            accounts.clone(),
+            sinks.clone(),
+            service_events.clone(),
+        )
+        .map_err(|e| ServerError::S3(e.to_string()))?,
+    );
     let state = Arc::new(ApiState {
         catalog,
         engine: engine.clone(),
@@ -454,6 +465,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         service_events: service_events.clone(),
         events: events.clone(),
         iam,
+        s3,
     });
     let resumed = strato_api::lambda::resume_settling(&state).await?;
     if resumed > 0 {

@@ -207,6 +207,43 @@ impl LambdaInvoker for EngineInvoker {
 #[async_trait]
 impl ServiceEvents for EngineInvoker {
     async fn invoke_event(&self, event: ServiceEvent) -> Result<String, ServiceEventError> {
+        let (account, region, r) = self.admit(&event).await?;
+        let hop = strato_model::recursion::next_hop(
+            event.trace_header.as_deref(),
+            &strato_model::arn::function_arn(&region, &account, &r.name),
+        );
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let queued = QueuedEvent {
+            request_id: request_id.clone(),
+            account,
+            region,
+            function: r.name.clone(),
+            qualifier: r.qualifier.as_ref().map(Qualifier::as_string),
+            client_context: None,
+            invocations: 0,
+            backoff_ms: 0,
+            trace_header: Some(hop.trace_header),
+            lineage_count: hop.count,
+        };
+        self.engine
+            .enqueue_event(queued, event.payload)
+            .await
+            .map_err(|e| ServiceEventError::Unavailable(e.to_string()))?;
+        Ok(request_id)
+    }
+
+    async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError> {
+        self.admit(event).await.map(|_| ())
+    }
+}
+
+impl EngineInvoker {
+    /// The function a service event names, if its policy admits the
+    /// service: (account, region, reference).
+    async fn admit(
+        &self,
+        event: &ServiceEvent,
+    ) -> Result<(String, String, FunctionRef), ServiceEventError> {
         let invalid = || ServiceEventError::InvalidArn(event.function_arn.clone());
         let r = FunctionRef::parse(&event.function_arn, 256).map_err(|_| invalid())?;
         let (Some(account), Some(region)) = (r.account.clone(), r.region.clone()) else {
@@ -239,27 +276,6 @@ impl ServiceEvents for EngineInvoker {
                 event.principal
             )));
         }
-        let hop = strato_model::recursion::next_hop(
-            event.trace_header.as_deref(),
-            &strato_model::arn::function_arn(&region, &account, &r.name),
-        );
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let queued = QueuedEvent {
-            request_id: request_id.clone(),
-            account,
-            region,
-            function: r.name.clone(),
-            qualifier: r.qualifier.as_ref().map(Qualifier::as_string),
-            client_context: None,
-            invocations: 0,
-            backoff_ms: 0,
-            trace_header: Some(hop.trace_header),
-            lineage_count: hop.count,
-        };
-        self.engine
-            .enqueue_event(queued, event.payload)
-            .await
-            .map_err(|e| ServiceEventError::Unavailable(e.to_string()))?;
-        Ok(request_id)
+        Ok((account, region, r))
     }
 }

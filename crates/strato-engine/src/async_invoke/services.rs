@@ -189,6 +189,15 @@ pub trait ServiceEvents: Send + Sync + 'static {
     /// settings: retries, destinations, dead-letter queue) and answers the
     /// invocation's request id.
     async fn invoke_event(&self, event: ServiceEvent) -> Result<String, ServiceEventError>;
+
+    /// Whether `invoke_event` would admit this event (the function exists
+    /// and its policy allows the principal and source), without queuing
+    /// anything: S3 checks its destinations when they are configured.
+    /// Implementations that hold no policies admit everything.
+    async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError> {
+        let _ = event;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

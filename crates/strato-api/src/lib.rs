@@ -19,9 +19,9 @@ pub mod lambda;
 pub mod observe;
 pub mod protocol;
 pub mod request_log;
+pub mod s3;
 pub mod scheduler;
 pub mod sns;
-pub mod s3;
 pub mod wire;
 
 use std::sync::Arc;

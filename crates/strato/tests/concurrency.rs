@@ -330,13 +330,7 @@ async fn reservations_must_leave_100_unreserved() {
         .await
         .expect("get concurrency");
     assert_eq!(got.reserved_concurrent_executions(), Some(900));
-    let function = engine
-        .client
-        .get_function()
-        .function_name(&a)
-        .send()
-        .await
-        .expect("get function");
+    let function = get_function(&engine.client, &a).await;
     assert_eq!(
         function
             .concurrency()

@@ -1249,13 +1249,7 @@ async fn aws_iam_routes_take_only_requests_signed_for_execute_api() {
 async fn a_function_url_on_an_alias_invokes_the_alias_and_goes_with_the_function() {
     let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "url-alias", ECHO_FUNCTION).await;
-    engine
-        .client
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .expect("publish");
+    publish_version(&engine.client, &name).await;
     engine
         .client
         .create_alias()

@@ -8,8 +8,10 @@ mod harness;
 
 use std::collections::HashMap;
 
+use aws_sdk_lambda::operation::create_function::builders::CreateFunctionFluentBuilder;
 use aws_sdk_lambda::operation::create_function::CreateFunctionError;
 use aws_sdk_lambda::operation::get_function::GetFunctionError;
+use aws_sdk_lambda::operation::update_function_configuration::builders::UpdateFunctionConfigurationFluentBuilder;
 use aws_sdk_lambda::operation::update_function_configuration::UpdateFunctionConfigurationError;
 use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
@@ -63,6 +65,33 @@ async fn revision(h: &TestServer, name: &str) -> String {
         .revision_id()
         .unwrap()
         .to_string()
+}
+
+/// A CreateFunction of a new function, changed by `change`, is refused
+/// with 400, `code` and `message`.
+async fn create_is_refused(
+    h: &TestServer,
+    change: impl FnOnce(CreateFunctionFluentBuilder) -> CreateFunctionFluentBuilder,
+    code: &str,
+    message: &str,
+) {
+    let request = create_builder(&h.client, &unique_name("refused"), handler_zip("x"));
+    failure(change(request).send().await).assert(400, code, message);
+}
+
+/// An UpdateFunctionConfiguration of `name`, changed by `change`, is
+/// refused with 400, `code` and `message`.
+async fn update_is_refused(
+    h: &TestServer,
+    name: &str,
+    change: impl FnOnce(
+        UpdateFunctionConfigurationFluentBuilder,
+    ) -> UpdateFunctionConfigurationFluentBuilder,
+    code: &str,
+    message: &str,
+) {
+    let request = update_configuration(&h.client, name);
+    failure(change(request).send().await).assert(400, code, message);
 }
 
 // ---------------------------------------------------------------- CreateFunction
@@ -1078,17 +1107,7 @@ async fn function_name_longer_than_140_is_a_validation_error() {
         "ValidationException",
         &format!("1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140"),
     );
-    failure(
-        update_configuration(&h.client, &name)
-            .description("x")
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        &format!("1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140"),
-    );
+    update_is_refused(&h, &name, |u| u.description("x"), "ValidationException", &format!("1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140")).await;
 }
 
 #[tokio::test]
@@ -1121,17 +1140,7 @@ async fn unknown_runtime_is_refused_with_the_supported_list() {
 #[tokio::test]
 async fn retired_runtime_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("old"), handler_zip("x"))
-            .runtime(Runtime::Nodejs14x)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "The runtime parameter of nodejs14.x is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions.",
-    );
+    create_is_refused(&h, |c| c.runtime(Runtime::Nodejs14x), "InvalidParameterValueException", "The runtime parameter of nodejs14.x is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions.").await;
 }
 
 /// The runtimes issue 2 names.
@@ -1195,45 +1204,15 @@ async fn every_supported_runtime_passes_validation() {
 #[tokio::test]
 async fn handler_with_whitespace_or_over_128_characters_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("h"), handler_zip("x"))
-            .handler("index handler")
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        r"1 validation error detected: Value 'index handler' at 'handler' failed to satisfy constraint: Member must satisfy regular expression pattern: [^\s]+",
-    );
+    create_is_refused(&h, |c| c.handler("index handler"), "ValidationException", r"1 validation error detected: Value 'index handler' at 'handler' failed to satisfy constraint: Member must satisfy regular expression pattern: [^\s]+").await;
     let long = "h".repeat(129);
-    failure(
-        create_builder(&h.client, &unique_name("h"), handler_zip("x"))
-            .handler(&long)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        &format!("1 validation error detected: Value '{long}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128"),
-    );
+    create_is_refused(&h, |c| c.handler(&long), "ValidationException", &format!("1 validation error detected: Value '{long}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128")).await;
 }
 
 #[tokio::test]
 async fn role_that_is_not_an_iam_role_arn_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("role"), handler_zip("x"))
-            .role("r1")
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        r"1 validation error detected: Value 'r1' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+",
-    );
+    create_is_refused(&h, |c| c.role("r1"), "ValidationException", r"1 validation error detected: Value 'r1' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+").await;
     let name = unique_name("role-update");
     create_active(&h.client, &name).await;
     failure(
@@ -1248,88 +1227,28 @@ async fn role_that_is_not_an_iam_role_arn_is_refused() {
 #[tokio::test]
 async fn memory_size_outside_128_to_10240_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("mem"), handler_zip("x"))
-            .memory_size(64)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '64' at 'memorySize' failed to satisfy constraint: Member must have value greater than or equal to 128",
-    );
+    create_is_refused(&h, |c| c.memory_size(64), "ValidationException", "1 validation error detected: Value '64' at 'memorySize' failed to satisfy constraint: Member must have value greater than or equal to 128").await;
     let name = unique_name("mem");
     create_active(&h.client, &name).await;
-    failure(
-        update_configuration(&h.client, &name)
-            .memory_size(10_241)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "'MemorySize' value failed to satisfy constraint: Member must have value less than or equal to 10240",
-    );
+    update_is_refused(&h, &name, |u| u.memory_size(10_241), "InvalidParameterValueException", "'MemorySize' value failed to satisfy constraint: Member must have value less than or equal to 10240").await;
 }
 
 #[tokio::test]
 async fn timeout_outside_1_to_900_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("to"), handler_zip("x"))
-            .timeout(0)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1",
-    );
+    create_is_refused(&h, |c| c.timeout(0), "ValidationException", "1 validation error detected: Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1").await;
     let name = unique_name("to");
     create_active(&h.client, &name).await;
-    failure(
-        update_configuration(&h.client, &name)
-            .timeout(901)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "'Timeout' value failed to satisfy constraint: Member must have value less than or equal to 900",
-    );
+    update_is_refused(&h, &name, |u| u.timeout(901), "InvalidParameterValueException", "'Timeout' value failed to satisfy constraint: Member must have value less than or equal to 900").await;
 }
 
 #[tokio::test]
 async fn ephemeral_storage_outside_512_to_10240_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("eph"), handler_zip("x"))
-            .ephemeral_storage(EphemeralStorage::builder().size(511).build().unwrap())
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '511' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value greater than or equal to 512",
-    );
+    create_is_refused(&h, |c| c.ephemeral_storage(EphemeralStorage::builder().size(511).build().unwrap()), "ValidationException", "1 validation error detected: Value '511' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value greater than or equal to 512").await;
     let name = unique_name("eph");
     create_active(&h.client, &name).await;
-    failure(
-        update_configuration(&h.client, &name)
-            .ephemeral_storage(EphemeralStorage::builder().size(10_241).build().unwrap())
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '10241' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value less than or equal to 10240",
-    );
+    update_is_refused(&h, &name, |u| u.ephemeral_storage(EphemeralStorage::builder().size(10_241).build().unwrap()), "ValidationException", "1 validation error detected: Value '10241' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value less than or equal to 10240").await;
 }
 
 #[tokio::test]
@@ -1369,17 +1288,7 @@ async fn reserved_environment_key_is_refused() {
     let h = TestServer::start().await;
     let name = unique_name("env-reserved");
     create_active(&h.client, &name).await;
-    failure(
-        update_configuration(&h.client, &name)
-            .environment(Environment::builder().variables("AWS_REGION", "x").build())
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: AWS_REGION",
-    );
+    update_is_refused(&h, &name, |u| u.environment(Environment::builder().variables("AWS_REGION", "x").build()), "InvalidParameterValueException", "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: AWS_REGION").await;
 }
 
 #[tokio::test]

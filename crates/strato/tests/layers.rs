@@ -1255,14 +1255,17 @@ async fn deploy_with_layers(
     wait_active(client, name).await;
 }
 
-#[tokio::test]
-async fn a_nodejs_function_runs_with_packages_only_in_layers() {
-    let engine = TestServer::start_own_runtimes().await;
-    let client = &engine.client;
-    let base_name = unique_name("node-base");
+/// Two Node.js layers: `greeting` and `shared-file` in the first
+/// (`base_name`), `shared-file` again in the second (`over_prefix`), whose
+/// copy wins. Their version ARNs.
+async fn publish_node_layers(
+    client: &Client,
+    base_name: &str,
+    over_prefix: &str,
+) -> (String, String) {
     let base = publish_on(
         client,
-        &base_name,
+        base_name,
         &[
             (
                 "nodejs/node_modules/greeting/index.js",
@@ -1277,24 +1280,38 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
     .await;
     let over = publish_on(
         client,
-        &unique_name("node-over"),
+        &unique_name(over_prefix),
         &[(
             "nodejs/node_modules/shared-file/index.js",
             b"exports.origin = 'second layer';\n",
         )],
     )
     .await;
-    let name = unique_name("node-layers");
+    (base, over)
+}
+
+/// A Node.js function running [`NODE_HANDLER`] with `layers`, Active.
+async fn deploy_node_with_layers(client: &Client, name: &str, layers: Vec<String>) {
     let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
-        &name,
+        name,
         Runtime::Nodejs20x,
         "index.handler",
         code,
-        vec![base.clone(), over],
+        layers,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_nodejs_function_runs_with_packages_only_in_layers() {
+    let engine = TestServer::start_own_runtimes().await;
+    let client = &engine.client;
+    let base_name = unique_name("node-base");
+    let (base, over) = publish_node_layers(client, &base_name, "node-over").await;
+    let name = unique_name("node-layers");
+    deploy_node_with_layers(client, &name, vec![base.clone(), over]).await;
     let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer", "the later layer's file wins");
@@ -1400,41 +1417,10 @@ async fn layer_search_paths_reach_the_merged_tree_in_fallback_mode() {
     })
     .await;
     let client = &engine.client;
-    let base = publish_on(
-        client,
-        &unique_name("fallback-base"),
-        &[
-            (
-                "nodejs/node_modules/greeting/index.js",
-                b"module.exports = (who) => `hello ${who} from a layer`;\n",
-            ),
-            (
-                "nodejs/node_modules/shared-file/index.js",
-                b"exports.origin = 'first layer';\n",
-            ),
-        ],
-    )
-    .await;
-    let over = publish_on(
-        client,
-        &unique_name("fallback-over"),
-        &[(
-            "nodejs/node_modules/shared-file/index.js",
-            b"exports.origin = 'second layer';\n",
-        )],
-    )
-    .await;
+    let (base, over) =
+        publish_node_layers(client, &unique_name("fallback-base"), "fallback-over").await;
     let name = unique_name("fallback-layers");
-    let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
-    deploy_with_layers(
-        client,
-        &name,
-        Runtime::Nodejs20x,
-        "index.handler",
-        code,
-        vec![base, over],
-    )
-    .await;
+    deploy_node_with_layers(client, &name, vec![base, over]).await;
     let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer");

@@ -665,31 +665,15 @@ async fn routing_config_rules_use_aws_messages() {
         "InvalidParameterValueException",
         "Number of items in AdditionalVersionWeights cannot be greater than 1",
     );
-    failure(create("1", weights("2", 2.0)).await).assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '{2=2.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]",
-    );
-    failure(create("1", weights("2", -1.0)).await).assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '{2=-1.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]",
-    );
-    failure(create("1", weights("$LATEST", 0.5)).await).assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '{$LATEST=0.5}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]",
-    );
-    failure(create("1", weights("1", 0.5)).await).assert(
-        400,
-        "InvalidParameterValueException",
-        "Invalid function version 1. Function version 1 is already included in routing configuration.",
-    );
-    failure(create("$LATEST", weights("1", 0.5)).await).assert(
-        400,
-        "InvalidParameterValueException",
-        "$LATEST is not supported for an alias pointing to more than 1 version",
-    );
+    for (version, routing, status, code, message) in [
+        ("1", weights("2", 2.0), 400, "ValidationException", "1 validation error detected: Value '{2=2.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]"),
+        ("1", weights("2", -1.0), 400, "ValidationException", "1 validation error detected: Value '{2=-1.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]"),
+        ("1", weights("$LATEST", 0.5), 400, "ValidationException", "1 validation error detected: Value '{$LATEST=0.5}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]"),
+        ("1", weights("1", 0.5), 400, "InvalidParameterValueException", "Invalid function version 1. Function version 1 is already included in routing configuration."),
+        ("$LATEST", weights("1", 0.5), 400, "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version"),
+    ] {
+        failure(create(version, routing).await).assert(status, code, message);
+    }
     failure(create("1", weights("9", 0.5)).await).assert(
         404,
         "ResourceNotFoundException",

@@ -69,21 +69,11 @@ async fn deploy_node(engine: &TestServer, name: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn node_function_says_hello_with_lambda_log_framing() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-hello");
-    deploy_node(&engine, &name).await;
+/// What every runtime's test function passes, as `node::…`.
+mod node {
+    use super::*;
 
-    let cold = invoke(&engine.client, &name, json!({"action": "hello"})).await;
-    assert_eq!(cold.ok(), json!("Hello from Node.js"));
-    assert_eq!(cold.executed_version.as_deref(), Some("$LATEST"));
-    assert_log_framing(&cold, true);
-
-    let warm = invoke(&engine.client, &name, json!({"action": "hello"})).await;
-    assert_eq!(warm.ok(), json!("Hello from Node.js"));
-    assert_log_framing(&warm, false);
-    engine.stop().await;
+    crate::runtime_conformance_tests!(node, deploy_node, "Hello from Node.js", "index.handler");
 }
 
 #[tokio::test]
@@ -91,13 +81,7 @@ async fn node_event_in_computed_result_out() {
     let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-add");
     deploy_node(&engine, &name).await;
-    let inv = invoke(
-        &engine.client,
-        &name,
-        json!({"action": "add", "a": 20, "b": 22}),
-    )
-    .await;
-    assert_eq!(inv.ok(), json!({"sum": 42, "product": 440}));
+    assert_adds(&engine.client, &name).await;
     engine.stop().await;
 }
 
@@ -108,21 +92,6 @@ async fn node_context_carries_request_function_and_deadline() {
     deploy_node(&engine, &name).await;
     let inv = invoke(&engine.client, &name, json!({"action": "context"})).await;
     assert_context(&inv.ok(), &name, &inv.log, 256);
-    engine.stop().await;
-}
-
-#[tokio::test]
-async fn node_environment_has_lambda_and_user_variables() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-env");
-    deploy_node(&engine, &name).await;
-    let inv = invoke(
-        &engine.client,
-        &name,
-        json!({"action": "env", "names": ENV_NAMES}),
-    )
-    .await;
-    assert_lambda_environment(&inv.ok(), &name, "index.handler");
     engine.stop().await;
 }
 
@@ -161,24 +130,6 @@ async fn node_console_lines_appear_in_the_log_tail_as_lambda_formats_them() {
         .position(|l| l.starts_with("END"))
         .expect("end");
     assert!(start < at && at < end, "{inv}");
-    engine.stop().await;
-}
-
-#[tokio::test]
-async fn node_warm_instance_keeps_its_globals() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-warm");
-    deploy_node(&engine, &name).await;
-    assert_warm_reuse(&engine.client, &name).await;
-    engine.stop().await;
-}
-
-#[tokio::test]
-async fn node_concurrent_invocations_run_on_distinct_instances() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-conc");
-    deploy_node(&engine, &name).await;
-    assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3).await;
     engine.stop().await;
 }
 

@@ -18,7 +18,7 @@ use super::model::{
     ApiKey, ApiStage, QuotaSettings, Stage, ThrottleSettings, UsagePlan, UsagePlanKey,
     UsagePlanRecord, KIND_API_KEY, KIND_QUOTA_USAGE, KIND_STAGE, KIND_USAGE_PLAN,
 };
-use super::patch::{PatchOp, PatchOperation, PatchRequest};
+use super::patch::{as_strs, PatchOp, PatchOperation, PatchRequest};
 use super::{
     list_typed, listing, new_id, new_key_value, now_epoch, page, PageQuery, RestApiService,
 };
@@ -256,7 +256,7 @@ pub async fn get_api_keys(
 
 fn apply_key_patch(key: &mut ApiKey, op: &PatchOperation) -> RestResult<()> {
     let segments = op.segments();
-    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let simple = as_strs(&segments);
     match (op.kind()?, simple.as_slice()) {
         (PatchOp::Replace, ["name"]) => key.name = op.value()?.to_string(),
         (PatchOp::Replace, ["description"]) => key.description = op.value.clone(),
@@ -549,7 +549,7 @@ fn parse_api_stage(op: &PatchOperation) -> RestResult<(String, String)> {
 
 fn apply_plan_patch(plan: &mut UsagePlan, op: &PatchOperation) -> RestResult<()> {
     let segments = op.segments();
-    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let simple = as_strs(&segments);
     let empty_throttle = || ThrottleSettings {
         burst_limit: None,
         rate_limit: None,

@@ -19,7 +19,7 @@ use super::error::{RestError, RestResult};
 use super::model::{
     AccessLogSettings, Deployment, DeploymentRecord, Stage, KIND_DEPLOYMENT, KIND_STAGE,
 };
-use super::patch::{PatchOp, PatchOperation, PatchRequest};
+use super::patch::{as_strs, PatchOp, PatchOperation, PatchRequest};
 use super::{list_typed, listing, new_id, now_epoch, page, PageQuery, RestApiService};
 use crate::extract::{Authenticated, RestJson};
 
@@ -415,7 +415,7 @@ pub async fn get_stages(
 fn apply_stage_patch(stage: &mut Stage, op: &PatchOperation) -> RestResult<()> {
     let kind = op.kind()?;
     let segments = op.segments();
-    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let simple = as_strs(&segments);
     match (kind, simple.as_slice()) {
         (PatchOp::Replace, ["description"]) => stage.description = op.value.clone(),
         (PatchOp::Replace, ["deploymentId"]) => stage.deployment_id = op.value()?.to_string(),

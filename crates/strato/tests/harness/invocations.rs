@@ -195,6 +195,35 @@ pub fn assert_log_framing(inv: &Invocation, cold: bool) -> String {
     request_id.to_string()
 }
 
+/// The test functions' conformance checks, one per runtime-independent
+/// behaviour: each invokes the function's action and asserts the answer.
+
+/// `hello` answers `hello` cold (with an Init Duration) and warm, with
+/// Lambda's log framing both times.
+pub async fn assert_says_hello(client: &Client, name: &str, hello: &str) {
+    let cold = invoke(client, name, serde_json::json!({"action": "hello"})).await;
+    assert_eq!(cold.ok(), Value::from(hello));
+    assert_eq!(cold.executed_version.as_deref(), Some("$LATEST"));
+    assert_log_framing(&cold, true);
+    let warm = invoke(client, name, serde_json::json!({"action": "hello"})).await;
+    assert_eq!(warm.ok(), Value::from(hello));
+    assert_log_framing(&warm, false);
+}
+
+/// `add` computes its result from the event.
+pub async fn assert_adds(client: &Client, name: &str) {
+    let event = serde_json::json!({"action": "add", "a": 20, "b": 22});
+    let inv = invoke(client, name, event).await;
+    assert_eq!(inv.ok(), serde_json::json!({"sum": 42, "product": 440}));
+}
+
+/// `env` reports Lambda's reserved environment and `USER_VAR`.
+pub async fn assert_environment(client: &Client, name: &str, handler: &str) {
+    let event = serde_json::json!({"action": "env", "names": ENV_NAMES});
+    let inv = invoke(client, name, event).await;
+    assert_lambda_environment(&inv.ok(), name, handler);
+}
+
 /// Lambda's reserved environment, as every runtime must see it.
 pub fn assert_lambda_environment(env: &Value, name: &str, handler: &str) {
     let get = |k: &str| env[k].as_str().map(str::to_string);

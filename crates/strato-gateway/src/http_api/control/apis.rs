@@ -143,16 +143,9 @@ pub async fn create_api(
         let route_key = input.route_key.unwrap_or_else(|| "$default".into());
         check_route_key(&route_key)?;
         let route = Route {
-            route_id: new_id(7),
-            route_key,
-            api_key_required: false,
-            authorization_scopes: Vec::new(),
-            authorization_type: RouteAuthorization::None,
-            authorizer_id: None,
-            operation_name: None,
-            request_parameters: BTreeMap::new(),
             target: Some(format!("integrations/{}", integration.integration_id)),
             api_gateway_managed: true,
+            ..Route::new(new_id(7), route_key)
         };
         api.integrations
             .insert(integration.integration_id.clone(), integration);

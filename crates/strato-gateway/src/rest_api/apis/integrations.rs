@@ -12,7 +12,7 @@ use super::{integration_not_found, json_answer, load_api, mutate_api, response_n
 use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType};
-use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -153,16 +153,8 @@ pub async fn update_integration(
             .as_mut()
             .ok_or_else(integration_not_found)?;
         for op in &request.patch_operations {
-            let kind = op.kind()?;
             let segments = op.segments();
-            match (
-                kind,
-                segments
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ) {
+            match (op.kind()?, as_strs(&segments).as_slice()) {
                 (PatchOp::Replace, ["uri"]) => integration.uri = Some(op.value()?.to_string()),
                 (PatchOp::Replace, ["httpMethod"]) => {
                     integration.http_method = Some(check_http_method(op.value()?)?)

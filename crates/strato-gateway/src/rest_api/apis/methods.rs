@@ -14,7 +14,7 @@ use super::{
 use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{AuthorizationType, Method, MethodResponse, RestApiRecord};
-use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
 
 const HTTP_METHODS: [&str; 8] = [
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
@@ -139,16 +139,8 @@ pub async fn update_method(
     let method = mutate_api(&service, &caller, &api_id, move |record| {
         let method = method_of(record, &resource_id, &http_method)?;
         for op in &request.patch_operations {
-            let kind = op.kind()?;
             let segments = op.segments();
-            match (
-                kind,
-                segments
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ) {
+            match (op.kind()?, as_strs(&segments).as_slice()) {
                 (PatchOp::Replace, ["apiKeyRequired"]) => {
                     method.api_key_required = op.bool_value()?
                 }

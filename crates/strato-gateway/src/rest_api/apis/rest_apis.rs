@@ -18,7 +18,7 @@ use crate::rest_api::model::{
     EndpointConfiguration, Resource, RestApi, RestApiRecord, KIND_DEPLOYMENT, KIND_REST_API,
     KIND_STAGE,
 };
-use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
 use crate::rest_api::{listing, new_id, now_epoch, page, PageQuery};
 
 #[derive(Deserialize)]
@@ -165,17 +165,9 @@ pub async fn update_rest_api(
 ) -> RestResult<Response> {
     let api = mutate_api(&service, &caller, &api_id, move |record| {
         for op in &request.patch_operations {
-            let kind = op.kind()?;
             let segments = op.segments();
             let api = &mut record.api;
-            match (
-                kind,
-                segments
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ) {
+            match (op.kind()?, as_strs(&segments).as_slice()) {
                 (PatchOp::Replace, ["name"]) => {
                     let name = op.value()?;
                     if name.trim().is_empty() {

@@ -140,14 +140,8 @@ pub async fn get_rest_apis(
     Authenticated(caller): Authenticated,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
-    let all: Vec<(String, RestApiRecord)> = crate::rest_api::list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_REST_API,
-        "",
-    )
-    .await?;
+    let all: Vec<(String, RestApiRecord)> =
+        crate::rest_api::list_owned(&service, &caller, KIND_REST_API, "").await?;
     let items: Vec<(String, RestApi)> = all.into_iter().map(|(id, r)| (id, r.api)).collect();
     let (items, position) = page(&items, &query)?;
     let items = items
@@ -231,14 +225,8 @@ pub async fn delete_rest_api(
     }
     let prefix = format!("{api_id}/");
     for kind in [KIND_STAGE, KIND_DEPLOYMENT] {
-        let documents: Vec<(String, Value)> = crate::rest_api::list_typed(
-            service.store.as_ref(),
-            &caller.account_id,
-            &caller.region,
-            kind,
-            &prefix,
-        )
-        .await?;
+        let documents: Vec<(String, Value)> =
+            crate::rest_api::list_owned(&service, &caller, kind, &prefix).await?;
         for (id, _) in documents {
             service
                 .store

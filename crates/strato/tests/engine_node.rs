@@ -6,29 +6,11 @@ use aws_sdk_lambda::types::Runtime;
 use harness::*;
 use serde_json::json;
 
-/// One CommonJS handler, many behaviours chosen by `event.action`.
+/// One CommonJS handler, many behaviours chosen by `event.action`; it runs
+/// after [`NODE_BARRIER_JS`].
 pub const NODE_FUNCTION: &str = r#"
-const fs = require('fs');
-const net = require('net');
 let count = 0;
 let stored = null;
-
-function gateway() {
-  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
-    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
-  const hex = line[2];
-  return [6, 4, 2, 0].map((i) => parseInt(hex.substr(i, 2), 16)).join('.');
-}
-
-function barrier(port) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, gateway(), () =>
-      socket.write(process.env.AWS_LAMBDA_LOG_STREAM_NAME + '\n'));
-    let reply = '';
-    socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve(reply.trim()); } });
-    socket.on('error', reject);
-  });
-}
 
 exports.handler = async (event, context) => {
   const stream = process.env.AWS_LAMBDA_LOG_STREAM_NAME;
@@ -64,7 +46,8 @@ async fn deploy_node(engine: &TestServer, name: &str) {
     deploy(
         &engine.client,
         name,
-        FunctionSpec::node(NODE_FUNCTION).env("USER_VAR", "user value"),
+        FunctionSpec::node(&format!("{NODE_BARRIER_JS}{NODE_FUNCTION}"))
+            .env("USER_VAR", "user value"),
     )
     .await;
 }

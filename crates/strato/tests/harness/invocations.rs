@@ -312,6 +312,31 @@ pub fn assert_context(ctx: &Value, name: &str, log: &str, memory_mb: i32) {
     );
 }
 
+/// JavaScript for a Node.js test function to join a [`Barrier`]:
+/// `await barrier(port)` connects to the port on the instance's gateway,
+/// sends the log stream name and resolves with the barrier's reply.
+pub const NODE_BARRIER_JS: &str = r#"
+const fs = require('fs');
+const net = require('net');
+
+function gateway() {
+  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
+    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
+  const hex = line[2];
+  return [6, 4, 2, 0].map((i) => parseInt(hex.substr(i, 2), 16)).join('.');
+}
+
+function barrier(port) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, gateway(), () =>
+      socket.write(process.env.AWS_LAMBDA_LOG_STREAM_NAME + '\n'));
+    let reply = '';
+    socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve(reply.trim()); } });
+    socket.on('error', reject);
+  });
+}
+"#;
+
 /// A rendezvous for concurrent invocations: each handler connects (through
 /// its instance's gateway) and sends its log stream name; when `parties`
 /// have arrived, every one is released. Returns the set of names seen.

@@ -4,11 +4,10 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{bodies, drain, in_group, message, open, Fixture, MINUTE};
+use super::{bodies, drain, in_group, message, open, Fixture};
 use crate::{Durability, NewMessage, QueueEngine, QueueError, QueueOptions, SqliteQueueEngine};
 
 #[tokio::test]

@@ -209,9 +209,7 @@ async fn a_large_body_is_stored_apart_and_deleted_with_its_message() {
 async fn an_expired_lease_returns_the_message_with_receive_count_2() {
     let f = Fixture::new().await;
     f.send("q", vec![message("m")]).await;
-    let first = f
-        .receive("q", 1, Duration::from_millis(50), Duration::ZERO)
-        .await;
+    let first = f.receive_leased("q", 1, Duration::from_millis(50)).await;
     let again = f.long_poll("q", 1).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message_id, first[0].message_id);

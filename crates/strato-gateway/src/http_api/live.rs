@@ -319,7 +319,6 @@ impl LiveIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_api::model::RouteAuthorization;
 
     fn route(key: &str) -> Route {
         Route::new(key.into(), key.into())

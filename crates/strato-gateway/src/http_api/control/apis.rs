@@ -15,8 +15,8 @@ use super::{
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
-    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteAuthorization,
-    RouteSettings, Stage, HTTP_API_KIND,
+    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteSettings,
+    Stage, HTTP_API_KIND,
 };
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};

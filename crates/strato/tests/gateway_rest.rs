@@ -120,18 +120,18 @@ async fn deploy_echo(engine: &TestServer, allow_gateway: bool) -> String {
 
 /// An API whose root `ANY /{proxy+}` and `GET /items/{id}` go to `function`.
 async fn proxy_api(gateway: &ApiGateway, function: &str) -> String {
-    let api = create_rest_api(&gateway, "proxy").await;
+    let api = create_rest_api(gateway, "proxy").await;
     let api_id = api.id().expect("id").to_string();
     let root = api.root_resource_id().expect("root").to_string();
-    let items = create_resource(&gateway, &api_id, &root, "items").await;
-    let item = create_resource(&gateway, &api_id, items.id().expect("id"), "{id}").await;
-    let greedy = create_resource(&gateway, &api_id, &root, "{proxy+}").await;
+    let items = create_resource(gateway, &api_id, &root, "items").await;
+    let item = create_resource(gateway, &api_id, items.id().expect("id"), "{id}").await;
+    let greedy = create_resource(gateway, &api_id, &root, "{proxy+}").await;
     for (resource, method) in [
         (item.id().expect("id"), "GET"),
         (greedy.id().expect("id"), "ANY"),
     ] {
-        put_open_method(&gateway, &api_id, resource, method).await;
-        integration(&gateway, &api_id, resource, method)
+        put_open_method(gateway, &api_id, resource, method).await;
+        integration(gateway, &api_id, resource, method)
             .r#type(IntegrationType::AwsProxy)
             .integration_http_method("POST")
             .uri(lambda_uri(function))
@@ -152,10 +152,10 @@ async fn proxy_api(gateway: &ApiGateway, function: &str) -> String {
 
 /// An API with `GET /ping` answered by MOCK with `{"pong": true}`.
 async fn mock_api(gateway: &ApiGateway, api_key_required: bool) -> String {
-    let api = create_rest_api(&gateway, "mock").await;
+    let api = create_rest_api(gateway, "mock").await;
     let api_id = api.id().expect("id").to_string();
     let ping = create_resource(
-        &gateway,
+        gateway,
         &api_id,
         api.root_resource_id().expect("root"),
         "ping",
@@ -172,7 +172,7 @@ async fn mock_api(gateway: &ApiGateway, api_key_required: bool) -> String {
         .send()
         .await
         .expect("put method");
-    integration(&gateway, &api_id, ping, "GET")
+    integration(gateway, &api_id, ping, "GET")
         .r#type(IntegrationType::Mock)
         .request_templates("application/json", r#"{"statusCode": 200}"#)
         .send()
@@ -188,7 +188,7 @@ async fn mock_api(gateway: &ApiGateway, api_key_required: bool) -> String {
         .send()
         .await
         .expect("integration response");
-    create_deployment(&gateway, &api_id, "prod").await;
+    create_deployment(gateway, &api_id, "prod").await;
     api_id
 }
 

@@ -24,7 +24,7 @@ fn weights(version: &str, weight: f64) -> AliasRoutingConfiguration {
 }
 
 async fn update_code(client: &aws_sdk_lambda::Client, name: &str, zip: Vec<u8>) {
-    update_code(&client, name)
+    harness::update_code(client, name)
         .zip_file(Blob::new(zip))
         .send()
         .await
@@ -36,7 +36,7 @@ async fn update_code(client: &aws_sdk_lambda::Client, name: &str, zip: Vec<u8>) 
 }
 
 async fn publish(client: &aws_sdk_lambda::Client, name: &str) -> String {
-    publish_version(&client, name)
+    publish_version(client, name)
         .await
         .version()
         .expect("version")
@@ -133,7 +133,7 @@ async fn publish_list_get_and_delete_versions() {
     assert_eq!(v1.code_sha256(), Some(sha256_base64(&first_zip).as_str()));
 
     // Nothing changed: the existing version comes back.
-    let again = publish_version(&c, &name).await;
+    let again = publish_version(c, &name).await;
     assert_eq!(again.version(), Some("1"));
     assert_eq!(again.revision_id(), v1.revision_id());
 
@@ -152,7 +152,7 @@ async fn publish_list_get_and_delete_versions() {
     assert_eq!(got1.version(), Some("1"));
     assert_eq!(got1.function_arn(), Some(format!("{arn}:1").as_str()));
     assert_eq!(got1.code_sha256(), Some(sha256_base64(&first_zip).as_str()));
-    let got2 = get_function(&c, format!("{arn}:2")).await;
+    let got2 = get_function(c, format!("{arn}:2")).await;
     let conf2 = got2.configuration().unwrap();
     assert_eq!(conf2.version(), Some("2"));
     assert_eq!(
@@ -261,7 +261,7 @@ async fn publish_list_get_and_delete_versions() {
         "ResourceNotFoundException",
         &format!("Function not found: {arn}:7"),
     );
-    update_configuration(&c, &name)
+    update_configuration(c, &name)
         .timeout(9)
         .send()
         .await
@@ -331,7 +331,7 @@ async fn publish_preconditions_use_aws_messages() {
         "PreconditionFailedException",
         "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
     );
-    let revision = get_configuration(&c, &name)
+    let revision = get_configuration(c, &name)
         .await
         .revision_id()
         .unwrap()
@@ -389,7 +389,7 @@ async fn publish_true_on_create_and_update_code() {
     assert_eq!(v1.state(), Some(&State::Active));
 
     let zip2 = handler_zip(&format!("{name}-2"));
-    let updated = update_code(&c, &name)
+    let updated = harness::update_code(c, &name)
         .zip_file(Blob::new(zip2.clone()))
         .publish(true)
         .send()
@@ -1050,13 +1050,13 @@ async fn any_update_since_the_last_version_publishes_a_new_one() {
     create_active(c, &name).await;
     assert_eq!(publish(c, &name).await, "1");
     assert_eq!(publish(c, &name).await, "1");
-    update_configuration(&c, &name)
+    update_configuration(c, &name)
         .description("changed")
         .send()
         .await
         .unwrap();
     wait_update_settled(c, &name).await;
-    let v2 = publish_version(&c, &name).await;
+    let v2 = publish_version(c, &name).await;
     assert_eq!(v2.version(), Some("2"));
     // Without a Description of its own, the version keeps $LATEST's.
     assert_eq!(v2.description(), Some("changed"));

@@ -195,8 +195,8 @@ pub fn assert_log_framing(inv: &Invocation, cold: bool) -> String {
     request_id.to_string()
 }
 
-/// The test functions' conformance checks, one per runtime-independent
-/// behaviour: each invokes the function's action and asserts the answer.
+// The test functions' conformance checks, one per runtime-independent
+// behaviour: each invokes the function's action and asserts the answer.
 
 /// `hello` answers `hello` cold (with an Init Duration) and warm, with
 /// Lambda's log framing both times.

@@ -87,6 +87,21 @@ pub fn preflight(cors: &Cors, headers: &HeaderMap) -> (StatusCode, Vec<(HeaderNa
     (StatusCode::NO_CONTENT, out)
 }
 
+/// [`decorate`]s an integration's answer headers: when CORS has headers to
+/// add, they replace every `access-control-*` header the answer carried.
+pub fn decorate_answer(
+    cors: &Cors,
+    request: &HeaderMap,
+    answer: &mut Vec<(HeaderName, HeaderValue)>,
+) {
+    let mut extra = HeaderMap::new();
+    decorate(cors, request, &mut extra);
+    if !extra.is_empty() {
+        answer.retain(|(name, _)| !name.as_str().starts_with("access-control-"));
+        answer.extend(extra.iter().map(|(n, v)| (n.clone(), v.clone())));
+    }
+}
+
 /// Adds the CORS headers of an actual (non-preflight) request's answer,
 /// replacing any the integration set.
 pub fn decorate(cors: &Cors, request: &HeaderMap, response: &mut HeaderMap) {

@@ -518,16 +518,7 @@ fn answer_whole(
         Err(_) => return url_error(StatusCode::BAD_GATEWAY, "Internal Server Error"),
     };
     if let Some(cors) = cors {
-        let mut extra = HeaderMap::new();
-        crate::cors::decorate(cors, request_headers, &mut extra);
-        if !extra.is_empty() {
-            answer
-                .headers
-                .retain(|(name, _)| !name.as_str().starts_with("access-control-"));
-            answer
-                .headers
-                .extend(extra.iter().map(|(n, v)| (n.clone(), v.clone())));
-        }
+        crate::cors::decorate_answer(cors, request_headers, &mut answer.headers);
     }
     answer
 }

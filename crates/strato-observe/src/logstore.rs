@@ -824,6 +824,17 @@ fn backward_token(id: i64) -> String {
     format!("b/{id:020}")
 }
 
+/// A `log_events` row selected as `id, stream, ts, ingest, message`.
+fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        stream: r.get(1)?,
+        timestamp_ms: r.get(2)?,
+        ingestion_ms: r.get(3)?,
+        message: r.get(4)?,
+    })
+}
+
 fn get_events(
     conn: &Connection,
     owner: &LogOwner,
@@ -885,15 +896,7 @@ fn get_events(
             bound,
             limit
         ],
-        |r| {
-            Ok(StoredEvent {
-                id: r.get(0)?,
-                stream: r.get(1)?,
-                timestamp_ms: r.get(2)?,
-                ingestion_ms: r.get(3)?,
-                message: r.get(4)?,
-            })
-        },
+        stored_event,
     )?;
     let mut events: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
     let backwards = matches!(direction, Direction::Before(_));
@@ -980,15 +983,7 @@ fn filter_events(
             after_id,
             scan
         ],
-        |r| {
-            Ok(StoredEvent {
-                id: r.get(0)?,
-                stream: r.get(1)?,
-                timestamp_ms: r.get(2)?,
-                ingestion_ms: r.get(3)?,
-                message: r.get(4)?,
-            })
-        },
+        stored_event,
     )?;
     let mut events = Vec::new();
     let mut last_examined: Option<(i64, i64)> = None;
@@ -1036,6 +1031,16 @@ mod tests {
             account: "000000000000".into(),
             region: "us-east-1".into(),
         }
+    }
+
+    /// Up to 100 events of the group, filtered by nothing.
+    async fn filter_all(store: &LogStore, group: &str) -> FilterPage {
+        let query = FilterQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        let page = store.filter_events(owner(), group.into(), query).await;
+        page.unwrap().unwrap()
     }
 
     fn event(ts: i64, message: &str) -> LogEvent {
@@ -1163,18 +1168,7 @@ mod tests {
         }
         assert_eq!(store.dropped_events(), 2);
         release_tx.send(()).unwrap();
-        let page = store
-            .filter_events(
-                owner(),
-                "g".into(),
-                FilterQuery {
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let page = filter_all(&store, "g").await;
         assert_eq!(page.events.len(), 1);
     }
 
@@ -1195,18 +1189,7 @@ mod tests {
             .unwrap()
             .unwrap();
         store.sweep_retention().await.unwrap();
-        let page = store
-            .filter_events(
-                owner(),
-                "g".into(),
-                FilterQuery {
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let page = filter_all(&store, "g").await;
         let messages: Vec<&str> = page.events.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, vec!["new"]);
     }

@@ -107,13 +107,7 @@ impl QueueIndex {
         let refile = options.fifo != self.options.fifo;
         self.options = options;
         if refile {
-            let messages = std::mem::take(&mut self.messages);
-            self.ready.clear();
-            self.timed.clear();
-            self.groups.clear();
-            self.ready_groups.clear();
-            self.leased = 0;
-            self.delayed = 0;
+            let messages = self.take_all();
             for (key, message) in messages {
                 self.insert(key, message);
             }
@@ -239,15 +233,19 @@ impl QueueIndex {
     /// Empties the queue (dedup ids stay: a purge does not reopen the window)
     /// and returns the keys that were in it.
     pub(crate) fn purge(&mut self) -> Vec<u64> {
-        let keys = self.messages.keys().copied().collect();
-        self.messages.clear();
+        self.take_all().into_keys().collect()
+    }
+
+    /// Empties the index, every message and every ordering of them, and
+    /// returns the messages.
+    fn take_all(&mut self) -> BTreeMap<u64, Message> {
         self.ready.clear();
         self.timed.clear();
         self.groups.clear();
         self.ready_groups.clear();
         self.leased = 0;
         self.delayed = 0;
-        keys
+        std::mem::take(&mut self.messages)
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {

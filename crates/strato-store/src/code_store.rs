@@ -41,6 +41,24 @@ fn check_id(id: &str) -> Result<(), CodeStoreError> {
     }
 }
 
+/// Makes the finished tree `tmp` (readable by instances) the immutable
+/// `target`; when another writer of the same content got there first (the
+/// rename fails but `target` exists), theirs is kept and `tmp` removed.
+fn install_tree(tmp: &Path, target: PathBuf) -> Result<PathBuf, CodeStoreError> {
+    fs::set_permissions(tmp, fs::Permissions::from_mode(0o755))?;
+    match fs::rename(tmp, &target) {
+        Ok(()) => Ok(target),
+        Err(_) if target.is_dir() => {
+            let _ = fs::remove_dir_all(tmp);
+            Ok(target)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(tmp);
+            Err(e.into())
+        }
+    }
+}
+
 fn unique_tmp(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!(
         "{stem}.{}.{}",
@@ -115,19 +133,7 @@ impl CodeStore {
                 reason: err.to_string(),
             });
         }
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
-        match fs::rename(&tmp, &target) {
-            Ok(()) => Ok(target),
-            // Another extraction of the same package won the race.
-            Err(_) if target.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(target)
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp);
-                Err(e.into())
-            }
-        }
+        install_tree(&tmp, target)
     }
 }
 
@@ -167,19 +173,7 @@ impl CodeStore {
             let _ = fs::remove_dir_all(&tmp);
             return Err(err.into());
         }
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
-        match fs::rename(&tmp, &target) {
-            Ok(()) => Ok(target),
-            // Another build of the same list won the race.
-            Err(_) if target.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(target)
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp);
-                Err(e.into())
-            }
-        }
+        install_tree(&tmp, target)
     }
 }
 

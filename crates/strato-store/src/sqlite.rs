@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
+use serde::de::DeserializeOwned;
 use strato_model::{AccessKey, Account, FunctionRecord};
 
 use crate::{
@@ -126,6 +127,61 @@ fn parse<T: serde::de::DeserializeOwned>(doc: String) -> Result<T, StoreError> {
     Ok(serde_json::from_str(&doc)?)
 }
 
+/// One function's document by account, region and name.
+const SELECT_FUNCTION: &str =
+    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3";
+/// One document by account, region, kind and id.
+const SELECT_DOCUMENT: &str =
+    "SELECT doc FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4";
+
+/// The document the query's single row holds in its first column, if any.
+fn stored_doc<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<Option<T>, StoreError> {
+    let doc: Option<String> = c.query_row(sql, params, |r| r.get(0)).optional()?;
+    doc.map(parse).transpose()
+}
+
+/// The documents the query's rows hold in their first column, in order.
+fn stored_docs<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let docs = stmt
+        .query_map(params, |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    docs.into_iter().map(parse).collect()
+}
+
+/// Runs an INSERT of a new row: `AlreadyExists` when it fails because
+/// `taken` recognises the row's key as taken.
+fn insert_new(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    taken: fn(&rusqlite::ffi::Error) -> bool,
+) -> Result<(), StoreError> {
+    match c.execute(sql, params) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if taken(&e) => Err(StoreError::AlreadyExists),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Any constraint failed (the key is the table's only constraint).
+fn any_constraint(e: &rusqlite::ffi::Error) -> bool {
+    e.code == rusqlite::ErrorCode::ConstraintViolation
+}
+
+/// The primary key is taken (other constraints fail as themselves).
+fn primary_key_taken(e: &rusqlite::ffi::Error) -> bool {
+    e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
 /// The `code_size` column, in SQLite's `i64`: a byte count beyond `i64::MAX`
 /// cannot exist, and saturating keeps such a size over every quota.
 fn code_size_column(record: &FunctionRecord) -> i64 {
@@ -138,42 +194,25 @@ impl Store for SqliteStore {
         let doc = serde_json::to_string(account)?;
         let id = account.id.clone();
         self.with(move |c| {
-            match c.execute(
+            insert_new(
+                c,
                 "INSERT INTO accounts (id, doc) VALUES (?1, ?2)",
                 params![id, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(StoreError::AlreadyExists)
-                }
-                Err(e) => Err(e.into()),
-            }
+                any_constraint,
+            )
         })
         .await
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>, StoreError> {
         let id = id.to_string();
-        self.with(move |c| {
-            let doc: Option<String> = c
-                .query_row("SELECT doc FROM accounts WHERE id = ?1", [id], |r| r.get(0))
-                .optional()?;
-            doc.map(parse).transpose()
-        })
-        .await
+        self.with(move |c| stored_doc(c, "SELECT doc FROM accounts WHERE id = ?1", [id]))
+            .await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT doc FROM accounts ORDER BY id")?;
-            let docs = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            docs.into_iter().map(parse).collect()
-        })
-        .await
+        self.with(|c| stored_docs(c, "SELECT doc FROM accounts ORDER BY id", []))
+            .await
     }
 
     async fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
@@ -190,13 +229,10 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let doc: Option<String> = tx
-                .query_row("SELECT doc FROM accounts WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let Some(doc) = doc else { return Ok(false) };
-            let mut account: Account = parse(doc)?;
+            let stored = stored_doc(&tx, "SELECT doc FROM accounts WHERE id = ?1", [&id])?;
+            let Some(mut account): Option<Account> = stored else {
+                return Ok(false);
+            };
             account.concurrency_limit = limit;
             tx.execute(
                 "UPDATE accounts SET doc = ?2 WHERE id = ?1",
@@ -223,14 +259,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_access_keys(&self) -> Result<Vec<AccessKey>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT doc FROM access_keys ORDER BY access_key_id")?;
-            let docs = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            docs.into_iter().map(parse).collect()
-        })
-        .await
+        self.with(|c| stored_docs(c, "SELECT doc FROM access_keys ORDER BY access_key_id", []))
+            .await
     }
 
     async fn insert_function(&self, record: &FunctionRecord) -> Result<(), StoreError> {
@@ -241,20 +271,7 @@ impl Store for SqliteStore {
             record.name().to_string(),
         );
         let size = code_size_column(record);
-        self.with(move |c| {
-            match c.execute(
-                "INSERT INTO functions (account_id, region, name, code_size, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![account, region, name, size, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-                {
-                    Err(StoreError::AlreadyExists)
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
+        self.with(move |c| insert_new(c, "INSERT INTO functions (account_id, region, name, code_size, doc) VALUES (?1, ?2, ?3, ?4, ?5)", params![account, region, name, size, doc], primary_key_taken))
         .await
     }
 
@@ -265,17 +282,8 @@ impl Store for SqliteStore {
         name: &str,
     ) -> Result<Option<FunctionRecord>, StoreError> {
         let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
-        self.with(move |c| {
-            let doc: Option<String> = c
-                .query_row(
-                    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
-                    params![account, region, name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            doc.map(parse).transpose()
-        })
-        .await
+        self.with(move |c| stored_doc(c, SELECT_FUNCTION, params![account, region, name]))
+            .await
     }
 
     async fn list_functions(
@@ -289,28 +297,23 @@ impl Store for SqliteStore {
         let after = after.unwrap_or("").to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(move |c| {
-            let mut stmt = c.prepare_cached(
+            stored_docs(
+                c,
                 "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name > ?3
                  ORDER BY name LIMIT ?4",
-            )?;
-            let docs = stmt
-                .query_map(params![account, region, after, limit], |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            docs.into_iter().map(parse).collect()
+                params![account, region, after, limit],
+            )
         })
         .await
     }
 
     async fn list_all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
         self.with(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT doc FROM functions ORDER BY account_id, region, name")?;
-            let docs = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            docs.into_iter().map(parse).collect()
+            stored_docs(
+                c,
+                "SELECT doc FROM functions ORDER BY account_id, region, name",
+                [],
+            )
         })
         .await
     }
@@ -325,14 +328,8 @@ impl Store for SqliteStore {
         let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let doc: Option<String> = tx
-                .query_row(
-                    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
-                    params![account, region, name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let mut record: FunctionRecord = parse(doc.ok_or(StoreError::NotFound)?)?;
+            let stored = stored_doc(&tx, SELECT_FUNCTION, params![account, region, name])?;
+            let mut record: FunctionRecord = stored.ok_or(StoreError::NotFound)?;
             mutation(&mut record).map_err(StoreError::Rejected)?;
             tx.execute(
                 "UPDATE functions SET doc = ?4, code_size = ?5 WHERE account_id = ?1 AND region = ?2 AND name = ?3",
@@ -354,11 +351,9 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let doc: Option<String> = tx
-                .query_row(
-                    "SELECT doc FROM functions WHERE account_id = ?1 AND region = ?2 AND name = ?3",
-                    params![account, region, name],
-                    |r| r.get(0),
-                )
+                .query_row(SELECT_FUNCTION, params![account, region, name], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             let Some(doc) = doc else { return Ok(None) };
             tx.execute(
@@ -393,20 +388,7 @@ impl Store for SqliteStore {
         doc: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let (key, doc) = (key.clone(), serde_json::to_string(doc)?);
-        self.with(move |c| {
-            match c.execute(
-                "INSERT INTO documents (account_id, region, kind, id, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.account, key.region, key.kind, key.id, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(StoreError::AlreadyExists)
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
+        self.with(move |c| insert_new(c, "INSERT INTO documents (account_id, region, kind, id, doc) VALUES (?1, ?2, ?3, ?4, ?5)", params![key.account, key.region, key.kind, key.id, doc], any_constraint))
         .await
     }
 
@@ -433,14 +415,11 @@ impl Store for SqliteStore {
     ) -> Result<Option<serde_json::Value>, StoreError> {
         let key = key.clone();
         self.with(move |c| {
-            let doc: Option<String> = c
-                .query_row(
-                    "SELECT doc FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
-                    params![key.account, key.region, key.kind, key.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            doc.map(parse).transpose()
+            stored_doc(
+                c,
+                SELECT_DOCUMENT,
+                params![key.account, key.region, key.kind, key.id],
+            )
         })
         .await
     }
@@ -519,14 +498,8 @@ impl Store for SqliteStore {
         let key = key.clone();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT doc FROM documents WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
-                    params![key.account, key.region, key.kind, key.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let current = current.map(parse).transpose()?;
+            let key_params = params![key.account, key.region, key.kind, key.id];
+            let current = stored_doc(&tx, SELECT_DOCUMENT, key_params)?;
             let (next, answer) = match mutation(current) {
                 Ok(change) => change,
                 // Dropping the transaction rolls it back.

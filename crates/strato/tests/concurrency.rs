@@ -19,29 +19,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const HANDLER: &str = r#"
-const fs = require('fs');
-const net = require('net');
-
-function gateway() {
-  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
-    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
-  const hex = line[2];
-  return [6, 4, 2, 0].map((i) => parseInt(hex.substr(i, 2), 16)).join('.');
-}
-
-function hold(port) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, gateway(), () =>
-      socket.write(process.env.AWS_LAMBDA_LOG_STREAM_NAME + '\n'));
-    let reply = '';
-    socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve(reply.trim()); } });
-    socket.on('error', reject);
-  });
-}
-
 exports.handler = async (event) => {
   switch (event.action) {
-    case 'hold': return { reply: await hold(event.port) };
+    case 'hold': return { reply: await barrier(event.port) };
     case 'hello': return 'hello';
     case 'throw': throw new Error('boom');
     case 'exit': process.exit(3);
@@ -55,7 +35,9 @@ async fn deploy_fn(engine: &TestServer, name: &str, memory: i32, timeout: i32) {
     deploy(
         &engine.client,
         name,
-        FunctionSpec::node(HANDLER).memory(memory).timeout(timeout),
+        FunctionSpec::node(&format!("{NODE_BARRIER_JS}{HANDLER}"))
+            .memory(memory)
+            .timeout(timeout),
     )
     .await;
 }
@@ -330,13 +312,7 @@ async fn reservations_must_leave_100_unreserved() {
         .await
         .expect("get concurrency");
     assert_eq!(got.reserved_concurrent_executions(), Some(900));
-    let function = engine
-        .client
-        .get_function()
-        .function_name(&a)
-        .send()
-        .await
-        .expect("get function");
+    let function = get_function(&engine.client, &a).await;
     assert_eq!(
         function
             .concurrency()

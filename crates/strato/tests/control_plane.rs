@@ -8,8 +8,10 @@ mod harness;
 
 use std::collections::HashMap;
 
+use aws_sdk_lambda::operation::create_function::builders::CreateFunctionFluentBuilder;
 use aws_sdk_lambda::operation::create_function::CreateFunctionError;
 use aws_sdk_lambda::operation::get_function::GetFunctionError;
+use aws_sdk_lambda::operation::update_function_configuration::builders::UpdateFunctionConfigurationFluentBuilder;
 use aws_sdk_lambda::operation::update_function_configuration::UpdateFunctionConfigurationError;
 use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
@@ -58,15 +60,38 @@ fn create_body(name: &str, zip: &[u8]) -> Value {
 }
 
 async fn revision(h: &TestServer, name: &str) -> String {
-    h.client
-        .get_function_configuration()
-        .function_name(name)
-        .send()
+    get_configuration(&h.client, name)
         .await
-        .unwrap()
         .revision_id()
         .unwrap()
         .to_string()
+}
+
+/// A CreateFunction of a new function, changed by `change`, is refused
+/// with 400, `code` and `message`.
+async fn create_is_refused(
+    h: &TestServer,
+    change: impl FnOnce(CreateFunctionFluentBuilder) -> CreateFunctionFluentBuilder,
+    code: &str,
+    message: &str,
+) {
+    let request = create_builder(&h.client, &unique_name("refused"), handler_zip("x"));
+    failure(change(request).send().await).assert(400, code, message);
+}
+
+/// An UpdateFunctionConfiguration of `name`, changed by `change`, is
+/// refused with 400, `code` and `message`.
+async fn update_is_refused(
+    h: &TestServer,
+    name: &str,
+    change: impl FnOnce(
+        UpdateFunctionConfigurationFluentBuilder,
+    ) -> UpdateFunctionConfigurationFluentBuilder,
+    code: &str,
+    message: &str,
+) {
+    let request = update_configuration(&h.client, name);
+    failure(change(request).send().await).assert(400, code, message);
 }
 
 // ---------------------------------------------------------------- CreateFunction
@@ -77,28 +102,16 @@ async fn create_function_answers_201_pending_then_becomes_active() {
     let name = unique_name("create-201");
     let zip = handler_zip(&name);
     let body = create_body(&name, &zip).to_string();
-    let raw = signed_request(
-        &h.endpoint(),
-        "POST",
-        "/2015-03-31/functions",
-        body.as_bytes(),
-        "test",
-        "test",
-    )
-    .await;
+    let raw = h
+        .raw("POST", "/2015-03-31/functions", body.as_bytes())
+        .await;
     assert_eq!(raw.status, 201, "{raw:?}");
     assert_eq!(raw.body["State"], "Pending");
     assert_eq!(raw.body["StateReasonCode"], "Creating");
     assert!(raw.body.get("LastUpdateStatus").is_none(), "{raw:?}");
 
     wait_active(&h.client, &name).await;
-    let config = h
-        .client
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let config = get_configuration(&h.client, &name).await;
     assert_eq!(config.state(), Some(&State::Active));
     assert_eq!(
         config.last_update_status(),
@@ -173,13 +186,7 @@ async fn get_function_code_location_downloads_the_exact_zip() {
     let name = unique_name("download");
     let zip = handler_zip(&name);
     create_function(&h.client, &name, zip.clone()).await;
-    let out = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let out = get_function(&h.client, &name).await;
     let code = out.code().unwrap();
     assert_eq!(code.repository_type(), Some("S3"));
     let location = code.location().unwrap();
@@ -198,13 +205,7 @@ async fn get_function_code_location_with_forged_signature_is_refused() {
     let h = TestServer::start().await;
     let name = unique_name("forged");
     create_function(&h.client, &name, handler_zip(&name)).await;
-    let out = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let out = get_function(&h.client, &name).await;
     let location = out.code().unwrap().location().unwrap();
     let (base, signature) = location.split_once("Signature=").unwrap();
     let forged = format!("{base}Signature={}", "0".repeat(signature.len()));
@@ -221,13 +222,7 @@ async fn get_function_returns_configuration_and_tags() {
         .send()
         .await
         .unwrap();
-    let out = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let out = get_function(&h.client, &name).await;
     assert_eq!(
         out.configuration().unwrap().function_name(),
         Some(name.as_str())
@@ -267,20 +262,8 @@ async fn get_function_configuration_matches_get_function() {
     let h = TestServer::start().await;
     let name = unique_name("config");
     create_active(&h.client, &name).await;
-    let full = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    let config = h
-        .client
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let full = get_function(&h.client, &name).await;
+    let config = get_configuration(&h.client, &name).await;
     let from_full = full.configuration().unwrap();
     assert_eq!(config.function_arn(), from_full.function_arn());
     assert_eq!(config.revision_id(), from_full.revision_id());
@@ -319,9 +302,7 @@ async fn function_is_found_by_name_partial_arn_and_full_arn() {
         .await
         .unwrap();
     wait_active(&h.client, &name).await;
-    h.client
-        .update_function_configuration()
-        .function_name(format!("{ACCOUNT}:function:{name}"))
+    update_configuration(&h.client, format!("{ACCOUNT}:function:{name}"))
         .description("by partial arn")
         .send()
         .await
@@ -440,15 +421,7 @@ async fn list_functions_leaves_out_state_fields_as_aws_does() {
     let h = TestServer::start().await;
     let name = unique_name("no-state");
     create_active(&h.client, &name).await;
-    let raw = signed_request(
-        &h.endpoint(),
-        "GET",
-        "/2015-03-31/functions",
-        b"",
-        "test",
-        "test",
-    )
-    .await;
+    let raw = h.raw("GET", "/2015-03-31/functions", b"").await;
     assert_eq!(raw.status, 200, "{raw:?}");
     let listed = &raw.body["Functions"][0];
     assert_eq!(listed["FunctionName"], name.as_str());
@@ -508,10 +481,7 @@ async fn update_function_code_reports_in_progress_then_successful_with_the_new_s
     let name = unique_name("code");
     create_active(&h.client, &name).await;
     let new_zip = handler_zip("version two");
-    let out = h
-        .client
-        .update_function_code()
-        .function_name(&name)
+    let out = update_code(&h.client, &name)
         .zip_file(Blob::new(new_zip.clone()))
         .send()
         .await
@@ -527,13 +497,7 @@ async fn update_function_code_reports_in_progress_then_successful_with_the_new_s
         LastUpdateStatus::Successful
     );
 
-    let got = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let got = get_function(&h.client, &name).await;
     let downloaded = reqwest::get(got.code().unwrap().location().unwrap())
         .await
         .unwrap()
@@ -551,10 +515,7 @@ async fn update_during_an_update_in_progress_is_a_conflict() {
     // ~24 MB of incompressible data in many stored entries: accepted quickly
     // relative to the time its extraction (the settle step) takes.
     let big = large_random_zip(24 << 20, 1536);
-    let first = h
-        .client
-        .update_function_code()
-        .function_name(&name)
+    let first = update_code(&h.client, &name)
         .zip_file(Blob::new(big))
         .send()
         .await
@@ -563,10 +524,7 @@ async fn update_during_an_update_in_progress_is_a_conflict() {
         first.last_update_status(),
         Some(&LastUpdateStatus::InProgress)
     );
-    let result = h
-        .client
-        .update_function_configuration()
-        .function_name(&name)
+    let result = update_configuration(&h.client, &name)
         .memory_size(256)
         .send()
         .await;
@@ -588,9 +546,7 @@ async fn update_during_an_update_in_progress_is_a_conflict() {
         LastUpdateStatus::Successful
     );
     // Once settled, the next update goes through.
-    h.client
-        .update_function_configuration()
-        .function_name(&name)
+    update_configuration(&h.client, &name)
         .memory_size(256)
         .send()
         .await
@@ -601,9 +557,7 @@ async fn update_during_an_update_in_progress_is_a_conflict() {
 async fn update_function_code_of_missing_function_is_not_found() {
     let h = TestServer::start().await;
     failure(
-        h.client
-            .update_function_code()
-            .function_name("nope")
+        update_code(&h.client, "nope")
             .zip_file(Blob::new(handler_zip("x")))
             .send()
             .await,
@@ -623,10 +577,7 @@ async fn update_function_configuration_changes_every_setting() {
     let name = unique_name("reconf");
     create_active(&h.client, &name).await;
     let role = "arn:aws:iam::000000000000:role/other-role";
-    let out = h
-        .client
-        .update_function_configuration()
-        .function_name(&name)
+    let out = update_configuration(&h.client, &name)
         .memory_size(1024)
         .timeout(60)
         .environment(
@@ -652,13 +603,7 @@ async fn update_function_configuration_changes_every_setting() {
         LastUpdateStatus::Successful
     );
 
-    let config = h
-        .client
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let config = get_configuration(&h.client, &name).await;
     assert_eq!(config.memory_size(), Some(1024));
     assert_eq!(config.timeout(), Some(60));
     let vars = config.environment().unwrap().variables().unwrap();
@@ -679,17 +624,8 @@ async fn update_function_configuration_moves_last_modified_forward() {
     let h = TestServer::start().await;
     let name = unique_name("after-active");
     create_active(&h.client, &name).await;
-    let before = h
-        .client
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    let out = h
-        .client
-        .update_function_configuration()
-        .function_name(&name)
+    let before = get_configuration(&h.client, &name).await;
+    let out = update_configuration(&h.client, &name)
         .timeout(10)
         .send()
         .await
@@ -712,10 +648,7 @@ async fn revision_id_changes_on_every_mutation() {
     wait_active(&h.client, &name).await;
     seen.push(revision(&h, &name).await);
 
-    let out = h
-        .client
-        .update_function_configuration()
-        .function_name(&name)
+    let out = update_configuration(&h.client, &name)
         .description("one")
         .send()
         .await
@@ -724,10 +657,7 @@ async fn revision_id_changes_on_every_mutation() {
     wait_update_settled(&h.client, &name).await;
     seen.push(revision(&h, &name).await);
 
-    let out = h
-        .client
-        .update_function_code()
-        .function_name(&name)
+    let out = update_code(&h.client, &name)
         .zip_file(Blob::new(handler_zip("two")))
         .send()
         .await
@@ -775,9 +705,7 @@ async fn stale_revision_id_is_a_precondition_failure() {
 
     let expected = "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id";
     failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
+        update_configuration(&h.client, &name)
             .description("x")
             .revision_id(&stale)
             .send()
@@ -785,9 +713,7 @@ async fn stale_revision_id_is_a_precondition_failure() {
     )
     .assert(412, "PreconditionFailedException", expected);
     failure(
-        h.client
-            .update_function_code()
-            .function_name(&name)
+        update_code(&h.client, &name)
             .zip_file(Blob::new(handler_zip("new")))
             .revision_id(&stale)
             .send()
@@ -813,9 +739,7 @@ async fn stale_revision_id_is_a_precondition_failure() {
 
     // The current revision is accepted.
     let current = revision(&h, &name).await;
-    h.client
-        .update_function_configuration()
-        .function_name(&name)
+    update_configuration(&h.client, &name)
         .description("x")
         .revision_id(current)
         .send()
@@ -1183,19 +1107,7 @@ async fn function_name_longer_than_140_is_a_validation_error() {
         "ValidationException",
         &format!("1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140"),
     );
-    failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
-            .description("x")
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        &format!("1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140"),
-    );
+    update_is_refused(&h, &name, |u| u.description("x"), "ValidationException", &format!("1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140")).await;
 }
 
 #[tokio::test]
@@ -1228,17 +1140,7 @@ async fn unknown_runtime_is_refused_with_the_supported_list() {
 #[tokio::test]
 async fn retired_runtime_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("old"), handler_zip("x"))
-            .runtime(Runtime::Nodejs14x)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "The runtime parameter of nodejs14.x is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions.",
-    );
+    create_is_refused(&h, |c| c.runtime(Runtime::Nodejs14x), "InvalidParameterValueException", "The runtime parameter of nodejs14.x is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions.").await;
 }
 
 /// The runtimes issue 2 names.
@@ -1302,51 +1204,19 @@ async fn every_supported_runtime_passes_validation() {
 #[tokio::test]
 async fn handler_with_whitespace_or_over_128_characters_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("h"), handler_zip("x"))
-            .handler("index handler")
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        r"1 validation error detected: Value 'index handler' at 'handler' failed to satisfy constraint: Member must satisfy regular expression pattern: [^\s]+",
-    );
+    create_is_refused(&h, |c| c.handler("index handler"), "ValidationException", r"1 validation error detected: Value 'index handler' at 'handler' failed to satisfy constraint: Member must satisfy regular expression pattern: [^\s]+").await;
     let long = "h".repeat(129);
-    failure(
-        create_builder(&h.client, &unique_name("h"), handler_zip("x"))
-            .handler(&long)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        &format!("1 validation error detected: Value '{long}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128"),
-    );
+    create_is_refused(&h, |c| c.handler(&long), "ValidationException", &format!("1 validation error detected: Value '{long}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128")).await;
 }
 
 #[tokio::test]
 async fn role_that_is_not_an_iam_role_arn_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("role"), handler_zip("x"))
-            .role("r1")
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        r"1 validation error detected: Value 'r1' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+",
-    );
+    create_is_refused(&h, |c| c.role("r1"), "ValidationException", r"1 validation error detected: Value 'r1' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+").await;
     let name = unique_name("role-update");
     create_active(&h.client, &name).await;
     failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
+        update_configuration(&h.client, &name)
             .role("arn:aws:iam::123:user/bob")
             .send()
             .await,
@@ -1357,94 +1227,28 @@ async fn role_that_is_not_an_iam_role_arn_is_refused() {
 #[tokio::test]
 async fn memory_size_outside_128_to_10240_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("mem"), handler_zip("x"))
-            .memory_size(64)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '64' at 'memorySize' failed to satisfy constraint: Member must have value greater than or equal to 128",
-    );
+    create_is_refused(&h, |c| c.memory_size(64), "ValidationException", "1 validation error detected: Value '64' at 'memorySize' failed to satisfy constraint: Member must have value greater than or equal to 128").await;
     let name = unique_name("mem");
     create_active(&h.client, &name).await;
-    failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
-            .memory_size(10_241)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "'MemorySize' value failed to satisfy constraint: Member must have value less than or equal to 10240",
-    );
+    update_is_refused(&h, &name, |u| u.memory_size(10_241), "InvalidParameterValueException", "'MemorySize' value failed to satisfy constraint: Member must have value less than or equal to 10240").await;
 }
 
 #[tokio::test]
 async fn timeout_outside_1_to_900_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("to"), handler_zip("x"))
-            .timeout(0)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1",
-    );
+    create_is_refused(&h, |c| c.timeout(0), "ValidationException", "1 validation error detected: Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1").await;
     let name = unique_name("to");
     create_active(&h.client, &name).await;
-    failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
-            .timeout(901)
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "'Timeout' value failed to satisfy constraint: Member must have value less than or equal to 900",
-    );
+    update_is_refused(&h, &name, |u| u.timeout(901), "InvalidParameterValueException", "'Timeout' value failed to satisfy constraint: Member must have value less than or equal to 900").await;
 }
 
 #[tokio::test]
 async fn ephemeral_storage_outside_512_to_10240_is_refused() {
     let h = TestServer::start().await;
-    failure(
-        create_builder(&h.client, &unique_name("eph"), handler_zip("x"))
-            .ephemeral_storage(EphemeralStorage::builder().size(511).build().unwrap())
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '511' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value greater than or equal to 512",
-    );
+    create_is_refused(&h, |c| c.ephemeral_storage(EphemeralStorage::builder().size(511).build().unwrap()), "ValidationException", "1 validation error detected: Value '511' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value greater than or equal to 512").await;
     let name = unique_name("eph");
     create_active(&h.client, &name).await;
-    failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
-            .ephemeral_storage(EphemeralStorage::builder().size(10_241).build().unwrap())
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '10241' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value less than or equal to 10240",
-    );
+    update_is_refused(&h, &name, |u| u.ephemeral_storage(EphemeralStorage::builder().size(10_241).build().unwrap()), "ValidationException", "1 validation error detected: Value '10241' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value less than or equal to 10240").await;
 }
 
 #[tokio::test]
@@ -1484,19 +1288,7 @@ async fn reserved_environment_key_is_refused() {
     let h = TestServer::start().await;
     let name = unique_name("env-reserved");
     create_active(&h.client, &name).await;
-    failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
-            .environment(Environment::builder().variables("AWS_REGION", "x").build())
-            .send()
-            .await,
-    )
-    .assert(
-        400,
-        "InvalidParameterValueException",
-        "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: AWS_REGION",
-    );
+    update_is_refused(&h, &name, |u| u.environment(Environment::builder().variables("AWS_REGION", "x").build()), "InvalidParameterValueException", "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: AWS_REGION").await;
 }
 
 #[tokio::test]
@@ -1534,9 +1326,7 @@ async fn a_file_that_is_not_a_zip_is_refused() {
     let name = unique_name("notzip-update");
     create_active(&h.client, &name).await;
     failure(
-        h.client
-            .update_function_code()
-            .function_name(&name)
+        update_code(&h.client, &name)
             .zip_file(Blob::new(b"PK\x03\x04 truncated".to_vec()))
             .send()
             .await,
@@ -1601,20 +1391,14 @@ async fn code_from_s3_is_an_invalid_parameter() {
 #[tokio::test]
 async fn malformed_json_is_a_serialization_exception() {
     let h = TestServer::start().await;
-    let raw = signed_request(
-        &h.endpoint(),
-        "POST",
-        "/2015-03-31/functions",
-        br#"{"FunctionName": "x", "#,
-        "test",
-        "test",
-    )
-    .await;
-    assert_eq!(raw.status, 400, "{raw:?}");
-    assert_eq!(
-        raw.error_type_header.as_deref(),
-        Some("SerializationException")
-    );
+    let raw = h
+        .raw(
+            "POST",
+            "/2015-03-31/functions",
+            br#"{"FunctionName": "x", "#,
+        )
+        .await;
+    raw.assert_error(400, "SerializationException");
     assert!(raw.body["message"].is_string(), "{raw:?}");
     assert!(raw.request_id.is_some());
 }
@@ -1622,22 +1406,13 @@ async fn malformed_json_is_a_serialization_exception() {
 #[tokio::test]
 async fn missing_required_members_are_named_in_one_validation_error() {
     let h = TestServer::start().await;
-    let raw = signed_request(
-        &h.endpoint(),
-        "POST",
+    let raw = h.raw("POST",
         "/2015-03-31/functions",
         json!({"FunctionName": unique_name("no-role"), "Runtime": RUNTIME.as_str(), "Handler": "index.handler"})
             .to_string()
-            .as_bytes(),
-        "test",
-        "test",
-    )
+            .as_bytes())
     .await;
-    assert_eq!(raw.status, 400, "{raw:?}");
-    assert_eq!(
-        raw.error_type_header.as_deref(),
-        Some("ValidationException")
-    );
+    raw.assert_error(400, "ValidationException");
     assert_eq!(
         raw.body["message"],
         "2 validation errors detected: Value null at 'role' failed to satisfy constraint: Member must not be null; Value null at 'code' failed to satisfy constraint: Member must not be null"
@@ -1649,20 +1424,14 @@ async fn member_of_the_wrong_type_is_a_serialization_exception() {
     let h = TestServer::start().await;
     let name = unique_name("wrongtype");
     create_function(&h.client, &name, handler_zip(&name)).await;
-    let raw = signed_request(
-        &h.endpoint(),
-        "PUT",
-        &format!("/2015-03-31/functions/{name}/configuration"),
-        br#"{"MemorySize": "lots"}"#,
-        "test",
-        "test",
-    )
-    .await;
-    assert_eq!(raw.status, 400, "{raw:?}");
-    assert_eq!(
-        raw.error_type_header.as_deref(),
-        Some("SerializationException")
-    );
+    let raw = h
+        .raw(
+            "PUT",
+            &format!("/2015-03-31/functions/{name}/configuration"),
+            br#"{"MemorySize": "lots"}"#,
+        )
+        .await;
+    raw.assert_error(400, "SerializationException");
 }
 
 #[tokio::test]
@@ -1671,20 +1440,10 @@ async fn unknown_member_is_a_validation_exception() {
     let name = unique_name("unknown-field");
     let mut body = create_body(&name, &handler_zip(&name));
     body["NotAMember"] = json!(1);
-    let raw = signed_request(
-        &h.endpoint(),
-        "POST",
-        "/2015-03-31/functions",
-        body.to_string().as_bytes(),
-        "test",
-        "test",
-    )
-    .await;
-    assert_eq!(raw.status, 400, "{raw:?}");
-    assert_eq!(
-        raw.error_type_header.as_deref(),
-        Some("ValidationException")
-    );
+    let raw = h
+        .raw("POST", "/2015-03-31/functions", body.to_string().as_bytes())
+        .await;
+    raw.assert_error(400, "ValidationException");
     let message = raw.body["message"].as_str().unwrap();
     assert!(message.contains("NotAMember"), "{message}");
     // Nothing was created.
@@ -1695,15 +1454,7 @@ async fn unknown_member_is_a_validation_exception() {
 #[tokio::test]
 async fn unknown_operation_is_answered_without_a_server_error() {
     let h = TestServer::start().await;
-    let raw = signed_request(
-        &h.endpoint(),
-        "GET",
-        "/2015-03-31/no-such-thing",
-        b"",
-        "test",
-        "test",
-    )
-    .await;
+    let raw = h.raw("GET", "/2015-03-31/no-such-thing", b"").await;
     assert!((400..500).contains(&raw.status), "{raw:?}");
     assert!(raw.error_type_header.is_some());
     assert!(raw.request_id.is_some());
@@ -1819,11 +1570,7 @@ async fn signature_from_outside_the_clock_skew_window_is_refused() {
     };
     let raw =
         signed_request_with(&h.endpoint(), "GET", "/2015-03-31/functions", b"", &signing).await;
-    assert_eq!(raw.status, 403, "{raw:?}");
-    assert_eq!(
-        raw.error_type_header.as_deref(),
-        Some("InvalidSignatureException")
-    );
+    raw.assert_error(403, "InvalidSignatureException");
     let message = raw.body["message"].as_str().unwrap();
     assert!(message.starts_with("Signature expired: "), "{message}");
 }
@@ -1852,18 +1599,14 @@ async fn second_account_cannot_see_or_touch_the_first_accounts_functions() {
     f.assert_code(403, "AccessDeniedException");
     assert!(f.message().contains(&first_arn), "{f:?}");
     failure(
-        other
-            .update_function_configuration()
-            .function_name(&name)
+        update_configuration(&other, &name)
             .memory_size(512)
             .send()
             .await,
     )
     .assert_code(404, "ResourceNotFoundException");
     failure(
-        other
-            .update_function_code()
-            .function_name(&name)
+        update_code(&other, &name)
             .zip_file(Blob::new(handler_zip("evil")))
             .send()
             .await,
@@ -1891,22 +1634,11 @@ async fn second_account_cannot_see_or_touch_the_first_accounts_functions() {
 
     // The second account's own function of the same name is its own.
     create_function(&other, &name, handler_zip("theirs")).await;
-    let theirs = other
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let theirs = get_configuration(&other, &name).await;
     assert_eq!(theirs.function_arn(), Some(other_arn(&name).as_str()));
 
     // And the first account's function is untouched.
-    let mine = h
-        .client
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let mine = get_configuration(&h.client, &name).await;
     assert_eq!(mine.memory_size(), Some(128));
     assert_eq!(
         mine.code_sha256(),
@@ -1929,9 +1661,7 @@ async fn everything_survives_a_restart() {
         .await
         .unwrap();
     wait_active(&h.client, &name).await;
-    h.client
-        .update_function_configuration()
-        .function_name(&name)
+    update_configuration(&h.client, &name)
         .environment(Environment::builder().variables("KEY", "value").build())
         .memory_size(512)
         .send()
@@ -1947,13 +1677,7 @@ async fn everything_survives_a_restart() {
         .send()
         .await
         .unwrap();
-    let before = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let before = get_function(&h.client, &name).await;
     let policy_before = h
         .client
         .get_policy()
@@ -1964,13 +1688,7 @@ async fn everything_survives_a_restart() {
 
     h.restart().await;
 
-    let after = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let after = get_function(&h.client, &name).await;
     let (b, a) = (
         before.configuration().unwrap(),
         after.configuration().unwrap(),
@@ -2034,9 +1752,7 @@ async fn changes_left_unsettled_by_a_stopped_server_settle_after_restart() {
         wait_update_settled(&h.client, &updating).await,
         LastUpdateStatus::Successful
     );
-    h.client
-        .update_function_configuration()
-        .function_name(&updating)
+    update_configuration(&h.client, &updating)
         .description("updatable again")
         .send()
         .await

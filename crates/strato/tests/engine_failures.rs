@@ -87,6 +87,26 @@ async fn assert_still_serving(engine: &TestServer, failed: &str, bystander: &str
     assert_eq!(other.ok(), json!("still serving"), "{other}");
 }
 
+/// A Node.js function `prefix-N` that fails as told, with `timeout`, and a
+/// bystander beside it (10 s); both 256 MB. Their names.
+async fn node_with_bystander(engine: &TestServer, prefix: &str, timeout: i32) -> (String, String) {
+    let name = unique_name(prefix);
+    let bystander = unique_name("fail-bystander");
+    deploy_node(engine, &name, 256, timeout).await;
+    deploy_node(engine, &bystander, 256, 10).await;
+    (name, bystander)
+}
+
+/// Asserts an unhandled `error_type` whose message is
+/// `RequestId: <id> Error: <detail>`, for the id the log names; returns it.
+fn assert_request_error(inv: &Invocation, error_type: &str, detail: &str) -> String {
+    let id = request_id_of(inv);
+    let message = format!("RequestId: {id} Error: {detail}");
+    let expected = json!({"errorType": error_type, "errorMessage": message});
+    assert_eq!(inv.unhandled(), expected);
+    id
+}
+
 fn request_id_of(inv: &Invocation) -> String {
     assert_log_framing_any(inv)
 }
@@ -172,10 +192,7 @@ async fn python_unhandled_error_is_reported_with_type_message_and_stack_trace() 
 #[tokio::test]
 async fn timeout_is_sandbox_timedout_and_the_server_serves_on() {
     let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("fail-timeout");
-    let bystander = unique_name("fail-bystander");
-    deploy_node(&engine, &name, 256, 1).await;
-    deploy_node(&engine, &bystander, 256, 10).await;
+    let (name, bystander) = node_with_bystander(&engine, "fail-timeout", 1).await;
     let inv = invoke(&engine.client, &name, json!({"action": "spin"})).await;
     let body = inv.unhandled();
     let id = request_id_of(&inv);
@@ -199,18 +216,12 @@ async fn timeout_is_sandbox_timedout_and_the_server_serves_on() {
 #[tokio::test]
 async fn process_exit_is_runtime_exit_error_and_the_server_serves_on() {
     let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("fail-exit");
-    let bystander = unique_name("fail-bystander");
-    deploy_node(&engine, &name, 256, 10).await;
-    deploy_node(&engine, &bystander, 256, 10).await;
+    let (name, bystander) = node_with_bystander(&engine, "fail-exit", 10).await;
     let inv = invoke(&engine.client, &name, json!({"action": "exit"})).await;
-    let id = request_id_of(&inv);
-    assert_eq!(
-        inv.unhandled(),
-        json!({
-            "errorType": "Runtime.ExitError",
-            "errorMessage": format!("RequestId: {id} Error: Runtime exited with error: exit status 1"),
-        })
+    assert_request_error(
+        &inv,
+        "Runtime.ExitError",
+        "Runtime exited with error: exit status 1",
     );
     assert_still_serving(&engine, &name, &bystander).await;
     engine.stop().await;
@@ -222,13 +233,10 @@ async fn python_process_exit_is_runtime_exit_error() {
     let name = unique_name("fail-py-exit");
     deploy_python(&engine, &name, 256).await;
     let inv = invoke(&engine.client, &name, json!({"action": "exit"})).await;
-    let id = request_id_of(&inv);
-    assert_eq!(
-        inv.unhandled(),
-        json!({
-            "errorType": "Runtime.ExitError",
-            "errorMessage": format!("RequestId: {id} Error: Runtime exited with error: exit status 1"),
-        })
+    assert_request_error(
+        &inv,
+        "Runtime.ExitError",
+        "Runtime exited with error: exit status 1",
     );
     engine.stop().await;
 }
@@ -283,10 +291,7 @@ async fn python_memory_exhaustion_is_runtime_out_of_memory() {
 #[tokio::test]
 async fn fork_bomb_is_contained_and_the_server_serves_on() {
     let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("fail-forkbomb");
-    let bystander = unique_name("fail-bystander");
-    deploy_node(&engine, &name, 256, 3).await;
-    deploy_node(&engine, &bystander, 256, 10).await;
+    let (name, bystander) = node_with_bystander(&engine, "fail-forkbomb", 3).await;
     let inv = invoke(&engine.client, &name, json!({"action": "forkbomb"})).await;
     let body = inv.unhandled();
     let id = request_id_of(&inv);

@@ -27,43 +27,16 @@ macro_rules! native_tests {
                 .await;
             }
 
-            #[tokio::test]
-            async fn says_hello_with_lambda_log_framing() {
-                let engine = TestServer::start_own_runtimes().await;
-                let name = unique_name(concat!(stringify!($module), "-hello"));
-                deploy_native(&engine, &name).await;
-                let cold = invoke(&engine.client, &name, json!({"action": "hello"})).await;
-                assert_eq!(cold.ok(), json!($hello));
-                assert_eq!(cold.executed_version.as_deref(), Some("$LATEST"));
-                assert_log_framing(&cold, true);
-                let warm = invoke(&engine.client, &name, json!({"action": "hello"})).await;
-                assert_eq!(warm.ok(), json!($hello));
-                assert_log_framing(&warm, false);
-                engine.stop().await;
-            }
+            crate::runtime_conformance_tests!($module, deploy_native, $hello, "bootstrap");
 
             #[tokio::test]
             async fn event_in_computed_result_out_and_context() {
                 let engine = TestServer::start_own_runtimes().await;
                 let name = unique_name(concat!(stringify!($module), "-add"));
                 deploy_native(&engine, &name).await;
-                let inv =
-                    invoke(&engine.client, &name, json!({"action": "add", "a": 20, "b": 22})).await;
-                assert_eq!(inv.ok(), json!({"sum": 42, "product": 440}));
+                assert_adds(&engine.client, &name).await;
                 let ctx = invoke(&engine.client, &name, json!({"action": "context"})).await;
                 assert_context(&ctx.ok(), &name, &ctx.log, 256);
-                engine.stop().await;
-            }
-
-            #[tokio::test]
-            async fn environment_has_lambda_and_user_variables() {
-                let engine = TestServer::start_own_runtimes().await;
-                let name = unique_name(concat!(stringify!($module), "-env"));
-                deploy_native(&engine, &name).await;
-                let inv =
-                    invoke(&engine.client, &name, json!({"action": "env", "names": ENV_NAMES}))
-                        .await;
-                assert_lambda_environment(&inv.ok(), &name, "bootstrap");
                 engine.stop().await;
             }
 
@@ -88,25 +61,6 @@ macro_rules! native_tests {
                 let start = lines.iter().position(|l| l.starts_with("START")).expect("start");
                 let end = lines.iter().position(|l| l.starts_with("END")).expect("end");
                 assert!(start < at && at < end, "{inv}");
-                engine.stop().await;
-            }
-
-            #[tokio::test]
-            async fn warm_instance_keeps_its_globals() {
-                let engine = TestServer::start_own_runtimes().await;
-                let name = unique_name(concat!(stringify!($module), "-warm"));
-                deploy_native(&engine, &name).await;
-                assert_warm_reuse(&engine.client, &name).await;
-                engine.stop().await;
-            }
-
-            #[tokio::test]
-            async fn concurrent_invocations_run_on_distinct_instances() {
-                let engine = TestServer::start_own_runtimes().await;
-                let name = unique_name(concat!(stringify!($module), "-conc"));
-                deploy_native(&engine, &name).await;
-                assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3)
-                    .await;
                 engine.stop().await;
             }
 

@@ -6,29 +6,11 @@ use aws_sdk_lambda::types::Runtime;
 use harness::*;
 use serde_json::json;
 
-/// One CommonJS handler, many behaviours chosen by `event.action`.
+/// One CommonJS handler, many behaviours chosen by `event.action`; it runs
+/// after [`NODE_BARRIER_JS`].
 pub const NODE_FUNCTION: &str = r#"
-const fs = require('fs');
-const net = require('net');
 let count = 0;
 let stored = null;
-
-function gateway() {
-  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
-    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
-  const hex = line[2];
-  return [6, 4, 2, 0].map((i) => parseInt(hex.substr(i, 2), 16)).join('.');
-}
-
-function barrier(port) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, gateway(), () =>
-      socket.write(process.env.AWS_LAMBDA_LOG_STREAM_NAME + '\n'));
-    let reply = '';
-    socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve(reply.trim()); } });
-    socket.on('error', reject);
-  });
-}
 
 exports.handler = async (event, context) => {
   const stream = process.env.AWS_LAMBDA_LOG_STREAM_NAME;
@@ -64,26 +46,17 @@ async fn deploy_node(engine: &TestServer, name: &str) {
     deploy(
         &engine.client,
         name,
-        FunctionSpec::node(NODE_FUNCTION).env("USER_VAR", "user value"),
+        FunctionSpec::node(&format!("{NODE_BARRIER_JS}{NODE_FUNCTION}"))
+            .env("USER_VAR", "user value"),
     )
     .await;
 }
 
-#[tokio::test]
-async fn node_function_says_hello_with_lambda_log_framing() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-hello");
-    deploy_node(&engine, &name).await;
+/// What every runtime's test function passes, as `node::…`.
+mod node {
+    use super::*;
 
-    let cold = invoke(&engine.client, &name, json!({"action": "hello"})).await;
-    assert_eq!(cold.ok(), json!("Hello from Node.js"));
-    assert_eq!(cold.executed_version.as_deref(), Some("$LATEST"));
-    assert_log_framing(&cold, true);
-
-    let warm = invoke(&engine.client, &name, json!({"action": "hello"})).await;
-    assert_eq!(warm.ok(), json!("Hello from Node.js"));
-    assert_log_framing(&warm, false);
-    engine.stop().await;
+    crate::runtime_conformance_tests!(node, deploy_node, "Hello from Node.js", "index.handler");
 }
 
 #[tokio::test]
@@ -91,13 +64,7 @@ async fn node_event_in_computed_result_out() {
     let engine = TestServer::start_own_runtimes().await;
     let name = unique_name("node-add");
     deploy_node(&engine, &name).await;
-    let inv = invoke(
-        &engine.client,
-        &name,
-        json!({"action": "add", "a": 20, "b": 22}),
-    )
-    .await;
-    assert_eq!(inv.ok(), json!({"sum": 42, "product": 440}));
+    assert_adds(&engine.client, &name).await;
     engine.stop().await;
 }
 
@@ -108,21 +75,6 @@ async fn node_context_carries_request_function_and_deadline() {
     deploy_node(&engine, &name).await;
     let inv = invoke(&engine.client, &name, json!({"action": "context"})).await;
     assert_context(&inv.ok(), &name, &inv.log, 256);
-    engine.stop().await;
-}
-
-#[tokio::test]
-async fn node_environment_has_lambda_and_user_variables() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-env");
-    deploy_node(&engine, &name).await;
-    let inv = invoke(
-        &engine.client,
-        &name,
-        json!({"action": "env", "names": ENV_NAMES}),
-    )
-    .await;
-    assert_lambda_environment(&inv.ok(), &name, "index.handler");
     engine.stop().await;
 }
 
@@ -161,24 +113,6 @@ async fn node_console_lines_appear_in_the_log_tail_as_lambda_formats_them() {
         .position(|l| l.starts_with("END"))
         .expect("end");
     assert!(start < at && at < end, "{inv}");
-    engine.stop().await;
-}
-
-#[tokio::test]
-async fn node_warm_instance_keeps_its_globals() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-warm");
-    deploy_node(&engine, &name).await;
-    assert_warm_reuse(&engine.client, &name).await;
-    engine.stop().await;
-}
-
-#[tokio::test]
-async fn node_concurrent_invocations_run_on_distinct_instances() {
-    let engine = TestServer::start_own_runtimes().await;
-    let name = unique_name("node-conc");
-    deploy_node(&engine, &name).await;
-    assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3).await;
     engine.stop().await;
 }
 

@@ -10,6 +10,8 @@ mod harness;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use aws_sdk_apigatewayv2::operation::create_api::CreateApiOutput;
+use aws_sdk_apigatewayv2::operation::update_stage::builders::UpdateStageFluentBuilder;
 use aws_sdk_apigatewayv2::types::{
     AuthorizationType, AuthorizerType, Cors, IntegrationType, JwtConfiguration, ProtocolType,
     RouteSettings,
@@ -146,17 +148,51 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
 /// A quick-created API in front of the echo function, with permission.
 async fn quick_api(engine: &TestServer) -> (String, String, String) {
     let name = deploy_node(engine, "gw-echo", ECHO_FUNCTION).await;
-    let api = apigw(engine)
-        .create_api()
-        .name("quick")
-        .protocol_type(ProtocolType::Http)
-        .target(function_arn(ACCOUNT, &name))
-        .send()
-        .await
-        .expect("create api");
+    let target = function_arn(ACCOUNT, &name);
+    let (api_id, endpoint) = quick_create(&apigw(engine), "quick", target).await;
+    (name, api_id, endpoint)
+}
+
+/// A quick-created HTTP API in front of a fresh echo backend: its client,
+/// id and endpoint.
+async fn echo_backend_api(
+    engine: &TestServer,
+    name: &str,
+) -> (aws_sdk_apigatewayv2::Client, String, String) {
+    let backend = echo_backend().await;
+    let client = apigw(engine);
+    let (api_id, endpoint) = quick_create(&client, name, format!("http://{backend}/")).await;
+    (client, api_id, endpoint)
+}
+
+/// An UpdateStage request for the `$default` stage, to add settings to.
+fn update_default_stage(
+    client: &aws_sdk_apigatewayv2::Client,
+    api_id: &str,
+) -> UpdateStageFluentBuilder {
+    client.update_stage().api_id(api_id).stage_name("$default")
+}
+
+/// An HTTP API with no routes yet.
+async fn create_http_api(client: &aws_sdk_apigatewayv2::Client, name: &str) -> CreateApiOutput {
+    let request = client.create_api().name(name);
+    let request = request.protocol_type(ProtocolType::Http);
+    request.send().await.expect("create api")
+}
+
+/// A quick-created HTTP API (`$default` route and stage) in front of
+/// `target`; its id and endpoint.
+async fn quick_create(
+    client: &aws_sdk_apigatewayv2::Client,
+    name: &str,
+    target: String,
+) -> (String, String) {
+    let request = client.create_api().name(name);
+    let request = request.protocol_type(ProtocolType::Http).target(target);
+    let api = request.send().await.expect("create api");
     let api_id = api.api_id().expect("api id").to_string();
     let endpoint = api.api_endpoint().expect("endpoint").to_string();
-    (name, api_id, endpoint)
+    (api_id, endpoint)
 }
 
 #[tokio::test]
@@ -280,13 +316,7 @@ async fn api_with_routes(
     route_keys: &[&str],
 ) -> (aws_sdk_apigatewayv2::Client, String, String) {
     let client = apigw(engine);
-    let api = client
-        .create_api()
-        .name("routes")
-        .protocol_type(ProtocolType::Http)
-        .send()
-        .await
-        .expect("create api");
+    let api = create_http_api(&client, "routes").await;
     let api_id = api.api_id().expect("id").to_string();
     let integration = client
         .create_integration()
@@ -439,13 +469,8 @@ async fn http_proxy_forwards_with_stage_variables_and_parameter_mapping() {
     let engine = TestServer::start_own_runtimes().await;
     let backend = echo_backend().await;
     let client = apigw(&engine);
-    let api_id = client
-        .create_api()
-        .name("proxy")
-        .protocol_type(ProtocolType::Http)
-        .send()
+    let api_id = create_http_api(&client, "proxy")
         .await
-        .expect("create api")
         .api_id()
         .expect("id")
         .to_string();
@@ -524,23 +549,9 @@ async fn http_proxy_forwards_with_stage_variables_and_parameter_mapping() {
 #[tokio::test]
 async fn throttling_refuses_requests_beyond_the_burst_with_429() {
     let engine = TestServer::start_own_runtimes().await;
-    let backend = echo_backend().await;
-    let client = apigw(&engine);
-    let api = client
-        .create_api()
-        .name("throttled")
-        .protocol_type(ProtocolType::Http)
-        .target(format!("http://{backend}/"))
-        .send()
-        .await
-        .expect("create api");
-    let api_id = api.api_id().expect("id").to_string();
-    let endpoint = api.api_endpoint().expect("endpoint").to_string();
+    let (client, api_id, endpoint) = echo_backend_api(&engine, "throttled").await;
     // One token per 1000 seconds: exactly the burst passes, whatever the timing.
-    client
-        .update_stage()
-        .api_id(&api_id)
-        .stage_name("$default")
+    update_default_stage(&client, &api_id)
         .default_route_settings(
             RouteSettings::builder()
                 .throttling_rate_limit(0.001)
@@ -562,10 +573,7 @@ async fn throttling_refuses_requests_beyond_the_burst_with_429() {
     assert_eq!(statuses, vec![200, 200, 200, 429, 429, 429, 429, 429]);
 
     // A route's own settings override the stage's defaults.
-    client
-        .update_stage()
-        .api_id(&api_id)
-        .stage_name("$default")
+    update_default_stage(&client, &api_id)
         .route_settings(
             "$default",
             RouteSettings::builder()
@@ -847,16 +855,7 @@ async fn jwt_authorizer_checks_signature_issuer_audience_expiry_and_scopes() {
     let backend = echo_backend().await;
     let issuer = Issuer::start().await;
     let client = apigw(&engine);
-    let api = client
-        .create_api()
-        .name("jwt")
-        .protocol_type(ProtocolType::Http)
-        .target(format!("http://{backend}/"))
-        .send()
-        .await
-        .expect("create api");
-    let api_id = api.api_id().expect("id").to_string();
-    let endpoint = api.api_endpoint().expect("endpoint").to_string();
+    let (api_id, endpoint) = quick_create(&client, "jwt", format!("http://{backend}/")).await;
     let authorizer = client
         .create_authorizer()
         .api_id(&api_id)
@@ -1120,22 +1119,8 @@ async fn a_throttled_function_is_a_429_at_the_gateway() {
 #[tokio::test]
 async fn stage_access_logs_are_written_to_the_named_log_group() {
     let engine = TestServer::start_own_runtimes().await;
-    let backend = echo_backend().await;
-    let client = apigw(&engine);
-    let api = client
-        .create_api()
-        .name("logged")
-        .protocol_type(ProtocolType::Http)
-        .target(format!("http://{backend}/"))
-        .send()
-        .await
-        .expect("create api");
-    let api_id = api.api_id().expect("id").to_string();
-    let endpoint = api.api_endpoint().expect("endpoint").to_string();
-    client
-        .update_stage()
-        .api_id(&api_id)
-        .stage_name("$default")
+    let (client, api_id, endpoint) = echo_backend_api(&engine, "logged").await;
+    update_default_stage(&client, &api_id)
         .access_log_settings(
             aws_sdk_apigatewayv2::types::AccessLogSettings::builder()
                 .destination_arn(format!(
@@ -1249,13 +1234,7 @@ async fn aws_iam_routes_take_only_requests_signed_for_execute_api() {
 async fn a_function_url_on_an_alias_invokes_the_alias_and_goes_with_the_function() {
     let engine = TestServer::start_own_runtimes().await;
     let name = deploy_node(&engine, "url-alias", ECHO_FUNCTION).await;
-    engine
-        .client
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .expect("publish");
+    publish_version(&engine.client, &name).await;
     engine
         .client
         .create_alias()

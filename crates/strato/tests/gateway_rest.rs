@@ -9,6 +9,9 @@
 mod harness;
 
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
+use aws_sdk_apigateway::operation::create_resource::CreateResourceOutput;
+use aws_sdk_apigateway::operation::create_rest_api::CreateRestApiOutput;
+use aws_sdk_apigateway::operation::put_integration::builders::PutIntegrationFluentBuilder;
 use aws_sdk_apigateway::types::{
     ApiStage, IntegrationType, Op, PatchOperation, QuotaPeriodType, QuotaSettings, ThrottleSettings,
 };
@@ -29,6 +32,48 @@ exports.handler = async (event) => {
   };
 };
 "#;
+
+async fn create_rest_api(gateway: &ApiGateway, name: &str) -> CreateRestApiOutput {
+    let request = gateway.create_rest_api().name(name);
+    request.send().await.expect("create rest api")
+}
+
+async fn create_resource(
+    gateway: &ApiGateway,
+    api_id: &str,
+    parent_id: &str,
+    path_part: &str,
+) -> CreateResourceOutput {
+    let request = gateway.create_resource().rest_api_id(api_id);
+    let request = request.parent_id(parent_id).path_part(path_part);
+    request.send().await.expect("create resource")
+}
+
+async fn create_deployment(gateway: &ApiGateway, api_id: &str, stage: &str) {
+    let request = gateway.create_deployment().rest_api_id(api_id);
+    request.stage_name(stage).send().await.expect("deploy");
+}
+
+/// A method that needs no authorization.
+async fn put_open_method(gateway: &ApiGateway, api_id: &str, resource_id: &str, method: &str) {
+    let request = gateway
+        .put_method()
+        .rest_api_id(api_id)
+        .resource_id(resource_id);
+    let request = request.http_method(method).authorization_type("NONE");
+    request.send().await.expect("put method");
+}
+
+/// A PutIntegration request for a method, to add the integration to.
+fn integration(
+    gateway: &ApiGateway,
+    api_id: &str,
+    resource_id: &str,
+    method: &str,
+) -> PutIntegrationFluentBuilder {
+    let request = gateway.put_integration().rest_api_id(api_id);
+    request.resource_id(resource_id).http_method(method)
+}
 
 fn apigateway(engine: &TestServer) -> ApiGateway {
     ApiGateway::new(&engine.sdk_config())
@@ -75,56 +120,18 @@ async fn deploy_echo(engine: &TestServer, allow_gateway: bool) -> String {
 
 /// An API whose root `ANY /{proxy+}` and `GET /items/{id}` go to `function`.
 async fn proxy_api(gateway: &ApiGateway, function: &str) -> String {
-    let api = gateway
-        .create_rest_api()
-        .name("proxy")
-        .send()
-        .await
-        .expect("create api");
+    let api = create_rest_api(gateway, "proxy").await;
     let api_id = api.id().expect("id").to_string();
     let root = api.root_resource_id().expect("root").to_string();
-    let items = gateway
-        .create_resource()
-        .rest_api_id(&api_id)
-        .parent_id(&root)
-        .path_part("items")
-        .send()
-        .await
-        .expect("items");
-    let item = gateway
-        .create_resource()
-        .rest_api_id(&api_id)
-        .parent_id(items.id().expect("id"))
-        .path_part("{id}")
-        .send()
-        .await
-        .expect("item");
-    let greedy = gateway
-        .create_resource()
-        .rest_api_id(&api_id)
-        .parent_id(&root)
-        .path_part("{proxy+}")
-        .send()
-        .await
-        .expect("proxy");
+    let items = create_resource(gateway, &api_id, &root, "items").await;
+    let item = create_resource(gateway, &api_id, items.id().expect("id"), "{id}").await;
+    let greedy = create_resource(gateway, &api_id, &root, "{proxy+}").await;
     for (resource, method) in [
         (item.id().expect("id"), "GET"),
         (greedy.id().expect("id"), "ANY"),
     ] {
-        gateway
-            .put_method()
-            .rest_api_id(&api_id)
-            .resource_id(resource)
-            .http_method(method)
-            .authorization_type("NONE")
-            .send()
-            .await
-            .expect("put method");
-        gateway
-            .put_integration()
-            .rest_api_id(&api_id)
-            .resource_id(resource)
-            .http_method(method)
+        put_open_method(gateway, &api_id, resource, method).await;
+        integration(gateway, &api_id, resource, method)
             .r#type(IntegrationType::AwsProxy)
             .integration_http_method("POST")
             .uri(lambda_uri(function))
@@ -145,21 +152,15 @@ async fn proxy_api(gateway: &ApiGateway, function: &str) -> String {
 
 /// An API with `GET /ping` answered by MOCK with `{"pong": true}`.
 async fn mock_api(gateway: &ApiGateway, api_key_required: bool) -> String {
-    let api = gateway
-        .create_rest_api()
-        .name("mock")
-        .send()
-        .await
-        .expect("create api");
+    let api = create_rest_api(gateway, "mock").await;
     let api_id = api.id().expect("id").to_string();
-    let ping = gateway
-        .create_resource()
-        .rest_api_id(&api_id)
-        .parent_id(api.root_resource_id().expect("root"))
-        .path_part("ping")
-        .send()
-        .await
-        .expect("ping");
+    let ping = create_resource(
+        gateway,
+        &api_id,
+        api.root_resource_id().expect("root"),
+        "ping",
+    )
+    .await;
     let ping = ping.id().expect("id");
     gateway
         .put_method()
@@ -171,11 +172,7 @@ async fn mock_api(gateway: &ApiGateway, api_key_required: bool) -> String {
         .send()
         .await
         .expect("put method");
-    gateway
-        .put_integration()
-        .rest_api_id(&api_id)
-        .resource_id(ping)
-        .http_method("GET")
+    integration(gateway, &api_id, ping, "GET")
         .r#type(IntegrationType::Mock)
         .request_templates("application/json", r#"{"statusCode": 200}"#)
         .send()
@@ -191,13 +188,7 @@ async fn mock_api(gateway: &ApiGateway, api_key_required: bool) -> String {
         .send()
         .await
         .expect("integration response");
-    gateway
-        .create_deployment()
-        .rest_api_id(&api_id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("deploy");
+    create_deployment(gateway, &api_id, "prod").await;
     api_id
 }
 
@@ -342,36 +333,18 @@ async fn stage_variables_choose_the_http_backend() {
     let engine = TestServer::start_own_runtimes().await;
     let gateway = apigateway(&engine);
     let (blue, green) = (backend("blue").await, backend("green").await);
-    let api = gateway
-        .create_rest_api()
-        .name("http")
-        .send()
-        .await
-        .expect("create api");
+    let api = create_rest_api(&gateway, "http").await;
     let api_id = api.id().expect("id").to_string();
-    let proxy = gateway
-        .create_resource()
-        .rest_api_id(&api_id)
-        .parent_id(api.root_resource_id().expect("root"))
-        .path_part("{proxy+}")
-        .send()
-        .await
-        .expect("proxy");
+    let proxy = create_resource(
+        &gateway,
+        &api_id,
+        api.root_resource_id().expect("root"),
+        "{proxy+}",
+    )
+    .await;
     let proxy = proxy.id().expect("id");
-    gateway
-        .put_method()
-        .rest_api_id(&api_id)
-        .resource_id(proxy)
-        .http_method("ANY")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .expect("put method");
-    gateway
-        .put_integration()
-        .rest_api_id(&api_id)
-        .resource_id(proxy)
-        .http_method("ANY")
+    put_open_method(&gateway, &api_id, proxy, "ANY").await;
+    integration(&gateway, &api_id, proxy, "ANY")
         .r#type(IntegrationType::HttpProxy)
         .integration_http_method("ANY")
         .uri("http://${stageVariables.backend}/v1/{proxy}")
@@ -547,12 +520,7 @@ async fn control_plane_errors_are_apigateway_exceptions() {
         err.message(),
         Some(format!("Invalid API identifier specified {ACCOUNT}:nosuchapi0").as_str())
     );
-    let api = gateway
-        .create_rest_api()
-        .name("errors")
-        .send()
-        .await
-        .expect("create");
+    let api = create_rest_api(&gateway, "errors").await;
     let api_id = api.id().expect("id");
     let err = gateway
         .create_deployment()
@@ -644,13 +612,7 @@ async fn aws_iam_methods_require_a_signature_of_the_apis_account() {
         .await
         .expect("update method");
     assert_eq!(method.authorization_type(), Some("AWS_IAM"));
-    gateway
-        .create_deployment()
-        .rest_api_id(&api_id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("redeploy");
+    create_deployment(&gateway, &api_id, "prod").await;
     let url = format!(
         "{}/_strato/execute-api/{api_id}/prod/ping",
         harness.endpoint()
@@ -797,28 +759,11 @@ async fn an_integration_slower_than_its_timeout_is_504() {
             held.push(socket);
         }
     });
-    let api = gateway
-        .create_rest_api()
-        .name("slow")
-        .send()
-        .await
-        .expect("api");
+    let api = create_rest_api(&gateway, "slow").await;
     let api_id = api.id().expect("id");
     let root = api.root_resource_id().expect("root");
-    gateway
-        .put_method()
-        .rest_api_id(api_id)
-        .resource_id(root)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .expect("method");
-    gateway
-        .put_integration()
-        .rest_api_id(api_id)
-        .resource_id(root)
-        .http_method("GET")
+    put_open_method(&gateway, api_id, root, "GET").await;
+    integration(&gateway, api_id, root, "GET")
         .r#type(IntegrationType::HttpProxy)
         .integration_http_method("GET")
         .uri(format!("http://{silent_addr}/"))
@@ -826,13 +771,7 @@ async fn an_integration_slower_than_its_timeout_is_504() {
         .send()
         .await
         .expect("integration");
-    gateway
-        .create_deployment()
-        .rest_api_id(api_id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("deploy");
+    create_deployment(&gateway, api_id, "prod").await;
     let url = format!("{}/_strato/execute-api/{api_id}/prod/", harness.endpoint());
     let (status, _, body) = get(&url, &[]).await;
     assert_eq!(status, 504);

@@ -147,9 +147,7 @@ async fn code_signing_configs_are_kept_and_enforced_on_deployments() {
     // Enforce again: the next code update is refused, until the function
     // leaves the configuration.
     set_policy(client, &arn, CodeSigningPolicy::Enforce).await;
-    let update = client
-        .update_function_code()
-        .function_name(&name)
+    let update = update_code(client, &name)
         .zip_file(Blob::new(handler_zip("v2")))
         .send()
         .await;
@@ -164,9 +162,7 @@ async fn code_signing_configs_are_kept_and_enforced_on_deployments() {
         .send()
         .await
         .unwrap();
-    client
-        .update_function_code()
-        .function_name(&name)
+    update_code(client, &name)
         .zip_file(Blob::new(handler_zip("v2")))
         .send()
         .await

@@ -613,21 +613,13 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
     );
     // Content that names no source, and no Content at all.
     let path = format!("/2018-10-31/layers/{name}/versions");
-    let empty = signed_request(
-        &h.endpoint(),
-        "POST",
-        &path,
-        br#"{"Content": {}}"#,
-        "test",
-        "test",
-    )
-    .await;
+    let empty = h.raw("POST", &path, br#"{"Content": {}}"#).await;
     assert_eq!(empty.status, 400);
     assert_eq!(
         empty.body,
         json!({"Type": "User", "message": "Missing Content"})
     );
-    let absent = signed_request(&h.endpoint(), "POST", &path, b"{}", "test", "test").await;
+    let absent = h.raw("POST", &path, b"{}").await;
     assert_eq!(absent.status, 400);
     assert_eq!(
         absent.error_type_header.as_deref(),
@@ -638,15 +630,9 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
         "1 validation error detected: Value null at 'content' failed to satisfy constraint: Member must not be null"
     );
     // An invalid layer name.
-    let bad_name = signed_request(
-        &h.endpoint(),
-        "GET",
-        "/2018-10-31/layers/bad.name/versions",
-        b"",
-        "test",
-        "test",
-    )
-    .await;
+    let bad_name = h
+        .raw("GET", "/2018-10-31/layers/bad.name/versions", b"")
+        .await;
     assert_eq!(bad_name.status, 400);
     assert_eq!(
         bad_name.error_type_header.as_deref(),
@@ -885,18 +871,10 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
         vec![(Some(v1.as_str()), i64::try_from(zip1.len()).unwrap())]
     );
     wait_active(&h.client, &name).await;
-    let published = h
-        .client
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .expect("publish version");
+    let published = publish_version(&h.client, &name).await;
     assert_eq!(published.version(), Some("1"));
 
-    h.client
-        .update_function_configuration()
-        .function_name(&name)
+    update_configuration(&h.client, &name)
         .layers(&v2)
         .send()
         .await
@@ -910,13 +888,7 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
         function_layers(&h.client, &name, Some("1")).await,
         vec![(v1.clone(), i64::try_from(zip1.len()).unwrap())]
     );
-    let get = h
-        .client
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .expect("get function");
+    let get = get_function(&h.client, &name).await;
     assert_eq!(get.configuration().map(|c| c.layers().len()), Some(1));
 
     // Deleting a version a function uses does not break the function.
@@ -933,24 +905,20 @@ async fn functions_reference_layers_and_versions_keep_theirs() {
     );
 
     // An empty list removes every layer.
-    h.client
-        .update_function_configuration()
-        .function_name(&name)
+    update_configuration(&h.client, &name)
         .set_layers(Some(Vec::new()))
         .send()
         .await
         .expect("remove layers");
     wait_update_settled(&h.client, &name).await;
     assert!(function_layers(&h.client, &name, None).await.is_empty());
-    let raw = signed_request(
-        &h.endpoint(),
-        "GET",
-        &format!("/2015-03-31/functions/{name}/configuration"),
-        b"",
-        "test",
-        "test",
-    )
-    .await;
+    let raw = h
+        .raw(
+            "GET",
+            &format!("/2015-03-31/functions/{name}/configuration"),
+            b"",
+        )
+        .await;
     assert!(raw.body.get("Layers").is_none(), "{}", raw.body);
 }
 
@@ -1015,9 +983,7 @@ async fn function_layer_references_are_checked_as_aws_checks_them() {
     let name = unique_name("refupdate");
     create_active(&h.client, &name).await;
     failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
+        update_configuration(&h.client, &name)
             .layers(&missing)
             .send()
             .await,
@@ -1060,9 +1026,7 @@ async fn function_code_and_layers_together_stay_within_250_mb_unzipped() {
         .expect("create without layer");
     wait_active(&h.client, &name).await;
     failure(
-        h.client
-            .update_function_configuration()
-            .function_name(&name)
+        update_configuration(&h.client, &name)
             .layers(&arn)
             .send()
             .await,
@@ -1221,12 +1185,7 @@ async fn layers_permissions_and_function_references_survive_a_restart() {
         .await
         .expect("create");
     wait_active(&h.client, &name).await;
-    h.client
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .expect("publish");
+    publish_version(&h.client, &name).await;
 
     h.restart().await;
 
@@ -1296,14 +1255,17 @@ async fn deploy_with_layers(
     wait_active(client, name).await;
 }
 
-#[tokio::test]
-async fn a_nodejs_function_runs_with_packages_only_in_layers() {
-    let engine = TestServer::start_own_runtimes().await;
-    let client = &engine.client;
-    let base_name = unique_name("node-base");
+/// Two Node.js layers: `greeting` and `shared-file` in the first
+/// (`base_name`), `shared-file` again in the second (`over_prefix`), whose
+/// copy wins. Their version ARNs.
+async fn publish_node_layers(
+    client: &Client,
+    base_name: &str,
+    over_prefix: &str,
+) -> (String, String) {
     let base = publish_on(
         client,
-        &base_name,
+        base_name,
         &[
             (
                 "nodejs/node_modules/greeting/index.js",
@@ -1318,24 +1280,38 @@ async fn a_nodejs_function_runs_with_packages_only_in_layers() {
     .await;
     let over = publish_on(
         client,
-        &unique_name("node-over"),
+        &unique_name(over_prefix),
         &[(
             "nodejs/node_modules/shared-file/index.js",
             b"exports.origin = 'second layer';\n",
         )],
     )
     .await;
-    let name = unique_name("node-layers");
+    (base, over)
+}
+
+/// A Node.js function running [`NODE_HANDLER`] with `layers`, Active.
+async fn deploy_node_with_layers(client: &Client, name: &str, layers: Vec<String>) {
     let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
     deploy_with_layers(
         client,
-        &name,
+        name,
         Runtime::Nodejs20x,
         "index.handler",
         code,
-        vec![base.clone(), over],
+        layers,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_nodejs_function_runs_with_packages_only_in_layers() {
+    let engine = TestServer::start_own_runtimes().await;
+    let client = &engine.client;
+    let base_name = unique_name("node-base");
+    let (base, over) = publish_node_layers(client, &base_name, "node-over").await;
+    let name = unique_name("node-layers");
+    deploy_node_with_layers(client, &name, vec![base.clone(), over]).await;
     let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer", "the later layer's file wins");
@@ -1441,41 +1417,10 @@ async fn layer_search_paths_reach_the_merged_tree_in_fallback_mode() {
     })
     .await;
     let client = &engine.client;
-    let base = publish_on(
-        client,
-        &unique_name("fallback-base"),
-        &[
-            (
-                "nodejs/node_modules/greeting/index.js",
-                b"module.exports = (who) => `hello ${who} from a layer`;\n",
-            ),
-            (
-                "nodejs/node_modules/shared-file/index.js",
-                b"exports.origin = 'first layer';\n",
-            ),
-        ],
-    )
-    .await;
-    let over = publish_on(
-        client,
-        &unique_name("fallback-over"),
-        &[(
-            "nodejs/node_modules/shared-file/index.js",
-            b"exports.origin = 'second layer';\n",
-        )],
-    )
-    .await;
+    let (base, over) =
+        publish_node_layers(client, &unique_name("fallback-base"), "fallback-over").await;
     let name = unique_name("fallback-layers");
-    let code = zip_of(&[("index.js", NODE_HANDLER.as_bytes())]);
-    deploy_with_layers(
-        client,
-        &name,
-        Runtime::Nodejs20x,
-        "index.handler",
-        code,
-        vec![base, over],
-    )
-    .await;
+    deploy_node_with_layers(client, &name, vec![base, over]).await;
     let out = invoke(client, &name, json!({})).await.ok();
     assert_eq!(out["greeting"], "hello layers from a layer");
     assert_eq!(out["origin"], "second layer");

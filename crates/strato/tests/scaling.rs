@@ -57,13 +57,8 @@ async fn deploy_node(engine: &TestServer, name: &str) {
 }
 
 async fn publish(engine: &TestServer, name: &str) -> String {
-    engine
-        .client
-        .publish_version()
-        .function_name(name)
-        .send()
+    publish_version(&engine.client, name)
         .await
-        .expect("publish")
         .version()
         .expect("version")
         .to_string()
@@ -384,13 +379,8 @@ async fn provisioned_concurrency_survives_a_restart() {
         FunctionSpec::new(Runtime::Nodejs20x, "index.handler", node_zip("a.txt")).memory(128),
     )
     .await;
-    let version = engine
-        .client
-        .publish_version()
-        .function_name(&name)
-        .send()
+    let version = publish_version(&engine.client, &name)
         .await
-        .expect("publish")
         .version()
         .expect("version")
         .to_string();

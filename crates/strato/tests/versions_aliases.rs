@@ -24,9 +24,7 @@ fn weights(version: &str, weight: f64) -> AliasRoutingConfiguration {
 }
 
 async fn update_code(client: &aws_sdk_lambda::Client, name: &str, zip: Vec<u8>) {
-    client
-        .update_function_code()
-        .function_name(name)
+    harness::update_code(client, name)
         .zip_file(Blob::new(zip))
         .send()
         .await
@@ -38,12 +36,8 @@ async fn update_code(client: &aws_sdk_lambda::Client, name: &str, zip: Vec<u8>) 
 }
 
 async fn publish(client: &aws_sdk_lambda::Client, name: &str) -> String {
-    client
-        .publish_version()
-        .function_name(name)
-        .send()
+    publish_version(client, name)
         .await
-        .expect("publish version")
         .version()
         .expect("version")
         .to_string()
@@ -139,12 +133,7 @@ async fn publish_list_get_and_delete_versions() {
     assert_eq!(v1.code_sha256(), Some(sha256_base64(&first_zip).as_str()));
 
     // Nothing changed: the existing version comes back.
-    let again = c
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let again = publish_version(c, &name).await;
     assert_eq!(again.version(), Some("1"));
     assert_eq!(again.revision_id(), v1.revision_id());
 
@@ -163,12 +152,7 @@ async fn publish_list_get_and_delete_versions() {
     assert_eq!(got1.version(), Some("1"));
     assert_eq!(got1.function_arn(), Some(format!("{arn}:1").as_str()));
     assert_eq!(got1.code_sha256(), Some(sha256_base64(&first_zip).as_str()));
-    let got2 = c
-        .get_function()
-        .function_name(format!("{arn}:2"))
-        .send()
-        .await
-        .unwrap();
+    let got2 = get_function(c, format!("{arn}:2")).await;
     let conf2 = got2.configuration().unwrap();
     assert_eq!(conf2.version(), Some("2"));
     assert_eq!(
@@ -277,8 +261,7 @@ async fn publish_list_get_and_delete_versions() {
         "ResourceNotFoundException",
         &format!("Function not found: {arn}:7"),
     );
-    c.update_function_configuration()
-        .function_name(&name)
+    update_configuration(c, &name)
         .timeout(9)
         .send()
         .await
@@ -348,12 +331,8 @@ async fn publish_preconditions_use_aws_messages() {
         "PreconditionFailedException",
         "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
     );
-    let revision = c
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
+    let revision = get_configuration(c, &name)
         .await
-        .unwrap()
         .revision_id()
         .unwrap()
         .to_string();
@@ -410,9 +389,7 @@ async fn publish_true_on_create_and_update_code() {
     assert_eq!(v1.state(), Some(&State::Active));
 
     let zip2 = handler_zip(&format!("{name}-2"));
-    let updated = c
-        .update_function_code()
-        .function_name(&name)
+    let updated = harness::update_code(c, &name)
         .zip_file(Blob::new(zip2.clone()))
         .publish(true)
         .send()
@@ -688,31 +665,15 @@ async fn routing_config_rules_use_aws_messages() {
         "InvalidParameterValueException",
         "Number of items in AdditionalVersionWeights cannot be greater than 1",
     );
-    failure(create("1", weights("2", 2.0)).await).assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '{2=2.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]",
-    );
-    failure(create("1", weights("2", -1.0)).await).assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '{2=-1.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]",
-    );
-    failure(create("1", weights("$LATEST", 0.5)).await).assert(
-        400,
-        "ValidationException",
-        "1 validation error detected: Value '{$LATEST=0.5}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]",
-    );
-    failure(create("1", weights("1", 0.5)).await).assert(
-        400,
-        "InvalidParameterValueException",
-        "Invalid function version 1. Function version 1 is already included in routing configuration.",
-    );
-    failure(create("$LATEST", weights("1", 0.5)).await).assert(
-        400,
-        "InvalidParameterValueException",
-        "$LATEST is not supported for an alias pointing to more than 1 version",
-    );
+    for (version, routing, status, code, message) in [
+        ("1", weights("2", 2.0), 400, "ValidationException", "1 validation error detected: Value '{2=2.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]"),
+        ("1", weights("2", -1.0), 400, "ValidationException", "1 validation error detected: Value '{2=-1.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]"),
+        ("1", weights("$LATEST", 0.5), 400, "ValidationException", "1 validation error detected: Value '{$LATEST=0.5}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]"),
+        ("1", weights("1", 0.5), 400, "InvalidParameterValueException", "Invalid function version 1. Function version 1 is already included in routing configuration."),
+        ("$LATEST", weights("1", 0.5), 400, "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version"),
+    ] {
+        failure(create(version, routing).await).assert(status, code, message);
+    }
     failure(create("1", weights("9", 0.5)).await).assert(
         404,
         "ResourceNotFoundException",
@@ -1089,19 +1050,13 @@ async fn any_update_since_the_last_version_publishes_a_new_one() {
     create_active(c, &name).await;
     assert_eq!(publish(c, &name).await, "1");
     assert_eq!(publish(c, &name).await, "1");
-    c.update_function_configuration()
-        .function_name(&name)
+    update_configuration(c, &name)
         .description("changed")
         .send()
         .await
         .unwrap();
     wait_update_settled(c, &name).await;
-    let v2 = c
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let v2 = publish_version(c, &name).await;
     assert_eq!(v2.version(), Some("2"));
     // Without a Description of its own, the version keeps $LATEST's.
     assert_eq!(v2.description(), Some("changed"));

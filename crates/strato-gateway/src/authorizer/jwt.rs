@@ -263,12 +263,7 @@ pub async fn verify(
     }
     let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
+        other => super::string_list(other),
     };
     Ok(VerifiedJwt { claims, scopes })
 }

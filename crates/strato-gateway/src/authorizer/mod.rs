@@ -32,6 +32,17 @@ pub struct LambdaVerdict {
     pub context: Map<String, Value>,
 }
 
+/// The strings of a JSON array (others skipped); anything else is none.
+pub(crate) fn string_list(value: Option<&Value>) -> Vec<String> {
+    let Some(Value::Array(list)) = value else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
 /// Reads a Lambda authorizer's answer: `{"isAuthorized", "context"}` with
 /// simple responses, otherwise `{"principalId", "policyDocument", "context"}`
 /// whose statements must allow `execute-api:Invoke` on `route_arn` (a
@@ -64,12 +75,7 @@ pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Opti
     let strings = |v: Option<&Value>| -> Vec<String> {
         match v {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
+            other => string_list(other),
         }
     };
     let applies = |s: &Value| {

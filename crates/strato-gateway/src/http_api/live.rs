@@ -319,21 +319,9 @@ impl LiveIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_api::model::RouteAuthorization;
 
     fn route(key: &str) -> Route {
-        Route {
-            route_id: key.into(),
-            route_key: key.into(),
-            api_key_required: false,
-            authorization_scopes: Vec::new(),
-            authorization_type: RouteAuthorization::None,
-            authorizer_id: None,
-            operation_name: None,
-            request_parameters: BTreeMap::new(),
-            target: None,
-            api_gateway_managed: false,
-        }
+        Route::new(key.into(), key.into())
     }
 
     fn stage(keys: &[&str]) -> LiveStage {

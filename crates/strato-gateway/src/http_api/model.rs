@@ -56,6 +56,24 @@ pub struct Route {
     pub api_gateway_managed: bool,
 }
 
+impl Route {
+    /// A route with no target, authorization or parameters yet.
+    pub fn new(route_id: String, route_key: String) -> Route {
+        Route {
+            route_id,
+            route_key,
+            api_key_required: false,
+            authorization_scopes: Vec::new(),
+            authorization_type: RouteAuthorization::None,
+            authorizer_id: None,
+            operation_name: None,
+            request_parameters: BTreeMap::new(),
+            target: None,
+            api_gateway_managed: false,
+        }
+    }
+}
+
 /// `integrationType`: what an HTTP API integration calls. HTTP APIs accept
 /// only the proxy types; the REST-only ones (`AWS`, `HTTP`, `MOCK`) are
 /// refused with their own message.

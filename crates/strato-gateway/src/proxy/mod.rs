@@ -57,18 +57,19 @@ impl EventBody {
     }
 }
 
+/// A content type's media type, lower-cased, without its parameters
+/// (`Text/HTML; charset=utf-8` → `text/html`).
+pub fn media_type_essence(content_type: Option<&str>) -> Option<String> {
+    let media_type = content_type?.split(';').next().unwrap_or("");
+    Some(media_type.trim().to_ascii_lowercase())
+}
+
 /// Whether a content type is text as HTTP APIs and function URLs judge it:
 /// anything else reaches the function base64-encoded.
 pub fn is_text_content_type(content_type: Option<&str>) -> bool {
-    let Some(content_type) = content_type else {
+    let Some(essence) = media_type_essence(content_type) else {
         return false;
     };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     essence.starts_with("text/")
         || essence == "application/json"
         || essence == "application/javascript"

@@ -18,9 +18,9 @@ use super::model::{
     ApiKey, ApiStage, QuotaSettings, Stage, ThrottleSettings, UsagePlan, UsagePlanKey,
     UsagePlanRecord, KIND_API_KEY, KIND_QUOTA_USAGE, KIND_STAGE, KIND_USAGE_PLAN,
 };
-use super::patch::{PatchOp, PatchOperation, PatchRequest};
+use super::patch::{as_strs, PatchOp, PatchOperation, PatchRequest};
 use super::{
-    list_typed, listing, new_id, new_key_value, now_epoch, page, PageQuery, RestApiService,
+    list_owned, listing, new_id, new_key_value, now_epoch, page, PageQuery, RestApiService,
 };
 use crate::extract::{Authenticated, RestJson};
 
@@ -141,14 +141,7 @@ pub async fn create_api_key(
         }
         None => new_key_value(),
     };
-    let existing: Vec<(String, ApiKey)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_API_KEY,
-        "",
-    )
-    .await?;
+    let existing: Vec<(String, ApiKey)> = list_owned(&service, &caller, KIND_API_KEY, "").await?;
     if existing
         .iter()
         .any(|(_, k)| k.value.as_deref() == Some(value.as_str()))
@@ -217,14 +210,7 @@ pub async fn get_api_keys(
     Authenticated(caller): Authenticated,
     Query(query): Query<GetApiKeysQuery>,
 ) -> RestResult<Response> {
-    let all: Vec<(String, ApiKey)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_API_KEY,
-        "",
-    )
-    .await?;
+    let all: Vec<(String, ApiKey)> = list_owned(&service, &caller, KIND_API_KEY, "").await?;
     let include_values = truthy(query.include_values.as_deref());
     let filtered: Vec<(String, ApiKey)> = all
         .into_iter()
@@ -256,7 +242,7 @@ pub async fn get_api_keys(
 
 fn apply_key_patch(key: &mut ApiKey, op: &PatchOperation) -> RestResult<()> {
     let segments = op.segments();
-    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let simple = as_strs(&segments);
     match (op.kind()?, simple.as_slice()) {
         (PatchOp::Replace, ["name"]) => key.name = op.value()?.to_string(),
         (PatchOp::Replace, ["description"]) => key.description = op.value.clone(),
@@ -307,14 +293,8 @@ pub async fn delete_api_key(
         return Err(api_key_not_found());
     }
     // The key leaves every plan it was in.
-    let plans: Vec<(String, UsagePlanRecord)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_USAGE_PLAN,
-        "",
-    )
-    .await?;
+    let plans: Vec<(String, UsagePlanRecord)> =
+        list_owned(&service, &caller, KIND_USAGE_PLAN, "").await?;
     for (plan_id, plan) in plans {
         if plan.key_ids.contains(&key_id) {
             let removed = key_id.clone();
@@ -509,14 +489,8 @@ pub async fn get_usage_plans(
     Authenticated(caller): Authenticated,
     Query(query): Query<GetUsagePlansQuery>,
 ) -> RestResult<Response> {
-    let all: Vec<(String, UsagePlanRecord)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_USAGE_PLAN,
-        "",
-    )
-    .await?;
+    let all: Vec<(String, UsagePlanRecord)> =
+        list_owned(&service, &caller, KIND_USAGE_PLAN, "").await?;
     let plans: Vec<(String, UsagePlan)> = all
         .into_iter()
         .filter(|(_, r)| query.key_id.as_ref().is_none_or(|k| r.key_ids.contains(k)))
@@ -549,7 +523,7 @@ fn parse_api_stage(op: &PatchOperation) -> RestResult<(String, String)> {
 
 fn apply_plan_patch(plan: &mut UsagePlan, op: &PatchOperation) -> RestResult<()> {
     let segments = op.segments();
-    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let simple = as_strs(&segments);
     let empty_throttle = || ThrottleSettings {
         burst_limit: None,
         rate_limit: None,

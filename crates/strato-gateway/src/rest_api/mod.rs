@@ -23,6 +23,7 @@ use axum::Router;
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use strato_model::Caller;
 use strato_sigv4::CredentialLookup;
 use strato_store::{Document, Store};
 
@@ -245,6 +246,18 @@ pub fn listing(items: Vec<serde_json::Value>, position: Option<String>) -> serde
     }
     body.insert("item".into(), serde_json::Value::Array(items));
     serde_json::Value::Object(body)
+}
+
+/// Every document of a kind in the caller's account and region whose id
+/// starts with `prefix`, typed.
+pub async fn list_owned<T: DeserializeOwned>(
+    service: &RestApiService,
+    caller: &Caller,
+    kind: &str,
+    prefix: &str,
+) -> RestResult<Vec<(String, T)>> {
+    let store = service.store.as_ref();
+    list_typed(store, &caller.account_id, &caller.region, kind, prefix).await
 }
 
 /// Every document of a kind in an account and region whose id starts with

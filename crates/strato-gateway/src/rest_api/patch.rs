@@ -33,6 +33,12 @@ pub enum PatchOp {
     Copy,
 }
 
+/// Segments as `&str`s, to match a path on slice patterns
+/// (`(PatchOp::Replace, ["variables", name])`).
+pub fn as_strs(segments: &[String]) -> Vec<&str> {
+    segments.iter().map(String::as_str).collect()
+}
+
 impl PatchOperation {
     pub fn kind(&self) -> RestResult<PatchOp> {
         match self.op.as_str() {

@@ -19,8 +19,8 @@ use super::error::{RestError, RestResult};
 use super::model::{
     AccessLogSettings, Deployment, DeploymentRecord, Stage, KIND_DEPLOYMENT, KIND_STAGE,
 };
-use super::patch::{PatchOp, PatchOperation, PatchRequest};
-use super::{list_typed, listing, new_id, now_epoch, page, PageQuery, RestApiService};
+use super::patch::{as_strs, PatchOp, PatchOperation, PatchRequest};
+use super::{list_owned, listing, new_id, now_epoch, page, PageQuery, RestApiService};
 use crate::extract::{Authenticated, RestJson};
 
 type Svc = State<Arc<RestApiService>>;
@@ -256,14 +256,8 @@ pub async fn get_deployments(
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
-    let all: Vec<(String, DeploymentRecord)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_DEPLOYMENT,
-        &format!("{api_id}/"),
-    )
-    .await?;
+    let all: Vec<(String, DeploymentRecord)> =
+        list_owned(&service, &caller, KIND_DEPLOYMENT, &format!("{api_id}/")).await?;
     let items: Vec<(String, Deployment)> = all
         .into_iter()
         .map(|(_, r)| (r.deployment.id.clone(), r.deployment))
@@ -285,14 +279,8 @@ pub async fn delete_deployment(
     if !deployment_exists(&service, &caller, &api_id, &deployment_id).await? {
         return Err(deployment_not_found());
     }
-    let stages: Vec<(String, Stage)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_STAGE,
-        &format!("{api_id}/"),
-    )
-    .await?;
+    let stages: Vec<(String, Stage)> =
+        list_owned(&service, &caller, KIND_STAGE, &format!("{api_id}/")).await?;
     if stages.iter().any(|(_, s)| s.deployment_id == deployment_id) {
         return Err(RestError::bad_request(
             "Active stages pointing to this deployment must be moved or deleted",
@@ -387,14 +375,8 @@ pub async fn get_stages(
     Query(query): Query<GetStagesQuery>,
 ) -> RestResult<Response> {
     load_api(&service, &caller, &api_id).await?;
-    let stages: Vec<(String, Stage)> = list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_STAGE,
-        &format!("{api_id}/"),
-    )
-    .await?;
+    let stages: Vec<(String, Stage)> =
+        list_owned(&service, &caller, KIND_STAGE, &format!("{api_id}/")).await?;
     let items = stages
         .iter()
         .filter(|(_, s)| {
@@ -415,7 +397,7 @@ pub async fn get_stages(
 fn apply_stage_patch(stage: &mut Stage, op: &PatchOperation) -> RestResult<()> {
     let kind = op.kind()?;
     let segments = op.segments();
-    let simple: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let simple = as_strs(&segments);
     match (kind, simple.as_slice()) {
         (PatchOp::Replace, ["description"]) => stage.description = op.value.clone(),
         (PatchOp::Replace, ["deploymentId"]) => stage.deployment_id = op.value()?.to_string(),

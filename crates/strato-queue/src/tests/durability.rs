@@ -4,28 +4,18 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{bodies, fifo, in_group, message, open, Fixture, MINUTE};
+use super::{bodies, drain, in_group, message, open, Fixture};
 use crate::{Durability, NewMessage, QueueEngine, QueueError, QueueOptions, SqliteQueueEngine};
 
 #[tokio::test]
 async fn dedup_ids_survive_a_restart() {
-    let f = Fixture::new().await;
-    f.engine.create_queue("f.fifo", fifo(true)).await.unwrap();
-    let first = f
-        .engine
-        .send("f.fifo", vec![in_group("x", "g")])
-        .await
-        .unwrap();
+    let f = Fixture::with_fifo(true).await;
+    let first = f.send("f.fifo", vec![in_group("x", "g")]).await;
     let f = f.reopen().await;
-    let again = f
-        .engine
-        .send("f.fifo", vec![in_group("x", "g")])
-        .await
-        .unwrap();
+    let again = f.send("f.fifo", vec![in_group("x", "g")]).await;
     assert!(again[0].duplicate);
     assert_eq!(again[0].message_id, first[0].message_id);
 }
@@ -33,41 +23,28 @@ async fn dedup_ids_survive_a_restart() {
 #[tokio::test]
 async fn reopening_restores_messages_leases_and_receipts() {
     let f = Fixture::new().await;
-    f.engine
-        .send("q", vec![message("a"), message("b")])
-        .await
-        .unwrap();
-    let leased = f
-        .engine
-        .receive("q", 1, MINUTE, Duration::ZERO)
-        .await
-        .unwrap();
+    f.send("q", vec![message("a"), message("b")]).await;
+    let leased = f.receive_now("q", 1).await;
     let f = f.reopen().await;
     let counts = f.engine.counts("q").unwrap();
     assert_eq!((counts.visible, counts.in_flight), (1, 1));
-    let other = f
-        .engine
-        .receive("q", 10, MINUTE, Duration::ZERO)
-        .await
-        .unwrap();
+    let other = f.receive_now("q", 10).await;
     assert_eq!(other.len(), 1);
     assert_ne!(other[0].message_id, leased[0].message_id);
     let deleted = f
-        .engine
         .delete("q", std::slice::from_ref(&leased[0].receipt_handle))
-        .await
-        .unwrap();
+        .await;
     assert!(matches!(deleted[..], [Ok(())]));
     assert_eq!(f.engine.counts("q").unwrap().in_flight, 1);
     // New messages get new keys: a key is never handed out twice.
-    let sent = f.engine.send("q", vec![message("c")]).await.unwrap();
+    let sent = f.send("q", vec![message("c")]).await;
     assert_ne!(sent[0].message_id, leased[0].message_id);
 }
 
 #[tokio::test]
 async fn a_full_disk_fails_the_send_and_changes_nothing() {
     let f = Fixture::new().await;
-    f.engine.send("q", vec![message("kept")]).await.unwrap();
+    f.send("q", vec![message("kept")]).await;
     let before = f.engine.counts("q").unwrap();
     // Cap the database at its current size: the next page it needs fails
     // with SQLITE_FULL, as on a full disk.
@@ -85,17 +62,13 @@ async fn a_full_disk_fails_the_send_and_changes_nothing() {
     let full = f.engine.send("q", vec![message("small"), big]).await;
     assert!(matches!(full, Err(QueueError::StorageFull)), "{full:?}");
     assert_eq!(f.engine.counts("q").unwrap(), before);
-    let received = f
-        .engine
-        .receive("q", 10, MINUTE, Duration::ZERO)
-        .await
-        .unwrap();
+    let received = f.receive_now("q", 10).await;
     assert_eq!(bodies(&received), vec![b"kept"]);
     f.engine
         .exec(|conn| conn.query_row("PRAGMA max_page_count = 1000000000", [], |_| Ok(())))
         .await
         .unwrap();
-    f.engine.send("q", vec![message("after")]).await.unwrap();
+    f.send("q", vec![message("after")]).await;
     let f = f.reopen().await;
     let counts = f.engine.counts("q").unwrap();
     assert_eq!((counts.visible, counts.in_flight), (1, 1));
@@ -104,7 +77,7 @@ async fn a_full_disk_fails_the_send_and_changes_nothing() {
 #[tokio::test]
 async fn a_closed_engine_refuses_work() {
     let f = Fixture::new().await;
-    f.engine.send("q", vec![message("m")]).await.unwrap();
+    f.send("q", vec![message("m")]).await;
     f.engine.close().await;
     assert!(matches!(
         f.engine.send("q", vec![message("m")]).await,
@@ -165,17 +138,7 @@ async fn acknowledged_sends_survive_kill_9() {
     assert!(acknowledged.len() >= ACKS_BEFORE_KILL);
 
     let engine = open(dir.path());
-    let mut stored = HashSet::new();
-    loop {
-        let received = engine
-            .receive("q", 100, MINUTE, Duration::ZERO)
-            .await
-            .unwrap();
-        if received.is_empty() {
-            break;
-        }
-        stored.extend(received.into_iter().map(|m| m.message_id));
-    }
+    let stored: HashSet<String> = drain(&engine, 100).await.into_iter().collect();
     let lost: Vec<_> = acknowledged
         .iter()
         .filter(|id| !stored.contains(*id))

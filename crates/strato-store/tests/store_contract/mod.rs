@@ -225,6 +225,40 @@ async fn with_accounts(store: &dyn Store, ids: &[&str]) {
     }
 }
 
+/// Inserts [`function`]`(account, region, name, code_size)`.
+async fn insert(store: &dyn Store, account: &str, region: &str, name: &str, code_size: u64) {
+    let record = function(account, region, name, code_size);
+    store
+        .insert_function(&record)
+        .await
+        .expect("insert function");
+}
+
+/// The stored function, if any.
+async fn stored(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    name: &str,
+) -> Option<FunctionRecord> {
+    store
+        .get_function(account, region, name)
+        .await
+        .expect("get function")
+}
+
+/// The names `list_functions` answers, in its order.
+async fn listed(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    marker: Option<&str>,
+    limit: usize,
+) -> Vec<String> {
+    let page = store.list_functions(account, region, marker, limit).await;
+    names(&page.expect("list functions"))
+}
+
 fn names(records: &[FunctionRecord]) -> Vec<String> {
     records.iter().map(|r| r.name().to_string()).collect()
 }
@@ -299,10 +333,7 @@ pub async fn deleting_an_account_deletes_what_it_owns(store: Arc<dyn Store>) {
             .put_access_key(&access_key(&format!("AKIA{owner}"), "secret", owner))
             .await
             .expect("put key");
-        store
-            .insert_function(&function(owner, REGION, "fn", 10))
-            .await
-            .expect("insert function");
+        insert(store.as_ref(), owner, REGION, "fn", 10).await;
         store
             .insert_document(
                 &doc_key(owner, REGION, KIND, "doc"),
@@ -325,13 +356,7 @@ pub async fn deleting_an_account_deletes_what_it_owns(store: Arc<dyn Store>) {
             OTHER_ACCOUNT
         )]
     );
-    assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "fn")
-            .await
-            .expect("get"),
-        None
-    );
+    assert_eq!(stored(store.as_ref(), ACCOUNT, REGION, "fn").await, None);
     assert_eq!(
         store.function_usage(ACCOUNT, REGION).await.expect("usage"),
         (0, 0)
@@ -386,10 +411,7 @@ pub async fn functions_round_trip(store: Arc<dyn Store>) {
     let record = function(ACCOUNT, REGION, "round-trip", 100);
     store.insert_function(&record).await.expect("insert");
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "round-trip")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "round-trip").await,
         Some(record.clone())
     );
 
@@ -400,20 +422,14 @@ pub async fn functions_round_trip(store: Arc<dyn Store>) {
         Err(StoreError::AlreadyExists)
     ));
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "round-trip")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "round-trip").await,
         Some(record),
         "a refused insert leaves the function as it was"
     );
 
     for (account, region) in [(ACCOUNT, OTHER_REGION), (OTHER_ACCOUNT, REGION)] {
         assert_eq!(
-            store
-                .get_function(account, region, "round-trip")
-                .await
-                .expect("get"),
+            stored(store.as_ref(), account, region, "round-trip").await,
             None
         );
         let namesake = function(account, region, "round-trip", 7);
@@ -422,18 +438,12 @@ pub async fn functions_round_trip(store: Arc<dyn Store>) {
             .await
             .expect("the same name elsewhere is another function");
         assert_eq!(
-            store
-                .get_function(account, region, "round-trip")
-                .await
-                .expect("get"),
+            stored(store.as_ref(), account, region, "round-trip").await,
             Some(namesake)
         );
     }
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "missing")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "missing").await,
         None
     );
 }
@@ -442,19 +452,10 @@ pub async fn functions_list_in_name_order_and_page_after_a_marker(store: Arc<dyn
     with_accounts(store.as_ref(), &[ACCOUNT, OTHER_ACCOUNT]).await;
     let inserted = ["fn_a", "fn-b", "Fn-c", "fn1", "fn-a-1", "fn-a", "FN"];
     for name in inserted {
-        store
-            .insert_function(&function(ACCOUNT, REGION, name, 1))
-            .await
-            .expect("insert");
+        insert(store.as_ref(), ACCOUNT, REGION, name, 1).await;
     }
-    store
-        .insert_function(&function(ACCOUNT, OTHER_REGION, "elsewhere", 1))
-        .await
-        .expect("insert in another region");
-    store
-        .insert_function(&function(OTHER_ACCOUNT, REGION, "theirs", 1))
-        .await
-        .expect("insert in another account");
+    insert(store.as_ref(), ACCOUNT, OTHER_REGION, "elsewhere", 1).await;
+    insert(store.as_ref(), OTHER_ACCOUNT, REGION, "theirs", 1).await;
 
     let mut in_order: Vec<String> = inserted.iter().map(|n| n.to_string()).collect();
     in_order.sort();
@@ -464,11 +465,10 @@ pub async fn functions_list_in_name_order_and_page_after_a_marker(store: Arc<dyn
         "byte order"
     );
 
-    let all = store
-        .list_functions(ACCOUNT, REGION, None, usize::MAX)
-        .await
-        .expect("list");
-    assert_eq!(names(&all), in_order);
+    assert_eq!(
+        listed(store.as_ref(), ACCOUNT, REGION, None, usize::MAX).await,
+        in_order
+    );
 
     let after = store
         .list_functions(ACCOUNT, REGION, Some("fn-a"), 2)
@@ -501,21 +501,11 @@ pub async fn functions_list_in_name_order_and_page_after_a_marker(store: Arc<dyn
     assert_eq!(paged, in_order, "paging visits every function once");
 
     assert_eq!(
-        names(
-            &store
-                .list_functions(OTHER_ACCOUNT, REGION, None, 10)
-                .await
-                .expect("list")
-        ),
+        listed(store.as_ref(), OTHER_ACCOUNT, REGION, None, 10).await,
         ["theirs"]
     );
     assert_eq!(
-        names(
-            &store
-                .list_functions(ACCOUNT, OTHER_REGION, None, 10)
-                .await
-                .expect("list")
-        ),
+        listed(store.as_ref(), ACCOUNT, OTHER_REGION, None, 10).await,
         ["elsewhere"]
     );
 }
@@ -545,10 +535,7 @@ pub async fn update_function_applies_the_mutation_to_the_stored_record(store: Ar
     expected.reserved_concurrency = Some(3);
     assert_eq!(updated, expected, "the update returns what it stored");
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "mutable")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "mutable").await,
         Some(expected.clone())
     );
 
@@ -566,10 +553,7 @@ pub async fn update_function_applies_the_mutation_to_the_stored_record(store: Ar
             .await,
     );
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "mutable")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "mutable").await,
         Some(expected),
         "a refused mutation stores nothing"
     );
@@ -584,10 +568,7 @@ pub async fn update_function_applies_the_mutation_to_the_stored_record(store: Ar
 
 pub async fn update_function_loses_no_concurrent_update(store: Arc<dyn Store>) {
     with_accounts(store.as_ref(), &[ACCOUNT]).await;
-    store
-        .insert_function(&function(ACCOUNT, REGION, "counted", 1))
-        .await
-        .expect("insert");
+    insert(store.as_ref(), ACCOUNT, REGION, "counted", 1).await;
     // `last_version` serves as the counter: any field the mutation reads
     // and writes back would do.
     let writers: Vec<_> = (0..CONCURRENT_WRITERS)
@@ -620,10 +601,8 @@ pub async fn update_function_loses_no_concurrent_update(store: Arc<dyn Store>) {
         (1..=CONCURRENT_WRITERS).collect::<Vec<_>>(),
         "each mutation ran on the value the previous one committed"
     );
-    let stored = store
-        .get_function(ACCOUNT, REGION, "counted")
+    let stored = stored(store.as_ref(), ACCOUNT, REGION, "counted")
         .await
-        .expect("get")
         .expect("still there");
     assert_eq!(
         stored.last_version, CONCURRENT_WRITERS,
@@ -653,26 +632,15 @@ pub async fn delete_function_returns_what_it_deleted(store: Arc<dyn Store>) {
         None
     );
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "doomed")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "doomed").await,
         None
     );
     assert_eq!(
-        names(
-            &store
-                .list_functions(ACCOUNT, REGION, None, 10)
-                .await
-                .expect("list")
-        ),
+        listed(store.as_ref(), ACCOUNT, REGION, None, 10).await,
         ["kept"]
     );
     assert_eq!(
-        store
-            .get_function(ACCOUNT, REGION, "kept")
-            .await
-            .expect("get"),
+        stored(store.as_ref(), ACCOUNT, REGION, "kept").await,
         Some(kept)
     );
 }
@@ -686,10 +654,7 @@ pub async fn list_all_functions_spans_accounts_and_regions(store: Arc<dyn Store>
         (OTHER_ACCOUNT, REGION, "a"),
     ];
     for (account, region, name) in placed {
-        store
-            .insert_function(&function(account, region, name, 1))
-            .await
-            .expect("insert");
+        insert(store.as_ref(), account, region, name, 1).await;
     }
     let mut listed: Vec<(String, String, String)> = store
         .list_all_functions()
@@ -713,22 +678,10 @@ pub async fn function_usage_counts_functions_and_code_bytes(store: Arc<dyn Store
         store.function_usage(ACCOUNT, REGION).await.expect("usage"),
         (0, 0)
     );
-    store
-        .insert_function(&function(ACCOUNT, REGION, "small", 100))
-        .await
-        .expect("insert");
-    store
-        .insert_function(&function(ACCOUNT, REGION, "large", 5_000_000_000))
-        .await
-        .expect("insert");
-    store
-        .insert_function(&function(ACCOUNT, OTHER_REGION, "elsewhere", 7))
-        .await
-        .expect("insert");
-    store
-        .insert_function(&function(OTHER_ACCOUNT, REGION, "theirs", 9))
-        .await
-        .expect("insert");
+    insert(store.as_ref(), ACCOUNT, REGION, "small", 100).await;
+    insert(store.as_ref(), ACCOUNT, REGION, "large", 5_000_000_000).await;
+    insert(store.as_ref(), ACCOUNT, OTHER_REGION, "elsewhere", 7).await;
+    insert(store.as_ref(), OTHER_ACCOUNT, REGION, "theirs", 9).await;
     assert_eq!(
         store.function_usage(ACCOUNT, REGION).await.expect("usage"),
         (2, 5_000_000_100),

@@ -109,6 +109,15 @@ pub struct RawResponse {
     pub body: serde_json::Value,
 }
 
+impl RawResponse {
+    /// Asserts the status and the error type AWS names in `x-amzn-ErrorType`.
+    pub fn assert_error(&self, status: u16, error_type: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        let header = self.error_type_header.as_deref();
+        assert_eq!(header, Some(error_type), "{self:?}");
+    }
+}
+
 /// Sends a request signed with SigV4 (service `lambda`) by `aws-sigv4`,
 /// bypassing the SDK's serializer so any body can be sent.
 pub async fn signed_request(

@@ -5,6 +5,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_lambda::operation::create_function::builders::CreateFunctionFluentBuilder;
+use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+use aws_sdk_lambda::operation::publish_version::PublishVersionOutput;
+use aws_sdk_lambda::operation::update_function_code::builders::UpdateFunctionCodeFluentBuilder;
+use aws_sdk_lambda::operation::update_function_configuration::builders::UpdateFunctionConfigurationFluentBuilder;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
 use aws_sdk_lambda::Client;
@@ -132,4 +137,50 @@ pub async fn deploy(client: &Client, name: &str, spec: FunctionSpec) {
         .await
         .expect("create function");
     wait_active(client, name).await;
+}
+
+/// GetFunction of a function (or qualified ARN) that exists.
+pub async fn get_function(client: &Client, name: impl Into<String>) -> GetFunctionOutput {
+    let name = name.into();
+    let request = client.get_function().function_name(&name);
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetFunction {name}: {e:?}"))
+}
+
+/// GetFunctionConfiguration of a function (or qualified ARN) that exists.
+pub async fn get_configuration(
+    client: &Client,
+    name: impl Into<String>,
+) -> GetFunctionConfigurationOutput {
+    let name = name.into();
+    let request = client.get_function_configuration().function_name(&name);
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetFunctionConfiguration {name}: {e:?}"))
+}
+
+/// PublishVersion with no conditions; the new version's configuration.
+pub async fn publish_version(client: &Client, name: impl Into<String>) -> PublishVersionOutput {
+    let name = name.into();
+    let request = client.publish_version().function_name(&name);
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PublishVersion {name}: {e:?}"))
+}
+
+/// An UpdateFunctionConfiguration request for `name`, to add settings to.
+pub fn update_configuration(
+    client: &Client,
+    name: impl Into<String>,
+) -> UpdateFunctionConfigurationFluentBuilder {
+    client.update_function_configuration().function_name(name)
+}
+
+/// An UpdateFunctionCode request for `name`, to add the code to.
+pub fn update_code(client: &Client, name: impl Into<String>) -> UpdateFunctionCodeFluentBuilder {
+    client.update_function_code().function_name(name)
 }

@@ -195,6 +195,35 @@ pub fn assert_log_framing(inv: &Invocation, cold: bool) -> String {
     request_id.to_string()
 }
 
+// The test functions' conformance checks, one per runtime-independent
+// behaviour: each invokes the function's action and asserts the answer.
+
+/// `hello` answers `hello` cold (with an Init Duration) and warm, with
+/// Lambda's log framing both times.
+pub async fn assert_says_hello(client: &Client, name: &str, hello: &str) {
+    let cold = invoke(client, name, serde_json::json!({"action": "hello"})).await;
+    assert_eq!(cold.ok(), Value::from(hello));
+    assert_eq!(cold.executed_version.as_deref(), Some("$LATEST"));
+    assert_log_framing(&cold, true);
+    let warm = invoke(client, name, serde_json::json!({"action": "hello"})).await;
+    assert_eq!(warm.ok(), Value::from(hello));
+    assert_log_framing(&warm, false);
+}
+
+/// `add` computes its result from the event.
+pub async fn assert_adds(client: &Client, name: &str) {
+    let event = serde_json::json!({"action": "add", "a": 20, "b": 22});
+    let inv = invoke(client, name, event).await;
+    assert_eq!(inv.ok(), serde_json::json!({"sum": 42, "product": 440}));
+}
+
+/// `env` reports Lambda's reserved environment and `USER_VAR`.
+pub async fn assert_environment(client: &Client, name: &str, handler: &str) {
+    let event = serde_json::json!({"action": "env", "names": ENV_NAMES});
+    let inv = invoke(client, name, event).await;
+    assert_lambda_environment(&inv.ok(), name, handler);
+}
+
 /// Lambda's reserved environment, as every runtime must see it.
 pub fn assert_lambda_environment(env: &Value, name: &str, handler: &str) {
     let get = |k: &str| env[k].as_str().map(str::to_string);
@@ -282,6 +311,31 @@ pub fn assert_context(ctx: &Value, name: &str, log: &str, memory_mb: i32) {
         "remaining time within the 30 s timeout: {remaining}"
     );
 }
+
+/// JavaScript for a Node.js test function to join a [`Barrier`]:
+/// `await barrier(port)` connects to the port on the instance's gateway,
+/// sends the log stream name and resolves with the barrier's reply.
+pub const NODE_BARRIER_JS: &str = r#"
+const fs = require('fs');
+const net = require('net');
+
+function gateway() {
+  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
+    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
+  const hex = line[2];
+  return [6, 4, 2, 0].map((i) => parseInt(hex.substr(i, 2), 16)).join('.');
+}
+
+function barrier(port) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, gateway(), () =>
+      socket.write(process.env.AWS_LAMBDA_LOG_STREAM_NAME + '\n'));
+    let reply = '';
+    socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve(reply.trim()); } });
+    socket.on('error', reject);
+  });
+}
+"#;
 
 /// A rendezvous for concurrent invocations: each handler connects (through
 /// its instance's gateway) and sends its log stream name; when `parties`

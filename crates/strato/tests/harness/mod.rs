@@ -12,6 +12,54 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
+/// The tests every runtime's test function passes, whatever its language:
+/// hello with Lambda's log framing, the reserved environment, a warm
+/// instance keeping its globals, concurrent invocations on distinct
+/// instances. Expands, in a test module, to one `#[tokio::test]` each;
+/// `$deploy(&TestServer, &str)` deploys the module's function under a name,
+/// `$prefix` starts the names, `$hello` is what `hello` answers and
+/// `$handler` the function's handler.
+#[macro_export]
+macro_rules! runtime_conformance_tests {
+    ($prefix:ident, $deploy:ident, $hello:literal, $handler:literal) => {
+        #[tokio::test]
+        async fn says_hello_with_lambda_log_framing() {
+            let engine = TestServer::start_own_runtimes().await;
+            let name = unique_name(concat!(stringify!($prefix), "-hello"));
+            $deploy(&engine, &name).await;
+            assert_says_hello(&engine.client, &name, $hello).await;
+            engine.stop().await;
+        }
+
+        #[tokio::test]
+        async fn environment_has_lambda_and_user_variables() {
+            let engine = TestServer::start_own_runtimes().await;
+            let name = unique_name(concat!(stringify!($prefix), "-env"));
+            $deploy(&engine, &name).await;
+            assert_environment(&engine.client, &name, $handler).await;
+            engine.stop().await;
+        }
+
+        #[tokio::test]
+        async fn warm_instance_keeps_its_globals() {
+            let engine = TestServer::start_own_runtimes().await;
+            let name = unique_name(concat!(stringify!($prefix), "-warm"));
+            $deploy(&engine, &name).await;
+            assert_warm_reuse(&engine.client, &name).await;
+            engine.stop().await;
+        }
+
+        #[tokio::test]
+        async fn concurrent_invocations_run_on_distinct_instances() {
+            let engine = TestServer::start_own_runtimes().await;
+            let name = unique_name(concat!(stringify!($prefix), "-conc"));
+            $deploy(&engine, &name).await;
+            assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 3).await;
+            engine.stop().await;
+        }
+    };
+}
+
 pub mod clients;
 pub mod fixtures;
 pub mod functions;

@@ -7,7 +7,7 @@ use aws_sdk_lambda::Client;
 use strato::server::{self, RunningServer, ServerConfig};
 use tempfile::TempDir;
 
-use super::clients::{client, sdk_config};
+use super::clients::{client, sdk_config, signed_request, RawResponse};
 use super::{ACCOUNT, REGION};
 
 /// Where a test server keeps its runtime components (bootstraps, Node.js
@@ -97,6 +97,13 @@ impl TestServer {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr())
+    }
+
+    /// A raw request signed with the local account's key (`test`), for
+    /// what the SDK cannot send.
+    pub async fn raw(&self, method: &str, path_and_query: &str, body: &[u8]) -> RawResponse {
+        let endpoint = self.endpoint();
+        signed_request(&endpoint, method, path_and_query, body, "test", "test").await
     }
 
     /// SDK settings for the local account at this server, for the clients

@@ -6,9 +6,10 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::types::{LastUpdateStatus, State};
 use aws_sdk_lambda::Client;
+
+use super::functions::get_configuration;
 
 /// How long [`wait_active`] and [`wait_update_settled`] poll before they
 /// give up: a hang guard, not a performance expectation.
@@ -39,7 +40,7 @@ where
 /// than Pending on the way fails the test.
 pub async fn wait_active(client: &Client, name: &str) {
     let active = poll(SETTLE_DEADLINE, || async {
-        let config = configuration(client, name).await;
+        let config = get_configuration(client, name).await;
         match config.state() {
             Some(State::Active) => Some(()),
             Some(State::Pending) => None,
@@ -53,7 +54,7 @@ pub async fn wait_active(client: &Client, name: &str) {
 /// Polls until `LastUpdateStatus` is no longer InProgress and returns it.
 pub async fn wait_update_settled(client: &Client, name: &str) -> LastUpdateStatus {
     poll(SETTLE_DEADLINE, || async {
-        let config = configuration(client, name).await;
+        let config = get_configuration(client, name).await;
         match config.last_update_status() {
             Some(LastUpdateStatus::InProgress) => None,
             Some(status) => Some(status.clone()),
@@ -62,13 +63,4 @@ pub async fn wait_update_settled(client: &Client, name: &str) -> LastUpdateStatu
     })
     .await
     .unwrap_or_else(|| panic!("{name} update never settled"))
-}
-
-async fn configuration(client: &Client, name: &str) -> GetFunctionConfigurationOutput {
-    client
-        .get_function_configuration()
-        .function_name(name)
-        .send()
-        .await
-        .expect("get configuration")
 }

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
-    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteAuthorization,
-    RouteSettings, Stage, HTTP_API_KIND,
+    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteSettings,
+    Stage, HTTP_API_KIND,
 };
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -143,16 +143,9 @@ pub async fn create_api(
         let route_key = input.route_key.unwrap_or_else(|| "$default".into());
         check_route_key(&route_key)?;
         let route = Route {
-            route_id: new_id(7),
-            route_key,
-            api_key_required: false,
-            authorization_scopes: Vec::new(),
-            authorization_type: RouteAuthorization::None,
-            authorizer_id: None,
-            operation_name: None,
-            request_parameters: BTreeMap::new(),
             target: Some(format!("integrations/{}", integration.integration_id)),
             api_gateway_managed: true,
+            ..Route::new(new_id(7), route_key)
         };
         api.integrations
             .insert(integration.integration_id.clone(), integration);

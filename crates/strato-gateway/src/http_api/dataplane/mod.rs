@@ -240,16 +240,7 @@ pub async fn handle(
     let (mut answer, route_key) = serve(svc, &mut exchange).await;
     let preflight = crate::cors::is_preflight(&exchange.method, &exchange.headers);
     if let Some(cors) = stage.cors.as_ref().filter(|_| !preflight) {
-        let mut extra = HeaderMap::new();
-        crate::cors::decorate(cors, &exchange.headers, &mut extra);
-        if !extra.is_empty() {
-            answer
-                .headers
-                .retain(|(name, _)| !name.as_str().starts_with("access-control-"));
-            answer
-                .headers
-                .extend(extra.iter().map(|(n, v)| (n.clone(), v.clone())));
-        }
+        crate::cors::decorate_answer(cors, &exchange.headers, &mut answer.headers);
     }
     let latency = started.elapsed();
     let status = answer.status.as_u16();

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::methods::{check_http_method, check_status_code, method_of, read_method};
-use super::{integration_not_found, json_answer, load_api, mutate_api, response_not_found, Svc};
+use super::methods::{check_http_method, check_status_code, mutate_method, read_method};
+use super::{integration_not_found, json_answer, load_api, response_not_found, Svc};
 use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
-use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType};
-use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType, Method};
+use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,6 +39,14 @@ pub struct PutIntegrationRequest {
 /// AWS's bounds on `timeoutInMillis`.
 const MIN_TIMEOUT_MS: u64 = 50;
 const MAX_TIMEOUT_MS: u64 = 29_000;
+
+/// The method's integration, which must exist.
+fn integration_of(method: &mut Method) -> RestResult<&mut Integration> {
+    method
+        .method_integration
+        .as_mut()
+        .ok_or_else(integration_not_found)
+}
 
 fn check_integration(integration: &Integration) -> RestResult<()> {
     let kind = integration.integration_type;
@@ -116,11 +124,17 @@ pub async fn put_integration(
     };
     check_integration(&integration)?;
     let answer = integration.clone();
-    mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        method.method_integration = Some(integration);
-        Ok(())
-    })
+    mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            method.method_integration = Some(integration);
+            Ok(())
+        },
+    )
     .await?;
     json_answer(StatusCode::CREATED, &answer)
 }
@@ -146,59 +160,54 @@ pub async fn update_integration(
     RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
-    let integration = mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        let integration = method
-            .method_integration
-            .as_mut()
-            .ok_or_else(integration_not_found)?;
-        for op in &request.patch_operations {
-            let kind = op.kind()?;
-            let segments = op.segments();
-            match (
-                kind,
-                segments
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ) {
-                (PatchOp::Replace, ["uri"]) => integration.uri = Some(op.value()?.to_string()),
-                (PatchOp::Replace, ["httpMethod"]) => {
-                    integration.http_method = Some(check_http_method(op.value()?)?)
+    let integration = mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            let integration = integration_of(method)?;
+            for op in &request.patch_operations {
+                let segments = op.segments();
+                match (op.kind()?, as_strs(&segments).as_slice()) {
+                    (PatchOp::Replace, ["uri"]) => integration.uri = Some(op.value()?.to_string()),
+                    (PatchOp::Replace, ["httpMethod"]) => {
+                        integration.http_method = Some(check_http_method(op.value()?)?)
+                    }
+                    (PatchOp::Replace, ["timeoutInMillis"]) => {
+                        integration.timeout_in_millis =
+                            u64::try_from(op.int_value()?).map_err(|_| op.unsupported())?;
+                    }
+                    (PatchOp::Replace, ["passthroughBehavior"]) => {
+                        integration.passthrough_behavior = op.value.clone()
+                    }
+                    (PatchOp::Replace, ["contentHandling"]) => {
+                        integration.content_handling = op.value.clone()
+                    }
+                    (PatchOp::Add | PatchOp::Replace, ["requestParameters", name]) => {
+                        integration
+                            .request_parameters
+                            .insert(name.to_string(), op.value()?.to_string());
+                    }
+                    (PatchOp::Remove, ["requestParameters", name]) => {
+                        integration.request_parameters.remove(*name);
+                    }
+                    (PatchOp::Add | PatchOp::Replace, ["requestTemplates", content_type]) => {
+                        integration
+                            .request_templates
+                            .insert(content_type.to_string(), op.value()?.to_string());
+                    }
+                    (PatchOp::Remove, ["requestTemplates", content_type]) => {
+                        integration.request_templates.remove(*content_type);
+                    }
+                    _ => return Err(op.unsupported()),
                 }
-                (PatchOp::Replace, ["timeoutInMillis"]) => {
-                    integration.timeout_in_millis =
-                        u64::try_from(op.int_value()?).map_err(|_| op.unsupported())?;
-                }
-                (PatchOp::Replace, ["passthroughBehavior"]) => {
-                    integration.passthrough_behavior = op.value.clone()
-                }
-                (PatchOp::Replace, ["contentHandling"]) => {
-                    integration.content_handling = op.value.clone()
-                }
-                (PatchOp::Add | PatchOp::Replace, ["requestParameters", name]) => {
-                    integration
-                        .request_parameters
-                        .insert(name.to_string(), op.value()?.to_string());
-                }
-                (PatchOp::Remove, ["requestParameters", name]) => {
-                    integration.request_parameters.remove(*name);
-                }
-                (PatchOp::Add | PatchOp::Replace, ["requestTemplates", content_type]) => {
-                    integration
-                        .request_templates
-                        .insert(content_type.to_string(), op.value()?.to_string());
-                }
-                (PatchOp::Remove, ["requestTemplates", content_type]) => {
-                    integration.request_templates.remove(*content_type);
-                }
-                _ => return Err(op.unsupported()),
             }
-        }
-        check_integration(integration)?;
-        Ok(integration.clone())
-    })
+            check_integration(integration)?;
+            Ok(integration.clone())
+        },
+    )
     .await?;
     json_answer(StatusCode::OK, &integration)
 }
@@ -209,14 +218,20 @@ pub async fn delete_integration(
     Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
-    mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        method
-            .method_integration
-            .take()
-            .ok_or_else(integration_not_found)?;
-        Ok(())
-    })
+    mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            method
+                .method_integration
+                .take()
+                .ok_or_else(integration_not_found)?;
+            Ok(())
+        },
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -250,17 +265,20 @@ pub async fn put_integration_response(
         content_handling: request.content_handling,
     };
     let answer = response.clone();
-    mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        let integration = method
-            .method_integration
-            .as_mut()
-            .ok_or_else(integration_not_found)?;
-        integration
-            .integration_responses
-            .insert(status_code, response);
-        Ok(())
-    })
+    mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            let integration = integration_of(method)?;
+            integration
+                .integration_responses
+                .insert(status_code, response);
+            Ok(())
+        },
+    )
     .await?;
     json_answer(StatusCode::CREATED, &answer)
 }
@@ -288,17 +306,20 @@ pub async fn delete_integration_response(
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
-    mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        method
-            .method_integration
-            .as_mut()
-            .ok_or_else(integration_not_found)?
-            .integration_responses
-            .remove(&status_code)
-            .ok_or_else(response_not_found)?;
-        Ok(())
-    })
+    mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            integration_of(method)?
+                .integration_responses
+                .remove(&status_code)
+                .ok_or_else(response_not_found)?;
+            Ok(())
+        },
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

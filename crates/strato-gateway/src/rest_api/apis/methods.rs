@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use strato_model::Caller;
 
 use super::{
     json_answer, load_api, method_not_found, mutate_api, resource_not_found, response_not_found,
@@ -14,7 +15,8 @@ use super::{
 use crate::extract::{Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{AuthorizationType, Method, MethodResponse, RestApiRecord};
-use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
+use crate::rest_api::RestApiService;
 
 const HTTP_METHODS: [&str; 8] = [
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
@@ -49,7 +51,7 @@ pub struct PutMethodRequest {
     authorization_scopes: Vec<String>,
 }
 
-pub(super) fn method_of<'a>(
+fn method_of<'a>(
     record: &'a mut RestApiRecord,
     resource_id: &str,
     http_method: &str,
@@ -61,6 +63,26 @@ pub(super) fn method_of<'a>(
         .resource_methods
         .get_mut(http_method)
         .ok_or_else(method_not_found)
+}
+
+/// Applies `change` to one method of the stored API atomically and
+/// returns what it returned.
+pub(super) async fn mutate_method<R, F>(
+    service: &RestApiService,
+    caller: &Caller,
+    api_id: &str,
+    resource_id: String,
+    http_method: String,
+    change: F,
+) -> RestResult<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut Method) -> RestResult<R> + Send + 'static,
+{
+    mutate_api(service, caller, api_id, move |record| {
+        change(method_of(record, &resource_id, &http_method)?)
+    })
+    .await
 }
 
 pub(super) fn read_method<'a>(
@@ -136,53 +158,53 @@ pub async fn update_method(
     RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
-    let method = mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        for op in &request.patch_operations {
-            let kind = op.kind()?;
-            let segments = op.segments();
-            match (
-                kind,
-                segments
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ) {
-                (PatchOp::Replace, ["apiKeyRequired"]) => {
-                    method.api_key_required = op.bool_value()?
+    let method = mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            for op in &request.patch_operations {
+                let segments = op.segments();
+                match (op.kind()?, as_strs(&segments).as_slice()) {
+                    (PatchOp::Replace, ["apiKeyRequired"]) => {
+                        method.api_key_required = op.bool_value()?
+                    }
+                    (PatchOp::Replace, ["authorizationType"]) => {
+                        method.authorization_type = AuthorizationType::from_wire(op.value()?)?;
+                    }
+                    (PatchOp::Replace, ["authorizerId"]) => method.authorizer_id = op.value.clone(),
+                    (PatchOp::Replace, ["operationName"]) => {
+                        method.operation_name = op.value.clone()
+                    }
+                    (PatchOp::Replace, ["requestValidatorId"]) => {
+                        method.request_validator_id = op.value.clone()
+                    }
+                    (PatchOp::Add | PatchOp::Replace, ["requestParameters", name]) => {
+                        let required = match op.value.as_deref() {
+                            None | Some("") => false,
+                            Some(_) => op.bool_value()?,
+                        };
+                        method.request_parameters.insert(name.to_string(), required);
+                    }
+                    (PatchOp::Remove, ["requestParameters", name]) => {
+                        method.request_parameters.remove(*name);
+                    }
+                    (PatchOp::Add | PatchOp::Replace, ["requestModels", content_type]) => {
+                        method
+                            .request_models
+                            .insert(content_type.to_string(), op.value()?.to_string());
+                    }
+                    (PatchOp::Remove, ["requestModels", content_type]) => {
+                        method.request_models.remove(*content_type);
+                    }
+                    _ => return Err(op.unsupported()),
                 }
-                (PatchOp::Replace, ["authorizationType"]) => {
-                    method.authorization_type = AuthorizationType::from_wire(op.value()?)?;
-                }
-                (PatchOp::Replace, ["authorizerId"]) => method.authorizer_id = op.value.clone(),
-                (PatchOp::Replace, ["operationName"]) => method.operation_name = op.value.clone(),
-                (PatchOp::Replace, ["requestValidatorId"]) => {
-                    method.request_validator_id = op.value.clone()
-                }
-                (PatchOp::Add | PatchOp::Replace, ["requestParameters", name]) => {
-                    let required = match op.value.as_deref() {
-                        None | Some("") => false,
-                        Some(_) => op.bool_value()?,
-                    };
-                    method.request_parameters.insert(name.to_string(), required);
-                }
-                (PatchOp::Remove, ["requestParameters", name]) => {
-                    method.request_parameters.remove(*name);
-                }
-                (PatchOp::Add | PatchOp::Replace, ["requestModels", content_type]) => {
-                    method
-                        .request_models
-                        .insert(content_type.to_string(), op.value()?.to_string());
-                }
-                (PatchOp::Remove, ["requestModels", content_type]) => {
-                    method.request_models.remove(*content_type);
-                }
-                _ => return Err(op.unsupported()),
             }
-        }
-        Ok(method.clone())
-    })
+            Ok(method.clone())
+        },
+    )
     .await?;
     json_answer(StatusCode::OK, &method)
 }
@@ -246,11 +268,17 @@ pub async fn put_method_response(
         response_models: request.response_models,
     };
     let answer = response.clone();
-    mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        method.method_responses.insert(status_code, response);
-        Ok(())
-    })
+    mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            method.method_responses.insert(status_code, response);
+            Ok(())
+        },
+    )
     .await?;
     json_answer(StatusCode::CREATED, &answer)
 }
@@ -275,14 +303,20 @@ pub async fn delete_method_response(
     Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
 ) -> RestResult<Response> {
     let http_method = http_method.to_ascii_uppercase();
-    mutate_api(&service, &caller, &api_id, move |record| {
-        let method = method_of(record, &resource_id, &http_method)?;
-        method
-            .method_responses
-            .remove(&status_code)
-            .ok_or_else(response_not_found)?;
-        Ok(())
-    })
+    mutate_method(
+        &service,
+        &caller,
+        &api_id,
+        resource_id,
+        http_method,
+        move |method| {
+            method
+                .method_responses
+                .remove(&status_code)
+                .ok_or_else(response_not_found)?;
+            Ok(())
+        },
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -18,7 +18,7 @@ use crate::rest_api::model::{
     EndpointConfiguration, Resource, RestApi, RestApiRecord, KIND_DEPLOYMENT, KIND_REST_API,
     KIND_STAGE,
 };
-use crate::rest_api::patch::{PatchOp, PatchRequest};
+use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
 use crate::rest_api::{listing, new_id, now_epoch, page, PageQuery};
 
 #[derive(Deserialize)]
@@ -140,14 +140,8 @@ pub async fn get_rest_apis(
     Authenticated(caller): Authenticated,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
-    let all: Vec<(String, RestApiRecord)> = crate::rest_api::list_typed(
-        service.store.as_ref(),
-        &caller.account_id,
-        &caller.region,
-        KIND_REST_API,
-        "",
-    )
-    .await?;
+    let all: Vec<(String, RestApiRecord)> =
+        crate::rest_api::list_owned(&service, &caller, KIND_REST_API, "").await?;
     let items: Vec<(String, RestApi)> = all.into_iter().map(|(id, r)| (id, r.api)).collect();
     let (items, position) = page(&items, &query)?;
     let items = items
@@ -165,17 +159,9 @@ pub async fn update_rest_api(
 ) -> RestResult<Response> {
     let api = mutate_api(&service, &caller, &api_id, move |record| {
         for op in &request.patch_operations {
-            let kind = op.kind()?;
             let segments = op.segments();
             let api = &mut record.api;
-            match (
-                kind,
-                segments
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ) {
+            match (op.kind()?, as_strs(&segments).as_slice()) {
                 (PatchOp::Replace, ["name"]) => {
                     let name = op.value()?;
                     if name.trim().is_empty() {
@@ -239,14 +225,8 @@ pub async fn delete_rest_api(
     }
     let prefix = format!("{api_id}/");
     for kind in [KIND_STAGE, KIND_DEPLOYMENT] {
-        let documents: Vec<(String, Value)> = crate::rest_api::list_typed(
-            service.store.as_ref(),
-            &caller.account_id,
-            &caller.region,
-            kind,
-            &prefix,
-        )
-        .await?;
+        let documents: Vec<(String, Value)> =
+            crate::rest_api::list_owned(&service, &caller, kind, &prefix).await?;
         for (id, _) in documents {
             service
                 .store

@@ -26,15 +26,9 @@ use crate::rest_api::RestApiService;
 /// Whether `content_type` is one of the API's binary media types
 /// (`image/png`, `image/*`, `*/*`).
 fn is_binary(api: &LiveApi, content_type: Option<&str>) -> bool {
-    let Some(content_type) = content_type else {
+    let Some(essence) = proxy::media_type_essence(content_type) else {
         return false;
     };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     api.binary_media_types.iter().any(|t| {
         let t = t.to_ascii_lowercase();
         if t == "*/*" {

@@ -27,11 +27,16 @@ struct Lambda {
 #[async_trait::async_trait]
 impl ServiceEvents for Lambda {
     async fn invoke_event(&self, event: ServiceEvent) -> Result<String, ServiceEventError> {
+        self.authorize(&event).await?;
+        self.invoked.lock().unwrap().push(event);
+        Ok("request".into())
+    }
+
+    async fn authorize(&self, _event: &ServiceEvent) -> Result<(), ServiceEventError> {
         if self.deny {
             return Err(ServiceEventError::AccessDenied("no policy".into()));
         }
-        self.invoked.lock().unwrap().push(event);
-        Ok("request".into())
+        Ok(())
     }
 }
 

@@ -34,6 +34,10 @@ impl ServiceEvents for Functions {
         self.0.lock().unwrap().push(event);
         Ok("request".into())
     }
+
+    async fn authorize(&self, _event: &ServiceEvent) -> Result<(), ServiceEventError> {
+        Ok(())
+    }
 }
 
 struct Fixture {

@@ -193,11 +193,7 @@ pub trait ServiceEvents: Send + Sync + 'static {
     /// Whether `invoke_event` would admit this event (the function exists
     /// and its policy allows the principal and source), without queuing
     /// anything: S3 checks its destinations when they are configured.
-    /// Implementations that hold no policies admit everything.
-    async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError> {
-        let _ = event;
-        Ok(())
-    }
+    async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError>;
 }
 
 #[cfg(test)]

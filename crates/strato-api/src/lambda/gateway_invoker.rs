@@ -60,14 +60,6 @@ fn admitted(
     request: &GatewayInvocation,
 ) -> bool {
     let principal = match &request.principal {
-        // A role of the function's own account (EventBridge Scheduler
-        // invokes with its target's execution role): Strato's identities
-        // are their account's administrators, as for same-account callers.
-        InvokePrincipal::Service(name)
-            if name.starts_with(&format!("arn:aws:iam::{}:role/", record.account)) =>
-        {
-            return true
-        }
         InvokePrincipal::Service(name) => RequestPrincipal::Service(name),
         // Strato's access keys act as their account's administrator: the
         // identity policy of a same-account caller allows everything.
@@ -237,6 +229,20 @@ impl ServiceEvents for EngineInvoker {
     }
 }
 
+/// Who a service event's principal is to the resource policy: an AWS
+/// service (`sns.amazonaws.com`), or, when a service acts with a role
+/// (EventBridge Scheduler invokes as its target's `RoleArn`), the role's
+/// account, which is admitted as any caller of that account is.
+fn service_principal(principal: &str) -> InvokePrincipal {
+    match principal
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.split_once(":role/"))
+    {
+        Some((account, _role)) => InvokePrincipal::Account(account.to_string()),
+        None => InvokePrincipal::Service(principal.to_string()),
+    }
+}
+
 impl EngineInvoker {
     /// The function a service event names, if its policy admits the
     /// service: (account, region, reference).
@@ -264,7 +270,7 @@ impl EngineInvoker {
         );
         let request = GatewayInvocation {
             function_arn: event.function_arn.clone(),
-            principal: InvokePrincipal::Service(event.principal.clone()),
+            principal: service_principal(&event.principal),
             action: InvokeAction::InvokeFunction,
             source_arn: event.source_arn.clone(),
             source_account: event.source_account.clone(),

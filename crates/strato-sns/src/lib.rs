@@ -488,11 +488,11 @@ impl EventSink for SnsService {
         attributes: DeadLetterAttributes,
     ) -> Result<(), DeliveryError> {
         let text = String::from_utf8_lossy(&payload).into_owned();
-        let attributes = vec![
-            MessageAttribute::string("RequestID", &attributes.request_id),
-            MessageAttribute::string("ErrorCode", &attributes.error_code),
-            MessageAttribute::string("ErrorMessage", &attributes.error_message),
-        ];
+        let attributes = attributes
+            .attributes
+            .iter()
+            .map(|(name, value)| MessageAttribute::string(name, value))
+            .collect();
         self.publish_internal(account, region, target, text, None, attributes)
             .await
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strato_engine::async_invoke::{
     arn_service, DeadLetterAttributes, DeliveryError, EventSink, MessageGroup, ServiceEvent,
-    ServiceEventError,
+    ServiceEventError, ServiceOrigin,
 };
 use strato_queue::Received;
 
@@ -215,9 +215,22 @@ impl EventsService {
                             .deliver_grouped(&delivery.account, &delivery.region, arn, payload, group)
                             .await
                     }
-                    None => {
+                    // A schedule acts through its role; a rule as EventBridge,
+                    // which an SNS topic's policy must admit.
+                    None if delivery.source_arn.starts_with("arn:aws:scheduler:") => {
                         self.sinks
                             .deliver_record(&delivery.account, &delivery.region, arn, payload)
+                            .await
+                    }
+                    None => {
+                        let origin = ServiceOrigin {
+                            principal: &delivery.principal,
+                            source_arn: &delivery.source_arn,
+                            source_account: &delivery.account,
+                            source_owner: None,
+                        };
+                        self.sinks
+                            .deliver_as(&delivery.account, &delivery.region, arn, payload, origin)
                             .await
                     }
                 };
@@ -226,6 +239,7 @@ impl EventsService {
                     Failure {
                         code: match e {
                             DeliveryError::Failed { .. } => "SDK_CLIENT_ERROR",
+                            DeliveryError::Denied(_) => "NO_PERMISSIONS",
                             _ => "NO_RESOURCE",
                         }
                         .into(),

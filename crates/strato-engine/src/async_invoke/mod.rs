@@ -148,6 +148,26 @@ pub enum DeliveryError {
     Missing(String),
     #[error("delivery to {destination} failed: {reason}")]
     Failed { destination: String, reason: String },
+    /// The destination's own policy does not admit the delivering service
+    /// (an SNS topic policy without `events.amazonaws.com`).
+    #[error("{0}")]
+    Denied(String),
+}
+
+/// The AWS service a delivery is made for, when the destination's own
+/// resource policy decides whether to take it (an SNS topic's policy must
+/// allow `events.amazonaws.com` to publish, with the rule as `SourceArn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOrigin<'a> {
+    /// `events.amazonaws.com`, `s3.amazonaws.com`, ...
+    pub principal: &'a str,
+    /// The rule, bucket or alarm the delivery comes from (`aws:SourceArn`).
+    pub source_arn: &'a str,
+    /// The account that owns it (`aws:SourceAccount`).
+    pub source_account: &'a str,
+    /// `AWS:SourceOwner`, for services that act as the account (CloudWatch
+    /// alarms); `None` for those that act as themselves.
+    pub source_owner: Option<&'a str>,
 }
 
 /// Delivers invocation records and dead-lettered events to destinations
@@ -177,6 +197,21 @@ pub trait EventSink: Send + Sync + 'static {
     ) -> Result<(), DeliveryError> {
         let _ = subject;
         self.deliver_record(account, region, destination, message)
+            .await
+    }
+    /// A record a service delivers as itself ([`ServiceOrigin`]): a
+    /// destination with a resource policy (an SNS topic) takes it only when
+    /// that policy admits the service; others take it as a record.
+    async fn deliver_as(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        origin: ServiceOrigin<'_>,
+    ) -> Result<(), DeliveryError> {
+        let _ = origin;
+        self.deliver_record(account, region, destination, record)
             .await
     }
     /// A message for a FIFO queue in a message group (an EventBridge

@@ -1155,7 +1155,8 @@ def sc_concurrency_limit(ctx):
                       "and refuses the rest with 429 as well."]}
 
 
-COUNTER_JS = r"""
+# What every collecting handler starts with: how it finds the harness.
+COLLECTOR_GATEWAY_JS = r"""
 const fs = require('fs');
 const net = require('net');
 // The host end of the instance's veth pair (its default route): where the harness listens.
@@ -1164,6 +1165,9 @@ function gateway() {
     .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
   return [6, 4, 2, 0].map((i) => parseInt(line[2].substr(i, 2), 16)).join('.');
 }
+"""
+
+COUNTER_JS = COLLECTOR_GATEWAY_JS + r"""
 exports.handler = (event) => new Promise((resolve, reject) => {
   const socket = net.connect(Number(process.env.COLLECTOR_PORT), gateway(), () => socket.write(event.id + '\n'));
   let reply = '';
@@ -1561,15 +1565,7 @@ def sc_sns_fanout(ctx):
             "notes": notes}
 
 
-EVENTS_LATENCY_JS = r"""
-const fs = require('fs');
-const net = require('net');
-// The host end of the instance's veth pair (its default route): where the harness listens.
-function gateway() {
-  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
-    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
-  return [6, 4, 2, 0].map((i) => parseInt(line[2].substr(i, 2), 16)).join('.');
-}
+EVENTS_LATENCY_JS = COLLECTOR_GATEWAY_JS + r"""
 exports.handler = (event) => new Promise((resolve, reject) => {
   const line = `${event.id} ${event.sent} ${Date.now()}\nend\n`;
   const socket = net.connect(Number(process.env.COLLECTOR_PORT), gateway(), () => socket.write(line));
@@ -1781,15 +1777,7 @@ def sc_events_lambda(ctx):
             "notes": notes}
 
 
-SQS_LATENCY_JS = r"""
-const fs = require('fs');
-const net = require('net');
-// The host end of the instance's veth pair (its default route): where the harness listens.
-function gateway() {
-  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
-    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
-  return [6, 4, 2, 0].map((i) => parseInt(line[2].substr(i, 2), 16)).join('.');
-}
+SQS_LATENCY_JS = COLLECTOR_GATEWAY_JS + r"""
 exports.handler = (event) => new Promise((resolve, reject) => {
   const now = Date.now();
   const lines = event.Records.map((r) => `${r.messageId} ${r.attributes.SentTimestamp} ${now}\n`).join('');

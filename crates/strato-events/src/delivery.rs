@@ -212,7 +212,13 @@ impl EventsService {
                             dedup_id: delivery.dedup_id(),
                         };
                         self.sinks
-                            .deliver_grouped(&delivery.account, &delivery.region, arn, payload, group)
+                            .deliver_grouped(
+                                &delivery.account,
+                                &delivery.region,
+                                arn,
+                                payload,
+                                group,
+                            )
                             .await
                     }
                     // A schedule acts through its role; a rule as EventBridge,

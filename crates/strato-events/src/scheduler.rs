@@ -202,7 +202,9 @@ async fn put_schedule(
 
 /// `Mode` is `OFF` or `FLEXIBLE`; a flexible window is 1 to 1440 minutes.
 fn check_window(window: &serde_json::Value) -> Result<(), ServiceError> {
-    let minutes = window.get("MaximumWindowInMinutes").and_then(serde_json::Value::as_i64);
+    let minutes = window
+        .get("MaximumWindowInMinutes")
+        .and_then(serde_json::Value::as_i64);
     match window.get("Mode").and_then(serde_json::Value::as_str) {
         Some("OFF") => Ok(()),
         Some("FLEXIBLE") => match minutes {
@@ -305,20 +307,29 @@ async fn remove(events: &EventsService, record: &ScheduleRecord) -> Result<(), S
     Ok(())
 }
 
-fn paged(items: Vec<Doc>, input: &Doc) -> (Vec<Doc>, Option<String>) {
-    let start = text(input, "NextToken")
-        .and_then(|t| t.parse::<usize>().ok())
-        .unwrap_or(0);
-    let limit = input
-        .get("MaxResults")
-        .and_then(Doc::as_i64)
-        .and_then(|l| usize::try_from(l).ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(100);
+/// One page of a listing: `MaxResults` (1 to 100, 100 when absent) items
+/// from where `NextToken` (an offset) says.
+fn paged(items: Vec<Doc>, input: &Doc) -> Result<(Vec<Doc>, Option<String>), ServiceError> {
+    let start = match text(input, "NextToken") {
+        None => 0,
+        Some(token) => token
+            .parse::<usize>()
+            .map_err(|_| validation("The provided NextToken is not valid."))?,
+    };
+    let limit = match input.get("MaxResults").and_then(Doc::as_i64) {
+        None => 100,
+        Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
+        Some(n) => {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value {}",
+                if n < 1 { "greater than or equal to 1" } else { "less than or equal to 100" }
+            )))
+        }
+    };
     let total = items.len();
     let taken: Vec<Doc> = items.into_iter().skip(start).take(limit).collect();
     let next = (start + taken.len() < total).then(|| (start + taken.len()).to_string());
-    (taken, next)
+    Ok((taken, next))
 }
 
 fn list_schedules(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
@@ -349,7 +360,7 @@ fn list_schedules(events: &EventsService, caller: &Caller, input: &Doc) -> OpRes
                 .collect()
         })
         .unwrap_or_default();
-    let (items, next) = paged(items, input);
+    let (items, next) = paged(items, input)?;
     Ok(Doc::map()
         .with_opt("NextToken", next)
         .with("Schedules", Doc::List(items)))
@@ -432,7 +443,7 @@ fn list_groups(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult
         .filter(|(n, _)| n.starts_with(prefix))
         .map(|(n, created)| group_doc(caller, &n, created))
         .collect();
-    let (items, next) = paged(items, input);
+    let (items, next) = paged(items, input)?;
     Ok(Doc::map()
         .with_opt("NextToken", next)
         .with("ScheduleGroups", Doc::List(items)))

@@ -71,7 +71,10 @@ impl EventSink for Queues {
             });
         }
         let body = String::from_utf8(record.to_vec()).unwrap();
-        self.got.lock().unwrap().push((destination.to_string(), body));
+        self.got
+            .lock()
+            .unwrap()
+            .push((destination.to_string(), body));
         Ok(())
     }
 
@@ -99,7 +102,10 @@ impl EventSink for Queues {
     ) -> Result<(), DeliveryError> {
         let body = String::from_utf8(payload.to_vec()).unwrap();
         self.dead.lock().unwrap().push(attributes);
-        self.got.lock().unwrap().push((format!("dlq {target}"), body));
+        self.got
+            .lock()
+            .unwrap()
+            .push((format!("dlq {target}"), body));
         Ok(())
     }
 }
@@ -307,10 +313,7 @@ async fn a_refused_invocation_goes_to_the_dead_letter_queue() {
     .await;
     let tasks = service.start().await;
     call(&service, "PutEvents", order_event()).await;
-    eventually("the dead letter", || {
-        !harness.queues.got().is_empty()
-    })
-    .await;
+    eventually("the dead letter", || !harness.queues.got().is_empty()).await;
     let got = harness.queues.got();
     assert_eq!(got[0].0, format!("dlq {QUEUE}"));
     let event: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
@@ -321,7 +324,13 @@ async fn a_refused_invocation_goes_to_the_dead_letter_queue() {
     let names: Vec<&str> = dead[0].attributes.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["RULE_ARN", "TARGET_ARN", "ERROR_CODE", "ERROR_MESSAGE", "RETRY_ATTEMPTS"]
+        [
+            "RULE_ARN",
+            "TARGET_ARN",
+            "ERROR_CODE",
+            "ERROR_MESSAGE",
+            "RETRY_ATTEMPTS"
+        ]
     );
     assert_eq!(
         dead[0].get("RULE_ARN"),
@@ -369,10 +378,7 @@ async fn a_bus_target_routes_the_event_to_that_bus_rules() {
     .await;
     let tasks = service.start().await;
     call(&service, "PutEvents", order_event()).await;
-    eventually("the forwarded event", || {
-        !harness.queues.got().is_empty()
-    })
-    .await;
+    eventually("the forwarded event", || !harness.queues.got().is_empty()).await;
     let got = harness.queues.got();
     assert_eq!(got, vec![(QUEUE.to_string(), "{\"n\":1}".to_string())]);
     assert!(service.bus_exists("000000000000", "us-east-1", &bus_arn));
@@ -455,7 +461,10 @@ async fn a_fifo_queue_target_needs_and_gets_its_message_group() {
     let (label, body) = harness.queues.got()[0].clone();
     let event: serde_json::Value = serde_json::from_str(&body).unwrap();
     // Deduplicated by the event's id, so a retried delivery is not queued twice.
-    assert_eq!(label, format!("{fifo} orders {}", event["id"].as_str().unwrap()));
+    assert_eq!(
+        label,
+        format!("{fifo} orders {}", event["id"].as_str().unwrap())
+    );
     tasks.iter().for_each(tokio::task::JoinHandle::abort);
 }
 
@@ -477,12 +486,20 @@ async fn a_retried_create_schedule_answers_as_the_first_and_a_window_is_checked(
     let harness = Harness::new(dir.path(), false);
     let service = harness.open().await;
     let off = json!({"Mode": "OFF"});
-    let first = scheduler(&service, "CreateSchedule", schedule_input("t1", off.clone()))
-        .await
-        .unwrap();
-    let again = scheduler(&service, "CreateSchedule", schedule_input("t1", off.clone()))
-        .await
-        .unwrap();
+    let first = scheduler(
+        &service,
+        "CreateSchedule",
+        schedule_input("t1", off.clone()),
+    )
+    .await
+    .unwrap();
+    let again = scheduler(
+        &service,
+        "CreateSchedule",
+        schedule_input("t1", off.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.to_json(), again.to_json());
     let other = scheduler(&service, "CreateSchedule", schedule_input("t2", off))
         .await
@@ -493,6 +510,15 @@ async fn a_retried_create_schedule_answers_as_the_first_and_a_window_is_checked(
         .await
         .unwrap_err();
     assert_eq!(refused.code, "ValidationException");
+    let listed = scheduler(&service, "ListSchedules", json!({"MaxResults": 1}))
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(listed["Schedules"].as_array().unwrap().len(), 1);
+    let too_many = scheduler(&service, "ListSchedules", json!({"MaxResults": 101}))
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code, "ValidationException");
 }
 
 #[tokio::test]
@@ -524,7 +550,13 @@ async fn a_flexible_window_fires_at_a_moment_fixed_per_tick() {
         .collect();
     assert!(offsets.iter().all(|o| (0..10_000).contains(o)));
     // Spread over the window, and the same for the same tick after a restart.
-    assert!(offsets.iter().collect::<std::collections::BTreeSet<_>>().len() > 40);
+    assert!(
+        offsets
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 40
+    );
     drop(service);
     let service = harness.open().await;
     let again: Vec<i64> = ticks

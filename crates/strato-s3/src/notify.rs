@@ -425,4 +425,3 @@ mod tests {
         assert_eq!(rec["s3"]["configurationId"], "cfg");
     }
 }
-

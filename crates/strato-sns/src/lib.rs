@@ -359,6 +359,16 @@ impl SnsService {
         out
     }
 
+    /// Stores a topic and makes it the one served.
+    async fn save_topic(
+        &self,
+        record: TopicRecord,
+    ) -> Result<(), strato_model::wire::ServiceError> {
+        self.persist_topic(&record).await?;
+        self.topics.insert(record.arn(), Arc::new(record));
+        Ok(())
+    }
+
     async fn persist_topic(
         &self,
         record: &TopicRecord,

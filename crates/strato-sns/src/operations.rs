@@ -349,8 +349,7 @@ async fn set_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: 
     } else {
         record.attributes.insert(name, value);
     }
-    sns.persist_topic(&record).await?;
-    sns.topics.insert(record.arn(), Arc::new(record));
+    sns.save_topic(record).await?;
     Ok(Doc::map())
 }
 
@@ -621,8 +620,7 @@ pub(crate) async fn unsubscribe_arn(sns: &SnsService, arn: &str) -> OpResult {
     if let Some(topic) = sns.topic(&subscription.record.topic_arn) {
         let mut record = (*topic).clone();
         record.deleted_subscriptions += 1;
-        sns.persist_topic(&record).await?;
-        sns.topics.insert(record.arn(), Arc::new(record));
+        sns.save_topic(record).await?;
         // A confirmed HTTP/HTTPS endpoint is told, as AWS tells it.
         let removed = &subscription.record;
         if removed.confirmed && matches!(removed.protocol.as_str(), "http" | "https") {

@@ -3,8 +3,6 @@
 //! publishing to a topic as itself (EventBridge rules, S3 notifications,
 //! CloudWatch alarms): as on AWS, the topic's policy decides.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 use strato_engine::async_invoke::ServiceOrigin;
 use strato_model::policy::{Policy, PolicyRequest, RequestPrincipal};
@@ -106,9 +104,7 @@ async fn save_policy(
     record
         .attributes
         .insert("Policy".into(), document.to_string());
-    sns.persist_topic(&record).await?;
-    sns.topics.insert(record.arn(), Arc::new(record));
-    Ok(())
+    sns.save_topic(record).await
 }
 
 /// AddPermission: a statement `Label` allowing the accounts the actions.
@@ -127,7 +123,9 @@ pub(crate) async fn add_permission(
         return Err(error::invalid("ActionName"));
     }
     if !actions.iter().all(|a| ACTIONS.contains(a)) {
-        return Err(error::invalid("Policy statement action out of service scope!"));
+        return Err(error::invalid(
+            "Policy statement action out of service scope!",
+        ));
     }
     let _guard = sns.control.lock().await;
     let topic = topic_of(sns, request, input, "TopicArn")?;

@@ -62,23 +62,31 @@ async fn store(dir: &std::path::Path) -> Arc<SqliteStore> {
     store
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    let engine =
-        SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash).unwrap();
-    let queues = Arc::new(Queues::default());
-    let functions = Arc::new(Functions::default());
-    let sns = SnsService::open(SnsConfig {
+/// The service on the state in `dir` (a second call is a restart).
+async fn open(
+    dir: &std::path::Path,
+    queues: Arc<Queues>,
+    functions: Arc<Functions>,
+) -> Arc<SnsService> {
+    let store = store(dir).await;
+    let engine = SqliteQueueEngine::open(&dir.join("queues.db"), Durability::ProcessCrash).unwrap();
+    SnsService::open(SnsConfig {
         store,
         queues: engine,
-        targets: queues.clone(),
-        functions: functions.clone(),
-        data_dir: dir.path().to_path_buf(),
+        targets: queues,
+        functions,
+        data_dir: dir.to_path_buf(),
         time_scale: 1,
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = Arc::new(Queues::default());
+    let functions = Arc::new(Functions::default());
+    let sns = open(dir.path(), queues.clone(), functions.clone()).await;
     Fixture {
         sns,
         queues,
@@ -234,23 +242,9 @@ async fn attribute_filters_drop_what_does_not_match() {
 #[tokio::test]
 async fn topics_and_subscriptions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || async {
-        let store = store(dir.path()).await;
-        let engine =
-            SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash)
-                .unwrap();
-        SnsService::open(SnsConfig {
-            store,
-            queues: engine,
-            targets: Arc::new(Queues::default()),
-            functions: Arc::new(Functions::default()),
-            data_dir: dir.path().to_path_buf(),
-            time_scale: 1,
-        })
-        .await
-        .unwrap()
-    };
-    let sns = open().await;
+    let queues = Arc::new(Queues::default());
+    let reopen = || open(dir.path(), queues.clone(), Arc::new(Functions::default()));
+    let sns = reopen().await;
     let topic = text(
         &call(&sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
         "TopicArn",
@@ -263,7 +257,7 @@ async fn topics_and_subscriptions_survive_reopening() {
     )
     .await;
     drop(sns);
-    let sns = open().await;
+    let sns = reopen().await;
     assert!(sns.topic_exists("000000000000", "us-east-1", &topic));
     let listed = call(
         &sns,
@@ -285,23 +279,8 @@ async fn topics_and_subscriptions_survive_reopening() {
 async fn fifo_deduplication_outlives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let queues = Arc::new(Queues::default());
-    let open = || async {
-        let store = store(dir.path()).await;
-        let engine =
-            SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash)
-                .unwrap();
-        SnsService::open(SnsConfig {
-            store,
-            queues: engine,
-            targets: queues.clone(),
-            functions: Arc::new(Functions::default()),
-            data_dir: dir.path().to_path_buf(),
-            time_scale: 1,
-        })
-        .await
-        .unwrap()
-    };
-    let sns = open().await;
+    let reopen = || open(dir.path(), queues.clone(), Arc::new(Functions::default()));
+    let sns = reopen().await;
     let topic = text(
         &call(
             &sns,
@@ -323,7 +302,7 @@ async fn fifo_deduplication_outlives_a_restart() {
         "MessageGroupId": "g", "MessageDeduplicationId": "d1"});
     let first = call(&sns, "Publish", publish.clone()).await;
     drop(sns);
-    let sns = open().await;
+    let sns = reopen().await;
     let again = call(&sns, "Publish", publish).await;
     assert_eq!(text(&first, "MessageId"), text(&again, "MessageId"));
     assert_eq!(
@@ -440,11 +419,8 @@ async fn add_and_remove_permission_edit_the_topic_policy() {
         serde_json::json!({"TopicArn": topic}),
     )
     .await;
-    let policy: serde_json::Value = serde_json::from_str(&text(
-        attributes.get("Attributes").unwrap(),
-        "Policy",
-    ))
-    .unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(&text(attributes.get("Attributes").unwrap(), "Policy")).unwrap();
     let statements = policy["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 2);
     assert_eq!(

@@ -1155,7 +1155,8 @@ def sc_concurrency_limit(ctx):
                       "and refuses the rest with 429 as well."]}
 
 
-COUNTER_JS = r"""
+# What every collecting handler starts with: how it finds the harness.
+COLLECTOR_GATEWAY_JS = r"""
 const fs = require('fs');
 const net = require('net');
 // The host end of the instance's veth pair (its default route): where the harness listens.
@@ -1164,6 +1165,9 @@ function gateway() {
     .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
   return [6, 4, 2, 0].map((i) => parseInt(line[2].substr(i, 2), 16)).join('.');
 }
+"""
+
+COUNTER_JS = COLLECTOR_GATEWAY_JS + r"""
 exports.handler = (event) => new Promise((resolve, reject) => {
   const socket = net.connect(Number(process.env.COLLECTOR_PORT), gateway(), () => socket.write(event.id + '\n'));
   let reply = '';
@@ -1515,8 +1519,7 @@ SNS_DRIVER = os.path.join(HERE, "lib", "snsdriver.py")
 
 
 def sc_sns_fanout(ctx):
-    """SNS Publish fanned out to ten SQS subscriptions (raw delivery), Strato beside moto's server.
-    Untested by CI: written with the SNS service, run by the coordinator."""
+    """SNS Publish fanned out to ten SQS subscriptions (raw delivery), Strato beside moto's server."""
     seconds = 4 if ctx.quick else 6
     targets = [("Strato", lambda: Strato("sns-fanout"))]
     notes = []
@@ -1562,15 +1565,219 @@ def sc_sns_fanout(ctx):
             "notes": notes}
 
 
-SQS_LATENCY_JS = r"""
-const fs = require('fs');
-const net = require('net');
-// The host end of the instance's veth pair (its default route): where the harness listens.
-function gateway() {
-  const line = fs.readFileSync('/proc/net/route', 'utf8').split('\n')
-    .map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000');
-  return [6, 4, 2, 0].map((i) => parseInt(line[2].substr(i, 2), 16)).join('.');
-}
+EVENTS_LATENCY_JS = COLLECTOR_GATEWAY_JS + r"""
+exports.handler = (event) => new Promise((resolve, reject) => {
+  const line = `${event.id} ${event.sent} ${Date.now()}\nend\n`;
+  const socket = net.connect(Number(process.env.COLLECTOR_PORT), gateway(), () => socket.write(line));
+  let reply = '';
+  socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve('ok'); } });
+  socket.on('error', reject);
+});
+"""
+
+
+def _json_call(port, service, target, body):
+    """One SigV4-signed awsJson 1.1 call (EventBridge's protocol) on a fresh connection."""
+    import http.client
+
+    data = json.dumps(body).encode()
+    headers = awsclient.sign_headers("POST", f"127.0.0.1:{port}", "/", [], data, "test", "test", "us-east-1",
+                                     service=service)
+    headers["content-type"] = "application/x-amz-json-1.1"
+    headers["x-amz-target"] = target
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/", body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        if resp.status >= 300:
+            raise RuntimeError(f"{target}: HTTP {resp.status}: {raw[:300]!r}")
+        return json.loads(raw) if raw else {}
+    finally:
+        conn.close()
+
+
+def _put_events(port, n, senders, errors):
+    """n PutEvents calls of one entry each (detail {id, sent}) from a few threads; returns the
+    seconds it took."""
+    import http.client
+    import threading
+
+    def send(offset):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for i in range(offset, n, senders):
+                detail = json.dumps({"id": f"e{i}", "sent": int(time.time() * 1000)})
+                data = json.dumps({"Entries": [{"Source": "bench.app", "DetailType": "tick",
+                                                "Detail": detail}]}).encode()
+                headers = awsclient.sign_headers("POST", f"127.0.0.1:{port}", "/", [], data, "test", "test",
+                                                 "us-east-1", service="events")
+                headers["content-type"] = "application/x-amz-json-1.1"
+                headers["x-amz-target"] = "AWSEvents.PutEvents"
+                conn.request("POST", "/", body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                if resp.status >= 300 or json.loads(raw).get("FailedEntryCount"):
+                    errors.append(f"PutEvents: HTTP {resp.status}: {raw[:200]!r}")
+                    return
+        except Exception as e:
+            errors.append(str(e))
+        finally:
+            conn.close()
+
+    t0 = time.time()
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.time() - t0
+
+
+def _latency_rows(first, n, t0, last_at, sent_s, senders, what):
+    lat = sorted(got - sent for sent, got in first.values())
+
+    def p(q):
+        return lat[min(len(lat) - 1, int(round(q / 100 * (len(lat) - 1))))] if lat else 0
+    total_s = max((last_at or time.time()) - t0, 1e-9)
+    return {"events sent": f"{n:,} in {sent_s:.2f} s ({senders} threads, 1 entry per PutEvents)",
+            "PutEvents/s": f"{n / sent_s:,.0f}",
+            f"reached the {what}": f"{len(first):,} of {n:,}",
+            "events/s end to end": f"{len(first) / total_s:,.0f}",
+            "latency p50 / p99 ms": f"{p(50)} / {p(99)}"}
+
+
+def _events_to_queue(port, n, senders, deadline_s):
+    """A rule matching every `bench.app` event with an SQS queue as its target; PutEvents, and the
+    queue drained by two long-polling readers that note when each event arrived."""
+    import threading
+
+    sys.path.insert(0, os.path.join(HERE, "lib"))
+    import sqsdriver
+
+    url = sqsdriver.create_queue(port, "events-sink")
+    arn = sqsdriver.Sqs(port).call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["QueueArn"]})[
+        "Attributes"]["QueueArn"]
+    _json_call(port, "events", "AWSEvents.PutRule", {"Name": "to-queue", "EventPattern": '{"source":["bench.app"]}'})
+    _json_call(port, "events", "AWSEvents.PutTargets", {"Rule": "to-queue", "Targets": [{"Id": "q", "Arn": arn}]})
+    first, lock, stop, errors = {}, threading.Lock(), threading.Event(), []
+    last = [None]
+
+    def read():
+        sqs = sqsdriver.Sqs(port)
+        while not stop.is_set():
+            try:
+                got = sqs.call("ReceiveMessage", {"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1})
+            except Exception as e:
+                errors.append(str(e))
+                return
+            now = int(time.time() * 1000)
+            messages = got.get("Messages", [])
+            with lock:
+                for m in messages:
+                    detail = json.loads(m["Body"])["detail"]
+                    first.setdefault(detail["id"], (detail["sent"], now))
+                if messages:
+                    last[0] = time.time()
+            if messages:
+                sqs.call("DeleteMessageBatch", {"QueueUrl": url, "Entries": [
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]})
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for r in readers:
+        r.start()
+    t0 = time.time()
+    sent_s = _put_events(port, n, senders, errors)
+    deadline = time.time() + deadline_s
+    while len(first) < n and time.time() < deadline and not errors:
+        time.sleep(0.05)
+    stop.set()
+    for r in readers:
+        r.join()
+    with lock:
+        return _latency_rows(dict(first), n, t0, last[0], sent_s, senders, "queue"), errors
+
+
+def sc_events_lambda(ctx):
+    """PutEvents → a rule → a Node.js function (Strato), and PutEvents → a rule → an SQS queue
+    (Strato and moto's server, which cannot run Lambda functions without Docker)."""
+    n = 500 if ctx.quick else 2000
+    senders = 4
+    columns = ["target", "events sent", "PutEvents/s", "reached the function", "reached the queue",
+               "events/s end to end", "latency p50 / p99 ms"]
+    rows, notes = [], []
+    collector = LatencyCollector()
+    st = Strato("events-lambda")
+    try:
+        st.api.create_function("sink", "nodejs20.x", "index.handler", zip_of({"index.js": EVENTS_LATENCY_JS}),
+                               memory=BENCH_MEMORY, env={"COLLECTOR_PORT": str(collector.port)})
+        st.api.wait_ready("sink")
+        rule = _json_call(st.port, "events", "AWSEvents.PutRule",
+                          {"Name": "to-function", "EventPattern": '{"source":["bench.app"]}'})["RuleArn"]
+        st.api.request("POST", "/2015-03-31/functions/sink/policy",
+                       {"StatementId": "events", "Action": "lambda:InvokeFunction",
+                        "Principal": "events.amazonaws.com", "SourceArn": rule})
+        fn_arn = st.api.configuration("sink")["FunctionArn"]
+        _json_call(st.port, "events", "AWSEvents.PutTargets",
+                   {"Rule": "to-function", "Targets": [{"Id": "f", "Arn": fn_arn, "InputPath": "$.detail"}]})
+        errors = []
+        t0 = time.time()
+        sent_s = _put_events(st.port, n, senders, errors)
+        deadline = time.time() + (120 if ctx.quick else 300)
+        while collector.seen() < n and time.time() < deadline and not errors:
+            time.sleep(0.05)
+        with collector.lock:
+            first, last_at = dict(collector.first), collector.last_at
+        row = {"target": "Strato → Lambda (Node.js 20)"}
+        row.update(_latency_rows(first, n, t0, last_at, sent_s, senders, "function"))
+        rows.append(row)
+        if errors:
+            notes.append(f"Strato → Lambda errors: {errors[0][:200]}")
+        log(f"events-lambda Strato → Lambda: {row}")
+    except Exception as e:
+        rows.append({"target": "Strato → Lambda (Node.js 20)", "events sent": f"failed: {e}"[:200]})
+    finally:
+        st.stop()
+        collector.close()
+    targets = [("Strato → SQS", lambda: Strato("events-sqs"))]
+    if os.path.exists(MOTO_SERVER):
+        targets.append(("moto server → SQS", Moto))
+    else:
+        notes.append("moto was not installed (bench/run installs `moto[server]` into bench/.work/venv-moto).")
+    for label, start in targets:
+        try:
+            server = start()
+        except Exception as e:
+            rows.append({"target": label, "events sent": f"did not start: {e}"[:200]})
+            continue
+        try:
+            values, errors = _events_to_queue(server.port, n, senders, 120 if ctx.quick else 300)
+            row = {"target": label}
+            row.update(values)
+            rows.append(row)
+            if errors:
+                notes.append(f"{label} errors: {errors[0][:200]}")
+            log(f"events-lambda {label}: {row}")
+        except Exception as e:
+            rows.append({"target": label, "events sent": f"failed: {e}"[:200]})
+        finally:
+            server.stop()
+    notes += [
+        "Each event's detail carries its id and the sender's clock (ms) just before PutEvents; the function "
+        "(through the target's InputPath `$.detail`) reports both and its own Date.now() to the harness over TCP, "
+        "the SQS readers note their clock on ReceiveMessage; the latency is the difference (one machine, one clock). "
+        "events/s end to end: events received over the time from the first send to the last receipt.",
+        "Strato writes every matched delivery durably before PutEvents answers and delivers from its queue; a "
+        "Lambda target then goes through the function's own durable async queue. moto delivers to the queue "
+        "inside the PutEvents call, in memory, and cannot invoke a Lambda function without Docker, so moto has "
+        "no Lambda row.",
+    ]
+    return {"tables": [{"title": f"{n:,} events, one rule, one target", "kind": "table", "columns": columns,
+                        "rows": rows}],
+            "notes": notes}
+
+
+SQS_LATENCY_JS = COLLECTOR_GATEWAY_JS + r"""
 exports.handler = (event) => new Promise((resolve, reject) => {
   const now = Date.now();
   const lines = event.Records.map((r) => `${r.messageId} ${r.attributes.SentTimestamp} ${now}\n`).join('');
@@ -1717,6 +1924,7 @@ SCENARIOS = [
     ("sqs-throughput", "SQS over HTTP: Strato, moto and ElasticMQ", sc_sqs_throughput),
     ("sqs-mapping", "SQS queue to function through an event source mapping", sc_sqs_mapping),
     ("sns-fanout", "SNS Publish to ten SQS subscriptions: Strato and moto", sc_sns_fanout),
+    ("events-lambda", "EventBridge PutEvents to Lambda and SQS: Strato and moto", sc_events_lambda),
 ]
 
 

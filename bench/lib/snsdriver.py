@@ -55,12 +55,18 @@ def setup(port, name):
     urls = []
     for i in range(SUBSCRIPTIONS):
         url = sqsdriver.create_queue(port, f"{name}-q{i}")
-        arn = f"arn:aws:sqs:us-east-1:000000000000:{name}-q{i}"
+        arn = queue_arn(port, url)
         sns.call("Subscribe", {"TopicArn": topic, "Protocol": "sqs", "Endpoint": arn,
                                "Attributes.entry.1.key": "RawMessageDelivery",
                                "Attributes.entry.1.value": "true"})
         urls.append(url)
     return topic, urls
+
+
+def queue_arn(port, url):
+    """The queue's ARN as the server names it (moto's account is not Strato's)."""
+    attrs = sqsdriver.Sqs(port).call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["QueueArn"]})
+    return attrs["Attributes"]["QueueArn"]
 
 
 def worker(port, topic, seconds, index, out):

@@ -142,6 +142,65 @@ def test_a_pattern_rule_routes_put_events_to_lambda_and_sqs_with_an_input_transf
     assert body["source"] == "shop" and body["detail-type"] == "order"
 
 
+
+def test_topic_policy_fifo_group_and_eventbridge_dead_letter_attributes(strato):
+    events = client(strato, "events")
+    sqs = client(strato, "sqs")
+    sns = client(strato, "sns")
+
+    def queue(name, **attributes):
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return url, arn
+
+    dlq_url, dlq_arn = queue("rule-dlq")
+    fanned_url, fanned_arn = queue("from-topic")
+    fifo_url, fifo_arn = queue("ordered.fifo", FifoQueue="true")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=fanned_arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    rule_arn = events.put_rule(Name="to-topic", EventPattern='{"source": ["billing"]}')["RuleArn"]
+    with pytest.raises(ClientError) as refused:
+        events.put_targets(Rule="to-topic", Targets=[{"Id": "fifo", "Arn": fifo_arn}])
+    assert refused.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "Parameter(s) SqsParameters must be specified for target: fifo.",
+    }
+    events.put_targets(Rule="to-topic", Targets=[
+        {"Id": "topic", "Arn": topic, "DeadLetterConfig": {"Arn": dlq_arn}},
+        {"Id": "fifo", "Arn": fifo_arn, "SqsParameters": {"MessageGroupId": "invoices"}},
+    ])
+    first = events.put_events(Entries=[
+        {"Source": "billing", "DetailType": "invoice", "Detail": '{"n": 1}'}])["Entries"][0]["EventId"]
+
+    def received(url, **kw):
+        return lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, **kw).get("Messages")
+
+    # The topic's default policy does not admit events.amazonaws.com: the
+    # event goes to the dead-letter queue with EventBridge's attributes.
+    dead = wait_until(received(dlq_url, MessageAttributeNames=["All"]), "the dead letter")[0]
+    assert json.loads(dead["Body"])["id"] == first
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert set(attributes) == {"RULE_ARN", "TARGET_ARN", "ERROR_CODE", "ERROR_MESSAGE", "RETRY_ATTEMPTS"}
+    assert attributes["RULE_ARN"] == rule_arn
+    assert attributes["TARGET_ARN"] == topic
+    assert attributes["ERROR_CODE"] == "NO_PERMISSIONS"
+    assert attributes["RETRY_ATTEMPTS"] == "0"
+    ordered = wait_until(received(fifo_url, AttributeNames=["MessageGroupId"]), "the FIFO message")[0]
+    assert ordered["Attributes"]["MessageGroupId"] == "invoices"
+    assert json.loads(ordered["Body"])["id"] == first
+    # Once the topic policy names EventBridge (for this rule), it publishes.
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                       "Action": "sns:Publish", "Resource": topic,
+                       "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}],
+    }))
+    second = events.put_events(Entries=[
+        {"Source": "billing", "DetailType": "invoice", "Detail": '{"n": 2}'}])["Entries"][0]["EventId"]
+    published = wait_until(received(fanned_url), "the event through the topic")[0]
+    assert json.loads(published["Body"])["id"] == second
+
 def test_without_permission_the_function_is_not_invoked_until_add_permission(strato):
     events = client(strato, "events")
     target = deploy(strato, "guarded")

@@ -396,6 +396,14 @@ def test_http_endpoint_confirms_its_subscription_and_verifies_signatures(strato,
     assert all(json.loads(b)["Message"] != "too early"
                for _, b in endpoint.received[:-1] if b.startswith("{") and '"Notification"' in b)
 
+    # Unsubscribing tells the endpoint, signed like the confirmation.
+    sns.unsubscribe(SubscriptionArn=sub)
+    [(headers, body)] = endpoint.wait("UnsubscribeConfirmation")
+    goodbye = json.loads(body)
+    assert goodbye["Type"] == "UnsubscribeConfirmation" and goodbye["TopicArn"] == topic
+    assert goodbye["Message"].startswith(f"You have chosen to deactivate subscription {sub}.")
+    verify_signature(goodbye)
+
 
 def test_an_accepted_http_delivery_survives_kill_9_and_is_retried(strato, strato_binary, endpoint):
     sns = client(strato, "sns")

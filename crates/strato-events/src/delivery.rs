@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strato_engine::async_invoke::{
-    arn_service, DeadLetterAttributes, DeliveryError, EventSink, ServiceEvent, ServiceEventError,
+    arn_service, DeadLetterAttributes, DeliveryError, EventSink, MessageGroup, ServiceEvent,
+    ServiceEventError, ServiceOrigin,
 };
 use strato_queue::Received;
 
@@ -106,10 +107,16 @@ impl EventsService {
         ) * 1000
             / i64::from(self.time_scale);
         let age = chrono::Utc::now().timestamp_millis() - delivery.accepted_ms;
-        let exhausted = message.receive_count > retries || age >= max_age_ms;
-        if failure.retryable && !exhausted {
+        // Which limit ended the retries; none when the error cannot heal.
+        let exhausted = if !failure.retryable {
+            None
+        } else if message.receive_count > retries {
+            Some("MaximumRetryAttempts")
+        } else if age >= max_age_ms {
+            Some("MaximumEventAgeInSeconds")
+        } else {
             return false;
-        }
+        };
         tracing::info!(
             target_arn = %delivery.target.arn,
             rule = %delivery.source_arn,
@@ -125,25 +132,10 @@ impl EventsService {
         else {
             return true;
         };
-        let attributes = DeadLetterAttributes {
-            request_id: delivery
-                .event
-                .get("id")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            error_code: failure.code,
-            error_message: failure.message.chars().take(1024).collect(),
-        };
+        let (body, attributes) = dead_letter(delivery, &failure, exhausted, message.receive_count);
         match self
             .sinks
-            .deliver_dead_letter(
-                &delivery.account,
-                &delivery.region,
-                &dlq,
-                Bytes::from(delivery.event.to_string()),
-                attributes,
-            )
+            .deliver_dead_letter(&delivery.account, &delivery.region, &dlq, body, attributes)
             .await
         {
             Ok(()) => true,
@@ -173,10 +165,10 @@ impl EventsService {
                 .map_err(|e| {
                     let retryable = matches!(e, ServiceEventError::Unavailable(_));
                     let code = match e {
-                        ServiceEventError::AccessDenied(_) => "AccessDeniedException",
-                        ServiceEventError::FunctionNotFound(_) => "ResourceNotFoundException",
-                        ServiceEventError::InvalidArn(_) => "InvalidArn",
-                        ServiceEventError::Unavailable(_) => "ServiceUnavailable",
+                        ServiceEventError::AccessDenied(_) => "NO_PERMISSIONS",
+                        ServiceEventError::FunctionNotFound(_) => "NO_RESOURCE",
+                        ServiceEventError::InvalidArn(_) => "INVALID_PARAMETER",
+                        ServiceEventError::Unavailable(_) => "INTERNAL_ERROR",
                     };
                     Failure {
                         code: code.into(),
@@ -193,41 +185,129 @@ impl EventsService {
                     .strip_prefix(&prefix)
                     .filter(|bus| self.bus_known(&delivery.account, &delivery.region, bus))
                     .ok_or_else(|| Failure {
-                        code: "ResourceNotFoundException".into(),
+                        code: "NO_RESOURCE".into(),
                         message: format!("Event bus {arn} does not exist."),
                         retryable: false,
                     })?;
                 self.put_on_bus(&delivery.account, &delivery.region, bus, &delivery.event)
                     .await
                     .map_err(|e| Failure {
-                        code: e.code.into(),
+                        code: "INTERNAL_ERROR".into(),
                         message: e.message,
                         retryable: true,
                     })
             }
-            _ => self
-                .sinks
-                .deliver_record(
-                    &delivery.account,
-                    &delivery.region,
-                    arn,
-                    Bytes::from(delivery.payload.clone()),
-                )
-                .await
-                .map_err(|e| {
+            _ => {
+                let payload = Bytes::from(delivery.payload.clone());
+                let group = delivery
+                    .target
+                    .sqs_parameters
+                    .as_ref()
+                    .and_then(|p| p.message_group_id.clone())
+                    .filter(|_| arn.ends_with(".fifo"));
+                let sent = match group {
+                    Some(group_id) => {
+                        let group = MessageGroup {
+                            group_id,
+                            dedup_id: delivery.dedup_id(),
+                        };
+                        self.sinks
+                            .deliver_grouped(
+                                &delivery.account,
+                                &delivery.region,
+                                arn,
+                                payload,
+                                group,
+                            )
+                            .await
+                    }
+                    // A schedule acts through its role; a rule as EventBridge,
+                    // which an SNS topic's policy must admit.
+                    None if delivery.source_arn.starts_with("arn:aws:scheduler:") => {
+                        self.sinks
+                            .deliver_record(&delivery.account, &delivery.region, arn, payload)
+                            .await
+                    }
+                    None => {
+                        let origin = ServiceOrigin {
+                            principal: &delivery.principal,
+                            source_arn: &delivery.source_arn,
+                            source_account: &delivery.account,
+                            source_owner: None,
+                        };
+                        self.sinks
+                            .deliver_as(&delivery.account, &delivery.region, arn, payload, origin)
+                            .await
+                    }
+                };
+                sent.map_err(|e| {
                     let retryable = matches!(e, DeliveryError::Failed { .. });
                     Failure {
                         code: match e {
-                            DeliveryError::Failed { .. } => "DeliveryFailed",
-                            _ => "ResourceNotFoundException",
+                            DeliveryError::Failed { .. } => "SDK_CLIENT_ERROR",
+                            DeliveryError::Denied(_) => "NO_PERMISSIONS",
+                            _ => "NO_RESOURCE",
                         }
                         .into(),
                         message: e.to_string(),
                         retryable,
                     }
-                }),
+                })
+            }
         }
     }
+}
+
+/// What a dead-letter queue gets for a delivery given up on, with the
+/// attributes AWS puts on it. A rule's target: the event, with `RULE_ARN`,
+/// `TARGET_ARN`, `ERROR_CODE`, `ERROR_MESSAGE`, `EXHAUSTED_RETRY_CONDITION`
+/// (only when a retry limit ended it) and `RETRY_ATTEMPTS`. A schedule's
+/// target (Scheduler): the target's input, with `ERROR_CODE`,
+/// `ERROR_MESSAGE`, `EXECUTION_ID`, `EXHAUSTED_RETRY_CONDITION`,
+/// `IS_PAYLOAD_TRUNCATED`, `RETRY_ATTEMPTS`, `SCHEDULED_TIME`,
+/// `SCHEDULE_ARN` and `TARGET_ARN`.
+fn dead_letter(
+    delivery: &Delivery,
+    failure: &Failure,
+    exhausted: Option<&str>,
+    receive_count: u32,
+) -> (Bytes, DeadLetterAttributes) {
+    let retries = receive_count.saturating_sub(1).to_string();
+    let message: String = failure.message.chars().take(1024).collect();
+    let event_member = |name: &str| {
+        delivery
+            .event
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if delivery.source_arn.starts_with("arn:aws:scheduler:") {
+        let mut attributes = DeadLetterAttributes::default()
+            .with("ERROR_CODE", failure.code.as_str())
+            .with("ERROR_MESSAGE", message)
+            .with("EXECUTION_ID", event_member("id"));
+        if let Some(condition) = exhausted {
+            attributes = attributes.with("EXHAUSTED_RETRY_CONDITION", condition);
+        }
+        let attributes = attributes
+            .with("IS_PAYLOAD_TRUNCATED", "false")
+            .with("RETRY_ATTEMPTS", retries)
+            .with("SCHEDULED_TIME", event_member("time"))
+            .with("SCHEDULE_ARN", delivery.source_arn.as_str())
+            .with("TARGET_ARN", delivery.target.arn.as_str());
+        return (Bytes::from(delivery.payload.clone()), attributes);
+    }
+    let mut attributes = DeadLetterAttributes::default()
+        .with("RULE_ARN", delivery.source_arn.as_str())
+        .with("TARGET_ARN", delivery.target.arn.as_str())
+        .with("ERROR_CODE", failure.code.as_str())
+        .with("ERROR_MESSAGE", message);
+    if let Some(condition) = exhausted {
+        attributes = attributes.with("EXHAUSTED_RETRY_CONDITION", condition);
+    }
+    let attributes = attributes.with("RETRY_ATTEMPTS", retries);
+    (Bytes::from(delivery.event.to_string()), attributes)
 }
 
 /// Fires whatever is due, every tick (a second, shortened by the time scale).

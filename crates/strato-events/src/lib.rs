@@ -159,6 +159,19 @@ pub(crate) struct Delivery {
     pub accepted_ms: i64,
 }
 
+impl Delivery {
+    /// The deduplication id of what a FIFO queue target gets: the event's
+    /// id (a schedule's: its execution id), so a retried delivery is not
+    /// queued twice.
+    pub fn dedup_id(&self) -> String {
+        self.event
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 impl EventsService {
     /// Loads buses, rules and schedules, and opens the delivery queue.
     pub async fn open(

@@ -548,6 +548,16 @@ fn parse_target(doc: &Doc, index: usize) -> Result<Target, ServiceError> {
             )));
         }
     }
+    // A FIFO queue needs a message group for what EventBridge sends it.
+    if target.arn.starts_with("arn:aws:sqs:")
+        && target.arn.ends_with(".fifo")
+        && target.sqs_parameters.is_none()
+    {
+        return Err(error::validation(format!(
+            "Parameter(s) SqsParameters must be specified for target: {}.",
+            target.id
+        )));
+    }
     if let Some(policy) = &target.retry_policy {
         if policy.maximum_retry_attempts.is_some_and(|n| n > 185) {
             return Err(error::validation(

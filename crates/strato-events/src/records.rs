@@ -94,7 +94,10 @@ pub struct Target {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_config: Option<DeadLetterConfig>,
-    /// Members Strato keeps but does not act on (`SqsParameters`, ...).
+    /// A FIFO queue target's message group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqs_parameters: Option<SqsParameters>,
+    /// Members Strato keeps but does not act on (`HttpParameters`, ...).
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }
@@ -110,6 +113,7 @@ impl Target {
             input_transformer: None,
             retry_policy: None,
             dead_letter_config: None,
+            sqs_parameters: None,
             other: serde_json::Map::new(),
         }
     }
@@ -130,6 +134,13 @@ pub struct RetryPolicy {
     pub maximum_retry_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maximum_event_age_in_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SqsParameters {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_group_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +177,10 @@ pub struct ScheduleRecord {
     pub created: i64,
     pub modified: i64,
     pub last_fired_ms: i64,
+    /// CreateSchedule's `ClientToken`: the same request again answers as
+    /// the first did instead of `ConflictException`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl ScheduleRecord {

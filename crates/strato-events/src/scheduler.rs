@@ -135,6 +135,7 @@ async fn put_schedule(
         .get("FlexibleTimeWindow")
         .ok_or_else(|| validation("FlexibleTimeWindow is a required parameter."))?
         .to_json();
+    check_window(&window)?;
     let target_doc = input
         .get("Target")
         .ok_or_else(|| validation("Target is a required parameter."))?;
@@ -162,7 +163,12 @@ async fn put_schedule(
         return Err(group_missing(&group));
     }
     let previous = existing(events, caller, &group, name);
+    let client_token = text(input, "ClientToken").map(str::to_string);
     match (&previous, update) {
+        // A retried CreateSchedule (same ClientToken) answers as the first.
+        (Some(p), false) if client_token.is_some() && p.record.client_token == client_token => {
+            return Ok(Doc::map().with("ScheduleArn", p.record.arn()));
+        }
         (Some(_), false) => return Err(conflict(format!("Schedule {name} already exists."))),
         (None, true) => return Err(schedule_missing(name)),
         _ => {}
@@ -187,10 +193,34 @@ async fn put_schedule(
             .map_or(now.timestamp(), |p| p.record.created),
         modified: now.timestamp(),
         last_fired_ms: now.timestamp_millis(),
+        client_token,
     };
     let arn = record.arn();
     save(events, record).await?;
     Ok(Doc::map().with("ScheduleArn", arn))
+}
+
+/// `Mode` is `OFF` or `FLEXIBLE`; a flexible window is 1 to 1440 minutes.
+fn check_window(window: &serde_json::Value) -> Result<(), ServiceError> {
+    let minutes = window
+        .get("MaximumWindowInMinutes")
+        .and_then(serde_json::Value::as_i64);
+    match window.get("Mode").and_then(serde_json::Value::as_str) {
+        Some("OFF") => Ok(()),
+        Some("FLEXIBLE") => match minutes {
+            Some(1..=1440) => Ok(()),
+            Some(n) => Err(validation(format!(
+                "1 validation error detected: Value '{n}' at 'flexibleTimeWindow.maximumWindowInMinutes' failed to satisfy constraint: Member must have value between 1 and 1440"
+            ))),
+            None => Err(validation(
+                "MaximumWindowInMinutes is required when Mode is FLEXIBLE.",
+            )),
+        },
+        Some(other) => Err(validation(format!(
+            "1 validation error detected: Value '{other}' at 'flexibleTimeWindow.mode' failed to satisfy constraint: Member must satisfy enum value set: [OFF, FLEXIBLE]"
+        ))),
+        None => Err(validation("FlexibleTimeWindow.Mode is a required parameter.")),
+    }
 }
 
 async fn save(events: &EventsService, record: ScheduleRecord) -> Result<(), ServiceError> {
@@ -277,20 +307,29 @@ async fn remove(events: &EventsService, record: &ScheduleRecord) -> Result<(), S
     Ok(())
 }
 
-fn paged(items: Vec<Doc>, input: &Doc) -> (Vec<Doc>, Option<String>) {
-    let start = text(input, "NextToken")
-        .and_then(|t| t.parse::<usize>().ok())
-        .unwrap_or(0);
-    let limit = input
-        .get("MaxResults")
-        .and_then(Doc::as_i64)
-        .and_then(|l| usize::try_from(l).ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(100);
+/// One page of a listing: `MaxResults` (1 to 100, 100 when absent) items
+/// from where `NextToken` (an offset) says.
+fn paged(items: Vec<Doc>, input: &Doc) -> Result<(Vec<Doc>, Option<String>), ServiceError> {
+    let start = match text(input, "NextToken") {
+        None => 0,
+        Some(token) => token
+            .parse::<usize>()
+            .map_err(|_| validation("The provided NextToken is not valid."))?,
+    };
+    let limit = match input.get("MaxResults").and_then(Doc::as_i64) {
+        None => 100,
+        Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
+        Some(n) => {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value {}",
+                if n < 1 { "greater than or equal to 1" } else { "less than or equal to 100" }
+            )))
+        }
+    };
     let total = items.len();
     let taken: Vec<Doc> = items.into_iter().skip(start).take(limit).collect();
     let next = (start + taken.len() < total).then(|| (start + taken.len()).to_string());
-    (taken, next)
+    Ok((taken, next))
 }
 
 fn list_schedules(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
@@ -321,7 +360,7 @@ fn list_schedules(events: &EventsService, caller: &Caller, input: &Doc) -> OpRes
                 .collect()
         })
         .unwrap_or_default();
-    let (items, next) = paged(items, input);
+    let (items, next) = paged(items, input)?;
     Ok(Doc::map()
         .with_opt("NextToken", next)
         .with("Schedules", Doc::List(items)))
@@ -404,7 +443,7 @@ fn list_groups(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult
         .filter(|(n, _)| n.starts_with(prefix))
         .map(|(n, created)| group_doc(caller, &n, created))
         .collect();
-    let (items, next) = paged(items, input);
+    let (items, next) = paged(items, input)?;
     Ok(Doc::map()
         .with_opt("NextToken", next)
         .with("ScheduleGroups", Doc::List(items)))
@@ -456,24 +495,29 @@ impl EventsService {
         let in_window = |r: &ScheduleRecord| {
             r.start_date_ms.is_none_or(|s| s <= now_ms) && r.end_date_ms.is_none_or(|e| e >= now_ms)
         };
-        let due: Vec<Arc<LiveSchedule>> = {
+        let due: Vec<(Arc<LiveSchedule>, i64)> = {
             let state = self.state.read();
             state
                 .schedules
                 .values()
                 .flat_map(|s| s.values())
                 .filter(|l| l.record.state == "ENABLED" && in_window(&l.record))
-                .filter(|l| {
-                    l.schedule.as_ref().is_some_and(|s| {
-                        s.next_after(l.record.last_fired_ms, self.time_scale)
-                            .is_some_and(|next| next <= now_ms)
-                    })
+                .filter_map(|l| {
+                    let tick = l
+                        .schedule
+                        .as_ref()?
+                        .next_after(l.record.last_fired_ms, self.time_scale)?;
+                    (tick + self.flexible_offset_ms(&l.record, tick) <= now_ms)
+                        .then(|| (l.clone(), tick))
                 })
-                .cloned()
                 .collect()
         };
-        for live in due {
+        for (live, tick) in due {
             let r = &live.record;
+            let scheduled = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(tick)
+                .unwrap_or(now)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
             let delivery = Delivery {
                 account: r.account.clone(),
                 region: r.region.clone(),
@@ -481,7 +525,12 @@ impl EventsService {
                 target: r.target.clone(),
                 // Scheduler passes Input as it is.
                 payload: r.target.input.clone().unwrap_or_else(|| "{}".into()),
-                event: serde_json::json!({}),
+                // What the dead-letter attributes name: this execution and
+                // the tick it was for.
+                event: serde_json::json!({
+                    "id": uuid::Uuid::new_v4().to_string(),
+                    "time": scheduled,
+                }),
                 principal: r.target.role_arn.clone().unwrap_or_default(),
                 accepted_ms: now_ms,
             };
@@ -506,6 +555,38 @@ impl EventsService {
             }
         }
     }
+}
+
+impl EventsService {
+    /// How long after `tick` a schedule with a `FLEXIBLE` time window fires:
+    /// a moment inside `MaximumWindowInMinutes` (shortened by the time
+    /// scale) drawn from the schedule's ARN and the tick, so it is random
+    /// across schedules and ticks but the same after a restart, which
+    /// therefore cannot fire a tick twice. `OFF`: at the tick.
+    pub(crate) fn flexible_offset_ms(&self, record: &ScheduleRecord, tick: i64) -> i64 {
+        let window = &record.flexible_time_window;
+        if window.get("Mode").and_then(serde_json::Value::as_str) != Some("FLEXIBLE") {
+            return 0;
+        }
+        let minutes = window
+            .get("MaximumWindowInMinutes")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        let span = minutes * 60_000 / i64::from(self.time_scale);
+        if span <= 0 {
+            return 0;
+        }
+        let draw = fnv1a(format!("{}@{tick}", record.arn()).as_bytes());
+        i64::try_from(draw % span.unsigned_abs()).unwrap_or(0)
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash (std's `DefaultHasher` may change
+/// between Rust releases, and a restart must draw the same moment).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn existing_by_key(events: &EventsService, r: &ScheduleRecord) -> Option<Arc<LiveSchedule>> {

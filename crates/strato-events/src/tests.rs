@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::json;
 use strato_engine::async_invoke::{
-    DeadLetterAttributes, DeliveryError, EventSink, EventSinks, ServiceEvent, ServiceEventError,
-    ServiceEvents,
+    DeadLetterAttributes, DeliveryError, EventSink, EventSinks, MessageGroup, ServiceEvent,
+    ServiceEventError, ServiceEvents,
 };
-use strato_model::wire::Doc;
+use strato_model::wire::{Doc, OpResult};
 use strato_model::Caller;
 use strato_queue::{Durability, QueueEngine, SqliteQueueEngine};
 use strato_store::{SqliteStore, Store};
@@ -40,8 +40,20 @@ impl ServiceEvents for Lambda {
     }
 }
 
+/// Records what reaches SQS: `(destination, body)`, dead letters as
+/// `("dlq {target}", body)` with their attributes, grouped messages as
+/// `("{destination} {group} {dedup}", body)`. Queues named `broken` fail.
 #[derive(Default)]
-struct Queues(Mutex<Vec<(String, String)>>);
+struct Queues {
+    got: Mutex<Vec<(String, String)>>,
+    dead: Mutex<Vec<DeadLetterAttributes>>,
+}
+
+impl Queues {
+    fn got(&self) -> Vec<(String, String)> {
+        self.got.lock().unwrap().clone()
+    }
+}
 
 #[async_trait::async_trait]
 impl EventSink for Queues {
@@ -52,8 +64,31 @@ impl EventSink for Queues {
         destination: &str,
         record: Bytes,
     ) -> Result<(), DeliveryError> {
+        if destination.ends_with(":broken") {
+            return Err(DeliveryError::Failed {
+                destination: destination.into(),
+                reason: "throttled".into(),
+            });
+        }
         let body = String::from_utf8(record.to_vec()).unwrap();
-        self.0.lock().unwrap().push((destination.to_string(), body));
+        self.got
+            .lock()
+            .unwrap()
+            .push((destination.to_string(), body));
+        Ok(())
+    }
+
+    async fn deliver_grouped(
+        &self,
+        _account: &str,
+        _region: &str,
+        destination: &str,
+        record: Bytes,
+        group: MessageGroup,
+    ) -> Result<(), DeliveryError> {
+        let body = String::from_utf8(record.to_vec()).unwrap();
+        let label = format!("{destination} {} {}", group.group_id, group.dedup_id);
+        self.got.lock().unwrap().push((label, body));
         Ok(())
     }
 
@@ -66,10 +101,11 @@ impl EventSink for Queues {
         attributes: DeadLetterAttributes,
     ) -> Result<(), DeliveryError> {
         let body = String::from_utf8(payload.to_vec()).unwrap();
-        self.0
+        self.dead.lock().unwrap().push(attributes);
+        self.got
             .lock()
             .unwrap()
-            .push((format!("dlq {target} {}", attributes.error_code), body));
+            .push((format!("dlq {target}"), body));
         Ok(())
     }
 }
@@ -277,14 +313,32 @@ async fn a_refused_invocation_goes_to_the_dead_letter_queue() {
     .await;
     let tasks = service.start().await;
     call(&service, "PutEvents", order_event()).await;
-    eventually("the dead letter", || {
-        !harness.queues.0.lock().unwrap().is_empty()
-    })
-    .await;
-    let got = harness.queues.0.lock().unwrap().clone();
-    assert_eq!(got[0].0, format!("dlq {QUEUE} AccessDeniedException"));
+    eventually("the dead letter", || !harness.queues.got().is_empty()).await;
+    let got = harness.queues.got();
+    assert_eq!(got[0].0, format!("dlq {QUEUE}"));
     let event: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
     assert_eq!(event["source"], "shop");
+    // EventBridge's attributes; a refusal is not retried, so no retry
+    // condition ran out.
+    let dead = harness.queues.dead.lock().unwrap().clone();
+    let names: Vec<&str> = dead[0].attributes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "RULE_ARN",
+            "TARGET_ARN",
+            "ERROR_CODE",
+            "ERROR_MESSAGE",
+            "RETRY_ATTEMPTS"
+        ]
+    );
+    assert_eq!(
+        dead[0].get("RULE_ARN"),
+        Some("arn:aws:events:us-east-1:000000000000:rule/r")
+    );
+    assert_eq!(dead[0].get("TARGET_ARN"), Some(FUNCTION));
+    assert_eq!(dead[0].get("ERROR_CODE"), Some("NO_PERMISSIONS"));
+    assert_eq!(dead[0].get("RETRY_ATTEMPTS"), Some("0"));
     tasks.iter().for_each(tokio::task::JoinHandle::abort);
 }
 
@@ -324,12 +378,193 @@ async fn a_bus_target_routes_the_event_to_that_bus_rules() {
     .await;
     let tasks = service.start().await;
     call(&service, "PutEvents", order_event()).await;
-    eventually("the forwarded event", || {
-        !harness.queues.0.lock().unwrap().is_empty()
-    })
-    .await;
-    let got = harness.queues.0.lock().unwrap().clone();
+    eventually("the forwarded event", || !harness.queues.got().is_empty()).await;
+    let got = harness.queues.got();
     assert_eq!(got, vec![(QUEUE.to_string(), "{\"n\":1}".to_string())]);
     assert!(service.bus_exists("000000000000", "us-east-1", &bus_arn));
     tasks.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn a_failing_target_is_retried_per_its_policy_then_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::new(dir.path(), false);
+    let service = harness.open().await;
+    call(
+        &service,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": "{\"source\": [\"shop\"]}"}),
+    )
+    .await;
+    let broken = "arn:aws:sqs:us-east-1:000000000000:broken";
+    call(
+        &service,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "q", "Arn": broken,
+            "RetryPolicy": {"MaximumRetryAttempts": 2},
+            "DeadLetterConfig": {"Arn": QUEUE}}]}),
+    )
+    .await;
+    let tasks = service.start().await;
+    call(&service, "PutEvents", order_event()).await;
+    eventually("the dead letter", || !harness.queues.got().is_empty()).await;
+    let dead = harness.queues.dead.lock().unwrap().clone();
+    assert_eq!(dead[0].get("ERROR_CODE"), Some("SDK_CLIENT_ERROR"));
+    assert_eq!(
+        dead[0].get("EXHAUSTED_RETRY_CONDITION"),
+        Some("MaximumRetryAttempts")
+    );
+    assert_eq!(dead[0].get("RETRY_ATTEMPTS"), Some("2"));
+    tasks.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn a_fifo_queue_target_needs_and_gets_its_message_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::new(dir.path(), false);
+    let service = harness.open().await;
+    call(
+        &service,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": "{\"source\": [\"shop\"]}"}),
+    )
+    .await;
+    let fifo = "arn:aws:sqs:us-east-1:000000000000:orders.fifo";
+    let refused = service
+        .operation(
+            &caller(),
+            "PutTargets",
+            Doc::from_json(&json!({"Rule": "r", "Targets": [{"Id": "q", "Arn": fifo}]})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "ValidationException");
+    assert_eq!(
+        refused.message,
+        "Parameter(s) SqsParameters must be specified for target: q."
+    );
+    call(
+        &service,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "q", "Arn": fifo,
+            "SqsParameters": {"MessageGroupId": "orders"}}]}),
+    )
+    .await;
+    let listed = call(&service, "ListTargetsByRule", json!({"Rule": "r"})).await;
+    assert_eq!(
+        listed["Targets"][0]["SqsParameters"],
+        json!({"MessageGroupId": "orders"})
+    );
+    let tasks = service.start().await;
+    call(&service, "PutEvents", order_event()).await;
+    eventually("the message", || !harness.queues.got().is_empty()).await;
+    let (label, body) = harness.queues.got()[0].clone();
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // Deduplicated by the event's id, so a retried delivery is not queued twice.
+    assert_eq!(
+        label,
+        format!("{fifo} orders {}", event["id"].as_str().unwrap())
+    );
+    tasks.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+async fn scheduler(service: &EventsService, op: &str, input: serde_json::Value) -> OpResult {
+    service
+        .scheduler_operation(&caller(), op, Doc::from_json(&input))
+        .await
+}
+
+fn schedule_input(token: &str, window: serde_json::Value) -> serde_json::Value {
+    json!({"Name": "s", "ScheduleExpression": "rate(5 minutes)", "ClientToken": token,
+        "FlexibleTimeWindow": window,
+        "Target": {"Arn": QUEUE, "RoleArn": "arn:aws:iam::000000000000:role/r"}})
+}
+
+#[tokio::test]
+async fn a_retried_create_schedule_answers_as_the_first_and_a_window_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::new(dir.path(), false);
+    let service = harness.open().await;
+    let off = json!({"Mode": "OFF"});
+    let first = scheduler(
+        &service,
+        "CreateSchedule",
+        schedule_input("t1", off.clone()),
+    )
+    .await
+    .unwrap();
+    let again = scheduler(
+        &service,
+        "CreateSchedule",
+        schedule_input("t1", off.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.to_json(), again.to_json());
+    let other = scheduler(&service, "CreateSchedule", schedule_input("t2", off))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code, "ConflictException");
+    let wide = json!({"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 1441});
+    let refused = scheduler(&service, "UpdateSchedule", schedule_input("t3", wide))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "ValidationException");
+    let listed = scheduler(&service, "ListSchedules", json!({"MaxResults": 1}))
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(listed["Schedules"].as_array().unwrap().len(), 1);
+    let too_many = scheduler(&service, "ListSchedules", json!({"MaxResults": 101}))
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code, "ValidationException");
+}
+
+#[tokio::test]
+async fn a_flexible_window_fires_at_a_moment_fixed_per_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::new(dir.path(), false);
+    let service = harness.open().await;
+    let window = json!({"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 10});
+    scheduler(&service, "CreateSchedule", schedule_input("t", window))
+        .await
+        .unwrap();
+    let record = service
+        .state
+        .read()
+        .schedules
+        .values()
+        .next()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .record
+        .clone();
+    // Ten minutes under the harness's time scale of 60: ten seconds.
+    let ticks: Vec<i64> = (0..50).map(|i| 1_800_000_000_000 + i * 5_000).collect();
+    let offsets: Vec<i64> = ticks
+        .iter()
+        .map(|t| service.flexible_offset_ms(&record, *t))
+        .collect();
+    assert!(offsets.iter().all(|o| (0..10_000).contains(o)));
+    // Spread over the window, and the same for the same tick after a restart.
+    assert!(
+        offsets
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 40
+    );
+    drop(service);
+    let service = harness.open().await;
+    let again: Vec<i64> = ticks
+        .iter()
+        .map(|t| service.flexible_offset_ms(&record, *t))
+        .collect();
+    assert_eq!(offsets, again);
+    let mut off = record.clone();
+    off.flexible_time_window = json!({"Mode": "OFF"});
+    assert_eq!(service.flexible_offset_ms(&off, ticks[0]), 0);
 }

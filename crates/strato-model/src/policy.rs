@@ -130,6 +130,10 @@ pub struct PolicyRequest<'a> {
     pub resource: &'a str,
     pub source_arn: Option<&'a str>,
     pub source_account: Option<&'a str>,
+    /// `AWS:SourceOwner`: the account a service acts for when it publishes
+    /// as that account (CloudWatch alarms), which SNS's default topic policy
+    /// tests; `None` for services that act as themselves (EventBridge, S3).
+    pub source_owner: Option<&'a str>,
     /// `lambda:FunctionUrlAuthType` (function URL invocations).
     pub function_url_auth_type: Option<&'a str>,
     /// `lambda:InvokedViaFunctionUrl`: the invocation comes through a
@@ -211,6 +215,7 @@ fn conditions_hold(condition: &Value, request: &PolicyRequest<'_>) -> bool {
             let actual = match key.to_ascii_lowercase().as_str() {
                 "aws:sourcearn" => request.source_arn,
                 "aws:sourceaccount" => request.source_account,
+                "aws:sourceowner" => request.source_owner,
                 "lambda:functionurlauthtype" => request.function_url_auth_type,
                 "lambda:invokedviafunctionurl" => Some(if request.invoked_via_function_url {
                     "true"
@@ -239,10 +244,14 @@ impl Policy {
         let applies = |s: &Value| {
             s.get("Principal")
                 .is_some_and(|p| principal_matches(p, &request.principal))
+                // Action names are case-insensitive (`SNS:Publish`, `sns:Publish`).
                 && s.get("Action").is_some_and(|a| {
-                    strings(a)
-                        .iter()
-                        .any(|pattern| wildcard_match(pattern, request.action))
+                    strings(a).iter().any(|pattern| {
+                        wildcard_match(
+                            &pattern.to_ascii_lowercase(),
+                            &request.action.to_ascii_lowercase(),
+                        )
+                    })
                 })
                 && s.get("Resource").is_some_and(|r| {
                     strings(r).iter().any(|pattern| {
@@ -281,6 +290,7 @@ mod tests {
             resource: "arn:aws:lambda:us-east-1:000000000000:function:f",
             source_arn: Some(source_arn),
             source_account: Some("000000000000"),
+            source_owner: None,
             function_url_auth_type: None,
             invoked_via_function_url: false,
         }

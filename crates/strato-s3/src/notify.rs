@@ -14,7 +14,8 @@ use s3s::dto::{NotificationConfiguration, NotificationConfigurationFilter};
 use s3s::{S3Error, S3ErrorCode};
 use serde_json::json;
 use strato_engine::async_invoke::{
-    arn_service, EventSink, EventSinks, ServiceEvent, ServiceEventError, ServiceEvents,
+    arn_service, DeliveryError, EventSink, EventSinks, ServiceEvent, ServiceEventError,
+    ServiceEvents, ServiceOrigin,
 };
 
 use crate::names::form_encode;
@@ -218,15 +219,19 @@ impl Notifier {
                     }),
                 Some(service) => {
                     let test = test_event(bucket);
+                    let source = format!("arn:aws:s3:::{bucket}");
                     self.sinks
-                        .deliver_record(account, region, d.arn, test)
+                        .deliver_as(account, region, d.arn, test, origin(account, &source))
                         .await
-                        .map_err(|_| {
-                            if service == "sqs" {
+                        .map_err(|e| match e {
+                            DeliveryError::Denied(_) => format!(
+                                "Permissions on the destination {} do not allow S3 to publish notifications from this bucket",
+                                if service == "sqs" { "queue" } else { "topic" }
+                            ),
+                            _ if service == "sqs" => {
                                 "The destination queue does not exist".to_string()
-                            } else {
-                                "The destination topic does not exist".to_string()
                             }
+                            _ => "The destination topic does not exist".to_string(),
                         })
                 }
                 None => Err("The ARN could not be parsed".to_string()),
@@ -285,11 +290,19 @@ impl Notifier {
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
-                _ => self
-                    .sinks
-                    .deliver_record(&event.account, &event.region, d.arn, record)
-                    .await
-                    .map_err(|e| e.to_string()),
+                _ => {
+                    let source = format!("arn:aws:s3:::{}", event.bucket);
+                    self.sinks
+                        .deliver_as(
+                            &event.account,
+                            &event.region,
+                            d.arn,
+                            record,
+                            origin(&event.account, &source),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())
+                }
             };
             if let Err(error) = delivered {
                 tracing::warn!(destination = d.arn, error, "S3 notification not delivered");
@@ -351,6 +364,16 @@ fn test_event(bucket: &str) -> Bytes {
         })
         .to_string(),
     )
+}
+
+/// S3 as the publisher an SNS topic's policy must admit.
+fn origin<'a>(account: &'a str, bucket_arn: &'a str) -> ServiceOrigin<'a> {
+    ServiceOrigin {
+        principal: PRINCIPAL,
+        source_arn: bucket_arn,
+        source_account: account,
+        source_owner: None,
+    }
 }
 
 #[cfg(test)]

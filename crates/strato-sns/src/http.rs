@@ -91,22 +91,45 @@ pub(crate) async fn enqueue_notification(
     .await
 }
 
-/// Queues the `SubscriptionConfirmation` of a new HTTP/HTTPS subscription.
+/// Which handshake message an endpoint gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handshake {
+    /// A new subscription: confirm it through `SubscribeURL`.
+    Subscribe,
+    /// After Unsubscribe: the subscription is gone.
+    Unsubscribe,
+}
+
+/// Queues the `SubscriptionConfirmation` of a new HTTP/HTTPS subscription,
+/// or the `UnsubscribeConfirmation` of a removed one.
 pub(crate) async fn enqueue_confirmation(
     service: &SnsService,
     record: &SubscriptionRecord,
     token: &str,
     version: crate::signing::SignatureVersion,
     endpoint: &str,
+    handshake: Handshake,
 ) -> Result<(), ServiceError> {
     let message_id = uuid::Uuid::new_v4().to_string();
     let timestamp = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
-    let message = format!(
-        "You have chosen to subscribe to the topic {}.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
-        record.topic_arn
-    );
+    let (kind, message) = match handshake {
+        Handshake::Subscribe => (
+            "SubscriptionConfirmation",
+            format!(
+                "You have chosen to subscribe to the topic {}.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+                record.topic_arn
+            ),
+        ),
+        Handshake::Unsubscribe => (
+            "UnsubscribeConfirmation",
+            format!(
+                "You have chosen to deactivate subscription {}.\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.",
+                record.arn
+            ),
+        ),
+    };
     let subscribe_url = delivery::subscribe_url(endpoint, &record.topic_arn, token);
     let signature = service.signer.sign(
         version,
@@ -118,11 +141,11 @@ pub(crate) async fn enqueue_confirmation(
             timestamp: &timestamp,
             token: Some(token),
             topic_arn: &record.topic_arn,
-            kind: "SubscriptionConfirmation",
+            kind,
         },
     );
     let body = ordered_object(&[
-        ("Type", json_string("SubscriptionConfirmation")),
+        ("Type", json_string(kind)),
         ("MessageId", json_string(&message_id)),
         ("Token", json_string(token)),
         ("TopicArn", json_string(&record.topic_arn)),
@@ -141,7 +164,7 @@ pub(crate) async fn enqueue_confirmation(
         &HttpDelivery {
             subscription_arn: record.arn.clone(),
             url: record.endpoint.clone(),
-            kind: "SubscriptionConfirmation".into(),
+            kind: kind.into(),
             message_id,
             topic_arn: record.topic_arn.clone(),
             raw: false,
@@ -191,11 +214,11 @@ async fn attempt(service: &SnsService, message: strato_queue::Received) {
         .subscriptions
         .get(&delivery.subscription_arn)
         .map(|s| s.value().clone());
-    // Unsubscribed since: nothing more goes out.
-    let Some(subscription) = subscription else {
+    // Unsubscribed since: nothing more goes out but the confirmation of that.
+    if subscription.is_none() && delivery.kind != "UnsubscribeConfirmation" {
         let _ = service.queues.delete(QUEUE, &receipt).await;
         return;
-    };
+    }
     if post(service, &delivery).await {
         let _ = service.queues.delete(QUEUE, &receipt).await;
         return;
@@ -203,7 +226,7 @@ async fn attempt(service: &SnsService, message: strato_queue::Received) {
     if message.receive_count >= MAX_ATTEMPTS {
         tracing::warn!(subscription = %delivery.subscription_arn, url = %delivery.url,
             "SNS gave up delivering to an HTTP endpoint");
-        if delivery.kind == "Notification" {
+        if let Some(subscription) = subscription.filter(|_| delivery.kind == "Notification") {
             delivery::dead_letter_body(
                 service,
                 &subscription.record,

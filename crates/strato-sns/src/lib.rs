@@ -16,22 +16,24 @@ pub mod error;
 mod http;
 pub mod message;
 mod operations;
+mod policy;
 mod publish;
 pub mod signing;
 mod tags;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use strato_engine::async_invoke::{DeadLetterAttributes, DeliveryError, EventSink, ServiceEvents};
+use strato_engine::async_invoke::{
+    DeadLetterAttributes, DeliveryError, EventSink, ServiceEvents, ServiceOrigin,
+};
 use strato_model::wire::{Doc, OpResult};
 use strato_model::Caller;
 use strato_pattern::Pattern;
@@ -216,14 +218,6 @@ pub struct SnsConfig {
     pub time_scale: u32,
 }
 
-/// A FIFO publish seen in the deduplication window.
-#[derive(Debug, Clone)]
-struct Deduplicated {
-    at: Instant,
-    message_id: String,
-    sequence: String,
-}
-
 /// Amazon SNS.
 pub struct SnsService {
     store: Arc<dyn Store>,
@@ -235,9 +229,6 @@ pub struct SnsService {
     topics: DashMap<String, Arc<TopicRecord>>,
     /// Every subscription, by ARN.
     subscriptions: DashMap<String, Arc<Subscription>>,
-    /// FIFO deduplication: (topic ARN, deduplication id).
-    dedup: parking_lot::Mutex<HashMap<(String, String), Deduplicated>>,
-    sequence: AtomicU64,
     /// `http://host:port` for URLs in messages published without a request
     /// (destinations, alarms, rule targets).
     endpoint: parking_lot::RwLock<String>,
@@ -255,6 +246,21 @@ impl SnsService {
             .queues
             .create_queue(http::QUEUE, strato_queue::QueueOptions::default())
             .await?;
+        // FIFO topics' deduplication ids and sequence numbers, in the queue
+        // engine's durable dedup table: a duplicate is recognized across a
+        // restart too. Its messages carry nothing and expire with the window.
+        config
+            .queues
+            .create_queue(
+                publish::DEDUP_QUEUE,
+                strato_queue::QueueOptions {
+                    fifo: true,
+                    dedup_window: publish::DEDUP_WINDOW,
+                    retention: publish::DEDUP_WINDOW,
+                    ..strato_queue::QueueOptions::default()
+                },
+            )
+            .await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
@@ -266,8 +272,6 @@ impl SnsService {
             signer,
             topics: DashMap::new(),
             subscriptions: DashMap::new(),
-            dedup: parking_lot::Mutex::new(HashMap::new()),
-            sequence: AtomicU64::new(chrono::Utc::now().timestamp_micros().unsigned_abs()),
             endpoint: parking_lot::RwLock::new("http://localhost".to_string()),
             control: tokio::sync::Mutex::new(()),
             http,
@@ -355,6 +359,16 @@ impl SnsService {
         out
     }
 
+    /// Stores a topic and makes it the one served.
+    async fn save_topic(
+        &self,
+        record: TopicRecord,
+    ) -> Result<(), strato_model::wire::ServiceError> {
+        self.persist_topic(&record).await?;
+        self.topics.insert(record.arn(), Arc::new(record));
+        Ok(())
+    }
+
     async fn persist_topic(
         &self,
         record: &TopicRecord,
@@ -433,21 +447,14 @@ impl SnsService {
             let id = uuid::Uuid::new_v4().to_string();
             publish.group_id = Some(id.clone());
             publish.dedup_id = Some(id);
-            publish.sequence = Some(self.next_sequence());
         }
-        delivery::fan_out(self, &topic, &publish, &endpoint)
+        publish::deliver(self, &topic, publish, &endpoint)
             .await
+            .map(|_| ())
             .map_err(|e| DeliveryError::Failed {
                 destination: topic_arn.to_string(),
                 reason: e.message,
             })
-    }
-
-    fn next_sequence(&self) -> String {
-        let n = self
-            .sequence
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{n:020}")
     }
 }
 
@@ -462,6 +469,26 @@ impl EventSink for SnsService {
     ) -> Result<(), DeliveryError> {
         let text = String::from_utf8_lossy(&record).into_owned();
         self.publish_internal(account, region, destination, text, None, Vec::new())
+            .await
+    }
+
+    async fn deliver_as(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        origin: ServiceOrigin<'_>,
+    ) -> Result<(), DeliveryError> {
+        if let Some(topic) = self.topic(destination) {
+            if !policy::service_may_publish(&topic, &origin) {
+                return Err(DeliveryError::Denied(format!(
+                    "{} is not authorized to perform: SNS:Publish on resource: {destination}",
+                    origin.principal
+                )));
+            }
+        }
+        self.deliver_record(account, region, destination, record)
             .await
     }
 
@@ -488,11 +515,11 @@ impl EventSink for SnsService {
         attributes: DeadLetterAttributes,
     ) -> Result<(), DeliveryError> {
         let text = String::from_utf8_lossy(&payload).into_owned();
-        let attributes = vec![
-            MessageAttribute::string("RequestID", &attributes.request_id),
-            MessageAttribute::string("ErrorCode", &attributes.error_code),
-            MessageAttribute::string("ErrorMessage", &attributes.error_message),
-        ];
+        let attributes = attributes
+            .attributes
+            .iter()
+            .map(|(name, value)| MessageAttribute::string(name, value))
+            .collect();
         self.publish_internal(account, region, target, text, None, attributes)
             .await
     }

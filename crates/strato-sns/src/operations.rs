@@ -90,6 +90,8 @@ pub(crate) async fn dispatch(
         "SetSubscriptionAttributes" => set_subscription_attributes(sns, &input).await,
         "Publish" => crate::publish::publish(sns, request, &input).await,
         "PublishBatch" => crate::publish::publish_batch(sns, request, &input).await,
+        "AddPermission" => crate::policy::add_permission(sns, request, &input).await,
+        "RemovePermission" => crate::policy::remove_permission(sns, request, &input).await,
         "TagResource" => crate::tags::tag_resource(sns, request, &input).await,
         "UntagResource" => crate::tags::untag_resource(sns, request, &input).await,
         "ListTagsForResource" => crate::tags::list_tags(sns, request, &input),
@@ -284,26 +286,6 @@ fn list_topics(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> OpResu
         .with_opt("NextToken", next))
 }
 
-fn default_policy(topic: &TopicRecord) -> String {
-    serde_json::json!({
-        "Version": "2008-10-17",
-        "Id": "__default_policy_ID",
-        "Statement": [{
-            "Sid": "__default_statement_ID",
-            "Effect": "Allow",
-            "Principal": {"AWS": "*"},
-            "Action": [
-                "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission",
-                "SNS:RemovePermission", "SNS:DeleteTopic", "SNS:Subscribe",
-                "SNS:ListSubscriptionsByTopic", "SNS:Publish"
-            ],
-            "Resource": topic.arn(),
-            "Condition": {"StringEquals": {"AWS:SourceOwner": topic.account}}
-        }]
-    })
-    .to_string()
-}
-
 const EFFECTIVE_DELIVERY_POLICY: &str = r#"{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":20,"maxDelayTarget":20,"numRetries":3,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false,"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}"#;
 
 fn get_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> OpResult {
@@ -313,7 +295,7 @@ fn get_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) 
     let pending = subscriptions.len() - confirmed;
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     out.insert("DisplayName".into(), String::new());
-    out.insert("Policy".into(), default_policy(&topic));
+    out.insert("Policy".into(), crate::policy::default_policy(&topic));
     out.insert(
         "EffectiveDeliveryPolicy".into(),
         EFFECTIVE_DELIVERY_POLICY.into(),
@@ -367,8 +349,7 @@ async fn set_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: 
     } else {
         record.attributes.insert(name, value);
     }
-    sns.persist_topic(&record).await?;
-    sns.topics.insert(record.arn(), Arc::new(record));
+    sns.save_topic(record).await?;
     Ok(Doc::map())
 }
 
@@ -557,11 +538,7 @@ async fn subscribe(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> Op
         return Ok(Doc::map().with("SubscriptionArn", arn));
     }
     let needs_confirmation = matches!(protocol.as_str(), "http" | "https");
-    let token = needs_confirmation.then(|| {
-        let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
-        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-        hex::encode(sha2::Sha256::digest(&bytes)) + &hex::encode(&bytes)
-    });
+    let token = needs_confirmation.then(new_token);
     let record = SubscriptionRecord {
         arn: format!("{topic_arn}:{}", uuid::Uuid::new_v4()),
         topic_arn: topic_arn.clone(),
@@ -584,6 +561,7 @@ async fn subscribe(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> Op
             token,
             topic.signature_version(),
             request.endpoint,
+            http::Handshake::Subscribe,
         )
         .await?;
     }
@@ -593,6 +571,13 @@ async fn subscribe(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> Op
         arn
     };
     Ok(Doc::map().with("SubscriptionArn", shown))
+}
+
+/// A confirmation token, long and random as AWS's.
+fn new_token() -> String {
+    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    hex::encode(sha2::Sha256::digest(&bytes)) + &hex::encode(&bytes)
 }
 
 /// ConfirmSubscription, by API or by the SubscribeURL.
@@ -635,8 +620,22 @@ pub(crate) async fn unsubscribe_arn(sns: &SnsService, arn: &str) -> OpResult {
     if let Some(topic) = sns.topic(&subscription.record.topic_arn) {
         let mut record = (*topic).clone();
         record.deleted_subscriptions += 1;
-        sns.persist_topic(&record).await?;
-        sns.topics.insert(record.arn(), Arc::new(record));
+        sns.save_topic(record).await?;
+        // A confirmed HTTP/HTTPS endpoint is told, as AWS tells it.
+        let removed = &subscription.record;
+        if removed.confirmed && matches!(removed.protocol.as_str(), "http" | "https") {
+            let token = removed.token.clone().unwrap_or_else(new_token);
+            let endpoint = sns.endpoint.read().clone();
+            http::enqueue_confirmation(
+                sns,
+                removed,
+                &token,
+                topic.signature_version(),
+                &endpoint,
+                http::Handshake::Unsubscribe,
+            )
+            .await?;
+        }
     }
     Ok(Doc::map())
 }

@@ -12,7 +12,9 @@ use crate::{error, SnsRequest, SnsService, TopicRecord};
 /// AWS's limit on a message with its attributes.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 /// How long a FIFO deduplication id suppresses duplicates.
-const DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+pub(crate) const DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// The queue-engine queue whose dedup table remembers FIFO publishes.
+pub(crate) const DEDUP_QUEUE: &str = "strato-sns-dedup";
 
 /// One message to publish, as Publish or a PublishBatch entry gives it.
 struct PublishInput<'a> {
@@ -115,31 +117,37 @@ fn prepare(topic: &TopicRecord, input: &PublishInput<'_>) -> Result<Publication,
 
 /// Delivers a prepared publication (FIFO: once per deduplication id in
 /// five minutes) and answers its message id and sequence number.
-async fn deliver(
+///
+/// A FIFO publication is first recorded in the queue engine's durable
+/// dedup table (topic and deduplication id), which gives its message id and
+/// sequence number or, for a duplicate, the first publication's, across
+/// restarts too. Recorded before the fan-out: a crash in between loses that
+/// publication's deliveries rather than making them twice.
+pub(crate) async fn deliver(
     sns: &SnsService,
     topic: &TopicRecord,
     mut publication: Publication,
     endpoint: &str,
 ) -> Result<(String, Option<String>), ServiceError> {
     if let Some(dedup) = publication.dedup_id.clone() {
-        let key = (publication.topic_arn.clone(), dedup);
-        let sequence = {
-            let mut seen = sns.dedup.lock();
-            seen.retain(|_, d| d.at.elapsed() < DEDUP_WINDOW);
-            if let Some(previous) = seen.get(&key) {
-                return Ok((previous.message_id.clone(), Some(previous.sequence.clone())));
-            }
-            let sequence = sns.next_sequence();
-            seen.insert(
-                key,
-                crate::Deduplicated {
-                    at: std::time::Instant::now(),
-                    message_id: publication.message_id.clone(),
-                    sequence: sequence.clone(),
-                },
-            );
-            sequence
+        let message = strato_queue::NewMessage {
+            group_id: Some(publication.topic_arn.clone()),
+            dedup_id: Some(format!("{}\n{dedup}", publication.topic_arn)),
+            ..strato_queue::NewMessage::default()
         };
+        let sent = sns
+            .queues
+            .send(DEDUP_QUEUE, vec![message])
+            .await
+            .map_err(|e| error::internal(e.to_string()))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| error::internal("the deduplication record was not written"))?;
+        let sequence = format!("{:020}", sent.sequence_number.unwrap_or_default());
+        if sent.duplicate {
+            return Ok((sent.message_id, Some(sequence)));
+        }
+        publication.message_id = sent.message_id;
         publication.sequence = Some(sequence);
     }
     delivery::fan_out(sns, topic, &publication, endpoint).await?;

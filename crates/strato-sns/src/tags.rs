@@ -70,8 +70,7 @@ pub(crate) async fn tag_resource(
             "Could not complete request: tag quota of per resource exceeded",
         ));
     }
-    sns.persist_topic(&record).await?;
-    sns.topics.insert(record.arn(), Arc::new(record));
+    sns.save_topic(record).await?;
     Ok(Doc::map())
 }
 
@@ -93,7 +92,6 @@ pub(crate) async fn untag_resource(
     for key in keys {
         record.tags.remove(&key);
     }
-    sns.persist_topic(&record).await?;
-    sns.topics.insert(record.arn(), Arc::new(record));
+    sns.save_topic(record).await?;
     Ok(Doc::map())
 }

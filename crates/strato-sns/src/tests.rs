@@ -62,23 +62,31 @@ async fn store(dir: &std::path::Path) -> Arc<SqliteStore> {
     store
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    let engine =
-        SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash).unwrap();
-    let queues = Arc::new(Queues::default());
-    let functions = Arc::new(Functions::default());
-    let sns = SnsService::open(SnsConfig {
+/// The service on the state in `dir` (a second call is a restart).
+async fn open(
+    dir: &std::path::Path,
+    queues: Arc<Queues>,
+    functions: Arc<Functions>,
+) -> Arc<SnsService> {
+    let store = store(dir).await;
+    let engine = SqliteQueueEngine::open(&dir.join("queues.db"), Durability::ProcessCrash).unwrap();
+    SnsService::open(SnsConfig {
         store,
         queues: engine,
-        targets: queues.clone(),
-        functions: functions.clone(),
-        data_dir: dir.path().to_path_buf(),
+        targets: queues,
+        functions,
+        data_dir: dir.to_path_buf(),
         time_scale: 1,
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = Arc::new(Queues::default());
+    let functions = Arc::new(Functions::default());
+    let sns = open(dir.path(), queues.clone(), functions.clone()).await;
     Fixture {
         sns,
         queues,
@@ -234,23 +242,9 @@ async fn attribute_filters_drop_what_does_not_match() {
 #[tokio::test]
 async fn topics_and_subscriptions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || async {
-        let store = store(dir.path()).await;
-        let engine =
-            SqliteQueueEngine::open(&dir.path().join("queues.db"), Durability::ProcessCrash)
-                .unwrap();
-        SnsService::open(SnsConfig {
-            store,
-            queues: engine,
-            targets: Arc::new(Queues::default()),
-            functions: Arc::new(Functions::default()),
-            data_dir: dir.path().to_path_buf(),
-            time_scale: 1,
-        })
-        .await
-        .unwrap()
-    };
-    let sns = open().await;
+    let queues = Arc::new(Queues::default());
+    let reopen = || open(dir.path(), queues.clone(), Arc::new(Functions::default()));
+    let sns = reopen().await;
     let topic = text(
         &call(&sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
         "TopicArn",
@@ -263,7 +257,7 @@ async fn topics_and_subscriptions_survive_reopening() {
     )
     .await;
     drop(sns);
-    let sns = open().await;
+    let sns = reopen().await;
     assert!(sns.topic_exists("000000000000", "us-east-1", &topic));
     let listed = call(
         &sns,
@@ -279,4 +273,173 @@ async fn topics_and_subscriptions_survive_reopening() {
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn fifo_deduplication_outlives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = Arc::new(Queues::default());
+    let reopen = || open(dir.path(), queues.clone(), Arc::new(Functions::default()));
+    let sns = reopen().await;
+    let topic = text(
+        &call(
+            &sns,
+            "CreateTopic",
+            serde_json::json!({"Name": "t.fifo",
+                "Attributes": {"FifoTopic": "true"}}),
+        )
+        .await,
+        "TopicArn",
+    );
+    call(
+        &sns,
+        "Subscribe",
+        serde_json::json!({"TopicArn": topic, "Protocol": "sqs",
+            "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q.fifo"}),
+    )
+    .await;
+    let publish = serde_json::json!({"TopicArn": topic, "Message": "m",
+        "MessageGroupId": "g", "MessageDeduplicationId": "d1"});
+    let first = call(&sns, "Publish", publish.clone()).await;
+    drop(sns);
+    let sns = reopen().await;
+    let again = call(&sns, "Publish", publish).await;
+    assert_eq!(text(&first, "MessageId"), text(&again, "MessageId"));
+    assert_eq!(
+        text(&first, "SequenceNumber"),
+        text(&again, "SequenceNumber")
+    );
+    assert_eq!(queues.0.lock().unwrap().len(), 1);
+    // Another deduplication id is another message, later in the sequence.
+    let other = call(
+        &sns,
+        "Publish",
+        serde_json::json!({"TopicArn": topic, "Message": "m",
+            "MessageGroupId": "g", "MessageDeduplicationId": "d2"}),
+    )
+    .await;
+    assert!(text(&other, "SequenceNumber") > text(&first, "SequenceNumber"));
+    assert_eq!(queues.0.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_service_publishes_only_where_the_topic_policy_admits_it() {
+    use strato_engine::async_invoke::{EventSink, ServiceOrigin};
+
+    let f = fixture().await;
+    let topic = text(
+        &call(&f.sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
+        "TopicArn",
+    );
+    call(
+        &f.sns,
+        "Subscribe",
+        serde_json::json!({"TopicArn": topic, "Protocol": "sqs",
+            "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q"}),
+    )
+    .await;
+    let rule = "arn:aws:events:us-east-1:000000000000:rule/r";
+    let events = ServiceOrigin {
+        principal: "events.amazonaws.com",
+        source_arn: rule,
+        source_account: "000000000000",
+        source_owner: None,
+    };
+    let alarms = ServiceOrigin {
+        principal: "cloudwatch.amazonaws.com",
+        source_arn: "arn:aws:cloudwatch:us-east-1:000000000000:alarm:a",
+        source_account: "000000000000",
+        source_owner: Some("000000000000"),
+    };
+    let publish = |origin| {
+        let sns = f.sns.clone();
+        let topic = topic.clone();
+        async move {
+            sns.deliver_as(
+                "000000000000",
+                "us-east-1",
+                &topic,
+                bytes::Bytes::from_static(b"{}"),
+                origin,
+            )
+            .await
+        }
+    };
+    // AWS's default policy admits the owner (CloudWatch acts as it), not
+    // EventBridge.
+    assert!(matches!(
+        publish(events).await,
+        Err(DeliveryError::Denied(_))
+    ));
+    publish(alarms).await.unwrap();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": topic,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule}}}]});
+    call(
+        &f.sns,
+        "SetTopicAttributes",
+        serde_json::json!({"TopicArn": topic, "AttributeName": "Policy",
+            "AttributeValue": policy.to_string()}),
+    )
+    .await;
+    publish(events).await.unwrap();
+    let other_rule = ServiceOrigin {
+        source_arn: "arn:aws:events:us-east-1:000000000000:rule/other",
+        ..events
+    };
+    assert!(publish(other_rule).await.is_err());
+    assert_eq!(f.queues.0.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn add_and_remove_permission_edit_the_topic_policy() {
+    let f = fixture().await;
+    let topic = text(
+        &call(&f.sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
+        "TopicArn",
+    );
+    let add = serde_json::json!({"TopicArn": topic, "Label": "partner",
+        "AWSAccountId": ["111111111111"], "ActionName": ["Publish"]});
+    call(&f.sns, "AddPermission", add.clone()).await;
+    let caller = caller();
+    let request = SnsRequest {
+        caller: &caller,
+        endpoint: "http://localhost:9000",
+    };
+    let again = f
+        .sns
+        .operation(request, "AddPermission", Doc::from_json(&add))
+        .await
+        .unwrap_err();
+    assert_eq!(again.message, "Invalid parameter: Statement already exists");
+    let attributes = call(
+        &f.sns,
+        "GetTopicAttributes",
+        serde_json::json!({"TopicArn": topic}),
+    )
+    .await;
+    let policy: serde_json::Value =
+        serde_json::from_str(&text(attributes.get("Attributes").unwrap(), "Policy")).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2);
+    assert_eq!(
+        statements[1],
+        serde_json::json!({"Sid": "partner", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+            "Action": "SNS:Publish", "Resource": topic})
+    );
+    call(
+        &f.sns,
+        "RemovePermission",
+        serde_json::json!({"TopicArn": topic, "Label": "partner"}),
+    )
+    .await;
+    let attributes = call(
+        &f.sns,
+        "GetTopicAttributes",
+        serde_json::json!({"TopicArn": topic}),
+    )
+    .await;
+    assert!(!text(attributes.get("Attributes").unwrap(), "Policy").contains("partner"));
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strato_engine::async_invoke::{DeadLetterAttributes, DeliveryError, EventSink};
+use strato_engine::async_invoke::{DeadLetterAttributes, DeliveryError, EventSink, MessageGroup};
 use strato_engine::event_source::SqsQueues;
 use strato_engine::event_source::{SqsQueueFacts, SqsRecord, SqsSourceError};
 use strato_queue::{NewMessage, QueueError};
@@ -221,12 +221,25 @@ impl EventSink for SqsService {
         payload: Bytes,
         attributes: DeadLetterAttributes,
     ) -> Result<(), DeliveryError> {
-        let attributes = vec![
-            MessageAttribute::string("RequestID", &attributes.request_id),
-            MessageAttribute::string("ErrorCode", &attributes.error_code),
-            MessageAttribute::string("ErrorMessage", &attributes.error_message),
-        ];
+        let attributes = attributes
+            .attributes
+            .iter()
+            .map(|(name, value)| MessageAttribute::string(name, value))
+            .collect();
         self.deliver(account, region, target, payload, attributes)
+            .await
+    }
+
+    async fn deliver_grouped(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        group: MessageGroup,
+    ) -> Result<(), DeliveryError> {
+        let ids = Some((group.group_id, group.dedup_id));
+        self.deliver_message(account, region, destination, record, Vec::new(), ids)
             .await
     }
 }
@@ -366,11 +379,7 @@ mod tests {
         .await;
         assert!(sqs.queue_exists("000000000000", "us-east-1", ARN));
         assert!(!sqs.queue_exists("111111111111", "us-east-1", ARN));
-        let attributes = DeadLetterAttributes {
-            request_id: "req-1".into(),
-            error_code: "200".into(),
-            error_message: "boom".into(),
-        };
+        let attributes = DeadLetterAttributes::lambda("req-1", "200", "boom");
         sqs.deliver_dead_letter(
             "000000000000",
             "us-east-1",

@@ -81,6 +81,7 @@ fn admitted(
             resource,
             source_arn: request.source_arn.as_deref(),
             source_account: request.source_account.as_deref(),
+            source_owner: None,
             function_url_auth_type: auth_type,
             invoked_via_function_url: via_url,
         })

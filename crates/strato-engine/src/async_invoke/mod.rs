@@ -148,6 +148,26 @@ pub enum DeliveryError {
     Missing(String),
     #[error("delivery to {destination} failed: {reason}")]
     Failed { destination: String, reason: String },
+    /// The destination's own policy does not admit the delivering service
+    /// (an SNS topic policy without `events.amazonaws.com`).
+    #[error("{0}")]
+    Denied(String),
+}
+
+/// The AWS service a delivery is made for, when the destination's own
+/// resource policy decides whether to take it (an SNS topic's policy must
+/// allow `events.amazonaws.com` to publish, with the rule as `SourceArn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOrigin<'a> {
+    /// `events.amazonaws.com`, `s3.amazonaws.com`, ...
+    pub principal: &'a str,
+    /// The rule, bucket or alarm the delivery comes from (`aws:SourceArn`).
+    pub source_arn: &'a str,
+    /// The account that owns it (`aws:SourceAccount`).
+    pub source_account: &'a str,
+    /// `AWS:SourceOwner`, for services that act as the account (CloudWatch
+    /// alarms); `None` for those that act as themselves.
+    pub source_owner: Option<&'a str>,
 }
 
 /// Delivers invocation records and dead-lettered events to destinations
@@ -179,8 +199,38 @@ pub trait EventSink: Send + Sync + 'static {
         self.deliver_record(account, region, destination, message)
             .await
     }
-    /// A failed event for a dead-letter queue or topic, with AWS's
-    /// `RequestID`, `ErrorCode` and `ErrorMessage` attributes.
+    /// A record a service delivers as itself ([`ServiceOrigin`]): a
+    /// destination with a resource policy (an SNS topic) takes it only when
+    /// that policy admits the service; others take it as a record.
+    async fn deliver_as(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        origin: ServiceOrigin<'_>,
+    ) -> Result<(), DeliveryError> {
+        let _ = origin;
+        self.deliver_record(account, region, destination, record)
+            .await
+    }
+    /// A message for a FIFO queue in a message group (an EventBridge
+    /// target's `SqsParameters.MessageGroupId`), deduplicated by
+    /// `dedup_id`. Destinations without message groups take it as a record.
+    async fn deliver_grouped(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        group: MessageGroup,
+    ) -> Result<(), DeliveryError> {
+        let _ = group;
+        self.deliver_record(account, region, destination, record)
+            .await
+    }
+    /// A failed event for a dead-letter queue or topic, with the string
+    /// message attributes the failing service puts on it.
     async fn deliver_dead_letter(
         &self,
         account: &str,
@@ -191,14 +241,45 @@ pub trait EventSink: Send + Sync + 'static {
     ) -> Result<(), DeliveryError>;
 }
 
-/// The message attributes AWS puts on a dead-lettered event.
+/// The message group and deduplication id of a message for a FIFO queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageGroup {
+    pub group_id: String,
+    pub dedup_id: String,
+}
+
+/// The string message attributes AWS puts on a dead-lettered event, in
+/// order: Lambda's `RequestID`, `ErrorCode`, `ErrorMessage`
+/// ([`DeadLetterAttributes::lambda`]); EventBridge's `RULE_ARN`,
+/// `TARGET_ARN`, `ERROR_CODE`, ... (built with [`DeadLetterAttributes::with`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeadLetterAttributes {
-    pub request_id: String,
-    /// The response's HTTP status code, as text (`200`).
-    pub error_code: String,
-    /// The first 1 KB of the error message.
-    pub error_message: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl DeadLetterAttributes {
+    /// Lambda's: the request id, the response's HTTP status code as text
+    /// (`200`) and the first 1 KB of the error message.
+    pub fn lambda(request_id: &str, error_code: &str, error_message: &str) -> DeadLetterAttributes {
+        DeadLetterAttributes::default()
+            .with("RequestID", request_id)
+            .with("ErrorCode", error_code)
+            .with("ErrorMessage", error_message)
+    }
+
+    /// These attributes and one more.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> DeadLetterAttributes {
+        self.attributes.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// The value of one attribute.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// How the async machinery is tuned.

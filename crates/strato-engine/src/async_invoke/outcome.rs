@@ -114,11 +114,11 @@ impl Engine {
                 self.observe_async(&event, AsyncMetric::DestinationDeliveryFailure);
             }
         } else if let Some(dlq) = &target.dead_letter_arn {
-            let attributes = DeadLetterAttributes {
-                request_id: event.request_id.clone(),
-                error_code: "200".into(),
-                error_message: error_message(response, condition),
-            };
+            let attributes = DeadLetterAttributes::lambda(
+                &event.request_id,
+                "200",
+                &error_message(response, condition),
+            );
             let delivered = match &invoker.sink {
                 Some(sink) => {
                     sink.deliver_dead_letter(

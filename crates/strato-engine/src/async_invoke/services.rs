@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use super::{DeadLetterAttributes, DeliveryError, EventSink};
+use super::{DeadLetterAttributes, DeliveryError, EventSink, MessageGroup, ServiceOrigin};
 
 /// The service part of an ARN (`arn:aws:sqs:...` → `sqs`).
 pub fn arn_service(arn: &str) -> Option<&str> {
@@ -130,6 +130,32 @@ impl EventSink for EventSinks {
     ) -> Result<(), DeliveryError> {
         self.sink(destination)?
             .deliver_notification(account, region, destination, subject, message)
+            .await
+    }
+
+    async fn deliver_as(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        origin: ServiceOrigin<'_>,
+    ) -> Result<(), DeliveryError> {
+        self.sink(destination)?
+            .deliver_as(account, region, destination, record, origin)
+            .await
+    }
+
+    async fn deliver_grouped(
+        &self,
+        account: &str,
+        region: &str,
+        destination: &str,
+        record: Bytes,
+        group: MessageGroup,
+    ) -> Result<(), DeliveryError> {
+        self.sink(destination)?
+            .deliver_grouped(account, region, destination, record, group)
             .await
     }
 

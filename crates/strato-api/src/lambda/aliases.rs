@@ -62,13 +62,8 @@ const VERSION_PATTERN: &str = r"(\$LATEST|[0-9]+)";
 
 /// AWS's checks on an alias `Name` member.
 fn check_alias_name(name: &str, errors: &mut ValidationErrors) {
-    if name.chars().count() > 128 {
-        errors.push(
-            name,
-            "name",
-            "Member must have length less than or equal to 128",
-        );
-    } else if name.is_empty() {
+    errors.check_max_length(name, 128, "name");
+    if name.is_empty() {
         errors.push(
             name,
             "name",
@@ -80,11 +75,7 @@ fn check_alias_name(name: &str, errors: &mut ValidationErrors) {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     let numeric = !name.is_empty() && name.chars().all(|c| c.is_ascii_digit());
     if !name.is_empty() && (!chars_ok || numeric) {
-        errors.push(
-            name,
-            "name",
-            &format!("Member must satisfy regular expression pattern: {ALIAS_PATTERN}"),
-        );
+        errors.push_pattern(name, "name", ALIAS_PATTERN);
     }
 }
 
@@ -94,11 +85,7 @@ fn is_version_text(v: &str) -> bool {
 
 fn check_version_text(v: &str, errors: &mut ValidationErrors) {
     if !is_version_text(v) {
-        errors.push(
-            v,
-            "functionVersion",
-            &format!("Member must satisfy regular expression pattern: {VERSION_PATTERN}"),
-        );
+        errors.push_pattern(v, "functionVersion", VERSION_PATTERN);
     }
 }
 
@@ -208,13 +195,7 @@ pub async fn create(
         Some(v) => check_version_text(v, &mut errors),
     }
     if let Some(description) = &req.description {
-        if description.chars().count() > 256 {
-            errors.push(
-                description,
-                "description",
-                "Member must have length less than or equal to 256",
-            );
-        }
+        errors.check_max_length(description, 256, "description");
     }
     let weights = req
         .routing_config
@@ -308,13 +289,7 @@ pub async fn update(
         check_version_text(v, &mut errors);
     }
     if let Some(description) = &req.description {
-        if description.chars().count() > 256 {
-            errors.push(
-                description,
-                "description",
-                "Member must have length less than or equal to 256",
-            );
-        }
+        errors.check_max_length(description, 256, "description");
     }
     // An empty RoutingConfig (or empty weights) removes the routing.
     let weights = req

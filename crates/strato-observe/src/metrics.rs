@@ -400,6 +400,21 @@ fn lambda_dimension_sets(s: &InvocationSubject) -> Vec<Vec<(String, String)>> {
 }
 
 impl State {
+    /// The running totals of the function version `s` names.
+    fn function_totals(&mut self, s: &InvocationSubject) -> &mut FunctionTotals {
+        self.totals
+            .entry((
+                s.account.clone(),
+                s.region.clone(),
+                s.function.clone(),
+                s.executed_version.clone(),
+            ))
+            .or_insert_with(|| FunctionTotals {
+                duration_buckets: vec![0; DURATION_BUCKETS_MS.len()],
+                ..Default::default()
+            })
+    }
+
     fn record(
         &mut self,
         (account, region): (&str, &str),
@@ -542,18 +557,7 @@ impl State {
                         duration_ms,
                     );
                 }
-                let totals = self
-                    .totals
-                    .entry((
-                        s.account.clone(),
-                        s.region.clone(),
-                        s.function.clone(),
-                        s.executed_version.clone(),
-                    ))
-                    .or_insert_with(|| FunctionTotals {
-                        duration_buckets: vec![0; DURATION_BUCKETS_MS.len()],
-                        ..Default::default()
-                    });
+                let totals = self.function_totals(&s);
                 totals.invocations += 1;
                 totals.errors += u64::from(failed);
                 totals.billed_ms += record.billed_ms;
@@ -585,18 +589,7 @@ impl State {
                         1.0,
                     );
                 }
-                self.totals
-                    .entry((
-                        s.account.clone(),
-                        s.region.clone(),
-                        s.function.clone(),
-                        s.executed_version.clone(),
-                    ))
-                    .or_insert_with(|| FunctionTotals {
-                        duration_buckets: vec![0; DURATION_BUCKETS_MS.len()],
-                        ..Default::default()
-                    })
-                    .throttles += 1;
+                self.function_totals(&s).throttles += 1;
             }
             Telemetry::Async(s, metric, at_ms) => {
                 let function = dims(&[("FunctionName", &s.function)]);

@@ -16,7 +16,7 @@ use strato_engine::EngineError;
 use strato_model::error::ValidationErrors;
 use strato_model::{AwsError, ErrorCode, FunctionRef};
 
-use super::{function_ref, load};
+use super::{function_ref, load, refuse_qualifier};
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
@@ -57,17 +57,6 @@ pub(crate) fn invoke_error(function: &str, err: EngineError) -> AwsError {
     }
 }
 
-/// Concurrency is set on the function as a whole, never on a version or alias.
-fn function_only(r: &FunctionRef) -> ApiResult<()> {
-    if r.qualifier.is_some() {
-        return Err(AwsError::invalid_parameter(
-            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
-        )
-        .into());
-    }
-    Ok(())
-}
-
 pub async fn put(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -75,7 +64,7 @@ pub async fn put(
     AwsJson(req): AwsJson<PutConcurrencyRequest>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "PutFunctionConcurrency")?;
-    function_only(&r)?;
+    refuse_qualifier(&r)?;
     let mut errors = ValidationErrors::new();
     match req.reserved {
         None => errors.push_raw(
@@ -141,7 +130,7 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "GetFunctionConcurrency")?;
-    function_only(&r)?;
+    refuse_qualifier(&r)?;
     let record = load(&state, &caller, &r).await?;
     let body = match record.reserved_concurrency {
         Some(n) => json!({ "ReservedConcurrentExecutions": n }),
@@ -156,7 +145,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "DeleteFunctionConcurrency")?;
-    function_only(&r)?;
+    refuse_qualifier(&r)?;
     let _one_at_a_time = RESERVING.lock().await;
     super::update_function(
         &state,

@@ -345,6 +345,18 @@ fn encode_histogram(histogram: &[(i32, u64)]) -> Vec<u8> {
         .collect()
 }
 
+/// The bucket stored in a row's columns `first..first + 5` (count, sum,
+/// min, max, histogram), as the bucket queries select them.
+fn bucket_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Bucket> {
+    Ok(Bucket {
+        count: u64::try_from(r.get::<_, i64>(first)?).unwrap_or(0),
+        sum: r.get(first + 1)?,
+        min: r.get(first + 2)?,
+        max: r.get(first + 3)?,
+        histogram: decode_histogram(&r.get::<_, Vec<u8>>(first + 4)?),
+    })
+}
+
 fn decode_histogram(bytes: &[u8]) -> Vec<(i32, u64)> {
     bytes
         .chunks_exact(12)
@@ -758,13 +770,7 @@ impl Metrics {
                         dimensions: serde_json::from_str(&dims_json).unwrap_or_default(),
                     },
                     r.get::<_, i64>(5)?,
-                    Bucket {
-                        count: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
-                        sum: r.get(7)?,
-                        min: r.get(8)?,
-                        max: r.get(9)?,
-                        histogram: decode_histogram(&r.get::<_, Vec<u8>>(10)?),
-                    },
+                    bucket_at(r, 6)?,
                 ))
             })?;
             for row in rows {
@@ -1062,18 +1068,7 @@ pub fn read_minutes(
             minute_of(start_ms),
             minute_of(end_ms) + 1
         ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Bucket {
-                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    sum: r.get(2)?,
-                    min: r.get(3)?,
-                    max: r.get(4)?,
-                    histogram: decode_histogram(&r.get::<_, Vec<u8>>(5)?),
-                },
-            ))
-        },
+        |r| Ok((r.get::<_, i64>(0)?, bucket_at(r, 1)?)),
     )?;
     rows.collect()
 }

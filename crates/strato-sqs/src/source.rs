@@ -392,24 +392,14 @@ mod tests {
         )
         .await
         .unwrap();
+        let empty_record_to =
+            |arn| sqs.deliver_record("000000000000", "us-east-1", arn, Bytes::new());
         assert!(matches!(
-            sqs.deliver_record(
-                "000000000000",
-                "us-east-1",
-                "arn:aws:sns:us-east-1:000000000000:t",
-                Bytes::new()
-            )
-            .await,
+            empty_record_to("arn:aws:sns:us-east-1:000000000000:t").await,
             Err(DeliveryError::Unsupported(_))
         ));
         assert!(matches!(
-            sqs.deliver_record(
-                "000000000000",
-                "us-east-1",
-                "arn:aws:sqs:us-east-1:000000000000:gone",
-                Bytes::new()
-            )
-            .await,
+            empty_record_to("arn:aws:sqs:us-east-1:000000000000:gone").await,
             Err(DeliveryError::Missing(_))
         ));
         let received = call(

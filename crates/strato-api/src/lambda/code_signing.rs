@@ -27,7 +27,7 @@ use strato_model::{AwsError, ErrorCode};
 use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::versions::{paginate, PageQuery};
-use super::{function_ref, refuse_qualifier, unsupported, update_function};
+use super::{unsupported, update_function, whole_function_ref};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -492,8 +492,7 @@ pub async fn put_function(
         .into());
     };
     check_csc_arn(&arn, "codeSigningConfigArn")?;
-    let r = function_ref(&caller, &name, None, "PutFunctionCodeSigningConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "PutFunctionCodeSigningConfig")?;
     super::load(&state, &caller, &r).await?;
     if find(&state, &caller, &arn).await?.is_none() {
         return Err(deployment_config_not_found(&arn).into());
@@ -517,8 +516,7 @@ pub async fn get_function(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "GetFunctionCodeSigningConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "GetFunctionCodeSigningConfig")?;
     let record = super::load(&state, &caller, &r).await?;
     Ok(function_answer(
         record
@@ -534,8 +532,7 @@ pub async fn delete_function(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "DeleteFunctionCodeSigningConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "DeleteFunctionCodeSigningConfig")?;
     update_function(
         &state,
         &caller,

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 use strato_engine::EngineError;
 use strato_model::error::ValidationErrors;
-use strato_model::{AwsError, ErrorCode, FunctionRef};
+use strato_model::{AwsError, ErrorCode};
 
-use super::{function_ref, load, refuse_qualifier};
+use super::{load, whole_function_ref};
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
@@ -63,8 +63,7 @@ pub async fn put(
     Path(name): Path<String>,
     AwsJson(req): AwsJson<PutConcurrencyRequest>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "PutFunctionConcurrency")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "PutFunctionConcurrency")?;
     let mut errors = ValidationErrors::new();
     match req.reserved {
         None => errors.push_raw(
@@ -129,8 +128,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "GetFunctionConcurrency")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "GetFunctionConcurrency")?;
     let record = load(&state, &caller, &r).await?;
     let body = match record.reserved_concurrency {
         Some(n) => json!({ "ReservedConcurrentExecutions": n }),
@@ -144,8 +142,7 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "DeleteFunctionConcurrency")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "DeleteFunctionConcurrency")?;
     let _one_at_a_time = RESERVING.lock().await;
     super::update_function(
         &state,

@@ -284,8 +284,7 @@ pub async fn list(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "ListFunctionUrlConfigs")?;
-    super::refuse_qualifier(&r)?;
+    let r = super::whole_function_ref(&caller, &name, "ListFunctionUrlConfigs")?;
     load(&state, &caller, &r).await?;
     let max_items = match q.max_items.as_deref() {
         None => 50,

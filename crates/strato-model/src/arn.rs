@@ -71,7 +71,7 @@ fn is_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn is_account(s: &str) -> bool {
+pub(crate) fn is_account(s: &str) -> bool {
     s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())
 }
 
@@ -79,7 +79,7 @@ fn is_qualifier_text(s: &str) -> bool {
     s == "$LATEST" || is_name(s)
 }
 
-fn is_region(s: &str) -> bool {
+pub(crate) fn is_region(s: &str) -> bool {
     // [a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3

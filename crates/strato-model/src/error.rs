@@ -301,6 +301,29 @@ impl ValidationErrors {
         ));
     }
 
+    /// Records AWS's length failure when `value` has more than `max`
+    /// characters; true when it did.
+    pub fn check_max_length(&mut self, value: &str, max: usize, field: &str) -> bool {
+        let over = value.chars().count() > max;
+        if over {
+            self.push(
+                value,
+                field,
+                &format!("Member must have length less than or equal to {max}"),
+            );
+        }
+        over
+    }
+
+    /// Records AWS's failure for a value outside the member's `pattern`.
+    pub fn push_pattern(&mut self, value: &str, field: &str, pattern: &str) {
+        self.push(
+            value,
+            field,
+            &format!("Member must satisfy regular expression pattern: {pattern}"),
+        );
+    }
+
     /// Records a failure when `value` is outside `[min, max]`, in AWS's
     /// wording for a range constraint.
     pub fn check_range(&mut self, value: i64, min: u32, max: u32, field: &str) {

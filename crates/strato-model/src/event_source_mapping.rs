@@ -161,21 +161,11 @@ pub struct SqsQueueArn<'a> {
 impl<'a> SqsQueueArn<'a> {
     /// `None` when `arn` is not an SQS queue ARN.
     pub fn parse(arn: &'a str) -> Option<SqsQueueArn<'a>> {
-        let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let [_, _, "sqs", region, account, name] = crate::arn::general_arn_parts(arn)? else {
             return None;
         };
-        let valid = partition.starts_with("aws")
-            && !region.is_empty()
-            && account.len() == 12
-            && account.bytes().all(|b| b.is_ascii_digit())
+        let valid = !region.is_empty()
+            && !account.is_empty()
             && !name.is_empty()
             && name
                 .bytes()

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::arn::{is_account, is_region};
 use crate::error::{AwsError, ErrorCode, ValidationErrors};
 use crate::function::CodeRef;
 use crate::policy::Policy;
@@ -132,49 +133,13 @@ fn is_layer_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn is_account(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[0].chars().all(|c| c.is_ascii_lowercase())
-        && parts[parts.len() - 1].len() == 1
-        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
-        && parts[1..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-}
-
 /// `arn:aws…:lambda:{region}:{account}:layer:{rest}` split into its parts.
 fn split_layer_arn(arn: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = arn.splitn(7, ':');
-    let (
-        Some("arn"),
-        Some(partition),
-        Some("lambda"),
-        Some(region),
-        Some(account),
-        Some("layer"),
-        Some(rest),
-    ) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    )
-    else {
+    let [_, _, "lambda", region, account, resource] = crate::arn::general_arn_parts(arn)? else {
         return None;
     };
-    let partition_ok = partition
-        .strip_prefix("aws")
-        .is_some_and(|p| p.chars().all(|c| c.is_ascii_alphabetic() || c == '-'));
-    (partition_ok && is_region(region) && is_account(account)).then_some((region, account, rest))
+    let rest = resource.strip_prefix("layer:")?;
+    (is_region(region) && is_account(account)).then_some((region, account, rest))
 }
 
 /// A layer version named by its full ARN.

@@ -13,6 +13,7 @@ pub mod event_source_mapping;
 pub mod function;
 pub mod layer;
 pub mod limits;
+pub mod message_attribute;
 pub mod policy;
 pub mod recursion;
 pub mod response_stream;

@@ -345,6 +345,18 @@ fn encode_histogram(histogram: &[(i32, u64)]) -> Vec<u8> {
         .collect()
 }
 
+/// The bucket stored in a row's columns `first..first + 5` (count, sum,
+/// min, max, histogram), as the bucket queries select them.
+fn bucket_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Bucket> {
+    Ok(Bucket {
+        count: u64::try_from(r.get::<_, i64>(first)?).unwrap_or(0),
+        sum: r.get(first + 1)?,
+        min: r.get(first + 2)?,
+        max: r.get(first + 3)?,
+        histogram: decode_histogram(&r.get::<_, Vec<u8>>(first + 4)?),
+    })
+}
+
 fn decode_histogram(bytes: &[u8]) -> Vec<(i32, u64)> {
     bytes
         .chunks_exact(12)
@@ -400,6 +412,21 @@ fn lambda_dimension_sets(s: &InvocationSubject) -> Vec<Vec<(String, String)>> {
 }
 
 impl State {
+    /// The running totals of the function version `s` names.
+    fn function_totals(&mut self, s: &InvocationSubject) -> &mut FunctionTotals {
+        self.totals
+            .entry((
+                s.account.clone(),
+                s.region.clone(),
+                s.function.clone(),
+                s.executed_version.clone(),
+            ))
+            .or_insert_with(|| FunctionTotals {
+                duration_buckets: vec![0; DURATION_BUCKETS_MS.len()],
+                ..Default::default()
+            })
+    }
+
     fn record(
         &mut self,
         (account, region): (&str, &str),
@@ -542,18 +569,7 @@ impl State {
                         duration_ms,
                     );
                 }
-                let totals = self
-                    .totals
-                    .entry((
-                        s.account.clone(),
-                        s.region.clone(),
-                        s.function.clone(),
-                        s.executed_version.clone(),
-                    ))
-                    .or_insert_with(|| FunctionTotals {
-                        duration_buckets: vec![0; DURATION_BUCKETS_MS.len()],
-                        ..Default::default()
-                    });
+                let totals = self.function_totals(&s);
                 totals.invocations += 1;
                 totals.errors += u64::from(failed);
                 totals.billed_ms += record.billed_ms;
@@ -585,18 +601,7 @@ impl State {
                         1.0,
                     );
                 }
-                self.totals
-                    .entry((
-                        s.account.clone(),
-                        s.region.clone(),
-                        s.function.clone(),
-                        s.executed_version.clone(),
-                    ))
-                    .or_insert_with(|| FunctionTotals {
-                        duration_buckets: vec![0; DURATION_BUCKETS_MS.len()],
-                        ..Default::default()
-                    })
-                    .throttles += 1;
+                self.function_totals(&s).throttles += 1;
             }
             Telemetry::Async(s, metric, at_ms) => {
                 let function = dims(&[("FunctionName", &s.function)]);
@@ -765,13 +770,7 @@ impl Metrics {
                         dimensions: serde_json::from_str(&dims_json).unwrap_or_default(),
                     },
                     r.get::<_, i64>(5)?,
-                    Bucket {
-                        count: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
-                        sum: r.get(7)?,
-                        min: r.get(8)?,
-                        max: r.get(9)?,
-                        histogram: decode_histogram(&r.get::<_, Vec<u8>>(10)?),
-                    },
+                    bucket_at(r, 6)?,
                 ))
             })?;
             for row in rows {
@@ -1069,18 +1068,7 @@ pub fn read_minutes(
             minute_of(start_ms),
             minute_of(end_ms) + 1
         ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Bucket {
-                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    sum: r.get(2)?,
-                    min: r.get(3)?,
-                    max: r.get(4)?,
-                    histogram: decode_histogram(&r.get::<_, Vec<u8>>(5)?),
-                },
-            ))
-        },
+        |r| Ok((r.get::<_, i64>(0)?, bucket_at(r, 1)?)),
     )?;
     rows.collect()
 }

@@ -22,6 +22,11 @@ fn accepts_attribute(policy: &Pattern, name: &str, data_type: &str, value: &str)
     policy.matches(&sns_attributes_document(&attributes))
 }
 
+/// [`accepts_attribute`] for the examples' String `customer_interests`.
+fn accepts_interest(policy: &Pattern, value: &str) -> bool {
+    accepts_attribute(policy, "customer_interests", "String", value)
+}
+
 fn example_message_attributes() -> Value {
     json!({
         "customer_interests": attribute("String.Array", "[\"soccer\", \"rugby\", \"hockey\"]"),
@@ -77,24 +82,9 @@ fn body_scope_matches_nested_properties() {
 #[test]
 fn string_exact_matching() {
     let policy = policy(r#"{"customer_interests": ["rugby", "tennis"]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "rugby"
-    ));
-    assert!(accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "tennis"
-    ));
-    assert!(!accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "Rugby"
-    ));
+    assert!(accepts_interest(&policy, "rugby"));
+    assert!(accepts_interest(&policy, "tennis"));
+    assert!(!accepts_interest(&policy, "Rugby"));
     assert!(accepts_attribute(
         &policy,
         "customer_interests",
@@ -109,24 +99,9 @@ fn string_anything_but() {
         r#"{"customer_interests": [{"anything-but": ["rugby", "tennis"]}]}"#,
         ATTRIBUTES,
     );
-    assert!(accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "baseball"
-    ));
-    assert!(accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "football"
-    ));
-    assert!(!accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "rugby"
-    ));
+    assert!(accepts_interest(&policy, "baseball"));
+    assert!(accepts_interest(&policy, "football"));
+    assert!(!accepts_interest(&policy, "rugby"));
     // An attribute that is not there is not "anything but".
     assert!(!policy.matches(&sns_attributes_document(&json!({}))));
 }
@@ -158,24 +133,9 @@ fn string_equals_ignore_case() {
         r#"{"customer_interests": [{"equals-ignore-case": "tennis"}]}"#,
         ATTRIBUTES,
     );
-    assert!(accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "TENNIS"
-    ));
-    assert!(accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "Tennis"
-    ));
-    assert!(!accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "table tennis"
-    ));
+    assert!(accepts_interest(&policy, "TENNIS"));
+    assert!(accepts_interest(&policy, "Tennis"));
+    assert!(!accepts_interest(&policy, "table tennis"));
 }
 
 #[test]
@@ -204,46 +164,16 @@ fn ip_address_matching() {
 #[test]
 fn string_prefix_and_suffix() {
     let prefix = policy(r#"{"customer_interests": [{"prefix": "bas"}]}"#, ATTRIBUTES);
-    assert!(accepts_attribute(
-        &prefix,
-        "customer_interests",
-        "String",
-        "baseball"
-    ));
-    assert!(accepts_attribute(
-        &prefix,
-        "customer_interests",
-        "String",
-        "basketball"
-    ));
-    assert!(!accepts_attribute(
-        &prefix,
-        "customer_interests",
-        "String",
-        "rugby"
-    ));
+    assert!(accepts_interest(&prefix, "baseball"));
+    assert!(accepts_interest(&prefix, "basketball"));
+    assert!(!accepts_interest(&prefix, "rugby"));
     let suffix = policy(
         r#"{"customer_interests": [{"suffix": "ball"}]}"#,
         ATTRIBUTES,
     );
-    assert!(accepts_attribute(
-        &suffix,
-        "customer_interests",
-        "String",
-        "baseball"
-    ));
-    assert!(accepts_attribute(
-        &suffix,
-        "customer_interests",
-        "String",
-        "basketball"
-    ));
-    assert!(!accepts_attribute(
-        &suffix,
-        "customer_interests",
-        "String",
-        "rugby"
-    ));
+    assert!(accepts_interest(&suffix, "baseball"));
+    assert!(accepts_interest(&suffix, "basketball"));
+    assert!(!accepts_interest(&suffix, "rugby"));
 }
 
 #[test]
@@ -368,12 +298,7 @@ fn and_logic_across_attributes() {
         "price_usd": attribute("Number", "101"),
     });
     assert!(policy.matches(&sns_attributes_document(&both)));
-    assert!(!accepts_attribute(
-        &policy,
-        "customer_interests",
-        "String",
-        "rugby"
-    ));
+    assert!(!accepts_interest(&policy, "rugby"));
 }
 
 #[test]

@@ -184,6 +184,14 @@ struct Work {
 }
 
 impl Work {
+    /// The run's messages, handed out in batches to the workers.
+    fn shared(args: &Args) -> Arc<Work> {
+        Arc::new(Work {
+            left: AtomicUsize::new(args.messages),
+            batch: args.batch,
+        })
+    }
+
     fn next(&self) -> Option<usize> {
         let mut left = self.left.load(Ordering::Relaxed);
         loop {
@@ -209,10 +217,7 @@ async fn send_phase(
     args: &Args,
     body: &Bytes,
 ) -> Result<(Duration, Latencies), BenchError> {
-    let work = Arc::new(Work {
-        left: AtomicUsize::new(args.messages),
-        batch: args.batch,
-    });
+    let work = Work::shared(args);
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
@@ -289,10 +294,7 @@ async fn combined_phase(
     args: &Args,
     body: &Bytes,
 ) -> Result<(Duration, [Latencies; 3]), BenchError> {
-    let work = Arc::new(Work {
-        left: AtomicUsize::new(args.messages),
-        batch: args.batch,
-    });
+    let work = Work::shared(args);
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {

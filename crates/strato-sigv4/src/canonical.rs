@@ -223,12 +223,12 @@ mod tests {
             ("/functions/f/invocations:$LATEST", "/functions/f/invocations%3A%24LATEST"),
             ("/-_.~", "/-_.~"),
         ];
+        assert_canonical_uris(&cases, PathStyle::Normalized);
+    }
+
+    fn assert_canonical_uris(cases: &[(&str, &str)], style: PathStyle) {
         for (path, expected) in cases {
-            assert_eq!(
-                canonical_uri(path, PathStyle::Normalized),
-                expected,
-                "path {path:?}"
-            );
+            assert_eq!(canonical_uri(path, style), *expected, "path {path:?}");
         }
     }
 
@@ -243,13 +243,7 @@ mod tests {
             ("/bucket/%E1%88%B4", "/bucket/%E1%88%B4"),
             ("/bucket/100%25", "/bucket/100%25"),
         ];
-        for (path, expected) in cases {
-            assert_eq!(
-                canonical_uri(path, PathStyle::S3),
-                expected,
-                "path {path:?}"
-            );
-        }
+        assert_canonical_uris(&cases, PathStyle::S3);
     }
 
     #[test]

@@ -6,50 +6,7 @@ use strato_model::wire::{Doc, ServiceError};
 
 use crate::error;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttributeValue {
-    /// `String`, `String.Array`, `Number` (and custom `.label` types).
-    String(String),
-    Binary(Vec<u8>),
-}
-
-/// One message attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageAttribute {
-    pub name: String,
-    pub data_type: String,
-    pub value: AttributeValue,
-}
-
-impl MessageAttribute {
-    pub fn string(name: &str, value: &str) -> MessageAttribute {
-        MessageAttribute {
-            name: name.to_string(),
-            data_type: "String".to_string(),
-            value: AttributeValue::String(value.to_string()),
-        }
-    }
-
-    /// What counts towards the 256 KB message size.
-    pub fn size(&self) -> usize {
-        self.name.len()
-            + self.data_type.len()
-            + match &self.value {
-                AttributeValue::String(s) => s.len(),
-                AttributeValue::Binary(b) => b.len(),
-            }
-    }
-
-    /// `{"Type": ..., "Value": ...}` as envelopes and Lambda events carry it
-    /// (binary values base64-encoded).
-    pub fn envelope_json(&self) -> serde_json::Value {
-        let value = match &self.value {
-            AttributeValue::String(s) => s.clone(),
-            AttributeValue::Binary(b) => base64::engine::general_purpose::STANDARD.encode(b),
-        };
-        serde_json::json!({"Type": self.data_type, "Value": value})
-    }
-}
+pub use strato_model::message_attribute::{AttributeValue, MessageAttribute};
 
 /// The attributes as one JSON object (`{"name": {"Type", "Value"}}`).
 pub fn attributes_json(attributes: &[MessageAttribute]) -> serde_json::Value {

@@ -9,69 +9,7 @@ use crate::error;
 /// At most this many message attributes per message.
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttributeValue {
-    /// `String` and `Number` types (and their custom labels).
-    String(String),
-    Binary(Vec<u8>),
-}
-
-/// A message attribute or message system attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageAttribute {
-    pub name: String,
-    /// `String`, `Number`, `Binary`, optionally with `.label`.
-    pub data_type: String,
-    pub value: AttributeValue,
-}
-
-impl MessageAttribute {
-    pub fn string(name: &str, value: &str) -> MessageAttribute {
-        MessageAttribute {
-            name: name.to_string(),
-            data_type: "String".to_string(),
-            value: AttributeValue::String(value.to_string()),
-        }
-    }
-
-    /// What counts towards the message size: name, type and value.
-    pub fn size(&self) -> usize {
-        self.name.len()
-            + self.data_type.len()
-            + match &self.value {
-                AttributeValue::String(s) => s.len(),
-                AttributeValue::Binary(b) => b.len(),
-            }
-    }
-
-    /// The `MessageAttributeValue` structure.
-    pub fn value_doc(&self) -> Doc {
-        let doc = Doc::map();
-        let doc = match &self.value {
-            AttributeValue::String(s) => doc.with("StringValue", s.as_str()),
-            AttributeValue::Binary(b) => doc.with("BinaryValue", Doc::Blob(b.clone())),
-        };
-        doc.with("DataType", self.data_type.as_str())
-    }
-
-    /// As Lambda's SQS event carries it (camelCase members).
-    pub fn event_json(&self) -> serde_json::Value {
-        let (string, binary) = match &self.value {
-            AttributeValue::String(s) => (serde_json::Value::from(s.as_str()), None),
-            AttributeValue::Binary(b) => (
-                serde_json::Value::Null,
-                Some(base64::engine::general_purpose::STANDARD.encode(b)),
-            ),
-        };
-        serde_json::json!({
-            "stringValue": string,
-            "binaryValue": binary,
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": self.data_type,
-        })
-    }
-}
+pub use strato_model::message_attribute::{AttributeValue, MessageAttribute};
 
 /// The message attributes of a send (`MessageAttributes`), validated as
 /// AWS validates them.

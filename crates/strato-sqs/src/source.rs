@@ -277,6 +277,21 @@ mod tests {
         )
     }
 
+    /// A service holding the queue `work` ([`ARN`]) with `attributes`.
+    async fn with_work_queue(
+        dir: &std::path::Path,
+        attributes: serde_json::Value,
+    ) -> (Arc<SqsService>, Arc<SqliteQueueEngine>) {
+        let (sqs, engine) = service(dir).await;
+        call(
+            &sqs,
+            "CreateQueue",
+            serde_json::json!({"QueueName": "work", "Attributes": attributes}),
+        )
+        .await;
+        (sqs, engine)
+    }
+
     fn caller() -> Caller {
         Caller {
             account_id: "000000000000".into(),
@@ -299,13 +314,8 @@ mod tests {
     #[tokio::test]
     async fn mappings_receive_lambda_sqs_records_and_delete_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (sqs, engine) = service(dir.path()).await;
-        call(
-            &sqs,
-            "CreateQueue",
-            serde_json::json!({"QueueName": "work", "Attributes": {"VisibilityTimeout": "60"}}),
-        )
-        .await;
+        let (sqs, engine) =
+            with_work_queue(dir.path(), serde_json::json!({"VisibilityTimeout": "60"})).await;
         let url = "http://localhost:9000/000000000000/work";
         call(
             &sqs,
@@ -370,13 +380,7 @@ mod tests {
     #[tokio::test]
     async fn dead_letters_carry_aws_attributes() {
         let dir = tempfile::tempdir().unwrap();
-        let (sqs, engine) = service(dir.path()).await;
-        call(
-            &sqs,
-            "CreateQueue",
-            serde_json::json!({"QueueName": "work"}),
-        )
-        .await;
+        let (sqs, engine) = with_work_queue(dir.path(), serde_json::json!({})).await;
         assert!(sqs.queue_exists("000000000000", "us-east-1", ARN));
         assert!(!sqs.queue_exists("111111111111", "us-east-1", ARN));
         let attributes = DeadLetterAttributes::lambda("req-1", "200", "boom");
@@ -397,24 +401,14 @@ mod tests {
         )
         .await
         .unwrap();
+        let empty_record_to =
+            |arn| sqs.deliver_record("000000000000", "us-east-1", arn, Bytes::new());
         assert!(matches!(
-            sqs.deliver_record(
-                "000000000000",
-                "us-east-1",
-                "arn:aws:sns:us-east-1:000000000000:t",
-                Bytes::new()
-            )
-            .await,
+            empty_record_to("arn:aws:sns:us-east-1:000000000000:t").await,
             Err(DeliveryError::Unsupported(_))
         ));
         assert!(matches!(
-            sqs.deliver_record(
-                "000000000000",
-                "us-east-1",
-                "arn:aws:sqs:us-east-1:000000000000:gone",
-                Bytes::new()
-            )
-            .await,
+            empty_record_to("arn:aws:sqs:us-east-1:000000000000:gone").await,
             Err(DeliveryError::Missing(_))
         ));
         let received = call(

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strato_engine::async_invoke::DeliveryError;
 use strato_engine::event_source::SqsQueues;
-use strato_sqs::message::{AttributeValue as SqsValue, MessageAttribute as SqsAttribute};
 
 /// [`strato_sns::QueueTargets`] over [`strato_sqs::SqsService`].
 pub struct SnsQueues(pub Arc<strato_sqs::SqsService>);
@@ -18,18 +17,6 @@ impl strato_sns::QueueTargets for SnsQueues {
     }
 
     async fn send(&self, delivery: strato_sns::QueueDelivery) -> Result<(), DeliveryError> {
-        let attributes = delivery
-            .attributes
-            .into_iter()
-            .map(|a| SqsAttribute {
-                name: a.name,
-                data_type: a.data_type,
-                value: match a.value {
-                    strato_sns::AttributeValue::String(s) => SqsValue::String(s),
-                    strato_sns::AttributeValue::Binary(b) => SqsValue::Binary(b),
-                },
-            })
-            .collect();
         let fifo_ids = delivery.group_id.zip(delivery.dedup_id);
         self.0
             .deliver_message(
@@ -37,7 +24,7 @@ impl strato_sns::QueueTargets for SnsQueues {
                 &delivery.region,
                 &delivery.queue_arn,
                 Bytes::from(delivery.body),
-                attributes,
+                delivery.attributes,
                 fifo_ids,
             )
             .await

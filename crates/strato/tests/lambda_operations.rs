@@ -21,6 +21,12 @@ use serde_json::json;
 
 const SIGNING_PROFILE: &str = "arn:aws:signer:us-east-1:000000000000:/signing-profiles/strato";
 
+fn policies(policy: CodeSigningPolicy) -> CodeSigningPolicies {
+    CodeSigningPolicies::builder()
+        .untrusted_artifact_on_deployment(policy)
+        .build()
+}
+
 async fn create_csc(client: &Client, policy: CodeSigningPolicy) -> String {
     let out = client
         .create_code_signing_config()
@@ -31,11 +37,7 @@ async fn create_csc(client: &Client, policy: CodeSigningPolicy) -> String {
                 .build()
                 .unwrap(),
         )
-        .code_signing_policies(
-            CodeSigningPolicies::builder()
-                .untrusted_artifact_on_deployment(policy)
-                .build(),
-        )
+        .code_signing_policies(policies(policy))
         .send()
         .await
         .expect("create code signing config");
@@ -47,11 +49,7 @@ async fn set_policy(client: &Client, arn: &str, policy: CodeSigningPolicy) {
     client
         .update_code_signing_config()
         .code_signing_config_arn(arn)
-        .code_signing_policies(
-            CodeSigningPolicies::builder()
-                .untrusted_artifact_on_deployment(policy)
-                .build(),
-        )
+        .code_signing_policies(policies(policy))
         .send()
         .await
         .expect("update code signing config");

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use strato_model::error::ValidationErrors;
-use strato_model::{Alias, AwsError, ErrorCode, FunctionRecord, FunctionRef, LATEST};
+use strato_model::{Alias, AwsError, ErrorCode, FunctionRecord, LATEST};
 
 use super::versions::paginate;
-use super::{function_ref, load, refuse_qualifier};
+use super::{load, whole_function_ref};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
@@ -62,13 +62,8 @@ const VERSION_PATTERN: &str = r"(\$LATEST|[0-9]+)";
 
 /// AWS's checks on an alias `Name` member.
 fn check_alias_name(name: &str, errors: &mut ValidationErrors) {
-    if name.chars().count() > 128 {
-        errors.push(
-            name,
-            "name",
-            "Member must have length less than or equal to 128",
-        );
-    } else if name.is_empty() {
+    errors.check_max_length(name, 128, "name");
+    if name.is_empty() {
         errors.push(
             name,
             "name",
@@ -80,11 +75,7 @@ fn check_alias_name(name: &str, errors: &mut ValidationErrors) {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     let numeric = !name.is_empty() && name.chars().all(|c| c.is_ascii_digit());
     if !name.is_empty() && (!chars_ok || numeric) {
-        errors.push(
-            name,
-            "name",
-            &format!("Member must satisfy regular expression pattern: {ALIAS_PATTERN}"),
-        );
+        errors.push_pattern(name, "name", ALIAS_PATTERN);
     }
 }
 
@@ -94,11 +85,7 @@ fn is_version_text(v: &str) -> bool {
 
 fn check_version_text(v: &str, errors: &mut ValidationErrors) {
     if !is_version_text(v) {
-        errors.push(
-            v,
-            "functionVersion",
-            &format!("Member must satisfy regular expression pattern: {VERSION_PATTERN}"),
-        );
+        errors.push_pattern(v, "functionVersion", VERSION_PATTERN);
     }
 }
 
@@ -185,19 +172,13 @@ fn alias_arn(caller: &Caller, function: &str, alias: &str) -> String {
     format!("{}:{alias}", super::unqualified_arn(caller, function))
 }
 
-fn alias_function(caller: &Caller, name: &str, operation: &str) -> ApiResult<FunctionRef> {
-    let r = function_ref(caller, name, None, operation)?;
-    refuse_qualifier(&r)?;
-    Ok(r)
-}
-
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<CreateAliasRequest>,
 ) -> ApiResult<Response> {
-    let r = alias_function(&caller, &name, "CreateAlias")?;
+    let r = whole_function_ref(&caller, &name, "CreateAlias")?;
     let mut errors = ValidationErrors::new();
     match &req.name {
         None => errors.push_raw("null", "name", "Member must not be null"),
@@ -208,13 +189,7 @@ pub async fn create(
         Some(v) => check_version_text(v, &mut errors),
     }
     if let Some(description) = &req.description {
-        if description.chars().count() > 256 {
-            errors.push(
-                description,
-                "description",
-                "Member must have length less than or equal to 256",
-            );
-        }
+        errors.check_max_length(description, 256, "description");
     }
     let weights = req
         .routing_config
@@ -280,7 +255,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path((name, alias)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let r = alias_function(&caller, &name, "GetAlias")?;
+    let r = whole_function_ref(&caller, &name, "GetAlias")?;
     checked_alias_path(&alias)?;
     let record = load(&state, &caller, &r).await?;
     let found = record.aliases.get(&alias).ok_or_else(|| {
@@ -301,20 +276,14 @@ pub async fn update(
     Path((name, alias)): Path<(String, String)>,
     AwsJson(req): AwsJson<UpdateAliasRequest>,
 ) -> ApiResult<Response> {
-    let r = alias_function(&caller, &name, "UpdateAlias")?;
+    let r = whole_function_ref(&caller, &name, "UpdateAlias")?;
     let mut errors = ValidationErrors::new();
     check_alias_name(&alias, &mut errors);
     if let Some(v) = &req.function_version {
         check_version_text(v, &mut errors);
     }
     if let Some(description) = &req.description {
-        if description.chars().count() > 256 {
-            errors.push(
-                description,
-                "description",
-                "Member must have length less than or equal to 256",
-            );
-        }
+        errors.check_max_length(description, 256, "description");
     }
     // An empty RoutingConfig (or empty weights) removes the routing.
     let weights = req
@@ -390,7 +359,7 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     Path((name, alias)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let r = alias_function(&caller, &name, "DeleteAlias")?;
+    let r = whole_function_ref(&caller, &name, "DeleteAlias")?;
     checked_alias_path(&alias)?;
     load(&state, &caller, &r).await?;
     let out_caller = caller.clone();
@@ -423,7 +392,7 @@ pub async fn list(
     Path(name): Path<String>,
     Query(q): Query<ListAliasesQuery>,
 ) -> ApiResult<Response> {
-    let r = alias_function(&caller, &name, "ListAliases")?;
+    let r = whole_function_ref(&caller, &name, "ListAliases")?;
     let mut errors = ValidationErrors::new();
     if let Some(v) = &q.function_version {
         check_version_text(v, &mut errors);

@@ -26,8 +26,8 @@ use strato_model::error::ValidationErrors;
 use strato_model::{AwsError, ErrorCode};
 use strato_store::{DocumentKey, StoreError, StoreExt};
 
-use super::versions::paginate;
-use super::{function_ref, refuse_qualifier, unsupported, update_function};
+use super::versions::{paginate, PageQuery};
+use super::{unsupported, update_function, whole_function_ref};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -83,14 +83,6 @@ pub struct FunctionConfigRequest {
     code_signing_config_arn: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(rename = "Marker")]
-    marker: Option<String>,
-    #[serde(rename = "MaxItems")]
-    max_items: Option<String>,
-}
-
 fn key(caller: &Caller, id: &str) -> DocumentKey {
     DocumentKey::new(&caller.account_id, &caller.region, CSC_KIND, id)
 }
@@ -138,18 +130,8 @@ fn matches_csc_arn(arn: &str) -> bool {
 /// Validates a `CodeSigningConfigArn` member named `field`.
 fn check_csc_arn(arn: &str, field: &str) -> Result<(), AwsError> {
     let mut errors = ValidationErrors::new();
-    if arn.chars().count() > MAX_CSC_ARN {
-        errors.push(
-            arn,
-            field,
-            &format!("Member must have length less than or equal to {MAX_CSC_ARN}"),
-        );
-    } else if !matches_csc_arn(arn) {
-        errors.push(
-            arn,
-            field,
-            &format!("Member must satisfy regular expression pattern: {CSC_ARN_PATTERN}"),
-        );
+    if !errors.check_max_length(arn, MAX_CSC_ARN, field) && !matches_csc_arn(arn) {
+        errors.push_pattern(arn, field, CSC_ARN_PATTERN);
     }
     errors.into_result(ErrorCode::ValidationException)
 }
@@ -175,13 +157,7 @@ fn validate(
 ) -> Result<Members, AwsError> {
     let mut errors = ValidationErrors::new();
     if let Some(description) = description {
-        if description.chars().count() > MAX_DESCRIPTION {
-            errors.push(
-                description,
-                "description",
-                &format!("Member must have length less than or equal to {MAX_DESCRIPTION}"),
-            );
-        }
+        errors.check_max_length(description, MAX_DESCRIPTION, "description");
     }
     let field = "allowedPublishers.signingProfileVersionArns";
     match publishers {
@@ -442,7 +418,7 @@ pub async fn delete(
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {
     let docs = state
         .catalog
@@ -476,7 +452,7 @@ pub async fn list_functions(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path(arn): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {
     check_csc_arn(&arn, "codeSigningConfigArn")?;
     if find(&state, &caller, &arn).await?.is_none() {
@@ -516,8 +492,7 @@ pub async fn put_function(
         .into());
     };
     check_csc_arn(&arn, "codeSigningConfigArn")?;
-    let r = function_ref(&caller, &name, None, "PutFunctionCodeSigningConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "PutFunctionCodeSigningConfig")?;
     super::load(&state, &caller, &r).await?;
     if find(&state, &caller, &arn).await?.is_none() {
         return Err(deployment_config_not_found(&arn).into());
@@ -541,8 +516,7 @@ pub async fn get_function(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "GetFunctionCodeSigningConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "GetFunctionCodeSigningConfig")?;
     let record = super::load(&state, &caller, &r).await?;
     Ok(function_answer(
         record
@@ -558,8 +532,7 @@ pub async fn delete_function(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "DeleteFunctionCodeSigningConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "DeleteFunctionCodeSigningConfig")?;
     update_function(
         &state,
         &caller,

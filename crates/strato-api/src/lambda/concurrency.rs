@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 use strato_engine::EngineError;
 use strato_model::error::ValidationErrors;
-use strato_model::{AwsError, ErrorCode, FunctionRef};
+use strato_model::{AwsError, ErrorCode};
 
-use super::{function_ref, load};
+use super::{load, whole_function_ref};
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
@@ -57,25 +57,13 @@ pub(crate) fn invoke_error(function: &str, err: EngineError) -> AwsError {
     }
 }
 
-/// Concurrency is set on the function as a whole, never on a version or alias.
-fn function_only(r: &FunctionRef) -> ApiResult<()> {
-    if r.qualifier.is_some() {
-        return Err(AwsError::invalid_parameter(
-            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
-        )
-        .into());
-    }
-    Ok(())
-}
-
 pub async fn put(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     AwsJson(req): AwsJson<PutConcurrencyRequest>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "PutFunctionConcurrency")?;
-    function_only(&r)?;
+    let r = whole_function_ref(&caller, &name, "PutFunctionConcurrency")?;
     let mut errors = ValidationErrors::new();
     match req.reserved {
         None => errors.push_raw(
@@ -140,8 +128,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "GetFunctionConcurrency")?;
-    function_only(&r)?;
+    let r = whole_function_ref(&caller, &name, "GetFunctionConcurrency")?;
     let record = load(&state, &caller, &r).await?;
     let body = match record.reserved_concurrency {
         Some(n) => json!({ "ReservedConcurrentExecutions": n }),
@@ -155,8 +142,7 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "DeleteFunctionConcurrency")?;
-    function_only(&r)?;
+    let r = whole_function_ref(&caller, &name, "DeleteFunctionConcurrency")?;
     let _one_at_a_time = RESERVING.lock().await;
     super::update_function(
         &state,

@@ -31,6 +31,7 @@ use strato_model::{
     AwsError, ErrorCode, EventInvokeConfig, FunctionRecord, FunctionRef, Qualifier,
 };
 
+use super::versions::PageQuery;
 use super::{function_ref, update_function_or};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -54,14 +55,6 @@ const DESTINATION_SERVICES: [&str; 4] = ["lambda", "sqs", "sns", "events"];
 pub struct ConfigQuery {
     #[serde(rename = "Qualifier")]
     qualifier: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(rename = "Marker")]
-    marker: Option<String>,
-    #[serde(rename = "MaxItems")]
-    max_items: Option<String>,
 }
 
 /// The body of Put and Update.
@@ -227,20 +220,10 @@ fn validate(req: &ConfigRequest) -> Result<Settings, AwsError> {
     }
     if let Some(config) = &req.destination_config {
         for (field, arn) in config.given() {
-            if arn.chars().count() > MAX_DESTINATION_LEN {
-                errors.push(
-                    arn,
-                    field,
-                    &format!("Member must have length less than or equal to {MAX_DESTINATION_LEN}"),
-                );
-            } else if !matches_destination_pattern(arn) {
-                errors.push(
-                    arn,
-                    field,
-                    &format!(
-                        "Member must satisfy regular expression pattern: {DESTINATION_PATTERN}"
-                    ),
-                );
+            if !errors.check_max_length(arn, MAX_DESTINATION_LEN, field)
+                && !matches_destination_pattern(arn)
+            {
+                errors.push_pattern(arn, field, DESTINATION_PATTERN);
             }
         }
     }
@@ -615,7 +598,7 @@ pub async fn list(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {
     let r = function_ref(&caller, &name, None, "ListFunctionEventInvokeConfigs")?;
     let limit = list_page_size(q.max_items.as_deref())?;

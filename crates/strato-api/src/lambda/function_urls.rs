@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use strato_gateway::function_url::{new_url_id, url_timestamp_now, FunctionUrlConfig, UrlCors};
 use strato_model::{AwsError, FunctionRef, Qualifier};
 
+use super::versions::PageQuery;
 use super::{function_ref, load, not_found};
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -26,14 +27,6 @@ use strato_gateway::invoker::FunctionUrlAuthType;
 pub struct UrlQuery {
     #[serde(rename = "Qualifier")]
     qualifier: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(rename = "Marker")]
-    marker: Option<String>,
-    #[serde(rename = "MaxItems")]
-    max_items: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -288,11 +281,10 @@ pub async fn list(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "ListFunctionUrlConfigs")?;
-    super::refuse_qualifier(&r)?;
+    let r = super::whole_function_ref(&caller, &name, "ListFunctionUrlConfigs")?;
     load(&state, &caller, &r).await?;
     let max_items = match q.max_items.as_deref() {
         None => 50,

@@ -335,6 +335,18 @@ pub(crate) fn refuse_qualifier(r: &FunctionRef) -> ApiResult<()> {
     Ok(())
 }
 
+/// [`function_ref`] for operations on the function as a whole: a
+/// qualifier, in the name or ARN, is refused ([`refuse_qualifier`]).
+pub(crate) fn whole_function_ref(
+    caller: &Caller,
+    raw: &str,
+    operation: &str,
+) -> ApiResult<FunctionRef> {
+    let r = function_ref(caller, raw, None, operation)?;
+    refuse_qualifier(&r)?;
+    Ok(r)
+}
+
 pub(crate) fn unqualified_arn(caller: &Caller, name: &str) -> String {
     function_arn(&caller.region, &caller.account_id, name)
 }

@@ -14,7 +14,7 @@ use strato_model::policy::Policy;
 use strato_model::policy::{principal_value, statement, StatementInput};
 use strato_model::{validate, AwsError, ErrorCode, FunctionRecord, FunctionRef, Qualifier};
 
-use super::{function_ref, load, not_found, unqualified_arn};
+use super::{function_ref, load, not_found, unqualified_arn, update_function};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
@@ -92,6 +92,37 @@ fn bump_revision(record: &mut FunctionRecord, key: Option<&str>) {
             }
         }
     }
+}
+
+/// Changes the policy `key` names inside the store's transaction: the
+/// caller's RevisionId (when given) must still be the current one, and the
+/// change makes a fresh one.
+async fn change_policy(
+    state: &ApiState,
+    caller: &Caller,
+    r: &FunctionRef,
+    key: Option<String>,
+    revision: Option<String>,
+    change: impl FnOnce(&mut FunctionRecord, Option<&str>) -> Result<(), AwsError> + Send + 'static,
+) -> ApiResult<()> {
+    let gone = not_found(caller, r);
+    update_function(
+        state,
+        caller,
+        r,
+        Box::new(move |record| {
+            let k = key.as_deref();
+            let current = revision_of(record, k).ok_or(gone)?;
+            if revision.as_deref().is_some_and(|rev| rev != current) {
+                return Err(AwsError::stale_revision("GetPolicy"));
+            }
+            change(record, k)?;
+            bump_revision(record, k);
+            Ok(())
+        }),
+    )
+    .await?;
+    Ok(())
 }
 
 fn policy_of<'a>(record: &'a FunctionRecord, key: Option<&str>) -> Option<&'a Policy> {
@@ -172,43 +203,28 @@ pub async fn add(
         stmt["Condition"]["Bool"] = json!({ "lambda:InvokedViaFunctionUrl": "true" });
     }
     let stmt_text = stmt.to_string();
-    let gone = not_found(&caller, &r);
-    let revision = req.revision_id.clone();
     let added = stmt.clone();
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                let k = key.as_deref();
-                let current = revision_of(record, k).ok_or_else(|| gone.clone())?;
-                if revision.as_deref().is_some_and(|rev| rev != current) {
-                    return Err(AwsError::stale_revision("GetPolicy"));
-                }
-                let policy = match k {
-                    None => &mut record.policy,
-                    Some(k) => record.qualified_policies.entry(k.to_string()).or_default(),
-                };
-                if policy.contains(&sid) {
-                    return Err(AwsError::conflict(format!(
-                        "The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement."
-                    )));
-                }
-                policy.statements.push(added);
-                let size = policy.document().len();
-                if size > MAX_POLICY_BYTES {
-                    return Err(AwsError::new(
-                        ErrorCode::PolicyLengthExceededException,
-                        format!("The final policy size ({size}) is bigger than the limit ({MAX_POLICY_BYTES})."),
-                    ));
-                }
-                bump_revision(record, k);
-                Ok(())
-            }),
-        )
-        .await?;
+    change_policy(&state, &caller, &r, key, req.revision_id, move |record, k| {
+        let policy = match k {
+            None => &mut record.policy,
+            Some(k) => record.qualified_policies.entry(k.to_string()).or_default(),
+        };
+        if policy.contains(&sid) {
+            return Err(AwsError::conflict(format!(
+                "The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement."
+            )));
+        }
+        policy.statements.push(added);
+        let size = policy.document().len();
+        if size > MAX_POLICY_BYTES {
+            return Err(AwsError::new(
+                ErrorCode::PolicyLengthExceededException,
+                format!("The final policy size ({size}) is bigger than the limit ({MAX_POLICY_BYTES})."),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         json!({ "Statement": stmt_text }),
@@ -243,38 +259,23 @@ pub async fn remove(
     let r = function_ref(&caller, &name, q.qualifier.as_deref(), "RemovePermission")?;
     let current = load(&state, &caller, &r).await?;
     let key = policy_key(&current, &caller, &r)?;
-    let revision = q.revision_id.clone();
-    let gone = not_found(&caller, &r);
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                let k = key.as_deref();
-                let current = revision_of(record, k).ok_or_else(|| gone.clone())?;
-                if revision.as_deref().is_some_and(|rev| rev != current) {
-                    return Err(AwsError::stale_revision("GetPolicy"));
-                }
-                let policy = match k {
-                    None => Some(&mut record.policy),
-                    Some(k) => record.qualified_policies.get_mut(k),
-                };
-                let Some(policy) = policy.filter(|p| !p.is_empty()) else {
-                    return Err(AwsError::not_found(
-                        "No policy is associated with the given resource.",
-                    ));
-                };
-                if !policy.remove(&sid) {
-                    return Err(AwsError::not_found(format!(
-                        "Statement {sid} is not found in resource policy."
-                    )));
-                }
-                bump_revision(record, k);
-                Ok(())
-            }),
-        )
-        .await?;
+    change_policy(&state, &caller, &r, key, q.revision_id, move |record, k| {
+        let policy = match k {
+            None => Some(&mut record.policy),
+            Some(k) => record.qualified_policies.get_mut(k),
+        };
+        let Some(policy) = policy.filter(|p| !p.is_empty()) else {
+            return Err(AwsError::not_found(
+                "No policy is associated with the given resource.",
+            ));
+        };
+        if !policy.remove(&sid) {
+            return Err(AwsError::not_found(format!(
+                "Statement {sid} is not found in resource policy."
+            )));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -81,6 +81,14 @@ fn qualified_ref(caller: &Caller, name: &str, q: &ConfigQuery, op: &str) -> ApiR
 
 /// The version a qualifier's provisioned instances run: the version itself,
 /// or the alias's primary version.
+/// The key `r`'s qualifier keeps its configuration under.
+fn provisioned_key(r: &FunctionRef) -> String {
+    r.qualifier
+        .as_ref()
+        .map(Qualifier::as_string)
+        .unwrap_or_default()
+}
+
 fn target_version<'a>(
     caller: &Caller,
     record: &'a FunctionRecord,
@@ -214,11 +222,7 @@ pub async fn put(
         }
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
     };
-    let qualifier = r
-        .qualifier
-        .as_ref()
-        .map(Qualifier::as_string)
-        .unwrap_or_default();
+    let qualifier = provisioned_key(&r);
     let _one_at_a_time = PROVISIONING.lock().await;
     let record = load(&state, &caller, &r).await?;
     target_version(&caller, &record, &r)?;
@@ -285,11 +289,7 @@ pub async fn get_or_list(
     let r = qualified_ref(&caller, &name, &q, "GetProvisionedConcurrencyConfig")?;
     let record = load(&state, &caller, &r).await?;
     target_version(&caller, &record, &r)?;
-    let qualifier = r
-        .qualifier
-        .as_ref()
-        .map(Qualifier::as_string)
-        .unwrap_or_default();
+    let qualifier = provisioned_key(&r);
     let config = record
         .provisioned_concurrency
         .get(&qualifier)
@@ -348,11 +348,7 @@ pub async fn delete(
     Query(q): Query<ConfigQuery>,
 ) -> ApiResult<Response> {
     let r = qualified_ref(&caller, &name, &q, "DeleteProvisionedConcurrencyConfig")?;
-    let qualifier = r
-        .qualifier
-        .as_ref()
-        .map(Qualifier::as_string)
-        .unwrap_or_default();
+    let qualifier = provisioned_key(&r);
     let _one_at_a_time = PROVISIONING.lock().await;
     let record = load(&state, &caller, &r).await?;
     target_version(&caller, &record, &r)?;

@@ -14,7 +14,7 @@ use serde_json::json;
 use strato_model::error::ValidationErrors;
 use strato_model::{ErrorCode, RecursiveLoop};
 
-use super::{function_ref, load, refuse_qualifier, update_function};
+use super::{load, update_function, whole_function_ref};
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
@@ -55,8 +55,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "GetFunctionRecursionConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "GetFunctionRecursionConfig")?;
     let record = load(&state, &caller, &r).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -71,8 +70,7 @@ pub async fn put(
     AwsJson(req): AwsJson<PutRequest>,
 ) -> ApiResult<Response> {
     let setting = requested(&req)?;
-    let r = function_ref(&caller, &name, None, "PutFunctionRecursionConfig")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "PutFunctionRecursionConfig")?;
     let record = update_function(
         &state,
         &caller,

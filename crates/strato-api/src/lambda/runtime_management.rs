@@ -86,13 +86,7 @@ fn requested(req: &PutRequest) -> Result<Requested, AwsError> {
                 &format!("Member must have length less than or equal to {MAX_RUNTIME_VERSION_ARN}"),
             );
         } else if !matches_runtime_version_arn(arn) {
-            errors.push(
-                arn,
-                "runtimeVersionArn",
-                &format!(
-                    "Member must satisfy regular expression pattern: {RUNTIME_VERSION_ARN_PATTERN}"
-                ),
-            );
+            errors.push_pattern(arn, "runtimeVersionArn", RUNTIME_VERSION_ARN_PATTERN);
         }
     }
     let mode = match req.update_runtime_on.as_deref() {

@@ -13,7 +13,7 @@ use strato_model::error::ValidationErrors;
 use strato_model::{validate, AwsError, ErrorCode, FunctionRef};
 
 use super::event_source_mappings::mapping_uuid;
-use super::{load, not_found};
+use super::{load, update_function};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
@@ -64,6 +64,35 @@ fn tagged_resource<'a>(caller: &Caller, arn: &'a str, operation: &str) -> ApiRes
     }
 }
 
+/// Applies `change` to the tags of what a taggable ARN names: a mapping's
+/// through the mappings' own writer, a function's inside the store's
+/// transaction.
+async fn change_tags(
+    state: &ApiState,
+    caller: &Caller,
+    resource: Tagged<'_>,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AwsError> + Send + 'static,
+) -> ApiResult<()> {
+    match resource {
+        Tagged::Mapping(uuid) => {
+            state
+                .event_source_mappings
+                .change_tags(caller, uuid, change)
+                .await
+        }
+        Tagged::Function(r) => {
+            update_function(
+                state,
+                caller,
+                &r,
+                Box::new(move |record| change(&mut record.tags)),
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
+
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -105,42 +134,14 @@ pub async fn tag(
             return Err(AwsError::invalid_parameter(format!("Tag '{key}' is not valid.")).into());
         }
     }
-    let r = match resource {
-        Tagged::Function(r) => r,
-        Tagged::Mapping(uuid) => {
-            state
-                .event_source_mappings
-                .change_tags(&caller, uuid, move |current| {
-                    let mut merged = current.clone();
-                    merged.extend(tags);
-                    validate::tag_count(merged.len())?;
-                    *current = merged;
-                    Ok(())
-                })
-                .await?;
-            return Ok(StatusCode::NO_CONTENT.into_response());
-        }
-    };
-    load(&state, &caller, &r).await?;
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                let mut merged = record.tags.clone();
-                merged.extend(tags);
-                validate::tag_count(merged.len())?;
-                record.tags = merged;
-                Ok(())
-            }),
-        )
-        .await
-        .map_err(|e| match e {
-            strato_store::StoreError::NotFound => not_found(&caller, &r).into(),
-            other => crate::error::ApiError::from(other),
-        })?;
+    change_tags(&state, &caller, resource, move |current| {
+        let mut merged = current.clone();
+        merged.extend(tags);
+        validate::tag_count(merged.len())?;
+        *current = merged;
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -173,36 +174,13 @@ pub async fn untag(
         )
         .into());
     }
-    let r = match resource {
-        Tagged::Function(r) => r,
-        Tagged::Mapping(uuid) => {
-            state
-                .event_source_mappings
-                .change_tags(&caller, uuid, move |current| {
-                    for key in &keys {
-                        current.remove(key);
-                    }
-                    Ok(())
-                })
-                .await?;
-            return Ok(StatusCode::NO_CONTENT.into_response());
+    change_tags(&state, &caller, resource, move |current| {
+        for key in &keys {
+            current.remove(key);
         }
-    };
-    load(&state, &caller, &r).await?;
-    state
-        .catalog
-        .update(
-            &caller.account_id,
-            &caller.region,
-            &r.name,
-            Box::new(move |record| {
-                for key in &keys {
-                    record.tags.remove(key);
-                }
-                Ok(())
-            }),
-        )
-        .await?;
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

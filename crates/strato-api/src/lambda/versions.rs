@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use strato_model::limits::{DEFAULT_LIST_PAGE, MAX_LIST_PAGE};
 use strato_model::{validate, AwsError, FunctionRecord, FunctionRef, FunctionState, Qualifier};
 
-use super::{function_ref, load, not_found, refuse_qualifier, unqualified_arn, unsupported};
+use super::{load, not_found, unqualified_arn, unsupported, whole_function_ref};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
@@ -136,8 +136,7 @@ pub async fn publish(
     Path(name): Path<String>,
     AwsJson(req): AwsJson<PublishVersionRequest>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "PublishVersion")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "PublishVersion")?;
     if let Some(description) = &req.description {
         validate::description(description)?;
     }
@@ -191,8 +190,7 @@ pub async fn list(
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "ListVersionsByFunction")?;
-    refuse_qualifier(&r)?;
+    let r = whole_function_ref(&caller, &name, "ListVersionsByFunction")?;
     page_size(q.max_items.as_deref())?;
     let record = load(&state, &caller, &r).await?;
     let mut latest = record

@@ -591,16 +591,7 @@ pub async fn update_function_loses_no_concurrent_update(store: Arc<dyn Store>) {
             })
         })
         .collect();
-    let mut returned = Vec::new();
-    for writer in writers {
-        returned.push(writer.await.expect("writer task"));
-    }
-    returned.sort_unstable();
-    assert_eq!(
-        returned,
-        (1..=CONCURRENT_WRITERS).collect::<Vec<_>>(),
-        "each mutation ran on the value the previous one committed"
-    );
+    each_saw_the_previous_commit(writers).await;
     let stored = stored(store.as_ref(), ACCOUNT, REGION, "counted")
         .await
         .expect("still there");
@@ -1009,6 +1000,22 @@ pub async fn update_typed_answers_in_the_callers_types(store: Arc<dyn Store>) {
     );
 }
 
+/// Awaits concurrent counting writers and checks that each mutation ran on
+/// the value the previous one committed: together they returned 1, 2, … up
+/// to [`CONCURRENT_WRITERS`].
+async fn each_saw_the_previous_commit(writers: Vec<tokio::task::JoinHandle<u64>>) {
+    let mut returned = Vec::new();
+    for writer in writers {
+        returned.push(writer.await.expect("writer task"));
+    }
+    returned.sort_unstable();
+    assert_eq!(
+        returned,
+        (1..=CONCURRENT_WRITERS).collect::<Vec<_>>(),
+        "each mutation ran on the value the previous one committed"
+    );
+}
+
 pub async fn update_document_loses_no_concurrent_update(store: Arc<dyn Store>) {
     with_accounts(store.as_ref(), &[ACCOUNT]).await;
     let key = doc_key(ACCOUNT, REGION, KIND, "counter");
@@ -1031,16 +1038,7 @@ pub async fn update_document_loses_no_concurrent_update(store: Arc<dyn Store>) {
             })
         })
         .collect();
-    let mut returned = Vec::new();
-    for writer in writers {
-        returned.push(writer.await.expect("writer task"));
-    }
-    returned.sort_unstable();
-    assert_eq!(
-        returned,
-        (1..=CONCURRENT_WRITERS).collect::<Vec<_>>(),
-        "each mutation ran on the value the previous one committed"
-    );
+    each_saw_the_previous_commit(writers).await;
     assert_eq!(
         store.get_document(&key).await.expect("get"),
         Some(json!({"n": CONCURRENT_WRITERS })),

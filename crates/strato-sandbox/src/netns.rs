@@ -235,11 +235,22 @@ struct SlotState {
 }
 
 impl SlotAllocator {
-    fn new(capacity: u32) -> Self {
+    /// An allocator whose first slot is `start` (modulo the capacity).
+    fn starting_at(capacity: u32, start: u32) -> Self {
         SlotAllocator {
             capacity,
-            state: Mutex::new(SlotState::default()),
+            state: Mutex::new(SlotState {
+                used: BTreeSet::new(),
+                cursor: start.checked_rem(capacity).unwrap_or(0),
+            }),
         }
+    }
+
+    /// Where this process starts looking: spread by its pid, so Strato processes sharing a host
+    /// (test suites run several at once) rarely walk over each other's veth names, each of which
+    /// costs a refused creation.
+    fn for_this_process(capacity: u32) -> Self {
+        Self::starting_at(capacity, std::process::id().wrapping_mul(2_654_435_761))
     }
 
     fn allocate(&self) -> Option<u32> {
@@ -293,7 +304,7 @@ impl NetNamespacePool {
     /// installs egress NAT when configured, and starts the refill thread.
     pub fn start(config: NetworkConfig) -> Result<Self> {
         config.validate()?;
-        let slots = Arc::new(SlotAllocator::new(config.slot_count()));
+        let slots = Arc::new(SlotAllocator::for_this_process(config.slot_count()));
         let first = create_namespace(&config, &slots)?;
         let nat_warning = if config.egress_nat {
             install_egress_nat(&config).err()
@@ -691,13 +702,23 @@ mod tests {
 
     #[test]
     fn allocator_goes_round_and_never_hands_out_a_used_slot() {
-        let slots = SlotAllocator::new(3);
+        let slots = SlotAllocator::starting_at(3, 0);
         assert_eq!(slots.allocate(), Some(0));
         assert_eq!(slots.allocate(), Some(1));
         slots.release(0);
         assert_eq!(slots.allocate(), Some(2));
         assert_eq!(slots.allocate(), Some(0));
         assert_eq!(slots.allocate(), None);
+    }
+
+    #[test]
+    fn an_allocator_can_start_anywhere_and_still_goes_round() {
+        let slots = SlotAllocator::starting_at(3, 5);
+        assert_eq!(slots.allocate(), Some(2));
+        assert_eq!(slots.allocate(), Some(0));
+        assert_eq!(slots.allocate(), Some(1));
+        assert_eq!(slots.allocate(), None);
+        assert!(SlotAllocator::for_this_process(16384).allocate().is_some_and(|s| s < 16384));
     }
 
     #[test]

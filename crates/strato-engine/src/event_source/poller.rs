@@ -48,7 +48,8 @@ pub struct PollerSpec {
     pub uuid: String,
     pub account: String,
     pub region: String,
-    pub queue_arn: String,
+    /// The queue (or stream) the mapping reads.
+    pub source_arn: String,
     pub function: String,
     /// The version or alias the mapping invokes.
     pub qualifier: Option<String>,
@@ -64,7 +65,7 @@ impl std::fmt::Debug for PollerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PollerSpec")
             .field("uuid", &self.uuid)
-            .field("queue_arn", &self.queue_arn)
+            .field("source_arn", &self.source_arn)
             .field("function", &self.function)
             .field("qualifier", &self.qualifier)
             .field("batch_size", &self.batch_size)
@@ -88,6 +89,8 @@ pub struct BatchResponse {
     pub payload: Bytes,
     /// The function failed (an error, a timeout, a crash).
     pub function_error: bool,
+    /// The version that ran (`$LATEST`, or the number an alias chose).
+    pub executed_version: String,
 }
 
 /// Why a batch did not run.
@@ -382,7 +385,7 @@ impl Mapping {
             let gathered = match gathered {
                 Ok(gathered) => gathered,
                 Err(e) => {
-                    tracing::warn!(mapping = %spec.uuid, queue = %spec.queue_arn, error = %e, "cannot receive from the mapping's queue");
+                    tracing::warn!(mapping = %spec.uuid, queue = %spec.source_arn, error = %e, "cannot receive from the mapping's queue");
                     if self.pause(failures).await {
                         break;
                     }
@@ -435,7 +438,7 @@ impl Mapping {
         let mut pending: Vec<SqsRecord> = std::mem::take(carried);
         loop {
             for record in pending.drain(..) {
-                let size = batch::record_size(&record);
+                let size = batch::record_size(&record.record);
                 let over_size = batch::event_size(bytes + size) > batch::MAX_BATCH_PAYLOAD;
                 if records.len() >= spec.batch_size || (over_size && !records.is_empty()) {
                     carried.push(record);
@@ -460,7 +463,7 @@ impl Mapping {
                 break;
             }
             let want = MAX_RECEIVE.min(spec.batch_size - records.len());
-            let received = self.queues.receive(&spec.queue_arn, want, wait).await?;
+            let received = self.queues.receive(&spec.source_arn, want, wait).await?;
             if received.len() >= want {
                 backlog = true;
             }
@@ -489,7 +492,7 @@ impl Mapping {
                 accepted
             }
         };
-        let Some(facts) = self.queues.queue(&spec.queue_arn) else {
+        let Some(facts) = self.queues.queue(&spec.source_arn) else {
             return BatchEnd::Unavailable;
         };
         let lease_ends = leased_at + facts.visibility_timeout;
@@ -521,7 +524,10 @@ impl Mapping {
             return BatchEnd::Settled;
         }
         let failed = if spec.report_batch_item_failures {
-            match batch::read_batch_item_failures(&response.payload, &records) {
+            match batch::read_batch_item_failures(
+                &response.payload,
+                records.iter().map(|r| r.message_id.as_str()),
+            ) {
                 BatchVerdict::AllSucceeded => Default::default(),
                 BatchVerdict::AllFailed => return BatchEnd::Settled,
                 BatchVerdict::Failed(ids) => ids,
@@ -538,14 +544,14 @@ impl Mapping {
         if handles.is_empty() {
             return;
         }
-        if let Err(e) = self.queues.delete(&spec.queue_arn, handles).await {
+        if let Err(e) = self.queues.delete(&spec.source_arn, handles).await {
             tracing::warn!(mapping = %spec.uuid, error = %e, "processed messages could not be deleted; they will be delivered again");
         }
     }
 }
 
 /// Sleeps for `duration`; true when `stop` was raised meanwhile.
-async fn pause(stop: &watch::Receiver<bool>, duration: Duration) -> bool {
+pub(super) async fn pause(stop: &watch::Receiver<bool>, duration: Duration) -> bool {
     let mut watched = stop.clone();
     let slept = tokio::select! {
         _ = tokio::time::sleep(duration) => true,
@@ -786,6 +792,7 @@ mod tests {
         BatchResponse {
             payload: Bytes::from(payload.to_string()),
             function_error: false,
+            executed_version: "$LATEST".into(),
         }
     }
 
@@ -830,7 +837,7 @@ mod tests {
             uuid: "m-1".into(),
             account: "111111111111".into(),
             region: "us-east-1".into(),
-            queue_arn: QUEUE.into(),
+            source_arn: QUEUE.into(),
             function: "worker".into(),
             qualifier: None,
             batch_size: 10,
@@ -897,6 +904,7 @@ mod tests {
             Ok(BatchResponse {
                 payload: Bytes::from_static(b"{\"errorMessage\":\"boom\"}"),
                 function_error: true,
+                executed_version: "$LATEST".into(),
             })
         }));
         let pollers = start(&queue, &function, spec(), settings());

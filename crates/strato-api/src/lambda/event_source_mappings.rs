@@ -61,8 +61,7 @@ pub const MAPPING_KIND: &str = "lambda-event-source-mapping";
 const MAX_LIST_ITEMS: u32 = 10_000;
 const DEFAULT_LIST_ITEMS: usize = 100;
 /// Members of the request that belong to Kinesis, Kafka or MQ sources.
-const OTHER_SOURCE_MEMBERS: [&str; 7] = [
-    "StartingPositionTimestamp",
+const OTHER_SOURCE_MEMBERS: [&str; 6] = [
     "Topics",
     "Queues",
     "SourceAccessConfigurations",
@@ -416,6 +415,7 @@ pub struct CreateRequest {
     filter_criteria: Option<FilterCriteriaRequest>,
     tags: Option<BTreeMap<String, String>>,
     starting_position: Option<String>,
+    starting_position_timestamp: Option<Value>,
     #[serde(flatten)]
     stream: StreamMembers,
     #[serde(flatten)]
@@ -476,6 +476,8 @@ struct Settings<'a> {
     scaling: Option<&'a ScalingConfigRequest>,
     filters: Option<&'a FilterCriteriaRequest>,
     starting_position: Option<&'a str>,
+    /// `StartingPositionTimestamp` was given.
+    timestamp: bool,
     stream: &'a StreamMembers,
     other: &'a BTreeMap<String, Value>,
 }
@@ -565,6 +567,7 @@ fn check_source_members(
     let member = settings
         .starting_position
         .map(|_| "StartingPosition")
+        .or(settings.timestamp.then_some("StartingPositionTimestamp"))
         .or_else(|| settings.stream.given());
     match member {
         Some(member) => Err(unsupported(&format!("{member} for an SQS event source"))),
@@ -650,6 +653,7 @@ pub async fn create(
         scaling: req.scaling_config.as_ref(),
         filters: req.filter_criteria.as_ref(),
         starting_position: req.starting_position.as_deref(),
+        timestamp: req.starting_position_timestamp.is_some(),
         stream: &req.stream,
         other: &req.other,
     };
@@ -741,6 +745,7 @@ pub async fn update(
         scaling: req.scaling_config.as_ref(),
         filters: req.filter_criteria.as_ref(),
         starting_position: None,
+        timestamp: false,
         stream: &req.stream,
         other: &req.other,
     };
@@ -948,6 +953,7 @@ mod tests {
             scaling: None,
             filters: None,
             starting_position: None,
+            timestamp: false,
             stream: &NO_STREAM_MEMBERS,
             other,
         }

@@ -757,3 +757,319 @@ fn invocation_record(
     out
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::async_invoke::DeliveryError;
+    use crate::event_source::{CheckpointError, StreamSourceError};
+
+    const STREAM: &str = "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/l";
+
+    /// One shard of records, sequence numbers 1, 2, ... (zero-padded).
+    #[derive(Default)]
+    struct FakeStream(parking_lot::Mutex<Vec<StreamRecord>>);
+
+    impl FakeStream {
+        fn write(&self, key: &str, n: usize) {
+            let mut records = self.0.lock();
+            let seq = format!("{:021}", records.len() + 1);
+            records.push(StreamRecord {
+                sequence_number: seq.clone(),
+                partition_key: key.into(),
+                created: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64(),
+                record: json!({"key": key, "n": n, "seq": seq}),
+            });
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl StreamSource for FakeStream {
+        async fn shards(&self, _arn: &str) -> Result<Vec<String>, StreamSourceError> {
+            Ok(vec!["shard-1".into()])
+        }
+        async fn pin(
+            &self,
+            _arn: &str,
+            _shard: &str,
+            position: ShardPosition,
+        ) -> Result<ShardPosition, StreamSourceError> {
+            Ok(match position {
+                ShardPosition::Latest => match self.0.lock().last() {
+                    Some(last) => ShardPosition::After(last.sequence_number.clone()),
+                    None => ShardPosition::TrimHorizon,
+                },
+                other => other,
+            })
+        }
+        async fn read(
+            &self,
+            _arn: &str,
+            _shard: &str,
+            position: &ShardPosition,
+            max: usize,
+        ) -> Result<Vec<StreamRecord>, StreamSourceError> {
+            let records = self.0.lock();
+            let after = match position {
+                ShardPosition::After(seq) => seq.clone(),
+                _ => String::new(),
+            };
+            Ok(records
+                .iter()
+                .filter(|r| r.sequence_number > after)
+                .take(max)
+                .cloned()
+                .collect())
+        }
+    }
+
+    /// Records every batch (as (key, n) pairs); fails batches holding a
+    /// poisoned n.
+    struct FakeFunction {
+        poison: Option<u64>,
+        batches: parking_lot::Mutex<Vec<Vec<(String, u64)>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl BatchTarget for FakeFunction {
+        async fn invoke(
+            &self,
+            _spec: &PollerSpec,
+            event: Bytes,
+        ) -> Result<BatchResponse, BatchInvokeError> {
+            let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+            let batch: Vec<(String, u64)> = event["Records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["key"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+                .collect();
+            let failed = batch.iter().any(|(_, n)| Some(*n) == self.poison);
+            self.batches.lock().push(batch);
+            Ok(BatchResponse {
+                payload: Bytes::from_static(b"{}"),
+                function_error: failed,
+                executed_version: "$LATEST".into(),
+            })
+        }
+        fn reserved_concurrency(&self, _spec: &PollerSpec) -> Option<u32> {
+            None
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeSink(parking_lot::Mutex<Vec<(String, serde_json::Value)>>);
+
+    #[async_trait::async_trait]
+    impl EventSink for FakeSink {
+        async fn deliver_record(
+            &self,
+            _account: &str,
+            _region: &str,
+            destination: &str,
+            record: Bytes,
+        ) -> Result<(), DeliveryError> {
+            let record = serde_json::from_slice(&record).unwrap();
+            self.0.lock().push((destination.into(), record));
+            Ok(())
+        }
+        async fn deliver_dead_letter(
+            &self,
+            _account: &str,
+            _region: &str,
+            _target: &str,
+            _payload: Bytes,
+            _attributes: crate::async_invoke::DeadLetterAttributes,
+        ) -> Result<(), DeliveryError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct MemoryCheckpoints(parking_lot::Mutex<HashMap<String, ShardPosition>>);
+
+    #[async_trait::async_trait]
+    impl Checkpoints for MemoryCheckpoints {
+        async fn load(
+            &self,
+            _spec: &PollerSpec,
+        ) -> Result<HashMap<String, ShardPosition>, CheckpointError> {
+            Ok(self.0.lock().clone())
+        }
+        async fn save(
+            &self,
+            _spec: &PollerSpec,
+            shards: &HashMap<String, ShardPosition>,
+        ) -> Result<(), CheckpointError> {
+            *self.0.lock() = shards.clone();
+            Ok(())
+        }
+    }
+
+    struct Rig {
+        stream: Arc<FakeStream>,
+        function: Arc<FakeFunction>,
+        sink: Arc<FakeSink>,
+        checkpoints: Arc<MemoryCheckpoints>,
+    }
+
+    impl Rig {
+        fn new(poison: Option<u64>) -> Rig {
+            Rig {
+                stream: Arc::new(FakeStream::default()),
+                function: Arc::new(FakeFunction {
+                    poison,
+                    batches: parking_lot::Mutex::new(Vec::new()),
+                }),
+                sink: Arc::new(FakeSink::default()),
+                checkpoints: Arc::new(MemoryCheckpoints::default()),
+            }
+        }
+
+        fn start(&self, spec: StreamPollerSpec) -> Arc<StreamPollers> {
+            let pollers = StreamPollers::new(
+                self.stream.clone(),
+                self.function.clone(),
+                self.sink.clone(),
+                self.checkpoints.clone(),
+                StreamPollerSettings {
+                    poll_interval: Duration::from_millis(5),
+                    first_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(5),
+                },
+            );
+            pollers.run(spec);
+            pollers
+        }
+
+        fn seen(&self) -> Vec<(String, u64)> {
+            self.function.batches.lock().iter().flatten().cloned().collect()
+        }
+
+        /// Waits (bounded) until `done` holds.
+        async fn until(&self, done: impl Fn(&Rig) -> bool) {
+            let bound = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !done(self) {
+                assert!(tokio::time::Instant::now() < bound, "the condition never held");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    fn spec() -> StreamPollerSpec {
+        StreamPollerSpec {
+            base: PollerSpec {
+                uuid: "m-1".into(),
+                account: "111111111111".into(),
+                region: "us-east-1".into(),
+                source_arn: STREAM.into(),
+                function: "worker".into(),
+                qualifier: None,
+                batch_size: 10,
+                batching_window: Duration::ZERO,
+                report_batch_item_failures: false,
+                maximum_concurrency: None,
+                filter: None,
+            },
+            function_arn: "arn:aws:lambda:us-east-1:111111111111:function:worker".into(),
+            starting_position: ShardPosition::TrimHorizon,
+            bisect_on_error: false,
+            maximum_retry_attempts: None,
+            maximum_record_age: None,
+            parallelization: 1,
+            on_failure: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_of_a_key_stay_in_order_across_parallel_lanes() {
+        let rig = Rig::new(None);
+        for n in 0..300 {
+            rig.stream.write(&format!("k{}", n % 7), n);
+        }
+        let mut spec = spec();
+        spec.parallelization = 4;
+        let pollers = rig.start(spec);
+        rig.until(|r| r.seen().len() >= 300).await;
+        pollers.stop("m-1").await;
+        let seen = rig.seen();
+        assert_eq!(seen.len(), 300);
+        for k in 0..7 {
+            let ns: Vec<u64> = seen
+                .iter()
+                .filter(|(key, _)| *key == format!("k{k}"))
+                .map(|(_, n)| *n)
+                .collect();
+            let expected: Vec<u64> = (0..300).filter(|n| n % 7 == k).collect();
+            assert_eq!(ns, expected, "k{k}");
+        }
+        assert!(rig.function.batches.lock().iter().all(|b| b.len() <= 10));
+    }
+
+    #[tokio::test]
+    async fn a_failing_record_is_bisected_out_and_sent_on_failure() {
+        let rig = Rig::new(Some(5));
+        for n in 0..8 {
+            rig.stream.write(&format!("k{n}"), n);
+        }
+        let mut spec = spec();
+        spec.bisect_on_error = true;
+        spec.maximum_retry_attempts = Some(2);
+        spec.on_failure = Some("arn:aws:sqs:us-east-1:111111111111:dlq".into());
+        let pollers = rig.start(spec);
+        rig.until(|r| !r.sink.0.lock().is_empty()).await;
+        rig.stream.write("after", 100);
+        rig.until(|r| r.seen().iter().any(|(k, _)| k == "after")).await;
+        pollers.stop("m-1").await;
+        let delivered = rig.sink.0.lock().clone();
+        assert_eq!(delivered.len(), 1);
+        let (destination, record) = &delivered[0];
+        assert_eq!(destination, "arn:aws:sqs:us-east-1:111111111111:dlq");
+        assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+        // The lone record's first invocation and its two retries.
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+        let info = &record["DDBStreamBatchInfo"];
+        assert_eq!(info["batchSize"], 1);
+        assert_eq!(info["startSequenceNumber"], format!("{:021}", 6));
+        assert_eq!(info["streamArn"], STREAM);
+        // Every other record succeeded exactly once.
+        let succeeded: HashSet<u64> = rig
+            .function
+            .batches
+            .lock()
+            .iter()
+            .filter(|b| !b.iter().any(|(_, n)| *n == 5))
+            .flatten()
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(succeeded, [0, 1, 2, 3, 4, 6, 7, 100].into());
+    }
+
+    #[tokio::test]
+    async fn a_restart_resumes_after_the_last_processed_record() {
+        let rig = Rig::new(None);
+        rig.stream.write("a", 1);
+        let pollers = rig.start(spec());
+        rig.until(|r| r.seen().len() == 1).await;
+        // The checkpoint is saved once the round is processed.
+        rig.until(|r| {
+            r.checkpoints.0.lock().get("shard-1")
+                == Some(&ShardPosition::After(format!("{:021}", 1)))
+        })
+        .await;
+        pollers.stop("m-1").await;
+        rig.stream.write("a", 2);
+        let restarted = rig.start(spec());
+        rig.until(|r| r.seen().len() >= 2).await;
+        restarted.stop("m-1").await;
+        assert_eq!(rig.seen(), [("a".to_string(), 1), ("a".to_string(), 2)]);
+    }
+}

@@ -30,8 +30,14 @@ impl StreamReader {
     }
 
     /// One Streams API call in the stream's account and region.
-    async fn call(&self, arn: &str, operation: &str, body: Value) -> Result<Value, StreamSourceError> {
-        self.call_api(arn, STREAMS_TARGET_PREFIX, operation, body).await
+    async fn call(
+        &self,
+        arn: &str,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, StreamSourceError> {
+        self.call_api(arn, STREAMS_TARGET_PREFIX, operation, body)
+            .await
     }
 
     /// One call of either API in the stream's account and region.
@@ -42,8 +48,8 @@ impl StreamReader {
         operation: &str,
         body: Value,
     ) -> Result<Value, StreamSourceError> {
-        let parsed =
-            DynamoDbStreamArn::parse(arn).ok_or_else(|| StreamSourceError::NoSuchStream(arn.into()))?;
+        let parsed = DynamoDbStreamArn::parse(arn)
+            .ok_or_else(|| StreamSourceError::NoSuchStream(arn.into()))?;
         let caller = Caller {
             account_id: parsed.account.to_string(),
             region: parsed.region.to_string(),
@@ -103,7 +109,12 @@ impl StreamSource for StreamReader {
         // stream's.
         let table = description["TableName"].as_str().unwrap_or_default();
         let described = self
-            .call_api(arn, TARGET_PREFIX, "DescribeTable", json!({"TableName": table}))
+            .call_api(
+                arn,
+                TARGET_PREFIX,
+                "DescribeTable",
+                json!({"TableName": table}),
+            )
             .await?;
         let hash_key = described["Table"]["KeySchema"]
             .as_array()
@@ -222,7 +233,12 @@ mod tests {
 
     async fn call(service: &Arc<DynamoDbService>, operation: &str, body: Value) -> Value {
         let reply = service
-            .operation(&caller(), crate::TARGET_PREFIX, operation, body.to_string().as_bytes())
+            .operation(
+                &caller(),
+                crate::TARGET_PREFIX,
+                operation,
+                body.to_string().as_bytes(),
+            )
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         serde_json::from_str(&reply.body).unwrap()
@@ -272,7 +288,14 @@ mod tests {
         assert_eq!(all[0].record["eventSource"], "aws:dynamodb");
         assert_eq!(all[0].partition_key, r#"{"S":"k"}"#);
         // A pinned LATEST reads what came after it.
-        assert_eq!(reader.read(&arn, &shards[0], &latest, 10).await.unwrap().len(), 3);
+        assert_eq!(
+            reader
+                .read(&arn, &shards[0], &latest, 10)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
         let after = ShardPosition::After(all[0].sequence_number.clone());
         let rest = reader.read(&arn, &shards[0], &after, 10).await.unwrap();
         assert_eq!(rest, all[1..].to_vec());

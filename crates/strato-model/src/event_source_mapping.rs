@@ -210,14 +210,22 @@ impl<'a> DynamoDbStreamArn<'a> {
     /// `None` when `arn` is not a DynamoDB stream ARN.
     pub fn parse(arn: &'a str) -> Option<DynamoDbStreamArn<'a>> {
         let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("dynamodb"), Some(region), Some(account), Some(rest)) = (
+        let (
+            Some("arn"),
+            Some(partition),
+            Some("dynamodb"),
+            Some(region),
+            Some(account),
+            Some(rest),
+        ) = (
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
-        ) else {
+        )
+        else {
             return None;
         };
         let (table, label) = rest.strip_prefix("table/")?.split_once("/stream/")?;
@@ -377,7 +385,9 @@ mod tests {
         assert_eq!(wire["DestinationConfig"], json!({"OnFailure": {}}));
         let arn = DynamoDbStreamArn::parse(&m.event_source_arn).unwrap();
         assert_eq!((arn.table, arn.label), ("t", "2024-01-01T00:00:00.000"));
-        assert!(DynamoDbStreamArn::parse("arn:aws:dynamodb:us-east-1:111111111111:table/t").is_none());
+        assert!(
+            DynamoDbStreamArn::parse("arn:aws:dynamodb:us-east-1:111111111111:table/t").is_none()
+        );
     }
 
     #[test]

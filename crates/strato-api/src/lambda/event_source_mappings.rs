@@ -3,9 +3,9 @@
 //! UpdateEventSourceMapping, DeleteEventSourceMapping and
 //! ListEventSourceMappings.
 //!
-//! Why over 800 lines: about 150 of them are unit tests of AWS's validation
-//! rules; the rest is five operations sharing one validation and one settle
-//! path for both kinds of source. What is particular to streams (their
+//! Why over 800 lines: about 180 of them are unit tests of AWS's validation
+//! rules; the rest (about 930) is five operations sharing one validation
+//! and one settle path for both kinds of source. What is particular to streams (their
 //! members' rules, their pollers' spec, checkpoints) is in [`stream`].
 //!
 //! A mapping is a store document (kind [`MAPPING_KIND`], id its UUID),
@@ -139,10 +139,12 @@ impl EventSourceMappings {
     fn wire(&self, mapping: &EventSourceMapping) -> Value {
         let mut wire = mapping.to_wire();
         if mapping.stream.is_some() {
-            let result = self.stream_pollers.as_ref().map_or(
-                strato_engine::event_source::LAST_RESULT_NONE,
-                |p| p.last_result(&mapping.uuid),
-            );
+            let result = self
+                .stream_pollers
+                .as_ref()
+                .map_or(strato_engine::event_source::LAST_RESULT_NONE, |p| {
+                    p.last_result(&mapping.uuid)
+                });
             wire["LastProcessingResult"] = result.into();
         }
         wire
@@ -560,7 +562,9 @@ fn check_source_members(
 ) -> Result<(), AwsError> {
     if stream {
         if settings.scaling.is_some() {
-            return Err(unsupported("ScalingConfig for a DynamoDB stream event source"));
+            return Err(unsupported(
+                "ScalingConfig for a DynamoDB stream event source",
+            ));
         }
         return settings.stream.check_for_stream(serves);
     }

@@ -199,7 +199,10 @@ pub(crate) mod tests {
     #[test]
     fn known_identifiers_fail_only_their_messages() {
         let answer = br#"{"batchItemFailures":[{"itemIdentifier":"b"},{"itemIdentifier":"b"}]}"#;
-        assert_eq!(read_batch_item_failures(answer, ids(&batch())), failed(&["b"]));
+        assert_eq!(
+            read_batch_item_failures(answer, ids(&batch())),
+            failed(&["b"])
+        );
     }
 
     #[test]

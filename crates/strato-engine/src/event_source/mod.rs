@@ -141,8 +141,10 @@ pub enum StreamSourceError {
 pub trait Checkpoints: Send + Sync + 'static {
     /// Every shard's position of the mapping `spec` runs (empty when it
     /// never saved one).
-    async fn load(&self, spec: &PollerSpec)
-        -> Result<HashMap<String, ShardPosition>, CheckpointError>;
+    async fn load(
+        &self,
+        spec: &PollerSpec,
+    ) -> Result<HashMap<String, ShardPosition>, CheckpointError>;
     async fn save(
         &self,
         spec: &PollerSpec,
@@ -157,6 +159,7 @@ pub struct CheckpointError(pub String);
 mod batch;
 mod engine_target;
 mod poller;
+mod running;
 mod stream_poller;
 
 pub use batch::MAX_BATCH_PAYLOAD;

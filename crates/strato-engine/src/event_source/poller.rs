@@ -27,7 +27,6 @@
 //! and [`super::batch::deletable`] keeps a group's messages after its first
 //! failure.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +36,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::batch::{self, BatchVerdict};
+use super::running::Supervisors;
 use super::{SqsQueues, SqsRecord, SqsSourceError};
 
 /// A receive returns at most this many messages.
@@ -152,13 +152,7 @@ pub struct SqsPollers {
     queues: Arc<dyn SqsQueues>,
     target: Arc<dyn BatchTarget>,
     settings: PollerSettings,
-    running: parking_lot::Mutex<HashMap<String, RunningMapping>>,
-}
-
-struct RunningMapping {
-    spec: watch::Sender<Arc<PollerSpec>>,
-    stop: watch::Sender<bool>,
-    supervisor: tokio::task::JoinHandle<()>,
+    running: Supervisors<PollerSpec>,
 }
 
 impl SqsPollers {
@@ -171,7 +165,7 @@ impl SqsPollers {
             queues,
             target,
             settings,
-            running: parking_lot::Mutex::new(HashMap::new()),
+            running: Supervisors::new(),
         })
     }
 
@@ -183,69 +177,37 @@ impl SqsPollers {
     /// Starts polling for a mapping, or hands a running one its new
     /// settings (its workers take them at their next batch).
     pub fn run(&self, spec: PollerSpec) {
-        let mut running = self.running.lock();
-        if let Some(mapping) = running.get(&spec.uuid) {
-            if !mapping.supervisor.is_finished() {
-                mapping.spec.send_replace(Arc::new(spec));
-                return;
-            }
-        }
         let uuid = spec.uuid.clone();
-        let (spec_tx, spec_rx) = watch::channel(Arc::new(spec));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mapping = Mapping {
-            queues: self.queues.clone(),
-            target: self.target.clone(),
-            settings: self.settings,
-            spec: spec_rx,
-            stop: stop_rx,
-            workers: Arc::new(WorkerCount::default()),
-            backlog: Arc::new(Notify::new()),
-        };
-        let supervisor = tokio::spawn(mapping.supervise());
-        running.insert(
-            uuid,
-            RunningMapping {
-                spec: spec_tx,
-                stop: stop_tx,
-                supervisor,
-            },
-        );
+        self.running.run(&uuid, spec, |spec, stop| {
+            let mapping = Mapping {
+                queues: self.queues.clone(),
+                target: self.target.clone(),
+                settings: self.settings,
+                spec,
+                stop,
+                workers: Arc::new(WorkerCount::default()),
+                backlog: Arc::new(Notify::new()),
+            };
+            tokio::spawn(mapping.supervise())
+        });
     }
 
     /// Stops a mapping's pollers: no receive starts after this is called,
     /// waiting receives end, and batches being invoked finish (and delete
     /// what they processed) before it returns.
     pub async fn stop(&self, uuid: &str) {
-        let mapping = self.running.lock().remove(uuid);
-        if let Some(mapping) = mapping {
-            mapping.stop.send_replace(true);
-            if let Err(e) = mapping.supervisor.await {
-                tracing::warn!(mapping = uuid, error = %e, "a mapping's poller ended abnormally");
-            }
-        }
+        self.running.stop(uuid).await;
     }
 
     /// Whether a mapping's pollers run.
     pub fn is_running(&self, uuid: &str) -> bool {
-        self.running
-            .lock()
-            .get(uuid)
-            .is_some_and(|m| !m.supervisor.is_finished())
+        self.running.is_running(uuid)
     }
 
     /// Stops every mapping (server shutdown): all are told at once, then
     /// their batches in flight are waited for.
     pub async fn stop_all(&self) {
-        let stopping: Vec<(String, RunningMapping)> = self.running.lock().drain().collect();
-        for (_, mapping) in &stopping {
-            mapping.stop.send_replace(true);
-        }
-        for (uuid, mapping) in stopping {
-            if let Err(e) = mapping.supervisor.await {
-                tracing::warn!(mapping = %uuid, error = %e, "a mapping's poller ended abnormally");
-            }
-        }
+        self.running.stop_all().await;
     }
 }
 

@@ -1,5 +1,9 @@
 //! The pollers of stream event source mappings (DynamoDB Streams).
 //!
+//! Why over 800 lines: about 310 of them are the unit tests against a fake
+//! stream, function, sink and checkpoint store; the pollers themselves are
+//! under 770.
+//!
 //! Each enabled mapping runs one task per shard. A shard task reads the
 //! shard in order from its checkpoint, gathers up to `BatchSize` records
 //! per concurrent batch (`ParallelizationFactor` of them, at most) within
@@ -39,6 +43,7 @@ use tokio::task::JoinSet;
 
 use super::batch::{self, BatchVerdict};
 use super::poller::pause;
+use super::running::Supervisors;
 use super::{
     BatchInvokeError, BatchResponse, BatchTarget, Checkpoints, PollerSpec, ShardPosition,
     StreamRecord, StreamSource,
@@ -103,7 +108,7 @@ impl Default for StreamPollerSettings {
 /// The running stream mappings.
 pub struct StreamPollers {
     shared: Shared,
-    running: parking_lot::Mutex<HashMap<String, Running>>,
+    running: Supervisors<StreamPollerSpec>,
 }
 
 /// What every mapping's tasks use.
@@ -115,12 +120,6 @@ struct Shared {
     checkpoints: Arc<dyn Checkpoints>,
     settings: StreamPollerSettings,
     results: Arc<parking_lot::Mutex<HashMap<String, &'static str>>>,
-}
-
-struct Running {
-    spec: watch::Sender<Arc<StreamPollerSpec>>,
-    stop: watch::Sender<bool>,
-    supervisor: tokio::task::JoinHandle<()>,
 }
 
 impl StreamPollers {
@@ -140,7 +139,7 @@ impl StreamPollers {
                 settings,
                 results: Arc::new(parking_lot::Mutex::new(HashMap::new())),
             },
-            running: parking_lot::Mutex::new(HashMap::new()),
+            running: Supervisors::new(),
         })
     }
 
@@ -152,42 +151,21 @@ impl StreamPollers {
     /// Starts reading for a mapping, or hands a running one its new
     /// settings (taken at its next batch).
     pub fn run(&self, spec: StreamPollerSpec) {
-        let mut running = self.running.lock();
-        if let Some(mapping) = running.get(&spec.base.uuid) {
-            if !mapping.supervisor.is_finished() {
-                mapping.spec.send_replace(Arc::new(spec));
-                return;
-            }
-        }
         let uuid = spec.base.uuid.clone();
-        let (spec_tx, spec_rx) = watch::channel(Arc::new(spec));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mapping = Mapping {
-            shared: self.shared.clone(),
-            spec: spec_rx,
-            stop: stop_rx,
-            positions: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
-        };
-        let supervisor = tokio::spawn(mapping.supervise());
-        running.insert(
-            uuid,
-            Running {
-                spec: spec_tx,
-                stop: stop_tx,
-                supervisor,
-            },
-        );
+        self.running.run(&uuid, spec, |spec, stop| {
+            let mapping = Mapping {
+                shared: self.shared.clone(),
+                spec,
+                stop,
+                positions: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            };
+            tokio::spawn(mapping.supervise())
+        });
     }
 
     /// Stops a mapping's pollers; batches being invoked finish first.
     pub async fn stop(&self, uuid: &str) {
-        let mapping = self.running.lock().remove(uuid);
-        if let Some(mapping) = mapping {
-            mapping.stop.send_replace(true);
-            if let Err(e) = mapping.supervisor.await {
-                tracing::warn!(mapping = uuid, error = %e, "a stream mapping's poller ended abnormally");
-            }
-        }
+        self.running.stop(uuid).await;
     }
 
     /// Stops a deleted mapping and forgets its last result (its
@@ -195,14 +173,6 @@ impl StreamPollers {
     pub async fn remove(&self, uuid: &str) {
         self.stop(uuid).await;
         self.shared.results.lock().remove(uuid);
-    }
-
-    /// Whether a mapping's pollers run.
-    pub fn is_running(&self, uuid: &str) -> bool {
-        self.running
-            .lock()
-            .get(uuid)
-            .is_some_and(|m| !m.supervisor.is_finished())
     }
 
     /// `LastProcessingResult` of a mapping.
@@ -217,15 +187,7 @@ impl StreamPollers {
 
     /// Stops every mapping (server shutdown).
     pub async fn stop_all(&self) {
-        let stopping: Vec<(String, Running)> = self.running.lock().drain().collect();
-        for (_, mapping) in &stopping {
-            mapping.stop.send_replace(true);
-        }
-        for (uuid, mapping) in stopping {
-            if let Err(e) = mapping.supervisor.await {
-                tracing::warn!(mapping = %uuid, error = %e, "a stream mapping's poller ended abnormally");
-            }
-        }
+        self.running.stop_all().await;
     }
 }
 
@@ -757,7 +719,6 @@ fn invocation_record(
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -849,7 +810,12 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| (r["key"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+                .map(|r| {
+                    (
+                        r["key"].as_str().unwrap().to_string(),
+                        r["n"].as_u64().unwrap(),
+                    )
+                })
                 .collect();
             let failed = batch.iter().any(|(_, n)| Some(*n) == self.poison);
             self.batches.lock().push(batch);
@@ -950,14 +916,23 @@ mod tests {
         }
 
         fn seen(&self) -> Vec<(String, u64)> {
-            self.function.batches.lock().iter().flatten().cloned().collect()
+            self.function
+                .batches
+                .lock()
+                .iter()
+                .flatten()
+                .cloned()
+                .collect()
         }
 
         /// Waits (bounded) until `done` holds.
         async fn until(&self, done: impl Fn(&Rig) -> bool) {
             let bound = tokio::time::Instant::now() + Duration::from_secs(30);
             while !done(self) {
-                assert!(tokio::time::Instant::now() < bound, "the condition never held");
+                assert!(
+                    tokio::time::Instant::now() < bound,
+                    "the condition never held"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
@@ -1026,13 +1001,17 @@ mod tests {
         let pollers = rig.start(spec);
         rig.until(|r| !r.sink.0.lock().is_empty()).await;
         rig.stream.write("after", 100);
-        rig.until(|r| r.seen().iter().any(|(k, _)| k == "after")).await;
+        rig.until(|r| r.seen().iter().any(|(k, _)| k == "after"))
+            .await;
         pollers.stop("m-1").await;
         let delivered = rig.sink.0.lock().clone();
         assert_eq!(delivered.len(), 1);
         let (destination, record) = &delivered[0];
         assert_eq!(destination, "arn:aws:sqs:us-east-1:111111111111:dlq");
-        assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+        assert_eq!(
+            record["requestContext"]["condition"],
+            "RetryAttemptsExhausted"
+        );
         // The lone record's first invocation and its two retries.
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
         assert_eq!(record["responseContext"]["functionError"], "Unhandled");

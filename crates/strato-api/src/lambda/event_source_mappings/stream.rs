@@ -59,7 +59,10 @@ impl StreamMembers {
     /// each).
     pub(super) fn given(&self) -> Option<&'static str> {
         [
-            (self.parallelization_factor.is_some(), "ParallelizationFactor"),
+            (
+                self.parallelization_factor.is_some(),
+                "ParallelizationFactor",
+            ),
             (self.destination_config.is_some(), "DestinationConfig"),
             (
                 self.maximum_record_age_in_seconds.is_some(),
@@ -69,7 +72,10 @@ impl StreamMembers {
                 self.bisect_batch_on_function_error.is_some(),
                 "BisectBatchOnFunctionError",
             ),
-            (self.maximum_retry_attempts.is_some(), "MaximumRetryAttempts"),
+            (
+                self.maximum_retry_attempts.is_some(),
+                "MaximumRetryAttempts",
+            ),
             (
                 self.tumbling_window_in_seconds.is_some(),
                 "TumblingWindowInSeconds",
@@ -97,12 +103,7 @@ impl StreamMembers {
             );
         }
         if let Some(n) = self.tumbling_window_in_seconds {
-            errors.check_range(
-                n,
-                0,
-                MAX_TUMBLING_WINDOW_SECONDS,
-                "tumblingWindowInSeconds",
-            );
+            errors.check_range(n, 0, MAX_TUMBLING_WINDOW_SECONDS, "tumblingWindowInSeconds");
         }
     }
 
@@ -272,7 +273,10 @@ impl Checkpoints for StoreCheckpoints {
         let doc = serde_json::to_value(shards)
             .map_err(StoreError::from)
             .map_err(checkpoint_error)?;
-        self.0.put_document(&key, &doc).await.map_err(checkpoint_error)
+        self.0
+            .put_document(&key, &doc)
+            .await
+            .map_err(checkpoint_error)
     }
 }
 
@@ -291,7 +295,9 @@ mod tests {
         };
         let mut errors = ValidationErrors::new();
         members.check_ranges(&mut errors);
-        let e = errors.into_result(ErrorCode::ValidationException).unwrap_err();
+        let e = errors
+            .into_result(ErrorCode::ValidationException)
+            .unwrap_err();
         assert_eq!(
             e.message,
             "3 validation errors detected: Value '11' at 'parallelizationFactor' failed to satisfy constraint: Member must have value less than or equal to 10; Value '-2' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value greater than or equal to -1; Value '604801' at 'maximumRecordAgeInSeconds' failed to satisfy constraint: Member must have value less than or equal to 604800"
@@ -332,7 +338,10 @@ mod tests {
         assert!(ok.check_for_stream(|_| true).is_ok());
         let function = "arn:aws:lambda:us-east-1:111111111111:function:f";
         let e = to(function).check_for_stream(|_| true).unwrap_err();
-        assert_eq!(e.message, format!("The destination ARN {function} is invalid."));
+        assert_eq!(
+            e.message,
+            format!("The destination ARN {function} is invalid.")
+        );
         let young = StreamMembers {
             maximum_record_age_in_seconds: Some(59),
             ..StreamMembers::default()

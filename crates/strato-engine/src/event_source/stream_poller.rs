@@ -640,7 +640,7 @@ fn lanes(records: Vec<StreamRecord>, factor: usize) -> Vec<Vec<StreamRecord>> {
     for record in records {
         let mut hasher = DefaultHasher::new();
         record.partition_key.hash(&mut hasher);
-        let lane = (hasher.finish() % factor as u64) as usize;
+        let lane = usize::try_from(hasher.finish() % factor as u64).unwrap_or(0);
         lanes[lane].push(record);
     }
     lanes.retain(|lane| !lane.is_empty());
@@ -670,9 +670,8 @@ fn batches(records: Vec<StreamRecord>, size: usize) -> Vec<Vec<StreamRecord>> {
 
 /// `2019-11-14T00:13:19Z` for epoch seconds.
 fn arrival(epoch_seconds: f64) -> String {
-    let millis = (epoch_seconds * 1000.0) as i64;
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
-        .unwrap_or_default()
+    let since_epoch = Duration::try_from_secs_f64(epoch_seconds).unwrap_or_default();
+    chrono::DateTime::<chrono::Utc>::from(UNIX_EPOCH + since_epoch)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

@@ -15,6 +15,7 @@
 
 mod arns;
 mod ops;
+mod source;
 mod ttl;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use parking_lot::Mutex;
 use strato_model::account::Caller;
 
 pub use ops::Reply;
+pub use source::StreamReader;
 
 /// `X-Amz-Target` prefix of the DynamoDB API (JSON 1.0).
 pub const TARGET_PREFIX: &str = "DynamoDB_20120810";

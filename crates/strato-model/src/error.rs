@@ -326,15 +326,18 @@ impl ValidationErrors {
 
     /// Records a failure when `value` is outside `[min, max]`, in AWS's
     /// wording for a range constraint.
-    pub fn check_range(&mut self, value: i64, min: u32, max: u32, field: &str) {
+    pub fn check_range<N>(&mut self, value: i64, min: N, max: N, field: &str)
+    where
+        N: Into<i64> + Copy + std::fmt::Display,
+    {
         let shown = value.to_string();
-        if value < i64::from(min) {
+        if value < min.into() {
             self.push(
                 &shown,
                 field,
                 &format!("Member must have value greater than or equal to {min}"),
             );
-        } else if value > i64::from(max) {
+        } else if value > max.into() {
             self.push(
                 &shown,
                 field,

@@ -1,10 +1,12 @@
-//! An event source mapping (`CreateEventSourceMapping`): a queue a function
-//! is fed from in batches. Strato supports SQS sources.
+//! An event source mapping (`CreateEventSourceMapping`): a queue or stream
+//! a function is fed from in batches. Strato supports SQS queues and
+//! DynamoDB streams.
 //!
 //! The record is what the control plane stores and answers with, and what
 //! the pollers run from; its wire shape is the `EventSourceMappingConfiguration`
-//! AWS answers for an SQS source, whose members appear only when they apply
-//! (`FilterCriteria` and `ScalingConfig` only when set).
+//! AWS answers for the source's kind, whose members appear only when they
+//! apply (`FilterCriteria` and `ScalingConfig` only when set; the stream
+//! members only for streams).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,18 @@ use crate::time::epoch_seconds;
 
 /// AWS's default `BatchSize` for SQS sources.
 pub const DEFAULT_SQS_BATCH_SIZE: u32 = 10;
+/// AWS's default `BatchSize` for stream sources.
+pub const DEFAULT_STREAM_BATCH_SIZE: u32 = 100;
+/// `ParallelizationFactor` is 1–10.
+pub const MAX_PARALLELIZATION_FACTOR: u32 = 10;
+/// `MaximumRetryAttempts` is -1 (infinite) to 10 000.
+pub const MAX_RETRY_ATTEMPTS: u32 = 10_000;
+/// `MaximumRecordAgeInSeconds` is -1 (infinite) or 60 to 604 800.
+pub const MIN_RECORD_AGE_SECONDS: u32 = 60;
+pub const MAX_RECORD_AGE_SECONDS: u32 = 604_800;
+/// Why a stream mapping's state last changed, for every change a user
+/// asks for (SQS mappings say [`USER_INITIATED`]).
+pub const USER_ACTION: &str = "User action";
 /// The largest `BatchSize` of a standard queue.
 pub const MAX_SQS_BATCH_SIZE: u32 = 10_000;
 /// The largest `BatchSize` of a FIFO queue, and of a standard queue without
@@ -94,6 +108,24 @@ pub struct EventSourceMapping {
     pub last_modified: DateTime<Utc>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The stream members; `None` for an SQS mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamSettings>,
+}
+
+/// The members only stream mappings have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamSettings {
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    pub bisect_batch_on_function_error: bool,
+    /// -1: until the record expires.
+    pub maximum_retry_attempts: i64,
+    /// -1: no limit.
+    pub maximum_record_age_seconds: i64,
+    pub parallelization_factor: u32,
+    /// `DestinationConfig.OnFailure.Destination`.
+    pub on_failure: Option<String>,
 }
 
 impl EventSourceMapping {
@@ -117,7 +149,8 @@ impl EventSourceMapping {
             .any(|t| t == REPORT_BATCH_ITEM_FAILURES)
     }
 
-    /// The `EventSourceMappingConfiguration` AWS answers for an SQS source.
+    /// The `EventSourceMappingConfiguration` AWS answers for the source
+    /// (a stream's `LastProcessingResult` is the pollers' to add).
     pub fn to_wire(&self) -> Value {
         let mut out = json!({
             "UUID": self.uuid,
@@ -141,6 +174,19 @@ impl EventSourceMapping {
         if let Some(maximum) = self.maximum_concurrency {
             out["ScalingConfig"] = json!({ "MaximumConcurrency": maximum });
         }
+        if let Some(stream) = &self.stream {
+            let on_failure = match &stream.on_failure {
+                Some(destination) => json!({ "Destination": destination }),
+                None => json!({}),
+            };
+            out["StartingPosition"] = stream.starting_position.clone().into();
+            out["ParallelizationFactor"] = stream.parallelization_factor.into();
+            out["BisectBatchOnFunctionError"] = stream.bisect_batch_on_function_error.into();
+            out["MaximumRetryAttempts"] = stream.maximum_retry_attempts.into();
+            out["MaximumRecordAgeInSeconds"] = stream.maximum_record_age_seconds.into();
+            out["TumblingWindowInSeconds"] = 0.into();
+            out["DestinationConfig"] = json!({ "OnFailure": on_failure });
+        }
         out
     }
 }
@@ -148,6 +194,55 @@ impl EventSourceMapping {
 /// `arn:aws:lambda:{region}:{account}:event-source-mapping:{uuid}`.
 pub fn mapping_arn(region: &str, account: &str, uuid: &str) -> String {
     format!("arn:aws:lambda:{region}:{account}:event-source-mapping:{uuid}")
+}
+
+/// The parts of a DynamoDB stream ARN
+/// (`arn:aws:dynamodb:{region}:{account}:table/{table}/stream/{label}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoDbStreamArn<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub table: &'a str,
+    pub label: &'a str,
+}
+
+impl<'a> DynamoDbStreamArn<'a> {
+    /// `None` when `arn` is not a DynamoDB stream ARN.
+    pub fn parse(arn: &'a str) -> Option<DynamoDbStreamArn<'a>> {
+        let mut parts = arn.splitn(6, ':');
+        let (
+            Some("arn"),
+            Some(partition),
+            Some("dynamodb"),
+            Some(region),
+            Some(account),
+            Some(rest),
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
+            return None;
+        };
+        let (table, label) = rest.strip_prefix("table/")?.split_once("/stream/")?;
+        let valid = partition.starts_with("aws")
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !table.is_empty()
+            && !table.contains('/')
+            && !label.is_empty();
+        valid.then_some(DynamoDbStreamArn {
+            region,
+            account,
+            table,
+            label,
+        })
+    }
 }
 
 /// The parts of an SQS queue ARN (`arn:aws:sqs:{region}:{account}:{name}`).
@@ -205,6 +300,7 @@ mod tests {
             state_transition_reason: USER_INITIATED.into(),
             last_modified: Utc.with_ymd_and_hms(2024, 1, 31, 12, 0, 0).unwrap(),
             tags: BTreeMap::new(),
+            stream: None,
         }
     }
 
@@ -257,6 +353,31 @@ mod tests {
             r#"{"body":{"a":[1]}}"#
         );
         assert_eq!(wire["ScalingConfig"]["MaximumConcurrency"], 2);
+    }
+
+    #[test]
+    fn stream_mappings_carry_the_stream_members() {
+        let mut m = mapping();
+        m.event_source_arn =
+            "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/2024-01-01T00:00:00.000".into();
+        m.stream = Some(StreamSettings {
+            starting_position: "TRIM_HORIZON".into(),
+            bisect_batch_on_function_error: false,
+            maximum_retry_attempts: -1,
+            maximum_record_age_seconds: -1,
+            parallelization_factor: 1,
+            on_failure: None,
+        });
+        let wire = m.to_wire();
+        assert_eq!(wire["StartingPosition"], "TRIM_HORIZON");
+        assert_eq!(wire["MaximumRetryAttempts"], -1);
+        assert_eq!(wire["TumblingWindowInSeconds"], 0);
+        assert_eq!(wire["DestinationConfig"], json!({"OnFailure": {}}));
+        let arn = DynamoDbStreamArn::parse(&m.event_source_arn).unwrap();
+        assert_eq!((arn.table, arn.label), ("t", "2024-01-01T00:00:00.000"));
+        assert!(
+            DynamoDbStreamArn::parse("arn:aws:dynamodb:us-east-1:111111111111:table/t").is_none()
+        );
     }
 
     #[test]

@@ -252,6 +252,18 @@ fn spawn_key_refresh(
 }
 
 /// Gives the engine's limiter every account's concurrency limit.
+/// AWS's stream polling, with retry back-offs shortened by the time scale
+/// (tests run failing batches through their retries quickly).
+fn stream_poller_settings(time_scale: u32) -> strato_engine::event_source::StreamPollerSettings {
+    let aws = strato_engine::event_source::StreamPollerSettings::default();
+    let scale = time_scale.max(1);
+    strato_engine::event_source::StreamPollerSettings {
+        first_backoff: aws.first_backoff / scale,
+        max_backoff: aws.max_backoff / scale,
+        ..aws
+    }
+}
+
 async fn load_account_limits(store: &dyn Store, engine: &Engine) -> Result<(), StoreError> {
     for account in store.list_accounts().await? {
         engine
@@ -423,19 +435,34 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     });
     // Event source mappings poll SQS queues and run batches through the
     // engine, resolving functions as queued async events are resolved.
-    let mapping_pollers = strato_engine::event_source::SqsPollers::new(
-        sqs.clone(),
+    // Stream mappings read DynamoDB streams the same way, checkpointing in
+    // the store and sending discarded batches' records through the sinks.
+    let batch_target: Arc<dyn strato_engine::event_source::BatchTarget> =
         Arc::new(strato_engine::event_source::EngineBatchTarget::new(
             engine.clone(),
             Arc::new(strato_api::lambda::CatalogAsyncTargets::new(
                 catalog.clone(),
                 accounts.clone(),
             )),
-        )),
+        ));
+    let mapping_pollers = strato_engine::event_source::SqsPollers::new(
+        sqs.clone(),
+        batch_target.clone(),
         strato_engine::event_source::PollerSettings::default(),
     );
-    let event_source_mappings =
-        strato_api::lambda::EventSourceMappings::load(store.clone(), Some(mapping_pollers)).await?;
+    let stream_pollers = strato_engine::event_source::StreamPollers::new(
+        strato_dynamodb::StreamReader::new(dynamodb.clone()),
+        batch_target,
+        sinks.clone(),
+        Arc::new(strato_api::lambda::StoreCheckpoints(store.clone())),
+        stream_poller_settings(config.time_scale),
+    );
+    let event_source_mappings = strato_api::lambda::EventSourceMappings::load(
+        store.clone(),
+        Some(mapping_pollers),
+        Some(stream_pollers),
+    )
+    .await?;
     let s3 = Arc::new(
         strato_s3::S3Server::open(
             &config.data_dir,

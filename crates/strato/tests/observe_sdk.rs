@@ -1,6 +1,7 @@
-//! Logs and metrics read back with the AWS SDK for Rust (CloudWatch Logs
-//! over awsJson 1.1, CloudWatch over Smithy RPC v2 CBOR), before and after
-//! a restart.
+//! AWS services with the AWS SDK for Rust: logs and metrics read back
+//! (CloudWatch Logs over awsJson 1.1, CloudWatch over Smithy RPC v2 CBOR)
+//! before and after a restart, and DynamoDB (awsJson 1.0 with the
+//! `x-amz-crc32` the SDK verifies).
 
 // A panic in a test (or its helpers) is a failed test, not a crashed server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -218,4 +219,101 @@ async fn cloudwatch_errors_reach_the_sdk_as_their_types() {
         Some("The specified log group does not exist.")
     );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_tables_items_queries_and_conditions_through_the_sdk() {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType,
+    };
+
+    let server = TestServer::start().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&server.sdk_config());
+    let table = unique_name("orders");
+    let created = ddb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("sk")
+                .key_type(KeyType::Range)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("sk")
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = created.table_description().unwrap().table_arn().unwrap();
+    assert_eq!(
+        arn,
+        format!(
+            "arn:aws:dynamodb:{}:{}:table/{table}",
+            harness::REGION,
+            harness::ACCOUNT
+        )
+    );
+    for (pk, sk) in [("a", 1), ("a", 2), ("a", 3), ("b", 1)] {
+        ddb.put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("sk", AttributeValue::N(sk.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let queried = ddb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk AND sk >= :from")
+        .expression_attribute_values(":pk", AttributeValue::S("a".into()))
+        .expression_attribute_values(":from", AttributeValue::N("2".into()))
+        .scan_index_forward(false)
+        .send()
+        .await
+        .unwrap();
+    let sks: Vec<&str> = queried
+        .items()
+        .iter()
+        .map(|item| item["sk"].as_n().unwrap().as_str())
+        .collect();
+    assert_eq!(sks, ["3", "2"]);
+    let refused = ddb
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("a".into()))
+        .item("sk", AttributeValue::N("1".into()))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        refused.is_conditional_check_failed_exception(),
+        "{refused:?}"
+    );
+    assert_eq!(refused.message(), Some("The conditional request failed"));
 }

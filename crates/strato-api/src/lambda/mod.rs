@@ -25,7 +25,7 @@ mod tags;
 mod versions;
 
 pub use async_targets::CatalogAsyncTargets;
-pub use event_source_mappings::{EventSourceMappings, MAPPING_KIND};
+pub use event_source_mappings::{EventSourceMappings, StoreCheckpoints, MAPPING_KIND};
 pub use gateway_invoker::EngineInvoker;
 pub use lifecycle::resume_settling;
 pub use provisioned::restore as restore_provisioned_concurrency;

@@ -13,16 +13,21 @@ pub const MAX_BATCH_PAYLOAD: usize = 6 * 1024 * 1024;
 /// `{"Records":[` and `]}` around the records.
 const EVENT_FRAME_BYTES: usize = r#"{"Records":[]}"#.len();
 
-/// The SQS event a batch is invoked with: `{"Records":[...]}`, in receive
-/// order.
-pub fn sqs_event(records: &[SqsRecord]) -> Bytes {
-    let records: Vec<&Value> = records.iter().map(|r| &r.record).collect();
+/// The event a batch is invoked with: `{"Records":[...]}`, in receive
+/// (or stream) order. SQS and stream events share this frame.
+pub fn records_event<'a>(records: impl IntoIterator<Item = &'a Value>) -> Bytes {
+    let records: Vec<&Value> = records.into_iter().collect();
     Bytes::from(serde_json::json!({ "Records": records }).to_string())
 }
 
+/// The SQS event a batch is invoked with.
+pub fn sqs_event(records: &[SqsRecord]) -> Bytes {
+    records_event(records.iter().map(|r| &r.record))
+}
+
 /// Bytes a record adds to the event (its JSON and a separating comma).
-pub fn record_size(record: &SqsRecord) -> usize {
-    record.record.to_string().len() + 1
+pub fn record_size(record: &Value) -> usize {
+    record.to_string().len() + 1
 }
 
 /// The size of an event with records totalling `records_bytes`.
@@ -45,8 +50,12 @@ pub enum BatchVerdict {
 /// an empty object, a missing or `null` `batchItemFailures` or an empty
 /// list mean success; an answer that is not JSON, a `batchItemFailures`
 /// that is not a list, or an entry whose `itemIdentifier` is missing, not a
-/// string, empty, or not a message of the batch fail the whole batch.
-pub fn read_batch_item_failures(payload: &[u8], batch: &[SqsRecord]) -> BatchVerdict {
+/// string, empty, or not an item of the batch (`ids`: message ids of an
+/// SQS batch, sequence numbers of a stream batch) fail the whole batch.
+pub fn read_batch_item_failures<'a>(
+    payload: &[u8],
+    ids: impl IntoIterator<Item = &'a str>,
+) -> BatchVerdict {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return BatchVerdict::AllSucceeded;
     }
@@ -61,7 +70,7 @@ pub fn read_batch_item_failures(payload: &[u8], batch: &[SqsRecord]) -> BatchVer
     if failures.is_empty() {
         return BatchVerdict::AllSucceeded;
     }
-    let ids: HashSet<&str> = batch.iter().map(|r| r.message_id.as_str()).collect();
+    let ids: HashSet<&str> = ids.into_iter().collect();
     let mut failed = HashSet::new();
     for entry in failures {
         match entry.get("itemIdentifier").and_then(Value::as_str) {
@@ -112,6 +121,10 @@ pub(crate) mod tests {
         }
     }
 
+    fn ids(batch: &[SqsRecord]) -> Vec<&str> {
+        batch.iter().map(|r| r.message_id.as_str()).collect()
+    }
+
     fn batch() -> Vec<SqsRecord> {
         vec![record("a", None), record("b", None), record("c", None)]
     }
@@ -135,7 +148,7 @@ pub(crate) mod tests {
     #[test]
     fn event_size_is_the_sum_of_record_sizes_and_its_frame() {
         let records = batch();
-        let sum: usize = records.iter().map(record_size).sum();
+        let sum: usize = records.iter().map(|r| record_size(&r.record)).sum();
         // The last record has no comma after it.
         assert_eq!(event_size(sum) - 1, sqs_event(&records).len());
     }
@@ -150,7 +163,7 @@ pub(crate) mod tests {
             r#"{"batchItemFailures":[]}"#,
         ] {
             assert_eq!(
-                read_batch_item_failures(answer.as_bytes(), &batch()),
+                read_batch_item_failures(answer.as_bytes(), ids(&batch())),
                 BatchVerdict::AllSucceeded,
                 "{answer}"
             );
@@ -160,7 +173,7 @@ pub(crate) mod tests {
     #[test]
     fn invalid_json_fails_the_whole_batch() {
         assert_eq!(
-            read_batch_item_failures(b"{not json", &batch()),
+            read_batch_item_failures(b"{not json", ids(&batch())),
             BatchVerdict::AllFailed
         );
     }
@@ -176,7 +189,7 @@ pub(crate) mod tests {
             r#"{"batchItemFailures":"a"}"#,
         ] {
             assert_eq!(
-                read_batch_item_failures(answer.as_bytes(), &batch()),
+                read_batch_item_failures(answer.as_bytes(), ids(&batch())),
                 BatchVerdict::AllFailed,
                 "{answer}"
             );
@@ -186,7 +199,10 @@ pub(crate) mod tests {
     #[test]
     fn known_identifiers_fail_only_their_messages() {
         let answer = br#"{"batchItemFailures":[{"itemIdentifier":"b"},{"itemIdentifier":"b"}]}"#;
-        assert_eq!(read_batch_item_failures(answer, &batch()), failed(&["b"]));
+        assert_eq!(
+            read_batch_item_failures(answer, ids(&batch())),
+            failed(&["b"])
+        );
     }
 
     #[test]

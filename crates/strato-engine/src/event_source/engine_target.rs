@@ -48,6 +48,7 @@ impl BatchTarget for EngineBatchTarget {
             Ok(response) => Ok(BatchResponse {
                 payload: response.payload,
                 function_error: response.function_error.is_some(),
+                executed_version: response.executed_version,
             }),
             Err(e) if e.as_throttle().is_some() => Err(BatchInvokeError::Throttled),
             Err(e) => Err(BatchInvokeError::Unavailable(e.to_string())),

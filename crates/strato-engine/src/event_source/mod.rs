@@ -8,6 +8,7 @@
 //! implements it (SQS: `strato-sqs`), the same way destinations work through
 //! [`crate::async_invoke::EventSink`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The SQS queues mappings poll, implemented by `strato-sqs`.
@@ -68,13 +69,106 @@ pub enum SqsSourceError {
     Unavailable(String),
 }
 
+/// The streams mappings read (DynamoDB Streams), implemented by
+/// `strato-dynamodb`. A stream is a set of shards; each shard's records are
+/// in commit order, identified by growing sequence numbers.
+#[async_trait::async_trait]
+pub trait StreamSource: Send + Sync + 'static {
+    /// The shard ids of the stream an ARN
+    /// (`arn:aws:dynamodb:{region}:{account}:table/{name}/stream/{label}`)
+    /// names; `NoSuchStream` when it does not exist (or streams are off).
+    async fn shards(&self, arn: &str) -> Result<Vec<String>, StreamSourceError>;
+
+    /// Where `position` is now, as a position that stays put: `Latest`
+    /// becomes the place after the shard's current last record, so records
+    /// written later are read from there even after a restart.
+    async fn pin(
+        &self,
+        arn: &str,
+        shard: &str,
+        position: ShardPosition,
+    ) -> Result<ShardPosition, StreamSourceError>;
+
+    /// Up to `max` records of a shard after `position`, in order.
+    async fn read(
+        &self,
+        arn: &str,
+        shard: &str,
+        position: &ShardPosition,
+        max: usize,
+    ) -> Result<Vec<StreamRecord>, StreamSourceError>;
+}
+
+/// A place in a shard a mapping reads from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ShardPosition {
+    /// The oldest record kept.
+    TrimHorizon,
+    /// After the newest record (resolved by [`StreamSource::pin`]).
+    Latest,
+    /// After the record with this sequence number.
+    After(String),
+    /// A place the source encoded itself (a pinned `Latest` in an empty
+    /// shard).
+    Marker(String),
+}
+
+/// One stream record, ready to go into a Lambda stream event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    pub sequence_number: String,
+    /// The item's key, as text: records of one key keep their order.
+    pub partition_key: String,
+    /// `ApproximateCreationDateTime`, epoch seconds.
+    pub created: f64,
+    /// The record as Lambda's DynamoDB event carries it: `eventID`,
+    /// `eventName`, `eventVersion`, `eventSource`, `awsRegion`,
+    /// `dynamodb{...}`, `eventSourceARN`.
+    pub record: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamSourceError {
+    #[error("the stream {0} does not exist")]
+    NoSuchStream(String),
+    #[error("the stream could not be read: {0}")]
+    Unavailable(String),
+}
+
+/// Where each shard of a mapping was processed up to, kept durably so a
+/// restart resumes after the last fully processed record.
+#[async_trait::async_trait]
+pub trait Checkpoints: Send + Sync + 'static {
+    /// Every shard's position of the mapping `spec` runs (empty when it
+    /// never saved one).
+    async fn load(
+        &self,
+        spec: &PollerSpec,
+    ) -> Result<HashMap<String, ShardPosition>, CheckpointError>;
+    async fn save(
+        &self,
+        spec: &PollerSpec,
+        shards: &HashMap<String, ShardPosition>,
+    ) -> Result<(), CheckpointError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint store: {0}")]
+pub struct CheckpointError(pub String);
+
 mod batch;
 mod engine_target;
 mod poller;
+mod running;
+mod stream_poller;
 
 pub use batch::MAX_BATCH_PAYLOAD;
 pub use engine_target::EngineBatchTarget;
 pub use poller::{
     BatchInvokeError, BatchResponse, BatchTarget, PollerSettings, PollerSpec, RecordFilter,
     SqsPollers,
+};
+pub use stream_poller::{
+    StreamPollerSettings, StreamPollerSpec, StreamPollers, LAST_RESULT_NONE, LAST_RESULT_OK,
+    LAST_RESULT_PROBLEM,
 };

@@ -27,7 +27,6 @@
 //! and [`super::batch::deletable`] keeps a group's messages after its first
 //! failure.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +36,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::batch::{self, BatchVerdict};
+use super::running::Supervisors;
 use super::{SqsQueues, SqsRecord, SqsSourceError};
 
 /// A receive returns at most this many messages.
@@ -48,7 +48,8 @@ pub struct PollerSpec {
     pub uuid: String,
     pub account: String,
     pub region: String,
-    pub queue_arn: String,
+    /// The queue (or stream) the mapping reads.
+    pub source_arn: String,
     pub function: String,
     /// The version or alias the mapping invokes.
     pub qualifier: Option<String>,
@@ -64,7 +65,7 @@ impl std::fmt::Debug for PollerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PollerSpec")
             .field("uuid", &self.uuid)
-            .field("queue_arn", &self.queue_arn)
+            .field("source_arn", &self.source_arn)
             .field("function", &self.function)
             .field("qualifier", &self.qualifier)
             .field("batch_size", &self.batch_size)
@@ -88,6 +89,8 @@ pub struct BatchResponse {
     pub payload: Bytes,
     /// The function failed (an error, a timeout, a crash).
     pub function_error: bool,
+    /// The version that ran (`$LATEST`, or the number an alias chose).
+    pub executed_version: String,
 }
 
 /// Why a batch did not run.
@@ -149,13 +152,7 @@ pub struct SqsPollers {
     queues: Arc<dyn SqsQueues>,
     target: Arc<dyn BatchTarget>,
     settings: PollerSettings,
-    running: parking_lot::Mutex<HashMap<String, RunningMapping>>,
-}
-
-struct RunningMapping {
-    spec: watch::Sender<Arc<PollerSpec>>,
-    stop: watch::Sender<bool>,
-    supervisor: tokio::task::JoinHandle<()>,
+    running: Supervisors<PollerSpec>,
 }
 
 impl SqsPollers {
@@ -168,7 +165,7 @@ impl SqsPollers {
             queues,
             target,
             settings,
-            running: parking_lot::Mutex::new(HashMap::new()),
+            running: Supervisors::new(),
         })
     }
 
@@ -180,69 +177,37 @@ impl SqsPollers {
     /// Starts polling for a mapping, or hands a running one its new
     /// settings (its workers take them at their next batch).
     pub fn run(&self, spec: PollerSpec) {
-        let mut running = self.running.lock();
-        if let Some(mapping) = running.get(&spec.uuid) {
-            if !mapping.supervisor.is_finished() {
-                mapping.spec.send_replace(Arc::new(spec));
-                return;
-            }
-        }
         let uuid = spec.uuid.clone();
-        let (spec_tx, spec_rx) = watch::channel(Arc::new(spec));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mapping = Mapping {
-            queues: self.queues.clone(),
-            target: self.target.clone(),
-            settings: self.settings,
-            spec: spec_rx,
-            stop: stop_rx,
-            workers: Arc::new(WorkerCount::default()),
-            backlog: Arc::new(Notify::new()),
-        };
-        let supervisor = tokio::spawn(mapping.supervise());
-        running.insert(
-            uuid,
-            RunningMapping {
-                spec: spec_tx,
-                stop: stop_tx,
-                supervisor,
-            },
-        );
+        self.running.run(&uuid, spec, |spec, stop| {
+            let mapping = Mapping {
+                queues: self.queues.clone(),
+                target: self.target.clone(),
+                settings: self.settings,
+                spec,
+                stop,
+                workers: Arc::new(WorkerCount::default()),
+                backlog: Arc::new(Notify::new()),
+            };
+            tokio::spawn(mapping.supervise())
+        });
     }
 
     /// Stops a mapping's pollers: no receive starts after this is called,
     /// waiting receives end, and batches being invoked finish (and delete
     /// what they processed) before it returns.
     pub async fn stop(&self, uuid: &str) {
-        let mapping = self.running.lock().remove(uuid);
-        if let Some(mapping) = mapping {
-            mapping.stop.send_replace(true);
-            if let Err(e) = mapping.supervisor.await {
-                tracing::warn!(mapping = uuid, error = %e, "a mapping's poller ended abnormally");
-            }
-        }
+        self.running.stop(uuid).await;
     }
 
     /// Whether a mapping's pollers run.
     pub fn is_running(&self, uuid: &str) -> bool {
-        self.running
-            .lock()
-            .get(uuid)
-            .is_some_and(|m| !m.supervisor.is_finished())
+        self.running.is_running(uuid)
     }
 
     /// Stops every mapping (server shutdown): all are told at once, then
     /// their batches in flight are waited for.
     pub async fn stop_all(&self) {
-        let stopping: Vec<(String, RunningMapping)> = self.running.lock().drain().collect();
-        for (_, mapping) in &stopping {
-            mapping.stop.send_replace(true);
-        }
-        for (uuid, mapping) in stopping {
-            if let Err(e) = mapping.supervisor.await {
-                tracing::warn!(mapping = %uuid, error = %e, "a mapping's poller ended abnormally");
-            }
-        }
+        self.running.stop_all().await;
     }
 }
 
@@ -382,7 +347,7 @@ impl Mapping {
             let gathered = match gathered {
                 Ok(gathered) => gathered,
                 Err(e) => {
-                    tracing::warn!(mapping = %spec.uuid, queue = %spec.queue_arn, error = %e, "cannot receive from the mapping's queue");
+                    tracing::warn!(mapping = %spec.uuid, queue = %spec.source_arn, error = %e, "cannot receive from the mapping's queue");
                     if self.pause(failures).await {
                         break;
                     }
@@ -435,7 +400,7 @@ impl Mapping {
         let mut pending: Vec<SqsRecord> = std::mem::take(carried);
         loop {
             for record in pending.drain(..) {
-                let size = batch::record_size(&record);
+                let size = batch::record_size(&record.record);
                 let over_size = batch::event_size(bytes + size) > batch::MAX_BATCH_PAYLOAD;
                 if records.len() >= spec.batch_size || (over_size && !records.is_empty()) {
                     carried.push(record);
@@ -460,7 +425,7 @@ impl Mapping {
                 break;
             }
             let want = MAX_RECEIVE.min(spec.batch_size - records.len());
-            let received = self.queues.receive(&spec.queue_arn, want, wait).await?;
+            let received = self.queues.receive(&spec.source_arn, want, wait).await?;
             if received.len() >= want {
                 backlog = true;
             }
@@ -489,7 +454,7 @@ impl Mapping {
                 accepted
             }
         };
-        let Some(facts) = self.queues.queue(&spec.queue_arn) else {
+        let Some(facts) = self.queues.queue(&spec.source_arn) else {
             return BatchEnd::Unavailable;
         };
         let lease_ends = leased_at + facts.visibility_timeout;
@@ -521,7 +486,10 @@ impl Mapping {
             return BatchEnd::Settled;
         }
         let failed = if spec.report_batch_item_failures {
-            match batch::read_batch_item_failures(&response.payload, &records) {
+            match batch::read_batch_item_failures(
+                &response.payload,
+                records.iter().map(|r| r.message_id.as_str()),
+            ) {
                 BatchVerdict::AllSucceeded => Default::default(),
                 BatchVerdict::AllFailed => return BatchEnd::Settled,
                 BatchVerdict::Failed(ids) => ids,
@@ -538,14 +506,14 @@ impl Mapping {
         if handles.is_empty() {
             return;
         }
-        if let Err(e) = self.queues.delete(&spec.queue_arn, handles).await {
+        if let Err(e) = self.queues.delete(&spec.source_arn, handles).await {
             tracing::warn!(mapping = %spec.uuid, error = %e, "processed messages could not be deleted; they will be delivered again");
         }
     }
 }
 
 /// Sleeps for `duration`; true when `stop` was raised meanwhile.
-async fn pause(stop: &watch::Receiver<bool>, duration: Duration) -> bool {
+pub(super) async fn pause(stop: &watch::Receiver<bool>, duration: Duration) -> bool {
     let mut watched = stop.clone();
     let slept = tokio::select! {
         _ = tokio::time::sleep(duration) => true,
@@ -786,6 +754,7 @@ mod tests {
         BatchResponse {
             payload: Bytes::from(payload.to_string()),
             function_error: false,
+            executed_version: "$LATEST".into(),
         }
     }
 
@@ -830,7 +799,7 @@ mod tests {
             uuid: "m-1".into(),
             account: "111111111111".into(),
             region: "us-east-1".into(),
-            queue_arn: QUEUE.into(),
+            source_arn: QUEUE.into(),
             function: "worker".into(),
             qualifier: None,
             batch_size: 10,
@@ -897,6 +866,7 @@ mod tests {
             Ok(BatchResponse {
                 payload: Bytes::from_static(b"{\"errorMessage\":\"boom\"}"),
                 function_error: true,
+                executed_version: "$LATEST".into(),
             })
         }));
         let pollers = start(&queue, &function, spec(), settings());

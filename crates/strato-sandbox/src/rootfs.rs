@@ -157,9 +157,12 @@ fn write_etc(host: &dyn Host, root: &Path, spec: &RootfsSpec) -> Result<()> {
     );
     let hosts = format!("127.0.0.1\tlocalhost {}\n::1\tlocalhost\n", spec.hostname);
     // A host without resolv.conf simply gives the sandbox none either.
-    let resolv = host
-        .read_to_string(Path::new("/etc/resolv.conf"))
-        .unwrap_or_default();
+    let resolv = match &spec.resolv_conf {
+        Some(resolv) => resolv.clone(),
+        None => host
+            .read_to_string(Path::new("/etc/resolv.conf"))
+            .unwrap_or_default(),
+    };
     let files = [
         ("passwd", passwd),
         ("group", group),
@@ -223,6 +226,9 @@ fn prepare_mount_point(host: &dyn Host, source: &Path, target: &Path) -> Result<
             source.display()
         ))),
         EntryKind::Directory | EntryKind::Symlink(_) => create_dir(host, target),
+        // A file already there (the system CA bundle inside the bound `/etc/ssl`) is bound over as
+        // it is: its read-only parent could not take a new one.
+        EntryKind::File if host.entry_kind(target) == EntryKind::File => Ok(()),
         EntryKind::File => {
             if let Some(parent) = target.parent() {
                 create_dir(host, parent)?;
@@ -290,6 +296,7 @@ mod tests {
             ],
             readonly_host_paths: vec![],
             tmp_bytes: 1024,
+            resolv_conf: None,
         }
     }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUNTIMES_DIR, ROLE, _start, _stop, make_zip, wait_until
+from conftest import HERE, RUNTIMES_DIR, ROLE, _start, _stop, make_zip, wait_until
+
+FIXTURES = HERE / "fixtures"
+# Builds kept between runs (Go's and Maven's own caches make rebuilds quick).
+CACHE = HERE / ".cache"
 
 PYTHON_FN = r'''
 import os, socket, ssl
@@ -115,10 +120,10 @@ def client(server):
     return server.lambda_client()
 
 
-def deploy(client, name: str, runtime: str, handler: str, code: bytes) -> None:
+def deploy(client, name: str, runtime: str, handler: str, code: bytes, memory: int = 256) -> None:
     client.create_function(
         FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
-        Code={"ZipFile": code}, MemorySize=256, Timeout=30,
+        Code={"ZipFile": code}, MemorySize=memory, Timeout=60,
         # "" opts out of AWS_ENDPOINT_URL: the SDKs use AWS's host names.
         Environment={"Variables": {"AWS_ENDPOINT_URL": ""}},
     )
@@ -164,6 +169,57 @@ def test_curl_in_a_provided_runtime_reaches_lambda_over_https(server, client):
            executable_zip({"bootstrap": CURL_BOOTSTRAP}))
     out = invoke(client, "by-name-curl")
     assert out["AccountLimit"] == client.get_account_settings()["AccountLimit"]
+
+
+def go_function_zip() -> bytes:
+    """fixtures/go-hostnames (aws-sdk-go v1 and v2), built as AWS documents:
+    a static linux binary named bootstrap."""
+    out = CACHE / "go-hostnames" / "bootstrap"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOFLAGS": "-mod=mod"}
+    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."],
+                   cwd=FIXTURES / "go-hostnames", env=env, check=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, out.read_bytes())
+    return buf.getvalue()
+
+
+def java_function_zip() -> bytes:
+    """fixtures/java-hostnames (AWS SDK for Java v2 and v1), built by Maven:
+    classes at the zip root, dependencies as lib/*.jar."""
+    build = CACHE / "java-hostnames"
+    shutil.copytree(FIXTURES / "java-hostnames", build, dirs_exist_ok=True)
+    subprocess.run(["mvn", "-q", "-B", "package", "-DskipTests"], cwd=build, check=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        classes = build / "target" / "classes"
+        for path in sorted(classes.rglob("*.class")):
+            zf.write(path, str(path.relative_to(classes)))
+        for jar in sorted((build / "target" / "lib").glob("*.jar")):
+            zf.write(jar, f"lib/{jar.name}")
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain")
+def test_go_sdk_v1_and_v2_reach_lambda_by_its_hostname(server, client):
+    deploy(client, "by-name-go", "provided.al2023", "bootstrap", go_function_zip())
+    out = invoke(client, "by-name-go")
+    expected = client.get_account_settings()["AccountLimit"]
+    assert out["v1"] == expected
+    assert out["v2"] == expected
+
+
+@pytest.mark.skipif(shutil.which("mvn") is None, reason="no Maven")
+def test_java_sdk_v2_and_v1_reach_lambda_by_its_hostname(server, client):
+    deploy(client, "by-name-java", "java17", "example.Handler::handleRequest", java_function_zip(),
+           memory=1024)
+    out = invoke(client, "by-name-java")
+    expected = client.get_account_settings()["AccountLimit"]
+    assert out["v2"] == expected
+    assert out["v1"] == expected
 
 
 def test_strato_ca_prints_the_certificate_instances_trust(server):

@@ -250,7 +250,7 @@ mod tests {
     fn query(name: &str, qtype: u16) -> Vec<u8> {
         let mut q = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
         for label in name.split('.') {
-            q.push(label.len() as u8);
+            q.push(u8::try_from(label.len()).unwrap());
             q.extend_from_slice(label.as_bytes());
         }
         q.push(0);

@@ -405,6 +405,41 @@ mod tests {
     }
 
     #[test]
+    fn a_given_resolv_conf_replaces_the_hosts_and_a_file_bind_covers_a_file_already_there() {
+        // The host's CA bundle appears inside the bound /etc/ssl; a bundle bound over it must not
+        // try to create it again in that read-only tree.
+        let bundle = "/run/strato/root/etc/ssl/certs/ca-certificates.crt";
+        let host = merged_usr_host()
+            .with_file("/srv/bundle.pem", "CA")
+            .with_entry(bundle, EntryKind::File);
+        let mut spec = spec();
+        spec.resolv_conf = Some("nameserver 127.0.0.1\n".to_string());
+        spec.mounts.push(BindMount::read_only(
+            "/srv/bundle.pem",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ));
+        build_rootfs(&host, &spec).expect("plan");
+        let calls = host.calls();
+        let written: Vec<&PathBuf> = calls
+            .iter()
+            .filter_map(|call| match call {
+                HostCall::Write(path, _) => Some(path),
+                _ => None,
+            })
+            .collect();
+        assert!(!written.contains(&&PathBuf::from(bundle)), "{written:?}");
+        assert!(calls.iter().any(|call| matches!(call,
+            HostCall::Write(path, text) if path == Path::new("/run/strato/root/etc/resolv.conf")
+                && text == "nameserver 127.0.0.1\n")));
+        assert!(mounts(&calls)
+            .iter()
+            .any(
+                |(source, target, _)| source.as_deref() == Some(Path::new("/srv/bundle.pem"))
+                    && target == Path::new(bundle)
+            ));
+    }
+
+    #[test]
     fn tmp_is_a_size_limited_tmpfs_and_root_ends_read_only_after_pivot() {
         let host = merged_usr_host();
         build_rootfs(&host, &spec()).expect("plan");

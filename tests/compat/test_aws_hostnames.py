@@ -104,7 +104,8 @@ def executable_zip(files: dict[str, str]) -> bytes:
 @pytest.fixture(scope="module")
 def server(strato_binary):
     root = Path(tempfile.mkdtemp(prefix="strato-compat-hostnames-"))
-    running = _start(strato_binary, root)
+    # AWS host names need isolated instances: never a silent fallback.
+    running = _start(strato_binary, root, ("--sandbox", "strong"))
     try:
         wait_until(lambda: (RUNTIMES_DIR / "bootstrap" / "boto3").is_dir()
                    and (RUNTIMES_DIR / "bootstrap" / "node_modules" / "@aws-sdk" / "client-lambda").is_dir(),

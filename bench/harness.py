@@ -833,6 +833,10 @@ def sc_cold_start(ctx):
     av = available()
     st = Strato("cold")
     st_plain = Strato("cold-nostem", stem_cells=0)
+    # The same two without AWS's host names inside sandboxes (issue 20: the
+    # resolver, the HTTPS listener and the CA bundle each instance gets).
+    st_nonames = Strato("cold-nonames", extra_args=["--aws-hostnames", "off"])
+    st_nonames_plain = Strato("cold-nonames-nostem", stem_cells=0, extra_args=["--aws-hostnames", "off"])
     tables, notes = [], []
     try:
         for key in ("node", "python", "go", "java"):
@@ -850,8 +854,8 @@ def sc_cold_start(ctx):
                 if key == "go" and not av["go-fn"]:
                     continue
                 name = f"cold-{key}"
-                st.deploy(name, key)
-                st_plain.deploy(name, key)
+                for server in (st, st_plain, st_nonames, st_nonames_plain):
+                    server.deploy(name, key)
             log(f"  cold start {key}: Strato")
             s, errs = strato_cold_samples(st, name, ctx.cold_samples)
             rows.append({"label": STRATO_LABEL + ", request → first byte (stem cells)", "samples": summary(s),
@@ -860,6 +864,15 @@ def sc_cold_start(ctx):
             s, errs = strato_cold_samples(st_plain, name, ctx.cold_samples)
             rows.append({"label": STRATO_LABEL + ", request → first byte, without stem cells (--stem-cells 0)",
                          "samples": summary(s), "errors": len(errs), "first_error": errs[0] if errs else None})
+            if key != "java":
+                for server, label in ((st_nonames, "request → first byte (stem cells), without AWS host names "
+                                                   "(--aws-hostnames off)"),
+                                      (st_nonames_plain, "request → first byte, without stem cells, without AWS "
+                                                         "host names")):
+                    log(f"  cold start {key}: Strato {label}")
+                    s, errs = strato_cold_samples(server, name, ctx.cold_samples)
+                    rows.append({"label": f"{STRATO_LABEL}, {label}", "samples": summary(s), "errors": len(errs),
+                                 "first_error": errs[0] if errs else None})
             if key == "node":
                 # The same at AWS's default 128 MB, i.e. 128/1769 of a CPU.
                 st.deploy("cold-node-128", "node", memory=128)
@@ -898,8 +911,8 @@ def sc_cold_start(ctx):
             tables.append({"title": f"Cold start to first byte, {RUNTIMES[key][0]}", "kind": "samples", "rows": rows,
                            "ref": rows[0]["label"]})
     finally:
-        st.stop()
-        st_plain.stop()
+        for server in (st, st_plain, st_nonames, st_nonames_plain):
+            server.stop()
     notes.append("Strato: each sample follows an UpdateFunctionConfiguration of an environment variable, which "
                  "retires the warm instance, so the timed Invoke starts a new sandbox and runtime; the time is "
                  "from sending the signed request to the first byte of the response, measured by a Python "

@@ -17,6 +17,9 @@ use crate::runtimes::{RUNTIME_DIR, TASK_ROOT};
 use crate::stem::StemRefill;
 use crate::{pool_key, Engine, EngineError, InvokeResponse, InvokeTarget, PlatformError};
 
+/// The variable current AWS SDKs take their endpoint from.
+const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
 /// Sandbox ids carry the owning server's pid (`s<pid>-<random>`), so a
 /// server can recognise sandboxes a crashed predecessor left behind.
 pub(crate) fn sandbox_id(instance_id: &str) -> String {
@@ -114,12 +117,18 @@ impl Engine {
             env.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
             env.insert("AWS_SECRET_ACCESS_KEY".into(), secret.clone());
         }
-        if let Some(endpoint) = self.api_endpoint.get() {
+        // A function that sets AWS_ENDPOINT_URL to "" opts out of it: its
+        // SDKs then address AWS's own host names, which isolated instances
+        // resolve to Strato (see `dns`).
+        let opted_out = env.get(ENDPOINT_URL).is_some_and(String::is_empty);
+        if opted_out {
+            env.remove(ENDPOINT_URL);
+        } else if let Some(endpoint) = self.api_endpoint.get() {
             let url = match self.sandbox.mode() {
                 SandboxMode::Strong => format!("http://{}", instance::INSTANCE_API_ADDR),
                 SandboxMode::Fallback => endpoint.host_url.clone(),
             };
-            env.insert("AWS_ENDPOINT_URL".into(), url);
+            env.insert(ENDPOINT_URL.into(), url);
         }
         env
     }
@@ -227,9 +236,9 @@ impl Engine {
 
     /// What serves Strato's API inside an instance: only isolated instances
     /// get their own listener; the others reach the host's.
-    pub(crate) fn instance_api(&self) -> Option<crate::ServeApi> {
+    pub(crate) fn instance_api(&self) -> Option<crate::ApiEndpoint> {
         match self.sandbox.mode() {
-            SandboxMode::Strong => self.api_endpoint.get().map(|e| e.serve.clone()),
+            SandboxMode::Strong => self.api_endpoint.get().cloned(),
             SandboxMode::Fallback => None,
         }
     }

@@ -37,6 +37,8 @@ fn mb_to_bytes(mb: i64) -> u64 {
 
 /// Where Strato's own API answers inside an isolated instance.
 pub const INSTANCE_API_ADDR: &str = "127.0.0.1:9000";
+/// ... and over HTTPS, for clients that address it by AWS's host names.
+pub const INSTANCE_HTTPS_ADDR: &str = "127.0.0.1:443";
 
 /// How an instance ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +182,9 @@ pub struct Instance {
     death: watch::Receiver<Option<Death>>,
     pipes: Vec<Arc<LogPipe>>,
     server: JoinHandle<()>,
-    api_server: Option<JoinHandle<()>>,
+    /// Strato's API (HTTP, and HTTPS with the resolver for AWS's names)
+    /// inside the instance's network.
+    api_servers: Vec<JoinHandle<()>>,
     /// The share of the host's memory budget this instance holds; returned
     /// when the instance is dropped (ended).
     pub(crate) memory: Option<crate::memory::MemoryCharge>,
@@ -195,7 +199,7 @@ impl Drop for Instance {
     fn drop(&mut self) {
         let _ = self.control_tx.send(Control::Kill);
         self.server.abort();
-        if let Some(api) = &self.api_server {
+        for api in &self.api_servers {
             api.abort();
         }
     }
@@ -224,7 +228,7 @@ impl Instance {
         sandbox: &Sandbox,
         sink: Arc<dyn LogSink>,
         spec: InstanceSpec,
-        serve_api: Option<crate::ServeApi>,
+        serve_api: Option<crate::ApiEndpoint>,
         live: LiveToken,
     ) -> Result<Instance, StartError> {
         let started = Instant::now();
@@ -262,7 +266,7 @@ impl Instance {
         sandbox: &Sandbox,
         launch: Launch,
         logs: Arc<LogCapture>,
-        serve_api: Option<crate::ServeApi>,
+        serve_api: Option<crate::ApiEndpoint>,
         live: LiveToken,
     ) -> Result<Launched, StartError> {
         let started = Instant::now();
@@ -275,12 +279,36 @@ impl Instance {
         let network = sandbox
             .take_network()
             .map_err(|e| StartError::Platform(PlatformError::Network(e)))?;
-        let addr: std::net::SocketAddr = RUNTIME_API_ADDR
-            .parse()
-            .map_err(|e| StartError::Platform(PlatformError::Address(e)))?;
-        let listener = network
-            .bind_tcp(addr)
-            .map_err(bind("runtime API listener"))?;
+        let address = |a: &str| {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|e| StartError::Platform(PlatformError::Address(e)))
+        };
+        // Every listener of the instance in one pass through its namespace:
+        // the Runtime API, then Strato's API, its HTTPS side and the resolver.
+        let hostnames = serve_api.as_ref().and_then(|a| a.aws_hostnames.clone());
+        let mut tcp = vec![address(RUNTIME_API_ADDR)?];
+        let mut udp = Vec::new();
+        if serve_api.is_some() {
+            tcp.push(address(INSTANCE_API_ADDR)?);
+        }
+        if hostnames.is_some() {
+            tcp.push(address(INSTANCE_HTTPS_ADDR)?);
+            udp.push(address(crate::dns::INSTANCE_DNS_ADDR)?);
+        }
+        let (listeners, sockets) = network
+            .bind_many(&tcp, &udp)
+            .map_err(bind("instance listeners"))?;
+        let mut listeners = listeners.into_iter();
+        let to_tokio = |listener: std::net::TcpListener, name: &'static str| {
+            listener.set_nonblocking(true).map_err(listen(name))?;
+            tokio::net::TcpListener::from_std(listener).map_err(listen(name))
+        };
+        let listener = listeners.next().ok_or_else(|| {
+            StartError::Platform(PlatformError::Listener {
+                listener: "runtime API listener",
+                source: std::io::Error::other("not opened"),
+            })
+        })?;
         let api_address = match sandbox.mode() {
             SandboxMode::Strong => RUNTIME_API_ADDR.to_string(),
             SandboxMode::Fallback => listener
@@ -288,24 +316,29 @@ impl Instance {
                 .map_err(listen("listener"))?
                 .to_string(),
         };
-        listener.set_nonblocking(true).map_err(listen("listener"))?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(listen("listener"))?;
+        let listener = to_tokio(listener, "listener")?;
 
-        let api_server = match serve_api {
-            Some(serve) => {
-                let api_addr: std::net::SocketAddr = INSTANCE_API_ADDR
-                    .parse()
-                    .map_err(|e| StartError::Platform(PlatformError::Address(e)))?;
-                let api_listener = network.bind_tcp(api_addr).map_err(bind("API listener"))?;
-                api_listener
-                    .set_nonblocking(true)
-                    .map_err(listen("API listener"))?;
-                let api_listener = tokio::net::TcpListener::from_std(api_listener)
-                    .map_err(listen("API listener"))?;
-                Some(serve(api_listener))
+        let mut api_servers = Vec::new();
+        if let (Some(endpoint), Some(api_listener)) = (&serve_api, listeners.next()) {
+            api_servers.push((endpoint.serve)(to_tokio(api_listener, "API listener")?));
+        }
+        if let (Some(names), Some(https), Some(dns)) =
+            (&hostnames, listeners.next(), sockets.into_iter().next())
+        {
+            api_servers.push((names.serve_tls)(to_tokio(https, "HTTPS listener")?));
+            match names.upstreams.serve(dns) {
+                Ok(task) => api_servers.push(task),
+                Err(source) => {
+                    for api in &api_servers {
+                        api.abort();
+                    }
+                    return Err(StartError::Platform(PlatformError::Listener {
+                        listener: "DNS socket",
+                        source,
+                    }));
+                }
             }
-            None => None,
-        };
+        }
         let ends = InstanceChannel::open(launch.assignment);
         let channel = ends.channel.clone();
         let app = runtime_api::router(channel.clone());
@@ -322,6 +355,9 @@ impl Instance {
         sandbox_spec.mounts = launch.mounts.clone();
         sandbox_spec.hostname =
             format!("169.254.{}.{}", rand::random::<u8>(), rand::random::<u8>());
+        if hostnames.is_some() {
+            sandbox_spec.resolv_conf = Some(crate::dns::INSTANCE_RESOLV_CONF.to_string());
+        }
         sandbox_spec.limits = ResourceLimits {
             memory_bytes: mb_to_bytes(launch.memory_mb),
             // Init runs with at least a whole CPU, so a small function's cold
@@ -397,7 +433,7 @@ impl Instance {
             Ok(p) => p,
             Err(e) => {
                 server.abort();
-                if let Some(api) = &api_server {
+                for api in &api_servers {
                     api.abort();
                 }
                 return Err(StartError::Platform(PlatformError::Spawn(e)));
@@ -489,7 +525,7 @@ impl Instance {
                 death: death_rx,
                 pipes,
                 server,
-                api_server,
+                api_servers,
                 memory: None,
                 provisioned: None,
                 stem_refill: None,
@@ -618,7 +654,7 @@ impl StemCell {
         sandbox: &Sandbox,
         sink: Arc<dyn LogSink>,
         stem: StemLaunch,
-        serve_api: Option<crate::ServeApi>,
+        serve_api: Option<crate::ApiEndpoint>,
         live: &Arc<LiveInstances>,
     ) -> Result<StemCell, StartError> {
         let (live, mark) = live.enter_stem();

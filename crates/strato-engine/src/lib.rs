@@ -16,8 +16,10 @@
 //! admission ([`concurrency`], [`memory`]).
 
 pub mod async_invoke;
+pub mod aws_names;
 mod cold_start;
 pub mod concurrency;
+pub mod dns;
 mod error;
 pub mod event_source;
 pub mod install;
@@ -99,6 +101,22 @@ pub type ServeApi =
 pub struct ApiEndpoint {
     pub host_url: String,
     pub serve: ServeApi,
+    /// AWS's own host names inside isolated instances; `None` leaves them
+    /// to the host's resolver.
+    pub aws_hostnames: Option<AwsHostnames>,
+}
+
+/// How isolated instances reach Strato by AWS's host names
+/// (`lambda.us-east-1.amazonaws.com`): their resolver ([`dns`]) answers those
+/// names with `127.0.0.1`, where `serve_tls` serves Strato's API over HTTPS
+/// on port 443 with certificates of Strato's sandbox CA.
+#[derive(Clone)]
+pub struct AwsHostnames {
+    /// Serves the API over TLS on a listener opened at
+    /// [`instance::INSTANCE_HTTPS_ADDR`] inside an instance.
+    pub serve_tls: ServeApi,
+    /// The host's name servers every other name is relayed to.
+    pub upstreams: Arc<dns::Upstreams>,
 }
 
 /// The function version an invocation runs.
@@ -255,6 +273,12 @@ impl Engine {
     /// (which holds the engine) exists.
     pub fn set_api_endpoint(&self, endpoint: ApiEndpoint) {
         let _ = self.api_endpoint.set(endpoint);
+    }
+
+    /// Puts Strato's sandbox CA in every runtime's trust store. Set once,
+    /// before the first instance starts.
+    pub fn set_sandbox_trust(&self, trust: runtimes::SandboxTrust) {
+        self.runtimes.set_trust(trust);
     }
 
     /// Reports every invocation (and throttle) to `observer`. Set once.

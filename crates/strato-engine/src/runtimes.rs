@@ -44,6 +44,25 @@ pub struct LaunchPlan {
     pub version: String,
 }
 
+/// Strato's sandbox CA in every runtime's trust store, as AWS's CA bundle
+/// is: functions reach Strato by AWS's host names over HTTPS.
+#[derive(Debug, Clone)]
+pub struct SandboxTrust {
+    /// A host file: the host's system bundle followed by Strato's CA.
+    pub bundle: PathBuf,
+    /// Where instances see it: the host's system bundle path, so every
+    /// client reading the system bundle trusts the CA.
+    pub bundle_path: PathBuf,
+    /// Strato's CA certificate (PEM), for the JVM's trust store.
+    pub ca_pem: PathBuf,
+}
+
+/// Node.js reads OpenSSL's store (the system bundle, or `SSL_CERT_FILE`)
+/// instead of its compiled-in roots: unlike `NODE_EXTRA_CA_CERTS`, which is
+/// parsed at every start, the store is only read when the first TLS
+/// connection is made.
+const NODE_OPENSSL_CA: &str = "--use-openssl-ca";
+
 /// Why a runtime cannot run on this host (yet).
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeUnavailable {
@@ -101,6 +120,8 @@ pub struct RuntimeCatalog {
     jvms: Vec<java::Jvm>,
     /// Where the Java runtime interface client is (or will be) installed.
     java_ric: java::RicInstall,
+    /// Set when instances reach Strato by AWS's host names.
+    trust: std::sync::OnceLock<SandboxTrust>,
 }
 
 /// An empty directory bound over host paths an instance must not see.
@@ -315,6 +336,7 @@ impl RuntimeCatalog {
             python_site_packages,
             jvms: java::find_jvms(&java::JVM_ROOTS.map(Path::new)),
             java_ric: java::RicInstall::new(runtimes_dir),
+            trust: std::sync::OnceLock::new(),
         })
     }
 
@@ -384,13 +406,13 @@ impl RuntimeCatalog {
         runtime: Runtime,
         memory_mb: i64,
     ) -> Result<LaunchPlan, RuntimeUnavailable> {
-        let mut plan = self.plan(runtime)?;
+        let mut plan = self.untrusted_plan(runtime)?;
         let jvm = java::jvm_for(&self.jvms, runtime).ok_or_else(|| Self::unavailable(runtime))?;
         let classes = java::stem_classes(&self.runtimes_dir, jvm)?;
         plan.args = java::stem_jvm_args(self.java_ric.has_jni_library(), memory_mb);
         plan.mounts
             .push(BindMount::read_only(classes, java::STEM_CLASSES_DIR));
-        Ok(plan)
+        Ok(self.with_trust(runtime, plan))
     }
 
     /// An empty directory, the placeholder a stem cell's `/var/task` and
@@ -450,7 +472,67 @@ impl RuntimeCatalog {
             .collect()
     }
 
+    /// Puts Strato's sandbox CA in the trust store of every runtime launched
+    /// from now on. Set once.
+    pub fn set_trust(&self, trust: SandboxTrust) {
+        let _ = self.trust.set(trust);
+    }
+
     pub fn plan(&self, runtime: Runtime) -> Result<LaunchPlan, RuntimeUnavailable> {
+        self.untrusted_plan(runtime)
+            .map(|plan| self.with_trust(runtime, plan))
+    }
+
+    /// `plan` with Strato's CA trusted, when set: the merged bundle over the
+    /// system bundle, the variables the TLS stacks read a bundle from, Node's
+    /// OpenSSL store, the JVM's trust store.
+    fn with_trust(&self, runtime: Runtime, mut plan: LaunchPlan) -> LaunchPlan {
+        let Some(trust) = self.trust.get() else {
+            return plan;
+        };
+        plan.mounts.push(BindMount::read_only(
+            trust.bundle.clone(),
+            trust.bundle_path.clone(),
+        ));
+        let bundle = trust.bundle_path.display().to_string();
+        // OpenSSL (Node, Python's ssl, curl), Go's crypto/x509, botocore and
+        // the AWS SDKs for Go, requests.
+        for key in ["SSL_CERT_FILE", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"] {
+            plan.env.push((key.to_string(), bundle.clone()));
+        }
+        match runtime.family() {
+            RuntimeFamily::Node => plan.args.insert(0, NODE_OPENSSL_CA.to_string()),
+            RuntimeFamily::Java => {
+                let store = java::jvm_for(&self.jvms, runtime)
+                    .map(|jvm| java::trust_store(&self.runtimes_dir, jvm, &trust.ca_pem));
+                match store {
+                    Some(Ok(store)) => {
+                        plan.mounts
+                            .push(BindMount::read_only(store, java::TRUST_STORE_PATH));
+                        plan.args.splice(
+                            0..0,
+                            [
+                                format!("-Djavax.net.ssl.trustStore={}", java::TRUST_STORE_PATH),
+                                format!(
+                                    "-Djavax.net.ssl.trustStorePassword={}",
+                                    java::TRUST_STORE_PASSWORD
+                                ),
+                            ],
+                        );
+                    }
+                    Some(Err(e)) => tracing::warn!(
+                        error = %e,
+                        "Java functions will not trust Strato's sandbox CA"
+                    ),
+                    None => {}
+                }
+            }
+            RuntimeFamily::Python | RuntimeFamily::OsOnly => {}
+        }
+        plan
+    }
+
+    fn untrusted_plan(&self, runtime: Runtime) -> Result<LaunchPlan, RuntimeUnavailable> {
         let bootstrap_mount = BindMount::read_only(self.bootstrap_dir.clone(), RUNTIME_DIR);
         let base_env = |extra: Vec<(String, String)>| {
             let mut env: Vec<(String, String)> = [

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -187,6 +187,34 @@ impl NetNamespace {
                 .run_inside(|| TcpListener::bind(addr))?
                 .map_err(|e| SandboxError::sys("bind", e)),
         }
+    }
+
+    /// Opens several TCP listeners and UDP sockets inside this network at once, as
+    /// [`NetNamespace::bind_tcp`] does for one: in a namespace at exactly the addresses given, on the
+    /// host at their IPs with port 0. One namespace thread serves them all, so each extra socket
+    /// costs a `bind`, not a thread.
+    pub fn bind_many(
+        &self,
+        tcp: &[SocketAddr],
+        udp: &[SocketAddr],
+    ) -> Result<(Vec<TcpListener>, Vec<UdpSocket>)> {
+        let port_of = |addr: &SocketAddr| match self.kind {
+            NetKind::Host => SocketAddr::new(addr.ip(), 0),
+            NetKind::Isolated(_) => *addr,
+        };
+        let bind = || -> io::Result<(Vec<TcpListener>, Vec<UdpSocket>)> {
+            let listeners = tcp
+                .iter()
+                .map(|a| TcpListener::bind(port_of(a)))
+                .collect::<io::Result<_>>()?;
+            let sockets = udp
+                .iter()
+                .map(|a| UdpSocket::bind(port_of(a)))
+                .collect::<io::Result<_>>()?;
+            Ok((listeners, sockets))
+        };
+        self.run_inside(bind)?
+            .map_err(|e| SandboxError::sys("bind", e))
     }
 
     /// Runs `task` on a short-lived thread that has joined this network namespace (on the calling

@@ -157,9 +157,12 @@ fn write_etc(host: &dyn Host, root: &Path, spec: &RootfsSpec) -> Result<()> {
     );
     let hosts = format!("127.0.0.1\tlocalhost {}\n::1\tlocalhost\n", spec.hostname);
     // A host without resolv.conf simply gives the sandbox none either.
-    let resolv = host
-        .read_to_string(Path::new("/etc/resolv.conf"))
-        .unwrap_or_default();
+    let resolv = match &spec.resolv_conf {
+        Some(resolv) => resolv.clone(),
+        None => host
+            .read_to_string(Path::new("/etc/resolv.conf"))
+            .unwrap_or_default(),
+    };
     let files = [
         ("passwd", passwd),
         ("group", group),
@@ -223,6 +226,9 @@ fn prepare_mount_point(host: &dyn Host, source: &Path, target: &Path) -> Result<
             source.display()
         ))),
         EntryKind::Directory | EntryKind::Symlink(_) => create_dir(host, target),
+        // A file already there (the system CA bundle inside the bound `/etc/ssl`) is bound over as
+        // it is: its read-only parent could not take a new one.
+        EntryKind::File if host.entry_kind(target) == EntryKind::File => Ok(()),
         EntryKind::File => {
             if let Some(parent) = target.parent() {
                 create_dir(host, parent)?;
@@ -290,6 +296,7 @@ mod tests {
             ],
             readonly_host_paths: vec![],
             tmp_bytes: 1024,
+            resolv_conf: None,
         }
     }
 
@@ -395,6 +402,41 @@ mod tests {
         assert!(written("/run/strato/root/etc/hosts")
             .expect("hosts")
             .starts_with("127.0.0.1\tlocalhost"));
+    }
+
+    #[test]
+    fn a_given_resolv_conf_replaces_the_hosts_and_a_file_bind_covers_a_file_already_there() {
+        // The host's CA bundle appears inside the bound /etc/ssl; a bundle bound over it must not
+        // try to create it again in that read-only tree.
+        let bundle = "/run/strato/root/etc/ssl/certs/ca-certificates.crt";
+        let host = merged_usr_host()
+            .with_file("/srv/bundle.pem", "CA")
+            .with_entry(bundle, EntryKind::File);
+        let mut spec = spec();
+        spec.resolv_conf = Some("nameserver 127.0.0.1\n".to_string());
+        spec.mounts.push(BindMount::read_only(
+            "/srv/bundle.pem",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ));
+        build_rootfs(&host, &spec).expect("plan");
+        let calls = host.calls();
+        let written: Vec<&PathBuf> = calls
+            .iter()
+            .filter_map(|call| match call {
+                HostCall::Write(path, _) => Some(path),
+                _ => None,
+            })
+            .collect();
+        assert!(!written.contains(&&PathBuf::from(bundle)), "{written:?}");
+        assert!(calls.iter().any(|call| matches!(call,
+            HostCall::Write(path, text) if path == Path::new("/run/strato/root/etc/resolv.conf")
+                && text == "nameserver 127.0.0.1\n")));
+        assert!(mounts(&calls)
+            .iter()
+            .any(
+                |(source, target, _)| source.as_deref() == Some(Path::new("/srv/bundle.pem"))
+                    && target == Path::new(bundle)
+            ));
     }
 
     #[test]

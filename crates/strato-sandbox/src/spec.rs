@@ -108,6 +108,8 @@ pub struct SandboxSpec {
     pub mounts: Vec<BindMount>,
     /// Extra host paths made visible read-only at the same place (e.g. `/etc/pki`).
     pub readonly_host_paths: Vec<PathBuf>,
+    /// The sandbox's `/etc/resolv.conf`; `None` copies the host's.
+    pub resolv_conf: Option<String>,
 }
 
 impl SandboxSpec {
@@ -124,6 +126,7 @@ impl SandboxSpec {
             limits: ResourceLimits::default(),
             mounts: Vec::new(),
             readonly_host_paths: Vec::new(),
+            resolv_conf: None,
         }
     }
 
@@ -226,6 +229,8 @@ pub(crate) struct RootfsSpec {
     pub(crate) mounts: Vec<BindMount>,
     pub(crate) readonly_host_paths: Vec<PathBuf>,
     pub(crate) tmp_bytes: u64,
+    /// `/etc/resolv.conf`; the host's when `None`.
+    pub(crate) resolv_conf: Option<String>,
 }
 
 impl InitSpec {
@@ -238,6 +243,7 @@ impl InitSpec {
                 mounts: spec.mounts.clone(),
                 readonly_host_paths: spec.readonly_host_paths.clone(),
                 tmp_bytes: spec.limits.tmp_bytes,
+                resolv_conf: spec.resolv_conf.clone(),
             },
             program: spec.program.clone(),
             args: spec.args.clone(),

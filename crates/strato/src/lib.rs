@@ -4,6 +4,7 @@
 pub mod accounts;
 mod listener;
 pub mod observe_cli;
+pub mod sandbox_ca;
 pub mod server;
 mod sns_queues;
 

@@ -104,6 +104,20 @@ enum Command {
         /// policies decide every request; root keys stay all-powerful).
         #[arg(long, env = "STRATO_IAM", default_value = "off", value_parser = ["off", "enforce"])]
         iam: String,
+        /// Whether isolated functions reach Strato by AWS's own host names
+        /// (`lambda.us-east-1.amazonaws.com` and every name under
+        /// amazonaws.com, `*.lambda-url.REGION.on.aws`) over HTTPS: `on`
+        /// (their resolver answers those names, Strato's sandbox CA signs
+        /// the certificates; see `strato ca`) or `off`.
+        #[arg(long, env = "STRATO_AWS_HOSTNAMES", default_value = "on", value_parser = ["on", "off"])]
+        aws_hostnames: String,
+    },
+    /// Print the certificate of Strato's sandbox CA (made on first use), so a
+    /// machine outside the sandboxes can trust the certificates Strato
+    /// serves for AWS's host names.
+    Ca {
+        #[command(flatten)]
+        data: DataDirArg,
     },
     /// What functions cost this month (or --month): requests, GB-seconds,
     /// the free tier used, per function and for the account.
@@ -281,6 +295,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             url_style,
             public_url,
             iam,
+            aws_hostnames,
         } => {
             init_tracing();
             let exe = std::env::current_exe()
@@ -311,6 +326,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 strato_gateway::public_url::PublicUrls::new(style, public_url.as_deref())
                     .map_err(|e| e.to_string())?;
             config.iam_enforced = iam == "enforce";
+            config.aws_hostnames = aws_hostnames == "on";
             config.sandbox.mode = match sandbox.as_str() {
                 "strong" => ModePreference::RequireStrong,
                 "fallback" => ModePreference::ForceFallback,
@@ -337,6 +353,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             running.run_until_signal().await.map_err(|e| e.to_string())
         }
         Command::Accounts { command } => accounts_command(command).await,
+        Command::Ca { data } => {
+            let ca =
+                strato::sandbox_ca::SandboxCa::open(&data.data_dir).map_err(|e| e.to_string())?;
+            print!("{}", ca.certificate_pem());
+            Ok(())
+        }
         Command::Cost {
             month,
             function,

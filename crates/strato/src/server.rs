@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// Whether IAM policies are enforced (`--iam enforce`); off, every
     /// authenticated request of an account is allowed.
     pub iam_enforced: bool,
+    /// Isolated instances reach Strato by AWS's own host names
+    /// (`lambda.us-east-1.amazonaws.com`) over HTTPS, through their own
+    /// resolver and Strato's sandbox CA (see `sandbox_ca`). On by default.
+    pub aws_hostnames: bool,
 }
 
 impl ServerConfig {
@@ -83,6 +87,7 @@ impl ServerConfig {
             observe: strato_observe::ObserveConfig::default(),
             public_urls: strato_gateway::public_url::PublicUrls::default(),
             iam_enforced: false,
+            aws_hostnames: true,
             sandbox: SandboxConfig::new(init_program, vec![SANDBOX_INIT_ARG.into()]),
         }
     }
@@ -128,6 +133,8 @@ pub enum ServerError {
     Gateway(String),
     #[error("cannot open Amazon S3: {0}")]
     S3(String),
+    #[error(transparent)]
+    SandboxCa(#[from] crate::sandbox_ca::CaError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -330,6 +337,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         observe.logs().clone(),
     )?;
     engine.set_observer(observe.clone());
+    // Only isolated instances have a resolver and listeners of their own.
+    let sandbox_tls =
+        if config.aws_hostnames && engine.sandbox_mode() == strato_sandbox::SandboxMode::Strong {
+            let ca = crate::sandbox_ca::SandboxCa::open(&config.data_dir)?;
+            engine.set_sandbox_trust(ca.trust()?);
+            Some(crate::sandbox_ca::server_config(ca)?)
+        } else {
+            None
+        };
     if config.provision_sdks {
         let runtimes_dir = config.runtimes_dir.clone();
         tokio::spawn(async move {
@@ -519,8 +535,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // The engine must not own the API state that owns the engine: instances
     // build their API router from a weak reference when they start.
     let weak_state = Arc::downgrade(&state);
+    let aws_hostnames = sandbox_tls.map(|tls| {
+        let weak_state = weak_state.clone();
+        strato_engine::AwsHostnames {
+            serve_tls: Arc::new(move |listener: TcpListener| match weak_state.upgrade() {
+                Some(state) => {
+                    crate::sandbox_ca::serve_tls(listener, tls.clone(), strato_api::router(state))
+                }
+                None => tokio::spawn(async {}),
+            }),
+            upstreams: Arc::new(strato_engine::dns::Upstreams::of_host()),
+        }
+    });
     engine.set_api_endpoint(ApiEndpoint {
         host_url: format!("http://{local_addr}"),
+        aws_hostnames,
         serve: Arc::new(move |listener: TcpListener| {
             let state = weak_state.upgrade();
             tokio::spawn(async move {

@@ -337,6 +337,103 @@ const STEM_SOURCE: &str = include_str!("../../../../runtimes/java/StratoStem.jav
 pub const STEM_CLASSES_DIR: &str = "/var/strato/java-stem";
 const STEM_MAIN_CLASS: &str = "StratoStem";
 
+/// Where the JVM's trust store with Strato's sandbox CA is bound.
+pub const TRUST_STORE_PATH: &str = "/var/strato/java-cacerts";
+/// Its password (a trust store's password only guards its integrity).
+pub const TRUST_STORE_PASSWORD: &str = "changeit";
+
+/// Why the JVM's trust store could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustStoreError {
+    #[error("{jdk_home} has no keytool")]
+    NoKeytool { jdk_home: PathBuf },
+    #[error("trust store ({step}): {source}")]
+    Io {
+        step: &'static str,
+        source: io::Error,
+    },
+    #[error("keytool failed: {0}")]
+    Keytool(String),
+}
+
+/// The JDK's own CA certificates plus `ca_pem`, as a JKS store (made by the
+/// JDK's `keytool` on first use and kept, named by the JDK and the CA), for
+/// `-Djavax.net.ssl.trustStore`: what the JVM trusts is what AWS's image
+/// trusts, and Strato's sandbox CA.
+pub fn trust_store(
+    runtimes_dir: &Path,
+    jvm: &Jvm,
+    ca_pem: &Path,
+) -> Result<PathBuf, TrustStoreError> {
+    use sha1::Digest;
+    let fail = |step: &'static str| move |source: io::Error| TrustStoreError::Io { step, source };
+    let ca = fs::read(ca_pem).map_err(fail("CA certificate"))?;
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(jvm.home.as_os_str().as_encoded_bytes());
+    hasher.update(&ca);
+    let hash = hex::encode(&hasher.finalize()[..6]);
+    let store = java_root(runtimes_dir).join(format!("cacerts-{hash}.jks"));
+    if store.is_file() {
+        return Ok(store);
+    }
+    let keytool = jvm.home.join("bin/keytool");
+    if !keytool.is_file() {
+        return Err(TrustStoreError::NoKeytool {
+            jdk_home: jvm.home.clone(),
+        });
+    }
+    fs::create_dir_all(java_root(runtimes_dir)).map_err(fail("directory"))?;
+    let staging = store.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+    let keytool_run = |args: &[&std::ffi::OsStr]| -> Result<(), TrustStoreError> {
+        let out = std::process::Command::new(&keytool)
+            .args(args)
+            .output()
+            .map_err(fail("keytool"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(TrustStoreError::Keytool(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
+    };
+    let jdk_cacerts = jvm.home.join("lib/security/cacerts");
+    let os = std::ffi::OsStr::new;
+    let made = keytool_run(&[
+        os("-importkeystore"),
+        os("-noprompt"),
+        os("-srckeystore"),
+        jdk_cacerts.as_os_str(),
+        os("-srcstorepass"),
+        os(TRUST_STORE_PASSWORD),
+        os("-destkeystore"),
+        staging.as_os_str(),
+        os("-deststoretype"),
+        os("JKS"),
+        os("-deststorepass"),
+        os(TRUST_STORE_PASSWORD),
+    ])
+    .and_then(|()| {
+        keytool_run(&[
+            os("-importcert"),
+            os("-noprompt"),
+            os("-alias"),
+            os("strato-sandbox-ca"),
+            os("-file"),
+            ca_pem.as_os_str(),
+            os("-keystore"),
+            staging.as_os_str(),
+            os("-storepass"),
+            os(TRUST_STORE_PASSWORD),
+        ])
+    })
+    .and_then(|()| fs::rename(&staging, &store).map_err(fail("rename")));
+    if made.is_err() {
+        let _ = fs::remove_file(&staging);
+    }
+    made.map(|()| store)
+}
+
 /// Why the Java stem-cell launcher could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StemLauncherError {

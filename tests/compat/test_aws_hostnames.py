@@ -1,0 +1,233 @@
+"""Functions reach Strato by AWS's own host names, as they reach AWS.
+
+With `AWS_ENDPOINT_URL` opted out (the function sets it to ""), each
+runtime's own AWS client calls `lambda.us-east-1.amazonaws.com` over HTTPS:
+the instance's resolver answers AWS's names with Strato's in-namespace
+listener, whose certificates Strato's sandbox CA signs and every runtime's
+trust store holds. Strong (namespace) mode only.
+
+One server for the module; every function is small and the answers are
+compared with what the test's own client gets at the endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import HERE, RUNTIMES_DIR, ROLE, _start, _stop, make_zip, wait_until
+
+FIXTURES = HERE / "fixtures"
+# Builds kept between runs (Go's and Maven's own caches make rebuilds quick).
+CACHE = HERE / ".cache"
+
+PYTHON_FN = r'''
+import os, socket, ssl
+import boto3
+
+
+def handler(event, context):
+    out = {"endpoint_env": os.environ.get("AWS_ENDPOINT_URL")}
+    lam = boto3.client("lambda")
+    out["endpoint"] = lam.meta.endpoint_url
+    out["settings"] = lam.get_account_settings()["AccountLimit"]
+    out["resolved"] = {n: socket.gethostbyname(n) for n in event["names"]}
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="by-hostname")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    out["queue_url"] = url
+    out["message"] = sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="by-hostname")
+    s3.put_object(Bucket="by-hostname", Key="k", Body=b"stored by name")
+    out["object"] = s3.get_object(Bucket="by-hostname", Key="k")["Body"].read().decode()
+    out["key_visible"] = [p for p in event["private"] if os.path.exists(p)]
+    # A name outside AWS's gets no certificate from Strato's CA.
+    try:
+        raw = socket.create_connection(("127.0.0.1", 443), timeout=5)
+        with ssl.create_default_context().wrap_socket(raw, server_hostname="example.com"):
+            out["other_name"] = "served"
+    except (ssl.SSLError, OSError) as e:
+        out["other_name"] = "refused: " + type(e).__name__
+    return out
+'''
+
+NODE_FN = r'''
+const { LambdaClient, GetAccountSettingsCommand } = require("@aws-sdk/client-lambda");
+exports.handler = async () => {
+  const client = new LambdaClient({});
+  const settings = await client.send(new GetAccountSettingsCommand({}));
+  const endpoint = await client.config.endpoint?.();
+  return {
+    endpointEnv: process.env.AWS_ENDPOINT_URL ?? null,
+    host: endpoint ? endpoint.hostname : null,
+    settings: settings.AccountLimit,
+  };
+};
+'''
+
+# A provided runtime in shell: its one tool is curl, signing with the
+# function's credentials (`--aws-sigv4`).
+CURL_BOOTSTRAP = r'''#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
+while true; do
+  curl -sS -D /tmp/headers -o /tmp/event "$API/next"
+  ID=$(grep -i '^Lambda-Runtime-Aws-Request-Id:' /tmp/headers | tr -d '\r' | cut -d' ' -f2)
+  curl -sS --fail-with-body --aws-sigv4 "aws:amz:${AWS_REGION}:lambda" \
+    --user "${AWS_ACCESS_KEY_ID}:${AWS_SECRET_ACCESS_KEY}" \
+    -o /tmp/answer https://lambda.${AWS_REGION}.amazonaws.com/2016-08-19/account-settings/
+  curl -sS -X POST --data-binary @/tmp/answer "$API/$ID/response" > /dev/null
+done
+'''
+
+
+def executable_zip(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o755 << 16
+            zf.writestr(info, text)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(strato_binary):
+    root = Path(tempfile.mkdtemp(prefix="strato-compat-hostnames-"))
+    # AWS host names need isolated instances: never a silent fallback.
+    running = _start(strato_binary, root, ("--sandbox", "strong"))
+    try:
+        wait_until(lambda: (RUNTIMES_DIR / "bootstrap" / "boto3").is_dir()
+                   and (RUNTIMES_DIR / "bootstrap" / "node_modules" / "@aws-sdk" / "client-lambda").is_dir(),
+                   "the AWS SDKs installed in the runtime directory", 600, interval=1)
+        yield running
+    finally:
+        _stop(running.proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server.lambda_client()
+
+
+def deploy(client, name: str, runtime: str, handler: str, code: bytes, memory: int = 256) -> None:
+    client.create_function(
+        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+        Code={"ZipFile": code}, MemorySize=memory, Timeout=60,
+        # "" opts out of AWS_ENDPOINT_URL: the SDKs use AWS's host names.
+        Environment={"Variables": {"AWS_ENDPOINT_URL": ""}},
+    )
+    client.get_waiter("function_active_v2").wait(FunctionName=name)
+
+
+def invoke(client, name: str, event: dict | None = None) -> dict:
+    answer = client.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode(),
+                           LogType="Tail")
+    payload = json.loads(answer["Payload"].read())
+    log = base64.b64decode(answer.get("LogResult", "")).decode(errors="replace")
+    assert "FunctionError" not in answer, (payload, log)
+    return payload
+
+
+def test_python_boto3_reaches_lambda_sqs_and_s3_by_aws_hostnames(server, client):
+    deploy(client, "by-name-py", "python3.12", "index.handler", make_zip({"index.py": PYTHON_FN}))
+    names = ["lambda.us-east-1.amazonaws.com", "my-bucket.s3.us-east-1.amazonaws.com",
+             "abc123.execute-api.us-east-1.amazonaws.com", "u1.lambda-url.us-east-1.on.aws",
+             "iam.amazonaws.com"]
+    private = [str(server.data_dir / "sandbox-ca" / "ca-key.pem"), str(server.data_dir)]
+    out = invoke(client, "by-name-py", {"names": names, "private": private})
+    assert out["endpoint_env"] is None
+    assert out["endpoint"] == "https://lambda.us-east-1.amazonaws.com"
+    assert out["settings"] == client.get_account_settings()["AccountLimit"]
+    assert out["resolved"] == {n: "127.0.0.1" for n in names}
+    assert out["queue_url"].startswith("https://sqs.us-east-1.amazonaws.com/"), out["queue_url"]
+    assert out["message"] == "hello"
+    assert out["object"] == "stored by name"
+    assert out["key_visible"] == []
+    assert out["other_name"].startswith("refused"), out["other_name"]
+
+
+def test_node_sdk_v3_reaches_lambda_by_its_hostname(server, client):
+    deploy(client, "by-name-node", "nodejs20.x", "index.handler", make_zip({"index.js": NODE_FN}))
+    out = invoke(client, "by-name-node")
+    assert out["endpointEnv"] is None
+    assert out["settings"] == client.get_account_settings()["AccountLimit"]
+
+
+def test_curl_in_a_provided_runtime_reaches_lambda_over_https(server, client):
+    deploy(client, "by-name-curl", "provided.al2023", "unused",
+           executable_zip({"bootstrap": CURL_BOOTSTRAP}))
+    out = invoke(client, "by-name-curl")
+    assert out["AccountLimit"] == client.get_account_settings()["AccountLimit"]
+
+
+def go_function_zip() -> bytes:
+    """fixtures/go-hostnames (aws-sdk-go v1 and v2), built as AWS documents:
+    a static linux binary named bootstrap."""
+    out = CACHE / "go-hostnames" / "bootstrap"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOFLAGS": "-mod=mod"}
+    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."],
+                   cwd=FIXTURES / "go-hostnames", env=env, check=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, out.read_bytes())
+    return buf.getvalue()
+
+
+def java_function_zip() -> bytes:
+    """fixtures/java-hostnames (AWS SDK for Java v2 and v1), built by Maven:
+    classes at the zip root, dependencies as lib/*.jar."""
+    build = CACHE / "java-hostnames"
+    shutil.copytree(FIXTURES / "java-hostnames", build, dirs_exist_ok=True)
+    subprocess.run(["mvn", "-q", "-B", "package", "-DskipTests"], cwd=build, check=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        classes = build / "target" / "classes"
+        for path in sorted(classes.rglob("*.class")):
+            zf.write(path, str(path.relative_to(classes)))
+        for jar in sorted((build / "target" / "lib").glob("*.jar")):
+            zf.write(jar, f"lib/{jar.name}")
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain")
+def test_go_sdk_v1_and_v2_reach_lambda_by_its_hostname(server, client):
+    deploy(client, "by-name-go", "provided.al2023", "bootstrap", go_function_zip())
+    out = invoke(client, "by-name-go")
+    expected = client.get_account_settings()["AccountLimit"]
+    assert out["v1"] == expected
+    assert out["v2"] == expected
+
+
+@pytest.mark.skipif(shutil.which("mvn") is None, reason="no Maven")
+def test_java_sdk_v2_and_v1_reach_lambda_by_its_hostname(server, client):
+    deploy(client, "by-name-java", "java17", "example.Handler::handleRequest", java_function_zip(),
+           memory=1024)
+    out = invoke(client, "by-name-java")
+    expected = client.get_account_settings()["AccountLimit"]
+    assert out["v2"] == expected
+    assert out["v1"] == expected
+
+
+def test_strato_ca_prints_the_certificate_instances_trust(server):
+    pem = subprocess.run([str(server.binary), "ca", "--data-dir", str(server.data_dir)],
+                         capture_output=True, text=True, check=True).stdout
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    assert pem == (server.data_dir / "sandbox-ca" / "ca.pem").read_text()
+    bundle = (server.data_dir / "sandbox-ca" / "bundle.pem").read_text()
+    assert bundle.endswith(pem)
+    assert (server.data_dir / "sandbox-ca" / "ca-key.pem").stat().st_mode & 0o777 == 0o600

@@ -674,17 +674,25 @@ def sc_warm_invoke(ctx):
 
 
 def sc_warm_http(ctx):
-    """Warm invoke through an HTTP API route: Strato has no API Gateway yet; the peers are measured."""
+    """Warm invoke through an HTTP API route and a function URL: Strato vs serverless-offline's
+    httpApi (both modes) and the floor."""
     av = available()
-    procs = []
-    na = [(STRATO_LABEL, "not available in Strato yet (API Gateway HTTP APIs are not built)")]
+    st = Strato("warm-http")
+    procs = [st]
+    na = []
     try:
-        targets = []
+        st.deploy("hello", "node")
+        api = st.api.quick_http_api("bench", "hello")
+        url = st.api.public_function_url("hello")
+        targets = [(STRATO_LABEL + ", HTTP API route", {"url": api + "/hello"}),
+                   (STRATO_LABEL + ", function URL", {"url": url + "hello"})]
         if av["sls"]:
             for inproc in (False, True):
                 off = shared_offline(inproc)
                 label = "serverless-offline 13 httpApi, " + ("--useInProcess" if inproc else "default (worker threads)")
                 targets.append((label, {"url": off.http_url}))
+        else:
+            na.append(("serverless-offline", "not installed"))
         fl = Floor()
         procs.append(fl)
         targets.append(("bare Node.js HTTP server (floor)", {"url": fl.url}))
@@ -692,9 +700,12 @@ def sc_warm_http(ctx):
     finally:
         for p in reversed(procs):
             p.stop()
-    return {"tables": warm_table("Warm invoke, HTTP API (GET /hello), Node.js", runs, None, na),
-            "notes": ["Strato: not available in Strato yet: it has no API Gateway HTTP API. The peers are "
-                      "measured so the comparison is ready when it lands."]}
+    return {"tables": warm_table("Warm invoke, HTTP API (GET /hello), Node.js", runs,
+                                 STRATO_LABEL + ", HTTP API route", na),
+            "notes": ["Strato: an HTTP API quick-created in front of the function (`$default` route and stage, "
+                      "payload format 2.0) and a function URL with AuthType NONE, both addressed path-style "
+                      "(`/_strato/execute-api/{id}/hello`, `/_strato/lambda-url/{id}/hello`) on the server's "
+                      "own port; neither request is signed, as at AWS."]}
 
 
 def _warm_runtime(ctx, key, rie_ok, title):

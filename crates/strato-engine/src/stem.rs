@@ -540,6 +540,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pool_grows_toward_its_largest_recent_burst_and_back() {
+        let cells = RuntimeStemCells::default();
+        let keep = Duration::from_secs(60);
+        assert_eq!(cells.target(2, keep), 2);
+        // Five cold starts together (the pool is empty, so none gets a cell).
+        for _ in 0..5 {
+            assert!(cells.take().is_none());
+        }
+        assert_eq!(cells.target(2, keep), 5);
+        assert_eq!(cells.target(8, keep), 8, "never below the configured size");
+        assert_eq!(cells.target(0, keep), 0, "stem cells off stay off");
+        for _ in 0..100 {
+            cells.take();
+        }
+        assert_eq!(cells.target(2, keep), MAX_STEM_CELLS);
+        // Once the burst is older than the keep-alive, back to the configured size.
+        assert_eq!(cells.target(2, Duration::ZERO), 2);
+        assert_eq!(cells.target(2, keep), 2);
+    }
+
+    #[test]
     fn chunked_bodies_are_reassembled() {
         let body = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\n\r\n";
         assert_eq!(dechunk(body).unwrap(), b"Wikipedia ");

@@ -68,13 +68,13 @@ class Lambda:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         return self.conn
 
-    def request(self, method, path, body=None, query=(), timed=False, headers=None):
+    def request(self, method, path, body=None, query=(), timed=False, headers=None, service="lambda"):
         """Sends one signed request. With timed=True returns (status, body, ttfb_s, total_s)."""
         extra = headers or {}
         data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         headers = sign_headers(
             method, f"{self.host}:{self.port}", path, list(query), data,
-            self.access_key, self.secret_key, self.region,
+            self.access_key, self.secret_key, self.region, service,
         )
         headers["content-type"] = "application/json"
         headers.update(extra)
@@ -151,3 +151,30 @@ class Lambda:
 
     def delete_function(self, name):
         return self.request("DELETE", f"/2015-03-31/functions/{name}")
+
+    def function_arn(self, name):
+        return f"arn:aws:lambda:{self.region}:000000000000:function:{name}"
+
+    def add_permission(self, name, statement_id, principal, action="lambda:InvokeFunction", source_arn=None,
+                       url_auth_type=None):
+        body = {"StatementId": statement_id, "Action": action, "Principal": principal}
+        if source_arn:
+            body["SourceArn"] = source_arn
+        if url_auth_type:
+            body["FunctionUrlAuthType"] = url_auth_type
+        return self.request("POST", f"/2015-03-31/functions/{name}/policy", body)
+
+    def quick_http_api(self, name, function):
+        """An HTTP API quick-created in front of `function` ($default route and stage), allowed to
+        invoke it; returns its endpoint (path-style, on this server's address)."""
+        api = self.request("POST", "/v2/apis", {"name": name, "protocolType": "HTTP",
+                                                "target": self.function_arn(function)}, service="apigateway")
+        self.add_permission(function, f"apigw-{api['apiId']}", "apigateway.amazonaws.com",
+                            source_arn=f"arn:aws:execute-api:{self.region}:000000000000:{api['apiId']}/*")
+        return api["apiEndpoint"]
+
+    def public_function_url(self, name):
+        """A function URL with AuthType NONE and the public-access permission; returns the URL."""
+        url = self.request("POST", f"/2021-10-31/functions/{name}/url", {"AuthType": "NONE"})
+        self.add_permission(name, "url-public", "*", action="lambda:InvokeFunctionUrl", url_auth_type="NONE")
+        return url["FunctionUrl"]

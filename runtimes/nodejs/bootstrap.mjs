@@ -15,6 +15,7 @@
 // function-specific configuration read (loadConfig()).
 
 import http from 'node:http';
+import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
@@ -202,10 +203,58 @@ function patchConsole(logFormat, logLevel) {
 
 // ---------------------------------------------------------------------------
 // Runtime API client: one keep-alive connection, TCP_NODELAY.
+//
+// Strato is the only peer, so the whole-body calls (next, response, error,
+// init error, assignment) speak minimal HTTP/1.1 on a raw `net` socket: one
+// write per request, the answer parsed from its Content-Length (or chunked)
+// body. `node:http` with an Agent costs several times the CPU per call; it is
+// kept for streamed responses only, on a connection of their own.
 // ---------------------------------------------------------------------------
 
 class RuntimeApiError extends Error {}
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const CRLF2 = Buffer.from('\r\n\r\n');
+
+// Parses one HTTP/1.1 response from `buf`: null until it is complete, else
+// { status, headers, body, rest, close }.
+function parseResponse(buf) {
+  const end = buf.indexOf(CRLF2);
+  if (end < 0) return null;
+  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const status = parseInt(lines[0].split(' ')[1], 10);
+  const headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const c = lines[i].indexOf(':');
+    if (c <= 0) continue;
+    const name = lines[i].slice(0, c).trim().toLowerCase();
+    const value = lines[i].slice(c + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  const close = /\bclose\b/i.test(headers.connection || '');
+  let at = end + 4;
+  if (/\bchunked\b/i.test(headers['transfer-encoding'] || '')) {
+    const parts = [];
+    for (;;) {
+      const eol = buf.indexOf('\r\n', at);
+      if (eol < 0) return null;
+      const size = parseInt(buf.toString('latin1', at, eol), 16);
+      if (Number.isNaN(size)) throw new RuntimeApiError('malformed chunked response');
+      if (size === 0) {
+        // Trailers, if any, end with an empty line.
+        const trailerEnd = buf.indexOf(CRLF2, eol);
+        if (trailerEnd < 0) return null;
+        const rest = buf.subarray(trailerEnd + 4);
+        return { status, headers, body: Buffer.concat(parts).toString('utf8'), rest, close };
+      }
+      if (buf.length < eol + 2 + size + 2) return null;
+      parts.push(buf.subarray(eol + 2, eol + 2 + size));
+      at = eol + 2 + size + 2;
+    }
+  }
+  const length = parseInt(headers['content-length'] || '0', 10);
+  if (buf.length < at + length) return null;
+  return { status, headers, body: buf.toString('utf8', at, at + length), rest: buf.subarray(at + length), close };
+}
 
 class RapidClient {
   constructor(hostPort) {
@@ -216,44 +265,89 @@ class RapidClient {
     if (this.hostname.startsWith('[') && this.hostname.endsWith(']')) {
       this.hostname = this.hostname.slice(1, -1);
     }
+    this.hostHeader = hostPort;
+    // Streamed responses only (see createResponseStream).
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
+    this.socket = null;
+    this.used = false; // whether the open socket has carried a request already
+    this.pending = null; // { resolve, reject, buf }
+    this.chain = Promise.resolve();
   }
 
   request(method, urlPath, body, headers) {
-    return this.requestOnce(method, urlPath, body, headers).catch((err) => {
-      // A keep-alive socket the server already closed: retry once on a fresh
-      // connection. Failures on a fresh connection are fatal.
-      if (err.reusedSocket && STALE_SOCKET_CODES.has(err.code)) {
-        return this.requestOnce(method, urlPath, body, headers);
+    // One request at a time on the one connection.
+    const run = () =>
+      this.requestOnce(method, urlPath, body, headers).catch((err) => {
+        // A keep-alive socket the server already closed: retry once on a
+        // fresh connection. Failures on a fresh connection are fatal.
+        if (err.reusedSocket && STALE_SOCKET_CODES.has(err.code)) {
+          return this.requestOnce(method, urlPath, body, headers);
+        }
+        throw err;
+      });
+    const result = this.chain.then(run, run);
+    this.chain = result.catch(() => {});
+    return result;
+  }
+
+  connect() {
+    const socket = net.connect({ host: this.hostname, port: this.port, noDelay: true });
+    socket.setNoDelay(true);
+    this.socket = socket;
+    this.used = false;
+    let buf = Buffer.alloc(0);
+    const fail = (code, message) => {
+      if (this.socket === socket) this.socket = null;
+      const p = this.pending;
+      this.pending = null;
+      if (p) {
+        const err = new RuntimeApiError(`${p.what}: ${message}`);
+        err.code = code;
+        err.reusedSocket = p.reused;
+        p.reject(err);
       }
-      throw err;
+    };
+    socket.on('data', (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      if (!this.pending) return;
+      let res;
+      try {
+        res = parseResponse(buf);
+      } catch (e) {
+        socket.destroy();
+        fail('EPROTO', e.message);
+        return;
+      }
+      if (!res) return;
+      buf = res.rest;
+      const p = this.pending;
+      this.pending = null;
+      if (res.close) {
+        if (this.socket === socket) this.socket = null;
+        socket.end();
+      }
+      // An idle connection must not keep the event loop alive (as an Agent's
+      // free sockets do not): callback handlers answer when it drains.
+      socket.unref();
+      p.resolve({ status: res.status, headers: res.headers, body: res.body });
     });
+    socket.on('error', (e) => fail(e.code || 'ECONNRESET', e.message));
+    socket.on('close', () => fail('ECONNRESET', 'socket hang up'));
+    return socket;
   }
 
   requestOnce(method, urlPath, body, headers) {
     return new Promise((resolve, reject) => {
-      const hdrs = Object.assign({}, headers);
-      if (body !== undefined) hdrs['Content-Length'] = Buffer.byteLength(body);
-      const fail = (req, e) => {
-        const err = new RuntimeApiError(`${method} ${urlPath}: ${e.message}`);
-        err.code = e.code;
-        err.reusedSocket = req.reusedSocket;
-        reject(err);
-      };
-      const req = http.request(
-        { hostname: this.hostname, port: this.port, path: urlPath, method, headers: hdrs, agent: this.agent },
-        (res) => {
-          const chunks = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
-          );
-          res.on('error', (e) => fail(req, e));
-        },
-      );
-      req.on('socket', (s) => s.setNoDelay(true));
-      req.on('error', (e) => fail(req, e));
-      req.end(body);
+      const socket = this.socket && !this.socket.destroyed ? this.socket : this.connect();
+      const payload = body === undefined ? null : Buffer.from(body, 'utf8');
+      let head = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n`;
+      for (const [k, v] of Object.entries(headers || {})) head += `${k}: ${v}\r\n`;
+      head += `Content-Length: ${payload ? payload.length : 0}\r\n\r\n`;
+      const what = `${method} ${urlPath}`;
+      this.pending = { resolve, reject, what, reused: this.used };
+      this.used = true;
+      socket.ref();
+      socket.write(payload && payload.length ? Buffer.concat([Buffer.from(head, 'latin1'), payload]) : head);
     });
   }
 

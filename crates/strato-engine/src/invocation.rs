@@ -9,7 +9,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::instance::{Death, InvocationEnd, StartError};
+use crate::instance::{Death, Instance, InvocationEnd, StartError};
+use crate::pool::InstancePool;
 use crate::runtime_api::{self, Dispatch, Outcome, StreamSink};
 use crate::{
     pool_key, provisioned, Engine, EngineError, InvokeRequest, InvokeResponse, InvokeTarget,
@@ -34,6 +35,15 @@ fn billed_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos().div_ceil(1_000_000))
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+/// How an invocation with no idle instance gets one.
+enum ScaleOut {
+    /// An instance of its pool came free while it waited.
+    Idle(Instance),
+    /// Start another, holding an init slot through its init when one was
+    /// free.
+    Start(Option<tokio::sync::OwnedSemaphorePermit>),
 }
 
 fn error_payload(error_type: &str, message: String) -> Bytes {
@@ -77,18 +87,26 @@ impl Engine {
                 Some(instance) if instance.is_alive() => instance,
                 ended => {
                     drop(ended);
-                    match self
-                        .start_instance(
-                            &target,
-                            &request_id,
-                            started,
-                            request.tail_log,
-                            INITIALIZATION_ON_DEMAND,
-                        )
-                        .await?
-                    {
-                        Ok(instance) => instance,
-                        Err(answer) => return Ok(answer),
+                    match self.idle_or_init_slot(&pool).await {
+                        ScaleOut::Idle(instance) => instance,
+                        ScaleOut::Start(slot) => {
+                            let start = self
+                                .start_instance(
+                                    &target,
+                                    &request_id,
+                                    started,
+                                    request.tail_log,
+                                    INITIALIZATION_ON_DEMAND,
+                                )
+                                .await;
+                            // The init is over (done or failed): the slot
+                            // goes to the next start.
+                            drop(slot);
+                            match start? {
+                                Ok(instance) => instance,
+                                Err(answer) => return Ok(answer),
+                            }
+                        }
                     }
                 }
             };
@@ -212,6 +230,38 @@ impl Engine {
             max_memory_mb,
             provisioned_allocation,
         })
+    }
+
+    /// What an invocation that found no idle instance does: start another
+    /// at once while an init slot is free (fewer instances are starting
+    /// than the host has CPUs); else wait, up to the scale-out wait, for
+    /// whichever comes first: an instance of its pool coming free (taken),
+    /// an init slot, or the end of the wait (then it starts another
+    /// anyway, without a slot). Each invocation still runs alone on its
+    /// instance; only which instance, and when it starts, change.
+    async fn idle_or_init_slot(&self, pool: &InstancePool) -> ScaleOut {
+        if let Ok(slot) = self.init_slots.clone().try_acquire_owned() {
+            return ScaleOut::Start(Some(slot));
+        }
+        if self.config.scale_out_wait.is_zero() {
+            return ScaleOut::Start(None);
+        }
+        let _waiting = pool.wait();
+        let deadline = tokio::time::sleep(self.config.scale_out_wait);
+        tokio::pin!(deadline);
+        loop {
+            let released = pool.released();
+            if let Some(instance) = pool.acquire() {
+                return ScaleOut::Idle(instance);
+            }
+            tokio::select! {
+                slot = self.init_slots.clone().acquire_owned() => {
+                    return ScaleOut::Start(slot.ok());
+                }
+                () = released => {}
+                () = &mut deadline => return ScaleOut::Start(None),
+            }
+        }
     }
 
     fn died_payload(&self, request_id: &str, death: Death) -> Bytes {

@@ -75,7 +75,18 @@ pub struct EngineConfig {
     pub max_event_age: Duration,
     /// Stem cells kept ready per runtime (0: none); see [`stem`].
     pub stem_cells: usize,
+    /// When every init slot is taken (as many instances are starting as
+    /// the host has CPUs, so another start would only slow them all down),
+    /// how long an invocation that finds no idle instance waits for one to
+    /// come free before it starts another anyway. Zero starts another at
+    /// once, as AWS does. See `docs/architecture.md` (scale-out).
+    pub scale_out_wait: Duration,
 }
+
+/// The scale-out wait unless configured otherwise, in milliseconds.
+pub const DEFAULT_SCALE_OUT_WAIT_MS: u64 = 100;
+/// ... as a duration.
+pub const DEFAULT_SCALE_OUT_WAIT: Duration = Duration::from_millis(DEFAULT_SCALE_OUT_WAIT_MS);
 
 /// Stem cells kept per runtime unless configured otherwise.
 pub const DEFAULT_STEM_CELLS: usize = 2;
@@ -197,6 +208,9 @@ pub struct Engine {
     provisioned: DashMap<provisioned::ProvisionedKey, (Arc<ProvisionedState>, InvokeTarget)>,
     /// Metrics and metering, told about every invocation (set once).
     observer: std::sync::OnceLock<Arc<dyn observer::InvocationObserver>>,
+    /// One per CPU this process may run on: an instance's start holds one
+    /// through its init (see [`EngineConfig::scale_out_wait`]).
+    init_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn pool_key(target: &InvokeTarget) -> PoolKey {
@@ -252,6 +266,9 @@ impl Engine {
             stem_adoptions: std::sync::atomic::AtomicU64::new(0),
             provisioned: DashMap::new(),
             observer: std::sync::OnceLock::new(),
+            init_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
             config,
         });
         let weak = Arc::downgrade(&engine);

@@ -2,6 +2,7 @@
 //! and ended after a keep-alive. Instances of a provisioned concurrency
 //! configuration are handed out before any other and never expire.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -11,6 +12,19 @@ use crate::instance::Instance;
 #[derive(Default)]
 pub struct InstancePool {
     idle: Mutex<Vec<(Instance, Instant)>>,
+    /// Invocations waiting for an instance of this pool to come free (see
+    /// [`crate::Engine`]'s scale-out wait); a release wakes them.
+    waiting: AtomicUsize,
+    released: tokio::sync::Notify,
+}
+
+/// Counts one invocation among a pool's waiters while it lives.
+pub(crate) struct Waiting<'a>(&'a InstancePool);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl InstancePool {
@@ -41,8 +55,30 @@ impl InstancePool {
 
     pub fn release(&self, instance: Instance) {
         if instance.is_alive() {
-            self.idle.lock().push((instance, Instant::now()));
+            let wake = {
+                let mut idle = self.idle.lock();
+                idle.push((instance, Instant::now()));
+                // Read under the lock: a waiter counted itself before it
+                // looked at the idle list, so it either sees this instance
+                // or is counted here.
+                self.waiting.load(Ordering::Acquire) > 0
+            };
+            if wake {
+                self.released.notify_waiters();
+            }
         }
+    }
+
+    /// Registers the caller as waiting for a release, until the guard drops.
+    pub(crate) fn wait(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(self)
+    }
+
+    /// Completes at the next release after it was made (made before
+    /// looking at the idle list, so no release is missed in between).
+    pub(crate) fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
     }
 
     /// Ends instances idle for longer than `keep_alive` (provisioned ones

@@ -80,30 +80,83 @@ pub fn env_needs_fresh_process(family: RuntimeFamily, key: &str) -> bool {
     }
 }
 
+/// The most stem cells a runtime's pool grows to, whatever the demand.
+pub const MAX_STEM_CELLS: usize = 32;
+
+/// Cold starts closer together than this count as one burst (see
+/// [`RuntimeStemCells::target`]).
+const BURST_WINDOW: Duration = Duration::from_secs(1);
+
+/// How many cold starts of a runtime came together lately.
+struct Demand {
+    /// Cold starts in the burst under way, and when it began.
+    burst: usize,
+    burst_started: Instant,
+    /// The largest burst seen, and when it was seen.
+    peak: usize,
+    peak_at: Instant,
+}
+
 /// The ready cells of one runtime.
 pub struct RuntimeStemCells {
     cells: Mutex<VecDeque<StemCell>>,
     /// Cells being launched now.
     launching: AtomicUsize,
-    /// When a cold start last asked for a cell.
-    last_used: Mutex<Instant>,
+    /// Whether a refill is under way (one at a time per pool).
+    refilling: std::sync::atomic::AtomicBool,
+    /// When a cold start last asked for a cell, and the bursts seen.
+    demand: Mutex<Demand>,
 }
 
 impl Default for RuntimeStemCells {
     fn default() -> Self {
+        let now = Instant::now();
         RuntimeStemCells {
             cells: Mutex::new(VecDeque::new()),
             launching: AtomicUsize::new(0),
-            last_used: Mutex::new(Instant::now()),
+            refilling: std::sync::atomic::AtomicBool::new(false),
+            demand: Mutex::new(Demand {
+                burst: 0,
+                burst_started: now,
+                peak: 0,
+                peak_at: now,
+            }),
         }
     }
 }
 
 impl RuntimeStemCells {
+    /// How many cells the pool keeps: the configured number, or as many as
+    /// the largest burst of cold starts seen within `memory` (so the next
+    /// burst like it finds its runtimes started), at most
+    /// [`MAX_STEM_CELLS`].
+    pub fn target(&self, configured: usize, memory: Duration) -> usize {
+        if configured == 0 {
+            return 0;
+        }
+        let mut demand = self.demand.lock();
+        if demand.peak_at.elapsed() >= memory {
+            demand.peak = 0;
+        }
+        configured.max(demand.peak.min(MAX_STEM_CELLS))
+    }
+
     /// A live cell, preferring one whose runtime already waits; cells that
     /// died while waiting are dropped.
     pub fn take(&self) -> Option<StemCell> {
-        *self.last_used.lock() = Instant::now();
+        {
+            let mut demand = self.demand.lock();
+            let now = Instant::now();
+            if now.duration_since(demand.burst_started) > BURST_WINDOW {
+                demand.burst = 0;
+                demand.burst_started = now;
+            }
+            demand.burst += 1;
+            if demand.burst >= demand.peak {
+                demand.peak = demand.burst;
+                demand.peak_at = now;
+            }
+        }
         let mut cells = self.cells.lock();
         cells.retain(StemCell::is_alive);
         match cells.iter().position(StemCell::is_ready) {
@@ -146,7 +199,8 @@ impl RuntimeStemCells {
 
     /// Whether no cold start has asked for a cell for `idle`.
     pub fn unused_for(&self, idle: Duration) -> bool {
-        self.last_used.lock().elapsed() >= idle
+        let demand = self.demand.lock();
+        demand.burst_started.elapsed() >= idle
     }
 }
 
@@ -190,28 +244,44 @@ impl Engine {
         Some((key, self.stems.entry(key).or_default().clone()))
     }
 
+    /// Fills the pool up to its target, one cell after the other: cells
+    /// launched all at once would fight each other (and the invocations
+    /// under way) for the CPU, and none would be ready sooner.
     pub(crate) fn refill_stem_cells(self: &Arc<Self>, key: StemKey, cells: &Arc<RuntimeStemCells>) {
-        while cells.claim_launch(self.config.stem_cells) {
-            let engine = self.clone();
-            let cells = cells.clone();
-            tokio::spawn(async move {
-                // Launching a sandbox takes a CPU for tens of milliseconds:
-                // let the answer that triggered the refill reach its caller.
-                tokio::time::sleep(STEM_REFILL_DELAY).await;
-                if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
-                    match engine.launch_stem_cell(key).await {
-                        Ok(cell) if !engine.closing.load(std::sync::atomic::Ordering::SeqCst) => {
-                            cells.put(cell)
-                        }
+        if cells.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let engine = self.clone();
+        let cells = cells.clone();
+        tokio::spawn(async move {
+            // Launching a sandbox takes a CPU for tens of milliseconds:
+            // let the answer that triggered the refill reach its caller.
+            tokio::time::sleep(STEM_REFILL_DELAY).await;
+            let closing = || engine.closing.load(Ordering::SeqCst);
+            let target = || cells.target(engine.config.stem_cells, engine.config.keep_alive);
+            let mut failed = false;
+            loop {
+                while !failed && !closing() && cells.claim_launch(target()) {
+                    let launched = engine.launch_stem_cell(key).await;
+                    failed = launched.is_err();
+                    match launched {
+                        Ok(cell) if !closing() => cells.put(cell),
                         Ok(_) => {}
                         Err(e) => {
                             tracing::warn!(runtime = %key.0, error = ?e, "cannot start a stem cell")
                         }
                     }
+                    cells.launch_ended();
                 }
-                cells.launch_ended();
-            });
-        }
+                cells.refilling.store(false, Ordering::Release);
+                // A cell taken after the last check and before the flag
+                // went down: its refill saw the flag up and left it to us.
+                let short = cells.len() + cells.launching.load(Ordering::Acquire) < target();
+                if failed || closing() || !short || cells.refilling.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+            }
+        });
     }
 
     /// Gives a ready stem cell the function `spec` describes. `None` when
@@ -468,6 +538,27 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, StemWaiterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_grows_toward_its_largest_recent_burst_and_back() {
+        let cells = RuntimeStemCells::default();
+        let keep = Duration::from_secs(60);
+        assert_eq!(cells.target(2, keep), 2);
+        // Five cold starts together (the pool is empty, so none gets a cell).
+        for _ in 0..5 {
+            assert!(cells.take().is_none());
+        }
+        assert_eq!(cells.target(2, keep), 5);
+        assert_eq!(cells.target(8, keep), 8, "never below the configured size");
+        assert_eq!(cells.target(0, keep), 0, "stem cells off stay off");
+        for _ in 0..100 {
+            cells.take();
+        }
+        assert_eq!(cells.target(2, keep), MAX_STEM_CELLS);
+        // Once the burst is older than the keep-alive, back to the configured size.
+        assert_eq!(cells.target(2, Duration::ZERO), 2);
+        assert_eq!(cells.target(2, keep), 2);
+    }
 
     #[test]
     fn chunked_bodies_are_reassembled() {

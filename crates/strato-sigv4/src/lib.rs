@@ -203,8 +203,8 @@ where
         scope.string_to_sign_scope(),
         hex::encode(Sha256::digest(&request)),
     );
-    let key = signing_key(&credential.secret_access_key, &scope);
-    if !signature_matches(&key, string_to_sign.as_bytes(), &auth.signature) {
+    let key = cached_signing_mac(&credential.secret_access_key, &scope);
+    if !signature_matches_mac(key, string_to_sign.as_bytes(), &auth.signature) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
 
@@ -362,10 +362,77 @@ fn signing_key(secret: &str, scope: &CredentialScope) -> Vec<u8> {
         .to_vec()
 }
 
+/// How many derived signing keys each thread keeps: one per (secret, date,
+/// region, service) a client signs with; a server sees a handful.
+const SIGNING_KEY_CACHE: usize = 16;
+
+/// A derived signing key, as an HMAC already keyed with it.
+struct CachedKey {
+    secret: String,
+    date: String,
+    region: String,
+    service: String,
+    terminator: String,
+    mac: HmacSha256,
+}
+
+thread_local! {
+    /// Per thread, so verifying takes no lock: the derivation (four HMACs)
+    /// and the keying of the final HMAC happen once per key and day instead
+    /// of on every request.
+    static SIGNING_KEYS: std::cell::RefCell<(Vec<CachedKey>, usize)> =
+        const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+/// The HMAC keyed with the signing key of `secret` for `scope`, from this
+/// thread's cache (derived and cached on a miss; the oldest entry goes when
+/// the cache is full).
+fn cached_signing_mac(secret: &str, scope: &CredentialScope) -> HmacSha256 {
+    SIGNING_KEYS.with(|cell| {
+        let (keys, next) = &mut *cell.borrow_mut();
+        let hit = keys.iter().find(|k| {
+            k.date == scope.date
+                && k.region == scope.region
+                && k.service == scope.service
+                && k.terminator == scope.terminator
+                && k.secret == secret
+        });
+        if let Some(k) = hit {
+            return k.mac.clone();
+        }
+        let mac = keyed_mac(&signing_key(secret, scope));
+        let entry = CachedKey {
+            secret: secret.to_string(),
+            date: scope.date.clone(),
+            region: scope.region.clone(),
+            service: scope.service.clone(),
+            terminator: scope.terminator.clone(),
+            mac: mac.clone(),
+        };
+        if keys.len() < SIGNING_KEY_CACHE {
+            keys.push(entry);
+        } else if let Some(slot) = keys.get_mut(*next % SIGNING_KEY_CACHE) {
+            *slot = entry;
+            *next = next.wrapping_add(1);
+        }
+        mac
+    })
+}
+
+fn keyed_mac(key: &[u8]) -> HmacSha256 {
+    hmac_sha256(key, &[])
+}
+
 /// Constant-time comparison (via `Mac::verify_slice`) of the client's
 /// signature with the one computed here. Signers emit lowercase hex; any other
 /// spelling is not what AWS would accept either.
+#[cfg(test)]
 fn signature_matches(key: &[u8], string_to_sign: &[u8], provided: &str) -> bool {
+    signature_matches_mac(keyed_mac(key), string_to_sign, provided)
+}
+
+/// [`signature_matches`] with an HMAC already keyed with the signing key.
+fn signature_matches_mac(mut mac: HmacSha256, string_to_sign: &[u8], provided: &str) -> bool {
     let well_formed = provided.len() == 64
         && provided
             .bytes()
@@ -374,9 +441,10 @@ fn signature_matches(key: &[u8], string_to_sign: &[u8], provided: &str) -> bool 
         return false;
     }
     match hex::decode(provided) {
-        Ok(bytes) => hmac_sha256(key, string_to_sign)
-            .verify_slice(&bytes)
-            .is_ok(),
+        Ok(bytes) => {
+            mac.update(string_to_sign);
+            mac.verify_slice(&bytes).is_ok()
+        }
         Err(_) => false,
     }
 }
@@ -408,5 +476,31 @@ mod tests {
             "5D672D79C15B13162D9279B0855CFBA6789A8EDB4C82C400E06B5924A6F2B5D7"
         ));
         assert!(!signature_matches(&key, string_to_sign.as_bytes(), "5d67"));
+    }
+
+    #[test]
+    fn cached_keys_are_per_secret_and_scope() {
+        let scope =
+            CredentialScope::parse("AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request").unwrap();
+        let other_day =
+            CredentialScope::parse("AKIDEXAMPLE/20150831/us-east-1/iam/aws4_request").unwrap();
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        let string_to_sign = "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iam/aws4_request\nf536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59";
+        let good = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        // Twice: derived, then from the cache; other secrets and days never
+        // share an entry, even once the cache has turned over.
+        for _ in 0..2 {
+            let mac = cached_signing_mac(secret, &scope);
+            assert!(signature_matches_mac(mac, string_to_sign.as_bytes(), good));
+            let mac = cached_signing_mac("another secret", &scope);
+            assert!(!signature_matches_mac(mac, string_to_sign.as_bytes(), good));
+            let mac = cached_signing_mac(secret, &other_day);
+            assert!(!signature_matches_mac(mac, string_to_sign.as_bytes(), good));
+        }
+        for i in 0..2 * SIGNING_KEY_CACHE {
+            let _ = cached_signing_mac(&format!("secret {i}"), &scope);
+        }
+        let mac = cached_signing_mac(secret, &scope);
+        assert!(signature_matches_mac(mac, string_to_sign.as_bytes(), good));
     }
 }

@@ -74,6 +74,13 @@ enum Command {
         /// has had a cold start; 0 turns them off.
         #[arg(long, env = "STRATO_STEM_CELLS", default_value_t = strato_engine::DEFAULT_STEM_CELLS)]
         stem_cells: usize,
+        /// Milliseconds an invocation that finds no idle instance waits for
+        /// one to come free while as many instances are starting as the host
+        /// has CPUs (another start would only slow them all down); then it
+        /// starts another anyway. 0 always starts another at once, as AWS
+        /// does.
+        #[arg(long, env = "STRATO_SCALE_OUT_WAIT_MS", default_value_t = strato_engine::DEFAULT_SCALE_OUT_WAIT_MS, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        scale_out_wait_ms: u64,
         /// For tests only: divides every asynchronous-invocation timing
         /// (retry delays of 1 and 2 minutes, back-off, maximum event ages)
         /// by this factor. 60 makes a minute pass in a second.
@@ -236,13 +243,25 @@ enum AccountsCommand {
     },
 }
 
-fn init_tracing() {
+/// The server's own log (one line per request at `info`) is written by a
+/// thread of its own: a request formats its line and queues it, and never
+/// waits for stdout. The guard flushes what is queued when it drops, at the
+/// end of `main`.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Not lossy: a reader far behind slows requests down rather than losing
+    // lines.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("strato-log")
+        .finish(std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(writer)
         .init();
+    guard
 }
 
 fn main() -> ExitCode {
@@ -289,6 +308,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             memory_budget_mb,
             max_event_age,
             stem_cells,
+            scale_out_wait_ms,
             time_scale,
             queue_durability,
             sandbox,
@@ -297,7 +317,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             iam,
             aws_hostnames,
         } => {
-            init_tracing();
+            let _log_guard = init_tracing();
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the strato binary: {e}"))?;
             let runtimes_dir = dirs.dir();
@@ -311,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             config.max_event_age = std::time::Duration::from_secs(max_event_age);
             config.stem_cells = stem_cells;
+            config.scale_out_wait = std::time::Duration::from_millis(scale_out_wait_ms);
             config.time_scale = time_scale;
             config.queue_durability = if queue_durability == "process-crash" {
                 strato_queue::Durability::ProcessCrash

@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub max_event_age: std::time::Duration,
     /// Stem cells kept ready per runtime (0 turns them off).
     pub stem_cells: usize,
+    /// How long an invocation with no idle instance waits for one to come
+    /// free while the host is busy starting others (zero: start another at
+    /// once, as AWS does).
+    pub scale_out_wait: std::time::Duration,
     /// When an accepted event is durable: `Fsync` (every queue commit
     /// reaches the disk: survives power loss) or `ProcessCrash` (the
     /// commit reaches the OS: survives `kill -9` of the server, not a
@@ -82,6 +86,7 @@ impl ServerConfig {
             memory_budget_mb: strato_engine::memory::default_budget_mb(),
             max_event_age: strato_engine::DEFAULT_MAX_EVENT_AGE,
             stem_cells: strato_engine::DEFAULT_STEM_CELLS,
+            scale_out_wait: strato_engine::DEFAULT_SCALE_OUT_WAIT,
             time_scale: 1,
             queue_durability: Durability::Fsync,
             observe: strato_observe::ObserveConfig::default(),
@@ -332,6 +337,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             memory_budget_mb: config.memory_budget_mb,
             max_event_age: config.max_event_age,
             stem_cells: config.stem_cells,
+            scale_out_wait: config.scale_out_wait,
         },
         code.clone(),
         observe.logs().clone(),
@@ -600,6 +606,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         memory_budget_mb = config.memory_budget_mb,
         max_event_age_s = config.max_event_age.as_secs(),
         stem_cells_per_runtime = config.stem_cells,
+        scale_out_wait_ms = config.scale_out_wait.as_millis(),
         "strato is listening"
     );
     Ok(RunningServer {

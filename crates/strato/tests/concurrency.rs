@@ -22,6 +22,7 @@ const HANDLER: &str = r#"
 exports.handler = async (event) => {
   switch (event.action) {
     case 'hold': return { reply: await barrier(event.port) };
+    case 'barrier': return { stream: process.env.AWS_LAMBDA_LOG_STREAM_NAME, reply: await barrier(event.port) };
     case 'hello': return 'hello';
     case 'throw': throw new Error('boom');
     case 'exit': process.exit(3);
@@ -577,5 +578,17 @@ async fn a_full_memory_budget_ends_the_least_recently_used_idle_instance() {
         assert_eq!(h.await.expect("call task").ran()["reply"], "go");
     }
     until_in_use(&engine, 0).await;
+    engine.stop().await;
+}
+
+/// Lambda's contract at 32: each of 32 invocations held in flight at once
+/// runs on an instance of its own (32 distinct log streams, each reaching
+/// the rendezvous), however the scheduler treats a busy host.
+#[tokio::test]
+async fn thirty_two_concurrent_invocations_run_on_thirty_two_instances() {
+    let engine = TestServer::start().await;
+    let name = unique_name("conc-32");
+    deploy_fn(&engine, &name, 128, 60).await;
+    assert_concurrent_invocations_use_distinct_instances(&engine.client, &name, 32).await;
     engine.stop().await;
 }

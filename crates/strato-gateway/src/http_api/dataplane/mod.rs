@@ -400,6 +400,8 @@ async fn serve(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> (ProxyRespo
         IntegrationType::HttpProxy => {
             http_integration(svc, exchange, integration, &path_parameters).await
         }
+        // WebSocket APIs' kinds: the control plane refuses them on HTTP APIs.
+        IntegrationType::Http | IntegrationType::Mock => internal_error(),
     };
     let elapsed = started.elapsed();
     exchange.integration_latency = Some(elapsed);

@@ -56,21 +56,21 @@ pub fn connection_wire(connection: &Connection) -> Value {
     })
 }
 
-/// Checks the request's SigV4 signature: `execute-api`, the API's region
-/// and account.
+/// Checks the request's SigV4 signature (`execute-api`, the API's region
+/// and account): the refusal, if it is refused.
 fn check_signature(
     svc: &HttpApiService,
     api: &LiveApi,
     parts: &http::request::Parts,
     body: &[u8],
-) -> Result<(), Response> {
+) -> Option<Response> {
     let request = strato_sigv4::RequestParts {
         method: &parts.method,
         uri: &parts.uri,
         headers: &parts.headers,
     };
     if strato_sigv4::credential_scope(&request).is_none() {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "MissingAuthenticationTokenException",
             Some("Missing Authentication Token"),
@@ -78,9 +78,9 @@ fn check_signature(
     }
     match strato_sigv4::verify(&request, body, Utc::now(), &*svc.credentials) {
         Ok(v) if v.service == "execute-api" && v.region == api.region && v.account_id == api.account => {
-            Ok(())
+            None
         }
-        Ok(v) => Err(error(
+        Ok(v) => Some(error(
             StatusCode::FORBIDDEN,
             "ForbiddenException",
             Some(&format!(
@@ -88,7 +88,7 @@ fn check_signature(
                 v.account_id, api.api_id
             )),
         )),
-        Err(e) => Err(error(
+        Err(e) => Some(error(
             StatusCode::FORBIDDEN,
             "InvalidSignatureException",
             Some(&e.message()),
@@ -114,7 +114,7 @@ pub(super) async fn serve(
             )
         }
     };
-    if let Err(refused) = check_signature(svc, api, &parts, &body) {
+    if let Some(refused) = check_signature(svc, api, &parts, &body) {
         return refused;
     }
     let Some(connection) = svc

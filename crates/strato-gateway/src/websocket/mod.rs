@@ -122,17 +122,10 @@ impl Hub {
     }
 }
 
-/// A connection or request id as API Gateway makes them:
+/// A connection, message or request id as API Gateway makes them:
 /// 15 characters and `=` (`L0SM9cOFvHcCIhw=`).
 pub fn new_id() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let mut id: String = (0..15)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    id.push('=');
-    id
+    crate::http_api::dataplane::new_request_id()
 }
 
 /// `{"message": text}` with a status, as the gateway answers requests it

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::events::{connect_event, disconnect_event, message_event, EventContext, EventType};
 use super::{new_id, refusal, Connection, Outbound, MAX_FRAME, MAX_MESSAGE, OUTBOX};
 use crate::access_log::{render, AccessLogContext};
-use crate::authorizer::{read_lambda_answer, Decision};
+use crate::authorizer::{invoke_authorizer, read_lambda_answer, Decision};
 use crate::http_api::live::{CompiledRoute, LiveApi, LiveStage};
 use crate::http_api::model::{Authorizer, IntegrationType, RouteAuthorization};
 use crate::http_api::HttpApiService;
@@ -28,6 +28,9 @@ use crate::invoker::{
     function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokePrincipal,
     APIGATEWAY_PRINCIPAL,
 };
+
+/// The read buffer a connection starts with.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// What every event of one connection shares.
 pub(super) struct Session {
@@ -463,24 +466,14 @@ async fn lambda_authorize(
         source_account: Some(session.api.account.clone()),
         payload: Bytes::from(event.to_string()),
     };
-    let outcome =
-        match tokio::time::timeout(Duration::from_secs(10), svc.invoker.invoke(invocation)).await {
-            Ok(Ok(outcome)) if outcome.function_error.is_none() => outcome,
-            Ok(Ok(_)) => {
-                turn.log
-                    .set("authorizer.error", "the authorizer function failed");
-                return Decision::Failed;
-            }
-            Ok(Err(e)) => {
-                turn.log.set("authorizer.error", e.to_string());
-                return Decision::Failed;
-            }
-            Err(_) => {
-                turn.log.set("authorizer.error", "the authorizer timed out");
-                return Decision::Failed;
-            }
-        };
-    let Some(verdict) = read_lambda_answer(&outcome.payload, false, &route_arn) else {
+    let payload = match invoke_authorizer(&*svc.invoker, invocation).await {
+        Ok(payload) => payload,
+        Err(e) => {
+            turn.log.set("authorizer.error", e);
+            return Decision::Failed;
+        }
+    };
+    let Some(verdict) = read_lambda_answer(&payload, false, &route_arn) else {
         turn.log
             .set("authorizer.error", "the authorizer's answer is malformed");
         return Decision::Failed;
@@ -605,6 +598,10 @@ pub(super) async fn connect(
     upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_FRAME)
+        // tungstenite reserves its whole read buffer up front (128 KiB by
+        // default): start small and let a large message grow it, so an
+        // idle connection costs a few KiB.
+        .read_buffer_size(READ_BUFFER)
         .on_failed_upgrade(move |_| {
             on_fail.websocket.connections.remove(&id);
         })

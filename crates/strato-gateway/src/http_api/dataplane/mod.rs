@@ -57,8 +57,9 @@ fn internal_error() -> ProxyResponse {
     message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
-/// `apigw-requestid`: 16 characters as HTTP APIs make them (`ABCdEfGhIJKLmnO=`).
-fn new_request_id() -> String {
+/// `apigw-requestid`: 16 characters as HTTP APIs make them (`ABCdEfGhIJKLmnO=`);
+/// WebSocket APIs' connection, message and request ids have the same form.
+pub fn new_request_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();

@@ -9,6 +9,7 @@ to 127.0.0.1. Nothing here judges a figure: it measures and reports.
 
 import argparse
 import base64
+import http.client
 import io
 import json
 import os
@@ -30,6 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 
 import awsclient  # noqa: E402
 import report  # noqa: E402
+import wsclient  # noqa: E402
 
 STRATO = os.environ.get("STRATO_BIN") or os.path.join(ROOT, "target", "release", "strato")
 LOADGEN = os.path.join(WORK, "target", "release", "loadgen")
@@ -1946,6 +1948,185 @@ def sc_sqs_mapping(ctx):
                       "ElasticMQ (not set up here)."]}
 
 
+# ---------------------------------------------------------------------------------------------
+# WebSocket APIs
+
+
+def _v2(port, method, path, body=None):
+    """One apigatewayv2 control-plane call to Strato, SigV4-signed for `apigateway`."""
+    data = b"" if body is None else json.dumps(body).encode()
+    headers = awsclient.sign_headers(method, f"127.0.0.1:{port}", path, [], data, "test", "test",
+                                     "us-east-1", service="apigateway")
+    headers["content-type"] = "application/json"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    if resp.status >= 300:
+        raise RuntimeError(f"{method} {path}: {resp.status} {raw[:300]!r}")
+    return json.loads(raw) if raw else None
+
+
+def _strato_websocket_api(st, function_arn, with_default):
+    """A WebSocket API with stage `bench`; with_default: a two-way `$default` route to the function."""
+    api = _v2(st.port, "POST", "/v2/apis", {"name": "bench", "protocolType": "WEBSOCKET",
+                                            "routeSelectionExpression": "$request.body.action"})
+    api_id = api["apiId"]
+    if with_default:
+        integ = _v2(st.port, "POST", f"/v2/apis/{api_id}/integrations",
+                    {"integrationType": "AWS_PROXY", "integrationUri": function_arn})
+        route = _v2(st.port, "POST", f"/v2/apis/{api_id}/routes",
+                    {"routeKey": "$default", "target": f"integrations/{integ['integrationId']}",
+                     "routeResponseSelectionExpression": "$default"})
+        _v2(st.port, "POST", f"/v2/apis/{api_id}/routes/{route['routeId']}/routeresponses",
+            {"routeResponseKey": "$default"})
+    _v2(st.port, "POST", f"/v2/apis/{api_id}/stages", {"stageName": "bench", "autoDeploy": True})
+    return f"/_strato/execute-api/{api_id}/bench"
+
+
+def _ws_round_trips(port, path, clients, messages, host_header=None):
+    """Round-trip latencies (s) of `messages` sequential messages on each of `clients` connections."""
+    import threading
+    conns = [wsclient.WsClient("127.0.0.1", port, path, host_header=host_header, timeout=180)
+             for _ in range(clients)]
+    lat, errs = [], []
+    lock = threading.Lock()
+
+    def worker(c):
+        mine = []
+        try:
+            for _ in range(messages):
+                t0 = time.perf_counter()
+                c.send_text('{"bench":true}')
+                c.recv()
+                mine.append(time.perf_counter() - t0)
+        except Exception as e:  # noqa: BLE001 - reported, not judged
+            errs.append(str(e))
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return lat, wall, errs
+
+
+def _rt_row(label, clients, lat, wall, errs):
+    s = summary(lat)
+    if not s:
+        return {"label": f"{label}, {clients} client(s)", "value": f"no answers ({'; '.join(errs[:2])})"}
+    return {"label": f"{label}, {clients} client(s)",
+            "value": f"p50 {s['median'] * 1000:.2f} ms, p99 {s['p99'] * 1000:.2f} ms, "
+                     f"{len(lat) / wall:.0f} msg/s ({len(lat)} messages, {len(errs)} errors)"}
+
+
+class OfflineWebsocket:
+    """serverless-offline 13 with the Node handler on a `$default` websocket route."""
+
+    def __init__(self):
+        self.http_port = free_port()
+        self.ws_port = free_port()
+        self.lambda_port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sls-ws-", dir=WORK)
+        shutil.copy(os.path.join(FIX, "node", "index.js"), self.dir)
+        os.symlink(os.path.join(NPM, "node_modules"), os.path.join(self.dir, "node_modules"))
+        with open(os.path.join(self.dir, "serverless.yml"), "w") as f:
+            f.write(
+                "service: bench\n"
+                "frameworkVersion: '3'\n"
+                "provider:\n  name: aws\n  runtime: nodejs20.x\n  region: us-east-1\n  stage: dev\n"
+                "functions:\n  hello:\n    handler: index.handler\n"
+                "    events:\n      - websocket:\n          route: $default\n"
+                "          routeResponseSelectionExpression: $default\n"
+                "plugins:\n  - serverless-offline\n"
+            )
+        args = [NODE, SLS, "offline", "start", "--host", "127.0.0.1", "--httpPort", str(self.http_port),
+                "--websocketPort", str(self.ws_port), "--lambdaPort", str(self.lambda_port)]
+        env = {"SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off", "SLS_DEPRECATION_DISABLE": "*",
+               "SERVERLESS_PLATFORM_STAGE": "", "CI": "1", "HOME": self.dir,
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        self.proc = Proc("sls-websocket", args, cwd=self.dir, env=env, cpus=SUT_CPUS)
+        wait_port(self.ws_port, 90, self.proc)
+
+    def stop(self):
+        self.proc.stop(grace=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def sc_websocket(ctx):
+    """WebSocket APIs: memory per idle connection at 10 000 connections, and message → function →
+    reply round trips at 1 and 100 clients, Strato and serverless-offline's `websocket` events."""
+    import resource
+    n_idle = 1000 if ctx.quick else 10_000
+    msgs_1 = 50 if ctx.quick else 300
+    msgs_100 = 5 if ctx.quick else 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n_idle + 1024
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    rows, notes = [], []
+    st = Strato("websocket")
+    try:
+        st.deploy("wsfn", "node")
+        fn_arn = "arn:aws:lambda:us-east-1:000000000000:function:wsfn"
+        st.api.request("POST", "/2015-03-31/functions/wsfn/policy",
+                       {"StatementId": "apigw", "Action": "lambda:InvokeFunction",
+                        "Principal": "apigateway.amazonaws.com"})
+        idle_path = _strato_websocket_api(st, None, with_default=False)
+        warm = [wsclient.WsClient("127.0.0.1", st.port, idle_path) for _ in range(100)]
+        time.sleep(1)
+        before = rss_kb(st.proc.pid)
+        t0 = time.perf_counter()
+        held = [wsclient.WsClient("127.0.0.1", st.port, idle_path) for _ in range(n_idle)]
+        opened = time.perf_counter() - t0
+        time.sleep(2)
+        after = rss_kb(st.proc.pid)
+        rows.append({"label": f"Strato: {n_idle} idle connections opened",
+                     "value": f"in {opened:.1f} s ({n_idle / opened:.0f} handshakes/s, one client thread)"})
+        rows.append({"label": "Strato server RSS before → after",
+                     "value": f"{before / 1024:.1f} MiB → {after / 1024:.1f} MiB"})
+        rows.append({"label": "Strato server RSS per idle connection",
+                     "value": f"{(after - before) * 1024 / n_idle / 1024:.1f} KiB"})
+        for c in held + warm:
+            c.close()
+        path = _strato_websocket_api(st, fn_arn, with_default=True)
+        # Warm the instances both concurrency levels need (cold starts are not what is measured).
+        _ws_round_trips(st.port, path, 1, 20)
+        _ws_round_trips(st.port, path, 100, 2)
+        for clients, msgs in ((1, msgs_1), (100, msgs_100)):
+            rows.append(_rt_row("Strato, $default → Node.js function → reply", clients,
+                                *_ws_round_trips(st.port, path, clients, msgs)))
+    finally:
+        st.stop()
+    if available()["sls"]:
+        off = OfflineWebsocket()
+        try:
+            _ws_round_trips(off.ws_port, "/", 1, 20)
+            _ws_round_trips(off.ws_port, "/", 100, 2)
+            for clients, msgs in ((1, msgs_1), (100, msgs_100)):
+                rows.append(_rt_row("serverless-offline 13 websocket, $default → reply", clients,
+                                    *_ws_round_trips(off.ws_port, "/", clients, msgs)))
+        finally:
+            off.stop()
+    else:
+        notes.append("serverless-offline is not installed in bench/.work: its `websocket` events were not "
+                     "measured in this run (bench/run installs it).")
+    notes.append("Idle connections: an API with no `$connect` route, so the figure is the gateway's own cost "
+                 "per connection (socket, session task, registry record, buffers). Round trips: one "
+                 "two-way `$default` route to the Node.js bench handler; clients are stdlib threads in "
+                 "the harness, each sending its next message when the previous answer arrived.")
+    return {"tables": [{"title": "WebSocket APIs", "kind": "kv", "rows": rows}], "notes": notes}
+
+
 SCENARIOS = [
     ("loadgen-headroom", "Load generator headroom", sc_loadgen_headroom),
     ("warm-invoke", "Warm invoke, Node.js, Invoke API", sc_warm_invoke),
@@ -1964,6 +2145,7 @@ SCENARIOS = [
     ("sqs-mapping", "SQS queue to function through an event source mapping", sc_sqs_mapping),
     ("sns-fanout", "SNS Publish to ten SQS subscriptions: Strato and moto", sc_sns_fanout),
     ("events-lambda", "EventBridge PutEvents to Lambda and SQS: Strato and moto", sc_events_lambda),
+    ("websocket", "WebSocket APIs: idle connections and round trips", sc_websocket),
 ]
 
 

@@ -119,6 +119,17 @@ impl DataPlane {
                     .filter(|h| h.starts_with(&format!("{api_id}.execute-api.")))
                     .unwrap_or_else(|| format!("{api_id}.execute-api.localhost"));
                 if let Some(api) = self.http_apis.live.get(&api_id) {
+                    if api.protocol == crate::http_api::model::ProtocolType::WebSocket {
+                        return crate::websocket::handle(
+                            &self.http_apis,
+                            api,
+                            &path,
+                            request,
+                            source_ip,
+                            domain,
+                        )
+                        .await;
+                    }
                     return crate::http_api::dataplane::handle(
                         &self.http_apis,
                         api,

@@ -18,3 +18,4 @@ pub mod proxy;
 pub mod public_url;
 pub mod rest_api;
 pub mod throttle;
+pub mod websocket;

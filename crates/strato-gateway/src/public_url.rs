@@ -136,6 +136,18 @@ impl UrlBase {
     }
 }
 
+impl UrlBase {
+    /// A WebSocket API's `ApiEndpoint`: the HTTP API form with `ws`/`wss`
+    /// for `http`/`https`, as AWS gives `wss://{id}.execute-api...`.
+    pub fn websocket_endpoint(&self, api_id: &str) -> String {
+        let http = self.api_endpoint(api_id);
+        match http.strip_prefix("http") {
+            Some(rest) => format!("ws{rest}"),
+            None => http,
+        }
+    }
+}
+
 /// (`host`, port) of `host[:port]` (`[::1]:9000` too).
 fn split_port(authority: &str) -> (&str, Option<&str>) {
     match authority.rsplit_once(':') {
@@ -170,6 +182,10 @@ mod tests {
         assert_eq!(
             base.api_endpoint("xyz"),
             "http://127.0.0.1:9000/_strato/execute-api/xyz"
+        );
+        assert_eq!(
+            base.websocket_endpoint("xyz"),
+            "ws://127.0.0.1:9000/_strato/execute-api/xyz"
         );
     }
 

@@ -101,6 +101,20 @@ pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Opti
     })
 }
 
+/// Invokes a Lambda authorizer (10 s at most): its answer, or why there is
+/// none (for `$context.authorizer.error`).
+pub async fn invoke_authorizer(
+    invoker: &dyn crate::invoker::LambdaInvoker,
+    invocation: crate::invoker::GatewayInvocation,
+) -> Result<bytes::Bytes, String> {
+    match tokio::time::timeout(Duration::from_secs(10), invoker.invoke(invocation)).await {
+        Ok(Ok(outcome)) if outcome.function_error.is_none() => Ok(outcome.payload),
+        Ok(Ok(_)) => Err("the authorizer function failed".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the authorizer timed out".into()),
+    }
+}
+
 /// Lambda authorizer answers cached by (API, authorizer, identity values)
 /// for the authorizer's `authorizerResultTtlInSeconds`.
 #[derive(Default)]

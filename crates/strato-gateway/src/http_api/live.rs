@@ -1,4 +1,4 @@
-//! The data plane's view of HTTP APIs: compiled route tables per stage,
+//! The data plane's view of HTTP and WebSocket APIs: compiled route tables per stage,
 //! throttles and settings, held in memory and replaced whole on every
 //! control-plane write, so a request takes no database round trip and no
 //! global lock.
@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::model::{Authorizer, Cors, HttpApi, Integration, Route, RouteSettings};
+use super::model::{
+    Authorizer, Cors, HttpApi, Integration, ProtocolType, Route, RouteSettings, Snapshot,
+};
 use crate::throttle::TokenBucket;
+use crate::websocket::SelectionExpression;
 
 /// One segment of a route path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +73,9 @@ pub struct CompiledRoute {
     pub segments: Vec<Segment>,
     /// Per-route throttle (the route's settings, or the stage's defaults).
     pub throttle: Option<Arc<TokenBucket>>,
+    /// WebSocket routes: the integration's answer goes back to the client
+    /// (a `$default` route response selected by `$default`).
+    pub two_way: bool,
 }
 
 impl CompiledRoute {
@@ -128,6 +134,8 @@ pub struct LiveStage {
     pub authorizers: HashMap<String, Authorizer>,
     pub cors: Option<Cors>,
     pub access_log: Option<AccessLog>,
+    /// WebSocket APIs: every route by its key (`$connect`, `$default`, ...).
+    pub keyed: HashMap<String, CompiledRoute>,
 }
 
 impl LiveStage {
@@ -172,6 +180,9 @@ pub struct LiveApi {
     pub name: String,
     pub disable_execute_api_endpoint: bool,
     pub stages: HashMap<String, Arc<LiveStage>>,
+    pub protocol: ProtocolType,
+    /// WebSocket APIs: how a message picks its route.
+    pub route_selection: Option<SelectionExpression>,
 }
 
 fn bucket(settings: &RouteSettings) -> Option<Arc<TokenBucket>> {
@@ -195,6 +206,7 @@ fn compile_route(route: &Route, settings: &RouteSettings) -> Option<CompiledRout
             method: None,
             segments: Vec::new(),
             throttle,
+            two_way: false,
         });
     }
     let (method, path) = route.route_key.split_once(' ')?;
@@ -203,7 +215,28 @@ fn compile_route(route: &Route, settings: &RouteSettings) -> Option<CompiledRout
         method: (method != "ANY").then(|| method.to_string()),
         segments: parse_route_path(path)?,
         throttle,
+        two_way: false,
     })
+}
+
+/// A WebSocket route: matched by its key alone.
+fn compile_websocket_route(
+    route: &Route,
+    settings: &RouteSettings,
+    snapshot: &Snapshot,
+) -> CompiledRoute {
+    let two_way = route.route_response_selection_expression.as_deref() == Some("$default")
+        && snapshot
+            .route_responses
+            .get(&route.route_id)
+            .is_some_and(|r| r.values().any(|r| r.route_response_key == "$default"));
+    CompiledRoute {
+        route: route.clone(),
+        method: None,
+        segments: Vec::new(),
+        throttle: bucket(settings),
+        two_way,
+    }
 }
 
 /// Compiles an API's deployed stages.
@@ -220,12 +253,20 @@ pub fn compile(api: &HttpApi) -> LiveApi {
         let snapshot = &deployment.snapshot;
         let mut routes = Vec::new();
         let mut default_route = None;
+        let mut keyed = HashMap::new();
         for route in snapshot.routes.values() {
             let settings = stage
                 .route_settings
                 .get(&route.route_key)
                 .map(|own| merged(own, &stage.default_route_settings))
                 .unwrap_or_else(|| stage.default_route_settings.clone());
+            if api.protocol_type == ProtocolType::WebSocket {
+                keyed.insert(
+                    route.route_key.clone(),
+                    compile_websocket_route(route, &settings, snapshot),
+                );
+                continue;
+            }
             let Some(compiled) = compile_route(route, &settings) else {
                 continue;
             };
@@ -261,6 +302,7 @@ pub fn compile(api: &HttpApi) -> LiveApi {
                     .collect(),
                 cors: snapshot.cors.clone(),
                 access_log,
+                keyed,
             }),
         );
     }
@@ -271,6 +313,11 @@ pub fn compile(api: &HttpApi) -> LiveApi {
         name: api.name.clone(),
         disable_execute_api_endpoint: api.disable_execute_api_endpoint,
         stages,
+        protocol: api.protocol_type,
+        route_selection: match api.protocol_type {
+            ProtocolType::Http => None,
+            ProtocolType::WebSocket => SelectionExpression::parse(&api.route_selection_expression),
+        },
     }
 }
 
@@ -344,6 +391,7 @@ mod tests {
             authorizers: HashMap::new(),
             cors: None,
             access_log: None,
+            keyed: HashMap::new(),
         }
     }
 

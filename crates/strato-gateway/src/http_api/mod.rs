@@ -1,7 +1,8 @@
-//! HTTP APIs (`aws apigatewayv2 ...`): the control plane ([`control`]) and
-//! the data plane ([`dataplane`]) that serves deployed stages from the
-//! in-memory [`live::LiveIndex`], rebuilt for an API after every
-//! control-plane write and loaded whole at start.
+//! HTTP and WebSocket APIs (`aws apigatewayv2 ...`): the control plane
+//! ([`control`]) and the data planes ([`dataplane`], [`crate::websocket`])
+//! that serve deployed stages from the in-memory [`live::LiveIndex`],
+//! rebuilt for an API after every control-plane write and loaded whole at
+//! start.
 
 pub mod control;
 pub mod dataplane;
@@ -41,10 +42,14 @@ pub struct HttpApiService {
     pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
     /// How the `ApiEndpoint`s handed out are formed.
     pub public_urls: PublicUrls,
+    /// WebSocket APIs' open connections.
+    pub websocket: crate::websocket::Hub,
 }
 
 impl HttpApiService {
     /// Loads every HTTP API into the live index.
+    // Each argument is a separate seam the server wires in.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         store: Arc<dyn Store>,
         invoker: Arc<dyn LambdaInvoker>,
@@ -53,6 +58,7 @@ impl HttpApiService {
         metrics: Arc<dyn ApiMetricsSink>,
         credentials: Arc<dyn CredentialLookup + Send + Sync>,
         public_urls: PublicUrls,
+        websocket_limits: crate::websocket::Limits,
     ) -> RestResult<Arc<HttpApiService>> {
         let jwks_client = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -74,6 +80,7 @@ impl HttpApiService {
             decisions: DecisionCache::default(),
             credentials,
             public_urls,
+            websocket: crate::websocket::Hub::new(websocket_limits),
         });
         for document in service.store.list_all_documents(HTTP_API_KIND).await? {
             match serde_json::from_value::<HttpApi>(document.doc) {
@@ -128,6 +135,16 @@ pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<HttpApiServ
             get(children::get::<Route>)
                 .patch(control::update_route)
                 .delete(children::delete::<Route>),
+        )
+        .route(
+            "/v2/apis/{api_id}/routes/{route_id}/routeresponses",
+            post(control::create_route_response).get(control::get_route_responses),
+        )
+        .route(
+            "/v2/apis/{api_id}/routes/{route_id}/routeresponses/{route_response_id}",
+            get(control::get_route_response)
+                .patch(control::update_route_response)
+                .delete(control::delete_route_response),
         )
         .route(
             "/v2/apis/{api_id}/integrations",

@@ -1,8 +1,10 @@
-//! HTTP APIs as stored: one store document per API (kind
+//! HTTP and WebSocket APIs as stored: one store document per API (kind
 //! [`HTTP_API_KIND`]) holding the API with its routes, integrations,
 //! authorizers, deployments and stages, so every control-plane change is
-//! one atomic document update. Members serialize in `apigatewayv2`'s wire
-//! shape (camelCase), so the control plane answers with them directly.
+//! one atomic document update. A WebSocket API is the same document with
+//! `protocol_type` WEBSOCKET (and route responses for two-way routes).
+//! Members serialize in `apigatewayv2`'s wire shape (camelCase), so the
+//! control plane answers with them directly.
 
 use crate::public_url::UrlBase;
 use std::collections::BTreeMap;
@@ -54,6 +56,13 @@ pub struct Route {
     pub target: Option<String>,
     #[serde(default)]
     pub api_gateway_managed: bool,
+    /// WebSocket routes: `$default` makes the route two-way (the
+    /// integration's answer goes back to the client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_response_selection_expression: Option<String>,
+    /// WebSocket routes: how a message's model is chosen (stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_selection_expression: Option<String>,
 }
 
 impl Route {
@@ -70,13 +79,34 @@ impl Route {
             request_parameters: BTreeMap::new(),
             target: None,
             api_gateway_managed: false,
+            route_response_selection_expression: None,
+            model_selection_expression: None,
         }
     }
 }
 
-/// `integrationType`: what an HTTP API integration calls. HTTP APIs accept
-/// only the proxy types; the REST-only ones (`AWS`, `HTTP`, `MOCK`) are
-/// refused with their own message.
+/// `protocolType`: an HTTP API or a WebSocket API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProtocolType {
+    #[default]
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "WEBSOCKET")]
+    WebSocket,
+}
+
+impl ProtocolType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolType::Http => "HTTP",
+            ProtocolType::WebSocket => "WEBSOCKET",
+        }
+    }
+}
+
+/// `integrationType`: what an integration calls. HTTP APIs accept only the
+/// proxy types; WebSocket APIs also `HTTP` (the message POSTed to an URL)
+/// and `MOCK` (answered by the integration itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IntegrationType {
     /// A Lambda function, by its ARN.
@@ -85,19 +115,30 @@ pub enum IntegrationType {
     /// An HTTP URL.
     #[serde(rename = "HTTP_PROXY")]
     HttpProxy,
+    /// An HTTP URL, non-proxy (WebSocket APIs).
+    #[serde(rename = "HTTP")]
+    Http,
+    /// No backend (WebSocket APIs).
+    #[serde(rename = "MOCK")]
+    Mock,
 }
 
 impl IntegrationType {
-    /// The type a request names, or AWS's `BadRequestException` for one
-    /// HTTP APIs do not have.
-    pub fn from_wire(value: &str) -> RestResult<IntegrationType> {
-        match value {
-            "AWS_PROXY" => Ok(IntegrationType::AwsProxy),
-            "HTTP_PROXY" => Ok(IntegrationType::HttpProxy),
-            "AWS" | "HTTP" | "MOCK" => Err(RestError::bad_request(format!(
+    /// The type a request names for an API of `protocol`, or AWS's
+    /// `BadRequestException` for one that protocol does not have.
+    pub fn from_wire(value: &str, protocol: ProtocolType) -> RestResult<IntegrationType> {
+        match (value, protocol) {
+            ("AWS_PROXY", _) => Ok(IntegrationType::AwsProxy),
+            ("HTTP_PROXY", _) => Ok(IntegrationType::HttpProxy),
+            ("HTTP", ProtocolType::WebSocket) => Ok(IntegrationType::Http),
+            ("MOCK", ProtocolType::WebSocket) => Ok(IntegrationType::Mock),
+            ("AWS", ProtocolType::WebSocket) => Err(RestError::bad_request(
+                "Integration type AWS (AWS service integrations) is not supported by Strato",
+            )),
+            ("AWS" | "HTTP" | "MOCK", ProtocolType::Http) => Err(RestError::bad_request(format!(
                 "Integration type {value} is not supported for HTTP APIs"
             ))),
-            other => Err(RestError::bad_request(format!(
+            (other, _) => Err(RestError::bad_request(format!(
                 "Invalid integration type {other}"
             ))),
         }
@@ -127,6 +168,31 @@ pub struct Integration {
     pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
     pub api_gateway_managed: bool,
+    /// WebSocket integrations: templates by content type (`MOCK` answers
+    /// with the `$default` one; `HTTP` sends it as the request body).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_templates: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_selection_expression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough_behavior: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling_strategy: Option<String>,
+}
+
+/// A WebSocket route's `RouteResponse`: with key `$default` it makes the
+/// route two-way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteResponse {
+    pub route_response_id: String,
+    pub route_response_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_selection_expression: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_models: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,6 +371,9 @@ pub struct Snapshot {
     pub integrations: BTreeMap<String, Integration>,
     pub authorizers: BTreeMap<String, Authorizer>,
     pub cors: Option<Cors>,
+    /// Route responses by route id, then by id (WebSocket APIs).
+    #[serde(default)]
+    pub route_responses: BTreeMap<String, BTreeMap<String, RouteResponse>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,6 +407,8 @@ pub struct HttpApi {
     pub account: String,
     pub region: String,
     pub name: String,
+    #[serde(default)]
+    pub protocol_type: ProtocolType,
     pub description: Option<String>,
     pub version: Option<String>,
     pub route_selection_expression: String,
@@ -353,12 +424,18 @@ pub struct HttpApi {
     pub authorizers: BTreeMap<String, Authorizer>,
     pub deployments: BTreeMap<String, Deployment>,
     pub stages: BTreeMap<String, Stage>,
+    /// Route responses by route id, then by id (WebSocket APIs).
+    #[serde(default)]
+    pub route_responses: BTreeMap<String, BTreeMap<String, RouteResponse>>,
 }
 
 impl HttpApi {
     /// The `ApiEndpoint` GetApi returns, as `base` forms it.
     pub fn endpoint(&self, base: &UrlBase) -> String {
-        base.api_endpoint(&self.api_id)
+        match self.protocol_type {
+            ProtocolType::Http => base.api_endpoint(&self.api_id),
+            ProtocolType::WebSocket => base.websocket_endpoint(&self.api_id),
+        }
     }
 
     /// The `Api` shape of GetApi / CreateApi / UpdateApi / GetApis.
@@ -372,7 +449,7 @@ impl HttpApi {
             "disableSchemaValidation": self.disable_schema_validation,
             "ipAddressType": self.ip_address_type,
             "name": self.name,
-            "protocolType": "HTTP",
+            "protocolType": self.protocol_type.as_str(),
             "routeSelectionExpression": self.route_selection_expression,
             "tags": self.tags,
         });
@@ -400,6 +477,7 @@ impl HttpApi {
             integrations: self.integrations.clone(),
             authorizers: self.authorizers.clone(),
             cors: self.cors.clone(),
+            route_responses: self.route_responses.clone(),
         }
     }
 }

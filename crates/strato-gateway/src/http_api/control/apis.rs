@@ -15,8 +15,8 @@ use super::{
 };
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::model::{
-    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, Route, RouteSettings,
-    Stage, HTTP_API_KIND,
+    new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, ProtocolType, Route,
+    RouteSettings, Stage, HTTP_API_KIND,
 };
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
@@ -38,6 +38,53 @@ pub struct ApiInput {
     target: Option<String>,
     route_key: Option<String>,
     credentials_arn: Option<String>,
+}
+
+/// What AWS refuses on a WebSocket API: no route selection expression,
+/// CORS, or quick create's target and route key.
+fn check_websocket_input(input: &ApiInput) -> RestResult<()> {
+    match input.route_selection_expression.as_deref() {
+        None | Some("") => {
+            return Err(RestError::bad_request(
+                "RouteSelectionExpression is required for WEBSOCKET APIs",
+            ))
+        }
+        Some(expression) => check_route_selection_expression(expression)?,
+    }
+    if input.cors_configuration.is_some() {
+        return Err(RestError::bad_request(
+            "CorsConfiguration is not supported for WEBSOCKET APIs",
+        ));
+    }
+    if input.target.is_some() || input.route_key.is_some() {
+        return Err(RestError::bad_request(
+            "Quick create (Target, RouteKey) is not supported for WEBSOCKET APIs",
+        ));
+    }
+    Ok(())
+}
+
+/// A WebSocket route selection expression: `$request.body.{path}` (a
+/// JSON path into the message) or the constant `${request.body.x}` form.
+fn check_route_selection_expression(expression: &str) -> RestResult<()> {
+    if crate::websocket::SelectionExpression::parse(expression).is_some() {
+        Ok(())
+    } else {
+        Err(RestError::bad_request(format!(
+            "Invalid RouteSelectionExpression {expression}: it must select from $request.body"
+        )))
+    }
+}
+
+/// `$request.header.x-api-key` or `$context.authorizer.usageIdentifierKey`,
+/// the two AWS accepts.
+fn check_api_key_selection_expression(expression: &str) -> RestResult<()> {
+    match expression {
+        "$request.header.x-api-key" | "$context.authorizer.usageIdentifierKey" => Ok(()),
+        other => Err(RestError::bad_request(format!(
+            "Invalid ApiKeySelectionExpression {other}: must be $request.header.x-api-key or $context.authorizer.usageIdentifierKey"
+        ))),
+    }
 }
 
 fn check_cors(cors: &Cors) -> RestResult<()> {
@@ -81,6 +128,10 @@ fn quick_integration(target: &str) -> RestResult<Integration> {
         request_parameters: BTreeMap::new(),
         response_parameters: BTreeMap::new(),
         api_gateway_managed: true,
+        request_templates: BTreeMap::new(),
+        template_selection_expression: None,
+        passthrough_behavior: None,
+        content_handling_strategy: None,
     })
 }
 
@@ -92,24 +143,27 @@ pub async fn create_api(
 ) -> RestResult<Response> {
     let name = input
         .name
+        .clone()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| RestError::bad_request("Name is required"))?;
-    match input.protocol_type.as_deref() {
-        Some("HTTP") => {}
-        Some("WEBSOCKET") => {
-            return Err(RestError::bad_request(
-                "WebSocket APIs are not supported by Strato yet",
-            ))
-        }
+    let protocol_type = match input.protocol_type.as_deref() {
+        Some("HTTP") => ProtocolType::Http,
+        Some("WEBSOCKET") => ProtocolType::WebSocket,
         Some(other) => {
             return Err(RestError::bad_request(format!(
                 "Invalid protocol type {other}; must be HTTP or WEBSOCKET"
             )))
         }
         None => return Err(RestError::bad_request("ProtocolType is required")),
-    }
+    };
     if let Some(cors) = &input.cors_configuration {
         check_cors(cors)?;
+    }
+    if protocol_type == ProtocolType::WebSocket {
+        check_websocket_input(&input)?;
+    }
+    if let Some(expression) = &input.api_key_selection_expression {
+        check_api_key_selection_expression(expression)?;
     }
     let now = timestamp_now();
     let mut api = HttpApi {
@@ -117,6 +171,7 @@ pub async fn create_api(
         account: caller.account_id.clone(),
         region: caller.region.clone(),
         name,
+        protocol_type,
         description: input.description,
         version: input.version,
         route_selection_expression: input
@@ -136,6 +191,7 @@ pub async fn create_api(
         authorizers: BTreeMap::new(),
         deployments: BTreeMap::new(),
         stages: BTreeMap::new(),
+        route_responses: BTreeMap::new(),
     };
     if let Some(target) = &input.target {
         let mut integration = quick_integration(target)?;
@@ -237,7 +293,20 @@ pub async fn update_api(
     if let Some(cors) = &input.cors_configuration {
         check_cors(cors)?;
     }
+    if let Some(expression) = &input.api_key_selection_expression {
+        check_api_key_selection_expression(expression)?;
+    }
     let (api, ()) = mutate(&svc, &caller, &api_id, move |api| {
+        if api.protocol_type == ProtocolType::WebSocket {
+            if let Some(expression) = &input.route_selection_expression {
+                check_route_selection_expression(expression)?;
+            }
+            if input.cors_configuration.is_some() {
+                return Err(RestError::bad_request(
+                    "CorsConfiguration is not supported for WEBSOCKET APIs",
+                ));
+            }
+        }
         patch(&mut api.name, input.name);
         patch(&mut api.description, input.description.map(Some));
         patch(&mut api.version, input.version.map(Some));

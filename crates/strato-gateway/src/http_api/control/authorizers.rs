@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::children::{self, Child};
 use super::{answer, mutate, patch, to_value, Service};
 use crate::extract::{Authenticated, RestJson};
-use crate::http_api::model::{new_id, Authorizer, AuthorizerType, HttpApi, JwtConfiguration};
+use crate::http_api::model::{
+    new_id, Authorizer, AuthorizerType, HttpApi, JwtConfiguration, ProtocolType,
+};
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -30,7 +32,41 @@ pub struct AuthorizerInput {
     identity_validation_expression: Option<String>,
 }
 
-fn check_authorizer(a: &Authorizer) -> RestResult<()> {
+/// A WebSocket API's authorizers: Lambda `REQUEST` ones without payload
+/// versions or simple responses, whose identity sources are
+/// `route.request.header.X`, `route.request.querystring.X`,
+/// `stageVariables.X` or `context.X`.
+fn check_websocket_authorizer(a: &Authorizer) -> RestResult<()> {
+    if a.authorizer_type != AuthorizerType::Request {
+        return Err(RestError::bad_request(
+            "Only REQUEST authorizers are supported for WEBSOCKET APIs",
+        ));
+    }
+    if function_arn_of_integration_uri(a.authorizer_uri.as_deref().unwrap_or("")).is_none() {
+        return Err(RestError::bad_request(format!(
+            "Invalid authorizer URI {}: must be a Lambda function invocation URI",
+            a.authorizer_uri.as_deref().unwrap_or("")
+        )));
+    }
+    if a.authorizer_payload_format_version.is_some() || a.enable_simple_responses.is_some() {
+        return Err(RestError::bad_request(
+            "AuthorizerPayloadFormatVersion and EnableSimpleResponses are not supported for WEBSOCKET APIs",
+        ));
+    }
+    for source in &a.identity_source {
+        if crate::websocket::identity_source_kind(source).is_none() {
+            return Err(RestError::bad_request(format!(
+                "Invalid identity source {source}: use route.request.header.NAME, route.request.querystring.NAME, stageVariables.NAME or context.NAME"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_authorizer(a: &Authorizer, protocol: ProtocolType) -> RestResult<()> {
+    if protocol == ProtocolType::WebSocket {
+        return check_websocket_authorizer(a);
+    }
     match a.authorizer_type {
         AuthorizerType::Request => {
             let uri = a.authorizer_uri.as_deref().unwrap_or("");
@@ -100,24 +136,25 @@ pub async fn create_authorizer(
         .name
         .ok_or_else(|| RestError::bad_request("Name is required"))?;
     let authorizer_type = AuthorizerType::from_wire(&authorizer_type)?;
-    let authorizer = Authorizer {
-        authorizer_id: new_id(6),
-        name,
-        authorizer_uri: input.authorizer_uri,
-        authorizer_payload_format_version: input.authorizer_payload_format_version,
-        authorizer_result_ttl_in_seconds: input
-            .authorizer_result_ttl_in_seconds
-            .or(is_request.then_some(0)),
-        enable_simple_responses: input
-            .enable_simple_responses
-            .or(is_request.then_some(false)),
-        identity_source: input.identity_source.unwrap_or_default(),
-        jwt_configuration: input.jwt_configuration,
-        authorizer_credentials_arn: input.authorizer_credentials_arn,
-        authorizer_type,
-    };
-    check_authorizer(&authorizer)?;
     let (_, authorizer) = mutate(&svc, &caller, &api_id, move |api| {
+        let websocket = api.protocol_type == ProtocolType::WebSocket;
+        let authorizer = Authorizer {
+            authorizer_id: new_id(6),
+            name,
+            authorizer_uri: input.authorizer_uri,
+            authorizer_payload_format_version: input.authorizer_payload_format_version,
+            authorizer_result_ttl_in_seconds: input
+                .authorizer_result_ttl_in_seconds
+                .or(is_request.then_some(0)),
+            enable_simple_responses: input
+                .enable_simple_responses
+                .or((is_request && !websocket).then_some(false)),
+            identity_source: input.identity_source.unwrap_or_default(),
+            jwt_configuration: input.jwt_configuration,
+            authorizer_credentials_arn: input.authorizer_credentials_arn,
+            authorizer_type,
+        };
+        check_authorizer(&authorizer, api.protocol_type)?;
         api.authorizers
             .insert(authorizer.authorizer_id.clone(), authorizer.clone());
         Ok(authorizer)
@@ -137,7 +174,7 @@ pub async fn update_authorizer(
         &caller,
         &api_id,
         authorizer_id,
-        move |_, mut a: Authorizer| {
+        move |api, mut a: Authorizer| {
             patch(&mut a.name, input.name);
             if let Some(v) = input.authorizer_type {
                 a.authorizer_type = AuthorizerType::from_wire(&v)?;
@@ -161,7 +198,7 @@ pub async fn update_authorizer(
                 &mut a.authorizer_credentials_arn,
                 input.authorizer_credentials_arn.map(Some),
             );
-            check_authorizer(&a)?;
+            check_authorizer(&a, api.protocol_type)?;
             Ok(a)
         },
     )

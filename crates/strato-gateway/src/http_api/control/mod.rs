@@ -7,6 +7,7 @@ mod authorizers;
 pub mod children;
 mod deployments;
 mod integrations;
+mod route_responses;
 mod routes;
 mod stages;
 
@@ -31,6 +32,10 @@ pub use apis::{
 pub use authorizers::{create_authorizer, update_authorizer, AuthorizerInput};
 pub use deployments::{create_deployment, DeploymentInput};
 pub use integrations::{create_integration, update_integration, IntegrationInput};
+pub use route_responses::{
+    create_route_response, delete_route_response, get_route_response, get_route_responses,
+    update_route_response, RouteResponseInput,
+};
 pub use routes::{create_route, delete_route_request_parameter, update_route, RouteInput};
 pub use stages::{
     create_stage, delete_access_log_settings, delete_route_settings, update_stage, StageInput,

@@ -12,7 +12,7 @@ use super::children::{self, Child};
 use super::{answer, mutate, not_found, patch, to_value, Service};
 use crate::extract::{Authenticated, RestJson};
 use crate::http_api::live::parse_route_path;
-use crate::http_api::model::{new_id, HttpApi, Route, RouteAuthorization};
+use crate::http_api::model::{new_id, HttpApi, ProtocolType, Route, RouteAuthorization};
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -26,6 +26,67 @@ pub struct RouteInput {
     operation_name: Option<String>,
     request_parameters: Option<BTreeMap<String, Value>>,
     target: Option<String>,
+    route_response_selection_expression: Option<String>,
+    model_selection_expression: Option<String>,
+}
+
+/// A route key of an API of `protocol`.
+fn check_key_for(protocol: ProtocolType, key: &str) -> RestResult<()> {
+    match protocol {
+        ProtocolType::Http => check_route_key(key),
+        ProtocolType::WebSocket => check_websocket_route_key(key),
+    }
+}
+
+/// WebSocket route keys: `$connect`, `$disconnect`, `$default`, or a
+/// custom key (what the route selection expression yields) not starting
+/// with `$`.
+fn check_websocket_route_key(key: &str) -> RestResult<()> {
+    let valid = matches!(key, "$connect" | "$disconnect" | "$default")
+        || (!key.is_empty() && key.len() <= 128 && !key.starts_with('$'));
+    if valid {
+        Ok(())
+    } else {
+        Err(RestError::bad_request(format!(
+            "Unable to create Route with RouteKey '{key}'. Route keys starting with '$' are reserved; use $connect, $disconnect, $default or a custom key."
+        )))
+    }
+}
+
+/// What only WebSocket routes have, and where: authorization and API keys
+/// on `$connect` alone, route responses selected by `$default`.
+fn check_websocket_route(api: &HttpApi, route: &Route) -> RestResult<()> {
+    if api.protocol_type != ProtocolType::WebSocket {
+        if route.route_response_selection_expression.is_some() {
+            return Err(RestError::bad_request(
+                "RouteResponseSelectionExpression is supported only for WEBSOCKET APIs",
+            ));
+        }
+        return Ok(());
+    }
+    if route.route_key != "$connect" {
+        if route.authorization_type != RouteAuthorization::None {
+            return Err(RestError::bad_request(
+                "Currently, authorization is restricted to the $connect route only",
+            ));
+        }
+        if route.api_key_required {
+            return Err(RestError::bad_request(
+                "Currently, API keys are restricted to the $connect route only",
+            ));
+        }
+    }
+    if route.authorization_type == RouteAuthorization::Jwt {
+        return Err(RestError::bad_request(
+            "AuthorizationType JWT is not supported for WEBSOCKET APIs",
+        ));
+    }
+    match route.route_response_selection_expression.as_deref() {
+        None | Some("$default") => Ok(()),
+        Some(other) => Err(RestError::bad_request(format!(
+            "Invalid RouteResponseSelectionExpression {other}: only $default is supported"
+        ))),
+    }
 }
 
 pub(super) fn check_route_key(key: &str) -> RestResult<()> {
@@ -95,7 +156,6 @@ pub async fn create_route(
     let route_key = input
         .route_key
         .ok_or_else(|| RestError::bad_request("RouteKey is required"))?;
-    check_route_key(&route_key)?;
     let route = Route {
         route_id: new_id(7),
         route_key,
@@ -107,10 +167,13 @@ pub async fn create_route(
         request_parameters: input.request_parameters.unwrap_or_default(),
         target: input.target,
         api_gateway_managed: false,
+        route_response_selection_expression: input.route_response_selection_expression,
+        model_selection_expression: input.model_selection_expression,
     };
     let raw_authorization = input.authorization_type;
     let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
         let mut route = route;
+        check_key_for(api.protocol_type, &route.route_key)?;
         if api.routes.values().any(|r| r.route_key == route.route_key) {
             return Err(RestError::conflict(format!(
                 "Route with key {} already exists for this API",
@@ -118,6 +181,7 @@ pub async fn create_route(
             )));
         }
         route.authorization_type = check_route_refs(api, &route, raw_authorization.as_deref())?;
+        check_websocket_route(api, &route)?;
         api.routes.insert(route.route_id.clone(), route.clone());
         Ok(route)
     })
@@ -131,12 +195,10 @@ pub async fn update_route(
     Path((api_id, route_id)): Path<(String, String)>,
     RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
-    if let Some(key) = &input.route_key {
-        check_route_key(key)?;
-    }
     let id = route_id.clone();
     children::update(&svc, &caller, &api_id, id, move |api, mut route: Route| {
         if let Some(key) = input.route_key {
+            check_key_for(api.protocol_type, &key)?;
             if api
                 .routes
                 .values()
@@ -154,6 +216,14 @@ pub async fn update_route(
         patch(&mut route.authorizer_id, input.authorizer_id.map(Some));
         patch(&mut route.operation_name, input.operation_name.map(Some));
         patch(&mut route.request_parameters, input.request_parameters);
+        patch(
+            &mut route.route_response_selection_expression,
+            input.route_response_selection_expression.map(Some),
+        );
+        patch(
+            &mut route.model_selection_expression,
+            input.model_selection_expression.map(Some),
+        );
         if let Some(v) = input.target {
             route.target = (!v.is_empty()).then_some(v);
         }
@@ -167,6 +237,7 @@ pub async fn update_route(
         {
             route.authorizer_id = None;
         }
+        check_websocket_route(api, &route)?;
         Ok(route)
     })
     .await

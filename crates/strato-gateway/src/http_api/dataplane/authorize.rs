@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::integrations::{v1_event, v2_event};
 use super::Exchange;
-use crate::authorizer::{jwt, read_lambda_answer, Decision};
+use crate::authorizer::{invoke_authorizer, jwt, read_lambda_answer, Decision};
 use crate::http_api::live::CompiledRoute;
 use crate::http_api::model::{Authorizer, AuthorizerType, RouteAuthorization};
 use crate::http_api::HttpApiService;
@@ -267,28 +267,15 @@ async fn lambda_authorize(
         source_account: Some(exchange.api.account.clone()),
         payload: Bytes::from(event.to_string()),
     };
-    let outcome =
-        match tokio::time::timeout(Duration::from_secs(10), svc.invoker.invoke(invocation)).await {
-            Ok(Ok(outcome)) if outcome.function_error.is_none() => outcome,
-            Ok(Ok(_)) => {
-                exchange
-                    .log
-                    .set("authorizer.error", "the authorizer function failed");
-                return Decision::Failed;
-            }
-            Ok(Err(e)) => {
-                exchange.log.set("authorizer.error", e.to_string());
-                return Decision::Failed;
-            }
-            Err(_) => {
-                exchange
-                    .log
-                    .set("authorizer.error", "the authorizer timed out");
-                return Decision::Failed;
-            }
-        };
+    let payload = match invoke_authorizer(&*svc.invoker, invocation).await {
+        Ok(payload) => payload,
+        Err(e) => {
+            exchange.log.set("authorizer.error", e);
+            return Decision::Failed;
+        }
+    };
     let simple = authorizer.enable_simple_responses == Some(true);
-    let Some(verdict) = read_lambda_answer(&outcome.payload, simple, &route_arn) else {
+    let Some(verdict) = read_lambda_answer(&payload, simple, &route_arn) else {
         exchange
             .log
             .set("authorizer.error", "the authorizer's answer is malformed");

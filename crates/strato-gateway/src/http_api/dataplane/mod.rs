@@ -57,8 +57,9 @@ fn internal_error() -> ProxyResponse {
     message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
-/// `apigw-requestid`: 16 characters as HTTP APIs make them (`ABCdEfGhIJKLmnO=`).
-fn new_request_id() -> String {
+/// `apigw-requestid`: 16 characters as HTTP APIs make them (`ABCdEfGhIJKLmnO=`);
+/// WebSocket APIs' connection, message and request ids have the same form.
+pub fn new_request_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
@@ -400,6 +401,8 @@ async fn serve(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> (ProxyRespo
         IntegrationType::HttpProxy => {
             http_integration(svc, exchange, integration, &path_parameters).await
         }
+        // WebSocket APIs' kinds: the control plane refuses them on HTTP APIs.
+        IntegrationType::Http | IntegrationType::Mock => internal_error(),
     };
     let elapsed = started.elapsed();
     exchange.integration_latency = Some(elapsed);

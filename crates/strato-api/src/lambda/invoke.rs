@@ -100,7 +100,6 @@ pub(crate) fn invocation_target(
     account: &str,
     region: &str,
     r: &strato_model::FunctionRef,
-    accounts: Option<&crate::auth::AccountDirectory>,
 ) -> Result<InvokeTarget, AwsError> {
     let not_found = || {
         AwsError::function_not_found(&qualified_function_arn(
@@ -141,7 +140,6 @@ pub(crate) fn invocation_target(
         region: region.to_string(),
         config: Arc::new(config.clone()),
         invoked_arn: qualified_function_arn(region, account, &r.name, r.qualifier.as_ref()),
-        credentials: accounts.map(|a| a.function_credentials(account, &config.role, &config.name)),
     })
 }
 
@@ -155,13 +153,7 @@ pub(super) async fn prepare(
 ) -> ApiResult<(Bytes, Arc<strato_model::FunctionRecord>, InvokeTarget)> {
     let payload = json_payload(body)?;
     let record = load(state, caller, r).await?;
-    let target = invocation_target(
-        &record,
-        &caller.account_id,
-        &caller.region,
-        r,
-        Some(&state.accounts),
-    )?;
+    let target = invocation_target(&record, &caller.account_id, &caller.region, r)?;
     Ok((payload, record, target))
 }
 

@@ -124,6 +124,42 @@ def test_a_user_limited_to_one_function_invokes_it_and_not_another(strato):
 
 
 @ENFORCE
+def test_a_second_account_invokes_a_function_only_after_add_permission(strato):
+    """Cross-account access only through the function's resource policy: the
+    second account's caller names the function by its full ARN; Strato
+    answers AWS's AccessDenied until AddPermission names that account, then
+    runs the owner's function (and an IAM user of the second account also
+    needs its own identity policy to allow it)."""
+    iam, lam = client(strato, "iam"), client(strato, "lambda")
+    deploy(lam, "shared", create_role(iam, "shared-role"),
+           'exports.handler = async (e) => ({echo: e.n});\n')
+    arn = lam.get_function(FunctionName="shared")["Configuration"]["FunctionArn"]
+    other = strato.create_account()
+    theirs = client(strato, "lambda", other["access_key_id"], other["secret_access_key"])
+    response = error_of(theirs.invoke, FunctionName=arn, Payload=b'{"n": 1}')
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{other['account_id']}:root is not authorized to perform: "
+        f"lambda:InvokeFunction on resource: {arn} because no resource-based policy allows "
+        "the lambda:InvokeFunction action")
+    lam.add_permission(FunctionName="shared", StatementId="other", Action="lambda:InvokeFunction",
+                       Principal=other["account_id"])
+    answer = theirs.invoke(FunctionName=arn, Payload=b'{"n": 2}')
+    assert json.loads(answer["Payload"].read()) == {"echo": 2}
+    # Only the ARN reaches across: by name, the caller's own account is meant.
+    assert error_of(theirs.invoke, FunctionName="shared")["Error"]["Code"] == "ResourceNotFoundException"
+    # An IAM user of the second account needs its own allow as well.
+    their_iam = client(strato, "iam", other["access_key_id"], other["secret_access_key"])
+    nothing = user_client(strato, their_iam, "eve", {"Statement": [
+        {"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}, "lambda")
+    assert error_of(nothing.invoke, FunctionName=arn)["Error"]["Code"] == "AccessDeniedException"
+    invoker = user_client(strato, their_iam, "frank", {"Statement": [
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": arn}]}, "lambda")
+    assert json.loads(invoker.invoke(FunctionName=arn, Payload=b'{"n": 3}')["Payload"].read()) == {"echo": 3}
+
+
+@ENFORCE
 def test_sqs_and_logs_answer_their_own_access_denied(strato):
     iam = client(strato, "iam")
     client(strato, "sqs").create_queue(QueueName="q")

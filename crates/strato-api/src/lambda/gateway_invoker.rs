@@ -33,7 +33,10 @@ impl EngineInvoker {
 /// The policy that governs an invocation through `r`: a version's or
 /// alias's own policy when the ARN is qualified with one, the function's
 /// otherwise.
-fn governing_policy<'a>(record: &'a FunctionRecord, r: &FunctionRef) -> Option<&'a Policy> {
+pub(super) fn governing_policy<'a>(
+    record: &'a FunctionRecord,
+    r: &FunctionRef,
+) -> Option<&'a Policy> {
     match &r.qualifier {
         None | Some(Qualifier::Latest) => Some(&record.policy),
         Some(q) => record.qualified_policies.get(&q.as_string()),

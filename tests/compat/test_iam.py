@@ -160,6 +160,32 @@ def test_a_second_account_invokes_a_function_only_after_add_permission(strato):
 
 
 @ENFORCE
+def test_a_mapping_polls_as_the_function_role(strato):
+    """CreateEventSourceMapping checks the function's execution role for what
+    polling calls, with AWS's sentence, and accepts once the role allows it."""
+    iam, lam, sqs = client(strato, "iam"), client(strato, "lambda"), client(strato, "sqs")
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName="work")["QueueUrl"],
+        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    role = create_role(iam, "poller")
+    iam.attach_role_policy(RoleName="poller", PolicyArn=BASIC)
+    deploy(lam, "worker", role)
+    response = error_of(lam.create_event_source_mapping, FunctionName="worker", EventSourceArn=queue_arn)
+    assert response["Error"]["Code"] == "InvalidParameterValueException"
+    assert response["Error"]["Message"] == \
+        "The provided execution role does not have permissions to call ReceiveMessage on SQS"
+    iam.put_role_policy(RoleName="poller", PolicyName="receive", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": queue_arn}]}))
+    response = error_of(lam.create_event_source_mapping, FunctionName="worker", EventSourceArn=queue_arn)
+    assert response["Error"]["Message"] == \
+        "The provided execution role does not have permissions to call DeleteMessage on SQS"
+    iam.attach_role_policy(RoleName="poller",
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole")
+    mapping = lam.create_event_source_mapping(FunctionName="worker", EventSourceArn=queue_arn)
+    assert mapping["EventSourceArn"] == queue_arn
+
+
+@ENFORCE
 def test_sqs_and_logs_answer_their_own_access_denied(strato):
     iam = client(strato, "iam")
     client(strato, "sqs").create_queue(QueueName="q")

@@ -337,6 +337,34 @@ impl Iam {
         verdict.allowed && !verdict.denied
     }
 
+    /// Whether the role `role_arn`, acting as session `session_name` (a
+    /// service acting with a function's execution role, as Lambda's
+    /// pollers do), may perform `action` on `resource` by its policies. A
+    /// role that does not exist may do nothing.
+    pub fn role_allows(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        let Some((account, name)) = parse_role_arn(role_arn) else {
+            return false;
+        };
+        let grants = {
+            let data = self.data.read();
+            let Some(iam) = data.accounts.get(account) else {
+                return false;
+            };
+            let Some(role) = iam.roles.get(name).filter(|r| r.arn == role_arn) else {
+                return false;
+            };
+            role_session_grants(iam, role, account, session_name, None)
+        };
+        self.decide_for(&grants, action, resource, RequestContext::new(), None)
+            .is_ok()
+    }
+
     /// Whether `access_key_id` belongs to an IAM principal whose policies
     /// are enforced (not a root key, and enforcement is on).
     pub fn governs(&self, access_key_id: &str) -> bool {

@@ -527,14 +527,40 @@ fn function_missing() -> AwsError {
 
 /// The function's timeout through the reference's qualifier, or AWS's
 /// not-found answer.
-async fn function_timeout(state: &ApiState, caller: &Caller, r: &FunctionRef) -> ApiResult<i64> {
+/// (timeout, execution role) of the function version a mapping invokes.
+async fn function_facts(
+    state: &ApiState,
+    caller: &Caller,
+    r: &FunctionRef,
+) -> ApiResult<(i64, String)> {
     let record = state
         .catalog
         .get(&caller.account_id, &caller.region, &r.name)
         .await?
         .ok_or_else(function_missing)?;
     let config = resolve_config(caller, r, &record).map_err(|_| ApiError(function_missing()))?;
-    Ok(config.timeout)
+    Ok((config.timeout, config.role.clone()))
+}
+
+/// Under `--iam enforce` a mapping polls its queue as the function's
+/// execution role, as AWS's pollers do: the role must allow what polling
+/// calls, or the mapping is refused with AWS's sentence.
+fn role_can_poll(state: &ApiState, role: &str, function: &str, queue: &str) -> ApiResult<()> {
+    if !state.iam.enforcing() {
+        return Ok(());
+    }
+    for action in ["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"] {
+        if !state
+            .iam
+            .role_allows(role, function, &format!("sqs:{action}"), queue)
+        {
+            return Err(AwsError::invalid_parameter(format!(
+                "The provided execution role does not have permissions to call {action} on SQS"
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn in_range_u32(n: Option<i64>) -> Option<u32> {
@@ -566,9 +592,10 @@ pub async fn create(
         return Err(AwsError::invalid_parameter("Unrecognized event source.").into());
     };
     let fifo = queue_arn.is_fifo();
-    let timeout = function_timeout(&state, &caller, &r).await?;
+    let (timeout, role) = function_facts(&state, &caller, &r).await?;
     let service = &state.event_source_mappings;
     let facts = service.queue(&source).ok_or_else(queue_missing)?;
+    role_can_poll(&state, &role, &r.name, &source)?;
     let batch_size = in_range_u32(req.batch_size).unwrap_or(DEFAULT_SQS_BATCH_SIZE);
     let window = in_range_u32(req.maximum_batching_window_in_seconds).unwrap_or(0);
     check_against_queue(batch_size, window, facts.fifo || fifo, &facts, timeout)?;
@@ -649,7 +676,11 @@ pub async fn update(
         account: None,
         region: None,
     };
-    let timeout = function_timeout(&state, &caller, &r).await?;
+    let (timeout, role) = function_facts(&state, &caller, &r).await?;
+    if req.function_name.is_some() {
+        // Another function polls with another role.
+        role_can_poll(&state, &role, &r.name, &next.event_source_arn)?;
+    }
     if let Some(n) = in_range_u32(req.batch_size) {
         next.batch_size = n;
     }

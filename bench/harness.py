@@ -225,7 +225,7 @@ def summary(values):
 
 
 def loadgen(url, concurrency=1, requests=None, duration=None, body=None, method=None, sigv4=False,
-            warmup=0, n_range=None, threads=1, timeout=60, close=False):
+            warmup=0, n_range=None, threads=1, timeout=60, close=False, sigv4_key="test:test"):
     args = [LOADGEN, "--url", url, "--concurrency", str(concurrency), "--threads", str(threads),
             "--timeout", str(timeout)]
     if requests is not None:
@@ -237,7 +237,7 @@ def loadgen(url, concurrency=1, requests=None, duration=None, body=None, method=
     if method:
         args += ["--method", method]
     if sigv4:
-        args += ["--sigv4", "test:test:us-east-1:lambda"]
+        args += ["--sigv4", f"{sigv4_key}:us-east-1:lambda"]
     if warmup:
         args += ["--warmup", str(warmup)]
     if n_range:
@@ -678,6 +678,68 @@ def sc_warm_invoke(ctx):
         for p in reversed(procs):
             p.stop()
     return {"tables": warm_table("Warm invoke, Invoke API, Node.js", runs, STRATO_LABEL, na), "notes": []}
+
+
+def iam_call(port, action, params):
+    """One IAM query-protocol call signed with the local account's root key; the XML answer."""
+    import urllib.parse
+    import http.client
+    body = urllib.parse.urlencode({"Action": action, "Version": "2010-05-08", **params}).encode()
+    headers = awsclient.sign_headers("POST", f"127.0.0.1:{port}", "/", [], body, "test", "test",
+                                     "us-east-1", service="iam")
+    headers["content-type"] = "application/x-www-form-urlencoded"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/", body=body, headers=headers)
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    if resp.status >= 300:
+        raise RuntimeError(f"IAM {action}: {resp.status} {text}")
+    return text
+
+
+def xml_value(text, tag):
+    start = text.index(f"<{tag}>") + len(tag) + 2
+    return text[start:text.index(f"</{tag}>", start)]
+
+
+def sc_iam_enforce(ctx):
+    """Warm invoke with IAM policy evaluation (`--iam enforce`, an IAM user's key whose policy
+    allows the invocation) vs without (`--iam off`, the root key): the cost of authorization."""
+    off = Strato("iam-off")
+    on = Strato("iam-enforce", extra_args=["--iam", "enforce"])
+    procs = [off, on]
+    try:
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        iam_call(on.port, "CreateRole", {"RoleName": ROLE.rsplit("/", 1)[1], "AssumeRolePolicyDocument": trust})
+        iam_call(on.port, "CreateUser", {"UserName": "bench"})
+        # A realistic identity: an AWS managed policy, a group, and an inline allow naming the function.
+        iam_call(on.port, "AttachUserPolicy", {"UserName": "bench",
+                 "PolicyArn": "arn:aws:iam::aws:policy/CloudWatchLogsFullAccess"})
+        iam_call(on.port, "PutUserPolicy", {"UserName": "bench", "PolicyName": "invoke", "PolicyDocument": json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Deny", "Action": "lambda:DeleteFunction", "Resource": "*"},
+                {"Effect": "Allow", "Action": ["lambda:InvokeFunction", "lambda:GetFunction"],
+                 "Resource": "arn:aws:lambda:us-east-1:000000000000:function:hello*",
+                 "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}}]})})
+        created = iam_call(on.port, "CreateAccessKey", {"UserName": "bench"})
+        key = f"{xml_value(created, 'AccessKeyId')}:{xml_value(created, 'SecretAccessKey')}"
+        off.deploy("hello", "node")
+        on.deploy("hello", "node")
+        targets = [
+            ("Strato --iam off (root key)", {"url": off.url("hello"), "body": PAYLOAD, "sigv4": True}),
+            ("Strato --iam enforce (IAM user, policies evaluated)",
+             {"url": on.url("hello"), "body": PAYLOAD, "sigv4": True, "sigv4_key": key}),
+        ]
+        runs = warm_matrix(ctx, targets)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    return {"tables": warm_table("Warm invoke, Node.js, IAM enforcement off vs on", runs,
+                                 "Strato --iam off (root key)"),
+            "notes": ["Both servers run side by side in one run; the enforce row signs with an IAM "
+                      "user's key, so every request is decided by its policies (cached per key, no DB)."]}
 
 
 def sc_warm_http(ctx):
@@ -2131,6 +2193,7 @@ SCENARIOS = [
     ("loadgen-headroom", "Load generator headroom", sc_loadgen_headroom),
     ("warm-invoke", "Warm invoke, Node.js, Invoke API", sc_warm_invoke),
     ("warm-http", "Warm invoke, Node.js, through an HTTP API", sc_warm_http),
+    ("iam-enforce", "Warm invoke with IAM enforcement off vs on", sc_iam_enforce),
     ("warm-python", "Warm invoke, Python", sc_warm_python),
     ("warm-go", "Warm invoke, Go", sc_warm_go),
     ("warm-java", "Warm invoke, Java", sc_warm_java),

@@ -11,7 +11,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from conftest import DEFAULT_ACCOUNT, REGION, make_zip
+from conftest import DEFAULT_ACCOUNT, REGION, make_zip, wait_until
 
 LAMBDA_TRUST = json.dumps({
     "Version": "2012-10-17",
@@ -124,6 +124,68 @@ def test_a_user_limited_to_one_function_invokes_it_and_not_another(strato):
 
 
 @ENFORCE
+def test_a_second_account_invokes_a_function_only_after_add_permission(strato):
+    """Cross-account access only through the function's resource policy: the
+    second account's caller names the function by its full ARN; Strato
+    answers AWS's AccessDenied until AddPermission names that account, then
+    runs the owner's function (and an IAM user of the second account also
+    needs its own identity policy to allow it)."""
+    iam, lam = client(strato, "iam"), client(strato, "lambda")
+    deploy(lam, "shared", create_role(iam, "shared-role"),
+           'exports.handler = async (e) => ({echo: e.n});\n')
+    arn = lam.get_function(FunctionName="shared")["Configuration"]["FunctionArn"]
+    other = strato.create_account()
+    theirs = client(strato, "lambda", other["access_key_id"], other["secret_access_key"])
+    response = error_of(theirs.invoke, FunctionName=arn, Payload=b'{"n": 1}')
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{other['account_id']}:root is not authorized to perform: "
+        f"lambda:InvokeFunction on resource: {arn} because no resource-based policy allows "
+        "the lambda:InvokeFunction action")
+    lam.add_permission(FunctionName="shared", StatementId="other", Action="lambda:InvokeFunction",
+                       Principal=other["account_id"])
+    answer = theirs.invoke(FunctionName=arn, Payload=b'{"n": 2}')
+    assert json.loads(answer["Payload"].read()) == {"echo": 2}
+    # Only the ARN reaches across: by name, the caller's own account is meant.
+    assert error_of(theirs.invoke, FunctionName="shared")["Error"]["Code"] == "ResourceNotFoundException"
+    # An IAM user of the second account needs its own allow as well.
+    their_iam = client(strato, "iam", other["access_key_id"], other["secret_access_key"])
+    nothing = user_client(strato, their_iam, "eve", {"Statement": [
+        {"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}, "lambda")
+    assert error_of(nothing.invoke, FunctionName=arn)["Error"]["Code"] == "AccessDeniedException"
+    invoker = user_client(strato, their_iam, "frank", {"Statement": [
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": arn}]}, "lambda")
+    assert json.loads(invoker.invoke(FunctionName=arn, Payload=b'{"n": 3}')["Payload"].read()) == {"echo": 3}
+
+
+@ENFORCE
+def test_a_mapping_polls_as_the_function_role(strato):
+    """CreateEventSourceMapping checks the function's execution role for what
+    polling calls, with AWS's sentence, and accepts once the role allows it."""
+    iam, lam, sqs = client(strato, "iam"), client(strato, "lambda"), client(strato, "sqs")
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName="work")["QueueUrl"],
+        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    role = create_role(iam, "poller")
+    iam.attach_role_policy(RoleName="poller", PolicyArn=BASIC)
+    deploy(lam, "worker", role)
+    response = error_of(lam.create_event_source_mapping, FunctionName="worker", EventSourceArn=queue_arn)
+    assert response["Error"]["Code"] == "InvalidParameterValueException"
+    assert response["Error"]["Message"] == \
+        "The provided execution role does not have permissions to call ReceiveMessage on SQS"
+    iam.put_role_policy(RoleName="poller", PolicyName="receive", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": queue_arn}]}))
+    response = error_of(lam.create_event_source_mapping, FunctionName="worker", EventSourceArn=queue_arn)
+    assert response["Error"]["Message"] == \
+        "The provided execution role does not have permissions to call DeleteMessage on SQS"
+    iam.attach_role_policy(RoleName="poller",
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole")
+    mapping = lam.create_event_source_mapping(FunctionName="worker", EventSourceArn=queue_arn)
+    assert mapping["EventSourceArn"] == queue_arn
+
+
+@ENFORCE
 def test_sqs_and_logs_answer_their_own_access_denied(strato):
     iam = client(strato, "iam")
     client(strato, "sqs").create_queue(QueueName="q")
@@ -144,14 +206,20 @@ def test_sqs_and_logs_answer_their_own_access_denied(strato):
     assert response["Error"]["Message"].endswith("with an explicit deny in an identity-based policy")
 
 
+CREDS_CODE = ("exports.handler = async () => ({id: process.env.AWS_ACCESS_KEY_ID,"
+              " secret: process.env.AWS_SECRET_ACCESS_KEY, token: process.env.AWS_SESSION_TOKEN});\n")
+
+
+def function_client(strato, creds, service: str):
+    return client(strato, service, creds["id"], creds["secret"], creds["token"])
+
+
 @ENFORCE
 def test_function_credentials_carry_only_the_execution_role(strato):
-    """A function's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY act as its role:
-    with only logs:* lambda:ListFunctions is refused; with
+    """A function's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN
+    act as its role: with only logs:* lambda:ListFunctions is refused; with
     AWSLambdaBasicExecutionRole and an inline ListFunctions allow it works."""
     iam, lam = client(strato, "iam"), client(strato, "lambda")
-    code = ("exports.handler = async () => ({id: process.env.AWS_ACCESS_KEY_ID,"
-            " secret: process.env.AWS_SECRET_ACCESS_KEY});\n")
     logs_only = create_role(iam, "logs-only")
     iam.put_role_policy(RoleName="logs-only", PolicyName="logs", PolicyDocument=json.dumps({
         "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}))
@@ -159,25 +227,61 @@ def test_function_credentials_carry_only_the_execution_role(strato):
     iam.attach_role_policy(RoleName="lister", PolicyArn=BASIC)
     iam.put_role_policy(RoleName="lister", PolicyName="list", PolicyDocument=json.dumps({
         "Statement": [{"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}]}))
-    deploy(lam, "narrow", logs_only, code)
-    deploy(lam, "wide", lister, code)
+    deploy(lam, "narrow", logs_only, CREDS_CODE)
+    deploy(lam, "wide", lister, CREDS_CODE)
 
     def creds(name):
         return json.loads(lam.invoke(FunctionName=name)["Payload"].read())
 
     narrow = creds("narrow")
-    response = error_of(client(strato, "lambda", narrow["id"], narrow["secret"]).list_functions)
+    assert narrow["id"].startswith("ASIA") and len(narrow["id"]) == 20 and narrow["token"]
+    response = error_of(function_client(strato, narrow, "lambda").list_functions)
     assert response["Error"]["Code"] == "AccessDeniedException"
     assert response["Error"]["Message"].startswith(
         f"User: arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/logs-only/narrow is not authorized "
         "to perform: lambda:ListFunctions")
-    client(strato, "logs", narrow["id"], narrow["secret"]).describe_log_groups()
+    function_client(strato, narrow, "logs").describe_log_groups()
+    # Session credentials: the key without its token is no credential.
+    response = error_of(client(strato, "logs", narrow["id"], narrow["secret"]).describe_log_groups)
+    assert response["Error"]["Code"] == "UnrecognizedClientException"
     wide = creds("wide")
-    names = [f["FunctionName"] for f in
-             client(strato, "lambda", wide["id"], wide["secret"]).list_functions()["Functions"]]
+    names = [f["FunctionName"] for f in function_client(strato, wide, "lambda").list_functions()["Functions"]]
     assert sorted(names) == ["narrow", "wide"]
-    who = client(strato, "sts", wide["id"], wide["secret"]).get_caller_identity()
+    who = function_client(strato, wide, "sts").get_caller_identity()
     assert who["Arn"] == f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/lister/wide"
+
+
+@pytest.mark.strato_args("--time-scale", "3600")
+def test_function_credentials_expire_and_their_instance_is_retired_first(strato):
+    """Instances get short-lived credentials (12 h, a scaled 12 s here) with a
+    session token, in open mode too; the instance takes no invocation once
+    they are about to expire: the next invocation runs on a new instance
+    with new credentials, while the old ones are refused as expired."""
+    lam = client(strato, "lambda")
+    deploy(lam, "short-lived", f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/placeholder", CREDS_CODE)
+
+    def creds():
+        return json.loads(lam.invoke(FunctionName="short-lived")["Payload"].read())
+
+    first = creds()
+    assert first["id"].startswith("ASIA") and first["token"]
+    assert function_client(strato, first, "sts").get_caller_identity()["Arn"] == \
+        f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/placeholder/short-lived"
+    assert creds() == first  # the warm instance keeps its credentials
+
+    def expired():
+        try:
+            function_client(strato, first, "sts").get_caller_identity()
+            return False
+        except botocore.exceptions.ClientError as e:
+            return e.response["Error"]
+
+    error = wait_until(expired, "the function's credentials to expire", deadline_seconds=60, interval=0.5)
+    assert error["Code"] == "ExpiredToken"  # STS speaks the query protocol
+    assert error["Message"] == "The security token included in the request is expired"
+    second = creds()
+    assert second["id"] != first["id"]
+    function_client(strato, second, "sts").get_caller_identity()
 
 
 @ENFORCE

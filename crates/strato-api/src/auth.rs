@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use parking_lot::{Mutex, RwLock};
 use strato_model::{AccessKey, AwsError, ErrorCode};
 use strato_sigv4::{Credential, CredentialLookup, RequestParts};
@@ -26,54 +26,40 @@ pub struct AccountDirectory {
     keys: RwLock<HashMap<String, Credential>>,
     store: Arc<dyn Store>,
     last_reload: Mutex<Option<Instant>>,
-    /// Credentials handed to functions (as a role's would be on AWS), so the
-    /// AWS SDKs inside them can call Strato as their account. Derived from a
-    /// server secret, never stored; issued keys are remembered here.
-    function_keys: FunctionKeys,
-    issued: RwLock<HashMap<String, Credential>>,
-    /// (access key id, secret) by account, role and function, so an
-    /// invocation derives nothing and takes no lock shared by every account.
-    issued_by_account: dashmap::DashMap<String, (String, String)>,
-    /// IAM users' keys and STS sessions; function keys act as a session of
-    /// the function's execution role there.
+    /// IAM users' keys, STS sessions and function instances' sessions of
+    /// their execution roles.
     iam: Arc<strato_iam::Iam>,
 }
 
-/// Derives an account's function credentials from a server secret.
-pub struct FunctionKeys {
-    secret: Vec<u8>,
+/// Function instances' credentials: STS-style sessions of the execution
+/// role, minted by IAM at each cold start.
+pub struct FunctionCredentials {
+    iam: Arc<strato_iam::Iam>,
 }
 
-impl FunctionKeys {
-    pub fn new(secret: &[u8]) -> FunctionKeys {
-        FunctionKeys {
-            secret: secret.to_vec(),
-        }
+impl FunctionCredentials {
+    pub fn new(iam: Arc<strato_iam::Iam>) -> FunctionCredentials {
+        FunctionCredentials { iam }
     }
+}
 
-    fn derive(&self, purpose: &str, account: &str) -> Vec<u8> {
-        use hmac::Mac;
-        match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.secret) {
-            Ok(mut mac) => {
-                mac.update(purpose.as_bytes());
-                mac.update(b"\0");
-                mac.update(account.as_bytes());
-                mac.finalize().into_bytes().to_vec()
-            }
-            // HMAC takes keys of any length.
-            Err(_) => Vec::new(),
+impl strato_engine::CredentialIssuer for FunctionCredentials {
+    fn issue(
+        &self,
+        account: &str,
+        role: &str,
+        function: &str,
+        lifetime: Duration,
+    ) -> strato_engine::InstanceCredentials {
+        let seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let session = self
+            .iam
+            .issue_function_session(account, role, function, seconds);
+        strato_engine::InstanceCredentials {
+            access_key_id: session.access_key_id,
+            secret_access_key: session.secret_access_key,
+            session_token: session.session_token,
         }
-    }
-
-    /// (access key id, secret access key) for a function of `account`
-    /// running as `role` (the key names both, so IAM can tell whose it is).
-    fn credentials(&self, account: &str, role: &str, function: &str) -> (String, String) {
-        use base64::Engine as _;
-        let subject = format!("{account}\0{role}\0{function}");
-        let id = hex::encode(self.derive("function-key-id", &subject)).to_uppercase();
-        let secret = base64::engine::general_purpose::STANDARD
-            .encode(self.derive("function-key-secret", &subject));
-        (format!("ASIA{}", &id[..16]), secret[..40].to_string())
     }
 }
 
@@ -82,16 +68,12 @@ const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 impl AccountDirectory {
     pub async fn load(
         store: Arc<dyn Store>,
-        function_keys: FunctionKeys,
         iam: Arc<strato_iam::Iam>,
     ) -> Result<AccountDirectory, StoreError> {
         let dir = AccountDirectory {
             keys: RwLock::new(HashMap::new()),
             store,
             last_reload: Mutex::new(None),
-            function_keys,
-            issued: RwLock::new(HashMap::new()),
-            issued_by_account: dashmap::DashMap::new(),
             iam,
         };
         dir.reload().await?;
@@ -126,7 +108,9 @@ impl AccountDirectory {
 
     /// Makes sure `access_key_id` is known if the store knows it.
     async fn ensure_known(&self, access_key_id: &str) {
-        if self.keys.read().contains_key(access_key_id) {
+        if self.keys.read().contains_key(access_key_id)
+            || self.iam.lookup_key(access_key_id).is_some()
+        {
             return;
         }
         {
@@ -140,34 +124,6 @@ impl AccountDirectory {
             tracing::warn!(error = %err, "could not reload access keys");
         }
     }
-
-    /// The credentials function `function` of `account` runs with (as
-    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`): a session of its
-    /// execution role `role`, limited to the role's policies when IAM is
-    /// enforced.
-    pub fn function_credentials(
-        &self,
-        account: &str,
-        role: &str,
-        function: &str,
-    ) -> (String, String) {
-        let subject = format!("{account}\0{role}\0{function}");
-        if let Some(issued) = self.issued_by_account.get(&subject) {
-            return issued.clone();
-        }
-        let (id, secret) = self.function_keys.credentials(account, role, function);
-        self.iam.register_role_key(&id, role, function);
-        self.issued.write().insert(
-            id.clone(),
-            Credential {
-                secret_access_key: secret.clone(),
-                account_id: account.to_string(),
-            },
-        );
-        self.issued_by_account
-            .insert(subject, (id.clone(), secret.clone()));
-        (id, secret)
-    }
 }
 
 impl CredentialLookup for AccountDirectory {
@@ -175,18 +131,13 @@ impl CredentialLookup for AccountDirectory {
         if let Some(found) = self.keys.read().get(access_key_id) {
             return Some(found.clone());
         }
-        let issued = match self.issued.read().get(access_key_id).cloned() {
-            Some(issued) => issued,
-            None => {
-                let entry = self.iam.lookup_key(access_key_id)?;
-                Credential {
-                    secret_access_key: entry.secret,
-                    account_id: entry.account,
-                }
-            }
+        let entry = self.iam.lookup_key(access_key_id)?;
+        let issued = Credential {
+            secret_access_key: entry.secret,
+            account_id: entry.account,
         };
-        // A function key (an IAM key, a session) stops working with its
-        // account.
+        // An IAM key (a session, a function's session) stops working with
+        // its account.
         self.keys
             .read()
             .values()
@@ -221,18 +172,20 @@ pub async fn authenticate(
         uri: &parts.uri,
         headers: &parts.headers,
     };
-    if let Some(scope) = strato_sigv4::credential_scope(&request_parts) {
+    let scope = strato_sigv4::credential_scope(&request_parts);
+    if let Some(scope) = &scope {
         state.accounts.ensure_known(&scope.access_key_id).await;
     }
+    let service = scope.as_ref().map(|s| s.service.as_str());
     let verified =
         match strato_sigv4::verify(&request_parts, &bytes, chrono::Utc::now(), &*state.accounts) {
             Ok(v) => v,
             Err(err) => {
                 let code = sigv4_code(err.aws_error_code());
-                return aws_error_response(&AwsError::new(code, err.message())).into_response();
+                return crate::authorize::refuse_credentials(&parts, service, code, &err.message());
             }
         };
-    if let Some(refused) = check_session(&state, &verified) {
+    if let Some(refused) = check_session(&state, &verified, &parts, service) {
         return refused;
     }
     let caller = Caller {
@@ -249,22 +202,29 @@ pub async fn authenticate(
 }
 
 /// STS session keys need their token, and stop at their expiry.
-fn check_session(state: &ApiState, verified: &strato_sigv4::VerifiedRequest) -> Option<Response> {
+fn check_session(
+    state: &ApiState,
+    verified: &strato_sigv4::VerifiedRequest,
+    parts: &axum::http::request::Parts,
+    service: Option<&str>,
+) -> Option<Response> {
     let refusal = state
         .iam
         .check_session(&verified.access_key_id, verified.session_token.as_deref())
         .err()?;
-    let error = match refusal {
-        strato_iam::SessionRefusal::InvalidToken => AwsError::new(
+    let (code, message) = match refusal {
+        strato_iam::SessionRefusal::InvalidToken => (
             ErrorCode::UnrecognizedClientException,
             "The security token included in the request is invalid.",
         ),
-        strato_iam::SessionRefusal::Expired => AwsError::new(
+        strato_iam::SessionRefusal::Expired => (
             ErrorCode::ExpiredTokenException,
             "The security token included in the request is expired",
         ),
     };
-    Some(aws_error_response(&error))
+    Some(crate::authorize::refuse_credentials(
+        parts, service, code, message,
+    ))
 }
 
 fn sigv4_code(code: &str) -> ErrorCode {

@@ -109,6 +109,66 @@ fn refuse(shape: Shape, message: String) -> Response {
     }
 }
 
+/// A request whose credentials were refused before anything was asked
+/// (a bad signature, an unknown key, a session's missing or expired
+/// token), answered in the protocol the client speaks: awsQuery services
+/// (STS, IAM, SQS's query form, CloudWatch's) with `<ErrorResponse>` and
+/// the query code (`InvalidClientTokenId`, `ExpiredToken`, ...), awsJson
+/// services with `__type`, REST services as before.
+pub(crate) fn refuse_credentials(
+    parts: &Parts,
+    service: Option<&str>,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
+    let query_code = match code {
+        ErrorCode::UnrecognizedClientException => "InvalidClientTokenId",
+        ErrorCode::ExpiredTokenException => "ExpiredToken",
+        ErrorCode::MissingAuthenticationTokenException => "MissingAuthenticationToken",
+        ErrorCode::IncompleteSignatureException => "IncompleteSignature",
+        ErrorCode::AccessDeniedException => "AccessDenied",
+        _ => "SignatureDoesNotMatch",
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let content_type = header("content-type").unwrap_or_default();
+    if let Some((prefix, _)) = header("x-amz-target").and_then(|t| t.split_once('.')) {
+        let wire = if content_type.contains("1.0") {
+            Wire::Json("application/x-amz-json-1.0")
+        } else {
+            Wire::Json("application/x-amz-json-1.1")
+        };
+        return wire.respond(Err(ServiceError {
+            status: 400,
+            query_code: (prefix == strato_sqs::TARGET_PREFIX).then_some(query_code),
+            ..ServiceError::new(code.as_str(), message)
+        }));
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded")
+        && parts.method == axum::http::Method::POST
+    {
+        let namespace = match service {
+            Some(strato_iam::IAM_SIGNING_NAME) => strato_iam::IAM_XML_NAMESPACE,
+            Some(strato_sqs::SIGNING_NAME) => strato_sqs::XML_NAMESPACE,
+            Some("sns") => strato_sns::XML_NAMESPACE,
+            Some("monitoring") => crate::observe::cloudwatch::XML_NAMESPACE,
+            _ => strato_iam::STS_XML_NAMESPACE,
+        };
+        return query_response(
+            namespace,
+            "",
+            Err(ServiceError {
+                status: if code == ErrorCode::IncompleteSignatureException {
+                    400
+                } else {
+                    403
+                },
+                ..ServiceError::new(query_code, message)
+            }),
+        );
+    }
+    aws_error_response(&AwsError::new(code, message.to_string()))
+}
+
 fn json_member(body: &[u8], member: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     value.get(member)?.as_str().map(str::to_string)

@@ -35,7 +35,7 @@ use axum::Router;
 use strato_model::AwsError;
 use strato_store::{CodeStore, FunctionCatalog};
 
-pub use auth::{AccountDirectory, Caller, FunctionKeys};
+pub use auth::{AccountDirectory, Caller, FunctionCredentials};
 pub use code_url::CodeUrlSigner;
 
 use crate::error::aws_error_response;

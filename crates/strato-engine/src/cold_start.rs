@@ -85,6 +85,7 @@ impl Engine {
         target: &InvokeTarget,
         log_stream: &str,
         initialization: &'static str,
+        credentials: Option<&crate::InstanceCredentials>,
     ) -> BTreeMap<String, String> {
         let c = &target.config;
         let plan_env = self
@@ -113,9 +114,19 @@ impl Engine {
         for (k, v) in reserved {
             env.insert(k.into(), v);
         }
-        if let Some((key, secret)) = &target.credentials {
-            env.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
-            env.insert("AWS_SECRET_ACCESS_KEY".into(), secret.clone());
+        if let Some(credentials) = credentials {
+            env.insert(
+                "AWS_ACCESS_KEY_ID".into(),
+                credentials.access_key_id.clone(),
+            );
+            env.insert(
+                "AWS_SECRET_ACCESS_KEY".into(),
+                credentials.secret_access_key.clone(),
+            );
+            env.insert(
+                "AWS_SESSION_TOKEN".into(),
+                credentials.session_token.clone(),
+            );
         }
         // A function that sets AWS_ENDPOINT_URL to "" opts out of it: its
         // SDKs then address AWS's own host names, which isolated instances
@@ -177,7 +188,18 @@ impl Engine {
             c.version,
             instance_id
         );
-        let env = self.instance_env(target, &log_stream, initialization);
+        // Minted here, once per instance (a stem cell gets them with the
+        // rest of its environment at adoption); the instance is retired
+        // before they expire.
+        let lifetime = self.config.credentials_lifetime;
+        let credentials = self
+            .credential_issuer
+            .get()
+            .map(|issuer| issuer.issue(&target.account, &c.role, &c.name, lifetime));
+        let retire_at = credentials
+            .as_ref()
+            .map(|_| Instant::now() + lifetime - crate::credentials_margin(lifetime));
+        let env = self.instance_env(target, &log_stream, initialization, credentials.as_ref());
         let version = plan.version.clone();
         let spec = InstanceSpec {
             id: sandbox_id(&instance_id),
@@ -231,6 +253,7 @@ impl Engine {
             }
         };
         instance.stem_refill = refill;
+        instance.retire_at = retire_at;
         Ok(instance)
     }
 

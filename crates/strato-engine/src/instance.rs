@@ -193,6 +193,9 @@ pub struct Instance {
     /// The stem-cell refill a cold start owes, paid after its first
     /// invocation.
     pub(crate) stem_refill: Option<crate::stem::StemRefill>,
+    /// When the instance stops taking invocations: shortly before the
+    /// credentials in its environment expire.
+    pub(crate) retire_at: Option<Instant>,
 }
 
 impl Drop for Instance {
@@ -529,6 +532,7 @@ impl Instance {
                 memory: None,
                 provisioned: None,
                 stem_refill: None,
+                retire_at: None,
             },
             init_rx: ends.init_rx,
         })
@@ -747,6 +751,12 @@ impl StemCell {
 impl Instance {
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Whether the instance may take another invocation: alive, and not
+    /// past its retirement (its credentials about to expire).
+    pub fn is_usable(&self) -> bool {
+        self.is_alive() && self.retire_at.is_none_or(|at| Instant::now() < at)
     }
 
     /// Whether the instance belongs to a live provisioned concurrency

@@ -84,7 +84,7 @@ impl Engine {
             // one (its runtime exited after answering): an ended one is
             // replaced by a fresh instance before the event is handed over.
             let mut instance = match warm.take() {
-                Some(instance) if instance.is_alive() => instance,
+                Some(instance) if instance.is_usable() => instance,
                 ended => {
                     drop(ended);
                     match self.idle_or_init_slot(&pool).await {
@@ -214,7 +214,7 @@ impl Engine {
             .filter(|mark| mark.is_current())
             .map(provisioned::ProvisionedMark::allocated);
         let stem_refill = instance.stem_refill.take();
-        if keep && instance.is_alive() {
+        if keep && instance.is_usable() {
             pool.release(instance);
         }
         drop(stem_refill);

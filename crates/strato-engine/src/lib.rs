@@ -81,6 +81,46 @@ pub struct EngineConfig {
     /// come free before it starts another anyway. Zero starts another at
     /// once, as AWS does. See `docs/architecture.md` (scale-out).
     pub scale_out_wait: Duration,
+    /// How long the credentials an instance gets at its cold start last
+    /// ([`DEFAULT_CREDENTIALS_LIFETIME`]). An instance takes no invocation
+    /// once less than [`credentials_margin`] of them is left: it is ended
+    /// and replaced, as AWS retires execution environments before their
+    /// credentials expire (a process's environment cannot be refreshed).
+    pub credentials_lifetime: Duration,
+}
+
+/// How long an instance's execution-role credentials last.
+pub const DEFAULT_CREDENTIALS_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// How long before its credentials expire an instance stops taking
+/// invocations: 1/48 of their lifetime (15 minutes of 12 hours), so an
+/// invocation that starts on it ends before they do.
+pub fn credentials_margin(lifetime: Duration) -> Duration {
+    lifetime / 48
+}
+
+/// Credentials an instance's AWS SDK signs with (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`): a session of the
+/// function's execution role, as STS issues to Lambda on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// Mints an instance's credentials (IAM, in strato-api). Called once per
+/// cold start (and stem-cell adoption), never per invocation.
+pub trait CredentialIssuer: Send + Sync {
+    /// Credentials of `function` of `account` acting as `role` (its
+    /// execution role ARN), valid for `lifetime`.
+    fn issue(
+        &self,
+        account: &str,
+        role: &str,
+        function: &str,
+        lifetime: Duration,
+    ) -> InstanceCredentials;
 }
 
 /// The scale-out wait unless configured otherwise, in milliseconds.
@@ -138,9 +178,6 @@ pub struct InvokeTarget {
     pub config: Arc<FunctionConfig>,
     /// The ARN the caller used (qualified when it was).
     pub invoked_arn: String,
-    /// (access key id, secret) the function's AWS SDK calls are signed with,
-    /// as a role's credentials are on AWS.
-    pub credentials: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -190,6 +227,9 @@ pub struct Engine {
     pools: DashMap<PoolKey, Arc<InstancePool>>,
     config: EngineConfig,
     api_endpoint: std::sync::OnceLock<ApiEndpoint>,
+    /// Mints instances' credentials (set once); without it instances get
+    /// none.
+    credential_issuer: std::sync::OnceLock<Arc<dyn CredentialIssuer>>,
     live: Arc<live::LiveInstances>,
     closing: std::sync::atomic::AtomicBool,
     concurrency: Arc<ConcurrencyLimiter>,
@@ -255,6 +295,7 @@ impl Engine {
             logs,
             pools: DashMap::new(),
             api_endpoint: std::sync::OnceLock::new(),
+            credential_issuer: std::sync::OnceLock::new(),
             live: Arc::new(live::LiveInstances::default()),
             closing: std::sync::atomic::AtomicBool::new(false),
             concurrency: Arc::new(ConcurrencyLimiter::new()),
@@ -296,6 +337,12 @@ impl Engine {
     /// before the first instance starts.
     pub fn set_sandbox_trust(&self, trust: runtimes::SandboxTrust) {
         self.runtimes.set_trust(trust);
+    }
+
+    /// Gives every instance started from now on credentials minted by
+    /// `issuer`. Set once.
+    pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
+        let _ = self.credential_issuer.set(issuer);
     }
 
     /// Reports every invocation (and throttle) to `observer`. Set once.

@@ -1,6 +1,7 @@
 //! Warm instances of one function version, reused most-recently-used first
 //! and ended after a keep-alive. Instances of a provisioned concurrency
-//! configuration are handed out before any other and never expire.
+//! configuration are handed out before any other and never expire (but
+//! every instance is ended once its credentials are about to).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ impl InstancePool {
             let mut idle = self.idle.lock();
             let mut i = 0;
             while i < idle.len() {
-                if idle[i].0.is_alive() {
+                if idle[i].0.is_usable() {
                     i += 1;
                 } else {
                     dead.push(idle.remove(i).0);
@@ -54,7 +55,7 @@ impl InstancePool {
     }
 
     pub fn release(&self, instance: Instance) {
-        if instance.is_alive() {
+        if instance.is_usable() {
             let wake = {
                 let mut idle = self.idle.lock();
                 idle.push((instance, Instant::now()));
@@ -88,7 +89,7 @@ impl InstancePool {
             let mut idle = self.idle.lock();
             let now = Instant::now();
             let (expired, kept): (Vec<_>, Vec<_>) = idle.drain(..).partition(|(i, since)| {
-                !i.is_alive() || (!i.is_provisioned() && now.duration_since(*since) >= keep_alive)
+                !i.is_usable() || (!i.is_provisioned() && now.duration_since(*since) >= keep_alive)
             });
             *idle = kept;
             (expired, idle.len())

@@ -82,13 +82,28 @@ struct Grants {
     session: Option<Arc<PolicyDocument>>,
 }
 
-/// Function keys (see strato-api's `AccountDirectory`) act as a session of
-/// the function's execution role.
+/// A function instance's credentials: a session of the function's
+/// execution role, minted at the instance's cold start and held in memory
+/// only (instances do not outlive the server).
 #[derive(Debug, Clone)]
 struct RoleKey {
+    /// The role's account.
     account: String,
     role_name: String,
     session_name: String,
+    /// What SigV4 verification accepts: the secret, the function's account,
+    /// the token and the expiry.
+    key: KeyEntry,
+}
+
+/// Credentials issued to a function instance ([`Iam::issue_function_session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSession {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Epoch seconds.
+    pub expires: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,9 +219,13 @@ impl Iam {
         self.grants.clear();
     }
 
-    /// The secret of an IAM user's key or an STS session's key.
+    /// The secret of an IAM user's key, an STS session's key or a function
+    /// instance's key.
     pub fn lookup_key(&self, access_key_id: &str) -> Option<KeyEntry> {
-        self.keys.read().get(access_key_id).cloned()
+        if let Some(entry) = self.keys.read().get(access_key_id) {
+            return Some(entry.clone());
+        }
+        self.role_keys.get(access_key_id).map(|k| k.key.clone())
     }
 
     /// Whether a request signed with `access_key_id` carrying
@@ -232,27 +251,59 @@ impl Iam {
         Ok(())
     }
 
-    /// Makes `access_key_id` (a function's credentials) act as a session of
-    /// the role `role_arn` named `session_name` (the function's name).
-    pub fn register_role_key(&self, access_key_id: &str, role_arn: &str, session_name: &str) {
-        let Some((account, role_name)) = parse_role_arn(role_arn) else {
-            return;
-        };
-        let fresh = RoleKey {
-            account: account.to_string(),
-            role_name: role_name.to_string(),
-            session_name: session_name.to_string(),
-        };
-        let changed = self
+    /// Mints the credentials of a function instance of `account` (at its
+    /// cold start): a session of the execution role `role_arn` named after
+    /// the function, valid for `lifetime` seconds, with an `ASIA` key id, a
+    /// secret and a session token the request must carry. Under
+    /// enforcement they can do what the role's policies allow (evaluated
+    /// live: a policy change applies at once), nothing when the role does
+    /// not exist. Sessions expired for an hour are forgotten here.
+    pub fn issue_function_session(
+        &self,
+        account: &str,
+        role_arn: &str,
+        function: &str,
+        lifetime: i64,
+    ) -> FunctionSession {
+        let now = now_secs();
+        let forgotten: Vec<String> = self
             .role_keys
-            .get(access_key_id)
-            .is_none_or(|k| k.role_name != fresh.role_name || k.account != fresh.account);
-        if changed {
-            self.role_keys.insert(access_key_id.to_string(), fresh);
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.grants.remove(access_key_id);
+            .iter()
+            .filter(|k| k.key.expires.is_some_and(|end| end + 3600 < now))
+            .map(|k| k.key().clone())
+            .collect();
+        for id in forgotten {
+            self.role_keys.remove(&id);
+            self.grants.remove(&id);
         }
+        let (role_account, role_name) = parse_role_arn(role_arn).unwrap_or_else(|| {
+            (
+                account,
+                role_arn.rsplit(['/', ':']).next().unwrap_or(role_arn),
+            )
+        });
+        let access_key_id: String = iam_ops::new_id("ASIA").chars().take(20).collect();
+        let session = FunctionSession {
+            access_key_id: access_key_id.clone(),
+            secret_access_key: iam_ops::new_secret(40),
+            session_token: sts_ops::new_token(),
+            expires: now + lifetime.max(1),
+        };
+        self.role_keys.insert(
+            access_key_id,
+            RoleKey {
+                account: role_account.to_string(),
+                role_name: role_name.to_string(),
+                session_name: function.to_string(),
+                key: KeyEntry {
+                    secret: session.secret_access_key.clone(),
+                    account: account.to_string(),
+                    token: Some(session.session_token.clone()),
+                    expires: Some(session.expires),
+                },
+            },
+        );
+        session
     }
 
     /// Whether `role_arn` names a role that exists and that
@@ -284,6 +335,34 @@ impl Iam {
             context: &context,
         });
         verdict.allowed && !verdict.denied
+    }
+
+    /// Whether the role `role_arn`, acting as session `session_name` (a
+    /// service acting with a function's execution role, as Lambda's
+    /// pollers do), may perform `action` on `resource` by its policies. A
+    /// role that does not exist may do nothing.
+    pub fn role_allows(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        let Some((account, name)) = parse_role_arn(role_arn) else {
+            return false;
+        };
+        let grants = {
+            let data = self.data.read();
+            let Some(iam) = data.accounts.get(account) else {
+                return false;
+            };
+            let Some(role) = iam.roles.get(name).filter(|r| r.arn == role_arn) else {
+                return false;
+            };
+            role_session_grants(iam, role, account, session_name, None)
+        };
+        self.decide_for(&grants, action, resource, RequestContext::new(), None)
+            .is_ok()
     }
 
     /// Whether `access_key_id` belongs to an IAM principal whose policies

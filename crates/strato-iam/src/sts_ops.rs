@@ -80,7 +80,7 @@ fn store_session(iam: &Iam, session: Session) -> Result<String, ServiceError> {
     Ok(id)
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     format!("IQoJb3JpZ2luX2Vj{}", new_secret(280))
 }
 

@@ -307,23 +307,44 @@ fn function_keys_act_with_the_execution_role() {
         ],
     )
     .unwrap();
-    iam.register_role_key("ASIAFUNCTION", "arn:aws:iam::111111111111:role/fn", "my-fn");
+    let session = iam.issue_function_session(
+        "111111111111",
+        "arn:aws:iam::111111111111:role/fn",
+        "my-fn",
+        900,
+    );
+    let key = session.access_key_id.as_str();
+    assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
+    assert_eq!(session.secret_access_key.len(), 40);
+    // Short-lived: the token is required, and the session ends.
+    assert_eq!(iam.check_session(key, Some(&session.session_token)), Ok(()));
     assert_eq!(
-        iam.authorize(
-            "ASIAFUNCTION",
-            "logs:PutLogEvents",
-            "*",
-            RequestContext::new()
-        ),
+        iam.check_session(key, None),
+        Err(SessionRefusal::InvalidToken)
+    );
+    let entry = iam.lookup_key(key).unwrap();
+    assert_eq!(entry.account, "111111111111");
+    assert!((899..=901).contains(&(entry.expires.unwrap() - now_secs())));
+    let ended = iam.issue_function_session(
+        "111111111111",
+        "arn:aws:iam::111111111111:role/fn",
+        "my-fn",
+        900,
+    );
+    assert_ne!(ended.access_key_id, session.access_key_id);
+    if let Some(mut k) = iam.role_keys.get_mut(&ended.access_key_id) {
+        k.key.expires = Some(now_secs() - 1);
+    }
+    assert_eq!(
+        iam.check_session(&ended.access_key_id, Some(&ended.session_token)),
+        Err(SessionRefusal::Expired)
+    );
+    assert_eq!(
+        iam.authorize(key, "logs:PutLogEvents", "*", RequestContext::new()),
         Ok(())
     );
     let denied = iam
-        .authorize(
-            "ASIAFUNCTION",
-            "lambda:ListFunctions",
-            "*",
-            RequestContext::new(),
-        )
+        .authorize(key, "lambda:ListFunctions", "*", RequestContext::new())
         .unwrap_err();
     assert!(
         denied

@@ -83,7 +83,8 @@ enum Command {
         scale_out_wait_ms: u64,
         /// For tests only: divides every asynchronous-invocation timing
         /// (retry delays of 1 and 2 minutes, back-off, maximum event ages)
-        /// by this factor. 60 makes a minute pass in a second.
+        /// and the lifetime of functions' credentials (12 hours) by this
+        /// factor. 60 makes a minute pass in a second.
         #[arg(long, env = "STRATO_TIME_SCALE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
         time_scale: u32,
         /// When an accepted event (and, later, a queue message) is durable:

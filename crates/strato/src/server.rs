@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::Rng;
-use strato_api::{AccountDirectory, ApiState, CodeUrlSigner, FunctionKeys};
+use strato_api::{AccountDirectory, ApiState, CodeUrlSigner, FunctionCredentials};
 use strato_engine::{ApiEndpoint, Engine, EngineConfig};
 use strato_model::AccessKey;
 use strato_queue::{Durability, SqliteQueueEngine};
@@ -306,14 +306,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let initial_key =
         accounts::ensure_initial_account(store.as_ref(), config.listen.ip().is_loopback()).await?;
     let code = CodeStore::open(config.data_dir.join("code"))?;
-    let function_keys =
-        FunctionKeys::new(&server_secret(store.as_ref(), "function_key_secret").await?);
     let iam = Arc::new(strato_iam::Iam::open(
         &config.data_dir.join("iam.json"),
         config.iam_enforced,
     )?);
-    let accounts =
-        Arc::new(AccountDirectory::load(store.clone(), function_keys, iam.clone()).await?);
+    let accounts = Arc::new(AccountDirectory::load(store.clone(), iam.clone()).await?);
     let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
     let observe = strato_observe::Observe::open(&config.data_dir, config.observe.clone())?;
     // Its own file: queue writes must not contend with the control plane's.
@@ -338,6 +335,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             max_event_age: config.max_event_age,
             stem_cells: config.stem_cells,
             scale_out_wait: config.scale_out_wait,
+            credentials_lifetime: strato_engine::DEFAULT_CREDENTIALS_LIFETIME
+                / config.time_scale.max(1),
         },
         code.clone(),
         observe.logs().clone(),
@@ -352,6 +351,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         } else {
             None
         };
+    engine.set_credential_issuer(Arc::new(FunctionCredentials::new(iam.clone())));
     if config.provision_sdks {
         let runtimes_dir = config.runtimes_dir.clone();
         tokio::spawn(async move {
@@ -383,7 +383,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Arc::new(strato_api::lambda::EngineInvoker::new(
             catalog.clone(),
             engine.clone(),
-            accounts.clone(),
         )),
         strato_gateway::http_backend::HttpBackend::new()
             .map_err(|e| ServerError::Gateway(e.to_string()))?,
@@ -397,11 +396,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
     let gateway_invoker: Arc<dyn strato_gateway::invoker::LambdaInvoker> = Arc::new(
-        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
+        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone()),
     );
     // Built-in services (SNS, EventBridge, S3) invoke functions through this.
     let service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents> = Arc::new(
-        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), accounts.clone()),
+        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone()),
     );
     // EventBridge and Scheduler: rule targets and schedules invoke through
     // `service_events` and the sinks; buses take async destinations'
@@ -465,7 +464,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             engine.clone(),
             Arc::new(strato_api::lambda::CatalogAsyncTargets::new(
                 catalog.clone(),
-                accounts.clone(),
             )),
         ));
     let mapping_pollers = strato_engine::event_source::SqsPollers::new(
@@ -578,7 +576,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             queues.clone(),
             Arc::new(strato_api::lambda::CatalogAsyncTargets::new(
                 state.catalog.clone(),
-                state.accounts.clone(),
             )),
             // Destinations and dead-letter targets, by the service their ARN names.
             Some(sinks.clone() as Arc<dyn strato_engine::async_invoke::EventSink>),

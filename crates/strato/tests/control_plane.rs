@@ -1758,3 +1758,83 @@ async fn changes_left_unsettled_by_a_stopped_server_settle_after_restart() {
         .await
         .unwrap();
 }
+
+/// Issue 22 with the AWS SDK for Rust: STS answers who signs (the root, a
+/// session the SDK signs with its token), an AssumeRole the trust policy
+/// does not allow is AccessDenied under `--iam enforce`, and a session key
+/// without its token is refused in the query protocol's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_answers_the_rust_sdk_and_refuses_in_its_words() {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    let server = harness::TestServer::start_with(harness::Runtimes::Shared, |config| {
+        config.iam_enforced = true;
+    })
+    .await;
+    let sts = aws_sdk_sts::Client::new(&server.sdk_config());
+    let me = sts.get_caller_identity().send().await.unwrap();
+    assert_eq!(me.account(), Some(harness::ACCOUNT));
+    assert_eq!(
+        me.arn(),
+        Some(format!("arn:aws:iam::{}:root", harness::ACCOUNT).as_str())
+    );
+
+    let role = format!("arn:aws:iam::{}:role/nobody-trusts-you", harness::ACCOUNT);
+    let denied = sts
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("s1")
+        .send()
+        .await
+        .expect_err("no trust policy lets the caller in");
+    assert_eq!(denied.code(), Some("AccessDenied"), "{denied:?}");
+    assert_eq!(
+        denied.message(),
+        Some(
+            format!(
+                "User: arn:aws:iam::{}:root is not authorized to perform: sts:AssumeRole on resource: {role}",
+                harness::ACCOUNT
+            )
+            .as_str()
+        )
+    );
+
+    let session = sts
+        .get_session_token()
+        .duration_seconds(900)
+        .send()
+        .await
+        .unwrap();
+    let creds = session.credentials().unwrap();
+    assert!(creds.access_key_id().starts_with("ASIA"));
+    let signed = |token: Option<String>| {
+        let mut config = aws_sdk_sts::config::Builder::from(&server.sdk_config());
+        config.set_credentials_provider(Some(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    creds.access_key_id(),
+                    creds.secret_access_key(),
+                    token,
+                    None,
+                    "session",
+                ),
+            ),
+        ));
+        aws_sdk_sts::Client::from_conf(config.build())
+    };
+    let with_token = signed(Some(creds.session_token().to_string()))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.arn(), me.arn());
+    let without = signed(None)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("a session key needs its token");
+    assert_eq!(without.code(), Some("InvalidClientTokenId"), "{without:?}");
+    assert_eq!(
+        without.message(),
+        Some("The security token included in the request is invalid.")
+    );
+}

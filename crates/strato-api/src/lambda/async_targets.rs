@@ -10,17 +10,14 @@ use strato_engine::async_invoke::{AsyncTarget, AsyncTargetError, AsyncTargets};
 use strato_model::{ErrorCode, EventInvokeConfig, FunctionRef, Qualifier, LATEST};
 use strato_store::FunctionCatalog;
 
-use crate::auth::AccountDirectory;
-
 /// Resolves queued events from the function catalog.
 pub struct CatalogAsyncTargets {
     catalog: Arc<FunctionCatalog>,
-    accounts: Arc<AccountDirectory>,
 }
 
 impl CatalogAsyncTargets {
-    pub fn new(catalog: Arc<FunctionCatalog>, accounts: Arc<AccountDirectory>) -> Self {
-        CatalogAsyncTargets { catalog, accounts }
+    pub fn new(catalog: Arc<FunctionCatalog>) -> Self {
+        CatalogAsyncTargets { catalog }
     }
 }
 
@@ -54,14 +51,14 @@ impl AsyncTargets for CatalogAsyncTargets {
             account: Some(account.to_string()),
             region: Some(region.to_string()),
         };
-        let target =
-            super::invoke::invocation_target(&record, account, region, &r, Some(&self.accounts))
-                .map_err(|e| match e.code {
-                    ErrorCode::ResourceNotFoundException => {
-                        AsyncTargetError::Gone(e.message.to_string())
-                    }
-                    _ => AsyncTargetError::NotReady(e.message.to_string()),
-                })?;
+        let target = super::invoke::invocation_target(&record, account, region, &r).map_err(
+            |e| match e.code {
+                ErrorCode::ResourceNotFoundException => {
+                    AsyncTargetError::Gone(e.message.to_string())
+                }
+                _ => AsyncTargetError::NotReady(e.message.to_string()),
+            },
+        )?;
         let settings = record
             .event_invoke_configs
             .get(qualifier.unwrap_or(LATEST))

@@ -624,14 +624,59 @@ fn function_missing() -> AwsError {
 
 /// The function's timeout through the reference's qualifier, or AWS's
 /// not-found answer.
-async fn function_timeout(state: &ApiState, caller: &Caller, r: &FunctionRef) -> ApiResult<i64> {
+/// (timeout, execution role) of the function version a mapping invokes.
+async fn function_facts(
+    state: &ApiState,
+    caller: &Caller,
+    r: &FunctionRef,
+) -> ApiResult<(i64, String)> {
     let record = state
         .catalog
         .get(&caller.account_id, &caller.region, &r.name)
         .await?
         .ok_or_else(function_missing)?;
     let config = resolve_config(caller, r, &record).map_err(|_| ApiError(function_missing()))?;
-    Ok(config.timeout)
+    Ok((config.timeout, config.role.clone()))
+}
+
+/// Under `--iam enforce` a mapping polls its queue as the function's
+/// execution role, as AWS's pollers do: the role must allow what polling
+/// calls, or the mapping is refused with AWS's sentence.
+fn role_can_poll(
+    state: &ApiState,
+    role: &str,
+    function: &str,
+    source: &str,
+    is_stream: bool,
+) -> ApiResult<()> {
+    if !state.iam.enforcing() {
+        return Ok(());
+    }
+    let allows = |action: &str| state.iam.role_allows(role, function, action, source);
+    if is_stream {
+        let actions = [
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:DescribeStream",
+            "dynamodb:ListStreams",
+        ];
+        if !actions.iter().all(|action| allows(action)) {
+            return Err(AwsError::invalid_parameter(format!(
+                "Cannot access stream {source}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM."
+            ))
+            .into());
+        }
+        return Ok(());
+    }
+    for action in ["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"] {
+        if !allows(&format!("sqs:{action}")) {
+            return Err(AwsError::invalid_parameter(format!(
+                "The provided execution role does not have permissions to call {action} on SQS"
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn in_range_u32(n: Option<i64>) -> Option<u32> {
@@ -669,7 +714,8 @@ pub async fn create(
         return Err(AwsError::invalid_parameter("Unrecognized event source.").into());
     }
     check_source_members(&settings, is_stream, |arn| state.sinks.serves(arn))?;
-    let timeout = function_timeout(&state, &caller, &r).await?;
+    let (timeout, role) = function_facts(&state, &caller, &r).await?;
+    role_can_poll(&state, &role, &r.name, &source, is_stream)?;
     let stream = if is_stream {
         let position = stream::starting_position(req.starting_position.as_deref(), &source)?;
         service.check_stream(&source).await?;
@@ -780,7 +826,12 @@ pub async fn update(
         account: None,
         region: None,
     };
-    let timeout = function_timeout(&state, &caller, &r).await?;
+    let (timeout, role) = function_facts(&state, &caller, &r).await?;
+    if req.function_name.is_some() {
+        // Another function polls with another role.
+        let is_stream = DynamoDbStreamArn::parse(&next.event_source_arn).is_some();
+        role_can_poll(&state, &role, &r.name, &next.event_source_arn, is_stream)?;
+    }
     if let Some(n) = in_range_u32(req.batch_size) {
         next.batch_size = n;
     }

@@ -18,33 +18,25 @@ use strato_model::response_stream::StreamedPart;
 use strato_model::{ErrorCode, FunctionRecord, FunctionRef, Qualifier};
 use strato_store::FunctionCatalog;
 
-use crate::auth::AccountDirectory;
-
 /// Invokes functions for the gateway from the catalog's in-memory view.
 pub struct EngineInvoker {
     catalog: Arc<FunctionCatalog>,
     engine: Arc<Engine>,
-    accounts: Arc<AccountDirectory>,
 }
 
 impl EngineInvoker {
-    pub fn new(
-        catalog: Arc<FunctionCatalog>,
-        engine: Arc<Engine>,
-        accounts: Arc<AccountDirectory>,
-    ) -> EngineInvoker {
-        EngineInvoker {
-            catalog,
-            engine,
-            accounts,
-        }
+    pub fn new(catalog: Arc<FunctionCatalog>, engine: Arc<Engine>) -> EngineInvoker {
+        EngineInvoker { catalog, engine }
     }
 }
 
 /// The policy that governs an invocation through `r`: a version's or
 /// alias's own policy when the ARN is qualified with one, the function's
 /// otherwise.
-fn governing_policy<'a>(record: &'a FunctionRecord, r: &FunctionRef) -> Option<&'a Policy> {
+pub(super) fn governing_policy<'a>(
+    record: &'a FunctionRecord,
+    r: &FunctionRef,
+) -> Option<&'a Policy> {
     match &r.qualifier {
         None | Some(Qualifier::Latest) => Some(&record.policy),
         Some(q) => record.qualified_policies.get(&q.as_string()),
@@ -124,14 +116,14 @@ impl EngineInvoker {
                 "no resource-based policy allows the {action} action on resource: {resource}"
             )));
         }
-        let target =
-            super::invoke::invocation_target(&record, &account, &region, &r, Some(&self.accounts))
-                .map_err(|e| match e.code {
-                    ErrorCode::ResourceNotFoundException => {
-                        InvokeFailure::FunctionNotFound(request.function_arn.clone())
-                    }
-                    _ => InvokeFailure::NotReady(e.message.to_string()),
-                })?;
+        let target = super::invoke::invocation_target(&record, &account, &region, &r).map_err(
+            |e| match e.code {
+                ErrorCode::ResourceNotFoundException => {
+                    InvokeFailure::FunctionNotFound(request.function_arn.clone())
+                }
+                _ => InvokeFailure::NotReady(e.message.to_string()),
+            },
+        )?;
         Ok(target)
     }
 }

@@ -100,7 +100,6 @@ pub(crate) fn invocation_target(
     account: &str,
     region: &str,
     r: &strato_model::FunctionRef,
-    accounts: Option<&crate::auth::AccountDirectory>,
 ) -> Result<InvokeTarget, AwsError> {
     let not_found = || {
         AwsError::function_not_found(&qualified_function_arn(
@@ -141,7 +140,6 @@ pub(crate) fn invocation_target(
         region: region.to_string(),
         config: Arc::new(config.clone()),
         invoked_arn: qualified_function_arn(region, account, &r.name, r.qualifier.as_ref()),
-        credentials: accounts.map(|a| a.function_credentials(account, &config.role, &config.name)),
     })
 }
 
@@ -155,13 +153,7 @@ pub(super) async fn prepare(
 ) -> ApiResult<(Bytes, Arc<strato_model::FunctionRecord>, InvokeTarget)> {
     let payload = json_payload(body)?;
     let record = load(state, caller, r).await?;
-    let target = invocation_target(
-        &record,
-        &caller.account_id,
-        &caller.region,
-        r,
-        Some(&state.accounts),
-    )?;
+    let target = invocation_target(&record, &caller.account_id, &caller.region, r)?;
     Ok((payload, record, target))
 }
 
@@ -205,6 +197,52 @@ fn serialized_too_large(len: usize) -> AwsError {
     )
 }
 
+/// A caller invoking another account's function by its full ARN acts in
+/// that account once the function's resource policy (AddPermission) lets
+/// the caller's account invoke it; otherwise (and for a function that does
+/// not exist) the caller stays who it is and is refused as AWS refuses it.
+async fn owner_if_permitted(
+    state: &ApiState,
+    caller: Caller,
+    name: &str,
+    qualifier: Option<&str>,
+) -> ApiResult<Caller> {
+    let Ok(r) = FunctionRef::parse(name, 256).and_then(|r| r.with_explicit_qualifier(qualifier))
+    else {
+        return Ok(caller);
+    };
+    let owner = match (&r.account, &r.region) {
+        (Some(owner), Some(region)) if *owner != caller.account_id && *region == caller.region => {
+            owner.clone()
+        }
+        _ => return Ok(caller),
+    };
+    let Some(record) = state.catalog.get(&owner, &caller.region, &r.name).await? else {
+        return Ok(caller);
+    };
+    let resource = qualified_function_arn(&caller.region, &owner, &r.name, r.qualifier.as_ref());
+    let permitted = super::gateway_invoker::governing_policy(&record, &r).is_some_and(|policy| {
+        policy.allows(&strato_model::policy::PolicyRequest {
+            principal: strato_model::policy::RequestPrincipal::Account(&caller.account_id),
+            action: "lambda:InvokeFunction",
+            resource: &resource,
+            source_arn: None,
+            source_account: None,
+            source_owner: None,
+            function_url_auth_type: None,
+            invoked_via_function_url: false,
+        })
+    });
+    Ok(if permitted {
+        Caller {
+            account_id: owner,
+            ..caller
+        }
+    } else {
+        caller
+    })
+}
+
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -216,6 +254,7 @@ pub async fn invoke(
     let kind = invocation_type(&headers)?;
     let tail_log = tail_requested(&headers)?;
     let client_context = client_context(&headers)?;
+    let caller = owner_if_permitted(&state, caller, &name, q.qualifier()).await?;
     let r = function_ref(&caller, &name, q.qualifier(), "InvokeFunction")?;
     let limit = if kind == InvocationType::Event {
         MAX_ASYNC_PAYLOAD_BYTES

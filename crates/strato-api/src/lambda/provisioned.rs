@@ -113,7 +113,6 @@ fn key(caller: &Caller, function: &str, qualifier: &str) -> ProvisionedKey {
 }
 
 fn invoke_target(
-    state: &ApiState,
     account: &str,
     region: &str,
     config: &FunctionConfig,
@@ -128,11 +127,6 @@ fn invoke_target(
             account,
             &config.name,
             Qualifier::parse(qualifier).ok().as_ref(),
-        ),
-        credentials: Some(
-            state
-                .accounts
-                .function_credentials(account, &config.role, &config.name),
         ),
     }
 }
@@ -262,13 +256,7 @@ pub async fn put(
         total_provisioned(&record),
     );
     let version = target_version(&caller, &record, &r)?;
-    let target = invoke_target(
-        &state,
-        &caller.account_id,
-        &caller.region,
-        version,
-        &qualifier,
-    );
+    let target = invoke_target(&caller.account_id, &caller.region, version, &qualifier);
     let key = key(&caller, &r.name, &qualifier);
     state.engine.provision(key.clone(), target, requested);
     Ok(json_response(
@@ -398,7 +386,7 @@ pub(crate) fn alias_moved(state: &ApiState, caller: &Caller, record: &FunctionRe
         .get(alias)
         .and_then(|a| record.version(&a.function_version));
     if let Some(version) = version {
-        let target = invoke_target(state, &caller.account_id, &caller.region, version, alias);
+        let target = invoke_target(&caller.account_id, &caller.region, version, alias);
         state
             .engine
             .provision(key(caller, record.name(), alias), target, config.requested);
@@ -428,7 +416,7 @@ pub async fn restore(state: &ApiState, records: &[FunctionRecord]) {
                 _ => None,
             };
             let Some(version) = version else { continue };
-            let target = invoke_target(state, &record.account, &record.region, version, qualifier);
+            let target = invoke_target(&record.account, &record.region, version, qualifier);
             let key = (
                 record.account.clone(),
                 record.region.clone(),

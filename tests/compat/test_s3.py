@@ -664,3 +664,41 @@ def test_cors_is_configured_validated_and_answers_preflights(shared):
         assert answer.headers["Access-Control-Expose-Headers"] == "ETag"
     s3.delete_bucket_cors(Bucket="browser")
     assert_error(error_of(s3.get_bucket_cors, Bucket="browser"), "NoSuchCORSConfiguration", 404)
+
+
+def test_multipart_objects_carry_composite_and_full_object_checksums(shared):
+    s3 = s3_client(shared)
+    s3.create_bucket(Bucket="sums")
+    parts_data = [os.urandom(5 * 1024 * 1024), b"tail"]
+
+    def upload(key, **checksum_type):
+        created = s3.create_multipart_upload(Bucket="sums", Key=key, ChecksumAlgorithm="CRC32",
+                                             **checksum_type)
+        parts = []
+        for number, data in enumerate(parts_data, start=1):
+            answer = s3.upload_part(Bucket="sums", Key=key, UploadId=created["UploadId"],
+                                    PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
+            parts.append({"PartNumber": number, "ETag": answer["ETag"],
+                          "ChecksumCRC32": answer["ChecksumCRC32"]})
+        return created, s3.complete_multipart_upload(
+            Bucket="sums", Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts})
+
+    def crc32(data):
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+    created, done = upload("composite")
+    assert created["ChecksumType"] == "COMPOSITE"
+    joined = b"".join(base64.b64decode(crc32(d)) for d in parts_data)
+    assert done["ChecksumCRC32"] == f"{crc32(joined)}-2"
+    assert done["ChecksumType"] == "COMPOSITE"
+    created, done = upload("full", ChecksumType="FULL_OBJECT")
+    assert done["ChecksumCRC32"] == crc32(b"".join(parts_data))
+    assert done["ChecksumType"] == "FULL_OBJECT"
+    # boto3 checks a full-object checksum against the body it reads.
+    got = s3.get_object(Bucket="sums", Key="full", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32"] == done["ChecksumCRC32"]
+    assert got["Body"].read() == b"".join(parts_data)
+    assert_error(error_of(s3.create_multipart_upload, Bucket="sums", Key="x",
+                          ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"),
+                 "InvalidRequest", 400,
+                 "The FULL_OBJECT checksum type cannot be used with the sha256 checksum algorithm.")

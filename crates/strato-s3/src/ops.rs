@@ -1200,9 +1200,12 @@ impl S3 for SharedStore {
         let bucket = s.bucket(&req, &req.input.bucket)?;
         check_key(&req.input.key)?;
         let input = req.input;
-        if let Some(a) = &input.checksum_algorithm {
-            Algorithm::parse(a.as_str()).ok_or_else(checksum::unsupported)?;
-        }
+        let algorithm = input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| Algorithm::parse(a.as_str()).ok_or_else(checksum::unsupported))
+            .transpose()?;
+        let mode = multipart_checksum_type(algorithm, input.checksum_type.as_ref())?;
         let mut meta = object_meta(
             input.content_type.map(|c| c.to_string()),
             input.content_encoding,
@@ -1217,6 +1220,10 @@ impl S3 for SharedStore {
             .map(parse_tagging)
             .transpose()?
             .unwrap_or_default();
+        // The algorithm the object's checksum will be of; its value is
+        // known at completion.
+        meta.checksum = algorithm.map(|a| (a.name().to_string(), String::new()));
+        meta.checksum_type = mode.clone();
         let upload = UploadRow {
             upload_id: uuid::Uuid::new_v4().simple().to_string(),
             bucket: bucket.name.clone(),
@@ -1230,6 +1237,7 @@ impl S3 for SharedStore {
             key: Some(input.key),
             upload_id: Some(upload.upload_id),
             checksum_algorithm: input.checksum_algorithm,
+            checksum_type: mode.map(ChecksumType::from),
             ..Default::default()
         }))
     }
@@ -1432,7 +1440,17 @@ impl S3 for SharedStore {
                 return Err(precondition_failed("If-None-Match"));
             }
         }
-        let mut pending = s.blobs.begin(None).await.map_err(internal)?;
+        let algorithm = upload
+            .meta
+            .checksum
+            .as_ref()
+            .and_then(|(name, _)| Algorithm::parse(name));
+        let full_object = upload.meta.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
+        let mut pending = s
+            .blobs
+            .begin(algorithm.filter(|_| full_object))
+            .await
+            .map_err(internal)?;
         let mut md5s = md5::Md5::new();
         for part in &chosen {
             s.blobs
@@ -1449,6 +1467,17 @@ impl S3 for SharedStore {
         let written = s.blobs.commit(pending).await.map_err(internal)?;
         let mut meta = upload.meta.clone();
         meta.parts_count = Some(i32::try_from(chosen.len()).unwrap_or(i32::MAX));
+        meta.checksum = match (algorithm, full_object) {
+            (Some(_), true) => written
+                .checksum
+                .clone()
+                .map(|(a, v)| (a.name().to_string(), v)),
+            (Some(a), false) => composite_checksum(a, &chosen).map(|v| (a.name().to_string(), v)),
+            (None, _) => None,
+        };
+        if meta.checksum.is_none() {
+            meta.checksum_type = None;
+        }
         let row = ObjectRow {
             bucket: bucket.name.clone(),
             key: upload.key.clone(),
@@ -1468,12 +1497,19 @@ impl S3 for SharedStore {
         }
         s.notify(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
             .await;
+        let sums = checksum_fields(&row.meta);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(bucket.name.clone()),
             key: Some(row.key.clone()),
             e_tag: Some(etag(&row.etag)),
             location: Some(format!("/{}/{}", bucket.name, row.key)),
             version_id: ObjectStore::version_out(&bucket, &row.version_id),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
             ..Default::default()
         }))
     }
@@ -1975,6 +2011,67 @@ async fn delete_one(
             })
         }
     }
+}
+
+/// The checksum type of a multipart upload, checked as AWS does: CRCs
+/// may be either (CRC64NVME only `FULL_OBJECT`), SHAs only `COMPOSITE`.
+fn multipart_checksum_type(
+    algorithm: Option<Algorithm>,
+    asked: Option<&ChecksumType>,
+) -> S3Result<Option<String>> {
+    let Some(algorithm) = algorithm else {
+        return match asked {
+            Some(_) => Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            )),
+            None => Ok(None),
+        };
+    };
+    let name = algorithm.name().to_ascii_lowercase();
+    let mode = match asked.map(ChecksumType::as_str) {
+        Some(mode) => mode.to_string(),
+        None if algorithm == Algorithm::Crc64Nvme => ChecksumType::FULL_OBJECT.to_string(),
+        None => ChecksumType::COMPOSITE.to_string(),
+    };
+    match mode.as_str() {
+        ChecksumType::COMPOSITE if algorithm == Algorithm::Crc64Nvme => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The COMPOSITE checksum type cannot be used with the {name} checksum algorithm."
+            ),
+        )),
+        ChecksumType::FULL_OBJECT if !algorithm.is_crc() => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The FULL_OBJECT checksum type cannot be used with the {name} checksum algorithm."
+            ),
+        )),
+        ChecksumType::COMPOSITE | ChecksumType::FULL_OBJECT => Ok(Some(mode)),
+        _ => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Value for x-amz-checksum-type header is invalid.",
+        )),
+    }
+}
+
+/// A `COMPOSITE` checksum: the checksum of the parts' checksums, then
+/// `-N`; none when a part has no checksum of that algorithm.
+fn composite_checksum(algorithm: Algorithm, parts: &[&PartRow]) -> Option<String> {
+    use base64::Engine as _;
+    let mut hasher = checksum::Hasher::new(Some(algorithm));
+    for part in parts {
+        let (name, value) = part.checksum.as_ref()?;
+        if Algorithm::parse(name) != Some(algorithm) {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()?;
+        hasher.update(&raw);
+    }
+    let (_, value) = hasher.finish()?;
+    Some(format!("{value}-{}", parts.len()))
 }
 
 fn upload_of(

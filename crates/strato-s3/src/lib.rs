@@ -104,7 +104,7 @@ impl S3Server {
                 Err(refusal) => {
                     let mut members = vec![("Code", refusal.code.to_string())];
                     members.push(("Message", refusal.message));
-                    members.extend(refusal.members.into_iter().map(|(k, v)| (k, v)));
+                    members.extend(refusal.members);
                     xml_error(refusal.status, &members)
                 }
             };
@@ -180,6 +180,15 @@ pub(crate) fn with_members(mut err: S3Error, members: &[(&str, &str)]) -> S3Erro
     }
     err.set_headers(headers);
     err
+}
+
+/// An error with its message and the members AWS adds to it.
+pub(crate) fn error_with(
+    code: S3ErrorCode,
+    message: &'static str,
+    members: &[(&str, &str)],
+) -> S3Error {
+    with_members(S3Error::with_message(code, message), members)
 }
 
 fn xml_escape(s: &str) -> String {

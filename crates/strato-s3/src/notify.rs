@@ -551,6 +551,41 @@ mod tests {
         assert!(filters_overlap(&rules("", ".jpg"), &rules("", "b.jpg")));
     }
 
+    fn event(name: &str) -> ObjectEvent {
+        ObjectEvent {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            key: "uploads/my photo.jpg".into(),
+            name: name.into(),
+            size: Some(3),
+            etag: Some("abc".into()),
+            version_id: Some("null".into()),
+            sequencer: "0000000000000001".into(),
+            request_id: "R".into(),
+            event_time: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn eventbridge_events_name_their_reason_and_keep_keys_unencoded() {
+        let created = bridge_event(&event("ObjectCreated:CompleteMultipartUpload")).unwrap();
+        assert_eq!(created.source, "aws.s3");
+        assert_eq!(created.detail_type, "Object Created");
+        assert_eq!(created.resources, vec!["arn:aws:s3:::b".to_string()]);
+        assert_eq!(created.detail["reason"], "CompleteMultipartUpload");
+        assert_eq!(created.detail["object"]["key"], "uploads/my photo.jpg");
+        assert_eq!(created.detail["object"]["etag"], "abc");
+        assert!(created.detail["object"].get("version-id").is_none());
+        let mut marker = event("ObjectRemoved:DeleteMarkerCreated");
+        marker.version_id = Some("v2".into());
+        let deleted = bridge_event(&marker).unwrap();
+        assert_eq!(deleted.detail_type, "Object Deleted");
+        assert_eq!(deleted.detail["deletion-type"], "Delete Marker Created");
+        assert_eq!(deleted.detail["object"]["version-id"], "v2");
+        assert!(bridge_event(&event("ObjectTagging:Put")).is_none());
+    }
+
     #[test]
     fn records_are_version_2_1_with_encoded_keys() {
         let event = ObjectEvent {

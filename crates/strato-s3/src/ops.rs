@@ -19,7 +19,7 @@ use crate::checksum::{self, Algorithm};
 use crate::meta::{BucketDoc, BucketRow, Meta, ObjectMeta, ObjectRow, PartRow, UploadRow};
 use crate::names::{url_encode, valid_bucket_name, MAX_KEY_BYTES};
 use crate::notify::{Notifier, ObjectEvent};
-use crate::{with_members, Accounts, SharedStore};
+use crate::{error_with, Accounts, SharedStore};
 
 /// Buckets, objects and their content.
 pub struct ObjectStore {
@@ -43,39 +43,30 @@ pub(crate) fn internal(err: impl std::fmt::Display) -> S3Error {
 }
 
 fn no_such_bucket(name: &str) -> S3Error {
-    with_members(
-        S3Error::with_message(
-            S3ErrorCode::NoSuchBucket,
-            "The specified bucket does not exist",
-        ),
+    error_with(
+        S3ErrorCode::NoSuchBucket,
+        "The specified bucket does not exist",
         &[("BucketName", name)],
     )
 }
 
 pub(crate) fn no_such_key(key: &str) -> S3Error {
-    with_members(
-        S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist."),
+    error_with(
+        S3ErrorCode::NoSuchKey,
+        "The specified key does not exist.",
         &[("Key", key)],
     )
 }
 
 fn no_such_upload(upload_id: &str) -> S3Error {
-    with_members(
-        S3Error::with_message(
-            S3ErrorCode::NoSuchUpload,
-            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
-        ),
-        &[("UploadId", upload_id)],
-    )
+    error_with(S3ErrorCode::NoSuchUpload, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", &[("UploadId", upload_id)])
 }
 
 /// A failed precondition, naming the header (`Condition`) as AWS does.
 fn precondition_failed(condition: &str) -> S3Error {
-    with_members(
-        S3Error::with_message(
-            S3ErrorCode::PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold",
-        ),
+    error_with(
+        S3ErrorCode::PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold",
         &[("Condition", condition)],
     )
 }
@@ -245,11 +236,9 @@ impl ObjectStore {
             Some(v) => {
                 let row = self.meta.version(bucket, key, v).map_err(internal)?;
                 let row = row.ok_or_else(|| {
-                    with_members(
-                        S3Error::with_message(
-                            S3ErrorCode::NoSuchVersion,
-                            "The specified version does not exist.",
-                        ),
+                    error_with(
+                        S3ErrorCode::NoSuchVersion,
+                        "The specified version does not exist.",
                         &[("Key", key), ("VersionId", v)],
                     )
                 })?;
@@ -516,13 +505,7 @@ impl S3 for SharedStore {
         if !s.meta.create_bucket(&row).map_err(internal)? {
             let existing = s.meta.bucket(&name).map_err(internal)?;
             return Err(match existing {
-                Some(b) if b.account == account => with_members(
-                    S3Error::with_message(
-                        S3ErrorCode::BucketAlreadyOwnedByYou,
-                        "Your previous request to create the named bucket succeeded and you already own it.",
-                    ),
-                    &[("BucketName", &name)],
-                ),
+                Some(b) if b.account == account => error_with(S3ErrorCode::BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.", &[("BucketName", &name)]),
                 _ => S3Error::with_message(
                     S3ErrorCode::BucketAlreadyExists,
                     "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
@@ -541,11 +524,9 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         if !s.meta.delete_bucket(&bucket.name).map_err(internal)? {
-            return Err(with_members(
-                S3Error::with_message(
-                    S3ErrorCode::BucketNotEmpty,
-                    "The bucket you tried to delete is not empty",
-                ),
+            return Err(error_with(
+                S3ErrorCode::BucketNotEmpty,
+                "The bucket you tried to delete is not empty",
                 &[("BucketName", &bucket.name)],
             ));
         }
@@ -1863,11 +1844,9 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let config = s.cors_config(&bucket.name).ok_or_else(|| {
-            with_members(
-                S3Error::with_message(
-                    S3ErrorCode::NoSuchCORSConfiguration,
-                    "The CORS configuration does not exist",
-                ),
+            error_with(
+                S3ErrorCode::NoSuchCORSConfiguration,
+                "The CORS configuration does not exist",
                 &[("BucketName", &bucket.name)],
             )
         })?;
@@ -1917,11 +1896,9 @@ impl S3 for SharedStore {
             .bucket_doc(&bucket.name, BucketDoc::Policy)
             .map_err(internal)?
             .ok_or_else(|| {
-                with_members(
-                    S3Error::with_message(
-                        S3ErrorCode::NoSuchBucketPolicy,
-                        "The bucket policy does not exist",
-                    ),
+                error_with(
+                    S3ErrorCode::NoSuchBucketPolicy,
+                    "The bucket policy does not exist",
                     &[("BucketName", &bucket.name)],
                 )
             })?;

@@ -311,7 +311,7 @@ def test_aws_cli_syncs_a_nested_tree_with_a_large_file_and_back(strato, tmp_path
     (up / "top.txt").write_text("top")
     (up / "a" / "mid.txt").write_text("mid")
     (up / "a" / "b" / "deep.txt").write_text("deep")
-    (up / "a" / "b" / "large.bin").write_bytes(os.urandom(20 * 1024 * 1024))
+    (up / "a" / "b" / "large.bin").write_bytes(os.urandom(100 * 1024 * 1024))
     strato.aws("s3", "mb", "s3://synced").check()
     strato.aws("s3", "sync", str(up), "s3://synced/tree").check()
     listing = strato.aws("s3", "ls", "--recursive", "s3://synced/").check().stdout
@@ -412,3 +412,293 @@ def test_a_function_is_invoked_with_the_2_1_record_once_its_policy_allows_s3(str
     assert record["s3"]["object"]["key"] == "uploads/a.jpg"
     assert record["s3"]["object"]["size"] == 5
     assert record["s3"]["bucket"]["name"] == "uploads-bucket"
+
+
+# ---- One server for the tests below (module-scoped: each start costs CI time).
+
+@pytest.fixture(scope="module")
+def shared(strato_binary):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from conftest import _start, _stop
+
+    root = Path(tempfile.mkdtemp(prefix="strato-compat-s3-"))
+    server = _start(strato_binary, root)
+    try:
+        yield server
+    finally:
+        _stop(server.proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def client_of(strato, service):
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    return session.client(service, endpoint_url=strato.endpoint,
+                          config=Config(retries={"max_attempts": 0}))
+
+
+def code_sha(zip_bytes: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+
+
+def test_functions_and_layers_take_their_code_from_s3_objects_and_versions(shared, tmp_path):
+    s3 = s3_client(shared)
+    client = shared.lambda_client()
+    s3.create_bucket(Bucket="code-bucket")
+    s3.put_bucket_versioning(Bucket="code-bucket", VersioningConfiguration={"Status": "Enabled"})
+    v1 = make_zip({"index.js": 'exports.handler = async () => "v1";\n'})
+    v2 = make_zip({"index.js": 'exports.handler = async () => "v2";\n'})
+    first = s3.put_object(Bucket="code-bucket", Key="fn.zip", Body=v1)["VersionId"]
+    s3.put_object(Bucket="code-bucket", Key="fn.zip", Body=v2)
+    made = client.create_function(
+        FunctionName="from-s3", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+        Code={"S3Bucket": "code-bucket", "S3Key": "fn.zip", "S3ObjectVersion": first})
+    assert made["CodeSha256"] == code_sha(v1)
+    assert made["CodeSize"] == len(v1)
+    client.get_waiter("function_active_v2").wait(FunctionName="from-s3")
+    answer = client.invoke(FunctionName="from-s3", Payload=b"{}")
+    assert json.loads(answer["Payload"].read()) == "v1"
+    # The AWS CLI's shorthand, latest version.
+    updated = json.loads(shared.aws(
+        "lambda", "update-function-code", "--function-name", "from-s3",
+        "--s3-bucket", "code-bucket", "--s3-key", "fn.zip").check().stdout)
+    assert updated["CodeSha256"] == code_sha(v2)
+    cli = json.loads(shared.aws(
+        "lambda", "create-function", "--function-name", "from-s3-cli", "--runtime", "nodejs20.x",
+        "--role", ROLE, "--handler", "index.handler",
+        "--code", f"S3Bucket=code-bucket,S3Key=fn.zip,S3ObjectVersion={first}").check().stdout)
+    assert cli["CodeSha256"] == code_sha(v1)
+    layer = client.publish_layer_version(
+        LayerName="from-s3", Content={"S3Bucket": "code-bucket", "S3Key": "fn.zip"})
+    assert layer["Content"]["CodeSha256"] == code_sha(v2)
+
+    def refused(code, message):
+        response = error_of(client.create_function, FunctionName="nope", Runtime="nodejs20.x",
+                            Role=ROLE, Handler="index.handler", Code=code)
+        assert_error(response, "InvalidParameterValueException", 400, message)
+
+    refused({"S3Bucket": "no-such-code-bucket", "S3Key": "fn.zip"},
+            "Error occurred while GetObject. S3 Error Code: NoSuchBucket. "
+            "S3 Error Message: The specified bucket does not exist")
+    refused({"S3Bucket": "code-bucket", "S3Key": "missing.zip"},
+            "Error occurred while GetObject. S3 Error Code: NoSuchKey. "
+            "S3 Error Message: The specified key does not exist.")
+    refused({"S3Bucket": "code-bucket", "S3Key": "fn.zip", "S3ObjectVersion": "0" * 32},
+            "Error occurred while GetObject. S3 Error Code: NoSuchVersion. "
+            "S3 Error Message: The specified version does not exist.")
+
+
+def test_overlapping_notification_rules_are_refused(shared):
+    s3 = s3_client(shared)
+    sqs = sqs_client(shared)
+    s3.create_bucket(Bucket="overlaps")
+    sqs.create_queue(QueueName="overlap-q")
+    arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:overlap-q"
+
+    def put(*configs):
+        return s3.put_bucket_notification_configuration(
+            Bucket="overlaps", NotificationConfiguration={"QueueConfigurations": list(configs)})
+
+    def rule(events, prefix=None):
+        config = {"QueueArn": arn, "Events": events}
+        if prefix is not None:
+            config["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
+        return config
+
+    assert_error(error_of(put, rule(["s3:ObjectCreated:*"]), rule(["s3:ObjectCreated:Put"])),
+                 "InvalidArgument", 400,
+                 "Configurations overlap. Configurations on the same bucket cannot share a common event type.")
+    assert_error(error_of(put, rule(["s3:ObjectCreated:*"], "a/"), rule(["s3:ObjectCreated:Put"], "a/b")),
+                 "InvalidArgument", 400,
+                 "Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules "
+                 "if the prefixes are overlapping for the same event type.")
+    put(rule(["s3:ObjectCreated:*"], "a/"), rule(["s3:ObjectCreated:*"], "b/"),
+        rule(["s3:ObjectRemoved:*"]))
+    # The extra members AWS puts in the error, as boto3 reads them.
+    bad = error_of(s3.put_bucket_notification_configuration, Bucket="overlaps",
+                   NotificationConfiguration={"QueueConfigurations": [
+                       {"QueueArn": "invalid-queue", "Events": ["s3:ObjectCreated:*"]}]})
+    assert bad["Error"]["ArgumentName"] == "Queue"
+    assert bad["Error"]["ArgumentValue"] == "invalid-queue"
+
+
+def test_errors_carry_the_members_aws_adds(shared):
+    s3 = s3_client(shared)
+    s3.create_bucket(Bucket="members")
+    missing = error_of(s3.get_object, Bucket="no-such-members", Key="k")["Error"]
+    assert missing["BucketName"] == "no-such-members"
+    key = error_of(s3.get_object, Bucket="members", Key="a key")["Error"]
+    assert (key["Code"], key["Key"]) == ("NoSuchKey", "a key")
+    s3.put_object(Bucket="members", Key="k", Body=b"x")
+    failed = error_of(s3.put_object, Bucket="members", Key="k", Body=b"y", IfMatch='"nope"')
+    assert_error(failed, "PreconditionFailed", 412)
+    assert failed["Error"]["Condition"] == "If-Match"
+    assert error_of(s3.delete_bucket, Bucket="members")["Error"]["BucketName"] == "members"
+    upload = error_of(s3.abort_multipart_upload, Bucket="members", Key="k", UploadId="fakeid")
+    assert upload["Error"]["UploadId"] == "fakeid"
+
+
+def test_sns_destinations_reach_a_subscribed_queue(shared):
+    s3 = s3_client(shared)
+    sqs = sqs_client(shared)
+    sns = client_of(shared, "sns")
+    topic = sns.create_topic(Name="s3-topic")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="s3-topic-q")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs",
+                  Endpoint=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:s3-topic-q")
+    s3.create_bucket(Bucket="topical")
+    s3.put_bucket_notification_configuration(Bucket="topical", NotificationConfiguration={
+        "TopicConfigurations": [{"Id": "t", "TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]})
+    s3.put_object(Bucket="topical", Key="doc.txt", Body=b"doc")
+    messages = []
+
+    def received():
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages.extend(json.loads(m["Body"]) for m in got.get("Messages", []))
+        return len(messages) >= 2
+
+    wait_until(received, "the test event and the record through SNS")
+    assert all(m["Type"] == "Notification" and m["TopicArn"] == topic for m in messages)
+    test, record = (json.loads(m["Message"]) for m in messages)
+    assert test["Event"] == "s3:TestEvent" and test["Bucket"] == "topical"
+    record = record["Records"][0]
+    assert record["eventName"] == "ObjectCreated:Put"
+    assert record["s3"]["configurationId"] == "t"
+    assert record["s3"]["object"]["key"] == "doc.txt"
+
+
+def test_eventbridge_gets_object_created_and_deleted_events(shared):
+    s3 = s3_client(shared)
+    sqs = sqs_client(shared)
+    events = client_of(shared, "events")
+    queue_url = sqs.create_queue(QueueName="s3-bus")["QueueUrl"]
+    events.put_rule(Name="s3-objects", EventPattern=json.dumps(
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": ["bridged"]}}}))
+    events.put_targets(Rule="s3-objects", Targets=[
+        {"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:s3-bus"}])
+    s3.create_bucket(Bucket="bridged")
+    s3.create_bucket(Bucket="not-bridged")
+    s3.put_object(Bucket="bridged", Key="before", Body=b"not yet enabled")
+    s3.put_bucket_notification_configuration(
+        Bucket="bridged", NotificationConfiguration={"EventBridgeConfiguration": {}})
+    stored = s3.get_bucket_notification_configuration(Bucket="bridged")
+    assert stored["EventBridgeConfiguration"] == {}
+    s3.put_object(Bucket="not-bridged", Key="k", Body=b"never")
+    s3.put_object(Bucket="bridged", Key="dir/a b.txt", Body=b"hello")
+    s3.delete_object(Bucket="bridged", Key="dir/a b.txt")
+    got = []
+
+    def received():
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        got.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
+        return len(got) >= 2
+
+    wait_until(received, "both S3 events on the bus")
+    created, deleted = got
+    assert (created["source"], created["detail-type"]) == ("aws.s3", "Object Created")
+    assert created["resources"] == ["arn:aws:s3:::bridged"]
+    assert created["account"] == DEFAULT_ACCOUNT and created["region"] == REGION
+    detail = created["detail"]
+    assert detail["bucket"] == {"name": "bridged"}
+    assert detail["object"]["key"] == "dir/a b.txt"
+    assert detail["object"]["size"] == 5
+    assert detail["object"]["etag"] == hashlib.md5(b"hello").hexdigest()
+    assert detail["reason"] == "PutObject"
+    assert deleted["detail-type"] == "Object Deleted"
+    assert deleted["detail"]["reason"] == "DeleteObject"
+    assert deleted["detail"]["deletion-type"] == "Permanently Deleted"
+    extra = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert extra.get("Messages", []) == []
+
+
+def raw_request(strato, method, path, headers=None):
+    request = urllib.request.Request(f"{strato.endpoint}{path}", method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def test_cors_is_configured_validated_and_answers_preflights(shared):
+    s3 = s3_client(shared)
+    s3.create_bucket(Bucket="browser")
+    assert_error(error_of(s3.get_bucket_cors, Bucket="browser"), "NoSuchCORSConfiguration", 404,
+                 "The CORS configuration does not exist")
+    assert_error(error_of(s3.put_bucket_cors, Bucket="browser", CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["MYMETHOD"]}]}),
+        "InvalidRequest", 400,
+        "Found unsupported HTTP method in CORS config. Unsupported method is MYMETHOD")
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}
+    status, _, body = raw_request(shared, "OPTIONS", "/browser/k", preflight)
+    assert status == 403 and b"<Code>CORSResponse</Code>" in body
+    rules = [{"AllowedOrigins": ["https://*.example.com"], "AllowedMethods": ["GET", "PUT"],
+              "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag"],
+              "MaxAgeSeconds": 300}]
+    s3.put_bucket_cors(Bucket="browser", CORSConfiguration={"CORSRules": rules})
+    assert s3.get_bucket_cors(Bucket="browser")["CORSRules"] == rules
+    status, headers, _ = raw_request(shared, "OPTIONS", "/browser/k", {
+        **preflight, "Access-Control-Request-Headers": "content-type,x-amz-date"})
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert headers["Access-Control-Allow-Methods"] == "GET, PUT"
+    assert headers["Access-Control-Allow-Headers"] == "content-type,x-amz-date"
+    assert headers["Access-Control-Max-Age"] == "300"
+    assert "Origin" in headers["Vary"]
+    status, _, body = raw_request(shared, "OPTIONS", "/browser/k", {
+        "Origin": "https://evil.org", "Access-Control-Request-Method": "GET"})
+    assert status == 403
+    assert b"<Code>AccessForbidden</Code>" in body
+    assert b"CORSResponse: This CORS request is not allowed." in body
+    # An actual request from an allowed origin: a presigned GET, as a browser sends it.
+    s3.put_object(Bucket="browser", Key="k", Body=b"cors")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "browser", "Key": "k"})
+    request = urllib.request.Request(url, headers={"Origin": "https://app.example.com"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.read() == b"cors"
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert answer.headers["Access-Control-Expose-Headers"] == "ETag"
+    s3.delete_bucket_cors(Bucket="browser")
+    assert_error(error_of(s3.get_bucket_cors, Bucket="browser"), "NoSuchCORSConfiguration", 404)
+
+
+def test_multipart_objects_carry_composite_and_full_object_checksums(shared):
+    s3 = s3_client(shared)
+    s3.create_bucket(Bucket="sums")
+    parts_data = [os.urandom(5 * 1024 * 1024), b"tail"]
+
+    def upload(key, **checksum_type):
+        created = s3.create_multipart_upload(Bucket="sums", Key=key, ChecksumAlgorithm="CRC32",
+                                             **checksum_type)
+        parts = []
+        for number, data in enumerate(parts_data, start=1):
+            answer = s3.upload_part(Bucket="sums", Key=key, UploadId=created["UploadId"],
+                                    PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
+            parts.append({"PartNumber": number, "ETag": answer["ETag"],
+                          "ChecksumCRC32": answer["ChecksumCRC32"]})
+        return created, s3.complete_multipart_upload(
+            Bucket="sums", Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts})
+
+    def crc32(data):
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+    created, done = upload("composite")
+    assert created["ChecksumType"] == "COMPOSITE"
+    joined = b"".join(base64.b64decode(crc32(d)) for d in parts_data)
+    assert done["ChecksumCRC32"] == f"{crc32(joined)}-2"
+    assert done["ChecksumType"] == "COMPOSITE"
+    created, done = upload("full", ChecksumType="FULL_OBJECT")
+    assert done["ChecksumCRC32"] == crc32(b"".join(parts_data))
+    assert done["ChecksumType"] == "FULL_OBJECT"
+    # boto3 checks a full-object checksum against the body it reads.
+    got = s3.get_object(Bucket="sums", Key="full", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32"] == done["ChecksumCRC32"]
+    assert got["Body"].read() == b"".join(parts_data)
+    assert_error(error_of(s3.create_multipart_upload, Bucket="sums", Key="x",
+                          ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"),
+                 "InvalidRequest", 400,
+                 "The FULL_OBJECT checksum type cannot be used with the sha256 checksum algorithm.")

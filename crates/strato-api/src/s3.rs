@@ -50,9 +50,10 @@ fn signed_with_sigv2(request: &Request) -> bool {
     header || query
 }
 
-/// Middleware: S3 requests go to S3, the rest on through the router.
+/// Middleware: S3 requests go to S3 (and the unsigned CORS preflights a
+/// browser sends for an existing bucket), the rest on through the router.
 pub async fn divert(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    if !is_s3_request(&request) {
+    if !is_s3_request(&request) && !state.s3.is_preflight(&request) {
         return next.run(request).await;
     }
     let request = request.map(s3s::Body::http_body_unsync);

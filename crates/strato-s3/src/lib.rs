@@ -8,10 +8,12 @@
 
 pub mod blob;
 pub mod checksum;
+pub mod cors;
 pub mod meta;
 pub mod names;
 pub mod notify;
 mod ops;
+pub mod source;
 
 use std::path::Path;
 use std::sync::atomic::AtomicI64;
@@ -81,23 +83,175 @@ impl S3Server {
         })
     }
 
-    /// Answers one S3 request.
+    /// Answers one S3 request: preflight `OPTIONS` here, the rest through
+    /// `s3s`, with the bucket's CORS headers when the request has an
+    /// `Origin`, and the extra members AWS puts in some errors.
     pub async fn call(&self, request: s3s::HttpRequest) -> s3s::HttpResponse {
-        match self.service.call(request).await {
-            Ok(response) => response,
+        let target = request_bucket(&request);
+        if request.method() == http::Method::OPTIONS {
+            let (bucket, has_key) = target.unzip();
+            let config = bucket.and_then(|b| self.store.cors_config(&b));
+            return match cors::preflight(
+                config.as_ref(),
+                request.headers(),
+                has_key.unwrap_or(false),
+            ) {
+                Ok(headers) => {
+                    let mut response = http::Response::new(s3s::Body::empty());
+                    *response.headers_mut() = headers;
+                    response
+                }
+                Err(refusal) => {
+                    let mut members = vec![("Code", refusal.code.to_string())];
+                    members.push(("Message", refusal.message));
+                    members.extend(refusal.members);
+                    xml_error(refusal.status, &members)
+                }
+            };
+        }
+        let cors = request
+            .headers()
+            .contains_key(http::header::ORIGIN)
+            .then(|| target.and_then(|(b, _)| self.store.cors_config(&b)))
+            .flatten()
+            .map(|config| (config, request.method().clone(), request.headers().clone()));
+        let mut response = match self.service.call(request).await {
+            Ok(response) => add_members(response).await,
             Err(err) => {
                 tracing::warn!(error = ?err, "S3 request failed below the protocol");
                 let mut response = http::Response::new(s3s::Body::empty());
                 *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }
+        };
+        if let Some((config, method, headers)) = cors {
+            cors::decorate(&config, &method, &headers, response.headers_mut());
         }
+        response
+    }
+
+    /// Whether an unsigned request is a CORS preflight for an existing
+    /// bucket (browsers send those without credentials).
+    pub fn is_preflight<B>(&self, request: &http::Request<B>) -> bool {
+        request.method() == http::Method::OPTIONS
+            && request.headers().contains_key(http::header::ORIGIN)
+            && request_bucket(request)
+                .is_some_and(|(b, _)| self.store.meta.bucket(&b).ok().flatten().is_some())
     }
 
     /// The object store itself (Lambda reads function code from it).
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store
     }
+}
+
+/// The bucket a request names (virtual-hosted or path style) and whether
+/// it names a key too.
+fn request_bucket<B>(request: &http::Request<B>) -> Option<(String, bool)> {
+    let path = request.uri().path().trim_start_matches('/');
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let Some((bucket, _)) = host.and_then(virtual_bucket) {
+        return Some((bucket.to_string(), !path.is_empty()));
+    }
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let bucket = percent_encoding::percent_decode_str(bucket)
+        .decode_utf8()
+        .ok()?;
+    (!bucket.is_empty()).then(|| (bucket.into_owned(), !key.is_empty()))
+}
+
+/// The header an `S3Error` carries its extra XML members in (`s3s`
+/// writes only `Code` and `Message`), one `Name:percent-encoded value` per
+/// member; [`S3Server::call`] moves them into the body.
+const MEMBER_HEADER: &str = "x-strato-error-member";
+
+/// An error with the members AWS adds to it (`BucketName`, `Key`, ...).
+pub(crate) fn with_members(mut err: S3Error, members: &[(&str, &str)]) -> S3Error {
+    let mut headers = err.headers().cloned().unwrap_or_default();
+    for (name, value) in members {
+        let encoded =
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+        if let Ok(value) = http::HeaderValue::from_str(&format!("{name}:{encoded}")) {
+            headers.append(MEMBER_HEADER, value);
+        }
+    }
+    err.set_headers(headers);
+    err
+}
+
+/// An error with its message and the members AWS adds to it.
+pub(crate) fn error_with(
+    code: S3ErrorCode,
+    message: &'static str,
+    members: &[(&str, &str)],
+) -> S3Error {
+    with_members(S3Error::with_message(code, message), members)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An S3 XML error of `members` (Code and Message first).
+fn xml_error(status: http::StatusCode, members: &[(&str, String)]) -> s3s::HttpResponse {
+    let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
+    for (name, value) in members {
+        body.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
+    }
+    let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    body.push_str(&format!("<RequestId>{request_id}</RequestId></Error>"));
+    let mut response = http::Response::new(s3s::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// Moves the members [`with_members`] put in headers into the error body.
+async fn add_members(mut response: s3s::HttpResponse) -> s3s::HttpResponse {
+    let values: Vec<http::HeaderValue> = response
+        .headers()
+        .get_all(MEMBER_HEADER)
+        .iter()
+        .cloned()
+        .collect();
+    response.headers_mut().remove(MEMBER_HEADER);
+    if values.is_empty() {
+        return response;
+    }
+    let mut extra = String::new();
+    for value in &values {
+        let Some((name, encoded)) = value.to_str().ok().and_then(|v| v.split_once(':')) else {
+            continue;
+        };
+        let value = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+        extra.push_str(&format!("<{name}>{}</{name}>", xml_escape(&value)));
+    }
+    let Ok(body) = response.body_mut().store_all_limited(64 * 1024).await else {
+        return response;
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let Some(at) = text.rfind("</Error>") else {
+        *response.body_mut() = s3s::Body::from(body);
+        return response;
+    };
+    let (head, tail) = text.split_at(at);
+    let text = format!("{head}{extra}{tail}");
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    *response.body_mut() = s3s::Body::from(text);
+    response
 }
 
 /// `s3s` takes its implementation by value; the server keeps a handle too.

@@ -14,11 +14,12 @@ use s3s::dto::{NotificationConfiguration, NotificationConfigurationFilter};
 use s3s::{S3Error, S3ErrorCode};
 use serde_json::json;
 use strato_engine::async_invoke::{
-    arn_service, DeliveryError, EventSink, EventSinks, ServiceEvent, ServiceEventError,
-    ServiceEvents, ServiceOrigin,
+    arn_service, AwsServiceEvent, DeliveryError, EventSink, EventSinks, ServiceEvent,
+    ServiceEventError, ServiceEvents, ServiceOrigin,
 };
 
 use crate::names::form_encode;
+use crate::with_members;
 
 /// The service principal S3 invokes functions as.
 pub const PRINCIPAL: &str = "s3.amazonaws.com";
@@ -72,6 +73,8 @@ pub struct ObjectEvent {
 
 /// One destination of a configuration, flattened.
 struct Destination<'a> {
+    /// The configuration's ARN member: `CloudFunction`, `Queue`, `Topic`.
+    kind: &'static str,
     id: Option<&'a str>,
     arn: &'a str,
     events: Vec<&'a str>,
@@ -82,6 +85,7 @@ fn destinations(config: &NotificationConfiguration) -> Vec<Destination<'_>> {
     let mut out = Vec::new();
     for c in config.lambda_function_configurations.iter().flatten() {
         out.push(Destination {
+            kind: "CloudFunction",
             id: c.id.as_deref(),
             arn: &c.lambda_function_arn,
             events: c.events.iter().map(AsRef::as_ref).collect(),
@@ -90,6 +94,7 @@ fn destinations(config: &NotificationConfiguration) -> Vec<Destination<'_>> {
     }
     for c in config.queue_configurations.iter().flatten() {
         out.push(Destination {
+            kind: "Queue",
             id: c.id.as_deref(),
             arn: &c.queue_arn,
             events: c.events.iter().map(AsRef::as_ref).collect(),
@@ -98,6 +103,7 @@ fn destinations(config: &NotificationConfiguration) -> Vec<Destination<'_>> {
     }
     for c in config.topic_configurations.iter().flatten() {
         out.push(Destination {
+            kind: "Topic",
             id: c.id.as_deref(),
             arn: &c.topic_arn,
             events: c.events.iter().map(AsRef::as_ref).collect(),
@@ -148,6 +154,60 @@ fn key_matches(rules: &[(String, String)], key: &str) -> bool {
     })
 }
 
+/// Whether two configured event names (`s3:ObjectCreated:*`,
+/// `s3:ObjectCreated:Put`) cover a common event.
+fn events_overlap(a: &str, b: &str) -> bool {
+    let covers = |wide: &str, narrow: &str| match wide.strip_suffix('*') {
+        Some(prefix) => narrow.starts_with(prefix),
+        None => wide == narrow,
+    };
+    covers(a, b) || covers(b, a)
+}
+
+/// Whether some key passes both filters: each prefix starts the other,
+/// each suffix ends the other (a missing rule is the empty string).
+fn filters_overlap(a: &[(String, String)], b: &[(String, String)]) -> bool {
+    let rule = |rules: &[(String, String)], name: &str| {
+        rules
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (pa, pb) = (rule(a, "prefix"), rule(b, "prefix"));
+    let (sa, sb) = (rule(a, "suffix"), rule(b, "suffix"));
+    (pa.starts_with(&pb) || pb.starts_with(&pa)) && (sa.ends_with(&sb) || sb.ends_with(&sa))
+}
+
+/// AWS refuses two configurations that would both take one event for one
+/// key: "Configurations overlap" when neither has a filter, "ambiguously
+/// defined" when their filters overlap.
+fn check_overlaps(all: &[Destination<'_>]) -> Result<(), S3Error> {
+    for (i, a) in all.iter().enumerate() {
+        for b in all.iter().skip(i + 1) {
+            let shared = a
+                .events
+                .iter()
+                .any(|ea| b.events.iter().any(|eb| events_overlap(ea, eb)));
+            if !shared {
+                continue;
+            }
+            let (ra, rb) = (filter_rules(a.filter), filter_rules(b.filter));
+            if ra.is_empty() && rb.is_empty() {
+                return Err(invalid_argument(
+                    "Configurations overlap. Configurations on the same bucket cannot share a common event type.",
+                ));
+            }
+            if filters_overlap(&ra, &rb) {
+                return Err(invalid_argument(
+                    "Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules if the prefixes are overlapping for the same event type.",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn invalid_argument(message: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, message.to_string())
 }
@@ -189,17 +249,25 @@ impl Notifier {
             }
             for (name, _) in filter_rules(d.filter) {
                 if !name.eq_ignore_ascii_case("prefix") && !name.eq_ignore_ascii_case("suffix") {
-                    return Err(invalid_argument(
-                        "filter rule name must be either prefix or suffix",
+                    return Err(with_members(
+                        invalid_argument("filter rule name must be either prefix or suffix"),
+                        &[
+                            ("ArgumentName", "FilterRule.Name"),
+                            ("ArgumentValue", &name),
+                        ],
                     ));
                 }
             }
             if !matches!(arn_service(d.arn), Some("lambda" | "sqs" | "sns"))
                 || d.arn.split(':').count() < 6
             {
-                return Err(invalid_argument("The ARN could not be parsed"));
+                return Err(with_members(
+                    invalid_argument("The ARN could not be parsed"),
+                    &[("ArgumentName", d.kind), ("ArgumentValue", d.arn)],
+                ));
             }
         }
+        check_overlaps(&all)?;
         if skip_destinations {
             return Ok(());
         }
@@ -242,14 +310,32 @@ impl Notifier {
                     reason,
                     "notification destination refused"
                 );
-                failures.push(reason);
+                let name = if arn_service(d.arn) == Some("lambda") {
+                    format!("{}, null", d.arn)
+                } else {
+                    d.arn.to_string()
+                };
+                failures.push((name, reason));
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(invalid_argument(
-                "Unable to validate the following destination configurations",
+            let members: Vec<(String, &str)> = failures
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (name, reason))| {
+                    [
+                        (format!("ArgumentName{}", i + 1), name.as_str()),
+                        (format!("ArgumentValue{}", i + 1), reason.as_str()),
+                    ]
+                })
+                .collect();
+            let members: Vec<(&str, &str)> =
+                members.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            Err(with_members(
+                invalid_argument("Unable to validate the following destination configurations"),
+                &members,
             ))
         }
     }
@@ -271,10 +357,18 @@ impl Notifier {
         }
     }
 
-    /// Sends `event` to every destination of `config` it matches. Answers
-    /// after each delivery is durable; failures are logged (as AWS drops a
-    /// notification whose destination went away).
+    /// Sends `event` to every destination of `config` it matches, and to
+    /// the account's default event bus when the bucket has EventBridge
+    /// enabled. Answers after each delivery is durable; failures are
+    /// logged (as AWS drops a notification whose destination went away).
     pub async fn notify(&self, config: &NotificationConfiguration, event: &ObjectEvent) {
+        if config.event_bridge_configuration.is_some() {
+            if let Some(bridge) = bridge_event(event) {
+                if let Err(error) = self.sinks.emit(bridge).await {
+                    tracing::warn!(%error, bucket = event.bucket, "S3 event not put on the bus");
+                }
+            }
+        }
         for d in destinations(config) {
             if !d.events.iter().any(|e| event_matches(e, &event.name)) {
                 continue;
@@ -351,6 +445,60 @@ pub fn record(event: &ObjectEvent, configuration_id: &str) -> serde_json::Value 
     }]})
 }
 
+/// The event S3 puts on the default bus for a bucket with EventBridge
+/// enabled (`source: aws.s3`); none for kinds EventBridge does not get.
+pub fn bridge_event(event: &ObjectEvent) -> Option<AwsServiceEvent> {
+    let (detail_type, reason, deletion) = match event.name.as_str() {
+        "ObjectCreated:Put" => ("Object Created", "PutObject", None),
+        "ObjectCreated:Post" => ("Object Created", "POST Object", None),
+        "ObjectCreated:Copy" => ("Object Created", "CopyObject", None),
+        "ObjectCreated:CompleteMultipartUpload" => {
+            ("Object Created", "CompleteMultipartUpload", None)
+        }
+        "ObjectRemoved:Delete" => (
+            "Object Deleted",
+            "DeleteObject",
+            Some("Permanently Deleted"),
+        ),
+        "ObjectRemoved:DeleteMarkerCreated" => (
+            "Object Deleted",
+            "DeleteObject",
+            Some("Delete Marker Created"),
+        ),
+        _ => return None,
+    };
+    let mut object = json!({"key": event.key, "sequencer": event.sequencer});
+    if let Some(size) = event.size {
+        object["size"] = json!(size);
+    }
+    if let Some(etag) = &event.etag {
+        object["etag"] = json!(etag);
+    }
+    if let Some(version) = event.version_id.as_ref().filter(|v| *v != "null") {
+        object["version-id"] = json!(version);
+    }
+    let mut detail = json!({
+        "version": "0",
+        "bucket": {"name": event.bucket},
+        "object": object,
+        "request-id": event.request_id,
+        "requester": event.account,
+        "source-ip-address": "127.0.0.1",
+        "reason": reason,
+    });
+    if let Some(deletion) = deletion {
+        detail["deletion-type"] = json!(deletion);
+    }
+    Some(AwsServiceEvent {
+        account: event.account.clone(),
+        region: event.region.clone(),
+        source: "aws.s3".to_string(),
+        detail_type: detail_type.to_string(),
+        resources: vec![format!("arn:aws:s3:::{}", event.bucket)],
+        detail,
+    })
+}
+
 fn test_event(bucket: &str) -> Bytes {
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     Bytes::from(
@@ -397,6 +545,67 @@ mod tests {
         assert!(key_matches(&rules, "uploads/a.jpg"));
         assert!(!key_matches(&rules, "uploads/a.txt"));
         assert!(!key_matches(&rules, "other/a.jpg"));
+    }
+
+    #[test]
+    fn overlapping_configurations_are_refused() {
+        let rules = |p: &str, s: &str| {
+            let mut out = Vec::new();
+            if !p.is_empty() {
+                out.push(("Prefix".to_string(), p.to_string()));
+            }
+            if !s.is_empty() {
+                out.push(("Suffix".to_string(), s.to_string()));
+            }
+            out
+        };
+        assert!(events_overlap("s3:ObjectCreated:*", "s3:ObjectCreated:Put"));
+        assert!(events_overlap("s3:ObjectCreated:Put", "s3:ObjectCreated:*"));
+        assert!(!events_overlap(
+            "s3:ObjectCreated:Put",
+            "s3:ObjectCreated:Copy"
+        ));
+        assert!(!events_overlap("s3:ObjectCreated:*", "s3:ObjectRemoved:*"));
+        assert!(filters_overlap(&rules("a/", ""), &rules("a/b", "")));
+        assert!(filters_overlap(&rules("", ".jpg"), &rules("a/", "")));
+        assert!(!filters_overlap(&rules("a/", ""), &rules("b/", "")));
+        assert!(!filters_overlap(&rules("", ".jpg"), &rules("", ".png")));
+        assert!(filters_overlap(&rules("", ".jpg"), &rules("", "b.jpg")));
+    }
+
+    fn event(name: &str) -> ObjectEvent {
+        ObjectEvent {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            key: "uploads/my photo.jpg".into(),
+            name: name.into(),
+            size: Some(3),
+            etag: Some("abc".into()),
+            version_id: Some("null".into()),
+            sequencer: "0000000000000001".into(),
+            request_id: "R".into(),
+            event_time: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn eventbridge_events_name_their_reason_and_keep_keys_unencoded() {
+        let created = bridge_event(&event("ObjectCreated:CompleteMultipartUpload")).unwrap();
+        assert_eq!(created.source, "aws.s3");
+        assert_eq!(created.detail_type, "Object Created");
+        assert_eq!(created.resources, vec!["arn:aws:s3:::b".to_string()]);
+        assert_eq!(created.detail["reason"], "CompleteMultipartUpload");
+        assert_eq!(created.detail["object"]["key"], "uploads/my photo.jpg");
+        assert_eq!(created.detail["object"]["etag"], "abc");
+        assert!(created.detail["object"].get("version-id").is_none());
+        let mut marker = event("ObjectRemoved:DeleteMarkerCreated");
+        marker.version_id = Some("v2".into());
+        let deleted = bridge_event(&marker).unwrap();
+        assert_eq!(deleted.detail_type, "Object Deleted");
+        assert_eq!(deleted.detail["deletion-type"], "Delete Marker Created");
+        assert_eq!(deleted.detail["object"]["version-id"], "v2");
+        assert!(bridge_event(&event("ObjectTagging:Put")).is_none());
     }
 
     #[test]

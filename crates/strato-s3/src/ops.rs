@@ -19,7 +19,7 @@ use crate::checksum::{self, Algorithm};
 use crate::meta::{BucketDoc, BucketRow, Meta, ObjectMeta, ObjectRow, PartRow, UploadRow};
 use crate::names::{url_encode, valid_bucket_name, MAX_KEY_BYTES};
 use crate::notify::{Notifier, ObjectEvent};
-use crate::{Accounts, SharedStore};
+use crate::{error_with, Accounts, SharedStore};
 
 /// Buckets, objects and their content.
 pub struct ObjectStore {
@@ -34,7 +34,7 @@ const DEFAULT_REGION: &str = "us-east-1";
 const MAX_LIST: i32 = 1000;
 const MIN_PART_SIZE: i64 = 5 * 1024 * 1024;
 
-fn internal(err: impl std::fmt::Display) -> S3Error {
+pub(crate) fn internal(err: impl std::fmt::Display) -> S3Error {
     tracing::error!(error = %err, "S3 internal error");
     S3Error::with_message(
         S3ErrorCode::InternalError,
@@ -42,28 +42,32 @@ fn internal(err: impl std::fmt::Display) -> S3Error {
     )
 }
 
-fn no_such_bucket() -> S3Error {
-    S3Error::with_message(
+fn no_such_bucket(name: &str) -> S3Error {
+    error_with(
         S3ErrorCode::NoSuchBucket,
         "The specified bucket does not exist",
+        &[("BucketName", name)],
     )
 }
 
-fn no_such_key() -> S3Error {
-    S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
-}
-
-fn no_such_upload() -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::NoSuchUpload,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+pub(crate) fn no_such_key(key: &str) -> S3Error {
+    error_with(
+        S3ErrorCode::NoSuchKey,
+        "The specified key does not exist.",
+        &[("Key", key)],
     )
 }
 
-fn precondition_failed() -> S3Error {
-    S3Error::with_message(
+fn no_such_upload(upload_id: &str) -> S3Error {
+    error_with(S3ErrorCode::NoSuchUpload, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", &[("UploadId", upload_id)])
+}
+
+/// A failed precondition, naming the header (`Condition`) as AWS does.
+fn precondition_failed(condition: &str) -> S3Error {
+    error_with(
         S3ErrorCode::PreconditionFailed,
         "At least one of the pre-conditions you specified did not hold",
+        &[("Condition", condition)],
     )
 }
 
@@ -174,12 +178,16 @@ impl ObjectStore {
 
     /// The bucket, if it exists and the caller owns it.
     fn bucket<T>(&self, req: &S3Request<T>, name: &str) -> S3Result<BucketRow> {
-        let account = self.account(req)?;
+        self.owned_bucket(&self.account(req)?, name)
+    }
+
+    /// The bucket, if it exists and `account` owns it.
+    pub(crate) fn owned_bucket(&self, account: &str, name: &str) -> S3Result<BucketRow> {
         let bucket = self
             .meta
             .bucket(name)
             .map_err(internal)?
-            .ok_or_else(no_such_bucket)?;
+            .ok_or_else(|| no_such_bucket(name))?;
         if bucket.account != account {
             return Err(S3Error::with_message(
                 S3ErrorCode::AccessDenied,
@@ -187,6 +195,18 @@ impl ObjectStore {
             ));
         }
         Ok(bucket)
+    }
+
+    /// A bucket's CORS configuration, if it has one.
+    pub(crate) fn cors_config(&self, bucket: &str) -> Option<CORSConfiguration> {
+        let doc = match self.meta.bucket_doc(bucket, BucketDoc::Cors) {
+            Ok(doc) => doc?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a bucket's CORS configuration");
+                return None;
+            }
+        };
+        serde_json::from_str(&doc).ok()
     }
 
     fn next_seq(&self) -> i64 {
@@ -206,14 +226,20 @@ impl ObjectStore {
     }
 
     /// The object a read names: a version, or the latest (not deleted).
-    fn find(&self, bucket: &str, key: &str, version: Option<&str>) -> S3Result<ObjectRow> {
+    pub(crate) fn find(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> S3Result<ObjectRow> {
         match version {
             Some(v) => {
                 let row = self.meta.version(bucket, key, v).map_err(internal)?;
                 let row = row.ok_or_else(|| {
-                    S3Error::with_message(
+                    error_with(
                         S3ErrorCode::NoSuchVersion,
                         "The specified version does not exist.",
+                        &[("Key", key), ("VersionId", v)],
                     )
                 })?;
                 if row.delete_marker {
@@ -229,7 +255,7 @@ impl ObjectStore {
                 .latest(bucket, key)
                 .map_err(internal)?
                 .filter(|r| !r.delete_marker)
-                .ok_or_else(no_such_key),
+                .ok_or_else(|| no_such_key(key)),
         }
     }
 
@@ -479,10 +505,7 @@ impl S3 for SharedStore {
         if !s.meta.create_bucket(&row).map_err(internal)? {
             let existing = s.meta.bucket(&name).map_err(internal)?;
             return Err(match existing {
-                Some(b) if b.account == account => S3Error::with_message(
-                    S3ErrorCode::BucketAlreadyOwnedByYou,
-                    "Your previous request to create the named bucket succeeded and you already own it.",
-                ),
+                Some(b) if b.account == account => error_with(S3ErrorCode::BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.", &[("BucketName", &name)]),
                 _ => S3Error::with_message(
                     S3ErrorCode::BucketAlreadyExists,
                     "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
@@ -501,9 +524,10 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         if !s.meta.delete_bucket(&bucket.name).map_err(internal)? {
-            return Err(S3Error::with_message(
+            return Err(error_with(
                 S3ErrorCode::BucketNotEmpty,
                 "The bucket you tried to delete is not empty",
+                &[("BucketName", &bucket.name)],
             ));
         }
         Ok(S3Response::new(DeleteBucketOutput::default()))
@@ -607,14 +631,14 @@ impl S3 for SharedStore {
             let current = current.filter(|r| !r.delete_marker);
             if let Some(cond) = &input.if_none_match {
                 if current.is_some_and(|r| condition_matches(cond, &r.etag)) {
-                    return Err(precondition_failed());
+                    return Err(precondition_failed("If-None-Match"));
                 }
             }
             if let Some(cond) = &input.if_match {
                 match current {
-                    None => return Err(no_such_key()),
+                    None => return Err(no_such_key(&key)),
                     Some(r) if !condition_matches(cond, &r.etag) => {
-                        return Err(precondition_failed())
+                        return Err(precondition_failed("If-Match"))
                     }
                     Some(_) => {}
                 }
@@ -730,7 +754,7 @@ impl S3 for SharedStore {
                 .read(blob, range.start, len)
                 .await
                 .map_err(internal)?,
-            None => return Err(no_such_key()),
+            None => return Err(no_such_key(&row.key)),
         };
         let with_checksum = content_range.is_none()
             && input
@@ -850,8 +874,8 @@ impl S3 for SharedStore {
                 .map_err(internal)?;
             match current.filter(|r| !r.delete_marker) {
                 Some(r) if condition_matches(cond, &r.etag) => {}
-                Some(_) => return Err(precondition_failed()),
-                None => return Err(no_such_key()),
+                Some(_) => return Err(precondition_failed("If-Match")),
+                None => return Err(no_such_key(&req.input.key)),
             }
         }
         let out = delete_one(s, &bucket, &req.input.key, req.input.version_id.as_deref()).await?;
@@ -1157,9 +1181,12 @@ impl S3 for SharedStore {
         let bucket = s.bucket(&req, &req.input.bucket)?;
         check_key(&req.input.key)?;
         let input = req.input;
-        if let Some(a) = &input.checksum_algorithm {
-            Algorithm::parse(a.as_str()).ok_or_else(checksum::unsupported)?;
-        }
+        let algorithm = input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| Algorithm::parse(a.as_str()).ok_or_else(checksum::unsupported))
+            .transpose()?;
+        let mode = multipart_checksum_type(algorithm, input.checksum_type.as_ref())?;
         let mut meta = object_meta(
             input.content_type.map(|c| c.to_string()),
             input.content_encoding,
@@ -1174,6 +1201,10 @@ impl S3 for SharedStore {
             .map(parse_tagging)
             .transpose()?
             .unwrap_or_default();
+        // The algorithm the object's checksum will be of; its value is
+        // known at completion.
+        meta.checksum = algorithm.map(|a| (a.name().to_string(), String::new()));
+        meta.checksum_type = mode.clone();
         let upload = UploadRow {
             upload_id: uuid::Uuid::new_v4().simple().to_string(),
             bucket: bucket.name.clone(),
@@ -1187,6 +1218,7 @@ impl S3 for SharedStore {
             key: Some(input.key),
             upload_id: Some(upload.upload_id),
             checksum_algorithm: input.checksum_algorithm,
+            checksum_type: mode.map(ChecksumType::from),
             ..Default::default()
         }))
     }
@@ -1386,10 +1418,20 @@ impl S3 for SharedStore {
                 .filter(|r| !r.delete_marker)
                 .is_some_and(|r| condition_matches(cond, &r.etag))
             {
-                return Err(precondition_failed());
+                return Err(precondition_failed("If-None-Match"));
             }
         }
-        let mut pending = s.blobs.begin(None).await.map_err(internal)?;
+        let algorithm = upload
+            .meta
+            .checksum
+            .as_ref()
+            .and_then(|(name, _)| Algorithm::parse(name));
+        let full_object = upload.meta.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
+        let mut pending = s
+            .blobs
+            .begin(algorithm.filter(|_| full_object))
+            .await
+            .map_err(internal)?;
         let mut md5s = md5::Md5::new();
         for part in &chosen {
             s.blobs
@@ -1406,6 +1448,17 @@ impl S3 for SharedStore {
         let written = s.blobs.commit(pending).await.map_err(internal)?;
         let mut meta = upload.meta.clone();
         meta.parts_count = Some(i32::try_from(chosen.len()).unwrap_or(i32::MAX));
+        meta.checksum = match (algorithm, full_object) {
+            (Some(_), true) => written
+                .checksum
+                .clone()
+                .map(|(a, v)| (a.name().to_string(), v)),
+            (Some(a), false) => composite_checksum(a, &chosen).map(|v| (a.name().to_string(), v)),
+            (None, _) => None,
+        };
+        if meta.checksum.is_none() {
+            meta.checksum_type = None;
+        }
         let row = ObjectRow {
             bucket: bucket.name.clone(),
             key: upload.key.clone(),
@@ -1425,12 +1478,19 @@ impl S3 for SharedStore {
         }
         s.notify(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
             .await;
+        let sums = checksum_fields(&row.meta);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(bucket.name.clone()),
             key: Some(row.key.clone()),
             e_tag: Some(etag(&row.etag)),
             location: Some(format!("/{}/{}", bucket.name, row.key)),
             version_id: ObjectStore::version_out(&bucket, &row.version_id),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
             ..Default::default()
         }))
     }
@@ -1763,6 +1823,50 @@ impl S3 for SharedStore {
         }))
     }
 
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let s = &self.0;
+        let bucket = s.bucket(&req, &req.input.bucket)?;
+        crate::cors::validate(&req.input.cors_configuration)?;
+        let json = serde_json::to_string(&req.input.cors_configuration).map_err(internal)?;
+        s.meta
+            .set_bucket_doc(&bucket.name, BucketDoc::Cors, Some(&json))
+            .map_err(internal)?;
+        Ok(S3Response::new(PutBucketCorsOutput::default()))
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let s = &self.0;
+        let bucket = s.bucket(&req, &req.input.bucket)?;
+        let config = s.cors_config(&bucket.name).ok_or_else(|| {
+            error_with(
+                S3ErrorCode::NoSuchCORSConfiguration,
+                "The CORS configuration does not exist",
+                &[("BucketName", &bucket.name)],
+            )
+        })?;
+        Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(config.cors_rules),
+        }))
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let s = &self.0;
+        let bucket = s.bucket(&req, &req.input.bucket)?;
+        s.meta
+            .set_bucket_doc(&bucket.name, BucketDoc::Cors, None)
+            .map_err(internal)?;
+        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
+    }
+
     async fn put_bucket_policy(
         &self,
         req: S3Request<PutBucketPolicyInput>,
@@ -1792,9 +1896,10 @@ impl S3 for SharedStore {
             .bucket_doc(&bucket.name, BucketDoc::Policy)
             .map_err(internal)?
             .ok_or_else(|| {
-                S3Error::with_message(
+                error_with(
                     S3ErrorCode::NoSuchBucketPolicy,
                     "The bucket policy does not exist",
+                    &[("BucketName", &bucket.name)],
                 )
             })?;
         Ok(S3Response::new(GetBucketPolicyOutput {
@@ -1885,6 +1990,67 @@ async fn delete_one(
     }
 }
 
+/// The checksum type of a multipart upload, checked as AWS does: CRCs
+/// may be either (CRC64NVME only `FULL_OBJECT`), SHAs only `COMPOSITE`.
+fn multipart_checksum_type(
+    algorithm: Option<Algorithm>,
+    asked: Option<&ChecksumType>,
+) -> S3Result<Option<String>> {
+    let Some(algorithm) = algorithm else {
+        return match asked {
+            Some(_) => Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            )),
+            None => Ok(None),
+        };
+    };
+    let name = algorithm.name().to_ascii_lowercase();
+    let mode = match asked.map(ChecksumType::as_str) {
+        Some(mode) => mode.to_string(),
+        None if algorithm == Algorithm::Crc64Nvme => ChecksumType::FULL_OBJECT.to_string(),
+        None => ChecksumType::COMPOSITE.to_string(),
+    };
+    match mode.as_str() {
+        ChecksumType::COMPOSITE if algorithm == Algorithm::Crc64Nvme => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The COMPOSITE checksum type cannot be used with the {name} checksum algorithm."
+            ),
+        )),
+        ChecksumType::FULL_OBJECT if !algorithm.is_crc() => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The FULL_OBJECT checksum type cannot be used with the {name} checksum algorithm."
+            ),
+        )),
+        ChecksumType::COMPOSITE | ChecksumType::FULL_OBJECT => Ok(Some(mode)),
+        _ => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Value for x-amz-checksum-type header is invalid.",
+        )),
+    }
+}
+
+/// A `COMPOSITE` checksum: the checksum of the parts' checksums, then
+/// `-N`; none when a part has no checksum of that algorithm.
+fn composite_checksum(algorithm: Algorithm, parts: &[&PartRow]) -> Option<String> {
+    use base64::Engine as _;
+    let mut hasher = checksum::Hasher::new(Some(algorithm));
+    for part in parts {
+        let (name, value) = part.checksum.as_ref()?;
+        if Algorithm::parse(name) != Some(algorithm) {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()?;
+        hasher.update(&raw);
+    }
+    let (_, value) = hasher.finish()?;
+    Some(format!("{value}-{}", parts.len()))
+}
+
 fn upload_of(
     s: &ObjectStore,
     bucket: &BucketRow,
@@ -1895,7 +2061,7 @@ fn upload_of(
         .upload(upload_id)
         .map_err(internal)?
         .filter(|u| u.bucket == bucket.name && u.key == key)
-        .ok_or_else(no_such_upload)
+        .ok_or_else(|| no_such_upload(upload_id))
 }
 
 fn check_part_number(number: i32) -> S3Result<()> {
@@ -1919,11 +2085,11 @@ fn check_conditions(
     let modified = row.modified_ms / 1000;
     if let Some(cond) = if_match {
         if !condition_matches(cond, &row.etag) {
-            return Err(precondition_failed());
+            return Err(precondition_failed("If-Match"));
         }
     } else if let Some(since) = if_unmodified_since {
         if modified > seconds(since) {
-            return Err(precondition_failed());
+            return Err(precondition_failed("If-Unmodified-Since"));
         }
     }
     if let Some(cond) = if_none_match {
@@ -1943,10 +2109,11 @@ fn check_copy_conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<()> {
-    if if_match.is_some_and(|c| !condition_matches(c, &source.etag))
-        || if_none_match.is_some_and(|c| condition_matches(c, &source.etag))
-    {
-        return Err(precondition_failed());
+    if if_match.is_some_and(|c| !condition_matches(c, &source.etag)) {
+        return Err(precondition_failed("x-amz-copy-source-If-Match"));
+    }
+    if if_none_match.is_some_and(|c| condition_matches(c, &source.etag)) {
+        return Err(precondition_failed("x-amz-copy-source-If-None-Match"));
     }
     Ok(())
 }

@@ -592,7 +592,7 @@ async fn layer_requests_are_checked_as_aws_checks_them() {
         "InvalidParameterValueException",
         "Could not unzip uploaded file. Please check your file, then try to upload again.",
     );
-    // S3 sources: Strato has no buckets to read from.
+    // S3 sources: a bucket that does not exist.
     failure(
         h.client
             .publish_layer_version()

@@ -19,8 +19,9 @@ use strato_model::error::ValidationErrors;
 use strato_model::function::CodeRef;
 use strato_model::limits::*;
 use strato_model::{
-    validate, AwsError, CodePackage, ErrorCode, FunctionConfig, FunctionRecord, FunctionRef,
-    FunctionState, LastUpdateStatus, Qualifier, RecursiveLoop, Runtime, RuntimeUpdate, LATEST,
+    validate, AwsError, CodePackage, CodePackageError, ErrorCode, FunctionConfig, FunctionRecord,
+    FunctionRef, FunctionState, LastUpdateStatus, Qualifier, RecursiveLoop, Runtime, RuntimeUpdate,
+    LATEST,
 };
 use strato_store::StoreError;
 
@@ -300,12 +301,12 @@ pub(crate) async fn accept_zip(state: &ApiState, bytes: Vec<u8>) -> ApiResult<Co
     .map_err(|e| ApiError(AwsError::service(format!("code upload failed: {e}"))))?
 }
 
-/// Where a package comes from: an inline zip, or an S3 object (there is no
-/// bucket until Strato's object store exists, so AWS's NoSuchBucket answer).
-fn zip_source(
+/// Where a package comes from: an inline zip, or an object in Strato's S3.
+async fn zip_source(
+    state: &ApiState,
+    caller: &crate::auth::Caller,
     zip: Option<&str>,
-    s3_bucket: Option<&str>,
-    s3_key: Option<&str>,
+    s3: S3Source<'_>,
     image_uri: Option<&str>,
 ) -> ApiResult<Vec<u8>> {
     if image_uri.is_some() {
@@ -314,17 +315,55 @@ fn zip_source(
         )
         .into());
     }
-    match (zip, s3_bucket) {
-        (Some(zip), _) => decode_zip(zip),
-        (None, Some(_)) if s3_key.is_none() => {
+    match (zip, s3.bucket, s3.key) {
+        (Some(zip), _, _) => decode_zip(zip),
+        (None, Some(bucket), Some(key)) => s3_object(state, caller, bucket, key, s3.version).await,
+        (None, Some(_), None) => {
             Err(AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into())
         }
-        (None, Some(_)) => Err(AwsError::invalid_parameter(
-            "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does not exist",
-        )
-        .into()),
-        (None, None) => Err(AwsError::invalid_parameter("Please provide a source for function code.").into()),
+        (None, None, _) => {
+            Err(AwsError::invalid_parameter("Please provide a source for function code.").into())
+        }
     }
+}
+
+/// An S3 location of a deployment package, as the request named it.
+#[derive(Clone, Copy)]
+pub(crate) struct S3Source<'a> {
+    pub bucket: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+/// A deployment package read from Strato's S3 with the caller's account,
+/// answering S3's refusal inside Lambda's error as AWS does.
+pub(crate) async fn s3_object(
+    state: &ApiState,
+    caller: &crate::auth::Caller,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> ApiResult<Vec<u8>> {
+    state
+        .s3
+        .store()
+        .read_object(
+            &caller.account_id,
+            &caller.region,
+            bucket,
+            key,
+            version,
+            strato_model::limits::MAX_ZIPPED_CODE_BYTES,
+        )
+        .await
+        .map_err(|e| match e {
+            strato_s3::source::ReadError::TooLarge(size) => {
+                ApiError(AwsError::from(CodePackageError::TooLarge(size)))
+            }
+            e @ strato_s3::source::ReadError::S3 { .. } => ApiError(AwsError::invalid_parameter(
+                format!("Error occurred while GetObject. {e}"),
+            )),
+        })
 }
 
 fn check_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
@@ -478,11 +517,17 @@ pub async fn create(
     check_snap_start(&req.snap_start)?;
     let tracing = tracing_mode(&req.tracing_config)?;
     let zip = zip_source(
+        &state,
+        &caller,
         code.zip_file.as_deref(),
-        code.s3_bucket.as_deref(),
-        code.s3_key.as_deref(),
+        S3Source {
+            bucket: code.s3_bucket.as_deref(),
+            key: code.s3_key.as_deref(),
+            version: code.s3_object_version.as_deref(),
+        },
         code.image_uri.as_deref(),
-    )?;
+    )
+    .await?;
 
     // Answer a duplicate before paying for the upload.
     if state
@@ -893,11 +938,17 @@ pub async fn update_code(
     let publish = req.publish == Some(true);
     let current = load(&state, &caller, &r).await?;
     let zip = zip_source(
+        &state,
+        &caller,
         req.zip_file.as_deref(),
-        req.s3_bucket.as_deref(),
-        req.s3_key.as_deref(),
+        S3Source {
+            bucket: req.s3_bucket.as_deref(),
+            key: req.s3_key.as_deref(),
+            version: req.s3_object_version.as_deref(),
+        },
         req.image_uri.as_deref(),
-    )?;
+    )
+    .await?;
     let arn = unqualified_arn(&caller, &r.name);
     check_can_update(&current.latest, &arn, req.revision_id.as_deref())?;
     if let Some(csc) = &current.code_signing_config_arn {

@@ -35,7 +35,7 @@ use strato_model::{validate, AwsError, ErrorCode};
 use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::base_url;
-use super::functions::{accept_zip, decode_zip};
+use super::functions::{accept_zip, decode_zip, s3_object};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -260,20 +260,24 @@ pub async fn publish(
         );
         v.into_result(ErrorCode::ValidationException)?;
     }
-    let zip = match (&content.zip_file, &content.s3_bucket) {
-        (Some(zip), _) => decode_zip(zip)?,
-        // Strato has no object store to read S3 sources from: AWS's answer
-        // for a bucket that does not exist.
-        (None, Some(_)) if content.s3_key.is_some() || content.s3_object_version.is_some() => {
-            return Err(AwsError::invalid_parameter(
-                "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does not exist",
+    let zip = match (&content.zip_file, &content.s3_bucket, &content.s3_key) {
+        (Some(zip), _, _) => decode_zip(zip)?,
+        (None, Some(bucket), Some(key)) => {
+            s3_object(
+                &state,
+                &caller,
+                bucket,
+                key,
+                content.s3_object_version.as_deref(),
             )
-            .into())
+            .await?
         }
-        (None, Some(_)) => {
-            return Err(AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into())
+        (None, Some(_), None) => {
+            return Err(
+                AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into(),
+            )
         }
-        (None, None) => return Err(AwsError::invalid_parameter("Missing Content").into()),
+        (None, None, _) => return Err(AwsError::invalid_parameter("Missing Content").into()),
     };
     let code = accept_zip(&state, zip).await?;
     let version = LayerVersion {

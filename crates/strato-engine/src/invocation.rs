@@ -40,7 +40,7 @@ fn billed_ms(duration: Duration) -> u64 {
 /// How an invocation with no idle instance gets one.
 enum ScaleOut {
     /// An instance of its pool came free while it waited.
-    Idle(Instance),
+    Idle(Box<Instance>),
     /// Start another, holding an init slot through its init when one was
     /// free.
     Start(Option<tokio::sync::OwnedSemaphorePermit>),
@@ -88,7 +88,7 @@ impl Engine {
                 ended => {
                     drop(ended);
                     match self.idle_or_init_slot(&pool).await {
-                        ScaleOut::Idle(instance) => instance,
+                        ScaleOut::Idle(instance) => *instance,
                         ScaleOut::Start(slot) => {
                             let start = self
                                 .start_instance(
@@ -252,7 +252,7 @@ impl Engine {
         loop {
             let released = pool.released();
             if let Some(instance) = pool.acquire() {
-                return ScaleOut::Idle(instance);
+                return ScaleOut::Idle(Box::new(instance));
             }
             tokio::select! {
                 slot = self.init_slots.clone().acquire_owned() => {

@@ -746,7 +746,9 @@ mod tests {
         assert_eq!(slots.allocate(), Some(0));
         assert_eq!(slots.allocate(), Some(1));
         assert_eq!(slots.allocate(), None);
-        assert!(SlotAllocator::for_this_process(16384).allocate().is_some_and(|s| s < 16384));
+        assert!(SlotAllocator::for_this_process(16384)
+            .allocate()
+            .is_some_and(|s| s < 16384));
     }
 
     #[test]

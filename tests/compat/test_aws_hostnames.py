@@ -85,6 +85,7 @@ while true; do
   ID=$(grep -i '^Lambda-Runtime-Aws-Request-Id:' /tmp/headers | tr -d '\r' | cut -d' ' -f2)
   curl -sS --fail-with-body --aws-sigv4 "aws:amz:${AWS_REGION}:lambda" \
     --user "${AWS_ACCESS_KEY_ID}:${AWS_SECRET_ACCESS_KEY}" \
+    -H "x-amz-security-token: ${AWS_SESSION_TOKEN}" \
     -o /tmp/answer https://lambda.${AWS_REGION}.amazonaws.com/2016-08-19/account-settings/
   curl -sS -X POST --data-binary @/tmp/answer "$API/$ID/response" > /dev/null
 done

@@ -550,8 +550,20 @@ def test_sns_destinations_reach_a_subscribed_queue(shared):
     sns.subscribe(TopicArn=topic, Protocol="sqs",
                   Endpoint=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:s3-topic-q")
     s3.create_bucket(Bucket="topical")
-    s3.put_bucket_notification_configuration(Bucket="topical", NotificationConfiguration={
-        "TopicConfigurations": [{"Id": "t", "TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]})
+    configuration = {
+        "TopicConfigurations": [{"Id": "t", "TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]}
+    # As on AWS, a topic's default policy does not let S3 publish: the
+    # configuration is refused until the topic policy allows it.
+    refused = error_of(s3.put_bucket_notification_configuration, Bucket="topical",
+                       NotificationConfiguration=configuration)
+    assert_error(refused, "InvalidArgument", 400)
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+                       "Action": "SNS:Publish", "Resource": topic,
+                       "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::topical"}}}]}))
+    s3.put_bucket_notification_configuration(Bucket="topical",
+                                             NotificationConfiguration=configuration)
     s3.put_object(Bucket="topical", Key="doc.txt", Body=b"doc")
     messages = []
 

@@ -1,5 +1,10 @@
 //! One execution environment: a sandboxed runtime process, its Runtime API
 //! and its logs, from cold start to its end.
+//!
+//! Why over 800 lines: an instance's start is one sequence (sandbox spec,
+//! the namespace's sockets — Runtime API, Strato's API over HTTP and HTTPS,
+//! DNS — credentials, launch, readiness) whose steps share the spec being
+//! built; splitting it would pass that half-built state between files.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;

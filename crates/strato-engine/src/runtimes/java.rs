@@ -2,6 +2,9 @@
 //! own runtime interface client, launched the way AWS's managed runtime
 //! launches it.
 //!
+//! Why over 800 lines: about 240 of them are unit tests (JDK discovery, the
+//! command line, the RIC download with its checksums).
+//!
 //! The runtime classes are not Strato's: `aws-lambda-java-runtime-interface-client`
 //! loads the handler (`package.Class::method` or a `RequestHandler` /
 //! `RequestStreamHandler` class) through its customer class loader, which

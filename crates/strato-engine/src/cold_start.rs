@@ -196,9 +196,14 @@ impl Engine {
             .credential_issuer
             .get()
             .map(|issuer| issuer.issue(&target.account, &c.role, &c.name, lifetime));
-        let retire_at = credentials
-            .as_ref()
-            .map(|_| Instant::now() + lifetime - crate::credentials_margin(lifetime));
+        // Expiry is kept in whole seconds (as STS reports it), so it can
+        // fall up to a second before `now + lifetime`: retire that much
+        // earlier too, or a credential could expire on a usable instance.
+        let retire_at = credentials.as_ref().map(|_| {
+            let usable = lifetime
+                .saturating_sub(crate::credentials_margin(lifetime) + Duration::from_secs(1));
+            Instant::now() + usable
+        });
         let env = self.instance_env(target, &log_stream, initialization, credentials.as_ref());
         let version = plan.version.clone();
         let spec = InstanceSpec {

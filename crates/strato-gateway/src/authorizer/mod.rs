@@ -101,12 +101,37 @@ pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Opti
     })
 }
 
-/// Invokes a Lambda authorizer (10 s at most): its answer, or why there is
+/// The authorizer of an HTTP or WebSocket API being invoked: its source ARN
+/// is `arn:aws:execute-api:{region}:{account}:{api}/authorizers/{id}`.
+pub struct AuthorizerRef<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub api_id: &'a str,
+    pub authorizer_id: &'a str,
+}
+
+/// Invokes a Lambda authorizer as API Gateway does (its service principal,
+/// the authorizer as source, 10 s at most): its answer, or why there is
 /// none (for `$context.authorizer.error`).
 pub async fn invoke_authorizer(
     invoker: &dyn crate::invoker::LambdaInvoker,
-    invocation: crate::invoker::GatewayInvocation,
+    authorizer: AuthorizerRef<'_>,
+    function_arn: String,
+    event: &Value,
 ) -> Result<bytes::Bytes, String> {
+    let invocation = crate::invoker::GatewayInvocation {
+        function_arn,
+        principal: crate::invoker::InvokePrincipal::Service(
+            crate::invoker::APIGATEWAY_PRINCIPAL.into(),
+        ),
+        action: crate::invoker::InvokeAction::InvokeFunction,
+        source_arn: Some(format!(
+            "arn:aws:execute-api:{}:{}:{}/authorizers/{}",
+            authorizer.region, authorizer.account, authorizer.api_id, authorizer.authorizer_id
+        )),
+        source_account: Some(authorizer.account.to_string()),
+        payload: bytes::Bytes::from(event.to_string()),
+    };
     match tokio::time::timeout(Duration::from_secs(10), invoker.invoke(invocation)).await {
         Ok(Ok(outcome)) if outcome.function_error.is_none() => Ok(outcome.payload),
         Ok(Ok(_)) => Err("the authorizer function failed".into()),

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::events::{connect_event, disconnect_event, message_event, EventContext, EventType};
 use super::{new_id, refusal, Connection, Outbound, MAX_FRAME, MAX_MESSAGE, OUTBOX};
 use crate::access_log::{render, AccessLogContext};
-use crate::authorizer::{invoke_authorizer, read_lambda_answer, Decision};
+use crate::authorizer::{invoke_authorizer, read_lambda_answer, AuthorizerRef, Decision};
 use crate::http_api::live::{CompiledRoute, LiveApi, LiveStage};
 use crate::http_api::model::{Authorizer, IntegrationType, RouteAuthorization};
 use crate::http_api::HttpApiService;
@@ -458,18 +458,13 @@ async fn lambda_authorize(
         map.insert("methodArn".into(), route_arn.clone().into());
         map.remove("isBase64Encoded");
     }
-    let invocation = GatewayInvocation {
-        function_arn,
-        principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.into()),
-        action: InvokeAction::InvokeFunction,
-        source_arn: Some(format!(
-            "arn:aws:execute-api:{}:{}:{}/authorizers/{}",
-            session.api.region, session.api.account, session.api.api_id, authorizer.authorizer_id
-        )),
-        source_account: Some(session.api.account.clone()),
-        payload: Bytes::from(event.to_string()),
+    let source = AuthorizerRef {
+        region: &session.api.region,
+        account: &session.api.account,
+        api_id: &session.api.api_id,
+        authorizer_id: &authorizer.authorizer_id,
     };
-    let payload = match invoke_authorizer(&*svc.invoker, invocation).await {
+    let payload = match invoke_authorizer(&*svc.invoker, source, function_arn, &event).await {
         Ok(payload) => payload,
         Err(e) => {
             turn.log.set("authorizer.error", e);

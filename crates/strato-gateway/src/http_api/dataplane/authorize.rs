@@ -4,20 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::integrations::{v1_event, v2_event};
 use super::Exchange;
-use crate::authorizer::{invoke_authorizer, jwt, read_lambda_answer, Decision};
+use crate::authorizer::{invoke_authorizer, jwt, read_lambda_answer, AuthorizerRef, Decision};
 use crate::http_api::live::CompiledRoute;
 use crate::http_api::model::{Authorizer, AuthorizerType, RouteAuthorization};
 use crate::http_api::HttpApiService;
-use crate::invoker::{
-    function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokePrincipal,
-    APIGATEWAY_PRINCIPAL,
-};
+use crate::invoker::function_arn_of_integration_uri;
 use crate::proxy::EventBody;
 
 /// The kinds of identity source an authorizer may name.
@@ -253,21 +249,13 @@ async fn lambda_authorize(
         }
         event
     };
-    let invocation = GatewayInvocation {
-        function_arn,
-        principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.into()),
-        action: InvokeAction::InvokeFunction,
-        source_arn: Some(format!(
-            "arn:aws:execute-api:{}:{}:{}/authorizers/{}",
-            exchange.api.region,
-            exchange.api.account,
-            exchange.api.api_id,
-            authorizer.authorizer_id
-        )),
-        source_account: Some(exchange.api.account.clone()),
-        payload: Bytes::from(event.to_string()),
+    let source = AuthorizerRef {
+        region: &exchange.api.region,
+        account: &exchange.api.account,
+        api_id: &exchange.api.api_id,
+        authorizer_id: &authorizer.authorizer_id,
     };
-    let payload = match invoke_authorizer(&*svc.invoker, invocation).await {
+    let payload = match invoke_authorizer(&*svc.invoker, source, function_arn, &event).await {
         Ok(payload) => payload,
         Err(e) => {
             exchange.log.set("authorizer.error", e);

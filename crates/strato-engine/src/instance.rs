@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strato_sandbox::{BindMount, ResourceLimits, Sandbox, SandboxExit, SandboxMode, SandboxSpec};
+use strato_sandbox::{
+    BindMount, MemoryPeakGauge, ResourceLimits, Sandbox, SandboxExit, SandboxMode, SandboxSpec,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -82,7 +84,6 @@ enum Control {
     Kill,
     /// Changes the CPU share (a fraction of one CPU).
     SetCpu(f64),
-    MemoryPeak(oneshot::Sender<u64>),
     /// A stem cell's adoption: mount the function's directories, resize
     /// `/tmp`, set the memory limit.
     Adopt {
@@ -184,6 +185,8 @@ pub struct Instance {
     alive: Arc<AtomicBool>,
     /// Peak memory, recorded by the watcher before the sandbox is removed.
     final_peak: Arc<AtomicU64>,
+    /// Reads the live peak without a round trip to the watcher task.
+    peak_gauge: Option<MemoryPeakGauge>,
     death: watch::Receiver<Option<Death>>,
     pipes: Vec<Arc<LogPipe>>,
     server: JoinHandle<()>,
@@ -464,6 +467,14 @@ impl Instance {
             }
         }
 
+        // Kept open for the instance's life: REPORT reads it after every invocation.
+        let peak_gauge = match process.memory_peak_gauge() {
+            Ok(gauge) => Some(gauge),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the instance's memory peak");
+                None
+            }
+        };
         let alive = Arc::new(AtomicBool::new(true));
         let (death_tx, death_rx) = watch::channel(None);
         let (control_tx, mut control_rx) = mpsc::unbounded_channel();
@@ -486,9 +497,6 @@ impl Instance {
                         if let Err(e) = process.set_cpu_fraction(fraction) {
                             tracing::warn!(error = %e, "cannot change an instance's CPU share");
                         }
-                    }
-                    Event::Command(Some(Control::MemoryPeak(reply))) => {
-                        let _ = reply.send(process.memory_peak().unwrap_or(0));
                     }
                     Event::Command(Some(Control::Adopt {
                         mounts,
@@ -530,6 +538,7 @@ impl Instance {
                 control_tx,
                 alive,
                 final_peak,
+                peak_gauge,
                 death: death_rx,
                 pipes,
                 server,
@@ -828,14 +837,14 @@ impl Instance {
     }
 
     /// Peak memory of the instance so far, in bytes.
-    pub async fn memory_peak(&self) -> u64 {
+    pub fn memory_peak(&self) -> u64 {
         if !self.is_alive() {
             return self.final_peak.load(Ordering::SeqCst);
         }
-        let (tx, rx) = oneshot::channel();
-        if self.control_tx.send(Control::MemoryPeak(tx)).is_err() {
-            return 0;
+        match self.peak_gauge.as_ref().map(MemoryPeakGauge::read) {
+            Some(Ok(peak)) => peak,
+            // The cgroup went between the liveness check and the read.
+            _ => self.final_peak.load(Ordering::SeqCst),
         }
-        rx.await.unwrap_or(0)
     }
 }

@@ -189,7 +189,7 @@ impl Engine {
             }
         };
         instance.flush_logs();
-        let max_memory_mb = instance.memory_peak().await.div_ceil(1024 * 1024);
+        let max_memory_mb = instance.memory_peak().div_ceil(1024 * 1024);
         let billed_ms = billed_ms(duration);
         logs.line(format!("END RequestId: {request_id}"));
         let mut report = format!(

@@ -65,6 +65,8 @@ pub trait CgroupDriver: Send + Sync + std::fmt::Debug {
     fn memory_usage(&self, id: &str) -> Result<u64>;
     /// Highest memory charge since creation.
     fn memory_peak(&self, id: &str) -> Result<u64>;
+    /// The file [`CgroupDriver::memory_peak`] reads, for readers that keep it open.
+    fn memory_peak_file(&self, id: &str) -> PathBuf;
     /// How many processes the kernel's OOM killer killed in the sandbox.
     fn oom_kill_count(&self, id: &str) -> Result<u64>;
     /// Process ids currently in the sandbox's cgroup.
@@ -207,10 +209,11 @@ impl CgroupDriver for CgroupV1 {
     }
 
     fn memory_peak(&self, id: &str) -> Result<u64> {
-        read_number(
-            &*self.host,
-            &self.dir("memory", id).join("memory.max_usage_in_bytes"),
-        )
+        read_number(&*self.host, &self.memory_peak_file(id))
+    }
+
+    fn memory_peak_file(&self, id: &str) -> PathBuf {
+        self.dir("memory", id).join("memory.max_usage_in_bytes")
     }
 
     fn oom_kill_count(&self, id: &str) -> Result<u64> {
@@ -331,7 +334,11 @@ impl CgroupDriver for CgroupV2 {
     }
 
     fn memory_peak(&self, id: &str) -> Result<u64> {
-        read_number(&*self.host, &self.dir(id).join("memory.peak"))
+        read_number(&*self.host, &self.memory_peak_file(id))
+    }
+
+    fn memory_peak_file(&self, id: &str) -> PathBuf {
+        self.dir(id).join("memory.peak")
     }
 
     fn oom_kill_count(&self, id: &str) -> Result<u64> {

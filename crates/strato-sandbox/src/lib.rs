@@ -78,7 +78,7 @@ pub use error::{Result, SandboxError};
 pub use host::{EntryKind, Host, MountAttributes, OpenTreeFlags, RealHost};
 pub use init::sandbox_init_main;
 pub use netns::{NetNamespace, NetNamespacePool, NetworkConfig};
-pub use process::{SandboxExit, SandboxedProcess};
+pub use process::{MemoryPeakGauge, SandboxExit, SandboxedProcess};
 pub use spec::{BindMount, ResourceLimits, SandboxSpec, SandboxUser};
 
 /// How strongly sandboxed processes are isolated on this host.

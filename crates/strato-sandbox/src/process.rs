@@ -2,7 +2,9 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt as _;
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,6 +243,22 @@ impl SandboxedProcess {
         }
     }
 
+    /// A reader of [`SandboxedProcess::memory_peak`] that keeps its file open, for callers that
+    /// ask after every invocation: one `pread` per reading instead of open, stat, read and close
+    /// of a cgroup file (five system calls and a path walk through cgroupfs).
+    pub fn memory_peak_gauge(&self) -> Result<MemoryPeakGauge> {
+        let source = match &self.cgroup {
+            Some(lease) => {
+                let path = lease.driver.memory_peak_file(&lease.id);
+                let file =
+                    std::fs::File::open(&path).map_err(|e| SandboxError::io("open", &path, e))?;
+                PeakSource::Cgroup { file, path }
+            }
+            None => PeakSource::Process(self.pid),
+        };
+        Ok(MemoryPeakGauge { source })
+    }
+
     /// Whether the kernel OOM-killed a process of the sandbox. Always false in fallback mode, where
     /// exceeding the memory rlimit makes allocations fail instead.
     pub fn oom_killed(&self) -> Result<bool> {
@@ -278,6 +296,45 @@ impl Drop for SandboxedProcess {
             if let Err(e) = self.kill() {
                 tracing::warn!(id = %self.id, error = %e, "killing sandbox on drop failed");
             }
+        }
+    }
+}
+
+/// Reads a sandbox's peak memory on demand; see [`SandboxedProcess::memory_peak_gauge`]. Once
+/// the sandbox's cgroup is gone its readings fail.
+#[derive(Debug)]
+pub struct MemoryPeakGauge {
+    source: PeakSource,
+}
+
+#[derive(Debug)]
+enum PeakSource {
+    Cgroup {
+        file: std::fs::File,
+        path: PathBuf,
+    },
+    /// Fallback mode: the program's own peak resident set.
+    Process(u32),
+}
+
+impl MemoryPeakGauge {
+    /// Highest memory use so far, in bytes.
+    pub fn read(&self) -> Result<u64> {
+        match &self.source {
+            PeakSource::Cgroup { file, path } => {
+                // A cgroup file is regenerated for every read from offset 0.
+                let mut buf = [0u8; 32];
+                let n = file
+                    .read_at(&mut buf, 0)
+                    .map_err(|e| SandboxError::io("read", path, e))?;
+                std::str::from_utf8(&buf[..n])
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                    .ok_or_else(|| {
+                        SandboxError::io("parse", path, io::Error::from(io::ErrorKind::InvalidData))
+                    })
+            }
+            PeakSource::Process(pid) => read_proc_status_kib(*pid, "VmHWM:"),
         }
     }
 }

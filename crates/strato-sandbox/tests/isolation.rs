@@ -292,6 +292,28 @@ async fn memory_hog_is_oom_killed() {
 }
 
 #[tokio::test]
+async fn memory_peak_gauge_follows_the_cgroup_with_its_file_kept_open() {
+    let Some(sandbox) = strong_sandbox("memory_peak_gauge_follows_the_cgroup") else {
+        return;
+    };
+    // `tail` holds its whole input (no newline) in memory: ~40 MB at once.
+    let spec = shell("gauge", "head -c 40M /dev/zero | tail");
+    let network = sandbox.take_network().expect("network");
+    let mut process = sandbox.spawn(spec, network).await.expect("spawn");
+    let gauge = process.memory_peak_gauge().expect("gauge");
+    let (exit, _, _) = run(&mut process).await;
+    assert!(exit.success());
+    let peak = gauge.read().expect("read");
+    assert!(peak >= 40 * 1024 * 1024, "peak {peak}");
+    // Every reading regenerates the file from the start: the same answer twice, and the same
+    // as a fresh open.
+    assert_eq!(gauge.read().expect("read again"), peak);
+    assert_eq!(process.memory_peak().expect("peak"), peak);
+    process.destroy().await.expect("destroy");
+    assert!(gauge.read().is_err(), "the cgroup is gone");
+}
+
+#[tokio::test]
 async fn fork_bomb_is_stopped_by_the_pids_limit() {
     let Some(sandbox) = strong_sandbox("fork_bomb_is_stopped_by_the_pids_limit") else {
         return;

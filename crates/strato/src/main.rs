@@ -9,6 +9,13 @@ use strato::accounts;
 use strato::server::{self, ServerConfig};
 use strato_sandbox::ModePreference;
 
+/// mimalloc instead of glibc's allocator: a warm invocation allocates and frees
+/// a few hundred small buffers (HTTP heads, headers, JSON, log lines) across
+/// tokio's threads, and glibc's arenas spent ~14% of the server's CPU on them
+/// (`bench/profile_warm.py --perf`; bench/README.md has the figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "strato",

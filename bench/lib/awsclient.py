@@ -174,7 +174,10 @@ class Lambda:
         return api["apiEndpoint"]
 
     def public_function_url(self, name):
-        """A function URL with AuthType NONE and the public-access permission; returns the URL."""
+        """A function URL with AuthType NONE and the public-access permissions; returns the URL.
+        As on AWS since October 2025, a public URL needs both lambda:InvokeFunctionUrl and
+        lambda:InvokeFunction granted to everyone."""
         url = self.request("POST", f"/2021-10-31/functions/{name}/url", {"AuthType": "NONE"})
         self.add_permission(name, "url-public", "*", action="lambda:InvokeFunctionUrl", url_auth_type="NONE")
+        self.add_permission(name, "url-public-invoke", "*", action="lambda:InvokeFunction")
         return url["FunctionUrl"]

@@ -18,7 +18,8 @@
 //! of them takes TCP (container DNS proxies often do not). TCP messages carry
 //! RFC 1035's two-byte length prefix; a connection may carry several queries
 //! one after another (RFC 7766), answered in order, and is closed after
-//! [`TCP_IDLE`] without one.
+//! [`TCP_IDLE`] without one; an instance keeps at most
+//! [`MAX_TCP_CONNECTIONS`] open.
 //!
 //! Only what a stub resolver sends is understood: one question per query.
 //! An AWS name has an IPv4 address only (an `AAAA` question gets an empty
@@ -47,6 +48,8 @@ const ANSWER_TTL: u32 = 300;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a client's TCP connection may wait for its next query.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Open TCP connections per instance (a stub resolver uses one at a time).
+const MAX_TCP_CONNECTIONS: usize = 16;
 /// Largest query read over UDP (a stub resolver's is far smaller).
 const MAX_QUERY: usize = 4096;
 /// Largest DNS message: a TCP length prefix's range, and an upstream's UDP
@@ -105,20 +108,26 @@ impl Upstreams {
         let upstreams = self.clone();
         Ok(tokio::spawn(async move {
             let mut buf = vec![0u8; MAX_QUERY];
-            let mut tasks = JoinSet::new();
+            let mut relays = JoinSet::new();
+            let mut connections = JoinSet::new();
             loop {
                 tokio::select! {
                     received = udp.recv_from(&mut buf) => {
                         if let Ok((len, peer)) = received {
-                            upstreams.answer_udp(&udp, &buf[..len], peer, &mut tasks).await;
+                            upstreams.answer_udp(&udp, &buf[..len], peer, &mut relays).await;
                         }
                     }
                     accepted = tcp.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            tasks.spawn(upstreams.clone().answer_tcp(stream));
+                        // Past the limit a connection is closed at once (RFC 7766 lets a
+                        // server do so): each one holds a file of the Strato process.
+                        if let (Ok((stream, _)), true) =
+                            (accepted, connections.len() < MAX_TCP_CONNECTIONS)
+                        {
+                            connections.spawn(upstreams.clone().answer_tcp(stream));
                         }
                     }
-                    Some(_) = tasks.join_next() => {}
+                    Some(_) = relays.join_next() => {}
+                    Some(_) = connections.join_next() => {}
                 }
             }
         }))
@@ -565,6 +574,40 @@ mod tests {
         assert_eq!(read_u16(&whole, 6), Some(100));
         assert_eq!(whole, big_answer(&q, 100));
         upstream.await.unwrap();
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn tcp_connections_past_the_limit_are_closed_at_once() {
+        let (_, resolver, task) = resolver(Vec::new());
+        let mut open = Vec::new();
+        for _ in 0..MAX_TCP_CONNECTIONS {
+            open.push(TcpStream::connect(resolver).await.unwrap());
+        }
+        // Each of those is being served once it answers a query.
+        for stream in &mut open {
+            write_framed(stream, &query("sts.amazonaws.com", TYPE_A))
+                .await
+                .unwrap();
+            read_framed(stream).await.unwrap();
+        }
+        let mut one_more = TcpStream::connect(resolver).await.unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(one_more.read(&mut byte).await.unwrap(), 0, "closed");
+        // Closing one makes room again.
+        drop(open.pop());
+        let mut again = None;
+        for _ in 0..200 {
+            let mut stream = TcpStream::connect(resolver).await.unwrap();
+            let q = query("sts.amazonaws.com", TYPE_A);
+            if write_framed(&mut stream, &q).await.is_ok() && read_framed(&mut stream).await.is_ok()
+            {
+                again = Some(stream);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(again.is_some(), "a connection is served after one closed");
         task.abort();
     }
 

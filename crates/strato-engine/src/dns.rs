@@ -493,6 +493,14 @@ mod tests {
         answer
     }
 
+    /// A name server on `server`: the next query it gets, answered with `records` records.
+    async fn answer_next(server: &UdpSocket, records: u16) {
+        let mut buf = [0u8; 512];
+        let (len, from) = server.recv_from(&mut buf).await.unwrap();
+        let answer = big_answer(&buf[..len], records);
+        server.send_to(&answer, from).await.unwrap();
+    }
+
     #[tokio::test]
     async fn other_names_are_relayed_to_the_host_servers() {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -538,12 +546,7 @@ mod tests {
         let at = upstream_udp.local_addr().unwrap();
         let upstream_tcp = TcpListener::bind(at).await.unwrap();
         let upstream = tokio::spawn(async move {
-            let mut buf = [0u8; 512];
-            let (len, from) = upstream_udp.recv_from(&mut buf).await.unwrap();
-            upstream_udp
-                .send_to(&big_answer(&buf[..len], 100), from)
-                .await
-                .unwrap();
+            answer_next(&upstream_udp, 100).await;
             let (mut stream, _) = upstream_tcp.accept().await.unwrap();
             let q = read_framed(&mut stream).await.unwrap();
             write_framed(&mut stream, &big_answer(&q, 100))
@@ -615,14 +618,7 @@ mod tests {
     async fn tcp_questions_go_over_udp_to_name_servers_without_tcp() {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let at = server.local_addr().unwrap();
-        let upstream = tokio::spawn(async move {
-            let mut buf = [0u8; 512];
-            let (len, from) = server.recv_from(&mut buf).await.unwrap();
-            server
-                .send_to(&big_answer(&buf[..len], 3), from)
-                .await
-                .unwrap();
-        });
+        let upstream = tokio::spawn(async move { answer_next(&server, 3).await });
         // Nothing listens on TCP at `at`: the relay's connection is refused.
         let (_, resolver, task) = resolver(vec![at]);
         let q = query("example.com", TYPE_A);

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -34,7 +35,8 @@ import report  # noqa: E402
 import wsclient  # noqa: E402
 
 STRATO = os.environ.get("STRATO_BIN") or os.path.join(ROOT, "target", "release", "strato")
-LOADGEN = os.path.join(WORK, "target", "release", "loadgen")
+# LOADGEN_BIN names another build of bench/loadgen (e.g. a debug one, to try a scenario out).
+LOADGEN = os.environ.get("LOADGEN_BIN") or os.path.join(WORK, "target", "release", "loadgen")
 RIE = os.path.join(WORK, "go", "bin", "aws-lambda-rie")
 NPM = os.path.join(WORK, "npm")
 RIC_NODE = os.path.join(WORK, "npm-ric", "node_modules", ".bin", "aws-lambda-ric")
@@ -225,9 +227,12 @@ def summary(values):
 
 
 def loadgen(url, concurrency=1, requests=None, duration=None, body=None, method=None, sigv4=False,
-            warmup=0, n_range=None, threads=1, timeout=60, close=False, sigv4_key="test:test"):
+            warmup=0, n_range=None, threads=1, timeout=60, close=False, sigv4_key="test:test",
+            sigv4_service="lambda", headers=()):
     args = [LOADGEN, "--url", url, "--concurrency", str(concurrency), "--threads", str(threads),
             "--timeout", str(timeout)]
+    for name, value in headers:
+        args += ["--header", f"{name}:{value}"]
     if requests is not None:
         args += ["--requests", str(requests)]
     if duration is not None:
@@ -237,7 +242,7 @@ def loadgen(url, concurrency=1, requests=None, duration=None, body=None, method=
     if method:
         args += ["--method", method]
     if sigv4:
-        args += ["--sigv4", f"{sigv4_key}:us-east-1:lambda"]
+        args += ["--sigv4", f"{sigv4_key}:us-east-1:{sigv4_service}"]
     if warmup:
         args += ["--warmup", str(warmup)]
     if n_range:
@@ -1499,6 +1504,14 @@ class Moto:
         self.proc.stop()
 
 
+def add_moto(targets, notes, label="moto server"):
+    """moto's server as a peer among `targets`, or a note that it is not installed."""
+    if os.path.exists(MOTO_SERVER):
+        targets.append((label, Moto))
+    else:
+        notes.append("moto was not installed (bench/run installs `moto[server]` into bench/.work/venv-moto).")
+
+
 class ElasticMq:
     """ElasticMQ's server (Maven Central `org.elasticmq:elasticmq-server_2.13`) on Java 17, its SQS
     REST endpoint on a free port of 127.0.0.1, in-memory queues (its default)."""
@@ -1546,10 +1559,7 @@ def sc_sqs_throughput(ctx):
                ("Strato (--queue-durability process-crash)",
                 lambda: Strato("sqs-pc", extra_args=["--queue-durability", "process-crash"]))]
     notes = []
-    if os.path.exists(MOTO_SERVER):
-        targets.append(("moto server", Moto))
-    else:
-        notes.append("moto was not installed (bench/run installs `moto[server]` into bench/.work/venv-moto).")
+    add_moto(targets, notes, "moto server")
     if os.path.isdir(ELASTICMQ_LIB):
         targets.append((f"ElasticMQ {ELASTICMQ_VERSION}", ElasticMq))
     else:
@@ -1626,10 +1636,7 @@ def sc_sns_fanout(ctx):
     seconds = 4 if ctx.quick else 6
     targets = [("Strato", lambda: Strato("sns-fanout"))]
     notes = []
-    if os.path.exists(MOTO_SERVER):
-        targets.append(("moto server", Moto))
-    else:
-        notes.append("moto was not installed (bench/run installs `moto[server]` into bench/.work/venv-moto).")
+    add_moto(targets, notes, "moto server")
     rows = []
     for label, start in targets:
         try:
@@ -1679,14 +1686,15 @@ exports.handler = (event) => new Promise((resolve, reject) => {
 """
 
 
-def _json_call(port, service, target, body):
-    """One SigV4-signed awsJson 1.1 call (EventBridge's protocol) on a fresh connection."""
+def _json_call(port, service, target, body, json_version="1.1"):
+    """One SigV4-signed awsJson call (1.1: EventBridge's protocol; 1.0: DynamoDB's) on a fresh
+    connection."""
     import http.client
 
     data = json.dumps(body).encode()
     headers = awsclient.sign_headers("POST", f"127.0.0.1:{port}", "/", [], data, "test", "test", "us-east-1",
                                      service=service)
-    headers["content-type"] = "application/x-amz-json-1.1"
+    headers["content-type"] = f"application/x-amz-json-{json_version}"
     headers["x-amz-target"] = target
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -1843,10 +1851,7 @@ def sc_events_lambda(ctx):
         st.stop()
         collector.close()
     targets = [("Strato → SQS", lambda: Strato("events-sqs"))]
-    if os.path.exists(MOTO_SERVER):
-        targets.append(("moto server → SQS", Moto))
-    else:
-        notes.append("moto was not installed (bench/run installs `moto[server]` into bench/.work/venv-moto).")
+    add_moto(targets, notes, "moto server → SQS")
     for label, start in targets:
         try:
             server = start()
@@ -2008,6 +2013,213 @@ def sc_sqs_mapping(ctx):
                       "No peer runs SQS event source mappings on a laptop: moto and ElasticMQ are queues only, "
                       "LocalStack is not among the peers, and serverless-offline-sqs polls an external "
                       "ElasticMQ (not set up here)."]}
+
+
+# ---------------------------------------------------------------------------------------------
+# DynamoDB
+
+DYNALITE = os.path.join(WORK, "npm-dynalite", "node_modules", "dynalite", "cli.js")
+DDB_JSON = "application/x-amz-json-1.0"
+# Keys the read runs find: 100 partition keys `k{n}`, each with the item (k{n}, s{n}) that GetItem
+# reads and 9 more that Query returns with it (10 items of ~150 B per Query).
+DDB_KEYS = 100
+DDB_VALUE = "v" * 100
+DDB_OPS = {
+    "PutItem": ('{"TableName":"bench","Item":{"pk":{"S":"p{n}"},"sk":{"S":"s{i}"},'
+                '"v":{"S":"' + DDB_VALUE + '"},"n":{"N":"{i}"}}}', 1000),
+    "GetItem": ('{"TableName":"bench","Key":{"pk":{"S":"k{n}"},"sk":{"S":"s{n}"}}}', DDB_KEYS),
+    "Query": ('{"TableName":"bench","KeyConditionExpression":"pk = :p",'
+              '"ExpressionAttributeValues":{":p":{"S":"k{n}"}}}', DDB_KEYS),
+}
+
+# How often Strato's stream pollers read an idle shard (`StreamPollerSettings::poll_interval`).
+DDB_POLL_S = 0.25
+
+DDB_STREAM_JS = COLLECTOR_GATEWAY_JS + r"""
+exports.handler = (event) => new Promise((resolve, reject) => {
+  const now = Date.now();
+  const lines = event.Records.map((r) => `${r.dynamodb.Keys.pk.S} 0 ${now}\n`).join('');
+  const socket = net.connect(Number(process.env.COLLECTOR_PORT), gateway(), () => socket.write(lines + 'end\n'));
+  let reply = '';
+  socket.on('data', (d) => { reply += d; if (reply.includes('\n')) { socket.end(); resolve('ok'); } });
+  socket.on('error', reject);
+});
+"""
+
+
+class Dynalite:
+    """dynalite (npm), in memory (its default), on Node.js, pinned like every system under test."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = Proc("dynalite", [NODE, DYNALITE, "--host", "127.0.0.1", "--port", str(self.port),
+                                      "--createTableMs", "0"], cpus=SUT_CPUS)
+        wait_port(self.port, 60, self.proc)
+
+    def stop(self):
+        self.proc.stop()
+
+
+def _ddb(port, op, body):
+    return _json_call(port, "dynamodb", f"DynamoDB_20120810.{op}", body, json_version="1.0")
+
+
+def _ddb_table(port, name, stream=False):
+    """A table with a string hash and range key, ACTIVE, its items for the read runs written."""
+    spec = {"TableName": name, "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                     {"AttributeName": "sk", "AttributeType": "S"}]}
+    if stream:
+        spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    created = _ddb(port, "CreateTable", spec)["TableDescription"]
+    deadline = time.time() + 60
+    while _ddb(port, "DescribeTable", {"TableName": name})["Table"]["TableStatus"] != "ACTIVE":
+        if time.time() > deadline:
+            raise TimeoutError(f"table {name} did not become ACTIVE")
+        time.sleep(0.05)
+    return created
+
+
+def _ddb_fill(port):
+    """The read runs' items: (k{n}, s{n}) for every n, then 9 more per key."""
+    item = '{"TableName":"bench","Item":{"pk":{"S":"k{n}"},"sk":{"S":"%s"},"v":{"S":"' + DDB_VALUE + '"}}}'
+    for sort_key, count in (("s{n}", DDB_KEYS), ("t{i}", DDB_KEYS * 9)):
+        r = loadgen(url=f"http://127.0.0.1:{port}/", concurrency=4, requests=count, body=item % sort_key,
+                    n_range=DDB_KEYS, **_ddb_loadgen_kw("PutItem"))
+        if r["status"]["2xx"] != count:
+            raise RuntimeError(f"filling the table: {r['status']} ({r.get('first_error')})")
+
+
+def _ddb_loadgen_kw(op):
+    return {"sigv4": True, "sigv4_service": "dynamodb",
+            "headers": (("content-type", DDB_JSON), ("x-amz-target", f"DynamoDB_20120810.{op}"))}
+
+
+def _ddb_stream_latency(ctx, rows):
+    """Writes one at a time to a table whose stream feeds a Node.js function, each after the last
+    reached the handler: time from PutItem's answer to the handler's start."""
+    n = 40 if ctx.quick else 300
+    collector = LatencyCollector()
+    st = Strato("ddb-stream")
+    try:
+        stream_arn = _ddb_table(st.port, "feed", stream=True)["LatestStreamArn"]
+        st.api.create_function("sink", "nodejs20.x", "index.handler", zip_of({"index.js": DDB_STREAM_JS}),
+                               memory=BENCH_MEMORY, env={"COLLECTOR_PORT": str(collector.port)})
+        st.api.wait_ready("sink")
+        esm = st.api.request("POST", "/2015-03-31/event-source-mappings",
+                             {"EventSourceArn": stream_arn, "FunctionName": "sink", "BatchSize": 10,
+                              "StartingPosition": "LATEST"})
+        deadline = time.time() + 60
+        while st.api.request("GET", f"/2015-03-31/event-source-mappings/{esm['UUID']}")["State"] != "Enabled":
+            if time.time() > deadline:
+                raise TimeoutError("the mapping did not become Enabled")
+            time.sleep(0.1)
+        client = awsclient.Lambda(st.port)
+        headers = {"content-type": DDB_JSON, "x-amz-target": "DynamoDB_20120810.PutItem"}
+
+        def put(key):
+            status, raw, _, _ = client.request("POST", "/", {"TableName": "feed", "Item": {
+                "pk": {"S": key}, "sk": {"S": "x"}, "v": {"S": DDB_VALUE}}}, timed=True, headers=headers,
+                service="dynamodb")
+            if status != 200:
+                raise RuntimeError(f"PutItem: HTTP {status}: {raw[:200]!r}")
+            return int(time.time() * 1000)
+
+        # The first write also starts the function's instance: it is not counted.
+        put("warm")
+        wait_deadline = time.time() + 120
+        while collector.seen() < 1 and time.time() < wait_deadline:
+            time.sleep(0.01)
+        returned = {}
+        lost = 0
+        # Each write waits a random pause after the last one reached the handler, so writes land at
+        # every moment of the pollers' cycle instead of right behind the round that just ran.
+        pauses = random.Random(18)
+        for i in range(n):
+            time.sleep(pauses.uniform(0, 2 * DDB_POLL_S))
+            key = f"w{i}"
+            returned[key] = put(key)
+            deadline = time.time() + 30
+            while key not in collector.first and time.time() < deadline:
+                time.sleep(0.001)
+            lost += key not in collector.first
+        client.close()
+        with collector.lock:
+            lat = sorted(collector.first[k][1] - returned[k] for k in returned if k in collector.first)
+        rows += [
+            {"label": f"writes (one at a time, each 0–{2 * DDB_POLL_S * 1000:.0f} ms after the last reached the handler)",
+             "value": f"{n:,}; {len(lat):,} reached the function" + (f", {lost} not within 30 s" if lost else "")},
+            {"label": "PutItem answered → handler start, p50 / p99", "value":
+                f"{pct(lat, 0.50)} / {pct(lat, 0.99)} ms" if lat else "–"},
+            {"label": "min / max", "value": f"{lat[0]} / {lat[-1]} ms" if lat else "–"},
+        ]
+    finally:
+        st.stop()
+        collector.close()
+
+
+def sc_dynamodb(ctx):
+    """PutItem, GetItem and Query against Strato, moto's server and dynalite, at concurrency 1 and
+    32, with the same signed requests from the load generator; and write → function latency
+    through a DynamoDB stream event source mapping (Strato only)."""
+    servers = [(STRATO_LABEL, lambda: Strato("ddb"))]
+    notes = []
+    add_moto(servers, notes, "moto server")
+    if os.path.exists(DYNALITE):
+        servers.append((f"dynalite {npm_version('dynalite', os.path.join(WORK, 'npm-dynalite'))}", Dynalite))
+    else:
+        notes.append("dynalite was not installed (bench/run installs it into bench/.work/npm-dynalite).")
+    running = []
+    tables = []
+    try:
+        targets = {op: [] for op in DDB_OPS}
+        for label, start in servers:
+            try:
+                server = start()
+            except Exception as e:
+                notes.append(f"{label} did not start: {e}")
+                continue
+            running.append(server)
+            try:
+                _ddb_table(server.port, "bench")
+                _ddb_fill(server.port)
+            except Exception as e:
+                notes.append(f"{label}: the table could not be set up: {e}")
+                continue
+            for op, (body, n_range) in DDB_OPS.items():
+                targets[op].append((label, {"url": f"http://127.0.0.1:{server.port}/", "body": body,
+                                            "n_range": n_range, **_ddb_loadgen_kw(op)}))
+        for op, op_targets in targets.items():
+            log(f"  {op}")
+            tables += warm_table(op, warm_matrix(ctx, op_targets), STRATO_LABEL)
+    finally:
+        for server in running:
+            server.stop()
+    rows = []
+    try:
+        _ddb_stream_latency(ctx, rows)
+    except Exception as e:
+        rows.append({"label": "failed", "value": f"{type(e).__name__}: {e}"[:300]})
+    tables.append({"title": "DynamoDB stream → function (Strato): a Node.js 20 function (1769 MB) behind a "
+                            "stream event source mapping (BatchSize 10, StartingPosition LATEST)",
+                   "kind": "kv", "rows": rows})
+    notes += [
+        "Every request is SigV4-signed awsJson 1.0 from `loadgen` (Rust, one keep-alive connection per "
+        "worker), the same bytes for every server: PutItem writes a new item of ~150 B per request "
+        "(1 000 partition keys); GetItem reads one of 100 items; Query reads the 10 items of one of 100 "
+        "partition keys. The tables are filled with those 1 000 items before the runs.",
+        "Strato acknowledges a write once SQLite (WAL) has committed it (it survives kill -9); moto and "
+        "dynalite (its default, LevelDB in memory) keep their tables in memory.",
+        "The stream latency is the handler's Date.now() at its start minus the harness's clock when "
+        "PutItem answered (one machine, one clock, millisecond resolution; the harness takes its time "
+        "after reading the answer, so on a busy machine a handler can start a few ms \"before\" it). Writes "
+        "are sent one at a time, each after a random pause, so none waits behind another and they land at "
+        "every moment of the poll cycle: Strato's pollers read an idle shard every 250 ms (AWS documents "
+        "four reads per second per shard), so about half of that is the expected wait.",
+        "No peer runs DynamoDB stream event source mappings: moto and dynalite serve the DynamoDB API only.",
+    ]
+    return {"tables": tables, "notes": notes}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2206,6 +2418,7 @@ SCENARIOS = [
     ("queue-throughput", "The durable queue engine alone", sc_queue_throughput),
     ("sqs-throughput", "SQS over HTTP: Strato, moto and ElasticMQ", sc_sqs_throughput),
     ("sqs-mapping", "SQS queue to function through an event source mapping", sc_sqs_mapping),
+    ("dynamodb", "DynamoDB: Strato, moto and dynalite; stream → function", sc_dynamodb),
     ("sns-fanout", "SNS Publish to ten SQS subscriptions: Strato and moto", sc_sns_fanout),
     ("events-lambda", "EventBridge PutEvents to Lambda and SQS: Strato and moto", sc_events_lambda),
     ("websocket", "WebSocket APIs: idle connections and round trips", sc_websocket),
@@ -2261,6 +2474,9 @@ def versions():
         "serverless": npm_version("serverless"),
         "serverless-offline": npm_version("serverless-offline"),
         "aws-lambda-ric (npm)": npm_version("aws-lambda-ric", os.path.join(WORK, "npm-ric")),
+        "dynalite (npm)": npm_version("dynalite", os.path.join(WORK, "npm-dynalite")),
+        "moto (PyPI)": (sh(f"{os.path.join(WORK, 'venv-moto', 'bin', 'python')} -c 'import moto; print(moto.__version__)'")
+                        if os.path.exists(MOTO_SERVER) else "not installed"),
         "awslambdaric (PyPI)": sh(f"{VENV_PY} -c 'import importlib.metadata as m; print(m.version(\"awslambdaric\"))'") if os.path.exists(VENV_PY) else "not installed",
         "aws-lambda-runtime-interface-emulator": rie_ver,
         "aws-lambda-go": go_lambda,

@@ -31,11 +31,47 @@ FIXTURES = HERE / "fixtures"
 CACHE = HERE / ".cache"
 
 PYTHON_FN = r'''
-import os, socket, ssl
+import os, socket, ssl, struct
 import boto3
 
 
+def ask(name, over_tcp):
+    """One A question to the instance's resolver (resolv.conf's only line), over
+    TCP with RFC 1035's length prefix or over UDP: (rcode, TC bit, sorted addresses)."""
+    labels = b"".join(bytes([len(l)]) + l.encode() for l in name.split("."))
+    query = struct.pack(">HHHHHH", 0x5a5a, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack(">HH", 1, 1)
+    if over_tcp:
+        with socket.create_connection(("127.0.0.1", 53), timeout=10) as s:
+            s.sendall(struct.pack(">H", len(query)) + query)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise OSError("closed")
+                data += chunk
+            reply = data[2:]
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(10)
+            s.sendto(query, ("127.0.0.1", 53))
+            reply = s.recv(4096)
+    assert reply[:2] == query[:2]
+    answers, at = struct.unpack(">H", reply[6:8])[0], len(query)
+    addresses = []
+    for _ in range(answers):
+        while reply[at] and reply[at] < 0xc0:
+            at += reply[at] + 1
+        at += 2 if reply[at] >= 0xc0 else 1
+        rtype, _, _, rdlen = struct.unpack(">HHIH", reply[at:at + 10])
+        if rtype == 1:
+            addresses.append(socket.inet_ntoa(reply[at + 10:at + 14]))
+        at += 10 + rdlen
+    return [reply[3] & 0x0f, bool(reply[2] & 0x02), sorted(addresses)]
+
+
 def handler(event, context):
+    if "dns" in event:
+        return {n: {"udp": ask(n, False), "tcp": ask(n, True)} for n in event["dns"]}
     out = {"endpoint_env": os.environ.get("AWS_ENDPOINT_URL")}
     lam = boto3.client("lambda")
     out["endpoint"] = lam.meta.endpoint_url
@@ -141,13 +177,18 @@ def invoke(client, name: str, event: dict | None = None) -> dict:
     return payload
 
 
-def test_python_boto3_reaches_lambda_sqs_and_s3_by_aws_hostnames(server, client):
+@pytest.fixture(scope="module")
+def python_fn(client) -> str:
     deploy(client, "by-name-py", "python3.12", "index.handler", make_zip({"index.py": PYTHON_FN}))
+    return "by-name-py"
+
+
+def test_python_boto3_reaches_lambda_sqs_and_s3_by_aws_hostnames(server, client, python_fn):
     names = ["lambda.us-east-1.amazonaws.com", "my-bucket.s3.us-east-1.amazonaws.com",
              "abc123.execute-api.us-east-1.amazonaws.com", "u1.lambda-url.us-east-1.on.aws",
              "iam.amazonaws.com"]
     private = [str(server.data_dir / "sandbox-ca" / "ca-key.pem"), str(server.data_dir)]
-    out = invoke(client, "by-name-py", {"names": names, "private": private})
+    out = invoke(client, python_fn, {"names": names, "private": private})
     assert out["endpoint_env"] is None
     assert out["endpoint"] == "https://lambda.us-east-1.amazonaws.com"
     assert out["settings"] == client.get_account_settings()["AccountLimit"]
@@ -157,6 +198,21 @@ def test_python_boto3_reaches_lambda_sqs_and_s3_by_aws_hostnames(server, client)
     assert out["object"] == "stored by name"
     assert out["key_visible"] == []
     assert out["other_name"].startswith("refused"), out["other_name"]
+
+
+def test_the_instance_resolver_answers_over_tcp_as_over_udp(client, python_fn):
+    """DNS over TCP (RFC 7766): AWS's names are answered by the instance's resolver
+    itself, other names relayed to the host's name servers (over TCP, or over UDP
+    to servers that take no TCP), the same as over UDP (`.invalid` never exists,
+    RFC 6761: NXDOMAIN from any name server, SERVFAIL with none reachable; the
+    resolver itself never answers it)."""
+    other = "strato-check.invalid"
+    out = invoke(client, python_fn, {"dns": ["lambda.us-east-1.amazonaws.com", other]})
+    aws = out["lambda.us-east-1.amazonaws.com"]
+    assert aws["tcp"] == [0, False, ["127.0.0.1"]]
+    assert aws["udp"] == aws["tcp"]
+    assert out[other]["tcp"] == out[other]["udp"], out[other]
+    assert out[other]["tcp"][1] is False
 
 
 def test_node_sdk_v3_reaches_lambda_by_its_hostname(server, client):

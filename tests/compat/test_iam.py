@@ -162,7 +162,8 @@ def test_a_second_account_invokes_a_function_only_after_add_permission(strato):
 @ENFORCE
 def test_a_mapping_polls_as_the_function_role(strato):
     """CreateEventSourceMapping checks the function's execution role for what
-    polling calls, with AWS's sentence, and accepts once the role allows it."""
+    polling calls, with AWS's sentence, and accepts once the role allows it:
+    an SQS queue, then a DynamoDB stream (AWSLambdaDynamoDBExecutionRole)."""
     iam, lam, sqs = client(strato, "iam"), client(strato, "lambda"), client(strato, "sqs")
     queue_arn = sqs.get_queue_attributes(
         QueueUrl=sqs.create_queue(QueueName="work")["QueueUrl"],
@@ -183,6 +184,31 @@ def test_a_mapping_polls_as_the_function_role(strato):
                            PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole")
     mapping = lam.create_event_source_mapping(FunctionName="worker", EventSourceArn=queue_arn)
     assert mapping["EventSourceArn"] == queue_arn
+
+    # A DynamoDB stream needs all four stream reads; one alone is not enough.
+    stream_arn = client(strato, "dynamodb").create_table(
+        TableName="orders", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )["TableDescription"]["LatestStreamArn"]
+    refused = (f"Cannot access stream {stream_arn}. Please ensure the role can perform the "
+               "GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your "
+               "stream in IAM.")
+    for allowed in (None, "dynamodb:GetRecords"):
+        if allowed:
+            iam.put_role_policy(RoleName="poller", PolicyName="stream", PolicyDocument=json.dumps({
+                "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": stream_arn}]}))
+        response = error_of(lam.create_event_source_mapping, FunctionName="worker",
+                            EventSourceArn=stream_arn, StartingPosition="LATEST")
+        assert response["Error"]["Code"] == "InvalidParameterValueException"
+        assert response["Error"]["Message"] == refused
+    iam.attach_role_policy(RoleName="poller",
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole")
+    mapping = lam.create_event_source_mapping(FunctionName="worker", EventSourceArn=stream_arn,
+                                              StartingPosition="LATEST")
+    assert mapping["EventSourceArn"] == stream_arn
+    assert mapping["StartingPosition"] == "LATEST"
 
 
 @ENFORCE

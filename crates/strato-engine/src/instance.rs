@@ -304,6 +304,7 @@ impl Instance {
         }
         if hostnames.is_some() {
             tcp.push(address(INSTANCE_HTTPS_ADDR)?);
+            tcp.push(address(crate::dns::INSTANCE_DNS_ADDR)?);
             udp.push(address(crate::dns::INSTANCE_DNS_ADDR)?);
         }
         let (listeners, sockets) = network
@@ -333,18 +334,21 @@ impl Instance {
         if let (Some(endpoint), Some(api_listener)) = (&serve_api, listeners.next()) {
             api_servers.push((endpoint.serve)(to_tokio(api_listener, "API listener")?));
         }
-        if let (Some(names), Some(https), Some(dns)) =
-            (&hostnames, listeners.next(), sockets.into_iter().next())
-        {
+        if let (Some(names), Some(https), Some(dns_tcp), Some(dns_udp)) = (
+            &hostnames,
+            listeners.next(),
+            listeners.next(),
+            sockets.into_iter().next(),
+        ) {
             api_servers.push((names.serve_tls)(to_tokio(https, "HTTPS listener")?));
-            match names.upstreams.serve(dns) {
+            match names.upstreams.serve(dns_udp, dns_tcp) {
                 Ok(task) => api_servers.push(task),
                 Err(source) => {
                     for api in &api_servers {
                         api.abort();
                     }
                     return Err(StartError::Platform(PlatformError::Listener {
-                        listener: "DNS socket",
+                        listener: "DNS sockets",
                         source,
                     }));
                 }

@@ -128,13 +128,13 @@ done
 '''
 
 
-def executable_zip(files: dict[str, str]) -> bytes:
+def executable_zip(files: dict[str, str | bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, text in files.items():
+        for name, data in files.items():
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
-            zf.writestr(info, text)
+            zf.writestr(info, data)
     return buf.getvalue()
 
 
@@ -237,12 +237,22 @@ def go_function_zip() -> bytes:
     env = {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOFLAGS": "-mod=mod"}
     subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."],
                    cwd=FIXTURES / "go-hostnames", env=env, check=True)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        info = zipfile.ZipInfo("bootstrap")
-        info.external_attr = 0o755 << 16
-        zf.writestr(info, out.read_bytes())
-    return buf.getvalue()
+    return executable_zip({"bootstrap": out.read_bytes()})
+
+
+def rust_function_zip(strato_binary: Path) -> bytes:
+    """fixtures/rust-hostnames (lambda_runtime and the AWS SDK for Rust), a
+    member of the workspace: built beside the strato binary under test, with
+    the SDK crates the workspace compiles anyway, by `cargo build --workspace`
+    (or scripts/test's `cargo build --workspace --all-targets`). Packaged as
+    AWS documents for provided.al2023: the binary, stripped, as `bootstrap`."""
+    built = strato_binary.parent / "rust-hostnames"
+    if not built.is_file():
+        pytest.fail(f"no {built}: build the workspace (cargo build --workspace) first")
+    out = CACHE / "rust-hostnames" / "bootstrap"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["strip", "-o", str(out), str(built)], check=True)
+    return executable_zip({"bootstrap": out.read_bytes()})
 
 
 def java_function_zip() -> bytes:
@@ -268,6 +278,19 @@ def test_go_sdk_v1_and_v2_reach_lambda_by_its_hostname(server, client):
     expected = client.get_account_settings()["AccountLimit"]
     assert out["v1"] == expected
     assert out["v2"] == expected
+
+
+def test_rust_sdk_reaches_lambda_by_its_hostname(server, client):
+    deploy(client, "by-name-rust", "provided.al2023", "bootstrap",
+           rust_function_zip(server.binary))
+    out = invoke(client, "by-name-rust")
+    expected = client.get_account_settings()
+    assert out["endpointEnv"] is None
+    # The SDK's own endpoint resolution, over HTTPS, trusting the CA through
+    # the platform roots its default client loads.
+    assert out["requests"] == ["https://lambda.us-east-1.amazonaws.com/2016-08-19/account-settings"]
+    assert out["AccountLimit"] == expected["AccountLimit"]
+    assert out["AccountUsage"] == expected["AccountUsage"]
 
 
 @pytest.mark.skipif(shutil.which("mvn") is None, reason="no Maven")

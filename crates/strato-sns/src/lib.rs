@@ -436,6 +436,20 @@ impl SnsService {
             .map_err(|e| error::internal(e.to_string()))
     }
 
+    /// Refuses a service publishing as itself when the topic's policy does
+    /// not admit it, in AWS's words (CloudWatch alarm history shows them).
+    fn admit(&self, destination: &str, origin: &ServiceOrigin<'_>) -> Result<(), DeliveryError> {
+        match self.topic(destination) {
+            Some(topic) if !policy::service_may_publish(&topic, origin) => {
+                Err(DeliveryError::Denied(format!(
+                    "Resource: {} is not authorized to perform: SNS:Publish on resource: {destination}",
+                    origin.source_arn
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A message the platform publishes (destinations, dead letters, alarms).
     async fn publish_internal(
         &self,
@@ -489,14 +503,7 @@ impl EventSink for SnsService {
         record: Bytes,
         origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
-        if let Some(topic) = self.topic(destination) {
-            if !policy::service_may_publish(&topic, &origin) {
-                return Err(DeliveryError::Denied(format!(
-                    "{} is not authorized to perform: SNS:Publish on resource: {destination}",
-                    origin.principal
-                )));
-            }
-        }
+        self.admit(destination, &origin)?;
         self.deliver_record(account, region, destination, record)
             .await
     }
@@ -508,7 +515,9 @@ impl EventSink for SnsService {
         destination: &str,
         subject: &str,
         message: Bytes,
+        origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
+        self.admit(destination, &origin)?;
         let text = String::from_utf8_lossy(&message).into_owned();
         let subject = Some(subject.to_string());
         self.publish_internal(account, region, destination, text, subject, Vec::new())

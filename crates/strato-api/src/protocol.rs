@@ -377,7 +377,8 @@ pub async fn dispatch_signed_rest(
     next: axum::middleware::Next,
 ) -> Response {
     let scheduler_tags = request.uri().path().starts_with("/tags/")
-        && signed_service(request.headers()).as_deref() == Some(strato_events::SCHEDULER_SIGNING_NAME);
+        && signed_service(request.headers()).as_deref()
+            == Some(strato_events::SCHEDULER_SIGNING_NAME);
     if !scheduler_tags {
         return next.run(request).await;
     }

@@ -401,23 +401,8 @@ async fn create_group(events: &EventsService, caller: &Caller, input: &Doc) -> O
         created: chrono::Utc::now().timestamp(),
         tags,
     };
-    events
-        .put_doc(
-            &group.account,
-            &group.region,
-            records::GROUP_KIND,
-            &group.name,
-            &group,
-        )
-        .await?;
     let arn = group.arn();
-    events
-        .state
-        .write()
-        .groups
-        .entry(key(caller))
-        .or_default()
-        .insert(group.name.clone(), group);
+    save_group(events, group).await?;
     Ok(Doc::map().with("ScheduleGroupArn", arn))
 }
 
@@ -524,12 +509,9 @@ fn tagged_group(
         "arn:aws:scheduler:{}:{}:schedule-group/",
         caller.region, caller.account_id
     );
-    let name = arn.strip_prefix(&prefix).filter(|name| {
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    });
+    let name = arn
+        .strip_prefix(&prefix)
+        .filter(|name| records::valid_group_name(name));
     let shaped = records::arn_matches_group_pattern(arn);
     let Some(name) = name.filter(|_| shaped) else {
         if shaped {

@@ -140,9 +140,9 @@ impl RetryPolicy {
         } else if n <= at_min {
             self.min_delay
         } else if n <= at_min + backoff {
-            let seconds =
-                self.backoff
-                    .delay(n - at_min, backoff, self.min_delay, self.max_delay);
+            let seconds = self
+                .backoff
+                .delay(n - at_min, backoff, self.min_delay, self.max_delay);
             seconds.round() as u64
         } else {
             self.max_delay
@@ -152,7 +152,9 @@ impl RetryPolicy {
 
     /// Every retry's wait added up.
     fn total(&self) -> Duration {
-        (1..=self.retries.min(MAX_RETRIES)).map(|n| self.delay(n)).sum()
+        (1..=self.retries.min(MAX_RETRIES))
+            .map(|n| self.delay(n))
+            .sum()
     }
 
     /// As AWS writes it, members in AWS's order.
@@ -267,9 +269,7 @@ fn integer(
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
             (Some(v), _) => Ok(Some(v)),
-            (None, Some(_)) => Err(format!(
-                "{path}.{name} must be greater than or equal to 0"
-            )),
+            (None, Some(_)) => Err(format!("{path}.{name} must be greater than or equal to 0")),
             (None, None) => Err(format!(
                 "{path}.{name} type mismatch, expecting integer, received a number"
             )),
@@ -460,10 +460,16 @@ fn topic_policy(text: &str) -> Result<TopicPolicy, Refusal> {
         ],
     )?;
     let mut policy = TopicPolicy::default();
-    if let Some(v) = http.get("defaultHealthyRetryPolicy").filter(|v| !v.is_null()) {
+    if let Some(v) = http
+        .get("defaultHealthyRetryPolicy")
+        .filter(|v| !v.is_null())
+    {
         policy.defaults.retry = Some(retry_policy(v, "http.defaultHealthyRetryPolicy")?);
     }
-    if let Some(v) = http.get("defaultSicklyRetryPolicy").filter(|v| !v.is_null()) {
+    if let Some(v) = http
+        .get("defaultSicklyRetryPolicy")
+        .filter(|v| !v.is_null())
+    {
         retry_policy(v, "http.defaultSicklyRetryPolicy")?;
     }
     if let Some(v) = http.get("defaultThrottlePolicy") {
@@ -515,7 +521,10 @@ pub(crate) fn topic_effective(topic: &TopicRecord) -> String {
     let mut http = vec![
         (
             "defaultHealthyRetryPolicy",
-            defaults.retry.unwrap_or(RetryPolicy::HTTP_DEFAULT).to_json(),
+            defaults
+                .retry
+                .unwrap_or(RetryPolicy::HTTP_DEFAULT)
+                .to_json(),
         ),
         (
             "disableSubscriptionOverrides",
@@ -540,7 +549,10 @@ pub(crate) fn topic_effective(topic: &TopicRecord) -> String {
 /// What a delivery to this subscription follows: AWS's fixed policy for
 /// Lambda and SQS; for HTTP/HTTPS the subscription's policy over the
 /// topic's (unless the topic disables overrides) over AWS's default.
-pub(crate) fn effective(topic: Option<&TopicRecord>, subscription: &SubscriptionRecord) -> Effective {
+pub(crate) fn effective(
+    topic: Option<&TopicRecord>,
+    subscription: &SubscriptionRecord,
+) -> Effective {
     if !matches!(subscription.protocol.as_str(), "http" | "https") {
         return Effective {
             retry: RetryPolicy::AWS_MANAGED,

@@ -110,24 +110,30 @@ pub(crate) async fn enqueue_retry(
     let record = &subscription.record;
     let topic = service.topic(&record.topic_arn);
     let policy = delivery_policy::effective(topic.as_deref(), record);
-    enqueue(
-        service,
-        &HttpDelivery {
-            subscription_arn: record.arn.clone(),
-            url: record.endpoint.clone(),
-            kind: "Notification".into(),
-            message_id: publication.message_id.clone(),
-            topic_arn: publication.topic_arn.clone(),
-            raw: record.raw(),
-            body,
-            group_id: publication.group_id.clone(),
-            route,
-            dead_letter,
-        },
-        1,
-        service.scaled(policy.retry.delay(1)),
-    )
-    .await
+    let delivery = notification(record, publication, route, body, dead_letter);
+    enqueue(service, &delivery, 1, service.scaled(policy.retry.delay(1))).await
+}
+
+/// A notification of `publication` for the subscription's endpoint.
+fn notification(
+    record: &SubscriptionRecord,
+    publication: &Publication,
+    route: Route,
+    body: String,
+    dead_letter: Option<String>,
+) -> HttpDelivery {
+    HttpDelivery {
+        subscription_arn: record.arn.clone(),
+        url: record.endpoint.clone(),
+        kind: "Notification".into(),
+        message_id: publication.message_id.clone(),
+        topic_arn: publication.topic_arn.clone(),
+        raw: record.raw(),
+        body,
+        group_id: publication.group_id.clone(),
+        route,
+        dead_letter,
+    }
 }
 
 /// Queues a notification for an HTTP/HTTPS subscription.
@@ -149,24 +155,8 @@ pub(crate) async fn enqueue_notification(
             endpoint,
         )
     };
-    enqueue(
-        service,
-        &HttpDelivery {
-            subscription_arn: record.arn.clone(),
-            url: record.endpoint.clone(),
-            kind: "Notification".into(),
-            message_id: publication.message_id.clone(),
-            topic_arn: publication.topic_arn.clone(),
-            raw: record.raw(),
-            body,
-            group_id: publication.group_id.clone(),
-            route: Route::Http,
-            dead_letter: None,
-        },
-        0,
-        Duration::ZERO,
-    )
-    .await
+    let delivery = notification(record, publication, Route::Http, body, None);
+    enqueue(service, &delivery, 0, Duration::ZERO).await
 }
 
 /// Which handshake message an endpoint gets.
@@ -358,7 +348,9 @@ async fn attempt(service: &SnsService, message: strato_queue::Received) {
         }
     };
     if let Some(failed) = failed {
-        let metadata = serde_json::to_vec(&Attempts { failed }).ok().map(Bytes::from);
+        let metadata = serde_json::to_vec(&Attempts { failed })
+            .ok()
+            .map(Bytes::from);
         let wait = service.scaled(policy.retry.delay(failed));
         if let Err(e) = service
             .queues
@@ -375,7 +367,10 @@ async fn attempt(service: &SnsService, message: strato_queue::Received) {
         delivery::dead_letter_body(
             service,
             &subscription.record,
-            delivery.dead_letter.clone().unwrap_or(delivery.body.clone()),
+            delivery
+                .dead_letter
+                .clone()
+                .unwrap_or(delivery.body.clone()),
             delivery.group_id.clone(),
             delivery.message_id.clone(),
         )
@@ -387,8 +382,10 @@ async fn attempt(service: &SnsService, message: strato_queue::Received) {
 /// Failed attempts so far: the metadata's count (a message an older server
 /// queued has none: its receives before this one).
 fn failed_before(message: &strato_queue::Received) -> u64 {
-    serde_json::from_slice::<Attempts>(&message.metadata)
-        .map_or_else(|_| u64::from(message.receive_count.saturating_sub(1)), |a| a.failed)
+    serde_json::from_slice::<Attempts>(&message.metadata).map_or_else(
+        |_| u64::from(message.receive_count.saturating_sub(1)),
+        |a| a.failed,
+    )
 }
 
 /// The subscription an `UnsubscribeConfirmation` went to, as far as its

@@ -123,14 +123,7 @@ fn caller() -> Caller {
 }
 
 async fn call(sns: &SnsService, operation: &str, input: serde_json::Value) -> Doc {
-    let caller = caller();
-    let request = SnsRequest {
-        caller: &caller,
-        endpoint: "http://localhost:9000",
-    };
-    sns.operation(request, operation, Doc::from_json(&input))
-        .await
-        .unwrap()
+    try_call(sns, operation, input).await.unwrap()
 }
 
 fn text(doc: &Doc, key: &str) -> String {
@@ -463,8 +456,12 @@ async fn add_and_remove_permission_edit_the_topic_policy() {
     assert!(!text(attributes.get("Attributes").unwrap(), "Policy").contains("partner"));
 }
 
-/// What a SetTopicAttributes or SetSubscriptionAttributes call answers.
-async fn try_call(sns: &SnsService, operation: &str, input: serde_json::Value) -> Result<Doc, String> {
+/// What an operation answers, or its error's message.
+async fn try_call(
+    sns: &SnsService,
+    operation: &str,
+    input: serde_json::Value,
+) -> Result<Doc, String> {
     let caller = caller();
     let request = SnsRequest {
         caller: &caller,
@@ -494,7 +491,9 @@ async fn delivery_policies_are_validated_in_aws_words() {
     );
     let subscription_shaped = serde_json::json!({"throttlePolicy": {"maxReceivesPerSecond": 1}});
     assert_eq!(
-        try_call(&f.sns, "SetTopicAttributes", set_topic(subscription_shaped)).await.unwrap_err(),
+        try_call(&f.sns, "SetTopicAttributes", set_topic(subscription_shaped))
+            .await
+            .unwrap_err(),
         "Invalid parameter: DeliveryPolicy: Unexpected JSON member: throttlePolicy"
     );
     let text_delay = serde_json::json!({"http": {"defaultHealthyRetryPolicy": {
@@ -541,9 +540,17 @@ async fn effective_delivery_policy_layers_subscription_over_topic_over_default()
             "AttributeValue": topic_policy.to_string()}),
     )
     .await;
-    let attributes = call(&f.sns, "GetTopicAttributes", serde_json::json!({"TopicArn": topic})).await;
+    let attributes = call(
+        &f.sns,
+        "GetTopicAttributes",
+        serde_json::json!({"TopicArn": topic}),
+    )
+    .await;
     assert_eq!(
-        text(attributes.get("Attributes").unwrap(), "EffectiveDeliveryPolicy"),
+        text(
+            attributes.get("Attributes").unwrap(),
+            "EffectiveDeliveryPolicy"
+        ),
         r#"{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":5,"maxDelayTarget":5,"numRetries":2,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false,"defaultThrottlePolicy":{"maxReceivesPerSecond":4},"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}"#
     );
     let own = serde_json::json!({"healthyRetryPolicy": {"minDelayTarget": 1,
@@ -566,7 +573,10 @@ async fn effective_delivery_policy_layers_subscription_over_topic_over_default()
     )
     .await;
     assert_eq!(
-        text(attributes.get("Attributes").unwrap(), "EffectiveDeliveryPolicy"),
+        text(
+            attributes.get("Attributes").unwrap(),
+            "EffectiveDeliveryPolicy"
+        ),
         r#"{"healthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":8,"numRetries":4,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"exponential"},"sicklyRetryPolicy":null,"throttlePolicy":{"maxReceivesPerSecond":4},"guaranteed":false}"#
     );
 }

@@ -13,7 +13,15 @@
 //!
 //! Operations take and give a [`Doc`], which every encoding maps onto.
 //! [`dispatch_target`] is the one `POST /` route: it picks the service by
-//! its `X-Amz-Target` prefix (add further JSON services there).
+//! its `X-Amz-Target` prefix (add further JSON services there), and
+//! [`dispatch_signed_rest`] sends REST paths two services share by the
+//! signing service.
+//!
+//! Why over 800 lines: DESIGN §5 asks for the protocols and the dispatch
+//! by target, scope and signing service in one layer, so no service
+//! decodes a wire format or picks a service a second way; splitting the
+//! codecs from the dispatch would put the two halves of one decision
+//! (which service, in which encoding) in different files.
 
 mod compression;
 

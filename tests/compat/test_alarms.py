@@ -398,3 +398,21 @@ def test_alarm_actions_reach_an_sns_topic(strato):
     assert notification["Trigger"]["MetricName"] == "Heartbeat"
     history = cw.describe_alarm_history(AlarmName="paging", HistoryItemType="Action")
     assert history["AlarmHistoryItems"][0]["HistorySummary"] == f"Successfully executed action {topic}"
+
+    # A topic policy that admits neither CloudWatch nor the account refuses
+    # the next notification, and the history says so in AWS's words.
+    alarm_arn = cw.describe_alarms(AlarmNames=["paging"])["MetricAlarms"][0]["AlarmArn"]
+    only_events = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": topic}]}
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(only_events))
+    cw.set_alarm_state(AlarmName="paging", StateValue="OK", StateReason="checked by hand")
+    refused = (f'Failed to execute action {topic}. Received error: "Resource: {alarm_arn} '
+               f'is not authorized to perform: SNS:Publish on resource: {topic}"')
+
+    def refusal():
+        items = cw.describe_alarm_history(AlarmName="paging", HistoryItemType="Action")["AlarmHistoryItems"]
+        return [i for i in items if i["HistorySummary"] == refused]
+
+    wait_until(refusal, "the refused action in the history")
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages") is None

@@ -381,6 +381,44 @@ def test_scheduler_refuses_bad_expressions_and_knows_its_groups(strato):
     assert scheduler.list_schedules()["Schedules"] == []
 
 
+def test_scheduler_tags_its_groups_and_wants_a_fifo_message_group(strato):
+    scheduler, apigw = client(strato, "scheduler"), client(strato, "apigateway")
+    group = scheduler.create_schedule_group(Name="tagged", Tags=[{"Key": "team", "Value": "a"}])["ScheduleGroupArn"]
+    # `/tags/{arn}` is also API Gateway's: the signing service decides.
+    scheduler.tag_resource(ResourceArn=group, Tags=[{"Key": "env", "Value": "prod"}])
+    listed = scheduler.list_tags_for_resource(ResourceArn=group)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in listed) == [("env", "prod"), ("team", "a")]
+    scheduler.untag_resource(ResourceArn=group, TagKeys=["team"])
+    assert scheduler.list_tags_for_resource(ResourceArn=group)["Tags"] == [{"Key": "env", "Value": "prod"}]
+    api = apigw.create_rest_api(name="still-apigateway")["id"]
+    api_arn = f"arn:aws:apigateway:{REGION}::/restapis/{api}"
+    apigw.tag_resource(resourceArn=api_arn, tags={"owner": "me"})
+    assert apigw.get_tags(resourceArn=api_arn)["tags"] == {"owner": "me"}
+    # Schedules take no tags: only schedule group ARNs match the pattern.
+    schedule = scheduler.create_schedule(
+        Name="hourly", ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": function_arn("x"), "RoleArn": ROLE})["ScheduleArn"]
+    with pytest.raises(ClientError) as refused:
+        scheduler.tag_resource(ResourceArn=schedule, Tags=[{"Key": "k", "Value": "v"}])
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert refused.value.response["Error"]["Message"].startswith(
+        f"1 validation error detected: Value '{schedule}' at 'resourceArn' failed to satisfy constraint")
+    with pytest.raises(scheduler.exceptions.ResourceNotFoundException):
+        scheduler.list_tags_for_resource(
+            ResourceArn=f"arn:aws:scheduler:{REGION}:{DEFAULT_ACCOUNT}:schedule-group/nope")
+    fifo = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:orders.fifo"
+    with pytest.raises(ClientError) as refused:
+        scheduler.create_schedule(
+            Name="to-fifo", ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": fifo, "RoleArn": ROLE})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert refused.value.response["Error"]["Message"] == (
+        "Target.SqsParameters.MessageGroupId is required for a FIFO queue target.")
+    scheduler.create_schedule(
+        Name="to-fifo", ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": fifo, "RoleArn": ROLE, "SqsParameters": {"MessageGroupId": "orders"}})
+
+
 def test_an_async_destination_on_a_bus_emits_the_invocation_result_event(strato):
     events = client(strato, "events")
     sqs = client(strato, "sqs")

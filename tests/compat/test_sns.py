@@ -313,6 +313,8 @@ class Endpoint:
     def __init__(self):
         self.received: list[tuple[dict, dict]] = []
         self.failing = False
+        # Notifications still to answer 500 before the endpoint heals.
+        self.failures_left = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -320,7 +322,10 @@ class Endpoint:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length).decode()
                 outer.received.append((dict(self.headers), body))
-                self.send_response(500 if outer.failing else 200)
+                fail = outer.failing or outer.failures_left > 0
+                if outer.failures_left > 0 and self.headers.get("x-amz-sns-message-type") == "Notification":
+                    outer.failures_left -= 1
+                self.send_response(500 if fail else 200)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -423,6 +428,49 @@ def test_an_accepted_http_delivery_survives_kill_9_and_is_retried(strato, strato
         assert json.loads(delivered[1][1])["Message"] == "must arrive"
     finally:
         _stop(restarted.proc)
+
+
+@pytest.mark.strato_args("--time-scale", "20")
+def test_http_retries_follow_the_delivery_policy_then_dead_letter(strato, endpoint):
+    sns, sqs = client(strato, "sns"), client(strato, "sqs")
+    topic = sns.create_topic(Name="retried")["TopicArn"]
+    assert_error(error_of(sns.set_topic_attributes, TopicArn=topic, AttributeName="DeliveryPolicy",
+                          AttributeValue=json.dumps({"http": {"defaultHealthyRetryPolicy": {
+                              "minDelayTarget": 1, "maxDelayTarget": 1, "numRetries": 101}}})),
+                 "InvalidParameter",
+                 "Invalid parameter: DeliveryPolicy: http.defaultHealthyRetryPolicy.numRetries "
+                 "must be less than or equal to 100")
+    dlq_url, dlq_arn = queue(sqs, "retried-dlq")
+    policy = {"healthyRetryPolicy": {"minDelayTarget": 1, "maxDelayTarget": 2, "numRetries": 3,
+                                     "numNoDelayRetries": 1, "backoffFunction": "linear"},
+              "requestPolicy": {"headerContentType": "application/json"}}
+    sub = sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=endpoint.url,
+                        ReturnSubscriptionArn=True,
+                        Attributes={"DeliveryPolicy": json.dumps(policy),
+                                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn})})["SubscriptionArn"]
+    [(_, body)] = endpoint.wait("SubscriptionConfirmation")
+    sns.confirm_subscription(TopicArn=topic, Token=json.loads(body)["Token"])
+    effective = json.loads(sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]["EffectiveDeliveryPolicy"])
+    assert effective["healthyRetryPolicy"] == {
+        "minDelayTarget": 1, "maxDelayTarget": 2, "numRetries": 3, "numMaxDelayRetries": 0,
+        "numNoDelayRetries": 1, "numMinDelayRetries": 0, "backoffFunction": "linear"}
+
+    # Fails twice, then accepts: the third attempt delivers, nothing is dead-lettered.
+    endpoint.failures_left = 2
+    sent = sns.publish(TopicArn=topic, Message="third time lucky")["MessageId"]
+    attempts = endpoint.wait("Notification", 3)
+    assert [json.loads(b)["MessageId"] for _, b in attempts] == [sent] * 3
+    assert all(h["content-type"] == "application/json" for h, _ in attempts)
+
+    # Never accepts: the first attempt and three retries, then the DLQ.
+    endpoint.failing = True
+    lost = sns.publish(TopicArn=topic, Message="never lands")["MessageId"]
+    [dead] = drain(sqs, dlq_url, 1)
+    assert json.loads(dead["Body"])["MessageId"] == lost
+    tried = [b for _, b in endpoint.wait("Notification", 7) if json.loads(b)["MessageId"] == lost]
+    assert len(tried) == 4
+    assert sum(1 for _, b in endpoint.received
+               if b.startswith("{") and json.loads(b).get("MessageId") == sent) == 3
 
 
 NODE_RECORDER = """

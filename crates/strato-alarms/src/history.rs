@@ -89,6 +89,17 @@ impl HistoryItem {
                     "publishedMessage": message,
                 }),
             ),
+            // A refusal reads as AWS's: `Failed to execute action {topic}.
+            // Received error: "Resource: {alarm} is not authorized ..."`.
+            Some(DeliveryError::Denied(reason)) => (
+                format!("Failed to execute action {arn}. Received error: \"{reason}\""),
+                json!({
+                    "actionState": "Failed",
+                    "stateUpdateTimestamp": alarm.state.updated_ms,
+                    "notificationResource": arn,
+                    "error": reason,
+                }),
+            ),
             Some(e) => (
                 format!("Failed to execute action {arn}"),
                 json!({

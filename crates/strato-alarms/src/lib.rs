@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use strato_engine::async_invoke::{AwsServiceEvent, EventSink, EventSinks};
+use strato_engine::async_invoke::{AwsServiceEvent, EventSink, EventSinks, ServiceOrigin};
 use strato_model::wire::{Doc, OpResult};
 use strato_observe::metrics::SeriesKey;
 use strato_observe::Metrics;
@@ -287,6 +287,15 @@ impl AlarmService {
         if alarm.actions_enabled {
             let message = notify::notification(alarm, old).to_string();
             let subject = notify::subject(alarm);
+            let alarm_arn = alarm.arn();
+            // Alarms publish as the account's CloudWatch: the topic's
+            // policy must admit `cloudwatch.amazonaws.com` or the owner.
+            let origin = ServiceOrigin {
+                principal: "cloudwatch.amazonaws.com",
+                source_arn: &alarm_arn,
+                source_account: &alarm.account,
+                source_owner: Some(&alarm.account),
+            };
             for arn in alarm.actions_for(alarm.state.value) {
                 let result = self
                     .sinks
@@ -296,6 +305,7 @@ impl AlarmService {
                         arn,
                         &subject,
                         Bytes::from(message.clone()),
+                        origin,
                     )
                     .await;
                 if let Err(e) = &result {

@@ -117,6 +117,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.http_apis.clone(),
         ))
         .fallback(unknown_operation)
+        // Paths two REST services share go by the signing service.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            protocol::dispatch_signed_rest,
+        ))
         // The auth middleware bounds and buffers every body; extractors must
         // not apply axum's smaller default on top.
         .layer(axum::extract::DefaultBodyLimit::max(auth::MAX_REQUEST_BODY))

@@ -13,7 +13,15 @@
 //!
 //! Operations take and give a [`Doc`], which every encoding maps onto.
 //! [`dispatch_target`] is the one `POST /` route: it picks the service by
-//! its `X-Amz-Target` prefix (add further JSON services there).
+//! its `X-Amz-Target` prefix (add further JSON services there), and
+//! [`dispatch_signed_rest`] sends REST paths two services share by the
+//! signing service.
+//!
+//! Why over 800 lines: DESIGN §5 asks for the protocols and the dispatch
+//! by target, scope and signing service in one layer, so no service
+//! decodes a wire format or picks a service a second way; splitting the
+//! codecs from the dispatch would put the two halves of one decision
+//! (which service, in which encoding) in different files.
 
 mod compression;
 
@@ -365,6 +373,39 @@ async fn sqs_query(
         strato_sqs::XML_MEMBERS,
         result,
     )
+}
+
+/// REST paths two services share, told apart by the service the request
+/// was signed for (DESIGN §5: the SigV4 scope decides, not the ARN):
+/// `/tags/{arn}` is Scheduler's tag API when signed for `scheduler`, API
+/// Gateway's (its router's route) otherwise.
+pub async fn dispatch_signed_rest(
+    State(state): State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let scheduler_tags = request.uri().path().starts_with("/tags/")
+        && signed_service(request.headers()).as_deref()
+            == Some(strato_events::SCHEDULER_SIGNING_NAME);
+    if !scheduler_tags {
+        return next.run(request).await;
+    }
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let body = match axum::body::to_bytes(request.into_body(), crate::auth::MAX_REQUEST_BODY).await
+    {
+        Ok(body) => body,
+        Err(e) => {
+            return Wire::Json("application/json").respond(Err(ServiceError::new(
+                "ValidationException",
+                format!("Could not read the request body: {e}"),
+            )))
+        }
+    };
+    crate::scheduler::tags(&state, &caller, &method, &uri, &body).await
 }
 
 /// The service a request was signed for (`monitoring`, `sqs`, ...).

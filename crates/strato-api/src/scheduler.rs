@@ -1,6 +1,8 @@
 //! EventBridge Scheduler's REST-JSON routes (`aws scheduler`): each route
 //! becomes an operation of `strato-events`, with the path's and query's
-//! members merged into the body under their model names.
+//! members merged into the body under their model names. `/tags/{arn}`,
+//! which API Gateway shares, reaches [`tags`] through
+//! `protocol::dispatch_signed_rest` when signed for `scheduler`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,4 +143,51 @@ async fn list_groups(
         ],
     );
     run(&state, &caller, "ListScheduleGroups", input).await
+}
+
+/// `/tags/{ResourceArn}` signed for `scheduler`: TagResource (`POST`),
+/// UntagResource (`DELETE`, `?TagKeys=`), ListTagsForResource (`GET`).
+pub async fn tags(
+    state: &ApiState,
+    caller: &strato_model::Caller,
+    method: &Method,
+    uri: &axum::http::Uri,
+    body: &[u8],
+) -> Response {
+    let encoded = uri.path().trim_start_matches("/tags/");
+    let arn = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+    let input = match WIRE.decode(body) {
+        Ok(doc) => doc.with("ResourceArn", arn.as_ref()),
+        Err(e) => return error_response(&e),
+    };
+    let keys: Vec<Doc> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| *name == "TagKeys")
+        .map(|(_, value)| {
+            let value = percent_encoding::percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned();
+            Doc::Text(value)
+        })
+        .collect();
+    let op = match *method {
+        Method::POST => "TagResource",
+        Method::DELETE => "UntagResource",
+        Method::GET => "ListTagsForResource",
+        _ => {
+            return error_response(&strato_model::wire::ServiceError::new(
+                "UnknownOperationException",
+                format!("Unknown operation {method} {}", uri.path()),
+            ))
+        }
+    };
+    let input = if op == "UntagResource" {
+        input.with("TagKeys", Doc::List(keys))
+    } else {
+        input
+    };
+    run(state, caller, op, input).await
 }

@@ -211,6 +211,36 @@ impl GroupRecord {
     }
 }
 
+/// Whether an ARN has a schedule group's shape
+/// (`arn:aws[-x]:scheduler:{region}:{12 digits}:schedule-group/{name}`).
+pub fn arn_matches_group_pattern(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", partition, "scheduler", region, account, rest] = parts.as_slice() else {
+        return false;
+    };
+    let partition_ok = *partition == "aws"
+        || partition
+            .strip_prefix("aws-")
+            .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()));
+    let region_ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    let name_ok = rest
+        .strip_prefix("schedule-group/")
+        .is_some_and(valid_group_name);
+    partition_ok && region_ok && account_ok && name_ok
+}
+
+/// A schedule group's name: letters, digits, `-`, `_`, `.`.
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 pub fn group_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:scheduler:{region}:{account}:schedule-group/{name}")
 }

@@ -33,6 +33,9 @@ pub(crate) async fn dispatch(
         "GetScheduleGroup" => get_group(events, caller, &input),
         "DeleteScheduleGroup" => delete_group(events, caller, &input).await,
         "ListScheduleGroups" => list_groups(events, caller, &input),
+        "TagResource" => tag_group(events, caller, &input).await,
+        "UntagResource" => untag_group(events, caller, &input).await,
+        "ListTagsForResource" => list_group_tags(events, caller, &input),
         _ => Err(ServiceError::new(
             "UnknownOperationException",
             format!("Unknown operation {operation}"),
@@ -143,6 +146,17 @@ async fn put_schedule(
         .map_err(|e| validation(format!("Invalid Target: {e}")))?;
     if target.role_arn.is_none() {
         return Err(validation("Target.RoleArn is a required parameter."));
+    }
+    // Every message a FIFO queue takes goes in a message group.
+    let message_group = target
+        .sqs_parameters
+        .as_ref()
+        .and_then(|p| p.message_group_id.as_deref());
+    let fifo_queue = target.arn.starts_with("arn:aws:sqs:") && target.arn.ends_with(".fifo");
+    if fifo_queue && message_group.is_none() {
+        return Err(validation(
+            "Target.SqsParameters.MessageGroupId is required for a FIFO queue target.",
+        ));
     }
     let state = match text(input, "State") {
         None => "ENABLED",
@@ -387,23 +401,8 @@ async fn create_group(events: &EventsService, caller: &Caller, input: &Doc) -> O
         created: chrono::Utc::now().timestamp(),
         tags,
     };
-    events
-        .put_doc(
-            &group.account,
-            &group.region,
-            records::GROUP_KIND,
-            &group.name,
-            &group,
-        )
-        .await?;
     let arn = group.arn();
-    events
-        .state
-        .write()
-        .groups
-        .entry(key(caller))
-        .or_default()
-        .insert(group.name.clone(), group);
+    save_group(events, group).await?;
     Ok(Doc::map().with("ScheduleGroupArn", arn))
 }
 
@@ -422,7 +421,13 @@ fn group_doc(caller: &Caller, name: &str, created: i64) -> Doc {
 fn groups_of(events: &EventsService, caller: &Caller) -> Vec<(String, i64)> {
     let mut out = vec![(DEFAULT_GROUP.to_string(), events.started)];
     if let Some(groups) = events.state.read().groups.get(&key(caller)) {
-        out.extend(groups.values().map(|g| (g.name.clone(), g.created)));
+        // A record of `default` holds only its tags.
+        out.extend(
+            groups
+                .values()
+                .filter(|g| g.name != DEFAULT_GROUP)
+                .map(|g| (g.name.clone(), g.created)),
+        );
     }
     out
 }
@@ -485,6 +490,128 @@ async fn delete_group(events: &EventsService, caller: &Caller, input: &Doc) -> O
         groups.remove(name);
     }
     Ok(Doc::map())
+}
+
+/// The pattern a tagged resource's ARN must match: only schedule groups
+/// take tags, schedules do not.
+const TAGGABLE_ARN: &str =
+    r"arn:aws(-[a-z]+)?:scheduler:[a-z0-9\-]+:\d{12}:schedule-group\/[0-9a-zA-Z-_.]+";
+
+/// The caller's schedule group a tag operation's `ResourceArn` names (the
+/// front end puts the path's ARN there), as a record to edit.
+fn tagged_group(
+    events: &EventsService,
+    caller: &Caller,
+    input: &Doc,
+) -> Result<GroupRecord, ServiceError> {
+    let arn = text(input, "ResourceArn").unwrap_or_default();
+    let prefix = format!(
+        "arn:aws:scheduler:{}:{}:schedule-group/",
+        caller.region, caller.account_id
+    );
+    let name = arn
+        .strip_prefix(&prefix)
+        .filter(|name| records::valid_group_name(name));
+    let shaped = records::arn_matches_group_pattern(arn);
+    let Some(name) = name.filter(|_| shaped) else {
+        if shaped {
+            // Another account's or region's group: not one of the caller's.
+            return Err(not_found(format!("Schedule group {arn} does not exist.")));
+        }
+        return Err(validation(format!(
+            "1 validation error detected: Value '{arn}' at 'resourceArn' failed to satisfy constraint: Member must satisfy regular expression pattern: {TAGGABLE_ARN}"
+        )));
+    };
+    if !group_known(events, caller, name) {
+        return Err(group_missing(name));
+    }
+    let stored = events
+        .state
+        .read()
+        .groups
+        .get(&key(caller))
+        .and_then(|g| g.get(name))
+        .cloned();
+    Ok(stored.unwrap_or_else(|| GroupRecord {
+        account: caller.account_id.clone(),
+        region: caller.region.clone(),
+        name: name.to_string(),
+        created: events.started,
+        tags: std::collections::BTreeMap::new(),
+    }))
+}
+
+async fn save_group(events: &EventsService, group: GroupRecord) -> Result<(), ServiceError> {
+    events
+        .put_doc(
+            &group.account,
+            &group.region,
+            records::GROUP_KIND,
+            &group.name,
+            &group,
+        )
+        .await?;
+    events
+        .state
+        .write()
+        .groups
+        .entry((group.account.clone(), group.region.clone()))
+        .or_default()
+        .insert(group.name.clone(), group);
+    Ok(())
+}
+
+/// TagResource (`POST /tags/{ResourceArn}`): adds or replaces tags.
+async fn tag_group(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
+    let tags = input
+        .get("Tags")
+        .and_then(Doc::as_list)
+        .ok_or_else(|| validation("Tags is a required parameter."))?;
+    let _control = events.control.lock().await;
+    let mut group = tagged_group(events, caller, input)?;
+    for tag in tags {
+        let (Some(k), Some(v)) = (text(tag, "Key"), text(tag, "Value")) else {
+            return Err(validation("Tag Key and Value are required parameters."));
+        };
+        group.tags.insert(k.to_string(), v.to_string());
+    }
+    if group.tags.len() > 200 {
+        return Err(validation(
+            "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 200",
+        ));
+    }
+    save_group(events, group).await?;
+    Ok(Doc::map())
+}
+
+/// UntagResource (`DELETE /tags/{ResourceArn}?TagKeys=...`).
+async fn untag_group(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
+    let keys: Vec<String> = match input.get("TagKeys") {
+        Some(Doc::List(items)) => items
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        Some(one) => one.as_str().map(str::to_string).into_iter().collect(),
+        None => return Err(validation("TagKeys is a required parameter.")),
+    };
+    let _control = events.control.lock().await;
+    let mut group = tagged_group(events, caller, input)?;
+    for k in &keys {
+        group.tags.remove(k);
+    }
+    save_group(events, group).await?;
+    Ok(Doc::map())
+}
+
+/// ListTagsForResource (`GET /tags/{ResourceArn}`).
+fn list_group_tags(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
+    let group = tagged_group(events, caller, input)?;
+    let tags = group
+        .tags
+        .iter()
+        .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
+        .collect();
+    Ok(Doc::map().with("Tags", Doc::List(tags)))
 }
 
 impl EventsService {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 
 use crate::wire::Doc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AttributeValue {
     /// `String`, `String.Array` and `Number` types (and their custom
     /// `.label`s).
@@ -16,7 +16,7 @@ pub enum AttributeValue {
 }
 
 /// A message attribute or message system attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageAttribute {
     pub name: String,
     /// `String`, `Number`, `Binary`, optionally with `.label`.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use strato_engine::async_invoke::ServiceEvent;
+use strato_engine::async_invoke::{DeliveryError, ServiceEvent, ServiceEventError};
 use strato_model::wire::ServiceError;
 
 use crate::message::{attributes_json, MessageAttribute};
@@ -263,8 +263,8 @@ pub fn passes_filter(subscription: &Subscription, publication: &Publication) -> 
 /// Delivers one publication to every confirmed subscription of its topic
 /// whose filter lets it through, all at once (so the queue engine commits
 /// them together). Lambda and SQS deliveries are durable when they return,
-/// HTTP ones once queued; an error means nothing could be stored for an
-/// HTTP subscription and the publish must fail.
+/// HTTP ones and retries of the others once queued; an error means a
+/// delivery could not be stored and the publish must fail.
 pub async fn fan_out(
     service: &SnsService,
     topic: &TopicRecord,
@@ -296,27 +296,52 @@ async fn deliver_one(
     let record = &subscription.record;
     match record.protocol.as_str() {
         "lambda" => {
+            let payload = lambda_event(service, publication, &record.arn, endpoint);
             let event = ServiceEvent {
                 function_arn: record.endpoint.clone(),
                 principal: crate::PRINCIPAL.to_string(),
                 source_arn: Some(publication.topic_arn.clone()),
                 source_account: Some(topic.account.clone()),
-                payload: lambda_event(service, publication, &record.arn, endpoint).into(),
+                payload: payload.clone().into(),
                 trace_header: None,
             };
-            if let Err(e) = service.functions.invoke_event(event).await {
-                tracing::warn!(subscription = %record.arn, error = %e, "SNS could not invoke the function");
-                let body = envelope(service, publication, &record.arn, "lambda", endpoint);
-                dead_letter(service, subscription, body, publication).await;
+            let failure = match service.functions.invoke_event(event).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            tracing::warn!(subscription = %record.arn, error = %failure, "SNS could not invoke the function");
+            let envelope = envelope(service, publication, &record.arn, "lambda", endpoint);
+            if matches!(failure, ServiceEventError::Unavailable(_)) {
+                let route = http::Route::Lambda {
+                    source_account: topic.account.clone(),
+                };
+                return http::enqueue_retry(
+                    service,
+                    subscription,
+                    publication,
+                    route,
+                    payload,
+                    Some(envelope),
+                )
+                .await;
             }
+            dead_letter(service, subscription, envelope, publication).await;
             Ok(())
         }
         "sqs" => {
             let delivery = queue_delivery(service, subscription, publication, endpoint);
-            if let Err(e) = service.targets.send(delivery.clone()).await {
-                tracing::warn!(subscription = %record.arn, error = %e, "SNS could not deliver to the queue");
-                dead_letter(service, subscription, delivery.body, publication).await;
+            let failure = match service.targets.send(delivery.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            tracing::warn!(subscription = %record.arn, error = %failure, "SNS could not deliver to the queue");
+            if matches!(failure, DeliveryError::Failed { .. }) {
+                let body = delivery.body.clone();
+                let route = http::Route::Sqs(delivery);
+                return http::enqueue_retry(service, subscription, publication, route, body, None)
+                    .await;
             }
+            dead_letter(service, subscription, delivery.body, publication).await;
             Ok(())
         }
         "http" | "https" => {

@@ -1,9 +1,14 @@
-//! HTTP/HTTPS deliveries: every confirmation and notification for an
-//! endpoint is first written to one durable queue of the queue engine (so
-//! a Publish that answered is delivered even across a restart), then
-//! POSTed by a worker with SNS's headers, retried on failure per AWS's
-//! default HTTP delivery policy (3 retries, 20 s apart) and finally
-//! dead-lettered or dropped.
+//! Queued deliveries: every confirmation and notification for an HTTP/HTTPS
+//! endpoint, and every retry of a Lambda or SQS delivery that failed on the
+//! endpoint's side, is first written to one durable queue of the queue
+//! engine (so a Publish that answered is delivered even across a restart),
+//! then attempted by a worker: POSTed with SNS's headers, invoked, or sent.
+//! A failed attempt is retried after the wait its delivery policy gives
+//! (`delivery_policy`: the subscription's or topic's for HTTP/HTTPS, AWS's
+//! fixed one for Lambda and SQS), the count of attempts kept in the
+//! message's metadata; a refusal that cannot heal (no such function or
+//! queue, a policy that does not admit SNS) and an exhausted policy send the
+//! message to the subscription's dead-letter queue, or drop it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,47 +18,122 @@ use serde::{Deserialize, Serialize};
 use strato_model::wire::ServiceError;
 use strato_queue::NewMessage;
 
-use crate::delivery::{self, json_string, ordered_object, Publication};
-use crate::signing::SignedFields;
-use crate::{error, SnsService, Subscription, SubscriptionRecord};
+use strato_engine::async_invoke::{DeliveryError, ServiceEvent, ServiceEventError};
 
-/// The queue engine queue of pending HTTP deliveries.
+use crate::delivery::{self, json_string, ordered_object, Publication};
+use crate::delivery_policy;
+use crate::signing::SignedFields;
+use crate::{error, QueueDelivery, SnsService, Subscription, SubscriptionRecord};
+
+/// The queue engine queue of pending deliveries (named when it held HTTP
+/// deliveries only; kept so what an older server queued is delivered).
 pub(crate) const QUEUE: &str = "strato-sns-http";
-/// AWS's default delay between HTTP retries.
-pub(crate) const RETRY_DELAY: Duration = Duration::from_secs(20);
-/// The first attempt and AWS's default three retries.
-const MAX_ATTEMPTS: u32 = 4;
 /// How long one attempt may hold its message.
 const LEASE: Duration = Duration::from_secs(60);
 
-/// One queued POST.
+/// One queued delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct HttpDelivery {
     subscription_arn: String,
+    /// The HTTP/HTTPS endpoint, function or queue ARN.
     url: String,
     /// `Notification`, `SubscriptionConfirmation`, `UnsubscribeConfirmation`.
     kind: String,
     message_id: String,
     topic_arn: String,
     raw: bool,
+    /// What is posted, the Lambda event, or the queue message.
     body: String,
     group_id: Option<String>,
+    /// How it is delivered (HTTP for what older servers queued).
+    #[serde(default)]
+    route: Route,
+    /// What the dead-letter queue gets, when not `body` (Lambda: the
+    /// envelope, not the event).
+    #[serde(default)]
+    dead_letter: Option<String>,
 }
 
-async fn enqueue(service: &SnsService, delivery: &HttpDelivery) -> Result<(), ServiceError> {
+/// The endpoint kinds a queued delivery goes to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub(crate) enum Route {
+    #[default]
+    Http,
+    /// An async invocation as `sns.amazonaws.com`.
+    Lambda { source_account: String },
+    /// A message for the subscription's queue.
+    Sqs(QueueDelivery),
+}
+
+/// The durable record of failed attempts, in the message's metadata.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Attempts {
+    failed: u64,
+}
+
+async fn enqueue(
+    service: &SnsService,
+    delivery: &HttpDelivery,
+    failed: u64,
+    delay: Duration,
+) -> Result<(), ServiceError> {
     let body = serde_json::to_vec(delivery).map_err(|e| error::internal(e.to_string()))?;
+    let metadata =
+        serde_json::to_vec(&Attempts { failed }).map_err(|e| error::internal(e.to_string()))?;
     service
         .queues
         .send(
             QUEUE,
             vec![NewMessage {
                 body: Bytes::from(body),
+                metadata: Bytes::from(metadata),
+                delay,
                 ..NewMessage::default()
             }],
         )
         .await
         .map(|_| ())
         .map_err(|e| error::internal(e.to_string()))
+}
+
+/// Queues the retries of a Lambda or SQS delivery whose first attempt
+/// failed on the endpoint's side (AWS-managed endpoints' policy).
+pub(crate) async fn enqueue_retry(
+    service: &SnsService,
+    subscription: &Subscription,
+    publication: &Publication,
+    route: Route,
+    body: String,
+    dead_letter: Option<String>,
+) -> Result<(), ServiceError> {
+    let record = &subscription.record;
+    let topic = service.topic(&record.topic_arn);
+    let policy = delivery_policy::effective(topic.as_deref(), record);
+    let delivery = notification(record, publication, route, body, dead_letter);
+    enqueue(service, &delivery, 1, service.scaled(policy.retry.delay(1))).await
+}
+
+/// A notification of `publication` for the subscription's endpoint.
+fn notification(
+    record: &SubscriptionRecord,
+    publication: &Publication,
+    route: Route,
+    body: String,
+    dead_letter: Option<String>,
+) -> HttpDelivery {
+    HttpDelivery {
+        subscription_arn: record.arn.clone(),
+        url: record.endpoint.clone(),
+        kind: "Notification".into(),
+        message_id: publication.message_id.clone(),
+        topic_arn: publication.topic_arn.clone(),
+        raw: record.raw(),
+        body,
+        group_id: publication.group_id.clone(),
+        route,
+        dead_letter,
+    }
 }
 
 /// Queues a notification for an HTTP/HTTPS subscription.
@@ -75,20 +155,8 @@ pub(crate) async fn enqueue_notification(
             endpoint,
         )
     };
-    enqueue(
-        service,
-        &HttpDelivery {
-            subscription_arn: record.arn.clone(),
-            url: record.endpoint.clone(),
-            kind: "Notification".into(),
-            message_id: publication.message_id.clone(),
-            topic_arn: publication.topic_arn.clone(),
-            raw: record.raw(),
-            body,
-            group_id: publication.group_id.clone(),
-        },
-    )
-    .await
+    let delivery = notification(record, publication, Route::Http, body, None);
+    enqueue(service, &delivery, 0, Duration::ZERO).await
 }
 
 /// Which handshake message an endpoint gets.
@@ -170,7 +238,11 @@ pub(crate) async fn enqueue_confirmation(
             raw: false,
             body,
             group_id: None,
+            route: Route::Http,
+            dead_letter: None,
         },
+        0,
+        Duration::ZERO,
     )
     .await
 }
@@ -203,7 +275,17 @@ pub(crate) fn spawn_worker(service: Arc<SnsService>) -> tokio::task::JoinHandle<
     })
 }
 
-/// One attempt at one queued POST.
+/// How one attempt went.
+enum Outcome {
+    Delivered,
+    /// Worth another attempt (the endpoint failed or was unavailable).
+    Failed(String),
+    /// Will not heal (no such function or queue, a policy refusing SNS):
+    /// straight to the dead-letter queue, as AWS treats client-side errors.
+    Refused(String),
+}
+
+/// One attempt at one queued delivery.
 async fn attempt(service: &SnsService, message: strato_queue::Received) {
     let receipt = [message.receipt_handle.clone()];
     let Ok(delivery) = serde_json::from_slice::<HttpDelivery>(&message.body) else {
@@ -219,41 +301,132 @@ async fn attempt(service: &SnsService, message: strato_queue::Received) {
         let _ = service.queues.delete(QUEUE, &receipt).await;
         return;
     }
-    if post(service, &delivery).await {
-        let _ = service.queues.delete(QUEUE, &receipt).await;
-        return;
-    }
-    if message.receive_count >= MAX_ATTEMPTS {
-        tracing::warn!(subscription = %delivery.subscription_arn, url = %delivery.url,
-            "SNS gave up delivering to an HTTP endpoint");
-        if let Some(subscription) = subscription.filter(|_| delivery.kind == "Notification") {
-            delivery::dead_letter_body(
-                service,
-                &subscription.record,
-                delivery.body.clone(),
-                delivery.group_id.clone(),
-                delivery.message_id.clone(),
-            )
-            .await;
+    let policy = subscription.as_ref().map_or_else(
+        || delivery_policy::effective(None, &unsubscribed(&delivery)),
+        |s| {
+            let topic = service.topic(&s.record.topic_arn);
+            delivery_policy::effective(topic.as_deref(), &s.record)
+        },
+    );
+    if let Some(limit) = policy.throttle {
+        if let Some(wait) = service.throttle.wait(&delivery.subscription_arn, limit) {
+            if let Err(e) = service
+                .queues
+                .change_visibility(QUEUE, &message.receipt_handle, wait, None)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot defer a throttled SNS delivery");
+            }
+            return;
         }
-        let _ = service.queues.delete(QUEUE, &receipt).await;
+    }
+    let outcome = match &delivery.route {
+        Route::Http => post(service, &delivery, policy.content_type()).await,
+        Route::Lambda { source_account } => {
+            invoke(service, &delivery, source_account.clone()).await
+        }
+        Route::Sqs(queued) => match service.targets.send(queued.clone()).await {
+            Ok(()) => Outcome::Delivered,
+            Err(e @ DeliveryError::Failed { .. }) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Refused(e.to_string()),
+        },
+    };
+    let failed = match outcome {
+        Outcome::Delivered => {
+            let _ = service.queues.delete(QUEUE, &receipt).await;
+            return;
+        }
+        Outcome::Refused(reason) => {
+            tracing::warn!(subscription = %delivery.subscription_arn, %reason,
+                "SNS delivery refused: dead-lettered");
+            None
+        }
+        Outcome::Failed(reason) => {
+            tracing::debug!(subscription = %delivery.subscription_arn, %reason, "SNS delivery failed");
+            let failed = failed_before(&message) + 1;
+            (failed <= policy.retry.retries).then_some(failed)
+        }
+    };
+    if let Some(failed) = failed {
+        let metadata = serde_json::to_vec(&Attempts { failed })
+            .ok()
+            .map(Bytes::from);
+        let wait = service.scaled(policy.retry.delay(failed));
+        if let Err(e) = service
+            .queues
+            .change_visibility(QUEUE, &message.receipt_handle, wait, metadata)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot schedule an SNS delivery retry");
+        }
         return;
     }
-    if let Err(e) = service
-        .queues
-        .change_visibility(QUEUE, &message.receipt_handle, service.retry_delay, None)
-        .await
-    {
-        tracing::warn!(error = %e, "cannot schedule an SNS HTTP retry");
+    tracing::warn!(subscription = %delivery.subscription_arn, url = %delivery.url,
+        "SNS gave up a delivery");
+    if let Some(subscription) = subscription.filter(|_| delivery.kind == "Notification") {
+        delivery::dead_letter_body(
+            service,
+            &subscription.record,
+            delivery
+                .dead_letter
+                .clone()
+                .unwrap_or(delivery.body.clone()),
+            delivery.group_id.clone(),
+            delivery.message_id.clone(),
+        )
+        .await;
+    }
+    let _ = service.queues.delete(QUEUE, &receipt).await;
+}
+
+/// Failed attempts so far: the metadata's count (a message an older server
+/// queued has none: its receives before this one).
+fn failed_before(message: &strato_queue::Received) -> u64 {
+    serde_json::from_slice::<Attempts>(&message.metadata).map_or_else(
+        |_| u64::from(message.receive_count.saturating_sub(1)),
+        |a| a.failed,
+    )
+}
+
+/// The subscription an `UnsubscribeConfirmation` went to, as far as its
+/// delivery policy goes (gone: AWS's default HTTP policy).
+fn unsubscribed(delivery: &HttpDelivery) -> SubscriptionRecord {
+    SubscriptionRecord {
+        arn: delivery.subscription_arn.clone(),
+        topic_arn: delivery.topic_arn.clone(),
+        account: String::new(),
+        region: String::new(),
+        protocol: "http".into(),
+        endpoint: delivery.url.clone(),
+        attributes: std::collections::BTreeMap::new(),
+        confirmed: false,
+        token: None,
     }
 }
 
-/// POSTs as SNS does; true on a 2xx answer.
-async fn post(service: &SnsService, delivery: &HttpDelivery) -> bool {
+/// A queued Lambda delivery: the event again, as `sns.amazonaws.com`.
+async fn invoke(service: &SnsService, delivery: &HttpDelivery, source_account: String) -> Outcome {
+    let event = ServiceEvent {
+        function_arn: delivery.url.clone(),
+        principal: crate::PRINCIPAL.to_string(),
+        source_arn: Some(delivery.topic_arn.clone()),
+        source_account: Some(source_account),
+        payload: Bytes::from(delivery.body.clone()),
+        trace_header: None,
+    };
+    match service.functions.invoke_event(event).await {
+        Ok(_) => Outcome::Delivered,
+        Err(e @ ServiceEventError::Unavailable(_)) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Refused(e.to_string()),
+    }
+}
+
+/// POSTs as SNS does.
+async fn post(service: &SnsService, delivery: &HttpDelivery, content_type: &str) -> Outcome {
     let mut request = service
         .http
         .post(&delivery.url)
-        .header("content-type", "text/plain; charset=UTF-8")
+        .header("content-type", content_type)
         .header("user-agent", "Amazon Simple Notification Service Agent")
         .header("x-amz-sns-message-type", &delivery.kind)
         .header("x-amz-sns-message-id", &delivery.message_id)
@@ -265,10 +438,35 @@ async fn post(service: &SnsService, delivery: &HttpDelivery) -> bool {
         request = request.header("x-amz-sns-rawdelivery", "true");
     }
     match request.body(delivery.body.clone()).send().await {
-        Ok(response) => response.status().is_success(),
-        Err(e) => {
-            tracing::debug!(url = %delivery.url, error = %e, "SNS HTTP delivery failed");
-            false
+        Ok(response) if response.status().is_success() => Outcome::Delivered,
+        Ok(response) => Outcome::Failed(format!("the endpoint answered {}", response.status())),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// Per subscription, the deliveries made in the current second, for a
+/// policy's `maxReceivesPerSecond`.
+#[derive(Default)]
+pub(crate) struct Throttle(dashmap::DashMap<String, (i64, u64)>);
+
+impl Throttle {
+    /// `None` when a delivery may go now (it is counted), else how long
+    /// until the next second opens.
+    pub(crate) fn wait(&self, subscription: &str, limit: u64) -> Option<Duration> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let second = now.div_euclid(1000);
+        let mut window = self
+            .0
+            .entry(subscription.to_string())
+            .or_insert((second, 0));
+        if window.0 != second {
+            *window = (second, 0);
         }
+        if window.1 < limit {
+            window.1 += 1;
+            return None;
+        }
+        let left = 1000 - now.rem_euclid(1000);
+        Some(Duration::from_millis(u64::try_from(left).unwrap_or(1000)))
     }
 }

@@ -12,6 +12,7 @@
 //! [`Doc`] the front end writes as SNS's XML.
 
 pub mod delivery;
+mod delivery_policy;
 pub mod error;
 mod http;
 pub mod message;
@@ -53,7 +54,7 @@ const TOPIC_KIND: &str = "sns-topic";
 const SUBSCRIPTION_KIND: &str = "sns-subscription";
 
 /// A message to put in an SQS queue for a subscription.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueDelivery {
     pub account: String,
     pub region: String,
@@ -214,7 +215,7 @@ pub struct SnsConfig {
     pub functions: Arc<dyn ServiceEvents>,
     /// Where the signing key and certificate live.
     pub data_dir: PathBuf,
-    /// Test-only: HTTP retry delays are divided by this.
+    /// Test-only: delivery retry waits are divided by this.
     pub time_scale: u32,
 }
 
@@ -235,7 +236,9 @@ pub struct SnsService {
     /// Serializes topic and subscription changes, so cache and store agree.
     control: tokio::sync::Mutex<()>,
     http: reqwest::Client,
-    retry_delay: Duration,
+    /// Test-only: retry waits are divided by this.
+    time_scale: u32,
+    throttle: http::Throttle,
 }
 
 impl SnsService {
@@ -275,7 +278,8 @@ impl SnsService {
             endpoint: parking_lot::RwLock::new("http://localhost".to_string()),
             control: tokio::sync::Mutex::new(()),
             http,
-            retry_delay: http::RETRY_DELAY / config.time_scale.max(1),
+            time_scale: config.time_scale.max(1),
+            throttle: http::Throttle::default(),
         };
         for document in service.store.list_all_documents(TOPIC_KIND).await? {
             let record: TopicRecord =
@@ -342,6 +346,11 @@ impl SnsService {
     /// `GET`'s answer to an UnsubscribeURL.
     pub async fn unsubscribe_by_url(&self, subscription_arn: &str) -> OpResult {
         operations::unsubscribe_arn(self, subscription_arn).await
+    }
+
+    /// A retry's wait under `--time-scale`.
+    fn scaled(&self, wait: Duration) -> Duration {
+        wait / self.time_scale
     }
 
     fn topic(&self, arn: &str) -> Option<Arc<TopicRecord>> {
@@ -427,6 +436,20 @@ impl SnsService {
             .map_err(|e| error::internal(e.to_string()))
     }
 
+    /// Refuses a service publishing as itself when the topic's policy does
+    /// not admit it, in AWS's words (CloudWatch alarm history shows them).
+    fn admit(&self, destination: &str, origin: &ServiceOrigin<'_>) -> Result<(), DeliveryError> {
+        match self.topic(destination) {
+            Some(topic) if !policy::service_may_publish(&topic, origin) => {
+                Err(DeliveryError::Denied(format!(
+                    "Resource: {} is not authorized to perform: SNS:Publish on resource: {destination}",
+                    origin.source_arn
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A message the platform publishes (destinations, dead letters, alarms).
     async fn publish_internal(
         &self,
@@ -480,14 +503,7 @@ impl EventSink for SnsService {
         record: Bytes,
         origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
-        if let Some(topic) = self.topic(destination) {
-            if !policy::service_may_publish(&topic, &origin) {
-                return Err(DeliveryError::Denied(format!(
-                    "{} is not authorized to perform: SNS:Publish on resource: {destination}",
-                    origin.principal
-                )));
-            }
-        }
+        self.admit(destination, &origin)?;
         self.deliver_record(account, region, destination, record)
             .await
     }
@@ -499,7 +515,9 @@ impl EventSink for SnsService {
         destination: &str,
         subject: &str,
         message: Bytes,
+        origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
+        self.admit(destination, &origin)?;
         let text = String::from_utf8_lossy(&message).into_owned();
         let subject = Some(subject.to_string());
         self.publish_internal(account, region, destination, text, subject, Vec::new())

@@ -7,7 +7,7 @@ use sha2::Digest as _;
 use strato_model::wire::{Doc, OpResult, ServiceError};
 use strato_pattern::{Dialect, Pattern};
 
-use crate::message;
+use crate::{delivery_policy, message};
 use crate::{error, http, SnsRequest, SnsService, Subscription, SubscriptionRecord, TopicRecord};
 
 /// Topics and subscriptions per page of a listing.
@@ -196,6 +196,11 @@ async fn create_topic(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) ->
             return Err(error::invalid("SignatureVersion"));
         }
     }
+    if let Some(policy) = attributes.get("DeliveryPolicy") {
+        delivery_policy::check_topic(policy).map_err(|reason| {
+            error::invalid(&format!("Attributes Reason: DeliveryPolicy: {reason}"))
+        })?;
+    }
     let tags = crate::tags::tags_of(input);
     let record = TopicRecord {
         account: request.caller.account_id.clone(),
@@ -286,8 +291,6 @@ fn list_topics(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> OpResu
         .with_opt("NextToken", next))
 }
 
-const EFFECTIVE_DELIVERY_POLICY: &str = r#"{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":20,"maxDelayTarget":20,"numRetries":3,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false,"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}"#;
-
 fn get_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> OpResult {
     let topic = topic_of(sns, request, input, "TopicArn")?;
     let subscriptions = sns.subscriptions_of(&topic.arn());
@@ -296,11 +299,11 @@ fn get_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) 
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     out.insert("DisplayName".into(), String::new());
     out.insert("Policy".into(), crate::policy::default_policy(&topic));
+    out.extend(topic.attributes.clone());
     out.insert(
         "EffectiveDeliveryPolicy".into(),
-        EFFECTIVE_DELIVERY_POLICY.into(),
+        delivery_policy::topic_effective(&topic),
     );
-    out.extend(topic.attributes.clone());
     out.insert("Owner".into(), topic.account.clone());
     out.insert("TopicArn".into(), topic.arn());
     out.insert("SubscriptionsConfirmed".into(), confirmed.to_string());
@@ -341,6 +344,10 @@ async fn set_topic_attributes(sns: &SnsService, request: SnsRequest<'_>, input: 
     }
     if name == "SignatureVersion" && value != "1" && value != "2" {
         return Err(error::invalid("SignatureVersion"));
+    }
+    if name == "DeliveryPolicy" {
+        delivery_policy::check_topic(&value)
+            .map_err(|reason| error::invalid(&format!("DeliveryPolicy: {reason}")))?;
     }
     let _guard = sns.control.lock().await;
     let mut record = (*topic).clone();
@@ -421,7 +428,11 @@ fn check_subscription_attribute(
                 }
             }
         }
-        "DeliveryPolicy" | "ReplayPolicy" => {
+        "DeliveryPolicy" => {
+            delivery_policy::check_subscription(value)
+                .map_err(|reason| frame(format!("DeliveryPolicy: {reason}")))?;
+        }
+        "ReplayPolicy" => {
             if !value.is_empty() && serde_json::from_str::<serde_json::Value>(value).is_err() {
                 return Err(error::invalid(&format!("{name}: failed to parse JSON.")));
             }
@@ -718,6 +729,11 @@ fn get_subscription_attributes(sns: &SnsService, input: &Doc) -> OpResult {
         format!("arn:aws:iam::{}:root", r.account),
     );
     out.extend(r.attributes.clone());
+    if matches!(r.protocol.as_str(), "http" | "https") {
+        let topic = sns.topic(&r.topic_arn);
+        let effective = delivery_policy::effective(topic.as_deref(), r);
+        out.insert("EffectiveDeliveryPolicy".to_string(), effective.to_json());
+    }
     Ok(Doc::map().with("Attributes", string_dict(&out)))
 }
 

@@ -1,5 +1,6 @@
 //! The service end to end, with recording stand-ins for SQS and Lambda.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use strato_engine::async_invoke::{DeliveryError, ServiceEvent, ServiceEventError, ServiceEvents};
@@ -10,8 +11,10 @@ use strato_store::{SqliteStore, Store};
 
 use crate::{QueueDelivery, QueueTargets, SnsConfig, SnsRequest, SnsService};
 
+/// Queues that take every message, after failing the first `.1` sends
+/// (as a queue whose storage is full does).
 #[derive(Default)]
-struct Queues(Mutex<Vec<QueueDelivery>>);
+struct Queues(Mutex<Vec<QueueDelivery>>, AtomicUsize);
 
 #[async_trait::async_trait]
 impl QueueTargets for Queues {
@@ -20,17 +23,33 @@ impl QueueTargets for Queues {
     }
 
     async fn send(&self, delivery: QueueDelivery) -> Result<(), DeliveryError> {
+        if take_failure(&self.1) {
+            return Err(DeliveryError::Failed {
+                destination: delivery.queue_arn,
+                reason: "the queue's storage is full".into(),
+            });
+        }
         self.0.lock().unwrap().push(delivery);
         Ok(())
     }
 }
 
+/// Functions that accept every event, after failing to queue the first `.1`.
 #[derive(Default)]
-struct Functions(Mutex<Vec<ServiceEvent>>);
+struct Functions(Mutex<Vec<ServiceEvent>>, AtomicUsize);
+
+fn take_failure(failures: &AtomicUsize) -> bool {
+    failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
 
 #[async_trait::async_trait]
 impl ServiceEvents for Functions {
     async fn invoke_event(&self, event: ServiceEvent) -> Result<String, ServiceEventError> {
+        if take_failure(&self.1) {
+            return Err(ServiceEventError::Unavailable("the store is busy".into()));
+        }
         self.0.lock().unwrap().push(event);
         Ok("request".into())
     }
@@ -104,14 +123,7 @@ fn caller() -> Caller {
 }
 
 async fn call(sns: &SnsService, operation: &str, input: serde_json::Value) -> Doc {
-    let caller = caller();
-    let request = SnsRequest {
-        caller: &caller,
-        endpoint: "http://localhost:9000",
-    };
-    sns.operation(request, operation, Doc::from_json(&input))
-        .await
-        .unwrap()
+    try_call(sns, operation, input).await.unwrap()
 }
 
 fn text(doc: &Doc, key: &str) -> String {
@@ -442,4 +454,195 @@ async fn add_and_remove_permission_edit_the_topic_policy() {
     )
     .await;
     assert!(!text(attributes.get("Attributes").unwrap(), "Policy").contains("partner"));
+}
+
+/// What an operation answers, or its error's message.
+async fn try_call(
+    sns: &SnsService,
+    operation: &str,
+    input: serde_json::Value,
+) -> Result<Doc, String> {
+    let caller = caller();
+    let request = SnsRequest {
+        caller: &caller,
+        endpoint: "http://localhost:9000",
+    };
+    sns.operation(request, operation, Doc::from_json(&input))
+        .await
+        .map_err(|e| e.message)
+}
+
+#[tokio::test]
+async fn delivery_policies_are_validated_in_aws_words() {
+    let f = fixture().await;
+    let topic = text(
+        &call(&f.sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
+        "TopicArn",
+    );
+    let set_topic = |policy: serde_json::Value| {
+        serde_json::json!({"TopicArn": topic, "AttributeName": "DeliveryPolicy",
+            "AttributeValue": policy.to_string()})
+    };
+    let too_many = serde_json::json!({"http": {"defaultHealthyRetryPolicy": {
+        "minDelayTarget": 1, "maxDelayTarget": 1, "numRetries": 101}}});
+    assert_eq!(
+        try_call(&f.sns, "SetTopicAttributes", set_topic(too_many)).await.unwrap_err(),
+        "Invalid parameter: DeliveryPolicy: http.defaultHealthyRetryPolicy.numRetries must be less than or equal to 100"
+    );
+    let subscription_shaped = serde_json::json!({"throttlePolicy": {"maxReceivesPerSecond": 1}});
+    assert_eq!(
+        try_call(&f.sns, "SetTopicAttributes", set_topic(subscription_shaped))
+            .await
+            .unwrap_err(),
+        "Invalid parameter: DeliveryPolicy: Unexpected JSON member: throttlePolicy"
+    );
+    let text_delay = serde_json::json!({"http": {"defaultHealthyRetryPolicy": {
+        "minDelayTarget": "5", "maxDelayTarget": 5, "numRetries": 1}}});
+    assert_eq!(
+        try_call(&f.sns, "SetTopicAttributes", set_topic(text_delay)).await.unwrap_err(),
+        "Invalid parameter: DeliveryPolicy: http.defaultHealthyRetryPolicy.minDelayTarget type mismatch, expecting integer, received a string"
+    );
+    let zero = serde_json::json!({"healthyRetryPolicy": {
+        "minDelayTarget": 0, "maxDelayTarget": 0, "numRetries": 0}});
+    let subscribe = serde_json::json!({"TopicArn": topic, "Protocol": "https",
+        "Endpoint": "https://example.com/hook",
+        "Attributes": {"DeliveryPolicy": zero.to_string()}});
+    assert_eq!(
+        try_call(&f.sns, "Subscribe", subscribe).await.unwrap_err(),
+        "Invalid parameter: Attributes Reason: DeliveryPolicy: healthyRetryPolicy.minDelayTarget must be greater than or equal to 1"
+    );
+    let phases = serde_json::json!({"healthyRetryPolicy": {"minDelayTarget": 2,
+        "maxDelayTarget": 3, "numRetries": 20, "numNoDelayRetries": 7,
+        "numMinDelayRetries": 7, "numMaxDelayRetries": 7}});
+    let subscribe = serde_json::json!({"TopicArn": topic, "Protocol": "https",
+        "Endpoint": "https://example.com/hook",
+        "Attributes": {"DeliveryPolicy": phases.to_string()}});
+    assert_eq!(
+        try_call(&f.sns, "Subscribe", subscribe).await.unwrap_err(),
+        "Invalid parameter: Attributes Reason: DeliveryPolicy: healthyRetryPolicy.numRetries must be greater than or equal to total of numMinDelayRetries, numNoDelayRetries and numMaxDelayRetries"
+    );
+}
+
+#[tokio::test]
+async fn effective_delivery_policy_layers_subscription_over_topic_over_default() {
+    let f = fixture().await;
+    let topic = text(
+        &call(&f.sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
+        "TopicArn",
+    );
+    let topic_policy = serde_json::json!({"http": {
+        "defaultHealthyRetryPolicy": {"minDelayTarget": 5, "maxDelayTarget": 5, "numRetries": 2},
+        "defaultThrottlePolicy": {"maxReceivesPerSecond": 4}}});
+    call(
+        &f.sns,
+        "SetTopicAttributes",
+        serde_json::json!({"TopicArn": topic, "AttributeName": "DeliveryPolicy",
+            "AttributeValue": topic_policy.to_string()}),
+    )
+    .await;
+    let attributes = call(
+        &f.sns,
+        "GetTopicAttributes",
+        serde_json::json!({"TopicArn": topic}),
+    )
+    .await;
+    assert_eq!(
+        text(
+            attributes.get("Attributes").unwrap(),
+            "EffectiveDeliveryPolicy"
+        ),
+        r#"{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":5,"maxDelayTarget":5,"numRetries":2,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false,"defaultThrottlePolicy":{"maxReceivesPerSecond":4},"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}"#
+    );
+    let own = serde_json::json!({"healthyRetryPolicy": {"minDelayTarget": 1,
+        "maxDelayTarget": 8, "numRetries": 4, "backoffFunction": "exponential"}});
+    let arn = text(
+        &call(
+            &f.sns,
+            "Subscribe",
+            serde_json::json!({"TopicArn": topic, "Protocol": "https",
+                "Endpoint": "https://example.com/hook", "ReturnSubscriptionArn": true,
+                "Attributes": {"DeliveryPolicy": own.to_string()}}),
+        )
+        .await,
+        "SubscriptionArn",
+    );
+    let attributes = call(
+        &f.sns,
+        "GetSubscriptionAttributes",
+        serde_json::json!({"SubscriptionArn": arn}),
+    )
+    .await;
+    assert_eq!(
+        text(
+            attributes.get("Attributes").unwrap(),
+            "EffectiveDeliveryPolicy"
+        ),
+        r#"{"healthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":8,"numRetries":4,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"exponential"},"sicklyRetryPolicy":null,"throttlePolicy":{"maxReceivesPerSecond":4},"guaranteed":false}"#
+    );
+}
+
+#[test]
+fn the_aws_managed_policy_retries_at_once_then_backs_off_to_twenty_seconds() {
+    use crate::delivery_policy::RetryPolicy;
+    use std::time::Duration;
+
+    let managed = RetryPolicy::AWS_MANAGED;
+    let waits: Vec<u64> = (1..=16).map(|n| managed.delay(n).as_secs()).collect();
+    assert_eq!(&waits[..5], &[0, 0, 0, 1, 1]);
+    assert!(waits[5..15].windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(waits[14], 20);
+    assert_eq!(managed.delay(100_015), Duration::from_secs(20));
+    assert_eq!(RetryPolicy::HTTP_DEFAULT.delay(3), Duration::from_secs(20));
+}
+
+/// Waits (a readiness poll) until `done` holds.
+async fn until(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "not done in time");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn lambda_and_sqs_deliveries_that_fail_on_the_endpoint_side_are_retried() {
+    let f = fixture().await;
+    let _worker = f.sns.start();
+    let topic = text(
+        &call(&f.sns, "CreateTopic", serde_json::json!({"Name": "t"})).await,
+        "TopicArn",
+    );
+    call(
+        &f.sns,
+        "Subscribe",
+        serde_json::json!({"TopicArn": topic, "Protocol": "sqs",
+            "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q"}),
+    )
+    .await;
+    call(
+        &f.sns,
+        "Subscribe",
+        serde_json::json!({"TopicArn": topic, "Protocol": "lambda",
+            "Endpoint": "arn:aws:lambda:us-east-1:000000000000:function:f"}),
+    )
+    .await;
+    // Three failures each: the first attempt and the immediate retries.
+    f.queues.1.store(3, Ordering::SeqCst);
+    f.functions.1.store(3, Ordering::SeqCst);
+    call(
+        &f.sns,
+        "Publish",
+        serde_json::json!({"TopicArn": topic, "Message": "hello"}),
+    )
+    .await;
+    until(|| f.queues.0.lock().unwrap().len() == 1 && f.functions.0.lock().unwrap().len() == 1)
+        .await;
+    let queued = f.queues.0.lock().unwrap()[0].body.clone();
+    let envelope: serde_json::Value = serde_json::from_str(&queued).unwrap();
+    assert_eq!(envelope["Message"], "hello");
+    let event: serde_json::Value =
+        serde_json::from_slice(&f.functions.0.lock().unwrap()[0].payload).unwrap();
+    assert_eq!(event["Records"][0]["Sns"]["Message"], "hello");
+    assert_eq!(f.queues.1.load(Ordering::SeqCst), 0);
+    assert_eq!(f.functions.1.load(Ordering::SeqCst), 0);
 }

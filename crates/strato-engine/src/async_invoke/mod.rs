@@ -185,8 +185,10 @@ pub trait EventSink: Send + Sync + 'static {
         record: Bytes,
     ) -> Result<(), DeliveryError>;
     /// A service's notification with a subject (a CloudWatch alarm's
-    /// `ALARM: "name" in US East (N. Virginia)`): a topic publishes it with
-    /// that `Subject`; other destinations take the message as a record.
+    /// `ALARM: "name" in US East (N. Virginia)`), delivered as that service
+    /// ([`ServiceOrigin`]): a topic publishes it with that `Subject` when
+    /// its policy admits the service; other destinations take the message
+    /// as a record.
     async fn deliver_notification(
         &self,
         account: &str,
@@ -194,8 +196,9 @@ pub trait EventSink: Send + Sync + 'static {
         destination: &str,
         subject: &str,
         message: Bytes,
+        origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
-        let _ = subject;
+        let _ = (subject, origin);
         self.deliver_record(account, region, destination, message)
             .await
     }

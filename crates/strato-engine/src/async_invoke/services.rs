@@ -127,9 +127,10 @@ impl EventSink for EventSinks {
         destination: &str,
         subject: &str,
         message: Bytes,
+        origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
         self.sink(destination)?
-            .deliver_notification(account, region, destination, subject, message)
+            .deliver_notification(account, region, destination, subject, message, origin)
             .await
     }
 

@@ -468,11 +468,12 @@ def extra(api):
                            RouteResponseSelectionExpression="$default")
     v2.create_route_response(ApiId=keyed["ApiId"], RouteId=echo["RouteId"], RouteResponseKey="$default")
     v2.create_stage(ApiId=keyed["ApiId"], StageName="prod", AutoDeploy=True)
-    plan = server.aws("apigateway", "create-usage-plan", "--name", "ws-plan",
-                      "--api-stages", f"apiId={keyed['ApiId']},stage=prod").check().json()
-    key = server.aws("apigateway", "create-api-key", "--name", "ws-key", "--enabled").check().json()
-    server.aws("apigateway", "create-usage-plan-key", "--usage-plan-id", plan["id"], "--key-id", key["id"],
-               "--key-type", "API_KEY").check()
+    # API keys and usage plans are the REST API service's (`aws apigateway`), as on AWS.
+    v1 = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                               region_name=REGION).client("apigateway", endpoint_url=server.endpoint)
+    plan = v1.create_usage_plan(name="ws-plan", apiStages=[{"apiId": keyed["ApiId"], "stage": "prod"}])
+    key = v1.create_api_key(name="ws-key", enabled=True)
+    v1.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
 
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()

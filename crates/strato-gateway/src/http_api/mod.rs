@@ -25,7 +25,7 @@ use crate::invoker::LambdaInvoker;
 use crate::metrics::ApiMetricsSink;
 use crate::rest_api::error::RestResult;
 use control::children;
-use control::route_responses as responses;
+use control::responses;
 use live::LiveIndex;
 use model::{
     Authorizer, Deployment, HttpApi, Integration, IntegrationResponse, Route, RouteResponse, Stage,

@@ -1,10 +1,8 @@
-//! One connection's life: `$connect` (authorizer, then the route's
-//! integration; a refusal answers the handshake instead of upgrading),
-//! the session task that owns the socket (messages in, PostToConnection
-//! frames out, idle and maximum-duration timers), and `$disconnect`.
-//!
-//! Why over 800 lines: a connection's life is one state machine; 830 lines
-//! of it are code, the rest its unit tests.
+//! One connection's life: `$connect` (authorizer, API key, then the
+//! route's integration; a refusal answers the handshake instead of
+//! upgrading), the session task that owns the socket (messages in,
+//! PostToConnection frames out, idle and maximum-duration timers), and
+//! `$disconnect`. Integrations themselves run in [`super::integration`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
 
@@ -34,7 +36,8 @@ TIME_SCALE = 120
 # Answers `echo` (two-way), records `$connect`/`$disconnect` events as
 # `WSEVENT {json}` lines in its log (every instance writes to the function's
 # log group, while each has its own /tmp), broadcasts on `broadcast` through
-# the management API, refuses `$connect` with ?deny=1.
+# the management API, refuses `$connect` with ?deny=1 and picks the
+# subprotocol ?proto= names.
 HANDLER = r"""
 import base64, json, os, boto3
 
@@ -51,8 +54,11 @@ def handler(event, context):
     route = ctx['routeKey']
     if route == '$connect':
         remember(event)
-        if (event.get('queryStringParameters') or {}).get('deny') == '1':
+        query = event.get('queryStringParameters') or {}
+        if query.get('deny') == '1':
             return {'statusCode': 403}
+        if query.get('proto'):
+            return {'statusCode': 200, 'headers': {'Sec-WebSocket-Protocol': query['proto']}}
         return {'statusCode': 200}
     if route == '$disconnect':
         remember(event)
@@ -416,3 +422,187 @@ ws.on('error', (e) => { console.error(e.message); process.exit(1); });
     denied = subprocess.run([node, "-e", script, base + "?token=no", host], cwd=HERE / "js",
                             capture_output=True, text=True, timeout=60)
     assert denied.stdout == "status 403", denied.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# API keys, integration responses with mapping templates, subprotocols.
+
+
+class Backend(http.server.BaseHTTPRequestHandler):
+    """An HTTP integration's backend: records what it was sent; answers 404
+    `{"reason": "no such thing"}` when the body says `"said":"missing"`, else
+    200 with `{"heard": <the body>}`."""
+    received: list[str] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's spelling
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        Backend.received.append(body)
+        missing = json.loads(body).get("said") == "missing"
+        answer = {"reason": "no such thing"} if missing else {"heard": json.loads(body)}
+        data = json.dumps(answer).encode()
+        self.send_response(404 if missing else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def extra(api):
+    """On the module's server: an API whose `$connect` requires an API key
+    (a usage plan names its stage), and one with MOCK and HTTP integrations
+    whose integration responses render templates."""
+    server, main = api["server"], api["main"]
+    v2 = apigw(server)
+    handler = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT}:function:ws-handler"
+    keyed = v2.create_api(Name="keyed", ProtocolType="WEBSOCKET",
+                          RouteSelectionExpression="$request.body.action")
+    proxy = v2.create_integration(ApiId=keyed["ApiId"], IntegrationType="AWS_PROXY", IntegrationUri=handler)
+    target = f"integrations/{proxy['IntegrationId']}"
+    cli(server, "create-route", "--api-id", keyed["ApiId"], "--route-key", "$connect", "--target", target,
+        "--api-key-required")
+    echo = v2.create_route(ApiId=keyed["ApiId"], RouteKey="echo", Target=target,
+                           RouteResponseSelectionExpression="$default")
+    v2.create_route_response(ApiId=keyed["ApiId"], RouteId=echo["RouteId"], RouteResponseKey="$default")
+    v2.create_stage(ApiId=keyed["ApiId"], StageName="prod", AutoDeploy=True)
+    # API keys and usage plans are the REST API service's (`aws apigateway`), as on AWS.
+    v1 = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                               region_name=REGION).client("apigateway", endpoint_url=server.endpoint)
+    plan = v1.create_usage_plan(name="ws-plan", apiStages=[{"apiId": keyed["ApiId"], "stage": "prod"}])
+    key = v1.create_api_key(name="ws-key", enabled=True)
+    v1.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    templated = v2.create_api(Name="templated", ProtocolType="WEBSOCKET",
+                              RouteSelectionExpression="$request.body.action")
+    tid = templated["ApiId"]
+    mock = cli(server, "create-integration", "--api-id", tid, "--integration-type", "MOCK",
+               "--template-selection-expression", "\\$default",
+               "--request-templates", json.dumps({"$default": '{"statusCode": 200}'}))
+    cli(server, "create-integration-response", "--api-id", tid, "--integration-id", mock["IntegrationId"],
+        "--integration-response-key", "$default", "--template-selection-expression", "\\$default",
+        "--response-templates",
+        json.dumps({"$default": '{"route": "$context.routeKey", "connection": "$context.connectionId"}'}))
+    upstream = v2.create_integration(
+        ApiId=tid, IntegrationType="HTTP", IntegrationMethod="POST",
+        IntegrationUri=f"http://127.0.0.1:{backend.server_address[1]}/said",
+        TemplateSelectionExpression="$request.body.kind",
+        RequestTemplates={"$default": '{"said": "$util.escapeJavaScript($input.path(\'$.text\'))", '
+                                      '"from": "$context.connectionId"}',
+                          "raw": "$input.body"})
+    v2.create_integration_response(
+        ApiId=tid, IntegrationId=upstream["IntegrationId"], IntegrationResponseKey="$default",
+        ResponseTemplates={"$default": '{"backend": $input.json(\'$.heard\'), "ok": true}'})
+    v2.create_integration_response(
+        ApiId=tid, IntegrationId=upstream["IntegrationId"], IntegrationResponseKey="/4\\d\\d/",
+        ResponseTemplates={"$default": '{"error": "$util.escapeJavaScript($input.path(\'$.reason\'))"}'})
+    for key_name, integration in (("mock", mock), ("say", upstream)):
+        route = v2.create_route(ApiId=tid, RouteKey=key_name,
+                                Target=f"integrations/{integration['IntegrationId']}",
+                                RouteResponseSelectionExpression="$default")
+        v2.create_route_response(ApiId=tid, RouteId=route["RouteId"], RouteResponseKey="$default")
+    v2.create_stage(ApiId=tid, StageName="prod", AutoDeploy=True)
+    try:
+        yield {"keyed": Api(server, keyed["ApiId"], keyed["ApiEndpoint"]), "key": key,
+               "templated": Api(server, tid, templated["ApiEndpoint"]), "main": main}
+    finally:
+        backend.shutdown()
+
+
+def test_api_key_required_connect_refuses_without_a_key_of_the_plan(extra):
+    keyed, key = extra["keyed"], extra["key"]
+
+    async def status(headers):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as e:
+            async with websockets.connect(keyed.url(), additional_headers=headers):
+                pass
+        return e.value.response.status_code
+
+    async def admitted():
+        async with websockets.connect(keyed.url(), additional_headers={"x-api-key": key["value"]}) as ws:
+            await ws.send(json.dumps({"action": "echo"}))
+            return json.loads(await ws.recv())
+
+    assert run(status({})) == 403
+    assert run(status({"x-api-key": "not-a-key-of-any-plan"})) == 403
+    answer = run(admitted())
+    identity = answer["context"]["identity"]
+    assert identity["apiKey"] == key["value"]
+    assert identity["apiKeyId"] == key["id"]
+
+
+def test_mock_integration_response_renders_its_template(extra):
+    templated = extra["templated"]
+
+    async def go():
+        async with websockets.connect(templated.url()) as ws:
+            await ws.send(json.dumps({"action": "mock"}))
+            return json.loads(await ws.recv())
+
+    answer = run(go())
+    assert answer["route"] == "mock"
+    assert answer["connection"].endswith("=")
+
+
+def test_http_integration_renders_request_and_response_templates(extra):
+    templated = extra["templated"]
+    Backend.received.clear()
+
+    async def go():
+        async with websockets.connect(templated.url()) as ws:
+            got = []
+            for message in ({"action": "say", "text": 'hi "there"'},
+                            {"action": "say", "kind": "raw", "said": "verbatim"},
+                            {"action": "say", "text": "missing"}):
+                await ws.send(json.dumps(message))
+                got.append(json.loads(await ws.recv()))
+            return got
+
+    templated_answer, raw_answer, missing = run(go())
+    sent = json.loads(Backend.received[0])
+    assert sent["said"] == 'hi "there"'
+    assert sent["from"].endswith("=")
+    assert templated_answer["ok"] is True and templated_answer["backend"]["from"] == sent["from"]
+    # `kind: raw` selects the `raw` template: the message as it came.
+    assert json.loads(Backend.received[1]) == {"action": "say", "kind": "raw", "said": "verbatim"}
+    assert raw_answer["backend"]["said"] == "verbatim"
+    # A 404 from the backend picks the /4\d\d/ integration response.
+    assert missing == {"error": "no such thing"}
+
+
+def test_control_plane_integration_responses(extra, api):
+    server, templated = api["server"], extra["templated"]
+    v2 = apigw(server)
+    integration = next(i for i in v2.get_integrations(ApiId=templated.api_id)["Items"]
+                       if i["IntegrationType"] == "HTTP")
+    listed = v2.get_integration_responses(ApiId=templated.api_id,
+                                          IntegrationId=integration["IntegrationId"])["Items"]
+    assert sorted(r["IntegrationResponseKey"] for r in listed) == ["$default", "/4\\d\\d/"]
+    one = v2.get_integration_response(ApiId=templated.api_id, IntegrationId=integration["IntegrationId"],
+                                      IntegrationResponseId=listed[0]["IntegrationResponseId"])
+    assert one["ResponseTemplates"] == listed[0]["ResponseTemplates"]
+    with pytest.raises(ClientError) as e:
+        v2.create_integration_response(ApiId=templated.api_id, IntegrationId=integration["IntegrationId"],
+                                       IntegrationResponseKey="sometimes")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    with pytest.raises(ClientError) as e:
+        v2.create_integration_response(ApiId=templated.api_id, IntegrationId="nope000",
+                                       IntegrationResponseKey="$default")
+    assert e.value.response["Error"]["Code"] == "NotFoundException"
+
+
+def test_connect_answer_picks_the_subprotocol(api):
+    main = api["main"]
+
+    async def go(query):
+        async with websockets.connect(main.url(query=query), subprotocols=["a", "b"]) as ws:
+            return ws.subprotocol
+
+    assert run(go("token=letmein&proto=b")) == "b"
+    # The function chose none: none is sent (a browser then fails the
+    # handshake, as it does against API Gateway).
+    assert run(go("token=letmein")) is None

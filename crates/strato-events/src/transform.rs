@@ -22,34 +22,7 @@ const RESERVED: [&str; 5] = [
 ];
 
 /// The value a simple JSONPath (`$`, `$.a.b`, `$.a[0].b`) selects.
-pub fn select<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
-    let rest = path.strip_prefix('$')?;
-    let mut current = event;
-    let mut chars = rest;
-    while !chars.is_empty() {
-        if let Some(after) = chars.strip_prefix('.') {
-            let end = after.find(['.', '[']).unwrap_or(after.len());
-            let (key, tail) = after.split_at(end);
-            current = current.get(key)?;
-            chars = tail;
-        } else if let Some(after) = chars.strip_prefix('[') {
-            let (index, tail) = after.split_once(']')?;
-            if let Some(key) = index
-                .strip_prefix('\'')
-                .and_then(|k| k.strip_suffix('\''))
-                .or_else(|| index.strip_prefix('"').and_then(|k| k.strip_suffix('"')))
-            {
-                current = current.get(key)?;
-            } else {
-                current = current.get(index.parse::<usize>().ok()?)?;
-            }
-            chars = tail;
-        } else {
-            return None;
-        }
-    }
-    Some(current)
-}
+pub use strato_pattern::json_path::select;
 
 /// Placeholders a template uses that neither its map nor AWS defines.
 pub fn undefined_placeholder(template: &str, paths: &BTreeMap<String, String>) -> Option<String> {
@@ -176,15 +149,6 @@ mod tests {
         rule_arn: "arn:aws:events:us-east-1:000000000000:rule/r",
         rule_name: "r",
     };
-
-    #[test]
-    fn paths_select_members_and_indexes() {
-        let event = json!({"detail": {"a": [{"b": 1}], "c d": 2}});
-        assert_eq!(select(&event, "$.detail.a[0].b"), Some(&json!(1)));
-        assert_eq!(select(&event, "$.detail['c d']"), Some(&json!(2)));
-        assert_eq!(select(&event, "$"), Some(&event));
-        assert_eq!(select(&event, "$.missing"), None);
-    }
 
     #[test]
     fn template_quotes_strings_outside_quotes_and_not_inside() {

@@ -122,6 +122,7 @@ impl DataPlane {
                     if api.protocol == crate::http_api::model::ProtocolType::WebSocket {
                         return crate::websocket::handle(
                             &self.http_apis,
+                            &self.rest_apis,
                             api,
                             &path,
                             request,

@@ -12,6 +12,7 @@ pub mod header_case;
 pub mod http_api;
 pub mod http_backend;
 pub mod invoker;
+pub mod mapping_template;
 pub mod metrics;
 pub mod paging;
 pub mod proxy;

@@ -104,6 +104,7 @@
 mod compile;
 mod error;
 mod json;
+pub mod json_path;
 mod leaf;
 mod sns;
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use super::model::{
-    Authorizer, Cors, HttpApi, Integration, ProtocolType, Route, RouteSettings, Snapshot,
+    Authorizer, Cors, HttpApi, Integration, IntegrationResponse, ProtocolType, Route,
+    RouteSettings, Snapshot,
 };
 use crate::throttle::TokenBucket;
 use crate::websocket::SelectionExpression;
@@ -136,6 +137,8 @@ pub struct LiveStage {
     pub access_log: Option<AccessLog>,
     /// WebSocket APIs: every route by its key (`$connect`, `$default`, ...).
     pub keyed: HashMap<String, CompiledRoute>,
+    /// WebSocket APIs: each integration's responses.
+    pub integration_responses: HashMap<String, Vec<IntegrationResponse>>,
 }
 
 impl LiveStage {
@@ -183,6 +186,9 @@ pub struct LiveApi {
     pub protocol: ProtocolType,
     /// WebSocket APIs: how a message picks its route.
     pub route_selection: Option<SelectionExpression>,
+    /// WebSocket APIs: where `$connect` finds the API key
+    /// (`$request.header.x-api-key` or `$context.authorizer.usageIdentifierKey`).
+    pub api_key_selection_expression: String,
 }
 
 fn bucket(settings: &RouteSettings) -> Option<Arc<TokenBucket>> {
@@ -303,6 +309,11 @@ pub fn compile(api: &HttpApi) -> LiveApi {
                 cors: snapshot.cors.clone(),
                 access_log,
                 keyed,
+                integration_responses: snapshot
+                    .integration_responses
+                    .iter()
+                    .map(|(id, responses)| (id.clone(), responses.values().cloned().collect()))
+                    .collect(),
             }),
         );
     }
@@ -314,6 +325,7 @@ pub fn compile(api: &HttpApi) -> LiveApi {
         disable_execute_api_endpoint: api.disable_execute_api_endpoint,
         stages,
         protocol: api.protocol_type,
+        api_key_selection_expression: api.api_key_selection_expression.clone(),
         route_selection: match api.protocol_type {
             ProtocolType::Http => None,
             ProtocolType::WebSocket => SelectionExpression::parse(&api.route_selection_expression),
@@ -392,6 +404,7 @@ mod tests {
             cors: None,
             access_log: None,
             keyed: HashMap::new(),
+            integration_responses: HashMap::new(),
         }
     }
 

@@ -25,8 +25,12 @@ use crate::invoker::LambdaInvoker;
 use crate::metrics::ApiMetricsSink;
 use crate::rest_api::error::RestResult;
 use control::children;
+use control::responses;
 use live::LiveIndex;
-use model::{Authorizer, Deployment, HttpApi, Integration, Route, Stage, HTTP_API_KIND};
+use model::{
+    Authorizer, Deployment, HttpApi, Integration, IntegrationResponse, Route, RouteResponse, Stage,
+    HTTP_API_KIND,
+};
 
 /// What HTTP API handlers and the data plane share.
 pub struct HttpApiService {
@@ -138,13 +142,24 @@ pub fn control_routes<S: Clone + Send + Sync + 'static>(service: Arc<HttpApiServ
         )
         .route(
             "/v2/apis/{api_id}/routes/{route_id}/routeresponses",
-            post(control::create_route_response).get(control::get_route_responses),
+            post(control::create_route_response).get(responses::list::<RouteResponse>),
         )
         .route(
             "/v2/apis/{api_id}/routes/{route_id}/routeresponses/{route_response_id}",
-            get(control::get_route_response)
+            get(responses::get::<RouteResponse>)
                 .patch(control::update_route_response)
-                .delete(control::delete_route_response),
+                .delete(responses::delete::<RouteResponse>),
+        )
+        .route(
+            "/v2/apis/{api_id}/integrations/{integration_id}/integrationresponses",
+            post(control::create_integration_response)
+                .get(responses::list::<IntegrationResponse>),
+        )
+        .route(
+            "/v2/apis/{api_id}/integrations/{integration_id}/integrationresponses/{integration_response_id}",
+            get(responses::get::<IntegrationResponse>)
+                .patch(control::update_integration_response)
+                .delete(responses::delete::<IntegrationResponse>),
         )
         .route(
             "/v2/apis/{api_id}/integrations",

@@ -180,6 +180,24 @@ pub struct Integration {
     pub content_handling_strategy: Option<String>,
 }
 
+/// A WebSocket integration's `IntegrationResponse`: chosen by its key
+/// (`$default`, or a `/pattern/` of the backend's status code), its
+/// `responseTemplates` shape what goes back to the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponse {
+    pub integration_response_id: String,
+    pub integration_response_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling_strategy: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_templates: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_selection_expression: Option<String>,
+}
+
 /// A WebSocket route's `RouteResponse`: with key `$default` it makes the
 /// route two-way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -374,6 +392,9 @@ pub struct Snapshot {
     /// Route responses by route id, then by id (WebSocket APIs).
     #[serde(default)]
     pub route_responses: BTreeMap<String, BTreeMap<String, RouteResponse>>,
+    /// Integration responses by integration id, then by id (WebSocket APIs).
+    #[serde(default)]
+    pub integration_responses: BTreeMap<String, BTreeMap<String, IntegrationResponse>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -427,6 +448,9 @@ pub struct HttpApi {
     /// Route responses by route id, then by id (WebSocket APIs).
     #[serde(default)]
     pub route_responses: BTreeMap<String, BTreeMap<String, RouteResponse>>,
+    /// Integration responses by integration id, then by id (WebSocket APIs).
+    #[serde(default)]
+    pub integration_responses: BTreeMap<String, BTreeMap<String, IntegrationResponse>>,
 }
 
 impl HttpApi {
@@ -478,6 +502,7 @@ impl HttpApi {
             authorizers: self.authorizers.clone(),
             cors: self.cors.clone(),
             route_responses: self.route_responses.clone(),
+            integration_responses: self.integration_responses.clone(),
         }
     }
 }

@@ -93,7 +93,7 @@ pub fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
 }
 
 /// Percent-decodes a query component (`+` is a space).
-fn form_decode(s: &str) -> String {
+pub fn form_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

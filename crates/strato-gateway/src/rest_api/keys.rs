@@ -394,7 +394,8 @@ fn check_throttle(throttle: &ThrottleSettings) -> RestResult<()> {
     Ok(())
 }
 
-/// Every `apiStages` entry must name an existing stage of the account.
+/// Every `apiStages` entry must name an existing stage of the account: of a
+/// REST API, or of a WebSocket API (`apigatewayv2`; HTTP APIs have no keys).
 async fn check_api_stages(
     service: &RestApiService,
     caller: &Caller,
@@ -413,7 +414,8 @@ async fn check_api_stages(
             ))
             .await?
             .and_then(|doc| serde_json::from_value::<Stage>(doc).ok())
-            .is_some();
+            .is_some()
+            || websocket_stage_exists(service, caller, api_id, stage).await?;
         if !exists {
             return Err(RestError::bad_request(format!(
                 "Invalid API Stage {{api: {api_id}, stage: {stage}}} specified for usageplan"
@@ -421,6 +423,28 @@ async fn check_api_stages(
         }
     }
     Ok(())
+}
+
+async fn websocket_stage_exists(
+    service: &RestApiService,
+    caller: &Caller,
+    api_id: &str,
+    stage: &str,
+) -> RestResult<bool> {
+    use crate::http_api::model::{HttpApi, ProtocolType, HTTP_API_KIND};
+    let api = service
+        .store
+        .get_document(&DocumentKey::new(
+            &caller.account_id,
+            &caller.region,
+            HTTP_API_KIND,
+            api_id,
+        ))
+        .await?
+        .and_then(|doc| serde_json::from_value::<HttpApi>(doc).ok());
+    Ok(api.is_some_and(|api| {
+        api.protocol_type == ProtocolType::WebSocket && api.stages.contains_key(stage)
+    }))
 }
 
 pub async fn create_usage_plan(

@@ -50,6 +50,8 @@ pub struct EventContext<'a> {
     pub authorizer: Option<&'a Value>,
     /// `$disconnect` only: the close status code and reason.
     pub disconnect: Option<(u16, &'a str)>,
+    /// The API key `$connect` admitted (`ApiKeyRequired`): its value and id.
+    pub api_key: Option<(&'a str, &'a str)>,
 }
 
 /// `requestContext`.
@@ -82,6 +84,12 @@ pub fn request_context(c: &EventContext<'_>) -> Value {
         if let Some((code, reason)) = c.disconnect {
             map.insert("disconnectStatusCode".into(), code.into());
             map.insert("disconnectReason".into(), reason.into());
+        }
+        if let (Some((key, key_id)), Some(Value::Object(identity))) =
+            (c.api_key, map.get_mut("identity"))
+        {
+            identity.insert("apiKey".into(), key.into());
+            identity.insert("apiKeyId".into(), key_id.into());
         }
     }
     context
@@ -200,16 +208,17 @@ pub fn disconnect_event(
     host: &str,
     variables: &BTreeMap<String, String>,
 ) -> Value {
+    let key = context.api_key.map_or("", |(key, _)| key);
     let mut event = json!({
         "headers": {
             "Host": host,
-            "x-api-key": "",
+            "x-api-key": key,
             "X-Forwarded-For": "",
             "x-restapi": "",
         },
         "multiValueHeaders": {
             "Host": [host],
-            "x-api-key": [""],
+            "x-api-key": [key],
             "X-Forwarded-For": [""],
             "x-restapi": [""],
         },
@@ -243,6 +252,7 @@ mod tests {
             user_agent: Some("websockets/13"),
             authorizer: None,
             disconnect: (event_type == EventType::Disconnect).then_some((1000, "Client closed")),
+            api_key: None,
         }
     }
 
@@ -298,6 +308,19 @@ mod tests {
         assert_eq!(binary["body"], "AAEC");
         assert_eq!(binary["isBase64Encoded"], true);
         assert_eq!(binary["stageVariables"]["v"], "1");
+    }
+
+    #[test]
+    fn an_admitted_api_key_is_in_the_identity() {
+        let mut c = context(EventType::Disconnect, "$disconnect");
+        c.api_key = Some(("k3y-value", "a1b2c3"));
+        let event = disconnect_event(&c, "abc123.execute-api.localhost", &BTreeMap::new());
+        let identity = &event["requestContext"]["identity"];
+        assert_eq!(identity["apiKey"], "k3y-value");
+        assert_eq!(identity["apiKeyId"], "a1b2c3");
+        assert_eq!(event["headers"]["x-api-key"], "k3y-value");
+        let plain = request_context(&context(EventType::Message, "echo"));
+        assert!(plain["identity"].get("apiKey").is_none());
     }
 
     #[test]

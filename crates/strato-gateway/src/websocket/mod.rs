@@ -10,6 +10,7 @@
 //! lookup and a channel send (no database, no global lock).
 
 mod events;
+mod integration;
 mod management;
 mod selection;
 mod session;
@@ -28,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::http_api::live::LiveApi;
 use crate::http_api::HttpApiService;
+use crate::rest_api::RestApiService;
 
 pub use events::{
     connect_event, disconnect_event, message_event, request_context, EventContext, EventType,
@@ -174,6 +176,7 @@ fn addressed(path: &str) -> Addressed<'_> {
 /// API's address.
 pub async fn handle(
     svc: &Arc<HttpApiService>,
+    keys: &RestApiService,
     api: Arc<LiveApi>,
     path: &str,
     request: Request,
@@ -185,7 +188,7 @@ pub async fn handle(
             let Some(stage) = api.stages.get(stage).cloned() else {
                 return refusal(StatusCode::FORBIDDEN, "Forbidden");
             };
-            session::connect(svc, api, stage, request, source_ip, domain_name).await
+            session::connect(svc, keys, api, stage, request, source_ip, domain_name).await
         }
         Addressed::Connection { stage, id } => {
             if !api.stages.contains_key(stage) {

@@ -50,6 +50,65 @@ impl SelectionExpression {
     }
 }
 
+/// Evaluates a template or integration-response selection expression, as
+/// AWS's selection expressions read: `${name}` and `$name` are replaced by
+/// what `lookup` says (nothing when it has nothing), `\$` is a literal
+/// dollar (`\$default` is the key `$default`, and so is a bare
+/// `$default`), other text stays.
+pub fn evaluate(expression: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(expression.len());
+    let mut rest = expression;
+    while let Some(i) = rest.find(['\\', '$']) {
+        out.push_str(&rest[..i]);
+        let at = &rest[i..];
+        if let Some(after) = at.strip_prefix("\\$") {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let Some(after) = at.strip_prefix('$') else {
+            out.push('\\');
+            rest = &at[1..];
+            continue;
+        };
+        let (name, tail) = match after.strip_prefix('{') {
+            Some(inner) => match inner.split_once('}') {
+                Some((name, tail)) => (name, tail),
+                None => (inner, ""),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+                    .unwrap_or(after.len());
+                after.split_at(end)
+            }
+        };
+        if name == "default" {
+            out.push_str("$default");
+        } else if let Some(value) = lookup(name) {
+            out.push_str(&value);
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text of a JSON value in a selection expression: a string as it is,
+/// anything else as JSON.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `request.body.a.b` of a JSON message, for [`evaluate`].
+pub fn request_body_value(body: Option<&Value>, name: &str) -> Option<String> {
+    let path = name.strip_prefix("request.body")?;
+    strato_pattern::json_path::select(body?, &format!("${path}")).map(value_text)
+}
+
 /// The kind of a WebSocket authorizer's identity source, `None` for one AWS
 /// does not accept.
 pub fn identity_source_kind(source: &str) -> Option<&'static str> {
@@ -74,6 +133,18 @@ pub fn identity_source_kind(source: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selection_expressions_evaluate_to_keys() {
+        let body = serde_json::json!({"action": "echo", "v": {"n": 2}});
+        let lookup = |name: &str| request_body_value(Some(&body), name);
+        assert_eq!(evaluate(r"\$default", &lookup), "$default");
+        assert_eq!(evaluate("$default", &lookup), "$default");
+        assert_eq!(evaluate("$request.body.action", &lookup), "echo");
+        assert_eq!(evaluate("${request.body.v.n}-beta", &lookup), "2-beta");
+        assert_eq!(evaluate("$request.body.missing", &lookup), "");
+        assert_eq!(evaluate("plain", &lookup), "plain");
+    }
 
     #[test]
     fn the_expression_reads_the_json_body() {

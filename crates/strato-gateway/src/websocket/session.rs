@@ -1,10 +1,8 @@
-//! One connection's life: `$connect` (authorizer, then the route's
-//! integration; a refusal answers the handshake instead of upgrading),
-//! the session task that owns the socket (messages in, PostToConnection
-//! frames out, idle and maximum-duration timers), and `$disconnect`.
-//!
-//! Why over 800 lines: a connection's life is one state machine; 830 lines
-//! of it are code, the rest its unit tests.
+//! One connection's life: `$connect` (authorizer, API key, then the
+//! route's integration; a refusal answers the handshake instead of
+//! upgrading), the session task that owns the socket (messages in,
+//! PostToConnection frames out, idle and maximum-duration timers), and
+//! `$disconnect`. Integrations themselves run in [`super::integration`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,22 +13,21 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::request::Parts;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::events::{connect_event, disconnect_event, message_event, EventContext, EventType};
+use super::integration::integrate;
 use super::{new_id, refusal, Connection, Outbound, MAX_FRAME, MAX_MESSAGE, OUTBOX};
 use crate::access_log::{render, AccessLogContext};
 use crate::authorizer::{invoke_authorizer, read_lambda_answer, AuthorizerRef, Decision};
 use crate::http_api::live::{CompiledRoute, LiveApi, LiveStage};
-use crate::http_api::model::{Authorizer, IntegrationType, RouteAuthorization};
+use crate::http_api::model::{Authorizer, RouteAuthorization};
 use crate::http_api::HttpApiService;
-use crate::http_backend::{substitute_stage_variables, BackendRequest};
-use crate::invoker::{
-    function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokePrincipal,
-    APIGATEWAY_PRINCIPAL,
-};
+use crate::invoker::function_arn_of_integration_uri;
+use crate::rest_api::dataplane::api_keys::{check_api_key, KeyScope, KeyVerdict};
+use crate::rest_api::RestApiService;
 
 /// The read buffer a connection starts with.
 const READ_BUFFER: usize = 4 * 1024;
@@ -47,10 +44,12 @@ pub(super) struct Session {
     pub connected_at: DateTime<Utc>,
     /// `requestContext.authorizer` of every event after `$connect`.
     pub authorizer: Option<Value>,
+    /// The API key `$connect` admitted, and its id.
+    pub api_key: Option<(String, String)>,
 }
 
 /// One event being served: its ids, time and access-log values.
-struct Turn {
+pub(super) struct Turn {
     request_id: String,
     message_id: Option<String>,
     received_at: DateTime<Utc>,
@@ -58,6 +57,15 @@ struct Turn {
 }
 
 impl Turn {
+    /// The integration's latency and status, for the access log.
+    pub(super) fn record_integration(&mut self, started: Instant, status: u16) {
+        self.log.set(
+            "integrationLatency",
+            started.elapsed().as_millis().to_string(),
+        );
+        self.log.set("integration.status", status.to_string());
+    }
+
     fn new(message: bool) -> Turn {
         Turn {
             request_id: new_id(),
@@ -92,11 +100,15 @@ impl Session {
             user_agent: self.user_agent.as_deref(),
             authorizer: authorizer.or(self.authorizer.as_ref()),
             disconnect,
+            api_key: self
+                .api_key
+                .as_ref()
+                .map(|(key, id)| (key.as_str(), id.as_str())),
         }
     }
 
     /// `arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{route-key}`.
-    fn route_arn(&self, route_key: &str) -> String {
+    pub(super) fn route_arn(&self, route_key: &str) -> String {
         format!(
             "arn:aws:execute-api:{}:{}:{}/{}/{route_key}",
             self.api.region, self.api.account, self.api.api_id, self.stage
@@ -142,6 +154,10 @@ impl Session {
             "identity.userAgent",
             self.user_agent.clone().unwrap_or_default(),
         );
+        if let Some((key, id)) = &self.api_key {
+            log.set("identity.apiKey", key.clone());
+            log.set("identity.apiKeyId", id.clone());
+        }
     }
 
     /// Writes the turn's access-log line if the stage has access logs.
@@ -172,139 +188,6 @@ pub fn error_frame(message: &str, connection_id: &str, request_id: &str) -> Stri
     format!(
         r#"{{"message": "{message}", "connectionId":"{connection_id}", "requestId":"{request_id}"}}"#
     )
-}
-
-/// What an integration answered: a status and the body to send back on a
-/// two-way route.
-#[derive(Debug, PartialEq)]
-struct Answer {
-    status: u16,
-    body: Option<String>,
-}
-
-/// Reads a Lambda proxy answer: `{"statusCode", "body"}`, or any other JSON
-/// value as a 200 whose body is that value (a string as it is).
-fn read_proxy_answer(payload: &[u8]) -> Answer {
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(map)) if map.contains_key("statusCode") => Answer {
-            status: map
-                .get("statusCode")
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(502),
-            body: match map.get("body") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => Some(other.to_string()),
-            },
-        },
-        Ok(Value::Null) => Answer {
-            status: 200,
-            body: None,
-        },
-        Ok(Value::String(s)) => Answer {
-            status: 200,
-            body: Some(s),
-        },
-        Ok(other) => Answer {
-            status: 200,
-            body: Some(other.to_string()),
-        },
-        Err(_) => Answer {
-            status: 200,
-            body: Some(String::from_utf8_lossy(payload).into_owned()),
-        },
-    }
-}
-
-/// Runs a route's integration with `event` (Lambda) or `payload` (HTTP);
-/// `Err` when there is none or it failed.
-async fn integrate(
-    svc: &HttpApiService,
-    session: &Session,
-    stage: &LiveStage,
-    route: &CompiledRoute,
-    event: &Value,
-    payload: Bytes,
-    turn: &mut Turn,
-) -> Result<Answer, String> {
-    let integration = route
-        .route
-        .target
-        .as_deref()
-        .and_then(|t| t.strip_prefix("integrations/"))
-        .and_then(|id| stage.integrations.get(id))
-        .ok_or_else(|| "the route has no integration".to_string())?;
-    let timeout = Duration::from_millis(u64::try_from(integration.timeout_in_millis).unwrap_or(0))
-        .min(crate::invoker::DEFAULT_INTEGRATION_TIMEOUT);
-    let uri = substitute_stage_variables(
-        integration.integration_uri.as_deref().unwrap_or(""),
-        &stage.variables,
-    );
-    let started = Instant::now();
-    let answer = match integration.integration_type {
-        IntegrationType::AwsProxy => {
-            let function_arn = function_arn_of_integration_uri(&uri)
-                .ok_or_else(|| format!("invalid function URI {uri}"))?;
-            let invocation = GatewayInvocation {
-                function_arn,
-                principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.into()),
-                action: InvokeAction::InvokeFunction,
-                source_arn: Some(session.route_arn(&route.route.route_key)),
-                source_account: Some(session.api.account.clone()),
-                payload: Bytes::from(event.to_string()),
-            };
-            let outcome = tokio::time::timeout(timeout, svc.invoker.invoke(invocation))
-                .await
-                .map_err(|_| "the integration timed out".to_string())?
-                .map_err(|e| e.to_string())?;
-            if outcome.function_error.is_some() {
-                return Err("the function failed".into());
-            }
-            read_proxy_answer(&outcome.payload)
-        }
-        IntegrationType::HttpProxy | IntegrationType::Http => {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            let method = integration
-                .integration_method
-                .as_deref()
-                .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-                .unwrap_or(Method::POST);
-            let answer = svc
-                .http
-                .forward(BackendRequest {
-                    method,
-                    url: uri,
-                    headers,
-                    body: payload,
-                    timeout,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Answer {
-                status: answer.status.as_u16(),
-                body: (!answer.body.is_empty())
-                    .then(|| String::from_utf8_lossy(&answer.body).into_owned()),
-            }
-        }
-        // A mock answers 200 without a backend; nothing goes back to the
-        // client (integration responses are not modelled).
-        IntegrationType::Mock => Answer {
-            status: 200,
-            body: None,
-        },
-    };
-    turn.log.set(
-        "integrationLatency",
-        started.elapsed().as_millis().to_string(),
-    );
-    turn.log
-        .set("integration.status", answer.status.to_string());
-    Ok(answer)
 }
 
 /// The identity values an authorizer names, in order; `None` if one is
@@ -479,8 +362,15 @@ async fn lambda_authorize(
     if !verdict.allowed {
         return Decision::Forbidden;
     }
-    // WebSocket events carry the context flat, with the principal.
+    // WebSocket events carry the context flat, with the principal (and the
+    // API key an authorizer-sourced API key selection reads).
     let mut flat = verdict.context;
+    if let Some(key) = serde_json::from_slice::<Value>(&payload)
+        .ok()
+        .and_then(|v| v.get("usageIdentifierKey")?.as_str().map(str::to_string))
+    {
+        flat.insert("usageIdentifierKey".into(), key.into());
+    }
     if let Some(p) = verdict.principal_id {
         turn.log.set("authorizer.principalId", p.clone());
         flat.insert("principalId".into(), p.into());
@@ -494,6 +384,7 @@ async fn lambda_authorize(
 /// 403 or 500 and never upgrade).
 pub(super) async fn connect(
     svc: &Arc<HttpApiService>,
+    keys: &RestApiService,
     api: Arc<LiveApi>,
     stage: Arc<LiveStage>,
     request: Request,
@@ -522,6 +413,7 @@ pub(super) async fn connect(
         user_agent: header(http::header::USER_AGENT),
         connected_at: Utc::now(),
         authorizer: None,
+        api_key: None,
     };
     let mut turn = Turn::new(false);
     session.seed_log(&mut turn, "$connect", EventType::Connect);
@@ -533,6 +425,7 @@ pub(super) async fn connect(
             text,
         )
     };
+    let mut protocol = None;
     if let Some(route) = stage.keyed.get("$connect") {
         if route.throttle.as_ref().is_some_and(|b| !b.try_take()) {
             return refused(svc, &session, &mut turn, 429, "Too Many Requests");
@@ -547,6 +440,33 @@ pub(super) async fn connect(
             Decision::Forbidden => return refused(svc, &session, &mut turn, 403, "Forbidden"),
             Decision::Failed => {
                 return refused(svc, &session, &mut turn, 500, "Internal Server Error");
+            }
+        }
+        if route.route.api_key_required {
+            let presented = presented_api_key(&session, &parts);
+            let scope = KeyScope {
+                account: &session.api.account,
+                region: &session.api.region,
+                api_id: &session.api.api_id,
+                stage: &session.stage,
+            };
+            match check_api_key(keys, scope, presented.as_deref(), Utc::now()) {
+                KeyVerdict::Admitted { key_id } => {
+                    turn.log.set("identity.apiKeyId", key_id.clone());
+                    if let Some(value) = &presented {
+                        turn.log.set("identity.apiKey", value.clone());
+                    }
+                    session.api_key = presented.map(|value| (value, key_id));
+                }
+                KeyVerdict::Forbidden => {
+                    return refused(svc, &session, &mut turn, 403, "Forbidden")
+                }
+                KeyVerdict::Throttled => {
+                    return refused(svc, &session, &mut turn, 429, "Too Many Requests")
+                }
+                KeyVerdict::QuotaExceeded => {
+                    return refused(svc, &session, &mut turn, 429, "Limit Exceeded")
+                }
             }
         }
         let context = session.context(&turn, "$connect", EventType::Connect, None, None);
@@ -568,7 +488,13 @@ pub(super) async fn connect(
         )
         .await
         {
-            Ok(answer) if (200..300).contains(&answer.status) => {}
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                // The protocol the function chose (API Gateway passes it
+                // on whether or not the client offered it).
+                protocol = answer
+                    .header("sec-websocket-protocol")
+                    .and_then(|p| HeaderValue::from_str(p).ok());
+            }
             Ok(_) => return refused(svc, &session, &mut turn, 403, "Forbidden"),
             Err(e) => {
                 turn.log.set("integrationErrorMessage", e);
@@ -593,7 +519,7 @@ pub(super) async fn connect(
         .insert(id.clone(), connection.clone());
     let on_fail = svc.clone();
     let run_svc = svc.clone();
-    upgrade
+    let mut response = upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_FRAME)
         // tungstenite reserves its whole read buffer up front (128 KiB by
@@ -603,7 +529,34 @@ pub(super) async fn connect(
         .on_failed_upgrade(move |_| {
             on_fail.websocket.connections.remove(&id);
         })
-        .on_upgrade(move |socket| run(run_svc, Arc::new(session), stage, connection, socket, inbox))
+        .on_upgrade(move |socket| {
+            run(run_svc, Arc::new(session), stage, connection, socket, inbox)
+        });
+    if let Some(protocol) = protocol {
+        response
+            .headers_mut()
+            .insert(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response
+}
+
+/// The API key the handshake presents, where the API's key selection
+/// expression says: the `x-api-key` header, or the `usageIdentifierKey` the
+/// `$connect` authorizer returned.
+fn presented_api_key(session: &Session, parts: &Parts) -> Option<String> {
+    if session.api.api_key_selection_expression == "$context.authorizer.usageIdentifierKey" {
+        return session
+            .authorizer
+            .as_ref()?
+            .get("usageIdentifierKey")?
+            .as_str()
+            .map(str::to_string);
+    }
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Why the connection ended, as `$disconnect` reports it.
@@ -836,38 +789,5 @@ mod tests {
             error_frame("Forbidden", "L0SM9cOFvHcCIhw=", "L0SNkEmOvHcFdqg="),
             r#"{"message": "Forbidden", "connectionId":"L0SM9cOFvHcCIhw=", "requestId":"L0SNkEmOvHcFdqg="}"#
         );
-    }
-
-    #[test]
-    fn proxy_answers_give_status_and_body() {
-        assert_eq!(
-            read_proxy_answer(br#"{"statusCode":200,"body":"hi"}"#),
-            Answer {
-                status: 200,
-                body: Some("hi".into())
-            }
-        );
-        assert_eq!(
-            read_proxy_answer(br#"{"statusCode":403}"#),
-            Answer {
-                status: 403,
-                body: None
-            }
-        );
-        assert_eq!(
-            read_proxy_answer(b"null"),
-            Answer {
-                status: 200,
-                body: None
-            }
-        );
-        assert_eq!(
-            read_proxy_answer(br#"{"a":1}"#),
-            Answer {
-                status: 200,
-                body: Some(r#"{"a":1}"#.into())
-            }
-        );
-        assert_eq!(read_proxy_answer(br#"{"statusCode":"x"}"#).status, 502);
     }
 }

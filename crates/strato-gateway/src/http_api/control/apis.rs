@@ -192,6 +192,7 @@ pub async fn create_api(
         deployments: BTreeMap::new(),
         stages: BTreeMap::new(),
         route_responses: BTreeMap::new(),
+        integration_responses: BTreeMap::new(),
     };
     if let Some(target) = &input.target {
         let mut integration = quick_integration(target)?;

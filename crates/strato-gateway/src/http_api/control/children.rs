@@ -38,6 +38,10 @@ pub trait Child: Clone + Send + Sync + 'static {
     fn check_unreferenced(_api: &HttpApi, _id: &str) -> RestResult<()> {
         Ok(())
     }
+
+    /// Removes what belongs to the child `id` and goes with it (a route's
+    /// or an integration's responses).
+    fn remove_dependents(_api: &mut HttpApi, _id: &str) {}
 }
 
 /// `GET /v2/apis/{apiId}/{children}`: a page of them, in id order.
@@ -82,6 +86,7 @@ pub async fn delete<C: Child>(
         }
         C::check_unreferenced(api, &id)?;
         C::collection_mut(api).remove(&id);
+        C::remove_dependents(api, &id);
         Ok(())
     })
     .await?;

@@ -231,6 +231,10 @@ pub async fn update_integration(
 impl Child for Integration {
     const KIND: &'static str = "Integration";
 
+    fn remove_dependents(api: &mut HttpApi, id: &str) {
+        api.integration_responses.remove(id);
+    }
+
     fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
         &api.integrations
     }

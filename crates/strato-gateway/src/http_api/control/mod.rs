@@ -7,7 +7,7 @@ mod authorizers;
 pub mod children;
 mod deployments;
 mod integrations;
-mod route_responses;
+pub mod responses;
 mod routes;
 mod stages;
 
@@ -32,9 +32,9 @@ pub use apis::{
 pub use authorizers::{create_authorizer, update_authorizer, AuthorizerInput};
 pub use deployments::{create_deployment, DeploymentInput};
 pub use integrations::{create_integration, update_integration, IntegrationInput};
-pub use route_responses::{
-    create_route_response, delete_route_response, get_route_response, get_route_responses,
-    update_route_response, RouteResponseInput,
+pub use responses::{
+    create_integration_response, create_route_response, update_integration_response,
+    update_route_response, IntegrationResponseInput, RouteResponseInput,
 };
 pub use routes::{create_route, delete_route_request_parameter, update_route, RouteInput};
 pub use stages::{

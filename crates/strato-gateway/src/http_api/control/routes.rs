@@ -246,6 +246,10 @@ pub async fn update_route(
 impl Child for Route {
     const KIND: &'static str = "Route";
 
+    fn remove_dependents(api: &mut HttpApi, id: &str) {
+        api.route_responses.remove(id);
+    }
+
     fn collection(api: &HttpApi) -> &BTreeMap<String, Self> {
         &api.routes
     }

@@ -1,26 +1,35 @@
 //! API keys on data-plane requests: the key's usage plan, its throttle
-//! and its quota.
+//! and its quota. REST API methods and WebSocket APIs' `$connect` both
+//! check keys here (usage plans name stages of either kind).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::rest_api::live::{LiveApi, QuotaCounter};
+use crate::rest_api::live::QuotaCounter;
 use crate::rest_api::RestApiService;
 
-pub(super) enum KeyVerdict {
+pub enum KeyVerdict {
     Admitted { key_id: String },
     Forbidden,
     Throttled,
     QuotaExceeded,
 }
 
+/// The API stage a key is presented to.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyScope<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub api_id: &'a str,
+    pub stage: &'a str,
+}
+
 /// A key must exist, be enabled and belong to a usage plan that covers this
 /// API stage; that plan's throttle and quota then apply.
-pub(super) fn check_api_key(
+pub fn check_api_key(
     service: &RestApiService,
-    api: &LiveApi,
-    stage: &str,
+    scope: KeyScope<'_>,
     presented: Option<&str>,
     now: DateTime<Utc>,
 ) -> KeyVerdict {
@@ -30,7 +39,7 @@ pub(super) fn check_api_key(
     let Some(keys) = service
         .live
         .keys
-        .get(&(api.account.clone(), api.region.clone()))
+        .get(&(scope.account.to_string(), scope.region.to_string()))
         .map(|k| k.value().clone())
     else {
         return KeyVerdict::Forbidden;
@@ -41,7 +50,7 @@ pub(super) fn check_api_key(
     if !key.enabled {
         return KeyVerdict::Forbidden;
     }
-    let stage_id = (api.id.clone(), stage.to_string());
+    let stage_id = (scope.api_id.to_string(), scope.stage.to_string());
     let Some(plan) = key.plans.iter().find(|p| p.stages.contains(&stage_id)) else {
         return KeyVerdict::Forbidden;
     };
@@ -62,7 +71,7 @@ pub(super) fn check_api_key(
             .live
             .quota_used
             .entry(usage_id)
-            .or_insert_with(|| Arc::new(QuotaCounter::new(&api.account, &api.region)))
+            .or_insert_with(|| Arc::new(QuotaCounter::new(scope.account, scope.region)))
             .clone();
         if !counter.try_use(quota.period_id(now), quota.limit) {
             return KeyVerdict::QuotaExceeded;

@@ -99,7 +99,7 @@ pub(super) fn mock(integration: &Integration, call: &IntegrationCall<'_>) -> Res
 /// `selectionPattern` against a status code: the patterns MOCK integrations
 /// use are status codes, with `\d` for any digit and `.` / `.*` wildcards
 /// (`2\d{2}`, `4..`, `5.*`).
-fn selection_matches(pattern: &str, status: &str) -> bool {
+pub(crate) fn selection_matches(pattern: &str, status: &str) -> bool {
     let mut chars = pattern.chars().peekable();
     // Expand `\d{n}` / `.{n}` repetitions into single-character classes.
     let mut classes: Vec<char> = Vec::new();

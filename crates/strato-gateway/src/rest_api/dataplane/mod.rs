@@ -3,10 +3,10 @@
 //! integration (AWS_PROXY with payload 1.0, HTTP_PROXY, MOCK), answering
 //! with AWS's gateway responses when something fails.
 
-mod api_keys;
+pub mod api_keys;
 mod iam;
 mod integrations;
-mod mock;
+pub(crate) mod mock;
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::access_log::{render, AccessLogContext};
 use crate::header_case::HeaderCase;
 use crate::metrics::ApiRequestMetric;
 use crate::proxy::{self, path_decode};
-use api_keys::{check_api_key, KeyVerdict};
+use api_keys::{check_api_key, KeyScope, KeyVerdict};
 use iam::{authenticate_iam, IamCaller};
 use integrations::{http_proxy, lambda_proxy};
 use mock::mock;
@@ -320,13 +320,13 @@ async fn serve_stage(
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        match check_api_key(
-            service,
-            api,
-            &stage.name,
-            presented.as_deref(),
-            context.received_at,
-        ) {
+        let scope = KeyScope {
+            account: &api.account,
+            region: &api.region,
+            api_id: &api.id,
+            stage: &stage.name,
+        };
+        match check_api_key(service, scope, presented.as_deref(), context.received_at) {
             KeyVerdict::Admitted { key_id } => {
                 log.set("identity.apiKeyId", key_id.clone());
                 api_key = presented.map(|value| (value, key_id));

@@ -398,3 +398,76 @@ def test_bad_input_answers_aws_errors(strato):
     response = error_of(client(strato, "sts").assume_role, RoleArn="nothing-valid-in-here", RoleSessionName="s1")
     assert response["Error"] == {"Type": "Sender", "Code": "ValidationError",
                                  "Message": "nothing-valid-in-here is invalid"}
+
+
+@ENFORCE
+def test_queue_and_topic_policies_decide_across_accounts(strato):
+    """Resource policies under enforcement: another account sends to a queue
+    and publishes to (and subscribes to) a topic only once its policy names
+    that account, and an IAM user there needs its own allow too; in the owner
+    account an explicit Deny in the queue policy beats the user's allow."""
+    iam, sqs, sns = client(strato, "iam"), client(strato, "sqs"), client(strato, "sns")
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:inbox"
+    topic = sns.create_topic(Name="news")["TopicArn"]
+    other = strato.create_account()
+    keys = (other["access_key_id"], other["secret_access_key"])
+    their_sqs, their_sns = client(strato, "sqs", *keys), client(strato, "sns", *keys)
+    theirs = f"arn:aws:iam::{other['account_id']}:root"
+
+    response = error_of(their_sqs.send_message, QueueUrl=url, MessageBody="hi")
+    assert response["Error"]["Code"] == "AccessDenied"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert response["Error"]["Message"] == (
+        f"User: {theirs} is not authorized to perform: sqs:sendmessage on resource: {queue_arn} "
+        "because no resource-based policy allows the sqs:sendmessage action")
+    response = error_of(their_sns.publish, TopicArn=topic, Message="hi")
+    assert response["Error"]["Code"] == "AuthorizationError"
+    assert response["Error"]["Message"] == (
+        f"User: {theirs} is not authorized to perform: SNS:Publish on resource: {topic} "
+        "because no resource-based policy allows the SNS:Publish action")
+
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": other["account_id"]},
+             "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"], "Resource": queue_arn},
+            {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": queue_arn,
+             "Condition": {"StringLike": {"aws:PrincipalArn": "*:user/mallory"}}}]})})
+    sns.add_permission(TopicArn=topic, Label="partner", AWSAccountId=[other["account_id"]],
+                       ActionName=["Publish", "Subscribe"])
+    their_sqs.send_message(QueueUrl=url, MessageBody="from the partner")
+    assert their_sqs.get_queue_url(QueueName="inbox", QueueOwnerAWSAccountId=DEFAULT_ACCOUNT)[
+        "QueueUrl"] == url
+    assert error_of(their_sqs.receive_message, QueueUrl=url)["Error"]["Code"] == "AccessDenied"
+    their_sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    their_sns.publish(TopicArn=topic, Message="published by the partner")
+    bodies = set()
+    wait_until(lambda: bodies.update(m["Body"] for m in sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []))
+        or len(bodies) >= 2, "both messages")
+    assert "from the partner" in bodies
+    assert any("published by the partner" in b for b in bodies)
+
+    # An IAM user of the other account needs its own allow as well.
+    their_iam = client(strato, "iam", *keys)
+    nothing = user_client(strato, their_iam, "eve", {"Statement": [
+        {"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}, "sqs")
+    response = error_of(nothing.send_message, QueueUrl=url, MessageBody="x")
+    assert response["Error"]["Message"].endswith(
+        "because no identity-based policy allows the sqs:sendmessage action")
+    sender = user_client(strato, their_iam, "grace", {"Statement": [
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}]}, "sqs")
+    sender.send_message(QueueUrl=url, MessageBody="from grace")
+
+    # In the owner account the queue policy's explicit Deny wins over the
+    # user's own allow.
+    mallory = user_client(strato, iam, "mallory", {"Statement": [
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}, "sqs")
+    response = error_of(mallory.send_message, QueueUrl=url, MessageBody="x")
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/mallory is not authorized to perform: "
+        f"sqs:sendmessage on resource: {queue_arn} with an explicit deny in a resource-based policy")
+    trent = user_client(strato, iam, "trent", {"Statement": [
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}, "sqs")
+    trent.send_message(QueueUrl=url, MessageBody="from trent")

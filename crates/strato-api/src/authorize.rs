@@ -33,9 +33,11 @@ enum Shape {
         status: u16,
         query_code: Option<&'static str>,
     },
-    /// awsQuery: `<ErrorResponse>` with `AccessDenied`, 403.
+    /// awsQuery: `<ErrorResponse>` with `code` (`AccessDenied`; SNS says
+    /// `AuthorizationError`), 403.
     Query {
         namespace: &'static str,
+        code: &'static str,
         action: String,
     },
 }
@@ -48,6 +50,14 @@ struct Ask {
 }
 
 /// `None` when the request may proceed; otherwise the refusal.
+///
+/// Requests on resources that carry their own policy (SQS queues, SNS
+/// topics) are decided with it, whoever signs them: from another account
+/// the resource policy must allow (and, for an IAM principal under
+/// enforcement, its identity policies too); in the owner's account an
+/// explicit deny in it binds IAM principals. Everything else is decided by
+/// the caller's identity policies alone, and only for IAM principals under
+/// enforcement.
 pub(crate) fn check(
     state: &ApiState,
     caller: &Caller,
@@ -56,31 +66,68 @@ pub(crate) fn check(
     body: &[u8],
 ) -> Option<Response> {
     let iam = &state.iam;
-    if !iam.enforcing() || !iam.governs(&caller.access_key_id) {
+    let governed = iam.enforcing() && iam.governs(&caller.access_key_id);
+    let policy_bearing = matches!(
+        verified.service.as_str(),
+        strato_sqs::SIGNING_NAME | strato_sns::SIGNING_NAME
+    );
+    if !governed && !policy_bearing {
         return None;
     }
     let ask = ask(caller, &verified.service, parts, body)?;
-    let mut context = RequestContext::new().with(
-        "aws:SecureTransport",
-        if parts.uri.scheme_str() == Some("https")
-            || parts
-                .headers
-                .get("x-forwarded-proto")
-                .is_some_and(|v| v.as_bytes() == b"https")
-        {
-            "true"
-        } else {
-            "false"
-        },
-    );
+    let owner = arn_account(&ask.resource).unwrap_or(&caller.account_id);
+    if !governed && owner == caller.account_id {
+        return None;
+    }
+    let context = request_context(caller, parts);
+    let outcome = if policy_bearing {
+        let policy = resource_policy(state, &ask.resource);
+        iam.authorize_access(
+            &caller.access_key_id,
+            &caller.account_id,
+            &strato_iam::ResourceAccess {
+                action: &ask.action,
+                resource: &ask.resource,
+                owner,
+                policy: policy.as_deref(),
+            },
+            context,
+        )
+    } else {
+        iam.authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
+    };
+    let denied = outcome.err()?;
+    Some(refuse(ask.shape, denied.message))
+}
+
+/// The global condition keys of a request.
+fn request_context(caller: &Caller, parts: &Parts) -> RequestContext {
+    let secure = parts.uri.scheme_str() == Some("https")
+        || parts
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes() == b"https");
+    let mut context =
+        RequestContext::new().with("aws:SecureTransport", if secure { "true" } else { "false" });
     if let Some(ConnectInfo(remote)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         context.insert("aws:SourceIp", remote.ip().to_string());
     }
     context.insert("aws:RequestedRegion", caller.region.as_str());
-    let denied = iam
-        .authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
-        .err()?;
-    Some(refuse(ask.shape, denied.message))
+    context
+}
+
+/// The account field of an ARN, when it has one.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// The policy of the queue or topic an ARN names, if it has one set.
+fn resource_policy(state: &ApiState, arn: &str) -> Option<String> {
+    match arn.split(':').nth(2)? {
+        "sqs" => state.sqs.queue_policy(arn),
+        "sns" => state.sns.topic_policy(arn),
+        _ => None,
+    }
 }
 
 fn refuse(shape: Shape, message: String) -> Response {
@@ -98,12 +145,16 @@ fn refuse(shape: Shape, message: String) -> Response {
             query_code,
             ..ServiceError::new(code, message)
         })),
-        Shape::Query { namespace, action } => query_response(
+        Shape::Query {
+            namespace,
+            code,
+            action,
+        } => query_response(
             namespace,
             &action,
             Err(ServiceError {
                 status: 403,
-                ..ServiceError::new("AccessDenied", message)
+                ..ServiceError::new(code, message)
             }),
         ),
     }
@@ -169,6 +220,18 @@ pub(crate) fn refuse_credentials(
     aws_error_response(&AwsError::new(code, message.to_string()))
 }
 
+/// The members of an SQS JSON request that name its queue (the rest of
+/// the body is skipped, not kept).
+#[derive(Default, serde::Deserialize)]
+struct SqsNames {
+    #[serde(rename = "QueueUrl")]
+    queue_url: Option<String>,
+    #[serde(rename = "QueueName")]
+    queue_name: Option<String>,
+    #[serde(rename = "QueueOwnerAWSAccountId")]
+    queue_owner: Option<String>,
+}
+
 fn json_member(body: &[u8], member: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     value.get(member)?.as_str().map(str::to_string)
@@ -182,17 +245,22 @@ fn queue_arn(caller: &Caller, url: &str) -> Option<String> {
     Some(format!("arn:aws:sqs:{}:{account}:{name}", caller.region))
 }
 
+/// The queue an SQS request names: its `QueueUrl`, or `QueueName` (in
+/// `QueueOwnerAWSAccountId`'s account for GetQueueUrl).
 fn sqs_resource(
     caller: &Caller,
     action: &str,
     queue_url: Option<String>,
     name: Option<String>,
+    owner: Option<String>,
 ) -> String {
     match (action, queue_url, name) {
         (_, Some(url), _) => queue_arn(caller, &url).unwrap_or_else(|| "*".into()),
-        ("CreateQueue" | "GetQueueUrl", None, Some(name)) => {
-            format!("arn:aws:sqs:{}:{}:{name}", caller.region, caller.account_id)
-        }
+        ("CreateQueue" | "GetQueueUrl", None, Some(name)) => format!(
+            "arn:aws:sqs:{}:{}:{name}",
+            caller.region,
+            owner.as_deref().unwrap_or(&caller.account_id)
+        ),
         _ => "*".into(),
     }
 }
@@ -252,8 +320,10 @@ fn json_ask(caller: &Caller, prefix: &str, operation: &str, parts: &Parts, body:
         strato_sqs::TARGET_PREFIX => {
             let path_url =
                 (parts.uri.path().matches('/').count() == 2).then(|| parts.uri.path().to_string());
-            let url = json_member(body, "QueueUrl").or(path_url);
-            let resource = sqs_resource(caller, operation, url, json_member(body, "QueueName"));
+            let named: SqsNames = serde_json::from_slice(body).unwrap_or_default();
+            let url = named.queue_url.or(path_url);
+            let resource =
+                sqs_resource(caller, operation, url, named.queue_name, named.queue_owner);
             Ask {
                 // SQS words its actions in lower case in refusals.
                 action: format!("sqs:{}", operation.to_ascii_lowercase()),
@@ -340,9 +410,16 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
             let path_url = (path.matches('/').count() == 2).then(|| path.to_string());
             let url = text("QueueUrl").or(path_url);
             Some(Ask {
-                resource: sqs_resource(caller, &action, url, text("QueueName")),
+                resource: sqs_resource(
+                    caller,
+                    &action,
+                    url,
+                    text("QueueName"),
+                    text("QueueOwnerAWSAccountId"),
+                ),
                 action: format!("sqs:{}", action.to_ascii_lowercase()),
                 shape: Shape::Query {
+                    code: "AccessDenied",
                     namespace: strato_sqs::XML_NAMESPACE,
                     action,
                 },
@@ -366,15 +443,30 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
                 action: format!("iam:{action}"),
                 resource,
                 shape: Shape::Query {
+                    code: "AccessDenied",
                     namespace: strato_iam::IAM_XML_NAMESPACE,
                     action,
                 },
             })
         }
+        strato_sns::SIGNING_NAME => Some(Ask {
+            // SNS names its topic (TopicArn; Publish may say TargetArn).
+            resource: text("TopicArn")
+                .or_else(|| text("TargetArn"))
+                .unwrap_or_else(|| "*".into()),
+            // SNS words its actions `SNS:Publish` in refusals.
+            action: format!("SNS:{action}"),
+            shape: Shape::Query {
+                namespace: strato_sns::XML_NAMESPACE,
+                code: "AuthorizationError",
+                action,
+            },
+        }),
         "monitoring" => Some(Ask {
             action: format!("cloudwatch:{action}"),
             resource: "*".into(),
             shape: Shape::Query {
+                code: "AccessDenied",
                 namespace: crate::observe::cloudwatch::XML_NAMESPACE,
                 action,
             },
@@ -383,6 +475,7 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
             action: format!("{other}:{action}"),
             resource: "*".into(),
             shape: Shape::Query {
+                code: "AccessDenied",
                 namespace: "https://strato.invalid/",
                 action,
             },

@@ -25,8 +25,9 @@ ENFORCE = pytest.mark.strato_args("--iam", "enforce")
 def client(strato, service: str, key: str = "test", secret: str = "test", token: str | None = None):
     session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
                                     aws_session_token=token, region_name=REGION)
+    path_style = {"s3": {"addressing_style": "path"}} if service == "s3" else {}
     return session.client(service, endpoint_url=strato.endpoint,
-                          config=Config(retries={"max_attempts": 0}))
+                          config=Config(retries={"max_attempts": 0}, **path_style))
 
 
 def error_of(call, *args, **kwargs):
@@ -471,3 +472,66 @@ def test_queue_and_topic_policies_decide_across_accounts(strato):
     trent = user_client(strato, iam, "trent", {"Statement": [
         {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}, "sqs")
     trent.send_message(QueueUrl=url, MessageBody="from trent")
+
+
+@ENFORCE
+def test_s3_takes_user_and_session_keys_and_decides_with_the_bucket_policy(strato):
+    """S3 under enforcement: an IAM user's keys and an assumed role's session
+    credentials sign S3 requests; each operation is its S3 action on S3's ARNs
+    (s3:ListBucket on the bucket, s3:GetObject on bucket/key, ...); a bucket
+    policy Deny on a prefix wins; another account reads and writes only what
+    the bucket policy grants it."""
+    iam, s3, sts = client(strato, "iam"), client(strato, "s3"), client(strato, "sts")
+    s3.create_bucket(Bucket="shared")
+    s3.put_object(Bucket="shared", Key="public/a.txt", Body=b"a")
+    s3.put_object(Bucket="shared", Key="secret/b.txt", Body=b"b")
+
+    reader = user_client(strato, iam, "reader", {"Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*"}]}, "s3")
+    assert reader.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
+    response = error_of(reader.list_objects_v2, Bucket="shared")
+    assert response["Error"]["Code"] == "AccessDenied"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/reader is not authorized to perform: "
+        's3:ListBucket on resource: "arn:aws:s3:::shared" because no identity-based policy '
+        "allows the s3:ListBucket action")
+    assert error_of(reader.put_object, Bucket="shared", Key="x", Body=b"x")["Error"]["Message"].startswith(
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/reader is not authorized to perform: s3:PutObject")
+
+    # A bucket-policy Deny on a prefix beats the user's allow.
+    other = strato.create_account()
+    s3.put_bucket_policy(Bucket="shared", Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::shared/secret/*",
+             "Condition": {"StringNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"}}},
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other['account_id']}:root"},
+             "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::shared/*"}]}))
+    response = error_of(reader.get_object, Bucket="shared", Key="secret/b.txt")
+    assert response["Error"]["Message"].endswith("with an explicit deny in a resource-based policy")
+    assert s3.get_object(Bucket="shared", Key="secret/b.txt")["Body"].read() == b"b"
+
+    # Session credentials of an assumed role, with their token.
+    create_role(iam, "s3-reader", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"},
+         "Action": "sts:AssumeRole"}]}))
+    iam.attach_role_policy(RoleName="s3-reader", PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/s3-reader",
+                            RoleSessionName="job")["Credentials"]
+    session = client(strato, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert [o["Key"] for o in session.list_objects_v2(Bucket="shared")["Contents"]] == \
+        ["public/a.txt", "secret/b.txt"]
+    assert error_of(session.delete_object, Bucket="shared", Key="public/a.txt")["Error"]["Code"] == "AccessDenied"
+    forged = client(strato, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], "not-the-token")
+    assert error_of(forged.list_objects_v2, Bucket="shared")["Error"]["Code"] == "InvalidToken"
+
+    # Another account: what the bucket policy grants, nothing else.
+    theirs = client(strato, "s3", other["access_key_id"], other["secret_access_key"])
+    assert theirs.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
+    theirs.put_object(Bucket="shared", Key="public/from-partner.txt", Body=b"p")
+    assert s3.get_object(Bucket="shared", Key="public/from-partner.txt")["Body"].read() == b"p"
+    for call, kwargs in ((theirs.get_object, {"Key": "secret/b.txt"}), (theirs.list_objects_v2, {}),
+                         (theirs.delete_object, {"Key": "public/a.txt"})):
+        response = error_of(call, Bucket="shared", **kwargs)
+        assert (response["Error"]["Code"], response["Error"]["Message"]) == ("AccessDenied", "Access Denied")

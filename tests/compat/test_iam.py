@@ -535,3 +535,44 @@ def test_s3_takes_user_and_session_keys_and_decides_with_the_bucket_policy(strat
                          (theirs.delete_object, {"Key": "public/a.txt"})):
         response = error_of(call, Bucket="shared", **kwargs)
         assert (response["Error"]["Code"], response["Error"]["Message"]) == ("AccessDenied", "Access Denied")
+
+
+@ENFORCE
+def test_layer_version_policies_decide_who_uses_a_layer(strato):
+    """AddLayerVersionPermission under enforcement: another account reads the
+    version and builds a function on it once granted; an IAM user there also
+    needs lambda:GetLayerVersion in its own policies."""
+    lam = client(strato, "lambda")
+    layer = lam.publish_layer_version(LayerName="lib", Content={"ZipFile": make_zip(
+        {"nodejs/node_modules/lib/index.js": "exports.v = 7;\n"})})["LayerVersionArn"]
+    other = strato.create_account()
+    keys = (other["access_key_id"], other["secret_access_key"])
+    their_lam, their_iam = client(strato, "lambda", *keys), client(strato, "iam", *keys)
+    theirs = f"arn:aws:iam::{other['account_id']}:root"
+    response = error_of(their_lam.get_layer_version_by_arn, Arn=layer)
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: {theirs} is not authorized to perform: lambda:GetLayerVersion on resource: {layer} "
+        "because no resource-based policy allows the lambda:GetLayerVersion action")
+    lam.add_layer_version_permission(LayerName="lib", VersionNumber=1, StatementId="partner",
+                                     Action="lambda:GetLayerVersion", Principal=other["account_id"])
+    assert their_lam.get_layer_version_by_arn(Arn=layer)["Version"] == 1
+
+    role = create_role(their_iam, "fn-role")
+    builder = user_client(strato, their_iam, "builder", {"Statement": [
+        {"Effect": "Allow", "Action": ["lambda:CreateFunction", "lambda:GetFunction*"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role}]}, "lambda")
+    create = {"FunctionName": "uses-lib", "Runtime": "nodejs20.x", "Role": role,
+              "Handler": "index.handler", "Layers": [layer],
+              "Code": {"ZipFile": make_zip({"index.js": "exports.handler = async () => require('lib').v;\n"})}}
+    response = error_of(builder.create_function, **create)
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{other['account_id']}:user/builder is not authorized to perform: "
+        f"lambda:GetLayerVersion on resource: {layer} because no identity-based policy allows "
+        "the lambda:GetLayerVersion action")
+    their_iam.put_user_policy(UserName="builder", PolicyName="layers", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "lambda:GetLayerVersion", "Resource": layer}]}))
+    assert builder.create_function(**create)["Layers"][0]["Arn"] == layer
+    their_lam.get_waiter("function_active_v2").wait(FunctionName="uses-lib")
+    assert json.loads(their_lam.invoke(FunctionName="uses-lib")["Payload"].read()) == 7

@@ -483,6 +483,18 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
     }
 }
 
+/// A query parameter, percent-decoded.
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    parts.uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
 /// Lambda's REST paths: `/{date}/functions/{name}/...` and friends.
 fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
     use axum::http::Method;
@@ -494,11 +506,7 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
     }
     let rest: Vec<&str> = segments.filter(|s| !s.is_empty()).collect();
     let m = &parts.method;
-    let qualifier = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("Qualifier="))
-            .map(str::to_string)
-    });
+    let qualifier = query_param(parts, "Qualifier");
     let function_arn = |name: &str| {
         let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
         let base = if name.starts_with("arn:") {
@@ -517,6 +525,23 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
         match &qualifier {
             Some(q) if base.matches(':').count() == 6 => format!("{base}:{q}"),
             _ => base,
+        }
+    };
+    // A layer (version) ARN: `arn:aws:lambda:R:A:layer:NAME[:N]`; the name
+    // may be given as the layer's ARN.
+    let layer_arn = |name: &str, version: Option<&str>| {
+        let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        let base = if name.starts_with("arn:") {
+            name.to_string()
+        } else {
+            format!(
+                "arn:aws:lambda:{}:{}:layer:{name}",
+                caller.region, caller.account_id
+            )
+        };
+        match version {
+            Some(n) => format!("{base}:{n}"),
+            None => base,
         }
     };
     let (action, resource) = match (rest.as_slice(), m) {
@@ -608,13 +633,28 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
             ),
         ),
         (["account-settings"], _) => ("GetAccountSettings", "*".into()),
-        (["layers", ..], m) => (
-            if *m == Method::GET {
-                "GetLayerVersion"
+        (["layers"], _) => match query_param(parts, "Arn") {
+            // GetLayerVersionByArn (`?find=LayerVersion&Arn=...`).
+            Some(arn) => ("GetLayerVersion", arn),
+            None => ("ListLayers", "*".into()),
+        },
+        (["layers", _, "versions"], &Method::GET) => ("ListLayerVersions", "*".into()),
+        (["layers", name, "versions"], _) => ("PublishLayerVersion", layer_arn(name, None)),
+        (["layers", name, "versions", n], m) => (
+            if *m == Method::DELETE {
+                "DeleteLayerVersion"
             } else {
-                "PublishLayerVersion"
+                "GetLayerVersion"
             },
-            "*".into(),
+            layer_arn(name, Some(n)),
+        ),
+        (["layers", name, "versions", n, "policy", ..], m) => (
+            match *m {
+                Method::GET => "GetLayerVersionPolicy",
+                Method::DELETE => "RemoveLayerVersionPermission",
+                _ => "AddLayerVersionPermission",
+            },
+            layer_arn(name, Some(n)),
         ),
         (["tags", arn], m) => (
             match *m {
@@ -679,6 +719,11 @@ mod tests {
             ("GET", "/2015-03-31/functions/f/aliases/live", "lambda:GetAlias", format!("{FN}:live")),
             ("PUT", "/2019-09-25/functions/f/event-invoke-config", "lambda:PutFunctionEventInvokeConfig", FN.to_string()),
             ("GET", "/2015-03-31/event-source-mappings/", "lambda:ListEventSourceMappings", "*".to_string()),
+            ("GET", "/2018-10-31/layers/lib/versions/3", "lambda:GetLayerVersion", "arn:aws:lambda:us-east-1:111111111111:layer:lib:3".to_string()),
+            ("GET", "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Aaws%3Alambda%3Aus-east-1%3A222222222222%3Alayer%3Alib%3A1", "lambda:GetLayerVersion", "arn:aws:lambda:us-east-1:222222222222:layer:lib:1".to_string()),
+            ("POST", "/2018-10-31/layers/lib/versions/3/policy", "lambda:AddLayerVersionPermission", "arn:aws:lambda:us-east-1:111111111111:layer:lib:3".to_string()),
+            ("POST", "/2018-10-31/layers/lib/versions", "lambda:PublishLayerVersion", "arn:aws:lambda:us-east-1:111111111111:layer:lib".to_string()),
+            ("GET", "/2018-10-31/layers", "lambda:ListLayers", "*".to_string()),
         ];
         for (method, uri, action, resource) in cases {
             assert_eq!(

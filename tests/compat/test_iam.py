@@ -576,3 +576,89 @@ def test_layer_version_policies_decide_who_uses_a_layer(strato):
     assert builder.create_function(**create)["Layers"][0]["Arn"] == layer
     their_lam.get_waiter("function_active_v2").wait(FunctionName="uses-lib")
     assert json.loads(their_lam.invoke(FunctionName="uses-lib")["Payload"].read()) == 7
+
+
+@ENFORCE
+def test_destinations_are_sent_with_the_function_role(strato):
+    """Under enforcement Lambda sends an asynchronous invocation's record to
+    its destination with the function's execution role: without
+    sqs:SendMessage on the queue the record is not delivered and
+    DestinationDeliveryFailures counts it; once the role allows it, it is."""
+    import datetime
+
+    iam, lam, sqs = client(strato, "iam"), client(strato, "lambda"), client(strato, "sqs")
+    cloudwatch = client(strato, "cloudwatch")
+    url = sqs.create_queue(QueueName="results")["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:results"
+    role = create_role(iam, "async-role")
+    iam.attach_role_policy(RoleName="async-role", PolicyArn=BASIC)
+    deploy(lam, "async", role, 'exports.handler = async (e) => ({done: e.n});\n')
+    lam.put_function_event_invoke_config(
+        FunctionName="async", DestinationConfig={"OnSuccess": {"Destination": queue_arn}})
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def failures():
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="DestinationDeliveryFailures",
+            Dimensions=[{"Name": "FunctionName", "Value": "async"}],
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=60, Statistics=["Sum"])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    lam.invoke(FunctionName="async", InvocationType="Event", Payload=b'{"n": 1}')
+    wait_until(lambda: failures() == 1, "DestinationDeliveryFailures in CloudWatch")
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+    iam.put_role_policy(RoleName="async-role", PolicyName="send", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}]}))
+    lam.invoke(FunctionName="async", InvocationType="Event", Payload=b'{"n": 2}')
+    message = wait_until(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"),
+                         "the record in the destination queue")
+    record = json.loads(message[0]["Body"])
+    assert record["responsePayload"] == {"done": 2}
+    assert failures() == 1
+
+
+@ENFORCE
+def test_a_schedule_invokes_its_target_with_its_role(strato):
+    """Scheduler's RoleArn under enforcement: a role scheduler.amazonaws.com
+    may not assume (or one without sqs:SendMessage on the target) fails the
+    invocation into the schedule's dead-letter queue with its error
+    attributes; a role it may assume that allows the action delivers."""
+    import datetime
+
+    iam, sqs, scheduler = client(strato, "iam"), client(strato, "sqs"), client(strato, "scheduler")
+    target_url = sqs.create_queue(QueueName="ticks")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName="ticks-dlq")["QueueUrl"]
+    target = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:ticks"
+    dlq = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:ticks-dlq"
+    send = json.dumps({"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]})
+    lambda_only = create_role(iam, "lambda-trusting")
+    iam.put_role_policy(RoleName="lambda-trusting", PolicyName="send", PolicyDocument=send)
+    scheduler_role = create_role(iam, "scheduler-role", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName="scheduler-role", PolicyName="send", PolicyDocument=send)
+
+    def schedule(name, role):
+        when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)
+        scheduler.create_schedule(
+            Name=name, ScheduleExpression=f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": target, "RoleArn": role, "Input": json.dumps({"from": name}),
+                    "DeadLetterConfig": {"Arn": dlq}, "RetryPolicy": {"MaximumRetryAttempts": 0}})
+
+    def received(url):
+        return lambda: sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"],
+                                           WaitTimeSeconds=1).get("Messages")
+
+    schedule("untrusted", lambda_only)
+    dead = wait_until(received(dlq_url), "the dead letter")[0]
+    assert json.loads(dead["Body"]) == {"from": "untrusted"}
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attributes["ERROR_CODE"] == "NO_PERMISSIONS"
+    assert lambda_only in attributes["ERROR_MESSAGE"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=target_url)
+
+    schedule("trusted", scheduler_role)
+    delivered = wait_until(received(target_url), "the scheduled message")[0]
+    assert json.loads(delivered["Body"]) == {"from": "trusted"}

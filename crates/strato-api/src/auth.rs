@@ -61,6 +61,20 @@ impl strato_engine::CredentialIssuer for FunctionCredentials {
             session_token: session.session_token,
         }
     }
+
+    fn role_allows(
+        &self,
+        service: &str,
+        role: &str,
+        session: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        !self.iam.enforcing()
+            || self
+                .iam
+                .service_role_allows(service, role, session, action, resource)
+    }
 }
 
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);

@@ -121,6 +121,22 @@ pub trait CredentialIssuer: Send + Sync {
         function: &str,
         lifetime: Duration,
     ) -> InstanceCredentials;
+
+    /// Whether the AWS service `service` (`lambda.amazonaws.com`,
+    /// `scheduler.amazonaws.com`) may act with `role` as session `session`
+    /// to perform `action` on `resource`: the role trusts the service and
+    /// its policies allow the action. Lambda asks before it sends
+    /// asynchronous destinations' records and dead letters with a
+    /// function's execution role; Scheduler before it invokes a target with
+    /// a schedule's role. Always so when IAM is not enforced.
+    fn role_allows(
+        &self,
+        service: &str,
+        role: &str,
+        session: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool;
 }
 
 /// The scale-out wait unless configured otherwise, in milliseconds.
@@ -343,6 +359,21 @@ impl Engine {
     /// `issuer`. Set once.
     pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
         let _ = self.credential_issuer.set(issuer);
+    }
+
+    /// [`CredentialIssuer::role_allows`], through the issuer set (anything,
+    /// without one).
+    pub fn role_allows(
+        &self,
+        service: &str,
+        role: &str,
+        session: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        self.credential_issuer
+            .get()
+            .is_none_or(|iam| iam.role_allows(service, role, session, action, resource))
     }
 
     /// Reports every invocation (and throttle) to `observer`. Set once.

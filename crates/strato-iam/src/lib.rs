@@ -331,6 +331,28 @@ impl Iam {
     /// Whether `role_arn` names a role that exists and that
     /// `lambda.amazonaws.com` may assume.
     pub fn lambda_can_assume(&self, role_arn: &str) -> bool {
+        self.service_can_assume(role_arn, "lambda.amazonaws.com")
+    }
+
+    /// Whether the service `service` (`scheduler.amazonaws.com`), acting
+    /// with the role `role_arn` as session `session_name`, may perform
+    /// `action` on `resource`: the role exists, its trust policy lets the
+    /// service assume it, and its policies allow the action.
+    pub fn service_role_allows(
+        &self,
+        service: &str,
+        role_arn: &str,
+        session_name: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        self.service_can_assume(role_arn, service)
+            && self.role_allows(role_arn, session_name, action, resource)
+    }
+
+    /// Whether `role_arn` names a role that exists and that the service
+    /// principal `service` may assume.
+    pub fn service_can_assume(&self, role_arn: &str, service: &str) -> bool {
         let Some((account, name)) = parse_role_arn(role_arn) else {
             return false;
         };
@@ -348,7 +370,7 @@ impl Iam {
         else {
             return false;
         };
-        let principal = RequestPrincipal::Service("lambda.amazonaws.com".into());
+        let principal = RequestPrincipal::Service(service.into());
         let context = RequestContext::new();
         let verdict = trust.evaluate(&Request {
             action: "sts:AssumeRole",

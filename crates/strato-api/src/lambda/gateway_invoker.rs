@@ -220,6 +220,18 @@ impl ServiceEvents for EngineInvoker {
     async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError> {
         self.admit(event).await.map(|_| ())
     }
+
+    fn role_allows(
+        &self,
+        service: &str,
+        role: &str,
+        session: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        self.engine
+            .role_allows(service, role, session, action, resource)
+    }
 }
 
 /// Who a service event's principal is to the resource policy: an AWS

@@ -220,6 +220,19 @@ pub trait ServiceEvents: Send + Sync + 'static {
     /// and its policy allows the principal and source), without queuing
     /// anything: S3 checks its destinations when they are configured.
     async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError>;
+
+    /// Whether the AWS service `service` may act with the role `role` (as
+    /// session `session`) to perform `action` on `resource`: EventBridge
+    /// Scheduler asks before it invokes a target with a schedule's
+    /// `RoleArn` ([`crate::CredentialIssuer::role_allows`]).
+    fn role_allows(
+        &self,
+        service: &str,
+        role: &str,
+        session: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool;
 }
 
 #[cfg(test)]

@@ -80,9 +80,15 @@ pub(crate) fn check(
         return None;
     }
     let context = request_context(caller, parts);
-    let outcome = if policy_bearing {
-        let policy = resource_policy(state, &ask.resource);
-        iam.authorize_access(
+    // A queue or topic that does not exist is the service's to answer
+    // (NonExistentQueue, NotFound) once the caller's own policies allow.
+    let found = if policy_bearing {
+        resource_policy(state, &ask.resource)
+    } else {
+        None
+    };
+    let outcome = match found {
+        Some(policy) => iam.authorize_access(
             &caller.access_key_id,
             &caller.account_id,
             &strato_iam::ResourceAccess {
@@ -92,9 +98,11 @@ pub(crate) fn check(
                 policy: policy.as_deref(),
             },
             context,
-        )
-    } else {
-        iam.authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
+        ),
+        None if governed => {
+            iam.authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
+        }
+        None => return None,
     };
     let denied = outcome.err()?;
     Some(refuse(ask.shape, denied.message))
@@ -121,8 +129,9 @@ fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
-/// The policy of the queue or topic an ARN names, if it has one set.
-fn resource_policy(state: &ApiState, arn: &str) -> Option<String> {
+/// The policy of the queue or topic an ARN names, if it has one set;
+/// `None` when there is no such queue or topic.
+fn resource_policy(state: &ApiState, arn: &str) -> Option<Option<String>> {
     match arn.split(':').nth(2)? {
         "sqs" => state.sqs.queue_policy(arn),
         "sns" => state.sns.topic_policy(arn),

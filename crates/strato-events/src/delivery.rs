@@ -279,13 +279,10 @@ impl EventsService {
         };
         let session = schedule.rsplit('/').next().unwrap_or(schedule);
         let role = &delivery.principal;
-        if self.invoker.role_allows(
-            "scheduler.amazonaws.com",
-            role,
-            session,
-            action,
-            arn,
-        ) {
+        if self
+            .invoker
+            .role_allows("scheduler.amazonaws.com", role, session, action, arn)
+        {
             return Ok(());
         }
         Err(Failure {

@@ -49,7 +49,11 @@ fn action(operation: &str, versioned: bool) -> (&str, bool) {
         "GetObjectAttributes" => object("s3:GetObjectAttributes"),
         "DeleteObject" if versioned => object("s3:DeleteObjectVersion"),
         "DeleteObject" => object("s3:DeleteObject"),
-        "PutObject" | "CopyObject" | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy"
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
         | "CompleteMultipartUpload" => object("s3:PutObject"),
         "AbortMultipartUpload" => object("s3:AbortMultipartUpload"),
         "ListParts" => object("s3:ListMultipartUploadParts"),
@@ -152,7 +156,9 @@ impl S3Access for StratoAccess {
             }
             _ => None,
         };
-        let owner = row.as_ref().map_or(account.as_str(), |b| b.account.as_str());
+        let owner = row
+            .as_ref()
+            .map_or(account.as_str(), |b| b.account.as_str());
         let cross_account = owner != account;
         if !governed && !cross_account {
             return Ok(());
@@ -186,8 +192,8 @@ impl S3Access for StratoAccess {
                 .headers()
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes() == b"https");
-        let context =
-            RequestContext::new().with("aws:SecureTransport", if secure { "true" } else { "false" });
+        let context = RequestContext::new()
+            .with("aws:SecureTransport", if secure { "true" } else { "false" });
         let decided = self.iam.authorize_access(
             &key,
             &account,

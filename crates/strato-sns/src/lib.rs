@@ -331,9 +331,10 @@ impl SnsService {
 
     /// The `Policy` set on the topic an ARN names, if one is (the front end
     /// decides requests on the topic with it; AWS's default policy grants
-    /// nothing beyond the owner account, which needs no grant).
-    pub fn topic_policy(&self, arn: &str) -> Option<String> {
-        self.topic(arn)?.attributes.get("Policy").cloned()
+    /// nothing beyond the owner account, which needs no grant); `None` when
+    /// there is no such topic.
+    pub fn topic_policy(&self, arn: &str) -> Option<Option<String>> {
+        Some(self.topic(arn)?.attributes.get("Policy").cloned())
     }
 
     /// The signing certificate, when `file` is its name.

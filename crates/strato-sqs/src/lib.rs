@@ -269,9 +269,10 @@ impl SqsService {
     }
 
     /// The `Policy` attribute of the queue an ARN names, if it has one
-    /// (the front end decides requests on the queue with it).
-    pub fn queue_policy(&self, arn: &str) -> Option<String> {
-        self.queue_by_arn(arn)?.attributes.get("Policy").cloned()
+    /// (the front end decides requests on the queue with it); `None` when
+    /// there is no such queue.
+    pub fn queue_policy(&self, arn: &str) -> Option<Option<String>> {
+        Some(self.queue_by_arn(arn)?.attributes.get("Policy").cloned())
     }
 
     /// The queue an ARN names.

@@ -62,18 +62,11 @@ impl strato_engine::CredentialIssuer for FunctionCredentials {
         }
     }
 
-    fn role_allows(
-        &self,
-        service: &str,
-        role: &str,
-        session: &str,
-        action: &str,
-        resource: &str,
-    ) -> bool {
+    fn role_allows(&self, u: &strato_engine::RoleUse<'_>) -> bool {
         !self.iam.enforcing()
             || self
                 .iam
-                .service_role_allows(service, role, session, action, resource)
+                .service_role_allows(u.service, u.role, u.session, u.action, u.resource)
     }
 }
 

@@ -122,21 +122,25 @@ pub trait CredentialIssuer: Send + Sync {
         lifetime: Duration,
     ) -> InstanceCredentials;
 
-    /// Whether the AWS service `service` (`lambda.amazonaws.com`,
-    /// `scheduler.amazonaws.com`) may act with `role` as session `session`
-    /// to perform `action` on `resource`: the role trusts the service and
-    /// its policies allow the action. Lambda asks before it sends
-    /// asynchronous destinations' records and dead letters with a
-    /// function's execution role; Scheduler before it invokes a target with
-    /// a schedule's role. Always so when IAM is not enforced.
-    fn role_allows(
-        &self,
-        service: &str,
-        role: &str,
-        session: &str,
-        action: &str,
-        resource: &str,
-    ) -> bool;
+    /// Whether an AWS service may act with a role as `role_use` says: the
+    /// role trusts the service and its policies allow the action. Lambda
+    /// asks before it sends asynchronous destinations' records and dead
+    /// letters with a function's execution role; Scheduler before it
+    /// invokes a target with a schedule's role. Always so when IAM is not
+    /// enforced.
+    fn role_allows(&self, role_use: &RoleUse<'_>) -> bool;
+}
+
+/// An AWS service (`lambda.amazonaws.com`, `scheduler.amazonaws.com`)
+/// acting with `role` as session `session` to perform `action` on
+/// `resource`.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleUse<'a> {
+    pub service: &'a str,
+    pub role: &'a str,
+    pub session: &'a str,
+    pub action: &'a str,
+    pub resource: &'a str,
 }
 
 /// The scale-out wait unless configured otherwise, in milliseconds.
@@ -363,17 +367,10 @@ impl Engine {
 
     /// [`CredentialIssuer::role_allows`], through the issuer set (anything,
     /// without one).
-    pub fn role_allows(
-        &self,
-        service: &str,
-        role: &str,
-        session: &str,
-        action: &str,
-        resource: &str,
-    ) -> bool {
+    pub fn role_allows(&self, role_use: &RoleUse<'_>) -> bool {
         self.credential_issuer
             .get()
-            .is_none_or(|iam| iam.role_allows(service, role, session, action, resource))
+            .is_none_or(|iam| iam.role_allows(role_use))
     }
 
     /// Reports every invocation (and throttle) to `observer`. Set once.

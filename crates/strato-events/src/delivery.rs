@@ -279,10 +279,13 @@ impl EventsService {
         };
         let session = schedule.rsplit('/').next().unwrap_or(schedule);
         let role = &delivery.principal;
-        if self
-            .invoker
-            .role_allows("scheduler.amazonaws.com", role, session, action, arn)
-        {
+        if self.invoker.role_allows(&strato_engine::RoleUse {
+            service: "scheduler.amazonaws.com",
+            role,
+            session,
+            action,
+            resource: arn,
+        }) {
             return Ok(());
         }
         Err(Failure {

@@ -39,7 +39,7 @@ impl ServiceEvents for Lambda {
         Ok(())
     }
 
-    fn role_allows(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> bool {
+    fn role_allows(&self, _: &strato_engine::RoleUse<'_>) -> bool {
         true
     }
 }

@@ -221,16 +221,8 @@ impl ServiceEvents for EngineInvoker {
         self.admit(event).await.map(|_| ())
     }
 
-    fn role_allows(
-        &self,
-        service: &str,
-        role: &str,
-        session: &str,
-        action: &str,
-        resource: &str,
-    ) -> bool {
-        self.engine
-            .role_allows(service, role, session, action, resource)
+    fn role_allows(&self, role_use: &strato_engine::RoleUse<'_>) -> bool {
+        self.engine.role_allows(role_use)
     }
 }
 

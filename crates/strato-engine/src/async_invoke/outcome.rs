@@ -205,13 +205,13 @@ impl Engine {
             _ => return Ok(()),
         };
         let config = &source.target.config;
-        if self.role_allows(
-            "lambda.amazonaws.com",
-            &config.role,
-            &config.name,
+        if self.role_allows(&crate::RoleUse {
+            service: "lambda.amazonaws.com",
+            role: &config.role,
+            session: &config.name,
             action,
-            destination,
-        ) {
+            resource: destination,
+        }) {
             return Ok(());
         }
         let role = config.role.rsplit('/').next().unwrap_or(&config.role);

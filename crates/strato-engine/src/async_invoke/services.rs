@@ -221,18 +221,10 @@ pub trait ServiceEvents: Send + Sync + 'static {
     /// anything: S3 checks its destinations when they are configured.
     async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError>;
 
-    /// Whether the AWS service `service` may act with the role `role` (as
-    /// session `session`) to perform `action` on `resource`: EventBridge
-    /// Scheduler asks before it invokes a target with a schedule's
-    /// `RoleArn` ([`crate::CredentialIssuer::role_allows`]).
-    fn role_allows(
-        &self,
-        service: &str,
-        role: &str,
-        session: &str,
-        action: &str,
-        resource: &str,
-    ) -> bool;
+    /// Whether an AWS service may act with a role as `role_use` says:
+    /// EventBridge Scheduler asks before it invokes a target with a
+    /// schedule's `RoleArn` ([`crate::CredentialIssuer::role_allows`]).
+    fn role_allows(&self, role_use: &crate::RoleUse<'_>) -> bool;
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ ENFORCE = pytest.mark.strato_args("--iam", "enforce")
 def client(strato, service: str, key: str = "test", secret: str = "test", token: str | None = None):
     session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
                                     aws_session_token=token, region_name=REGION)
+    path_style = {"s3": {"addressing_style": "path"}} if service == "s3" else {}
     return session.client(service, endpoint_url=strato.endpoint,
-                          config=Config(retries={"max_attempts": 0}))
+                          config=Config(retries={"max_attempts": 0}, **path_style))
 
 
 def error_of(call, *args, **kwargs):
@@ -424,3 +425,269 @@ def test_bad_input_answers_aws_errors(strato):
     response = error_of(client(strato, "sts").assume_role, RoleArn="nothing-valid-in-here", RoleSessionName="s1")
     assert response["Error"] == {"Type": "Sender", "Code": "ValidationError",
                                  "Message": "nothing-valid-in-here is invalid"}
+
+
+@ENFORCE
+def test_queue_and_topic_policies_decide_across_accounts(strato):
+    """Resource policies under enforcement: another account sends to a queue
+    and publishes to (and subscribes to) a topic only once its policy names
+    that account, and an IAM user there needs its own allow too; in the owner
+    account an explicit Deny in the queue policy beats the user's allow."""
+    iam, sqs, sns = client(strato, "iam"), client(strato, "sqs"), client(strato, "sns")
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:inbox"
+    topic = sns.create_topic(Name="news")["TopicArn"]
+    other = strato.create_account()
+    keys = (other["access_key_id"], other["secret_access_key"])
+    their_sqs, their_sns = client(strato, "sqs", *keys), client(strato, "sns", *keys)
+    theirs = f"arn:aws:iam::{other['account_id']}:root"
+
+    response = error_of(their_sqs.send_message, QueueUrl=url, MessageBody="hi")
+    assert response["Error"]["Code"] == "AccessDenied"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert response["Error"]["Message"] == (
+        f"User: {theirs} is not authorized to perform: sqs:sendmessage on resource: {queue_arn} "
+        "because no resource-based policy allows the sqs:sendmessage action")
+    response = error_of(their_sns.publish, TopicArn=topic, Message="hi")
+    assert response["Error"]["Code"] == "AuthorizationError"
+    assert response["Error"]["Message"] == (
+        f"User: {theirs} is not authorized to perform: SNS:Publish on resource: {topic} "
+        "because no resource-based policy allows the SNS:Publish action")
+
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": other["account_id"]},
+             "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"], "Resource": queue_arn},
+            {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": queue_arn,
+             "Condition": {"StringLike": {"aws:PrincipalArn": "*:user/mallory"}}}]})})
+    sns.add_permission(TopicArn=topic, Label="partner", AWSAccountId=[other["account_id"]],
+                       ActionName=["Publish", "Subscribe"])
+    their_sqs.send_message(QueueUrl=url, MessageBody="from the partner")
+    assert their_sqs.get_queue_url(QueueName="inbox", QueueOwnerAWSAccountId=DEFAULT_ACCOUNT)[
+        "QueueUrl"] == url
+    assert error_of(their_sqs.receive_message, QueueUrl=url)["Error"]["Code"] == "AccessDenied"
+    their_sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    their_sns.publish(TopicArn=topic, Message="published by the partner")
+    bodies = set()
+    wait_until(lambda: bodies.update(m["Body"] for m in sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []))
+        or len(bodies) >= 2, "both messages")
+    assert "from the partner" in bodies
+    assert any("published by the partner" in b for b in bodies)
+
+    # An IAM user of the other account needs its own allow as well.
+    their_iam = client(strato, "iam", *keys)
+    nothing = user_client(strato, their_iam, "eve", {"Statement": [
+        {"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}, "sqs")
+    response = error_of(nothing.send_message, QueueUrl=url, MessageBody="x")
+    assert response["Error"]["Message"].endswith(
+        "because no identity-based policy allows the sqs:sendmessage action")
+    sender = user_client(strato, their_iam, "grace", {"Statement": [
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}]}, "sqs")
+    sender.send_message(QueueUrl=url, MessageBody="from grace")
+
+    # In the owner account the queue policy's explicit Deny wins over the
+    # user's own allow.
+    mallory = user_client(strato, iam, "mallory", {"Statement": [
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}, "sqs")
+    response = error_of(mallory.send_message, QueueUrl=url, MessageBody="x")
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/mallory is not authorized to perform: "
+        f"sqs:sendmessage on resource: {queue_arn} with an explicit deny in a resource-based policy")
+    trent = user_client(strato, iam, "trent", {"Statement": [
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}, "sqs")
+    trent.send_message(QueueUrl=url, MessageBody="from trent")
+
+
+@ENFORCE
+def test_s3_takes_user_and_session_keys_and_decides_with_the_bucket_policy(strato):
+    """S3 under enforcement: an IAM user's keys and an assumed role's session
+    credentials sign S3 requests; each operation is its S3 action on S3's ARNs
+    (s3:ListBucket on the bucket, s3:GetObject on bucket/key, ...); a bucket
+    policy Deny on a prefix wins; another account reads and writes only what
+    the bucket policy grants it."""
+    iam, s3, sts = client(strato, "iam"), client(strato, "s3"), client(strato, "sts")
+    s3.create_bucket(Bucket="shared")
+    s3.put_object(Bucket="shared", Key="public/a.txt", Body=b"a")
+    s3.put_object(Bucket="shared", Key="secret/b.txt", Body=b"b")
+
+    reader = user_client(strato, iam, "reader", {"Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*"}]}, "s3")
+    assert reader.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
+    response = error_of(reader.list_objects_v2, Bucket="shared")
+    assert response["Error"]["Code"] == "AccessDenied"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/reader is not authorized to perform: "
+        's3:ListBucket on resource: "arn:aws:s3:::shared" because no identity-based policy '
+        "allows the s3:ListBucket action")
+    assert error_of(reader.put_object, Bucket="shared", Key="x", Body=b"x")["Error"]["Message"].startswith(
+        f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/reader is not authorized to perform: s3:PutObject")
+
+    # A bucket-policy Deny on a prefix beats the user's allow.
+    other = strato.create_account()
+    s3.put_bucket_policy(Bucket="shared", Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::shared/secret/*",
+             "Condition": {"StringNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"}}},
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other['account_id']}:root"},
+             "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::shared/*"}]}))
+    response = error_of(reader.get_object, Bucket="shared", Key="secret/b.txt")
+    assert response["Error"]["Message"].endswith("with an explicit deny in a resource-based policy")
+    assert s3.get_object(Bucket="shared", Key="secret/b.txt")["Body"].read() == b"b"
+
+    # Session credentials of an assumed role, with their token.
+    create_role(iam, "s3-reader", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"},
+         "Action": "sts:AssumeRole"}]}))
+    iam.attach_role_policy(RoleName="s3-reader", PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/s3-reader",
+                            RoleSessionName="job")["Credentials"]
+    session = client(strato, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert [o["Key"] for o in session.list_objects_v2(Bucket="shared")["Contents"]] == \
+        ["public/a.txt", "secret/b.txt"]
+    assert error_of(session.delete_object, Bucket="shared", Key="public/a.txt")["Error"]["Code"] == "AccessDenied"
+    forged = client(strato, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], "not-the-token")
+    assert error_of(forged.list_objects_v2, Bucket="shared")["Error"]["Code"] == "InvalidToken"
+
+    # Another account: what the bucket policy grants, nothing else. (S3's
+    # verifier does not reload keys made by `strato accounts`; a first
+    # request to the rest of Strato does.)
+    client(strato, "sts", other["access_key_id"], other["secret_access_key"]).get_caller_identity()
+    theirs = client(strato, "s3", other["access_key_id"], other["secret_access_key"])
+    assert theirs.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
+    theirs.put_object(Bucket="shared", Key="public/from-partner.txt", Body=b"p")
+    assert s3.get_object(Bucket="shared", Key="public/from-partner.txt")["Body"].read() == b"p"
+    for call, kwargs in ((theirs.get_object, {"Key": "secret/b.txt"}), (theirs.list_objects_v2, {}),
+                         (theirs.delete_object, {"Key": "public/a.txt"})):
+        response = error_of(call, Bucket="shared", **kwargs)
+        assert (response["Error"]["Code"], response["Error"]["Message"]) == ("AccessDenied", "Access Denied")
+
+
+@ENFORCE
+def test_layer_version_policies_decide_who_uses_a_layer(strato):
+    """AddLayerVersionPermission under enforcement: another account reads the
+    version and builds a function on it once granted; an IAM user there also
+    needs lambda:GetLayerVersion in its own policies."""
+    lam = client(strato, "lambda")
+    layer = lam.publish_layer_version(LayerName="lib", Content={"ZipFile": make_zip(
+        {"nodejs/node_modules/lib/index.js": "exports.v = 7;\n"})})["LayerVersionArn"]
+    other = strato.create_account()
+    keys = (other["access_key_id"], other["secret_access_key"])
+    their_lam, their_iam = client(strato, "lambda", *keys), client(strato, "iam", *keys)
+    theirs = f"arn:aws:iam::{other['account_id']}:root"
+    response = error_of(their_lam.get_layer_version_by_arn, Arn=layer)
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: {theirs} is not authorized to perform: lambda:GetLayerVersion on resource: {layer} "
+        "because no resource-based policy allows the lambda:GetLayerVersion action")
+    lam.add_layer_version_permission(LayerName="lib", VersionNumber=1, StatementId="partner",
+                                     Action="lambda:GetLayerVersion", Principal=other["account_id"])
+    assert their_lam.get_layer_version_by_arn(Arn=layer)["Version"] == 1
+
+    role = create_role(their_iam, "fn-role")
+    builder = user_client(strato, their_iam, "builder", {"Statement": [
+        {"Effect": "Allow", "Action": ["lambda:CreateFunction", "lambda:GetFunction*"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role}]}, "lambda")
+    create = {"FunctionName": "uses-lib", "Runtime": "nodejs20.x", "Role": role,
+              "Handler": "index.handler", "Layers": [layer],
+              "Code": {"ZipFile": make_zip({"index.js": "exports.handler = async () => require('lib').v;\n"})}}
+    response = error_of(builder.create_function, **create)
+    assert response["Error"]["Code"] == "AccessDeniedException"
+    assert response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{other['account_id']}:user/builder is not authorized to perform: "
+        f"lambda:GetLayerVersion on resource: {layer} because no identity-based policy allows "
+        "the lambda:GetLayerVersion action")
+    their_iam.put_user_policy(UserName="builder", PolicyName="layers", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "lambda:GetLayerVersion", "Resource": layer}]}))
+    assert builder.create_function(**create)["Layers"][0]["Arn"] == layer
+    their_lam.get_waiter("function_active_v2").wait(FunctionName="uses-lib")
+    assert json.loads(their_lam.invoke(FunctionName="uses-lib")["Payload"].read()) == 7
+
+
+@ENFORCE
+def test_destinations_are_sent_with_the_function_role(strato):
+    """Under enforcement Lambda sends an asynchronous invocation's record to
+    its destination with the function's execution role: without
+    sqs:SendMessage on the queue the record is not delivered and
+    DestinationDeliveryFailures counts it; once the role allows it, it is."""
+    import datetime
+
+    iam, lam, sqs = client(strato, "iam"), client(strato, "lambda"), client(strato, "sqs")
+    cloudwatch = client(strato, "cloudwatch")
+    url = sqs.create_queue(QueueName="results")["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:results"
+    role = create_role(iam, "async-role")
+    iam.attach_role_policy(RoleName="async-role", PolicyArn=BASIC)
+    deploy(lam, "async", role, 'exports.handler = async (e) => ({done: e.n});\n')
+    lam.put_function_event_invoke_config(
+        FunctionName="async", DestinationConfig={"OnSuccess": {"Destination": queue_arn}})
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def failures():
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="DestinationDeliveryFailures",
+            Dimensions=[{"Name": "FunctionName", "Value": "async"}],
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=60, Statistics=["Sum"])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    lam.invoke(FunctionName="async", InvocationType="Event", Payload=b'{"n": 1}')
+    wait_until(lambda: failures() == 1, "DestinationDeliveryFailures in CloudWatch")
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+    iam.put_role_policy(RoleName="async-role", PolicyName="send", PolicyDocument=json.dumps({
+        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}]}))
+    lam.invoke(FunctionName="async", InvocationType="Event", Payload=b'{"n": 2}')
+    message = wait_until(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"),
+                         "the record in the destination queue")
+    record = json.loads(message[0]["Body"])
+    assert record["responsePayload"] == {"done": 2}
+    assert failures() == 1
+
+
+@ENFORCE
+def test_a_schedule_invokes_its_target_with_its_role(strato):
+    """Scheduler's RoleArn under enforcement: a role scheduler.amazonaws.com
+    may not assume (or one without sqs:SendMessage on the target) fails the
+    invocation into the schedule's dead-letter queue with its error
+    attributes; a role it may assume that allows the action delivers."""
+    import datetime
+
+    iam, sqs, scheduler = client(strato, "iam"), client(strato, "sqs"), client(strato, "scheduler")
+    target_url = sqs.create_queue(QueueName="ticks")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName="ticks-dlq")["QueueUrl"]
+    target = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:ticks"
+    dlq = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:ticks-dlq"
+    send = json.dumps({"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]})
+    lambda_only = create_role(iam, "lambda-trusting")
+    iam.put_role_policy(RoleName="lambda-trusting", PolicyName="send", PolicyDocument=send)
+    scheduler_role = create_role(iam, "scheduler-role", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName="scheduler-role", PolicyName="send", PolicyDocument=send)
+
+    def schedule(name, role):
+        when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)
+        scheduler.create_schedule(
+            Name=name, ScheduleExpression=f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": target, "RoleArn": role, "Input": json.dumps({"from": name}),
+                    "DeadLetterConfig": {"Arn": dlq}, "RetryPolicy": {"MaximumRetryAttempts": 0}})
+
+    def received(url):
+        return lambda: sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"],
+                                           WaitTimeSeconds=1).get("Messages")
+
+    schedule("untrusted", lambda_only)
+    dead = wait_until(received(dlq_url), "the dead letter")[0]
+    assert json.loads(dead["Body"]) == {"from": "untrusted"}
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attributes["ERROR_CODE"] == "NO_PERMISSIONS"
+    assert lambda_only in attributes["ERROR_MESSAGE"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=target_url)
+
+    schedule("trusted", scheduler_role)
+    delivered = wait_until(received(target_url), "the scheduled message")[0]
+    assert json.loads(delivered["Body"]) == {"from": "trusted"}

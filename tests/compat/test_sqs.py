@@ -413,9 +413,16 @@ def test_accounts_are_isolated(strato):
     theirs = sqs_client(strato, other["access_key_id"], other["secret_access_key"])
     wait_until(lambda: _lists(theirs), "the second account's key to work")
     assert "QueueUrls" not in theirs.list_queues()
-    assert_error(error_of(theirs.send_message, QueueUrl=url, MessageBody="m"),
-                 "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.")
-    assert_error(error_of(theirs.get_queue_url, QueueName="mine", QueueOwnerAWSAccountId=DEFAULT_ACCOUNT),
+    # Another account's queue answers AccessDenied until its queue policy
+    # grants the caller (test_iam.py shows the grant); a queue that does not
+    # exist there is still NonExistentQueue.
+    denied = error_of(theirs.send_message, QueueUrl=url, MessageBody="m")
+    assert denied["Error"]["Code"] == "AccessDenied"
+    assert denied["Error"]["Message"].endswith(
+        "because no resource-based policy allows the sqs:sendmessage action")
+    assert error_of(theirs.get_queue_url, QueueName="mine", QueueOwnerAWSAccountId=DEFAULT_ACCOUNT)[
+        "Error"]["Code"] == "AccessDenied"
+    assert_error(error_of(theirs.get_queue_url, QueueName="absent", QueueOwnerAWSAccountId=DEFAULT_ACCOUNT),
                  "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.")
     own = theirs.create_queue(QueueName="mine")["QueueUrl"]
     assert own != url and other["account_id"] in own

@@ -61,6 +61,13 @@ impl strato_engine::CredentialIssuer for FunctionCredentials {
             session_token: session.session_token,
         }
     }
+
+    fn role_allows(&self, u: &strato_engine::RoleUse<'_>) -> bool {
+        !self.iam.enforcing()
+            || self
+                .iam
+                .service_role_allows(u.service, u.role, u.session, u.action, u.resource)
+    }
 }
 
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);

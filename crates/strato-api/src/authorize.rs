@@ -33,9 +33,11 @@ enum Shape {
         status: u16,
         query_code: Option<&'static str>,
     },
-    /// awsQuery: `<ErrorResponse>` with `AccessDenied`, 403.
+    /// awsQuery: `<ErrorResponse>` with `code` (`AccessDenied`; SNS says
+    /// `AuthorizationError`), 403.
     Query {
         namespace: &'static str,
+        code: &'static str,
         action: String,
     },
 }
@@ -48,6 +50,14 @@ struct Ask {
 }
 
 /// `None` when the request may proceed; otherwise the refusal.
+///
+/// Requests on resources that carry their own policy (SQS queues, SNS
+/// topics) are decided with it, whoever signs them: from another account
+/// the resource policy must allow (and, for an IAM principal under
+/// enforcement, its identity policies too); in the owner's account an
+/// explicit deny in it binds IAM principals. Everything else is decided by
+/// the caller's identity policies alone, and only for IAM principals under
+/// enforcement.
 pub(crate) fn check(
     state: &ApiState,
     caller: &Caller,
@@ -56,31 +66,77 @@ pub(crate) fn check(
     body: &[u8],
 ) -> Option<Response> {
     let iam = &state.iam;
-    if !iam.enforcing() || !iam.governs(&caller.access_key_id) {
+    let governed = iam.enforcing() && iam.governs(&caller.access_key_id);
+    let policy_bearing = matches!(
+        verified.service.as_str(),
+        strato_sqs::SIGNING_NAME | strato_sns::SIGNING_NAME
+    );
+    if !governed && !policy_bearing {
         return None;
     }
     let ask = ask(caller, &verified.service, parts, body)?;
-    let mut context = RequestContext::new().with(
-        "aws:SecureTransport",
-        if parts.uri.scheme_str() == Some("https")
-            || parts
-                .headers
-                .get("x-forwarded-proto")
-                .is_some_and(|v| v.as_bytes() == b"https")
-        {
-            "true"
-        } else {
-            "false"
-        },
-    );
+    let owner = arn_account(&ask.resource).unwrap_or(&caller.account_id);
+    if !governed && owner == caller.account_id {
+        return None;
+    }
+    let context = request_context(caller, parts);
+    // A queue or topic that does not exist is the service's to answer
+    // (NonExistentQueue, NotFound) once the caller's own policies allow.
+    let found = if policy_bearing {
+        resource_policy(state, &ask.resource)
+    } else {
+        None
+    };
+    let outcome = match found {
+        Some(policy) => iam.authorize_access(
+            &caller.access_key_id,
+            &caller.account_id,
+            &strato_iam::ResourceAccess {
+                action: &ask.action,
+                resource: &ask.resource,
+                owner,
+                policy: policy.as_deref(),
+            },
+            context,
+        ),
+        None if governed => {
+            iam.authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
+        }
+        None => return None,
+    };
+    let denied = outcome.err()?;
+    Some(refuse(ask.shape, denied.message))
+}
+
+/// The global condition keys of a request.
+fn request_context(caller: &Caller, parts: &Parts) -> RequestContext {
+    let secure = parts.uri.scheme_str() == Some("https")
+        || parts
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes() == b"https");
+    let mut context =
+        RequestContext::new().with("aws:SecureTransport", if secure { "true" } else { "false" });
     if let Some(ConnectInfo(remote)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         context.insert("aws:SourceIp", remote.ip().to_string());
     }
     context.insert("aws:RequestedRegion", caller.region.as_str());
-    let denied = iam
-        .authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
-        .err()?;
-    Some(refuse(ask.shape, denied.message))
+    context
+}
+
+/// The account field of an ARN, when it has one.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// The policy of the queue or topic an ARN names, if it has one set;
+/// `None` when there is no such queue or topic.
+fn resource_policy(state: &ApiState, arn: &str) -> Option<Option<String>> {
+    match arn.split(':').nth(2)? {
+        "sqs" => state.sqs.queue_policy(arn),
+        "sns" => state.sns.topic_policy(arn),
+        _ => None,
+    }
 }
 
 fn refuse(shape: Shape, message: String) -> Response {
@@ -98,12 +154,16 @@ fn refuse(shape: Shape, message: String) -> Response {
             query_code,
             ..ServiceError::new(code, message)
         })),
-        Shape::Query { namespace, action } => query_response(
+        Shape::Query {
+            namespace,
+            code,
+            action,
+        } => query_response(
             namespace,
             &action,
             Err(ServiceError {
                 status: 403,
-                ..ServiceError::new("AccessDenied", message)
+                ..ServiceError::new(code, message)
             }),
         ),
     }
@@ -169,6 +229,18 @@ pub(crate) fn refuse_credentials(
     aws_error_response(&AwsError::new(code, message.to_string()))
 }
 
+/// The members of an SQS JSON request that name its queue (the rest of
+/// the body is skipped, not kept).
+#[derive(Default, serde::Deserialize)]
+struct SqsNames {
+    #[serde(rename = "QueueUrl")]
+    queue_url: Option<String>,
+    #[serde(rename = "QueueName")]
+    queue_name: Option<String>,
+    #[serde(rename = "QueueOwnerAWSAccountId")]
+    queue_owner: Option<String>,
+}
+
 fn json_member(body: &[u8], member: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     value.get(member)?.as_str().map(str::to_string)
@@ -182,17 +254,22 @@ fn queue_arn(caller: &Caller, url: &str) -> Option<String> {
     Some(format!("arn:aws:sqs:{}:{account}:{name}", caller.region))
 }
 
+/// The queue an SQS request names: its `QueueUrl`, or `QueueName` (in
+/// `QueueOwnerAWSAccountId`'s account for GetQueueUrl).
 fn sqs_resource(
     caller: &Caller,
     action: &str,
     queue_url: Option<String>,
     name: Option<String>,
+    owner: Option<String>,
 ) -> String {
     match (action, queue_url, name) {
         (_, Some(url), _) => queue_arn(caller, &url).unwrap_or_else(|| "*".into()),
-        ("CreateQueue" | "GetQueueUrl", None, Some(name)) => {
-            format!("arn:aws:sqs:{}:{}:{name}", caller.region, caller.account_id)
-        }
+        ("CreateQueue" | "GetQueueUrl", None, Some(name)) => format!(
+            "arn:aws:sqs:{}:{}:{name}",
+            caller.region,
+            owner.as_deref().unwrap_or(&caller.account_id)
+        ),
         _ => "*".into(),
     }
 }
@@ -252,8 +329,10 @@ fn json_ask(caller: &Caller, prefix: &str, operation: &str, parts: &Parts, body:
         strato_sqs::TARGET_PREFIX => {
             let path_url =
                 (parts.uri.path().matches('/').count() == 2).then(|| parts.uri.path().to_string());
-            let url = json_member(body, "QueueUrl").or(path_url);
-            let resource = sqs_resource(caller, operation, url, json_member(body, "QueueName"));
+            let named: SqsNames = serde_json::from_slice(body).unwrap_or_default();
+            let url = named.queue_url.or(path_url);
+            let resource =
+                sqs_resource(caller, operation, url, named.queue_name, named.queue_owner);
             Ask {
                 // SQS words its actions in lower case in refusals.
                 action: format!("sqs:{}", operation.to_ascii_lowercase()),
@@ -340,9 +419,16 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
             let path_url = (path.matches('/').count() == 2).then(|| path.to_string());
             let url = text("QueueUrl").or(path_url);
             Some(Ask {
-                resource: sqs_resource(caller, &action, url, text("QueueName")),
+                resource: sqs_resource(
+                    caller,
+                    &action,
+                    url,
+                    text("QueueName"),
+                    text("QueueOwnerAWSAccountId"),
+                ),
                 action: format!("sqs:{}", action.to_ascii_lowercase()),
                 shape: Shape::Query {
+                    code: "AccessDenied",
                     namespace: strato_sqs::XML_NAMESPACE,
                     action,
                 },
@@ -366,15 +452,30 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
                 action: format!("iam:{action}"),
                 resource,
                 shape: Shape::Query {
+                    code: "AccessDenied",
                     namespace: strato_iam::IAM_XML_NAMESPACE,
                     action,
                 },
             })
         }
+        strato_sns::SIGNING_NAME => Some(Ask {
+            // SNS names its topic (TopicArn; Publish may say TargetArn).
+            resource: text("TopicArn")
+                .or_else(|| text("TargetArn"))
+                .unwrap_or_else(|| "*".into()),
+            // SNS words its actions `SNS:Publish` in refusals.
+            action: format!("SNS:{action}"),
+            shape: Shape::Query {
+                namespace: strato_sns::XML_NAMESPACE,
+                code: "AuthorizationError",
+                action,
+            },
+        }),
         "monitoring" => Some(Ask {
             action: format!("cloudwatch:{action}"),
             resource: "*".into(),
             shape: Shape::Query {
+                code: "AccessDenied",
                 namespace: crate::observe::cloudwatch::XML_NAMESPACE,
                 action,
             },
@@ -383,11 +484,24 @@ fn query_ask(caller: &Caller, service: &str, path: &str, body: &[u8]) -> Option<
             action: format!("{other}:{action}"),
             resource: "*".into(),
             shape: Shape::Query {
+                code: "AccessDenied",
                 namespace: "https://strato.invalid/",
                 action,
             },
         }),
     }
+}
+
+/// A query parameter, percent-decoded.
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    parts.uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
 }
 
 /// Lambda's REST paths: `/{date}/functions/{name}/...` and friends.
@@ -401,11 +515,7 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
     }
     let rest: Vec<&str> = segments.filter(|s| !s.is_empty()).collect();
     let m = &parts.method;
-    let qualifier = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("Qualifier="))
-            .map(str::to_string)
-    });
+    let qualifier = query_param(parts, "Qualifier");
     let function_arn = |name: &str| {
         let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
         let base = if name.starts_with("arn:") {
@@ -424,6 +534,23 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
         match &qualifier {
             Some(q) if base.matches(':').count() == 6 => format!("{base}:{q}"),
             _ => base,
+        }
+    };
+    // A layer (version) ARN: `arn:aws:lambda:R:A:layer:NAME[:N]`; the name
+    // may be given as the layer's ARN.
+    let layer_arn = |name: &str, version: Option<&str>| {
+        let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        let base = if name.starts_with("arn:") {
+            name.to_string()
+        } else {
+            format!(
+                "arn:aws:lambda:{}:{}:layer:{name}",
+                caller.region, caller.account_id
+            )
+        };
+        match version {
+            Some(n) => format!("{base}:{n}"),
+            None => base,
         }
     };
     let (action, resource) = match (rest.as_slice(), m) {
@@ -515,13 +642,28 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
             ),
         ),
         (["account-settings"], _) => ("GetAccountSettings", "*".into()),
-        (["layers", ..], m) => (
-            if *m == Method::GET {
-                "GetLayerVersion"
+        (["layers"], _) => match query_param(parts, "Arn") {
+            // GetLayerVersionByArn (`?find=LayerVersion&Arn=...`).
+            Some(arn) => ("GetLayerVersion", arn),
+            None => ("ListLayers", "*".into()),
+        },
+        (["layers", _, "versions"], &Method::GET) => ("ListLayerVersions", "*".into()),
+        (["layers", name, "versions"], _) => ("PublishLayerVersion", layer_arn(name, None)),
+        (["layers", name, "versions", n], m) => (
+            if *m == Method::DELETE {
+                "DeleteLayerVersion"
             } else {
-                "PublishLayerVersion"
+                "GetLayerVersion"
             },
-            "*".into(),
+            layer_arn(name, Some(n)),
+        ),
+        (["layers", name, "versions", n, "policy", ..], m) => (
+            match *m {
+                Method::GET => "GetLayerVersionPolicy",
+                Method::DELETE => "RemoveLayerVersionPermission",
+                _ => "AddLayerVersionPermission",
+            },
+            layer_arn(name, Some(n)),
         ),
         (["tags", arn], m) => (
             match *m {
@@ -586,6 +728,11 @@ mod tests {
             ("GET", "/2015-03-31/functions/f/aliases/live", "lambda:GetAlias", format!("{FN}:live")),
             ("PUT", "/2019-09-25/functions/f/event-invoke-config", "lambda:PutFunctionEventInvokeConfig", FN.to_string()),
             ("GET", "/2015-03-31/event-source-mappings/", "lambda:ListEventSourceMappings", "*".to_string()),
+            ("GET", "/2018-10-31/layers/lib/versions/3", "lambda:GetLayerVersion", "arn:aws:lambda:us-east-1:111111111111:layer:lib:3".to_string()),
+            ("GET", "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Aaws%3Alambda%3Aus-east-1%3A222222222222%3Alayer%3Alib%3A1", "lambda:GetLayerVersion", "arn:aws:lambda:us-east-1:222222222222:layer:lib:1".to_string()),
+            ("POST", "/2018-10-31/layers/lib/versions/3/policy", "lambda:AddLayerVersionPermission", "arn:aws:lambda:us-east-1:111111111111:layer:lib:3".to_string()),
+            ("POST", "/2018-10-31/layers/lib/versions", "lambda:PublishLayerVersion", "arn:aws:lambda:us-east-1:111111111111:layer:lib".to_string()),
+            ("GET", "/2018-10-31/layers", "lambda:ListLayers", "*".to_string()),
         ];
         for (method, uri, action, resource) in cases {
             assert_eq!(

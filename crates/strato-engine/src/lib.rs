@@ -121,6 +121,26 @@ pub trait CredentialIssuer: Send + Sync {
         function: &str,
         lifetime: Duration,
     ) -> InstanceCredentials;
+
+    /// Whether an AWS service may act with a role as `role_use` says: the
+    /// role trusts the service and its policies allow the action. Lambda
+    /// asks before it sends asynchronous destinations' records and dead
+    /// letters with a function's execution role; Scheduler before it
+    /// invokes a target with a schedule's role. Always so when IAM is not
+    /// enforced.
+    fn role_allows(&self, role_use: &RoleUse<'_>) -> bool;
+}
+
+/// An AWS service (`lambda.amazonaws.com`, `scheduler.amazonaws.com`)
+/// acting with `role` as session `session` to perform `action` on
+/// `resource`.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleUse<'a> {
+    pub service: &'a str,
+    pub role: &'a str,
+    pub session: &'a str,
+    pub action: &'a str,
+    pub resource: &'a str,
 }
 
 /// The scale-out wait unless configured otherwise, in milliseconds.
@@ -343,6 +363,14 @@ impl Engine {
     /// `issuer`. Set once.
     pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
         let _ = self.credential_issuer.set(issuer);
+    }
+
+    /// [`CredentialIssuer::role_allows`], through the issuer set (anything,
+    /// without one).
+    pub fn role_allows(&self, role_use: &RoleUse<'_>) -> bool {
+        self.credential_issuer
+            .get()
+            .is_none_or(|iam| iam.role_allows(role_use))
     }
 
     /// Reports every invocation (and throttle) to `observer`. Set once.

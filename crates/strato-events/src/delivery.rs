@@ -149,6 +149,7 @@ impl EventsService {
 
     async fn deliver(&self, delivery: &Delivery) -> Result<(), Failure> {
         let arn = &delivery.target.arn;
+        self.act_as_schedule_role(delivery)?;
         match arn_service(arn) {
             Some("lambda") => self
                 .invoker
@@ -255,6 +256,45 @@ impl EventsService {
                 })
             }
         }
+    }
+}
+
+impl EventsService {
+    /// Scheduler invokes a target with the schedule's `RoleArn`: the role
+    /// must let `scheduler.amazonaws.com` assume it and allow the target's
+    /// action (`lambda:InvokeFunction`, `sqs:SendMessage`, `sns:Publish`,
+    /// `events:PutEvents`) on the target; otherwise the invocation fails
+    /// for good and goes to the schedule's dead-letter queue.
+    fn act_as_schedule_role(&self, delivery: &Delivery) -> Result<(), Failure> {
+        let Some(schedule) = delivery.source_arn.strip_prefix("arn:aws:scheduler:") else {
+            return Ok(());
+        };
+        let arn = &delivery.target.arn;
+        let action = match arn_service(arn) {
+            Some("lambda") => "lambda:InvokeFunction",
+            Some("sqs") => "sqs:SendMessage",
+            Some("sns") => "sns:Publish",
+            Some("events") => "events:PutEvents",
+            _ => return Ok(()),
+        };
+        let session = schedule.rsplit('/').next().unwrap_or(schedule);
+        let role = &delivery.principal;
+        if self.invoker.role_allows(&strato_engine::RoleUse {
+            service: "scheduler.amazonaws.com",
+            role,
+            session,
+            action,
+            resource: arn,
+        }) {
+            return Ok(());
+        }
+        Err(Failure {
+            code: "NO_PERMISSIONS".into(),
+            message: format!(
+                "EventBridge Scheduler cannot assume the role {role} or the role is not authorized to perform: {action} on resource: {arn}"
+            ),
+            retryable: false,
+        })
     }
 }
 

@@ -38,6 +38,10 @@ impl ServiceEvents for Lambda {
         }
         Ok(())
     }
+
+    fn role_allows(&self, _: &strato_engine::RoleUse<'_>) -> bool {
+        true
+    }
 }
 
 /// Records what reaches SQS: `(destination, body)`, dead letters as

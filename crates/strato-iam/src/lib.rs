@@ -96,6 +96,21 @@ struct RoleKey {
     key: KeyEntry,
 }
 
+/// A request on a resource that may carry its own policy (a queue, a
+/// topic, a bucket, a layer version): what [`Iam::authorize_access`]
+/// decides with the caller's identity policies.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceAccess<'a> {
+    /// `service:Operation`.
+    pub action: &'a str,
+    /// The resource's ARN.
+    pub resource: &'a str,
+    /// The account that owns the resource.
+    pub owner: &'a str,
+    /// The resource's policy document, if one is set.
+    pub policy: Option<&'a str>,
+}
+
 /// Credentials issued to a function instance ([`Iam::issue_function_session`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSession {
@@ -120,6 +135,11 @@ pub struct Iam {
     keys: RwLock<HashMap<String, KeyEntry>>,
     role_keys: DashMap<String, RoleKey>,
     grants: DashMap<String, Option<Arc<Grants>>>,
+    /// Resource policies parsed once, by their text (a queue's, a topic's,
+    /// a bucket's); `None` for a text that does not parse.
+    resource_policies: DashMap<String, Option<Arc<PolicyDocument>>>,
+    /// The identity side of a principal whose policies are not consulted.
+    everything: Arc<PolicyDocument>,
     /// Bumped by every change, so grants built from state a change has
     /// since replaced are not cached.
     generation: std::sync::atomic::AtomicU64,
@@ -150,6 +170,8 @@ impl Iam {
             keys: RwLock::new(HashMap::new()),
             role_keys: DashMap::new(),
             grants: DashMap::new(),
+            resource_policies: DashMap::new(),
+            everything: Arc::new(PolicyDocument::allow_all()),
             generation: std::sync::atomic::AtomicU64::new(0),
         };
         iam.reindex();
@@ -309,6 +331,28 @@ impl Iam {
     /// Whether `role_arn` names a role that exists and that
     /// `lambda.amazonaws.com` may assume.
     pub fn lambda_can_assume(&self, role_arn: &str) -> bool {
+        self.service_can_assume(role_arn, "lambda.amazonaws.com")
+    }
+
+    /// Whether the service `service` (`scheduler.amazonaws.com`), acting
+    /// with the role `role_arn` as session `session_name`, may perform
+    /// `action` on `resource`: the role exists, its trust policy lets the
+    /// service assume it, and its policies allow the action.
+    pub fn service_role_allows(
+        &self,
+        service: &str,
+        role_arn: &str,
+        session_name: &str,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        self.service_can_assume(role_arn, service)
+            && self.role_allows(role_arn, session_name, action, resource)
+    }
+
+    /// Whether `role_arn` names a role that exists and that the service
+    /// principal `service` may assume.
+    pub fn service_can_assume(&self, role_arn: &str, service: &str) -> bool {
         let Some((account, name)) = parse_role_arn(role_arn) else {
             return false;
         };
@@ -326,7 +370,7 @@ impl Iam {
         else {
             return false;
         };
-        let principal = RequestPrincipal::Service("lambda.amazonaws.com".into());
+        let principal = RequestPrincipal::Service(service.into());
         let context = RequestContext::new();
         let verdict = trust.evaluate(&Request {
             action: "sts:AssumeRole",
@@ -391,13 +435,91 @@ impl Iam {
         self.decide_for(&grants, action, resource, context, None)
     }
 
+    /// The one decision for a request on a resource with its own policy
+    /// (AWS's evaluation logic): an explicit deny in the identity or the
+    /// resource policy wins; in the owner's account an allow in either
+    /// suffices; from another account both must allow. Account root keys
+    /// (and, with enforcement off, every key) count as allowed by their
+    /// identity side, so across accounts the resource policy decides for
+    /// them; in their own account they are not asked. `caller_account` is
+    /// the account the key signs for.
+    pub fn authorize_access(
+        &self,
+        access_key_id: &str,
+        caller_account: &str,
+        access: &ResourceAccess<'_>,
+        context: RequestContext,
+    ) -> Result<(), AccessDenied> {
+        let cross_account = access.owner != caller_account;
+        let governed = if self.enforce {
+            self.grants_for(access_key_id)
+        } else {
+            None
+        };
+        let grants = match governed {
+            Some(grants) => grants,
+            None if !cross_account => return Ok(()),
+            None => Arc::new(self.unrestricted_grants(access_key_id, caller_account)),
+        };
+        let policy = access.policy.and_then(|text| self.resource_policy(text));
+        self.decide_for(
+            &grants,
+            access.action,
+            access.resource,
+            context,
+            Some((policy.as_deref(), cross_account)),
+        )
+    }
+
+    /// A resource policy's parsed document, parsed once per text. A text
+    /// that does not parse (the services validate what they store) grants
+    /// nothing.
+    fn resource_policy(&self, text: &str) -> Option<Arc<PolicyDocument>> {
+        if let Some(cached) = self.resource_policies.get(text) {
+            return cached.clone();
+        }
+        let parsed = PolicyDocument::parse(text, PolicyKind::Resource)
+            .ok()
+            .map(Arc::new);
+        // Old texts (policies since replaced) are dropped together now and
+        // then rather than tracked.
+        if self.resource_policies.len() >= 4096 {
+            self.resource_policies.clear();
+        }
+        self.resource_policies
+            .insert(text.to_string(), parsed.clone());
+        parsed
+    }
+
+    /// A principal whose identity policies are not consulted (a root key,
+    /// or any key with enforcement off): named as it is, allowed whatever
+    /// its identity side is asked.
+    fn unrestricted_grants(&self, access_key_id: &str, account: &str) -> Grants {
+        let (user_id, arn) = self.identity_of(&IamCaller {
+            account,
+            access_key_id,
+        });
+        Grants {
+            principal: RequestPrincipal::Aws {
+                arn: arn.clone(),
+                account: account.to_string(),
+                role_arn: None,
+            },
+            arn,
+            user_id,
+            username: None,
+            identity: vec![self.everything.clone()],
+            session: None,
+        }
+    }
+
     fn decide_for(
         &self,
         grants: &Grants,
         action: &str,
         resource: &str,
         mut context: RequestContext,
-        resource_policy: Option<(&PolicyDocument, bool)>,
+        resource_policy: Option<(Option<&PolicyDocument>, bool)>,
     ) -> Result<(), AccessDenied> {
         context.insert("aws:PrincipalArn", grants.arn.as_str());
         if let Some(account) = grants.principal.account() {
@@ -414,7 +536,7 @@ impl Iam {
         let set = PolicySet {
             identity: &grants.identity,
             session: grants.session.as_deref(),
-            resource: resource_policy.map(|(p, _)| p),
+            resource: resource_policy.and_then(|(p, _)| p),
             cross_account: resource_policy.is_some_and(|(_, cross)| cross),
         };
         decide(

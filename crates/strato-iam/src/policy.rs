@@ -140,6 +140,19 @@ pub struct Verdict {
 }
 
 impl PolicyDocument {
+    /// `Allow` `*` on `*`: what an account's root may do in its account.
+    pub fn allow_all() -> PolicyDocument {
+        PolicyDocument {
+            statements: vec![Statement {
+                effect: Effect::Allow,
+                action: Some((false, vec!["*".into()])),
+                resource: Some((false, vec!["*".into()])),
+                principal: None,
+                conditions: Vec::new(),
+            }],
+        }
+    }
+
     /// Parses and validates `text` for its use.
     pub fn parse(text: &str, kind: PolicyKind) -> Result<PolicyDocument, MalformedPolicy> {
         let value: Value = serde_json::from_str(text)

@@ -184,7 +184,7 @@ fn assume_role(iam: &Iam, caller: &IamCaller<'_>, input: &Doc) -> OpResult {
                     "sts:AssumeRole",
                     role_arn,
                     RequestContext::new(),
-                    Some((&trust, cross_account)),
+                    Some((Some(&trust), cross_account)),
                 )
                 .is_ok();
         }

@@ -310,21 +310,6 @@ impl LayerVersion {
         runtime.is_none_or(|r| self.compatible_runtimes.iter().any(|c| c == r))
             && architecture.is_none_or(|a| self.compatible_architectures.iter().any(|c| c == a))
     }
-
-    /// Whether `account` (not the owner) may use the version: a statement
-    /// grants it by account, by its root ARN, or to everyone (`*`). Strato
-    /// has no organizations, so a grant limited to one matches nobody.
-    pub fn grants(&self, account: &str) -> bool {
-        let root = format!("arn:aws:iam::{account}:root");
-        self.policy.statements.iter().any(|statement| {
-            let principal = &statement["Principal"];
-            let named = principal.as_str() == Some("*")
-                || principal["AWS"].as_str() == Some(root.as_str())
-                || principal["AWS"].as_str() == Some("*");
-            let unconditioned = statement.get("Condition").is_none();
-            named && unconditioned && statement["Action"].as_str() == Some("lambda:GetLayerVersion")
-        })
-    }
 }
 
 /// A layer: its live versions and the highest number ever published
@@ -453,40 +438,6 @@ mod tests {
         assert_eq!(LayerName::parse("deps").expect("name").account, None);
         let err = LayerName::parse("bad name").expect_err("invalid");
         assert_eq!(err.code, ErrorCode::ValidationException);
-    }
-
-    fn version_with(statements: Vec<Value>) -> LayerVersion {
-        LayerVersion {
-            version: 1,
-            description: String::new(),
-            created: Utc::now(),
-            compatible_runtimes: Vec::new(),
-            compatible_architectures: Vec::new(),
-            license_info: None,
-            code: CodeRef {
-                sha256_base64: "b64".into(),
-                sha256_hex: "hex".into(),
-                size: 1,
-                unzipped_size: 1,
-            },
-            policy: Policy { statements },
-            policy_revision_id: "r".into(),
-        }
-    }
-
-    #[test]
-    fn a_policy_grants_named_accounts_and_everyone_but_not_organizations() {
-        let statement = |principal: Value| json!({"Sid": "s", "Effect": "Allow", "Principal": principal, "Action": "lambda:GetLayerVersion", "Resource": "r"});
-        let named = version_with(vec![statement(
-            json!({"AWS": "arn:aws:iam::111111111111:root"}),
-        )]);
-        assert!(named.grants("111111111111"));
-        assert!(!named.grants("222222222222"));
-        assert!(version_with(vec![statement(json!("*"))]).grants("222222222222"));
-        let mut org = statement(json!("*"));
-        org["Condition"] = json!({"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}});
-        assert!(!version_with(vec![org]).grants("222222222222"));
-        assert!(!version_with(Vec::new()).grants("111111111111"));
     }
 
     #[test]

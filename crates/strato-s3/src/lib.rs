@@ -6,6 +6,7 @@
 //! keys ([`StratoAuth`]): Strato's front-end verifier buffers bodies, which
 //! an object store must never do, so S3 requests bypass it.
 
+mod access;
 pub mod blob;
 pub mod checksum;
 pub mod cors;
@@ -54,6 +55,7 @@ impl S3Server {
     pub fn open(
         data_dir: &Path,
         accounts: Accounts,
+        iam: Arc<strato_iam::Iam>,
         sinks: Arc<EventSinks>,
         events: Arc<dyn ServiceEvents>,
     ) -> Result<S3Server, S3StartError> {
@@ -74,7 +76,14 @@ impl S3Server {
             seq,
         });
         let mut builder = S3ServiceBuilder::new(SharedStore(store.clone()));
-        builder.set_auth(StratoAuth { accounts });
+        builder.set_auth(StratoAuth {
+            accounts: accounts.clone(),
+        });
+        builder.set_access(access::StratoAccess {
+            iam,
+            accounts,
+            store: store.clone(),
+        });
         builder.set_host(LocalHost);
         builder.set_validation(AnyBucketName);
         Ok(S3Server {

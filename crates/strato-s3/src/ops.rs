@@ -176,9 +176,13 @@ impl ObjectStore {
             .map_or_else(|| DEFAULT_REGION.to_string(), |r| r.as_str().to_string())
     }
 
-    /// The bucket, if it exists and the caller owns it.
+    /// The bucket, if it exists and the caller owns it (or its policy let
+    /// the caller in from another account: `access`'s grant).
     fn bucket<T>(&self, req: &S3Request<T>, name: &str) -> S3Result<BucketRow> {
-        self.owned_bucket(&self.account(req)?, name)
+        match req.extensions.get::<crate::access::BucketGrant>() {
+            Some(grant) if grant.bucket == name => self.owned_bucket(&grant.owner, name),
+            _ => self.owned_bucket(&self.account(req)?, name),
+        }
     }
 
     /// The bucket, if it exists and `account` owns it.

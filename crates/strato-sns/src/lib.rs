@@ -333,6 +333,14 @@ impl SnsService {
             .is_some_and(|t| t.account == account && t.region == region)
     }
 
+    /// The `Policy` set on the topic an ARN names, if one is (the front end
+    /// decides requests on the topic with it; AWS's default policy grants
+    /// nothing beyond the owner account, which needs no grant); `None` when
+    /// there is no such topic.
+    pub fn topic_policy(&self, arn: &str) -> Option<Option<String>> {
+        Some(self.topic(arn)?.attributes.get("Policy").cloned())
+    }
+
     /// The signing certificate, when `file` is its name.
     pub fn certificate(&self, file: &str) -> Option<String> {
         (file == self.signer.certificate_file()).then(|| self.signer.certificate_pem().to_string())

@@ -57,6 +57,10 @@ impl ServiceEvents for Functions {
     async fn authorize(&self, _event: &ServiceEvent) -> Result<(), ServiceEventError> {
         Ok(())
     }
+
+    fn role_allows(&self, _: &strato_engine::RoleUse<'_>) -> bool {
+        true
+    }
 }
 
 struct Fixture {

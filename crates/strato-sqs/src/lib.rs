@@ -268,6 +268,13 @@ impl SqsService {
             .map(|q| q.value().clone())
     }
 
+    /// The `Policy` attribute of the queue an ARN names, if it has one
+    /// (the front end decides requests on the queue with it); `None` when
+    /// there is no such queue.
+    pub fn queue_policy(&self, arn: &str) -> Option<Option<String>> {
+        Some(self.queue_by_arn(arn)?.attributes.get("Policy").cloned())
+    }
+
     /// The queue an ARN names.
     fn queue_by_arn(&self, arn: &str) -> Option<Arc<QueueRecord>> {
         let (region, account, name) = queue::parse_arn(arn)?;

@@ -150,7 +150,9 @@ fn parse_queue_url(url: &str) -> Option<(&str, &str)> {
     (parts.next().is_none() && !account.is_empty() && !name.is_empty()).then_some((account, name))
 }
 
-/// The queue a request's `QueueUrl` names, in the caller's account.
+/// The queue a request's `QueueUrl` names. Another account's queue is
+/// reached only when its queue policy lets the caller in: the front end
+/// decides that before the request gets here (`strato-api`'s authorize).
 pub(crate) fn resolve(
     sqs: &SqsService,
     request: SqsRequest<'_>,
@@ -158,9 +160,6 @@ pub(crate) fn resolve(
 ) -> Result<Arc<QueueRecord>, ServiceError> {
     let url = required(input, "QueueUrl")?;
     let (account, name) = parse_queue_url(url).ok_or_else(error::queue_does_not_exist)?;
-    if account != request.caller.account_id {
-        return Err(error::queue_does_not_exist());
-    }
     sqs.queue(account, &request.caller.region, name)
         .ok_or_else(error::queue_does_not_exist)
 }
@@ -264,12 +263,9 @@ fn check_redrive(sqs: &SqsService, record: &QueueRecord) -> Result<(), ServiceEr
 
 fn get_queue_url(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) -> OpResult {
     let name = required(input, "QueueName")?;
+    // Another account's queue: its policy has let the caller in (the
+    // front end decides that).
     let account = text(input, "QueueOwnerAWSAccountId").unwrap_or(&request.caller.account_id);
-    // Without cross-account queue policies, another account's queue is
-    // as good as absent.
-    if account != request.caller.account_id {
-        return Err(error::queue_does_not_exist());
-    }
     let record = sqs
         .queue(account, &request.caller.region, name)
         .ok_or_else(error::queue_does_not_exist)?;

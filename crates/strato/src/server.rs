@@ -488,6 +488,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         strato_s3::S3Server::open(
             &config.data_dir,
             accounts.clone(),
+            iam.clone(),
             sinks.clone(),
             service_events.clone(),
         )

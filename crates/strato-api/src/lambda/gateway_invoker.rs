@@ -220,6 +220,10 @@ impl ServiceEvents for EngineInvoker {
     async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError> {
         self.admit(event).await.map(|_| ())
     }
+
+    fn role_allows(&self, role_use: &strato_engine::RoleUse<'_>) -> bool {
+        self.engine.role_allows(role_use)
+    }
 }
 
 /// Who a service event's principal is to the resource policy: an AWS

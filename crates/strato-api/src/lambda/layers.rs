@@ -181,9 +181,12 @@ fn layer_page_size(raw: Option<&str>) -> ApiResult<usize> {
     Ok(MAX_LAYER_PAGE)
 }
 
-/// A layer version `caller` may read: its own, or another account's that
-/// the version's policy grants it. Another account's version that is not
-/// granted is access-denied whether or not it exists.
+/// A layer version `caller` may read, as IAM's one evaluator decides with
+/// the version's policy (AddLayerVersionPermission's statements): another
+/// account's caller needs the policy to grant it (and, under enforcement,
+/// an IAM principal its own allow too); in the owner's account an IAM
+/// principal needs an allow in either. Another account's version that is
+/// not granted is access-denied whether or not it exists.
 async fn readable_version(
     state: &ApiState,
     caller: &Caller,
@@ -192,12 +195,30 @@ async fn readable_version(
     let found = load_layer(state, &r.account, &r.region, &r.name)
         .await?
         .and_then(|mut layer| layer.versions.remove(&r.version));
-    let foreign = r.account != caller.account_id;
-    match found {
-        Some(version) if !foreign || version.grants(&caller.account_id) => Ok(version),
-        _ if foreign => Err(layer_access_denied(&caller.account_id, &r.arn()).into()),
-        _ => Err(layer_version_not_found(&r.arn()).into()),
-    }
+    let arn = r.arn();
+    let Some(version) = found else {
+        return Err(if r.account != caller.account_id {
+            layer_access_denied(&caller.account_id, &arn).into()
+        } else {
+            layer_version_not_found(&arn).into()
+        });
+    };
+    let policy = (!version.policy.is_empty()).then(|| version.policy.document());
+    state
+        .iam
+        .authorize_access(
+            &caller.access_key_id,
+            &caller.account_id,
+            &strato_iam::ResourceAccess {
+                action: "lambda:GetLayerVersion",
+                resource: &arn,
+                owner: &r.account,
+                policy: policy.as_deref(),
+            },
+            strato_iam::policy::RequestContext::new(),
+        )
+        .map_err(|denied| AwsError::new(ErrorCode::AccessDeniedException, denied.message))?;
+    Ok(version)
 }
 
 fn version_body(

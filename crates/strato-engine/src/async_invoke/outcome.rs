@@ -119,8 +119,9 @@ impl Engine {
                 "200",
                 &error_message(response, condition),
             );
-            let delivered = match &invoker.sink {
-                Some(sink) => {
+            let delivered = match (&invoker.sink, self.act_as_role(target, dlq)) {
+                (_, Err(denied)) => Err(denied),
+                (Some(sink), Ok(())) => {
                     sink.deliver_dead_letter(
                         &target.target.account,
                         &target.target.region,
@@ -130,7 +131,7 @@ impl Engine {
                     )
                     .await
                 }
-                None => Err(DeliveryError::Unsupported(dlq.clone())),
+                (None, Ok(())) => Err(DeliveryError::Unsupported(dlq.clone())),
             };
             if let Err(e) = delivered {
                 tracing::warn!(request_id = %event.request_id, target = %dlq, error = %e, "dead-letter queue did not take the event");
@@ -150,6 +151,7 @@ impl Engine {
         destination: &str,
         record: Bytes,
     ) -> Result<(), DeliveryError> {
+        self.act_as_role(source, destination)?;
         let (account, region) = (&source.target.account, &source.target.region);
         match LambdaDestination::parse(destination) {
             Some(d) => {
@@ -188,6 +190,35 @@ impl Engine {
                 None => Err(DeliveryError::Unsupported(destination.to_string())),
             },
         }
+    }
+
+    /// Lambda sends destinations' records and dead letters with the
+    /// function's execution role, as AWS does: the role must allow the
+    /// destination's action (`sqs:SendMessage`, `sns:Publish`,
+    /// `lambda:InvokeFunction`, `events:PutEvents`) on it.
+    fn act_as_role(&self, source: &AsyncTarget, destination: &str) -> Result<(), DeliveryError> {
+        let action = match destination.split(':').nth(2) {
+            Some("sqs") => "sqs:SendMessage",
+            Some("sns") => "sns:Publish",
+            Some("lambda") => "lambda:InvokeFunction",
+            Some("events") => "events:PutEvents",
+            _ => return Ok(()),
+        };
+        let config = &source.target.config;
+        if self.role_allows(&crate::RoleUse {
+            service: "lambda.amazonaws.com",
+            role: &config.role,
+            session: &config.name,
+            action,
+            resource: destination,
+        }) {
+            return Ok(());
+        }
+        let role = config.role.rsplit('/').next().unwrap_or(&config.role);
+        Err(DeliveryError::Denied(format!(
+            "User: arn:aws:sts::{}:assumed-role/{role}/{} is not authorized to perform: {action} on resource: {destination} because no identity-based policy allows the {action} action",
+            source.target.account, config.name
+        )))
     }
 
     pub(super) async fn delete_message(

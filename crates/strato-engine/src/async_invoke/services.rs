@@ -221,6 +221,11 @@ pub trait ServiceEvents: Send + Sync + 'static {
     /// and its policy allows the principal and source), without queuing
     /// anything: S3 checks its destinations when they are configured.
     async fn authorize(&self, event: &ServiceEvent) -> Result<(), ServiceEventError>;
+
+    /// Whether an AWS service may act with a role as `role_use` says:
+    /// EventBridge Scheduler asks before it invokes a target with a
+    /// schedule's `RoleArn` ([`crate::CredentialIssuer::role_allows`]).
+    fn role_allows(&self, role_use: &crate::RoleUse<'_>) -> bool;
 }
 
 #[cfg(test)]

@@ -773,14 +773,7 @@ fn accept_entry(
         .and_then(Doc::as_timestamp_ms)
         .and_then(chrono::DateTime::from_timestamp_millis)
         .unwrap_or(now);
-    let resources = entry
-        .get("Resources")
-        .and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Doc::as_str)
-        .map(str::to_string)
-        .collect();
+    let resources = Doc::strings(entry.get("Resources"));
     let event = envelope(
         &caller.account_id,
         &caller.region,
@@ -899,14 +892,7 @@ async fn tag_resource(events: &EventsService, caller: &Caller, input: &Doc) -> O
 
 async fn untag_resource(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
     let arn = required(input, "ResourceARN", "resourceARN")?;
-    let keys: Vec<String> = input
-        .get("TagKeys")
-        .and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Doc::as_str)
-        .map(str::to_string)
-        .collect();
+    let keys = Doc::strings(input.get("TagKeys"));
     change_tags(events, caller, arn, |t| t.retain(|k, _| !keys.contains(k))).await?;
     Ok(Doc::map())
 }

@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strato_sigv4::{CredentialLookup, RequestParts};
-use strato_store::{DocumentKey, Store, StoreError};
+use strato_store::{DocumentKey, Store, StoreError, StoreExt};
 
 use crate::http_api::model::Cors;
 use crate::invoker::{
@@ -270,29 +270,11 @@ impl FunctionUrlService {
         function_name: &str,
     ) -> Result<Vec<FunctionUrlConfig>, StoreError> {
         let prefix = format!("{function_name}:");
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let batch = self
-                .store
-                .list_documents(
-                    account,
-                    region,
-                    FUNCTION_URL_KIND,
-                    &prefix,
-                    after.as_deref(),
-                    500,
-                )
-                .await?;
-            let done = batch.len() < 500;
-            for document in batch {
-                after = Some(document.key.id.clone());
-                out.push(serde_json::from_value(document.doc)?);
-            }
-            if done {
-                return Ok(out);
-            }
-        }
+        let configs = self
+            .store
+            .list_typed(account, region, FUNCTION_URL_KIND, &prefix)
+            .await?;
+        Ok(configs.into_iter().map(|(_, config)| config).collect())
     }
 
     /// Removes the URLs of a deleted function (or alias) from the store and

@@ -402,22 +402,24 @@ impl FunctionUrlService {
         let no_params = BTreeMap::new();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
         let event = proxy::v2::event(&proxy::v2::V2EventInput {
+            request: proxy::EventRequest {
+                method: parts.method.as_str(),
+                headers: &parts.headers,
+                raw_query: &raw_query,
+                path_parameters: &no_params,
+                stage_variables: &no_params,
+                body: &event_body,
+                account_id: "anonymous",
+                api_id: &config.url_id,
+                stage: "$default",
+                request_id,
+                domain_name: &domain_name,
+                source_ip: &source_ip,
+                received_at,
+                authorizer: authorizer.as_ref(),
+            },
             route_key: "$default",
             raw_path: path,
-            raw_query: &raw_query,
-            method: parts.method.as_str(),
-            headers: &parts.headers,
-            path_parameters: &no_params,
-            stage_variables: &no_params,
-            body: &event_body,
-            account_id: "anonymous",
-            api_id: &config.url_id,
-            stage: "$default",
-            request_id,
-            domain_name: &domain_name,
-            source_ip: &source_ip,
-            received_at,
-            authorizer: authorizer.as_ref(),
         });
         let mut event = event;
         if let Value::Object(map) = &mut event {

@@ -57,20 +57,19 @@ fn forwarded_headers(exchange: &Exchange<'_>) -> HeaderMap {
     headers
 }
 
-pub(super) fn v2_event(
-    exchange: &Exchange<'_>,
-    route: &CompiledRoute,
-    path_parameters: &BTreeMap<String, String>,
-    body: &EventBody,
-    authorizer: Option<&Value>,
-) -> Value {
-    let headers = forwarded_headers(exchange);
-    proxy::v2::event(&proxy::v2::V2EventInput {
-        route_key: &route.route.route_key,
-        raw_path: &exchange.raw_path,
-        raw_query: &exchange.raw_query,
+/// What either payload format says of the exchange (`headers` being the
+/// ones forwarded to the function).
+fn event_request<'a>(
+    exchange: &'a Exchange<'_>,
+    headers: &'a HeaderMap,
+    path_parameters: &'a BTreeMap<String, String>,
+    body: &'a EventBody,
+    authorizer: Option<&'a Value>,
+) -> proxy::EventRequest<'a> {
+    proxy::EventRequest {
         method: exchange.method.as_str(),
-        headers: &headers,
+        headers,
+        raw_query: &exchange.raw_query,
         path_parameters,
         stage_variables: &exchange.stage.variables,
         body,
@@ -82,6 +81,21 @@ pub(super) fn v2_event(
         source_ip: &exchange.source_ip,
         received_at: exchange.received_at,
         authorizer,
+    }
+}
+
+pub(super) fn v2_event(
+    exchange: &Exchange<'_>,
+    route: &CompiledRoute,
+    path_parameters: &BTreeMap<String, String>,
+    body: &EventBody,
+    authorizer: Option<&Value>,
+) -> Value {
+    let headers = forwarded_headers(exchange);
+    proxy::v2::event(&proxy::v2::V2EventInput {
+        request: event_request(exchange, &headers, path_parameters, body, authorizer),
+        route_key: &route.route.route_key,
+        raw_path: &exchange.raw_path,
     })
 }
 
@@ -98,29 +112,16 @@ pub(super) fn v1_event(
     };
     let headers = forwarded_headers(exchange);
     proxy::v1::event(&proxy::v1::V1EventInput {
+        request: event_request(exchange, &headers, path_parameters, body, authorizer),
         version: Some("1.0"),
         resource,
         path: &exchange.raw_path,
         context_path: &exchange.raw_path,
-        http_method: exchange.method.as_str(),
-        headers: &headers,
         header_case: None,
-        raw_query: &exchange.raw_query,
-        path_parameters,
-        stage_variables: &exchange.stage.variables,
-        body,
-        account_id: &exchange.api.account,
-        api_id: &exchange.api.api_id,
         resource_id: &route.route.route_id,
-        stage: &exchange.stage.name,
-        request_id: &exchange.request_id,
         extended_request_id: &exchange.request_id,
-        domain_name: &exchange.domain_name,
-        source_ip: &exchange.source_ip,
-        received_at: exchange.received_at,
         api_key: None,
         api_key_id: None,
-        authorizer,
     })
 }
 

@@ -84,35 +84,31 @@ fn event_request<'a>(
     }
 }
 
-pub(super) fn v2_event(
+/// The function's event in the payload format an integration or
+/// authorizer names: `1.0`, or 2.0 for anything else.
+pub(super) fn proxy_event(
     exchange: &Exchange<'_>,
     route: &CompiledRoute,
     path_parameters: &BTreeMap<String, String>,
     body: &EventBody,
     authorizer: Option<&Value>,
+    payload_format_version: Option<&str>,
 ) -> Value {
     let headers = forwarded_headers(exchange);
-    proxy::v2::event(&proxy::v2::V2EventInput {
-        request: event_request(exchange, &headers, path_parameters, body, authorizer),
-        route_key: &route.route.route_key,
-        raw_path: &exchange.raw_path,
-    })
-}
-
-pub(super) fn v1_event(
-    exchange: &Exchange<'_>,
-    route: &CompiledRoute,
-    path_parameters: &BTreeMap<String, String>,
-    body: &EventBody,
-    authorizer: Option<&Value>,
-) -> Value {
+    let request = event_request(exchange, &headers, path_parameters, body, authorizer);
+    if payload_format_version != Some("1.0") {
+        return proxy::v2::event(&proxy::v2::V2EventInput {
+            request,
+            route_key: &route.route.route_key,
+            raw_path: &exchange.raw_path,
+        });
+    }
     let resource = match route.route.route_key.split_once(' ') {
         Some((_, path)) => path,
         None => route.route.route_key.as_str(),
     };
-    let headers = forwarded_headers(exchange);
     proxy::v1::event(&proxy::v1::V1EventInput {
-        request: event_request(exchange, &headers, path_parameters, body, authorizer),
+        request,
         version: Some("1.0"),
         resource,
         path: &exchange.raw_path,
@@ -146,12 +142,8 @@ pub(super) async fn lambda_integration(
     };
     let body = exchange.event_body();
     let authorizer = (!authorizer_context.is_null()).then_some(&authorizer_context);
-    let v1 = integration.payload_format_version.as_deref() == Some("1.0");
-    let event = if v1 {
-        v1_event(exchange, route, path_parameters, &body, authorizer)
-    } else {
-        v2_event(exchange, route, path_parameters, &body, authorizer)
-    };
+    let format = integration.payload_format_version.as_deref();
+    let event = proxy_event(exchange, route, path_parameters, &body, authorizer, format);
     let invocation = GatewayInvocation {
         function_arn,
         principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.into()),
@@ -196,7 +188,7 @@ pub(super) async fn lambda_integration(
         exchange.log.set("integration.error", "Unhandled");
         return internal_error();
     }
-    let mapped = if v1 {
+    let mapped = if format == Some("1.0") {
         proxy::v1::response(&outcome.payload)
     } else {
         proxy::v2::response(&outcome.payload)

@@ -126,43 +126,33 @@ pub fn alarm_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:cloudwatch:{region}:{account}:alarm:{name}")
 }
 
-fn strings(doc: Option<&Doc>) -> Vec<String> {
-    doc.and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Doc::as_str)
-        .map(str::to_string)
-        .collect()
-}
-
-/// A number member (JSON/CBOR number or a query form's text).
-pub fn as_f64(doc: &Doc) -> Option<f64> {
-    match doc {
-        Doc::Int(i) => Some(*i as f64),
-        Doc::Float(f) => Some(*f),
-        Doc::Form(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 /// `[{Name, Value}]` in the order given.
 pub fn dimensions_of(
     doc: Option<&Doc>,
     member: &str,
 ) -> Result<Vec<(String, String)>, ServiceError> {
-    let mut dims = Vec::new();
-    for d in doc.and_then(Doc::as_list).unwrap_or_default() {
-        let name = d
-            .get("Name")
+    pairs_of(doc, member, "Name", "Value")
+}
+
+/// A list of `{key, value}` structures as pairs, in the order given; each
+/// structure must have both (`MissingParameter` names `member.member.key`).
+fn pairs_of(
+    doc: Option<&Doc>,
+    member: &str,
+    key: &str,
+    value: &str,
+) -> Result<Vec<(String, String)>, ServiceError> {
+    let text = |item: &Doc, name: &str| {
+        item.get(name)
             .and_then(Doc::as_str)
-            .ok_or_else(|| missing(&format!("{member}.member.Name")))?;
-        let value = d
-            .get("Value")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing(&format!("{member}.member.Value")))?;
-        dims.push((name.to_string(), value.to_string()));
-    }
-    Ok(dims)
+            .map(str::to_string)
+            .ok_or_else(|| missing(&format!("{member}.member.{name}")))
+    };
+    doc.and_then(Doc::as_list)
+        .unwrap_or_default()
+        .iter()
+        .map(|item| Ok((text(item, key)?, text(item, value)?)))
+        .collect()
 }
 
 pub fn dimensions_doc(dims: &[(String, String)]) -> Doc {
@@ -178,7 +168,7 @@ pub fn dimensions_doc(dims: &[(String, String)]) -> Doc {
 }
 
 fn actions(input: &Doc, member: &str) -> Result<Vec<String>, ServiceError> {
-    let list = strings(input.get(member));
+    let list = Doc::strings(input.get(member));
     if list.len() > 5 {
         return Err(validation(format!(
             "1 validation error detected: Value '[{}]' at '{}' failed to satisfy constraint: Member must have length less than or equal to 5",
@@ -217,19 +207,7 @@ fn required_str<'a>(input: &'a Doc, member: &str) -> Result<&'a str, ServiceErro
 
 /// Tags `[{Key, Value}]`.
 pub fn tags_of(doc: Option<&Doc>) -> Result<Vec<(String, String)>, ServiceError> {
-    let mut tags = Vec::new();
-    for t in doc.and_then(Doc::as_list).unwrap_or_default() {
-        let key = t
-            .get("Key")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("Tags.member.Key"))?;
-        let value = t
-            .get("Value")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("Tags.member.Value"))?;
-        tags.push((key.to_string(), value.to_string()));
-    }
-    Ok(tags)
+    pairs_of(doc, "Tags", "Key", "Value")
 }
 
 impl Alarm {
@@ -326,7 +304,7 @@ impl Alarm {
         }
         let threshold = input
             .get("Threshold")
-            .and_then(as_f64)
+            .and_then(Doc::as_f64)
             .ok_or_else(|| missing("Threshold"))?;
         let treat_missing_data = input.get("TreatMissingData").and_then(Doc::as_str);
         if let Some(t) = treat_missing_data {

@@ -11,7 +11,7 @@
 //! Like `strato-sqs`, no HTTP here: `operation(account, region, name, Doc)`.
 
 pub mod alarm;
-mod error;
+pub mod error;
 pub mod evaluate;
 mod history;
 pub mod notify;

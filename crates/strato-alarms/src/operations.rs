@@ -58,17 +58,8 @@ struct Scope<'a> {
     region: &'a str,
 }
 
-fn strings(doc: Option<&Doc>) -> Vec<String> {
-    doc.and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Doc::as_str)
-        .map(str::to_string)
-        .collect()
-}
-
 fn alarm_names(input: &Doc) -> Result<Vec<String>, ServiceError> {
-    let names = strings(input.get("AlarmNames"));
+    let names = Doc::strings(input.get("AlarmNames"));
     if names.len() > 100 {
         return Err(validation(
             "1 validation error detected: Value at 'alarmNames' failed to satisfy constraint: Member must have length less than or equal to 100",
@@ -179,7 +170,7 @@ impl Scope<'_> {
             ),
         };
         let action_prefix = input.get("ActionPrefix").and_then(Doc::as_str);
-        let types = strings(input.get("AlarmTypes"));
+        let types = Doc::strings(input.get("AlarmTypes"));
         for t in &types {
             if t != "MetricAlarm" && t != "CompositeAlarm" {
                 return Err(not_in_enum(
@@ -277,7 +268,7 @@ impl Scope<'_> {
                 return Err(not_in_enum(t, "historyItemType", &TYPES));
             }
         }
-        let types = strings(input.get("AlarmTypes"));
+        let types = Doc::strings(input.get("AlarmTypes"));
         let from = input.get("StartDate").and_then(Doc::as_timestamp_ms);
         let to = input.get("EndDate").and_then(Doc::as_timestamp_ms);
         let ascending = match input.get("ScanBy").and_then(Doc::as_str) {
@@ -476,7 +467,7 @@ impl Scope<'_> {
         if input.get("TagKeys").is_none() {
             return Err(missing("TagKeys"));
         }
-        let keys = strings(input.get("TagKeys"));
+        let keys = Doc::strings(input.get("TagKeys"));
         self.update_tags(input, move |tags| {
             tags.retain(|(k, _)| !keys.contains(k));
             Ok(())

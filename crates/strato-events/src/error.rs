@@ -79,3 +79,10 @@ fn with_status(mut error: ServiceError, status: u16) -> ServiceError {
     error.status = status;
     error
 }
+
+pub fn unknown_operation(operation: &str) -> ServiceError {
+    ServiceError::new(
+        "UnknownOperationException",
+        format!("Unknown operation {operation}"),
+    )
+}

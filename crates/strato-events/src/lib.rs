@@ -21,6 +21,7 @@
 
 mod delivery;
 pub mod error;
+mod kept;
 mod operations;
 pub mod records;
 pub mod schedule;
@@ -182,44 +183,10 @@ impl EventsService {
         time_scale: u32,
     ) -> Result<Arc<EventsService>, EventsError> {
         let mut state = State::default();
-        for doc in store.list_all_documents(records::BUS_KIND).await? {
-            let bus: BusRecord = parse(&doc.key.id, doc.doc)?;
-            state
-                .buses
-                .entry((bus.account.clone(), bus.region.clone()))
-                .or_default()
-                .insert(bus.name.clone(), bus);
-        }
-        for doc in store.list_all_documents(records::RULE_KIND).await? {
-            let rule: RuleRecord = parse(&doc.key.id, doc.doc)?;
-            state
-                .rules
-                .entry((rule.account.clone(), rule.region.clone()))
-                .or_default()
-                .insert(
-                    (rule.bus.clone(), rule.name.clone()),
-                    Arc::new(LiveRule::new(rule)),
-                );
-        }
-        for doc in store.list_all_documents(records::SCHEDULE_KIND).await? {
-            let schedule: ScheduleRecord = parse(&doc.key.id, doc.doc)?;
-            state
-                .schedules
-                .entry((schedule.account.clone(), schedule.region.clone()))
-                .or_default()
-                .insert(
-                    (schedule.group.clone(), schedule.name.clone()),
-                    Arc::new(LiveSchedule::new(schedule)),
-                );
-        }
-        for doc in store.list_all_documents(records::GROUP_KIND).await? {
-            let group: GroupRecord = parse(&doc.key.id, doc.doc)?;
-            state
-                .groups
-                .entry((group.account.clone(), group.region.clone()))
-                .or_default()
-                .insert(group.name.clone(), group);
-        }
+        state.load::<BusRecord>(&*store).await?;
+        state.load::<RuleRecord>(&*store).await?;
+        state.load::<ScheduleRecord>(&*store).await?;
+        state.load::<GroupRecord>(&*store).await?;
         queues
             .create_queue(DELIVERY_QUEUE, QueueOptions::default())
             .await?;

@@ -50,14 +50,11 @@ pub(crate) async fn dispatch(
         "TagResource" => tag_resource(events, caller, &input).await,
         "UntagResource" => untag_resource(events, caller, &input).await,
         "ListTagsForResource" => list_tags_for_resource(events, caller, &input),
-        _ => Err(ServiceError::new(
-            "UnknownOperationException",
-            format!("Unknown operation {operation}"),
-        )),
+        _ => Err(error::unknown_operation(operation)),
     }
 }
 
-fn text<'a>(input: &'a Doc, member: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(input: &'a Doc, member: &str) -> Option<&'a str> {
     input.get(member).and_then(Doc::as_str)
 }
 
@@ -96,7 +93,8 @@ fn bus_name(input: &Doc, member: &str) -> String {
     }
 }
 
-fn key(caller: &Caller) -> (String, String) {
+/// The (account, region) the caller's records are kept under.
+pub(crate) fn key(caller: &Caller) -> (String, String) {
     (caller.account_id.clone(), caller.region.clone())
 }
 
@@ -194,25 +192,10 @@ async fn create_event_bus(events: &EventsService, caller: &Caller, input: &Doc) 
         created: now_secs(),
         tags: tags_of(input, "Tags"),
     };
-    events
-        .put_doc(
-            &bus.account,
-            &bus.region,
-            records::BUS_KIND,
-            &bus.name,
-            &bus,
-        )
-        .await?;
     let out = Doc::map()
         .with("EventBusArn", bus.arn())
         .with_opt("Description", bus.description.clone());
-    events
-        .state
-        .write()
-        .buses
-        .entry(key(caller))
-        .or_default()
-        .insert(bus.name.clone(), bus);
+    events.save(bus).await?;
     Ok(out)
 }
 
@@ -268,28 +251,6 @@ fn existing_rule(
         .and_then(|r| r.get(&(bus.to_string(), name.to_string())))
         .cloned()
         .ok_or_else(|| error::rule_not_found(name, bus))
-}
-
-async fn save_rule(events: &EventsService, rule: RuleRecord) -> Result<(), ServiceError> {
-    events
-        .put_doc(
-            &rule.account,
-            &rule.region,
-            records::RULE_KIND,
-            &rule.id(),
-            &rule,
-        )
-        .await?;
-    let k = (rule.account.clone(), rule.region.clone());
-    let id = (rule.bus.clone(), rule.name.clone());
-    events
-        .state
-        .write()
-        .rules
-        .entry(k)
-        .or_default()
-        .insert(id, Arc::new(LiveRule::new(rule)));
-    Ok(())
 }
 
 async fn put_rule(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
@@ -360,7 +321,7 @@ async fn put_rule(events: &EventsService, caller: &Caller, input: &Doc) -> OpRes
             .map_or(now_ms, |r| r.record.last_fired_ms),
     };
     let arn = rule.arn();
-    save_rule(events, rule).await?;
+    events.save(rule).await?;
     Ok(Doc::map().with("RuleArn", arn))
 }
 
@@ -444,17 +405,7 @@ async fn delete_rule(events: &EventsService, caller: &Caller, input: &Doc) -> Op
             "Rule can't be deleted since it has targets.",
         ));
     }
-    events
-        .delete_doc(
-            &caller.account_id,
-            &caller.region,
-            records::RULE_KIND,
-            &rule.record.id(),
-        )
-        .await?;
-    if let Some(rules) = events.state.write().rules.get_mut(&key(caller)) {
-        rules.remove(&(bus, name.to_string()));
-    }
+    events.remove(&rule.record).await?;
     Ok(Doc::map())
 }
 
@@ -474,7 +425,7 @@ async fn set_rule_state(
         record.last_fired_ms = chrono::Utc::now().timestamp_millis();
     }
     record.state = state.to_string();
-    save_rule(events, record).await?;
+    events.save(record).await?;
     Ok(Doc::map())
 }
 
@@ -600,7 +551,7 @@ async fn put_targets(events: &EventsService, caller: &Caller, input: &Doc) -> Op
     if record.targets.len() > MAX_TARGETS {
         return Err(error::limit_exceeded());
     }
-    save_rule(events, record).await?;
+    events.save(record).await?;
     Ok(Doc::map()
         .with("FailedEntryCount", 0i64)
         .with("FailedEntries", Doc::List(Vec::new())))
@@ -620,7 +571,7 @@ async fn remove_targets(events: &EventsService, caller: &Caller, input: &Doc) ->
     let rule = existing_rule(events, caller, &bus, name)?;
     let mut record = rule.record.clone();
     record.targets.retain(|t| !ids.contains(&t.id.as_str()));
-    save_rule(events, record).await?;
+    events.save(record).await?;
     Ok(Doc::map()
         .with("FailedEntryCount", 0i64)
         .with("FailedEntries", Doc::List(Vec::new())))
@@ -773,14 +724,7 @@ fn accept_entry(
         .and_then(Doc::as_timestamp_ms)
         .and_then(chrono::DateTime::from_timestamp_millis)
         .unwrap_or(now);
-    let resources = entry
-        .get("Resources")
-        .and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Doc::as_str)
-        .map(str::to_string)
-        .collect();
+    let resources = Doc::strings(entry.get("Resources"));
     let event = envelope(
         &caller.account_id,
         &caller.region,
@@ -861,7 +805,7 @@ async fn change_tags(
             let rule = existing_rule(events, caller, &bus, &name)?;
             let mut record = rule.record.clone();
             change(&mut record.tags);
-            save_rule(events, record).await
+            events.save(record).await
         }
         Tagged::Bus(name) => {
             let Some(mut bus) = existing_bus(events, caller, &name)? else {
@@ -869,23 +813,7 @@ async fn change_tags(
                 return Ok(());
             };
             change(&mut bus.tags);
-            events
-                .put_doc(
-                    &bus.account,
-                    &bus.region,
-                    records::BUS_KIND,
-                    &bus.name,
-                    &bus,
-                )
-                .await?;
-            events
-                .state
-                .write()
-                .buses
-                .entry(key(caller))
-                .or_default()
-                .insert(bus.name.clone(), bus);
-            Ok(())
+            events.save(bus).await
         }
     }
 }
@@ -899,14 +827,7 @@ async fn tag_resource(events: &EventsService, caller: &Caller, input: &Doc) -> O
 
 async fn untag_resource(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
     let arn = required(input, "ResourceARN", "resourceARN")?;
-    let keys: Vec<String> = input
-        .get("TagKeys")
-        .and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Doc::as_str)
-        .map(str::to_string)
-        .collect();
+    let keys = Doc::strings(input.get("TagKeys"));
     change_tags(events, caller, arn, |t| t.retain(|k, _| !keys.contains(k))).await?;
     Ok(Doc::map())
 }

@@ -11,6 +11,8 @@ use strato_model::wire::{Doc, OpResult, ServiceError};
 use strato_model::Caller;
 
 use crate::error::scheduler::{conflict, invalid_expression, not_found, validation};
+use crate::error::unknown_operation;
+use crate::operations::{key, text};
 use crate::records::{self, GroupRecord, ScheduleRecord, Target};
 use crate::schedule::{Flavor, Schedule};
 use crate::{Delivery, EventsService, LiveSchedule};
@@ -36,19 +38,8 @@ pub(crate) async fn dispatch(
         "TagResource" => tag_group(events, caller, &input).await,
         "UntagResource" => untag_group(events, caller, &input).await,
         "ListTagsForResource" => list_group_tags(events, caller, &input),
-        _ => Err(ServiceError::new(
-            "UnknownOperationException",
-            format!("Unknown operation {operation}"),
-        )),
+        _ => Err(unknown_operation(operation)),
     }
-}
-
-fn text<'a>(input: &'a Doc, member: &str) -> Option<&'a str> {
-    input.get(member).and_then(Doc::as_str)
-}
-
-fn key(caller: &Caller) -> (String, String) {
-    (caller.account_id.clone(), caller.region.clone())
 }
 
 fn check_name(name: &str, member: &str) -> Result<(), ServiceError> {
@@ -210,7 +201,7 @@ async fn put_schedule(
         client_token,
     };
     let arn = record.arn();
-    save(events, record).await?;
+    events.save(record).await?;
     Ok(Doc::map().with("ScheduleArn", arn))
 }
 
@@ -235,28 +226,6 @@ fn check_window(window: &serde_json::Value) -> Result<(), ServiceError> {
         ))),
         None => Err(validation("FlexibleTimeWindow.Mode is a required parameter.")),
     }
-}
-
-async fn save(events: &EventsService, record: ScheduleRecord) -> Result<(), ServiceError> {
-    events
-        .put_doc(
-            &record.account,
-            &record.region,
-            records::SCHEDULE_KIND,
-            &record.id(),
-            &record,
-        )
-        .await?;
-    let k = (record.account.clone(), record.region.clone());
-    let id = (record.group.clone(), record.name.clone());
-    events
-        .state
-        .write()
-        .schedules
-        .entry(k)
-        .or_default()
-        .insert(id, Arc::new(LiveSchedule::new(record)));
-    Ok(())
 }
 
 fn target_doc(target: &Target) -> Doc {
@@ -297,28 +266,8 @@ async fn delete_schedule(events: &EventsService, caller: &Caller, input: &Doc) -
         .to_string();
     let _control = events.control.lock().await;
     let schedule = existing(events, caller, &group, name).ok_or_else(|| schedule_missing(name))?;
-    remove(events, &schedule.record).await?;
+    events.remove(&schedule.record).await?;
     Ok(Doc::map())
-}
-
-async fn remove(events: &EventsService, record: &ScheduleRecord) -> Result<(), ServiceError> {
-    events
-        .delete_doc(
-            &record.account,
-            &record.region,
-            records::SCHEDULE_KIND,
-            &record.id(),
-        )
-        .await?;
-    if let Some(s) = events
-        .state
-        .write()
-        .schedules
-        .get_mut(&(record.account.clone(), record.region.clone()))
-    {
-        s.remove(&(record.group.clone(), record.name.clone()));
-    }
-    Ok(())
 }
 
 /// One page of a listing: `MaxResults` (1 to 100, 100 when absent) items
@@ -402,7 +351,7 @@ async fn create_group(events: &EventsService, caller: &Caller, input: &Doc) -> O
         tags,
     };
     let arn = group.arn();
-    save_group(events, group).await?;
+    events.save(group).await?;
     Ok(Doc::map().with("ScheduleGroupArn", arn))
 }
 
@@ -476,7 +425,7 @@ async fn delete_group(events: &EventsService, caller: &Caller, input: &Doc) -> O
         })
         .unwrap_or_default();
     for record in &doomed {
-        remove(events, record).await?;
+        events.remove(record).await?;
     }
     events
         .delete_doc(
@@ -541,26 +490,6 @@ fn tagged_group(
     }))
 }
 
-async fn save_group(events: &EventsService, group: GroupRecord) -> Result<(), ServiceError> {
-    events
-        .put_doc(
-            &group.account,
-            &group.region,
-            records::GROUP_KIND,
-            &group.name,
-            &group,
-        )
-        .await?;
-    events
-        .state
-        .write()
-        .groups
-        .entry((group.account.clone(), group.region.clone()))
-        .or_default()
-        .insert(group.name.clone(), group);
-    Ok(())
-}
-
 /// TagResource (`POST /tags/{ResourceArn}`): adds or replaces tags.
 async fn tag_group(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
     let tags = input
@@ -580,7 +509,7 @@ async fn tag_group(events: &EventsService, caller: &Caller, input: &Doc) -> OpRe
             "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 200",
         ));
     }
-    save_group(events, group).await?;
+    events.save(group).await?;
     Ok(Doc::map())
 }
 
@@ -599,7 +528,7 @@ async fn untag_group(events: &EventsService, caller: &Caller, input: &Doc) -> Op
     for k in &keys {
         group.tags.remove(k);
     }
-    save_group(events, group).await?;
+    events.save(group).await?;
     Ok(Doc::map())
 }
 
@@ -671,11 +600,11 @@ impl EventsService {
             };
             let one_time = current.schedule.as_ref().is_some_and(Schedule::is_one_time);
             let result = if one_time && current.record.action_after_completion == "DELETE" {
-                remove(self, &current.record).await
+                self.remove(&current.record).await
             } else {
                 let mut updated = current.record.clone();
                 updated.last_fired_ms = now_ms;
-                save(self, updated).await
+                self.save(updated).await
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e.message, "cannot record a schedule's firing");

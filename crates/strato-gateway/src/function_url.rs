@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strato_sigv4::{CredentialLookup, RequestParts};
-use strato_store::{DocumentKey, Store, StoreError};
+use strato_store::{DocumentKey, Store, StoreError, StoreExt};
 
 use crate::http_api::model::Cors;
 use crate::invoker::{
@@ -270,29 +270,11 @@ impl FunctionUrlService {
         function_name: &str,
     ) -> Result<Vec<FunctionUrlConfig>, StoreError> {
         let prefix = format!("{function_name}:");
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let batch = self
-                .store
-                .list_documents(
-                    account,
-                    region,
-                    FUNCTION_URL_KIND,
-                    &prefix,
-                    after.as_deref(),
-                    500,
-                )
-                .await?;
-            let done = batch.len() < 500;
-            for document in batch {
-                after = Some(document.key.id.clone());
-                out.push(serde_json::from_value(document.doc)?);
-            }
-            if done {
-                return Ok(out);
-            }
-        }
+        let configs = self
+            .store
+            .list_typed(account, region, FUNCTION_URL_KIND, &prefix)
+            .await?;
+        Ok(configs.into_iter().map(|(_, config)| config).collect())
     }
 
     /// Removes the URLs of a deleted function (or alias) from the store and
@@ -420,22 +402,24 @@ impl FunctionUrlService {
         let no_params = BTreeMap::new();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
         let event = proxy::v2::event(&proxy::v2::V2EventInput {
+            request: proxy::EventRequest {
+                method: parts.method.as_str(),
+                headers: &parts.headers,
+                raw_query: &raw_query,
+                path_parameters: &no_params,
+                stage_variables: &no_params,
+                body: &event_body,
+                account_id: "anonymous",
+                api_id: &config.url_id,
+                stage: "$default",
+                request_id,
+                domain_name: &domain_name,
+                source_ip: &source_ip,
+                received_at,
+                authorizer: authorizer.as_ref(),
+            },
             route_key: "$default",
             raw_path: path,
-            raw_query: &raw_query,
-            method: parts.method.as_str(),
-            headers: &parts.headers,
-            path_parameters: &no_params,
-            stage_variables: &no_params,
-            body: &event_body,
-            account_id: "anonymous",
-            api_id: &config.url_id,
-            stage: "$default",
-            request_id,
-            domain_name: &domain_name,
-            source_ip: &source_ip,
-            received_at,
-            authorizer: authorizer.as_ref(),
         });
         let mut event = event;
         if let Value::Object(map) = &mut event {

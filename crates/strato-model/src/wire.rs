@@ -90,6 +90,27 @@ impl Doc {
         }
     }
 
+    /// A number member: a JSON or CBOR number, or a query form's text.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Doc::Int(i) => Some(*i as f64),
+            Doc::Float(f) => Some(*f),
+            Doc::Form(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The text items of a list member; an absent member is an empty list.
+    pub fn strings(member: Option<&Doc>) -> Vec<String> {
+        member
+            .and_then(Doc::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Doc::as_str)
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A timestamp member in milliseconds: a CBOR timestamp, or epoch
     /// seconds as a JSON number.
     pub fn as_timestamp_ms(&self) -> Option<i64> {

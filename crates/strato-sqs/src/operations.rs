@@ -98,21 +98,6 @@ fn seconds(n: i64) -> Duration {
     Duration::from_secs(u64::try_from(n).unwrap_or(0))
 }
 
-/// A string list member (`AttributeNames`, `TagKeys`).
-fn string_list(input: &Doc, member: &str) -> Vec<String> {
-    input
-        .get(member)
-        .and_then(Doc::as_list)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Doc::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A string-to-string map member (`Attributes`, `Tags`).
 fn string_map(input: &Doc, member: &str) -> BTreeMap<String, String> {
     match input.get(member) {
@@ -356,7 +341,7 @@ async fn delete_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) ->
 
 fn get_queue_attributes(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) -> OpResult {
     let record = resolve(sqs, request, input)?;
-    let names = string_list(input, "AttributeNames");
+    let names = Doc::strings(input.get("AttributeNames"));
     if let Some(unknown) = names.iter().find(|n| !queue::is_known_attribute(n)) {
         return Err(error::unknown_attribute(unknown));
     }
@@ -466,7 +451,7 @@ async fn tag_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) -> Op
 
 async fn untag_queue(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc) -> OpResult {
     let record = resolve(sqs, request, input)?;
-    let keys = string_list(input, "TagKeys");
+    let keys = Doc::strings(input.get("TagKeys"));
     if keys.is_empty() {
         return Err(error::missing_parameter("TagKeys"));
     }
@@ -795,9 +780,9 @@ async fn receive_message(sqs: &SqsService, request: SqsRequest<'_>, input: &Doc)
         "Must be >= 0 and <= 43200, if provided.",
     )?
     .map_or_else(|| record.visibility_timeout(), seconds);
-    let mut system_names = string_list(input, "MessageSystemAttributeNames");
-    system_names.extend(string_list(input, "AttributeNames"));
-    let attribute_names = string_list(input, "MessageAttributeNames");
+    let mut system_names = Doc::strings(input.get("MessageSystemAttributeNames"));
+    system_names.extend(Doc::strings(input.get("AttributeNames")));
+    let attribute_names = Doc::strings(input.get("MessageAttributeNames"));
     let received = sqs
         .engine
         .receive(

@@ -253,6 +253,34 @@ pub trait StoreExt: Store {
                 .unwrap_or_else(|_| E::from(StoreError::AnswerType))),
         }
     }
+
+    /// Every document of a kind in an account and region whose id starts
+    /// with `prefix`, as (id, `T`) in id order, read a page at a time. A
+    /// document that is not a `T` is [`StoreError::Corrupt`].
+    async fn list_typed<T: DeserializeOwned + Send>(
+        &self,
+        account: &str,
+        region: &str,
+        kind: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        const PAGE: usize = 500;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self
+                .list_documents(account, region, kind, prefix, after.as_deref(), PAGE)
+                .await?;
+            let done = batch.len() < PAGE;
+            for document in batch {
+                after = Some(document.key.id.clone());
+                out.push((document.key.id, serde_json::from_value(document.doc)?));
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}

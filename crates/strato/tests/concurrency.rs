@@ -183,6 +183,28 @@ async fn put_concurrency(
         })
 }
 
+/// GetFunctionConcurrency: the function's reservation, if any.
+async fn reserved_concurrency(engine: &TestServer, name: &str) -> Option<i32> {
+    engine
+        .client
+        .get_function_concurrency()
+        .function_name(name)
+        .send()
+        .await
+        .expect("get concurrency")
+        .reserved_concurrent_executions()
+}
+
+async fn delete_concurrency(engine: &TestServer, name: &str) {
+    engine
+        .client
+        .delete_function_concurrency()
+        .function_name(name)
+        .send()
+        .await
+        .expect("delete concurrency");
+}
+
 async fn account_settings(engine: &TestServer) -> (i32, i32) {
     let out = engine
         .client
@@ -232,13 +254,7 @@ async fn reserved_concurrency_zero_throttles() {
         .assert_throttled(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded);
     assert_eq!(engine.server().engine.live_instances(), 0);
     // Without the reservation it runs again.
-    engine
-        .client
-        .delete_function_concurrency()
-        .function_name(&name)
-        .send()
-        .await
-        .expect("delete concurrency");
+    delete_concurrency(&engine, &name).await;
     assert_eq!(
         call(&engine.client, &name, json!({"action": "hello"}))
             .await
@@ -305,14 +321,7 @@ async fn reservations_must_leave_100_unreserved() {
         MINIMUM_MESSAGE
     );
 
-    let got = engine
-        .client
-        .get_function_concurrency()
-        .function_name(&a)
-        .send()
-        .await
-        .expect("get concurrency");
-    assert_eq!(got.reserved_concurrent_executions(), Some(900));
+    assert_eq!(reserved_concurrency(&engine, &a).await, Some(900));
     let function = get_function(&engine.client, &a).await;
     assert_eq!(
         function
@@ -321,21 +330,8 @@ async fn reservations_must_leave_100_unreserved() {
         Some(900)
     );
 
-    engine
-        .client
-        .delete_function_concurrency()
-        .function_name(&a)
-        .send()
-        .await
-        .expect("delete concurrency");
-    let got = engine
-        .client
-        .get_function_concurrency()
-        .function_name(&a)
-        .send()
-        .await
-        .expect("get concurrency");
-    assert_eq!(got.reserved_concurrent_executions(), None);
+    delete_concurrency(&engine, &a).await;
+    assert_eq!(reserved_concurrency(&engine, &a).await, None);
     assert_eq!(account_settings(&engine).await, (1000, 1000));
     assert_eq!(put_concurrency(&engine, &b, 1).await, Ok(Some(1)));
 

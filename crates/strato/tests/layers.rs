@@ -9,6 +9,7 @@
 
 mod harness;
 
+use aws_sdk_lambda::operation::add_layer_version_permission::builders::AddLayerVersionPermissionFluentBuilder;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, LayerVersionContentInput, Runtime};
 use aws_sdk_lambda::Client;
@@ -184,6 +185,24 @@ fn zeros_zip(name: &str, size: u64) -> Vec<u8> {
 }
 
 // ------------------------------------------------------------- lifecycle
+
+/// AddLayerVersionPermission granting `principal` GetLayerVersion on one
+/// version, to send (or to add conditions to).
+fn grant_read(
+    client: &Client,
+    layer: &str,
+    version: i64,
+    statement_id: &str,
+    principal: &str,
+) -> AddLayerVersionPermissionFluentBuilder {
+    client
+        .add_layer_version_permission()
+        .layer_name(layer)
+        .version_number(version)
+        .statement_id(statement_id)
+        .action("lambda:GetLayerVersion")
+        .principal(principal)
+}
 
 #[tokio::test]
 async fn publish_get_and_download_a_layer_version() {
@@ -660,14 +679,7 @@ async fn layer_version_permissions_follow_aws_rules() {
         "ResourceNotFoundException",
         "No policy is associated with the given resource.",
     );
-    let added = h
-        .client
-        .add_layer_version_permission()
-        .layer_name(&name)
-        .version_number(1)
-        .statement_id("xaccount")
-        .action("lambda:GetLayerVersion")
-        .principal("123456789012")
+    let added = grant_read(&h.client, &name, 1, "xaccount", "123456789012")
         .send()
         .await
         .expect("add permission");
@@ -684,14 +696,7 @@ async fn layer_version_permissions_follow_aws_rules() {
         })
     );
     let revision = added.revision_id().expect("RevisionId").to_string();
-    let org = h
-        .client
-        .add_layer_version_permission()
-        .layer_name(&name)
-        .version_number(1)
-        .statement_id("org")
-        .action("lambda:GetLayerVersion")
-        .principal("*")
+    let org = grant_read(&h.client, &name, 1, "org", "*")
         .organization_id("o-abcdefghij")
         .revision_id(&revision)
         .send()
@@ -721,13 +726,7 @@ async fn layer_version_permissions_follow_aws_rules() {
 
     // Rules, each with AWS's answer.
     failure(
-        h.client
-            .add_layer_version_permission()
-            .layer_name(&name)
-            .version_number(1)
-            .statement_id("xaccount")
-            .action("lambda:GetLayerVersion")
-            .principal("*")
+        grant_read(&h.client, &name, 1, "xaccount", "*")
             .send()
             .await,
     )
@@ -753,13 +752,7 @@ async fn layer_version_permissions_follow_aws_rules() {
         "1 validation error detected: Value '*' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: lambda:GetLayerVersion",
     );
     failure(
-        h.client
-            .add_layer_version_permission()
-            .layer_name(&name)
-            .version_number(1)
-            .statement_id("s3")
-            .action("lambda:GetLayerVersion")
-            .principal("*")
+        grant_read(&h.client, &name, 1, "s3", "*")
             .revision_id(&revision)
             .send()
             .await,
@@ -769,18 +762,7 @@ async fn layer_version_permissions_follow_aws_rules() {
         "PreconditionFailedException",
         "The Revision Id provided does not match the latest Revision Id. Call the GetLayerPolicy API to retrieve the latest Revision Id",
     );
-    failure(
-        h.client
-            .add_layer_version_permission()
-            .layer_name(&name)
-            .version_number(2)
-            .statement_id("s4")
-            .action("lambda:GetLayerVersion")
-            .principal("*")
-            .send()
-            .await,
-    )
-    .assert(
+    failure(grant_read(&h.client, &name, 2, "s4", "*").send().await).assert(
         404,
         "ResourceNotFoundException",
         &format!(
@@ -1095,13 +1077,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
     )
     .assert_code(403, "AccessDeniedException");
 
-    h.client
-        .add_layer_version_permission()
-        .layer_name(&layer)
-        .version_number(1)
-        .statement_id("second")
-        .action("lambda:GetLayerVersion")
-        .principal(&second)
+    grant_read(&h.client, &layer, 1, "second", &second)
         .send()
         .await
         .expect("grant the second account");
@@ -1133,13 +1109,7 @@ async fn another_account_uses_a_layer_version_only_when_granted() {
         &denied,
     );
     // A grant to everyone works the same.
-    h.client
-        .add_layer_version_permission()
-        .layer_name(&layer)
-        .version_number(1)
-        .statement_id("public")
-        .action("lambda:GetLayerVersion")
-        .principal("*")
+    grant_read(&h.client, &layer, 1, "public", "*")
         .send()
         .await
         .expect("grant everyone");
@@ -1166,14 +1136,7 @@ async fn layers_permissions_and_function_references_survive_a_restart() {
         .send()
         .await
         .expect("delete v2");
-    let added = h
-        .client
-        .add_layer_version_permission()
-        .layer_name(&layer)
-        .version_number(1)
-        .statement_id("keep")
-        .action("lambda:GetLayerVersion")
-        .principal("*")
+    let added = grant_read(&h.client, &layer, 1, "keep", "*")
         .send()
         .await
         .expect("add permission");

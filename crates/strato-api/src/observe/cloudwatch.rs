@@ -5,6 +5,8 @@
 //! `strato-alarms`'. Spoken as Smithy RPC v2 CBOR (what
 //! botocore 1.44 and the current SDKs use) and awsJson 1.0.
 
+use strato_alarms::alarm::dimensions_doc;
+use strato_alarms::error::{combination, invalid_value, missing};
 use strato_observe::metrics::{parse_percentile, SeriesKey};
 
 use crate::auth::Caller;
@@ -16,25 +18,6 @@ pub const SERVICE: &str = "GraniteServiceVersion20100801";
 /// The query protocol's XML namespace.
 pub const XML_NAMESPACE: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
 
-fn invalid_value(message: impl Into<String>) -> ServiceError {
-    ServiceError::new("InvalidParameterValueException", message)
-        .query_compatible("InvalidParameterValue")
-}
-
-fn missing(member: &str) -> ServiceError {
-    ServiceError::new(
-        "MissingRequiredParameterException",
-        format!("The parameter {member} is required."),
-    )
-    .query_compatible("MissingParameter")
-}
-
-fn combination(message: impl Into<String>) -> ServiceError {
-    ServiceError::new("InvalidParameterCombinationException", message)
-        .query_compatible("InvalidParameterCombination")
-}
-
-/// The unit CloudWatch reports each metric in.
 fn unit_of(metric: &str) -> &'static str {
     match metric {
         "Duration" | "Latency" | "IntegrationLatency" => "Milliseconds",
@@ -43,33 +26,11 @@ fn unit_of(metric: &str) -> &'static str {
     }
 }
 
+/// `[{Name, Value}]`, sorted: a series is the same whatever the order given.
 fn dimensions_of(doc: Option<&Doc>) -> Result<Vec<(String, String)>, ServiceError> {
-    let mut dims = Vec::new();
-    for d in doc.and_then(Doc::as_list).unwrap_or_default() {
-        let name = d
-            .get("Name")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("Dimensions.member.Name"))?;
-        let value = d
-            .get("Value")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("Dimensions.member.Value"))?;
-        dims.push((name.to_string(), value.to_string()));
-    }
+    let mut dims = strato_alarms::alarm::dimensions_of(doc, "Dimensions")?;
     dims.sort();
     Ok(dims)
-}
-
-fn dimensions_doc(dims: &[(String, String)]) -> Doc {
-    Doc::List(
-        dims.iter()
-            .map(|(n, v)| {
-                Doc::map()
-                    .with("Name", n.as_str())
-                    .with("Value", v.as_str())
-            })
-            .collect(),
-    )
 }
 
 fn period_of(value: Option<&Doc>, member: &str) -> Result<i64, ServiceError> {
@@ -143,22 +104,8 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
             let dims = dimensions_of(input.get("Dimensions"))?;
             let (start, end) = time_range(&input)?;
             let period = period_of(input.get("Period"), "Period")?;
-            let stats: Vec<String> = input
-                .get("Statistics")
-                .and_then(Doc::as_list)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Doc::as_str)
-                .map(str::to_string)
-                .collect();
-            let extended: Vec<String> = input
-                .get("ExtendedStatistics")
-                .and_then(Doc::as_list)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Doc::as_str)
-                .map(str::to_string)
-                .collect();
+            let stats = Doc::strings(input.get("Statistics"));
+            let extended = Doc::strings(input.get("ExtendedStatistics"));
             if stats.is_empty() && extended.is_empty() {
                 return Err(combination(
                     "Must specify either Statistics or ExtendedStatistics.",

@@ -2,6 +2,7 @@
 //! namespace but `AWS/`), which GetMetricData, GetMetricStatistics,
 //! ListMetrics and alarms then read like Strato's own.
 
+use strato_alarms::error::{combination, invalid_value, missing};
 use strato_observe::metrics::{Bucket, SeriesKey};
 
 use crate::auth::Caller;
@@ -41,33 +42,6 @@ const UNITS: [&str; 27] = [
 /// How far from now a datum's Timestamp may be (two weeks back, two hours ahead).
 const OLDEST_MS: i64 = 14 * 86_400_000;
 const NEWEST_MS: i64 = 2 * 3_600_000;
-
-fn invalid_value(message: impl Into<String>) -> ServiceError {
-    ServiceError::new("InvalidParameterValueException", message)
-        .query_compatible("InvalidParameterValue")
-}
-
-fn missing(member: &str) -> ServiceError {
-    ServiceError::new(
-        "MissingRequiredParameterException",
-        format!("The parameter {member} is required."),
-    )
-    .query_compatible("MissingParameter")
-}
-
-fn combination(message: impl Into<String>) -> ServiceError {
-    ServiceError::new("InvalidParameterCombinationException", message)
-        .query_compatible("InvalidParameterCombination")
-}
-
-fn number(doc: &Doc) -> Option<f64> {
-    match doc {
-        Doc::Int(i) => Some(*i as f64),
-        Doc::Float(f) => Some(*f),
-        Doc::Form(s) => s.parse().ok(),
-        _ => None,
-    }
-}
 
 fn finite(value: f64, member: &str) -> Result<f64, ServiceError> {
     if value.is_finite() {
@@ -178,7 +152,7 @@ fn datum(
             )))
         }
         (Some(v), None, None) => {
-            let v = number(v).ok_or_else(|| invalid_value(format!("The parameter {member}.Value is invalid.")))?;
+            let v = v.as_f64().ok_or_else(|| invalid_value(format!("The parameter {member}.Value is invalid.")))?;
             Bucket::of_values(&[(finite(v, &format!("{member}.Value"))?, 1)])
         }
         (None, Some(list), None) => {
@@ -197,10 +171,10 @@ fn datum(
             let mut pairs = Vec::with_capacity(list.len());
             for (j, v) in list.iter().enumerate() {
                 let at = format!("{member}.Values.member.{}", j + 1);
-                let v = number(v).ok_or_else(|| invalid_value(format!("The parameter {at} is invalid.")))?;
+                let v = v.as_f64().ok_or_else(|| invalid_value(format!("The parameter {at} is invalid.")))?;
                 let count = match counts.and_then(|c| c.get(j)) {
                     None => 1.0,
-                    Some(c) => number(c).ok_or_else(|| {
+                    Some(c) => c.as_f64().ok_or_else(|| {
                         invalid_value(format!("The parameter {member}.Counts.member.{} is invalid.", j + 1))
                     })?,
                 };
@@ -219,7 +193,7 @@ fn datum(
         (None, None, Some(s)) => {
             let get = |name: &str| -> Result<f64, ServiceError> {
                 let at = format!("{member}.StatisticValues.{name}");
-                let v = s.get(name).and_then(number).ok_or_else(|| missing(&at))?;
+                let v = s.get(name).and_then(Doc::as_f64).ok_or_else(|| missing(&at))?;
                 finite(v, &at)
             };
             let (count, sum, min, max) = (get("SampleCount")?, get("Sum")?, get("Minimum")?, get("Maximum")?);

@@ -10,6 +10,64 @@ use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What both payload formats say about a request, whichever API (or
+/// function URL) it came to.
+#[derive(Debug, Clone)]
+pub struct EventRequest<'a> {
+    pub method: &'a str,
+    pub headers: &'a HeaderMap,
+    pub raw_query: &'a str,
+    pub path_parameters: &'a BTreeMap<String, String>,
+    pub stage_variables: &'a BTreeMap<String, String>,
+    pub body: &'a EventBody,
+    pub account_id: &'a str,
+    /// The API id (function URLs: the URL id).
+    pub api_id: &'a str,
+    pub stage: &'a str,
+    pub request_id: &'a str,
+    pub domain_name: &'a str,
+    pub source_ip: &'a str,
+    pub received_at: DateTime<Utc>,
+    /// `requestContext.authorizer`: an authorizer's context (2.0:
+    /// `{"lambda": ...}`, `{"jwt": ...}`, `{"iam": ...}`).
+    pub authorizer: Option<&'a Value>,
+}
+
+impl EventRequest<'_> {
+    /// `requestContext`: the members both formats give it, the format's
+    /// own `members`, and the authorizer's context when there is one.
+    fn context(&self, members: Value) -> Value {
+        let domain_prefix = self
+            .domain_name
+            .split('.')
+            .next()
+            .unwrap_or(self.domain_name);
+        let mut context = json!({
+            "accountId": self.account_id,
+            "apiId": self.api_id,
+            "domainName": self.domain_name,
+            "domainPrefix": domain_prefix,
+            "requestId": self.request_id,
+            "stage": self.stage,
+        });
+        if let (Value::Object(context), Value::Object(members)) = (&mut context, members) {
+            context.extend(members);
+            if let Some(authorizer) = self.authorizer {
+                context.insert("authorizer".into(), authorizer.clone());
+            }
+        }
+        context
+    }
+
+    fn user_agent(&self) -> Option<String> {
+        self.headers
+            .get(http::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
 
 /// An answer the gateway cannot use: API Gateway answers 502
 /// `{"message": "Internal server error"}`.

@@ -6,20 +6,19 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use http::HeaderMap;
 use serde_json::{json, Map, Value};
 
 use crate::header_case::HeaderCase;
 
 use super::{
     header_pairs, query_pairs, request_time, response_body, response_header, scalar_text,
-    status_of, EventBody, MalformedResponse, ProxyResponse,
+    status_of, EventRequest, MalformedResponse, ProxyResponse,
 };
 
 /// Everything a 1.0 event says about one request.
 #[derive(Debug, Clone)]
 pub struct V1EventInput<'a> {
+    pub request: EventRequest<'a>,
     /// `Some("1.0")` for HTTP APIs (their 1.0 events carry `version`); REST
     /// APIs send none.
     pub version: Option<&'a str>,
@@ -31,30 +30,15 @@ pub struct V1EventInput<'a> {
     pub path: &'a str,
     /// `requestContext.path`: the path as the client sent it (stage included).
     pub context_path: &'a str,
-    pub http_method: &'a str,
-    pub headers: &'a HeaderMap,
     /// The names as the client spelled them: REST APIs keep the client's
     /// case; `None` (HTTP APIs) sends them lower-cased, as AWS does.
     pub header_case: Option<&'a HeaderCase>,
-    pub raw_query: &'a str,
-    pub path_parameters: &'a BTreeMap<String, String>,
-    pub stage_variables: &'a BTreeMap<String, String>,
-    pub body: &'a EventBody,
-    pub account_id: &'a str,
-    pub api_id: &'a str,
     /// REST APIs: the resource id; HTTP APIs: the route id.
     pub resource_id: &'a str,
-    pub stage: &'a str,
-    pub request_id: &'a str,
     pub extended_request_id: &'a str,
-    pub domain_name: &'a str,
-    pub source_ip: &'a str,
-    pub received_at: DateTime<Utc>,
     /// `requestContext.identity.apiKey` / `apiKeyId` (REST APIs with keys).
     pub api_key: Option<&'a str>,
     pub api_key_id: Option<&'a str>,
-    /// `requestContext.authorizer` (an authorizer's context).
-    pub authorizer: Option<&'a Value>,
 }
 
 fn string_map(map: &BTreeMap<String, String>) -> Value {
@@ -90,7 +74,8 @@ fn single_and_multi(pairs: Vec<(String, String)>) -> (Value, Value) {
 
 /// The 1.0 event as JSON.
 pub fn event(input: &V1EventInput<'_>) -> Value {
-    let mut pairs = header_pairs(input.headers);
+    let request = &input.request;
+    let mut pairs = header_pairs(request.headers);
     if let Some(case) = input.header_case {
         for (name, _) in &mut pairs {
             if let Some(original) = case.original(name) {
@@ -99,23 +84,10 @@ pub fn event(input: &V1EventInput<'_>) -> Value {
         }
     }
     let (headers, multi_headers) = single_and_multi(pairs);
-    let (query, multi_query) = single_and_multi(query_pairs(input.raw_query));
-    let user_agent = input
-        .headers
-        .get(http::header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let domain_prefix = input
-        .domain_name
-        .split('.')
-        .next()
-        .unwrap_or(input.domain_name);
-    let mut context = json!({
-        "accountId": input.account_id,
-        "apiId": input.api_id,
-        "domainName": input.domain_name,
-        "domainPrefix": domain_prefix,
+    let (query, multi_query) = single_and_multi(query_pairs(request.raw_query));
+    let context = request.context(json!({
         "extendedRequestId": input.extended_request_id,
-        "httpMethod": input.http_method,
+        "httpMethod": request.method,
         "identity": {
             "accessKey": null,
             "accountId": null,
@@ -127,44 +99,39 @@ pub fn event(input: &V1EventInput<'_>) -> Value {
             "cognitoIdentityId": null,
             "cognitoIdentityPoolId": null,
             "principalOrgId": null,
-            "sourceIp": input.source_ip,
+            "sourceIp": request.source_ip,
             "user": null,
-            "userAgent": user_agent,
+            "userAgent": request.user_agent(),
             "userArn": null,
         },
         "path": input.context_path,
         "protocol": "HTTP/1.1",
-        "requestId": input.request_id,
-        "requestTime": request_time(input.received_at),
-        "requestTimeEpoch": input.received_at.timestamp_millis(),
+        "requestTime": request_time(request.received_at),
+        "requestTimeEpoch": request.received_at.timestamp_millis(),
         "resourceId": input.resource_id,
         "resourcePath": input.resource,
-        "stage": input.stage,
-    });
-    if let (Some(authorizer), Value::Object(map)) = (input.authorizer, &mut context) {
-        map.insert("authorizer".into(), authorizer.clone());
-    }
+    }));
     let mut event = Map::new();
     if let Some(version) = input.version {
         event.insert("version".into(), version.into());
     }
     event.insert("resource".into(), input.resource.into());
     event.insert("path".into(), input.path.into());
-    event.insert("httpMethod".into(), input.http_method.into());
+    event.insert("httpMethod".into(), request.method.into());
     event.insert("headers".into(), headers);
     event.insert("multiValueHeaders".into(), multi_headers);
     event.insert("queryStringParameters".into(), query);
     event.insert("multiValueQueryStringParameters".into(), multi_query);
     event.insert("requestContext".into(), context);
-    event.insert("pathParameters".into(), string_map(input.path_parameters));
-    event.insert("stageVariables".into(), string_map(input.stage_variables));
+    event.insert("pathParameters".into(), string_map(request.path_parameters));
+    event.insert("stageVariables".into(), string_map(request.stage_variables));
     event.insert(
         "body".into(),
-        input.body.body.clone().map_or(Value::Null, Value::String),
+        request.body.body.clone().map_or(Value::Null, Value::String),
     );
     event.insert(
         "isBase64Encoded".into(),
-        Value::Bool(input.body.is_base64_encoded),
+        Value::Bool(request.body.is_base64_encoded),
     );
     Value::Object(event)
 }
@@ -271,6 +238,9 @@ pub fn response(payload: &[u8]) -> Result<ProxyResponse, MalformedResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::EventBody;
+    use chrono::Utc;
+    use http::HeaderMap;
 
     fn input<'a>(
         headers: &'a HeaderMap,
@@ -278,29 +248,31 @@ mod tests {
         body: &'a EventBody,
     ) -> V1EventInput<'a> {
         V1EventInput {
+            request: EventRequest {
+                method: "GET",
+                headers,
+                raw_query: "a=1&a=2&b=x",
+                path_parameters: params,
+                stage_variables: params,
+                body,
+                account_id: "000000000000",
+                api_id: "abcdefghij",
+                stage: "prod",
+                request_id: "req",
+                domain_name: "abcdefghij.execute-api.localhost",
+                source_ip: "127.0.0.1",
+                received_at: Utc::now(),
+                authorizer: None,
+            },
             version: None,
             resource: "/items/{id}",
             path: "/items/7",
             context_path: "/prod/items/7",
-            http_method: "GET",
-            headers,
             header_case: None,
-            raw_query: "a=1&a=2&b=x",
-            path_parameters: params,
-            stage_variables: params,
-            body,
-            account_id: "000000000000",
-            api_id: "abcdefghij",
             resource_id: "res1",
-            stage: "prod",
-            request_id: "req",
             extended_request_id: "ext",
-            domain_name: "abcdefghij.execute-api.localhost",
-            source_ip: "127.0.0.1",
-            received_at: Utc::now(),
             api_key: None,
             api_key_id: None,
-            authorizer: None,
         }
     }
 

@@ -3,41 +3,22 @@
 //! the function's answer maps back — including AWS's inference for an
 //! answer without `statusCode` (200, `application/json`, the answer as body).
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::{
-    query_pairs, request_time, response_body, response_header, scalar_text, status_of, EventBody,
-    MalformedResponse, ProxyResponse,
+    query_pairs, request_time, response_body, response_header, scalar_text, status_of,
+    EventRequest, MalformedResponse, ProxyResponse,
 };
 
 /// Everything a 2.0 event says about one request.
 #[derive(Debug, Clone)]
 pub struct V2EventInput<'a> {
+    pub request: EventRequest<'a>,
     /// `GET /items/{id}`, `$default`, ...
     pub route_key: &'a str,
     pub raw_path: &'a str,
-    pub raw_query: &'a str,
-    pub method: &'a str,
-    pub headers: &'a HeaderMap,
-    pub path_parameters: &'a BTreeMap<String, String>,
-    pub stage_variables: &'a BTreeMap<String, String>,
-    pub body: &'a EventBody,
-    pub account_id: &'a str,
-    /// The API id (function URLs: the URL id).
-    pub api_id: &'a str,
-    pub stage: &'a str,
-    pub request_id: &'a str,
-    pub domain_name: &'a str,
-    pub source_ip: &'a str,
-    pub received_at: DateTime<Utc>,
-    /// `requestContext.authorizer` (`{"lambda": ...}`, `{"jwt": ...}`,
-    /// `{"iam": ...}`).
-    pub authorizer: Option<&'a Value>,
 }
 
 /// Headers with lower-case names; repeated headers joined with commas
@@ -79,51 +60,33 @@ fn cookies(headers: &HeaderMap) -> Vec<Value> {
 
 /// The 2.0 event as JSON. Empty optional members are left out, as AWS does.
 pub fn event(input: &V2EventInput<'_>) -> Value {
-    let user_agent = input
-        .headers
-        .get(http::header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let domain_prefix = input
-        .domain_name
-        .split('.')
-        .next()
-        .unwrap_or(input.domain_name);
-    let mut context = json!({
-        "accountId": input.account_id,
-        "apiId": input.api_id,
-        "domainName": input.domain_name,
-        "domainPrefix": domain_prefix,
+    let request = &input.request;
+    let context = request.context(json!({
         "http": {
-            "method": input.method,
+            "method": request.method,
             "path": input.raw_path,
             "protocol": "HTTP/1.1",
-            "sourceIp": input.source_ip,
-            "userAgent": user_agent,
+            "sourceIp": request.source_ip,
+            "userAgent": request.user_agent().unwrap_or_default(),
         },
-        "requestId": input.request_id,
         "routeKey": input.route_key,
-        "stage": input.stage,
-        "time": request_time(input.received_at),
-        "timeEpoch": input.received_at.timestamp_millis(),
-    });
-    if let (Some(authorizer), Value::Object(map)) = (input.authorizer, &mut context) {
-        map.insert("authorizer".into(), authorizer.clone());
-    }
+        "time": request_time(request.received_at),
+        "timeEpoch": request.received_at.timestamp_millis(),
+    }));
     let mut event = Map::new();
     event.insert("version".into(), "2.0".into());
     event.insert("routeKey".into(), input.route_key.into());
     event.insert("rawPath".into(), input.raw_path.into());
-    event.insert("rawQueryString".into(), input.raw_query.into());
-    let cookies = cookies(input.headers);
+    event.insert("rawQueryString".into(), request.raw_query.into());
+    let cookies = cookies(request.headers);
     if !cookies.is_empty() {
         event.insert("cookies".into(), Value::Array(cookies));
     }
     event.insert(
         "headers".into(),
-        Value::Object(joined_headers(input.headers)),
+        Value::Object(joined_headers(request.headers)),
     );
-    let query = query_pairs(input.raw_query);
+    let query = query_pairs(request.raw_query);
     if !query.is_empty() {
         let mut joined: Map<String, Value> = Map::new();
         for (name, value) in query {
@@ -140,18 +103,18 @@ pub fn event(input: &V2EventInput<'_>) -> Value {
         event.insert("queryStringParameters".into(), Value::Object(joined));
     }
     event.insert("requestContext".into(), context);
-    if let Some(body) = &input.body.body {
+    if let Some(body) = &request.body.body {
         event.insert("body".into(), Value::String(body.clone()));
     }
-    if !input.path_parameters.is_empty() {
-        event.insert("pathParameters".into(), json!(input.path_parameters));
+    if !request.path_parameters.is_empty() {
+        event.insert("pathParameters".into(), json!(request.path_parameters));
     }
     event.insert(
         "isBase64Encoded".into(),
-        Value::Bool(input.body.is_base64_encoded),
+        Value::Bool(request.body.is_base64_encoded),
     );
-    if !input.stage_variables.is_empty() {
-        event.insert("stageVariables".into(), json!(input.stage_variables));
+    if !request.stage_variables.is_empty() {
+        event.insert("stageVariables".into(), json!(request.stage_variables));
     }
     Value::Object(event)
 }
@@ -224,6 +187,9 @@ pub fn response(payload: &[u8]) -> Result<ProxyResponse, MalformedResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::EventBody;
+    use chrono::Utc;
+    use std::collections::BTreeMap;
 
     #[test]
     fn event_has_raw_fields_and_joined_values() {
@@ -234,22 +200,24 @@ mod tests {
         let empty = BTreeMap::new();
         let body = EventBody::new(b"{}", false);
         let e = event(&V2EventInput {
+            request: EventRequest {
+                method: "POST",
+                headers: &headers,
+                raw_query: "q=1&q=2",
+                path_parameters: &empty,
+                stage_variables: &empty,
+                body: &body,
+                account_id: "000000000000",
+                api_id: "abcdefghij",
+                stage: "$default",
+                request_id: "r",
+                domain_name: "abcdefghij.execute-api.localhost",
+                source_ip: "127.0.0.1",
+                received_at: Utc::now(),
+                authorizer: None,
+            },
             route_key: "$default",
             raw_path: "/x/y",
-            raw_query: "q=1&q=2",
-            method: "POST",
-            headers: &headers,
-            path_parameters: &empty,
-            stage_variables: &empty,
-            body: &body,
-            account_id: "000000000000",
-            api_id: "abcdefghij",
-            stage: "$default",
-            request_id: "r",
-            domain_name: "abcdefghij.execute-api.localhost",
-            source_ip: "127.0.0.1",
-            received_at: Utc::now(),
-            authorizer: None,
         });
         assert_eq!(e["version"], "2.0");
         assert_eq!(e["rawPath"], "/x/y");

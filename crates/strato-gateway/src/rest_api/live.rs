@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, Utc};
 use dashmap::DashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use strato_store::DocumentKey;
+use strato_store::{DocumentKey, StoreExt};
 
 use super::error::RestResult;
 use super::model::{
@@ -21,7 +21,7 @@ use super::model::{
     KIND_USAGE_PLAN,
 };
 use super::patch::unescape_segment;
-use super::{list_typed, RestApiService};
+use super::RestApiService;
 use crate::throttle::TokenBucket;
 
 /// Everything the data plane reads.
@@ -574,8 +574,10 @@ impl RestApiService {
         };
         let record: RestApiRecord = serde_json::from_value(doc)?;
         let prefix = format!("{api_id}/");
-        let stages: Vec<(String, Stage)> =
-            list_typed(self.store.as_ref(), account, region, KIND_STAGE, &prefix).await?;
+        let stages: Vec<(String, Stage)> = self
+            .store
+            .list_typed(account, region, KIND_STAGE, &prefix)
+            .await?;
         let mut deployments = HashMap::new();
         for (_, stage) in &stages {
             if deployments.contains_key(&stage.deployment_id) {
@@ -652,10 +654,14 @@ impl RestApiService {
     pub async fn refresh_keys(&self, account: &str, region: &str) {
         let _rebuilding = self.live.rebuilding.lock().await;
         let loaded = async {
-            let keys: Vec<(String, ApiKey)> =
-                list_typed(self.store.as_ref(), account, region, KIND_API_KEY, "").await?;
-            let plans: Vec<(String, UsagePlanRecord)> =
-                list_typed(self.store.as_ref(), account, region, KIND_USAGE_PLAN, "").await?;
+            let keys: Vec<(String, ApiKey)> = self
+                .store
+                .list_typed(account, region, KIND_API_KEY, "")
+                .await?;
+            let plans: Vec<(String, UsagePlanRecord)> = self
+                .store
+                .list_typed(account, region, KIND_USAGE_PLAN, "")
+                .await?;
             RestResult::Ok((keys, plans))
         }
         .await;

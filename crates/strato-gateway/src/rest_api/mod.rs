@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use strato_model::Caller;
 use strato_sigv4::CredentialLookup;
-use strato_store::{Document, Store};
+use strato_store::{Store, StoreExt};
 
 use crate::access_log::AccessLogWriter;
 use crate::http_backend::HttpBackend;
@@ -250,38 +250,14 @@ pub fn listing(items: Vec<serde_json::Value>, position: Option<String>) -> serde
 
 /// Every document of a kind in the caller's account and region whose id
 /// starts with `prefix`, typed.
-pub async fn list_owned<T: DeserializeOwned>(
+pub async fn list_owned<T: DeserializeOwned + Send>(
     service: &RestApiService,
     caller: &Caller,
     kind: &str,
     prefix: &str,
 ) -> RestResult<Vec<(String, T)>> {
     let store = service.store.as_ref();
-    list_typed(store, &caller.account_id, &caller.region, kind, prefix).await
-}
-
-/// Every document of a kind in an account and region whose id starts with
-/// `prefix`, typed.
-pub async fn list_typed<T: DeserializeOwned>(
-    store: &dyn Store,
-    account: &str,
-    region: &str,
-    kind: &str,
-    prefix: &str,
-) -> RestResult<Vec<(String, T)>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let batch: Vec<Document> = store
-            .list_documents(account, region, kind, prefix, after.as_deref(), 500)
-            .await?;
-        let done = batch.len() < 500;
-        for document in batch {
-            after = Some(document.key.id.clone());
-            out.push((document.key.id, serde_json::from_value(document.doc)?));
-        }
-        if done {
-            return Ok(out);
-        }
-    }
+    Ok(store
+        .list_typed(&caller.account_id, &caller.region, kind, prefix)
+        .await?)
 }

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use strato_store::StoreExt;
 
 use super::routes::check_route_key;
 use super::{
@@ -257,30 +258,14 @@ pub async fn get_apis(
     headers: HeaderMap,
 ) -> RestResult<Response> {
     let base = svc.public_urls.for_request(&headers);
-    let mut items = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let batch = svc
-            .store
-            .list_documents(
-                &caller.account_id,
-                &caller.region,
-                HTTP_API_KIND,
-                "",
-                after.as_deref(),
-                500,
-            )
-            .await?;
-        let done = batch.len() < 500;
-        for document in batch {
-            after = Some(document.key.id.clone());
-            let api: HttpApi = serde_json::from_value(document.doc)?;
-            items.push((api.api_id.clone(), api.to_wire(&base)));
-        }
-        if done {
-            break;
-        }
-    }
+    let apis: Vec<(String, HttpApi)> = svc
+        .store
+        .list_typed(&caller.account_id, &caller.region, HTTP_API_KIND, "")
+        .await?;
+    let items = apis
+        .into_iter()
+        .map(|(_, api)| (api.api_id.clone(), api.to_wire(&base)))
+        .collect();
     Ok(answer(StatusCode::OK, page(items, &query)?))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::integrations::{v1_event, v2_event};
+use super::integrations::proxy_event;
 use super::Exchange;
 use crate::authorizer::{invoke_authorizer, jwt, read_lambda_answer, AuthorizerRef, Decision};
 use crate::http_api::live::CompiledRoute;
@@ -228,27 +228,20 @@ async fn lambda_authorize(
     };
     let route_arn = exchange.route_arn(route);
     let no_body = EventBody::new(b"", false);
-    let event = if authorizer.authorizer_payload_format_version.as_deref() == Some("1.0") {
-        let mut event = v1_event(exchange, route, path_parameters, &no_body, None);
-        if let Value::Object(map) = &mut event {
-            map.insert("type".into(), "REQUEST".into());
+    let format = authorizer.authorizer_payload_format_version.as_deref();
+    let mut event = proxy_event(exchange, route, path_parameters, &no_body, None, format);
+    if let Value::Object(map) = &mut event {
+        map.insert("type".into(), "REQUEST".into());
+        if format == Some("1.0") {
             map.insert("methodArn".into(), route_arn.clone().into());
             map.insert("identitySource".into(), identity.join(",").into());
-            map.remove("body");
-            map.remove("isBase64Encoded");
-        }
-        event
-    } else {
-        let mut event = v2_event(exchange, route, path_parameters, &no_body, None);
-        if let Value::Object(map) = &mut event {
-            map.insert("type".into(), "REQUEST".into());
+        } else {
             map.insert("routeArn".into(), route_arn.clone().into());
             map.insert("identitySource".into(), json!(identity));
-            map.remove("body");
-            map.remove("isBase64Encoded");
         }
-        event
-    };
+        map.remove("body");
+        map.remove("isBase64Encoded");
+    }
     let source = AuthorizerRef {
         region: &exchange.api.region,
         account: &exchange.api.account,

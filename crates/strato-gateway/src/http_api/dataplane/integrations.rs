@@ -57,20 +57,19 @@ fn forwarded_headers(exchange: &Exchange<'_>) -> HeaderMap {
     headers
 }
 
-pub(super) fn v2_event(
-    exchange: &Exchange<'_>,
-    route: &CompiledRoute,
-    path_parameters: &BTreeMap<String, String>,
-    body: &EventBody,
-    authorizer: Option<&Value>,
-) -> Value {
-    let headers = forwarded_headers(exchange);
-    proxy::v2::event(&proxy::v2::V2EventInput {
-        route_key: &route.route.route_key,
-        raw_path: &exchange.raw_path,
-        raw_query: &exchange.raw_query,
+/// What either payload format says of the exchange (`headers` being the
+/// ones forwarded to the function).
+fn event_request<'a>(
+    exchange: &'a Exchange<'_>,
+    headers: &'a HeaderMap,
+    path_parameters: &'a BTreeMap<String, String>,
+    body: &'a EventBody,
+    authorizer: Option<&'a Value>,
+) -> proxy::EventRequest<'a> {
+    proxy::EventRequest {
         method: exchange.method.as_str(),
-        headers: &headers,
+        headers,
+        raw_query: &exchange.raw_query,
         path_parameters,
         stage_variables: &exchange.stage.variables,
         body,
@@ -82,45 +81,43 @@ pub(super) fn v2_event(
         source_ip: &exchange.source_ip,
         received_at: exchange.received_at,
         authorizer,
-    })
+    }
 }
 
-pub(super) fn v1_event(
+/// The function's event in the payload format an integration or
+/// authorizer names: `1.0`, or 2.0 for anything else.
+pub(super) fn proxy_event(
     exchange: &Exchange<'_>,
     route: &CompiledRoute,
     path_parameters: &BTreeMap<String, String>,
     body: &EventBody,
     authorizer: Option<&Value>,
+    payload_format_version: Option<&str>,
 ) -> Value {
+    let headers = forwarded_headers(exchange);
+    let request = event_request(exchange, &headers, path_parameters, body, authorizer);
+    if payload_format_version != Some("1.0") {
+        return proxy::v2::event(&proxy::v2::V2EventInput {
+            request,
+            route_key: &route.route.route_key,
+            raw_path: &exchange.raw_path,
+        });
+    }
     let resource = match route.route.route_key.split_once(' ') {
         Some((_, path)) => path,
         None => route.route.route_key.as_str(),
     };
-    let headers = forwarded_headers(exchange);
     proxy::v1::event(&proxy::v1::V1EventInput {
+        request,
         version: Some("1.0"),
         resource,
         path: &exchange.raw_path,
         context_path: &exchange.raw_path,
-        http_method: exchange.method.as_str(),
-        headers: &headers,
         header_case: None,
-        raw_query: &exchange.raw_query,
-        path_parameters,
-        stage_variables: &exchange.stage.variables,
-        body,
-        account_id: &exchange.api.account,
-        api_id: &exchange.api.api_id,
         resource_id: &route.route.route_id,
-        stage: &exchange.stage.name,
-        request_id: &exchange.request_id,
         extended_request_id: &exchange.request_id,
-        domain_name: &exchange.domain_name,
-        source_ip: &exchange.source_ip,
-        received_at: exchange.received_at,
         api_key: None,
         api_key_id: None,
-        authorizer,
     })
 }
 
@@ -145,12 +142,8 @@ pub(super) async fn lambda_integration(
     };
     let body = exchange.event_body();
     let authorizer = (!authorizer_context.is_null()).then_some(&authorizer_context);
-    let v1 = integration.payload_format_version.as_deref() == Some("1.0");
-    let event = if v1 {
-        v1_event(exchange, route, path_parameters, &body, authorizer)
-    } else {
-        v2_event(exchange, route, path_parameters, &body, authorizer)
-    };
+    let format = integration.payload_format_version.as_deref();
+    let event = proxy_event(exchange, route, path_parameters, &body, authorizer, format);
     let invocation = GatewayInvocation {
         function_arn,
         principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.into()),
@@ -195,7 +188,7 @@ pub(super) async fn lambda_integration(
         exchange.log.set("integration.error", "Unhandled");
         return internal_error();
     }
-    let mapped = if v1 {
+    let mapped = if format == Some("1.0") {
         proxy::v1::response(&outcome.payload)
     } else {
         proxy::v2::response(&outcome.payload)

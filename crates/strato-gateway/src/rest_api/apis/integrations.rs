@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::methods::{check_http_method, check_status_code, mutate_method, read_method};
-use super::{integration_not_found, json_answer, load_api, response_not_found, Svc};
-use crate::extract::{Authenticated, RestJson};
+use super::methods::{check_http_method, MethodAt, ResponseAt, StatusResponse};
+use super::{integration_not_found, json_answer};
+use crate::extract::RestJson;
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType, Method};
 use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
@@ -88,12 +87,9 @@ fn check_integration(integration: &Integration) -> RestResult<()> {
 }
 
 pub async fn put_integration(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
+    at: MethodAt,
     RestJson(request): RestJson<PutIntegrationRequest>,
 ) -> RestResult<Response> {
-    let http_method = http_method.to_ascii_uppercase();
     let integration_type = request
         .integration_type
         .ok_or_else(|| RestError::bad_request("Invalid integration type specified"))
@@ -117,56 +113,38 @@ pub async fn put_integration(
         cache_namespace: Some(
             request
                 .cache_namespace
-                .unwrap_or_else(|| resource_id.clone()),
+                .unwrap_or_else(|| at.resource_id.clone()),
         ),
         cache_key_parameters: request.cache_key_parameters,
         integration_responses: BTreeMap::new(),
     };
     check_integration(&integration)?;
     let answer = integration.clone();
-    mutate_method(
-        &service,
-        &caller,
-        &api_id,
-        resource_id,
-        http_method,
-        move |method| {
-            method.method_integration = Some(integration);
-            Ok(())
-        },
-    )
+    at.mutate(move |method| {
+        method.method_integration = Some(integration);
+        Ok(())
+    })
     .await?;
     json_answer(StatusCode::CREATED, &answer)
 }
 
-pub async fn get_integration(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-) -> RestResult<Response> {
-    let record = load_api(&service, &caller, &api_id).await?;
-    let method = read_method(&record, &resource_id, &http_method.to_ascii_uppercase())?;
-    let integration = method
-        .method_integration
-        .as_ref()
-        .ok_or_else(integration_not_found)?;
-    json_answer(StatusCode::OK, integration)
+pub async fn get_integration(at: MethodAt) -> RestResult<Response> {
+    at.read(|method| {
+        let integration = method
+            .method_integration
+            .as_ref()
+            .ok_or_else(integration_not_found)?;
+        json_answer(StatusCode::OK, integration)
+    })
+    .await
 }
 
 pub async fn update_integration(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
+    at: MethodAt,
     RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let http_method = http_method.to_ascii_uppercase();
-    let integration = mutate_method(
-        &service,
-        &caller,
-        &api_id,
-        resource_id,
-        http_method,
-        move |method| {
+    let integration = at
+        .mutate(move |method| {
             let integration = integration_of(method)?;
             for op in &request.patch_operations {
                 let segments = op.segments();
@@ -206,32 +184,19 @@ pub async fn update_integration(
             }
             check_integration(integration)?;
             Ok(integration.clone())
-        },
-    )
-    .await?;
+        })
+        .await?;
     json_answer(StatusCode::OK, &integration)
 }
 
-pub async fn delete_integration(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method)): Path<(String, String, String)>,
-) -> RestResult<Response> {
-    let http_method = http_method.to_ascii_uppercase();
-    mutate_method(
-        &service,
-        &caller,
-        &api_id,
-        resource_id,
-        http_method,
-        move |method| {
-            method
-                .method_integration
-                .take()
-                .ok_or_else(integration_not_found)?;
-            Ok(())
-        },
-    )
+pub async fn delete_integration(at: MethodAt) -> RestResult<Response> {
+    at.mutate(move |method| {
+        method
+            .method_integration
+            .take()
+            .ok_or_else(integration_not_found)?;
+        Ok(())
+    })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -250,76 +215,38 @@ pub struct PutIntegrationResponseRequest {
 }
 
 pub async fn put_integration_response(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
+    at: ResponseAt,
     RestJson(request): RestJson<PutIntegrationResponseRequest>,
 ) -> RestResult<Response> {
-    check_status_code(&status_code)?;
-    let http_method = http_method.to_ascii_uppercase();
     let response = IntegrationResponse {
-        status_code: status_code.clone(),
+        status_code: at.status_code.clone(),
         selection_pattern: request.selection_pattern,
         response_parameters: request.response_parameters,
         response_templates: request.response_templates,
         content_handling: request.content_handling,
     };
-    let answer = response.clone();
-    mutate_method(
-        &service,
-        &caller,
-        &api_id,
-        resource_id,
-        http_method,
-        move |method| {
-            let integration = integration_of(method)?;
-            integration
-                .integration_responses
-                .insert(status_code, response);
-            Ok(())
-        },
-    )
-    .await?;
-    json_answer(StatusCode::CREATED, &answer)
+    at.put(response).await
 }
 
-pub async fn get_integration_response(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
-) -> RestResult<Response> {
-    let record = load_api(&service, &caller, &api_id).await?;
-    let method = read_method(&record, &resource_id, &http_method.to_ascii_uppercase())?;
-    let response = method
-        .method_integration
-        .as_ref()
-        .ok_or_else(integration_not_found)?
-        .integration_responses
-        .get(&status_code)
-        .ok_or_else(response_not_found)?;
-    json_answer(StatusCode::OK, response)
+pub async fn get_integration_response(at: ResponseAt) -> RestResult<Response> {
+    at.get::<IntegrationResponse>().await
 }
 
-pub async fn delete_integration_response(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id, http_method, status_code)): Path<(String, String, String, String)>,
-) -> RestResult<Response> {
-    let http_method = http_method.to_ascii_uppercase();
-    mutate_method(
-        &service,
-        &caller,
-        &api_id,
-        resource_id,
-        http_method,
-        move |method| {
-            integration_of(method)?
-                .integration_responses
-                .remove(&status_code)
-                .ok_or_else(response_not_found)?;
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+pub async fn delete_integration_response(at: ResponseAt) -> RestResult<Response> {
+    at.delete::<IntegrationResponse>().await
+}
+
+/// An integration's responses; the method must have an integration.
+impl StatusResponse for IntegrationResponse {
+    fn responses(method: &Method) -> RestResult<&BTreeMap<String, Self>> {
+        method
+            .method_integration
+            .as_ref()
+            .map(|integration| &integration.integration_responses)
+            .ok_or_else(integration_not_found)
+    }
+
+    fn responses_mut(method: &mut Method) -> RestResult<&mut BTreeMap<String, Self>> {
+        Ok(&mut integration_of(method)?.integration_responses)
+    }
 }

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1541,6 +1542,15 @@ class ElasticMq:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def strato_and_moto(tag):
+    """The targets (label, start) of a scenario run on Strato and moto's server, and a note when
+    moto is missing."""
+    targets = [("Strato", lambda: Strato(tag))]
+    notes = []
+    add_moto(targets, notes)
+    return targets, notes
+
+
 def _sqs_drive(port, queue, workers, seconds):
     """One bounded run of lib/sqsdriver.py (pinned to the load generator's CPU) on a new queue."""
     args = ([] if not PIN else ["taskset", "-c", LOADGEN_CPUS]) + [
@@ -1630,15 +1640,265 @@ def sc_sqs_throughput(ctx):
             "notes": notes}
 
 
+# ---------------------------------------------------------------------------------------------
+# S3: Strato's object store beside moto's server
+
+
+S3_BUCKET = "bench"
+S3_CHUNK = 1024 * 1024
+
+
+def _s3_call(port, method, path, query=(), body=b"", payload_hash=None, headers=None, timeout=600):
+    """One SigV4-signed S3 request (path style) on a fresh connection; (status, headers, body).
+    `body` may be an iterable of chunks (sent as they come) when `payload_hash` is given."""
+    host = f"127.0.0.1:{port}"
+    signed = awsclient.sign_headers(method, host, path, list(query), body if isinstance(body, bytes) else b"",
+                                    "test", "test", "us-east-1", "s3", payload_hash=payload_hash)
+    signed.update(headers or {})
+    url = path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, url, body=body, headers=signed)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def _s3_stream_put(port, key, size, chunks, on_chunk=None):
+    """PUT of `size` bytes from the iterable `chunks` (UNSIGNED-PAYLOAD, streamed as sent); seconds.
+    `on_chunk` is called after each chunk; when it returns False the request is cut (RuntimeError)."""
+    def body():
+        for chunk in chunks:
+            yield chunk
+            if on_chunk is not None and on_chunk() is False:
+                raise RuntimeError("upload cut")
+    t0 = time.perf_counter()
+    status, _, raw = _s3_call(port, "PUT", f"/{S3_BUCKET}/{key}", body=body(), payload_hash="UNSIGNED-PAYLOAD",
+                              headers={"content-length": str(size)})
+    if status != 200:
+        raise RuntimeError(f"PUT {key}: HTTP {status} {raw[:200]!r}")
+    return time.perf_counter() - t0
+
+
+def _file_chunks(path):
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(S3_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _s3_download(port, key, dest):
+    """GET of `key` into the file `dest`, streamed; (seconds, bytes)."""
+    host = f"127.0.0.1:{port}"
+    path = f"/{S3_BUCKET}/{key}"
+    headers = awsclient.sign_headers("GET", host, path, [], b"", "test", "test", "us-east-1", "s3")
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    n = 0
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise RuntimeError(f"GET {key}: HTTP {resp.status}")
+        with open(dest, "wb") as f:
+            while True:
+                chunk = resp.read(S3_CHUNK)
+                if not chunk:
+                    break
+                f.write(chunk)
+                n += len(chunk)
+    finally:
+        conn.close()
+    return time.perf_counter() - t0, n
+
+
+def _s3_list_all(port, prefix):
+    """Every page of ListObjectsV2 under `prefix` (1 000 keys a page); (seconds, keys, pages)."""
+    t0 = time.perf_counter()
+    keys = pages = 0
+    token = None
+    while True:
+        query = [("list-type", "2"), ("prefix", prefix)]
+        if token:
+            query.append(("continuation-token", token))
+        status, _, raw = _s3_call(port, "GET", f"/{S3_BUCKET}", query=query)
+        if status != 200:
+            raise RuntimeError(f"ListObjectsV2: HTTP {status} {raw[:200]!r}")
+        text = raw.decode()
+        keys += text.count("<Key>")
+        pages += 1
+        token = xml_value(text, "NextContinuationToken") if "<NextContinuationToken>" in text else None
+        if "<IsTruncated>true</IsTruncated>" not in text or not token:
+            return time.perf_counter() - t0, keys, pages
+
+
+def _s3_small_objects(port, quick):
+    """PUT then GET of 4 KiB objects (1 000 keys) at c=1 and c=32 through the load generator."""
+    base = f"http://127.0.0.1:{port}/{S3_BUCKET}/small-{{n}}"
+    body = "x" * 4096
+    common = {"url": base, "sigv4": True, "sigv4_service": "s3", "n_range": 1000}
+    # Every key exists before the GETs (the stride visits all of 0..1000 in 1 000 requests).
+    loadgen(method="PUT", body=body, concurrency=32, requests=1000, **common)
+    out = {}
+    for c in (1, 32):
+        for op, extra in (("PUT", {"method": "PUT", "body": body}), ("GET", {})):
+            r = loadgen(concurrency=c, duration=2 if quick else 8, warmup=0 if quick else 100, **common, **extra)
+            out[(op, c)] = r
+            log(f"s3 {op} 4 KiB × c={c} on :{port}: {ok_rps(r):,.0f}/s, errors {errors(r)}")
+    return out
+
+
+def _s3_rss_during(server_pid, port, size, cap_kb):
+    """Streams `size` bytes into one object while sampling the server's RSS every 100 ms; the
+    upload is cut when the RSS passes `cap_kb`. (baseline KiB, peak KiB, seconds, cut)."""
+    import threading
+    base = rss_kb(server_pid)
+    peak = [base]
+    cut = [False]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kb(server_pid))
+            done.wait(0.1)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    block = os.urandom(S3_CHUNK)
+
+    def keep_going():
+        if peak[0] > cap_kb:
+            cut[0] = True
+            return False
+        return True
+    t0 = time.perf_counter()
+    try:
+        _s3_stream_put(port, "streamed", size, (block for _ in range(size // S3_CHUNK)), keep_going)
+    except (RuntimeError, OSError, http.client.HTTPException):
+        if not cut[0]:
+            raise
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], rss_kb(server_pid))
+    return base, peak[0], seconds, cut[0]
+
+
+def sc_s3(ctx):
+    """S3 on Strato beside moto's server: 4 KiB PUT/GET per second at c=1 and 32, 1 GiB upload and
+    download against `cp` of the same file, ListObjectsV2 over 100 000 keys, and the server's RSS
+    while a 5 GiB object streams in."""
+    big = (128 if ctx.quick else 1024) * S3_CHUNK
+    list_keys = 2_000 if ctx.quick else 100_000
+    stream_size = (512 if ctx.quick else 5 * 1024) * S3_CHUNK
+    rss_cap_kb = 8 * 1024 * 1024
+    targets, notes = strato_and_moto("s3")
+    scratch = tempfile.mkdtemp(prefix="s3-", dir=WORK)
+    source = os.path.join(scratch, "source.bin")
+    with open(source, "wb") as f:
+        for _ in range(big // S3_CHUNK):
+            f.write(os.urandom(S3_CHUNK))
+    t0 = time.perf_counter()
+    subprocess.run(["cp", source, os.path.join(scratch, "copy.bin")], check=True)
+    cp_s = time.perf_counter() - t0
+    os.remove(os.path.join(scratch, "copy.bin"))
+    mb = big / 1e6
+    small_rows, big_rows, list_rows, rss_rows = [], [], [], []
+    rps = {}
+    try:
+        for label, start in targets:
+            try:
+                server = start()
+            except Exception as e:
+                small_rows.append({"target": label, "operation": "-", "concurrency": "-",
+                                   "objects/s": f"did not start: {e}"[:200]})
+                continue
+            try:
+                status, _, raw = _s3_call(server.port, "PUT", f"/{S3_BUCKET}")
+                if status != 200:
+                    raise RuntimeError(f"CreateBucket: HTTP {status} {raw[:200]!r}")
+                for (op, c), r in _s3_small_objects(server.port, ctx.quick).items():
+                    lat = r.get("latency") or {}
+                    rps[(label, op, c)] = ok_rps(r)
+                    small_rows.append({"target": label, "operation": f"{op} 4 KiB", "concurrency": str(c),
+                                       "objects/s": f"{ok_rps(r):,.0f}",
+                                       "p50 / p99 ms": f"{lat.get('p50_ms', 0):.2f} / {lat.get('p99_ms', 0):.2f}",
+                                       "errors": str(errors(r))})
+                up = _s3_stream_put(server.port, "big", big, _file_chunks(source))
+                down, got = _s3_download(server.port, "big", os.path.join(scratch, "down.bin"))
+                os.remove(os.path.join(scratch, "down.bin"))
+                big_rows.append({"target": label, "upload MB/s": f"{mb / up:,.0f}",
+                                 "download MB/s": f"{mb / down:,.0f}" + ("" if got == big else f" (got {got:,} B)"),
+                                 "cp MB/s (same file, same disk)": f"{mb / cp_s:,.0f}"})
+                log(f"s3 {label}: upload {mb / up:,.0f} MB/s, download {mb / down:,.0f} MB/s, cp {mb / cp_s:,.0f}")
+                filled = loadgen(url=f"http://127.0.0.1:{server.port}/{S3_BUCKET}/list/k{{i}}", method="PUT",
+                                 body="x", concurrency=32, requests=list_keys, sigv4=True, sigv4_service="s3",
+                                 timeout=120)
+                seconds, keys, pages = _s3_list_all(server.port, "list/")
+                list_rows.append({"target": label, "keys": f"{keys:,}" + ("" if keys == list_keys else
+                                                                       f" (of {list_keys:,})"),
+                                  "pages": str(pages), "all pages s": f"{seconds:.2f}",
+                                  "keys/s": f"{keys / seconds:,.0f}",
+                                  "PUTs to fill (objects/s)": f"{ok_rps(filled):,.0f}"})
+                log(f"s3 {label}: listed {keys:,} keys in {pages} pages, {seconds:.2f} s")
+                base, peak, secs, cut = _s3_rss_during(server.proc.pid, server.port, stream_size, rss_cap_kb)
+                rss_rows.append({"target": label, "object": f"{stream_size / 2**30:.1f} GiB",
+                                 "RSS before MiB": f"{base / 1024:,.0f}",
+                                 "peak RSS while streaming MiB": f"{peak / 1024:,.0f}" + (
+                                     f" (cut at the {rss_cap_kb // 2**20} GiB cap)" if cut else ""),
+                                 "upload MB/s": "-" if cut else f"{stream_size / 1e6 / secs:,.0f}"})
+                log(f"s3 {label}: RSS {base // 1024} → {peak // 1024} MiB while streaming")
+            except Exception as e:
+                small_rows.append({"target": label, "operation": "-", "concurrency": "-",
+                                   "objects/s": f"failed: {e}"[:300]})
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ratios = []
+    for op in ("PUT", "GET"):
+        for c in (1, 32):
+            a, b = rps.get(("Strato", op, c)), rps.get(("moto server", op, c))
+            if a and b:
+                ratios.append({"label": f"{op} 4 KiB, c={c}: Strato ÷ moto", "value": f"{a / b:.1f}×"})
+    notes += [
+        "4 KiB objects: the load generator (`--sigv4 …:s3`: SigV4 with `x-amz-content-sha256`), keep-alive "
+        "connections, 1 000 keys; GETs read keys the PUT pass wrote. "
+        + ("2 s per run." if ctx.quick else "8 s per run after 100 warm-up requests."),
+        f"Large objects: one {big // S3_CHUNK} MiB file of random bytes, PUT with UNSIGNED-PAYLOAD streamed from "
+        "disk and GET streamed to a file on the same disk by one Python client; `cp` copies the same file on the "
+        "same disk (no fsync). Strato fsyncs the object before answering the PUT.",
+        f"ListObjectsV2: {list_keys:,} keys (1-byte objects put by the load generator at c=32), every page of "
+        "1 000 keys read in turn.",
+        f"RSS: the server process's VmRSS sampled every 100 ms while one {stream_size / 2**30:.1f} GiB PUT streams in "
+        f"(generated bytes, UNSIGNED-PAYLOAD); the upload is cut if the RSS passes {rss_cap_kb // 2**20} GiB.",
+        "moto keeps objects in its own process (its server reads each request body whole); Strato streams bodies "
+        "to a file under its data dir and keeps metadata in SQLite.",
+    ]
+    return {"tables": [
+        {"title": "PUT and GET of 4 KiB objects", "kind": "table",
+         "columns": ["target", "operation", "concurrency", "objects/s", "p50 / p99 ms", "errors"], "rows": small_rows},
+        {"title": "ratios (same run)", "kind": "kv", "rows": ratios},
+        {"title": f"{big // S3_CHUNK} MiB upload and download", "kind": "table",
+         "columns": ["target", "upload MB/s", "download MB/s", "cp MB/s (same file, same disk)"], "rows": big_rows},
+        {"title": "ListObjectsV2, every page", "kind": "table",
+         "columns": ["target", "keys", "pages", "all pages s", "keys/s", "PUTs to fill (objects/s)"],
+         "rows": list_rows},
+        {"title": "Server memory while one large object streams in", "kind": "table",
+         "columns": ["target", "object", "RSS before MiB", "peak RSS while streaming MiB", "upload MB/s"],
+         "rows": rss_rows}],
+        "notes": notes}
+
+
 SNS_DRIVER = os.path.join(HERE, "lib", "snsdriver.py")
 
 
 def sc_sns_fanout(ctx):
     """SNS Publish fanned out to ten SQS subscriptions (raw delivery), Strato beside moto's server."""
     seconds = 4 if ctx.quick else 6
-    targets = [("Strato", lambda: Strato("sns-fanout"))]
-    notes = []
-    add_moto(targets, notes, "moto server")
+    targets, notes = strato_and_moto("sns-fanout")
     rows = []
     for label, start in targets:
         try:
@@ -2489,6 +2749,7 @@ SCENARIOS = [
     ("sqs-mapping", "SQS queue to function through an event source mapping", sc_sqs_mapping),
     ("dynamodb", "DynamoDB: Strato, moto and dynalite; stream → function", sc_dynamodb),
     ("sns-fanout", "SNS Publish to ten SQS subscriptions: Strato and moto", sc_sns_fanout),
+    ("s3", "S3: small objects, large objects, listings and memory: Strato and moto", sc_s3),
     ("events-lambda", "EventBridge PutEvents to Lambda and SQS: Strato and moto", sc_events_lambda),
     ("websocket", "WebSocket APIs: idle connections and round trips", sc_websocket),
 ]

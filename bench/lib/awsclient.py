@@ -24,19 +24,24 @@ def _hmac(key, msg):
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def sign_headers(method, host, path, query, body, access_key, secret_key, region, service="lambda"):
-    """Returns the headers (host, x-amz-date, authorization) for a SigV4-signed request."""
+def sign_headers(method, host, path, query, body, access_key, secret_key, region, service="lambda",
+                 payload_hash=None):
+    """Returns the headers (host, x-amz-date, authorization) for a SigV4-signed request. For S3
+    (`service="s3"`) also `x-amz-content-sha256`: the body's hash, or `payload_hash` (e.g.
+    "UNSIGNED-PAYLOAD" for a body streamed from a file); `path` is then already URI-encoded."""
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = now.strftime("%Y%m%d")
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
     canonical_query = "&".join(
         f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
         for k, v in sorted(query)
     )
     # Path segments are URI-encoded once more for the canonical request (all services but S3).
-    canonical_path = urllib.parse.quote(path, safe="/-_.~")
+    canonical_path = path if service == "s3" else urllib.parse.quote(path, safe="/-_.~")
     headers = {"host": host, "x-amz-date": amz_date}
+    if service == "s3":
+        headers["x-amz-content-sha256"] = payload_hash
     signed = ";".join(sorted(headers))
     canonical_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
     canonical = "\n".join(

@@ -491,6 +491,44 @@ def test_functions_and_layers_take_their_code_from_s3_objects_and_versions(share
             "S3 Error Message: The specified version does not exist.")
 
 
+def test_code_zips_over_50_mb_are_taken_from_s3_up_to_the_unzipped_limit(shared, tmp_path):
+    import zipfile
+
+    s3 = s3_client(shared)
+    client = shared.lambda_client()
+    s3.create_bucket(Bucket="big-code")
+    # ~60 MB that does not compress: over the 50 MB limit of a direct upload.
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("index.js", 'const fs = require("fs");\n'
+                    'exports.handler = async () => fs.statSync(__dirname + "/blob.bin").size;\n')
+        zf.writestr("blob.bin", os.urandom(60 * 1024 * 1024))
+    data = big.read_bytes()
+    assert len(data) > 52_428_800
+    s3.put_object(Bucket="big-code", Key="big.zip", Body=data)
+    made = client.create_function(
+        FunctionName="big-from-s3", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+        Code={"S3Bucket": "big-code", "S3Key": "big.zip"})
+    assert made["CodeSize"] == len(data)
+    assert made["CodeSha256"] == code_sha(data)
+    client.get_waiter("function_active_v2").wait(FunctionName="big-from-s3")
+    answer = client.invoke(FunctionName="big-from-s3", Payload=b"{}")
+    assert json.loads(answer["Payload"].read()) == 60 * 1024 * 1024
+
+    # Over 250 MB unzipped (deflated zeros: small to send) is refused from S3 too.
+    huge = tmp_path / "huge.zip"
+    with zipfile.ZipFile(huge, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("zeros.bin", "w", force_zip64=True) as entry:
+            chunk = bytes(1024 * 1024)
+            for _ in range(251):
+                entry.write(chunk)
+    s3.upload_file(str(huge), "big-code", "huge.zip")
+    response = error_of(client.update_function_code, FunctionName="big-from-s3",
+                        S3Bucket="big-code", S3Key="huge.zip")
+    assert_error(response, "InvalidParameterValueException", 400,
+                 "Unzipped size must be smaller than 262144000 bytes")
+
+
 def test_overlapping_notification_rules_are_refused(shared):
     s3 = s3_client(shared)
     sqs = sqs_client(shared)

@@ -270,14 +270,24 @@ fn build_request(cfg: &Config, i: u64) -> Result<Request<Full<Bytes>>, String> {
 }
 
 fn sign(s: &SigV4, req: &mut Request<Full<Bytes>>, body: &Bytes) -> Result<(), String> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::http_request::{
+        sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+        SigningSettings,
+    };
     use aws_sigv4::sign::v4;
+    let mut settings = SigningSettings::default();
+    if s.service == "s3" {
+        // S3 signs the path as sent (no second encoding) and wants the body's hash in
+        // `x-amz-content-sha256`.
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
     let params = v4::SigningParams::builder()
         .identity(&s.identity)
         .region(&s.region)
         .name(&s.service)
         .time(SystemTime::now())
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .map_err(|e| e.to_string())?
         .into();

@@ -1,6 +1,6 @@
 //! Deployment packages: checking a zip before Strato accepts it.
 
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -73,14 +73,36 @@ pub fn entry_escapes_root(name: &str) -> bool {
 }
 
 impl CodePackage {
-    /// Checks a zip as AWS does on upload (size, readability, unzipped size)
-    /// and also refuses entries that would escape the root when extracted.
+    /// Checks a zip uploaded directly (`ZipFile`) as AWS does (the 50 MB
+    /// zipped limit, readability, unzipped size) and also refuses entries
+    /// that would escape the root when extracted.
     pub fn inspect(bytes: &[u8]) -> Result<CodePackage, CodePackageError> {
         let size = bytes.len() as u64;
         if size > MAX_ZIPPED_CODE_BYTES {
             return Err(CodePackageError::TooLarge(size));
         }
-        let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        CodePackage::inspect_reader(Cursor::new(bytes), size)
+    }
+
+    /// Checks a zip Lambda reads from S3 (`S3Bucket`/`S3Key`): no zipped
+    /// limit of its own, only the 250 MB unzipped one, which a larger
+    /// archive cannot meet. The file is read in pieces, never whole.
+    pub fn inspect_file(file: &mut std::fs::File) -> Result<CodePackage, CodePackageError> {
+        let size = file
+            .metadata()
+            .map_err(|e| CodePackageError::NotAZip(e.to_string()))?
+            .len();
+        if size > MAX_UNZIPPED_CODE_BYTES {
+            return Err(CodePackageError::UnzippedTooLarge(size));
+        }
+        CodePackage::inspect_reader(file, size)
+    }
+
+    fn inspect_reader<R: Read + Seek>(
+        mut reader: R,
+        size: u64,
+    ) -> Result<CodePackage, CodePackageError> {
+        let mut archive = zip::ZipArchive::new(&mut reader)
             .map_err(|e| CodePackageError::NotAZip(e.to_string()))?;
         let mut unzipped: u64 = 0;
         for i in 0..archive.len() {
@@ -117,14 +139,31 @@ impl CodePackage {
                 ));
             }
         }
-        let digest = Sha256::digest(bytes);
+        let entries = archive.len();
+        drop(archive);
+        let digest =
+            sha256_of(&mut reader).map_err(|e| CodePackageError::NotAZip(e.to_string()))?;
         Ok(CodePackage {
             sha256_hex: hex::encode(digest),
             sha256_base64: base64::engine::general_purpose::STANDARD.encode(digest),
             size,
             unzipped_size: unzipped,
-            entries: archive.len(),
+            entries,
         })
+    }
+}
+
+/// The SHA-256 of everything `reader` holds, read in pieces.
+fn sha256_of<R: Read + Seek>(reader: &mut R) -> std::io::Result<[u8; 32]> {
+    reader.seek(SeekFrom::Start(0))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finalize().into());
+        }
+        hasher.update(&buf[..n]);
     }
 }
 
@@ -185,6 +224,46 @@ mod tests {
         assert!(!entry_escapes_root("a/../b.js"));
         assert!(entry_escapes_root("a/../../b.js"));
         assert!(entry_escapes_root("/etc/passwd"));
+    }
+
+    /// A file of `bytes` in the temp dir, removed by the caller.
+    fn temp_file(name: &str, bytes: &[u8]) -> (std::path::PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("strato-code-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn a_file_from_s3_has_the_identities_of_the_same_bytes() {
+        let bytes = zip_of(&[("index.js", &[7u8; 100_000])]);
+        let (path, mut file) = temp_file("same", &bytes);
+        let from_file = CodePackage::inspect_file(&mut file);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(from_file.unwrap(), CodePackage::inspect(&bytes).unwrap());
+    }
+
+    #[test]
+    fn a_file_from_s3_has_no_zipped_limit_but_the_unzipped_one() {
+        let (path, mut file) = temp_file("big", b"");
+        // Sparse: nothing is written.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(MAX_UNZIPPED_CODE_BYTES + 1)
+            .unwrap();
+        let refused = CodePackage::inspect_file(&mut file);
+        std::fs::remove_file(&path).unwrap();
+        let err = refused.unwrap_err();
+        assert_eq!(
+            err,
+            CodePackageError::UnzippedTooLarge(MAX_UNZIPPED_CODE_BYTES + 1)
+        );
+        assert_eq!(
+            AwsError::from(err).message,
+            "Unzipped size must be smaller than 262144000 bytes"
+        );
     }
 
     #[test]

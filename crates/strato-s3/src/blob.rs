@@ -131,6 +131,11 @@ impl BlobStore {
         ))
     }
 
+    /// A content file, open for reading.
+    pub async fn open_file(&self, id: &str) -> io::Result<std::fs::File> {
+        Ok(tokio::fs::File::open(self.path(id)).await?.into_std().await)
+    }
+
     /// Appends `len` bytes of a content file from `start` to a pending one.
     pub async fn copy_into(
         &self,

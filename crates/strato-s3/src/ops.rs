@@ -112,9 +112,9 @@ fn condition_matches(condition: &ETagCondition, current: &str) -> bool {
     }
 }
 
-fn checksum_fields(meta: &ObjectMeta) -> Checksum {
+fn checksum_fields(checksum: Option<&(String, String)>) -> Checksum {
     let mut out = Checksum::default();
-    if let Some((name, value)) = &meta.checksum {
+    if let Some((name, value)) = checksum {
         let value = Some(value.clone());
         match Algorithm::parse(name) {
             Some(Algorithm::Crc32) => out.checksum_crc32 = value,
@@ -128,9 +128,93 @@ fn checksum_fields(meta: &ObjectMeta) -> Checksum {
     out
 }
 
-fn parse_tagging(header: &str) -> S3Result<Vec<(String, String)>> {
+/// The five `checksum_*` members S3's outputs share.
+trait SetChecksums {
+    fn set_checksums(&mut self, sums: Checksum);
+}
+
+macro_rules! set_checksums {
+    ($($output:ty),*) => {$(
+        impl SetChecksums for $output {
+            fn set_checksums(&mut self, sums: Checksum) {
+                self.checksum_crc32 = sums.checksum_crc32;
+                self.checksum_crc32c = sums.checksum_crc32c;
+                self.checksum_crc64nvme = sums.checksum_crc64nvme;
+                self.checksum_sha1 = sums.checksum_sha1;
+                self.checksum_sha256 = sums.checksum_sha256;
+            }
+        }
+    )*};
+}
+
+set_checksums!(
+    PutObjectOutput,
+    GetObjectOutput,
+    HeadObjectOutput,
+    CopyObjectResult,
+    UploadPartOutput,
+    CompleteMultipartUploadOutput,
+    Part
+);
+
+/// `output` with the checksum `(algorithm, value)` in its members.
+fn with_sums<T: SetChecksums>(mut output: T, checksum: Option<&(String, String)>) -> T {
+    output.set_checksums(checksum_fields(checksum));
+    output
+}
+
+/// The checksum a content file was written with, as metadata stores it.
+fn stored_checksum(written: &WrittenBlob) -> Option<(String, String)> {
+    written
+        .checksum
+        .as_ref()
+        .map(|(a, v)| (a.name().to_string(), v.clone()))
+}
+
+/// Whether a read asked for checksums (`x-amz-checksum-mode: ENABLED`).
+fn checksum_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+}
+
+fn access_denied() -> S3Error {
+    S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied")
+}
+
+fn malformed_xml() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::MalformedXML,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    )
+}
+
+/// A continuation token: the key (or bucket name) to continue after.
+fn decode_token(token: &str) -> S3Result<String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The continuation token provided is incorrect",
+            )
+        })
+}
+
+fn encode_token(after: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after)
+}
+
+/// The tags of an `x-amz-tagging` header (none without one).
+fn parse_tagging(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
     let mut tags: Vec<(String, String)> = Vec::new();
-    for pair in header.split('&').filter(|p| !p.is_empty()) {
+    for pair in header
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(&s.replace('+', " "))
@@ -158,16 +242,134 @@ struct Page {
     last: Option<String>,
 }
 
+impl Page {
+    fn contents(&self, listing: &Listing) -> Vec<Object> {
+        self.objects
+            .iter()
+            .map(|o| ObjectStore::list_object(o, listing.encode))
+            .collect()
+    }
+
+    fn common_prefixes(&self, listing: &Listing) -> Vec<CommonPrefix> {
+        self.prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(listing.enc(p)),
+            })
+            .collect()
+    }
+}
+
+/// What every listing takes: `encoding-type`, `prefix` and `max-keys`.
+struct Listing {
+    encode: bool,
+    prefix: String,
+    max: i32,
+}
+
+impl Listing {
+    fn new(
+        encoding: Option<&EncodingType>,
+        prefix: Option<&String>,
+        max_keys: Option<i32>,
+    ) -> S3Result<Listing> {
+        Ok(Listing {
+            encode: ObjectStore::encoding(encoding)?,
+            prefix: prefix.cloned().unwrap_or_default(),
+            max: max_keys.unwrap_or(MAX_LIST).clamp(0, MAX_LIST),
+        })
+    }
+
+    fn limit(&self) -> usize {
+        usize::try_from(self.max).unwrap_or(0)
+    }
+
+    /// A key or prefix as the listing answers it (URL-encoded when asked).
+    fn enc(&self, value: &str) -> String {
+        if self.encode {
+            url_encode(value)
+        } else {
+            value.to_string()
+        }
+    }
+}
+
+/// An input that names one object: its bucket, key and version.
+trait NamesObject {
+    fn names(&self) -> (&str, &str, Option<&str>);
+}
+
+/// An input that reads an object under preconditions.
+trait ReadsObject: NamesObject {
+    fn conditions(&self) -> ReadConditions<'_>;
+}
+
+macro_rules! names_object {
+    ($($input:ty),*) => {$(
+        impl NamesObject for $input {
+            fn names(&self) -> (&str, &str, Option<&str>) {
+                (&self.bucket, &self.key, self.version_id.as_deref())
+            }
+        }
+    )*};
+}
+
+names_object!(
+    GetObjectInput,
+    HeadObjectInput,
+    PutObjectTaggingInput,
+    GetObjectTaggingInput,
+    DeleteObjectTaggingInput
+);
+
+macro_rules! reads_object {
+    ($($input:ty),*) => {$(
+        impl ReadsObject for $input {
+            fn conditions(&self) -> ReadConditions<'_> {
+                ReadConditions {
+                    if_match: self.if_match.as_ref(),
+                    if_none_match: self.if_none_match.as_ref(),
+                    if_modified_since: self.if_modified_since.as_ref(),
+                    if_unmodified_since: self.if_unmodified_since.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+
+reads_object!(GetObjectInput, HeadObjectInput);
+
+/// The metadata a PutObject, CopyObject or CreateMultipartUpload input
+/// gives (their members have the same names).
+macro_rules! object_meta_of {
+    ($input:expr) => {
+        object_meta(
+            $input.content_type.as_ref().map(ToString::to_string),
+            $input.content_encoding.clone(),
+            $input.content_disposition.clone(),
+            $input.content_language.clone(),
+            $input.cache_control.clone(),
+            $input.metadata.clone(),
+        )
+    };
+}
+
+/// The preconditions of a read.
+#[derive(Clone, Copy)]
+struct ReadConditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+}
+
 impl ObjectStore {
     fn account<T>(&self, req: &S3Request<T>) -> S3Result<String> {
-        let credentials = req
-            .credentials
-            .as_ref()
-            .ok_or_else(|| S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied"))?;
+        let credentials = req.credentials.as_ref().ok_or_else(access_denied)?;
         self.accounts
             .lookup(&credentials.access_key)
             .map(|c| c.account_id)
-            .ok_or_else(|| S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied"))
+            .ok_or_else(access_denied)
     }
 
     fn region<T>(req: &S3Request<T>) -> String {
@@ -193,12 +395,104 @@ impl ObjectStore {
             .map_err(internal)?
             .ok_or_else(|| no_such_bucket(name))?;
         if bucket.account != account {
-            return Err(S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                "Access Denied",
-            ));
+            return Err(access_denied());
         }
         Ok(bucket)
+    }
+
+    /// The bucket and the object (or version) a request names.
+    fn target<T: NamesObject>(&self, req: &S3Request<T>) -> S3Result<(BucketRow, ObjectRow)> {
+        let (bucket, key, version) = req.input.names();
+        self.object_in(req, bucket, key, version)
+    }
+
+    fn object_in<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> S3Result<(BucketRow, ObjectRow)> {
+        let bucket = self.bucket(req, bucket)?;
+        let row = self.find(&bucket.name, key, version)?;
+        Ok((bucket, row))
+    }
+
+    /// The bucket and object a read names, if its preconditions hold.
+    fn read_target<T: ReadsObject>(&self, req: &S3Request<T>) -> S3Result<(BucketRow, ObjectRow)> {
+        let (bucket, key, version) = req.input.names();
+        let bucket = self.bucket(req, bucket)?;
+        check_key(key)?;
+        let row = self.find(&bucket.name, key, version)?;
+        check_conditions(&row, &req.input.conditions())?;
+        Ok((bucket, row))
+    }
+
+    /// The source of a copy (CopyObject, UploadPartCopy), if its
+    /// `x-amz-copy-source-if-*` conditions hold; and whether it named a
+    /// version.
+    fn copy_source<T>(
+        &self,
+        req: &S3Request<T>,
+        source: &CopySource,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+    ) -> S3Result<(BucketRow, ObjectRow, bool)> {
+        let CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } = source
+        else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "Copying from an access point is not implemented",
+            ));
+        };
+        let (bucket, row) = self.object_in(req, bucket, key, version_id.as_deref())?;
+        check_copy_conditions(&row, if_match, if_none_match)?;
+        Ok((bucket, row, version_id.is_some()))
+    }
+
+    /// A new content file with `len` bytes of `source` from `start`.
+    async fn copy_blob(
+        &self,
+        algorithm: Option<Algorithm>,
+        source: &ObjectRow,
+        start: u64,
+        len: u64,
+    ) -> S3Result<WrittenBlob> {
+        let mut pending = self.blobs.begin(algorithm).await.map_err(internal)?;
+        if let Some(blob) = &source.blob {
+            self.blobs
+                .copy_into(blob, start, len, &mut pending)
+                .await
+                .map_err(internal)?;
+        }
+        self.blobs.commit(pending).await.map_err(internal)
+    }
+
+    /// Records a part, removing the content of the part it replaced.
+    async fn store_part(&self, upload_id: &str, part: &PartRow) -> S3Result<()> {
+        if let Some(replaced) = self.meta.put_part(upload_id, part).map_err(internal)? {
+            self.blobs.remove(&replaced).await;
+        }
+        Ok(())
+    }
+
+    /// Forgets an upload and removes its parts' content.
+    async fn drop_upload(&self, upload_id: &str) -> S3Result<()> {
+        for blob in self.meta.drop_upload(upload_id).map_err(internal)? {
+            self.blobs.remove(&blob).await;
+        }
+        Ok(())
+    }
+
+    /// Stores (or, with `None`, removes) one of a bucket's documents.
+    fn set_doc(&self, bucket: &str, doc: BucketDoc, value: Option<&str>) -> S3Result<()> {
+        self.meta
+            .set_bucket_doc(bucket, doc, value)
+            .map_err(internal)
     }
 
     /// A bucket's CORS configuration, if it has one.
@@ -227,6 +521,42 @@ impl ObjectStore {
 
     fn version_out(bucket: &BucketRow, version_id: &str) -> Option<String> {
         bucket.versioning.is_some().then(|| version_id.to_string())
+    }
+
+    /// A new latest version of `key`: a delete marker until the caller
+    /// gives it content (`size`, `etag`, `blob`).
+    fn new_version(&self, bucket: &BucketRow, key: String, meta: ObjectMeta) -> ObjectRow {
+        ObjectRow {
+            bucket: bucket.name.clone(),
+            key,
+            version_id: ObjectStore::new_version_id(bucket),
+            seq: self.next_seq(),
+            latest: true,
+            delete_marker: true,
+            size: 0,
+            etag: String::new(),
+            modified_ms: now_ms(),
+            blob: None,
+            meta,
+        }
+    }
+
+    /// A new latest version of `key` with the content of `written`.
+    fn written_version(
+        &self,
+        bucket: &BucketRow,
+        key: String,
+        written: &WrittenBlob,
+        etag: String,
+        meta: ObjectMeta,
+    ) -> S3Result<ObjectRow> {
+        Ok(ObjectRow {
+            delete_marker: false,
+            size: i64::try_from(written.size).map_err(internal)?,
+            etag,
+            blob: Some(written.id.clone()),
+            ..self.new_version(bucket, key, meta)
+        })
     }
 
     /// The object a read names: a version, or the latest (not deleted).
@@ -330,6 +660,15 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Removes a deleted version's content and tells the bucket's
+    /// destinations.
+    async fn discard(&self, bucket: &BucketRow, row: &ObjectRow) {
+        if let Some(blob) = &row.blob {
+            self.blobs.remove(blob).await;
+        }
+        self.notify(bucket, row, "ObjectRemoved:Delete").await;
+    }
+
     async fn notify(&self, bucket: &BucketRow, row: &ObjectRow, name: &str) {
         let config = match self.meta.bucket_doc(&bucket.name, BucketDoc::Notification) {
             Ok(Some(config)) => config,
@@ -365,11 +704,11 @@ impl ObjectStore {
     fn page(
         &self,
         bucket: &str,
-        prefix: &str,
+        listing: &Listing,
         delimiter: Option<&str>,
         after: &str,
-        max: usize,
     ) -> S3Result<Page> {
+        let (prefix, max) = (listing.prefix.as_str(), listing.limit());
         let mut page = Page {
             objects: Vec::new(),
             prefixes: Vec::new(),
@@ -472,6 +811,15 @@ fn object_meta(
     }
 }
 
+impl ObjectMeta {
+    /// The checksum computed while `written` streamed in, of the whole
+    /// object (`FULL_OBJECT`), or none.
+    fn set_full_object_checksum(&mut self, written: &WrittenBlob) {
+        self.checksum = stored_checksum(written);
+        self.checksum_type = written.checksum.as_ref().map(|_| "FULL_OBJECT".to_string());
+    }
+}
+
 fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect())
 }
@@ -565,20 +913,10 @@ impl S3 for SharedStore {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        use base64::Engine as _;
         let s = &self.0;
         let account = s.account(&req)?;
         let after = match &req.input.continuation_token {
-            Some(token) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    S3Error::with_message(
-                        S3ErrorCode::InvalidArgument,
-                        "The continuation token provided is incorrect",
-                    )
-                })?,
+            Some(token) => decode_token(token)?,
             None => String::new(),
         };
         let max = usize::try_from(req.input.max_buckets.unwrap_or(10_000).clamp(1, 10_000))
@@ -602,7 +940,7 @@ impl S3 for SharedStore {
         let token = truncated
             .then(|| buckets.last())
             .flatten()
-            .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b.name));
+            .map(|b| encode_token(&b.name));
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(
                 buckets
@@ -649,13 +987,7 @@ impl S3 for SharedStore {
             }
             Ok(())
         };
-        let tags = req
-            .input
-            .tagging
-            .as_deref()
-            .map(parse_tagging)
-            .transpose()?
-            .unwrap_or_default();
+        let tags = parse_tagging(req.input.tagging.as_deref())?;
         let body = req.input.body.take();
         let written = s
             .receive(
@@ -674,47 +1006,21 @@ impl S3 for SharedStore {
             return Err(e);
         }
         let input = req.input;
-        let mut meta = object_meta(
-            input.content_type.map(|c| c.to_string()),
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.metadata,
-        );
+        let mut meta = object_meta_of!(input);
         meta.tags = tags;
-        meta.checksum = written
-            .checksum
-            .as_ref()
-            .map(|(a, v)| (a.name().to_string(), v.clone()));
-        meta.checksum_type = written.checksum.as_ref().map(|_| "FULL_OBJECT".to_string());
-        let row = ObjectRow {
-            bucket: bucket.name.clone(),
-            key,
-            version_id: ObjectStore::new_version_id(&bucket),
-            seq: s.next_seq(),
-            latest: true,
-            delete_marker: false,
-            size: i64::try_from(written.size).map_err(internal)?,
-            etag: hex::encode(written.md5),
-            modified_ms: now_ms(),
-            blob: Some(written.id.clone()),
-            meta,
-        };
+        meta.set_full_object_checksum(&written);
+        let row = s.written_version(&bucket, key, &written, hex::encode(written.md5), meta)?;
         s.commit_version(&row).await?;
         s.notify(&bucket, &row, "ObjectCreated:Put").await;
-        let sums = checksum_fields(&row.meta);
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(etag(&row.etag)),
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(with_sums(
+            PutObjectOutput {
+                e_tag: Some(etag(&row.etag)),
+                version_id: ObjectStore::version_out(&bucket, &row.version_id),
+                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
+                ..Default::default()
+            },
+            row.meta.checksum.as_ref(),
+        )))
     }
 
     async fn get_object(
@@ -722,21 +1028,8 @@ impl S3 for SharedStore {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let s = &self.0;
-        let bucket = s.bucket(&req, &req.input.bucket)?;
-        check_key(&req.input.key)?;
-        let row = s.find(
-            &bucket.name,
-            &req.input.key,
-            req.input.version_id.as_deref(),
-        )?;
         let input = &req.input;
-        check_conditions(
-            &row,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
+        let (bucket, row) = s.read_target(&req)?;
         let size = u64::try_from(row.size).unwrap_or(0);
         let (range, content_range) = match &input.range {
             Some(range) => {
@@ -760,18 +1053,10 @@ impl S3 for SharedStore {
                 .map_err(internal)?,
             None => return Err(no_such_key(&row.key)),
         };
-        let with_checksum = content_range.is_none()
-            && input
-                .checksum_mode
-                .as_ref()
-                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-        let sums = if with_checksum {
-            checksum_fields(&row.meta)
-        } else {
-            Checksum::default()
-        };
+        let with_checksum =
+            content_range.is_none() && checksum_enabled(input.checksum_mode.as_ref());
         let meta = &row.meta;
-        Ok(S3Response::new(GetObjectOutput {
+        let output = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(i64::try_from(len).map_err(internal)?),
             content_range,
@@ -798,18 +1083,17 @@ impl S3 for SharedStore {
             tag_count: (!meta.tags.is_empty())
                 .then(|| i32::try_from(meta.tags.len()).unwrap_or(i32::MAX)),
             parts_count: meta.parts_count,
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
             checksum_type: if with_checksum {
                 meta.checksum_type.clone().map(ChecksumType::from)
             } else {
                 None
             },
             ..Default::default()
-        }))
+        };
+        Ok(S3Response::new(with_sums(
+            output,
+            meta.checksum.as_ref().filter(|_| with_checksum),
+        )))
     }
 
     async fn head_object(
@@ -817,32 +1101,11 @@ impl S3 for SharedStore {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let s = &self.0;
-        let bucket = s.bucket(&req, &req.input.bucket)?;
-        check_key(&req.input.key)?;
-        let row = s.find(
-            &bucket.name,
-            &req.input.key,
-            req.input.version_id.as_deref(),
-        )?;
         let input = &req.input;
-        check_conditions(
-            &row,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
-        let with_checksum = input
-            .checksum_mode
-            .as_ref()
-            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-        let sums = if with_checksum {
-            checksum_fields(&row.meta)
-        } else {
-            Checksum::default()
-        };
+        let (bucket, row) = s.read_target(&req)?;
+        let with_checksum = checksum_enabled(input.checksum_mode.as_ref());
         let meta = &row.meta;
-        Ok(S3Response::new(HeadObjectOutput {
+        let output = HeadObjectOutput {
             content_length: Some(row.size),
             accept_ranges: Some("bytes".to_string()),
             e_tag: Some(etag(&row.etag)),
@@ -855,13 +1118,12 @@ impl S3 for SharedStore {
             metadata: user_metadata(meta),
             version_id: ObjectStore::version_out(&bucket, &row.version_id),
             parts_count: meta.parts_count,
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
             ..Default::default()
-        }))
+        };
+        Ok(S3Response::new(with_sums(
+            output,
+            meta.checksum.as_ref().filter(|_| with_checksum),
+        )))
     }
 
     async fn delete_object(
@@ -942,22 +1204,10 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         check_key(&req.input.key)?;
-        let CopySource::Bucket {
-            bucket: src_bucket,
-            key: src_key,
-            version_id,
-        } = &req.input.copy_source
-        else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "Copying from an access point is not implemented",
-            ));
-        };
-        let source_bucket = s.bucket(&req, src_bucket)?;
-        let source = s.find(&source_bucket.name, src_key, version_id.as_deref())?;
         let input = &req.input;
-        check_copy_conditions(
-            &source,
+        let (source_bucket, source, versioned) = s.copy_source(
+            &req,
+            &input.copy_source,
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_none_match.as_ref(),
         )?;
@@ -965,11 +1215,7 @@ impl S3 for SharedStore {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if !replace
-            && source_bucket.name == bucket.name
-            && **src_key == *input.key
-            && version_id.is_none()
-        {
+        if !replace && source_bucket.name == bucket.name && source.key == input.key && !versioned {
             return Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -987,76 +1233,47 @@ impl S3 for SharedStore {
                     .as_ref()
                     .and_then(|(a, _)| Algorithm::parse(a))
             });
-        let mut pending = s.blobs.begin(algorithm).await.map_err(internal)?;
-        if let Some(blob) = &source.blob {
-            s.blobs
-                .copy_into(
-                    blob,
-                    0,
-                    u64::try_from(source.size).unwrap_or(0),
-                    &mut pending,
-                )
-                .await
-                .map_err(internal)?;
-        }
-        let written = s.blobs.commit(pending).await.map_err(internal)?;
-        let mut meta = if replace {
-            object_meta(
-                input.content_type.as_ref().map(ToString::to_string),
-                input.content_encoding.clone(),
-                input.content_disposition.clone(),
-                input.content_language.clone(),
-                input.cache_control.clone(),
-                input.metadata.clone(),
+        let written = s
+            .copy_blob(
+                algorithm,
+                &source,
+                0,
+                u64::try_from(source.size).unwrap_or(0),
             )
+            .await?;
+        let mut meta = if replace {
+            object_meta_of!(input)
         } else {
             source.meta.clone()
         };
         meta.parts_count = None;
-        meta.checksum = written
-            .checksum
-            .as_ref()
-            .map(|(a, v)| (a.name().to_string(), v.clone()));
-        meta.checksum_type = written.checksum.as_ref().map(|_| "FULL_OBJECT".to_string());
+        meta.set_full_object_checksum(&written);
         if input
             .tagging_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
         {
-            meta.tags = input
-                .tagging
-                .as_deref()
-                .map(parse_tagging)
-                .transpose()?
-                .unwrap_or_default();
+            meta.tags = parse_tagging(input.tagging.as_deref())?;
         }
-        let row = ObjectRow {
-            bucket: bucket.name.clone(),
-            key: input.key.clone(),
-            version_id: ObjectStore::new_version_id(&bucket),
-            seq: s.next_seq(),
-            latest: true,
-            delete_marker: false,
-            size: source.size,
-            etag: hex::encode(written.md5),
-            modified_ms: now_ms(),
-            blob: Some(written.id.clone()),
+        let row = s.written_version(
+            &bucket,
+            input.key.clone(),
+            &written,
+            hex::encode(written.md5),
             meta,
-        };
+        )?;
         s.commit_version(&row).await?;
         s.notify(&bucket, &row, "ObjectCreated:Copy").await;
-        let sums = checksum_fields(&row.meta);
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&row.etag)),
-                last_modified: Some(timestamp(row.modified_ms)),
-                checksum_crc32: sums.checksum_crc32,
-                checksum_crc32c: sums.checksum_crc32c,
-                checksum_crc64nvme: sums.checksum_crc64nvme,
-                checksum_sha1: sums.checksum_sha1,
-                checksum_sha256: sums.checksum_sha256,
-                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-            }),
+            copy_object_result: Some(with_sums(
+                CopyObjectResult {
+                    e_tag: Some(etag(&row.etag)),
+                    last_modified: Some(timestamp(row.modified_ms)),
+                    checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
+                    ..Default::default()
+                },
+                row.meta.checksum.as_ref(),
+            )),
             version_id: ObjectStore::version_out(&bucket, &row.version_id),
             copy_source_version_id: ObjectStore::version_out(&source_bucket, &source.version_id),
             ..Default::default()
@@ -1070,42 +1287,25 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let encode = ObjectStore::encoding(input.encoding_type.as_ref())?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let max = input.max_keys.unwrap_or(MAX_LIST).clamp(0, MAX_LIST);
-        let marker = input.marker.clone().unwrap_or_default();
-        let page = s.page(
-            &bucket.name,
-            &prefix,
-            input.delimiter.as_deref(),
-            &marker,
-            usize::try_from(max).unwrap_or(0),
+        let listing = Listing::new(
+            input.encoding_type.as_ref(),
+            input.prefix.as_ref(),
+            input.max_keys,
         )?;
-        let enc = |v: String| if encode { url_encode(&v) } else { v };
+        let marker = input.marker.clone().unwrap_or_default();
+        let page = s.page(&bucket.name, &listing, input.delimiter.as_deref(), &marker)?;
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(bucket.name),
-            prefix: Some(enc(prefix)),
-            marker: Some(enc(marker)),
-            max_keys: Some(max),
+            prefix: Some(listing.enc(&listing.prefix)),
+            marker: Some(listing.enc(&marker)),
+            max_keys: Some(listing.max),
             is_truncated: Some(page.truncated),
             next_marker: (page.truncated && input.delimiter.is_some())
-                .then(|| page.last.clone().map(enc))
+                .then(|| page.last.as_deref().map(|l| listing.enc(l)))
                 .flatten(),
-            contents: Some(
-                page.objects
-                    .iter()
-                    .map(|o| ObjectStore::list_object(o, encode))
-                    .collect(),
-            ),
-            common_prefixes: Some(
-                page.prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
-            delimiter: input.delimiter.clone().map(enc),
+            contents: Some(page.contents(&listing)),
+            common_prefixes: Some(page.common_prefixes(&listing)),
+            delimiter: input.delimiter.as_deref().map(|d| listing.enc(d)),
             encoding_type: input.encoding_type.clone(),
             ..Default::default()
         }))
@@ -1115,64 +1315,37 @@ impl S3 for SharedStore {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        use base64::Engine as _;
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let encode = ObjectStore::encoding(input.encoding_type.as_ref())?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let max = input.max_keys.unwrap_or(MAX_LIST).clamp(0, MAX_LIST);
+        let listing = Listing::new(
+            input.encoding_type.as_ref(),
+            input.prefix.as_ref(),
+            input.max_keys,
+        )?;
         let after = match &input.continuation_token {
-            Some(token) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    S3Error::with_message(
-                        S3ErrorCode::InvalidArgument,
-                        "The continuation token provided is incorrect",
-                    )
-                })?,
+            Some(token) => decode_token(token)?,
             None => input.start_after.clone().unwrap_or_default(),
         };
-        let page = s.page(
-            &bucket.name,
-            &prefix,
-            input.delimiter.as_deref(),
-            &after,
-            usize::try_from(max).unwrap_or(0),
-        )?;
-        let enc = |v: String| if encode { url_encode(&v) } else { v };
+        let page = s.page(&bucket.name, &listing, input.delimiter.as_deref(), &after)?;
         let count = page.objects.len() + page.prefixes.len();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(bucket.name),
-            prefix: Some(enc(prefix)),
-            max_keys: Some(max),
+            prefix: Some(listing.enc(&listing.prefix)),
+            max_keys: Some(listing.max),
             key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
             continuation_token: input.continuation_token.clone(),
             is_truncated: Some(page.truncated),
             next_continuation_token: page
                 .truncated
-                .then_some(page.last.as_ref())
+                .then_some(page.last.as_deref())
                 .flatten()
-                .map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(l)),
-            contents: Some(
-                page.objects
-                    .iter()
-                    .map(|o| ObjectStore::list_object(o, encode))
-                    .collect(),
-            ),
-            common_prefixes: Some(
-                page.prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
-            delimiter: input.delimiter.clone().map(enc),
+                .map(encode_token),
+            contents: Some(page.contents(&listing)),
+            common_prefixes: Some(page.common_prefixes(&listing)),
+            delimiter: input.delimiter.as_deref().map(|d| listing.enc(d)),
             encoding_type: input.encoding_type.clone(),
-            start_after: input.start_after.clone().map(enc),
+            start_after: input.start_after.as_deref().map(|a| listing.enc(a)),
             ..Default::default()
         }))
     }
@@ -1191,20 +1364,8 @@ impl S3 for SharedStore {
             .map(|a| Algorithm::parse(a.as_str()).ok_or_else(checksum::unsupported))
             .transpose()?;
         let mode = multipart_checksum_type(algorithm, input.checksum_type.as_ref())?;
-        let mut meta = object_meta(
-            input.content_type.map(|c| c.to_string()),
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.metadata,
-        );
-        meta.tags = input
-            .tagging
-            .as_deref()
-            .map(parse_tagging)
-            .transpose()?
-            .unwrap_or_default();
+        let mut meta = object_meta_of!(input);
+        meta.tags = parse_tagging(input.tagging.as_deref())?;
         // The algorithm the object's checksum will be of; its value is
         // known at completion.
         meta.checksum = algorithm.map(|a| (a.name().to_string(), String::new()));
@@ -1244,37 +1405,15 @@ impl S3 for SharedStore {
                 req.input.content_md5.as_deref(),
             )
             .await?;
-        let part = PartRow {
-            part_number: req.input.part_number,
-            size: i64::try_from(written.size).map_err(internal)?,
-            etag: hex::encode(written.md5),
-            modified_ms: now_ms(),
-            blob: written.id.clone(),
-            checksum: written
-                .checksum
-                .as_ref()
-                .map(|(a, v)| (a.name().to_string(), v.clone())),
-        };
-        if let Some(replaced) = s
-            .meta
-            .put_part(&upload.upload_id, &part)
-            .map_err(internal)?
-        {
-            s.blobs.remove(&replaced).await;
-        }
-        let sums = checksum_fields(&ObjectMeta {
-            checksum: part.checksum.clone(),
-            ..Default::default()
-        });
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(etag(&part.etag)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            ..Default::default()
-        }))
+        let part = new_part(req.input.part_number, &written, stored_checksum(&written))?;
+        s.store_part(&upload.upload_id, &part).await?;
+        Ok(S3Response::new(with_sums(
+            UploadPartOutput {
+                e_tag: Some(etag(&part.etag)),
+                ..Default::default()
+            },
+            part.checksum.as_ref(),
+        )))
     }
 
     async fn upload_part_copy(
@@ -1285,21 +1424,9 @@ impl S3 for SharedStore {
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let upload = upload_of(s, &bucket, &req.input.upload_id, &req.input.key)?;
         check_part_number(req.input.part_number)?;
-        let CopySource::Bucket {
-            bucket: src_bucket,
-            key: src_key,
-            version_id,
-        } = &req.input.copy_source
-        else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "Copying from an access point is not implemented",
-            ));
-        };
-        let source_bucket = s.bucket(&req, src_bucket)?;
-        let source = s.find(&source_bucket.name, src_key, version_id.as_deref())?;
-        check_copy_conditions(
-            &source,
+        let (source_bucket, source, _) = s.copy_source(
+            &req,
+            &req.input.copy_source,
             req.input.copy_source_if_match.as_ref(),
             req.input.copy_source_if_none_match.as_ref(),
         )?;
@@ -1323,29 +1450,9 @@ impl S3 for SharedStore {
             }
             None => (0, size),
         };
-        let mut pending = s.blobs.begin(None).await.map_err(internal)?;
-        if let Some(blob) = &source.blob {
-            s.blobs
-                .copy_into(blob, start, len, &mut pending)
-                .await
-                .map_err(internal)?;
-        }
-        let written = s.blobs.commit(pending).await.map_err(internal)?;
-        let part = PartRow {
-            part_number: req.input.part_number,
-            size: i64::try_from(written.size).map_err(internal)?,
-            etag: hex::encode(written.md5),
-            modified_ms: now_ms(),
-            blob: written.id.clone(),
-            checksum: None,
-        };
-        if let Some(replaced) = s
-            .meta
-            .put_part(&upload.upload_id, &part)
-            .map_err(internal)?
-        {
-            s.blobs.remove(&replaced).await;
-        }
+        let written = s.copy_blob(None, &source, start, len).await?;
+        let part = new_part(req.input.part_number, &written, None)?;
+        s.store_part(&upload.upload_id, &part).await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(etag(&part.etag)),
@@ -1371,10 +1478,7 @@ impl S3 for SharedStore {
             .and_then(|m| m.parts.clone())
             .unwrap_or_default();
         if asked.is_empty() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema",
-            ));
+            return Err(malformed_xml());
         }
         let stored = s.meta.parts(&upload.upload_id).map_err(internal)?;
         let invalid_part = || {
@@ -1453,50 +1557,31 @@ impl S3 for SharedStore {
         let mut meta = upload.meta.clone();
         meta.parts_count = Some(i32::try_from(chosen.len()).unwrap_or(i32::MAX));
         meta.checksum = match (algorithm, full_object) {
-            (Some(_), true) => written
-                .checksum
-                .clone()
-                .map(|(a, v)| (a.name().to_string(), v)),
+            (Some(_), true) => stored_checksum(&written),
             (Some(a), false) => composite_checksum(a, &chosen).map(|v| (a.name().to_string(), v)),
             (None, _) => None,
         };
         if meta.checksum.is_none() {
             meta.checksum_type = None;
         }
-        let row = ObjectRow {
-            bucket: bucket.name.clone(),
-            key: upload.key.clone(),
-            version_id: ObjectStore::new_version_id(&bucket),
-            seq: s.next_seq(),
-            latest: true,
-            delete_marker: false,
-            size: i64::try_from(written.size).map_err(internal)?,
-            etag: format!("{}-{}", hex::encode(md5s.finalize()), chosen.len()),
-            modified_ms: now_ms(),
-            blob: Some(written.id.clone()),
-            meta,
-        };
+        let etag_value = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+        let row = s.written_version(&bucket, upload.key.clone(), &written, etag_value, meta)?;
         s.commit_version(&row).await?;
-        for blob in s.meta.drop_upload(&upload.upload_id).map_err(internal)? {
-            s.blobs.remove(&blob).await;
-        }
+        s.drop_upload(&upload.upload_id).await?;
         s.notify(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
             .await;
-        let sums = checksum_fields(&row.meta);
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(bucket.name.clone()),
-            key: Some(row.key.clone()),
-            e_tag: Some(etag(&row.etag)),
-            location: Some(format!("/{}/{}", bucket.name, row.key)),
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(with_sums(
+            CompleteMultipartUploadOutput {
+                bucket: Some(bucket.name.clone()),
+                key: Some(row.key.clone()),
+                e_tag: Some(etag(&row.etag)),
+                location: Some(format!("/{}/{}", bucket.name, row.key)),
+                version_id: ObjectStore::version_out(&bucket, &row.version_id),
+                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
+                ..Default::default()
+            },
+            row.meta.checksum.as_ref(),
+        )))
     }
 
     async fn abort_multipart_upload(
@@ -1506,9 +1591,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let upload = upload_of(s, &bucket, &req.input.upload_id, &req.input.key)?;
-        for blob in s.meta.drop_upload(&upload.upload_id).map_err(internal)? {
-            s.blobs.remove(&blob).await;
-        }
+        s.drop_upload(&upload.upload_id).await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
@@ -1543,21 +1626,16 @@ impl S3 for SharedStore {
                 parts
                     .iter()
                     .map(|p| {
-                        let sums = checksum_fields(&ObjectMeta {
-                            checksum: p.checksum.clone(),
-                            ..Default::default()
-                        });
-                        Part {
-                            part_number: Some(p.part_number),
-                            e_tag: Some(etag(&p.etag)),
-                            size: Some(p.size),
-                            last_modified: Some(timestamp(p.modified_ms)),
-                            checksum_crc32: sums.checksum_crc32,
-                            checksum_crc32c: sums.checksum_crc32c,
-                            checksum_crc64nvme: sums.checksum_crc64nvme,
-                            checksum_sha1: sums.checksum_sha1,
-                            checksum_sha256: sums.checksum_sha256,
-                        }
+                        with_sums(
+                            Part {
+                                part_number: Some(p.part_number),
+                                e_tag: Some(etag(&p.etag)),
+                                size: Some(p.size),
+                                last_modified: Some(timestamp(p.modified_ms)),
+                                ..Default::default()
+                            },
+                            p.checksum.as_ref(),
+                        )
                     })
                     .collect(),
             ),
@@ -1613,12 +1691,7 @@ impl S3 for SharedStore {
             .as_ref()
             .map(|st| st.as_str().to_string())
             .filter(|st| st == "Enabled" || st == "Suspended")
-            .ok_or_else(|| {
-                S3Error::with_message(
-                    S3ErrorCode::MalformedXML,
-                    "The XML you provided was not well-formed or did not validate against our published schema",
-                )
-            })?;
+            .ok_or_else(malformed_xml)?;
         s.meta
             .set_versioning(&bucket.name, &status)
             .map_err(internal)?;
@@ -1643,21 +1716,22 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let encode = ObjectStore::encoding(input.encoding_type.as_ref())?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let max = input.max_keys.unwrap_or(MAX_LIST).clamp(0, MAX_LIST);
-        let limit = usize::try_from(max).unwrap_or(0);
+        let listing = Listing::new(
+            input.encoding_type.as_ref(),
+            input.prefix.as_ref(),
+            input.max_keys,
+        )?;
+        let limit = listing.limit();
         let rows = s
             .meta
             .list_versions(
                 &bucket.name,
-                &prefix,
+                &listing.prefix,
                 input.key_marker.as_deref().unwrap_or(""),
                 limit + 1,
             )
             .map_err(internal)?;
         let truncated = rows.len() > limit;
-        let enc = |v: &str| if encode { url_encode(v) } else { v.to_string() };
         let owner = Owner {
             id: Some(bucket.account.clone()),
             display_name: Some(bucket.account.clone()),
@@ -1667,7 +1741,7 @@ impl S3 for SharedStore {
         for row in rows.iter().take(limit) {
             if row.delete_marker {
                 markers.push(DeleteMarkerEntry {
-                    key: Some(enc(&row.key)),
+                    key: Some(listing.enc(&row.key)),
                     version_id: Some(row.version_id.clone()),
                     is_latest: Some(row.latest),
                     last_modified: Some(timestamp(row.modified_ms)),
@@ -1675,7 +1749,7 @@ impl S3 for SharedStore {
                 });
             } else {
                 versions.push(ObjectVersion {
-                    key: Some(enc(&row.key)),
+                    key: Some(listing.enc(&row.key)),
                     version_id: Some(row.version_id.clone()),
                     is_latest: Some(row.latest),
                     last_modified: Some(timestamp(row.modified_ms)),
@@ -1691,8 +1765,8 @@ impl S3 for SharedStore {
         }
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(bucket.name),
-            prefix: Some(enc(&prefix)),
-            max_keys: Some(max),
+            prefix: Some(listing.enc(&listing.prefix)),
+            max_keys: Some(listing.max),
             is_truncated: Some(truncated),
             key_marker: input.key_marker.clone(),
             next_key_marker: truncated
@@ -1722,9 +1796,7 @@ impl S3 for SharedStore {
             )
             .await?;
         let json = serde_json::to_string(config).map_err(internal)?;
-        s.meta
-            .set_bucket_doc(&bucket.name, BucketDoc::Notification, Some(&json))
-            .map_err(internal)?;
+        s.set_doc(&bucket.name, BucketDoc::Notification, Some(&json))?;
         Ok(S3Response::new(
             PutBucketNotificationConfigurationOutput::default(),
         ))
@@ -1757,12 +1829,7 @@ impl S3 for SharedStore {
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let s = &self.0;
-        let bucket = s.bucket(&req, &req.input.bucket)?;
-        let row = s.find(
-            &bucket.name,
-            &req.input.key,
-            req.input.version_id.as_deref(),
-        )?;
+        let (bucket, row) = s.target(&req)?;
         let tags = req
             .input
             .tagging
@@ -1788,12 +1855,7 @@ impl S3 for SharedStore {
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let s = &self.0;
-        let bucket = s.bucket(&req, &req.input.bucket)?;
-        let row = s.find(
-            &bucket.name,
-            &req.input.key,
-            req.input.version_id.as_deref(),
-        )?;
+        let (bucket, row) = s.target(&req)?;
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set: row
                 .meta
@@ -1813,12 +1875,7 @@ impl S3 for SharedStore {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let s = &self.0;
-        let bucket = s.bucket(&req, &req.input.bucket)?;
-        let row = s.find(
-            &bucket.name,
-            &req.input.key,
-            req.input.version_id.as_deref(),
-        )?;
+        let (bucket, row) = s.target(&req)?;
         s.meta
             .set_tags(&bucket.name, &row.key, &row.version_id, Vec::new())
             .map_err(internal)?;
@@ -1835,9 +1892,7 @@ impl S3 for SharedStore {
         let bucket = s.bucket(&req, &req.input.bucket)?;
         crate::cors::validate(&req.input.cors_configuration)?;
         let json = serde_json::to_string(&req.input.cors_configuration).map_err(internal)?;
-        s.meta
-            .set_bucket_doc(&bucket.name, BucketDoc::Cors, Some(&json))
-            .map_err(internal)?;
+        s.set_doc(&bucket.name, BucketDoc::Cors, Some(&json))?;
         Ok(S3Response::new(PutBucketCorsOutput::default()))
     }
 
@@ -1865,9 +1920,7 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
-        s.meta
-            .set_bucket_doc(&bucket.name, BucketDoc::Cors, None)
-            .map_err(internal)?;
+        s.set_doc(&bucket.name, BucketDoc::Cors, None)?;
         Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 
@@ -1883,9 +1936,7 @@ impl S3 for SharedStore {
                 "Policies must be valid JSON and the first byte must be '{'",
             ));
         }
-        s.meta
-            .set_bucket_doc(&bucket.name, BucketDoc::Policy, Some(&req.input.policy))
-            .map_err(internal)?;
+        s.set_doc(&bucket.name, BucketDoc::Policy, Some(&req.input.policy))?;
         Ok(S3Response::new(PutBucketPolicyOutput::default()))
     }
 
@@ -1917,9 +1968,7 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
-        s.meta
-            .set_bucket_doc(&bucket.name, BucketDoc::Policy, None)
-            .map_err(internal)?;
+        s.set_doc(&bucket.name, BucketDoc::Policy, None)?;
         Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
     }
 }
@@ -1942,10 +1991,7 @@ async fn delete_one(
             .delete_version(&bucket.name, key, version)
             .map_err(internal)?;
         if let Some(row) = &removed {
-            if let Some(blob) = &row.blob {
-                s.blobs.remove(blob).await;
-            }
-            s.notify(bucket, row, "ObjectRemoved:Delete").await;
+            s.discard(bucket, row).await;
         }
         return Ok(Deleted {
             delete_marker: removed.is_some_and(|r| r.delete_marker),
@@ -1959,10 +2005,7 @@ async fn delete_one(
                 .delete_version(&bucket.name, key, "null")
                 .map_err(internal)?;
             if let Some(row) = removed {
-                if let Some(blob) = &row.blob {
-                    s.blobs.remove(blob).await;
-                }
-                s.notify(bucket, &row, "ObjectRemoved:Delete").await;
+                s.discard(bucket, &row).await;
             }
             Ok(Deleted {
                 delete_marker: false,
@@ -1970,19 +2013,7 @@ async fn delete_one(
             })
         }
         Some(_) => {
-            let row = ObjectRow {
-                bucket: bucket.name.clone(),
-                key: key.to_string(),
-                version_id: ObjectStore::new_version_id(bucket),
-                seq: s.next_seq(),
-                latest: true,
-                delete_marker: true,
-                size: 0,
-                etag: String::new(),
-                modified_ms: now_ms(),
-                blob: None,
-                meta: ObjectMeta::default(),
-            };
+            let row = s.new_version(bucket, key.to_string(), ObjectMeta::default());
             s.commit_version(&row).await?;
             s.notify(bucket, &row, "ObjectRemoved:DeleteMarkerCreated")
                 .await;
@@ -2068,6 +2099,22 @@ fn upload_of(
         .ok_or_else(|| no_such_upload(upload_id))
 }
 
+/// A part with the content of `written`.
+fn new_part(
+    part_number: i32,
+    written: &WrittenBlob,
+    checksum: Option<(String, String)>,
+) -> S3Result<PartRow> {
+    Ok(PartRow {
+        part_number,
+        size: i64::try_from(written.size).map_err(internal)?,
+        etag: hex::encode(written.md5),
+        modified_ms: now_ms(),
+        blob: written.id.clone(),
+        checksum,
+    })
+}
+
 fn check_part_number(number: i32) -> S3Result<()> {
     if (1..=10_000).contains(&number) {
         Ok(())
@@ -2079,13 +2126,13 @@ fn check_part_number(number: i32) -> S3Result<()> {
     }
 }
 
-fn check_conditions(
-    row: &ObjectRow,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<()> {
+fn check_conditions(row: &ObjectRow, conditions: &ReadConditions<'_>) -> S3Result<()> {
+    let ReadConditions {
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    } = *conditions;
     let modified = row.modified_ms / 1000;
     if let Some(cond) = if_match {
         if !condition_matches(cond, &row.etag) {

@@ -5,7 +5,7 @@
 //! instances can bind it read-only.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -91,6 +91,12 @@ impl CodeStore {
 
     /// Stores a zip under its id. Idempotent; the write is atomic.
     pub fn put(&self, id: &str, bytes: &[u8]) -> Result<(), CodeStoreError> {
+        self.put_from(id, &mut &bytes[..])
+    }
+
+    /// Stores the zip `reader` holds (from its current position) under its
+    /// id, copied in pieces. Idempotent; the write is atomic.
+    pub fn put_from(&self, id: &str, reader: &mut impl Read) -> Result<(), CodeStoreError> {
         let path = self.blob_path(id)?;
         if path.exists() {
             return Ok(());
@@ -99,12 +105,14 @@ impl CodeStore {
             fs::create_dir_all(parent)?;
         }
         let tmp = unique_tmp(&self.root.join("tmp"), id);
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
+        let written = fs::File::create(&tmp).and_then(|mut f| {
+            io::copy(reader, &mut f)?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
         }
-        fs::rename(&tmp, &path)?;
         Ok(())
     }
 
@@ -278,6 +286,7 @@ fn extract_zip(bytes: &[u8], dest: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn zip_with(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
         let mut buf = io::Cursor::new(Vec::new());

@@ -1,7 +1,8 @@
 //! AWS services with the AWS SDK for Rust: logs and metrics read back
 //! (CloudWatch Logs over awsJson 1.1, CloudWatch over Smithy RPC v2 CBOR)
 //! before and after a restart, and DynamoDB (awsJson 1.0 with the
-//! `x-amz-crc32` the SDK verifies).
+//! `x-amz-crc32` the SDK verifies), and S3 (objects with the SDK's default
+//! checksums, multipart, a presigned GET).
 
 // A panic in a test (or its helpers) is a failed test, not a crashed server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -316,4 +317,190 @@ async fn dynamodb_tables_items_queries_and_conditions_through_the_sdk() {
         "{refused:?}"
     );
     assert_eq!(refused.message(), Some("The conditional request failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_objects_multipart_and_presigned_get_through_the_sdk() {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    use aws_sdk_s3::presigning::PresigningConfig;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart,
+    };
+
+    let server = TestServer::start().await;
+    // Path style: `{bucket}.127.0.0.1` does not resolve.
+    let config = aws_sdk_s3::config::Builder::from(&server.sdk_config())
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(config);
+    let bucket = unique_name("sdk-bucket");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+
+    // PutObject with the SDK's default integrity protection: a CRC32 of
+    // the body in an aws-chunked trailer, which the server checks.
+    let body = b"hello from the AWS SDK for Rust".repeat(100);
+    let put = s3
+        .put_object()
+        .bucket(&bucket)
+        .key("dir/a.txt")
+        .content_type("text/plain")
+        .metadata("colour", "blue")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.checksum_crc32().is_some(), "{put:?}");
+
+    // GetObject validates the returned checksum against the body it reads.
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("dir/a.txt")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.checksum_crc32(), put.checksum_crc32());
+    assert_eq!(got.e_tag(), put.e_tag());
+    assert_eq!(got.content_type(), Some("text/plain"));
+    assert_eq!(
+        got.metadata()
+            .and_then(|m| m.get("colour"))
+            .map(String::as_str),
+        Some("blue")
+    );
+    assert_eq!(got.body.collect().await.unwrap().into_bytes(), &body[..]);
+
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key("dir/a.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.content_length(),
+        Some(i64::try_from(body.len()).unwrap())
+    );
+
+    // Multipart with a CRC32 per part; the SDK sends each part's checksum
+    // in a trailer and the completed object carries the composite one.
+    let key = "big.bin";
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let first = vec![b'a'; 5 * 1024 * 1024];
+    let second = b"the last part may be small".to_vec();
+    let mut parts = Vec::new();
+    for (number, data) in [(1, &first), (2, &second)] {
+        let part = s3
+            .upload_part()
+            .bucket(&bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(part.e_tag().unwrap())
+                .checksum_crc32(part.checksum_crc32().unwrap())
+                .build(),
+        );
+    }
+    let listed_parts = s3
+        .list_parts()
+        .bucket(&bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed_parts.parts().len(), 2);
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(done.e_tag().unwrap().ends_with("-2\""), "{done:?}");
+    assert!(done.checksum_crc32().unwrap().ends_with("-2"), "{done:?}");
+    let whole = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.parts_count(), Some(2));
+    let bytes = whole.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.len(), first.len() + second.len());
+    assert_eq!(&bytes[first.len()..], &second[..]);
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .max_keys(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.is_truncated(), Some(true));
+    assert_eq!(listed.contents()[0].key(), Some("big.bin"));
+    let rest = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .continuation_token(listed.next_continuation_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.contents()[0].key(), Some("dir/a.txt"));
+    assert_eq!(rest.is_truncated(), Some(false));
+
+    // A presigned GET works from a client that holds no credentials.
+    let presigned = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("dir/a.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let fetched = reqwest::get(presigned.uri()).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap(), &body[..]);
+
+    s3.delete_object()
+        .bucket(&bucket)
+        .key("dir/a.txt")
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("dir/a.txt")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_no_such_key(), "{err:?}");
+    assert_eq!(err.code(), Some("NoSuchKey"));
 }

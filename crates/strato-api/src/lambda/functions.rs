@@ -7,6 +7,7 @@
 //! request model out is the next step when the file grows.
 
 use std::collections::BTreeMap;
+use std::io::Seek;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -19,9 +20,8 @@ use strato_model::error::ValidationErrors;
 use strato_model::function::CodeRef;
 use strato_model::limits::*;
 use strato_model::{
-    validate, AwsError, CodePackage, CodePackageError, ErrorCode, FunctionConfig, FunctionRecord,
-    FunctionRef, FunctionState, LastUpdateStatus, Qualifier, RecursiveLoop, Runtime, RuntimeUpdate,
-    LATEST,
+    validate, AwsError, CodePackage, ErrorCode, FunctionConfig, FunctionRecord, FunctionRef,
+    FunctionState, LastUpdateStatus, Qualifier, RecursiveLoop, Runtime, RuntimeUpdate, LATEST,
 };
 use strato_store::StoreError;
 
@@ -284,12 +284,32 @@ pub(crate) fn decode_zip(b64: &str) -> ApiResult<Vec<u8>> {
         })
 }
 
+/// A deployment package as a request gave it.
+pub(crate) enum ZipSource {
+    /// `ZipFile`: decoded from the request (at most 50 MB zipped).
+    Inline(Vec<u8>),
+    /// `S3Bucket`/`S3Key`: the object's content file, read in place.
+    S3(std::fs::File),
+}
+
 /// Inspects and stores a zip off the async threads (hashing 50 MB is slow).
-pub(crate) async fn accept_zip(state: &ApiState, bytes: Vec<u8>) -> ApiResult<CodeRef> {
+pub(crate) async fn accept_zip(state: &ApiState, zip: ZipSource) -> ApiResult<CodeRef> {
     let code = state.code.clone();
     tokio::task::spawn_blocking(move || -> ApiResult<CodeRef> {
-        let package = CodePackage::inspect(&bytes).map_err(AwsError::from)?;
-        code.put(&package.sha256_hex, &bytes)?;
+        let package = match zip {
+            ZipSource::Inline(bytes) => {
+                let package = CodePackage::inspect(&bytes).map_err(AwsError::from)?;
+                code.put(&package.sha256_hex, &bytes)?;
+                package
+            }
+            ZipSource::S3(mut file) => {
+                let package = CodePackage::inspect_file(&mut file).map_err(AwsError::from)?;
+                file.seek(std::io::SeekFrom::Start(0))
+                    .map_err(strato_store::CodeStoreError::from)?;
+                code.put_from(&package.sha256_hex, &mut file)?;
+                package
+            }
+        };
         Ok(CodeRef {
             sha256_base64: package.sha256_base64,
             sha256_hex: package.sha256_hex,
@@ -308,7 +328,7 @@ async fn zip_source(
     zip: Option<&str>,
     s3: S3Source<'_>,
     image_uri: Option<&str>,
-) -> ApiResult<Vec<u8>> {
+) -> ApiResult<ZipSource> {
     if image_uri.is_some() {
         return Err(AwsError::invalid_parameter(
             "Please don't provide ImageUri when updating a function with packageType Zip.",
@@ -316,8 +336,10 @@ async fn zip_source(
         .into());
     }
     match (zip, s3.bucket, s3.key) {
-        (Some(zip), _, _) => decode_zip(zip),
-        (None, Some(bucket), Some(key)) => s3_object(state, caller, bucket, key, s3.version).await,
+        (Some(zip), _, _) => decode_zip(zip).map(ZipSource::Inline),
+        (None, Some(bucket), Some(key)) => s3_object(state, caller, bucket, key, s3.version)
+            .await
+            .map(ZipSource::S3),
         (None, Some(_), None) => {
             Err(AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into())
         }
@@ -335,7 +357,7 @@ pub(crate) struct S3Source<'a> {
     pub version: Option<&'a str>,
 }
 
-/// A deployment package read from Strato's S3 with the caller's account,
+/// A deployment package in Strato's S3, opened with the caller's account,
 /// answering S3's refusal inside Lambda's error as AWS does.
 pub(crate) async fn s3_object(
     state: &ApiState,
@@ -343,26 +365,16 @@ pub(crate) async fn s3_object(
     bucket: &str,
     key: &str,
     version: Option<&str>,
-) -> ApiResult<Vec<u8>> {
+) -> ApiResult<std::fs::File> {
     state
         .s3
         .store()
-        .read_object(
-            &caller.account_id,
-            &caller.region,
-            bucket,
-            key,
-            version,
-            strato_model::limits::MAX_ZIPPED_CODE_BYTES,
-        )
+        .open_object(&caller.account_id, &caller.region, bucket, key, version)
         .await
-        .map_err(|e| match e {
-            strato_s3::source::ReadError::TooLarge(size) => {
-                ApiError(AwsError::from(CodePackageError::TooLarge(size)))
-            }
-            e @ strato_s3::source::ReadError::S3 { .. } => ApiError(AwsError::invalid_parameter(
-                format!("Error occurred while GetObject. {e}"),
-            )),
+        .map_err(|e| {
+            ApiError(AwsError::invalid_parameter(format!(
+                "Error occurred while GetObject. {e}"
+            )))
         })
 }
 

@@ -35,7 +35,7 @@ use strato_model::{validate, AwsError, ErrorCode};
 use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::base_url;
-use super::functions::{accept_zip, decode_zip, s3_object};
+use super::functions::{accept_zip, decode_zip, s3_object, ZipSource};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -282,8 +282,8 @@ pub async fn publish(
         v.into_result(ErrorCode::ValidationException)?;
     }
     let zip = match (&content.zip_file, &content.s3_bucket, &content.s3_key) {
-        (Some(zip), _, _) => decode_zip(zip)?,
-        (None, Some(bucket), Some(key)) => {
+        (Some(zip), _, _) => ZipSource::Inline(decode_zip(zip)?),
+        (None, Some(bucket), Some(key)) => ZipSource::S3(
             s3_object(
                 &state,
                 &caller,
@@ -291,8 +291,8 @@ pub async fn publish(
                 key,
                 content.s3_object_version.as_deref(),
             )
-            .await?
-        }
+            .await?,
+        ),
         (None, Some(_), None) => {
             return Err(
                 AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into(),

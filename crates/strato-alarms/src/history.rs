@@ -139,15 +139,22 @@ fn prefix(alarm_name: &str) -> String {
     format!("{alarm_name}\u{1}")
 }
 
+/// Orders the items appended within one millisecond (a state update and the
+/// action it triggers) as they were appended; the uuid keeps ids unique across
+/// servers sharing a store.
+static APPEND_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub async fn append(
     store: &dyn Store,
     alarm: &Alarm,
     item: &HistoryItem,
 ) -> Result<(), StoreError> {
+    let sequence = APPEND_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = format!(
-        "{}{:015}-{}",
+        "{}{:015}-{:020}-{}",
         prefix(&alarm.name),
         item.timestamp_ms,
+        sequence,
         uuid::Uuid::new_v4()
     );
     let doc = serde_json::to_value(item)?;

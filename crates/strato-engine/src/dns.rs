@@ -542,9 +542,21 @@ mod tests {
     #[tokio::test]
     async fn udp_answers_too_large_are_truncated_and_tcp_gets_them_whole() {
         // A host name server on UDP and TCP with an answer of 100 records (1.6 KB).
-        let upstream_udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let at = upstream_udp.local_addr().unwrap();
-        let upstream_tcp = TcpListener::bind(at).await.unwrap();
+        // The same port on both: a port free for UDP may be taken for TCP by a
+        // test running beside this one, so try again until both are free.
+        let mut tries = 0;
+        let (upstream_udp, upstream_tcp, at) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let at = udp.local_addr().unwrap();
+            match TcpListener::bind(at).await {
+                Ok(tcp) => break (udp, tcp, at),
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    eprintln!("port {at} taken for TCP ({e}), trying another");
+                }
+                Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+            }
+        };
         let upstream = tokio::spawn(async move {
             answer_next(&upstream_udp, 100).await;
             let (mut stream, _) = upstream_tcp.accept().await.unwrap();

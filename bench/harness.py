@@ -504,40 +504,48 @@ def stop_shared():
     _SHARED_OFFLINE.clear()
 
 
-class Offline:
-    """serverless-offline 13 (serverless 3) with the Node handler behind an httpApi route."""
+class OfflineBase:
+    """serverless-offline 13 (serverless 3) running one Node handler from fixtures/node/ in a
+    directory of its own, with the events given as serverless.yml lines."""
 
-    def __init__(self, in_process=False):
+    def start(self, label, fixture, handler, events, extra_args):
         self.http_port = free_port()
         self.lambda_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sls-", dir=WORK)
-        shutil.copy(os.path.join(FIX, "node", "index.js"), self.dir)
+        shutil.copy(os.path.join(FIX, "node", fixture), self.dir)
         os.symlink(os.path.join(NPM, "node_modules"), os.path.join(self.dir, "node_modules"))
         with open(os.path.join(self.dir, "serverless.yml"), "w") as f:
             f.write(
                 "service: bench\n"
                 "frameworkVersion: '3'\n"
                 "provider:\n  name: aws\n  runtime: nodejs20.x\n  region: us-east-1\n  stage: dev\n"
-                "functions:\n  hello:\n    handler: index.handler\n"
-                "    events:\n      - httpApi:\n          path: /hello\n          method: get\n"
+                f"functions:\n  hello:\n    handler: {handler}\n"
+                "    events:\n" + events +
                 "plugins:\n  - serverless-offline\n"
             )
         args = [NODE, SLS, "offline", "start", "--host", "127.0.0.1", "--httpPort", str(self.http_port),
-                "--lambdaPort", str(self.lambda_port), "--noPrependStageInUrl"]
-        if in_process:
-            args.append("--useInProcess")
+                "--lambdaPort", str(self.lambda_port)] + extra_args
         env = {"SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off", "SLS_DEPRECATION_DISABLE": "*",
                "SERVERLESS_PLATFORM_STAGE": "", "CI": "1", "HOME": self.dir,
                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-        self.proc = Proc("sls-inprocess" if in_process else "sls-default", args, cwd=self.dir, env=env, cpus=SUT_CPUS)
-        wait_port(self.http_port, 90, self.proc)
-        wait_port(self.lambda_port, 30, self.proc)
-        self.invoke_url = f"http://127.0.0.1:{self.lambda_port}/2015-03-31/functions/bench-dev-hello/invocations"
-        self.http_url = f"http://127.0.0.1:{self.http_port}/hello"
+        self.proc = Proc(label, args, cwd=self.dir, env=env, cpus=SUT_CPUS)
 
     def stop(self):
         self.proc.stop(grace=5)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Offline(OfflineBase):
+    """The Node handler behind an httpApi route."""
+
+    def __init__(self, in_process=False):
+        self.start("sls-inprocess" if in_process else "sls-default", "index.js", "index.handler",
+                   "      - httpApi:\n          path: /hello\n          method: get\n",
+                   ["--noPrependStageInUrl"] + (["--useInProcess"] if in_process else []))
+        wait_port(self.http_port, 90, self.proc)
+        wait_port(self.lambda_port, 30, self.proc)
+        self.invoke_url = f"http://127.0.0.1:{self.lambda_port}/2015-03-31/functions/bench-dev-hello/invocations"
+        self.http_url = f"http://127.0.0.1:{self.http_port}/hello"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2565,43 +2573,22 @@ def _rt_row(label, clients, lat, wall, errs):
                      f"{len(lat) / wall:.0f} msg/s ({len(lat)} messages, {len(errs)} errors)"}
 
 
-class OfflineWebsocket:
-    """serverless-offline 13 with the WebSocket handler on `$connect` and a two-way `$default` route."""
+class OfflineWebsocket(OfflineBase):
+    """The WebSocket handler on `$connect` and a two-way `$default` route."""
 
     def __init__(self):
-        self.http_port = free_port()
         self.ws_port = free_port()
-        self.lambda_port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="sls-ws-", dir=WORK)
-        shutil.copy(os.path.join(FIX, "node", "websocket.js"), self.dir)
-        os.symlink(os.path.join(NPM, "node_modules"), os.path.join(self.dir, "node_modules"))
-        with open(os.path.join(self.dir, "serverless.yml"), "w") as f:
-            f.write(
-                "service: bench\n"
-                "frameworkVersion: '3'\n"
-                "provider:\n  name: aws\n  runtime: nodejs20.x\n  region: us-east-1\n  stage: dev\n"
-                "functions:\n  hello:\n    handler: websocket.handler\n"
-                # serverless-offline refuses every handshake (502) without a `$connect` route.
-                "    events:\n      - websocket:\n          route: $connect\n"
-                "      - websocket:\n          route: $default\n"
-                "          routeResponseSelectionExpression: $default\n"
-                "plugins:\n  - serverless-offline\n"
-            )
-        args = [NODE, SLS, "offline", "start", "--host", "127.0.0.1", "--httpPort", str(self.http_port),
-                "--websocketPort", str(self.ws_port), "--lambdaPort", str(self.lambda_port)]
-        env = {"SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off", "SLS_DEPRECATION_DISABLE": "*",
-               "SERVERLESS_PLATFORM_STAGE": "", "CI": "1", "HOME": self.dir,
-               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-        self.proc = Proc("sls-websocket", args, cwd=self.dir, env=env, cpus=SUT_CPUS)
+        self.start("sls-websocket", "websocket.js", "websocket.handler",
+                   # serverless-offline refuses every handshake (502) without a `$connect` route.
+                   "      - websocket:\n          route: $connect\n"
+                   "      - websocket:\n          route: $default\n"
+                   "          routeResponseSelectionExpression: $default\n",
+                   ["--websocketPort", str(self.ws_port)])
         try:
             wait_port(self.ws_port, 180, self.proc)
         except Exception:
             self.stop()
             raise
-
-    def stop(self):
-        self.proc.stop(grace=5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # One client process holding idle connections: opens them, says how many, holds them until stdin

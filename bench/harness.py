@@ -1492,7 +1492,7 @@ def sc_queue_throughput(ctx):
     return {"tables": [{"title": f"{n:,} messages of 256 bytes, batches of 10", "kind": "kv", "rows": rows}],
             "notes": ["`process-crash` commits survive `kill -9` of the server (SQLite WAL, synchronous=NORMAL); "
                       "`fsync` commits survive power loss (synchronous=FULL) and are Strato's default "
-                      "(`--queue-durability`). One writer thread commits every batch of operations waiting at once "
+                      "(`--durability`). One writer thread commits every batch of operations waiting at once "
                       "(group commit), so fsync's cost is shared by all concurrent callers: more tasks, more "
                       "throughput. The benchmark process is pinned to CPU 0 like every system under test."]}
 
@@ -1550,6 +1550,19 @@ class ElasticMq:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+STRATO_FSYNC_LABEL = "Strato (fsync, the default)"
+STRATO_PROCESS_CRASH_LABEL = "Strato (--durability process-crash)"
+
+
+def strato_durabilities(tag):
+    """Strato twice, as the targets (label, start) of a scenario that writes: with the default
+    `--durability fsync` (an answered write survives power loss) and with `process-crash` (it
+    survives kill -9 of the server; the OS writes it to disk later)."""
+    return [(STRATO_FSYNC_LABEL, lambda: Strato(f"{tag}-fsync")),
+            (STRATO_PROCESS_CRASH_LABEL,
+             lambda: Strato(f"{tag}-pc", extra_args=["--durability", "process-crash"]))]
+
+
 def strato_and_moto(tag):
     """The targets (label, start) of a scenario run on Strato and moto's server, and a note when
     moto is missing."""
@@ -1575,9 +1588,7 @@ def sc_sqs_throughput(ctx):
     poll, DeleteMessageBatch) against Strato (both queue durabilities), moto and ElasticMQ."""
     seconds = 4 if ctx.quick else 6
     reps = 1 if ctx.quick else 2
-    targets = [("Strato (fsync, the default)", lambda: Strato("sqs-fsync")),
-               ("Strato (--queue-durability process-crash)",
-                lambda: Strato("sqs-pc", extra_args=["--queue-durability", "process-crash"]))]
+    targets = strato_durabilities("sqs")
     notes = []
     add_moto(targets, notes, "moto server")
     if os.path.isdir(ELASTICMQ_LIB):
@@ -1802,7 +1813,9 @@ def sc_s3(ctx):
     list_keys = 2_000 if ctx.quick else 100_000
     stream_size = (512 if ctx.quick else 5 * 1024) * S3_CHUNK
     rss_cap_kb = 8 * 1024 * 1024
-    targets, notes = strato_and_moto("s3")
+    targets = strato_durabilities("s3")
+    notes = []
+    add_moto(targets, notes)
     scratch = tempfile.mkdtemp(prefix="s3-", dir=WORK)
     source = os.path.join(scratch, "source.bin")
     with open(source, "wb") as f:
@@ -1866,18 +1879,20 @@ def sc_s3(ctx):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     ratios = []
-    for op in ("PUT", "GET"):
-        for c in (1, 32):
-            a, b = rps.get(("Strato", op, c)), rps.get(("moto server", op, c))
-            if a and b:
-                ratios.append({"label": f"{op} 4 KiB, c={c}: Strato ÷ moto", "value": f"{a / b:.1f}×"})
+    for label in (STRATO_FSYNC_LABEL, STRATO_PROCESS_CRASH_LABEL):
+        for op in ("PUT", "GET"):
+            for c in (1, 32):
+                a, b = rps.get((label, op, c)), rps.get(("moto server", op, c))
+                if a and b:
+                    ratios.append({"label": f"{op} 4 KiB, c={c}: {label} ÷ moto", "value": f"{a / b:.1f}×"})
     notes += [
         "4 KiB objects: the load generator (`--sigv4 …:s3`: SigV4 with `x-amz-content-sha256`), keep-alive "
         "connections, 1 000 keys; GETs read keys the PUT pass wrote. "
         + ("2 s per run." if ctx.quick else "8 s per run after 100 warm-up requests."),
         f"Large objects: one {big // S3_CHUNK} MiB file of random bytes, PUT with UNSIGNED-PAYLOAD streamed from "
         "disk and GET streamed to a file on the same disk by one Python client; `cp` copies the same file on the "
-        "same disk (no fsync). Strato fsyncs the object before answering the PUT.",
+        "same disk (no fsync). With `--durability fsync` Strato fsyncs the object's file, its directory and "
+        "its metadata commit before answering the PUT; with `process-crash` it leaves them to the OS.",
         f"ListObjectsV2: {list_keys:,} keys (1-byte objects put by the load generator at c=32), every page of "
         "1 000 keys read in turn.",
         f"RSS: the server process's VmRSS sampled every 100 ms while one {stream_size / 2**30:.1f} GiB PUT streams in "
@@ -2433,7 +2448,7 @@ def sc_dynamodb(ctx):
     """PutItem, GetItem and Query against Strato, moto's server and dynalite, at concurrency 1 and
     32, with the same signed requests from the load generator; and write → function latency
     through a DynamoDB stream event source mapping (Strato only)."""
-    servers = [(STRATO_LABEL, lambda: Strato("ddb"))]
+    servers = strato_durabilities("ddb")
     notes = []
     add_moto(servers, notes, "moto server")
     if os.path.exists(DYNALITE):
@@ -2462,7 +2477,7 @@ def sc_dynamodb(ctx):
                                             "n_range": n_range, **_ddb_loadgen_kw(op)}))
         for op, op_targets in targets.items():
             log(f"  {op}")
-            tables += warm_table(op, warm_matrix(ctx, op_targets), STRATO_LABEL)
+            tables += warm_table(op, warm_matrix(ctx, op_targets), STRATO_FSYNC_LABEL)
     finally:
         for server in running:
             server.stop()
@@ -2479,8 +2494,10 @@ def sc_dynamodb(ctx):
         "worker), the same bytes for every server: PutItem writes a new item of ~150 B per request "
         "(1 000 partition keys); GetItem reads one of 100 items; Query reads the 10 items of one of 100 "
         "partition keys. The tables are filled with those 1 000 items before the runs.",
-        "Strato acknowledges a write once SQLite (WAL) has committed it (it survives kill -9); moto and "
-        "dynalite (its default, LevelDB in memory) keep their tables in memory.",
+        "Strato acknowledges a write once SQLite (WAL) has committed it: with `--durability fsync` (the "
+        "default) each commit is fsynced and survives power loss; with `process-crash` it is written to the OS "
+        "(synchronous=NORMAL) and survives kill -9 of the server. moto and dynalite (its default, LevelDB in "
+        "memory) keep their tables in memory.",
         "The stream latency is the handler's Date.now() at its start minus the harness's clock when "
         "PutItem answered (one machine, one clock, millisecond resolution; the harness takes its time "
         "after reading the answer, so on a busy machine a handler can start a few ms \"before\" it). Writes "

@@ -341,8 +341,12 @@ def test_accounts_do_not_share_tables(strato):
     assert other.list_tables()["TableNames"] == []
 
 
-def test_acknowledged_writes_survive_kill_9(strato_binary, tmp_path):
-    server = _start(strato_binary, tmp_path)
+@pytest.mark.parametrize("durability", ["fsync", "process-crash"])
+def test_acknowledged_writes_survive_kill_9(strato_binary, tmp_path, durability):
+    """Both settings of `--durability` keep every answered write through `kill -9` of the server
+    (`process-crash` leaves the fsync to the OS: only a power loss could lose it)."""
+    args = ("--durability", durability)
+    server = _start(strato_binary, tmp_path, args)
     try:
         client = ddb(server)
         make_table(client, ranged=False)
@@ -353,7 +357,7 @@ def test_acknowledged_writes_survive_kill_9(strato_binary, tmp_path):
     finally:
         if server.proc.poll() is None:
             server.proc.kill()
-    again = _start(strato_binary, tmp_path)
+    again = _start(strato_binary, tmp_path, args)
     try:
         client = ddb(again)
         scanned = client.scan(TableName="items")

@@ -18,13 +18,14 @@ mod ops;
 mod source;
 mod ttl;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
 use dynoxide::Database;
-use parking_lot::Mutex;
 use strato_model::account::Caller;
+use strato_model::durability::Durability;
 
 pub use ops::Reply;
 pub use source::StreamReader;
@@ -52,15 +53,21 @@ pub enum DynamoDbError {
 /// DynamoDB and DynamoDB Streams, for every account and region.
 pub struct DynamoDbService {
     dir: PathBuf,
-    databases: Mutex<HashMap<(String, String), (Database, PathBuf)>>,
+    /// Open databases by (account, region). Requests read their shard of the
+    /// map; only the first request of an account and region writes it.
+    databases: DashMap<(String, String), (Database, PathBuf)>,
+    /// Whether a commit is fsynced before the answer (see [`Durability`]).
+    durability: Durability,
 }
 
 impl DynamoDbService {
-    /// The service keeping its databases under `dir` (created on first use).
-    pub fn new(dir: PathBuf) -> Arc<DynamoDbService> {
+    /// The service keeping its databases under `dir` (created on first use),
+    /// committing with `durability`.
+    pub fn new(dir: PathBuf, durability: Durability) -> Arc<DynamoDbService> {
         Arc::new(DynamoDbService {
             dir,
-            databases: Mutex::new(HashMap::new()),
+            databases: DashMap::new(),
+            durability,
         })
     }
 
@@ -99,28 +106,34 @@ impl DynamoDbService {
     /// The database of one account and region, opened on first use.
     fn database(&self, account: &str, region: &str) -> Result<Database, DynamoDbError> {
         let key = (account.to_string(), region.to_string());
-        let mut open = self.databases.lock();
-        if let Some((db, _)) = open.get(&key) {
-            return Ok(db.clone());
+        if let Some(open) = self.databases.get(&key) {
+            return Ok(open.0.clone());
         }
-        let dir = self.dir.join(safe_segment(account));
-        std::fs::create_dir_all(&dir).map_err(|source| DynamoDbError::Dir {
-            path: dir.clone(),
-            source,
-        })?;
-        let path = dir.join(format!("{}.db", safe_segment(region)));
-        let db = match Database::new(&path.to_string_lossy()) {
-            Ok(db) => db,
-            Err(source) => return Err(DynamoDbError::Open { path, source }),
-        };
-        open.insert(key, (db.clone(), path));
-        Ok(db)
+        // The entry holds its shard's lock while the file opens, so two first
+        // requests of one account and region never open it twice.
+        match self.databases.entry(key) {
+            Entry::Occupied(open) => Ok(open.get().0.clone()),
+            Entry::Vacant(slot) => {
+                let dir = self.dir.join(safe_segment(account));
+                std::fs::create_dir_all(&dir).map_err(|source| DynamoDbError::Dir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = dir.join(format!("{}.db", safe_segment(region)));
+                let db = open_database(&path, self.durability)?;
+                slot.insert((db.clone(), path));
+                Ok(db)
+            }
+        }
     }
 
     /// Every database opened so far, with its file (the TTL sweeper walks
     /// them).
     fn open_databases(&self) -> Vec<(Database, PathBuf)> {
-        self.databases.lock().values().cloned().collect()
+        self.databases
+            .iter()
+            .map(|open| open.value().clone())
+            .collect()
     }
 
     /// Opens the databases already on disk, so TTL sweeps reach tables of
@@ -145,6 +158,26 @@ impl DynamoDbService {
         }
         Ok(opened)
     }
+}
+
+/// Opens one database file. Under [`Durability::ProcessCrash`] its commits
+/// are written to the OS but not fsynced (SQLite WAL with
+/// `synchronous=NORMAL`: they survive `kill -9`, not a power loss); the
+/// engine's own default fsyncs every commit (`synchronous=FULL`), which is
+/// [`Durability::Fsync`].
+fn open_database(path: &Path, durability: Durability) -> Result<Database, DynamoDbError> {
+    let opened = Database::new(&path.to_string_lossy()).and_then(|db| {
+        if durability == Durability::ProcessCrash {
+            // The engine's only switch for its PRAGMAs: this one sets
+            // synchronous=NORMAL and leaves the others at SQLite's defaults.
+            db.disable_bulk_loading()?;
+        }
+        Ok(db)
+    });
+    opened.map_err(|source| DynamoDbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A path segment made only of characters an account id or a region has.

@@ -222,6 +222,7 @@ fn lambda_record(mut record: Value, arn: &str, hash_key: Option<&str>) -> Stream
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strato_model::durability::Durability;
 
     fn caller() -> Caller {
         Caller {
@@ -247,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn records_are_read_in_order_with_the_lambda_event_members() {
         let dir = tempfile::tempdir().unwrap();
-        let service = DynamoDbService::new(dir.path().to_path_buf());
+        let service = DynamoDbService::new(dir.path().to_path_buf(), Durability::Fsync);
         let created = call(
             &service,
             "CreateTable",

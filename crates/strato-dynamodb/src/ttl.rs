@@ -73,6 +73,7 @@ mod tests {
     use super::*;
     use crate::{DynamoDbService, STREAMS_TARGET_PREFIX, TARGET_PREFIX};
     use strato_model::account::Caller;
+    use strato_model::durability::Durability;
 
     fn caller() -> Caller {
         Caller {
@@ -124,7 +125,7 @@ mod tests {
     #[tokio::test]
     async fn records_older_than_a_day_are_trimmed() {
         let dir = tempfile::tempdir().unwrap();
-        let service = DynamoDbService::new(dir.path().to_path_buf());
+        let service = DynamoDbService::new(dir.path().to_path_buf(), Durability::Fsync);
         let created = call(
             &service,
             TARGET_PREFIX,

@@ -7,6 +7,7 @@ pub mod account;
 pub mod arn;
 pub mod code;
 pub mod code_signing;
+pub mod durability;
 pub mod error;
 pub mod event_invoke;
 pub mod event_source_mapping;

@@ -240,14 +240,7 @@ fn is_disk_full(err: &rusqlite::Error) -> bool {
         if failure.code == rusqlite::ErrorCode::DiskFull)
 }
 
-/// How hard a commit tries to reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync every commit (synchronous=FULL): survives power loss.
-    Fsync,
-    /// synchronous=NORMAL in WAL: survives a process crash (kill -9), not power loss.
-    ProcessCrash,
-}
+pub use strato_model::durability::Durability;
 
 #[async_trait::async_trait]
 pub trait QueueEngine: Send + Sync + 'static {

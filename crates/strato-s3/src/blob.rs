@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
+use strato_model::durability::Durability;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::checksum::{Algorithm, Hasher};
@@ -17,6 +18,9 @@ use crate::checksum::{Algorithm, Hasher};
 /// The content directory.
 pub struct BlobStore {
     root: PathBuf,
+    /// Whether a committed file and its directory entry are forced to the
+    /// disk before the object is answered.
+    durability: Durability,
 }
 
 /// A content file being written.
@@ -43,7 +47,7 @@ pub struct WrittenBlob {
 impl BlobStore {
     /// Opens (creating) the directory, empties `tmp/` (uploads a crash cut
     /// short).
-    pub fn open(root: &Path) -> io::Result<BlobStore> {
+    pub fn open(root: &Path, durability: Durability) -> io::Result<BlobStore> {
         std::fs::create_dir_all(root.join("blobs"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
@@ -52,6 +56,7 @@ impl BlobStore {
         std::fs::create_dir_all(&tmp)?;
         Ok(BlobStore {
             root: root.to_path_buf(),
+            durability,
         })
     }
 
@@ -94,8 +99,20 @@ impl BlobStore {
     /// Makes a pending file visible under its id.
     pub async fn commit(&self, mut pending: PendingBlob) -> io::Result<WrittenBlob> {
         pending.file.flush().await?;
-        pending.file.sync_data().await?;
+        let fsync = self.durability == Durability::Fsync;
+        if fsync {
+            pending.file.sync_data().await?;
+        }
         tokio::fs::rename(&pending.tmp, self.path(&pending.id)).await?;
+        if fsync {
+            // The rename is an entry in the directory: until the directory
+            // reaches the disk, a power loss can forget the file the
+            // metadata row will name.
+            tokio::fs::File::open(self.root.join("blobs"))
+                .await?
+                .sync_all()
+                .await?;
+        }
         pending.done = true;
         let md5 = std::mem::take(&mut pending.md5).finalize().into();
         let hasher = std::mem::replace(&mut pending.hasher, Hasher::new(None));
@@ -177,7 +194,7 @@ mod tests {
     #[tokio::test]
     async fn content_is_invisible_until_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut pending = store.begin(None).await.unwrap();
         pending.write(b"hello").await.unwrap();
         assert_eq!(
@@ -200,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_upload_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut pending = store.begin(None).await.unwrap();
         pending.write(b"partial").await.unwrap();
         drop(pending);
@@ -217,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn reopening_removes_temporary_and_orphaned_files() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut kept = store.begin(None).await.unwrap();
         kept.write(b"kept").await.unwrap();
         let kept = store.commit(kept).await.unwrap();
@@ -226,7 +243,7 @@ mod tests {
         store.commit(orphan).await.unwrap();
         // A crash mid-upload: a temporary file is left.
         std::fs::write(dir.path().join("tmp").join("cut-short"), b"x").unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
@@ -239,7 +256,7 @@ mod tests {
     #[tokio::test]
     async fn ranges_read_the_asked_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut pending = store.begin(None).await.unwrap();
         pending.write(b"0123456789").await.unwrap();
         let written = store.commit(pending).await.unwrap();

@@ -25,6 +25,7 @@ use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use strato_engine::async_invoke::{EventSinks, ServiceEvents};
+use strato_model::durability::Durability;
 use strato_sigv4::CredentialLookup;
 
 pub use ops::ObjectStore;
@@ -58,11 +59,12 @@ impl S3Server {
         iam: Arc<strato_iam::Iam>,
         sinks: Arc<EventSinks>,
         events: Arc<dyn ServiceEvents>,
+        durability: Durability,
     ) -> Result<S3Server, S3StartError> {
         let root = data_dir.join("s3");
         std::fs::create_dir_all(&root)?;
-        let meta = meta::Meta::open(&root.join("meta.db"))?;
-        let blobs = blob::BlobStore::open(&root)?;
+        let meta = meta::Meta::open(&root.join("meta.db"), durability)?;
+        let blobs = blob::BlobStore::open(&root, durability)?;
         let removed = blobs.remove_orphans(&meta.referenced_blobs()?)?;
         if removed > 0 {
             tracing::info!(removed, "removed S3 content no object refers to");

@@ -9,6 +9,7 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+use strato_model::durability::Durability;
 
 /// What can go wrong with the metadata database.
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +167,17 @@ fn decode(rows: Vec<(ObjectRow, String)>) -> Result<Vec<ObjectRow>, MetaError> {
 }
 
 impl Meta {
-    pub fn open(path: &Path) -> Result<Meta, MetaError> {
+    /// Opens (creating) the metadata database; `durability` says whether a
+    /// commit is fsynced (an object answered survives power loss) or only
+    /// written to the OS (it survives `kill -9`).
+    pub fn open(path: &Path, durability: Durability) -> Result<Meta, MetaError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let synchronous = match durability {
+            Durability::Fsync => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Meta {
             conn: Mutex::new(conn),

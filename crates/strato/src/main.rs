@@ -94,12 +94,14 @@ enum Command {
         /// factor. 60 makes a minute pass in a second.
         #[arg(long, env = "STRATO_TIME_SCALE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
         time_scale: u32,
-        /// When an accepted event (and, later, a queue message) is durable:
-        /// `fsync` (each commit reaches the disk; survives power loss) or
-        /// `process-crash` (survives `kill -9` of the server, not a power
-        /// loss; several times the throughput).
-        #[arg(long, env = "STRATO_QUEUE_DURABILITY", default_value = "fsync", value_parser = ["fsync", "process-crash"])]
-        queue_durability: String,
+        /// When an acknowledged write is durable, for every store that
+        /// acknowledges a client's data (queued events and messages, DynamoDB
+        /// items, S3 object contents): `fsync` (each commit reaches the disk;
+        /// survives power loss) or `process-crash` (survives `kill -9` of the
+        /// server, not a power loss; several times the write throughput).
+        /// `--queue-durability` is its earlier name.
+        #[arg(long, alias = "queue-durability", env = "STRATO_DURABILITY", default_value = "fsync", value_parser = strato_model::durability::Durability::NAMES)]
+        durability: String,
         /// Isolation: `auto` (strong where the host allows, else a loud fallback), `strong` (or fail), `fallback`.
         #[arg(long, env = "STRATO_SANDBOX", default_value = "auto", value_parser = ["auto", "strong", "fallback"])]
         sandbox: String,
@@ -318,7 +320,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             stem_cells,
             scale_out_wait_ms,
             time_scale,
-            queue_durability,
+            durability,
             sandbox,
             url_style,
             public_url,
@@ -341,11 +343,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.stem_cells = stem_cells;
             config.scale_out_wait = std::time::Duration::from_millis(scale_out_wait_ms);
             config.time_scale = time_scale;
-            config.queue_durability = if queue_durability == "process-crash" {
-                strato_queue::Durability::ProcessCrash
-            } else {
-                strato_queue::Durability::Fsync
-            };
+            config.durability = strato_model::durability::Durability::from_name(&durability)
+                .unwrap_or(strato_model::durability::Durability::Fsync);
             let style = if url_style == "host" {
                 strato_gateway::public_url::UrlStyle::Host
             } else {

@@ -48,11 +48,12 @@ pub struct ServerConfig {
     /// free while the host is busy starting others (zero: start another at
     /// once, as AWS does).
     pub scale_out_wait: std::time::Duration,
-    /// When an accepted event is durable: `Fsync` (every queue commit
-    /// reaches the disk: survives power loss) or `ProcessCrash` (the
-    /// commit reaches the OS: survives `kill -9` of the server, not a
-    /// power loss; several times the throughput).
-    pub queue_durability: Durability,
+    /// When an acknowledged write (a queued event or message, a DynamoDB
+    /// item, an S3 object's content) is durable: `Fsync` (every commit
+    /// reaches the disk: survives power loss) or `ProcessCrash` (the commit
+    /// reaches the OS: survives `kill -9` of the server, not a power loss;
+    /// several times the throughput).
+    pub durability: Durability,
     /// Test-only: divides every asynchronous-invocation timing (retry
     /// delays, back-off, maximum event ages) so minutes pass in seconds.
     /// 1 in production.
@@ -88,7 +89,7 @@ impl ServerConfig {
             stem_cells: strato_engine::DEFAULT_STEM_CELLS,
             scale_out_wait: strato_engine::DEFAULT_SCALE_OUT_WAIT,
             time_scale: 1,
-            queue_durability: Durability::Fsync,
+            durability: Durability::Fsync,
             observe: strato_observe::ObserveConfig::default(),
             public_urls: strato_gateway::public_url::PublicUrls::default(),
             iam_enforced: false,
@@ -314,10 +315,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let code_urls = CodeUrlSigner::new(&server_secret(store.as_ref(), "code_url_key").await?);
     let observe = strato_observe::Observe::open(&config.data_dir, config.observe.clone())?;
     // Its own file: queue writes must not contend with the control plane's.
-    let queues =
-        SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.queue_durability)?;
+    let queues = SqliteQueueEngine::open(&config.data_dir.join("queues.db"), config.durability)?;
     let sqs = strato_sqs::SqsService::open(store.clone(), queues.clone()).await?;
-    let dynamodb = strato_dynamodb::DynamoDbService::new(config.data_dir.join("dynamodb"));
+    let dynamodb =
+        strato_dynamodb::DynamoDbService::new(config.data_dir.join("dynamodb"), config.durability);
     dynamodb.open_existing()?;
     let dynamodb_ttl =
         strato_dynamodb::spawn_ttl_sweeper(dynamodb.clone(), std::time::Duration::from_secs(5));
@@ -491,6 +492,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             iam.clone(),
             sinks.clone(),
             service_events.clone(),
+            config.durability,
         )
         .map_err(|e| ServerError::S3(e.to_string()))?,
     );

@@ -13,6 +13,7 @@ compared with what the test's own client gets at the endpoint.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -22,9 +23,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
+import yaml  # PyYAML, a dependency of the pinned AWS CLI v1
 
-from conftest import HERE, RUNTIMES_DIR, ROLE, _start, _stop, make_zip, wait_until
+from conftest import HERE, REGION, RUNTIMES_DIR, ROLE, _start, _stop, make_zip, wait_until
 
 FIXTURES = HERE / "fixtures"
 # Builds kept between runs (Go's and Maven's own caches make rebuilds quick).
@@ -311,3 +314,119 @@ def test_strato_ca_prints_the_certificate_instances_trust(server):
     bundle = (server.data_dir / "sandbox-ca" / "bundle.pem").read_text()
     assert bundle.endswith(pem)
     assert (server.data_dir / "sandbox-ca" / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+
+
+# AWS's own sample apps, vendored unchanged (fixtures/aws-samples/NOTICE).
+SAMPLES = FIXTURES / "aws-samples"
+
+
+def sample_build(name: str, build: list[str], env: dict[str, str] | None = None,
+                 subdir: str = ".") -> Path:
+    """A copy of fixtures/aws-samples/NAME built by `build` (run in SUBDIR of
+    the copy), kept in .cache under a key of the sample's content and the
+    build's command: built once, then reused until either changes."""
+    source = SAMPLES / name
+    digest = hashlib.sha256(json.dumps([build, env, subdir]).encode())
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(source)}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        digest.update(path.read_bytes())
+    built = CACHE / "aws-samples" / f"{name}-{digest.hexdigest()[:16]}"
+    if (built / ".built").is_file():
+        return built
+    for stale in built.parent.glob(f"{name}-*"):
+        shutil.rmtree(stale)
+    shutil.copytree(source, built)
+    subprocess.run(build, cwd=built / subdir, env={**os.environ, **(env or {})}, check=True)
+    (built / ".built").touch()
+    return built
+
+
+def sample_template(template: Path) -> dict:
+    """The resources of a sample's SAM template (its `!Ref`s read as None)."""
+    loader = type("CfnLoader", (yaml.SafeLoader,), {})
+    loader.add_multi_constructor("!", lambda _loader, _suffix, _node: None)
+    return yaml.load(template.read_text(), Loader=loader)["Resources"]
+
+
+def create_function_with_cli(server, name: str, function: dict, package: Path,
+                             *extra: str) -> None:
+    """`aws lambda create-function` with the runtime, handler, memory and tracing
+    the sample's template gives its function; AWS_ENDPOINT_URL opted out as
+    above. Timeout 60 as for the functions above (the templates' 5 and 10
+    seconds are for AWS's hardware, not a shared CI machine)."""
+    args = ["lambda", "create-function", "--function-name", name,
+            "--runtime", function["Runtime"], "--handler", function["Handler"], "--role", ROLE,
+            "--zip-file", f"fileb://{package}", "--timeout", "60",
+            "--tracing-config", f"Mode={function['Tracing']}",
+            "--environment", json.dumps({"Variables": {"AWS_ENDPOINT_URL": ""}}), *extra]
+    if "MemorySize" in function:
+        args += ["--memory-size", str(function["MemorySize"])]
+    server.aws(*args).check()
+    # In process rather than `aws lambda wait` (one more CLI start, 5 s polls).
+    server.lambda_client().get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+
+def invoke_with_cli(server, name: str, event: Path) -> tuple[object, str]:
+    """`aws lambda invoke --payload fileb://event.json`, as the samples' own
+    invoke scripts do: (the answer, the log tail)."""
+    out = server.home / f"{name}-out.json"
+    meta = server.aws("lambda", "invoke", "--function-name", name, "--payload",
+                      f"fileb://{event}", "--log-type", "Tail", str(out)).check().json()
+    log = base64.b64decode(meta.get("LogResult", "")).decode(errors="replace")
+    assert meta["StatusCode"] == 200 and "FunctionError" not in meta, (meta, out.read_text(), log)
+    return json.loads(out.read_text()), log
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain")
+def test_aws_blank_go_sample_answers_its_event(server, client):
+    """blank-go (aws-lambda-go, aws-sdk-go v1), built as its 2-deploy.sh builds
+    it and packaged as that script's `aws cloudformation package` packages the
+    template's CodeUri (the function/ folder, `bootstrap` at its root). Its SDK
+    calls Lambda's GetAccountSettings at lambda.us-east-1.amazonaws.com and it
+    answers with AccountUsage, logging the event, region and environment."""
+    built = sample_build("blank-go", ["go", "build", "-tags", "lambda.norpc", "-o", "bootstrap",
+                                      "main.go"], env={"GOOS": "linux"}, subdir="function")
+    function = sample_template(built / "template.yml")["function"]["Properties"]
+    code = built / function["CodeUri"]
+    package = built / "function.zip"
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(code.iterdir()):
+            zf.write(path, path.name)
+    create_function_with_cli(server, "blank-go", function, package)
+    answer, _ = invoke_with_cli(server, "blank-go", built / "event.json")
+    assert json.loads(answer) == client.get_account_settings()["AccountUsage"]
+    logs = boto3.client("logs", endpoint_url=server.endpoint, region_name=REGION,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    logged = [e["message"].rstrip("\n")
+              for e in logs.filter_log_events(logGroupName="/aws/lambda/blank-go")["events"]]
+    text = "\n".join(logged)
+    assert '"body": "Hello from SQS!"' in text, text
+    assert any(m.endswith(" REGION: us-east-1") for m in logged), text
+    assert any(m.endswith(" FUNCTION NAME: blank-go") for m in logged), text
+    # Its dump of the environment: the region as AWS sets it, no endpoint (opted out).
+    assert any(m.endswith(" AWS_REGION=us-east-1") for m in logged), text
+    assert not any(" AWS_ENDPOINT_URL=" in m for m in logged), text
+
+
+@pytest.mark.skipif(shutil.which("mvn") is None, reason="no Maven")
+def test_aws_blank_java_sample_answers_its_event(server, client):
+    """blank-java (AWS SDK for Java v2 2.10, which predates AWS_ENDPOINT_URL),
+    built by `mvn package` with its own pom.xml and deployed as its
+    template-mvn.yml says: the shaded jar as the function, the assembly's zip
+    (java/lib/*.jar) as its layer. The layer is needed: the shade filter drops
+    META-INF/services, so the jar alone finds no HTTP client for the SDK (on
+    AWS too). Its own unit test calls AWS itself, so the build skips it."""
+    built = sample_build("blank-java", ["mvn", "-q", "-B", "package", "-DskipTests"])
+    resources = sample_template(built / "template-mvn.yml")
+    function, libs = resources["function"]["Properties"], resources["libs"]["Properties"]
+    layer_arn = server.aws(
+        "lambda", "publish-layer-version", "--layer-name", libs["LayerName"],
+        "--zip-file", f"fileb://{built / libs['ContentUri']}",
+        "--compatible-runtimes", *libs["CompatibleRuntimes"]).check().json()["LayerVersionArn"]
+    create_function_with_cli(server, "blank-java", function, built / function["CodeUri"],
+                             "--layers", layer_arn)
+    answer, log = invoke_with_cli(server, "blank-java", built / "event.json")
+    total = client.get_account_settings()["AccountLimit"]["TotalCodeSize"]
+    assert answer == f"Total code size for your account is {total} bytes"
+    assert "Handler invoked" in log

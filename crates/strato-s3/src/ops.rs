@@ -187,6 +187,59 @@ macro_rules! sent_checksums {
 
 sent_checksums!(CompletedPart, CompleteMultipartUploadInput);
 
+/// A write's answer: the new version's ETag and checksum, and `fields`.
+macro_rules! written {
+    ($output:ident, $row:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        with_sums(
+            $output {
+                e_tag: Some(etag(&$row.etag)),
+                checksum_type: $row.meta.checksum_type.clone().map(ChecksumType::from),
+                $($field: $value,)*
+                ..Default::default()
+            },
+            $row.meta.checksum.as_ref(),
+        )
+    };
+}
+
+/// What GetObject and HeadObject both answer about an object version
+/// (`response-*` overrides applied; checksums only when asked for).
+macro_rules! object_headers {
+    ($output:ident, $input:expr, $bucket:expr, $row:expr, $with_checksum:expr) => {{
+        let meta = &$row.meta;
+        let output = $output {
+            accept_ranges: Some("bytes".to_string()),
+            e_tag: Some(etag(&$row.etag)),
+            last_modified: Some(timestamp($row.modified_ms)),
+            content_type: $input
+                .response_content_type
+                .clone()
+                .or_else(|| meta.content_type.clone())
+                .and_then(|c| c.parse().ok()),
+            content_encoding: meta.content_encoding.clone(),
+            content_disposition: $input
+                .response_content_disposition
+                .clone()
+                .or_else(|| meta.content_disposition.clone()),
+            content_language: meta.content_language.clone(),
+            cache_control: $input
+                .response_cache_control
+                .clone()
+                .or_else(|| meta.cache_control.clone()),
+            metadata: user_metadata(meta),
+            version_id: ObjectStore::version_out(&$bucket, &$row.version_id),
+            parts_count: meta.parts_count,
+            checksum_type: meta
+                .checksum_type
+                .clone()
+                .filter(|_| $with_checksum)
+                .map(ChecksumType::from),
+            ..Default::default()
+        };
+        with_sums(output, meta.checksum.as_ref().filter(|_| $with_checksum))
+    }};
+}
+
 /// `output` with the checksum `(algorithm, value)` in its members.
 fn with_sums<T: SetChecksums>(mut output: T, checksum: Option<&(String, String)>) -> T {
     output.set_checksums(checksum_fields(checksum));
@@ -369,6 +422,18 @@ macro_rules! reads_object {
 
 reads_object!(GetObjectInput, HeadObjectInput);
 
+/// The listing a ListObjects, ListObjectsV2 or ListObjectVersions input
+/// asks for (their members have the same names).
+macro_rules! listing_of {
+    ($input:expr) => {
+        Listing::new(
+            $input.encoding_type.as_ref(),
+            $input.prefix.as_ref(),
+            $input.max_keys,
+        )
+    };
+}
+
 /// The metadata a PutObject, CopyObject or CreateMultipartUpload input
 /// gives (their members have the same names).
 macro_rules! object_meta_of {
@@ -528,6 +593,19 @@ impl ObjectStore {
             self.blobs.remove(&blob).await;
         }
         Ok(())
+    }
+
+    /// Replaces a version's tags; the version id the answer names.
+    fn set_tags(
+        &self,
+        bucket: &BucketRow,
+        row: &ObjectRow,
+        tags: Vec<(String, String)>,
+    ) -> S3Result<Option<String>> {
+        self.meta
+            .set_tags(&bucket.name, &row.key, &row.version_id, tags)
+            .map_err(internal)?;
+        Ok(ObjectStore::version_out(bucket, &row.version_id))
     }
 
     /// Stores (or, with `None`, removes) one of a bucket's documents.
@@ -715,6 +793,14 @@ impl ObjectStore {
             Some(expected) => checksum::verify(*algorithm, computed, &expected),
             None => Ok(()),
         }
+    }
+
+    /// Makes a new version (written, or a delete marker) the latest and
+    /// tells the bucket's destinations (`event`).
+    async fn publish(&self, bucket: &BucketRow, row: &ObjectRow, event: &str) -> S3Result<()> {
+        self.commit_version(row).await?;
+        self.notify(bucket, row, event).await;
+        Ok(())
     }
 
     /// Records a new latest version and removes the content it replaced.
@@ -1088,17 +1174,10 @@ impl S3 for SharedStore {
         meta.tags = tags;
         meta.set_full_object_checksum(&written);
         let row = s.written_version(&bucket, key, &written, hex::encode(written.md5), meta)?;
-        s.commit_version(&row).await?;
-        s.notify(&bucket, &row, "ObjectCreated:Put").await;
-        Ok(S3Response::new(with_sums(
-            PutObjectOutput {
-                e_tag: Some(etag(&row.etag)),
-                version_id: ObjectStore::version_out(&bucket, &row.version_id),
-                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-                ..Default::default()
-            },
-            row.meta.checksum.as_ref(),
-        )))
+        s.publish(&bucket, &row, "ObjectCreated:Put").await?;
+        Ok(S3Response::new(written!(PutObjectOutput, row, {
+            version_id: ObjectStore::version_out(&bucket, &row.version_id),
+        })))
     }
 
     async fn get_object(
@@ -1142,45 +1221,14 @@ impl S3 for SharedStore {
         };
         let with_checksum =
             content_range.is_none() && checksum_enabled(input.checksum_mode.as_ref());
-        let meta = &row.meta;
-        let output = GetObjectOutput {
+        let tags = row.meta.tags.len();
+        Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(i64::try_from(len).map_err(internal)?),
             content_range,
-            accept_ranges: Some("bytes".to_string()),
-            e_tag: Some(etag(&row.etag)),
-            last_modified: Some(timestamp(row.modified_ms)),
-            content_type: input
-                .response_content_type
-                .clone()
-                .or_else(|| meta.content_type.clone())
-                .and_then(|c| c.parse().ok()),
-            content_encoding: meta.content_encoding.clone(),
-            content_disposition: input
-                .response_content_disposition
-                .clone()
-                .or_else(|| meta.content_disposition.clone()),
-            content_language: meta.content_language.clone(),
-            cache_control: input
-                .response_cache_control
-                .clone()
-                .or_else(|| meta.cache_control.clone()),
-            metadata: user_metadata(meta),
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
-            tag_count: (!meta.tags.is_empty())
-                .then(|| i32::try_from(meta.tags.len()).unwrap_or(i32::MAX)),
-            parts_count: meta.parts_count,
-            checksum_type: if with_checksum {
-                meta.checksum_type.clone().map(ChecksumType::from)
-            } else {
-                None
-            },
-            ..Default::default()
-        };
-        Ok(S3Response::new(with_sums(
-            output,
-            meta.checksum.as_ref().filter(|_| with_checksum),
-        )))
+            tag_count: (tags > 0).then(|| i32::try_from(tags).unwrap_or(i32::MAX)),
+            ..object_headers!(GetObjectOutput, input, bucket, row, with_checksum)
+        }))
     }
 
     async fn head_object(
@@ -1191,26 +1239,10 @@ impl S3 for SharedStore {
         let input = &req.input;
         let (bucket, row) = s.read_target(&req)?;
         let with_checksum = checksum_enabled(input.checksum_mode.as_ref());
-        let meta = &row.meta;
-        let output = HeadObjectOutput {
+        Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(row.size),
-            accept_ranges: Some("bytes".to_string()),
-            e_tag: Some(etag(&row.etag)),
-            last_modified: Some(timestamp(row.modified_ms)),
-            content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
-            content_encoding: meta.content_encoding.clone(),
-            content_disposition: meta.content_disposition.clone(),
-            content_language: meta.content_language.clone(),
-            cache_control: meta.cache_control.clone(),
-            metadata: user_metadata(meta),
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
-            parts_count: meta.parts_count,
-            ..Default::default()
-        };
-        Ok(S3Response::new(with_sums(
-            output,
-            meta.checksum.as_ref().filter(|_| with_checksum),
-        )))
+            ..object_headers!(HeadObjectOutput, input, bucket, row, with_checksum)
+        }))
     }
 
     async fn delete_object(
@@ -1251,32 +1283,19 @@ impl S3 for SharedStore {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in &req.input.delete.objects {
-            if object.key.len() > MAX_KEY_BYTES {
-                errors.push(Error {
-                    code: Some("KeyTooLongError".into()),
-                    key: Some(object.key.clone()),
-                    message: Some("Your key is too long".into()),
-                    version_id: object.version_id.clone(),
-                });
-                continue;
-            }
-            if let Some(access) = &per_key {
-                let action = match object.version_id {
-                    Some(_) => "s3:DeleteObjectVersion",
-                    None => "s3:DeleteObject",
-                };
-                let resource = format!("arn:aws:s3:::{}/{}", bucket.name, object.key);
-                if !access.allows(action, &resource) {
-                    errors.push(Error {
-                        code: Some("AccessDenied".into()),
-                        key: Some(object.key.clone()),
-                        message: Some("Access Denied".into()),
-                        version_id: object.version_id.clone(),
-                    });
-                    continue;
+            let action = match object.version_id {
+                Some(_) => "s3:DeleteObjectVersion",
+                None => "s3:DeleteObject",
+            };
+            let resource = format!("arn:aws:s3:::{}/{}", bucket.name, object.key);
+            let outcome = match check_key(&object.key) {
+                Err(e) => Err(e),
+                Ok(()) if per_key.is_some_and(|access| !access.allows(action, &resource)) => {
+                    Err(access_denied())
                 }
-            }
-            match delete_one(s, &bucket, &object.key, object.version_id.as_deref()).await {
+                Ok(()) => delete_one(s, &bucket, &object.key, object.version_id.as_deref()).await,
+            };
+            match outcome {
                 Ok(out) if !quiet => deleted.push(DeletedObject {
                     key: Some(object.key.clone()),
                     version_id: object.version_id.clone(),
@@ -1367,18 +1386,11 @@ impl S3 for SharedStore {
             hex::encode(written.md5),
             meta,
         )?;
-        s.commit_version(&row).await?;
-        s.notify(&bucket, &row, "ObjectCreated:Copy").await;
+        s.publish(&bucket, &row, "ObjectCreated:Copy").await?;
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(with_sums(
-                CopyObjectResult {
-                    e_tag: Some(etag(&row.etag)),
-                    last_modified: Some(timestamp(row.modified_ms)),
-                    checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-                    ..Default::default()
-                },
-                row.meta.checksum.as_ref(),
-            )),
+            copy_object_result: Some(written!(CopyObjectResult, row, {
+                last_modified: Some(timestamp(row.modified_ms)),
+            })),
             version_id: ObjectStore::version_out(&bucket, &row.version_id),
             copy_source_version_id: ObjectStore::version_out(&source_bucket, &source.version_id),
             ..Default::default()
@@ -1392,11 +1404,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let listing = Listing::new(
-            input.encoding_type.as_ref(),
-            input.prefix.as_ref(),
-            input.max_keys,
-        )?;
+        let listing = listing_of!(input)?;
         let marker = input.marker.clone().unwrap_or_default();
         let page = s.page(&bucket.name, &listing, input.delimiter.as_deref(), &marker)?;
         Ok(S3Response::new(ListObjectsOutput {
@@ -1423,11 +1431,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let listing = Listing::new(
-            input.encoding_type.as_ref(),
-            input.prefix.as_ref(),
-            input.max_keys,
-        )?;
+        let listing = listing_of!(input)?;
         let after = match &input.continuation_token {
             Some(token) => decode_token(token)?,
             None => input.start_after.clone().unwrap_or_default(),
@@ -1733,22 +1737,17 @@ impl S3 for SharedStore {
         }
         let etag_value = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
         let row = s.written_version(&bucket, upload.key.clone(), &written, etag_value, meta)?;
-        s.commit_version(&row).await?;
+        s.publish(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
+            .await?;
         s.drop_upload(&upload.upload_id).await?;
-        s.notify(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
-            .await;
-        Ok(S3Response::new(with_sums(
-            CompleteMultipartUploadOutput {
+        Ok(S3Response::new(
+            written!(CompleteMultipartUploadOutput, row, {
                 bucket: Some(bucket.name.clone()),
                 key: Some(row.key.clone()),
-                e_tag: Some(etag(&row.etag)),
                 location: Some(format!("/{}/{}", bucket.name, row.key)),
                 version_id: ObjectStore::version_out(&bucket, &row.version_id),
-                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-                ..Default::default()
-            },
-            row.meta.checksum.as_ref(),
-        )))
+            }),
+        ))
     }
 
     async fn abort_multipart_upload(
@@ -1883,11 +1882,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let listing = Listing::new(
-            input.encoding_type.as_ref(),
-            input.prefix.as_ref(),
-            input.max_keys,
-        )?;
+        let listing = listing_of!(input)?;
         let limit = listing.limit();
         let rows = s
             .meta
@@ -2009,11 +2004,8 @@ impl S3 for SharedStore {
                 )
             })
             .collect();
-        s.meta
-            .set_tags(&bucket.name, &row.key, &row.version_id, tags)
-            .map_err(internal)?;
         Ok(S3Response::new(PutObjectTaggingOutput {
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
+            version_id: s.set_tags(&bucket, &row, tags)?,
         }))
     }
 
@@ -2043,11 +2035,8 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let s = &self.0;
         let (bucket, row) = s.target(&req)?;
-        s.meta
-            .set_tags(&bucket.name, &row.key, &row.version_id, Vec::new())
-            .map_err(internal)?;
         Ok(S3Response::new(DeleteObjectTaggingOutput {
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
+            version_id: s.set_tags(&bucket, &row, Vec::new())?,
         }))
     }
 
@@ -2114,9 +2103,9 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let policy = s
-            .meta
-            .bucket_doc(&bucket.name, BucketDoc::Policy)
-            .map_err(internal)?
+            .owners
+            .get(&bucket.name)
+            .and_then(|o| o.policy.clone())
             .ok_or_else(|| {
                 error_with(
                     S3ErrorCode::NoSuchBucketPolicy,
@@ -2181,9 +2170,8 @@ async fn delete_one(
         }
         Some(_) => {
             let row = s.new_version(bucket, key.to_string(), ObjectMeta::default());
-            s.commit_version(&row).await?;
-            s.notify(bucket, &row, "ObjectRemoved:DeleteMarkerCreated")
-                .await;
+            s.publish(bucket, &row, "ObjectRemoved:DeleteMarkerCreated")
+                .await?;
             Ok(Deleted {
                 delete_marker: true,
                 version_id: Some(row.version_id),

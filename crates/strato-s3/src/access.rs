@@ -406,3 +406,46 @@ fn query_values<'a>(
             })
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{BucketDoc, BucketRow};
+
+    #[test]
+    fn owners_and_policies_are_loaded_at_start_and_follow_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&dir.path().join("meta.db")).unwrap();
+        let row = |name: &str| BucketRow {
+            name: name.into(),
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            created_ms: 0,
+            versioning: None,
+        };
+        meta.create_bucket(&row("with-policy")).unwrap();
+        meta.create_bucket(&row("plain")).unwrap();
+        meta.set_bucket_doc("with-policy", BucketDoc::Policy, Some("{}"))
+            .unwrap();
+        let owners = BucketOwners::load(&meta).unwrap();
+        let loaded = owners.get("with-policy").unwrap();
+        assert_eq!(
+            (loaded.account.as_str(), loaded.policy.as_deref()),
+            ("111111111111", Some("{}"))
+        );
+        assert_eq!(owners.get("plain").unwrap().policy, None);
+        assert!(owners.get("missing").is_none());
+        owners.set_policy("plain", Some("{\"Statement\":[]}"));
+        assert_eq!(
+            owners.get("plain").unwrap().policy.as_deref(),
+            Some("{\"Statement\":[]}")
+        );
+        // A policy for a bucket nobody created is not invented.
+        owners.set_policy("missing", Some("{}"));
+        assert!(owners.get("missing").is_none());
+        owners.created("new", "222222222222");
+        assert_eq!(owners.get("new").unwrap().account, "222222222222");
+        owners.deleted("with-policy");
+        assert!(owners.get("with-policy").is_none());
+    }
+}

@@ -253,6 +253,12 @@ impl S3Access for StratoAccess {
             .as_ref()
             .map_or_else(|| account.clone(), |b| b.account.clone());
         let cross_account = owner != account;
+        let copies = matches!(operation, "CopyObject" | "UploadPartCopy");
+        if !governed && !cross_account && !copies {
+            // The common case (IAM off, or an account's root in its own
+            // bucket): nothing to decide.
+            return Ok(());
+        }
         let mut context = cx
             .extensions_mut()
             .get::<Connection>()
@@ -282,7 +288,7 @@ impl S3Access for StratoAccess {
             context,
         };
         let mut grants = BucketGrants::default();
-        if matches!(operation, "CopyObject" | "UploadPartCopy") {
+        if copies {
             self.check_copy_source(cx, &decider, &mut grants)?;
         }
         if !governed && !cross_account {

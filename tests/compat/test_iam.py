@@ -506,7 +506,9 @@ def test_s3_takes_user_and_session_keys_and_decides_with_the_bucket_policy(strat
     credentials sign S3 requests; each operation is its S3 action on S3's ARNs
     (s3:ListBucket on the bucket, s3:GetObject on bucket/key, ...); a bucket
     policy Deny on a prefix wins; another account reads and writes only what
-    the bucket policy grants it."""
+    the bucket policy grants it, and copies from the bucket as far as it may
+    read it; DeleteObjects is decided per key; ListBucket's condition keys
+    (s3:prefix, s3:delimiter, s3:max-keys) and aws:SourceIp are given."""
     iam, s3, sts = client(strato, "iam"), client(strato, "s3"), client(strato, "sts")
     s3.create_bucket(Bucket="shared")
     s3.put_object(Bucket="shared", Key="public/a.txt", Body=b"a")
@@ -552,10 +554,8 @@ def test_s3_takes_user_and_session_keys_and_decides_with_the_bucket_policy(strat
     forged = client(strato, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], "not-the-token")
     assert error_of(forged.list_objects_v2, Bucket="shared")["Error"]["Code"] == "InvalidToken"
 
-    # Another account: what the bucket policy grants, nothing else. (S3's
-    # verifier does not reload keys made by `strato accounts`; a first
-    # request to the rest of Strato does.)
-    client(strato, "sts", other["access_key_id"], other["secret_access_key"]).get_caller_identity()
+    # Another account (its keys made by `strato accounts` in another process,
+    # S3's first request finds them): what the bucket policy grants, nothing else.
     theirs = client(strato, "s3", other["access_key_id"], other["secret_access_key"])
     assert theirs.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
     theirs.put_object(Bucket="shared", Key="public/from-partner.txt", Body=b"p")
@@ -564,6 +564,51 @@ def test_s3_takes_user_and_session_keys_and_decides_with_the_bucket_policy(strat
                          (theirs.delete_object, {"Key": "public/a.txt"})):
         response = error_of(call, Bucket="shared", **kwargs)
         assert (response["Error"]["Code"], response["Error"]["Message"]) == ("AccessDenied", "Access Denied")
+
+    # A copy reads its source: from another account's bucket only as far as
+    # that bucket's policy lets the caller read (and never the other way round).
+    theirs.create_bucket(Bucket="partner")
+    theirs.copy_object(Bucket="partner", Key="copied", CopySource="shared/public/a.txt")
+    assert theirs.get_object(Bucket="partner", Key="copied")["Body"].read() == b"a"
+    assert error_of(theirs.copy_object, Bucket="partner", Key="no",
+                    CopySource="shared/secret/b.txt")["Error"]["Code"] == "AccessDenied"
+    upload = theirs.create_multipart_upload(Bucket="partner", Key="parts")["UploadId"]
+    theirs.upload_part_copy(Bucket="partner", Key="parts", UploadId=upload, PartNumber=1,
+                            CopySource="shared/public/a.txt")
+    assert error_of(s3.copy_object, Bucket="shared", Key="stolen",
+                    CopySource="partner/copied")["Error"]["Message"] == "Access Denied"
+    # The owner's cached policy follows DeleteBucketPolicy.
+    s3.delete_bucket_policy(Bucket="shared")
+    assert error_of(theirs.get_object, Bucket="shared", Key="public/a.txt")["Error"]["Code"] == "AccessDenied"
+
+    # DeleteObjects is decided per key: the refused ones come back as errors.
+    s3.put_object(Bucket="shared", Key="tmp/x", Body=b"x")
+    cleaner = user_client(strato, iam, "cleaner", {"Statement": [
+        {"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::shared/tmp/*"}]}, "s3")
+    answer = cleaner.delete_objects(Bucket="shared", Delete={"Objects": [
+        {"Key": "tmp/x"}, {"Key": "public/a.txt"}]})
+    assert [d["Key"] for d in answer["Deleted"]] == ["tmp/x"]
+    assert answer["Errors"] == [{"Key": "public/a.txt", "Code": "AccessDenied", "Message": "Access Denied"}]
+    assert s3.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
+
+    # ListBucket's condition keys and the client's address.
+    lister = user_client(strato, iam, "lister", {"Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::shared",
+         "Condition": {"StringEquals": {"s3:prefix": "public/", "s3:delimiter": "/"},
+                       "NumericLessThanEquals": {"s3:max-keys": "10"}}},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::shared/*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}, "s3")
+    listed = lister.list_objects_v2(Bucket="shared", Prefix="public/", Delimiter="/", MaxKeys=5)
+    assert [o["Key"] for o in listed["Contents"]] == ["public/a.txt", "public/from-partner.txt"]
+    for kwargs in ({"Prefix": "secret/", "Delimiter": "/", "MaxKeys": 5},
+                   {"Prefix": "public/", "Delimiter": "/"},
+                   {"Prefix": "public/", "Delimiter": "/", "MaxKeys": 50}):
+        assert error_of(lister.list_objects_v2, Bucket="shared", **kwargs)["Error"]["Code"] == "AccessDenied"
+    assert lister.get_object(Bucket="shared", Key="public/a.txt")["Body"].read() == b"a"
+    assert error_of(lister.put_object, Bucket="shared", Key="public/n", Body=b"n")["Error"]["Code"] == \
+        "AccessDenied"
 
 
 @ENFORCE

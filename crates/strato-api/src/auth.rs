@@ -114,7 +114,7 @@ impl AccountDirectory {
     }
 
     /// Makes sure `access_key_id` is known if the store knows it.
-    async fn ensure_known(&self, access_key_id: &str) {
+    pub(crate) async fn ensure_known(&self, access_key_id: &str) {
         if self.keys.read().contains_key(access_key_id)
             || self.iam.lookup_key(access_key_id).is_some()
         {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::response::Response;
-use strato_iam::policy::RequestContext;
+use strato_iam::policy::{Connection, RequestContext};
 use strato_model::{AwsError, ErrorCode};
 use strato_sigv4::VerifiedRequest;
 
@@ -110,18 +110,27 @@ pub(crate) fn check(
 
 /// The global condition keys of a request.
 fn request_context(caller: &Caller, parts: &Parts) -> RequestContext {
-    let secure = parts.uri.scheme_str() == Some("https")
-        || parts
-            .headers
-            .get("x-forwarded-proto")
-            .is_some_and(|v| v.as_bytes() == b"https");
-    let mut context =
-        RequestContext::new().with("aws:SecureTransport", if secure { "true" } else { "false" });
-    if let Some(ConnectInfo(remote)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        context.insert("aws:SourceIp", remote.ip().to_string());
-    }
+    let mut context = connection(&parts.uri, &parts.headers, &parts.extensions).context();
     context.insert("aws:RequestedRegion", caller.region.as_str());
     context
+}
+
+/// What a request's connection tells IAM (`aws:SecureTransport`,
+/// `aws:SourceIp`), for every service: this one's checks here, S3's
+/// carried to it as a request extension.
+pub(crate) fn connection(
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Connection {
+    let secure = uri.scheme_str() == Some("https")
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes() == b"https");
+    let source_ip = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(remote)| remote.ip());
+    Connection { secure, source_ip }
 }
 
 /// The account field of an ARN, when it has one.

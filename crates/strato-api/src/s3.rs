@@ -56,6 +56,44 @@ pub async fn divert(State(state): State<Arc<ApiState>>, request: Request, next: 
     if !is_s3_request(&request) && !state.s3.is_preflight(&request) {
         return next.run(request).await;
     }
-    let request = request.map(s3s::Body::http_body_unsync);
+    // A key `strato accounts` created in another process is loaded as
+    // for the rest of Strato; IAM's conditions get the connection.
+    if let Some(key) = access_key(&request) {
+        state.accounts.ensure_known(&key).await;
+    }
+    let connection =
+        crate::authorize::connection(request.uri(), request.headers(), request.extensions());
+    let mut request = request.map(s3s::Body::http_body_unsync);
+    request.extensions_mut().insert(connection);
     state.s3.call(request).await.map(axum::body::Body::new)
+}
+
+/// The access key a request is signed with (SigV4, or SigV2's
+/// `Authorization: AWS key:signature` or `AWSAccessKeyId` query).
+fn access_key(request: &Request) -> Option<String> {
+    let parts = strato_sigv4::RequestParts {
+        method: request.method(),
+        uri: request.uri(),
+        headers: request.headers(),
+    };
+    if let Some(scope) = strato_sigv4::credential_scope(&parts) {
+        return Some(scope.access_key_id);
+    }
+    let header = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("AWS "))
+        .and_then(|h| h.split_once(':'))
+        .map(|(key, _)| key.to_string());
+    header.or_else(|| {
+        request.uri().query()?.split('&').find_map(|pair| {
+            let key = pair.strip_prefix("AWSAccessKeyId=")?;
+            Some(
+                percent_encoding::percent_decode_str(key)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        })
+    })
 }

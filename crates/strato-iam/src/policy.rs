@@ -122,6 +122,33 @@ impl RequestContext {
     }
 }
 
+/// What a request's connection tells, for the global condition keys every
+/// service gives (`aws:SecureTransport`, `aws:SourceIp`): found once where
+/// requests arrive and carried with each request to whichever service
+/// decides it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// Whether the request came over TLS (directly or, per
+    /// `X-Forwarded-Proto`, through a proxy).
+    pub secure: bool,
+    /// The client's address, when the listener knows it.
+    pub source_ip: Option<IpAddr>,
+}
+
+impl Connection {
+    /// A request context holding the connection's keys.
+    pub fn context(&self) -> RequestContext {
+        let mut context = RequestContext::new().with(
+            "aws:SecureTransport",
+            if self.secure { "true" } else { "false" },
+        );
+        if let Some(ip) = self.source_ip {
+            context.insert("aws:SourceIp", ip.to_string());
+        }
+        context
+    }
+}
+
 /// One request to decide.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {

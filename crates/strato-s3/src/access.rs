@@ -8,32 +8,129 @@
 //! policy: in the owner's account an IAM principal needs an allow in its
 //! policies or the bucket policy and no explicit deny in either; another
 //! account's caller needs the bucket policy to allow (and its identity
-//! policies too). A request so let into another account's bucket carries a
-//! [`BucketGrant`], which the operations honour in place of ownership.
+//! policies too). A request so let into another account's bucket carries
+//! [`BucketGrants`], which the operations honour in place of ownership.
+//! A copy's source is decided too (`s3:GetObject` on the source, with the
+//! source bucket's policy), and `DeleteObjects` is decided per key by the
+//! operation ([`KeyAccess`]), as AWS does. Owners and policies come from
+//! memory ([`BucketOwners`]), never from the database per request.
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use s3s::access::{S3Access, S3AccessContext};
+use s3s::dto::CopySource;
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Result};
-use strato_iam::policy::RequestContext;
+use strato_iam::policy::{Connection, RequestContext};
 use strato_iam::{Iam, ResourceAccess, SessionRefusal};
 
-use crate::meta::BucketDoc;
+use crate::meta::{Meta, MetaError};
 use crate::{Accounts, ObjectStore};
 
-/// Another account's bucket this request was let into by the bucket's
-/// policy, and the account that owns it.
-#[derive(Debug, Clone)]
-pub(crate) struct BucketGrant {
-    pub bucket: String,
-    pub owner: String,
+/// Other accounts' buckets this request was let into by their policies
+/// (the request's own bucket, a copy's source), with their owners.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BucketGrants(Vec<(String, String)>);
+
+impl BucketGrants {
+    /// The owner of `bucket`, if the request was let into it.
+    pub(crate) fn owner(&self, bucket: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(b, _)| b == bucket)
+            .map(|(_, owner)| owner.as_str())
+    }
 }
 
 pub(crate) struct StratoAccess {
     pub iam: Arc<Iam>,
     pub accounts: Accounts,
     pub store: Arc<ObjectStore>,
+}
+
+/// A bucket's owner and policy, as access decisions need them.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    pub account: String,
+    pub policy: Option<String>,
+}
+
+/// Every bucket's owner and policy in memory: loaded at start, kept up to
+/// date by the operations that change them (CreateBucket, DeleteBucket,
+/// Put/DeleteBucketPolicy).
+pub(crate) struct BucketOwners(DashMap<String, Arc<Owner>>);
+
+impl BucketOwners {
+    pub(crate) fn load(meta: &Meta) -> Result<BucketOwners, MetaError> {
+        let map = DashMap::new();
+        for (name, account, policy) in meta.bucket_owners()? {
+            map.insert(name, Arc::new(Owner { account, policy }));
+        }
+        Ok(BucketOwners(map))
+    }
+
+    pub(crate) fn get(&self, bucket: &str) -> Option<Arc<Owner>> {
+        self.0.get(bucket).map(|o| o.clone())
+    }
+
+    pub(crate) fn created(&self, bucket: &str, account: &str) {
+        self.0.insert(
+            bucket.to_string(),
+            Arc::new(Owner {
+                account: account.to_string(),
+                policy: None,
+            }),
+        );
+    }
+
+    pub(crate) fn set_policy(&self, bucket: &str, policy: Option<&str>) {
+        if let Some(mut entry) = self.0.get_mut(bucket) {
+            let account = entry.account.clone();
+            *entry = Arc::new(Owner {
+                account,
+                policy: policy.map(str::to_string),
+            });
+        }
+    }
+
+    pub(crate) fn deleted(&self, bucket: &str) {
+        self.0.remove(bucket);
+    }
+}
+
+/// What deciding one object's action later needs (`DeleteObjects` names
+/// its keys in the body, read after this check): the operation asks
+/// [`KeyAccess::allows`] for each key.
+#[derive(Clone)]
+pub(crate) struct KeyAccess {
+    iam: Arc<Iam>,
+    key: String,
+    account: String,
+    owner: String,
+    policy: Option<String>,
+    context: RequestContext,
+}
+
+impl KeyAccess {
+    /// Whether `action` on `resource` is allowed to this request's caller.
+    pub(crate) fn allows(&self, action: &str, resource: &str) -> bool {
+        self.authorize(action, resource).is_ok()
+    }
+
+    fn authorize(&self, action: &str, resource: &str) -> Result<(), strato_iam::AccessDenied> {
+        self.iam.authorize_access(
+            &self.key,
+            &self.account,
+            &ResourceAccess {
+                action,
+                resource,
+                owner: &self.owner,
+                policy: self.policy.as_deref(),
+            },
+            self.context.clone(),
+        )
+    }
 }
 
 /// The IAM action an S3 operation stands for (the Service Authorization
@@ -63,8 +160,7 @@ fn action(operation: &str, versioned: bool) -> (&str, bool) {
         "PutObjectTagging" => object("s3:PutObjectTagging"),
         "DeleteObjectTagging" if versioned => object("s3:DeleteObjectVersionTagging"),
         "DeleteObjectTagging" => object("s3:DeleteObjectTagging"),
-        // DeleteObjects is decided per key by AWS; here as s3:DeleteObject
-        // on the bucket's keys as a whole (`bucket/*`).
+        // Decided per key by the operation (KeyAccess).
         "DeleteObjects" => object("s3:DeleteObject"),
         "ListObjects" | "ListObjectsV2" | "HeadBucket" => bucket("s3:ListBucket"),
         "ListObjectVersions" => bucket("s3:ListBucketVersions"),
@@ -140,27 +236,63 @@ impl S3Access for StratoAccess {
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
-        let versioned = cx
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p.starts_with("versionId=")));
-        let (action, on_bucket) = action(cx.s3_op().name(), versioned);
+        let operation = cx.s3_op().name().to_string();
+        let operation = operation.as_str();
+        let versioned = query_values(cx, "versionId").next().is_some();
+        let (action, on_bucket) = action(operation, versioned);
         let governed = self.iam.governs(&key);
         // The bucket's owner and policy: an unknown bucket is the
         // operation's to answer (NoSuchBucket), as the caller's own.
         // CreateBucket names a bucket that is nobody's yet (or answers
         // that it is taken).
-        let row = match &bucket {
-            Some(name) if cx.s3_op().name() != "CreateBucket" => {
-                self.store.meta.bucket(name).map_err(crate::ops::internal)?
-            }
+        let found = match &bucket {
+            Some(name) if operation != "CreateBucket" => self.store.owners.get(name),
             _ => None,
         };
-        let owner = row
+        let owner = found
             .as_ref()
-            .map_or(account.as_str(), |b| b.account.as_str());
+            .map_or_else(|| account.clone(), |b| b.account.clone());
         let cross_account = owner != account;
+        let copies = matches!(operation, "CopyObject" | "UploadPartCopy");
+        if !governed && !cross_account && !copies {
+            // The common case (IAM off, or an account's root in its own
+            // bucket): nothing to decide.
+            return Ok(());
+        }
+        let mut context = cx
+            .extensions_mut()
+            .get::<Connection>()
+            .copied()
+            .unwrap_or_default()
+            .context();
+        if matches!(
+            operation,
+            "ListObjects" | "ListObjectsV2" | "ListObjectVersions"
+        ) {
+            for (name, condition) in [
+                ("prefix", "s3:prefix"),
+                ("delimiter", "s3:delimiter"),
+                ("max-keys", "s3:max-keys"),
+            ] {
+                if let Some(value) = query_values(cx, name).next() {
+                    context.insert(condition, value);
+                }
+            }
+        }
+        let decider = KeyAccess {
+            iam: self.iam.clone(),
+            key,
+            account,
+            owner,
+            policy: found.as_ref().and_then(|b| b.policy.clone()),
+            context,
+        };
+        let mut grants = BucketGrants::default();
+        if copies {
+            self.check_copy_source(cx, &decider, &mut grants)?;
+        }
         if !governed && !cross_account {
+            cx.extensions_mut().insert(grants);
             return Ok(());
         }
         if action.is_empty() {
@@ -175,54 +307,151 @@ impl S3Access for StratoAccess {
         }
         let resource = match (&bucket, &object) {
             (None, _) => "*".to_string(),
-            (Some(b), _) if cx.s3_op().name() == "DeleteObjects" => format!("arn:aws:s3:::{b}/*"),
             (Some(b), Some(k)) if !on_bucket => format!("arn:aws:s3:::{b}/{k}"),
             (Some(b), _) => format!("arn:aws:s3:::{b}"),
         };
-        let policy = match (&row, governed || cross_account) {
-            (Some(b), true) => self
-                .store
-                .meta
-                .bucket_doc(&b.name, BucketDoc::Policy)
-                .map_err(crate::ops::internal)?,
-            _ => None,
-        };
-        let secure = cx.uri().scheme_str() == Some("https")
-            || cx
-                .headers()
-                .get("x-forwarded-proto")
-                .is_some_and(|v| v.as_bytes() == b"https");
-        let context = RequestContext::new()
-            .with("aws:SecureTransport", if secure { "true" } else { "false" });
-        let decided = self.iam.authorize_access(
-            &key,
-            &account,
-            &ResourceAccess {
-                action,
-                resource: &resource,
-                owner,
-                policy: policy.as_deref(),
-            },
-            context,
-        );
-        match decided {
-            // AWS says no more than this to another account's caller.
-            Err(_) if cross_account => Err(denied("Access Denied")),
-            // In the owner's account S3 names the policy and quotes the ARN.
-            Err(refusal) => Err(denied(refusal.message.replacen(
-                &format!("on resource: {resource} "),
-                &format!("on resource: \"{resource}\" "),
-                1,
-            ))),
-            Ok(()) => {
-                if let (true, Some(row)) = (cross_account, row) {
-                    cx.extensions_mut().insert(BucketGrant {
-                        bucket: row.name,
-                        owner: row.account,
-                    });
-                }
-                Ok(())
-            }
+        if let (true, Some(b), Some(found)) = (cross_account, &bucket, &found) {
+            grants.0.push((b.clone(), found.account.clone()));
         }
+        if operation == "DeleteObjects" {
+            cx.extensions_mut().insert(decider);
+        } else {
+            decide(&decider, action, &resource, cross_account)?;
+        }
+        cx.extensions_mut().insert(grants);
+        Ok(())
+    }
+}
+
+impl StratoAccess {
+    /// A copy reads its source: `s3:GetObject` (`s3:GetObjectVersion`)
+    /// on it, decided with the source bucket's owner and policy; another
+    /// account's source bucket is added to the request's grants.
+    fn check_copy_source(
+        &self,
+        cx: &S3AccessContext<'_>,
+        decider: &KeyAccess,
+        grants: &mut BucketGrants,
+    ) -> S3Result<()> {
+        let Some(header) = cx
+            .headers()
+            .get("x-amz-copy-source")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(());
+        };
+        let Ok(CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        }) = CopySource::parse(header)
+        else {
+            // The operation answers a source it cannot parse.
+            return Ok(());
+        };
+        let Some(found) = self.store.owners.get(&bucket) else {
+            return Ok(());
+        };
+        let cross_account = found.account != decider.account;
+        if !cross_account && !self.iam.governs(&decider.key) {
+            return Ok(());
+        }
+        let source = KeyAccess {
+            owner: found.account.clone(),
+            policy: found.policy.clone(),
+            ..decider.clone()
+        };
+        let action = if version_id.is_some() {
+            "s3:GetObjectVersion"
+        } else {
+            "s3:GetObject"
+        };
+        decide(
+            &source,
+            action,
+            &format!("arn:aws:s3:::{bucket}/{key}"),
+            cross_account,
+        )?;
+        if cross_account {
+            grants.0.push((bucket.to_string(), found.account.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Decides one action, answering S3's AccessDenied.
+fn decide(access: &KeyAccess, action: &str, resource: &str, cross_account: bool) -> S3Result<()> {
+    match access.authorize(action, resource) {
+        Ok(()) => Ok(()),
+        // AWS says no more than this to another account's caller.
+        Err(_) if cross_account => Err(denied("Access Denied")),
+        // In the owner's account S3 names the policy and quotes the ARN.
+        Err(refusal) => Err(denied(refusal.message.replacen(
+            &format!("on resource: {resource} "),
+            &format!("on resource: \"{resource}\" "),
+            1,
+        ))),
+    }
+}
+
+/// The percent-decoded values of a query parameter.
+fn query_values<'a>(
+    cx: &'a S3AccessContext<'_>,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    cx.uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(move |pair| {
+            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (n == name).then(|| {
+                percent_encoding::percent_decode_str(&v.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{BucketDoc, BucketRow};
+
+    #[test]
+    fn owners_and_policies_are_loaded_at_start_and_follow_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&dir.path().join("meta.db")).unwrap();
+        let row = |name: &str| BucketRow {
+            name: name.into(),
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            created_ms: 0,
+            versioning: None,
+        };
+        meta.create_bucket(&row("with-policy")).unwrap();
+        meta.create_bucket(&row("plain")).unwrap();
+        meta.set_bucket_doc("with-policy", BucketDoc::Policy, Some("{}"))
+            .unwrap();
+        let owners = BucketOwners::load(&meta).unwrap();
+        let loaded = owners.get("with-policy").unwrap();
+        assert_eq!(
+            (loaded.account.as_str(), loaded.policy.as_deref()),
+            ("111111111111", Some("{}"))
+        );
+        assert_eq!(owners.get("plain").unwrap().policy, None);
+        assert!(owners.get("missing").is_none());
+        owners.set_policy("plain", Some("{\"Statement\":[]}"));
+        assert_eq!(
+            owners.get("plain").unwrap().policy.as_deref(),
+            Some("{\"Statement\":[]}")
+        );
+        // A policy for a bucket nobody created is not invented.
+        owners.set_policy("missing", Some("{}"));
+        assert!(owners.get("missing").is_none());
+        owners.created("new", "222222222222");
+        assert_eq!(owners.get("new").unwrap().account, "222222222222");
+        owners.deleted("with-policy");
+        assert!(owners.get("with-policy").is_none());
     }
 }

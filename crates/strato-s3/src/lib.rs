@@ -70,8 +70,10 @@ impl S3Server {
             tracing::info!(removed, "removed S3 content no object refers to");
         }
         let seq = AtomicI64::new(meta.max_seq()?);
+        let owners = access::BucketOwners::load(&meta)?;
         let store = Arc::new(ObjectStore {
             meta,
+            owners,
             blobs,
             notifier: notify::Notifier::new(sinks, events),
             accounts: accounts.clone(),
@@ -99,8 +101,25 @@ impl S3Server {
     /// `Origin`, and the extra members AWS puts in some errors.
     pub async fn call(&self, request: s3s::HttpRequest) -> s3s::HttpResponse {
         let target = request_bucket(&request);
+        // `s3s` refuses a key over S3's limit before any operation runs;
+        // answered here with the members AWS adds.
+        if let Some((_, len)) = target
+            .as_ref()
+            .filter(|(_, len)| *len > names::MAX_KEY_BYTES)
+        {
+            return xml_error(
+                http::StatusCode::BAD_REQUEST,
+                &[
+                    ("Code", "KeyTooLongError".to_string()),
+                    ("Message", "Your key is too long".to_string()),
+                    ("Size", len.to_string()),
+                    ("MaxSizeAllowed", names::MAX_KEY_BYTES.to_string()),
+                ],
+            );
+        }
         if request.method() == http::Method::OPTIONS {
-            let (bucket, has_key) = target.unzip();
+            let (bucket, key_len) = target.unzip();
+            let has_key = key_len.map(|len| len > 0);
             let config = bucket.and_then(|b| self.store.cors_config(&b));
             return match cors::preflight(
                 config.as_ref(),
@@ -146,8 +165,7 @@ impl S3Server {
     pub fn is_preflight<B>(&self, request: &http::Request<B>) -> bool {
         request.method() == http::Method::OPTIONS
             && request.headers().contains_key(http::header::ORIGIN)
-            && request_bucket(request)
-                .is_some_and(|(b, _)| self.store.meta.bucket(&b).ok().flatten().is_some())
+            && request_bucket(request).is_some_and(|(b, _)| self.store.owners.get(&b).is_some())
     }
 
     /// The object store itself (Lambda reads function code from it).
@@ -156,22 +174,23 @@ impl S3Server {
     }
 }
 
-/// The bucket a request names (virtual-hosted or path style) and whether
-/// it names a key too.
-fn request_bucket<B>(request: &http::Request<B>) -> Option<(String, bool)> {
+/// The bucket a request names (virtual-hosted or path style) and how
+/// many bytes long its key is (0 when it names none).
+fn request_bucket<B>(request: &http::Request<B>) -> Option<(String, usize)> {
     let path = request.uri().path().trim_start_matches('/');
     let host = request
         .headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok());
+    let key_len = |key: &str| percent_encoding::percent_decode_str(key).count();
     if let Some((bucket, _)) = host.and_then(virtual_bucket) {
-        return Some((bucket.to_string(), !path.is_empty()));
+        return Some((bucket.to_string(), key_len(path)));
     }
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
     let bucket = percent_encoding::percent_decode_str(bucket)
         .decode_utf8()
         .ok()?;
-    (!bucket.is_empty()).then(|| (bucket.into_owned(), !key.is_empty()))
+    (!bucket.is_empty()).then(|| (bucket.into_owned(), key_len(key)))
 }
 
 /// The header an `S3Error` carries its extra XML members in (`s3s`

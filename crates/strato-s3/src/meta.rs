@@ -239,6 +239,15 @@ impl Meta {
             .optional()?)
     }
 
+    /// Every bucket's name, owner and policy (what access decisions need,
+    /// loaded once at start).
+    pub fn bucket_owners(&self) -> Result<Vec<(String, String, Option<String>)>, MetaError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT name, account, policy FROM buckets")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Buckets of an account after `after`, by name.
     pub fn buckets(&self, account: &str, after: &str) -> Result<Vec<BucketRow>, MetaError> {
         let conn = self.conn.lock();

@@ -24,6 +24,7 @@ use crate::{error_with, Accounts, SharedStore};
 /// Buckets, objects and their content.
 pub struct ObjectStore {
     pub(crate) meta: Meta,
+    pub(crate) owners: crate::access::BucketOwners,
     pub(crate) blobs: BlobStore,
     pub(crate) notifier: Notifier,
     pub(crate) accounts: Accounts,
@@ -96,9 +97,13 @@ fn etag(value: &str) -> ETag {
 
 fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_BYTES {
-        return Err(S3Error::with_message(
+        return Err(error_with(
             S3ErrorCode::KeyTooLongError,
             "Your key is too long",
+            &[
+                ("Size", &key.len().to_string()),
+                ("MaxSizeAllowed", &MAX_KEY_BYTES.to_string()),
+            ],
         ));
     }
     Ok(())
@@ -152,10 +157,88 @@ set_checksums!(
     GetObjectOutput,
     HeadObjectOutput,
     CopyObjectResult,
+    CopyPartResult,
     UploadPartOutput,
     CompleteMultipartUploadOutput,
     Part
 );
+
+/// The checksum of one algorithm a request's members carry
+/// (`ChecksumCRC32`, ... of a completed part or of the completion).
+trait SentChecksums {
+    fn sent_checksum(&self, algorithm: Algorithm) -> Option<&str>;
+}
+
+macro_rules! sent_checksums {
+    ($($input:ty),*) => {$(
+        impl SentChecksums for $input {
+            fn sent_checksum(&self, algorithm: Algorithm) -> Option<&str> {
+                match algorithm {
+                    Algorithm::Crc32 => self.checksum_crc32.as_deref(),
+                    Algorithm::Crc32c => self.checksum_crc32c.as_deref(),
+                    Algorithm::Crc64Nvme => self.checksum_crc64nvme.as_deref(),
+                    Algorithm::Sha1 => self.checksum_sha1.as_deref(),
+                    Algorithm::Sha256 => self.checksum_sha256.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+
+sent_checksums!(CompletedPart, CompleteMultipartUploadInput);
+
+/// A write's answer: the new version's ETag and checksum, and `fields`.
+macro_rules! written {
+    ($output:ident, $row:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        with_sums(
+            $output {
+                e_tag: Some(etag(&$row.etag)),
+                checksum_type: $row.meta.checksum_type.clone().map(ChecksumType::from),
+                $($field: $value,)*
+                ..Default::default()
+            },
+            $row.meta.checksum.as_ref(),
+        )
+    };
+}
+
+/// What GetObject and HeadObject both answer about an object version
+/// (`response-*` overrides applied; checksums only when asked for).
+macro_rules! object_headers {
+    ($output:ident, $input:expr, $bucket:expr, $row:expr, $with_checksum:expr) => {{
+        let meta = &$row.meta;
+        let output = $output {
+            accept_ranges: Some("bytes".to_string()),
+            e_tag: Some(etag(&$row.etag)),
+            last_modified: Some(timestamp($row.modified_ms)),
+            content_type: $input
+                .response_content_type
+                .clone()
+                .or_else(|| meta.content_type.clone())
+                .and_then(|c| c.parse().ok()),
+            content_encoding: meta.content_encoding.clone(),
+            content_disposition: $input
+                .response_content_disposition
+                .clone()
+                .or_else(|| meta.content_disposition.clone()),
+            content_language: meta.content_language.clone(),
+            cache_control: $input
+                .response_cache_control
+                .clone()
+                .or_else(|| meta.cache_control.clone()),
+            metadata: user_metadata(meta),
+            version_id: ObjectStore::version_out(&$bucket, &$row.version_id),
+            parts_count: meta.parts_count,
+            checksum_type: meta
+                .checksum_type
+                .clone()
+                .filter(|_| $with_checksum)
+                .map(ChecksumType::from),
+            ..Default::default()
+        };
+        with_sums(output, meta.checksum.as_ref().filter(|_| $with_checksum))
+    }};
+}
 
 /// `output` with the checksum `(algorithm, value)` in its members.
 fn with_sums<T: SetChecksums>(mut output: T, checksum: Option<&(String, String)>) -> T {
@@ -339,6 +422,18 @@ macro_rules! reads_object {
 
 reads_object!(GetObjectInput, HeadObjectInput);
 
+/// The listing a ListObjects, ListObjectsV2 or ListObjectVersions input
+/// asks for (their members have the same names).
+macro_rules! listing_of {
+    ($input:expr) => {
+        Listing::new(
+            $input.encoding_type.as_ref(),
+            $input.prefix.as_ref(),
+            $input.max_keys,
+        )
+    };
+}
+
 /// The metadata a PutObject, CopyObject or CreateMultipartUpload input
 /// gives (their members have the same names).
 macro_rules! object_meta_of {
@@ -381,9 +476,13 @@ impl ObjectStore {
     /// The bucket, if it exists and the caller owns it (or its policy let
     /// the caller in from another account: `access`'s grant).
     fn bucket<T>(&self, req: &S3Request<T>, name: &str) -> S3Result<BucketRow> {
-        match req.extensions.get::<crate::access::BucketGrant>() {
-            Some(grant) if grant.bucket == name => self.owned_bucket(&grant.owner, name),
-            _ => self.owned_bucket(&self.account(req)?, name),
+        let granted = req
+            .extensions
+            .get::<crate::access::BucketGrants>()
+            .and_then(|g| g.owner(name));
+        match granted {
+            Some(owner) => self.owned_bucket(owner, name),
+            None => self.owned_bucket(&self.account(req)?, name),
         }
     }
 
@@ -414,7 +513,7 @@ impl ObjectStore {
         version: Option<&str>,
     ) -> S3Result<(BucketRow, ObjectRow)> {
         let bucket = self.bucket(req, bucket)?;
-        let row = self.find(&bucket.name, key, version)?;
+        let row = self.find(&bucket.name, key, version, &req.method)?;
         Ok((bucket, row))
     }
 
@@ -423,7 +522,7 @@ impl ObjectStore {
         let (bucket, key, version) = req.input.names();
         let bucket = self.bucket(req, bucket)?;
         check_key(key)?;
-        let row = self.find(&bucket.name, key, version)?;
+        let row = self.find(&bucket.name, key, version, &req.method)?;
         check_conditions(&row, &req.input.conditions())?;
         Ok((bucket, row))
     }
@@ -449,7 +548,15 @@ impl ObjectStore {
                 "Copying from an access point is not implemented",
             ));
         };
-        let (bucket, row) = self.object_in(req, bucket, key, version_id.as_deref())?;
+        let (bucket, row) = self
+            .object_in(req, bucket, key, version_id.as_deref())
+            .map_err(|e| match e.code() {
+                S3ErrorCode::MethodNotAllowed => S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    "The source of a copy request may not specifically refer to a delete marker by version id.",
+                ),
+                _ => e,
+            })?;
         check_copy_conditions(&row, if_match, if_none_match)?;
         Ok((bucket, row, version_id.is_some()))
     }
@@ -488,11 +595,28 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Replaces a version's tags; the version id the answer names.
+    fn set_tags(
+        &self,
+        bucket: &BucketRow,
+        row: &ObjectRow,
+        tags: Vec<(String, String)>,
+    ) -> S3Result<Option<String>> {
+        self.meta
+            .set_tags(&bucket.name, &row.key, &row.version_id, tags)
+            .map_err(internal)?;
+        Ok(ObjectStore::version_out(bucket, &row.version_id))
+    }
+
     /// Stores (or, with `None`, removes) one of a bucket's documents.
     fn set_doc(&self, bucket: &str, doc: BucketDoc, value: Option<&str>) -> S3Result<()> {
         self.meta
             .set_bucket_doc(bucket, doc, value)
-            .map_err(internal)
+            .map_err(internal)?;
+        if let BucketDoc::Policy = doc {
+            self.owners.set_policy(bucket, value);
+        }
+        Ok(())
     }
 
     /// A bucket's CORS configuration, if it has one.
@@ -560,11 +684,13 @@ impl ObjectStore {
     }
 
     /// The object a read names: a version, or the latest (not deleted).
+    /// A version that is a delete marker refuses the request's `method`.
     pub(crate) fn find(
         &self,
         bucket: &str,
         key: &str,
         version: Option<&str>,
+        method: &http::Method,
     ) -> S3Result<ObjectRow> {
         match version {
             Some(v) => {
@@ -577,9 +703,13 @@ impl ObjectStore {
                     )
                 })?;
                 if row.delete_marker {
-                    return Err(S3Error::with_message(
+                    return Err(error_with(
                         S3ErrorCode::MethodNotAllowed,
                         "The specified method is not allowed against this resource.",
+                        &[
+                            ("Method", method.as_str()),
+                            ("ResourceType", "DeleteMarker"),
+                        ],
                     ));
                 }
                 Ok(row)
@@ -595,20 +725,33 @@ impl ObjectStore {
 
     /// Streams a request body to a new content file, verifying what the
     /// client said about it (Content-MD5, an `x-amz-checksum-*` header or
-    /// trailer). Nothing is visible unless everything matched.
+    /// trailer). Nothing is visible unless everything matched. A part of
+    /// an upload created with a checksum algorithm (`upload_algorithm`) is
+    /// checksummed with it whether or not the request names it, and may
+    /// not name another.
     async fn receive(
         &self,
         body: Option<StreamingBlob>,
         headers: &http::HeaderMap,
         trailers: Option<&s3s::TrailingHeaders>,
         content_md5: Option<&str>,
+        upload_algorithm: Option<Algorithm>,
     ) -> S3Result<WrittenBlob> {
         let requested = checksum::requested(headers)?;
-        let mut pending = self
-            .blobs
-            .begin(requested.as_ref().map(|r| r.algorithm))
-            .await
-            .map_err(internal)?;
+        if let (Some(expected), Some(actual)) = (upload_algorithm, &requested) {
+            if expected != actual.algorithm {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                        expected.name().to_ascii_lowercase(),
+                        actual.algorithm.name().to_ascii_lowercase()
+                    ),
+                ));
+            }
+        }
+        let algorithm = requested.as_ref().map(|r| r.algorithm).or(upload_algorithm);
+        let mut pending = self.blobs.begin(algorithm).await.map_err(internal)?;
         if let Some(mut body) = body {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
@@ -650,6 +793,14 @@ impl ObjectStore {
             Some(expected) => checksum::verify(*algorithm, computed, &expected),
             None => Ok(()),
         }
+    }
+
+    /// Makes a new version (written, or a delete marker) the latest and
+    /// tells the bucket's destinations (`event`).
+    async fn publish(&self, bucket: &BucketRow, row: &ObjectRow, event: &str) -> S3Result<()> {
+        self.commit_version(row).await?;
+        self.notify(bucket, row, event).await;
+        Ok(())
     }
 
     /// Records a new latest version and removes the content it replaced.
@@ -820,6 +971,16 @@ impl ObjectMeta {
     }
 }
 
+impl UploadRow {
+    /// The checksum algorithm the upload was created with.
+    fn algorithm(&self) -> Option<Algorithm> {
+        self.meta
+            .checksum
+            .as_ref()
+            .and_then(|(name, _)| Algorithm::parse(name))
+    }
+}
+
 fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect())
 }
@@ -864,6 +1025,7 @@ impl S3 for SharedStore {
                 ),
             });
         }
+        s.owners.created(&name, &account);
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -882,6 +1044,7 @@ impl S3 for SharedStore {
                 &[("BucketName", &bucket.name)],
             ));
         }
+        s.owners.deleted(&bucket.name);
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
@@ -995,6 +1158,7 @@ impl S3 for SharedStore {
                 &req.headers,
                 req.trailing_headers.as_ref(),
                 req.input.content_md5.as_deref(),
+                None,
             )
             .await?;
         // The condition is checked once the body is in (answering before it
@@ -1010,17 +1174,10 @@ impl S3 for SharedStore {
         meta.tags = tags;
         meta.set_full_object_checksum(&written);
         let row = s.written_version(&bucket, key, &written, hex::encode(written.md5), meta)?;
-        s.commit_version(&row).await?;
-        s.notify(&bucket, &row, "ObjectCreated:Put").await;
-        Ok(S3Response::new(with_sums(
-            PutObjectOutput {
-                e_tag: Some(etag(&row.etag)),
-                version_id: ObjectStore::version_out(&bucket, &row.version_id),
-                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-                ..Default::default()
-            },
-            row.meta.checksum.as_ref(),
-        )))
+        s.publish(&bucket, &row, "ObjectCreated:Put").await?;
+        Ok(S3Response::new(written!(PutObjectOutput, row, {
+            version_id: ObjectStore::version_out(&bucket, &row.version_id),
+        })))
     }
 
     async fn get_object(
@@ -1034,9 +1191,18 @@ impl S3 for SharedStore {
         let (range, content_range) = match &input.range {
             Some(range) => {
                 let r = range.check(size).map_err(|_| {
-                    S3Error::with_message(
+                    let asked = req
+                        .headers
+                        .get(http::header::RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    error_with(
                         S3ErrorCode::InvalidRange,
                         "The requested range is not satisfiable",
+                        &[
+                            ("RangeRequested", asked),
+                            ("ActualObjectSize", &size.to_string()),
+                        ],
                     )
                 })?;
                 let content_range = format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1));
@@ -1055,45 +1221,14 @@ impl S3 for SharedStore {
         };
         let with_checksum =
             content_range.is_none() && checksum_enabled(input.checksum_mode.as_ref());
-        let meta = &row.meta;
-        let output = GetObjectOutput {
+        let tags = row.meta.tags.len();
+        Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(i64::try_from(len).map_err(internal)?),
             content_range,
-            accept_ranges: Some("bytes".to_string()),
-            e_tag: Some(etag(&row.etag)),
-            last_modified: Some(timestamp(row.modified_ms)),
-            content_type: input
-                .response_content_type
-                .clone()
-                .or_else(|| meta.content_type.clone())
-                .and_then(|c| c.parse().ok()),
-            content_encoding: meta.content_encoding.clone(),
-            content_disposition: input
-                .response_content_disposition
-                .clone()
-                .or_else(|| meta.content_disposition.clone()),
-            content_language: meta.content_language.clone(),
-            cache_control: input
-                .response_cache_control
-                .clone()
-                .or_else(|| meta.cache_control.clone()),
-            metadata: user_metadata(meta),
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
-            tag_count: (!meta.tags.is_empty())
-                .then(|| i32::try_from(meta.tags.len()).unwrap_or(i32::MAX)),
-            parts_count: meta.parts_count,
-            checksum_type: if with_checksum {
-                meta.checksum_type.clone().map(ChecksumType::from)
-            } else {
-                None
-            },
-            ..Default::default()
-        };
-        Ok(S3Response::new(with_sums(
-            output,
-            meta.checksum.as_ref().filter(|_| with_checksum),
-        )))
+            tag_count: (tags > 0).then(|| i32::try_from(tags).unwrap_or(i32::MAX)),
+            ..object_headers!(GetObjectOutput, input, bucket, row, with_checksum)
+        }))
     }
 
     async fn head_object(
@@ -1104,26 +1239,10 @@ impl S3 for SharedStore {
         let input = &req.input;
         let (bucket, row) = s.read_target(&req)?;
         let with_checksum = checksum_enabled(input.checksum_mode.as_ref());
-        let meta = &row.meta;
-        let output = HeadObjectOutput {
+        Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(row.size),
-            accept_ranges: Some("bytes".to_string()),
-            e_tag: Some(etag(&row.etag)),
-            last_modified: Some(timestamp(row.modified_ms)),
-            content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
-            content_encoding: meta.content_encoding.clone(),
-            content_disposition: meta.content_disposition.clone(),
-            content_language: meta.content_language.clone(),
-            cache_control: meta.cache_control.clone(),
-            metadata: user_metadata(meta),
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
-            parts_count: meta.parts_count,
-            ..Default::default()
-        };
-        Ok(S3Response::new(with_sums(
-            output,
-            meta.checksum.as_ref().filter(|_| with_checksum),
-        )))
+            ..object_headers!(HeadObjectOutput, input, bucket, row, with_checksum)
+        }))
     }
 
     async fn delete_object(
@@ -1159,19 +1278,24 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let quiet = req.input.delete.quiet.unwrap_or(false);
+        // Under IAM each key is its own s3:DeleteObject decision.
+        let per_key = req.extensions.get::<crate::access::KeyAccess>();
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in &req.input.delete.objects {
-            if object.key.len() > MAX_KEY_BYTES {
-                errors.push(Error {
-                    code: Some("KeyTooLongError".into()),
-                    key: Some(object.key.clone()),
-                    message: Some("Your key is too long".into()),
-                    version_id: object.version_id.clone(),
-                });
-                continue;
-            }
-            match delete_one(s, &bucket, &object.key, object.version_id.as_deref()).await {
+            let action = match object.version_id {
+                Some(_) => "s3:DeleteObjectVersion",
+                None => "s3:DeleteObject",
+            };
+            let resource = format!("arn:aws:s3:::{}/{}", bucket.name, object.key);
+            let outcome = match check_key(&object.key) {
+                Err(e) => Err(e),
+                Ok(()) if per_key.is_some_and(|access| !access.allows(action, &resource)) => {
+                    Err(access_denied())
+                }
+                Ok(()) => delete_one(s, &bucket, &object.key, object.version_id.as_deref()).await,
+            };
+            match outcome {
                 Ok(out) if !quiet => deleted.push(DeletedObject {
                     key: Some(object.key.clone()),
                     version_id: object.version_id.clone(),
@@ -1262,18 +1386,11 @@ impl S3 for SharedStore {
             hex::encode(written.md5),
             meta,
         )?;
-        s.commit_version(&row).await?;
-        s.notify(&bucket, &row, "ObjectCreated:Copy").await;
+        s.publish(&bucket, &row, "ObjectCreated:Copy").await?;
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(with_sums(
-                CopyObjectResult {
-                    e_tag: Some(etag(&row.etag)),
-                    last_modified: Some(timestamp(row.modified_ms)),
-                    checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-                    ..Default::default()
-                },
-                row.meta.checksum.as_ref(),
-            )),
+            copy_object_result: Some(written!(CopyObjectResult, row, {
+                last_modified: Some(timestamp(row.modified_ms)),
+            })),
             version_id: ObjectStore::version_out(&bucket, &row.version_id),
             copy_source_version_id: ObjectStore::version_out(&source_bucket, &source.version_id),
             ..Default::default()
@@ -1287,11 +1404,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let listing = Listing::new(
-            input.encoding_type.as_ref(),
-            input.prefix.as_ref(),
-            input.max_keys,
-        )?;
+        let listing = listing_of!(input)?;
         let marker = input.marker.clone().unwrap_or_default();
         let page = s.page(&bucket.name, &listing, input.delimiter.as_deref(), &marker)?;
         Ok(S3Response::new(ListObjectsOutput {
@@ -1318,11 +1431,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let listing = Listing::new(
-            input.encoding_type.as_ref(),
-            input.prefix.as_ref(),
-            input.max_keys,
-        )?;
+        let listing = listing_of!(input)?;
         let after = match &input.continuation_token {
             Some(token) => decode_token(token)?,
             None => input.start_after.clone().unwrap_or_default(),
@@ -1403,6 +1512,7 @@ impl S3 for SharedStore {
                 &req.headers,
                 req.trailing_headers.as_ref(),
                 req.input.content_md5.as_deref(),
+                upload.algorithm(),
             )
             .await?;
         let part = new_part(req.input.part_number, &written, stored_checksum(&written))?;
@@ -1450,15 +1560,18 @@ impl S3 for SharedStore {
             }
             None => (0, size),
         };
-        let written = s.copy_blob(None, &source, start, len).await?;
-        let part = new_part(req.input.part_number, &written, None)?;
+        let written = s.copy_blob(upload.algorithm(), &source, start, len).await?;
+        let part = new_part(req.input.part_number, &written, stored_checksum(&written))?;
         s.store_part(&upload.upload_id, &part).await?;
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(etag(&part.etag)),
-                last_modified: Some(timestamp(part.modified_ms)),
-                ..Default::default()
-            }),
+            copy_part_result: Some(with_sums(
+                CopyPartResult {
+                    e_tag: Some(etag(&part.etag)),
+                    last_modified: Some(timestamp(part.modified_ms)),
+                    ..Default::default()
+                },
+                part.checksum.as_ref(),
+            )),
             copy_source_version_id: ObjectStore::version_out(&source_bucket, &source.version_id),
             ..Default::default()
         }))
@@ -1480,43 +1593,91 @@ impl S3 for SharedStore {
         if asked.is_empty() {
             return Err(malformed_xml());
         }
+        let mode = upload.meta.checksum_type.as_deref();
+        if let Some(asked_mode) = &req.input.checksum_type {
+            if Some(asked_mode.as_str()) != mode {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                        mode.unwrap_or("null")
+                    ),
+                ));
+            }
+        }
+        let algorithm = upload.algorithm();
+        let full_object = mode == Some(ChecksumType::FULL_OBJECT);
         let stored = s.meta.parts(&upload.upload_id).map_err(internal)?;
-        let invalid_part = || {
-            S3Error::with_message(
-                S3ErrorCode::InvalidPart,
-                "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
-            )
-        };
         let mut chosen: Vec<&PartRow> = Vec::new();
         let mut previous = 0;
         for part in &asked {
             let number = part.part_number.unwrap_or(0);
             if number <= previous {
-                return Err(S3Error::with_message(
+                return Err(error_with(
                     S3ErrorCode::InvalidPartOrder,
                     "The list of parts was not in ascending order. Parts must be ordered by part number.",
+                    &[("UploadId", &upload.upload_id)],
                 ));
             }
             previous = number;
-            let found = stored
-                .iter()
-                .find(|p| p.part_number == number)
-                .ok_or_else(invalid_part)?;
             let sent = part
                 .e_tag
                 .as_ref()
                 .map(|e| e.value().trim_matches('"').to_string());
-            if sent.is_some_and(|e| e != found.etag) {
+            let invalid_part = || {
+                error_with(
+                    S3ErrorCode::InvalidPart,
+                    "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+                    &[
+                        ("UploadId", &upload.upload_id),
+                        ("PartNumber", &number.to_string()),
+                        ("ETag", sent.as_deref().unwrap_or_default()),
+                    ],
+                )
+            };
+            let found = stored
+                .iter()
+                .find(|p| p.part_number == number)
+                .ok_or_else(invalid_part)?;
+            if sent.as_ref().is_some_and(|e| *e != found.etag) {
                 return Err(invalid_part());
+            }
+            // An upload created with an algorithm: a `COMPOSITE` one needs
+            // each part's checksum in the request; whatever is given must
+            // be the part's.
+            if let Some(a) = algorithm {
+                match part.sent_checksum(a) {
+                    None if !full_object => {
+                        return Err(S3Error::with_message(
+                            S3ErrorCode::InvalidRequest,
+                            format!(
+                                "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {number} in the request.",
+                                a.name().to_ascii_lowercase()
+                            ),
+                        ))
+                    }
+                    Some(value)
+                        if found.checksum.as_ref().map(|(_, v)| v.as_str()) != Some(value) =>
+                    {
+                        return Err(invalid_part())
+                    }
+                    _ => {}
+                }
             }
             chosen.push(found);
         }
         let last = chosen.len() - 1;
         for (i, part) in chosen.iter().enumerate() {
             if i < last && part.size < MIN_PART_SIZE {
-                return Err(S3Error::with_message(
+                return Err(error_with(
                     S3ErrorCode::EntityTooSmall,
                     "Your proposed upload is smaller than the minimum allowed size",
+                    &[
+                        ("ProposedSize", &part.size.to_string()),
+                        ("MinSizeAllowed", &MIN_PART_SIZE.to_string()),
+                        ("PartNumber", &part.part_number.to_string()),
+                        ("ETag", &part.etag),
+                    ],
                 ));
             }
         }
@@ -1529,12 +1690,6 @@ impl S3 for SharedStore {
                 return Err(precondition_failed("If-None-Match"));
             }
         }
-        let algorithm = upload
-            .meta
-            .checksum
-            .as_ref()
-            .and_then(|(name, _)| Algorithm::parse(name));
-        let full_object = upload.meta.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
         let mut pending = s
             .blobs
             .begin(algorithm.filter(|_| full_object))
@@ -1554,6 +1709,22 @@ impl S3 for SharedStore {
             md5s.update(hex::decode(&part.etag).map_err(internal)?);
         }
         let written = s.blobs.commit(pending).await.map_err(internal)?;
+        // A full-object checksum the completion states must be the one
+        // computed over the parts as streamed.
+        if let (Some((a, computed)), true) = (&written.checksum, full_object) {
+            if let Some(expected) = req.input.sent_checksum(*a) {
+                if expected != computed {
+                    s.blobs.remove(&written.id).await;
+                    return Err(S3Error::with_message(
+                        S3ErrorCode::BadDigest,
+                        format!(
+                            "The {} you specified did not match the calculated checksum.",
+                            a.name().to_ascii_lowercase()
+                        ),
+                    ));
+                }
+            }
+        }
         let mut meta = upload.meta.clone();
         meta.parts_count = Some(i32::try_from(chosen.len()).unwrap_or(i32::MAX));
         meta.checksum = match (algorithm, full_object) {
@@ -1566,22 +1737,17 @@ impl S3 for SharedStore {
         }
         let etag_value = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
         let row = s.written_version(&bucket, upload.key.clone(), &written, etag_value, meta)?;
-        s.commit_version(&row).await?;
+        s.publish(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
+            .await?;
         s.drop_upload(&upload.upload_id).await?;
-        s.notify(&bucket, &row, "ObjectCreated:CompleteMultipartUpload")
-            .await;
-        Ok(S3Response::new(with_sums(
-            CompleteMultipartUploadOutput {
+        Ok(S3Response::new(
+            written!(CompleteMultipartUploadOutput, row, {
                 bucket: Some(bucket.name.clone()),
                 key: Some(row.key.clone()),
-                e_tag: Some(etag(&row.etag)),
                 location: Some(format!("/{}/{}", bucket.name, row.key)),
                 version_id: ObjectStore::version_out(&bucket, &row.version_id),
-                checksum_type: row.meta.checksum_type.clone().map(ChecksumType::from),
-                ..Default::default()
-            },
-            row.meta.checksum.as_ref(),
-        )))
+            }),
+        ))
     }
 
     async fn abort_multipart_upload(
@@ -1716,11 +1882,7 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let input = &req.input;
-        let listing = Listing::new(
-            input.encoding_type.as_ref(),
-            input.prefix.as_ref(),
-            input.max_keys,
-        )?;
+        let listing = listing_of!(input)?;
         let limit = listing.limit();
         let rows = s
             .meta
@@ -1842,11 +2004,8 @@ impl S3 for SharedStore {
                 )
             })
             .collect();
-        s.meta
-            .set_tags(&bucket.name, &row.key, &row.version_id, tags)
-            .map_err(internal)?;
         Ok(S3Response::new(PutObjectTaggingOutput {
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
+            version_id: s.set_tags(&bucket, &row, tags)?,
         }))
     }
 
@@ -1876,11 +2035,8 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let s = &self.0;
         let (bucket, row) = s.target(&req)?;
-        s.meta
-            .set_tags(&bucket.name, &row.key, &row.version_id, Vec::new())
-            .map_err(internal)?;
         Ok(S3Response::new(DeleteObjectTaggingOutput {
-            version_id: ObjectStore::version_out(&bucket, &row.version_id),
+            version_id: s.set_tags(&bucket, &row, Vec::new())?,
         }))
     }
 
@@ -1947,9 +2103,9 @@ impl S3 for SharedStore {
         let s = &self.0;
         let bucket = s.bucket(&req, &req.input.bucket)?;
         let policy = s
-            .meta
-            .bucket_doc(&bucket.name, BucketDoc::Policy)
-            .map_err(internal)?
+            .owners
+            .get(&bucket.name)
+            .and_then(|o| o.policy.clone())
             .ok_or_else(|| {
                 error_with(
                     S3ErrorCode::NoSuchBucketPolicy,
@@ -2014,9 +2170,8 @@ async fn delete_one(
         }
         Some(_) => {
             let row = s.new_version(bucket, key.to_string(), ObjectMeta::default());
-            s.commit_version(&row).await?;
-            s.notify(bucket, &row, "ObjectRemoved:DeleteMarkerCreated")
-                .await;
+            s.publish(bucket, &row, "ObjectRemoved:DeleteMarkerCreated")
+                .await?;
             Ok(Deleted {
                 delete_marker: true,
                 version_id: Some(row.version_id),

@@ -48,7 +48,7 @@ impl ObjectStore {
                 ),
             });
         }
-        let row = self.find(&bucket.name, key, version)?;
+        let row = self.find(&bucket.name, key, version, &http::Method::GET)?;
         let Some(blob) = &row.blob else {
             return Err(crate::ops::no_such_key(key).into());
         };

@@ -60,9 +60,12 @@ type Case<'a> = (
 fn evaluator_case_table() {
     use serde_json::json;
     let none = RequestContext::new();
-    let ip = RequestContext::new()
-        .with("aws:SourceIp", "10.1.2.3")
-        .with("aws:SecureTransport", "false");
+    // The keys every service's connection gives.
+    let ip = Connection {
+        secure: false,
+        source_ip: Some(std::net::IpAddr::from([10, 1, 2, 3])),
+    }
+    .context();
     let cases: Vec<Case> = vec![
         (
             "exact action and resource",

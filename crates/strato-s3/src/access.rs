@@ -421,7 +421,11 @@ mod tests {
     #[test]
     fn owners_and_policies_are_loaded_at_start_and_follow_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(&dir.path().join("meta.db")).unwrap();
+        let meta = Meta::open(
+            &dir.path().join("meta.db"),
+            strato_model::durability::Durability::ProcessCrash,
+        )
+        .unwrap();
         let row = |name: &str| BucketRow {
             name: name.into(),
             account: "111111111111".into(),

@@ -30,7 +30,7 @@ use crate::invoker::{
     APIGATEWAY_PRINCIPAL,
 };
 use crate::mapping_template::{render, TemplateInput};
-use crate::rest_api::dataplane::mock::selection_matches;
+use crate::rest_api::dataplane::templates::selection_matches;
 
 /// What an integration answered: a status, the body to send back on a
 /// two-way route, and (Lambda proxy answers) the headers.
@@ -112,19 +112,26 @@ fn pairs(event: &Value, member: &str) -> Vec<(String, String)> {
 }
 
 /// Renders `template` for `event`, with `body` as `$input.body`.
-fn render_for(template: &str, event: &Value, body: &str, stage: &LiveStage) -> String {
+fn render_for(
+    template: &str,
+    event: &Value,
+    body: &str,
+    stage: &LiveStage,
+) -> Result<String, String> {
     let headers = pairs(event, "headers");
     let query = pairs(event, "queryStringParameters");
     render(
         template,
         &TemplateInput {
             body,
-            headers: &headers,
+            path: &[],
             query: &query,
+            headers: &headers,
             context: event.get("requestContext").unwrap_or(&Value::Null),
             stage_variables: &stage.variables,
         },
     )
+    .map_err(|e| e.to_string())
 }
 
 /// The integration request's body: the template the integration's
@@ -146,7 +153,7 @@ fn request_body(
         );
     let templates = &integration.request_templates;
     if let Some(template) = templates.get(&key).or_else(|| templates.get("$default")) {
-        return Ok(render_for(template, event, message, stage));
+        return render_for(template, event, message, stage);
     }
     match integration.passthrough_behavior.as_deref() {
         None | Some("WHEN_NO_MATCH") => Ok(message.to_string()),
@@ -185,7 +192,7 @@ fn response_body(
     backend: &str,
     event: &Value,
     stage: &LiveStage,
-) -> Option<String> {
+) -> Result<Option<String>, String> {
     let json = serde_json::from_str::<Value>(backend).ok();
     let key = response
         .template_selection_expression
@@ -214,8 +221,8 @@ fn response_body(
                 .flatten()
         });
     match template {
-        Some(template) => Some(render_for(template, event, backend, stage)),
-        None => (!backend.is_empty()).then(|| backend.to_string()),
+        Some(template) => render_for(template, event, backend, stage).map(Some),
+        None => Ok((!backend.is_empty()).then(|| backend.to_string())),
     }
 }
 
@@ -325,7 +332,7 @@ pub(super) async fn integrate(
         .get(&integration.integration_id)
         .map_or(&[][..], Vec::as_slice);
     let body = match select_response(responses, status) {
-        Some(response) => response_body(response, status, &backend, event, stage),
+        Some(response) => response_body(response, status, &backend, event, stage)?,
         None => (!backend.is_empty()).then_some(backend),
     };
     Ok(Answer::status(status, body))

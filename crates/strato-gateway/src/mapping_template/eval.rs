@@ -455,10 +455,9 @@ impl<'a> Eval<'a> {
                 Val::Json(Value::Object(map))
             }
             Expr::Range(first, last) => {
-                let (Some(Num::Int(first)), Some(Num::Int(last))) = (
-                    Num::of(&self.expr(first)?),
-                    Num::of(&self.expr(last)?),
-                ) else {
+                let (Some(Num::Int(first)), Some(Num::Int(last))) =
+                    (Num::of(&self.expr(first)?), Num::of(&self.expr(last)?))
+                else {
                     return Ok(Val::Null);
                 };
                 self.step(first.abs_diff(last))?;
@@ -566,12 +565,10 @@ fn arithmetic(op: Op, left: &Val, right: &Val) -> Val {
 fn json_method(value: Value, method: &str, args: &[Val]) -> Val {
     let text = |i: usize| args.get(i).and_then(Val::text).unwrap_or_default();
     let int = |i: usize| {
-        args.get(i)
-            .and_then(Num::of)
-            .and_then(|n| match n {
-                Num::Int(i) => usize::try_from(i).ok(),
-                Num::Float(_) => None,
-            })
+        args.get(i).and_then(Num::of).and_then(|n| match n {
+            Num::Int(i) => usize::try_from(i).ok(),
+            Num::Float(_) => None,
+        })
     };
     let boolean = |b: bool| Val::Json(Value::Bool(b));
     let index_of = |found: Option<usize>| {
@@ -709,7 +706,7 @@ fn escape_javascript(text: &str) -> String {
 
 /// Java's `URLEncoder.encode(text, "UTF-8")`: unreserved `A-Za-z0-9.-*_`
 /// kept, space as `+`, the rest percent-encoded.
-fn url_encode(text: &str) -> String {
+pub(crate) fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {

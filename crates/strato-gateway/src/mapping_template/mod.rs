@@ -34,6 +34,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+pub(crate) use eval::url_encode;
+
 /// What a template reads.
 pub struct TemplateInput<'a> {
     /// `$input.body`.

@@ -259,7 +259,9 @@ impl Parser<'_> {
                 BlockEnd::Else => {
                     let (otherwise, end) = self.block()?;
                     if !matches!(end, BlockEnd::End) {
-                        return Err(self.error_at(start, &format!("#else closed by {}", end.name())));
+                        return Err(
+                            self.error_at(start, &format!("#else closed by {}", end.name()))
+                        );
                     }
                     return Ok(Node::If(branches, otherwise));
                 }
@@ -280,7 +282,11 @@ impl Parser<'_> {
         let rest = self.rest();
         let line_end = rest.find('\n');
         let after = &rest[..line_end.unwrap_or(rest.len())];
-        if !after.trim_end_matches('\r').chars().all(|c| c == ' ' || c == '\t') {
+        if !after
+            .trim_end_matches('\r')
+            .chars()
+            .all(|c| c == ' ' || c == '\t')
+        {
             return;
         }
         text.truncate(text.len() - before.len());
@@ -294,7 +300,10 @@ impl Parser<'_> {
         if self.eat("#") {
             // Up to the line break, which goes too when the comment is
             // alone on its line.
-            self.at = self.rest().find('\n').map_or(self.src.len(), |i| self.at + i);
+            self.at = self
+                .rest()
+                .find('\n')
+                .map_or(self.src.len(), |i| self.at + i);
             return Ok(Some(Directive::Comment));
         }
         if self.eat("*") {
@@ -519,7 +528,8 @@ impl Parser<'_> {
             self.at += 3;
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        if self.rest().starts_with('-') && !self.rest()[1..].starts_with(|c: char| c.is_ascii_digit())
+        if self.rest().starts_with('-')
+            && !self.rest()[1..].starts_with(|c: char| c.is_ascii_digit())
         {
             self.at += 1;
             return Ok(Expr::Neg(Box::new(self.unary()?)));
@@ -615,7 +625,9 @@ impl Parser<'_> {
         };
         match inner.block()? {
             (nodes, BlockEnd::Eof) => Ok(Expr::Interpolated(nodes)),
-            (_, end) => Err(self.error_at(start, &format!("unexpected {} in a string", end.name()))),
+            (_, end) => {
+                Err(self.error_at(start, &format!("unexpected {} in a string", end.name())))
+            }
         }
     }
 

@@ -59,11 +59,17 @@ fn context_stage_variables_and_params() {
     assert_eq!(with("", "[$context.nothing]"), "[]");
     assert_eq!(with("", "$stageVariables.env"), "test");
     assert_eq!(
-        with("", "$input.params('x-token')/$input.params('q')/$input.params('id')"),
+        with(
+            "",
+            "$input.params('x-token')/$input.params('q')/$input.params('id')"
+        ),
         "abc/1/7"
     );
     let all = "#set($all = $input.params())#foreach($type in $all.keySet())$type:#foreach($n in $all.get($type).keySet())$n=$util.escapeJavaScript($all.get($type).get($n))#if($foreach.hasNext),#end#end;#end";
-    assert_eq!(with("", all), "header:X-Token=abc;path:id=7;querystring:q=1;");
+    assert_eq!(
+        with("", all),
+        "header:X-Token=abc;path:id=7;querystring:q=1;"
+    );
 }
 
 #[test]
@@ -78,10 +84,7 @@ fn utilities_escape_and_encode() {
     assert_eq!(with("", "$util.urlEncode('a b&c')"), "a+b%26c");
     assert_eq!(with("", "$util.urlDecode('a+b%26c')"), "a b&c");
     assert_eq!(with("", "$util.parseJson('{\"a\":[1,2]}').a"), "[1, 2]");
-    assert_eq!(
-        with("", "$util.parseJson('{\"a\":[1,2]}').a.size()"),
-        "2"
-    );
+    assert_eq!(with("", "$util.parseJson('{\"a\":[1,2]}').a.size()"), "2");
 }
 
 #[test]
@@ -104,26 +107,44 @@ fn set_and_if_choose_what_renders() {
     let template = "#set($n = $input.path('$.n'))#if($n > 5)big#elseif($n >= 3 && $input.path('$.kind') == 'b')mid#{else}small#end";
     assert_eq!(with(body, template), "mid");
     assert_eq!(with(body, "#if(!$input.path('$.flag'))off#end"), "off");
-    assert_eq!(with(body, "#if($input.path('$.missing'))yes#{else}no#end"), "no");
+    assert_eq!(
+        with(body, "#if($input.path('$.missing'))yes#{else}no#end"),
+        "no"
+    );
     // `$n` is unset in this template: null is false.
     assert_eq!(with(body, "#if($n == 3 || $x)a#end#if(not $n)b#end"), "b");
     assert_eq!(
-        with(body, "#set($n = $input.path('$.n'))#if($n eq 3 and $n != '4')a#end"),
+        with(
+            body,
+            "#set($n = $input.path('$.n'))#if($n eq 3 and $n != '4')a#end"
+        ),
         "a"
     );
     // Numbers equal their text, as Velocity compares them.
-    assert_eq!(with(body, "#if($input.path('$.n') == \"3\")same#end"), "same");
     assert_eq!(
-        with("", "#set($a = 7)#set($b = $a * 2 + 1)#set($c = $b / 2)#set($d = $b % 4)$b $c $d"),
+        with(body, "#if($input.path('$.n') == \"3\")same#end"),
+        "same"
+    );
+    assert_eq!(
+        with(
+            "",
+            "#set($a = 7)#set($b = $a * 2 + 1)#set($c = $b / 2)#set($d = $b % 4)$b $c $d"
+        ),
         "15 7 3"
     );
     assert_eq!(
-        with("", r#"#set($who = "$context.authorizer.principalId!")#set($s = 'lit $x')$who $s"#),
+        with(
+            "",
+            r#"#set($who = "$context.authorizer.principalId!")#set($s = 'lit $x')$who $s"#
+        ),
         "me! lit $x"
     );
     assert_eq!(with("", "#set($s = 'a' + 1)$s"), "a1");
     assert_eq!(
-        with("", "#set($context.responseOverride.status = 400)$context.responseOverride.status"),
+        with(
+            "",
+            "#set($context.responseOverride.status = 400)$context.responseOverride.status"
+        ),
         "400"
     );
 }
@@ -146,12 +167,18 @@ fn foreach_iterates_lists_maps_and_ranges() {
         "[\n  {\n    \"description\" : \"Item 1 is a dog.\",\n    \"askingPrice\" : 249.99\n  },\n\n  {\n    \"description\" : \"Item 2 is a cat.\",\n    \"askingPrice\" : 124.99\n  }\n\n]"
     );
     assert_eq!(
-        with("", "#foreach($i in [1..5])#if($i == 4)#break#end$velocityCount:$i $foreach.index,#end"),
+        with(
+            "",
+            "#foreach($i in [1..5])#if($i == 4)#break#end$velocityCount:$i $foreach.index,#end"
+        ),
         "1:1 0,2:2 1,3:3 2,"
     );
     assert_eq!(with("", "#foreach($i in [3..1])$i#end"), "321");
     assert_eq!(
-        with(r#"{"m":{"a":1,"b":2}}"#, "#foreach($v in $input.path('$.m'))$v#end"),
+        with(
+            r#"{"m":{"a":1,"b":2}}"#,
+            "#foreach($v in $input.path('$.m'))$v#end"
+        ),
         "12"
     );
     assert_eq!(
@@ -177,11 +204,17 @@ fn lists_maps_and_methods() {
         "hello, world 14 true Hello  HeLLo, WorLd "
     );
     assert_eq!(
-        with("", "#set($s = 'a,b,,c,,')#foreach($p in $s.split(','))[$p]#end"),
+        with(
+            "",
+            "#set($s = 'a,b,,c,,')#foreach($p in $s.split(','))[$p]#end"
+        ),
         "[a][b][][c]"
     );
     assert_eq!(
-        with("", "#set($l = [1, 'two', true])$l.size() $l.get(1) $l.contains('two') $l.isEmpty()"),
+        with(
+            "",
+            "#set($l = [1, 'two', true])$l.size() $l.get(1) $l.contains('two') $l.isEmpty()"
+        ),
         "3 two true false"
     );
 }

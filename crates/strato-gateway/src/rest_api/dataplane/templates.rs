@@ -33,12 +33,14 @@ use super::{
     gateway_answer, header_text, GatewayAnswer, IntegrationCall, BAD_GATEWAY, INTERNAL_ERROR,
     THROTTLED, TIMED_OUT,
 };
-use crate::http_backend::{fill_template, substitute_stage_variables, BackendError, BackendRequest};
+use crate::http_backend::{
+    fill_template, substitute_stage_variables, BackendError, BackendRequest,
+};
 use crate::invoker::{
     function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokeFailure,
     InvokePrincipal, APIGATEWAY_PRINCIPAL,
 };
-use crate::mapping_template::{render_full, Rendered, TemplateInput};
+use crate::mapping_template::{render_full, url_encode, Rendered, TemplateInput};
 use crate::proxy::{media_type_essence, query_pairs};
 use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType};
 use crate::rest_api::RestApiService;
@@ -191,7 +193,11 @@ fn mock(request: &RequestBody) -> Outcome {
 
 /// A mapped request parameter's value: `method.request.{path,querystring,
 /// header}.x`, `'literal'`, `context.x`, `stageVariables.x`.
-fn request_parameter(source: &str, call: &IntegrationCall<'_>, sources: &Sources) -> Option<String> {
+fn request_parameter(
+    source: &str,
+    call: &IntegrationCall<'_>,
+    sources: &Sources,
+) -> Option<String> {
     if let Some(literal) = source.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
         return Some(literal.to_string());
     }
@@ -270,7 +276,7 @@ async fn http(
     if !query.is_empty() {
         let encoded: Vec<String> = query
             .iter()
-            .map(|(n, v)| format!("{}={}", url_component(n), url_component(v)))
+            .map(|(n, v)| format!("{}={}", url_encode(n), url_encode(v)))
             .collect();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&encoded.join("&"));
@@ -307,20 +313,6 @@ async fn http(
         body: String::from_utf8_lossy(&answer.body).into_owned(),
         headers,
     })
-}
-
-/// Percent-encodes a query component.
-fn url_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'~' | b'_' => {
-                out.push(char::from(b))
-            }
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
 }
 
 /// An `AWS` integration with Lambda
@@ -369,7 +361,11 @@ async fn lambda(
     let selector = outcome.function_error.is_some().then(|| {
         serde_json::from_str::<Value>(&body)
             .ok()
-            .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_string))
+            .and_then(|v| {
+                v.get("errorMessage")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_default()
     });
     Ok(Outcome {
@@ -385,7 +381,8 @@ fn select_response<'a>(
     responses: &'a BTreeMap<String, IntegrationResponse>,
     selector: Option<&str>,
 ) -> Option<&'a IntegrationResponse> {
-    let is_default = |r: &&IntegrationResponse| r.selection_pattern.as_deref().is_none_or(str::is_empty);
+    let is_default =
+        |r: &&IntegrationResponse| r.selection_pattern.as_deref().is_none_or(str::is_empty);
     selector
         .and_then(|s| {
             responses.values().find(|r| {
@@ -432,8 +429,10 @@ fn respond(
     sources: &Sources,
     outcome: Outcome,
 ) -> Response {
-    let Some(selected) = select_response(&integration.integration_responses, outcome.selector.as_deref())
-    else {
+    let Some(selected) = select_response(
+        &integration.integration_responses,
+        outcome.selector.as_deref(),
+    ) else {
         tracing::info!(api_id = %call.api.id, "no integration response matches and none is the default");
         return gateway_answer(&INTERNAL_ERROR, call.ids);
     };
@@ -487,10 +486,16 @@ fn respond(
     if let Ok(value) = HeaderValue::from_str(&content_type) {
         headers.insert(http::header::CONTENT_TYPE, value);
     }
-    let mapped = selected.response_parameters.iter().filter_map(|(target, source)| {
-        let name = target.strip_prefix("method.response.header.")?;
-        Some((name.to_string(), response_parameter(source, &outcome, call, sources)?))
-    });
+    let mapped = selected
+        .response_parameters
+        .iter()
+        .filter_map(|(target, source)| {
+            let name = target.strip_prefix("method.response.header.")?;
+            Some((
+                name.to_string(),
+                response_parameter(source, &outcome, call, sources)?,
+            ))
+        });
     for (name, value) in mapped.collect::<Vec<_>>().into_iter().chain(overrides) {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -517,7 +522,10 @@ mod tests {
         assert!(selection_matches("5.*", "503"));
         assert!(!selection_matches("5.*", "403"));
         assert!(selection_matches(".*Not Found.*", "Item Not Found: 7"));
-        assert!(selection_matches("Bad Request:.*", "Bad Request: line\ntwo"));
+        assert!(selection_matches(
+            "Bad Request:.*",
+            "Bad Request: line\ntwo"
+        ));
         assert!(!selection_matches("(unclosed", "(unclosed"));
     }
 }

@@ -58,7 +58,7 @@ fn proxy_answer(answer: ProxyResponse) -> Response {
 }
 
 /// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{resource path}`.
-pub(super) fn source_arn(call: &IntegrationCall<'_>) -> String {
+fn source_arn(call: &IntegrationCall<'_>) -> String {
     format!(
         "arn:aws:execute-api:{}:{}:{}/{}/{}/{}",
         call.api.region,
@@ -123,6 +123,22 @@ pub(super) fn v1_event(call: &IntegrationCall<'_>) -> serde_json::Value {
     event
 }
 
+/// API Gateway invoking `function_arn` for `call`'s method.
+pub(super) fn invocation(
+    call: &IntegrationCall<'_>,
+    function_arn: String,
+    payload: Bytes,
+) -> GatewayInvocation {
+    GatewayInvocation {
+        function_arn,
+        principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.to_string()),
+        action: InvokeAction::InvokeFunction,
+        source_arn: Some(source_arn(call)),
+        source_account: Some(call.api.account.clone()),
+        payload,
+    }
+}
+
 pub(super) async fn lambda_proxy(
     service: &RestApiService,
     integration: &Integration,
@@ -136,16 +152,7 @@ pub(super) async fn lambda_proxy(
         tracing::warn!(api_id = %call.api.id, uri, "AWS_PROXY integration URI names no function");
         return gateway_answer(&INTERNAL_ERROR, call.ids);
     };
-    let event = v1_event(call);
-    let event = Bytes::from(event.to_string());
-    let invocation = GatewayInvocation {
-        function_arn,
-        principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.to_string()),
-        action: InvokeAction::InvokeFunction,
-        source_arn: Some(source_arn(call)),
-        source_account: Some(call.api.account.clone()),
-        payload: event,
-    };
+    let invocation = invocation(call, function_arn, Bytes::from(v1_event(call).to_string()));
     let timeout = std::time::Duration::from_millis(integration.timeout_in_millis);
     let outcome = match tokio::time::timeout(timeout, service.invoker.invoke(invocation)).await {
         Err(_) => return gateway_answer(&TIMED_OUT, call.ids),

@@ -28,7 +28,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::integrations::{path_placeholder, source_arn, v1_event};
+use super::integrations::{invocation, path_placeholder, v1_event};
 use super::{
     gateway_answer, header_text, GatewayAnswer, IntegrationCall, BAD_GATEWAY, INTERNAL_ERROR,
     THROTTLED, TIMED_OUT,
@@ -36,10 +36,7 @@ use super::{
 use crate::http_backend::{
     fill_template, substitute_stage_variables, BackendError, BackendRequest,
 };
-use crate::invoker::{
-    function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokeFailure,
-    InvokePrincipal, APIGATEWAY_PRINCIPAL,
-};
+use crate::invoker::{function_arn_of_integration_uri, InvokeFailure};
 use crate::mapping_template::{render_full, url_encode, Rendered, TemplateInput};
 use crate::proxy::{media_type_essence, query_pairs};
 use crate::rest_api::model::{Integration, IntegrationResponse, IntegrationType};
@@ -337,14 +334,7 @@ async fn lambda(
         RequestBody::Rendered(rendered, _) => Bytes::from(rendered.text.clone()),
         RequestBody::Passthrough => call.body.clone(),
     };
-    let invocation = GatewayInvocation {
-        function_arn,
-        principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.to_string()),
-        action: InvokeAction::InvokeFunction,
-        source_arn: Some(source_arn(call)),
-        source_account: Some(call.api.account.clone()),
-        payload,
-    };
+    let invocation = invocation(call, function_arn, payload);
     let timeout = std::time::Duration::from_millis(integration.timeout_in_millis);
     let outcome = tokio::time::timeout(timeout, service.invoker.invoke(invocation))
         .await

@@ -12,6 +12,9 @@
 //!   response (a `/pattern/` key matching it, else `$default`), whose
 //!   response template (chosen by its own selection expression) renders
 //!   what goes back to the client.
+//! - `HTTP` and `HTTP_PROXY` requests carry the integration's
+//!   `RequestParameters` (`integration.request.header.X` from
+//!   `route.request.*`, `context.*`, `stageVariables.*` or `'static'`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -526,6 +529,48 @@ mod tests {
         );
         assert_eq!(answer.header("sec-websocket-protocol"), Some("b"));
         assert_eq!(answer.headers.len(), 3);
+    }
+
+    #[test]
+    fn request_parameters_map_route_request_context_and_stage_values() {
+        let event = serde_json::json!({
+            "headers": {"X-Room": "blue"},
+            "queryStringParameters": {"user": "ann"},
+            "multiValueQueryStringParameters": {"tag": ["a", "b"]},
+            "requestContext": {"connectionId": "c1=", "identity": {"sourceIp": "1.2.3.4"}},
+        });
+        let variables = BTreeMap::from([("env".to_string(), "test".to_string())]);
+        let message = r#"{"action":"say","user":{"name":"bo"}}"#;
+        let value = |source| parameter_value(source, &event, message, &variables);
+        assert_eq!(
+            value("route.request.header.x-room").as_deref(),
+            Some("blue")
+        );
+        assert_eq!(
+            value("route.request.querystring.user").as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            value("route.request.multivaluequerystring.tag").as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(value("route.request.body.user.name").as_deref(), Some("bo"));
+        assert_eq!(value("route.request.body.$.action").as_deref(), Some("say"));
+        assert_eq!(
+            value("context.identity.sourceIp").as_deref(),
+            Some("1.2.3.4")
+        );
+        assert_eq!(value("stageVariables.env").as_deref(), Some("test"));
+        assert_eq!(value("'fixed'").as_deref(), Some("fixed"));
+        assert_eq!(value("route.request.querystring.nobody"), None);
+        assert!(is_request_parameter_target(
+            "integration.request.header.X-Conn"
+        ));
+        assert!(is_request_parameter_target(
+            "integration.request.querystring.who"
+        ));
+        assert!(!is_request_parameter_target("integration.request.body.x"));
+        assert!(!is_request_parameter_target("append:header.x"));
     }
 
     #[test]

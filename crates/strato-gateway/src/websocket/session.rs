@@ -3,6 +3,11 @@
 //! upgrading), the session task that owns the socket (messages in,
 //! PostToConnection frames out, idle and maximum-duration timers), and
 //! `$disconnect`. Integrations themselves run in [`super::integration`].
+//!
+//! Why over 800 lines: the handshake's checks (throttle, authorizer, API
+//! key and plan, required parameters, `$connect`), the socket loop and
+//! each message's admission share the session's state and its access-log
+//! turn; split apart, each piece would pass most of that state around.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 """REST APIs (`aws apigateway ...`) driven by the real AWS CLI (v1) and boto3,
 called over plain HTTP: resources and methods, deployments and stages, the
-AWS_PROXY (payload 1.0), HTTP_PROXY and MOCK integrations, stage variables,
+AWS_PROXY (payload 1.0), HTTP_PROXY integrations, MOCK, HTTP and AWS (Lambda)
+integrations through VTL mapping templates, stage variables,
 method-settings throttling, API keys with usage plans, binary bodies and the
 502 cases.
 
@@ -397,6 +398,18 @@ class _Backend(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
+    def do_POST(self):  # noqa: N802
+        got = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = json.dumps({"path": self.path, "via": self.headers.get("X-Via"),
+                             "type": self.headers.get("Content-Type"),
+                             "got": json.loads(got) if got else None}).encode()
+        self.send_response(500 if b"fail" in got else 201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Backend", "tiny")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
     def log_message(self, *args):
         pass
 
@@ -547,3 +560,128 @@ def test_cli_tags_rest_apis_and_stages(strato):
                          f"arn:aws:apigateway:{REGION}::/restapis/nosuchapi0")
     assert missing.returncode != 0
     assert "NotFoundException" in missing.stderr
+
+
+PET_LIST = """#set($id = $input.params('id'))
+#set($ids = [1..3])
+[
+#foreach($i in $ids)
+  {"n": $velocityCount, "pet": "${id}-$i"}#if($foreach.hasNext),#end
+
+#end
+]"""
+
+ORDER_TEMPLATE = """## the backend wants names and a count
+#set($items = $input.path('$.items'))
+{"names": [#foreach($i in $items)"$util.escapeJavaScript($i.name)"#if($foreach.hasNext), #end#end],
+ #if($items.size() > 2 && !$input.path('$.rush'))"big": true,#elseif($input.path('$.rush'))"rush": true,#end
+ "count": $items.size(), "stage": "$context.stage", "env": "$stageVariables.env"}"""
+
+
+def test_non_proxy_integrations_render_mapping_templates(strato, backend):
+    client = apigw(strato)
+    api = client.create_rest_api(name="templates")
+    api_id, root = api["id"], api["rootResourceId"]
+
+    def method(path_part, parent, http_method, **integration):
+        resource = client.create_resource(restApiId=api_id, parentId=parent, pathPart=path_part)
+        client.put_method(restApiId=api_id, resourceId=resource["id"], httpMethod=http_method,
+                          authorizationType="NONE",
+                          requestParameters={"method.request.header.X-Client": False})
+        client.put_integration(restApiId=api_id, resourceId=resource["id"], httpMethod=http_method,
+                               **integration)
+        return resource["id"]
+
+    def respond(resource, http_method, status, pattern=None, **extra):
+        client.put_method_response(restApiId=api_id, resourceId=resource, httpMethod=http_method,
+                                   statusCode=status)
+        client.put_integration_response(restApiId=api_id, resourceId=resource, httpMethod=http_method,
+                                        statusCode=status, **({"selectionPattern": pattern} if pattern else {}),
+                                        **extra)
+
+    # MOCK: the request template chooses the status, the response template loops.
+    pets = client.create_resource(restApiId=api_id, parentId=root, pathPart="pets")
+    pet = method("{id}", pets["id"], "GET", type="MOCK", requestTemplates={
+        "application/json": '#if($input.params("id") == "0"){"statusCode": 404}#else{"statusCode": 200}#end'})
+    respond(pet, "GET", "200", responseTemplates={"application/json": PET_LIST})
+    respond(pet, "GET", "404", "404", responseTemplates={
+        "application/json": '{"message": "no pet $input.params(\'id\')"}'})
+    # NEVER passes nothing through: a content type without a template is 415.
+    strict = method("strict", root, "POST", type="MOCK", passthroughBehavior="NEVER",
+                    requestTemplates={"application/json": '{"statusCode": 200}'})
+    respond(strict, "POST", "200", responseTemplates={"application/json": '{"ok": true}'})
+    broken = method("broken", root, "GET", type="MOCK",
+                    requestTemplates={"application/json": '#if($input.params("x") {"statusCode": 200}'})
+    respond(broken, "GET", "200")
+    # HTTP: the rendered body goes to the backend; its status picks the response.
+    orders = method("orders", root, "POST", type="HTTP", integrationHttpMethod="POST",
+                    uri=f"http://127.0.0.1:{backend}/orders",
+                    requestTemplates={"application/json": ORDER_TEMPLATE},
+                    requestParameters={"integration.request.header.X-Via": "method.request.header.X-Client",
+                                       "integration.request.querystring.src": "'gw'"})
+    respond(orders, "POST", "200", responseTemplates={"application/json": (
+        '#set($r = $input.path(\'$\'))#set($context.responseOverride.header.X-Count = "$r.got.count")'
+        '{"saw": $input.json(\'$.got.names\'), "path": "$r.path", "via": "$r.via", "big": $r.got.big}')},
+        responseParameters={"method.response.header.X-Backend": "integration.response.header.X-Backend"})
+    respond(orders, "POST", "502", r"5\d{2}", responseTemplates={
+        "application/json": '{"backend": "down", "said": "$input.path(\'$.got.names[0]\')"}'})
+    client.create_deployment(restApiId=api_id, stageName="prod", variables={"env": "test"})
+
+    status, headers, body = call(strato, api_id, "prod", "/pets/7")
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == [{"n": 1, "pet": "7-1"}, {"n": 2, "pet": "7-2"}, {"n": 3, "pet": "7-3"}]
+    status, _, body = call(strato, api_id, "prod", "/pets/0")
+    assert (status, json.loads(body)) == (404, {"message": "no pet 0"})
+
+    status, headers, body = call(strato, api_id, "prod", "/strict", "POST", b"hi",
+                                 headers={"Content-Type": "text/plain"})
+    assert (status, json.loads(body)) == (415, {"message": "Unsupported Media Type"})
+    status, _, body = call(strato, api_id, "prod", "/strict", "POST", b"{}",
+                           headers={"Content-Type": "application/json"})
+    assert (status, json.loads(body)) == (200, {"ok": True})
+    status, _, body = call(strato, api_id, "prod", "/broken")
+    assert (status, json.loads(body)) == (500, {"message": "Internal server error"})
+
+    order = {"items": [{"name": 'a "quoted" one'}, {"name": "b"}, {"name": "c"}]}
+    status, headers, body = call(strato, api_id, "prod", "/orders", "POST", json.dumps(order).encode(),
+                                 headers={"Content-Type": "application/json", "X-Client": "cli"})
+    assert status == 200, body
+    assert json.loads(body) == {"saw": ['a "quoted" one', "b", "c"], "path": "/orders?src=gw",
+                                "via": "cli", "big": True}
+    assert headers["X-Count"] == "3" and headers["X-Backend"] == "tiny"
+    fail = {"items": [{"name": "fail"}], "rush": True}
+    status, _, body = call(strato, api_id, "prod", "/orders", "POST", json.dumps(fail).encode(),
+                           headers={"Content-Type": "application/json"})
+    assert (status, json.loads(body)) == (502, {"backend": "down", "said": "fail"})
+
+
+def test_lambda_custom_integration_maps_event_answer_and_errors(strato):
+    client = apigw(strato)
+    function_arn = create_echo_function(strato, "custom")
+    api = client.create_rest_api(name="custom")
+    api_id = api["id"]
+    hello = client.create_resource(restApiId=api_id, parentId=api["rootResourceId"], pathPart="hello")
+    client.put_method(restApiId=api_id, resourceId=hello["id"], httpMethod="GET", authorizationType="NONE")
+    client.put_integration(
+        restApiId=api_id, resourceId=hello["id"], httpMethod="GET", type="AWS", integrationHttpMethod="POST",
+        uri=lambda_uri(function_arn), requestTemplates={"application/json": (
+            '{"queryStringParameters": {"action": "$util.escapeJavaScript($input.params(\'action\'))"},'
+            ' "who": "$input.params(\'name\')", "ip": "$context.identity.sourceIp"}')})
+    for status, pattern, template in [
+            ("200", None, '#set($answer = $util.parseJson($input.path(\'$.body\')))'
+                          '{"hello": "$answer.event.who", "from": "$answer.event.ip",'
+                          ' "proxied": $input.json(\'$.statusCode\')}'),
+            ("400", "boom.*", '{"error": "$input.path(\'$.errorMessage\')"}')]:
+        client.put_method_response(restApiId=api_id, resourceId=hello["id"], httpMethod="GET",
+                                   statusCode=status)
+        client.put_integration_response(
+            restApiId=api_id, resourceId=hello["id"], httpMethod="GET", statusCode=status,
+            responseTemplates={"application/json": template}, **({"selectionPattern": pattern} if pattern else {}))
+    client.create_deployment(restApiId=api_id, stageName="prod")
+
+    status, _, body = call(strato, api_id, "prod", "/hello?name=ann")
+    assert status == 200, body
+    assert json.loads(body) == {"hello": "ann", "from": "127.0.0.1", "proxied": 201}
+    status, _, body = call(strato, api_id, "prod", "/hello?action=raise")
+    assert (status, json.loads(body)) == (400, {"error": "boom"})

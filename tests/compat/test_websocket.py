@@ -25,6 +25,7 @@ from pathlib import Path
 import boto3
 import pytest
 import websockets
+import websockets.exceptions
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -433,10 +434,12 @@ class Backend(http.server.BaseHTTPRequestHandler):
     `{"reason": "no such thing"}` when the body says `"said":"missing"`, else
     200 with `{"heard": <the body>}`."""
     received: list[str] = []
+    requests: list[tuple[str, object]] = []
 
     def do_POST(self):  # noqa: N802 - http.server's spelling
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         Backend.received.append(body)
+        Backend.requests.append((self.path, self.headers))
         missing = json.loads(body).get("said") == "missing"
         answer = {"reason": "no such thing"} if missing else {"heard": json.loads(body)}
         data = json.dumps(answer).encode()
@@ -508,7 +511,8 @@ def extra(api):
     v2.create_stage(ApiId=tid, StageName="prod", AutoDeploy=True)
     try:
         yield {"keyed": Api(server, keyed["ApiId"], keyed["ApiEndpoint"]), "key": key,
-               "templated": Api(server, tid, templated["ApiEndpoint"]), "main": main}
+               "templated": Api(server, tid, templated["ApiEndpoint"]), "main": main,
+               "backend_port": backend.server_address[1]}
     finally:
         backend.shutdown()
 
@@ -606,3 +610,85 @@ def test_connect_answer_picks_the_subprotocol(api):
     # The function chose none: none is sent (a browser then fails the
     # handshake, as it does against API Gateway).
     assert run(go("token=letmein")) is None
+
+
+def test_data_mapping_directives_and_required_connect_parameters(extra, api):
+    server = api["server"]
+    v2 = apigw(server)
+    mapped = v2.create_api(Name="mapped", ProtocolType="WEBSOCKET",
+                           RouteSelectionExpression="$request.body.action")
+    mid = mapped["ApiId"]
+    mock = v2.create_integration(ApiId=mid, IntegrationType="MOCK",
+                                 RequestTemplates={"$default": '{"statusCode": 200}'},
+                                 TemplateSelectionExpression="\\$default")
+    v2.create_route(ApiId=mid, RouteKey="$connect", Target=f"integrations/{mock['IntegrationId']}",
+                    RequestParameters={"route.request.querystring.room": {"Required": True}})
+    upstream = v2.create_integration(
+        ApiId=mid, IntegrationType="HTTP", IntegrationMethod="POST",
+        IntegrationUri=f"http://127.0.0.1:{extra['backend_port']}/said",
+        RequestParameters={"integration.request.header.X-Conn": "context.connectionId",
+                           "integration.request.header.X-Env": "stageVariables.env",
+                           "integration.request.header.X-Static": "'fixed'",
+                           "integration.request.querystring.who": "route.request.body.name"},
+        RequestTemplates={"$default": (
+            "## the words, as a list\n"
+            "#set($words = $input.path('$.words'))\n"
+            '{"said": [#foreach($w in $words)"$w.toUpperCase()"#if($foreach.hasNext),#end#end],'
+            ' #if($words.size() > 1)"many": true#{else}"many": false#end}')})
+    v2.create_integration_response(ApiId=mid, IntegrationId=upstream["IntegrationId"],
+                                   IntegrationResponseKey="$default",
+                                   ResponseTemplates={"$default": '{"backend": $input.json(\'$.heard\')}'})
+    route = v2.create_route(ApiId=mid, RouteKey="say", Target=f"integrations/{upstream['IntegrationId']}",
+                            RouteResponseSelectionExpression="$default")
+    v2.create_route_response(ApiId=mid, RouteId=route["RouteId"], RouteResponseKey="$default")
+    v2.create_stage(ApiId=mid, StageName="prod", AutoDeploy=True, StageVariables={"env": "test"})
+    api_obj = Api(server, mid, mapped["ApiEndpoint"])
+    with pytest.raises(ClientError) as e:
+        v2.create_integration(ApiId=mid, IntegrationType="HTTP", IntegrationMethod="POST",
+                              IntegrationUri="http://127.0.0.1:1/x",
+                              RequestParameters={"append:header.x": "context.connectionId"})
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+
+    async def refused():
+        with pytest.raises(websockets.exceptions.InvalidStatus) as e:
+            async with websockets.connect(api_obj.url()):
+                pass
+        return e.value.response.status_code
+
+    async def said():
+        async with websockets.connect(api_obj.url(query="room=a")) as ws:
+            await ws.send(json.dumps({"action": "say", "name": "ann", "words": ["hi", "there"]}))
+            return json.loads(await ws.recv())
+
+    assert run(refused()) == 400
+    Backend.requests.clear()
+    Backend.received.clear()
+    answer = run(said())
+    assert answer == {"backend": {"said": ["HI", "THERE"], "many": True}}
+    path, headers = Backend.requests[0]
+    assert path == "/said?who=ann"
+    assert headers["X-Conn"].endswith("=") and headers["X-Static"] == "fixed" and headers["X-Env"] == "test"
+
+
+def test_usage_plan_throttle_counts_each_message(extra, api):
+    keyed = extra["keyed"]
+    v1 = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                               region_name=REGION).client("apigateway", endpoint_url=api["server"].endpoint)
+    plan = v1.create_usage_plan(name="ws-tight", apiStages=[{"apiId": keyed.api_id, "stage": "prod"}],
+                                throttle={"rateLimit": 0.001, "burstLimit": 3})
+    key = v1.create_api_key(name="ws-tight-key", enabled=True)
+    v1.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+
+    async def go():
+        async with websockets.connect(keyed.url(), additional_headers={"x-api-key": key["value"]}) as ws:
+            answers = []
+            for _ in range(3):
+                await ws.send(json.dumps({"action": "echo"}))
+                answers.append(json.loads(await ws.recv()))
+            return answers
+
+    # The handshake takes one of the 3 tokens, two messages the others.
+    first, second, third = run(go())
+    assert first["echo"] == {"action": "echo"} and second["echo"] == {"action": "echo"}
+    assert third["message"] == "Too Many Requests"
+    assert third["connectionId"].endswith("=") and third["requestId"]

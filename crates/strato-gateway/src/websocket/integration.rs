@@ -12,7 +12,11 @@
 //!   response (a `/pattern/` key matching it, else `$default`), whose
 //!   response template (chosen by its own selection expression) renders
 //!   what goes back to the client.
+//! - `HTTP` and `HTTP_PROXY` requests carry the integration's
+//!   `RequestParameters` (`integration.request.header.X` from
+//!   `route.request.*`, `context.*`, `stageVariables.*` or `'static'`).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,13 +28,13 @@ use super::session::{Session, Turn};
 use crate::http_api::live::{CompiledRoute, LiveStage};
 use crate::http_api::model::{Integration, IntegrationResponse, IntegrationType};
 use crate::http_api::HttpApiService;
-use crate::http_backend::{substitute_stage_variables, BackendRequest};
+use crate::http_backend::{fill_template, substitute_stage_variables, BackendRequest};
 use crate::invoker::{
     function_arn_of_integration_uri, GatewayInvocation, InvokeAction, InvokePrincipal,
     APIGATEWAY_PRINCIPAL,
 };
 use crate::mapping_template::{render, TemplateInput};
-use crate::rest_api::dataplane::mock::selection_matches;
+use crate::rest_api::dataplane::templates::selection_matches;
 
 /// What an integration answered: a status, the body to send back on a
 /// two-way route, and (Lambda proxy answers) the headers.
@@ -112,19 +116,172 @@ fn pairs(event: &Value, member: &str) -> Vec<(String, String)> {
 }
 
 /// Renders `template` for `event`, with `body` as `$input.body`.
-fn render_for(template: &str, event: &Value, body: &str, stage: &LiveStage) -> String {
+fn render_for(
+    template: &str,
+    event: &Value,
+    body: &str,
+    stage: &LiveStage,
+) -> Result<String, String> {
     let headers = pairs(event, "headers");
     let query = pairs(event, "queryStringParameters");
     render(
         template,
         &TemplateInput {
             body,
-            headers: &headers,
+            path: &[],
             query: &query,
+            headers: &headers,
             context: event.get("requestContext").unwrap_or(&Value::Null),
             stage_variables: &stage.variables,
         },
     )
+    .map_err(|e| e.to_string())
+}
+
+/// Whether `key` is an integration request parameter WebSocket APIs map:
+/// `integration.request.{header,querystring,path}.{name}`.
+pub fn is_request_parameter_target(key: &str) -> bool {
+    request_parameter_target(key).is_some()
+}
+
+fn request_parameter_target(key: &str) -> Option<(&str, &str)> {
+    let (location, name) = key.strip_prefix("integration.request.")?.split_once('.')?;
+    let valid = matches!(location, "header" | "querystring" | "path")
+        && !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._$-".contains(c));
+    valid.then_some((location, name))
+}
+
+/// A mapping expression's value for `event`: `route.request.header.x`,
+/// `route.request.querystring.x` (and their `multivalue` forms; only
+/// `$connect` has them), `route.request.body.{JSONPath}`,
+/// `context.x`, `stageVariables.x` or a `'static value'`.
+fn parameter_value(
+    source: &str,
+    event: &Value,
+    message: &str,
+    variables: &BTreeMap<String, String>,
+) -> Option<String> {
+    if let Some(literal) = source.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        return Some(literal.to_string());
+    }
+    let lookup = |member: &str, name: &str, any_case: bool| {
+        let map = event.get(member)?.as_object()?;
+        let value = map.get(name).or_else(|| {
+            any_case
+                .then(|| map.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
+                .flatten()
+                .map(|(_, v)| v)
+        })?;
+        Some(match value {
+            Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(","),
+            other => value_text(other),
+        })
+    };
+    if let Some(name) = source.strip_prefix("route.request.header.") {
+        return lookup("headers", name, true);
+    }
+    if let Some(name) = source.strip_prefix("route.request.multivalueheader.") {
+        return lookup("multiValueHeaders", name, true);
+    }
+    if let Some(name) = source.strip_prefix("route.request.querystring.") {
+        return lookup("queryStringParameters", name, false);
+    }
+    if let Some(name) = source.strip_prefix("route.request.multivaluequerystring.") {
+        return lookup("multiValueQueryStringParameters", name, false);
+    }
+    if let Some(path) = source.strip_prefix("route.request.body.") {
+        let json: Value = serde_json::from_str(message).ok()?;
+        let path = if path.starts_with('$') {
+            path.to_string()
+        } else {
+            format!("$.{path}")
+        };
+        return strato_pattern::json_path::select(&json, &path).map(value_text);
+    }
+    if let Some(name) = source.strip_prefix("stageVariables.") {
+        return variables.get(name).cloned();
+    }
+    let path = source.strip_prefix("context.")?;
+    let context = event.get("requestContext")?;
+    path.split('.')
+        .try_fold(context, |at, member| at.get(member))
+        .filter(|v| !v.is_null())
+        .map(value_text)
+}
+
+/// The route's `RequestParameters` marked `Required` that the request
+/// lacks (`$connect` reads headers and query strings).
+pub(super) fn missing_required_parameters(route: &CompiledRoute, event: &Value) -> Vec<String> {
+    route
+        .route
+        .request_parameters
+        .iter()
+        .filter(|(_, constraint)| {
+            // `ParameterConstraints` is `{"required": true}` on the wire.
+            constraint
+                .get("required")
+                .or_else(|| constraint.get("Required"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
+        .filter(|(key, _)| parameter_value(key, event, "", &BTreeMap::new()).is_none())
+        .map(|(key, _)| {
+            key.rsplit_once('.')
+                .map_or(key.as_str(), |(_, name)| name)
+                .to_string()
+        })
+        .collect()
+}
+
+/// The integration's request parameters applied to an HTTP request:
+/// `{name}` placeholders of the URI, headers and query values.
+fn apply_request_parameters(
+    integration: &Integration,
+    event: &Value,
+    message: &str,
+    stage: &LiveStage,
+    uri: &str,
+    headers: &mut HeaderMap,
+) -> String {
+    let mut path = Vec::new();
+    let mut query = Vec::new();
+    for (target, source) in &integration.request_parameters {
+        let (Some((location, name)), Some(value)) = (
+            request_parameter_target(target),
+            parameter_value(source, event, message, &stage.variables),
+        ) else {
+            continue;
+        };
+        match location {
+            "header" => {
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(name.as_bytes()),
+                    http::HeaderValue::from_str(&value),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
+            "querystring" => query.push(format!(
+                "{}={}",
+                crate::mapping_template::url_encode(name),
+                crate::mapping_template::url_encode(&value)
+            )),
+            _ => path.push((name.to_string(), value)),
+        }
+    }
+    let mut url = fill_template(uri, &|name| {
+        path.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| crate::mapping_template::url_encode(v))
+    });
+    if !query.is_empty() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&query.join("&"));
+    }
+    url
 }
 
 /// The integration request's body: the template the integration's
@@ -146,7 +303,7 @@ fn request_body(
         );
     let templates = &integration.request_templates;
     if let Some(template) = templates.get(&key).or_else(|| templates.get("$default")) {
-        return Ok(render_for(template, event, message, stage));
+        return render_for(template, event, message, stage);
     }
     match integration.passthrough_behavior.as_deref() {
         None | Some("WHEN_NO_MATCH") => Ok(message.to_string()),
@@ -185,7 +342,7 @@ fn response_body(
     backend: &str,
     event: &Value,
     stage: &LiveStage,
-) -> Option<String> {
+) -> Result<Option<String>, String> {
     let json = serde_json::from_str::<Value>(backend).ok();
     let key = response
         .template_selection_expression
@@ -214,8 +371,8 @@ fn response_body(
                 .flatten()
         });
     match template {
-        Some(template) => Some(render_for(template, event, backend, stage)),
-        None => (!backend.is_empty()).then(|| backend.to_string()),
+        Some(template) => render_for(template, event, backend, stage).map(Some),
+        None => Ok((!backend.is_empty()).then(|| backend.to_string())),
     }
 }
 
@@ -284,11 +441,13 @@ pub(super) async fn integrate(
                 .as_deref()
                 .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
                 .unwrap_or(Method::POST);
+            let url =
+                apply_request_parameters(integration, event, &message, stage, &uri, &mut headers);
             let answer = svc
                 .http
                 .forward(BackendRequest {
                     method,
-                    url: uri,
+                    url,
                     headers,
                     body,
                     timeout,
@@ -325,7 +484,7 @@ pub(super) async fn integrate(
         .get(&integration.integration_id)
         .map_or(&[][..], Vec::as_slice);
     let body = match select_response(responses, status) {
-        Some(response) => response_body(response, status, &backend, event, stage),
+        Some(response) => response_body(response, status, &backend, event, stage)?,
         None => (!backend.is_empty()).then_some(backend),
     };
     Ok(Answer::status(status, body))
@@ -370,6 +529,48 @@ mod tests {
         );
         assert_eq!(answer.header("sec-websocket-protocol"), Some("b"));
         assert_eq!(answer.headers.len(), 3);
+    }
+
+    #[test]
+    fn request_parameters_map_route_request_context_and_stage_values() {
+        let event = serde_json::json!({
+            "headers": {"X-Room": "blue"},
+            "queryStringParameters": {"user": "ann"},
+            "multiValueQueryStringParameters": {"tag": ["a", "b"]},
+            "requestContext": {"connectionId": "c1=", "identity": {"sourceIp": "1.2.3.4"}},
+        });
+        let variables = BTreeMap::from([("env".to_string(), "test".to_string())]);
+        let message = r#"{"action":"say","user":{"name":"bo"}}"#;
+        let value = |source| parameter_value(source, &event, message, &variables);
+        assert_eq!(
+            value("route.request.header.x-room").as_deref(),
+            Some("blue")
+        );
+        assert_eq!(
+            value("route.request.querystring.user").as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            value("route.request.multivaluequerystring.tag").as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(value("route.request.body.user.name").as_deref(), Some("bo"));
+        assert_eq!(value("route.request.body.$.action").as_deref(), Some("say"));
+        assert_eq!(
+            value("context.identity.sourceIp").as_deref(),
+            Some("1.2.3.4")
+        );
+        assert_eq!(value("stageVariables.env").as_deref(), Some("test"));
+        assert_eq!(value("'fixed'").as_deref(), Some("fixed"));
+        assert_eq!(value("route.request.querystring.nobody"), None);
+        assert!(is_request_parameter_target(
+            "integration.request.header.X-Conn"
+        ));
+        assert!(is_request_parameter_target(
+            "integration.request.querystring.who"
+        ));
+        assert!(!is_request_parameter_target("integration.request.body.x"));
+        assert!(!is_request_parameter_target("append:header.x"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ use crate::rest_api::RestApiService;
 pub use events::{
     connect_event, disconnect_event, message_event, request_context, EventContext, EventType,
 };
+pub use integration::is_request_parameter_target;
 pub use selection::{identity_source_kind, SelectionExpression};
 
 /// The largest message API Gateway accepts (128 KB)...

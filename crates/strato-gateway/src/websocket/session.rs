@@ -3,6 +3,11 @@
 //! upgrading), the session task that owns the socket (messages in,
 //! PostToConnection frames out, idle and maximum-duration timers), and
 //! `$disconnect`. Integrations themselves run in [`super::integration`].
+//!
+//! Why over 800 lines: the handshake's checks (throttle, authorizer, API
+//! key and plan, required parameters, `$connect`), the socket loop and
+//! each message's admission share the session's state and its access-log
+//! turn; split apart, each piece would pass most of that state around.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::events::{connect_event, disconnect_event, message_event, EventContext, EventType};
-use super::integration::integrate;
+use super::integration::{integrate, missing_required_parameters};
 use super::{new_id, refusal, Connection, Outbound, MAX_FRAME, MAX_MESSAGE, OUTBOX};
 use crate::access_log::{render, AccessLogContext};
 use crate::authorizer::{invoke_authorizer, read_lambda_answer, AuthorizerRef, Decision};
@@ -26,7 +31,7 @@ use crate::http_api::live::{CompiledRoute, LiveApi, LiveStage};
 use crate::http_api::model::{Authorizer, RouteAuthorization};
 use crate::http_api::HttpApiService;
 use crate::invoker::function_arn_of_integration_uri;
-use crate::rest_api::dataplane::api_keys::{check_api_key, KeyScope, KeyVerdict};
+use crate::rest_api::dataplane::api_keys::{plan_usage, KeyScope, KeyVerdict, PlanUsage};
 use crate::rest_api::RestApiService;
 
 /// The read buffer a connection starts with.
@@ -46,6 +51,8 @@ pub(super) struct Session {
     pub authorizer: Option<Value>,
     /// The API key `$connect` admitted, and its id.
     pub api_key: Option<(String, String)>,
+    /// That key's usage plan, which counts every message too.
+    pub plan: Option<PlanUsage>,
 }
 
 /// One event being served: its ids, time and access-log values.
@@ -414,10 +421,11 @@ pub(super) async fn connect(
         connected_at: Utc::now(),
         authorizer: None,
         api_key: None,
+        plan: None,
     };
     let mut turn = Turn::new(false);
     session.seed_log(&mut turn, "$connect", EventType::Connect);
-    let refused = |svc: &HttpApiService, session: &Session, turn: &mut Turn, status, text| {
+    let refused = |svc: &HttpApiService, session: &Session, turn: &mut Turn, status, text: &str| {
         turn.log.set("error.message", text);
         session.write_log(svc, &stage, turn, status);
         refusal(
@@ -450,13 +458,18 @@ pub(super) async fn connect(
                 api_id: &session.api.api_id,
                 stage: &session.stage,
             };
-            match check_api_key(keys, scope, presented.as_deref(), Utc::now()) {
+            let usage = plan_usage(keys, scope, presented.as_deref());
+            match usage
+                .as_ref()
+                .map_or(KeyVerdict::Forbidden, |u| u.count(Utc::now()))
+            {
                 KeyVerdict::Admitted { key_id } => {
                     turn.log.set("identity.apiKeyId", key_id.clone());
                     if let Some(value) = &presented {
                         turn.log.set("identity.apiKey", value.clone());
                     }
                     session.api_key = presented.map(|value| (value, key_id));
+                    session.plan = usage;
                 }
                 KeyVerdict::Forbidden => {
                     return refused(svc, &session, &mut turn, 403, "Forbidden")
@@ -477,6 +490,14 @@ pub(super) async fn connect(
             parts.uri.query().unwrap_or(""),
             &stage.variables,
         );
+        let missing = missing_required_parameters(route, &event);
+        if !missing.is_empty() {
+            let message = format!(
+                "Missing required request parameters: [{}]",
+                missing.join(", ")
+            );
+            return refused(svc, &session, &mut turn, 400, &message);
+        }
         match integrate(
             svc,
             &session,
@@ -719,6 +740,18 @@ async fn on_message(
             &turn.request_id,
         ));
         turn.log.set("error.message", "Too Many Requests");
+        session.write_log(&svc, &stage, &mut turn, 429);
+        return;
+    }
+    let plan = session.plan.as_ref().map(|p| p.count(Utc::now()));
+    let over_plan = match plan {
+        Some(KeyVerdict::Throttled) => Some("Too Many Requests"),
+        Some(KeyVerdict::QuotaExceeded) => Some("Limit Exceeded"),
+        _ => None,
+    };
+    if let Some(message) = over_plan {
+        reply(error_frame(message, &session.id, &turn.request_id));
+        turn.log.set("error.message", message);
         session.write_log(&svc, &stage, &mut turn, 429);
         return;
     }

@@ -116,7 +116,11 @@ fn check_integration(i: &Integration, protocol: ProtocolType) -> RestResult<()> 
         ));
     }
     for key in i.request_parameters.keys() {
-        if crate::http_api::dataplane::parse_parameter_target(key).is_none() {
+        let valid = match protocol {
+            ProtocolType::Http => crate::http_api::dataplane::parse_parameter_target(key).is_some(),
+            ProtocolType::WebSocket => crate::websocket::is_request_parameter_target(key),
+        };
+        if !valid {
             return Err(RestError::bad_request(format!(
                 "Invalid mapping expression specified: {key}"
             )));

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::rest_api::live::QuotaCounter;
+use crate::rest_api::live::{LiveQuota, QuotaCounter};
 use crate::rest_api::RestApiService;
+use crate::throttle::TokenBucket;
 
 pub enum KeyVerdict {
     Admitted { key_id: String },
@@ -26,58 +27,85 @@ pub struct KeyScope<'a> {
 }
 
 /// A key must exist, be enabled and belong to a usage plan that covers this
-/// API stage; that plan's throttle and quota then apply.
+/// API stage; that plan's throttle and quota then count this request.
 pub fn check_api_key(
     service: &RestApiService,
     scope: KeyScope<'_>,
     presented: Option<&str>,
     now: DateTime<Utc>,
 ) -> KeyVerdict {
-    let Some(value) = presented else {
-        return KeyVerdict::Forbidden;
-    };
-    let Some(keys) = service
+    match plan_usage(service, scope, presented) {
+        Some(usage) => usage.count(now),
+        None => KeyVerdict::Forbidden,
+    }
+}
+
+/// An admitted key's usage of its plan: its throttle bucket and quota
+/// counter, shared by every request the key makes. A WebSocket connection
+/// keeps one, so that each message counts without looking the key up.
+#[derive(Clone)]
+pub struct PlanUsage {
+    pub key_id: String,
+    bucket: Option<Arc<TokenBucket>>,
+    quota: Option<(Arc<QuotaCounter>, LiveQuota)>,
+}
+
+impl PlanUsage {
+    /// Counts one request against the plan's throttle and quota.
+    pub fn count(&self, now: DateTime<Utc>) -> KeyVerdict {
+        if self.bucket.as_ref().is_some_and(|b| !b.try_take()) {
+            return KeyVerdict::Throttled;
+        }
+        if let Some((counter, quota)) = &self.quota {
+            if !counter.try_use(quota.period_id(now), quota.limit) {
+                return KeyVerdict::QuotaExceeded;
+            }
+        }
+        KeyVerdict::Admitted {
+            key_id: self.key_id.clone(),
+        }
+    }
+}
+
+/// The usage plan `presented` may use on this stage: `None` when the key
+/// does not exist, is disabled, or is in no plan that covers the stage.
+pub fn plan_usage(
+    service: &RestApiService,
+    scope: KeyScope<'_>,
+    presented: Option<&str>,
+) -> Option<PlanUsage> {
+    let keys = service
         .live
         .keys
         .get(&(scope.account.to_string(), scope.region.to_string()))
-        .map(|k| k.value().clone())
-    else {
-        return KeyVerdict::Forbidden;
-    };
-    let Some(key) = keys.by_value.get(value) else {
-        return KeyVerdict::Forbidden;
-    };
+        .map(|k| k.value().clone())?;
+    let key = keys.by_value.get(presented?)?;
     if !key.enabled {
-        return KeyVerdict::Forbidden;
+        return None;
     }
     let stage_id = (scope.api_id.to_string(), scope.stage.to_string());
-    let Some(plan) = key.plans.iter().find(|p| p.stages.contains(&stage_id)) else {
-        return KeyVerdict::Forbidden;
-    };
+    let plan = key.plans.iter().find(|p| p.stages.contains(&stage_id))?;
     let usage_id = (plan.id.clone(), key.id.clone());
-    if let Some((rate, burst)) = plan.throttle {
-        let bucket = service
+    let bucket = plan.throttle.map(|(rate, burst)| {
+        service
             .live
             .plan_buckets
             .entry(usage_id.clone())
-            .or_insert_with(|| Arc::new(crate::throttle::TokenBucket::new(rate, burst)))
-            .clone();
-        if !bucket.try_take() {
-            return KeyVerdict::Throttled;
-        }
-    }
-    if let Some(quota) = plan.quota {
+            .or_insert_with(|| Arc::new(TokenBucket::new(rate, burst)))
+            .clone()
+    });
+    let quota = plan.quota.map(|quota| {
         let counter = service
             .live
             .quota_used
             .entry(usage_id)
             .or_insert_with(|| Arc::new(QuotaCounter::new(scope.account, scope.region)))
             .clone();
-        if !counter.try_use(quota.period_id(now), quota.limit) {
-            return KeyVerdict::QuotaExceeded;
-        }
-    }
-    KeyVerdict::Admitted {
+        (counter, quota)
+    });
+    Some(PlanUsage {
         key_id: key.id.clone(),
-    }
+        bucket,
+        quota,
+    })
 }

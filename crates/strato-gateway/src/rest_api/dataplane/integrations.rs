@@ -70,19 +70,9 @@ fn source_arn(call: &IntegrationCall<'_>) -> String {
     )
 }
 
-pub(super) async fn lambda_proxy(
-    service: &RestApiService,
-    integration: &Integration,
-    call: &IntegrationCall<'_>,
-) -> Response {
-    let uri = substitute_stage_variables(
-        integration.uri.as_deref().unwrap_or_default(),
-        &call.stage.variables,
-    );
-    let Some(function_arn) = function_arn_of_integration_uri(&uri) else {
-        tracing::warn!(api_id = %call.api.id, uri, "AWS_PROXY integration URI names no function");
-        return gateway_answer(&INTERNAL_ERROR, call.ids);
-    };
+/// The Lambda proxy (payload 1.0) event of `call`; its `requestContext` is
+/// also the `$context` of the request's mapping templates.
+pub(super) fn v1_event(call: &IntegrationCall<'_>) -> serde_json::Value {
     let content_type = header_text(call.headers, &http::header::CONTENT_TYPE);
     let body = EventBody::new(&call.body, is_binary(call.api, content_type));
     let domain_name = call.client.domain_name.as_str();
@@ -130,15 +120,39 @@ pub(super) async fn lambda_proxy(
             format!("arn:aws:iam::{}:root", caller.account_id).into(),
         );
     }
-    let event = Bytes::from(event.to_string());
-    let invocation = GatewayInvocation {
+    event
+}
+
+/// API Gateway invoking `function_arn` for `call`'s method.
+pub(super) fn invocation(
+    call: &IntegrationCall<'_>,
+    function_arn: String,
+    payload: Bytes,
+) -> GatewayInvocation {
+    GatewayInvocation {
         function_arn,
         principal: InvokePrincipal::Service(APIGATEWAY_PRINCIPAL.to_string()),
         action: InvokeAction::InvokeFunction,
         source_arn: Some(source_arn(call)),
         source_account: Some(call.api.account.clone()),
-        payload: event,
+        payload,
+    }
+}
+
+pub(super) async fn lambda_proxy(
+    service: &RestApiService,
+    integration: &Integration,
+    call: &IntegrationCall<'_>,
+) -> Response {
+    let uri = substitute_stage_variables(
+        integration.uri.as_deref().unwrap_or_default(),
+        &call.stage.variables,
+    );
+    let Some(function_arn) = function_arn_of_integration_uri(&uri) else {
+        tracing::warn!(api_id = %call.api.id, uri, "AWS_PROXY integration URI names no function");
+        return gateway_answer(&INTERNAL_ERROR, call.ids);
     };
+    let invocation = invocation(call, function_arn, Bytes::from(v1_event(call).to_string()));
     let timeout = std::time::Duration::from_millis(integration.timeout_in_millis);
     let outcome = match tokio::time::timeout(timeout, service.invoker.invoke(invocation)).await {
         Err(_) => return gateway_answer(&TIMED_OUT, call.ids),
@@ -192,7 +206,7 @@ pub(super) async fn lambda_proxy(
 /// The value of a path placeholder in an HTTP integration URI: mapped by
 /// `integration.request.path.NAME = method.request.path.OTHER`, else the
 /// method's path parameter of the same name.
-fn path_placeholder(
+pub(super) fn path_placeholder(
     integration: &Integration,
     params: &BTreeMap<String, String>,
     name: &str,

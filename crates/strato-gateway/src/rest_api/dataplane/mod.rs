@@ -1,12 +1,13 @@
 //! Serving a deployed REST API stage: match the resource tree, apply the
 //! stage's and the usage plan's throttles, check the API key, and run the
-//! integration (AWS_PROXY with payload 1.0, HTTP_PROXY, MOCK), answering
+//! integration (AWS_PROXY with payload 1.0, HTTP_PROXY, and through
+//! mapping templates MOCK, HTTP and AWS for Lambda), answering
 //! with AWS's gateway responses when something fails.
 
 pub mod api_keys;
 mod iam;
 mod integrations;
-pub(crate) mod mock;
+pub(crate) mod templates;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use crate::proxy::{self, path_decode};
 use api_keys::{check_api_key, KeyScope, KeyVerdict};
 use iam::{authenticate_iam, IamCaller};
 use integrations::{http_proxy, lambda_proxy};
-use mock::mock;
+use templates::non_proxy;
 
 /// API Gateway's REST payload limit (10 MB).
 pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
@@ -395,14 +396,8 @@ async fn serve_stage(
     let response = match integration.integration_type {
         IntegrationType::AwsProxy => lambda_proxy(service, &integration, &call).await,
         IntegrationType::HttpProxy => http_proxy(service, &integration, &call).await,
-        IntegrationType::Mock => mock(&integration, &call),
-        IntegrationType::Http | IntegrationType::Aws => {
-            tracing::warn!(
-                api_id = %api.id,
-                kind = integration.integration_type.as_str(),
-                "REST API integration type not served (only AWS_PROXY, HTTP_PROXY and MOCK)"
-            );
-            gateway_answer(&INTERNAL_ERROR, ids)
+        IntegrationType::Mock | IntegrationType::Http | IntegrationType::Aws => {
+            non_proxy(service, &integration, &call).await
         }
     };
     let integration_latency = integration_started.elapsed();

@@ -263,20 +263,19 @@ impl ServiceEvents for EngineInvoker {
 
 /// Who a service event's principal is to IAM: an AWS service
 /// (`sns.amazonaws.com`), or, when a service acts with a role (EventBridge
-/// Scheduler invokes as its target's `RoleArn`), a session of that role.
-fn service_accessor(principal: &str) -> Accessor<'_> {
+/// Scheduler invokes as its target's `RoleArn`), a session of that role
+/// named after the source (the schedule), as Scheduler names it.
+fn service_accessor<'a>(principal: &'a str, source_arn: Option<&'a str>) -> Accessor<'a> {
     if strato_iam::parse_role_arn(principal).is_some() {
+        let source = source_arn.unwrap_or(principal);
         Accessor::Role {
             role_arn: principal,
-            session: SCHEDULER_SESSION,
+            session: source.rsplit(['/', ':']).next().unwrap_or(source),
         }
     } else {
         Accessor::Service(principal)
     }
 }
-
-/// The session name Scheduler's role sessions go by.
-const SCHEDULER_SESSION: &str = "scheduler";
 
 impl EngineInvoker {
     /// The function a service event names, if its policy admits the
@@ -306,7 +305,7 @@ impl EngineInvoker {
             &self.iam,
             &record,
             &r,
-            &service_accessor(&event.principal),
+            &service_accessor(&event.principal, event.source_arn.as_deref()),
             &admission,
         )
         .map_err(|message| {

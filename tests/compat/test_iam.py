@@ -695,10 +695,11 @@ def test_destinations_are_sent_with_the_function_role(strato):
 
 @ENFORCE
 def test_a_schedule_invokes_its_target_with_its_role(strato):
-    """Scheduler's RoleArn under enforcement: a role scheduler.amazonaws.com
-    may not assume (or one without sqs:SendMessage on the target) fails the
-    invocation into the schedule's dead-letter queue with its error
-    attributes; a role it may assume that allows the action delivers."""
+    """Scheduler's RoleArn under enforcement: a role without sqs:SendMessage
+    on the target fails the invocation into the schedule's dead-letter queue
+    with its error attributes, which Scheduler sends with the same role (a
+    role scheduler.amazonaws.com may not assume sends nothing anywhere); a
+    role it may assume that allows the action delivers."""
     import datetime
 
     iam, sqs, scheduler = client(strato, "iam"), client(strato, "sqs"), client(strato, "scheduler")
@@ -712,6 +713,10 @@ def test_a_schedule_invokes_its_target_with_its_role(strato):
     scheduler_role = create_role(iam, "scheduler-role", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
     iam.put_role_policy(RoleName="scheduler-role", PolicyName="send", PolicyDocument=send)
+    dlq_only = create_role(iam, "dlq-only", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName="dlq-only", PolicyName="send", PolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": dlq}]}))
 
     def schedule(name, role):
         when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)
@@ -726,13 +731,17 @@ def test_a_schedule_invokes_its_target_with_its_role(strato):
                                            WaitTimeSeconds=1).get("Messages")
 
     schedule("untrusted", lambda_only)
+    schedule("dlq-only", dlq_only)
     dead = wait_until(received(dlq_url), "the dead letter")[0]
-    assert json.loads(dead["Body"]) == {"from": "untrusted"}
+    assert json.loads(dead["Body"]) == {"from": "dlq-only"}
     attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
     assert attributes["ERROR_CODE"] == "NO_PERMISSIONS"
-    assert lambda_only in attributes["ERROR_MESSAGE"]
-    assert "Messages" not in sqs.receive_message(QueueUrl=target_url)
+    assert dlq_only in attributes["ERROR_MESSAGE"]
+    sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=dead["ReceiptHandle"])
 
     schedule("trusted", scheduler_role)
     delivered = wait_until(received(target_url), "the scheduled message")[0]
     assert json.loads(delivered["Body"]) == {"from": "trusted"}
+    # The untrusted schedule, due before the trusted one, reached neither queue.
+    assert "Messages" not in sqs.receive_message(QueueUrl=dlq_url)
+    assert "Messages" not in sqs.receive_message(QueueUrl=target_url)

@@ -195,13 +195,18 @@ pub async fn authenticate(
     if let Some(refused) = check_session(&state, &verified, &parts, service) {
         return refused;
     }
-    let caller = Caller {
+    let mut caller = Caller {
         account_id: verified.account_id.clone(),
         region: verified.region.clone(),
         access_key_id: verified.access_key_id.clone(),
     };
-    if let Some(refused) = crate::authorize::check(&state, &caller, &verified, &parts, &bytes) {
-        return refused;
+    match crate::authorize::check(&state, &caller, &verified, &parts, &bytes).await {
+        Ok(admitted) => {
+            if let Some(owner) = admitted.act_in {
+                caller.account_id = owner;
+            }
+        }
+        Err(refused) => return refused,
     }
     parts.extensions.insert(caller);
     next.run(Request::from_parts(parts, Body::from(bytes)))

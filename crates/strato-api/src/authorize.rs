@@ -4,16 +4,22 @@
 //! role session, a function's execution role), whether its policies allow
 //! it. A refusal answers in the service's own AccessDenied shape.
 //!
-//! Account root keys never get here past one map lookup, and in open mode
-//! (`--iam off`) nothing is looked up at all.
+//! Account root keys never get here past one map lookup (and, on a queue,
+//! topic or function with a policy, a look at whether it has a Deny).
+//!
+//! Why over 800 lines: every service's naming of its IAM action and
+//! resource ARN (Lambda's REST paths, SQS, SNS, Logs, CloudWatch, IAM, API
+//! Gateway) sits here with its case table, so that a request is named once,
+//! in one place, before it is decided.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::response::Response;
 use strato_iam::policy::{Connection, RequestContext};
-use strato_model::{AwsError, ErrorCode};
+use strato_model::{AwsError, ErrorCode, FunctionRef, Qualifier};
 use strato_sigv4::VerifiedRequest;
 
 use crate::auth::Caller;
@@ -49,64 +55,87 @@ struct Ask {
     shape: Shape,
 }
 
-/// `None` when the request may proceed; otherwise the refusal.
+/// What the request may do once it is authorized.
+#[derive(Debug, Default)]
+pub(crate) struct Admitted {
+    /// The account whose function a caller of another account was let in
+    /// to by the function's resource policy: the request acts in it (an
+    /// invocation runs, is logged and metered there), as on AWS.
+    pub act_in: Option<String>,
+}
+
+/// `Ok` when the request may proceed; otherwise the refusal.
 ///
 /// Requests on resources that carry their own policy (SQS queues, SNS
-/// topics) are decided with it, whoever signs them: from another account
-/// the resource policy must allow (and, for an IAM principal under
-/// enforcement, its identity policies too); in the owner's account an
-/// explicit deny in it binds IAM principals. Everything else is decided by
-/// the caller's identity policies alone, and only for IAM principals under
-/// enforcement.
-pub(crate) fn check(
+/// topics, Lambda functions, versions and aliases) are decided with it,
+/// whoever signs them: from another account the resource policy must allow
+/// (and, for an IAM principal under enforcement, its identity policies
+/// too); in the owner's account its explicit deny binds every principal,
+/// the root included, and its allow admits an IAM principal its identity
+/// policies do not. Everything else is decided by the caller's identity
+/// policies alone, and only for IAM principals under enforcement.
+pub(crate) async fn check(
     state: &ApiState,
     caller: &Caller,
     verified: &VerifiedRequest,
     parts: &Parts,
     body: &[u8],
-) -> Option<Response> {
+) -> Result<Admitted, Response> {
     let iam = &state.iam;
     let governed = iam.enforcing() && iam.governs(&caller.access_key_id);
     let policy_bearing = matches!(
         verified.service.as_str(),
-        strato_sqs::SIGNING_NAME | strato_sns::SIGNING_NAME
+        strato_sqs::SIGNING_NAME | strato_sns::SIGNING_NAME | LAMBDA_SIGNING_NAME
     );
     if !governed && !policy_bearing {
-        return None;
+        return Ok(Admitted::default());
     }
-    let ask = ask(caller, &verified.service, parts, body)?;
+    let Some(ask) = ask(caller, &verified.service, parts, body) else {
+        return Ok(Admitted::default());
+    };
     let owner = arn_account(&ask.resource).unwrap_or(&caller.account_id);
-    if !governed && owner == caller.account_id {
-        return None;
-    }
-    let context = request_context(caller, parts);
-    // A queue or topic that does not exist is the service's to answer
-    // (NonExistentQueue, NotFound) once the caller's own policies allow.
+    // A queue, topic or function that does not exist is the service's to
+    // answer (NonExistentQueue, NotFound, ResourceNotFoundException) once
+    // the caller's own policies allow.
     let found = if policy_bearing {
-        resource_policy(state, &ask.resource)
+        resource_policy(state, &ask.resource).await
     } else {
         None
     };
-    let outcome = match found {
-        Some(policy) => iam.authorize_access(
+    let outcome = match &found {
+        Some(found) => iam.authorize_access(
             &caller.access_key_id,
             &caller.account_id,
             &strato_iam::ResourceAccess {
                 action: &ask.action,
-                resource: &ask.resource,
+                resource: found.resource(&ask.resource),
                 owner,
-                policy: policy.as_deref(),
+                policy: found.text(),
             },
-            context,
+            request_context(caller, parts),
         ),
-        None if governed => {
-            iam.authorize(&caller.access_key_id, &ask.action, &ask.resource, context)
-        }
-        None => return None,
+        None if governed => iam.authorize(
+            &caller.access_key_id,
+            &ask.action,
+            &ask.resource,
+            request_context(caller, parts),
+        ),
+        None => return Ok(Admitted::default()),
     };
-    let denied = outcome.err()?;
-    Some(refuse(ask.shape, denied.message))
+    if let Err(denied) = outcome {
+        return Err(refuse(ask.shape, denied.message));
+    }
+    let crosses = owner != caller.account_id;
+    Ok(Admitted {
+        act_in: match found {
+            Some(Found::Function { .. }) if crosses => Some(owner.to_string()),
+            _ => None,
+        },
+    })
 }
+
+/// Lambda's SigV4 signing name.
+const LAMBDA_SIGNING_NAME: &str = "lambda";
 
 /// The global condition keys of a request.
 fn request_context(caller: &Caller, parts: &Parts) -> RequestContext {
@@ -138,12 +167,60 @@ fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
-/// The policy of the queue or topic an ARN names, if it has one set;
-/// `None` when there is no such queue or topic.
-fn resource_policy(state: &ApiState, arn: &str) -> Option<Option<String>> {
+/// The resource a request names, with its own policy.
+enum Found {
+    /// A queue's or topic's policy text, if one is set.
+    Text(Option<String>),
+    /// A function's record, and whether the request names `$LATEST`
+    /// (which the function's policy covers by its unqualified ARN).
+    Function {
+        record: Arc<strato_model::FunctionRecord>,
+        qualifier: Option<Qualifier>,
+    },
+}
+
+impl Found {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Found::Text(text) => text.as_deref(),
+            Found::Function { record, qualifier } => record
+                .policy_for(qualifier.as_ref())
+                .filter(|p| !p.is_empty())
+                .map(|p| p.text()),
+        }
+    }
+
+    /// The ARN decided on: a function's `$LATEST` is decided as the
+    /// function, whose policy statements name it unqualified.
+    fn resource<'a>(&self, asked: &'a str) -> &'a str {
+        match self {
+            Found::Function {
+                qualifier: Some(Qualifier::Latest),
+                ..
+            } => asked.strip_suffix(":$LATEST").unwrap_or(asked),
+            _ => asked,
+        }
+    }
+}
+
+/// The queue, topic or function an ARN names, with its policy; `None` when
+/// there is no such resource (or the ARN names none of these).
+async fn resource_policy(state: &ApiState, arn: &str) -> Option<Found> {
     match arn.split(':').nth(2)? {
-        "sqs" => state.sqs.queue_policy(arn),
-        "sns" => state.sns.topic_policy(arn),
+        "sqs" => state.sqs.queue_policy(arn).map(Found::Text),
+        "sns" => state.sns.topic_policy(arn).map(Found::Text),
+        "lambda" if arn.split(':').nth(5) == Some("function") => {
+            let r = FunctionRef::parse(arn, 256).ok()?;
+            let record = state
+                .catalog
+                .get(r.account.as_deref()?, r.region.as_deref()?, &r.name)
+                .await
+                .ok()??;
+            Some(Found::Function {
+                record,
+                qualifier: r.qualifier,
+            })
+        }
         _ => None,
     }
 }
@@ -674,6 +751,16 @@ fn lambda_ask(caller: &Caller, parts: &Parts, body: &[u8]) -> Option<Ask> {
             },
             layer_arn(name, Some(n)),
         ),
+        (["resource-policy", arn], m) => (
+            match *m {
+                Method::GET => "GetResourcePolicy",
+                Method::DELETE => "DeleteResourcePolicy",
+                _ => "PutResourcePolicy",
+            },
+            percent_encoding::percent_decode_str(arn)
+                .decode_utf8_lossy()
+                .to_string(),
+        ),
         (["tags", arn], m) => (
             match *m {
                 Method::GET => "ListTags",
@@ -742,6 +829,8 @@ mod tests {
             ("POST", "/2018-10-31/layers/lib/versions/3/policy", "lambda:AddLayerVersionPermission", "arn:aws:lambda:us-east-1:111111111111:layer:lib:3".to_string()),
             ("POST", "/2018-10-31/layers/lib/versions", "lambda:PublishLayerVersion", "arn:aws:lambda:us-east-1:111111111111:layer:lib".to_string()),
             ("GET", "/2018-10-31/layers", "lambda:ListLayers", "*".to_string()),
+            ("PUT", "/2026-07-09/resource-policy/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Af%3A1", "lambda:PutResourcePolicy", format!("{FN}:1")),
+            ("DELETE", "/2026-07-09/resource-policy/arn%3Aaws%3Alambda%3Aus-east-1%3A111111111111%3Afunction%3Af", "lambda:DeleteResourcePolicy", FN.to_string()),
         ];
         for (method, uri, action, resource) in cases {
             assert_eq!(

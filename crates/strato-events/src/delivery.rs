@@ -132,6 +132,13 @@ impl EventsService {
         else {
             return true;
         };
+        // Scheduler sends a schedule's dead letters with the schedule's
+        // role too: without `sqs:SendMessage` on the queue the letter is
+        // not sent (and not retried: the role will not change by waiting).
+        if let Err(refused) = self.schedule_role_may(delivery, "sqs:SendMessage", &dlq) {
+            tracing::warn!(dlq, reason = %refused.message, "cannot dead-letter a schedule's invocation");
+            return true;
+        }
         let (body, attributes) = dead_letter(delivery, &failure, exhausted, message.receive_count);
         match self
             .sinks
@@ -266,9 +273,6 @@ impl EventsService {
     /// `events:PutEvents`) on the target; otherwise the invocation fails
     /// for good and goes to the schedule's dead-letter queue.
     fn act_as_schedule_role(&self, delivery: &Delivery) -> Result<(), Failure> {
-        let Some(schedule) = delivery.source_arn.strip_prefix("arn:aws:scheduler:") else {
-            return Ok(());
-        };
         let arn = &delivery.target.arn;
         let action = match arn_service(arn) {
             Some("lambda") => "lambda:InvokeFunction",
@@ -276,6 +280,20 @@ impl EventsService {
             Some("sns") => "sns:Publish",
             Some("events") => "events:PutEvents",
             _ => return Ok(()),
+        };
+        self.schedule_role_may(delivery, action, arn)
+    }
+
+    /// For a schedule's delivery: whether its role lets Scheduler perform
+    /// `action` on `arn` (deliveries of rules pass).
+    fn schedule_role_may(
+        &self,
+        delivery: &Delivery,
+        action: &str,
+        arn: &str,
+    ) -> Result<(), Failure> {
+        let Some(schedule) = delivery.source_arn.strip_prefix("arn:aws:scheduler:") else {
+            return Ok(());
         };
         let session = schedule.rsplit('/').next().unwrap_or(schedule);
         let role = &delivery.principal;

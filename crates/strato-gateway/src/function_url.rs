@@ -385,7 +385,11 @@ impl FunctionUrlService {
                             "userArn": format!("arn:aws:iam::{}:root", verified.account_id),
                             "userId": verified.account_id,
                         });
-                        (InvokePrincipal::Account(verified.account_id), Some(iam))
+                        let principal = InvokePrincipal::Caller {
+                            account: verified.account_id,
+                            access_key_id: verified.access_key_id,
+                        };
+                        (principal, Some(iam))
                     }
                     Ok(_) | Err(_) => {
                         return UrlAnswer::Whole(url_error(StatusCode::FORBIDDEN, "Forbidden"))

@@ -18,11 +18,14 @@ pub const APIGATEWAY_PRINCIPAL: &str = "apigateway.amazonaws.com";
 pub enum InvokePrincipal {
     /// An AWS service (`apigateway.amazonaws.com`).
     Service(String),
-    /// A SigV4-authenticated caller of an account (function URLs with
-    /// `AWS_IAM`). A caller of the function's own account is allowed by its
-    /// identity (Strato's keys are account administrators); another account
-    /// needs a policy statement naming it.
-    Account(String),
+    /// A SigV4-authenticated caller (function URLs with `AWS_IAM`): its
+    /// access key and the account it signs for. It is decided as any
+    /// request on the function is: by its identity policies and the
+    /// function's policy (another account needs a statement naming it).
+    Caller {
+        account: String,
+        access_key_id: String,
+    },
     /// An unauthenticated caller (function URLs with `NONE`): only a
     /// statement with principal `*` admits it.
     Anonymous,

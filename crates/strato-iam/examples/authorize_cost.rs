@@ -1,12 +1,14 @@
 //! How long one authorization decision takes (the issue asks ≤ 5 µs):
 //! `cargo run --release -p strato-iam --example authorize_cost`. Prints
-//! nanoseconds per decision for a user with a handful of policies; not a
-//! test, so no threshold.
+//! nanoseconds per decision for a user with a handful of policies, for an
+//! account's root invoking its own function that has a resource policy,
+//! and for a service principal admitted by that policy; not a test, so no
+//! threshold.
 
 use std::time::Instant;
 
 use strato_iam::policy::RequestContext;
-use strato_iam::{Iam, IamCaller};
+use strato_iam::{Accessor, Iam, IamCaller, ResourceAccess};
 use strato_model::wire::Doc;
 
 fn form(pairs: &[(&str, &str)]) -> Doc {
@@ -82,4 +84,40 @@ fn main() {
     }
     let per = start.elapsed().as_nanos() / u128::from(rounds);
     println!("{per} ns per decision ({allowed}/{rounds} allowed)");
+
+    // A function policy as AddPermission writes it for API Gateway.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Id":"default","Statement":[{{"Sid":"apigw","Effect":"Allow","Principal":{{"Service":"apigateway.amazonaws.com"}},"Action":"lambda:InvokeFunction","Resource":"{resource}","Condition":{{"ArnLike":{{"AWS:SourceArn":"arn:aws:execute-api:us-east-1:111111111111:abc/*"}}}}}}]}}"#
+    );
+    let access = ResourceAccess {
+        action: "lambda:InvokeFunction",
+        resource,
+        owner: "111111111111",
+        policy: Some(&policy),
+    };
+    let measure = |what: &str, who: &Accessor<'_>, source: Option<&str>| {
+        let mut allowed = 0u32;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let mut context = RequestContext::new();
+            if let Some(source) = source {
+                context.insert("aws:SourceArn", source);
+            }
+            if iam.authorize_as(who, &access, context).is_ok() {
+                allowed += 1;
+            }
+        }
+        let per = start.elapsed().as_nanos() / u128::from(rounds);
+        println!("{per} ns per decision, {what} ({allowed}/{rounds} allowed)");
+    };
+    let root = Accessor::Key {
+        access_key_id: "root",
+        account: "111111111111",
+    };
+    measure("root on its own function with a policy", &root, None);
+    measure(
+        "apigateway.amazonaws.com by the function policy",
+        &Accessor::Service("apigateway.amazonaws.com"),
+        Some("arn:aws:execute-api:us-east-1:111111111111:abc/prod/GET/items"),
+    );
 }

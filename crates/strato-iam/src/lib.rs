@@ -10,6 +10,12 @@
 //! policies; any IAM change drops the cache. Deciding a request is a map
 //! lookup and a walk over a few statements: no lock held across it, no
 //! database.
+//!
+//! Why over 800 lines: the authorizer's entry points (`authorize`,
+//! `authorize_access`, `authorize_as`, `role_allows`) and the per-key
+//! grants they share (built, cached and dropped together with the key index)
+//! stay in one file so that every way in decides through the same
+//! `decide_for`.
 
 pub mod data;
 mod iam_ops;
@@ -111,6 +117,23 @@ pub struct ResourceAccess<'a> {
     pub policy: Option<&'a str>,
 }
 
+/// Who asks [`Iam::authorize_as`].
+#[derive(Debug, Clone, Copy)]
+pub enum Accessor<'a> {
+    /// A SigV4 caller: its access key and the account it signs for.
+    Key {
+        access_key_id: &'a str,
+        account: &'a str,
+    },
+    /// An AWS service acting as itself (`s3.amazonaws.com`).
+    Service(&'a str),
+    /// A service acting with a role (EventBridge Scheduler with a
+    /// schedule's `RoleArn`), as the session `session`.
+    Role { role_arn: &'a str, session: &'a str },
+    /// An unauthenticated caller.
+    Anonymous,
+}
+
 /// Credentials issued to a function instance ([`Iam::issue_function_session`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSession {
@@ -135,6 +158,8 @@ pub struct Iam {
     keys: RwLock<HashMap<String, KeyEntry>>,
     role_keys: DashMap<String, RoleKey>,
     grants: DashMap<String, Option<Arc<Grants>>>,
+    /// Principals whose identity is not asked, named once per key.
+    unrestricted: DashMap<String, Arc<Grants>>,
     /// Resource policies parsed once, by their text (a queue's, a topic's,
     /// a bucket's); `None` for a text that does not parse.
     resource_policies: DashMap<String, Option<Arc<PolicyDocument>>>,
@@ -170,6 +195,7 @@ impl Iam {
             keys: RwLock::new(HashMap::new()),
             role_keys: DashMap::new(),
             grants: DashMap::new(),
+            unrestricted: DashMap::new(),
             resource_policies: DashMap::new(),
             everything: Arc::new(PolicyDocument::allow_all()),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -239,6 +265,7 @@ impl Iam {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.grants.clear();
+        self.unrestricted.clear();
     }
 
     /// The secret of an IAM user's key, an STS session's key or a function
@@ -297,6 +324,7 @@ impl Iam {
         for id in forgotten {
             self.role_keys.remove(&id);
             self.grants.remove(&id);
+            self.unrestricted.remove(&id);
         }
         let (role_account, role_name) = parse_role_arn(role_arn).unwrap_or_else(|| {
             (
@@ -441,8 +469,8 @@ impl Iam {
     /// suffices; from another account both must allow. Account root keys
     /// (and, with enforcement off, every key) count as allowed by their
     /// identity side, so across accounts the resource policy decides for
-    /// them; in their own account they are not asked. `caller_account` is
-    /// the account the key signs for.
+    /// them, and in their own account only its explicit denies bind them.
+    /// `caller_account` is the account the key signs for.
     pub fn authorize_access(
         &self,
         access_key_id: &str,
@@ -450,18 +478,126 @@ impl Iam {
         access: &ResourceAccess<'_>,
         context: RequestContext,
     ) -> Result<(), AccessDenied> {
-        let cross_account = access.owner != caller_account;
         let governed = if self.enforce {
             self.grants_for(access_key_id)
         } else {
             None
         };
+        self.decide_access(
+            governed,
+            || self.unrestricted_grants(access_key_id, caller_account),
+            caller_account,
+            access,
+            context,
+        )
+    }
+
+    /// [`Iam::authorize_access`] for whoever asks ([`Accessor`]): a
+    /// SigV4 caller, an AWS service acting as itself (only the resource
+    /// policy can let it in), a service acting with a role (the role's
+    /// policies are its identity side under enforcement), or an anonymous
+    /// caller (only a `*` principal admits it).
+    pub fn authorize_as(
+        &self,
+        who: &Accessor<'_>,
+        access: &ResourceAccess<'_>,
+        context: RequestContext,
+    ) -> Result<(), AccessDenied> {
+        match who {
+            Accessor::Key {
+                access_key_id,
+                account,
+            } => self.authorize_access(access_key_id, account, access, context),
+            Accessor::Service(service) => {
+                let grants = outside_grants(
+                    service,
+                    RequestPrincipal::Service(service.to_string()),
+                    &self.everything,
+                );
+                self.decide_outside(&grants, access, context)
+            }
+            Accessor::Anonymous => {
+                let grants =
+                    outside_grants("anonymous", RequestPrincipal::Anonymous, &self.everything);
+                self.decide_outside(&grants, access, context)
+            }
+            Accessor::Role { role_arn, session } => {
+                let Some((account, name)) = parse_role_arn(role_arn) else {
+                    let grants = no_grants(role_arn);
+                    return self.decide_outside(&grants, access, context);
+                };
+                let session_arn = format!("arn:aws:sts::{account}:assumed-role/{name}/{session}");
+                let governed = self.enforce.then(|| {
+                    let data = self.data.read();
+                    let role = data
+                        .accounts
+                        .get(account)
+                        .and_then(|iam| Some((iam, iam.roles.get(name)?)))
+                        .filter(|(_, role)| role.arn == *role_arn);
+                    Arc::new(match role {
+                        Some((iam, role)) => role_session_grants(iam, role, account, session, None),
+                        None => no_grants(&session_arn),
+                    })
+                });
+                let unrestricted = || {
+                    Arc::new(Grants {
+                        principal: RequestPrincipal::Aws {
+                            arn: session_arn.clone(),
+                            account: account.to_string(),
+                            role_arn: Some(role_arn.to_string()),
+                        },
+                        arn: session_arn.clone(),
+                        user_id: String::new(),
+                        username: None,
+                        identity: vec![self.everything.clone()],
+                        session: None,
+                    })
+                };
+                self.decide_access(governed, unrestricted, account, access, context)
+            }
+        }
+    }
+
+    /// A principal outside every account (a service, an anonymous caller):
+    /// nothing but the resource policy can let it in.
+    fn decide_outside(
+        &self,
+        grants: &Grants,
+        access: &ResourceAccess<'_>,
+        context: RequestContext,
+    ) -> Result<(), AccessDenied> {
+        let policy = access.policy.and_then(|text| self.resource_policy(text));
+        self.decide_for(
+            grants,
+            access.action,
+            access.resource,
+            context,
+            Some((policy.as_deref(), true)),
+        )
+    }
+
+    /// `governed`: the principal's grants when its policies are enforced;
+    /// otherwise `unrestricted` names it with an identity side that allows
+    /// everything.
+    fn decide_access(
+        &self,
+        governed: Option<Arc<Grants>>,
+        unrestricted: impl FnOnce() -> Arc<Grants>,
+        caller_account: &str,
+        access: &ResourceAccess<'_>,
+        context: RequestContext,
+    ) -> Result<(), AccessDenied> {
+        let cross_account = access.owner != caller_account;
+        let policy = access.policy.and_then(|text| self.resource_policy(text));
         let grants = match governed {
             Some(grants) => grants,
-            None if !cross_account => return Ok(()),
-            None => Arc::new(self.unrestricted_grants(access_key_id, caller_account)),
+            // In its own account such a principal is bound only by the
+            // resource policy's explicit denies.
+            None if !cross_account && !policy.as_ref().is_some_and(|p| p.has_deny()) => {
+                return Ok(())
+            }
+            None => unrestricted(),
         };
-        let policy = access.policy.and_then(|text| self.resource_policy(text));
         self.decide_for(
             &grants,
             access.action,
@@ -493,13 +629,16 @@ impl Iam {
 
     /// A principal whose identity policies are not consulted (a root key,
     /// or any key with enforcement off): named as it is, allowed whatever
-    /// its identity side is asked.
-    fn unrestricted_grants(&self, access_key_id: &str, account: &str) -> Grants {
+    /// its identity side is asked. Built once per key.
+    fn unrestricted_grants(&self, access_key_id: &str, account: &str) -> Arc<Grants> {
+        if let Some(cached) = self.unrestricted.get(access_key_id) {
+            return cached.clone();
+        }
         let (user_id, arn) = self.identity_of(&IamCaller {
             account,
             access_key_id,
         });
-        Grants {
+        let grants = Arc::new(Grants {
             principal: RequestPrincipal::Aws {
                 arn: arn.clone(),
                 account: account.to_string(),
@@ -510,7 +649,10 @@ impl Iam {
             username: None,
             identity: vec![self.everything.clone()],
             session: None,
-        }
+        });
+        self.unrestricted
+            .insert(access_key_id.to_string(), grants.clone());
+        grants
     }
 
     fn decide_for(
@@ -521,11 +663,12 @@ impl Iam {
         mut context: RequestContext,
         resource_policy: Option<(Option<&PolicyDocument>, bool)>,
     ) -> Result<(), AccessDenied> {
-        context.insert("aws:PrincipalArn", grants.arn.as_str());
+        // Services and anonymous callers have no principal keys.
         if let Some(account) = grants.principal.account() {
+            context.insert("aws:PrincipalArn", grants.arn.as_str());
             context.insert("aws:PrincipalAccount", account);
+            context.insert("aws:userid", grants.user_id.as_str());
         }
-        context.insert("aws:userid", grants.user_id.as_str());
         if let Some(name) = &grants.username {
             context.insert("aws:username", name.as_str());
         }
@@ -709,6 +852,23 @@ pub fn parse_role_arn(arn: &str) -> Option<(&str, &str)> {
     let path = rest.strip_prefix("role/")?;
     let name = path.rsplit('/').next()?;
     (strato_model::account::is_account_id(account) && !name.is_empty()).then_some((account, name))
+}
+
+/// A principal of no account: its identity side is not asked (it has
+/// none), so the resource policy alone decides, as across accounts.
+fn outside_grants(
+    name: &str,
+    principal: RequestPrincipal,
+    everything: &Arc<PolicyDocument>,
+) -> Grants {
+    Grants {
+        arn: name.to_string(),
+        user_id: String::new(),
+        username: None,
+        principal,
+        identity: vec![everything.clone()],
+        session: None,
+    }
 }
 
 fn no_grants(arn: &str) -> Grants {

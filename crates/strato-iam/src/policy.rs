@@ -81,13 +81,16 @@ pub enum RequestPrincipal {
     },
     /// An AWS service (`lambda.amazonaws.com`).
     Service(String),
+    /// An unauthenticated caller (a function URL with `AuthType` `NONE`):
+    /// only `"Principal": "*"` (or `{"AWS": "*"}`) names it.
+    Anonymous,
 }
 
 impl RequestPrincipal {
     pub fn account(&self) -> Option<&str> {
         match self {
             RequestPrincipal::Aws { account, .. } => Some(account),
-            RequestPrincipal::Service(_) => None,
+            RequestPrincipal::Service(_) | RequestPrincipal::Anonymous => None,
         }
     }
 }
@@ -211,6 +214,12 @@ impl PolicyDocument {
             .map(|s| Statement::parse(s, kind))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PolicyDocument { statements })
+    }
+
+    /// Whether any statement is a `Deny` (a principal that is not asked
+    /// for an allow need only be checked against those).
+    pub fn has_deny(&self) -> bool {
+        self.statements.iter().any(|s| s.effect == Effect::Deny)
     }
 
     /// Every statement's say on `request`.
@@ -451,36 +460,7 @@ fn principal_matches(pattern: &PrincipalPattern, principal: &RequestPrincipal) -
     }
 }
 
-/// `*` and `?` wildcards; actions compare case-insensitively.
-pub fn wildcard(pattern: &str, text: &str, ignore_case: bool) -> bool {
-    let p = pattern.as_bytes();
-    let t = text.as_bytes();
-    let eq = |a: u8, b: u8| {
-        if ignore_case {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || (p[pi] != b'*' && eq(p[pi], t[ti]))) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
-}
+pub use strato_model::policy::wildcard;
 
 /// Replaces policy variables (`${aws:username}`, `${*}`) with the
 /// request's values; `None` when a variable has no value (the element then

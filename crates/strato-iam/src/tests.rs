@@ -514,3 +514,106 @@ fn session_credentials_need_their_token_and_expire() {
     .unwrap_err();
     assert_eq!(e.message, "Root sessions are limited to 1 hour.");
 }
+
+#[test]
+fn resource_policies_decide_for_services_anonymous_callers_roles_and_roots() {
+    let iam = Iam::in_memory(false);
+    let policy = format!(
+        r#"{{"Statement":[
+            {{"Effect":"Allow","Principal":{{"Service":"s3.amazonaws.com"}},"Action":"lambda:InvokeFunction","Resource":"{FN_A}",
+              "Condition":{{"ArnLike":{{"AWS:SourceArn":"arn:aws:s3:::inbox"}}}}}},
+            {{"Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunctionUrl","Resource":"{FN_A}",
+              "Condition":{{"StringEquals":{{"lambda:FunctionUrlAuthType":"NONE"}}}}}},
+            {{"Effect":"Deny","Principal":"*","Action":"lambda:DeleteFunction","Resource":"{FN_A}"}}]}}"#
+    );
+    let access = |action| ResourceAccess {
+        action,
+        resource: FN_A,
+        owner: ACCT,
+        policy: Some(&policy),
+    };
+    let s3 = Accessor::Service("s3.amazonaws.com");
+    let from = |bucket: &str| RequestContext::new().with("aws:SourceArn", bucket);
+    assert_eq!(
+        iam.authorize_as(
+            &s3,
+            &access("lambda:InvokeFunction"),
+            from("arn:aws:s3:::inbox")
+        ),
+        Ok(())
+    );
+    let refused = iam
+        .authorize_as(
+            &s3,
+            &access("lambda:InvokeFunction"),
+            from("arn:aws:s3:::other"),
+        )
+        .unwrap_err();
+    assert!(refused
+        .message
+        .ends_with("because no resource-based policy allows the lambda:InvokeFunction action"));
+    let sns = Accessor::Service("sns.amazonaws.com");
+    assert!(iam
+        .authorize_as(
+            &sns,
+            &access("lambda:InvokeFunction"),
+            from("arn:aws:s3:::inbox")
+        )
+        .is_err());
+    // Anonymous callers are named only by `*`.
+    let url = RequestContext::new().with("lambda:FunctionUrlAuthType", "NONE");
+    assert_eq!(
+        iam.authorize_as(
+            &Accessor::Anonymous,
+            &access("lambda:InvokeFunctionUrl"),
+            url
+        ),
+        Ok(())
+    );
+    assert!(iam
+        .authorize_as(
+            &Accessor::Anonymous,
+            &access("lambda:InvokeFunction"),
+            RequestContext::new()
+        )
+        .is_err());
+    // The owner's root is bound by the explicit deny, and by nothing else.
+    let root = Accessor::Key {
+        access_key_id: "AKIAROOT",
+        account: ACCT,
+    };
+    assert_eq!(
+        iam.authorize_as(&root, &access("lambda:GetFunction"), RequestContext::new()),
+        Ok(())
+    );
+    assert_eq!(
+        iam.authorize_as(&root, &access("lambda:DeleteFunction"), RequestContext::new())
+            .unwrap_err()
+            .message,
+        format!("User: arn:aws:iam::{ACCT}:root is not authorized to perform: lambda:DeleteFunction on resource: {FN_A} with an explicit deny in a resource-based policy")
+    );
+    // A role session of the owner account (Scheduler) is in its own account;
+    // another account's needs the policy to name it.
+    let role = Accessor::Role {
+        role_arn: "arn:aws:iam::111111111111:role/sched",
+        session: "scheduler",
+    };
+    assert_eq!(
+        iam.authorize_as(
+            &role,
+            &access("lambda:InvokeFunction"),
+            RequestContext::new()
+        ),
+        Ok(())
+    );
+    let foreign = Accessor::Role {
+        role_arn: "arn:aws:iam::222222222222:role/sched",
+        session: "scheduler",
+    };
+    assert_eq!(
+        iam.authorize_as(&foreign, &access("lambda:InvokeFunction"), RequestContext::new())
+            .unwrap_err()
+            .message,
+        format!("User: arn:aws:sts::222222222222:assumed-role/sched/scheduler is not authorized to perform: lambda:InvokeFunction on resource: {FN_A} because no resource-based policy allows the lambda:InvokeFunction action")
+    );
+}

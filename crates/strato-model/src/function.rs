@@ -426,6 +426,16 @@ impl FunctionRecord {
         }
     }
 
+    /// The resource policy that governs requests on the function as
+    /// `qualifier` names it: a version's or alias's own policy when it has
+    /// one, the function's for the unqualified ARN and `$LATEST`.
+    pub fn policy_for(&self, qualifier: Option<&Qualifier>) -> Option<&Policy> {
+        match qualifier {
+            None | Some(Qualifier::Latest) => Some(&self.policy),
+            Some(q) => self.qualified_policies.get(&q.as_string()),
+        }
+    }
+
     /// The configuration a qualifier denotes for reads: an alias denotes its
     /// primary version.
     pub fn config_for(&self, qualifier: Option<&Qualifier>) -> Option<&FunctionConfig> {

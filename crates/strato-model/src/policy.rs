@@ -1,13 +1,41 @@
-//! Resource-based policies: the statements AddPermission adds.
+//! Resource-based policies as Lambda stores them: the statements
+//! AddPermission adds (or the whole document PutResourcePolicy sets) and the
+//! document GetPolicy answers. They are decided by `strato_iam`'s one
+//! evaluator (`Iam::authorize_access`), which reads [`Policy::text`].
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-/// A function's (or version's) resource policy. Its revision is the
-/// function's `RevisionId`, which AddPermission/RemovePermission change.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A function's (version's, alias's, layer version's) resource policy. Its
+/// revision is the function's (version's, alias's) `RevisionId`, which every
+/// change of the policy changes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Policy {
-    pub statements: Vec<Value>,
+    statements: Vec<Value>,
+    /// The document's `Version` and `Id` as PutResourcePolicy gave them;
+    /// `None` for AWS's (`2012-10-17`, `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Value>,
+    /// The document's text, rendered once (the invoke path reads it).
+    #[serde(skip)]
+    text: OnceLock<String>,
+}
+
+impl PartialEq for Policy {
+    fn eq(&self, other: &Policy) -> bool {
+        self.statements == other.statements && self.version == other.version && self.id == other.id
+    }
+}
+
+/// Why a document cannot be a function's policy as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("the policy is not a JSON object with a Statement list")]
+    Shape,
 }
 
 impl Policy {
@@ -21,22 +49,74 @@ impl Policy {
             .any(|s| s.get("Sid").and_then(Value::as_str) == Some(sid))
     }
 
+    /// Adds a statement (AddPermission).
+    pub fn push(&mut self, statement: Value) {
+        self.statements.push(statement);
+        self.text = OnceLock::new();
+    }
+
     /// Removes the statement, returning whether it was there.
     pub fn remove(&mut self, sid: &str) -> bool {
         let before = self.statements.len();
         self.statements
             .retain(|s| s.get("Sid").and_then(Value::as_str) != Some(sid));
+        self.text = OnceLock::new();
         before != self.statements.len()
     }
 
-    /// The policy document as GetPolicy returns it (a JSON string on the wire).
+    /// The policy a whole document makes (PutResourcePolicy): its
+    /// `Version`, `Id` and statements (one statement object counts as a
+    /// list of one). The document's grammar is checked by the evaluator's
+    /// parser before it is stored.
+    pub fn from_document(document: &Value) -> Result<Policy, DocumentError> {
+        let Value::Object(top) = document else {
+            return Err(DocumentError::Shape);
+        };
+        let statements = match top.get("Statement") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
+            _ => return Err(DocumentError::Shape),
+        };
+        Ok(Policy {
+            statements,
+            version: top
+                .get("Version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            id: top.get("Id").cloned(),
+            text: OnceLock::new(),
+        })
+    }
+
+    /// The policy document as GetPolicy returns it (a JSON string on the
+    /// wire), rendered once per change.
+    pub fn text(&self) -> &str {
+        self.text.get_or_init(|| {
+            json!({
+                "Version": self.version.as_deref().unwrap_or("2012-10-17"),
+                "Id": self.id.clone().unwrap_or_else(|| Value::String("default".into())),
+                "Statement": self.statements,
+            })
+            .to_string()
+        })
+    }
+
+    /// AWS's answer to a policy over Lambda's limit (20 KB).
+    pub fn check_size(&self) -> Result<(), crate::AwsError> {
+        let size = self.text().len();
+        let limit = crate::limits::MAX_POLICY_BYTES;
+        if size > limit {
+            return Err(crate::AwsError::new(
+                crate::ErrorCode::PolicyLengthExceededException,
+                format!("The final policy size ({size}) is bigger than the limit ({limit})."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Policy::text`], owned.
     pub fn document(&self) -> String {
-        let doc = json!({
-            "Version": "2012-10-17",
-            "Id": "default",
-            "Statement": self.statements,
-        });
-        doc.to_string()
+        self.text().to_string()
     }
 }
 
@@ -109,223 +189,78 @@ pub fn statement(input: &StatementInput<'_>) -> Value {
     stmt
 }
 
-/// Who a policy evaluation is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestPrincipal<'a> {
-    /// An AWS service principal (`apigateway.amazonaws.com`).
-    Service(&'a str),
-    /// A caller of an account (its root or any identity in it).
-    Account(&'a str),
-    /// An unauthenticated caller: only `*` matches.
-    Anonymous,
-}
-
-/// One request a resource policy is asked about.
-#[derive(Debug, Clone)]
-pub struct PolicyRequest<'a> {
-    pub principal: RequestPrincipal<'a>,
-    /// `lambda:InvokeFunction`, `lambda:InvokeFunctionUrl`, ...
-    pub action: &'a str,
-    /// The ARN acted on (the function ARN, qualified as the caller named it).
-    pub resource: &'a str,
-    pub source_arn: Option<&'a str>,
-    pub source_account: Option<&'a str>,
-    /// `AWS:SourceOwner`: the account a service acts for when it publishes
-    /// as that account (CloudWatch alarms), which SNS's default topic policy
-    /// tests; `None` for services that act as themselves (EventBridge, S3).
-    pub source_owner: Option<&'a str>,
-    /// `lambda:FunctionUrlAuthType` (function URL invocations).
-    pub function_url_auth_type: Option<&'a str>,
-    /// `lambda:InvokedViaFunctionUrl`: the invocation comes through a
-    /// function URL.
-    pub invoked_via_function_url: bool,
-}
-
-/// `*` and `?` wildcards as IAM matches them (`ArnLike`, `StringLike`,
-/// actions, resources); case-sensitive.
-pub fn wildcard_match(pattern: &str, value: &str) -> bool {
+/// `*` and `?` wildcards as IAM matches them (actions, resources,
+/// `StringLike`, `ArnLike`); actions compare case-insensitively.
+pub fn wildcard(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let p = pattern.as_bytes();
-    let v = value.as_bytes();
-    let (mut pi, mut vi) = (0usize, 0usize);
+    let t = text.as_bytes();
+    let eq = |a: u8, b: u8| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == v[vi]) {
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || (p[pi] != b'*' && eq(p[pi], t[ti]))) {
             pi += 1;
-            vi += 1;
+            ti += 1;
         } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, vi));
+            star = Some((pi, ti));
             pi += 1;
-        } else if let Some((sp, sv)) = star {
+        } else if let Some((sp, st)) = star {
             pi = sp + 1;
-            vi = sv + 1;
-            star = Some((sp, sv + 1));
+            ti = st + 1;
+            star = Some((sp, st + 1));
         } else {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// The strings of a policy member that is a string or a list of strings.
-fn strings(value: &Value) -> Vec<&str> {
-    match value {
-        Value::String(s) => vec![s.as_str()],
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn principal_matches(principal: &Value, who: &RequestPrincipal<'_>) -> bool {
-    if principal.as_str() == Some("*") {
-        return true;
-    }
-    if let Some(aws) = principal.get("AWS") {
-        for p in strings(aws) {
-            if p == "*" {
-                return true;
-            }
-            if let RequestPrincipal::Account(account) = who {
-                let root = format!("arn:aws:iam::{account}:root");
-                if p == *account || p == root {
-                    return true;
-                }
-            }
-        }
-    }
-    if let (Some(service), RequestPrincipal::Service(name)) = (principal.get("Service"), who) {
-        return strings(service).contains(name);
-    }
-    false
-}
-
-/// Whether every condition of a statement holds for the request; an
-/// operator or key Strato does not know fails closed.
-fn conditions_hold(condition: &Value, request: &PolicyRequest<'_>) -> bool {
-    let Value::Object(operators) = condition else {
-        return condition.is_null();
-    };
-    operators.iter().all(|(operator, tests)| {
-        let Value::Object(tests) = tests else {
-            return false;
-        };
-        tests.iter().all(|(key, expected)| {
-            let actual = match key.to_ascii_lowercase().as_str() {
-                "aws:sourcearn" => request.source_arn,
-                "aws:sourceaccount" => request.source_account,
-                "aws:sourceowner" => request.source_owner,
-                "lambda:functionurlauthtype" => request.function_url_auth_type,
-                "lambda:invokedviafunctionurl" => Some(if request.invoked_via_function_url {
-                    "true"
-                } else {
-                    "false"
-                }),
-                _ => None,
-            };
-            let Some(actual) = actual else {
-                return false;
-            };
-            let expected = strings(expected);
-            match operator.as_str() {
-                "StringEquals" | "ArnEquals" | "Bool" => expected.contains(&actual),
-                "StringLike" | "ArnLike" => expected.iter().any(|e| wildcard_match(e, actual)),
-                _ => false,
-            }
-        })
-    })
-}
-
-impl Policy {
-    /// Whether an `Allow` statement admits the request (and no `Deny`
-    /// statement refuses it).
-    pub fn allows(&self, request: &PolicyRequest<'_>) -> bool {
-        let applies = |s: &Value| {
-            s.get("Principal")
-                .is_some_and(|p| principal_matches(p, &request.principal))
-                // Action names are case-insensitive (`SNS:Publish`, `sns:Publish`).
-                && s.get("Action").is_some_and(|a| {
-                    strings(a).iter().any(|pattern| {
-                        wildcard_match(
-                            &pattern.to_ascii_lowercase(),
-                            &request.action.to_ascii_lowercase(),
-                        )
-                    })
-                })
-                && s.get("Resource").is_some_and(|r| {
-                    strings(r).iter().any(|pattern| {
-                        wildcard_match(pattern, request.resource)
-                            // A function's policy covers its unqualified ARN
-                            // and `$LATEST`.
-                            || request
-                                .resource
-                                .strip_suffix(":$LATEST")
-                                .is_some_and(|unqualified| wildcard_match(pattern, unqualified))
-                    })
-                })
-                && conditions_hold(s.get("Condition").unwrap_or(&Value::Null), request)
-        };
-        let effect = |s: &Value, e: &str| s.get("Effect").and_then(Value::as_str) == Some(e);
-        let denied = self
-            .statements
-            .iter()
-            .any(|s| effect(s, "Deny") && applies(s));
-        !denied
-            && self
-                .statements
-                .iter()
-                .any(|s| effect(s, "Allow") && applies(s))
-    }
+    p[pi..].iter().all(|&b| b == b'*')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn invoke_request<'a>(source_arn: &'a str) -> PolicyRequest<'a> {
-        PolicyRequest {
-            principal: RequestPrincipal::Service("apigateway.amazonaws.com"),
-            action: "lambda:InvokeFunction",
-            resource: "arn:aws:lambda:us-east-1:000000000000:function:f",
-            source_arn: Some(source_arn),
-            source_account: Some("000000000000"),
-            source_owner: None,
-            function_url_auth_type: None,
-            invoked_via_function_url: false,
-        }
-    }
-
     #[test]
-    fn service_statement_with_source_arn_pattern_allows_matching_calls_only() {
-        let mut policy = Policy::default();
-        policy.statements.push(statement(&StatementInput {
-            sid: "apigw",
-            action: "lambda:InvokeFunction",
-            principal: json!({"Service": "apigateway.amazonaws.com"}),
-            resource: "arn:aws:lambda:us-east-1:000000000000:function:f",
-            source_arn: Some("arn:aws:execute-api:us-east-1:000000000000:abc/*"),
-            source_account: None,
-            event_source_token: None,
-            principal_org_id: None,
-            function_url_auth_type: None,
-        }));
-        assert!(policy.allows(&invoke_request(
-            "arn:aws:execute-api:us-east-1:000000000000:abc/$default/GET/items"
-        )));
-        assert!(!policy.allows(&invoke_request(
-            "arn:aws:execute-api:us-east-1:000000000000:other/$default/GET/items"
-        )));
-        assert!(!Policy::default().allows(&invoke_request("x")));
+    fn a_put_document_keeps_its_version_and_id_and_statements_grow_from_it() {
+        let document = json!({
+            "Version": "2008-10-17",
+            "Id": "mine",
+            "Statement": {"Sid": "a", "Effect": "Allow", "Principal": "*",
+                          "Action": "lambda:InvokeFunction", "Resource": "*"}
+        });
+        let mut policy = Policy::from_document(&document).unwrap();
+        let text: Value = serde_json::from_str(policy.text()).unwrap();
+        assert_eq!(text["Version"], "2008-10-17");
+        assert_eq!(text["Id"], "mine");
+        assert_eq!(text["Statement"][0]["Sid"], "a");
+        policy.push(json!({"Sid": "b"}));
+        let text: Value = serde_json::from_str(policy.text()).unwrap();
+        assert_eq!(text["Statement"][1]["Sid"], "b");
+        assert!(policy.remove("a"));
+        assert!(!policy.text().contains("\"Sid\":\"a\""));
+        assert_eq!(
+            Policy::from_document(&json!({"Statement": 1})),
+            Err(DocumentError::Shape)
+        );
+        let empty: Value = serde_json::from_str(Policy::default().text()).unwrap();
+        assert_eq!(empty["Id"], "default");
+        assert_eq!(empty["Version"], "2012-10-17");
     }
 
     #[test]
     fn wildcards_match_as_iam_does() {
-        assert!(wildcard_match("a*c", "abbbc"));
-        assert!(wildcard_match("a?c", "abc"));
-        assert!(!wildcard_match("a?c", "abbc"));
-        assert!(wildcard_match("*", ""));
-        assert!(!wildcard_match("abc", "abcd"));
+        assert!(wildcard("a*c", "abbbc", false));
+        assert!(wildcard("a?c", "abc", false));
+        assert!(!wildcard("a?c", "abbc", false));
+        assert!(wildcard("*", "", false));
+        assert!(!wildcard("abc", "abcd", false));
+        assert!(wildcard("LAMBDA:invoke*", "lambda:InvokeFunction", true));
+        assert!(!wildcard("A", "a", false));
     }
 
     #[test]

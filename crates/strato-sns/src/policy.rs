@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use strato_engine::async_invoke::ServiceOrigin;
-use strato_model::policy::{Policy, PolicyRequest, RequestPrincipal};
+use strato_iam::policy::{PolicyDocument, PolicyKind, Request, RequestContext, RequestPrincipal};
 use strato_model::wire::{Doc, OpResult};
 
 use crate::operations::{required, topic_of};
@@ -67,22 +67,27 @@ fn statements(document: &Value) -> Vec<Value> {
     }
 }
 
-/// Whether the topic's policy lets a service publish to it as itself.
+/// Whether the topic's policy lets a service publish to it as itself,
+/// decided by IAM's evaluator: only the topic's policy can admit a service,
+/// and its explicit deny wins. A policy that does not parse admits nobody.
 pub(crate) fn service_may_publish(topic: &TopicRecord, origin: &ServiceOrigin<'_>) -> bool {
-    let policy = Policy {
-        statements: statements(&document(topic)),
+    let Ok(policy) = PolicyDocument::from_json(&document(topic), PolicyKind::Resource) else {
+        return false;
     };
+    let mut context = RequestContext::new()
+        .with("aws:SourceArn", origin.source_arn)
+        .with("aws:SourceAccount", origin.source_account);
+    if let Some(owner) = origin.source_owner {
+        context.insert("aws:SourceOwner", owner);
+    }
     let arn = topic.arn();
-    policy.allows(&PolicyRequest {
-        principal: RequestPrincipal::Service(origin.principal),
+    let verdict = policy.evaluate(&Request {
         action: "SNS:Publish",
         resource: &arn,
-        source_arn: Some(origin.source_arn),
-        source_account: Some(origin.source_account),
-        source_owner: origin.source_owner,
-        function_url_auth_type: None,
-        invoked_via_function_url: false,
-    })
+        principal: &RequestPrincipal::Service(origin.principal.to_string()),
+        context: &context,
+    });
+    verdict.allowed && !verdict.denied
 }
 
 fn members<'a>(input: &'a Doc, name: &str) -> Vec<&'a str> {

@@ -384,6 +384,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Arc::new(strato_api::lambda::EngineInvoker::new(
             catalog.clone(),
             engine.clone(),
+            iam.clone(),
         )),
         strato_gateway::http_backend::HttpBackend::new()
             .map_err(|e| ServerError::Gateway(e.to_string()))?,
@@ -397,11 +398,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
     let gateway_invoker: Arc<dyn strato_gateway::invoker::LambdaInvoker> = Arc::new(
-        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone()),
+        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), iam.clone()),
     );
     // Built-in services (SNS, EventBridge, S3) invoke functions through this.
     let service_events: Arc<dyn strato_engine::async_invoke::ServiceEvents> = Arc::new(
-        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone()),
+        strato_api::lambda::EngineInvoker::new(catalog.clone(), engine.clone(), iam.clone()),
     );
     // EventBridge and Scheduler: rule targets and schedules invoke through
     // `service_events` and the sinks; buses take async destinations'

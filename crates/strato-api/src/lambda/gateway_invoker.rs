@@ -1,7 +1,7 @@
 //! The gateway's [`LambdaInvoker`]: API Gateway integrations and function
 //! URLs invoke functions through the same resolution as Lambda's Invoke
-//! ([`super::invoke::invocation_target`]), after the function's resource
-//! policy has admitted the caller, as on AWS.
+//! ([`super::invoke::invocation_target`]), after IAM's evaluator has
+//! admitted the caller with the function's resource policy, as on AWS.
 
 use std::sync::Arc;
 
@@ -13,7 +13,8 @@ use strato_gateway::invoker::{
     GatewayInvocation, InvocationOutcome, InvokeAction, InvokeFailure, InvokePrincipal,
     LambdaInvoker,
 };
-use strato_model::policy::{Policy, PolicyRequest, RequestPrincipal};
+use strato_iam::policy::RequestContext;
+use strato_iam::{Accessor, Iam, ResourceAccess};
 use strato_model::response_stream::StreamedPart;
 use strato_model::{ErrorCode, FunctionRecord, FunctionRef, Qualifier};
 use strato_store::FunctionCatalog;
@@ -22,69 +23,102 @@ use strato_store::FunctionCatalog;
 pub struct EngineInvoker {
     catalog: Arc<FunctionCatalog>,
     engine: Arc<Engine>,
+    iam: Arc<Iam>,
 }
 
 impl EngineInvoker {
-    pub fn new(catalog: Arc<FunctionCatalog>, engine: Arc<Engine>) -> EngineInvoker {
-        EngineInvoker { catalog, engine }
-    }
-}
-
-/// The policy that governs an invocation through `r`: a version's or
-/// alias's own policy when the ARN is qualified with one, the function's
-/// otherwise.
-pub(super) fn governing_policy<'a>(
-    record: &'a FunctionRecord,
-    r: &FunctionRef,
-) -> Option<&'a Policy> {
-    match &r.qualifier {
-        None | Some(Qualifier::Latest) => Some(&record.policy),
-        Some(q) => record.qualified_policies.get(&q.as_string()),
-    }
-}
-
-/// Whether the function's resource policy (or, for a caller of the
-/// function's own account, its identity) admits the invocation.
-fn admitted(
-    record: &FunctionRecord,
-    r: &FunctionRef,
-    resource: &str,
-    request: &GatewayInvocation,
-) -> bool {
-    let principal = match &request.principal {
-        InvokePrincipal::Service(name) => RequestPrincipal::Service(name),
-        // Strato's access keys act as their account's administrator: the
-        // identity policy of a same-account caller allows everything.
-        InvokePrincipal::Account(account) if *account == record.account => return true,
-        InvokePrincipal::Account(account) => RequestPrincipal::Account(account),
-        InvokePrincipal::Anonymous => RequestPrincipal::Anonymous,
-    };
-    let Some(policy) = governing_policy(record, r) else {
-        return false;
-    };
-    let ask = |action: &str| {
-        let (auth_type, via_url) = match request.action {
-            InvokeAction::InvokeFunction => (None, false),
-            InvokeAction::InvokeFunctionUrl { auth_type } => (Some(auth_type.as_str()), true),
-        };
-        policy.allows(&PolicyRequest {
-            principal: principal.clone(),
-            action,
-            resource,
-            source_arn: request.source_arn.as_deref(),
-            source_account: request.source_account.as_deref(),
-            source_owner: None,
-            function_url_auth_type: auth_type,
-            invoked_via_function_url: via_url,
-        })
-    };
-    match request.action {
-        InvokeAction::InvokeFunction => ask("lambda:InvokeFunction"),
-        // Function URLs need both permissions (AWS, since October 2025).
-        InvokeAction::InvokeFunctionUrl { .. } => {
-            ask("lambda:InvokeFunctionUrl") && ask("lambda:InvokeFunction")
+    pub fn new(catalog: Arc<FunctionCatalog>, engine: Arc<Engine>, iam: Arc<Iam>) -> EngineInvoker {
+        EngineInvoker {
+            catalog,
+            engine,
+            iam,
         }
     }
+}
+
+/// Who asks, as IAM sees it.
+fn accessor<'a>(principal: &'a InvokePrincipal) -> Accessor<'a> {
+    match principal {
+        InvokePrincipal::Service(name) => Accessor::Service(name),
+        InvokePrincipal::Caller {
+            account,
+            access_key_id,
+        } => Accessor::Key {
+            access_key_id,
+            account,
+        },
+        InvokePrincipal::Anonymous => Accessor::Anonymous,
+    }
+}
+
+/// Whether the function's resource policy (with, for a caller of an
+/// account, its identity policies, as for any request on the function)
+/// admits the invocation: IAM's one decision ([`Iam::authorize_as`]) on
+/// the policy that comes with the resolved record (no lookup, no lock).
+/// Function URLs need both `lambda:InvokeFunctionUrl` and
+/// `lambda:InvokeFunction` (AWS, since October 2025).
+fn admit(
+    iam: &Iam,
+    record: &FunctionRecord,
+    r: &FunctionRef,
+    who: &Accessor<'_>,
+    request: &Admission<'_>,
+) -> Result<(), String> {
+    // A function's `$LATEST` is decided as the function, whose policy
+    // statements name it unqualified.
+    let resource = strato_model::arn::qualified_function_arn(
+        &record.region,
+        &record.account,
+        &r.name,
+        r.qualifier.as_ref().filter(|q| **q != Qualifier::Latest),
+    );
+    let policy = record
+        .policy_for(r.qualifier.as_ref())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.text());
+    let ask = |action: &str| {
+        let mut context = RequestContext::new();
+        if let Some(source) = request.source_arn {
+            context.insert("aws:SourceArn", source);
+        }
+        if let Some(account) = request.source_account {
+            context.insert("aws:SourceAccount", account);
+        }
+        if let Some(auth_type) = request.url_auth_type {
+            context.insert("lambda:FunctionUrlAuthType", auth_type);
+        }
+        context.insert(
+            "lambda:InvokedViaFunctionUrl",
+            if request.url_auth_type.is_some() {
+                "true"
+            } else {
+                "false"
+            },
+        );
+        iam.authorize_as(
+            who,
+            &ResourceAccess {
+                action,
+                resource: &resource,
+                owner: &record.account,
+                policy,
+            },
+            context,
+        )
+        .map_err(|denied| denied.message)
+    };
+    if request.url_auth_type.is_some() {
+        ask("lambda:InvokeFunctionUrl")?;
+    }
+    ask("lambda:InvokeFunction")
+}
+
+/// What an invocation is asked for besides who asks.
+struct Admission<'a> {
+    source_arn: Option<&'a str>,
+    source_account: Option<&'a str>,
+    /// `lambda:FunctionUrlAuthType` of a function URL invocation.
+    url_auth_type: Option<&'a str>,
 }
 
 impl EngineInvoker {
@@ -101,21 +135,22 @@ impl EngineInvoker {
             .await
             .map_err(|e| InvokeFailure::Service(e.to_string()))?
             .ok_or_else(|| InvokeFailure::FunctionNotFound(request.function_arn.clone()))?;
-        let resource = strato_model::arn::qualified_function_arn(
-            &region,
-            &account,
-            &r.name,
-            r.qualifier.as_ref(),
-        );
-        if !admitted(&record, &r, &resource, request) {
-            let action = match request.action {
-                InvokeAction::InvokeFunction => "lambda:InvokeFunction",
-                InvokeAction::InvokeFunctionUrl { .. } => "lambda:InvokeFunctionUrl",
-            };
-            return Err(InvokeFailure::AccessDenied(format!(
-                "no resource-based policy allows the {action} action on resource: {resource}"
-            )));
-        }
+        let admission = Admission {
+            source_arn: request.source_arn.as_deref(),
+            source_account: request.source_account.as_deref(),
+            url_auth_type: match request.action {
+                InvokeAction::InvokeFunction => None,
+                InvokeAction::InvokeFunctionUrl { auth_type } => Some(auth_type.as_str()),
+            },
+        };
+        admit(
+            &self.iam,
+            &record,
+            &r,
+            &accessor(&request.principal),
+            &admission,
+        )
+        .map_err(InvokeFailure::AccessDenied)?;
         let target = super::invoke::invocation_target(&record, &account, &region, &r).map_err(
             |e| match e.code {
                 ErrorCode::ResourceNotFoundException => {
@@ -226,17 +261,19 @@ impl ServiceEvents for EngineInvoker {
     }
 }
 
-/// Who a service event's principal is to the resource policy: an AWS
-/// service (`sns.amazonaws.com`), or, when a service acts with a role
-/// (EventBridge Scheduler invokes as its target's `RoleArn`), the role's
-/// account, which is admitted as any caller of that account is.
-fn service_principal(principal: &str) -> InvokePrincipal {
-    match principal
-        .strip_prefix("arn:aws:iam::")
-        .and_then(|rest| rest.split_once(":role/"))
-    {
-        Some((account, _role)) => InvokePrincipal::Account(account.to_string()),
-        None => InvokePrincipal::Service(principal.to_string()),
+/// Who a service event's principal is to IAM: an AWS service
+/// (`sns.amazonaws.com`), or, when a service acts with a role (EventBridge
+/// Scheduler invokes as its target's `RoleArn`), a session of that role
+/// named after the source (the schedule), as Scheduler names it.
+fn service_accessor<'a>(principal: &'a str, source_arn: Option<&'a str>) -> Accessor<'a> {
+    if strato_iam::parse_role_arn(principal).is_some() {
+        let source = source_arn.unwrap_or(principal);
+        Accessor::Role {
+            role_arn: principal,
+            session: source.rsplit(['/', ':']).next().unwrap_or(source),
+        }
+    } else {
+        Accessor::Service(principal)
     }
 }
 
@@ -259,26 +296,21 @@ impl EngineInvoker {
             .map_err(|e| ServiceEventError::Unavailable(e.to_string()))?
             .filter(|record| record.resolve(r.qualifier.as_ref()).is_some())
             .ok_or_else(|| ServiceEventError::FunctionNotFound(event.function_arn.clone()))?;
-        let resource = strato_model::arn::qualified_function_arn(
-            &region,
-            &account,
-            &r.name,
-            r.qualifier.as_ref(),
-        );
-        let request = GatewayInvocation {
-            function_arn: event.function_arn.clone(),
-            principal: service_principal(&event.principal),
-            action: InvokeAction::InvokeFunction,
-            source_arn: event.source_arn.clone(),
-            source_account: event.source_account.clone(),
-            payload: Bytes::new(),
+        let admission = Admission {
+            source_arn: event.source_arn.as_deref(),
+            source_account: event.source_account.as_deref(),
+            url_auth_type: None,
         };
-        if !admitted(&record, &r, &resource, &request) {
-            return Err(ServiceEventError::AccessDenied(format!(
-                "no resource-based policy allows the lambda:InvokeFunction action on resource: {resource} for {}",
-                event.principal
-            )));
-        }
+        admit(
+            &self.iam,
+            &record,
+            &r,
+            &service_accessor(&event.principal, event.source_arn.as_deref()),
+            &admission,
+        )
+        .map_err(|message| {
+            ServiceEventError::AccessDenied(format!("{message} (for {})", event.principal))
+        })?;
         Ok((account, region, r))
     }
 }

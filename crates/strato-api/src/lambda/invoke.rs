@@ -197,52 +197,6 @@ fn serialized_too_large(len: usize) -> AwsError {
     )
 }
 
-/// A caller invoking another account's function by its full ARN acts in
-/// that account once the function's resource policy (AddPermission) lets
-/// the caller's account invoke it; otherwise (and for a function that does
-/// not exist) the caller stays who it is and is refused as AWS refuses it.
-async fn owner_if_permitted(
-    state: &ApiState,
-    caller: Caller,
-    name: &str,
-    qualifier: Option<&str>,
-) -> ApiResult<Caller> {
-    let Ok(r) = FunctionRef::parse(name, 256).and_then(|r| r.with_explicit_qualifier(qualifier))
-    else {
-        return Ok(caller);
-    };
-    let owner = match (&r.account, &r.region) {
-        (Some(owner), Some(region)) if *owner != caller.account_id && *region == caller.region => {
-            owner.clone()
-        }
-        _ => return Ok(caller),
-    };
-    let Some(record) = state.catalog.get(&owner, &caller.region, &r.name).await? else {
-        return Ok(caller);
-    };
-    let resource = qualified_function_arn(&caller.region, &owner, &r.name, r.qualifier.as_ref());
-    let permitted = super::gateway_invoker::governing_policy(&record, &r).is_some_and(|policy| {
-        policy.allows(&strato_model::policy::PolicyRequest {
-            principal: strato_model::policy::RequestPrincipal::Account(&caller.account_id),
-            action: "lambda:InvokeFunction",
-            resource: &resource,
-            source_arn: None,
-            source_account: None,
-            source_owner: None,
-            function_url_auth_type: None,
-            invoked_via_function_url: false,
-        })
-    });
-    Ok(if permitted {
-        Caller {
-            account_id: owner,
-            ..caller
-        }
-    } else {
-        caller
-    })
-}
-
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
@@ -254,7 +208,6 @@ pub async fn invoke(
     let kind = invocation_type(&headers)?;
     let tail_log = tail_requested(&headers)?;
     let client_context = client_context(&headers)?;
-    let caller = owner_if_permitted(&state, caller, &name, q.qualifier()).await?;
     let r = function_ref(&caller, &name, q.qualifier(), "InvokeFunction")?;
     let limit = if kind == InvocationType::Event {
         MAX_ASYNC_PAYLOAD_BYTES

@@ -700,18 +700,8 @@ pub async fn add_permission(
                 "The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement."
             )));
         }
-        version.policy.statements.push(statement);
-        let size = version.policy.document().len();
-        if size > strato_model::limits::MAX_POLICY_BYTES {
-            return Err(AwsError::new(
-                ErrorCode::PolicyLengthExceededException,
-                format!(
-                    "The final policy size ({size}) is bigger than the limit ({}).",
-                    strato_model::limits::MAX_POLICY_BYTES
-                ),
-            ));
-        }
-        Ok(())
+        version.policy.push(statement);
+        version.policy.check_size()
     })
     .await?;
     Ok(json_response(

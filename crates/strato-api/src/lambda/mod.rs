@@ -20,6 +20,7 @@ mod lifecycle;
 mod permissions;
 mod provisioned;
 mod recursion;
+mod resource_policy;
 mod runtime_management;
 mod tags;
 mod versions;
@@ -194,6 +195,12 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(
             "/2024-08-31/functions/{name}/recursion-config",
             get(recursion::get).put(recursion::put),
+        )
+        .route(
+            "/2026-07-09/resource-policy/{arn}",
+            get(resource_policy::get)
+                .put(resource_policy::put)
+                .delete(resource_policy::delete),
         )
         .route("/2016-08-19/account-settings", get(account::settings))
         .route("/2016-08-19/account-settings/", get(account::settings))

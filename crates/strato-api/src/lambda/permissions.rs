@@ -1,6 +1,8 @@
 //! AddPermission, RemovePermission, GetPolicy: the function's resource-based
-//! policy, stored and returned as AWS does (enforced where invocations are
-//! authorized).
+//! policy, stored and returned as AWS does (decided by IAM's evaluator at
+//! the auth edge and where the gateway and services invoke). The whole
+//! document PutResourcePolicy sets is the same policy (see
+//! `resource_policy.rs`).
 
 use std::sync::Arc;
 
@@ -9,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use strato_model::limits::MAX_POLICY_BYTES;
 use strato_model::policy::Policy;
 use strato_model::policy::{principal_value, statement, StatementInput};
 use strato_model::{validate, AwsError, ErrorCode, FunctionRecord, FunctionRef, Qualifier};
@@ -48,7 +49,7 @@ pub struct PolicyQuery {
 /// Which policy a reference names: `None` for the function's own (unqualified
 /// or `$LATEST`), else the qualifier of a published version or alias, which
 /// must exist. AWS keeps a separate policy per qualifier.
-fn policy_key(
+pub(super) fn policy_key(
     record: &FunctionRecord,
     caller: &Caller,
     r: &FunctionRef,
@@ -66,7 +67,7 @@ fn policy_key(
 
 /// The RevisionId a policy change is checked against and changes: the
 /// function's, the version's or the alias's.
-fn revision_of(record: &FunctionRecord, key: Option<&str>) -> Option<String> {
+pub(super) fn revision_of(record: &FunctionRecord, key: Option<&str>) -> Option<String> {
     match key {
         None => Some(record.latest.revision_id.clone()),
         Some(k) => match record.version(k) {
@@ -95,16 +96,18 @@ fn bump_revision(record: &mut FunctionRecord, key: Option<&str>) {
 }
 
 /// Changes the policy `key` names inside the store's transaction: the
-/// caller's RevisionId (when given) must still be the current one, and the
-/// change makes a fresh one.
-async fn change_policy(
+/// caller's RevisionId (when given) must still be the current one (else
+/// AWS's PreconditionFailedException naming `read_with`, the operation that
+/// reads it), and the change makes a fresh one. Answers the record as
+/// changed.
+pub(super) async fn change_policy(
     state: &ApiState,
     caller: &Caller,
     r: &FunctionRef,
     key: Option<String>,
-    revision: Option<String>,
+    (revision, read_with): (Option<String>, &'static str),
     change: impl FnOnce(&mut FunctionRecord, Option<&str>) -> Result<(), AwsError> + Send + 'static,
-) -> ApiResult<()> {
+) -> ApiResult<Arc<FunctionRecord>> {
     let gone = not_found(caller, r);
     update_function(
         state,
@@ -114,25 +117,32 @@ async fn change_policy(
             let k = key.as_deref();
             let current = revision_of(record, k).ok_or(gone)?;
             if revision.as_deref().is_some_and(|rev| rev != current) {
-                return Err(AwsError::stale_revision("GetPolicy"));
+                return Err(AwsError::stale_revision(read_with));
             }
             change(record, k)?;
             bump_revision(record, k);
             Ok(())
         }),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
-fn policy_of<'a>(record: &'a FunctionRecord, key: Option<&str>) -> Option<&'a Policy> {
+/// The policy `key` names (see [`policy_key`]), to change.
+pub(super) fn policy_mut<'a>(record: &'a mut FunctionRecord, key: Option<&str>) -> &'a mut Policy {
+    match key {
+        None => &mut record.policy,
+        Some(k) => record.qualified_policies.entry(k.to_string()).or_default(),
+    }
+}
+
+pub(super) fn policy_of<'a>(record: &'a FunctionRecord, key: Option<&str>) -> Option<&'a Policy> {
     match key {
         None => Some(&record.policy),
         Some(k) => record.qualified_policies.get(k),
     }
 }
 
-fn refuse_latest_qualifier(q: &Option<Qualifier>) -> ApiResult<()> {
+pub(super) fn refuse_latest_qualifier(q: &Option<Qualifier>) -> ApiResult<()> {
     if q == &Some(Qualifier::Latest) {
         return Err(AwsError::invalid_parameter(
             "We currently do not support adding policies for $LATEST.",
@@ -204,25 +214,16 @@ pub async fn add(
     }
     let stmt_text = stmt.to_string();
     let added = stmt.clone();
-    change_policy(&state, &caller, &r, key, req.revision_id, move |record, k| {
-        let policy = match k {
-            None => &mut record.policy,
-            Some(k) => record.qualified_policies.entry(k.to_string()).or_default(),
-        };
+    let revision = (req.revision_id, "GetPolicy");
+    change_policy(&state, &caller, &r, key, revision, move |record, k| {
+        let policy = policy_mut(record, k);
         if policy.contains(&sid) {
             return Err(AwsError::conflict(format!(
                 "The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement."
             )));
         }
-        policy.statements.push(added);
-        let size = policy.document().len();
-        if size > MAX_POLICY_BYTES {
-            return Err(AwsError::new(
-                ErrorCode::PolicyLengthExceededException,
-                format!("The final policy size ({size}) is bigger than the limit ({MAX_POLICY_BYTES})."),
-            ));
-        }
-        Ok(())
+        policy.push(added);
+        policy.check_size()
     })
     .await?;
     Ok(json_response(
@@ -259,7 +260,8 @@ pub async fn remove(
     let r = function_ref(&caller, &name, q.qualifier.as_deref(), "RemovePermission")?;
     let current = load(&state, &caller, &r).await?;
     let key = policy_key(&current, &caller, &r)?;
-    change_policy(&state, &caller, &r, key, q.revision_id, move |record, k| {
+    let revision = (q.revision_id, "GetPolicy");
+    change_policy(&state, &caller, &r, key, revision, move |record, k| {
         let policy = match k {
             None => Some(&mut record.policy),
             Some(k) => record.qualified_policies.get_mut(k),

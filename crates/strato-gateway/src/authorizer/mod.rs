@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use serde_json::{Map, Value};
-use strato_model::policy::wildcard_match;
+use strato_model::policy::wildcard;
 
 /// What an authorizer decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,10 +81,10 @@ pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Opti
     let applies = |s: &Value| {
         strings(s.get("Action"))
             .iter()
-            .any(|a| wildcard_match(a, "execute-api:Invoke"))
+            .any(|a| wildcard(a, "execute-api:Invoke", true))
             && strings(s.get("Resource"))
                 .iter()
-                .any(|r| wildcard_match(r, route_arn))
+                .any(|r| wildcard(r, route_arn, false))
     };
     fn effect(s: &Value) -> &str {
         s.get("Effect").and_then(Value::as_str).unwrap_or("")

@@ -745,3 +745,66 @@ def test_a_schedule_invokes_its_target_with_its_role(strato):
     # The untrusted schedule, due before the trusted one, reached neither queue.
     assert "Messages" not in sqs.receive_message(QueueUrl=dlq_url)
     assert "Messages" not in sqs.receive_message(QueueUrl=target_url)
+
+
+def _signed_call(strato, api_id: str, method: str, path: str, key: str, secret: str):
+    """A REST API data-plane request signed for `execute-api`, host-style (the signature
+    covers the host and path the gateway sees); (status, body text)."""
+    import http.client
+    import urllib.parse
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    port = urllib.parse.urlparse(strato.endpoint).port
+    request = AWSRequest(method=method, url=f"http://{api_id}.execute-api.localhost:{port}{path}",
+                         data=b"")
+    SigV4Auth(Credentials(key, secret), "execute-api", REGION).add_auth(request)
+    headers = dict(request.headers.items())
+    headers["Host"] = f"{api_id}.execute-api.localhost:{port}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=b"", headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+@ENFORCE
+def test_rest_api_iam_methods_are_invoked_as_the_signers_policies_allow(strato):
+    apigw = client(strato, "apigateway")
+    api_id = apigw.create_rest_api(name="iam-methods")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    items = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="items")["id"]
+    for method in ("GET", "POST"):
+        apigw.put_method(restApiId=api_id, resourceId=items, httpMethod=method,
+                         authorizationType="AWS_IAM")
+        apigw.put_integration(restApiId=api_id, resourceId=items, httpMethod=method, type="MOCK",
+                              requestTemplates={"application/json": '{"statusCode": 200}'})
+        apigw.put_method_response(restApiId=api_id, resourceId=items, httpMethod=method,
+                                  statusCode="200")
+        apigw.put_integration_response(restApiId=api_id, resourceId=items, httpMethod=method,
+                                       statusCode="200",
+                                       responseTemplates={"application/json": '{"served": true}'})
+    apigw.create_deployment(restApiId=api_id, stageName="prod")
+    get_arn = f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/prod/GET/items"
+
+    iam = client(strato, "iam")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="get-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": get_arn}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    reader = (key["AccessKeyId"], key["SecretAccessKey"])
+
+    status, body = _signed_call(strato, api_id, "GET", "/prod/items", *reader)
+    assert (status, json.loads(body)) == (200, {"served": True})
+    status, body = _signed_call(strato, api_id, "POST", "/prod/items", *reader)
+    assert status == 403, body
+    assert (f"User: arn:aws:iam::{DEFAULT_ACCOUNT}:user/reader is not authorized to perform: "
+            f"execute-api:Invoke on resource: arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:"
+            f"{api_id}/prod/POST/items") in body
+    # The account's root may call every method of its own API.
+    assert _signed_call(strato, api_id, "POST", "/prod/items", "test", "test")[0] == 200

@@ -394,6 +394,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             strato_api::observe::gateway::ApiKind::Rest,
         ),
         accounts.clone(),
+        iam.clone(),
     )
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;

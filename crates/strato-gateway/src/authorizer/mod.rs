@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use serde_json::{Map, Value};
-use strato_model::policy::wildcard;
+use strato_iam::policy::{PolicyDocument, PolicyKind, Request, RequestContext, RequestPrincipal};
 
 /// What an authorizer decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,33 +67,18 @@ pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Opti
         .get("principalId")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let statements = match answer.get("policyDocument")?.get("Statement")? {
-        Value::Array(list) => list.clone(),
-        single @ Value::Object(_) => vec![single.clone()],
-        _ => return None,
-    };
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        match v {
-            Some(Value::String(s)) => vec![s.clone()],
-            other => string_list(other),
-        }
-    };
-    let applies = |s: &Value| {
-        strings(s.get("Action"))
-            .iter()
-            .any(|a| wildcard(a, "execute-api:Invoke", true))
-            && strings(s.get("Resource"))
-                .iter()
-                .any(|r| wildcard(r, route_arn, false))
-    };
-    fn effect(s: &Value) -> &str {
-        s.get("Effect").and_then(Value::as_str).unwrap_or("")
-    }
-    let denied = statements.iter().any(|s| effect(s) == "Deny" && applies(s));
-    let allowed = !denied
-        && statements
-            .iter()
-            .any(|s| effect(s) == "Allow" && applies(s));
+    // The policy is decided by IAM's own evaluator, as an identity policy of
+    // the caller the authorizer vouched for (AWS: Action/NotAction,
+    // Resource/NotResource with wildcards, Condition, a matching Deny wins).
+    let policy =
+        PolicyDocument::from_json(answer.get("policyDocument")?, PolicyKind::Identity).ok()?;
+    let verdict = policy.evaluate(&Request {
+        action: "execute-api:Invoke",
+        resource: route_arn,
+        principal: &RequestPrincipal::Anonymous,
+        context: &RequestContext::new(),
+    });
+    let allowed = verdict.allowed && !verdict.denied;
     Some(LambdaVerdict {
         allowed,
         principal_id,
@@ -213,7 +198,23 @@ mod tests {
         let v = read_lambda_answer(allow, false, ARN).unwrap();
         assert!(v.allowed);
         assert_eq!(v.principal_id.as_deref(), Some("me"));
-        let deny = br#"{"principalId":"me","policyDocument":{"Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"*"},{"Action":"execute-api:Invoke","Effect":"Deny","Resource":["arn:aws:execute-api:*"]}]}}"#;
+        let deny = br#"{"principalId":"me","policyDocument":{"Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"*"},{"Action":"execute-api:Invoke","Effect":"Deny","Resource":["arn:aws:execute-api:*:*:*"]}]}}"#;
         assert!(!read_lambda_answer(deny, false, ARN).unwrap().allowed);
+    }
+
+    #[test]
+    fn policy_answers_are_decided_by_iams_evaluator() {
+        // NotResource and a condition are IAM's grammar, not a subset of it.
+        let not_resource = br#"{"principalId":"me","policyDocument":{"Statement":[{"Action":"execute-api:*","Effect":"Allow","NotResource":"arn:aws:execute-api:us-east-1:000000000000:other/*"}]}}"#;
+        assert!(
+            read_lambda_answer(not_resource, false, ARN)
+                .unwrap()
+                .allowed
+        );
+        let conditioned = br#"{"principalId":"me","policyDocument":{"Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}}"#;
+        assert!(!read_lambda_answer(conditioned, false, ARN).unwrap().allowed);
+        // A document IAM would refuse is a malformed answer (a 500, as AWS).
+        let malformed = br#"{"principalId":"me","policyDocument":{"Statement":[{"Effect":"Allow","Resource":"*"}]}}"#;
+        assert!(read_lambda_answer(malformed, false, ARN).is_none());
     }
 }

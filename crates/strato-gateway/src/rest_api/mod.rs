@@ -46,6 +46,9 @@ pub struct RestApiService {
     pub metrics: Arc<dyn ApiMetricsSink>,
     /// Access keys, for methods with `AWS_IAM` authorization.
     pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
+    /// What an `AWS_IAM` method's signer may do (`execute-api:Invoke`),
+    /// when IAM is enforced.
+    pub iam: Arc<strato_iam::Iam>,
 }
 
 impl RestApiService {
@@ -57,6 +60,7 @@ impl RestApiService {
         access_logs: AccessLogWriter,
         metrics: Arc<dyn ApiMetricsSink>,
         credentials: Arc<dyn CredentialLookup + Send + Sync>,
+        iam: Arc<strato_iam::Iam>,
     ) -> RestResult<Arc<RestApiService>> {
         let service = Arc::new(RestApiService {
             store,
@@ -66,6 +70,7 @@ impl RestApiService {
             access_logs,
             metrics,
             credentials,
+            iam,
         });
         live::load_all(&service).await?;
         let weak = Arc::downgrade(&service);

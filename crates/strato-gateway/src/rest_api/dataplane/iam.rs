@@ -7,6 +7,9 @@ use super::RequestContext;
 use crate::rest_api::live::RouteMatch;
 use crate::rest_api::RestApiService;
 
+/// The IAM action that calling an API method is.
+const EXECUTE_API_INVOKE: &str = "execute-api:Invoke";
+
 /// The signer of a request to an `AWS_IAM` method.
 #[derive(Debug, Clone)]
 pub(super) struct IamCaller {
@@ -15,9 +18,12 @@ pub(super) struct IamCaller {
 }
 
 /// SigV4 (service `execute-api`, the API's region) as AWS checks it for
-/// `AWS_IAM` methods. Strato's keys act as their account's administrator,
-/// so any key of the API's own account may invoke it; another account's
-/// is refused as an identity without permission.
+/// `AWS_IAM` methods, then the signer's permission to
+/// `execute-api:Invoke` the method's ARN: an account's root may invoke its
+/// own APIs; an IAM user or role session only as its policies allow (under
+/// `--iam enforce`; with IAM off every key of the account may). Another
+/// account's signer is refused: REST API resource policies, the only way
+/// AWS lets one in, are not served.
 pub(super) fn authenticate_iam(
     service: &RestApiService,
     context: &RequestContext<'_>,
@@ -49,25 +55,40 @@ pub(super) fn authenticate_iam(
             "InvalidSignatureException",
         ));
     }
+    let resource = format!(
+        "arn:aws:execute-api:{}:{}:{}/{}/{}{}",
+        context.api.region,
+        context.api.account,
+        context.api.id,
+        context.stage.name,
+        parts.method.as_str(),
+        route.resource.path,
+    );
     if verified.account_id != context.api.account {
-        let resource = format!(
-            "arn:aws:execute-api:{}:{}:{}/{}/{}{}",
-            context.api.region,
-            context.api.account,
-            context.api.id,
-            context.stage.name,
-            parts.method.as_str(),
-            route.resource.path,
-        );
         return Err((
             StatusCode::FORBIDDEN,
             format!(
-                "User: arn:aws:iam::{}:root is not authorized to perform: execute-api:Invoke on resource: {resource}",
+                "User: arn:aws:iam::{}:root is not authorized to perform: {EXECUTE_API_INVOKE} on resource: {resource}",
                 verified.account_id
             ),
             "AccessDeniedException",
         ));
     }
+    service
+        .iam
+        .authorize(
+            &verified.access_key_id,
+            EXECUTE_API_INVOKE,
+            &resource,
+            strato_iam::policy::RequestContext::new(),
+        )
+        .map_err(|denied| {
+            (
+                StatusCode::FORBIDDEN,
+                denied.message,
+                "AccessDeniedException",
+            )
+        })?;
     Ok(IamCaller {
         access_key_id: verified.access_key_id,
         account_id: verified.account_id,

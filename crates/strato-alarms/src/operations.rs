@@ -461,11 +461,7 @@ impl Scope<'_> {
         let alarm = self.resource(input)?;
         Ok(Doc::map().with(
             "Tags",
-            alarm
-                .tags
-                .iter()
-                .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
-                .collect::<Vec<_>>(),
+            Doc::tag_list(alarm.tags.iter().map(|(k, v)| (k, v))),
         ))
     }
 }

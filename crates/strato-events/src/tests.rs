@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::json;
 use strato_engine::async_invoke::{
     Content, DeadLetterAttributes, Delivery, DeliveryError, EventSink, EventSinks, ServiceEvent,

@@ -83,7 +83,7 @@ pub async fn put(
         .values()
         .fold(0u32, |total, c| total.saturating_add(c.requested));
     if reserved < provisioned {
-        // Sic: AWS's message has two spaces after the member on.name.
+        // Sic: AWS's message has two spaces after the member name.
         return Err(AwsError::invalid_parameter(format!(
             "ReservedConcurrentExecutions  {reserved} should not be lower than function's total provisioned concurrency [{provisioned}]."
         ))

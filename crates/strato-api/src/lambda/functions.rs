@@ -793,7 +793,7 @@ pub async fn update_configuration(
     let r = function_ref(&on.caller, &on.name, None, "UpdateFunctionConfiguration")?;
     if r.qualifier.is_some() {
         return Err(AwsError::invalid_parameter(
-            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function on.name or an unqualified function ARN.",
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
         )
         .into());
     }
@@ -926,7 +926,7 @@ pub async fn update_code(
     let r = function_ref(&on.caller, &on.name, None, "UpdateFunctionCode")?;
     if r.qualifier.is_some() {
         return Err(AwsError::invalid_parameter(
-            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function on.name or an unqualified function ARN.",
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
         )
         .into());
     }

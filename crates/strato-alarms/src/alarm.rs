@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use strato_model::wire::{Doc, ServiceError};
 
-use crate::error::{combination, invalid_value, missing, not_in_enum, validation};
+use crate::error::{combination, invalid_value, not_in_enum, required, required_as, validation};
 use crate::evaluate::iso_time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,10 +143,7 @@ fn pairs_of(
     value: &str,
 ) -> Result<Vec<(String, String)>, ServiceError> {
     let text = |item: &Doc, name: &str| {
-        item.get(name)
-            .and_then(Doc::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| missing(&format!("{member}.member.{name}")))
+        required_as(item, name, Doc::as_str, &format!("{member}.member.{name}")).map(str::to_string)
     };
     doc.and_then(Doc::as_list)
         .unwrap_or_default()
@@ -198,13 +195,6 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-fn required_str<'a>(input: &'a Doc, member: &str) -> Result<&'a str, ServiceError> {
-    input
-        .get(member)
-        .and_then(Doc::as_str)
-        .ok_or_else(|| missing(member))
-}
-
 /// Tags `[{Key, Value}]`.
 pub fn tags_of(doc: Option<&Doc>) -> Result<Vec<(String, String)>, ServiceError> {
     pairs_of(doc, "Tags", "Key", "Value")
@@ -218,7 +208,7 @@ impl Alarm {
         input: &Doc,
         now_ms: i64,
     ) -> Result<Alarm, ServiceError> {
-        let name = required_str(input, "AlarmName")?;
+        let name = required(input, "AlarmName", Doc::as_str)?;
         if name.is_empty() || name.chars().count() > 255 {
             return Err(validation(format!(
                 "1 validation error detected: Value '{name}' at 'alarmName' failed to satisfy constraint: Member must have length less than or equal to 255"
@@ -230,11 +220,8 @@ impl Alarm {
                 "1 validation error detected: Value at 'alarmDescription' failed to satisfy constraint: Member must have length less than or equal to 1024",
             ));
         }
-        let evaluation_periods = input
-            .get("EvaluationPeriods")
-            .and_then(Doc::as_i64)
-            .ok_or_else(|| missing("EvaluationPeriods"))?;
-        let comparison = Comparison::parse(required_str(input, "ComparisonOperator")?)?;
+        let evaluation_periods = required(input, "EvaluationPeriods", Doc::as_i64)?;
+        let comparison = Comparison::parse(required(input, "ComparisonOperator", Doc::as_str)?)?;
         if input.get("Metrics").is_some() {
             return Err(invalid_value(
                 "Strato does not evaluate metric math alarms (Metrics); give MetricName, Namespace, Statistic and Period instead.",
@@ -245,8 +232,8 @@ impl Alarm {
                 "Strato does not support anomaly detection alarms (ThresholdMetricId).",
             ));
         }
-        let metric_name = required_str(input, "MetricName")?;
-        let namespace = required_str(input, "Namespace")?;
+        let metric_name = required(input, "MetricName", Doc::as_str)?;
+        let namespace = required(input, "Namespace", Doc::as_str)?;
         let statistic = input.get("Statistic").and_then(Doc::as_str);
         let extended = input.get("ExtendedStatistic").and_then(Doc::as_str);
         match (statistic, extended) {
@@ -270,10 +257,7 @@ impl Alarm {
             }
             _ => {}
         }
-        let period = input
-            .get("Period")
-            .and_then(Doc::as_i64)
-            .ok_or_else(|| missing("Period"))?;
+        let period = required(input, "Period", Doc::as_i64)?;
         if period < 60 || period % 60 != 0 {
             return Err(invalid_value(format!(
                 "The parameter Period must be a multiple of 60 (Strato keeps metrics at one-minute resolution), not {period}."
@@ -302,10 +286,7 @@ impl Alarm {
                 ));
             }
         }
-        let threshold = input
-            .get("Threshold")
-            .and_then(Doc::as_f64)
-            .ok_or_else(|| missing("Threshold"))?;
+        let threshold = required(input, "Threshold", Doc::as_f64)?;
         let treat_missing_data = input.get("TreatMissingData").and_then(Doc::as_str);
         if let Some(t) = treat_missing_data {
             if !TREATMENTS.contains(&t) {

@@ -1,7 +1,7 @@
 //! CloudWatch's error answers, with the query-protocol codes its
 //! awsQueryCompatible trait sends (`InvalidParameterValue`, ...).
 
-use strato_model::wire::ServiceError;
+use strato_model::wire::{Doc, ServiceError};
 
 pub fn invalid_value(message: impl Into<String>) -> ServiceError {
     ServiceError::new("InvalidParameterValueException", message)
@@ -14,6 +14,27 @@ pub fn missing(member: &str) -> ServiceError {
         format!("The parameter {member} is required."),
     )
     .query_compatible("MissingParameter")
+}
+
+/// The member `key` of `input` as `read` takes it (`Doc::as_str`,
+/// `Doc::as_i64`, ...), or CloudWatch's `MissingParameter` answer naming it.
+pub fn required<'a, T>(
+    input: &'a Doc,
+    key: &str,
+    read: fn(&'a Doc) -> Option<T>,
+) -> Result<T, ServiceError> {
+    required_as(input, key, read, key)
+}
+
+/// [`required`] for a member of a nested structure or list, which AWS's
+/// answer names by its whole path (`MetricDataQueries.member.Id`).
+pub fn required_as<'a, T>(
+    input: &'a Doc,
+    key: &str,
+    read: fn(&'a Doc) -> Option<T>,
+    path: &str,
+) -> Result<T, ServiceError> {
+    input.get(key).and_then(read).ok_or_else(|| missing(path))
 }
 
 pub fn combination(message: impl Into<String>) -> ServiceError {

@@ -4,7 +4,7 @@ use strato_model::wire::{Doc, OpResult, ServiceError};
 
 use crate::alarm::{tags_of, Alarm, StateValue, STATE_VALUES};
 use crate::error::{
-    combination, internal, invalid_token, invalid_value, missing, not_found, not_in_enum,
+    combination, internal, invalid_token, invalid_value, missing, not_found, not_in_enum, required,
     validation,
 };
 use crate::history::{self, HistoryItem};
@@ -213,14 +213,8 @@ impl Scope<'_> {
     }
 
     fn describe_alarms_for_metric(&self, input: &Doc) -> OpResult {
-        let metric = input
-            .get("MetricName")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("MetricName"))?;
-        let namespace = input
-            .get("Namespace")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("Namespace"))?;
+        let metric = required(input, "MetricName", Doc::as_str)?;
+        let namespace = required(input, "Namespace", Doc::as_str)?;
         let statistic = input.get("Statistic").and_then(Doc::as_str);
         let extended = input.get("ExtendedStatistic").and_then(Doc::as_str);
         let period = input.get("Period").and_then(Doc::as_i64);
@@ -344,20 +338,11 @@ impl Scope<'_> {
     }
 
     async fn set_alarm_state(&self, input: &Doc) -> OpResult {
-        let name = input
-            .get("AlarmName")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("AlarmName"))?;
-        let value = input
-            .get("StateValue")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("StateValue"))?;
+        let name = required(input, "AlarmName", Doc::as_str)?;
+        let value = required(input, "StateValue", Doc::as_str)?;
         let value = StateValue::parse(value)
             .ok_or_else(|| not_in_enum(value, "stateValue", &STATE_VALUES))?;
-        let reason = input
-            .get("StateReason")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("StateReason"))?;
+        let reason = required(input, "StateReason", Doc::as_str)?;
         let reason_data = input.get("StateReasonData").and_then(Doc::as_str);
         if let Some(data) = reason_data {
             if serde_json::from_str::<serde_json::Value>(data).is_err() {
@@ -406,10 +391,7 @@ impl Scope<'_> {
 
     /// The alarm a `ResourceARN` names, in the caller's account and region.
     fn resource(&self, input: &Doc) -> Result<Alarm, ServiceError> {
-        let arn = input
-            .get("ResourceARN")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing("ResourceARN"))?;
+        let arn = required(input, "ResourceARN", Doc::as_str)?;
         let parts: Vec<&str> = arn.splitn(7, ':').collect();
         match parts.as_slice() {
             ["arn", _, "cloudwatch", region, account, "alarm", name]
@@ -479,11 +461,7 @@ impl Scope<'_> {
         let alarm = self.resource(input)?;
         Ok(Doc::map().with(
             "Tags",
-            alarm
-                .tags
-                .iter()
-                .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
-                .collect::<Vec<_>>(),
+            Doc::tag_list(alarm.tags.iter().map(|(k, v)| (k, v))),
         ))
     }
 }

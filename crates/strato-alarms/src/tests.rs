@@ -1,6 +1,6 @@
 use std::sync::Mutex as StdMutex;
 
-use strato_engine::async_invoke::{DeadLetterAttributes, DeliveryError, ServiceEventBus};
+use strato_engine::async_invoke::{Content, Delivery, DeliveryError, ServiceEventBus};
 use strato_observe::metrics::Bucket;
 use strato_observe::MetricsConfig;
 use strato_store::SqliteStore;
@@ -20,30 +20,18 @@ struct Recording {
 
 #[async_trait::async_trait]
 impl EventSink for Recording {
-    async fn deliver_record(
-        &self,
-        _account: &str,
-        _region: &str,
-        destination: &str,
-        record: Bytes,
-    ) -> Result<(), DeliveryError> {
-        let json = serde_json::from_slice(&record).unwrap();
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        let Delivery { to, content } = delivery;
+        assert!(
+            !matches!(content, Content::DeadLetter { .. }),
+            "alarms never dead-letter"
+        );
+        let json = serde_json::from_slice(&content.into_body()).unwrap();
         self.records
             .lock()
             .unwrap()
-            .push((destination.to_string(), json));
+            .push((to.arn.to_string(), json));
         Ok(())
-    }
-
-    async fn deliver_dead_letter(
-        &self,
-        _account: &str,
-        _region: &str,
-        _target: &str,
-        _payload: Bytes,
-        _attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError> {
-        unreachable!("alarms never dead-letter")
     }
 }
 

@@ -35,8 +35,8 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use serde_json::Value;
 use strato_engine::async_invoke::{
-    AwsServiceEvent, DeadLetterAttributes, DeliveryError, EventSink, EventSinks, ServiceEventBus,
-    ServiceEvents,
+    AwsServiceEvent, Content, Delivery as SinkDelivery, DeliveryError, Destination, EventSink,
+    EventSinks, ServiceEventBus, ServiceEvents,
 };
 use strato_model::wire::{Doc, OpResult, ServiceError};
 use strato_model::Caller;
@@ -407,13 +407,17 @@ fn delivery_error(destination: &str, e: &ServiceError) -> DeliveryError {
 /// "Lambda Function Invocation Result" events on that bus.
 #[async_trait::async_trait]
 impl EventSink for EventsService {
-    async fn deliver_record(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-    ) -> Result<(), DeliveryError> {
+    async fn deliver(&self, delivery: SinkDelivery<'_>) -> Result<(), DeliveryError> {
+        let Destination {
+            account,
+            region,
+            arn: destination,
+        } = delivery.to;
+        if let Content::DeadLetter { .. } = delivery.content {
+            // Lambda's dead-letter targets are queues and topics, never buses.
+            return Err(DeliveryError::Unsupported(destination.to_string()));
+        }
+        let record = delivery.content.into_body();
         let prefix = format!("arn:aws:events:{region}:{account}:event-bus/");
         let bus = destination
             .strip_prefix(&prefix)
@@ -449,18 +453,6 @@ impl EventSink for EventsService {
         self.put_on_bus(account, region, bus, &event)
             .await
             .map_err(|e| delivery_error(destination, &e))
-    }
-
-    async fn deliver_dead_letter(
-        &self,
-        _account: &str,
-        _region: &str,
-        target: &str,
-        _payload: Bytes,
-        _attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError> {
-        // Lambda's dead-letter targets are queues and topics, never buses.
-        Err(DeliveryError::Unsupported(target.to_string()))
     }
 }
 

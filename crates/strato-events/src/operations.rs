@@ -117,14 +117,6 @@ fn tags_of(input: &Doc, member: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn tags_doc(tags: &BTreeMap<String, String>) -> Doc {
-    Doc::List(
-        tags.iter()
-            .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
-            .collect(),
-    )
-}
-
 // ---- buses ----
 
 fn existing_bus(
@@ -843,5 +835,5 @@ fn list_tags_for_resource(events: &EventsService, caller: &Caller, input: &Doc) 
             .map(|b| b.tags)
             .unwrap_or_default(),
     };
-    Ok(Doc::map().with("Tags", tags_doc(&tags)))
+    Ok(Doc::map().with("Tags", Doc::tag_list(&tags)))
 }

@@ -535,12 +535,7 @@ async fn untag_group(events: &EventsService, caller: &Caller, input: &Doc) -> Op
 /// ListTagsForResource (`GET /tags/{ResourceArn}`).
 fn list_group_tags(events: &EventsService, caller: &Caller, input: &Doc) -> OpResult {
     let group = tagged_group(events, caller, input)?;
-    let tags = group
-        .tags
-        .iter()
-        .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
-        .collect();
-    Ok(Doc::map().with("Tags", Doc::List(tags)))
+    Ok(Doc::map().with("Tags", Doc::tag_list(&group.tags)))
 }
 
 impl EventsService {

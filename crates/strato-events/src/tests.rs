@@ -5,10 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::json;
 use strato_engine::async_invoke::{
-    DeadLetterAttributes, DeliveryError, EventSink, EventSinks, MessageGroup, ServiceEvent,
+    Content, DeadLetterAttributes, Delivery, DeliveryError, EventSink, EventSinks, ServiceEvent,
     ServiceEventError, ServiceEvents,
 };
 use strato_model::wire::{Doc, OpResult};
@@ -61,55 +60,30 @@ impl Queues {
 
 #[async_trait::async_trait]
 impl EventSink for Queues {
-    async fn deliver_record(
-        &self,
-        _account: &str,
-        _region: &str,
-        destination: &str,
-        record: Bytes,
-    ) -> Result<(), DeliveryError> {
-        if destination.ends_with(":broken") {
-            return Err(DeliveryError::Failed {
-                destination: destination.into(),
-                reason: "throttled".into(),
-            });
-        }
-        let body = String::from_utf8(record.to_vec()).unwrap();
-        self.got
-            .lock()
-            .unwrap()
-            .push((destination.to_string(), body));
-        Ok(())
-    }
-
-    async fn deliver_grouped(
-        &self,
-        _account: &str,
-        _region: &str,
-        destination: &str,
-        record: Bytes,
-        group: MessageGroup,
-    ) -> Result<(), DeliveryError> {
-        let body = String::from_utf8(record.to_vec()).unwrap();
-        let label = format!("{destination} {} {}", group.group_id, group.dedup_id);
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        let Delivery { to, content } = delivery;
+        let (label, body) = match content {
+            Content::DeadLetter {
+                payload,
+                attributes,
+            } => {
+                self.dead.lock().unwrap().push(attributes);
+                (format!("dlq {}", to.arn), payload)
+            }
+            Content::Grouped { record, group } => {
+                let label = format!("{} {} {}", to.arn, group.group_id, group.dedup_id);
+                (label, record)
+            }
+            _ if to.arn.ends_with(":broken") => {
+                return Err(DeliveryError::Failed {
+                    destination: to.arn.into(),
+                    reason: "throttled".into(),
+                });
+            }
+            other => (to.arn.to_string(), other.into_body()),
+        };
+        let body = String::from_utf8(body.to_vec()).unwrap();
         self.got.lock().unwrap().push((label, body));
-        Ok(())
-    }
-
-    async fn deliver_dead_letter(
-        &self,
-        _account: &str,
-        _region: &str,
-        target: &str,
-        payload: Bytes,
-        attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError> {
-        let body = String::from_utf8(payload.to_vec()).unwrap();
-        self.dead.lock().unwrap().push(attributes);
-        self.got
-            .lock()
-            .unwrap()
-            .push((format!("dlq {target}"), body));
         Ok(())
     }
 }

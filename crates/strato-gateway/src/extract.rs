@@ -1,9 +1,11 @@
 //! Extractors the control-plane handlers share, so each handler states what
 //! it needs (the signed-in caller, a typed body) instead of unpacking it.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::ExtensionRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -25,6 +27,73 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Extension(caller) = Extension::<Caller>::from_request_parts(parts, state).await?;
         Ok(Authenticated(caller))
+    }
+}
+
+/// What a control-plane handler of one API (`.../{apiId}/...`) works from:
+/// the API Gateway service the router serves, the signed-in caller and the
+/// API's id. Rejected as its parts are: [`Authenticated`], then the path.
+#[derive(Debug)]
+pub struct ApiRequest<S> {
+    pub service: Arc<S>,
+    pub caller: Caller,
+    pub api_id: String,
+}
+
+/// [`ApiRequest`] for one child of an API (`.../{apiId}/{children}/{id}`:
+/// a route, a stage, a resource, ...), with the child's id.
+#[derive(Debug)]
+pub struct ChildRequest<S> {
+    pub service: Arc<S>,
+    pub caller: Caller,
+    pub api_id: String,
+    pub id: String,
+}
+
+/// The caller and the path parameters `P`, rejected as their extractors are.
+pub async fn caller_and_path<P, S>(
+    parts: &mut Parts,
+    state: &Arc<S>,
+) -> Result<(Caller, P), Response>
+where
+    P: DeserializeOwned + Send + 'static,
+    S: Send + Sync + 'static,
+{
+    let Authenticated(caller) = Authenticated::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Path(params) = Path::<P>::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((caller, params))
+}
+
+impl<S: Send + Sync + 'static> FromRequestParts<Arc<S>> for ApiRequest<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Response> {
+        let (caller, api_id) = caller_and_path(parts, state).await?;
+        let service = Arc::clone(state);
+        Ok(ApiRequest {
+            service,
+            caller,
+            api_id,
+        })
+    }
+}
+
+impl<S: Send + Sync + 'static> FromRequestParts<Arc<S>> for ChildRequest<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Response> {
+        let (caller, (api_id, id)) = caller_and_path(parts, state).await?;
+        let service = Arc::clone(state);
+        Ok(ChildRequest {
+            service,
+            caller,
+            api_id,
+            id,
+        })
     }
 }
 

@@ -229,36 +229,10 @@ impl Kind {
             }
         }
         if !e.tags.is_empty() && (full || self == Kind::Role) {
-            doc = doc.with("Tags", tags_doc(&e.tags));
+            doc = doc.with("Tags", Doc::tag_list(e.tags.iter().map(|(k, v)| (k, v))));
         }
         doc
     }
-}
-
-fn tags_doc(tags: &[(String, String)]) -> Doc {
-    Doc::List(
-        tags.iter()
-            .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
-            .collect(),
-    )
-}
-
-fn tags_in(input: &Doc) -> Vec<(String, String)> {
-    input
-        .get("Tags")
-        .and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.get("Key")?.as_str()?.to_string(),
-                t.get("Value")
-                    .and_then(Doc::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            ))
-        })
-        .collect()
 }
 
 /// `Marker`/`MaxItems` paging over an ordered list.
@@ -432,7 +406,7 @@ fn create_entity(iam: &Iam, acct: &str, kind: Kind, input: &Doc) -> OpResult {
             .and_then(Doc::as_str)
             .map(str::to_string),
         max_session_duration,
-        tags: tags_in(input),
+        tags: input.tag_pairs("Tags"),
         ..Entity::default()
     };
     let doc = kind.describe(&entity, false);
@@ -613,7 +587,7 @@ fn tagged_kind(action: &str) -> Kind {
 fn tag(iam: &Iam, acct: &str, action: &str, input: &Doc) -> OpResult {
     let kind = tagged_kind(action);
     let name = required(input, kind.name_member(), kind.wire_name())?;
-    let tags = tags_in(input);
+    let tags = input.tag_pairs("Tags");
     change_entity(iam, acct, kind, name, |e| {
         for (k, v) in tags {
             e.tags.retain(|(old, _)| *old != k);
@@ -628,7 +602,7 @@ fn list_tags(iam: &Iam, acct: &str, action: &str, input: &Doc) -> OpResult {
     let name = required(input, kind.name_member(), kind.wire_name())?;
     with_entity(iam, acct, kind, name, |_, e| {
         Doc::map()
-            .with("Tags", tags_doc(&e.tags))
+            .with("Tags", Doc::tag_list(e.tags.iter().map(|(k, v)| (k, v))))
             .with("IsTruncated", Doc::Bool(false))
     })
 }

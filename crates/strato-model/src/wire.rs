@@ -48,6 +48,29 @@ impl Doc {
         }
     }
 
+    /// AWS's tag list, `[{"Key": k, "Value": v}, ...]`, in the order given.
+    pub fn tag_list<K: AsRef<str>, V: AsRef<str>>(tags: impl IntoIterator<Item = (K, V)>) -> Doc {
+        Doc::List(
+            tags.into_iter()
+                .map(|(k, v)| Doc::map().with("Key", k.as_ref()).with("Value", v.as_ref()))
+                .collect(),
+        )
+    }
+
+    /// The `(Key, Value)` pairs of the tag list in the member `key`: a tag
+    /// without a `Key` is passed over, one without a `Value` has an empty one.
+    pub fn tag_pairs(&self, key: &str) -> Vec<(String, String)> {
+        self.get(key)
+            .and_then(Doc::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| {
+                let value = t.get("Value").and_then(Doc::as_str).unwrap_or_default();
+                Some((t.get("Key")?.as_str()?.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
     pub fn get(&self, key: &str) -> Option<&Doc> {
         match self {
             Doc::Map(members) | Doc::Dict(members) => members

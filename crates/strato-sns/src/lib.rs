@@ -29,11 +29,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use strato_engine::async_invoke::{
-    DeadLetterAttributes, DeliveryError, EventSink, ServiceEvents, ServiceOrigin,
+    Content, Delivery, DeliveryError, EventSink, ServiceEvents, ServiceOrigin,
 };
 use strato_model::wire::{Doc, OpResult};
 use strato_model::Caller;
@@ -489,64 +488,22 @@ impl SnsService {
     }
 }
 
+/// A topic publishes what it is delivered; a delivery made as a service
+/// ([`Delivery::origin`]) only when the topic's policy admits that service.
 #[async_trait::async_trait]
 impl EventSink for SnsService {
-    async fn deliver_record(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-    ) -> Result<(), DeliveryError> {
-        let text = String::from_utf8_lossy(&record).into_owned();
-        self.publish_internal(account, region, destination, text, None, Vec::new())
-            .await
-    }
-
-    async fn deliver_as(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-        origin: ServiceOrigin<'_>,
-    ) -> Result<(), DeliveryError> {
-        self.admit(destination, &origin)?;
-        self.deliver_record(account, region, destination, record)
-            .await
-    }
-
-    async fn deliver_notification(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        subject: &str,
-        message: Bytes,
-        origin: ServiceOrigin<'_>,
-    ) -> Result<(), DeliveryError> {
-        self.admit(destination, &origin)?;
-        let text = String::from_utf8_lossy(&message).into_owned();
-        let subject = Some(subject.to_string());
-        self.publish_internal(account, region, destination, text, subject, Vec::new())
-            .await
-    }
-
-    async fn deliver_dead_letter(
-        &self,
-        account: &str,
-        region: &str,
-        target: &str,
-        payload: Bytes,
-        attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError> {
-        let text = String::from_utf8_lossy(&payload).into_owned();
-        let attributes = attributes
-            .attributes
-            .iter()
-            .map(|(name, value)| MessageAttribute::string(name, value))
-            .collect();
-        self.publish_internal(account, region, target, text, None, attributes)
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        let Delivery { to, content } = delivery;
+        if let Some(origin) = content.origin() {
+            self.admit(to.arn, origin)?;
+        }
+        let (subject, attributes) = match &content {
+            Content::Notification { subject, .. } => (Some(subject.to_string()), Vec::new()),
+            Content::DeadLetter { attributes, .. } => (None, attributes.message_attributes()),
+            Content::Record(_) | Content::As { .. } | Content::Grouped { .. } => (None, Vec::new()),
+        };
+        let text = String::from_utf8_lossy(&content.into_body()).into_owned();
+        self.publish_internal(to.account, to.region, to.arn, text, subject, attributes)
             .await
     }
 }

@@ -13,33 +13,11 @@ const MAX_TAGS: usize = 50;
 
 pub(crate) fn list_tags(sns: &SnsService, request: SnsRequest<'_>, input: &Doc) -> OpResult {
     let topic = tagged_topic(sns, request, input)?;
-    Ok(Doc::map().with("Tags", tag_list(&topic.tags)))
+    Ok(Doc::map().with("Tags", Doc::tag_list(&topic.tags)))
 }
 
 pub(crate) fn tags_of(input: &Doc) -> BTreeMap<String, String> {
-    input
-        .get("Tags")
-        .and_then(Doc::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.get("Key")?.as_str()?.to_string(),
-                t.get("Value")
-                    .and_then(Doc::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            ))
-        })
-        .collect()
-}
-
-fn tag_list(tags: &BTreeMap<String, String>) -> Doc {
-    Doc::List(
-        tags.iter()
-            .map(|(k, v)| Doc::map().with("Key", k.as_str()).with("Value", v.as_str()))
-            .collect(),
-    )
+    input.tag_pairs("Tags").into_iter().collect()
 }
 
 fn tagged_topic(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strato_engine::async_invoke::{DeadLetterAttributes, DeliveryError, EventSink, MessageGroup};
+use strato_engine::async_invoke::{Content, Delivery, DeliveryError, EventSink};
 use strato_engine::event_source::SqsQueues;
 use strato_engine::event_source::{SqsQueueFacts, SqsRecord, SqsSourceError};
 use strato_queue::{NewMessage, QueueError};
@@ -126,19 +126,6 @@ impl SqsService {
         })
     }
 
-    /// Sends one message on the platform's behalf (destinations, DLQs).
-    async fn deliver(
-        &self,
-        account: &str,
-        region: &str,
-        arn: &str,
-        body: Bytes,
-        attributes: Vec<MessageAttribute>,
-    ) -> Result<(), DeliveryError> {
-        self.deliver_message(account, region, arn, body, attributes, None)
-            .await
-    }
-
     /// Sends one message for another service (an SNS subscription): with
     /// its message attributes and, to a FIFO queue, the (group, dedup) ids
     /// it gives (fresh ones when it gives none). Durable when it returns Ok.
@@ -200,46 +187,23 @@ impl SqsService {
     }
 }
 
+/// A queue takes every delivery as a message: a dead letter with the
+/// failing service's attributes, a grouped one in its message group.
 #[async_trait::async_trait]
 impl EventSink for SqsService {
-    async fn deliver_record(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-    ) -> Result<(), DeliveryError> {
-        self.deliver(account, region, destination, record, Vec::new())
-            .await
-    }
-
-    async fn deliver_dead_letter(
-        &self,
-        account: &str,
-        region: &str,
-        target: &str,
-        payload: Bytes,
-        attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError> {
-        let attributes = attributes
-            .attributes
-            .iter()
-            .map(|(name, value)| MessageAttribute::string(name, value))
-            .collect();
-        self.deliver(account, region, target, payload, attributes)
-            .await
-    }
-
-    async fn deliver_grouped(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-        group: MessageGroup,
-    ) -> Result<(), DeliveryError> {
-        let ids = Some((group.group_id, group.dedup_id));
-        self.deliver_message(account, region, destination, record, Vec::new(), ids)
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        let Delivery { to, content } = delivery;
+        let (body, attributes, fifo_ids) = match content {
+            Content::DeadLetter {
+                payload,
+                attributes,
+            } => (payload, attributes.message_attributes(), None),
+            Content::Grouped { record, group } => {
+                (record, Vec::new(), Some((group.group_id, group.dedup_id)))
+            }
+            other => (other.into_body(), Vec::new(), None),
+        };
+        self.deliver_message(to.account, to.region, to.arn, body, attributes, fifo_ids)
             .await
     }
 }
@@ -247,6 +211,7 @@ impl EventSink for SqsService {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use strato_engine::async_invoke::DeadLetterAttributes;
 
     use strato_model::wire::Doc;
     use strato_model::Caller;

@@ -16,7 +16,7 @@ use strato_model::error::ValidationErrors;
 use strato_model::{Alias, AwsError, ErrorCode, FunctionRecord, LATEST};
 
 use super::versions::paginate;
-use super::{load, whole_function_ref};
+use super::{load, whole_function_ref, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
@@ -173,12 +173,10 @@ fn alias_arn(caller: &Caller, function: &str, alias: &str) -> String {
 }
 
 pub async fn create(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<CreateAliasRequest>,
 ) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "CreateAlias")?;
+    let r = whole_function_ref(&on.caller, &on.name, "CreateAlias")?;
     let mut errors = ValidationErrors::new();
     match &req.name {
         None => errors.push_raw("null", "name", "Member must not be null"),
@@ -200,13 +198,13 @@ pub async fn create(
     let (Some(alias_name), Some(version)) = (req.name, req.function_version) else {
         return Err(AwsError::validation("Name and FunctionVersion are required").into());
     };
-    load(&state, &caller, &r).await?;
-    let out_caller = caller.clone();
+    load(&on.state, &on.caller, &r).await?;
+    let out_caller = on.caller.clone();
     let description = req.description.unwrap_or_default();
     let created = alias_name.clone();
     let record = super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             if record.version(&version).is_none() {
@@ -386,19 +384,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<ListAliasesQuery>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "ListAliases")?;
+pub async fn list(on: ResourceRequest, Query(q): Query<ListAliasesQuery>) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "ListAliases")?;
     let mut errors = ValidationErrors::new();
     if let Some(v) = &q.function_version {
         check_version_text(v, &mut errors);
     }
     errors.into_result(ErrorCode::ValidationException)?;
-    let record = load(&state, &caller, &r).await?;
+    let record = load(&on.state, &on.caller, &r).await?;
     let items = record
         .aliases
         .values()

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -27,7 +27,7 @@ use strato_model::{AwsError, ErrorCode};
 use strato_store::{DocumentKey, StoreError, StoreExt};
 
 use super::versions::{paginate, PageQuery};
-use super::{unsupported, update_function, whole_function_ref};
+use super::{unsupported, update_function, whole_function_ref, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -329,42 +329,37 @@ pub async fn create(
     ))
 }
 
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    check_csc_arn(&arn, "codeSigningConfigArn")?;
-    let config = find(&state, &caller, &arn)
+pub async fn get(on: ResourceRequest) -> ApiResult<Response> {
+    check_csc_arn(&on.name, "codeSigningConfigArn")?;
+    let config = find(&on.state, &on.caller, &on.name)
         .await?
-        .ok_or_else(|| config_not_found(&arn))?;
+        .ok_or_else(|| config_not_found(&on.name))?;
     Ok(json_response(
         StatusCode::OK,
-        json!({ "CodeSigningConfig": config.to_wire(&caller.region, &caller.account_id) }),
+        json!({ "CodeSigningConfig": config.to_wire(&on.caller.region, &on.caller.account_id) }),
     ))
 }
 
 pub async fn update(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<UpdateRequest>,
 ) -> ApiResult<Response> {
-    check_csc_arn(&arn, "codeSigningConfigArn")?;
+    check_csc_arn(&on.name, "codeSigningConfigArn")?;
     let members = validate(
         req.description.as_ref(),
         req.allowed_publishers.as_ref(),
         req.code_signing_policies.as_ref(),
         false,
     )?;
-    let id = code_signing_config_id(&arn, &caller.region, &caller.account_id)
-        .ok_or_else(|| config_not_found(&arn))?;
-    let missing = config_not_found(&arn);
-    let config: CodeSigningConfig = state
+    let id = code_signing_config_id(&on.name, &on.caller.region, &on.caller.account_id)
+        .ok_or_else(|| config_not_found(&on.name))?;
+    let missing = config_not_found(&on.name);
+    let config: CodeSigningConfig = on
+        .state
         .catalog
         .store()
         .update_typed(
-            &key(&caller, id),
+            &key(&on.caller, id),
             move |current: Option<CodeSigningConfig>| {
                 let mut config = current.ok_or_else(|| ApiError::from(missing))?;
                 if let Some(description) = members.description {
@@ -383,34 +378,35 @@ pub async fn update(
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        json!({ "CodeSigningConfig": config.to_wire(&caller.region, &caller.account_id) }),
+        json!({ "CodeSigningConfig": config.to_wire(&on.caller.region, &on.caller.account_id) }),
     ))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    check_csc_arn(&arn, "codeSigningConfigArn")?;
-    let id = code_signing_config_id(&arn, &caller.region, &caller.account_id)
-        .ok_or_else(|| config_not_found(&arn))?;
-    if find(&state, &caller, &arn).await?.is_none() {
-        return Err(config_not_found(&arn).into());
+pub async fn delete(on: ResourceRequest) -> ApiResult<Response> {
+    check_csc_arn(&on.name, "codeSigningConfigArn")?;
+    let id = code_signing_config_id(&on.name, &on.caller.region, &on.caller.account_id)
+        .ok_or_else(|| config_not_found(&on.name))?;
+    if find(&on.state, &on.caller, &on.name).await?.is_none() {
+        return Err(config_not_found(&on.name).into());
     }
-    if !functions_using(&state, &caller, &arn).await?.is_empty() {
+    if !functions_using(&on.state, &on.caller, &on.name)
+        .await?
+        .is_empty()
+    {
         return Err(AwsError::conflict(format!(
-            "The code signing configuration {arn} cannot be deleted because it is used by one or more functions."
+            "The code signing configuration {} cannot be deleted because it is used by one or more functions.",
+            on.name
         ))
         .into());
     }
-    if !state
+    if !on
+        .state
         .catalog
         .store()
-        .delete_document(&key(&caller, id))
+        .delete_document(&key(&on.caller, id))
         .await?
     {
-        return Err(config_not_found(&arn).into());
+        return Err(config_not_found(&on.name).into());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -449,16 +445,14 @@ pub async fn list(
 }
 
 pub async fn list_functions(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {
-    check_csc_arn(&arn, "codeSigningConfigArn")?;
-    if find(&state, &caller, &arn).await?.is_none() {
-        return Err(config_not_found(&arn).into());
+    check_csc_arn(&on.name, "codeSigningConfigArn")?;
+    if find(&on.state, &on.caller, &on.name).await?.is_none() {
+        return Err(config_not_found(&on.name).into());
     }
-    let items = functions_using(&state, &caller, &arn)
+    let items = functions_using(&on.state, &on.caller, &on.name)
         .await?
         .into_iter()
         .map(|function| (function.clone(), json!(function)))
@@ -480,9 +474,7 @@ fn function_answer(arn: &str, function: &str) -> Response {
 }
 
 pub async fn put_function(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<FunctionConfigRequest>,
 ) -> ApiResult<Response> {
     let Some(arn) = req.code_signing_config_arn else {
@@ -492,15 +484,15 @@ pub async fn put_function(
         .into());
     };
     check_csc_arn(&arn, "codeSigningConfigArn")?;
-    let r = whole_function_ref(&caller, &name, "PutFunctionCodeSigningConfig")?;
-    super::load(&state, &caller, &r).await?;
-    if find(&state, &caller, &arn).await?.is_none() {
+    let r = whole_function_ref(&on.caller, &on.name, "PutFunctionCodeSigningConfig")?;
+    super::load(&on.state, &on.caller, &r).await?;
+    if find(&on.state, &on.caller, &arn).await?.is_none() {
         return Err(deployment_config_not_found(&arn).into());
     }
     let stored = arn.clone();
     let record = update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             record.code_signing_config_arn = Some(stored);
@@ -511,13 +503,9 @@ pub async fn put_function(
     Ok(function_answer(&arn, record.name()))
 }
 
-pub async fn get_function(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "GetFunctionCodeSigningConfig")?;
-    let record = super::load(&state, &caller, &r).await?;
+pub async fn get_function(on: ResourceRequest) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "GetFunctionCodeSigningConfig")?;
+    let record = super::load(&on.state, &on.caller, &r).await?;
     Ok(function_answer(
         record
             .code_signing_config_arn
@@ -527,15 +515,11 @@ pub async fn get_function(
     ))
 }
 
-pub async fn delete_function(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "DeleteFunctionCodeSigningConfig")?;
+pub async fn delete_function(on: ResourceRequest) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "DeleteFunctionCodeSigningConfig")?;
     update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(|record| {
             record.code_signing_config_arn = None;

@@ -5,9 +5,6 @@
 //! truth; the engine's limiter holds the same numbers in memory for
 //! admission, and is told of every change made here.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -16,11 +13,9 @@ use strato_engine::EngineError;
 use strato_model::error::ValidationErrors;
 use strato_model::{AwsError, ErrorCode};
 
-use super::{load, whole_function_ref};
+use super::{load, whole_function_ref, ResourceRequest};
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
-use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 /// Reservations are checked against the account's total and written one at
 /// a time, so two concurrent reservations cannot both take the last
@@ -58,12 +53,10 @@ pub(crate) fn invoke_error(function: &str, err: EngineError) -> AwsError {
 }
 
 pub async fn put(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<PutConcurrencyRequest>,
 ) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "PutFunctionConcurrency")?;
+    let r = whole_function_ref(&on.caller, &on.name, "PutFunctionConcurrency")?;
     let mut errors = ValidationErrors::new();
     match req.reserved {
         None => errors.push_raw(
@@ -80,8 +73,8 @@ pub async fn put(
     }
     errors.into_result(ErrorCode::ValidationException)?;
     let requested = req.reserved.unwrap_or(0);
-    let record = load(&state, &caller, &r).await?;
-    let limiter = state.engine.concurrency();
+    let record = load(&on.state, &on.caller, &r).await?;
+    let limiter = on.state.engine.concurrency();
     let _one_at_a_time = RESERVING.lock().await;
     let reserved = u32::try_from(requested)
         .map_err(|_| below_minimum(strato_engine::concurrency::MIN_UNRESERVED))?;
@@ -97,11 +90,11 @@ pub async fn put(
         .into());
     }
     limiter
-        .check_reservation(&caller.account_id, &caller.region, &r.name, reserved)
+        .check_reservation(&on.caller.account_id, &on.caller.region, &r.name, reserved)
         .map_err(below_minimum)?;
     super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             record.reserved_concurrency = Some(reserved);
@@ -109,7 +102,12 @@ pub async fn put(
         }),
     )
     .await?;
-    limiter.set_reserved(&caller.account_id, &caller.region, &r.name, Some(reserved));
+    limiter.set_reserved(
+        &on.caller.account_id,
+        &on.caller.region,
+        &r.name,
+        Some(reserved),
+    );
     Ok(json_response(
         StatusCode::OK,
         json!({ "ReservedConcurrentExecutions": reserved }),
@@ -123,13 +121,9 @@ fn below_minimum(minimum: u32) -> AwsError {
     ))
 }
 
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "GetFunctionConcurrency")?;
-    let record = load(&state, &caller, &r).await?;
+pub async fn get(on: ResourceRequest) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "GetFunctionConcurrency")?;
+    let record = load(&on.state, &on.caller, &r).await?;
     let body = match record.reserved_concurrency {
         Some(n) => json!({ "ReservedConcurrentExecutions": n }),
         None => json!({}),
@@ -137,16 +131,12 @@ pub async fn get(
     Ok(json_response(StatusCode::OK, body))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "DeleteFunctionConcurrency")?;
+pub async fn delete(on: ResourceRequest) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "DeleteFunctionConcurrency")?;
     let _one_at_a_time = RESERVING.lock().await;
     super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(|record| {
             record.reserved_concurrency = None;
@@ -154,9 +144,11 @@ pub async fn delete(
         }),
     )
     .await?;
-    state
-        .engine
-        .concurrency()
-        .set_reserved(&caller.account_id, &caller.region, &r.name, None);
+    on.state.engine.concurrency().set_reserved(
+        &on.caller.account_id,
+        &on.caller.region,
+        &r.name,
+        None,
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }

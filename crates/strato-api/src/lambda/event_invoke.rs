@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -32,12 +32,11 @@ use strato_model::{
 };
 
 use super::versions::PageQuery;
-use super::{function_ref, update_function_or};
+use super::{function_ref, update_function_or, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 /// AWS's pattern for `DestinationArn`, quoted verbatim in its validation
 /// message.
@@ -487,82 +486,69 @@ async fn write(
 }
 
 pub async fn put(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<ConfigQuery>,
     AwsJson(req): AwsJson<ConfigRequest>,
 ) -> ApiResult<Response> {
     let r = function_ref(
-        &caller,
-        &name,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "PutFunctionEventInvokeConfig",
     )?;
-    write(&state, &caller, r, req, true).await
+    write(&on.state, &on.caller, r, req, true).await
 }
 
 pub async fn update(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<ConfigQuery>,
     AwsJson(req): AwsJson<ConfigRequest>,
 ) -> ApiResult<Response> {
     let r = function_ref(
-        &caller,
-        &name,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "UpdateFunctionEventInvokeConfig",
     )?;
-    write(&state, &caller, r, req, false).await
+    write(&on.state, &on.caller, r, req, false).await
 }
 
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<ConfigQuery>,
-) -> ApiResult<Response> {
+pub async fn get(on: ResourceRequest, Query(q): Query<ConfigQuery>) -> ApiResult<Response> {
     let r = function_ref(
-        &caller,
-        &name,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "GetFunctionEventInvokeConfig",
     )?;
     let qualifier = qualifier_key(&r);
-    let record = state
+    let record = on
+        .state
         .catalog
-        .get(&caller.account_id, &caller.region, &r.name)
+        .get(&on.caller.account_id, &on.caller.region, &r.name)
         .await?;
     let config = record
         .as_ref()
         .and_then(|record| record.event_invoke_configs.get(&qualifier))
-        .ok_or_else(|| config_missing(&caller, &r.name, &qualifier))?;
+        .ok_or_else(|| config_missing(&on.caller, &r.name, &qualifier))?;
     Ok(json_response(
         StatusCode::OK,
-        wire(&caller, &r.name, &qualifier, config),
+        wire(&on.caller, &r.name, &qualifier, config),
     ))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<ConfigQuery>,
-) -> ApiResult<Response> {
+pub async fn delete(on: ResourceRequest, Query(q): Query<ConfigQuery>) -> ApiResult<Response> {
     let r = function_ref(
-        &caller,
-        &name,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "DeleteFunctionEventInvokeConfig",
     )?;
     let qualifier = qualifier_key(&r);
-    let missing = config_missing(&caller, &r.name, &qualifier);
+    let missing = config_missing(&on.caller, &r.name, &qualifier);
     let in_mutation = missing.clone();
     update_function_or(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r.name,
         Box::new(move |record| {
             record
@@ -594,23 +580,24 @@ fn list_page_size(raw: Option<&str>) -> Result<usize, AwsError> {
 /// Lists every configuration of the function, in qualifier order
 /// (`$LATEST`, versions, aliases as strings sort). A qualifier in the name
 /// does not narrow the list: the operation is about the function.
-pub async fn list(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "ListFunctionEventInvokeConfigs")?;
+pub async fn list(on: ResourceRequest, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+    let r = function_ref(&on.caller, &on.name, None, "ListFunctionEventInvokeConfigs")?;
     let limit = list_page_size(q.max_items.as_deref())?;
-    let record = state
+    let record = on
+        .state
         .catalog
-        .get(&caller.account_id, &caller.region, &r.name)
+        .get(&on.caller.account_id, &on.caller.region, &r.name)
         .await?
         .ok_or_else(function_missing)?;
     let items = record
         .event_invoke_configs
         .iter()
-        .map(|(qualifier, config)| (qualifier.clone(), wire(&caller, &r.name, qualifier, config)))
+        .map(|(qualifier, config)| {
+            (
+                qualifier.clone(),
+                wire(&on.caller, &r.name, qualifier, config),
+            )
+        })
         .collect();
     let (page, next) = super::versions::page_of(items, q.marker.as_deref(), limit)?;
     let mut body = json!({ "FunctionEventInvokeConfigs": page });

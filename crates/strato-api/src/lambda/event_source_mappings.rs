@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use dashmap::DashMap;
@@ -43,7 +43,7 @@ use strato_model::{AwsError, ErrorCode, FunctionRef};
 use strato_pattern::{Dialect, Pattern};
 use strato_store::{DocumentKey, Store, StoreError};
 
-use super::{function_ref, resolve_config, unsupported};
+use super::{function_ref, resolve_config, unsupported, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -770,24 +770,18 @@ fn transition_reason(stream: bool) -> String {
     if stream { USER_ACTION } else { USER_INITIATED }.to_string()
 }
 
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(uuid): Path<String>,
-) -> ApiResult<Response> {
-    let service = &state.event_source_mappings;
-    let mapping = service.get(&caller, &uuid)?;
+pub async fn get(on: ResourceRequest) -> ApiResult<Response> {
+    let service = &on.state.event_source_mappings;
+    let mapping = service.get(&on.caller, &on.name)?;
     Ok(json_response(StatusCode::OK, service.wire(&mapping)))
 }
 
 pub async fn update(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(uuid): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<UpdateRequest>,
 ) -> ApiResult<Response> {
-    let service = state.event_source_mappings.clone();
-    let current = service.get(&caller, &uuid)?;
+    let service = on.state.event_source_mappings.clone();
+    let current = service.get(&on.caller, &on.name)?;
     let settings = Settings {
         batch_size: req.batch_size,
         window: req.maximum_batching_window_in_seconds,
@@ -801,7 +795,7 @@ pub async fn update(
     };
     let patterns = validate_settings(&settings)?;
     check_source_members(&settings, current.stream.is_some(), |arn| {
-        state.sinks.serves(arn)
+        on.state.sinks.serves(arn)
     })?;
     if current.state.is_transitional() {
         return Err(AwsError::new(
@@ -812,7 +806,7 @@ pub async fn update(
     }
     let mut next = (*current).clone();
     if let Some(name) = req.function_name.as_deref() {
-        let r = function_ref(&caller, name, None, "UpdateEventSourceMapping")?;
+        let r = function_ref(&on.caller, name, None, "UpdateEventSourceMapping")?;
         next.function_name = r.name.clone();
         next.qualifier = r.qualifier.as_ref().map(|q| q.as_string());
     }
@@ -826,11 +820,11 @@ pub async fn update(
         account: None,
         region: None,
     };
-    let (timeout, role) = function_facts(&state, &caller, &r).await?;
+    let (timeout, role) = function_facts(&on.state, &on.caller, &r).await?;
     if req.function_name.is_some() {
         // Another function polls with another role.
         let is_stream = DynamoDbStreamArn::parse(&next.event_source_arn).is_some();
-        role_can_poll(&state, &role, &r.name, &next.event_source_arn, is_stream)?;
+        role_can_poll(&on.state, &role, &r.name, &next.event_source_arn, is_stream)?;
     }
     if let Some(n) = in_range_u32(req.batch_size) {
         next.batch_size = n;
@@ -865,17 +859,17 @@ pub async fn update(
         )?;
     }
     let _guard = service.writes.lock().await;
-    let Some(latest) = service.mappings.get(&uuid).map(|m| m.value().clone()) else {
-        return Err(not_found(&caller, &uuid).into());
+    let Some(latest) = service.mappings.get(&on.name).map(|m| m.value().clone()) else {
+        return Err(not_found(&on.caller, &on.name).into());
     };
     if let Some(given) = req.function_name.as_deref() {
         service.refuse_duplicate(
-            &caller,
+            &on.caller,
             &next.event_source_arn,
             given,
             &next.function_name,
             next.qualifier.as_deref(),
-            Some(&uuid),
+            Some(&on.name),
         )?;
     }
     if latest.last_modified != current.last_modified {
@@ -899,14 +893,10 @@ pub async fn update(
     Ok(json_response(StatusCode::ACCEPTED, wire))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(uuid): Path<String>,
-) -> ApiResult<Response> {
-    let service = state.event_source_mappings.clone();
+pub async fn delete(on: ResourceRequest) -> ApiResult<Response> {
+    let service = on.state.event_source_mappings.clone();
     let _guard = service.writes.lock().await;
-    let current = service.get(&caller, &uuid)?;
+    let current = service.get(&on.caller, &on.name)?;
     let mut next = (*current).clone();
     next.state = MappingState::Deleting;
     next.state_transition_reason = transition_reason(next.stream.is_some());

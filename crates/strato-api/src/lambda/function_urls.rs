@@ -4,9 +4,7 @@
 //! configurations and the data plane are strato-gateway's
 //! [`FunctionUrlService`](strato_gateway::function_url::FunctionUrlService).
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,12 +13,11 @@ use strato_gateway::function_url::{new_url_id, url_timestamp_now, FunctionUrlCon
 use strato_model::{AwsError, FunctionRef, Qualifier};
 
 use super::versions::PageQuery;
-use super::{function_ref, load, not_found};
+use super::{function_ref, load, not_found, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 use strato_gateway::invoker::FunctionUrlAuthType;
 
 #[derive(Deserialize)]
@@ -113,9 +110,7 @@ async fn resolve(
 }
 
 pub async fn create(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
     AwsJson(req): AwsJson<UrlConfigRequest>,
@@ -133,9 +128,9 @@ pub async fn create(
         check_cors(cors)?;
     }
     let (r, qualifier) = resolve(
-        &state,
-        &caller,
-        &name,
+        &on.state,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "CreateFunctionUrlConfig",
     )
@@ -143,8 +138,8 @@ pub async fn create(
     let now = url_timestamp_now();
     let config = FunctionUrlConfig {
         url_id: new_url_id(),
-        account: caller.account_id.clone(),
-        region: caller.region.clone(),
+        account: on.caller.account_id.clone(),
+        region: on.caller.region.clone(),
         function_name: r.name.clone(),
         qualifier,
         auth_type,
@@ -153,14 +148,14 @@ pub async fn create(
         creation_time: now.clone(),
         last_modified_time: now,
     };
-    if !state.function_urls.create(config.clone()).await? {
+    if !on.state.function_urls.create(config.clone()).await? {
         return Err(AwsError::conflict(format!(
             "Failed to create function url config for [functionArn = {}]. Error message:  FunctionUrlConfig exists for this Lambda function",
             config.function_arn()
         ))
         .into());
     }
-    let mut body = config.to_wire(&url_base(&state, &headers));
+    let mut body = config.to_wire(&url_base(&on.state, &headers));
     if let Value::Object(map) = &mut body {
         map.remove("LastModifiedTime");
     }
@@ -168,25 +163,24 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (r, qualifier) = resolve(
-        &state,
-        &caller,
-        &name,
+        &on.state,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "GetFunctionUrlConfig",
     )
     .await?;
-    let config = state
+    let config = on
+        .state
         .function_urls
         .get(
-            &caller.account_id,
-            &caller.region,
+            &on.caller.account_id,
+            &on.caller.region,
             &r.name,
             qualifier.as_deref(),
         )
@@ -194,14 +188,12 @@ pub async fn get(
         .ok_or_else(url_not_found)?;
     Ok(json_response(
         StatusCode::OK,
-        config.to_wire(&url_base(&state, &headers)),
+        config.to_wire(&url_base(&on.state, &headers)),
     ))
 }
 
 pub async fn update(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<UrlQuery>,
     headers: HeaderMap,
     AwsJson(req): AwsJson<UrlConfigRequest>,
@@ -214,18 +206,19 @@ pub async fn update(
         check_cors(cors)?;
     }
     let (r, qualifier) = resolve(
-        &state,
-        &caller,
-        &name,
+        &on.state,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "UpdateFunctionUrlConfig",
     )
     .await?;
-    let mut config = state
+    let mut config = on
+        .state
         .function_urls
         .get(
-            &caller.account_id,
-            &caller.region,
+            &on.caller.account_id,
+            &on.caller.region,
             &r.name,
             qualifier.as_deref(),
         )
@@ -241,32 +234,28 @@ pub async fn update(
         config.cors = Some(c);
     }
     config.last_modified_time = url_timestamp_now();
-    state.function_urls.put(config.clone()).await?;
+    on.state.function_urls.put(config.clone()).await?;
     Ok(json_response(
         StatusCode::OK,
-        config.to_wire(&url_base(&state, &headers)),
+        config.to_wire(&url_base(&on.state, &headers)),
     ))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<UrlQuery>,
-) -> ApiResult<Response> {
+pub async fn delete(on: ResourceRequest, Query(q): Query<UrlQuery>) -> ApiResult<Response> {
     let (r, qualifier) = resolve(
-        &state,
-        &caller,
-        &name,
+        &on.state,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "DeleteFunctionUrlConfig",
     )
     .await?;
-    if !state
+    if !on
+        .state
         .function_urls
         .delete(
-            &caller.account_id,
-            &caller.region,
+            &on.caller.account_id,
+            &on.caller.region,
             &r.name,
             qualifier.as_deref(),
         )
@@ -278,14 +267,12 @@ pub async fn delete(
 }
 
 pub async fn list(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let r = super::whole_function_ref(&caller, &name, "ListFunctionUrlConfigs")?;
-    load(&state, &caller, &r).await?;
+    let r = super::whole_function_ref(&on.caller, &on.name, "ListFunctionUrlConfigs")?;
+    load(&on.state, &on.caller, &r).await?;
     let max_items = match q.max_items.as_deref() {
         None => 50,
         Some(text) => match text.parse::<usize>() {
@@ -298,9 +285,10 @@ pub async fn list(
             }
         },
     };
-    let all = state
+    let all = on
+        .state
         .function_urls
-        .list(&caller.account_id, &caller.region, &r.name)
+        .list(&on.caller.account_id, &on.caller.region, &r.name)
         .await?;
     let start = match &q.marker {
         Some(marker) => all
@@ -311,7 +299,7 @@ pub async fn list(
         None => 0,
     };
     let rest = &all[start.min(all.len())..];
-    let base = url_base(&state, &headers);
+    let base = url_base(&on.state, &headers);
     let items: Vec<Value> = rest
         .iter()
         .take(max_items)

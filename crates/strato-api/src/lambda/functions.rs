@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Seek;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -28,7 +28,7 @@ use strato_store::StoreError;
 use super::lifecycle::{spawn_settle, PendingChange};
 use super::{
     base_url, config_wire, function_ref, load, not_found, resolve_config, unqualified_arn,
-    unsupported,
+    unsupported, ResourceRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -100,7 +100,7 @@ pub struct SnapStartInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct CreateFunctionRequest {
+pub struct CreateResourceRequest {
     function_name: Option<String>,
     runtime: Option<String>,
     role: Option<String>,
@@ -429,7 +429,7 @@ fn check_execution_role(
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     Authenticated(caller): Authenticated,
-    AwsJson(req): AwsJson<CreateFunctionRequest>,
+    AwsJson(req): AwsJson<CreateResourceRequest>,
 ) -> ApiResult<Response> {
     let mut missing = ValidationErrors::new();
     if req.function_name.is_none() {
@@ -650,23 +650,21 @@ fn function_exists(name: &str) -> AwsError {
 }
 
 pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<QualifierQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, q.qualifier.as_deref(), "GetFunction")?;
-    let record = load(&state, &caller, &r).await?;
-    let config = resolve_config(&caller, &r, &record)?;
-    let location = state.code_urls.url(
+    let r = function_ref(&on.caller, &on.name, q.qualifier.as_deref(), "GetFunction")?;
+    let record = load(&on.state, &on.caller, &r).await?;
+    let config = resolve_config(&on.caller, &r, &record)?;
+    let location = on.state.code_urls.url(
         &base_url(&headers),
-        &caller.account_id,
+        &on.caller.account_id,
         &config.code.sha256_hex,
         chrono::Utc::now().timestamp(),
     );
     let mut body = json!({
-        "Configuration": config_wire(&caller, &r, config, true),
+        "Configuration": config_wire(&on.caller, &r, config, true),
         "Code": {"RepositoryType": "S3", "Location": location},
     });
     if !record.tags.is_empty() {
@@ -679,22 +677,20 @@ pub async fn get(
 }
 
 pub async fn get_configuration(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<QualifierQuery>,
 ) -> ApiResult<Response> {
     let r = function_ref(
-        &caller,
-        &name,
+        &on.caller,
+        &on.name,
         q.qualifier.as_deref(),
         "GetFunctionConfiguration",
     )?;
-    let record = load(&state, &caller, &r).await?;
-    let config = resolve_config(&caller, &r, &record)?;
+    let record = load(&on.state, &on.caller, &r).await?;
+    let config = resolve_config(&on.caller, &r, &record)?;
     Ok(json_response(
         StatusCode::OK,
-        config_wire(&caller, &r, config, true),
+        config_wire(&on.caller, &r, config, true),
     ))
 }
 
@@ -791,12 +787,10 @@ pub(crate) fn record_runtime_build(config: &mut FunctionConfig, engine: &strato_
 }
 
 pub async fn update_configuration(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<UpdateConfigurationRequest>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "UpdateFunctionConfiguration")?;
+    let r = function_ref(&on.caller, &on.name, None, "UpdateFunctionConfiguration")?;
     if r.qualifier.is_some() {
         return Err(AwsError::invalid_parameter(
             "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
@@ -805,7 +799,7 @@ pub async fn update_configuration(
     }
     if let Some(role) = &req.role {
         validate::role(role)?;
-        check_execution_role(&state, &caller, role)?;
+        check_execution_role(&on.state, &on.caller, role)?;
     }
     if let Some(handler) = &req.handler {
         validate::handler(handler)?;
@@ -835,7 +829,7 @@ pub async fn update_configuration(
         .map(Runtime::parse_request)
         .transpose()?;
     if let Some(runtime) = runtime {
-        check_runtime_available(&state, runtime).await?;
+        check_runtime_available(&on.state, runtime).await?;
     }
     refuse_unsupported(&[
         ("ImageConfig", req.image_config.is_some()),
@@ -852,19 +846,21 @@ pub async fn update_configuration(
         ("DurableConfig", req.durable_config.is_some()),
     ])?;
     let layers = match &req.layers {
-        Some(arns) => Some(super::layers::resolve_function_layers(&state, &caller, arns).await?),
+        Some(arns) => {
+            Some(super::layers::resolve_function_layers(&on.state, &on.caller, arns).await?)
+        }
         None => None,
     };
     check_vpc(&req.vpc_config)?;
     check_snap_start(&req.snap_start)?;
     let tracing = tracing_mode(&req.tracing_config)?;
-    load(&state, &caller, &r).await?;
+    load(&on.state, &on.caller, &r).await?;
 
-    let arn = unqualified_arn(&caller, &r.name);
-    let engine = state.engine.clone();
+    let arn = unqualified_arn(&on.caller, &r.name);
+    let engine = on.state.engine.clone();
     let record = super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             let config = &mut record.latest;
@@ -913,10 +909,10 @@ pub async fn update_configuration(
         }),
     )
     .await?;
-    state
+    on.state
         .engine
-        .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);
-    spawn_settle(state.clone(), PendingChange::of(&record));
+        .retire_version(&on.caller.account_id, &on.caller.region, &r.name, LATEST);
+    spawn_settle(on.state.clone(), PendingChange::of(&record));
     Ok(json_response(
         StatusCode::OK,
         record.latest.to_wire(&record.region, &record.account, true),
@@ -924,12 +920,10 @@ pub async fn update_configuration(
 }
 
 pub async fn update_code(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<UpdateCodeRequest>,
 ) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, None, "UpdateFunctionCode")?;
+    let r = function_ref(&on.caller, &on.name, None, "UpdateFunctionCode")?;
     if r.qualifier.is_some() {
         return Err(AwsError::invalid_parameter(
             "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
@@ -948,10 +942,10 @@ pub async fn update_code(
         ),
     ])?;
     let publish = req.publish == Some(true);
-    let current = load(&state, &caller, &r).await?;
+    let current = load(&on.state, &on.caller, &r).await?;
     let zip = zip_source(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         req.zip_file.as_deref(),
         S3Source {
             bucket: req.s3_bucket.as_deref(),
@@ -961,12 +955,12 @@ pub async fn update_code(
         req.image_uri.as_deref(),
     )
     .await?;
-    let arn = unqualified_arn(&caller, &r.name);
+    let arn = unqualified_arn(&on.caller, &r.name);
     check_can_update(&current.latest, &arn, req.revision_id.as_deref())?;
     if let Some(csc) = &current.code_signing_config_arn {
-        super::code_signing::check_deployment(&state, &caller, &r.name, csc).await?;
+        super::code_signing::check_deployment(&on.state, &on.caller, &r.name, csc).await?;
     }
-    let code_ref = accept_zip(&state, zip).await?;
+    let code_ref = accept_zip(&on.state, zip).await?;
     super::layers::check_total_size(code_ref.unzipped_size, &current.latest.layers)?;
 
     if req.dry_run == Some(true) {
@@ -977,10 +971,10 @@ pub async fn update_code(
             preview.to_wire(&current.region, &current.account, true),
         ));
     }
-    let engine = state.engine.clone();
+    let engine = on.state.engine.clone();
     let record = super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             let config = &mut record.latest;
@@ -998,10 +992,10 @@ pub async fn update_code(
         }),
     )
     .await?;
-    state
+    on.state
         .engine
-        .retire_version(&caller.account_id, &caller.region, &r.name, LATEST);
-    spawn_settle(state.clone(), PendingChange::of(&record));
+        .retire_version(&on.caller.account_id, &on.caller.region, &r.name, LATEST);
+    spawn_settle(on.state.clone(), PendingChange::of(&record));
     let answered = match record.versions.last_key_value() {
         Some((_, version)) if publish => version,
         _ => &record.latest,
@@ -1012,13 +1006,13 @@ pub async fn update_code(
     ))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
-) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, q.qualifier.as_deref(), "DeleteFunction")?;
+pub async fn delete(on: ResourceRequest, Query(q): Query<QualifierQuery>) -> ApiResult<Response> {
+    let r = function_ref(
+        &on.caller,
+        &on.name,
+        q.qualifier.as_deref(),
+        "DeleteFunction",
+    )?;
     match &r.qualifier {
         Some(Qualifier::Latest) => {
             return Err(AwsError::invalid_parameter(
@@ -1026,37 +1020,39 @@ pub async fn delete(
             )
             .into())
         }
-        Some(_) => return super::versions::delete_version(&state, &caller, &r).await,
+        Some(_) => return super::versions::delete_version(&on.state, &on.caller, &r).await,
         None => {}
     }
-    match state
+    match on
+        .state
         .catalog
-        .delete(&caller.account_id, &caller.region, &r.name)
+        .delete(&on.caller.account_id, &on.caller.region, &r.name)
         .await?
     {
         Some(record) => {
             for qualifier in record.provisioned_concurrency.keys() {
-                state.engine.deprovision(&(
-                    caller.account_id.clone(),
-                    caller.region.clone(),
+                on.state.engine.deprovision(&(
+                    on.caller.account_id.clone(),
+                    on.caller.region.clone(),
                     r.name.clone(),
                     qualifier.clone(),
                 ));
             }
-            state
+            on.state
                 .engine
-                .retire(&caller.account_id, &caller.region, &r.name);
-            state
-                .engine
-                .concurrency()
-                .forget_function(&caller.account_id, &caller.region, &r.name);
+                .retire(&on.caller.account_id, &on.caller.region, &r.name);
+            on.state.engine.concurrency().forget_function(
+                &on.caller.account_id,
+                &on.caller.region,
+                &r.name,
+            );
             // A deleted function's URLs go with it.
-            state
+            on.state
                 .function_urls
-                .forget_function(&caller.account_id, &caller.region, &r.name)
+                .forget_function(&on.caller.account_id, &on.caller.region, &r.name)
                 .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        None => Err(not_found(&caller, &r).into()),
+        None => Err(not_found(&on.caller, &r).into()),
     }
 }

@@ -34,8 +34,8 @@ use strato_model::policy::Policy;
 use strato_model::{validate, AwsError, ErrorCode};
 use strato_store::{DocumentKey, StoreError, StoreExt};
 
-use super::base_url;
 use super::functions::{accept_zip, decode_zip, s3_object, ZipSource};
+use super::{base_url, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{json as json_response, AwsJson};
@@ -237,13 +237,11 @@ fn version_body(
 }
 
 pub async fn publish(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(raw_name): Path<String>,
+    on: ResourceRequest,
     headers: HeaderMap,
     AwsJson(req): AwsJson<PublishRequest>,
 ) -> ApiResult<Response> {
-    let (account, region, name) = owned_layer(&caller, &raw_name, "PublishLayerVersion")?;
+    let (account, region, name) = owned_layer(&on.caller, &on.name, "PublishLayerVersion")?;
     let Some(content) = req.content else {
         let mut v = ValidationErrors::new();
         v.push_raw("null", "content", "Member must not be null");
@@ -285,8 +283,8 @@ pub async fn publish(
         (Some(zip), _, _) => ZipSource::Inline(decode_zip(zip)?),
         (None, Some(bucket), Some(key)) => ZipSource::S3(
             s3_object(
-                &state,
-                &caller,
+                &on.state,
+                &on.caller,
                 bucket,
                 key,
                 content.s3_object_version.as_deref(),
@@ -300,7 +298,7 @@ pub async fn publish(
         }
         (None, None, _) => return Err(AwsError::invalid_parameter("Missing Content").into()),
     };
-    let code = accept_zip(&state, zip).await?;
+    let code = accept_zip(&on.state, zip).await?;
     let version = LayerVersion {
         version: 0,
         description,
@@ -313,7 +311,8 @@ pub async fn publish(
         policy_revision_id: uuid::Uuid::new_v4().to_string(),
     };
     let layer_name = name.clone();
-    let record = state
+    let record = on
+        .state
         .catalog
         .store()
         .update_typed(
@@ -342,7 +341,7 @@ pub async fn publish(
     };
     Ok(json_response(
         StatusCode::CREATED,
-        version_body(&state, &headers, &r, published),
+        version_body(&on.state, &headers, &r, published),
     ))
 }
 
@@ -473,13 +472,8 @@ async fn get_version_by_arn(
     ))
 }
 
-pub async fn list_versions(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(raw_name): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Response> {
-    let (account, region, name) = owned_layer(&caller, &raw_name, "ListLayerVersions")?;
+pub async fn list_versions(on: ResourceRequest, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let (account, region, name) = owned_layer(&on.caller, &on.name, "ListLayerVersions")?;
     validate_filters(
         q.compatible_runtime.as_deref(),
         q.compatible_architecture.as_deref(),
@@ -498,7 +492,7 @@ pub async fn list_versions(
         ),
         None => None,
     };
-    let record = load_layer(&state, &account, &region, &name).await?;
+    let record = load_layer(&on.state, &account, &region, &name).await?;
     // Newest first, as AWS lists them; a layer that does not exist has none.
     let mut matching: Vec<&LayerVersion> = record
         .as_ref()

@@ -33,9 +33,13 @@ pub use provisioned::restore as restore_provisioned_concurrency;
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
+use strato_gateway::extract::caller_and_path;
 use strato_model::arn::{function_arn, qualified_function_arn};
 use strato_model::{AwsError, FunctionConfig, FunctionRecord, FunctionRef, Qualifier};
 
@@ -204,6 +208,35 @@ pub fn routes() -> Router<Arc<ApiState>> {
         )
         .route("/2016-08-19/account-settings", get(account::settings))
         .route("/2016-08-19/account-settings/", get(account::settings))
+}
+
+/// What a handler of one resource the path names works from: the API's
+/// state, the signed-in caller and the resource's name as the path gives it
+/// (a function's name, partial or full ARN under `/functions/{name}/...`; a
+/// code signing config's ARN, a mapping's UUID, a layer's name, a tagged
+/// resource's ARN). Rejected as its parts are:
+/// [`Authenticated`](strato_gateway::extract::Authenticated), then the path.
+pub(crate) struct ResourceRequest {
+    pub state: Arc<ApiState>,
+    pub caller: Caller,
+    pub name: String,
+}
+
+impl FromRequestParts<Arc<ApiState>> for ResourceRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Response> {
+        let (caller, name) = caller_and_path(parts, state).await?;
+        let state = Arc::clone(state);
+        Ok(ResourceRequest {
+            state,
+            caller,
+            name,
+        })
+    }
 }
 
 /// Parses and scopes a `FunctionName` path member for `operation`.

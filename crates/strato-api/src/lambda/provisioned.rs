@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -25,12 +25,11 @@ use strato_model::{
     Qualifier, Resolved,
 };
 
-use super::{function_ref, load, not_found};
+use super::{function_ref, load, not_found, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 /// Allocations are checked against the account's totals and written one at
 /// a time (control plane only; invocations never take it).
@@ -194,13 +193,11 @@ fn total_provisioned(record: &FunctionRecord) -> u32 {
 }
 
 pub async fn put(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<ConfigQuery>,
     AwsJson(req): AwsJson<PutRequest>,
 ) -> ApiResult<Response> {
-    let r = qualified_ref(&caller, &name, &q, "PutProvisionedConcurrencyConfig")?;
+    let r = qualified_ref(&on.caller, &on.name, &q, "PutProvisionedConcurrencyConfig")?;
     let requested = match req.requested {
         None => {
             return Err(AwsError::validation(
@@ -218,8 +215,8 @@ pub async fn put(
     };
     let qualifier = provisioned_key(&r);
     let _one_at_a_time = PROVISIONING.lock().await;
-    let record = load(&state, &caller, &r).await?;
-    target_version(&caller, &record, &r)?;
+    let record = load(&on.state, &on.caller, &r).await?;
+    target_version(&on.caller, &record, &r)?;
     check_overlap(&record, &qualifier)?;
     let current = record
         .provisioned_concurrency
@@ -228,9 +225,9 @@ pub async fn put(
     let total = total_provisioned(&record)
         .saturating_sub(current)
         .saturating_add(requested);
-    let limiter = state.engine.concurrency();
+    let limiter = on.state.engine.concurrency();
     limiter
-        .check_provisioned(&caller.account_id, &caller.region, &r.name, total)
+        .check_provisioned(&on.caller.account_id, &on.caller.region, &r.name, total)
         .map_err(refusal)?;
     let config = ProvisionedConcurrency {
         requested,
@@ -239,8 +236,8 @@ pub async fn put(
     let stored = config.clone();
     let q_for_update = qualifier.clone();
     let record = super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             check_overlap(record, &q_for_update)?;
@@ -250,41 +247,42 @@ pub async fn put(
     )
     .await?;
     limiter.set_provisioned(
-        &caller.account_id,
-        &caller.region,
+        &on.caller.account_id,
+        &on.caller.region,
         &r.name,
         total_provisioned(&record),
     );
-    let version = target_version(&caller, &record, &r)?;
-    let target = invoke_target(&caller.account_id, &caller.region, version, &qualifier);
-    let key = key(&caller, &r.name, &qualifier);
-    state.engine.provision(key.clone(), target, requested);
+    let version = target_version(&on.caller, &record, &r)?;
+    let target = invoke_target(
+        &on.caller.account_id,
+        &on.caller.region,
+        version,
+        &qualifier,
+    );
+    let key = key(&on.caller, &r.name, &qualifier);
+    on.state.engine.provision(key.clone(), target, requested);
     Ok(json_response(
         StatusCode::ACCEPTED,
-        wire(&config, state.engine.provisioned_report(&key)),
+        wire(&config, on.state.engine.provisioned_report(&key)),
     ))
 }
 
-pub async fn get_or_list(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<ConfigQuery>,
-) -> ApiResult<Response> {
+pub async fn get_or_list(on: ResourceRequest, Query(q): Query<ConfigQuery>) -> ApiResult<Response> {
     if q.list.is_some() {
-        return list(&state, &caller, &name, &q).await;
+        return list(&on.state, &on.caller, &on.name, &q).await;
     }
-    let r = qualified_ref(&caller, &name, &q, "GetProvisionedConcurrencyConfig")?;
-    let record = load(&state, &caller, &r).await?;
-    target_version(&caller, &record, &r)?;
+    let r = qualified_ref(&on.caller, &on.name, &q, "GetProvisionedConcurrencyConfig")?;
+    let record = load(&on.state, &on.caller, &r).await?;
+    target_version(&on.caller, &record, &r)?;
     let qualifier = provisioned_key(&r);
     let config = record
         .provisioned_concurrency
         .get(&qualifier)
         .ok_or_else(not_configured)?;
-    let report = state
+    let report = on
+        .state
         .engine
-        .provisioned_report(&key(&caller, &r.name, &qualifier));
+        .provisioned_report(&key(&on.caller, &r.name, &qualifier));
     Ok(json_response(StatusCode::OK, wire(config, report)))
 }
 
@@ -329,21 +327,21 @@ async fn list(
     Ok(json_response(StatusCode::OK, body))
 }
 
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<ConfigQuery>,
-) -> ApiResult<Response> {
-    let r = qualified_ref(&caller, &name, &q, "DeleteProvisionedConcurrencyConfig")?;
+pub async fn delete(on: ResourceRequest, Query(q): Query<ConfigQuery>) -> ApiResult<Response> {
+    let r = qualified_ref(
+        &on.caller,
+        &on.name,
+        &q,
+        "DeleteProvisionedConcurrencyConfig",
+    )?;
     let qualifier = provisioned_key(&r);
     let _one_at_a_time = PROVISIONING.lock().await;
-    let record = load(&state, &caller, &r).await?;
-    target_version(&caller, &record, &r)?;
+    let record = load(&on.state, &on.caller, &r).await?;
+    target_version(&on.caller, &record, &r)?;
     let q_for_update = qualifier.clone();
     let record = super::update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             record.provisioned_concurrency.remove(&q_for_update);
@@ -351,7 +349,7 @@ pub async fn delete(
         }),
     )
     .await?;
-    forget(&state, &caller, &record, &qualifier);
+    forget(&on.state, &on.caller, &record, &qualifier);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

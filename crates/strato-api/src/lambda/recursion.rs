@@ -4,9 +4,6 @@
 //! ([`strato_model::recursion::next_hop`]), in Invoke and the asynchronous
 //! dispatcher.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -14,11 +11,9 @@ use serde_json::json;
 use strato_model::error::ValidationErrors;
 use strato_model::{ErrorCode, RecursiveLoop};
 
-use super::{load, update_function, whole_function_ref};
+use super::{load, update_function, whole_function_ref, ResourceRequest};
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
-use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -50,30 +45,21 @@ fn requested(req: &PutRequest) -> ApiResult<RecursiveLoop> {
     Ok(parsed.unwrap_or_default())
 }
 
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "GetFunctionRecursionConfig")?;
-    let record = load(&state, &caller, &r).await?;
+pub async fn get(on: ResourceRequest) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "GetFunctionRecursionConfig")?;
+    let record = load(&on.state, &on.caller, &r).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({ "RecursiveLoop": record.recursive_loop.as_str() }),
     ))
 }
 
-pub async fn put(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    AwsJson(req): AwsJson<PutRequest>,
-) -> ApiResult<Response> {
+pub async fn put(on: ResourceRequest, AwsJson(req): AwsJson<PutRequest>) -> ApiResult<Response> {
     let setting = requested(&req)?;
-    let r = whole_function_ref(&caller, &name, "PutFunctionRecursionConfig")?;
+    let r = whole_function_ref(&on.caller, &on.name, "PutFunctionRecursionConfig")?;
     let record = update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             record.recursive_loop = setting;

@@ -8,9 +8,7 @@
 //! `Manual` pins the version to one build. Strato can only run what is
 //! installed, so a pin to a build this host does not have is refused.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -20,12 +18,10 @@ use strato_model::function::{runtime_version_arn, runtime_version_hash};
 use strato_model::{AwsError, ErrorCode, FunctionConfig, FunctionRef, Qualifier, RuntimeUpdate};
 
 use super::functions::QualifierQuery;
-use super::{function_ref, load, not_found, update_function};
+use super::{function_ref, load, not_found, update_function, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
-use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 /// AWS's bounds and pattern for `RuntimeVersionArn`.
 const MIN_RUNTIME_VERSION_ARN: usize = 26;
@@ -138,43 +134,46 @@ fn answer(caller: &Caller, config: &FunctionConfig) -> Value {
     body
 }
 
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
-) -> ApiResult<Response> {
-    let r = function_ref(&caller, &name, q.qualifier(), "GetRuntimeManagementConfig")?;
-    version_ref(&caller, &r)?;
-    let record = load(&state, &caller, &r).await?;
+pub async fn get(on: ResourceRequest, Query(q): Query<QualifierQuery>) -> ApiResult<Response> {
+    let r = function_ref(
+        &on.caller,
+        &on.name,
+        q.qualifier(),
+        "GetRuntimeManagementConfig",
+    )?;
+    version_ref(&on.caller, &r)?;
+    let record = load(&on.state, &on.caller, &r).await?;
     let config = record
         .config_for(r.qualifier.as_ref())
-        .ok_or_else(|| not_found(&caller, &r))?;
-    Ok(json_response(StatusCode::OK, answer(&caller, config)))
+        .ok_or_else(|| not_found(&on.caller, &r))?;
+    Ok(json_response(StatusCode::OK, answer(&on.caller, config)))
 }
 
 pub async fn put(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     Query(q): Query<QualifierQuery>,
     AwsJson(req): AwsJson<PutRequest>,
 ) -> ApiResult<Response> {
     let wanted = requested(&req)?;
-    let r = function_ref(&caller, &name, q.qualifier(), "PutRuntimeManagementConfig")?;
-    version_ref(&caller, &r)?;
-    let record = load(&state, &caller, &r).await?;
+    let r = function_ref(
+        &on.caller,
+        &on.name,
+        q.qualifier(),
+        "PutRuntimeManagementConfig",
+    )?;
+    version_ref(&on.caller, &r)?;
+    let record = load(&on.state, &on.caller, &r).await?;
     let config = record
         .config_for(r.qualifier.as_ref())
-        .ok_or_else(|| not_found(&caller, &r))?;
-    let installed = state.engine.runtime_build(config.runtime).ok();
+        .ok_or_else(|| not_found(&on.caller, &r))?;
+    let installed = on.state.engine.runtime_build(config.runtime).ok();
     let update = match wanted {
         Requested::Auto => RuntimeUpdate::Auto,
         Requested::FunctionUpdate => RuntimeUpdate::FunctionUpdate,
         Requested::Manual(arn) => {
             // Strato runs only what is installed: a pin is to the build this
             // host has for the function's runtime.
-            let hash = runtime_version_hash(&arn, &caller.region)
+            let hash = runtime_version_hash(&arn, &on.caller.region)
                 .filter(|hash| installed.as_deref() == Some(*hash))
                 .ok_or_else(|| {
                     AwsError::invalid_parameter(format!(
@@ -187,8 +186,8 @@ pub async fn put(
     };
     let target = r.qualifier.clone();
     let record = update_function(
-        &state,
-        &caller,
+        &on.state,
+        &on.caller,
         &r,
         Box::new(move |record| {
             let config = match &target {
@@ -215,8 +214,8 @@ pub async fn put(
     .await?;
     let config = record
         .config_for(r.qualifier.as_ref())
-        .ok_or_else(|| not_found(&caller, &r))?;
-    Ok(json_response(StatusCode::OK, answer(&caller, config)))
+        .ok_or_else(|| not_found(&on.caller, &r))?;
+    Ok(json_response(StatusCode::OK, answer(&on.caller, config)))
 }
 
 #[cfg(test)]

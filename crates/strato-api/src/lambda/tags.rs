@@ -2,9 +2,8 @@
 //! mapping ARNs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,12 +12,11 @@ use strato_model::error::ValidationErrors;
 use strato_model::{validate, AwsError, ErrorCode, FunctionRef};
 
 use super::event_source_mappings::mapping_uuid;
-use super::{load, update_function};
+use super::{load, update_function, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -93,32 +91,23 @@ async fn change_tags(
     }
 }
 
-pub async fn list(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    let r = match tagged_resource(&caller, &arn, "ListTags")? {
+pub async fn list(on: ResourceRequest) -> ApiResult<Response> {
+    let r = match tagged_resource(&on.caller, &on.name, "ListTags")? {
         Tagged::Function(r) => r,
         Tagged::Mapping(uuid) => {
-            let tags = state.event_source_mappings.tags(&caller, uuid)?;
+            let tags = on.state.event_source_mappings.tags(&on.caller, uuid)?;
             return Ok(json_response(StatusCode::OK, json!({ "Tags": tags })));
         }
     };
-    let record = load(&state, &caller, &r).await?;
+    let record = load(&on.state, &on.caller, &r).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({ "Tags": record.tags }),
     ))
 }
 
-pub async fn tag(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
-    AwsJson(req): AwsJson<TagRequest>,
-) -> ApiResult<Response> {
-    let resource = tagged_resource(&caller, &arn, "TagResource")?;
+pub async fn tag(on: ResourceRequest, AwsJson(req): AwsJson<TagRequest>) -> ApiResult<Response> {
+    let resource = tagged_resource(&on.caller, &on.name, "TagResource")?;
     let Some(tags) = req.tags else {
         return Err(AwsError::validation(
             "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
@@ -134,7 +123,7 @@ pub async fn tag(
             return Err(AwsError::invalid_parameter(format!("Tag '{key}' is not valid.")).into());
         }
     }
-    change_tags(&state, &caller, resource, move |current| {
+    change_tags(&on.state, &on.caller, resource, move |current| {
         let mut merged = current.clone();
         merged.extend(tags);
         validate::tag_count(merged.len())?;
@@ -160,13 +149,8 @@ fn tag_keys(query: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-pub async fn untag(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(arn): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let resource = tagged_resource(&caller, &arn, "UntagResource")?;
+pub async fn untag(on: ResourceRequest, RawQuery(query): RawQuery) -> ApiResult<Response> {
+    let resource = tagged_resource(&on.caller, &on.name, "UntagResource")?;
     let keys = tag_keys(query.as_deref());
     if keys.is_empty() {
         return Err(AwsError::validation(
@@ -174,7 +158,7 @@ pub async fn untag(
         )
         .into());
     }
-    change_tags(&state, &caller, resource, move |current| {
+    change_tags(&on.state, &on.caller, resource, move |current| {
         for key in &keys {
             current.remove(key);
         }

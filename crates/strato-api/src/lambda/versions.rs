@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -16,12 +16,11 @@ use serde_json::{json, Value};
 use strato_model::limits::{DEFAULT_LIST_PAGE, MAX_LIST_PAGE};
 use strato_model::{validate, AwsError, FunctionRecord, FunctionRef, FunctionState, Qualifier};
 
-use super::{load, not_found, unqualified_arn, unsupported, whole_function_ref};
+use super::{load, not_found, unqualified_arn, unsupported, whole_function_ref, ResourceRequest};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::wire::{json as json_response, AwsJson};
 use crate::ApiState;
-use strato_gateway::extract::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -131,24 +130,22 @@ pub(crate) fn page_of(
 }
 
 pub async fn publish(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    on: ResourceRequest,
     AwsJson(req): AwsJson<PublishVersionRequest>,
 ) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "PublishVersion")?;
+    let r = whole_function_ref(&on.caller, &on.name, "PublishVersion")?;
     if let Some(description) = &req.description {
         validate::description(description)?;
     }
     if req.publish_to.is_some() {
         return Err(unsupported("PublishTo").into());
     }
-    load(&state, &caller, &r).await?;
-    let arn = unqualified_arn(&caller, &r.name);
+    load(&on.state, &on.caller, &r).await?;
+    let arn = unqualified_arn(&on.caller, &r.name);
     let (code_sha, revision, description) = (req.code_sha256, req.revision_id, req.description);
     let published = Arc::new(parking_lot::Mutex::new(0u64));
     let out = published.clone();
-    let record = super::update_function(&state, &caller, &r, Box::new(move |record| {
+    let record = super::update_function(&on.state, &on.caller, &r, Box::new(move |record| {
                 let latest = &record.latest;
                 if latest.state == FunctionState::Pending {
                     return Err(AwsError::conflict(
@@ -184,15 +181,10 @@ pub async fn publish(
     ))
 }
 
-pub async fn list(
-    State(state): State<Arc<ApiState>>,
-    Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> ApiResult<Response> {
-    let r = whole_function_ref(&caller, &name, "ListVersionsByFunction")?;
+pub async fn list(on: ResourceRequest, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+    let r = whole_function_ref(&on.caller, &on.name, "ListVersionsByFunction")?;
     page_size(q.max_items.as_deref())?;
-    let record = load(&state, &caller, &r).await?;
+    let record = load(&on.state, &on.caller, &r).await?;
     let mut latest = record
         .latest
         .to_wire(&record.region, &record.account, false);

@@ -6,7 +6,7 @@
 //! botocore 1.44 and the current SDKs use) and awsJson 1.0.
 
 use strato_alarms::alarm::dimensions_doc;
-use strato_alarms::error::{combination, invalid_value, missing};
+use strato_alarms::error::{combination, invalid_value, missing, required, required_as};
 use strato_observe::metrics::{parse_percentile, SeriesKey};
 
 use crate::auth::Caller;
@@ -44,14 +44,8 @@ fn period_of(value: Option<&Doc>, member: &str) -> Result<i64, ServiceError> {
 }
 
 fn time_range(input: &Doc) -> Result<(i64, i64), ServiceError> {
-    let start = input
-        .get("StartTime")
-        .and_then(Doc::as_timestamp_ms)
-        .ok_or_else(|| missing("StartTime"))?;
-    let end = input
-        .get("EndTime")
-        .and_then(Doc::as_timestamp_ms)
-        .ok_or_else(|| missing("EndTime"))?;
+    let start = required(input, "StartTime", Doc::as_timestamp_ms)?;
+    let end = required(input, "EndTime", Doc::as_timestamp_ms)?;
     if end <= start {
         return Err(invalid_value(
             "The parameter StartTime must be less than the parameter EndTime.",
@@ -93,14 +87,8 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
     match op {
         "PutMetricData" => super::put_metric_data::put_metric_data(state, caller, &input).await,
         "GetMetricStatistics" => {
-            let namespace = input
-                .get("Namespace")
-                .and_then(Doc::as_str)
-                .ok_or_else(|| missing("Namespace"))?;
-            let metric = input
-                .get("MetricName")
-                .and_then(Doc::as_str)
-                .ok_or_else(|| missing("MetricName"))?;
+            let namespace = required(&input, "Namespace", Doc::as_str)?;
+            let metric = required(&input, "MetricName", Doc::as_str)?;
             let dims = dimensions_of(input.get("Dimensions"))?;
             let (start, end) = time_range(&input)?;
             let period = period_of(input.get("Period"), "Period")?;
@@ -153,10 +141,7 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
         }
         "GetMetricData" => {
             let (start, end) = time_range(&input)?;
-            let queries = input
-                .get("MetricDataQueries")
-                .and_then(Doc::as_list)
-                .ok_or_else(|| missing("MetricDataQueries"))?;
+            let queries = required(&input, "MetricDataQueries", Doc::as_list)?;
             let ascending = match input.get("ScanBy").and_then(Doc::as_str) {
                 None | Some("TimestampDescending") => false,
                 Some("TimestampAscending") => true,
@@ -168,10 +153,7 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
             };
             let mut results = Vec::new();
             for query in queries {
-                let id = query
-                    .get("Id")
-                    .and_then(Doc::as_str)
-                    .ok_or_else(|| missing("MetricDataQueries.member.Id"))?;
+                let id = required_as(query, "Id", Doc::as_str, "MetricDataQueries.member.Id")?;
                 if query.get("Expression").is_some() {
                     return Err(invalid_value(format!(
                         "The MetricDataQuery {id} uses an Expression; Strato answers MetricStat queries only."
@@ -182,9 +164,7 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
                         "The MetricDataQuery {id} must have either a MetricStat or an Expression."
                     ))
                 })?;
-                let metric_doc = stat_doc
-                    .get("Metric")
-                    .ok_or_else(|| missing("MetricStat.Metric"))?;
+                let metric_doc = required_as(stat_doc, "Metric", Some, "MetricStat.Metric")?;
                 let namespace = metric_doc
                     .get("Namespace")
                     .and_then(Doc::as_str)
@@ -195,10 +175,7 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
                     .unwrap_or_default();
                 let dims = dimensions_of(metric_doc.get("Dimensions"))?;
                 let period = period_of(stat_doc.get("Period"), "MetricStat.Period")?;
-                let stat = stat_doc
-                    .get("Stat")
-                    .and_then(Doc::as_str)
-                    .ok_or_else(|| missing("MetricStat.Stat"))?;
+                let stat = required_as(stat_doc, "Stat", Doc::as_str, "MetricStat.Stat")?;
                 if !is_statistic(stat) {
                     return Err(invalid_value(format!(
                         "The value {stat} for parameter MetricStat.Stat is not supported."
@@ -257,10 +234,7 @@ pub async fn operation(state: &ApiState, caller: &Caller, op: &str, input: Doc) 
                 .and_then(Doc::as_list)
                 .unwrap_or_default()
             {
-                let name = d
-                    .get("Name")
-                    .and_then(Doc::as_str)
-                    .ok_or_else(|| missing("Dimensions.member.Name"))?;
+                let name = required_as(d, "Name", Doc::as_str, "Dimensions.member.Name")?;
                 filters.push((
                     name.to_string(),
                     d.get("Value").and_then(Doc::as_str).map(str::to_string),

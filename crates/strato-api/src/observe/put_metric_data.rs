@@ -2,7 +2,7 @@
 //! namespace but `AWS/`), which GetMetricData, GetMetricStatistics,
 //! ListMetrics and alarms then read like Strato's own.
 
-use strato_alarms::error::{combination, invalid_value, missing};
+use strato_alarms::error::{combination, invalid_value, required, required_as};
 use strato_observe::metrics::{Bucket, SeriesKey};
 
 use crate::auth::Caller;
@@ -62,10 +62,12 @@ fn datum(
     now_ms: i64,
 ) -> Result<(SeriesKey, i64, Bucket), ServiceError> {
     let member = format!("MetricData.member.{i}");
-    let metric = d
-        .get("MetricName")
-        .and_then(Doc::as_str)
-        .ok_or_else(|| missing(&format!("{member}.MetricName")))?;
+    let metric = required_as(
+        d,
+        "MetricName",
+        Doc::as_str,
+        &format!("{member}.MetricName"),
+    )?;
     if metric.is_empty() || metric.chars().count() > 255 {
         return Err(invalid_value(format!(
             "The parameter {member}.MetricName must be between 1 and 255 characters long."
@@ -83,14 +85,8 @@ fn datum(
     let mut dimensions = Vec::new();
     for (j, dim) in dims_doc.iter().enumerate() {
         let at = format!("{member}.Dimensions.member.{}", j + 1);
-        let name = dim
-            .get("Name")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing(&format!("{at}.Name")))?;
-        let value = dim
-            .get("Value")
-            .and_then(Doc::as_str)
-            .ok_or_else(|| missing(&format!("{at}.Value")))?;
+        let name = required_as(dim, "Name", Doc::as_str, &format!("{at}.Name"))?;
+        let value = required_as(dim, "Value", Doc::as_str, &format!("{at}.Value"))?;
         if name.trim().is_empty() || value.trim().is_empty() {
             return Err(invalid_value(format!(
                 "The parameters {at}.Name and {at}.Value must contain at least one non-whitespace character."
@@ -193,7 +189,7 @@ fn datum(
         (None, None, Some(s)) => {
             let get = |name: &str| -> Result<f64, ServiceError> {
                 let at = format!("{member}.StatisticValues.{name}");
-                let v = s.get(name).and_then(Doc::as_f64).ok_or_else(|| missing(&at))?;
+                let v = required_as(s, name, Doc::as_f64, &at)?;
                 finite(v, &at)
             };
             let (count, sum, min, max) = (get("SampleCount")?, get("Sum")?, get("Minimum")?, get("Maximum")?);
@@ -226,10 +222,7 @@ fn whole(v: f64) -> u64 {
 }
 
 pub async fn put_metric_data(state: &ApiState, caller: &Caller, input: &Doc) -> OpResult {
-    let namespace = input
-        .get("Namespace")
-        .and_then(Doc::as_str)
-        .ok_or_else(|| missing("Namespace"))?;
+    let namespace = required(input, "Namespace", Doc::as_str)?;
     if namespace.starts_with("AWS/") {
         return Err(invalid_value(format!(
             "The value {namespace} for parameter Namespace is invalid."
@@ -240,10 +233,7 @@ pub async fn put_metric_data(state: &ApiState, caller: &Caller, input: &Doc) -> 
             "The parameter Namespace must be between 1 and 255 characters long.",
         ));
     }
-    let data = input
-        .get("MetricData")
-        .and_then(Doc::as_list)
-        .ok_or_else(|| missing("MetricData"))?;
+    let data = required(input, "MetricData", Doc::as_list)?;
     if data.len() > 1000 {
         return Err(invalid_value(
             "The collection MetricData must not have a size greater than 1000.",

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use strato_model::message_attribute::MessageAttribute;
 use strato_model::EventInvokeConfig;
 use strato_queue::{NewMessage, QueueEngine, QueueOptions, Received};
 
@@ -170,25 +171,119 @@ pub struct ServiceOrigin<'a> {
     pub source_owner: Option<&'a str>,
 }
 
+/// Where a delivery goes: a destination's ARN, for a resource of `account`
+/// in `region` (a destination in another account or region is missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub arn: &'a str,
+}
+
+impl<'a> Destination<'a> {
+    pub fn new(account: &'a str, region: &'a str, arn: &'a str) -> Destination<'a> {
+        Destination {
+            account,
+            region,
+            arn,
+        }
+    }
+
+    /// A delivery of `content` here.
+    pub fn with(self, content: Content<'a>) -> Delivery<'a> {
+        Delivery { to: self, content }
+    }
+}
+
+/// One delivery: where it goes and what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    pub to: Destination<'a>,
+    pub content: Content<'a>,
+}
+
+/// What a destination is asked to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// An async invocation record for an `OnSuccess`/`OnFailure` destination.
+    Record(Bytes),
+    /// A service's notification with a subject (a CloudWatch alarm's
+    /// `ALARM: "name" in US East (N. Virginia)`), delivered as that service
+    /// ([`ServiceOrigin`]): a topic publishes it with that `Subject` when
+    /// its policy admits the service; other destinations take the message
+    /// as a record.
+    Notification {
+        subject: &'a str,
+        message: Bytes,
+        origin: ServiceOrigin<'a>,
+    },
+    /// A record a service delivers as itself ([`ServiceOrigin`]): a
+    /// destination with a resource policy (an SNS topic) takes it only when
+    /// that policy admits the service; others take it as a record.
+    As {
+        record: Bytes,
+        origin: ServiceOrigin<'a>,
+    },
+    /// A message for a FIFO queue in a message group (an EventBridge
+    /// target's `SqsParameters.MessageGroupId`), deduplicated by
+    /// `dedup_id`. Destinations without message groups take it as a record.
+    Grouped { record: Bytes, group: MessageGroup },
+    /// A failed event for a dead-letter queue or topic, with the string
+    /// message attributes the failing service puts on it.
+    DeadLetter {
+        payload: Bytes,
+        attributes: DeadLetterAttributes,
+    },
+}
+
+impl Content<'_> {
+    /// The service whose admission a destination with a resource policy
+    /// checks before it takes the delivery, if it comes from one.
+    pub fn origin(&self) -> Option<&ServiceOrigin<'_>> {
+        match self {
+            Content::Notification { origin, .. } | Content::As { origin, .. } => Some(origin),
+            Content::Record(_) | Content::Grouped { .. } | Content::DeadLetter { .. } => None,
+        }
+    }
+
+    /// The bytes delivered, for a destination that takes every kind of
+    /// delivery as a record.
+    pub fn into_body(self) -> Bytes {
+        match self {
+            Content::Record(body)
+            | Content::Notification { message: body, .. }
+            | Content::As { record: body, .. }
+            | Content::Grouped { record: body, .. }
+            | Content::DeadLetter { payload: body, .. } => body,
+        }
+    }
+}
+
 /// Delivers invocation records and dead-lettered events to destinations
 /// other than Lambda functions (SQS queues, SNS topics, EventBridge buses):
 /// implemented where those services live, above the engine. Lambda
 /// destinations the engine delivers itself, into their own queues.
+///
+/// A service implements [`EventSink::deliver`], one match over the kinds of
+/// [`Content`]; callers name the kind with the methods after it.
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    /// An async invocation record for an `OnSuccess`/`OnFailure` destination.
+    /// Takes one delivery, or says why not.
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError>;
+
+    /// [`Content::Record`].
     async fn deliver_record(
         &self,
         account: &str,
         region: &str,
         destination: &str,
         record: Bytes,
-    ) -> Result<(), DeliveryError>;
-    /// A service's notification with a subject (a CloudWatch alarm's
-    /// `ALARM: "name" in US East (N. Virginia)`), delivered as that service
-    /// ([`ServiceOrigin`]): a topic publishes it with that `Subject` when
-    /// its policy admits the service; other destinations take the message
-    /// as a record.
+    ) -> Result<(), DeliveryError> {
+        let to = Destination::new(account, region, destination);
+        self.deliver(to.with(Content::Record(record))).await
+    }
+
+    /// [`Content::Notification`].
     async fn deliver_notification(
         &self,
         account: &str,
@@ -198,13 +293,16 @@ pub trait EventSink: Send + Sync + 'static {
         message: Bytes,
         origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
-        let _ = (subject, origin);
-        self.deliver_record(account, region, destination, message)
-            .await
+        let to = Destination::new(account, region, destination);
+        let content = Content::Notification {
+            subject,
+            message,
+            origin,
+        };
+        self.deliver(to.with(content)).await
     }
-    /// A record a service delivers as itself ([`ServiceOrigin`]): a
-    /// destination with a resource policy (an SNS topic) takes it only when
-    /// that policy admits the service; others take it as a record.
+
+    /// [`Content::As`].
     async fn deliver_as(
         &self,
         account: &str,
@@ -213,13 +311,11 @@ pub trait EventSink: Send + Sync + 'static {
         record: Bytes,
         origin: ServiceOrigin<'_>,
     ) -> Result<(), DeliveryError> {
-        let _ = origin;
-        self.deliver_record(account, region, destination, record)
-            .await
+        let to = Destination::new(account, region, destination);
+        self.deliver(to.with(Content::As { record, origin })).await
     }
-    /// A message for a FIFO queue in a message group (an EventBridge
-    /// target's `SqsParameters.MessageGroupId`), deduplicated by
-    /// `dedup_id`. Destinations without message groups take it as a record.
+
+    /// [`Content::Grouped`].
     async fn deliver_grouped(
         &self,
         account: &str,
@@ -228,12 +324,12 @@ pub trait EventSink: Send + Sync + 'static {
         record: Bytes,
         group: MessageGroup,
     ) -> Result<(), DeliveryError> {
-        let _ = group;
-        self.deliver_record(account, region, destination, record)
+        let to = Destination::new(account, region, destination);
+        self.deliver(to.with(Content::Grouped { record, group }))
             .await
     }
-    /// A failed event for a dead-letter queue or topic, with the string
-    /// message attributes the failing service puts on it.
+
+    /// [`Content::DeadLetter`].
     async fn deliver_dead_letter(
         &self,
         account: &str,
@@ -241,7 +337,14 @@ pub trait EventSink: Send + Sync + 'static {
         target: &str,
         payload: Bytes,
         attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError>;
+    ) -> Result<(), DeliveryError> {
+        let to = Destination::new(account, region, target);
+        let content = Content::DeadLetter {
+            payload,
+            attributes,
+        };
+        self.deliver(to.with(content)).await
+    }
 }
 
 /// The message group and deduplication id of a message for a FIFO queue.
@@ -274,6 +377,15 @@ impl DeadLetterAttributes {
     pub fn with(mut self, name: &str, value: impl Into<String>) -> DeadLetterAttributes {
         self.attributes.push((name.to_string(), value.into()));
         self
+    }
+
+    /// As the string message attributes of the SQS message or SNS
+    /// publication that carries the failed event.
+    pub fn message_attributes(&self) -> Vec<MessageAttribute> {
+        self.attributes
+            .iter()
+            .map(|(name, value)| MessageAttribute::string(name, value))
+            .collect()
     }
 
     /// The value of one attribute.

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use super::{DeadLetterAttributes, DeliveryError, EventSink, MessageGroup, ServiceOrigin};
+use super::{Delivery, DeliveryError, EventSink};
 
 /// The service part of an ARN (`arn:aws:sqs:...` → `sqs`).
 pub fn arn_service(arn: &str) -> Option<&str> {
@@ -108,69 +108,8 @@ impl EventSinks {
 
 #[async_trait::async_trait]
 impl EventSink for EventSinks {
-    async fn deliver_record(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-    ) -> Result<(), DeliveryError> {
-        self.sink(destination)?
-            .deliver_record(account, region, destination, record)
-            .await
-    }
-
-    async fn deliver_notification(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        subject: &str,
-        message: Bytes,
-        origin: ServiceOrigin<'_>,
-    ) -> Result<(), DeliveryError> {
-        self.sink(destination)?
-            .deliver_notification(account, region, destination, subject, message, origin)
-            .await
-    }
-
-    async fn deliver_as(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-        origin: ServiceOrigin<'_>,
-    ) -> Result<(), DeliveryError> {
-        self.sink(destination)?
-            .deliver_as(account, region, destination, record, origin)
-            .await
-    }
-
-    async fn deliver_grouped(
-        &self,
-        account: &str,
-        region: &str,
-        destination: &str,
-        record: Bytes,
-        group: MessageGroup,
-    ) -> Result<(), DeliveryError> {
-        self.sink(destination)?
-            .deliver_grouped(account, region, destination, record, group)
-            .await
-    }
-
-    async fn deliver_dead_letter(
-        &self,
-        account: &str,
-        region: &str,
-        target: &str,
-        payload: Bytes,
-        attributes: DeadLetterAttributes,
-    ) -> Result<(), DeliveryError> {
-        self.sink(target)?
-            .deliver_dead_letter(account, region, target, payload, attributes)
-            .await
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        self.sink(delivery.to.arn)?.deliver(delivery).await
     }
 }
 
@@ -233,32 +172,19 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::async_invoke::Content;
 
     #[derive(Default)]
     struct Recording(Mutex<Vec<String>>);
 
     #[async_trait::async_trait]
     impl EventSink for Recording {
-        async fn deliver_record(
-            &self,
-            _account: &str,
-            _region: &str,
-            destination: &str,
-            _record: Bytes,
-        ) -> Result<(), DeliveryError> {
-            self.0.lock().unwrap().push(destination.to_string());
-            Ok(())
-        }
-
-        async fn deliver_dead_letter(
-            &self,
-            _account: &str,
-            _region: &str,
-            target: &str,
-            _payload: Bytes,
-            _attributes: DeadLetterAttributes,
-        ) -> Result<(), DeliveryError> {
-            self.0.lock().unwrap().push(format!("dlq {target}"));
+        async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+            let seen = match delivery.content {
+                Content::DeadLetter { .. } => format!("dlq {}", delivery.to.arn),
+                _ => delivery.to.arn.to_string(),
+            };
+            self.0.lock().unwrap().push(seen);
             Ok(())
         }
     }

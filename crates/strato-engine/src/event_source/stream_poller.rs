@@ -725,7 +725,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::async_invoke::DeliveryError;
+    use crate::async_invoke::{Content, Delivery, DeliveryError};
     use crate::event_source::{CheckpointError, StreamSourceError};
 
     const STREAM: &str = "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/l";
@@ -834,25 +834,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl EventSink for FakeSink {
-        async fn deliver_record(
-            &self,
-            _account: &str,
-            _region: &str,
-            destination: &str,
-            record: Bytes,
-        ) -> Result<(), DeliveryError> {
-            let record = serde_json::from_slice(&record).unwrap();
-            self.0.lock().push((destination.into(), record));
-            Ok(())
-        }
-        async fn deliver_dead_letter(
-            &self,
-            _account: &str,
-            _region: &str,
-            _target: &str,
-            _payload: Bytes,
-            _attributes: crate::async_invoke::DeadLetterAttributes,
-        ) -> Result<(), DeliveryError> {
+        async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+            let Delivery { to, content } = delivery;
+            if !matches!(content, Content::DeadLetter { .. }) {
+                let record = serde_json::from_slice(&content.into_body()).unwrap();
+                self.0.lock().push((to.arn.into(), record));
+            }
             Ok(())
         }
     }

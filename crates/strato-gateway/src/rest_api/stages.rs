@@ -3,9 +3,8 @@
 //! settings).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,9 +20,7 @@ use super::model::{
 };
 use super::patch::{as_strs, PatchOp, PatchOperation, PatchRequest};
 use super::{list_owned, listing, new_id, now_epoch, page, PageQuery, RestApiService};
-use crate::extract::{Authenticated, RestJson};
-
-type Svc = State<Arc<RestApiService>>;
+use crate::extract::{ApiRequest, ChildRequest, RestJson};
 
 pub fn deployment_key(caller: &Caller, api_id: &str, deployment_id: &str) -> DocumentKey {
     DocumentKey::new(
@@ -135,12 +132,10 @@ pub struct CreateDeploymentRequest {
 }
 
 pub async fn create_deployment(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<RestApiService>,
     RestJson(request): RestJson<CreateDeploymentRequest>,
 ) -> RestResult<Response> {
-    let record = load_api(&service, &caller, &api_id).await?;
+    let record = load_api(&on.service, &on.caller, &on.api_id).await?;
     if record
         .resources
         .values()
@@ -170,10 +165,10 @@ pub async fn create_deployment(
         deployment: deployment.clone(),
         resources: record.resources,
     };
-    service
+    on.service
         .store
         .insert_document(
-            &deployment_key(&caller, &api_id, &deployment.id),
+            &deployment_key(&on.caller, &on.api_id, &deployment.id),
             &serde_json::to_value(&stored)?,
         )
         .await?;
@@ -187,10 +182,10 @@ pub async fn create_deployment(
         let tracing = request.tracing_enabled;
         let cache = request.cache_cluster_enabled;
         let name = stage_name.clone();
-        service
+        on.service
             .store
             .update_typed(
-                &stage_key(&caller, &api_id, &stage_name),
+                &stage_key(&on.caller, &on.api_id, &stage_name),
                 move |current: Option<Stage>| {
                     let mut stage =
                         current.unwrap_or_else(|| new_stage(name, deployment_id.clone(), now));
@@ -210,8 +205,8 @@ pub async fn create_deployment(
                 },
             )
             .await?;
-        service
-            .refresh_api(&caller.account_id, &caller.region, &api_id)
+        on.service
+            .refresh_api(&on.caller.account_id, &on.caller.region, &on.api_id)
             .await;
     }
     json_answer(StatusCode::CREATED, &deployment)
@@ -234,15 +229,12 @@ fn new_stage(stage_name: String, deployment_id: String, now: i64) -> Stage {
     }
 }
 
-pub async fn get_deployment(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, deployment_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
-    let doc = service
+pub async fn get_deployment(on: ChildRequest<RestApiService>) -> RestResult<Response> {
+    load_api(&on.service, &on.caller, &on.api_id).await?;
+    let doc = on
+        .service
         .store
-        .get_document(&deployment_key(&caller, &api_id, &deployment_id))
+        .get_document(&deployment_key(&on.caller, &on.api_id, &on.id))
         .await?
         .ok_or_else(deployment_not_found)?;
     let record: DeploymentRecord = serde_json::from_value(doc)?;
@@ -250,14 +242,17 @@ pub async fn get_deployment(
 }
 
 pub async fn get_deployments(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<RestApiService>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
-    let all: Vec<(String, DeploymentRecord)> =
-        list_owned(&service, &caller, KIND_DEPLOYMENT, &format!("{api_id}/")).await?;
+    load_api(&on.service, &on.caller, &on.api_id).await?;
+    let all: Vec<(String, DeploymentRecord)> = list_owned(
+        &on.service,
+        &on.caller,
+        KIND_DEPLOYMENT,
+        &format!("{}/", on.api_id),
+    )
+    .await?;
     let items: Vec<(String, Deployment)> = all
         .into_iter()
         .map(|(_, r)| (r.deployment.id.clone(), r.deployment))
@@ -270,25 +265,26 @@ pub async fn get_deployments(
     Ok(Json(listing(items, position)).into_response())
 }
 
-pub async fn delete_deployment(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, deployment_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
-    if !deployment_exists(&service, &caller, &api_id, &deployment_id).await? {
+pub async fn delete_deployment(on: ChildRequest<RestApiService>) -> RestResult<Response> {
+    load_api(&on.service, &on.caller, &on.api_id).await?;
+    if !deployment_exists(&on.service, &on.caller, &on.api_id, &on.id).await? {
         return Err(deployment_not_found());
     }
-    let stages: Vec<(String, Stage)> =
-        list_owned(&service, &caller, KIND_STAGE, &format!("{api_id}/")).await?;
-    if stages.iter().any(|(_, s)| s.deployment_id == deployment_id) {
+    let stages: Vec<(String, Stage)> = list_owned(
+        &on.service,
+        &on.caller,
+        KIND_STAGE,
+        &format!("{}/", on.api_id),
+    )
+    .await?;
+    if stages.iter().any(|(_, s)| s.deployment_id == on.id) {
         return Err(RestError::bad_request(
             "Active stages pointing to this deployment must be moved or deleted",
         ));
     }
-    service
+    on.service
         .store
-        .delete_document(&deployment_key(&caller, &api_id, &deployment_id))
+        .delete_document(&deployment_key(&on.caller, &on.api_id, &on.id))
         .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -312,17 +308,15 @@ pub struct CreateStageRequest {
 }
 
 pub async fn create_stage(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<RestApiService>,
     RestJson(request): RestJson<CreateStageRequest>,
 ) -> RestResult<Response> {
     let stage_name = request.stage_name.unwrap_or_default();
     check_stage_name(&stage_name)?;
     check_variables(&request.variables)?;
-    load_api(&service, &caller, &api_id).await?;
+    load_api(&on.service, &on.caller, &on.api_id).await?;
     let deployment_id = request.deployment_id.unwrap_or_default();
-    if !deployment_exists(&service, &caller, &api_id, &deployment_id).await? {
+    if !deployment_exists(&on.service, &on.caller, &on.api_id, &deployment_id).await? {
         return Err(deployment_not_found());
     }
     let mut stage = new_stage(stage_name.clone(), deployment_id, now_epoch());
@@ -331,10 +325,11 @@ pub async fn create_stage(
     stage.variables = request.variables;
     stage.tracing_enabled = request.tracing_enabled;
     stage.tags = request.tags;
-    match service
+    match on
+        .service
         .store
         .insert_document(
-            &stage_key(&caller, &api_id, &stage_name),
+            &stage_key(&on.caller, &on.api_id, &stage_name),
             &serde_json::to_value(&stage)?,
         )
         .await
@@ -345,19 +340,15 @@ pub async fn create_stage(
         }
         Err(other) => return Err(other.into()),
     }
-    service
-        .refresh_api(&caller.account_id, &caller.region, &api_id)
+    on.service
+        .refresh_api(&on.caller.account_id, &on.caller.region, &on.api_id)
         .await;
     json_answer(StatusCode::CREATED, &stage)
 }
 
-pub async fn get_stage(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
-) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
-    let stage = load_stage(&service, &caller, &api_id, &stage_name).await?;
+pub async fn get_stage(on: ChildRequest<RestApiService>) -> RestResult<Response> {
+    load_api(&on.service, &on.caller, &on.api_id).await?;
+    let stage = load_stage(&on.service, &on.caller, &on.api_id, &on.id).await?;
     json_answer(StatusCode::OK, &stage)
 }
 
@@ -369,14 +360,17 @@ pub struct GetStagesQuery {
 }
 
 pub async fn get_stages(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<RestApiService>,
     Query(query): Query<GetStagesQuery>,
 ) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
-    let stages: Vec<(String, Stage)> =
-        list_owned(&service, &caller, KIND_STAGE, &format!("{api_id}/")).await?;
+    load_api(&on.service, &on.caller, &on.api_id).await?;
+    let stages: Vec<(String, Stage)> = list_owned(
+        &on.service,
+        &on.caller,
+        KIND_STAGE,
+        &format!("{}/", on.api_id),
+    )
+    .await?;
     let items = stages
         .iter()
         .filter(|(_, s)| {
@@ -502,26 +496,25 @@ fn apply_method_setting_patch(
 }
 
 pub async fn update_stage(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
+    on: ChildRequest<RestApiService>,
     RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
+    load_api(&on.service, &on.caller, &on.api_id).await?;
     // A new deploymentId must name a deployment of this API.
     for op in &request.patch_operations {
         if op.path == "/deploymentId" {
             let id = op.value()?;
-            if !deployment_exists(&service, &caller, &api_id, id).await? {
+            if !deployment_exists(&on.service, &on.caller, &on.api_id, id).await? {
                 return Err(deployment_not_found());
             }
         }
     }
     let now = now_epoch();
-    let stored = service
+    let stored = on
+        .service
         .store
         .update_typed(
-            &stage_key(&caller, &api_id, &stage_name),
+            &stage_key(&on.caller, &on.api_id, &on.id),
             move |current: Option<Stage>| {
                 let mut stage = current.ok_or_else(stage_not_found)?;
                 for op in &request.patch_operations {
@@ -532,27 +525,24 @@ pub async fn update_stage(
             },
         )
         .await?;
-    service
-        .refresh_api(&caller.account_id, &caller.region, &api_id)
+    on.service
+        .refresh_api(&on.caller.account_id, &on.caller.region, &on.api_id)
         .await;
     Ok(Json(stored).into_response())
 }
 
-pub async fn delete_stage(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
-) -> RestResult<Response> {
-    load_api(&service, &caller, &api_id).await?;
-    if !service
+pub async fn delete_stage(on: ChildRequest<RestApiService>) -> RestResult<Response> {
+    load_api(&on.service, &on.caller, &on.api_id).await?;
+    if !on
+        .service
         .store
-        .delete_document(&stage_key(&caller, &api_id, &stage_name))
+        .delete_document(&stage_key(&on.caller, &on.api_id, &on.id))
         .await?
     {
         return Err(stage_not_found());
     }
-    service
-        .refresh_api(&caller.account_id, &caller.region, &api_id)
+    on.service
+        .refresh_api(&on.caller.account_id, &on.caller.region, &on.api_id)
         .await;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,11 +14,12 @@ use super::{
     answer, api_not_found, auto_deploy, doc_key, load, mutate, page, patch, to_value, PageQuery,
     Service,
 };
-use crate::extract::{Authenticated, RestJson};
+use crate::extract::{ApiRequest, Authenticated, RestJson};
 use crate::http_api::model::{
     new_id, timestamp_now, Cors, HttpApi, Integration, IntegrationType, ProtocolType, Route,
     RouteSettings, Stage, HTTP_API_KIND,
 };
+use crate::http_api::HttpApiService;
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -238,16 +239,11 @@ pub async fn create_api(
     ))
 }
 
-pub async fn get_api(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-    headers: HeaderMap,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
+pub async fn get_api(on: ApiRequest<HttpApiService>, headers: HeaderMap) -> RestResult<Response> {
+    let api = load(&on.service, &on.caller, &on.api_id).await?;
     Ok(answer(
         StatusCode::OK,
-        api.to_wire(&svc.public_urls.for_request(&headers)),
+        api.to_wire(&on.service.public_urls.for_request(&headers)),
     ))
 }
 
@@ -270,9 +266,7 @@ pub async fn get_apis(
 }
 
 pub async fn update_api(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     headers: HeaderMap,
     RestJson(input): RestJson<ApiInput>,
 ) -> RestResult<Response> {
@@ -282,7 +276,7 @@ pub async fn update_api(
     if let Some(expression) = &input.api_key_selection_expression {
         check_api_key_selection_expression(expression)?;
     }
-    let (api, ()) = mutate(&svc, &caller, &api_id, move |api| {
+    let (api, ()) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         if api.protocol_type == ProtocolType::WebSocket {
             if let Some(expression) = &input.route_selection_expression {
                 check_route_selection_expression(expression)?;
@@ -334,32 +328,25 @@ pub async fn update_api(
     .await?;
     Ok(answer(
         StatusCode::OK,
-        api.to_wire(&svc.public_urls.for_request(&headers)),
+        api.to_wire(&on.service.public_urls.for_request(&headers)),
     ))
 }
 
-pub async fn delete_api(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-) -> RestResult<Response> {
-    if !svc
+pub async fn delete_api(on: ApiRequest<HttpApiService>) -> RestResult<Response> {
+    if !on
+        .service
         .store
-        .delete_document(&doc_key(&caller, &api_id))
+        .delete_document(&doc_key(&on.caller, &on.api_id))
         .await?
     {
-        return Err(api_not_found(&caller, &api_id));
+        return Err(api_not_found(&on.caller, &on.api_id));
     }
-    svc.live.remove(&api_id);
+    on.service.live.remove(&on.api_id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn delete_cors_configuration(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-) -> RestResult<Response> {
-    mutate(&svc, &caller, &api_id, move |api| {
+pub async fn delete_cors_configuration(on: ApiRequest<HttpApiService>) -> RestResult<Response> {
+    mutate(&on.service, &on.caller, &on.api_id, move |api| {
         api.cors = None;
         Ok(())
     })

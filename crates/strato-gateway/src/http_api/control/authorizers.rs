@@ -2,18 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::children::{self, Child};
-use super::{answer, mutate, patch, to_value, Service};
-use crate::extract::{Authenticated, RestJson};
+use super::{answer, mutate, patch, to_value};
+use crate::extract::{ApiRequest, ChildRequest, RestJson};
 use crate::http_api::model::{
     new_id, Authorizer, AuthorizerType, HttpApi, JwtConfiguration, ProtocolType,
 };
+use crate::http_api::HttpApiService;
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -118,9 +118,7 @@ fn check_authorizer(a: &Authorizer, protocol: ProtocolType) -> RestResult<()> {
 }
 
 pub async fn create_authorizer(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
     if input.identity_validation_expression.is_some() {
@@ -136,7 +134,7 @@ pub async fn create_authorizer(
         .name
         .ok_or_else(|| RestError::bad_request("Name is required"))?;
     let authorizer_type = AuthorizerType::from_wire(&authorizer_type)?;
-    let (_, authorizer) = mutate(&svc, &caller, &api_id, move |api| {
+    let (_, authorizer) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         let websocket = api.protocol_type == ProtocolType::WebSocket;
         let authorizer = Authorizer {
             authorizer_id: new_id(6),
@@ -164,44 +162,36 @@ pub async fn create_authorizer(
 }
 
 pub async fn update_authorizer(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, authorizer_id)): Path<(String, String)>,
+    on: ChildRequest<HttpApiService>,
     RestJson(input): RestJson<AuthorizerInput>,
 ) -> RestResult<Response> {
-    children::update(
-        &svc,
-        &caller,
-        &api_id,
-        authorizer_id,
-        move |api, mut a: Authorizer| {
-            patch(&mut a.name, input.name);
-            if let Some(v) = input.authorizer_type {
-                a.authorizer_type = AuthorizerType::from_wire(&v)?;
-            }
-            patch(&mut a.authorizer_uri, input.authorizer_uri.map(Some));
-            patch(
-                &mut a.authorizer_payload_format_version,
-                input.authorizer_payload_format_version.map(Some),
-            );
-            patch(
-                &mut a.authorizer_result_ttl_in_seconds,
-                input.authorizer_result_ttl_in_seconds.map(Some),
-            );
-            patch(
-                &mut a.enable_simple_responses,
-                input.enable_simple_responses.map(Some),
-            );
-            patch(&mut a.identity_source, input.identity_source);
-            patch(&mut a.jwt_configuration, input.jwt_configuration.map(Some));
-            patch(
-                &mut a.authorizer_credentials_arn,
-                input.authorizer_credentials_arn.map(Some),
-            );
-            check_authorizer(&a, api.protocol_type)?;
-            Ok(a)
-        },
-    )
+    children::update(on, move |api, mut a: Authorizer| {
+        patch(&mut a.name, input.name);
+        if let Some(v) = input.authorizer_type {
+            a.authorizer_type = AuthorizerType::from_wire(&v)?;
+        }
+        patch(&mut a.authorizer_uri, input.authorizer_uri.map(Some));
+        patch(
+            &mut a.authorizer_payload_format_version,
+            input.authorizer_payload_format_version.map(Some),
+        );
+        patch(
+            &mut a.authorizer_result_ttl_in_seconds,
+            input.authorizer_result_ttl_in_seconds.map(Some),
+        );
+        patch(
+            &mut a.enable_simple_responses,
+            input.enable_simple_responses.map(Some),
+        );
+        patch(&mut a.identity_source, input.identity_source);
+        patch(&mut a.jwt_configuration, input.jwt_configuration.map(Some));
+        patch(
+            &mut a.authorizer_credentials_arn,
+            input.authorizer_credentials_arn.map(Some),
+        );
+        check_authorizer(&a, api.protocol_type)?;
+        Ok(a)
+    })
     .await
 }
 

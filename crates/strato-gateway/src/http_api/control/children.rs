@@ -8,14 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use strato_model::Caller;
 
-use super::{answer, load, mutate, not_found, page, PageQuery, Service};
-use crate::extract::Authenticated;
+use super::{answer, load, mutate, not_found, page, PageQuery};
+use crate::extract::{ApiRequest, ChildRequest};
 use crate::http_api::model::HttpApi;
 use crate::http_api::HttpApiService;
 use crate::rest_api::error::RestResult;
@@ -46,12 +45,10 @@ pub trait Child: Clone + Send + Sync + 'static {
 
 /// `GET /v2/apis/{apiId}/{children}`: a page of them, in id order.
 pub async fn list<C: Child>(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     Query(query): Query<PageQuery>,
 ) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
+    let api = load(&on.service, &on.caller, &on.api_id).await?;
     let items = C::collection(&api)
         .iter()
         .map(|(id, child)| (id.clone(), child.to_wire()))
@@ -60,27 +57,20 @@ pub async fn list<C: Child>(
 }
 
 /// `GET /v2/apis/{apiId}/{children}/{id}`.
-pub async fn get<C: Child>(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let api = load(&svc, &caller, &api_id).await?;
+pub async fn get<C: Child>(on: ChildRequest<HttpApiService>) -> RestResult<Response> {
+    let api = load(&on.service, &on.caller, &on.api_id).await?;
     let child = C::collection(&api)
-        .get(&id)
-        .ok_or_else(|| not_found(C::KIND, &caller, &id))?;
+        .get(&on.id)
+        .ok_or_else(|| not_found(C::KIND, &on.caller, &on.id))?;
     Ok(answer(StatusCode::OK, child.to_wire()))
 }
 
 /// `DELETE /v2/apis/{apiId}/{children}/{id}`: 204, or the kind's refusal
 /// while the child is referred to.
-pub async fn delete<C: Child>(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found(C::KIND, &caller, &id);
-    mutate(&svc, &caller, &api_id, move |api| {
+pub async fn delete<C: Child>(on: ChildRequest<HttpApiService>) -> RestResult<Response> {
+    let missing = not_found(C::KIND, &on.caller, &on.id);
+    let id = on.id;
+    mutate(&on.service, &on.caller, &on.api_id, move |api| {
         if !C::collection(api).contains_key(&id) {
             return Err(missing);
         }
@@ -96,19 +86,14 @@ pub async fn delete<C: Child>(
 /// The body of every `PATCH /v2/apis/{apiId}/{children}/{id}`: `change`
 /// gets the API and the child as it is and returns it as it shall be, all
 /// in one atomic update; the answer is 200 with the child's new shape.
-pub async fn update<C, F>(
-    svc: &HttpApiService,
-    caller: &Caller,
-    api_id: &str,
-    id: String,
-    change: F,
-) -> RestResult<Response>
+pub async fn update<C, F>(on: ChildRequest<HttpApiService>, change: F) -> RestResult<Response>
 where
     C: Child,
     F: FnOnce(&mut HttpApi, C) -> RestResult<C> + Send + 'static,
 {
-    let missing = not_found(C::KIND, caller, &id);
-    let (_, child) = mutate(svc, caller, api_id, move |api| {
+    let missing = not_found(C::KIND, &on.caller, &on.id);
+    let id = on.id;
+    let (_, child) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         let current = C::collection(api).get(&id).cloned().ok_or(missing)?;
         let updated = change(api, current)?;
         C::collection_mut(api).insert(id, updated.clone());

@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::children::Child;
-use super::{answer, mutate, serve_deployment, Service};
-use crate::extract::{Authenticated, RestJson};
+use super::{answer, mutate, serve_deployment};
+use crate::extract::{ApiRequest, RestJson};
 use crate::http_api::model::{new_id, timestamp_now, Deployment, HttpApi};
+use crate::http_api::HttpApiService;
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -22,12 +22,10 @@ pub struct DeploymentInput {
 }
 
 pub async fn create_deployment(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     RestJson(input): RestJson<DeploymentInput>,
 ) -> RestResult<Response> {
-    let (_, deployment) = mutate(&svc, &caller, &api_id, move |api| {
+    let (_, deployment) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         if let Some(stage_name) = &input.stage_name {
             let stage = api.stages.get(stage_name).ok_or_else(|| {
                 RestError::bad_request(format!("Stage {stage_name} does not exist for this API"))

@@ -3,16 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::children::{self, Child};
-use super::{answer, mutate, patch, to_value, Service};
-use crate::extract::{Authenticated, RestJson};
+use super::{answer, mutate, patch, to_value};
+use crate::extract::{ApiRequest, ChildRequest, RestJson};
 use crate::http_api::model::{new_id, HttpApi, Integration, IntegrationType, ProtocolType};
+use crate::http_api::HttpApiService;
 use crate::invoker::function_arn_of_integration_uri;
 use crate::rest_api::error::{RestError, RestResult};
 
@@ -130,9 +130,7 @@ fn check_integration(i: &Integration, protocol: ProtocolType) -> RestResult<()> 
 }
 
 pub async fn create_integration(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
     if input.integration_subtype.is_some() {
@@ -143,7 +141,7 @@ pub async fn create_integration(
     let raw_type = input
         .integration_type
         .ok_or_else(|| RestError::bad_request("IntegrationType is required"))?;
-    let (_, integration) = mutate(&svc, &caller, &api_id, move |api| {
+    let (_, integration) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         let protocol = api.protocol_type;
         let integration_type = IntegrationType::from_wire(&raw_type, protocol)?;
         let payload_format_version = input.payload_format_version.or_else(|| {
@@ -182,53 +180,45 @@ pub async fn create_integration(
 }
 
 pub async fn update_integration(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, integration_id)): Path<(String, String)>,
+    on: ChildRequest<HttpApiService>,
     RestJson(input): RestJson<IntegrationInput>,
 ) -> RestResult<Response> {
-    children::update(
-        &svc,
-        &caller,
-        &api_id,
-        integration_id,
-        move |api, mut i: Integration| {
-            let protocol = api.protocol_type;
-            if let Some(v) = input.integration_type {
-                i.integration_type = IntegrationType::from_wire(&v, protocol)?;
-            }
-            patch(&mut i.integration_uri, input.integration_uri.map(Some));
-            patch(
-                &mut i.integration_method,
-                input.integration_method.map(Some),
-            );
-            patch(
-                &mut i.payload_format_version,
-                input.payload_format_version.map(Some),
-            );
-            patch(&mut i.timeout_in_millis, input.timeout_in_millis);
-            patch(&mut i.connection_type, input.connection_type);
-            patch(&mut i.description, input.description.map(Some));
-            patch(&mut i.credentials_arn, input.credentials_arn.map(Some));
-            patch(&mut i.request_parameters, input.request_parameters);
-            patch(&mut i.response_parameters, input.response_parameters);
-            patch(&mut i.request_templates, input.request_templates);
-            patch(
-                &mut i.template_selection_expression,
-                input.template_selection_expression.map(Some),
-            );
-            patch(
-                &mut i.passthrough_behavior,
-                input.passthrough_behavior.map(Some),
-            );
-            patch(
-                &mut i.content_handling_strategy,
-                input.content_handling_strategy.map(Some),
-            );
-            check_integration(&i, protocol)?;
-            Ok(i)
-        },
-    )
+    children::update(on, move |api, mut i: Integration| {
+        let protocol = api.protocol_type;
+        if let Some(v) = input.integration_type {
+            i.integration_type = IntegrationType::from_wire(&v, protocol)?;
+        }
+        patch(&mut i.integration_uri, input.integration_uri.map(Some));
+        patch(
+            &mut i.integration_method,
+            input.integration_method.map(Some),
+        );
+        patch(
+            &mut i.payload_format_version,
+            input.payload_format_version.map(Some),
+        );
+        patch(&mut i.timeout_in_millis, input.timeout_in_millis);
+        patch(&mut i.connection_type, input.connection_type);
+        patch(&mut i.description, input.description.map(Some));
+        patch(&mut i.credentials_arn, input.credentials_arn.map(Some));
+        patch(&mut i.request_parameters, input.request_parameters);
+        patch(&mut i.response_parameters, input.response_parameters);
+        patch(&mut i.request_templates, input.request_templates);
+        patch(
+            &mut i.template_selection_expression,
+            input.template_selection_expression.map(Some),
+        );
+        patch(
+            &mut i.passthrough_behavior,
+            input.passthrough_behavior.map(Some),
+        );
+        patch(
+            &mut i.content_handling_strategy,
+            input.content_handling_strategy.map(Some),
+        );
+        check_integration(&i, protocol)?;
+        Ok(i)
+    })
     .await
 }
 

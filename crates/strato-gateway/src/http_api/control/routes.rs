@@ -10,9 +10,10 @@ use serde_json::Value;
 
 use super::children::{self, Child};
 use super::{answer, mutate, not_found, patch, to_value, Service};
-use crate::extract::{Authenticated, RestJson};
+use crate::extract::{ApiRequest, Authenticated, ChildRequest, RestJson};
 use crate::http_api::live::parse_route_path;
 use crate::http_api::model::{new_id, HttpApi, ProtocolType, Route, RouteAuthorization};
+use crate::http_api::HttpApiService;
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -148,9 +149,7 @@ fn check_route_refs(
 }
 
 pub async fn create_route(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
     let route_key = input
@@ -171,7 +170,7 @@ pub async fn create_route(
         model_selection_expression: input.model_selection_expression,
     };
     let raw_authorization = input.authorization_type;
-    let (_, route) = mutate(&svc, &caller, &api_id, move |api| {
+    let (_, route) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         let mut route = route;
         check_key_for(api.protocol_type, &route.route_key)?;
         if api.routes.values().any(|r| r.route_key == route.route_key) {
@@ -190,13 +189,11 @@ pub async fn create_route(
 }
 
 pub async fn update_route(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, route_id)): Path<(String, String)>,
+    on: ChildRequest<HttpApiService>,
     RestJson(input): RestJson<RouteInput>,
 ) -> RestResult<Response> {
-    let id = route_id.clone();
-    children::update(&svc, &caller, &api_id, id, move |api, mut route: Route| {
+    let route_id = on.id.clone();
+    children::update(on, move |api, mut route: Route| {
         if let Some(key) = input.route_key {
             check_key_for(api.protocol_type, &key)?;
             if api

@@ -13,8 +13,9 @@ use super::children::{self, Child};
 use super::{
     answer, automatic_deployment, mutate, not_found, patch, serve_deployment, to_value, Service,
 };
-use crate::extract::{Authenticated, RestJson};
+use crate::extract::{ApiRequest, Authenticated, ChildRequest, RestJson};
 use crate::http_api::model::{timestamp_now, AccessLogSettings, HttpApi, RouteSettings, Stage};
+use crate::http_api::HttpApiService;
 use crate::rest_api::error::{RestError, RestResult};
 
 #[derive(Deserialize, Default)]
@@ -96,9 +97,7 @@ impl Child for Stage {
 }
 
 pub async fn create_stage(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<HttpApiService>,
     RestJson(input): RestJson<StageInput>,
 ) -> RestResult<Response> {
     if input.client_certificate_id.is_some() {
@@ -135,7 +134,7 @@ pub async fn create_stage(
         api_gateway_managed: false,
         last_deployment_status_message: None,
     };
-    let (_, stage) = mutate(&svc, &caller, &api_id, move |api| {
+    let (_, stage) = mutate(&on.service, &on.caller, &on.api_id, move |api| {
         if api.stages.contains_key(&stage.stage_name) {
             return Err(RestError::conflict(format!(
                 "Stage already exists: {}",
@@ -170,9 +169,7 @@ fn deploy_now(api: &mut HttpApi, stage: &mut Stage) {
 }
 
 pub async fn update_stage(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
+    on: ChildRequest<HttpApiService>,
     RestJson(input): RestJson<StageInput>,
 ) -> RestResult<Response> {
     if let Some(s) = &input.access_log_settings {
@@ -184,43 +181,37 @@ pub async fn update_stage(
     for s in input.route_settings.iter().flat_map(|m| m.values()) {
         check_route_settings(s)?;
     }
-    children::update(
-        &svc,
-        &caller,
-        &api_id,
-        stage_name,
-        move |api, mut stage: Stage| {
-            let mut redeploy = false;
-            if let Some(v) = input.auto_deploy {
-                redeploy = v && !stage.auto_deploy;
-                stage.auto_deploy = v;
+    children::update(on, move |api, mut stage: Stage| {
+        let mut redeploy = false;
+        if let Some(v) = input.auto_deploy {
+            redeploy = v && !stage.auto_deploy;
+            stage.auto_deploy = v;
+        }
+        if let Some(id) = input.deployment_id {
+            if !api.deployments.contains_key(&id) {
+                return Err(RestError::bad_request(format!(
+                    "Invalid deployment identifier specified: {id}"
+                )));
             }
-            if let Some(id) = input.deployment_id {
-                if !api.deployments.contains_key(&id) {
-                    return Err(RestError::bad_request(format!(
-                        "Invalid deployment identifier specified: {id}"
-                    )));
-                }
-                stage.deployment_id = Some(id);
-            }
-            patch(&mut stage.description, input.description.map(Some));
-            patch(
-                &mut stage.default_route_settings,
-                input.default_route_settings,
-            );
-            patch(&mut stage.route_settings, input.route_settings);
-            patch(&mut stage.stage_variables, input.stage_variables);
-            patch(
-                &mut stage.access_log_settings,
-                input.access_log_settings.map(Some),
-            );
-            stage.last_updated_date = timestamp_now();
-            if redeploy {
-                deploy_now(api, &mut stage);
-            }
-            Ok(stage)
-        },
-    )
+            stage.deployment_id = Some(id);
+        }
+        patch(&mut stage.description, input.description.map(Some));
+        patch(
+            &mut stage.default_route_settings,
+            input.default_route_settings,
+        );
+        patch(&mut stage.route_settings, input.route_settings);
+        patch(&mut stage.stage_variables, input.stage_variables);
+        patch(
+            &mut stage.access_log_settings,
+            input.access_log_settings.map(Some),
+        );
+        stage.last_updated_date = timestamp_now();
+        if redeploy {
+            deploy_now(api, &mut stage);
+        }
+        Ok(stage)
+    })
     .await
 }
 
@@ -245,13 +236,10 @@ pub async fn delete_route_settings(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn delete_access_log_settings(
-    State(svc): Service,
-    Authenticated(caller): Authenticated,
-    Path((api_id, stage_name)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let missing = not_found("stage", &caller, &stage_name);
-    mutate(&svc, &caller, &api_id, move |api| {
+pub async fn delete_access_log_settings(on: ChildRequest<HttpApiService>) -> RestResult<Response> {
+    let missing = not_found("stage", &on.caller, &on.id);
+    let stage_name = on.id;
+    mutate(&on.service, &on.caller, &on.api_id, move |api| {
         let stage = api.stages.get_mut(&stage_name).ok_or(missing)?;
         stage.access_log_settings = None;
         Ok(())

@@ -13,7 +13,7 @@ use strato_model::Caller;
 use super::{
     json_answer, load_api, method_not_found, mutate_api, resource_not_found, response_not_found,
 };
-use crate::extract::{Authenticated, RestJson};
+use crate::extract::{caller_and_path, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{AuthorizationType, Method, MethodResponse};
 use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
@@ -79,12 +79,7 @@ impl FromRequestParts<Arc<RestApiService>> for MethodAt {
         parts: &mut Parts,
         service: &Arc<RestApiService>,
     ) -> Result<Self, Self::Rejection> {
-        let Authenticated(caller) = Authenticated::from_request_parts(parts, service)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let Path(path) = Path::<MethodPath>::from_request_parts(parts, service)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let (caller, path) = caller_and_path::<MethodPath, _>(parts, service).await?;
         Ok(MethodAt {
             service: Arc::clone(service),
             caller,

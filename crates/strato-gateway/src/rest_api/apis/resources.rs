@@ -3,17 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{json_answer, load_api, mutate_api, resource_not_found, Svc};
-use crate::extract::{Authenticated, RestJson};
+use super::{json_answer, load_api, mutate_api, resource_not_found};
+use crate::extract::{ApiRequest, ChildRequest, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::Resource;
+use crate::rest_api::RestApiService;
 use crate::rest_api::{listing, new_id, page, PageQuery};
 
 #[derive(Deserialize)]
@@ -38,12 +39,10 @@ fn resource_view(resource: &Resource, embed_methods: bool) -> RestResult<Value> 
 }
 
 pub async fn get_resources(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<RestApiService>,
     Query(query): Query<EmbedQuery>,
 ) -> RestResult<Response> {
-    let record = load_api(&service, &caller, &api_id).await?;
+    let record = load_api(&on.service, &on.caller, &on.api_id).await?;
     let embed_methods = query
         .embed
         .as_deref()
@@ -61,15 +60,11 @@ pub async fn get_resources(
     Ok(Json(listing(items, position)).into_response())
 }
 
-pub async fn get_resource(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    let record = load_api(&service, &caller, &api_id).await?;
+pub async fn get_resource(on: ChildRequest<RestApiService>) -> RestResult<Response> {
+    let record = load_api(&on.service, &on.caller, &on.api_id).await?;
     let resource = record
         .resources
-        .get(&resource_id)
+        .get(&on.id)
         .ok_or_else(resource_not_found)?;
     json_answer(StatusCode::OK, resource)
 }
@@ -98,9 +93,7 @@ fn is_variable(part: &str) -> bool {
 }
 
 pub async fn create_resource(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, parent_id)): Path<(String, String)>,
+    on: ChildRequest<RestApiService>,
     RestJson(request): RestJson<CreateResourceRequest>,
 ) -> RestResult<Response> {
     let path_part = request.path_part.unwrap_or_default();
@@ -109,10 +102,11 @@ pub async fn create_resource(
             "Resource's path part only allow a-zA-Z0-9._- and curly braces at the beginning and the end and an optional plus sign before the closing brace.",
         ));
     }
-    let resource = mutate_api(&service, &caller, &api_id, move |record| {
+    // The path names the parent: the new resource's id is made here.
+    let resource = mutate_api(&on.service, &on.caller, &on.api_id, move |record| {
         let parent = record
             .resources
-            .get(&parent_id)
+            .get(&on.id)
             .ok_or_else(resource_not_found)?
             .clone();
         if parent
@@ -127,7 +121,7 @@ pub async fn create_resource(
         for sibling in record
             .resources
             .values()
-            .filter(|r| r.parent_id.as_deref() == Some(parent_id.as_str()))
+            .filter(|r| r.parent_id.as_deref() == Some(on.id.as_str()))
         {
             let sibling_part = sibling.path_part.as_deref().unwrap_or_default();
             if sibling_part == path_part {
@@ -148,7 +142,7 @@ pub async fn create_resource(
         };
         let resource = Resource {
             id: new_id(10),
-            parent_id: Some(parent_id.clone()),
+            parent_id: Some(on.id.clone()),
             path_part: Some(path_part.clone()),
             path,
             resource_methods: BTreeMap::new(),
@@ -160,20 +154,16 @@ pub async fn create_resource(
     json_answer(StatusCode::CREATED, &resource)
 }
 
-pub async fn delete_resource(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path((api_id, resource_id)): Path<(String, String)>,
-) -> RestResult<Response> {
-    mutate_api(&service, &caller, &api_id, move |record| {
-        if !record.resources.contains_key(&resource_id) {
+pub async fn delete_resource(on: ChildRequest<RestApiService>) -> RestResult<Response> {
+    mutate_api(&on.service, &on.caller, &on.api_id, move |record| {
+        if !record.resources.contains_key(&on.id) {
             return Err(resource_not_found());
         }
-        if record.api.root_resource_id == resource_id {
+        if record.api.root_resource_id == on.id {
             return Err(RestError::bad_request("Cannot delete root resource"));
         }
         // The resource and everything under it.
-        let mut doomed = vec![resource_id.clone()];
+        let mut doomed = vec![on.id.clone()];
         let mut i = 0;
         while i < doomed.len() {
             let parent = doomed[i].clone();

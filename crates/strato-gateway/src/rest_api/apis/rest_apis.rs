@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,13 +12,14 @@ use serde_json::Value;
 use strato_store::DocumentKey;
 
 use super::{api_key, api_not_found, json_answer, load_api, mutate_api, Svc};
-use crate::extract::{Authenticated, RestJson};
+use crate::extract::{ApiRequest, Authenticated, RestJson};
 use crate::rest_api::error::{RestError, RestResult};
 use crate::rest_api::model::{
     EndpointConfiguration, Resource, RestApi, RestApiRecord, KIND_DEPLOYMENT, KIND_REST_API,
     KIND_STAGE,
 };
 use crate::rest_api::patch::{as_strs, PatchOp, PatchRequest};
+use crate::rest_api::RestApiService;
 use crate::rest_api::{listing, new_id, now_epoch, page, PageQuery};
 
 #[derive(Deserialize)]
@@ -126,12 +127,8 @@ pub async fn create_rest_api(
     json_answer(StatusCode::CREATED, &record.api)
 }
 
-pub async fn get_rest_api(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-) -> RestResult<Response> {
-    let record = load_api(&service, &caller, &api_id).await?;
+pub async fn get_rest_api(on: ApiRequest<RestApiService>) -> RestResult<Response> {
+    let record = load_api(&on.service, &on.caller, &on.api_id).await?;
     json_answer(StatusCode::OK, &record.api)
 }
 
@@ -152,12 +149,10 @@ pub async fn get_rest_apis(
 }
 
 pub async fn update_rest_api(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
+    on: ApiRequest<RestApiService>,
     RestJson(request): RestJson<PatchRequest>,
 ) -> RestResult<Response> {
-    let api = mutate_api(&service, &caller, &api_id, move |record| {
+    let api = mutate_api(&on.service, &on.caller, &on.api_id, move |record| {
         for op in &request.patch_operations {
             let segments = op.segments();
             let api = &mut record.api;
@@ -205,42 +200,39 @@ pub async fn update_rest_api(
         Ok(record.api.clone())
     })
     .await?;
-    service
-        .refresh_api(&caller.account_id, &caller.region, &api_id)
+    on.service
+        .refresh_api(&on.caller.account_id, &on.caller.region, &on.api_id)
         .await;
     json_answer(StatusCode::OK, &api)
 }
 
-pub async fn delete_rest_api(
-    State(service): Svc,
-    Authenticated(caller): Authenticated,
-    Path(api_id): Path<String>,
-) -> RestResult<Response> {
-    if !service
+pub async fn delete_rest_api(on: ApiRequest<RestApiService>) -> RestResult<Response> {
+    if !on
+        .service
         .store
-        .delete_document(&api_key(&caller, &api_id))
+        .delete_document(&api_key(&on.caller, &on.api_id))
         .await?
     {
-        return Err(api_not_found(&caller, &api_id));
+        return Err(api_not_found(&on.caller, &on.api_id));
     }
-    let prefix = format!("{api_id}/");
+    let prefix = format!("{}/", on.api_id);
     for kind in [KIND_STAGE, KIND_DEPLOYMENT] {
         let documents: Vec<(String, Value)> =
-            crate::rest_api::list_owned(&service, &caller, kind, &prefix).await?;
+            crate::rest_api::list_owned(&on.service, &on.caller, kind, &prefix).await?;
         for (id, _) in documents {
-            service
+            on.service
                 .store
                 .delete_document(&DocumentKey::new(
-                    &caller.account_id,
-                    &caller.region,
+                    &on.caller.account_id,
+                    &on.caller.region,
                     kind,
                     id,
                 ))
                 .await?;
         }
     }
-    service
-        .refresh_api(&caller.account_id, &caller.region, &api_id)
+    on.service
+        .refresh_api(&on.caller.account_id, &on.caller.region, &on.api_id)
         .await;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -808,3 +808,76 @@ def test_rest_api_iam_methods_are_invoked_as_the_signers_policies_allow(strato):
             f"{api_id}/prod/POST/items") in body
     # The account's root may call every method of its own API.
     assert _signed_call(strato, api_id, "POST", "/prod/items", "test", "test")[0] == 200
+
+
+@ENFORCE
+def test_http_api_iam_routes_are_invoked_as_the_signers_policies_allow(strato):
+    v2 = client(strato, "apigatewayv2")
+    api_id = v2.create_api(Name="iam-routes", ProtocolType="HTTP")["ApiId"]
+    backend = v2.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY", IntegrationMethod="GET",
+                                    IntegrationUri=f"{strato.endpoint}/strato/health",
+                                    PayloadFormatVersion="1.0")["IntegrationId"]
+    for key in ("GET /open", "GET /closed"):
+        v2.create_route(ApiId=api_id, RouteKey=key, AuthorizationType="AWS_IAM",
+                        Target=f"integrations/{backend}")
+    v2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    iam = client(strato, "iam")
+    iam.create_user(UserName="router")
+    iam.put_user_policy(UserName="router", PolicyName="open-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
+                       "Resource": f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/*/GET/open"}]}))
+    key = iam.create_access_key(UserName="router")["AccessKey"]
+    router = (key["AccessKeyId"], key["SecretAccessKey"])
+    wait_until(lambda: _signed_call(strato, api_id, "GET", "/open", "test", "test")[0] == 200,
+               "the auto-deployed stage to serve", deadline_seconds=30)
+    assert _signed_call(strato, api_id, "GET", "/open", *router)[0] == 200
+    status, body = _signed_call(strato, api_id, "GET", "/closed", *router)
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+    assert _signed_call(strato, api_id, "GET", "/closed", "test", "test")[0] == 200
+
+
+@ENFORCE
+def test_websocket_connections_are_managed_as_the_signers_policies_allow(strato):
+    import asyncio
+    import urllib.parse
+
+    import websockets
+
+    v2 = client(strato, "apigatewayv2")
+    api_id = v2.create_api(Name="iam-ws", ProtocolType="WEBSOCKET",
+                           RouteSelectionExpression="$request.body.action")["ApiId"]
+    v2.create_stage(ApiId=api_id, StageName="prod", AutoDeploy=True)
+    iam = client(strato, "iam")
+    iam.create_user(UserName="watcher")
+    iam.put_user_policy(UserName="watcher", PolicyName="read-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "execute-api:ManageConnections",
+                       "Resource": f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/prod/GET/@connections/*"}]}))
+    key = iam.create_access_key(UserName="watcher")["AccessKey"]
+    port = urllib.parse.urlparse(strato.endpoint).port
+
+    def management(access_key: str, secret: str):
+        session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret,
+                                        region_name=REGION)
+        return session.client("apigatewaymanagementapi",
+                              endpoint_url=f"{strato.endpoint}/_strato/execute-api/{api_id}/prod",
+                              config=Config(retries={"max_attempts": 0}))
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/_strato/execute-api/{api_id}/prod") as ws:
+            root = management("test", "test")
+            # No route serves the message: the gateway's error frame names the connection.
+            await ws.send(json.dumps({"action": "whoami"}))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            connection_id = frame["connectionId"]
+            watcher = management(key["AccessKeyId"], key["SecretAccessKey"])
+            assert "ConnectedAt" in watcher.get_connection(ConnectionId=connection_id)
+            refused = error_of(watcher.post_to_connection, ConnectionId=connection_id, Data=b"hi")
+            assert refused["Error"]["Code"] == "ForbiddenException"
+            assert "is not authorized to perform: execute-api:ManageConnections" in \
+                refused["Error"]["Message"]
+            root.post_to_connection(ConnectionId=connection_id, Data=b"from the root")
+            assert await asyncio.wait_for(ws.recv(), 30) == "from the root"
+
+    asyncio.run(scenario())

@@ -443,6 +443,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         accounts.clone(),
         config.public_urls.clone(),
         strato_gateway::websocket::Limits::scaled(config.time_scale),
+        iam.clone(),
     )
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;

@@ -43,6 +43,27 @@ pub(crate) fn string_list(value: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
+/// The IAM action that calling an API's method or route (or opening a
+/// WebSocket connection) is.
+pub(crate) const EXECUTE_API_INVOKE: &str = "execute-api:Invoke";
+
+/// Whether the signer of an `AWS_IAM` request may `execute-api:Invoke`
+/// `arn` (the method's, route's or `$connect`'s ARN), by IAM's one
+/// evaluator: an account's root may call its own APIs, an IAM user or role
+/// session as its policies say (when IAM is enforced).
+pub(crate) fn may_invoke(
+    iam: &strato_iam::Iam,
+    access_key_id: &str,
+    arn: &str,
+) -> Result<(), strato_iam::AccessDenied> {
+    iam.authorize(
+        access_key_id,
+        EXECUTE_API_INVOKE,
+        arn,
+        RequestContext::new(),
+    )
+}
+
 /// Reads a Lambda authorizer's answer: `{"isAuthorized", "context"}` with
 /// simple responses, otherwise `{"principalId", "policyDocument", "context"}`
 /// whose statements must allow `execute-api:Invoke` on `route_arn` (a

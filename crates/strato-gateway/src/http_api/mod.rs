@@ -44,6 +44,9 @@ pub struct HttpApiService {
     pub decisions: DecisionCache,
     /// Access keys, for routes with `AWS_IAM` authorization.
     pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
+    /// What an `AWS_IAM` route's signer may do (`execute-api:Invoke`), when
+    /// IAM is enforced.
+    pub iam: Arc<strato_iam::Iam>,
     /// How the `ApiEndpoint`s handed out are formed.
     pub public_urls: PublicUrls,
     /// WebSocket APIs' open connections.
@@ -63,6 +66,7 @@ impl HttpApiService {
         credentials: Arc<dyn CredentialLookup + Send + Sync>,
         public_urls: PublicUrls,
         websocket_limits: crate::websocket::Limits,
+        iam: Arc<strato_iam::Iam>,
     ) -> RestResult<Arc<HttpApiService>> {
         let jwks_client = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -83,6 +87,7 @@ impl HttpApiService {
             jwks: JwksCache::new(jwks_client),
             decisions: DecisionCache::default(),
             credentials,
+            iam,
             public_urls,
             websocket: crate::websocket::Hub::new(websocket_limits),
         });

@@ -56,11 +56,19 @@ pub fn connection_wire(connection: &Connection) -> Value {
     })
 }
 
+/// The IAM action of the `@connections` API.
+const MANAGE_CONNECTIONS: &str = "execute-api:ManageConnections";
+
 /// Checks the request's SigV4 signature (`execute-api`, the API's region
-/// and account): the refusal, if it is refused.
+/// and account) and the signer's permission to `ManageConnections` on
+/// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/@connections/{id}`
+/// (an IAM user's or a function's role's policies, when IAM is enforced):
+/// the refusal, if it is refused.
 fn check_signature(
     svc: &HttpApiService,
     api: &LiveApi,
+    stage: &str,
+    id: &str,
     parts: &http::request::Parts,
     body: &[u8],
 ) -> Option<Response> {
@@ -78,13 +86,30 @@ fn check_signature(
     }
     match strato_sigv4::verify(&request, body, Utc::now(), &*svc.credentials) {
         Ok(v) if v.service == "execute-api" && v.region == api.region && v.account_id == api.account => {
-            None
+            let arn = format!(
+                "arn:aws:execute-api:{}:{}:{}/{stage}/{}/@connections/{id}",
+                api.region,
+                api.account,
+                api.api_id,
+                parts.method.as_str()
+            );
+            let context = strato_iam::policy::RequestContext::new();
+            svc.iam
+                .authorize(&v.access_key_id, MANAGE_CONNECTIONS, &arn, context)
+                .err()
+                .map(|denied| {
+                    error(
+                        StatusCode::FORBIDDEN,
+                        "ForbiddenException",
+                        Some(&denied.message),
+                    )
+                })
         }
         Ok(v) => Some(error(
             StatusCode::FORBIDDEN,
             "ForbiddenException",
             Some(&format!(
-                "User: arn:aws:iam::{}:root is not authorized to perform: execute-api:ManageConnections on resource: {}",
+                "User: arn:aws:iam::{}:root is not authorized to perform: {MANAGE_CONNECTIONS} on resource: {}",
                 v.account_id, api.api_id
             )),
         )),
@@ -100,6 +125,7 @@ fn check_signature(
 pub(super) async fn serve(
     svc: &Arc<HttpApiService>,
     api: &LiveApi,
+    stage: &str,
     id: &str,
     request: Request,
 ) -> Response {
@@ -114,7 +140,7 @@ pub(super) async fn serve(
             )
         }
     };
-    if let Some(refused) = check_signature(svc, api, &parts, &body) {
+    if let Some(refused) = check_signature(svc, api, stage, id, &parts, &body) {
         return refused;
     }
     let Some(connection) = svc

@@ -195,7 +195,7 @@ pub async fn handle(
             if !api.stages.contains_key(stage) {
                 return refusal(StatusCode::FORBIDDEN, "Forbidden");
             }
-            management::serve(svc, &api, &id, request).await
+            management::serve(svc, &api, stage, &id, request).await
         }
         Addressed::Nothing => refusal(StatusCode::FORBIDDEN, "Forbidden"),
     }

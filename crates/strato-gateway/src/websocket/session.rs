@@ -26,7 +26,9 @@ use super::events::{connect_event, disconnect_event, message_event, EventContext
 use super::integration::{integrate, missing_required_parameters};
 use super::{new_id, refusal, Connection, Outbound, MAX_FRAME, MAX_MESSAGE, OUTBOX};
 use crate::access_log::{render, AccessLogContext};
-use crate::authorizer::{invoke_authorizer, read_lambda_answer, AuthorizerRef, Decision};
+use crate::authorizer::{
+    invoke_authorizer, may_invoke, read_lambda_answer, AuthorizerRef, Decision,
+};
 use crate::http_api::live::{CompiledRoute, LiveApi, LiveStage};
 use crate::http_api::model::{Authorizer, RouteAuthorization};
 use crate::http_api::HttpApiService;
@@ -243,7 +245,7 @@ async fn authorize(
         RouteAuthorization::None | RouteAuthorization::Jwt => Decision::Allow {
             context: Value::Null,
         },
-        RouteAuthorization::AwsIam => iam_authorize(svc, session, parts, turn),
+        RouteAuthorization::AwsIam => iam_authorize(svc, session, stage, parts, turn),
         RouteAuthorization::Custom => {
             let Some(authorizer) = route
                 .route
@@ -285,9 +287,12 @@ async fn authorize(
     }
 }
 
+/// SigV4 for `execute-api` in the API's account and region, then the
+/// signer's permission to invoke the stage's `$connect`.
 fn iam_authorize(
     svc: &HttpApiService,
     session: &Session,
+    stage: &LiveStage,
     parts: &Parts,
     turn: &mut Turn,
 ) -> Decision {
@@ -307,6 +312,14 @@ fn iam_authorize(
                 && v.region == session.api.region
                 && v.account_id == session.api.account =>
         {
+            let arn = format!(
+                "arn:aws:execute-api:{}:{}:{}/{}/$connect",
+                session.api.region, session.api.account, session.api.api_id, stage.name
+            );
+            if let Err(denied) = may_invoke(&svc.iam, &v.access_key_id, &arn) {
+                turn.log.set("error.message", denied.message);
+                return Decision::Forbidden;
+            }
             Decision::Allow {
                 context: Value::Null,
             }

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::integrations::proxy_event;
 use super::Exchange;
-use crate::authorizer::{invoke_authorizer, jwt, read_lambda_answer, AuthorizerRef, Decision};
+use crate::authorizer::{
+    invoke_authorizer, jwt, may_invoke, read_lambda_answer, AuthorizerRef, Decision,
+};
 use crate::http_api::live::CompiledRoute;
 use crate::http_api::model::{Authorizer, AuthorizerType, RouteAuthorization};
 use crate::http_api::HttpApiService;
@@ -65,7 +67,10 @@ pub(super) async fn authorize(
 ) -> Decision {
     let kind = route.route.authorization_type;
     match kind {
-        RouteAuthorization::AwsIam => return iam_authorize(svc, exchange),
+        RouteAuthorization::AwsIam => {
+            let arn = exchange.route_arn(route);
+            return iam_authorize(svc, exchange, &arn);
+        }
         RouteAuthorization::None => {
             return Decision::Allow {
                 context: Value::Null,
@@ -118,7 +123,9 @@ pub(super) async fn authorize(
 /// the API's region by a key of the API's account (Strato's keys act as
 /// their account's administrator); the caller's identity reaches the
 /// integration as `requestContext.authorizer.iam`.
-fn iam_authorize(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> Decision {
+/// SigV4 for `execute-api` in the API's account and region, then the
+/// signer's permission to invoke `route_arn`.
+fn iam_authorize(svc: &HttpApiService, exchange: &mut Exchange<'_>, route_arn: &str) -> Decision {
     let uri: http::Uri = match exchange.original_uri.parse() {
         Ok(uri) => uri,
         Err(_) => return Decision::Forbidden,
@@ -141,6 +148,10 @@ fn iam_authorize(svc: &HttpApiService, exchange: &mut Exchange<'_>) -> Decision 
                 && v.account_id == exchange.api.account =>
         {
             exchange.log.set("identity.accountId", v.account_id.clone());
+            if let Err(denied) = may_invoke(&svc.iam, &v.access_key_id, route_arn) {
+                exchange.log.set("error.message", denied.message);
+                return Decision::Forbidden;
+            }
             Decision::Allow {
                 context: json!({ "iam": {
                     "accessKey": v.access_key_id,

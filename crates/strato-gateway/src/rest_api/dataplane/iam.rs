@@ -4,11 +4,9 @@ use axum::http::StatusCode;
 use chrono::Utc;
 
 use super::RequestContext;
+use crate::authorizer::{may_invoke, EXECUTE_API_INVOKE};
 use crate::rest_api::live::RouteMatch;
 use crate::rest_api::RestApiService;
-
-/// The IAM action that calling an API method is.
-const EXECUTE_API_INVOKE: &str = "execute-api:Invoke";
 
 /// The signer of a request to an `AWS_IAM` method.
 #[derive(Debug, Clone)]
@@ -74,21 +72,13 @@ pub(super) fn authenticate_iam(
             "AccessDeniedException",
         ));
     }
-    service
-        .iam
-        .authorize(
-            &verified.access_key_id,
-            EXECUTE_API_INVOKE,
-            &resource,
-            strato_iam::policy::RequestContext::new(),
+    may_invoke(&service.iam, &verified.access_key_id, &resource).map_err(|denied| {
+        (
+            StatusCode::FORBIDDEN,
+            denied.message,
+            "AccessDeniedException",
         )
-        .map_err(|denied| {
-            (
-                StatusCode::FORBIDDEN,
-                denied.message,
-                "AccessDeniedException",
-            )
-        })?;
+    })?;
     Ok(IamCaller {
         access_key_id: verified.access_key_id,
         account_id: verified.account_id,

@@ -1,6 +1,6 @@
 //! The pollers of stream event source mappings (DynamoDB Streams).
 //!
-//! Why over 800 lines: about 335 of them are the unit tests against a fake
+//! Why over 800 lines: about 375 of them are the unit tests against a fake
 //! stream, function, sink and checkpoint store; the pollers themselves are
 //! under 770.
 //!
@@ -809,6 +809,10 @@ mod tests {
     struct FakeFunction {
         poison: Option<u64>,
         batches: parking_lot::Mutex<Vec<Vec<(String, u64)>>>,
+        /// While set, the role may not read, with this sentence.
+        refusal: parking_lot::Mutex<Option<String>>,
+        /// How often the pollers asked whether the role may read.
+        role_asked: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -842,8 +846,11 @@ mod tests {
             None
         }
 
-        async fn role_refusal(&self, _spec: &PollerSpec, _is_stream: bool) -> Option<String> {
-            None
+        async fn role_refusal(&self, _spec: &PollerSpec, is_stream: bool) -> Option<String> {
+            assert!(is_stream);
+            self.role_asked
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.refusal.lock().clone()
         }
     }
 
@@ -910,6 +917,8 @@ mod tests {
                 function: Arc::new(FakeFunction {
                     poison,
                     batches: parking_lot::Mutex::new(Vec::new()),
+                    refusal: parking_lot::Mutex::new(None),
+                    role_asked: std::sync::atomic::AtomicUsize::new(0),
                 }),
                 sink: Arc::new(FakeSink::default()),
                 checkpoints: Arc::new(MemoryCheckpoints::default()),
@@ -978,6 +987,34 @@ mod tests {
             parallelization: 1,
             on_failure: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_read_leaves_the_shard_alone_until_it_may() {
+        let rig = Rig::new(None);
+        for n in 0..5 {
+            rig.stream.write("k", n);
+        }
+        let refusal = "Cannot access stream s. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM.";
+        *rig.function.refusal.lock() = Some(refusal.into());
+        let pollers = rig.start(spec());
+        rig.until(|r| {
+            r.function
+                .role_asked
+                .load(std::sync::atomic::Ordering::SeqCst)
+                >= 20
+        })
+        .await;
+        assert!(rig.seen().is_empty());
+        assert_eq!(pollers.last_result("m-1"), format!("PROBLEM: {refusal}"));
+        *rig.function.refusal.lock() = None;
+        rig.until(|r| r.seen().len() >= 5).await;
+        pollers.stop("m-1").await;
+        assert_eq!(
+            rig.seen(),
+            (0..5).map(|n| ("k".to_string(), n)).collect::<Vec<_>>()
+        );
+        assert_eq!(pollers.last_result("m-1"), LAST_RESULT_OK);
     }
 
     #[tokio::test]

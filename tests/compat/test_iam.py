@@ -5,6 +5,7 @@ enforced on Lambda, SQS and CloudWatch Logs under `--iam enforce`."""
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import botocore.exceptions
@@ -210,6 +211,54 @@ def test_a_mapping_polls_as_the_function_role(strato):
                                               StartingPosition="LATEST")
     assert mapping["EventSourceArn"] == stream_arn
     assert mapping["StartingPosition"] == "LATEST"
+
+
+@pytest.mark.strato_args("--iam", "enforce", "--time-scale", "60")
+def test_a_running_mapping_stops_polling_when_its_role_loses_the_queue(strato):
+    """The pollers ask at every poll round whether the execution role may
+    poll: with the role's queue policy deleted they receive nothing (the
+    message stays in the queue) and LastProcessingResult says why; with it
+    back the message is delivered. `--time-scale 60` shortens the 20 s long
+    poll, so a round begun before the policy went ends quickly."""
+    iam, lam, sqs = client(strato, "iam"), client(strato, "lambda"), client(strato, "sqs")
+    url = sqs.create_queue(QueueName="jobs")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    create_role(iam, "consumer")
+    iam.attach_role_policy(RoleName="consumer", PolicyArn=BASIC)
+    poll = json.dumps({"Statement": [{"Effect": "Allow", "Resource": queue_arn, "Action": [
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]}]})
+    iam.put_role_policy(RoleName="consumer", PolicyName="poll", PolicyDocument=poll)
+    deploy(lam, "consume", f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/consumer")
+    uuid = lam.create_event_source_mapping(FunctionName="consume", EventSourceArn=queue_arn,
+                                           BatchSize=1)["UUID"]
+
+    def counts():
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return (int(attributes["ApproximateNumberOfMessages"]),
+                int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+
+    sqs.send_message(QueueUrl=url, MessageBody="first")
+    wait_until(lambda: counts() == (0, 0), "the first message delivered and deleted")
+    assert "LastProcessingResult" not in lam.get_event_source_mapping(UUID=uuid)
+
+    iam.delete_role_policy(RoleName="consumer", PolicyName="poll")
+    refused = "PROBLEM: The provided execution role does not have permissions to call ReceiveMessage on SQS"
+    wait_until(lambda: lam.get_event_source_mapping(UUID=uuid).get("LastProcessingResult") == refused,
+               "the mapping reporting its role's refusal")
+    # Let receives begun before the policy went end (several scaled long
+    # polls), then send: no round receives it.
+    time.sleep(2)
+    sqs.send_message(QueueUrl=url, MessageBody="second")
+    time.sleep(1)
+    assert counts() == (1, 0)
+    mapping = lam.get_event_source_mapping(UUID=uuid)
+    assert mapping["LastProcessingResult"] == refused
+    assert mapping["State"] == "Enabled"
+
+    iam.put_role_policy(RoleName="consumer", PolicyName="poll", PolicyDocument=poll)
+    wait_until(lambda: counts() == (0, 0), "the second message delivered once the role may poll")
+    assert "LastProcessingResult" not in lam.get_event_source_mapping(UUID=uuid)
 
 
 @ENFORCE

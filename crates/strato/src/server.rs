@@ -264,6 +264,20 @@ fn spawn_key_refresh(
     })
 }
 
+/// AWS's SQS mapping polling, with the long poll and back-offs shortened
+/// by the time scale: a poll round, which starts by asking whether the
+/// function's role may poll, ends that much sooner.
+fn sqs_poller_settings(time_scale: u32) -> strato_engine::event_source::PollerSettings {
+    let aws = strato_engine::event_source::PollerSettings::default();
+    let scale = time_scale.max(1);
+    strato_engine::event_source::PollerSettings {
+        long_poll: aws.long_poll / scale,
+        first_backoff: aws.first_backoff / scale,
+        max_backoff: aws.max_backoff / scale,
+        ..aws
+    }
+}
+
 /// Gives the engine's limiter every account's concurrency limit.
 /// AWS's stream polling, with retry back-offs shortened by the time scale
 /// (tests run failing batches through their retries quickly).
@@ -473,7 +487,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let mapping_pollers = strato_engine::event_source::SqsPollers::new(
         sqs.clone(),
         batch_target.clone(),
-        strato_engine::event_source::PollerSettings::default(),
+        sqs_poller_settings(config.time_scale),
     );
     let stream_pollers = strato_engine::event_source::StreamPollers::new(
         strato_dynamodb::StreamReader::new(dynamodb.clone()),

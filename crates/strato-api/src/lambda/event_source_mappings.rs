@@ -135,17 +135,18 @@ impl EventSourceMappings {
     }
 
     /// A mapping as AWS answers it; a stream mapping's
-    /// `LastProcessingResult` is its pollers'.
+    /// `LastProcessingResult` is its pollers', and a queue mapping has one
+    /// while its function's role may not poll the queue.
     fn wire(&self, mapping: &EventSourceMapping) -> Value {
         let mut wire = mapping.to_wire();
         if mapping.stream.is_some() {
-            let result = self
-                .stream_pollers
-                .as_ref()
-                .map_or(strato_engine::event_source::LAST_RESULT_NONE, |p| {
-                    p.last_result(&mapping.uuid)
-                });
+            let result = self.stream_pollers.as_ref().map_or_else(
+                || strato_engine::event_source::LAST_RESULT_NONE.to_string(),
+                |p| p.last_result(&mapping.uuid),
+            );
             wire["LastProcessingResult"] = result.into();
+        } else if let Some(problem) = self.pollers.as_ref().and_then(|p| p.problem(&mapping.uuid)) {
+            wire["LastProcessingResult"] = problem.into();
         }
         wire
     }
@@ -653,30 +654,10 @@ fn role_can_poll(
         return Ok(());
     }
     let allows = |action: &str| state.iam.role_allows(role, function, action, source);
-    if is_stream {
-        let actions = [
-            "dynamodb:GetRecords",
-            "dynamodb:GetShardIterator",
-            "dynamodb:DescribeStream",
-            "dynamodb:ListStreams",
-        ];
-        if !actions.iter().all(|action| allows(action)) {
-            return Err(AwsError::invalid_parameter(format!(
-                "Cannot access stream {source}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM."
-            ))
-            .into());
-        }
-        return Ok(());
+    match strato_engine::event_source::role_refusal(source, is_stream, allows) {
+        Some(refusal) => Err(AwsError::invalid_parameter(refusal).into()),
+        None => Ok(()),
     }
-    for action in ["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"] {
-        if !allows(&format!("sqs:{action}")) {
-            return Err(AwsError::invalid_parameter(format!(
-                "The provided execution role does not have permissions to call {action} on SQS"
-            ))
-            .into());
-        }
-    }
-    Ok(())
 }
 
 fn in_range_u32(n: Option<i64>) -> Option<u32> {

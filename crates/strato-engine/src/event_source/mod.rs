@@ -135,6 +135,47 @@ pub enum StreamSourceError {
     Unavailable(String),
 }
 
+/// What an SQS mapping's pollers call with the function's execution role,
+/// in the order AWS names a missing one.
+pub const SQS_POLL_ACTIONS: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+/// What a stream mapping's pollers call with the function's execution role.
+pub const STREAM_POLL_ACTIONS: [&str; 4] = [
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:DescribeStream",
+    "dynamodb:ListStreams",
+];
+
+/// AWS's sentence when the execution role, as `allows` answers for each
+/// action, cannot poll `source` (a stream when `is_stream`), or `None` when
+/// it can. `CreateEventSourceMapping` refuses a mapping with it; a running
+/// mapping's pollers read nothing while it stands.
+pub fn role_refusal(
+    source: &str,
+    is_stream: bool,
+    allows: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if is_stream {
+        return (!STREAM_POLL_ACTIONS.iter().all(|action| allows(action))).then(|| {
+            format!(
+                "Cannot access stream {source}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM."
+            )
+        });
+    }
+    SQS_POLL_ACTIONS
+        .iter()
+        .find(|action| !allows(action))
+        .map(|action| {
+            let name = action.trim_start_matches("sqs:");
+            format!("The provided execution role does not have permissions to call {name} on SQS")
+        })
+}
+
 /// Where each shard of a mapping was processed up to, kept durably so a
 /// restart resumes after the last fully processed record.
 #[async_trait::async_trait]

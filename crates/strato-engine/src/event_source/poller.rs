@@ -1,7 +1,7 @@
 //! The pollers of SQS event source mappings.
 //!
-//! Why over 800 lines: about 590 of them are the unit tests of the poller's
-//! rules against a fake queue and function; the poller itself is under 580.
+//! Why over 800 lines: about 630 of them are the unit tests of the poller's
+//! rules against a fake queue and function; the poller itself is under 610.
 //!
 //! Each enabled mapping runs a supervisor task and a set of batch workers.
 //! A worker long-polls the queue (up to 10 messages a receive), gathers a
@@ -19,7 +19,14 @@
 //! `ScalingConfig.MaximumConcurrency` nor the function's reserved
 //! concurrency; a worker whose receive comes back empty retires while more
 //! than the initial five run. An idle mapping costs its workers' long
-//! polls, nothing more. A throttled batch is held and retried with back-off
+//! polls, nothing more.
+//!
+//! Lambda polls with the function's execution role: every poll round
+//! starts by asking whether the role may (still) call what polling calls
+//! ([`BatchTarget::role_refusal`], an in-memory decision). While it may
+//! not, the round receives nothing, so the messages stay in the queue, and
+//! the mapping's `LastProcessingResult` carries AWS's refusal; the worker
+//! backs off as after an empty receive. A throttled batch is held and retried with back-off
 //! until its messages' lease is about to run out.
 //!
 //! FIFO order per message group comes from the queue, which leases a group
@@ -27,7 +34,8 @@
 //! and [`super::batch::deletable`] keeps a group's messages after its first
 //! failure.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +126,12 @@ pub trait BatchTarget: Send + Sync + 'static {
     /// The function's reserved concurrency, when it has one: no more
     /// batches than that run at once.
     fn reserved_concurrency(&self, spec: &PollerSpec) -> Option<u32>;
+    /// AWS's sentence when the function's execution role may not poll the
+    /// mapping's source (a stream when `is_stream`) now
+    /// ([`super::role_refusal`]), or `None` when it may (always, when IAM
+    /// is not enforced). Asked once per poll round, before anything is
+    /// read.
+    async fn role_refusal(&self, spec: &PollerSpec, is_stream: bool) -> Option<String>;
 }
 
 /// How the pollers are tuned; [`PollerSettings::default`] is AWS's.
@@ -153,7 +167,12 @@ pub struct SqsPollers {
     target: Arc<dyn BatchTarget>,
     settings: PollerSettings,
     running: Supervisors<PollerSpec>,
+    /// Why each mapping whose role may not poll its queue reads nothing.
+    problems: Problems,
 }
+
+/// `LastProcessingResult` of the mappings whose role may not poll, by UUID.
+type Problems = Arc<parking_lot::Mutex<HashMap<String, String>>>;
 
 impl SqsPollers {
     pub fn new(
@@ -166,6 +185,7 @@ impl SqsPollers {
             target,
             settings,
             running: Supervisors::new(),
+            problems: Problems::default(),
         })
     }
 
@@ -187,6 +207,8 @@ impl SqsPollers {
                 stop,
                 workers: Arc::new(WorkerCount::default()),
                 backlog: Arc::new(Notify::new()),
+                problems: self.problems.clone(),
+                refused: Arc::new(AtomicBool::new(false)),
             };
             tokio::spawn(mapping.supervise())
         });
@@ -197,6 +219,13 @@ impl SqsPollers {
     /// what they processed) before it returns.
     pub async fn stop(&self, uuid: &str) {
         self.running.stop(uuid).await;
+        self.problems.lock().remove(uuid);
+    }
+
+    /// A running mapping's `LastProcessingResult` while its function's
+    /// role may not poll its queue (AWS's refusal, after `PROBLEM: `).
+    pub fn problem(&self, uuid: &str) -> Option<String> {
+        self.problems.lock().get(uuid).cloned()
     }
 
     /// Whether a mapping's pollers run.
@@ -249,6 +278,9 @@ struct Mapping {
     workers: Arc<WorkerCount>,
     /// A worker saw more messages waiting than it took.
     backlog: Arc<Notify>,
+    problems: Problems,
+    /// The last poll round found the role refused (the problem is set).
+    refused: Arc<AtomicBool>,
 }
 
 /// What woke a mapping's supervisor.
@@ -339,6 +371,18 @@ impl Mapping {
                 break;
             }
             let spec = self.spec.borrow().clone();
+            if !self.may_poll(&spec).await {
+                // Nothing is received: the messages stay in the queue for
+                // when the role may poll again. Backs off as an empty
+                // receive would.
+                if self.workers.retire_above(self.floor()) {
+                    return;
+                }
+                if self.pause(self.settings.first_backoff).await {
+                    break;
+                }
+                continue;
+            }
             let mut stop = self.stop.clone();
             let gathered = tokio::select! {
                 gathered = self.gather(&spec, &mut carried) => gathered,
@@ -378,6 +422,28 @@ impl Mapping {
             }
         }
         self.workers.remove();
+    }
+
+    /// Whether the function's execution role may poll the queue now, as
+    /// AWS's pollers act with it; while it may not, the mapping's
+    /// `LastProcessingResult` says why.
+    async fn may_poll(&self, spec: &PollerSpec) -> bool {
+        match self.target.role_refusal(spec, false).await {
+            None => {
+                if self.refused.swap(false, Ordering::AcqRel) {
+                    self.problems.lock().remove(&spec.uuid);
+                }
+                true
+            }
+            Some(refusal) => {
+                tracing::warn!(mapping = %spec.uuid, queue = %spec.source_arn, reason = %refusal, "the function's role may not poll the mapping's queue");
+                self.refused.store(true, Ordering::Release);
+                self.problems
+                    .lock()
+                    .insert(spec.uuid.clone(), format!("PROBLEM: {refusal}"));
+                false
+            }
+        }
     }
 
     /// Sleeps for `pause`; true when the mapping stopped meanwhile.
@@ -716,6 +782,10 @@ mod tests {
         gate: Option<tokio::sync::Semaphore>,
         invoked: Notify,
         reserved: Option<u32>,
+        /// While set, the role may not poll, with this sentence.
+        refusal: parking_lot::Mutex<Option<String>>,
+        /// How often the pollers asked whether the role may poll.
+        role_asked: AtomicUsize,
     }
 
     impl FakeFunction {
@@ -733,6 +803,8 @@ mod tests {
                 gate: None,
                 invoked: Notify::new(),
                 reserved: None,
+                refusal: parking_lot::Mutex::new(None),
+                role_asked: AtomicUsize::new(0),
             }
         }
 
@@ -791,6 +863,12 @@ mod tests {
 
         fn reserved_concurrency(&self, _spec: &PollerSpec) -> Option<u32> {
             self.reserved
+        }
+
+        async fn role_refusal(&self, _spec: &PollerSpec, _is_stream: bool) -> Option<String> {
+            self.role_asked.fetch_add(1, Ordering::SeqCst);
+            self.invoked.notify_waiters();
+            self.refusal.lock().clone()
         }
     }
 
@@ -1085,6 +1163,30 @@ mod tests {
         assert_eq!(queue.receives.load(Ordering::SeqCst), receives);
         assert_eq!(queue.remaining(), 1);
         assert!(function.batches.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_poll_leaves_the_queue_alone_until_it_may() {
+        let queue = FakeQueue::new(false, Duration::from_secs(60));
+        queue.send("waiting", None, "{}");
+        let function = Arc::new(FakeFunction::succeeding());
+        let refusal =
+            "The provided execution role does not have permissions to call ReceiveMessage on SQS";
+        *function.refusal.lock() = Some(refusal.into());
+        let pollers = start(&queue, &function, spec(), settings());
+        // Many poll rounds, none of which received anything.
+        until(&function, || {
+            function.role_asked.load(Ordering::SeqCst) >= 20
+        })
+        .await;
+        assert_eq!(queue.receives.load(Ordering::SeqCst), 0);
+        assert_eq!(queue.remaining(), 1);
+        assert_eq!(pollers.problem("m-1"), Some(format!("PROBLEM: {refusal}")));
+        *function.refusal.lock() = None;
+        until(&function, || queue.remaining() == 0).await;
+        assert_eq!(function.invocations_of("waiting"), 1);
+        assert_eq!(pollers.problem("m-1"), None);
+        pollers.stop("m-1").await;
     }
 
     #[tokio::test]

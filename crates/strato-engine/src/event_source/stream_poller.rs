@@ -1,6 +1,6 @@
 //! The pollers of stream event source mappings (DynamoDB Streams).
 //!
-//! Why over 800 lines: about 310 of them are the unit tests against a fake
+//! Why over 800 lines: about 375 of them are the unit tests against a fake
 //! stream, function, sink and checkpoint store; the pollers themselves are
 //! under 770.
 //!
@@ -26,6 +26,11 @@
 //! sent to `DestinationConfig.OnFailure` and the lane goes on with the
 //! next records. A throttled or unreachable function is retried without
 //! counting, as Lambda does, until the records are too old.
+//!
+//! Each read of a shard is first allowed by the function's execution role
+//! ([`BatchTarget::role_refusal`]): while the role may not read the stream,
+//! nothing is read (the checkpoint stays) and `LastProcessingResult` is
+//! AWS's refusal, after `PROBLEM: `.
 //!
 //! The batch rules shared with SQS mappings (the event's frame and size,
 //! reading a `ReportBatchItemFailures` answer) are [`super::batch`]'s; the
@@ -119,7 +124,7 @@ struct Shared {
     sinks: Arc<dyn EventSink>,
     checkpoints: Arc<dyn Checkpoints>,
     settings: StreamPollerSettings,
-    results: Arc<parking_lot::Mutex<HashMap<String, &'static str>>>,
+    results: Arc<parking_lot::Mutex<HashMap<String, String>>>,
 }
 
 impl StreamPollers {
@@ -176,13 +181,12 @@ impl StreamPollers {
     }
 
     /// `LastProcessingResult` of a mapping.
-    pub fn last_result(&self, uuid: &str) -> &'static str {
+    pub fn last_result(&self, uuid: &str) -> String {
         self.shared
             .results
             .lock()
             .get(uuid)
-            .copied()
-            .unwrap_or(LAST_RESULT_NONE)
+            .map_or_else(|| LAST_RESULT_NONE.to_string(), String::clone)
     }
 
     /// Stops every mapping (server shutdown).
@@ -329,6 +333,16 @@ impl Mapping {
                 return;
             }
             let spec = self.spec.borrow().clone();
+            if let Some(refusal) = self.shared.target.role_refusal(&spec.base, true).await {
+                // Nothing is read: the records wait in the shard for when
+                // the role may read again.
+                tracing::warn!(mapping = %spec.base.uuid, shard = %shard, reason = %refusal, "the function's role may not read the mapping's stream");
+                self.record_result(&spec, &format!("PROBLEM: {refusal}"));
+                if self.pause(self.shared.settings.poll_interval).await {
+                    return;
+                }
+                continue;
+            }
             let records = match self.gather(&spec, &shard, &position).await {
                 Ok(records) => records,
                 Err(e) => {
@@ -549,11 +563,11 @@ impl Mapping {
         Outcome::Done
     }
 
-    fn record_result(&self, spec: &StreamPollerSpec, result: &'static str) {
+    fn record_result(&self, spec: &StreamPollerSpec, result: &str) {
         self.shared
             .results
             .lock()
-            .insert(spec.base.uuid.clone(), result);
+            .insert(spec.base.uuid.clone(), result.to_string());
     }
 
     /// Sends a discarded batch's invocation record to the on-failure
@@ -795,6 +809,10 @@ mod tests {
     struct FakeFunction {
         poison: Option<u64>,
         batches: parking_lot::Mutex<Vec<Vec<(String, u64)>>>,
+        /// While set, the role may not read, with this sentence.
+        refusal: parking_lot::Mutex<Option<String>>,
+        /// How often the pollers asked whether the role may read.
+        role_asked: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -826,6 +844,13 @@ mod tests {
         }
         fn reserved_concurrency(&self, _spec: &PollerSpec) -> Option<u32> {
             None
+        }
+
+        async fn role_refusal(&self, _spec: &PollerSpec, is_stream: bool) -> Option<String> {
+            assert!(is_stream);
+            self.role_asked
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.refusal.lock().clone()
         }
     }
 
@@ -879,6 +904,8 @@ mod tests {
                 function: Arc::new(FakeFunction {
                     poison,
                     batches: parking_lot::Mutex::new(Vec::new()),
+                    refusal: parking_lot::Mutex::new(None),
+                    role_asked: std::sync::atomic::AtomicUsize::new(0),
                 }),
                 sink: Arc::new(FakeSink::default()),
                 checkpoints: Arc::new(MemoryCheckpoints::default()),
@@ -947,6 +974,34 @@ mod tests {
             parallelization: 1,
             on_failure: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_read_leaves_the_shard_alone_until_it_may() {
+        let rig = Rig::new(None);
+        for n in 0..5 {
+            rig.stream.write("k", n);
+        }
+        let refusal = "Cannot access stream s. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM.";
+        *rig.function.refusal.lock() = Some(refusal.into());
+        let pollers = rig.start(spec());
+        rig.until(|r| {
+            r.function
+                .role_asked
+                .load(std::sync::atomic::Ordering::SeqCst)
+                >= 20
+        })
+        .await;
+        assert!(rig.seen().is_empty());
+        assert_eq!(pollers.last_result("m-1"), format!("PROBLEM: {refusal}"));
+        *rig.function.refusal.lock() = None;
+        rig.until(|r| r.seen().len() >= 5).await;
+        pollers.stop("m-1").await;
+        assert_eq!(
+            rig.seen(),
+            (0..5).map(|n| ("k".to_string(), n)).collect::<Vec<_>>()
+        );
+        assert_eq!(pollers.last_result("m-1"), LAST_RESULT_OK);
     }
 
     #[tokio::test]

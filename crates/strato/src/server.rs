@@ -278,7 +278,6 @@ fn sqs_poller_settings(time_scale: u32) -> strato_engine::event_source::PollerSe
     }
 }
 
-/// Gives the engine's limiter every account's concurrency limit.
 /// AWS's stream polling, with retry back-offs shortened by the time scale
 /// (tests run failing batches through their retries quickly).
 fn stream_poller_settings(time_scale: u32) -> strato_engine::event_source::StreamPollerSettings {
@@ -291,6 +290,7 @@ fn stream_poller_settings(time_scale: u32) -> strato_engine::event_source::Strea
     }
 }
 
+/// Gives the engine's limiter every account's concurrency limit.
 async fn load_account_limits(store: &dyn Store, engine: &Engine) -> Result<(), StoreError> {
     for account in store.list_accounts().await? {
         engine

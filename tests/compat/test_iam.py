@@ -47,11 +47,22 @@ def deploy(lam, name: str, role: str, code: str = 'exports.handler = async () =>
     lam.get_waiter("function_active_v2").wait(FunctionName=name)
 
 
-def user_client(strato, iam, name: str, policy: dict, service: str):
+def user_keys(iam, name: str, policy: dict) -> tuple[str, str]:
+    """A new IAM user with `policy` inline: its access key id and secret."""
     iam.create_user(UserName=name)
     iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
-    return client(strato, service, key["AccessKeyId"], key["SecretAccessKey"])
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def allow(action: str, resource: str) -> dict:
+    """A policy allowing one action on one resource pattern."""
+    return {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
+
+
+def user_client(strato, iam, name: str, policy: dict, service: str):
+    return client(strato, service, *user_keys(iam, name, policy))
 
 
 def test_get_caller_identity_names_the_root_with_boto3_and_the_cli(strato):
@@ -841,12 +852,7 @@ def test_rest_api_iam_methods_are_invoked_as_the_signers_policies_allow(strato):
     get_arn = f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/prod/GET/items"
 
     iam = client(strato, "iam")
-    iam.create_user(UserName="reader")
-    iam.put_user_policy(UserName="reader", PolicyName="get-only", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": get_arn}]}))
-    key = iam.create_access_key(UserName="reader")["AccessKey"]
-    reader = (key["AccessKeyId"], key["SecretAccessKey"])
+    reader = user_keys(iam, "reader", allow("execute-api:Invoke", get_arn))
 
     status, body = _signed_call(strato, api_id, "GET", "/prod/items", *reader)
     assert (status, json.loads(body)) == (200, {"served": True})
@@ -871,13 +877,8 @@ def test_http_api_iam_routes_are_invoked_as_the_signers_policies_allow(strato):
                         Target=f"integrations/{backend}")
     v2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
     iam = client(strato, "iam")
-    iam.create_user(UserName="router")
-    iam.put_user_policy(UserName="router", PolicyName="open-only", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
-                       "Resource": f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/*/GET/open"}]}))
-    key = iam.create_access_key(UserName="router")["AccessKey"]
-    router = (key["AccessKeyId"], key["SecretAccessKey"])
+    router = user_keys(iam, "router", allow(
+        "execute-api:Invoke", f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/*/GET/open"))
     wait_until(lambda: _signed_call(strato, api_id, "GET", "/open", "test", "test")[0] == 200,
                "the auto-deployed stage to serve", deadline_seconds=30)
     assert _signed_call(strato, api_id, "GET", "/open", *router)[0] == 200
@@ -898,12 +899,9 @@ def test_websocket_connections_are_managed_as_the_signers_policies_allow(strato)
                            RouteSelectionExpression="$request.body.action")["ApiId"]
     v2.create_stage(ApiId=api_id, StageName="prod", AutoDeploy=True)
     iam = client(strato, "iam")
-    iam.create_user(UserName="watcher")
-    iam.put_user_policy(UserName="watcher", PolicyName="read-only", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "execute-api:ManageConnections",
-                       "Resource": f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/prod/GET/@connections/*"}]}))
-    key = iam.create_access_key(UserName="watcher")["AccessKey"]
+    watcher_keys = user_keys(iam, "watcher", allow(
+        "execute-api:ManageConnections",
+        f"arn:aws:execute-api:{REGION}:{DEFAULT_ACCOUNT}:{api_id}/prod/GET/@connections/*"))
     port = urllib.parse.urlparse(strato.endpoint).port
 
     def management(access_key: str, secret: str):
@@ -920,7 +918,7 @@ def test_websocket_connections_are_managed_as_the_signers_policies_allow(strato)
             await ws.send(json.dumps({"action": "whoami"}))
             frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
             connection_id = frame["connectionId"]
-            watcher = management(key["AccessKeyId"], key["SecretAccessKey"])
+            watcher = management(*watcher_keys)
             assert "ConnectedAt" in watcher.get_connection(ConnectionId=connection_id)
             refused = error_of(watcher.post_to_connection, ConnectionId=connection_id, Data=b"hi")
             assert refused["Error"]["Code"] == "ForbiddenException"

@@ -94,7 +94,7 @@ pub fn read_lambda_answer(payload: &[u8], simple: bool, route_arn: &str) -> Opti
     let policy =
         PolicyDocument::from_json(answer.get("policyDocument")?, PolicyKind::Identity).ok()?;
     let verdict = policy.evaluate(&Request {
-        action: "execute-api:Invoke",
+        action: EXECUTE_API_INVOKE,
         resource: route_arn,
         principal: &RequestPrincipal::Anonymous,
         context: &RequestContext::new(),

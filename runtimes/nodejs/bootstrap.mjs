@@ -361,6 +361,11 @@ class RapidClient {
 
   async post(urlPath, body, headers) {
     const res = await this.request('POST', urlPath, body, headers);
+    this.reportPostStatus(urlPath, res);
+    return res;
+  }
+
+  reportPostStatus(urlPath, res) {
     if (res.status >= 500) {
       throw new RuntimeApiError(`POST ${urlPath} returned ${res.status}: ${res.body.slice(0, 512)}`);
     }
@@ -368,7 +373,6 @@ class RapidClient {
       // 4xx (payload too large, deadline passed...): the platform has the outcome.
       process.stderr.write(`strato runtime: POST ${urlPath} returned ${res.status}: ${res.body.slice(0, 512)}\n`);
     }
-    return res;
   }
 
   async assignment() {
@@ -380,10 +384,17 @@ class RapidClient {
     return this.get(`${API_PREFIX}/invocation/next`);
   }
 
-  postInvocationResponse(body, id, contentType = 'application/json') {
-    return this.post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`, body, {
-      'Content-Type': contentType,
-    });
+  // The response and the wait for the next event in one exchange (Strato's
+  // `/strato/invocation/{id}/response-then-next`): resolves to the next
+  // invocation, as nextInvocation() does. A response Strato does not accept
+  // (too large, no longer in flight) is answered like `/response` and reported
+  // like post() reports it; the next event is then asked for on its own.
+  async postResponseThenNext(body, id, contentType = 'application/json') {
+    const urlPath = `${API_PREFIX}/strato/invocation/${encodeURIComponent(id)}/response-then-next`;
+    const res = await this.request('POST', urlPath, body, { 'Content-Type': contentType });
+    if (res.status === 200) return res;
+    this.reportPostStatus(urlPath, res);
+    return this.nextInvocation();
   }
 
   postInvocationError(error, id) {
@@ -815,9 +826,11 @@ function setInvokeErrorCallbacks(id) {
   };
 }
 
-function scheduleIteration() {
+// Runs the next invocation; `next` is its event when the last response
+// already brought it (postResponseThenNext), else handleOnce asks for it.
+function scheduleIteration(next) {
   setImmediate(() => {
-    handleOnce().catch((err) => {
+    handleOnce(next).catch((err) => {
       if (err instanceof RuntimeApiError) return fatalApi(err);
       console.log(`Unexpected Top Level Error: ${err.toString()}`);
       errorCallbacks.uncaughtException(err);
@@ -832,8 +845,11 @@ function buildCallbackContext(id) {
   let completed = false;
   let waitForEmptyEventLoop = true;
 
-  const send = (promise) =>
-    promise.then(scheduleIteration, (err) => (err instanceof RuntimeApiError ? fatalApi(err) : Promise.reject(err)));
+  const onApiFailure = (err) => (err instanceof RuntimeApiError ? fatalApi(err) : Promise.reject(err));
+  // After an error or a streamed response: ask for the next event.
+  const send = (promise) => promise.then(() => scheduleIteration(), onApiFailure);
+  // A whole response: its exchange brings the next event.
+  const respond = (body) => client.postResponseThenNext(body, id).then(scheduleIteration, onApiFailure);
 
   const postError = (err) => {
     structuredLogError('Invoke Error', err);
@@ -855,7 +871,7 @@ function buildCallbackContext(id) {
       postError(err);
       return;
     }
-    send(client.postInvocationResponse(body, id));
+    respond(body);
   };
 
   const once = (fn) =>
@@ -898,7 +914,7 @@ function buildCallbackContext(id) {
     completed = true;
     finished = true;
   };
-  return { callback, context, markCompleted, postError, send };
+  return { callback, context, markCompleted, postError, send, respond };
 }
 
 function parseJsonHeader(value, name) {
@@ -910,13 +926,13 @@ function parseJsonHeader(value, name) {
   }
 }
 
-async function handleOnce() {
-  const { body, headers } = await client.nextInvocation();
+async function handleOnce(next) {
+  const { body, headers } = next || (await client.nextInvocation());
   const id = headers['lambda-runtime-aws-request-id'];
   if (!id) throw new RuntimeApiError('next invocation without Lambda-Runtime-Aws-Request-Id');
   globalThis[REQUEST_ID] = id;
 
-  const { callback, context, markCompleted, postError, send } = buildCallbackContext(id);
+  const { callback, context, markCompleted, postError, send, respond } = buildCallbackContext(id);
   try {
     setInvokeErrorCallbacks(id);
     beforeExit.set(() => {
@@ -927,7 +943,7 @@ async function handleOnce() {
         structuredLogError('Invoke Error', err);
         send(client.postInvocationError(err, id));
       } else {
-        send(client.postInvocationResponse('null', id));
+        respond('null');
       }
     });
 

@@ -291,6 +291,27 @@ class InvocationRequest(object):
     )
 
 
+def _invocation(h, data):
+    """The invocation an answer of /invocation/next carries."""
+    inv = InvocationRequest()
+    inv.invoke_id = h.get("lambda-runtime-aws-request-id")
+    inv.trace_id = h.get("lambda-runtime-trace-id")
+    inv.invoked_function_arn = h.get("lambda-runtime-invoked-function-arn")
+    deadline = h.get("lambda-runtime-deadline-ms")
+    try:
+        inv.deadline_ms = int(deadline) if deadline else 0
+    except ValueError:
+        inv.deadline_ms = 0
+    inv.client_context = h.get("lambda-runtime-client-context")
+    inv.cognito_identity = h.get("lambda-runtime-cognito-identity")
+    inv.tenant_id = h.get("lambda-runtime-aws-tenant-id")
+    inv.content_type = h.get("content-type")
+    inv.body = data
+    if not inv.invoke_id:
+        raise RuntimeApiError("next invocation without Lambda-Runtime-Aws-Request-Id")
+    return inv
+
+
 _RETRYABLE = (
     http.client.RemoteDisconnected,
     ConnectionResetError,
@@ -386,26 +407,14 @@ class RuntimeClient(object):
         path = API_PREFIX + "/invocation/next"
         status, h, data = self._request("GET", path)
         self._check("GET", path, status, data, (200,))
-        inv = InvocationRequest()
-        inv.invoke_id = h.get("lambda-runtime-aws-request-id")
-        inv.trace_id = h.get("lambda-runtime-trace-id")
-        inv.invoked_function_arn = h.get("lambda-runtime-invoked-function-arn")
-        deadline = h.get("lambda-runtime-deadline-ms")
-        try:
-            inv.deadline_ms = int(deadline) if deadline else 0
-        except ValueError:
-            inv.deadline_ms = 0
-        inv.client_context = h.get("lambda-runtime-client-context")
-        inv.cognito_identity = h.get("lambda-runtime-cognito-identity")
-        inv.tenant_id = h.get("lambda-runtime-aws-tenant-id")
-        inv.content_type = h.get("content-type")
-        inv.body = data
-        if not inv.invoke_id:
-            raise RuntimeApiError("next invocation without Lambda-Runtime-Aws-Request-Id")
-        return inv
+        return _invocation(h, data)
 
     def _post(self, path, body, headers):
         status, _, data = self._request("POST", path, body, headers)
+        self._report_post_status(path, status, data)
+        return status
+
+    def _report_post_status(self, path, status, data):
         if status >= 500:
             raise RuntimeApiError(
                 "POST {} returned {}: {!r}".format(path, status, data[:512])
@@ -418,14 +427,20 @@ class RuntimeClient(object):
                     path, status, data[:512]
                 )
             )
-        return status
 
-    def post_invocation_result(self, invoke_id, body, content_type):
-        return self._post(
-            "{}/invocation/{}/response".format(API_PREFIX, invoke_id),
-            body,
-            {"Content-Type": content_type},
-        )
+    def post_result_then_next(self, invoke_id, body, content_type):
+        """The response and the wait for the next event in one exchange
+        (Strato's /strato/invocation/{id}/response-then-next): returns the
+        next invocation, as wait_next_invocation does. A response Strato does
+        not accept (too large, no longer in flight) is answered like
+        /response and reported like _post reports it; the next event is then
+        asked for on its own."""
+        path = "{}/strato/invocation/{}/response-then-next".format(API_PREFIX, invoke_id)
+        status, h, data = self._request("POST", path, body, {"Content-Type": content_type})
+        if status == 200:
+            return _invocation(h, data)
+        self._report_post_status(path, status, data)
+        return self.wait_next_invocation()
 
     def open_response_stream(self, invoke_id, content_type):
         """Starts a streamed (chunked) response; see _ResponseStream."""
@@ -834,10 +849,11 @@ def handle_streaming_invocation(client, config, request_handler, inv):
         log_error(error_result)
         if stream is None:
             client.post_invocation_error(invoke_id, error_result)
-            return
+            return None
     if stream is None:
         stream = client.open_response_stream(invoke_id, "application/octet-stream")
     stream.end(error_result)
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -924,8 +940,9 @@ def handle_invocation(client, config, request_handler, inv):
     if error_result is not None:
         log_error(error_result)
         client.post_invocation_error(invoke_id, error_result)
-    else:
-        client.post_invocation_result(invoke_id, body, content_type)
+        return None
+    # The response's exchange brings the next invocation.
+    return client.post_result_then_next(invoke_id, body, content_type)
 
 
 def _fatal_api(e):
@@ -980,9 +997,11 @@ def main():
 
     handle = handle_streaming_invocation if is_streaming_handler(request_handler) else handle_invocation
     try:
+        # Each handle() returns the next invocation when its response's
+        # exchange brought it, else None (then it is asked for here).
+        inv = None
         while True:
-            inv = client.wait_next_invocation()
-            handle(client, config, request_handler, inv)
+            inv = handle(client, config, request_handler, inv or client.wait_next_invocation())
     except RuntimeApiError as e:
         _fatal_api(e)
 

@@ -28,6 +28,8 @@ PYTHON = os.environ.get("STRATO_TEST_PYTHON") or sys.executable
 NODE = os.environ.get("STRATO_TEST_NODE") or shutil.which("node") or "node"
 WAIT = 30.0  # seconds; a hang guard, not a performance assertion
 PREFIX = "/2018-06-01/runtime"
+STRATO_INVOCATION = PREFIX + "/strato/invocation/"
+THEN_NEXT = "/response-then-next"
 
 
 class Posted(object):
@@ -57,6 +59,7 @@ class FakeRuntimeApi(object):
         self.client_ports = set()
         self.next_status = None  # force a status for /invocation/next
         self.drop_after_post = False  # silently close the connection after each POST
+        self.refuse_response = None  # a status answering response-then-next (413...), with no event
         self.lock = threading.Lock()
         api = self
 
@@ -83,19 +86,23 @@ class FakeRuntimeApi(object):
                     api.requests.append(("GET", self.path))
                     api.client_ports.add(self.client_address[1])
                 if self.path == PREFIX + "/invocation/next":
-                    if api.next_status is not None:
-                        self._send(api.next_status, b"boom")
-                        return
-                    inv = api.invocations.get()
-                    if inv is None:  # shutdown
-                        self._send(500, b"shutdown")
-                        return
-                    self._send(200, inv["body"], inv["headers"])
+                    self._send_next()
                 elif self.path == PREFIX + "/strato/assignment":
                     env = api.assignments.get()
                     self._send(200, json.dumps({"env": env}).encode(), {"Content-Type": "application/json"})
                 else:
                     self._send(404, b"not found")
+
+            def _send_next(self):
+                """Answers with the next enqueued invocation (as /invocation/next)."""
+                if api.next_status is not None:
+                    self._send(api.next_status, b"boom")
+                    return
+                inv = api.invocations.get()
+                if inv is None:  # shutdown
+                    self._send(500, b"shutdown")
+                    return
+                self._send(200, inv["body"], inv["headers"])
 
             def _read_chunked(self):
                 chunks, trailers = [], {}
@@ -132,6 +139,18 @@ class FakeRuntimeApi(object):
                 elif p.startswith(PREFIX + "/invocation/") and p.endswith("/response"):
                     rid = p[len(PREFIX + "/invocation/"):-len("/response")]
                     api.posted.put(Posted("response", rid, headers, body, chunks, trailers))
+                elif p.startswith(STRATO_INVOCATION) and p.endswith(THEN_NEXT):
+                    # Strato's response-then-next: the response, then the next event.
+                    rid = p[len(STRATO_INVOCATION):-len(THEN_NEXT)]
+                    refuse = api.refuse_response  # read before the test can see the response
+                    api.posted.put(Posted("response", rid, headers, body, chunks, trailers))
+                    if refuse is not None:
+                        self._send(refuse, b'{"errorType":"RequestEntityTooLarge"}')
+                        return
+                    self._send_next()
+                    if api.drop_after_post:
+                        self.close_connection = True
+                    return
                 elif p.startswith(PREFIX + "/invocation/") and p.endswith("/error"):
                     rid = p[len(PREFIX + "/invocation/"):-len("/error")]
                     api.posted.put(Posted("error", rid, headers, body))

@@ -6,7 +6,7 @@ import re
 import subprocess
 import time
 
-from conftest import NODE, NODE_BOOTSTRAP, WAIT
+from conftest import NODE, NODE_BOOTSTRAP, PREFIX, WAIT
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 NODE_MAJOR = subprocess.check_output([NODE, "-p", "process.versions.node.split('.')[0]"]).decode().strip()
@@ -419,6 +419,22 @@ def test_runtime_api_failure_exits_nonzero(api, launch):
     b = launch("node", {"index.js": "exports.handler = async () => 1;\n"}, "index.handler")
     assert b.wait_exit() not in (0, None)
     assert "Runtime API failure" in b.stderr
+
+
+def test_a_refused_response_is_reported_and_the_next_event_still_arrives(api, launch):
+    # Strato answers response-then-next with /response's refusal (413, 400)
+    # and no event: the runtime logs it and asks for the next event itself.
+    api.refuse_response = 413
+    b = launch("node", {"index.js": "let n = 0;\nexports.handler = async () => ++n;\n"}, "index.handler")
+    assert api.invoke({}).json == 1
+    api.refuse_response = None
+    assert api.invoke({}).json == 2
+    assert ("GET", PREFIX + "/invocation/next") in api.requests
+    end = time.time() + WAIT  # the pipe reader may not have read the line yet
+    while "returned 413" not in b.stderr and time.time() < end:
+        time.sleep(0.05)
+    assert "returned 413" in b.stderr
+    assert b.proc.poll() is None
 
 
 def test_survives_server_dropping_keepalive_connections(api, launch):

@@ -4,8 +4,9 @@ import base64
 import json
 import re
 import subprocess
+import time
 
-from conftest import PYTHON, PYTHON_BOOTSTRAP, WAIT
+from conftest import PREFIX, PYTHON, PYTHON_BOOTSTRAP, WAIT
 
 PY_XY = subprocess.check_output([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).decode().strip()
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -365,6 +366,22 @@ def test_handler_sys_exit_terminates(api, launch):
     b = launch("python", {"index.py": "import sys\ndef handler(e, c):\n    sys.exit(3)\n"}, "index.handler")
     api.enqueue({})
     assert b.wait_exit() == 3
+
+
+def test_a_refused_response_is_reported_and_the_next_event_still_arrives(api, launch):
+    # Strato answers response-then-next with /response's refusal (413, 400)
+    # and no event: the runtime logs it and asks for the next event itself.
+    api.refuse_response = 413
+    b = launch("python", {"index.py": "n = 0\ndef handler(e, c):\n    global n\n    n += 1\n    return n\n"}, "index.handler")
+    assert api.invoke({}).json == 1
+    api.refuse_response = None
+    assert api.invoke({}).json == 2
+    assert ("GET", PREFIX + "/invocation/next") in api.requests
+    end = time.time() + WAIT  # the pipe reader may not have read the line yet
+    while "returned 413" not in b.stderr and time.time() < end:
+        time.sleep(0.05)
+    assert "returned 413" in b.stderr
+    assert b.proc.poll() is None
 
 
 def test_survives_server_dropping_keepalive_connections(api, launch):

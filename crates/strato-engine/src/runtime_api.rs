@@ -199,11 +199,21 @@ pub fn router(channel: Arc<InstanceChannel>) -> Router {
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .route("/2018-06-01/runtime/strato/assignment", get(assignment))
+        .route(RESPONSE_THEN_NEXT_PATH, post(response_then_next))
         // Responses are measured against the limit by hand, so a few bytes
         // over it can still be reported as Function.ResponseSizeTooLarge.
         .layer(DefaultBodyLimit::max(MAX_SYNC_PAYLOAD_BYTES + 1024 * 1024))
         .with_state(channel)
 }
+
+/// Strato's own bootstraps end a whole-body invocation here: the route takes
+/// the response as `/response` does and, once it is accepted, answers with the
+/// next event as `/invocation/next` would. One HTTP exchange per invocation
+/// instead of two: the runtime is not woken for the `202` and does not send a
+/// separate `GET /next` (docs/runtimes.md, "the Runtime API round trip").
+/// Official runtime clients keep using the standard routes.
+const RESPONSE_THEN_NEXT_PATH: &str =
+    "/2018-06-01/runtime/strato/invocation/{id}/response-then-next";
 
 fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
     HeaderValue::from_str(value)
@@ -315,6 +325,22 @@ async fn response(
     } else {
         unknown_request(&id)
     }
+}
+
+/// `/response` followed by `/invocation/next` in one exchange: a response that
+/// is not accepted gets `/response`'s answer (413, 400) and no event, and
+/// the runtime then asks for the next one on the standard route.
+async fn response_then_next(
+    State(channel): State<Arc<InstanceChannel>>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = response(State(channel.clone()), id, headers, body).await;
+    if answer.status() != StatusCode::ACCEPTED {
+        return answer;
+    }
+    next(State(channel)).await
 }
 
 /// Where the chunks of a streamed response go.
@@ -629,6 +655,105 @@ mod tests {
         tcp.write_all(b"0\r\n\r\n").await.unwrap();
         assert!(status_line(&mut tcp).await.contains("202"));
         assert!(matches!(outcome.await.unwrap(), Outcome::Response(body) if body == "hello world"));
+    }
+
+    /// Sends one whole-body request and reads its answer's status line and
+    /// headers (lower-cased) and body.
+    async fn exchange(
+        tcp: &mut TcpStream,
+        head: &str,
+        body: &[u8],
+    ) -> (String, Vec<(String, String)>, Vec<u8>) {
+        let request = format!("{head}Content-Length: {}\r\n\r\n", body.len());
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        tcp.write_all(body).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed mid-answer");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..end]).to_string();
+            let mut lines = text.split("\r\n");
+            let status = lines.next().unwrap().to_string();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return (status, headers, buf[end + 4..end + 4 + length].to_vec());
+            }
+        }
+    }
+
+    fn dispatch(request_id: &str, payload: &'static str) -> Dispatch {
+        Dispatch {
+            request_id: request_id.into(),
+            payload: Bytes::from_static(payload.as_bytes()),
+            deadline_ms: 1,
+            invoked_function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            trace_id: "Root=1-0-0".into(),
+            client_context: None,
+            cognito_identity: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn response_then_next_completes_the_invocation_and_answers_the_next_event() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let outcome = expecting(&ends.channel, "first", None);
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let head = "POST /2018-06-01/runtime/strato/invocation/first/response-then-next HTTP/1.1\r\n\
+                    Host: x\r\nContent-Type: application/json\r\n";
+        let sent = tokio::spawn(async move {
+            let answer = exchange(&mut tcp, head, b"\"done\"").await;
+            (tcp, answer)
+        });
+        // The response reaches the caller before any next event exists.
+        assert!(matches!(outcome.await.unwrap(), Outcome::Response(body) if body == "\"done\""));
+        let _second = expecting(&ends.channel, "second", None);
+        ends.dispatch_tx
+            .send(dispatch("second", "{\"n\":2}"))
+            .await
+            .unwrap();
+        let (mut tcp, (status, headers, body)) = sent.await.unwrap();
+        assert!(status.contains("200"), "{status}");
+        assert!(headers.contains(&("lambda-runtime-aws-request-id".into(), "second".into())));
+        assert_eq!(body, b"{\"n\":2}");
+
+        // A response for an invocation that is not in flight is refused as
+        // `/response` refuses it, and no event is taken.
+        let stale = "POST /2018-06-01/runtime/strato/invocation/gone/response-then-next HTTP/1.1\r\n\
+                     Host: x\r\n";
+        let (status, _, body) = exchange(&mut tcp, stale, b"{}").await;
+        assert!(status.contains("400"), "{status}");
+        assert!(String::from_utf8_lossy(&body).contains("InvalidRequestID"));
+    }
+
+    #[tokio::test]
+    async fn response_then_next_over_the_limit_answers_413_without_an_event() {
+        let ends = InstanceChannel::open(None);
+        let addr = serve(ends.channel.clone()).await;
+        let outcome = expecting(&ends.channel, "big", None);
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let head = "POST /2018-06-01/runtime/strato/invocation/big/response-then-next HTTP/1.1\r\n\
+                    Host: x\r\n";
+        let body = vec![b'a'; MAX_RESPONSE_BYTES + 1];
+        let (status, _, _) = exchange(&mut tcp, head, &body).await;
+        assert!(status.contains("413"), "{status}");
+        assert!(matches!(
+            outcome.await.unwrap(),
+            Outcome::ResponseTooLarge { size } if size == MAX_RESPONSE_BYTES + 1
+        ));
     }
 
     #[tokio::test]

@@ -712,7 +712,8 @@ mod tests {
         let addr = serve(ends.channel.clone()).await;
         let outcome = expecting(&ends.channel, "first", None);
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        let head = "POST /2018-06-01/runtime/strato/invocation/first/response-then-next HTTP/1.1\r\n\
+        let head =
+            "POST /2018-06-01/runtime/strato/invocation/first/response-then-next HTTP/1.1\r\n\
                     Host: x\r\nContent-Type: application/json\r\n";
         let sent = tokio::spawn(async move {
             let answer = exchange(&mut tcp, head, b"\"done\"").await;
@@ -732,7 +733,8 @@ mod tests {
 
         // A response for an invocation that is not in flight is refused as
         // `/response` refuses it, and no event is taken.
-        let stale = "POST /2018-06-01/runtime/strato/invocation/gone/response-then-next HTTP/1.1\r\n\
+        let stale =
+            "POST /2018-06-01/runtime/strato/invocation/gone/response-then-next HTTP/1.1\r\n\
                      Host: x\r\n";
         let (status, _, body) = exchange(&mut tcp, stale, b"{}").await;
         assert!(status.contains("400"), "{status}");

@@ -1,24 +1,35 @@
-//! Object content on disk: one file per object version or part under
-//! `s3/blobs/`, named by an id only the object's metadata row will carry, so
-//! content is invisible until that row is committed; files no row refers to
-//! (a crash mid-upload, spares) are removed when the server starts.
+//! Object content: small content (up to [`INLINE_MAX_BYTES`]) in a SQLite
+//! database of its own (`s3/blobs.db`), larger content in one file per
+//! object version or part under `s3/blobs/`. Either is named by an id only
+//! the object's metadata row will carry, so content is invisible until that
+//! row is committed; content no row refers to (a crash mid-upload, spares)
+//! is removed when the server starts.
+//!
+//! Small objects are most objects, and a file per object costs a file
+//! system inode made and freed per PUT (on this machine's journal-less
+//! ext4, a new inode is searched for past every one freed in the last
+//! 30 s), plus an open, a seek and a read per GET. A row costs one SQLite
+//! statement each way.
 //!
 //! Under [`Durability::Fsync`] an answered PUT must survive power loss: its
-//! bytes (`fdatasync`), its directory entry and its metadata row must all be
-//! on the disk. A new file's directory entry costs an fsync of the directory,
-//! so files are created ahead, in batches, as *spares* whose entries one
-//! directory fsync makes durable together; a PUT writes into a spare and
-//! syncs only its data. Three fsyncs per PUT become two, plus one per batch.
+//! bytes, its directory entry (or database row) and its metadata row must
+//! all be on the disk. A new file's directory entry costs an fsync of the
+//! directory, so files are created ahead, in batches, as *spares* whose
+//! entries one directory fsync makes durable together; a PUT writes into a
+//! spare and syncs only its data. The content database commits with
+//! `synchronous=FULL` there (`NORMAL` under [`Durability::ProcessCrash`]).
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
+use rusqlite::{Connection, OptionalExtension};
 use strato_model::durability::Durability;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -27,9 +38,44 @@ use crate::checksum::{Algorithm, Hasher};
 /// How many spare content files one directory fsync makes durable.
 const SPARES_PER_BATCH: usize = 32;
 
-/// The content directory.
+/// Content up to this size is kept in the content database, not in a file.
+pub const INLINE_MAX_BYTES: usize = 64 * 1024;
+
+/// The id prefix of content kept in the content database (file ids are
+/// bare UUIDs).
+const INLINE_PREFIX: &str = "inline-";
+
+const INLINE_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS inline_blobs(id TEXT PRIMARY KEY, content BLOB NOT NULL)";
+
+/// Why the content store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobOpenError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("content database: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// The content directory and database.
 pub struct BlobStore {
-    root: PathBuf,
+    files: Arc<ContentFiles>,
+    /// Small content, by id, and the ids of removed small content not yet
+    /// deleted from it.
+    inline: Mutex<InlineContent>,
+}
+
+/// The content database. Removed content is deleted in the transaction of
+/// the next content written (an overwrite then costs one commit, not two);
+/// what a crash leaves is deleted at the next start, with the orphans.
+struct InlineContent {
+    conn: Connection,
+    removed: Vec<String>,
+}
+
+/// The directory of content files, shared with the uploads writing into it.
+struct ContentFiles {
+    dir: PathBuf,
     /// Whether a committed file and its directory entry are forced to the
     /// disk before the object is answered.
     durability: Durability,
@@ -38,18 +84,30 @@ pub struct BlobStore {
     spares: Mutex<Vec<String>>,
 }
 
-/// A content file being written.
+/// Content being received: in memory while it fits [`INLINE_MAX_BYTES`],
+/// then in a file of its own.
 pub struct PendingBlob {
-    file: tokio::fs::File,
-    path: PathBuf,
-    id: String,
+    files: Arc<ContentFiles>,
+    sink: Sink,
     size: u64,
     md5: md5::Md5,
     hasher: Hasher,
+}
+
+enum Sink {
+    Memory(Vec<u8>),
+    File(PendingFile),
+}
+
+/// A content file being written; removed if dropped before it is committed.
+struct PendingFile {
+    file: tokio::fs::File,
+    path: PathBuf,
+    id: String,
     done: bool,
 }
 
-/// A complete content file.
+/// Complete content.
 #[derive(Debug, Clone)]
 pub struct WrittenBlob {
     pub id: String,
@@ -59,29 +117,56 @@ pub struct WrittenBlob {
     pub checksum: Option<(Algorithm, String)>,
 }
 
+/// An object's content, open for reading in place.
+pub enum OpenContent {
+    /// A content file: it stays readable while open even if the object is
+    /// overwritten or deleted meanwhile.
+    File(std::fs::File),
+    /// Small content, read whole.
+    Bytes(Bytes),
+}
+
+fn is_inline(id: &str) -> bool {
+    id.starts_with(INLINE_PREFIX)
+}
+
 impl BlobStore {
-    /// Opens (creating) the directory. `tmp/`, where earlier versions
-    /// wrote uploads before renaming them, is removed with whatever a crash
-    /// left there.
-    pub fn open(root: &Path, durability: Durability) -> io::Result<BlobStore> {
+    /// Opens (creating) the directory and the content database. `tmp/`,
+    /// where earlier versions wrote uploads before renaming them, is removed
+    /// with whatever a crash left there.
+    pub fn open(root: &Path, durability: Durability) -> Result<BlobStore, BlobOpenError> {
         std::fs::create_dir_all(root.join("blobs"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
+        let inline = Connection::open(root.join("blobs.db"))?;
+        inline.pragma_update(None, "journal_mode", "WAL")?;
+        let synchronous = match durability {
+            Durability::Fsync => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        };
+        inline.pragma_update(None, "synchronous", synchronous)?;
+        inline.execute_batch(INLINE_SCHEMA)?;
         Ok(BlobStore {
-            root: root.to_path_buf(),
-            durability,
-            spares: Mutex::new(Vec::new()),
+            files: Arc::new(ContentFiles {
+                dir: root.join("blobs"),
+                durability,
+                spares: Mutex::new(Vec::new()),
+            }),
+            inline: Mutex::new(InlineContent {
+                conn: inline,
+                removed: Vec::new(),
+            }),
         })
     }
 
-    /// Removes content files nothing refers to (an upload a crash cut short,
-    /// spares never used, a crash between the metadata delete and the file
-    /// delete). Call it before the first upload. Answers how many.
-    pub fn remove_orphans(&self, referenced: &HashSet<String>) -> io::Result<usize> {
+    /// Removes content nothing refers to (an upload a crash cut short,
+    /// spares never used, a crash between the metadata delete and the
+    /// content delete). Call it before the first upload. Answers how many.
+    pub fn remove_orphans(&self, referenced: &HashSet<String>) -> Result<usize, BlobOpenError> {
         let mut removed = 0;
-        for entry in std::fs::read_dir(self.root.join("blobs"))? {
+        for entry in std::fs::read_dir(&self.files.dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !referenced.contains(&name) {
@@ -89,15 +174,169 @@ impl BlobStore {
                 removed += 1;
             }
         }
+        let inline = self.inline.lock();
+        let conn = &inline.conn;
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM inline_blobs")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut delete = conn.prepare("DELETE FROM inline_blobs WHERE id = ?1")?;
+        for id in ids.iter().filter(|id| !referenced.contains(*id)) {
+            delete.execute([id])?;
+            removed += 1;
+        }
         Ok(removed)
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.root.join("blobs").join(id)
+    /// Starts new content, computing `algorithm`'s checksum too.
+    pub async fn begin(&self, algorithm: Option<Algorithm>) -> io::Result<PendingBlob> {
+        Ok(PendingBlob {
+            files: self.files.clone(),
+            sink: Sink::Memory(Vec::new()),
+            size: 0,
+            md5: md5::Md5::new(),
+            hasher: Hasher::new(algorithm),
+        })
     }
 
-    /// Starts a new content file, computing `algorithm`'s checksum too.
-    pub async fn begin(&self, algorithm: Option<Algorithm>) -> io::Result<PendingBlob> {
+    /// Finishes pending content; the metadata row that names its id makes
+    /// it visible. Under [`Durability::Fsync`] its bytes (and size) are on
+    /// the disk when this returns; a file's directory entry already was.
+    pub async fn commit(&self, mut pending: PendingBlob) -> io::Result<WrittenBlob> {
+        let id = match &mut pending.sink {
+            Sink::Memory(content) => {
+                let id = format!("{INLINE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+                self.inline
+                    .lock()
+                    .insert(&id, content)
+                    .map_err(io::Error::other)?;
+                id
+            }
+            Sink::File(file) => {
+                file.file.flush().await?;
+                if self.files.durability == Durability::Fsync {
+                    file.file.sync_data().await?;
+                }
+                file.done = true;
+                file.id.clone()
+            }
+        };
+        let md5 = std::mem::take(&mut pending.md5).finalize().into();
+        let hasher = std::mem::replace(&mut pending.hasher, Hasher::new(None));
+        Ok(WrittenBlob {
+            id,
+            size: pending.size,
+            md5,
+            checksum: hasher.finish(),
+        })
+    }
+
+    /// Removes content; missing content is already gone.
+    pub async fn remove(&self, id: &str) {
+        if is_inline(id) {
+            self.inline.lock().removed.push(id.to_string());
+            return;
+        }
+        if let Err(e) = tokio::fs::remove_file(self.files.path(id)).await {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, id, "could not remove object content");
+            }
+        }
+    }
+
+    /// Small content, whole.
+    fn inline_content(&self, id: &str) -> io::Result<Bytes> {
+        let content: Option<Vec<u8>> = self
+            .inline
+            .lock()
+            .conn
+            .prepare_cached("SELECT content FROM inline_blobs WHERE id = ?1")
+            .and_then(|mut select| select.query_row([id], |r| r.get(0)).optional())
+            .map_err(io::Error::other)?;
+        content
+            .map(Bytes::from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such content"))
+    }
+
+    /// Streams `len` bytes of content from `start`.
+    pub async fn read(
+        &self,
+        id: &str,
+        start: u64,
+        len: u64,
+    ) -> io::Result<impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static> {
+        if is_inline(id) {
+            let content = self.inline_content(id)?;
+            let from = usize::try_from(start)
+                .unwrap_or(usize::MAX)
+                .min(content.len());
+            let to = usize::try_from(start.saturating_add(len))
+                .unwrap_or(usize::MAX)
+                .min(content.len());
+            let part = content.slice(from..to);
+            return Ok(futures::future::Either::Left(futures::stream::iter(
+                (!part.is_empty()).then_some(Ok(part)),
+            )));
+        }
+        let mut file = tokio::fs::File::open(self.files.path(id)).await?;
+        file.seek(io::SeekFrom::Start(start)).await?;
+        Ok(futures::future::Either::Right(
+            tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024),
+        ))
+    }
+
+    /// Content, open for reading in place.
+    pub async fn open_content(&self, id: &str) -> io::Result<OpenContent> {
+        if is_inline(id) {
+            return self.inline_content(id).map(OpenContent::Bytes);
+        }
+        let file = tokio::fs::File::open(self.files.path(id)).await?;
+        Ok(OpenContent::File(file.into_std().await))
+    }
+
+    /// Appends `len` bytes of content from `start` to pending content.
+    pub async fn copy_into(
+        &self,
+        id: &str,
+        start: u64,
+        len: u64,
+        into: &mut PendingBlob,
+    ) -> io::Result<()> {
+        let mut stream = Box::pin(self.read(id, start, len).await?);
+        while let Some(chunk) = stream.next().await {
+            into.write(&chunk?).await?;
+        }
+        Ok(())
+    }
+}
+
+impl InlineContent {
+    /// Stores `content` as `id`, deleting the content removed since the
+    /// last write in the same transaction.
+    fn insert(&mut self, id: &str, content: &[u8]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("INSERT INTO inline_blobs(id, content) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![id, content])?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM inline_blobs WHERE id = ?1")?;
+            for removed in &self.removed {
+                delete.execute([removed])?;
+            }
+        }
+        tx.commit()?;
+        self.removed.clear();
+        Ok(())
+    }
+}
+
+impl ContentFiles {
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// A new content file, open for writing: a spare under
+    /// [`Durability::Fsync`], else one made now.
+    async fn create(&self) -> io::Result<PendingFile> {
         let id = match self.durability {
             Durability::Fsync => self.spare().await?,
             // Nothing is forced to the disk: a file made now is as good.
@@ -110,13 +349,10 @@ impl BlobStore {
             .truncate(true)
             .open(&path)
             .await?;
-        Ok(PendingBlob {
+        Ok(PendingFile {
             file,
             path,
             id,
-            size: 0,
-            md5: md5::Md5::new(),
-            hasher: Hasher::new(algorithm),
             done: false,
         })
     }
@@ -135,76 +371,10 @@ impl BlobStore {
         }
         // Until the directory reaches the disk, a power loss can forget the
         // files the metadata rows will name.
-        tokio::fs::File::open(self.root.join("blobs"))
-            .await?
-            .sync_all()
-            .await?;
+        tokio::fs::File::open(&self.dir).await?.sync_all().await?;
         let mine = made.pop();
         self.spares.lock().extend(made);
         mine.ok_or_else(|| io::Error::other("no spare content file was made"))
-    }
-
-    /// Finishes a pending file; the metadata row that names its id makes it
-    /// visible. Under [`Durability::Fsync`] its bytes (and size) are on the
-    /// disk when this returns; its directory entry already was.
-    pub async fn commit(&self, mut pending: PendingBlob) -> io::Result<WrittenBlob> {
-        pending.file.flush().await?;
-        if self.durability == Durability::Fsync {
-            pending.file.sync_data().await?;
-        }
-        pending.done = true;
-        let md5 = std::mem::take(&mut pending.md5).finalize().into();
-        let hasher = std::mem::replace(&mut pending.hasher, Hasher::new(None));
-        Ok(WrittenBlob {
-            id: pending.id.clone(),
-            size: pending.size,
-            md5,
-            checksum: hasher.finish(),
-        })
-    }
-
-    /// Removes a content file; a missing one is already gone.
-    pub async fn remove(&self, id: &str) {
-        if let Err(e) = tokio::fs::remove_file(self.path(id)).await {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(error = %e, id, "could not remove object content");
-            }
-        }
-    }
-
-    /// Streams `len` bytes of a content file from `start`.
-    pub async fn read(
-        &self,
-        id: &str,
-        start: u64,
-        len: u64,
-    ) -> io::Result<impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static> {
-        let mut file = tokio::fs::File::open(self.path(id)).await?;
-        file.seek(io::SeekFrom::Start(start)).await?;
-        Ok(tokio_util::io::ReaderStream::with_capacity(
-            file.take(len),
-            256 * 1024,
-        ))
-    }
-
-    /// A content file, open for reading.
-    pub async fn open_file(&self, id: &str) -> io::Result<std::fs::File> {
-        Ok(tokio::fs::File::open(self.path(id)).await?.into_std().await)
-    }
-
-    /// Appends `len` bytes of a content file from `start` to a pending one.
-    pub async fn copy_into(
-        &self,
-        id: &str,
-        start: u64,
-        len: u64,
-        into: &mut PendingBlob,
-    ) -> io::Result<()> {
-        let mut stream = Box::pin(self.read(id, start, len).await?);
-        while let Some(chunk) = stream.next().await {
-            into.write(&chunk?).await?;
-        }
-        Ok(())
     }
 }
 
@@ -213,11 +383,25 @@ impl PendingBlob {
         self.md5.update(chunk);
         self.hasher.update(chunk);
         self.size += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-        self.file.write_all(chunk).await
+        match &mut self.sink {
+            Sink::Memory(content) if content.len() + chunk.len() <= INLINE_MAX_BYTES => {
+                content.extend_from_slice(chunk);
+                Ok(())
+            }
+            Sink::Memory(content) => {
+                // Too large to keep inline: to a file, with what came before.
+                let mut file = self.files.create().await?;
+                file.file.write_all(content).await?;
+                file.file.write_all(chunk).await?;
+                self.sink = Sink::File(file);
+                Ok(())
+            }
+            Sink::File(file) => file.file.write_all(chunk).await,
+        }
     }
 }
 
-impl Drop for PendingBlob {
+impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.done {
             // An abandoned upload leaves nothing behind.
@@ -234,39 +418,94 @@ mod tests {
         std::fs::read_dir(dir.join("blobs")).unwrap().count()
     }
 
+    /// Content one byte too large to be kept inline.
+    fn large() -> Vec<u8> {
+        (0..=INLINE_MAX_BYTES).map(|i| u8::try_from(i % 251).unwrap()).collect()
+    }
+
+    async fn read_all(store: &BlobStore, id: &str, start: u64, len: u64) -> Vec<u8> {
+        let mut stream = Box::pin(store.read(id, start, len).await.unwrap());
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn small_content_is_kept_in_the_database_without_a_file() {
+        for durability in [Durability::Fsync, Durability::ProcessCrash] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = BlobStore::open(dir.path(), durability).unwrap();
+            let mut pending = store.begin(None).await.unwrap();
+            pending.write(b"hel").await.unwrap();
+            pending.write(b"lo").await.unwrap();
+            let written = store.commit(pending).await.unwrap();
+            assert_eq!(written.size, 5);
+            assert_eq!(hex::encode(written.md5), "5d41402abc4b2a76b9719d911017c592");
+            assert_eq!(files_in(dir.path()), 0, "{durability:?}");
+            assert_eq!(read_all(&store, &written.id, 0, 5).await, b"hello");
+            assert_eq!(read_all(&store, &written.id, 1, 3).await, b"ell");
+            assert!(matches!(
+                store.open_content(&written.id).await.unwrap(),
+                OpenContent::Bytes(b) if b == "hello"
+            ));
+            // Removed content is deleted with the next content written.
+            store.remove(&written.id).await;
+            let mut next = store.begin(None).await.unwrap();
+            next.write(b"next").await.unwrap();
+            store.commit(next).await.unwrap();
+            assert!(store.read(&written.id, 0, 5).await.is_err());
+        }
+    }
+
     #[tokio::test]
     async fn fsync_uploads_write_into_spares_made_a_batch_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut pending = store.begin(None).await.unwrap();
+        pending.write(&large()).await.unwrap();
         // One batch of empty files, one of them now being written.
         assert_eq!(files_in(dir.path()), SPARES_PER_BATCH);
-        pending.write(b"hello").await.unwrap();
         let written = store.commit(pending).await.unwrap();
-        assert_eq!(written.size, 5);
-        assert_eq!(hex::encode(written.md5), "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(written.size, large().len() as u64);
         assert_eq!(
             std::fs::read(dir.path().join("blobs").join(&written.id)).unwrap(),
-            b"hello"
+            large()
         );
         // The next upload takes a spare: no new file, no directory fsync.
-        let next = store.begin(None).await.unwrap();
+        let mut next = store.begin(None).await.unwrap();
+        next.write(&large()).await.unwrap();
+        let next = store.commit(next).await.unwrap();
         assert_ne!(next.id, written.id);
         assert_eq!(files_in(dir.path()), SPARES_PER_BATCH);
     }
 
     #[tokio::test]
-    async fn process_crash_uploads_make_their_own_file() {
+    async fn content_that_outgrows_the_inline_limit_moves_to_a_file_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path(), Durability::ProcessCrash).unwrap();
         let mut pending = store.begin(None).await.unwrap();
-        pending.write(b"hello").await.unwrap();
+        let content = large();
+        let (first, rest) = content.split_at(INLINE_MAX_BYTES - 10);
+        pending.write(first).await.unwrap();
+        assert_eq!(files_in(dir.path()), 0);
+        pending.write(rest).await.unwrap();
         let written = store.commit(pending).await.unwrap();
         assert_eq!(files_in(dir.path()), 1);
         assert_eq!(
             std::fs::read(dir.path().join("blobs").join(&written.id)).unwrap(),
-            b"hello"
+            content
         );
+        assert_eq!(
+            hex::encode(written.md5),
+            hex::encode(md5::Md5::digest(&content))
+        );
+        assert_eq!(read_all(&store, &written.id, 5, 10).await, &content[5..15]);
+        assert!(matches!(
+            store.open_content(&written.id).await.unwrap(),
+            OpenContent::File(_)
+        ));
     }
 
     #[tokio::test]
@@ -278,10 +517,8 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = BlobStore::open(dir.path(), durability).unwrap();
             let mut pending = store.begin(None).await.unwrap();
-            pending.write(b"partial").await.unwrap();
-            let id = pending.id.clone();
+            pending.write(&large()).await.unwrap();
             drop(pending);
-            assert!(!dir.path().join("blobs").join(id).exists());
             assert_eq!(files_in(dir.path()), left, "{durability:?}");
         }
     }
@@ -290,40 +527,29 @@ mod tests {
     async fn reopening_removes_what_no_object_refers_to() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
-        let mut kept = store.begin(None).await.unwrap();
-        kept.write(b"kept").await.unwrap();
-        let kept = store.commit(kept).await.unwrap();
-        let mut orphan = store.begin(None).await.unwrap();
-        orphan.write(b"orphan").await.unwrap();
-        store.commit(orphan).await.unwrap();
+        let mut written = Vec::new();
+        for content in [large(), large(), b"small".to_vec(), b"small".to_vec()] {
+            let mut pending = store.begin(None).await.unwrap();
+            pending.write(&content).await.unwrap();
+            written.push(store.commit(pending).await.unwrap().id);
+        }
         // A crash: an earlier version's temporary directory is left.
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         std::fs::write(dir.path().join("tmp").join("cut-short"), b"x").unwrap();
         drop(store);
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         assert!(!dir.path().join("tmp").exists());
-        let referenced = HashSet::from([kept.id.clone()]);
-        // The orphan and every unused spare.
+        // The first file and the first small content are referred to.
+        let referenced = HashSet::from([written[0].clone(), written[2].clone()]);
+        // Every file of the batch but the referred one (the orphan file and
+        // the unused spares), and the orphan row.
         assert_eq!(
             store.remove_orphans(&referenced).unwrap(),
-            SPARES_PER_BATCH - 1
+            (SPARES_PER_BATCH - 1) + 1
         );
         assert_eq!(files_in(dir.path()), 1);
-        assert!(dir.path().join("blobs").join(&kept.id).exists());
-    }
-
-    #[tokio::test]
-    async fn ranges_read_the_asked_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
-        let mut pending = store.begin(None).await.unwrap();
-        pending.write(b"0123456789").await.unwrap();
-        let written = store.commit(pending).await.unwrap();
-        let mut stream = Box::pin(store.read(&written.id, 2, 3).await.unwrap());
-        let mut got = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            got.extend_from_slice(&chunk.unwrap());
-        }
-        assert_eq!(got, b"234");
+        assert!(dir.path().join("blobs").join(&written[0]).exists());
+        assert_eq!(read_all(&store, &written[2], 0, 5).await, b"small");
+        assert!(store.read(&written[3], 0, 5).await.is_err());
     }
 }

@@ -28,6 +28,7 @@ use strato_engine::async_invoke::{EventSinks, ServiceEvents};
 use strato_model::durability::Durability;
 use strato_sigv4::CredentialLookup;
 
+pub use blob::OpenContent;
 pub use ops::ObjectStore;
 
 /// The signing name clients use for S3.
@@ -40,6 +41,8 @@ pub enum S3StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
+    #[error("S3 content store: {0}")]
+    Content(#[from] blob::BlobOpenError),
 }
 
 /// Access keys to accounts, as the rest of Strato knows them.

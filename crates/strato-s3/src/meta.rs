@@ -179,6 +179,8 @@ impl Meta {
         };
         conn.pragma_update(None, "synchronous", synchronous)?;
         conn.execute_batch(SCHEMA)?;
+        // Every statement stays prepared (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Meta {
             conn: Mutex::new(conn),
         })
@@ -187,11 +189,10 @@ impl Meta {
     /// The largest sequence number handed out so far.
     pub fn max_seq(&self) -> Result<i64, MetaError> {
         let conn = self.conn.lock();
-        Ok(
-            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM objects", [], |r| {
-                r.get(0)
-            })?,
-        )
+        let max = conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM objects")?
+            .query_row([], |r| r.get(0))?;
+        Ok(max)
     }
 
     /// Every content file some object or part refers to.
@@ -202,7 +203,7 @@ impl Meta {
             "SELECT blob FROM objects WHERE blob IS NOT NULL",
             "SELECT blob FROM parts",
         ] {
-            let mut stmt = conn.prepare(sql)?;
+            let mut stmt = conn.prepare_cached(sql)?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             for row in rows {
                 out.insert(row?);
@@ -213,37 +214,36 @@ impl Meta {
 
     pub fn create_bucket(&self, bucket: &BucketRow) -> Result<bool, MetaError> {
         let conn = self.conn.lock();
-        let n = conn.execute(
-            "INSERT OR IGNORE INTO buckets(name, account, region, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![bucket.name, bucket.account, bucket.region, bucket.created_ms],
+        let n = conn.prepare_cached("INSERT OR IGNORE INTO buckets(name, account, region, created_ms) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![bucket.name, bucket.account, bucket.region, bucket.created_ms],
         )?;
         Ok(n == 1)
     }
 
     pub fn bucket(&self, name: &str) -> Result<Option<BucketRow>, MetaError> {
         let conn = self.conn.lock();
-        Ok(conn
-            .query_row(
+        let row = conn
+            .prepare_cached(
                 "SELECT name, account, region, created_ms, versioning FROM buckets WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(BucketRow {
-                        name: r.get(0)?,
-                        account: r.get(1)?,
-                        region: r.get(2)?,
-                        created_ms: r.get(3)?,
-                        versioning: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
+            )?
+            .query_row([name], |r| {
+                Ok(BucketRow {
+                    name: r.get(0)?,
+                    account: r.get(1)?,
+                    region: r.get(2)?,
+                    created_ms: r.get(3)?,
+                    versioning: r.get(4)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
     }
 
     /// Every bucket's name, owner and policy (what access decisions need,
     /// loaded once at start).
     pub fn bucket_owners(&self) -> Result<Vec<(String, String, Option<String>)>, MetaError> {
         let conn = self.conn.lock();
-        let mut stmt = conn.prepare("SELECT name, account, policy FROM buckets")?;
+        let mut stmt = conn.prepare_cached("SELECT name, account, policy FROM buckets")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -251,7 +251,7 @@ impl Meta {
     /// Buckets of an account after `after`, by name.
     pub fn buckets(&self, account: &str, after: &str) -> Result<Vec<BucketRow>, MetaError> {
         let conn = self.conn.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT name, account, region, created_ms, versioning FROM buckets
              WHERE account = ?1 AND name > ?2 ORDER BY name",
         )?;
@@ -270,34 +270,34 @@ impl Meta {
     /// Deletes a bucket that holds no object version and no upload.
     pub fn delete_bucket(&self, name: &str) -> Result<bool, MetaError> {
         let conn = self.conn.lock();
-        let objects: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1)",
-            [name],
-            |r| r.get(0),
-        )?;
+        let objects: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1)",
+            )?
+            .query_row([name], |r| r.get(0))?;
         if objects > 0 {
             return Ok(false);
         }
-        conn.execute("DELETE FROM buckets WHERE name = ?1", [name])?;
+        conn.prepare_cached("DELETE FROM buckets WHERE name = ?1")?
+            .execute([name])?;
         Ok(true)
     }
 
     pub fn set_versioning(&self, name: &str, status: &str) -> Result<(), MetaError> {
         let conn = self.conn.lock();
-        conn.execute(
-            "UPDATE buckets SET versioning = ?2 WHERE name = ?1",
-            params![name, status],
-        )?;
+        conn.prepare_cached("UPDATE buckets SET versioning = ?2 WHERE name = ?1")?
+            .execute(params![name, status])?;
         Ok(())
     }
 
     pub fn bucket_doc(&self, name: &str, doc: BucketDoc) -> Result<Option<String>, MetaError> {
         let conn = self.conn.lock();
         let sql = format!("SELECT {} FROM buckets WHERE name = ?1", doc.column());
-        Ok(conn
-            .query_row(&sql, [name], |r| r.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
+        let doc = conn
+            .prepare_cached(&sql)?
+            .query_row([name], |r| r.get::<_, Option<String>>(0))
+            .optional()?;
+        Ok(doc.flatten())
     }
 
     pub fn set_bucket_doc(
@@ -308,7 +308,7 @@ impl Meta {
     ) -> Result<(), MetaError> {
         let conn = self.conn.lock();
         let sql = format!("UPDATE buckets SET {} = ?2 WHERE name = ?1", doc.column());
-        conn.execute(&sql, params![name, value])?;
+        conn.prepare_cached(&sql)?.execute(params![name, value])?;
         Ok(())
     }
 
@@ -319,7 +319,8 @@ impl Meta {
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2 AND latest = 1"
         );
         let row = conn
-            .query_row(&sql, params![bucket, key], object_row)
+            .prepare_cached(&sql)?
+            .query_row(params![bucket, key], object_row)
             .optional()?;
         Ok(decode(row.into_iter().collect())?.pop())
     }
@@ -335,7 +336,8 @@ impl Meta {
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
         );
         let row = conn
-            .query_row(&sql, params![bucket, key, version_id], object_row)
+            .prepare_cached(&sql)?
+            .query_row(params![bucket, key, version_id], object_row)
             .optional()?;
         Ok(decode(row.into_iter().collect())?.pop())
     }
@@ -348,23 +350,21 @@ impl Meta {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let replaced: Option<Option<String>> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-                params![row.bucket, row.key, row.version_id],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![row.bucket, row.key, row.version_id], |r| r.get(0))
             .optional()?;
-        tx.execute(
+        tx.prepare_cached(
             "DELETE FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-            params![row.bucket, row.key, row.version_id],
-        )?;
-        tx.execute(
+        )?
+        .execute(params![row.bucket, row.key, row.version_id])?;
+        tx.prepare_cached(
             "UPDATE objects SET latest = 0 WHERE bucket = ?1 AND key = ?2 AND latest = 1",
-            params![row.bucket, row.key],
-        )?;
-        tx.execute(
-            &format!("INSERT INTO objects({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)"),
-            params![
+        )?
+        .execute(params![row.bucket, row.key])?;
+        tx.prepare_cached(&format!("INSERT INTO objects({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)"))?
+            .execute(params![
                 row.bucket,
                 row.key,
                 row.version_id,
@@ -395,16 +395,16 @@ impl Meta {
         }
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        tx.execute(
+        tx.prepare_cached(
             "DELETE FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-            params![bucket, key, version_id],
-        )?;
-        tx.execute(
+        )?
+        .execute(params![bucket, key, version_id])?;
+        tx.prepare_cached(
             "UPDATE objects SET latest = 1 WHERE bucket = ?1 AND key = ?2 AND seq =
                (SELECT MAX(seq) FROM objects WHERE bucket = ?1 AND key = ?2)
              AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2 AND latest = 1)",
-            params![bucket, key],
-        )?;
+        )?
+        .execute(params![bucket, key])?;
         tx.commit()?;
         Ok(found)
     }
@@ -422,10 +422,10 @@ impl Meta {
         row.meta.tags = tags;
         let meta = serde_json::to_string(&row.meta)?;
         let conn = self.conn.lock();
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE objects SET meta = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-            params![bucket, key, version_id, meta],
-        )?;
+        )?
+        .execute(params![bucket, key, version_id, meta])?;
         Ok(true)
     }
 
@@ -443,7 +443,7 @@ impl Meta {
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND latest = 1 AND delete_marker = 0
              AND key > ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT ?4"
         );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![bucket, after, prefix, limit], object_row)?;
         decode(rows.collect::<Result<_, _>>()?)
@@ -462,7 +462,7 @@ impl Meta {
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key > ?2
              AND substr(key, 1, length(?3)) = ?3 ORDER BY key, seq DESC LIMIT ?4"
         );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![bucket, after_key, prefix, limit], object_row)?;
         decode(rows.collect::<Result<_, _>>()?)
@@ -471,9 +471,8 @@ impl Meta {
     pub fn create_upload(&self, upload: &UploadRow) -> Result<(), MetaError> {
         let meta = serde_json::to_string(&upload.meta)?;
         let conn = self.conn.lock();
-        conn.execute(
-            "INSERT INTO uploads(upload_id, bucket, key, initiated_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![upload.upload_id, upload.bucket, upload.key, upload.initiated_ms, meta],
+        conn.prepare_cached("INSERT INTO uploads(upload_id, bucket, key, initiated_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![upload.upload_id, upload.bucket, upload.key, upload.initiated_ms, meta],
         )?;
         Ok(())
     }
@@ -481,9 +480,8 @@ impl Meta {
     pub fn upload(&self, upload_id: &str) -> Result<Option<UploadRow>, MetaError> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(
-                "SELECT upload_id, bucket, key, initiated_ms, meta FROM uploads WHERE upload_id = ?1",
-                [upload_id],
+            .prepare_cached("SELECT upload_id, bucket, key, initiated_ms, meta FROM uploads WHERE upload_id = ?1")?
+            .query_row([upload_id],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -510,7 +508,7 @@ impl Meta {
     pub fn uploads(&self, bucket: &str) -> Result<Vec<UploadRow>, MetaError> {
         let ids: Vec<String> = {
             let conn = self.conn.lock();
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT upload_id FROM uploads WHERE bucket = ?1 ORDER BY key, initiated_ms",
             )?;
             let rows = stmt.query_map([bucket], |r| r.get(0))?;
@@ -535,16 +533,12 @@ impl Meta {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let replaced: Option<String> = tx
-            .query_row(
-                "SELECT blob FROM parts WHERE upload_id = ?1 AND part_number = ?2",
-                params![upload_id, part.part_number],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT blob FROM parts WHERE upload_id = ?1 AND part_number = ?2")?
+            .query_row(params![upload_id, part.part_number], |r| r.get(0))
             .optional()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO parts(upload_id, part_number, size, etag, modified_ms, blob, checksum)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![upload_id, part.part_number, part.size, part.etag, part.modified_ms, part.blob, checksum],
+        tx.prepare_cached("INSERT OR REPLACE INTO parts(upload_id, part_number, size, etag, modified_ms, blob, checksum)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![upload_id, part.part_number, part.size, part.etag, part.modified_ms, part.blob, checksum],
         )?;
         tx.commit()?;
         Ok(replaced)
@@ -552,7 +546,7 @@ impl Meta {
 
     pub fn parts(&self, upload_id: &str) -> Result<Vec<PartRow>, MetaError> {
         let conn = self.conn.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT part_number, size, etag, modified_ms, blob, checksum FROM parts
              WHERE upload_id = ?1 ORDER BY part_number",
         )?;
@@ -583,8 +577,10 @@ impl Meta {
         let blobs = self.parts(upload_id)?.into_iter().map(|p| p.blob).collect();
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM parts WHERE upload_id = ?1", [upload_id])?;
-        tx.execute("DELETE FROM uploads WHERE upload_id = ?1", [upload_id])?;
+        tx.prepare_cached("DELETE FROM parts WHERE upload_id = ?1")?
+            .execute([upload_id])?;
+        tx.prepare_cached("DELETE FROM uploads WHERE upload_id = ?1")?
+            .execute([upload_id])?;
         tx.commit()?;
         Ok(blobs)
     }

@@ -37,7 +37,7 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<std::fs::File, ReadError> {
+    ) -> Result<crate::blob::OpenContent, ReadError> {
         let bucket = self.owned_bucket(account, bucket)?;
         if bucket.region != region {
             return Err(ReadError {
@@ -54,7 +54,7 @@ impl ObjectStore {
         };
         Ok(self
             .blobs
-            .open_file(blob)
+            .open_content(blob)
             .await
             .map_err(crate::ops::internal)?)
     }

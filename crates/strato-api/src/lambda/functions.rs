@@ -288,7 +288,8 @@ pub(crate) fn decode_zip(b64: &str) -> ApiResult<Vec<u8>> {
 pub(crate) enum ZipSource {
     /// `ZipFile`: decoded from the request (at most 50 MB zipped).
     Inline(Vec<u8>),
-    /// `S3Bucket`/`S3Key`: the object's content file, read in place.
+    /// `S3Bucket`/`S3Key`: the object's content file, read in place (an
+    /// object small enough to be kept inline arrives as `Inline`).
     S3(std::fs::File),
 }
 
@@ -337,9 +338,7 @@ async fn zip_source(
     }
     match (zip, s3.bucket, s3.key) {
         (Some(zip), _, _) => decode_zip(zip).map(ZipSource::Inline),
-        (None, Some(bucket), Some(key)) => s3_object(state, caller, bucket, key, s3.version)
-            .await
-            .map(ZipSource::S3),
+        (None, Some(bucket), Some(key)) => s3_object(state, caller, bucket, key, s3.version).await,
         (None, Some(_), None) => {
             Err(AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into())
         }
@@ -365,8 +364,8 @@ pub(crate) async fn s3_object(
     bucket: &str,
     key: &str,
     version: Option<&str>,
-) -> ApiResult<std::fs::File> {
-    state
+) -> ApiResult<ZipSource> {
+    let content = state
         .s3
         .store()
         .open_object(&caller.account_id, &caller.region, bucket, key, version)
@@ -375,7 +374,11 @@ pub(crate) async fn s3_object(
             ApiError(AwsError::invalid_parameter(format!(
                 "Error occurred while GetObject. {e}"
             )))
-        })
+        })?;
+    Ok(match content {
+        strato_s3::OpenContent::File(file) => ZipSource::S3(file),
+        strato_s3::OpenContent::Bytes(bytes) => ZipSource::Inline(bytes.to_vec()),
+    })
 }
 
 fn check_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {

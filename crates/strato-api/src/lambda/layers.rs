@@ -281,7 +281,7 @@ pub async fn publish(
     }
     let zip = match (&content.zip_file, &content.s3_bucket, &content.s3_key) {
         (Some(zip), _, _) => ZipSource::Inline(decode_zip(zip)?),
-        (None, Some(bucket), Some(key)) => ZipSource::S3(
+        (None, Some(bucket), Some(key)) => {
             s3_object(
                 &on.state,
                 &on.caller,
@@ -289,8 +289,8 @@ pub async fn publish(
                 key,
                 content.s3_object_version.as_deref(),
             )
-            .await?,
-        ),
+            .await?
+        }
         (None, Some(_), None) => {
             return Err(
                 AwsError::invalid_parameter("Please provide both S3Bucket and S3Key.").into(),

@@ -420,7 +420,9 @@ mod tests {
 
     /// Content one byte too large to be kept inline.
     fn large() -> Vec<u8> {
-        (0..=INLINE_MAX_BYTES).map(|i| u8::try_from(i % 251).unwrap()).collect()
+        (0..=INLINE_MAX_BYTES)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect()
     }
 
     async fn read_all(store: &BlobStore, id: &str, start: u64, len: u64) -> Vec<u8> {

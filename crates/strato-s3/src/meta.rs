@@ -172,6 +172,10 @@ impl Meta {
     /// written to the OS (it survives `kill -9`).
     pub fn open(path: &Path, durability: Durability) -> Result<Meta, MetaError> {
         let conn = Connection::open(path)?;
+        // Only this server opens the file: one lock for the connection's
+        // life instead of lock and unlock system calls per transaction (and
+        // the WAL index in memory, not a shared-memory file).
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let synchronous = match durability {
             Durability::Fsync => "FULL",

@@ -26,10 +26,11 @@ impl From<S3Error> for ReadError {
 }
 
 impl ObjectStore {
-    /// The content file of `bucket`/`key` (the latest version, or
-    /// `version`) as `account` may read it from `region`, open for reading
-    /// in place: the caller streams it, and it stays readable while open
-    /// even if the object is overwritten or deleted meanwhile.
+    /// The content of `bucket`/`key` (the latest version, or `version`) as
+    /// `account` may read it from `region`: a content file open for reading
+    /// in place (the caller streams it, and it stays readable while open
+    /// even if the object is overwritten or deleted meanwhile), or small
+    /// content read whole.
     pub async fn open_object(
         &self,
         account: &str,

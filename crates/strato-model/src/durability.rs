@@ -18,6 +18,16 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// SQLite's `synchronous` setting (in WAL mode) that commits this way:
+    /// `FULL` fsyncs every commit, `NORMAL` writes it to the OS and syncs
+    /// only at checkpoints.
+    pub fn sqlite_synchronous(self) -> &'static str {
+        match self {
+            Durability::Fsync => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        }
+    }
+
     /// The names `--durability` takes.
     pub const NAMES: [&'static str; 2] = ["fsync", "process-crash"];
 

@@ -83,11 +83,7 @@ pub(crate) fn open(path: &Path, durability: Durability) -> rusqlite::Result<Conn
     // heap memory instead of a shared-memory file.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    let synchronous = match durability {
-        Durability::Fsync => "FULL",
-        Durability::ProcessCrash => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "synchronous", durability.sqlite_synchronous())?;
     // Checkpoint every ~40 MiB of WAL instead of every 4 MiB: the same hot
     // pages are rewritten by nearly every commit, so a rarer checkpoint
     // copies about as few distinct pages and fsyncs ten times less often.

@@ -140,17 +140,7 @@ impl BlobStore {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        let inline = Connection::open(root.join("blobs.db"))?;
-        // Only this server opens the file: one lock for the connection's
-        // life instead of lock and unlock system calls per transaction (and
-        // the WAL index in memory, not a shared-memory file).
-        inline.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        inline.pragma_update(None, "journal_mode", "WAL")?;
-        let synchronous = match durability {
-            Durability::Fsync => "FULL",
-            Durability::ProcessCrash => "NORMAL",
-        };
-        inline.pragma_update(None, "synchronous", synchronous)?;
+        let inline = crate::meta::open_database(&root.join("blobs.db"), durability)?;
         inline.execute_batch(INLINE_SCHEMA)?;
         Ok(BlobStore {
             files: Arc::new(ContentFiles {

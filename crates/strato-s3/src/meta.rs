@@ -110,6 +110,33 @@ CREATE TABLE IF NOT EXISTS parts(
   checksum TEXT, PRIMARY KEY(upload_id, part_number));
 ";
 
+/// One of S3's SQLite files (`meta.db`, `blobs.db`), in WAL mode, committing
+/// as `durability` asks: fsynced (`FULL`) or written to the OS (`NORMAL`).
+/// Only this server opens the file, so the connection holds its lock for its
+/// life (`EXCLUSIVE`): no lock and unlock system calls per transaction, and
+/// the WAL index in memory rather than a shared-memory file.
+pub(crate) fn open_database(
+    path: &Path,
+    durability: Durability,
+) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", durability.sqlite_synchronous())?;
+    Ok(conn)
+}
+
+/// A bucket row of `SELECT name, account, region, created_ms, versioning`.
+fn bucket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
+    Ok(BucketRow {
+        name: r.get(0)?,
+        account: r.get(1)?,
+        region: r.get(2)?,
+        created_ms: r.get(3)?,
+        versioning: r.get(4)?,
+    })
+}
+
 /// The metadata database.
 pub struct Meta {
     conn: Mutex<Connection>,
@@ -171,17 +198,7 @@ impl Meta {
     /// commit is fsynced (an object answered survives power loss) or only
     /// written to the OS (it survives `kill -9`).
     pub fn open(path: &Path, durability: Durability) -> Result<Meta, MetaError> {
-        let conn = Connection::open(path)?;
-        // Only this server opens the file: one lock for the connection's
-        // life instead of lock and unlock system calls per transaction (and
-        // the WAL index in memory, not a shared-memory file).
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        let synchronous = match durability {
-            Durability::Fsync => "FULL",
-            Durability::ProcessCrash => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", synchronous)?;
+        let conn = open_database(path, durability)?;
         conn.execute_batch(SCHEMA)?;
         // Every statement stays prepared (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(64);
@@ -230,15 +247,7 @@ impl Meta {
             .prepare_cached(
                 "SELECT name, account, region, created_ms, versioning FROM buckets WHERE name = ?1",
             )?
-            .query_row([name], |r| {
-                Ok(BucketRow {
-                    name: r.get(0)?,
-                    account: r.get(1)?,
-                    region: r.get(2)?,
-                    created_ms: r.get(3)?,
-                    versioning: r.get(4)?,
-                })
-            })
+            .query_row([name], bucket_row)
             .optional()?;
         Ok(row)
     }
@@ -259,15 +268,7 @@ impl Meta {
             "SELECT name, account, region, created_ms, versioning FROM buckets
              WHERE account = ?1 AND name > ?2 ORDER BY name",
         )?;
-        let rows = stmt.query_map(params![account, after], |r| {
-            Ok(BucketRow {
-                name: r.get(0)?,
-                account: r.get(1)?,
-                region: r.get(2)?,
-                created_ms: r.get(3)?,
-                versioning: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![account, after], bucket_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -269,6 +269,22 @@ class Bootstrap(object):
         self._t2.join(5)
 
 
+def check_refused_response_then_next(api, b):
+    """With `api.refuse_response = 413` set before `b` (a counting handler)
+    started: Strato answers response-then-next with /response's refusal and
+    no event; the runtime must log it, ask for the next event itself, and keep
+    serving."""
+    assert api.invoke({}).json == 1
+    api.refuse_response = None
+    assert api.invoke({}).json == 2
+    assert ("GET", PREFIX + "/invocation/next") in api.requests
+    end = time.time() + WAIT  # the pipe reader may not have read the line yet
+    while "returned 413" not in b.stderr and time.time() < end:
+        time.sleep(0.05)
+    assert "returned 413" in b.stderr
+    assert b.proc.poll() is None
+
+
 def _base_env(api, task_root, handler, extra):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -6,7 +6,7 @@ import re
 import subprocess
 import time
 
-from conftest import NODE, NODE_BOOTSTRAP, PREFIX, WAIT
+from conftest import NODE, NODE_BOOTSTRAP, WAIT, check_refused_response_then_next
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 NODE_MAJOR = subprocess.check_output([NODE, "-p", "process.versions.node.split('.')[0]"]).decode().strip()
@@ -426,15 +426,7 @@ def test_a_refused_response_is_reported_and_the_next_event_still_arrives(api, la
     # and no event: the runtime logs it and asks for the next event itself.
     api.refuse_response = 413
     b = launch("node", {"index.js": "let n = 0;\nexports.handler = async () => ++n;\n"}, "index.handler")
-    assert api.invoke({}).json == 1
-    api.refuse_response = None
-    assert api.invoke({}).json == 2
-    assert ("GET", PREFIX + "/invocation/next") in api.requests
-    end = time.time() + WAIT  # the pipe reader may not have read the line yet
-    while "returned 413" not in b.stderr and time.time() < end:
-        time.sleep(0.05)
-    assert "returned 413" in b.stderr
-    assert b.proc.poll() is None
+    check_refused_response_then_next(api, b)
 
 
 def test_survives_server_dropping_keepalive_connections(api, launch):

@@ -6,7 +6,7 @@ import re
 import subprocess
 import time
 
-from conftest import PREFIX, PYTHON, PYTHON_BOOTSTRAP, WAIT
+from conftest import PYTHON, PYTHON_BOOTSTRAP, WAIT, check_refused_response_then_next
 
 PY_XY = subprocess.check_output([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).decode().strip()
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -117,7 +117,6 @@ def test_context_fields_and_env(api, launch):
         "        'region': os.environ.get('AWS_REGION'),\n"
         "    }\n"
     )}, "index.handler")
-    import time
     deadline = int(time.time() * 1000) + 50000
     p = api.invoke({}, request_id="ctx-1", deadline_ms=deadline, trace_id="Root=1-abc;Parent=def;Sampled=1",
                    arn="arn:aws:lambda:us-east-1:123456789012:function:fn:prod",
@@ -373,15 +372,7 @@ def test_a_refused_response_is_reported_and_the_next_event_still_arrives(api, la
     # and no event: the runtime logs it and asks for the next event itself.
     api.refuse_response = 413
     b = launch("python", {"index.py": "n = 0\ndef handler(e, c):\n    global n\n    n += 1\n    return n\n"}, "index.handler")
-    assert api.invoke({}).json == 1
-    api.refuse_response = None
-    assert api.invoke({}).json == 2
-    assert ("GET", PREFIX + "/invocation/next") in api.requests
-    end = time.time() + WAIT  # the pipe reader may not have read the line yet
-    while "returned 413" not in b.stderr and time.time() < end:
-        time.sleep(0.05)
-    assert "returned 413" in b.stderr
-    assert b.proc.poll() is None
+    check_refused_response_then_next(api, b)
 
 
 def test_survives_server_dropping_keepalive_connections(api, launch):

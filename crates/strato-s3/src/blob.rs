@@ -182,15 +182,17 @@ impl BlobStore {
         Ok(removed)
     }
 
-    /// Starts new content, computing `algorithm`'s checksum too.
-    pub async fn begin(&self, algorithm: Option<Algorithm>) -> io::Result<PendingBlob> {
-        Ok(PendingBlob {
+    /// Starts new content, computing `algorithm`'s checksum too. Nothing
+    /// touches the disk until the content is committed or outgrows
+    /// [`INLINE_MAX_BYTES`].
+    pub fn begin(&self, algorithm: Option<Algorithm>) -> PendingBlob {
+        PendingBlob {
             files: self.files.clone(),
             sink: Sink::Memory(Vec::new()),
             size: 0,
             md5: md5::Md5::new(),
             hasher: Hasher::new(algorithm),
-        })
+        }
     }
 
     /// Finishes pending content; the metadata row that names its id makes
@@ -433,7 +435,7 @@ mod tests {
         for durability in [Durability::Fsync, Durability::ProcessCrash] {
             let dir = tempfile::tempdir().unwrap();
             let store = BlobStore::open(dir.path(), durability).unwrap();
-            let mut pending = store.begin(None).await.unwrap();
+            let mut pending = store.begin(None);
             pending.write(b"hel").await.unwrap();
             pending.write(b"lo").await.unwrap();
             let written = store.commit(pending).await.unwrap();
@@ -448,7 +450,7 @@ mod tests {
             ));
             // Removed content is deleted with the next content written.
             store.remove(&written.id).await;
-            let mut next = store.begin(None).await.unwrap();
+            let mut next = store.begin(None);
             next.write(b"next").await.unwrap();
             store.commit(next).await.unwrap();
             assert!(store.read(&written.id, 0, 5).await.is_err());
@@ -459,7 +461,7 @@ mod tests {
     async fn fsync_uploads_write_into_spares_made_a_batch_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
-        let mut pending = store.begin(None).await.unwrap();
+        let mut pending = store.begin(None);
         pending.write(&large()).await.unwrap();
         // One batch of empty files, one of them now being written.
         assert_eq!(files_in(dir.path()), SPARES_PER_BATCH);
@@ -470,7 +472,7 @@ mod tests {
             large()
         );
         // The next upload takes a spare: no new file, no directory fsync.
-        let mut next = store.begin(None).await.unwrap();
+        let mut next = store.begin(None);
         next.write(&large()).await.unwrap();
         let next = store.commit(next).await.unwrap();
         assert_ne!(next.id, written.id);
@@ -481,7 +483,7 @@ mod tests {
     async fn content_that_outgrows_the_inline_limit_moves_to_a_file_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path(), Durability::ProcessCrash).unwrap();
-        let mut pending = store.begin(None).await.unwrap();
+        let mut pending = store.begin(None);
         let content = large();
         let (first, rest) = content.split_at(INLINE_MAX_BYTES - 10);
         pending.write(first).await.unwrap();
@@ -512,7 +514,7 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().unwrap();
             let store = BlobStore::open(dir.path(), durability).unwrap();
-            let mut pending = store.begin(None).await.unwrap();
+            let mut pending = store.begin(None);
             pending.write(&large()).await.unwrap();
             drop(pending);
             assert_eq!(files_in(dir.path()), left, "{durability:?}");
@@ -525,7 +527,7 @@ mod tests {
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut written = Vec::new();
         for content in [large(), large(), b"small".to_vec(), b"small".to_vec()] {
-            let mut pending = store.begin(None).await.unwrap();
+            let mut pending = store.begin(None);
             pending.write(&content).await.unwrap();
             written.push(store.commit(pending).await.unwrap().id);
         }

@@ -569,7 +569,7 @@ impl ObjectStore {
         start: u64,
         len: u64,
     ) -> S3Result<WrittenBlob> {
-        let mut pending = self.blobs.begin(algorithm).await.map_err(internal)?;
+        let mut pending = self.blobs.begin(algorithm);
         if let Some(blob) = &source.blob {
             self.blobs
                 .copy_into(blob, start, len, &mut pending)
@@ -751,7 +751,7 @@ impl ObjectStore {
             }
         }
         let algorithm = requested.as_ref().map(|r| r.algorithm).or(upload_algorithm);
-        let mut pending = self.blobs.begin(algorithm).await.map_err(internal)?;
+        let mut pending = self.blobs.begin(algorithm);
         if let Some(mut body) = body {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
@@ -1690,11 +1690,7 @@ impl S3 for SharedStore {
                 return Err(precondition_failed("If-None-Match"));
             }
         }
-        let mut pending = s
-            .blobs
-            .begin(algorithm.filter(|_| full_object))
-            .await
-            .map_err(internal)?;
+        let mut pending = s.blobs.begin(algorithm.filter(|_| full_object));
         let mut md5s = md5::Md5::new();
         for part in &chosen {
             s.blobs

@@ -1,23 +1,23 @@
-//! Object content: small content (up to [`INLINE_MAX_BYTES`]) in a SQLite
-//! database of its own (`s3/blobs.db`), larger content in one file per
-//! object version or part under `s3/blobs/`. Either is named by an id only
-//! the object's metadata row will carry, so content is invisible until that
-//! row is committed; content no row refers to (a crash mid-upload, spares)
-//! is removed when the server starts.
+//! Object content: small content (up to [`INLINE_MAX_BYTES`]) as rows of
+//! the metadata database, written and deleted in the transaction of the
+//! object or part row that names it (see [`crate::meta`]); larger content
+//! in one file per object version or part under `s3/blobs/`. A file is
+//! named by an id only the object's metadata row will carry, so content is
+//! invisible until that row is committed; files no row refers to (a crash
+//! mid-upload, spares) are removed when the server starts.
 //!
 //! Small objects are most objects, and a file per object costs a file
 //! system inode made and freed per PUT (on this machine's journal-less
 //! ext4, a new inode is searched for past every one freed in the last
 //! 30 s), plus an open, a seek and a read per GET. A row costs one SQLite
-//! statement each way.
+//! statement each way, inside the commit the metadata makes anyway.
 //!
 //! Under [`Durability::Fsync`] an answered PUT must survive power loss: its
 //! bytes, its directory entry (or database row) and its metadata row must
 //! all be on the disk. A new file's directory entry costs an fsync of the
 //! directory, so files are created ahead, in batches, as *spares* whose
 //! entries one directory fsync makes durable together; a PUT writes into a
-//! spare and syncs only its data. The content database commits with
-//! `synchronous=FULL` there (`NORMAL` under [`Durability::ProcessCrash`]).
+//! spare and syncs only its data.
 
 use std::collections::HashSet;
 use std::io;
@@ -29,7 +29,6 @@ use parking_lot::Mutex;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
-use rusqlite::{Connection, OptionalExtension};
 use strato_model::durability::Durability;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -38,39 +37,15 @@ use crate::checksum::{Algorithm, Hasher};
 /// How many spare content files one directory fsync makes durable.
 const SPARES_PER_BATCH: usize = 32;
 
-/// Content up to this size is kept in the content database, not in a file.
+/// Content up to this size is kept in the metadata database, not in a file.
 pub const INLINE_MAX_BYTES: usize = 64 * 1024;
 
-/// The id prefix of content kept in the content database (file ids are
-/// bare UUIDs).
+/// The id prefix of small content (file ids are bare UUIDs).
 const INLINE_PREFIX: &str = "inline-";
 
-const INLINE_SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS inline_blobs(id TEXT PRIMARY KEY, content BLOB NOT NULL)";
-
-/// Why the content store could not open.
-#[derive(Debug, thiserror::Error)]
-pub enum BlobOpenError {
-    #[error(transparent)]
-    Io(#[from] io::Error),
-    #[error("content database: {0}")]
-    Database(#[from] rusqlite::Error),
-}
-
-/// The content directory and database.
+/// The content directory.
 pub struct BlobStore {
     files: Arc<ContentFiles>,
-    /// Small content, by id, and the ids of removed small content not yet
-    /// deleted from it.
-    inline: Mutex<InlineContent>,
-}
-
-/// The content database. Removed content is deleted in the transaction of
-/// the next content written (an overwrite then costs one commit, not two);
-/// what a crash leaves is deleted at the next start, with the orphans.
-struct InlineContent {
-    conn: Connection,
-    removed: Vec<String>,
 }
 
 /// The directory of content files, shared with the uploads writing into it.
@@ -115,6 +90,9 @@ pub struct WrittenBlob {
     pub md5: [u8; 16],
     /// The checksum computed, when one was asked for.
     pub checksum: Option<(Algorithm, String)>,
+    /// Small content, which the row naming `id` stores
+    /// ([`crate::meta::ObjectRow::content`]); none for a content file.
+    pub inline: Option<Bytes>,
 }
 
 /// An object's content, open for reading in place.
@@ -126,39 +104,34 @@ pub enum OpenContent {
     Bytes(Bytes),
 }
 
-fn is_inline(id: &str) -> bool {
+/// Whether `id` names small content (kept with its row), not a file.
+pub(crate) fn is_inline(id: &str) -> bool {
     id.starts_with(INLINE_PREFIX)
 }
 
 impl BlobStore {
-    /// Opens (creating) the directory and the content database. `tmp/`,
-    /// where earlier versions wrote uploads before renaming them, is removed
-    /// with whatever a crash left there.
-    pub fn open(root: &Path, durability: Durability) -> Result<BlobStore, BlobOpenError> {
+    /// Opens (creating) the directory. `tmp/`, where earlier versions wrote
+    /// uploads before renaming them, is removed with whatever a crash left
+    /// there.
+    pub fn open(root: &Path, durability: Durability) -> io::Result<BlobStore> {
         std::fs::create_dir_all(root.join("blobs"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        let inline = crate::meta::open_database(&root.join("blobs.db"), durability)?;
-        inline.execute_batch(INLINE_SCHEMA)?;
         Ok(BlobStore {
             files: Arc::new(ContentFiles {
                 dir: root.join("blobs"),
                 durability,
                 spares: Mutex::new(Vec::new()),
             }),
-            inline: Mutex::new(InlineContent {
-                conn: inline,
-                removed: Vec::new(),
-            }),
         })
     }
 
-    /// Removes content nothing refers to (an upload a crash cut short,
-    /// spares never used, a crash between the metadata delete and the
-    /// content delete). Call it before the first upload. Answers how many.
-    pub fn remove_orphans(&self, referenced: &HashSet<String>) -> Result<usize, BlobOpenError> {
+    /// Removes content files nothing refers to (an upload a crash cut
+    /// short, spares never used, a crash between the metadata delete and
+    /// the file delete). Call it before the first upload. Answers how many.
+    pub fn remove_orphans(&self, referenced: &HashSet<String>) -> io::Result<usize> {
         let mut removed = 0;
         for entry in std::fs::read_dir(&self.files.dir)? {
             let entry = entry?;
@@ -167,17 +140,6 @@ impl BlobStore {
                 std::fs::remove_file(entry.path())?;
                 removed += 1;
             }
-        }
-        let inline = self.inline.lock();
-        let conn = &inline.conn;
-        let ids: Vec<String> = conn
-            .prepare("SELECT id FROM inline_blobs")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut delete = conn.prepare("DELETE FROM inline_blobs WHERE id = ?1")?;
-        for id in ids.iter().filter(|id| !referenced.contains(*id)) {
-            delete.execute([id])?;
-            removed += 1;
         }
         Ok(removed)
     }
@@ -196,25 +158,23 @@ impl BlobStore {
     }
 
     /// Finishes pending content; the metadata row that names its id makes
-    /// it visible. Under [`Durability::Fsync`] its bytes (and size) are on
-    /// the disk when this returns; a file's directory entry already was.
+    /// it visible. Small content is stored by that row's transaction
+    /// ([`WrittenBlob::inline`]). A file's bytes (and size) are on the disk
+    /// when this returns under [`Durability::Fsync`]; its directory entry
+    /// already was.
     pub async fn commit(&self, mut pending: PendingBlob) -> io::Result<WrittenBlob> {
-        let id = match &mut pending.sink {
-            Sink::Memory(content) => {
-                let id = format!("{INLINE_PREFIX}{}", uuid::Uuid::new_v4().simple());
-                self.inline
-                    .lock()
-                    .insert(&id, content)
-                    .map_err(io::Error::other)?;
-                id
-            }
+        let (id, inline) = match &mut pending.sink {
+            Sink::Memory(content) => (
+                format!("{INLINE_PREFIX}{}", uuid::Uuid::new_v4().simple()),
+                Some(Bytes::from(std::mem::take(content))),
+            ),
             Sink::File(file) => {
                 file.file.flush().await?;
                 if self.files.durability == Durability::Fsync {
                     file.file.sync_data().await?;
                 }
                 file.done = true;
-                file.id.clone()
+                (file.id.clone(), None)
             }
         };
         let md5 = std::mem::take(&mut pending.md5).finalize().into();
@@ -224,13 +184,14 @@ impl BlobStore {
             size: pending.size,
             md5,
             checksum: hasher.finish(),
+            inline,
         })
     }
 
-    /// Removes content; missing content is already gone.
+    /// Removes a content file; missing content is already gone. Small
+    /// content goes with its row, so there is nothing to do for it.
     pub async fn remove(&self, id: &str) {
         if is_inline(id) {
-            self.inline.lock().removed.push(id.to_string());
             return;
         }
         if let Err(e) = tokio::fs::remove_file(self.files.path(id)).await {
@@ -240,29 +201,17 @@ impl BlobStore {
         }
     }
 
-    /// Small content, whole.
-    fn inline_content(&self, id: &str) -> io::Result<Bytes> {
-        let content: Option<Vec<u8>> = self
-            .inline
-            .lock()
-            .conn
-            .prepare_cached("SELECT content FROM inline_blobs WHERE id = ?1")
-            .and_then(|mut select| select.query_row([id], |r| r.get(0)).optional())
-            .map_err(io::Error::other)?;
-        content
-            .map(Bytes::from)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such content"))
-    }
-
-    /// Streams `len` bytes of content from `start`.
+    /// Streams `len` bytes from `start` of the content `id` names, whose
+    /// small content (`inline`) was read with its row.
     pub async fn read(
         &self,
         id: &str,
+        inline: Option<&Bytes>,
         start: u64,
         len: u64,
     ) -> io::Result<impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static> {
         if is_inline(id) {
-            let content = self.inline_content(id)?;
+            let content = small_content(id, inline)?;
             let from = usize::try_from(start)
                 .unwrap_or(usize::MAX)
                 .min(content.len());
@@ -282,9 +231,9 @@ impl BlobStore {
     }
 
     /// Content, open for reading in place.
-    pub async fn open_content(&self, id: &str) -> io::Result<OpenContent> {
+    pub async fn open_content(&self, id: &str, inline: Option<&Bytes>) -> io::Result<OpenContent> {
         if is_inline(id) {
-            return self.inline_content(id).map(OpenContent::Bytes);
+            return small_content(id, inline).map(OpenContent::Bytes);
         }
         let file = tokio::fs::File::open(self.files.path(id)).await?;
         Ok(OpenContent::File(file.into_std().await))
@@ -294,11 +243,12 @@ impl BlobStore {
     pub async fn copy_into(
         &self,
         id: &str,
+        inline: Option<&Bytes>,
         start: u64,
         len: u64,
         into: &mut PendingBlob,
     ) -> io::Result<()> {
-        let mut stream = Box::pin(self.read(id, start, len).await?);
+        let mut stream = Box::pin(self.read(id, inline, start, len).await?);
         while let Some(chunk) = stream.next().await {
             into.write(&chunk?).await?;
         }
@@ -306,23 +256,14 @@ impl BlobStore {
     }
 }
 
-impl InlineContent {
-    /// Stores `content` as `id`, deleting the content removed since the
-    /// last write in the same transaction.
-    fn insert(&mut self, id: &str, content: &[u8]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached("INSERT INTO inline_blobs(id, content) VALUES (?1, ?2)")?
-            .execute(rusqlite::params![id, content])?;
-        {
-            let mut delete = tx.prepare_cached("DELETE FROM inline_blobs WHERE id = ?1")?;
-            for removed in &self.removed {
-                delete.execute([removed])?;
-            }
-        }
-        tx.commit()?;
-        self.removed.clear();
-        Ok(())
-    }
+/// The small content `id` names, which its row's read must have fetched.
+fn small_content(id: &str, inline: Option<&Bytes>) -> io::Result<Bytes> {
+    inline.cloned().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("small content {id} was not read with its row"),
+        )
+    })
 }
 
 impl ContentFiles {
@@ -421,8 +362,13 @@ mod tests {
             .collect()
     }
 
-    async fn read_all(store: &BlobStore, id: &str, start: u64, len: u64) -> Vec<u8> {
-        let mut stream = Box::pin(store.read(id, start, len).await.unwrap());
+    async fn read_all(store: &BlobStore, written: &WrittenBlob, start: u64, len: u64) -> Vec<u8> {
+        let mut stream = Box::pin(
+            store
+                .read(&written.id, written.inline.as_ref(), start, len)
+                .await
+                .unwrap(),
+        );
         let mut got = Vec::new();
         while let Some(chunk) = stream.next().await {
             got.extend_from_slice(&chunk.unwrap());
@@ -431,7 +377,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn small_content_is_kept_in_the_database_without_a_file() {
+    async fn small_content_is_handed_to_its_row_without_a_file() {
         for durability in [Durability::Fsync, Durability::ProcessCrash] {
             let dir = tempfile::tempdir().unwrap();
             let store = BlobStore::open(dir.path(), durability).unwrap();
@@ -441,19 +387,18 @@ mod tests {
             let written = store.commit(pending).await.unwrap();
             assert_eq!(written.size, 5);
             assert_eq!(hex::encode(written.md5), "5d41402abc4b2a76b9719d911017c592");
+            assert!(is_inline(&written.id));
+            assert_eq!(written.inline.as_deref(), Some(&b"hello"[..]));
             assert_eq!(files_in(dir.path()), 0, "{durability:?}");
-            assert_eq!(read_all(&store, &written.id, 0, 5).await, b"hello");
-            assert_eq!(read_all(&store, &written.id, 1, 3).await, b"ell");
+            assert_eq!(read_all(&store, &written, 0, 5).await, b"hello");
+            assert_eq!(read_all(&store, &written, 1, 3).await, b"ell");
             assert!(matches!(
-                store.open_content(&written.id).await.unwrap(),
+                store.open_content(&written.id, written.inline.as_ref()).await.unwrap(),
                 OpenContent::Bytes(b) if b == "hello"
             ));
-            // Removed content is deleted with the next content written.
-            store.remove(&written.id).await;
-            let mut next = store.begin(None);
-            next.write(b"next").await.unwrap();
-            store.commit(next).await.unwrap();
-            assert!(store.read(&written.id, 0, 5).await.is_err());
+            // Small content its row's read did not fetch is an error, not
+            // an empty object.
+            assert!(store.read(&written.id, None, 0, 5).await.is_err());
         }
     }
 
@@ -499,9 +444,10 @@ mod tests {
             hex::encode(written.md5),
             hex::encode(md5::Md5::digest(&content))
         );
-        assert_eq!(read_all(&store, &written.id, 5, 10).await, &content[5..15]);
+        assert!(written.inline.is_none());
+        assert_eq!(read_all(&store, &written, 5, 10).await, &content[5..15]);
         assert!(matches!(
-            store.open_content(&written.id).await.unwrap(),
+            store.open_content(&written.id, None).await.unwrap(),
             OpenContent::File(_)
         ));
     }
@@ -526,7 +472,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         let mut written = Vec::new();
-        for content in [large(), large(), b"small".to_vec(), b"small".to_vec()] {
+        for content in [large(), large()] {
             let mut pending = store.begin(None);
             pending.write(&content).await.unwrap();
             written.push(store.commit(pending).await.unwrap().id);
@@ -537,17 +483,16 @@ mod tests {
         drop(store);
         let store = BlobStore::open(dir.path(), Durability::Fsync).unwrap();
         assert!(!dir.path().join("tmp").exists());
-        // The first file and the first small content are referred to.
-        let referenced = HashSet::from([written[0].clone(), written[2].clone()]);
-        // Every file of the batch but the referred one (the orphan file and
-        // the unused spares), and the orphan row.
+        // The first file is referred to (and a small content id, which
+        // names no file).
+        let referenced = HashSet::from([written[0].clone(), "inline-x".to_string()]);
+        // Every file of the batch but the referred one: the orphan file and
+        // the unused spares.
         assert_eq!(
             store.remove_orphans(&referenced).unwrap(),
-            (SPARES_PER_BATCH - 1) + 1
+            SPARES_PER_BATCH - 1
         );
         assert_eq!(files_in(dir.path()), 1);
         assert!(dir.path().join("blobs").join(&written[0]).exists());
-        assert_eq!(read_all(&store, &written[2], 0, 5).await, b"small");
-        assert!(store.read(&written[3], 0, 5).await.is_err());
     }
 }

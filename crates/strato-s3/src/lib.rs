@@ -41,8 +41,6 @@ pub enum S3StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
-    #[error("S3 content store: {0}")]
-    Content(#[from] blob::BlobOpenError),
 }
 
 /// Access keys to accounts, as the rest of Strato knows them.

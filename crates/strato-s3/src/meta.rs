@@ -2,10 +2,17 @@
 //! under the data directory): object writes must not contend with the
 //! control plane's store, and a listing of 100 000 keys is one indexed
 //! range scan here.
+//!
+//! Small content (see [`crate::blob`]) lives in the same file, in
+//! `inline_blobs`, and is written and deleted in the transaction of the
+//! row that names it: a PUT of a small object is one commit (one fsync
+//! under [`Durability::Fsync`]), and no small content can outlive its row
+//! or be missing from it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -18,6 +25,8 @@ pub enum MetaError {
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata encoding: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("metadata files: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A bucket as stored.
@@ -64,9 +73,20 @@ pub struct ObjectRow {
     /// Without quotes.
     pub etag: String,
     pub modified_ms: i64,
-    /// The content file, none for delete markers.
+    /// The content's id, none for delete markers.
     pub blob: Option<String>,
     pub meta: ObjectMeta,
+    /// Small content kept with the row: on a new version, written in its
+    /// transaction; on a version read, there when the read asked for it
+    /// ([`Fetch::WithContent`]).
+    pub content: Option<Bytes>,
+}
+
+/// Whether a read of a version (or of parts) also fetches small content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    Metadata,
+    WithContent,
 }
 
 /// A multipart upload in progress.
@@ -88,6 +108,9 @@ pub struct PartRow {
     pub modified_ms: i64,
     pub blob: String,
     pub checksum: Option<(String, String)>,
+    /// Small content to write with the row (reads leave it out; see
+    /// [`Meta::small_content`]).
+    pub content: Option<Bytes>,
 }
 
 const SCHEMA: &str = "
@@ -108,23 +131,16 @@ CREATE TABLE IF NOT EXISTS parts(
   upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
   etag TEXT NOT NULL, modified_ms INTEGER NOT NULL, blob TEXT NOT NULL,
   checksum TEXT, PRIMARY KEY(upload_id, part_number));
+CREATE TABLE IF NOT EXISTS inline_blobs(id TEXT PRIMARY KEY, content BLOB NOT NULL);
 ";
 
-/// One of S3's SQLite files (`meta.db`, `blobs.db`), in WAL mode, committing
-/// as `durability` asks: fsynced (`FULL`) or written to the OS (`NORMAL`).
-/// Only this server opens the file, so the connection holds its lock for its
-/// life (`EXCLUSIVE`): no lock and unlock system calls per transaction, and
-/// the WAL index in memory rather than a shared-memory file.
-pub(crate) fn open_database(
-    path: &Path,
-    durability: Durability,
-) -> Result<Connection, rusqlite::Error> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", durability.sqlite_synchronous())?;
-    Ok(conn)
-}
+/// Small content no object or part names: none unless an earlier
+/// version's separate content database left some.
+const DELETE_UNREFERENCED_CONTENT: &str = "DELETE FROM inline_blobs WHERE id NOT IN
+  (SELECT blob FROM objects WHERE blob IS NOT NULL UNION ALL SELECT blob FROM parts)";
+
+/// Where the previous version kept small content, in a database of its own.
+const SEPARATE_CONTENT_DATABASE: &str = "blobs.db";
 
 /// A bucket row of `SELECT name, account, region, created_ms, versioning`.
 fn bucket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
@@ -162,8 +178,35 @@ impl BucketDoc {
     }
 }
 
-const OBJECT_COLUMNS: &str =
-    "bucket, key, version_id, seq, latest, delete_marker, size, etag, modified_ms, blob, meta";
+/// The columns an object row is stored in; `object_row` reads them, then
+/// the content column (`NULL`, or the small content).
+macro_rules! object_columns {
+    () => {
+        "bucket, key, version_id, seq, latest, delete_marker, size, etag, modified_ms, blob, meta"
+    };
+}
+
+/// `SELECT` of a version by key (`?1`, `?2`) and `condition`, fetching its
+/// small content or not.
+macro_rules! select_version {
+    ($fetch:expr, $condition:literal) => {
+        match $fetch {
+            Fetch::Metadata => concat!(
+                "SELECT ",
+                object_columns!(),
+                ", NULL FROM objects WHERE bucket = ?1 AND key = ?2 AND ",
+                $condition
+            ),
+            Fetch::WithContent => concat!(
+                "SELECT ",
+                object_columns!(),
+                ", (SELECT content FROM inline_blobs WHERE id = objects.blob)",
+                " FROM objects WHERE bucket = ?1 AND key = ?2 AND ",
+                $condition
+            ),
+        }
+    };
+}
 
 fn object_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectRow, String)> {
     Ok((
@@ -179,6 +222,7 @@ fn object_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectRow, String)> 
             modified_ms: row.get(8)?,
             blob: row.get(9)?,
             meta: ObjectMeta::default(),
+            content: row.get::<_, Option<Vec<u8>>>(11)?.map(Bytes::from),
         },
         row.get(10)?,
     ))
@@ -197,9 +241,29 @@ impl Meta {
     /// Opens (creating) the metadata database; `durability` says whether a
     /// commit is fsynced (an object answered survives power loss) or only
     /// written to the OS (it survives `kill -9`).
+    ///
+    /// The file is in WAL mode and commits as `durability` asks: fsynced
+    /// (`FULL`) or written to the OS (`NORMAL`). Only this server opens it,
+    /// so the connection holds its lock for its life (`EXCLUSIVE`): no lock
+    /// and unlock system calls per transaction, and the WAL index in memory
+    /// rather than a shared-memory file.
+    ///
+    /// Small content an earlier version kept in `blobs.db` beside it is
+    /// moved in, and that file removed.
     pub fn open(path: &Path, durability: Durability) -> Result<Meta, MetaError> {
-        let conn = open_database(path, durability)?;
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", durability.sqlite_synchronous())?;
         conn.execute_batch(SCHEMA)?;
+        let separate = path.with_file_name(SEPARATE_CONTENT_DATABASE);
+        if separate.exists() {
+            move_content_in(&mut conn, &separate)?;
+        }
+        let removed = conn.execute(DELETE_UNREFERENCED_CONTENT, [])?;
+        if removed > 0 {
+            tracing::info!(removed, "removed small S3 content no object refers to");
+        }
         // Every statement stays prepared (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Meta {
@@ -318,13 +382,15 @@ impl Meta {
     }
 
     /// The current version of a key (possibly a delete marker).
-    pub fn latest(&self, bucket: &str, key: &str) -> Result<Option<ObjectRow>, MetaError> {
+    pub fn latest(
+        &self,
+        bucket: &str,
+        key: &str,
+        fetch: Fetch,
+    ) -> Result<Option<ObjectRow>, MetaError> {
         let conn = self.conn.lock();
-        let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2 AND latest = 1"
-        );
         let row = conn
-            .prepare_cached(&sql)?
+            .prepare_cached(select_version!(fetch, "latest = 1"))?
             .query_row(params![bucket, key], object_row)
             .optional()?;
         Ok(decode(row.into_iter().collect())?.pop())
@@ -335,21 +401,20 @@ impl Meta {
         bucket: &str,
         key: &str,
         version_id: &str,
+        fetch: Fetch,
     ) -> Result<Option<ObjectRow>, MetaError> {
         let conn = self.conn.lock();
-        let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
-        );
         let row = conn
-            .prepare_cached(&sql)?
+            .prepare_cached(select_version!(fetch, "version_id = ?3"))?
             .query_row(params![bucket, key, version_id], object_row)
             .optional()?;
         Ok(decode(row.into_iter().collect())?.pop())
     }
 
-    /// Makes `row` the latest version of its key. A row with the same
-    /// version id (the `null` version) is replaced; its content file name
-    /// is answered so the caller can remove it.
+    /// Makes `row` the latest version of its key, with its small content
+    /// if it has some. A row with the same version id (the `null` version)
+    /// is replaced, and its small content deleted; its content id is
+    /// answered so the caller can remove a content file.
     pub fn put_version(&self, row: &ObjectRow) -> Result<Option<String>, MetaError> {
         let meta = serde_json::to_string(&row.meta)?;
         let mut conn = self.conn.lock();
@@ -368,36 +433,42 @@ impl Meta {
             "UPDATE objects SET latest = 0 WHERE bucket = ?1 AND key = ?2 AND latest = 1",
         )?
         .execute(params![row.bucket, row.key])?;
-        tx.prepare_cached(&format!("INSERT INTO objects({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)"))?
-            .execute(params![
-                row.bucket,
-                row.key,
-                row.version_id,
-                row.seq,
-                i64::from(row.delete_marker),
-                row.size,
-                row.etag,
-                row.modified_ms,
-                row.blob,
-                meta
-            ],
-        )?;
+        tx.prepare_cached(concat!(
+            "INSERT INTO objects(",
+            object_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?
+        .execute(params![
+            row.bucket,
+            row.key,
+            row.version_id,
+            row.seq,
+            i64::from(row.delete_marker),
+            row.size,
+            row.etag,
+            row.modified_ms,
+            row.blob,
+            meta
+        ])?;
+        let replaced = replaced.flatten();
+        put_content(&tx, row.blob.as_deref(), row.content.as_deref())?;
+        delete_content(&tx, replaced.as_deref())?;
         tx.commit()?;
-        Ok(replaced.flatten())
+        Ok(replaced)
     }
 
-    /// Removes one version; the next newest becomes latest. Answers the
-    /// removed row.
+    /// Removes one version, with its small content; the next newest
+    /// becomes latest. Answers the removed row.
     pub fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         version_id: &str,
     ) -> Result<Option<ObjectRow>, MetaError> {
-        let found = self.version(bucket, key, version_id)?;
-        if found.is_none() {
+        let found = self.version(bucket, key, version_id, Fetch::Metadata)?;
+        let Some(found_row) = &found else {
             return Ok(None);
-        }
+        };
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         tx.prepare_cached(
@@ -410,6 +481,7 @@ impl Meta {
              AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2 AND latest = 1)",
         )?
         .execute(params![bucket, key])?;
+        delete_content(&tx, found_row.blob.as_deref())?;
         tx.commit()?;
         Ok(found)
     }
@@ -421,7 +493,7 @@ impl Meta {
         version_id: &str,
         tags: Vec<(String, String)>,
     ) -> Result<bool, MetaError> {
-        let Some(mut row) = self.version(bucket, key, version_id)? else {
+        let Some(mut row) = self.version(bucket, key, version_id, Fetch::Metadata)? else {
             return Ok(false);
         };
         row.meta.tags = tags;
@@ -444,11 +516,12 @@ impl Meta {
         limit: usize,
     ) -> Result<Vec<ObjectRow>, MetaError> {
         let conn = self.conn.lock();
-        let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND latest = 1 AND delete_marker = 0
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            object_columns!(),
+            ", NULL FROM objects WHERE bucket = ?1 AND latest = 1 AND delete_marker = 0
              AND key > ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT ?4"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
+        ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![bucket, after, prefix, limit], object_row)?;
         decode(rows.collect::<Result<_, _>>()?)
@@ -463,11 +536,12 @@ impl Meta {
         limit: usize,
     ) -> Result<Vec<ObjectRow>, MetaError> {
         let conn = self.conn.lock();
-        let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key > ?2
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            object_columns!(),
+            ", NULL FROM objects WHERE bucket = ?1 AND key > ?2
              AND substr(key, 1, length(?3)) = ?3 ORDER BY key, seq DESC LIMIT ?4"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
+        ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![bucket, after_key, prefix, limit], object_row)?;
         decode(rows.collect::<Result<_, _>>()?)
@@ -528,7 +602,9 @@ impl Meta {
         Ok(out)
     }
 
-    /// Records a part; answers the content file of the part it replaced.
+    /// Records a part, with its small content if it has some; the small
+    /// content of the part it replaced is deleted, and its content id
+    /// answered so the caller can remove a content file.
     pub fn put_part(&self, upload_id: &str, part: &PartRow) -> Result<Option<String>, MetaError> {
         let checksum = part
             .checksum
@@ -545,10 +621,23 @@ impl Meta {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
             .execute(params![upload_id, part.part_number, part.size, part.etag, part.modified_ms, part.blob, checksum],
         )?;
+        put_content(&tx, Some(&part.blob), part.content.as_deref())?;
+        delete_content(&tx, replaced.as_deref())?;
         tx.commit()?;
         Ok(replaced)
     }
 
+    /// The small content `id` names, if it is (still) stored.
+    pub fn small_content(&self, id: &str) -> Result<Option<Bytes>, MetaError> {
+        let conn = self.conn.lock();
+        let content: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT content FROM inline_blobs WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(content.map(Bytes::from))
+    }
+
+    /// An upload's parts, without their small content.
     pub fn parts(&self, upload_id: &str) -> Result<Vec<PartRow>, MetaError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare_cached(
@@ -564,6 +653,7 @@ impl Meta {
                     modified_ms: r.get(3)?,
                     blob: r.get(4)?,
                     checksum: None,
+                    content: None,
                 },
                 r.get::<_, Option<String>>(5)?,
             ))
@@ -577,16 +667,222 @@ impl Meta {
         Ok(out)
     }
 
-    /// Forgets an upload and its parts; answers their content files.
+    /// Forgets an upload and its parts, with their small content; answers
+    /// their content ids so the caller can remove content files.
     pub fn drop_upload(&self, upload_id: &str) -> Result<Vec<String>, MetaError> {
         let blobs = self.parts(upload_id)?.into_iter().map(|p| p.blob).collect();
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
+        tx.prepare_cached(
+            "DELETE FROM inline_blobs WHERE id IN (SELECT blob FROM parts WHERE upload_id = ?1)",
+        )?
+        .execute([upload_id])?;
         tx.prepare_cached("DELETE FROM parts WHERE upload_id = ?1")?
             .execute([upload_id])?;
         tx.prepare_cached("DELETE FROM uploads WHERE upload_id = ?1")?
             .execute([upload_id])?;
         tx.commit()?;
         Ok(blobs)
+    }
+}
+
+/// Stores `content` as the small content `id`, when there is some.
+fn put_content(
+    tx: &rusqlite::Transaction<'_>,
+    id: Option<&str>,
+    content: Option<&[u8]>,
+) -> rusqlite::Result<()> {
+    if let (Some(id), Some(content)) = (id, content) {
+        tx.prepare_cached("INSERT INTO inline_blobs(id, content) VALUES (?1, ?2)")?
+            .execute(params![id, content])?;
+    }
+    Ok(())
+}
+
+/// Deletes the small content `id` names, if it names small content.
+fn delete_content(tx: &rusqlite::Transaction<'_>, id: Option<&str>) -> rusqlite::Result<()> {
+    if let Some(id) = id.filter(|id| crate::blob::is_inline(id)) {
+        tx.prepare_cached("DELETE FROM inline_blobs WHERE id = ?1")?
+            .execute([id])?;
+    }
+    Ok(())
+}
+
+/// Moves the small content of an earlier version's separate content
+/// database (`separate`) into `inline_blobs`, then removes that file.
+fn move_content_in(conn: &mut Connection, separate: &Path) -> Result<(), MetaError> {
+    conn.execute(
+        "ATTACH DATABASE ?1 AS separate",
+        [separate.to_string_lossy()],
+    )?;
+    let moved = {
+        let tx = conn.transaction()?;
+        let has_table: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM separate.sqlite_master WHERE name = 'inline_blobs')",
+            [],
+            |r| r.get(0),
+        )?;
+        let moved = if has_table {
+            tx.execute(
+                "INSERT OR IGNORE INTO main.inline_blobs(id, content)
+                 SELECT id, content FROM separate.inline_blobs",
+                [],
+            )?
+        } else {
+            0
+        };
+        tx.commit()?;
+        moved
+    };
+    conn.execute("DETACH DATABASE separate", [])?;
+    tracing::info!(moved, "moved small S3 content into the metadata database");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = separate.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(MetaError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(
+        key: &str,
+        version_id: &str,
+        seq: i64,
+        blob: &str,
+        content: Option<&str>,
+    ) -> ObjectRow {
+        ObjectRow {
+            bucket: "b".to_string(),
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            seq,
+            latest: true,
+            delete_marker: false,
+            size: 0,
+            etag: String::new(),
+            modified_ms: 0,
+            blob: Some(blob.to_string()),
+            meta: ObjectMeta::default(),
+            content: content.map(|c| Bytes::from(c.to_string())),
+        }
+    }
+
+    fn part(number: i32, blob: &str, content: &str) -> PartRow {
+        PartRow {
+            part_number: number,
+            size: 0,
+            etag: String::new(),
+            modified_ms: 0,
+            blob: blob.to_string(),
+            checksum: None,
+            content: Some(Bytes::from(content.to_string())),
+        }
+    }
+
+    fn stored(meta: &Meta, id: &str) -> Option<String> {
+        meta.small_content(id)
+            .unwrap()
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn small_content_is_written_and_deleted_with_the_row_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        meta.put_version(&version("k", "null", 1, "inline-a", Some("first")))
+            .unwrap();
+        let read = meta.latest("b", "k", Fetch::WithContent).unwrap().unwrap();
+        assert_eq!(read.content.as_deref(), Some(&b"first"[..]));
+        let read = meta.latest("b", "k", Fetch::Metadata).unwrap().unwrap();
+        assert!(read.content.is_none());
+        // Overwriting the null version deletes its content in the same
+        // transaction and answers its id.
+        let replaced = meta
+            .put_version(&version("k", "null", 2, "inline-b", Some("second")))
+            .unwrap();
+        assert_eq!(replaced.as_deref(), Some("inline-a"));
+        assert_eq!(stored(&meta, "inline-a"), None);
+        let read = meta
+            .version("b", "k", "null", Fetch::WithContent)
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.content.as_deref(), Some(&b"second"[..]));
+        // A new version keeps the older one's content; deleting a version
+        // deletes its content.
+        meta.put_version(&version("k", "v3", 3, "inline-c", Some("third")))
+            .unwrap();
+        assert_eq!(stored(&meta, "inline-b").as_deref(), Some("second"));
+        meta.delete_version("b", "k", "null").unwrap().unwrap();
+        assert_eq!(stored(&meta, "inline-b"), None);
+        assert_eq!(stored(&meta, "inline-c").as_deref(), Some("third"));
+        // A content file's id touches no small content.
+        meta.put_version(&version("k", "v3", 4, "0123abcd", None))
+            .unwrap();
+        assert_eq!(stored(&meta, "inline-c"), None);
+    }
+
+    #[test]
+    fn small_parts_go_with_their_part_and_their_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        meta.create_upload(&UploadRow {
+            upload_id: "u".to_string(),
+            bucket: "b".to_string(),
+            key: "k".to_string(),
+            initiated_ms: 0,
+            meta: ObjectMeta::default(),
+        })
+        .unwrap();
+        assert_eq!(
+            meta.put_part("u", &part(1, "inline-1", "one")).unwrap(),
+            None
+        );
+        meta.put_part("u", &part(2, "inline-2", "two")).unwrap();
+        let replaced = meta.put_part("u", &part(1, "inline-1b", "uno")).unwrap();
+        assert_eq!(replaced.as_deref(), Some("inline-1"));
+        assert_eq!(stored(&meta, "inline-1"), None);
+        assert_eq!(stored(&meta, "inline-1b").as_deref(), Some("uno"));
+        assert!(meta.parts("u").unwrap().iter().all(|p| p.content.is_none()));
+        let dropped = meta.drop_upload("u").unwrap();
+        assert_eq!(
+            dropped,
+            vec!["inline-1b".to_string(), "inline-2".to_string()]
+        );
+        assert_eq!(stored(&meta, "inline-1b"), None);
+        assert_eq!(stored(&meta, "inline-2"), None);
+    }
+
+    #[test]
+    fn an_earlier_versions_separate_content_database_is_moved_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        // The object row was committed, its content in blobs.db.
+        let meta = Meta::open(&path, Durability::Fsync).unwrap();
+        meta.put_version(&version("k", "null", 1, "inline-kept", None))
+            .unwrap();
+        drop(meta);
+        let separate = Connection::open(dir.path().join("blobs.db")).unwrap();
+        separate
+            .execute_batch(
+                "CREATE TABLE inline_blobs(id TEXT PRIMARY KEY, content BLOB NOT NULL);
+                 INSERT INTO inline_blobs VALUES ('inline-kept', x'6b657074');
+                 INSERT INTO inline_blobs VALUES ('inline-orphan', x'6f');",
+            )
+            .unwrap();
+        drop(separate);
+        let meta = Meta::open(&path, Durability::Fsync).unwrap();
+        assert!(!dir.path().join("blobs.db").exists());
+        let read = meta.latest("b", "k", Fetch::WithContent).unwrap().unwrap();
+        assert_eq!(read.content.as_deref(), Some(&b"kept"[..]));
+        // What no row names was removed.
+        assert_eq!(stored(&meta, "inline-orphan"), None);
     }
 }

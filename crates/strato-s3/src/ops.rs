@@ -14,9 +14,9 @@ use md5::Digest as _;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
 
-use crate::blob::{BlobStore, WrittenBlob};
+use crate::blob::{is_inline, BlobStore, WrittenBlob};
 use crate::checksum::{self, Algorithm};
-use crate::meta::{BucketDoc, BucketRow, Meta, ObjectMeta, ObjectRow, PartRow, UploadRow};
+use crate::meta::{BucketDoc, BucketRow, Fetch, Meta, ObjectMeta, ObjectRow, PartRow, UploadRow};
 use crate::names::{url_encode, valid_bucket_name, MAX_KEY_BYTES};
 use crate::notify::{Notifier, ObjectEvent};
 use crate::{error_with, Accounts, SharedStore};
@@ -502,7 +502,7 @@ impl ObjectStore {
     /// The bucket and the object (or version) a request names.
     fn target<T: NamesObject>(&self, req: &S3Request<T>) -> S3Result<(BucketRow, ObjectRow)> {
         let (bucket, key, version) = req.input.names();
-        self.object_in(req, bucket, key, version)
+        self.object_in(req, bucket, key, version, Fetch::Metadata)
     }
 
     fn object_in<T>(
@@ -511,18 +511,23 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         version: Option<&str>,
+        fetch: Fetch,
     ) -> S3Result<(BucketRow, ObjectRow)> {
         let bucket = self.bucket(req, bucket)?;
-        let row = self.find(&bucket.name, key, version, &req.method)?;
+        let row = self.find(&bucket.name, key, version, &req.method, fetch)?;
         Ok((bucket, row))
     }
 
     /// The bucket and object a read names, if its preconditions hold.
-    fn read_target<T: ReadsObject>(&self, req: &S3Request<T>) -> S3Result<(BucketRow, ObjectRow)> {
+    fn read_target<T: ReadsObject>(
+        &self,
+        req: &S3Request<T>,
+        fetch: Fetch,
+    ) -> S3Result<(BucketRow, ObjectRow)> {
         let (bucket, key, version) = req.input.names();
         let bucket = self.bucket(req, bucket)?;
         check_key(key)?;
-        let row = self.find(&bucket.name, key, version, &req.method)?;
+        let row = self.find(&bucket.name, key, version, &req.method, fetch)?;
         check_conditions(&row, &req.input.conditions())?;
         Ok((bucket, row))
     }
@@ -549,7 +554,7 @@ impl ObjectStore {
             ));
         };
         let (bucket, row) = self
-            .object_in(req, bucket, key, version_id.as_deref())
+            .object_in(req, bucket, key, version_id.as_deref(), Fetch::WithContent)
             .map_err(|e| match e.code() {
                 S3ErrorCode::MethodNotAllowed => S3Error::with_message(
                     S3ErrorCode::InvalidRequest,
@@ -572,7 +577,7 @@ impl ObjectStore {
         let mut pending = self.blobs.begin(algorithm);
         if let Some(blob) = &source.blob {
             self.blobs
-                .copy_into(blob, start, len, &mut pending)
+                .copy_into(blob, source.content.as_ref(), start, len, &mut pending)
                 .await
                 .map_err(internal)?;
         }
@@ -662,6 +667,7 @@ impl ObjectStore {
             modified_ms: now_ms(),
             blob: None,
             meta,
+            content: None,
         }
     }
 
@@ -679,22 +685,25 @@ impl ObjectStore {
             size: i64::try_from(written.size).map_err(internal)?,
             etag,
             blob: Some(written.id.clone()),
+            content: written.inline.clone(),
             ..self.new_version(bucket, key, meta)
         })
     }
 
-    /// The object a read names: a version, or the latest (not deleted).
-    /// A version that is a delete marker refuses the request's `method`.
+    /// The object a read names: a version, or the latest (not deleted),
+    /// with its small content when `fetch` asks. A version that is a
+    /// delete marker refuses the request's `method`.
     pub(crate) fn find(
         &self,
         bucket: &str,
         key: &str,
         version: Option<&str>,
         method: &http::Method,
+        fetch: Fetch,
     ) -> S3Result<ObjectRow> {
         match version {
             Some(v) => {
-                let row = self.meta.version(bucket, key, v).map_err(internal)?;
+                let row = self.meta.version(bucket, key, v, fetch).map_err(internal)?;
                 let row = row.ok_or_else(|| {
                     error_with(
                         S3ErrorCode::NoSuchVersion,
@@ -716,7 +725,7 @@ impl ObjectStore {
             }
             None => self
                 .meta
-                .latest(bucket, key)
+                .latest(bucket, key, fetch)
                 .map_err(internal)?
                 .filter(|r| !r.delete_marker)
                 .ok_or_else(|| no_such_key(key)),
@@ -1164,7 +1173,10 @@ impl S3 for SharedStore {
         // The condition is checked once the body is in (answering before it
         // is read would cut the client's connection), so a write that raced
         // this one is seen too.
-        let current = s.meta.latest(&bucket.name, &key).map_err(internal)?;
+        let current = s
+            .meta
+            .latest(&bucket.name, &key, Fetch::Metadata)
+            .map_err(internal)?;
         if let Err(e) = conditional(current.as_ref(), &req.input) {
             s.blobs.remove(&written.id).await;
             return Err(e);
@@ -1186,7 +1198,7 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let s = &self.0;
         let input = &req.input;
-        let (bucket, row) = s.read_target(&req)?;
+        let (bucket, row) = s.read_target(&req, Fetch::WithContent)?;
         let size = u64::try_from(row.size).unwrap_or(0);
         let (range, content_range) = match &input.range {
             Some(range) => {
@@ -1214,7 +1226,7 @@ impl S3 for SharedStore {
         let stream = match &row.blob {
             Some(blob) => s
                 .blobs
-                .read(blob, range.start, len)
+                .read(blob, row.content.as_ref(), range.start, len)
                 .await
                 .map_err(internal)?,
             None => return Err(no_such_key(&row.key)),
@@ -1237,7 +1249,7 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let s = &self.0;
         let input = &req.input;
-        let (bucket, row) = s.read_target(&req)?;
+        let (bucket, row) = s.read_target(&req, Fetch::Metadata)?;
         let with_checksum = checksum_enabled(input.checksum_mode.as_ref());
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(row.size),
@@ -1255,7 +1267,7 @@ impl S3 for SharedStore {
         if let Some(cond) = &req.input.if_match {
             let current = s
                 .meta
-                .latest(&bucket.name, &req.input.key)
+                .latest(&bucket.name, &req.input.key, Fetch::Metadata)
                 .map_err(internal)?;
             match current.filter(|r| !r.delete_marker) {
                 Some(r) if condition_matches(cond, &r.etag) => {}
@@ -1625,14 +1637,10 @@ impl S3 for SharedStore {
                 .as_ref()
                 .map(|e| e.value().trim_matches('"').to_string());
             let invalid_part = || {
-                error_with(
-                    S3ErrorCode::InvalidPart,
-                    "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
-                    &[
-                        ("UploadId", &upload.upload_id),
-                        ("PartNumber", &number.to_string()),
-                        ("ETag", sent.as_deref().unwrap_or_default()),
-                    ],
+                invalid_part(
+                    &upload.upload_id,
+                    number,
+                    sent.as_deref().unwrap_or_default(),
                 )
             };
             let found = stored
@@ -1682,7 +1690,10 @@ impl S3 for SharedStore {
             }
         }
         if let Some(cond) = &req.input.if_none_match {
-            let current = s.meta.latest(&bucket.name, &upload.key).map_err(internal)?;
+            let current = s
+                .meta
+                .latest(&bucket.name, &upload.key, Fetch::Metadata)
+                .map_err(internal)?;
             if current
                 .filter(|r| !r.delete_marker)
                 .is_some_and(|r| condition_matches(cond, &r.etag))
@@ -1693,9 +1704,22 @@ impl S3 for SharedStore {
         let mut pending = s.blobs.begin(algorithm.filter(|_| full_object));
         let mut md5s = md5::Md5::new();
         for part in &chosen {
+            // Small parts are read one at a time: an upload may have
+            // thousands.
+            let content =
+                if is_inline(&part.blob) {
+                    let content = s.meta.small_content(&part.blob).map_err(internal)?;
+                    // An upload of the same part number replaced it meanwhile.
+                    Some(content.ok_or_else(|| {
+                        invalid_part(&upload.upload_id, part.part_number, &part.etag)
+                    })?)
+                } else {
+                    None
+                };
             s.blobs
                 .copy_into(
                     &part.blob,
+                    content.as_ref(),
                     0,
                     u64::try_from(part.size).unwrap_or(0),
                     &mut pending,
@@ -2250,6 +2274,19 @@ fn upload_of(
         .ok_or_else(|| no_such_upload(upload_id))
 }
 
+/// A part a completion names that is not stored as named.
+fn invalid_part(upload_id: &str, number: i32, etag: &str) -> S3Error {
+    error_with(
+        S3ErrorCode::InvalidPart,
+        "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+        &[
+            ("UploadId", upload_id),
+            ("PartNumber", &number.to_string()),
+            ("ETag", etag),
+        ],
+    )
+}
+
 /// A part with the content of `written`.
 fn new_part(
     part_number: i32,
@@ -2263,6 +2300,7 @@ fn new_part(
         modified_ms: now_ms(),
         blob: written.id.clone(),
         checksum,
+        content: written.inline.clone(),
     })
 }
 

@@ -49,13 +49,19 @@ impl ObjectStore {
                 ),
             });
         }
-        let row = self.find(&bucket.name, key, version, &http::Method::GET)?;
+        let row = self.find(
+            &bucket.name,
+            key,
+            version,
+            &http::Method::GET,
+            crate::meta::Fetch::WithContent,
+        )?;
         let Some(blob) = &row.blob else {
             return Err(crate::ops::no_such_key(key).into());
         };
         Ok(self
             .blobs
-            .open_content(blob)
+            .open_content(blob, row.content.as_ref())
             .await
             .map_err(crate::ops::internal)?)
     }

@@ -7,6 +7,13 @@
 //! connection reads ([`RecordingStream`]) and, when hyper hands over a
 //! request, finds that request's head among them ([`HeadRecorder::take`])
 //! and attaches the names as a [`HeaderCase`] extension.
+//!
+//! Every request on every service passes through here, so the record
+//! holds heads, not bodies: once a head is matched, the `Content-Length`
+//! bytes of body that follow are counted past as they are read, never
+//! copied (a chunked body, whose length is not known ahead, is recorded
+//! and scrolls through the bounded record), and a head is found with one
+//! substring search.
 
 use std::io;
 use std::pin::Pin;
@@ -49,30 +56,67 @@ impl FromIterator<String> for HeaderCase {
 /// The bytes one connection has read and not yet matched to a request.
 #[derive(Debug, Clone, Default)]
 pub struct HeadRecorder {
-    bytes: Arc<Mutex<Vec<u8>>>,
+    record: Arc<Mutex<Record>>,
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    bytes: Vec<u8>,
+    /// Bytes of the last matched request's body still to be read, which
+    /// are not recorded.
+    body_left: u64,
 }
 
 impl HeadRecorder {
     fn record(&self, read: &[u8]) {
-        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
-        bytes.extend_from_slice(read);
-        if bytes.len() > RECORD_LIMIT {
-            let excess = bytes.len() - RECORD_LIMIT;
-            bytes.drain(..excess);
+        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        let body = usize::try_from(record.body_left)
+            .unwrap_or(usize::MAX)
+            .min(read.len());
+        record.body_left -= body as u64;
+        let read = &read[body..];
+        if read.is_empty() {
+            return;
+        }
+        record.bytes.extend_from_slice(read);
+        if record.bytes.len() > RECORD_LIMIT {
+            let excess = record.bytes.len() - RECORD_LIMIT;
+            record.bytes.drain(..excess);
         }
     }
 
     /// The header names of the request hyper parsed as (`method`,
     /// `headers`): the first recorded head with that method whose header
     /// lines are exactly `headers`' names. The record up to that head's end
-    /// is dropped (the request's body, if any, follows it and is skipped
-    /// when the next head is looked for).
+    /// is dropped, and so is the body that follows when its length is
+    /// known (the part already read now, the rest as it is read).
     pub fn take(&self, method: &str, headers: &HeaderMap) -> Option<HeaderCase> {
-        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
-        let (names, end) = find_head(&bytes, method, headers)?;
-        bytes.drain(..end);
+        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        let (names, end) = find_head(&record.bytes, method, headers)?;
+        record.bytes.drain(..end);
+        if let Some(length) = fixed_body_length(headers) {
+            let read = usize::try_from(length)
+                .unwrap_or(usize::MAX)
+                .min(record.bytes.len());
+            record.bytes.drain(..read);
+            record.body_left = length - read as u64;
+        }
         Some(names.into_iter().collect())
     }
+}
+
+/// The body length a request's head fixes, as hyper reads it: its
+/// `Content-Length`, unless a `Transfer-Encoding` (chunked) overrides it.
+fn fixed_body_length(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return None;
+    }
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// (names, offset just past the blank line) of the first head in `bytes`
@@ -80,9 +124,7 @@ impl HeadRecorder {
 /// head may start anywhere: the body before it need not end a line.
 fn find_head(bytes: &[u8], method: &str, headers: &HeaderMap) -> Option<(Vec<String>, usize)> {
     let request_line_start = format!("{method} ");
-    let needle = request_line_start.as_bytes();
-    (0..bytes.len())
-        .filter(|start| bytes[*start..].starts_with(needle))
+    memchr::memmem::find_iter(bytes, request_line_start.as_bytes())
         .find_map(|start| parse_head(&bytes[start..], headers).map(|(n, end)| (n, start + end)))
 }
 
@@ -219,6 +261,54 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_known_length_is_counted_past_not_recorded() {
+        let recorder = HeadRecorder::default();
+        // The head and the first bytes of a 70 000-byte body in one read,
+        // the rest of the body in later reads, then the next request.
+        let mut first = b"PUT /o HTTP/1.1\r\nContent-Length: 70000\r\n\r\n".to_vec();
+        first.extend_from_slice(&[b'a'; 1000]);
+        recorder.record(&first);
+        let mut put = HeaderMap::new();
+        put.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("70000"),
+        );
+        let case = recorder.take("PUT", &put).unwrap();
+        assert_eq!(case.original("content-length"), Some("Content-Length"));
+        assert!(recorder.record.lock().unwrap().bytes.is_empty());
+        // A body that looks like a head is not taken for one.
+        recorder.record(b"GET /fake HTTP/1.1\r\nX-Second: 1\r\n\r\n");
+        recorder.record(&vec![b'b'; 70_000 - 1000 - 35 - 10]);
+        recorder.record(b"0123456789GET /b HTTP/1.1\r\nX-Second: 1\r\n\r\n");
+        assert_eq!(recorder.record.lock().unwrap().bytes.len(), 32);
+        let second = recorder.take("GET", &headers(&["x-second"])).unwrap();
+        assert_eq!(second.original("x-second"), Some("X-Second"));
+    }
+
+    #[test]
+    fn a_chunked_body_is_recorded_and_skipped_by_the_next_search() {
+        let recorder = HeadRecorder::default();
+        // hyper reads a chunked body whatever Content-Length says.
+        recorder.record(
+            b"POST /a HTTP/1.1\r\nContent-Length: 1000\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        let mut post = HeaderMap::new();
+        post.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("1000"),
+        );
+        post.insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+        recorder.take("POST", &post).unwrap();
+        recorder.record(b"3\r\nabc\r\n0\r\n\r\nGET /b HTTP/1.1\r\nX-B: 1\r\n\r\n");
+        let next = recorder.take("GET", &headers(&["x-b"])).unwrap();
+        assert_eq!(next.original("x-b"), Some("X-B"));
+        assert!(recorder.record.lock().unwrap().bytes.is_empty());
+    }
+
+    #[test]
     fn an_incomplete_or_foreign_head_gives_nothing() {
         let recorder = HeadRecorder::default();
         recorder.record(b"GET / HTTP/1.1\r\nX-A: 1\r\n");
@@ -234,7 +324,7 @@ mod tests {
         let recorder = HeadRecorder::default();
         recorder.record(&vec![b'x'; RECORD_LIMIT * 2]);
         recorder.record(b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n");
-        assert!(recorder.bytes.lock().unwrap().len() <= RECORD_LIMIT);
+        assert!(recorder.record.lock().unwrap().bytes.len() <= RECORD_LIMIT);
         assert!(recorder.take("GET", &headers(&["x-a"])).is_some());
     }
 }

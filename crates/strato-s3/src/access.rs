@@ -12,8 +12,9 @@
 //! [`BucketGrants`], which the operations honour in place of ownership.
 //! A copy's source is decided too (`s3:GetObject` on the source, with the
 //! source bucket's policy), and `DeleteObjects` is decided per key by the
-//! operation ([`KeyAccess`]), as AWS does. Owners and policies come from
-//! memory ([`BucketOwners`]), never from the database per request.
+//! operation ([`KeyAccess`]), as AWS does. Buckets, their owners and
+//! policies come from memory ([`BucketOwners`]), never from the database
+//! per request.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result};
 use strato_iam::policy::{Connection, RequestContext};
 use strato_iam::{Iam, ResourceAccess, SessionRefusal};
 
-use crate::meta::{Meta, MetaError};
+use crate::meta::{BucketRow, Meta, MetaError};
 use crate::{Accounts, ObjectStore};
 
 /// Other accounts' buckets this request was let into by their policies
@@ -49,23 +50,24 @@ pub(crate) struct StratoAccess {
     pub store: Arc<ObjectStore>,
 }
 
-/// A bucket's owner and policy, as access decisions need them.
+/// A bucket (its owner is `bucket.account`) and its policy, as access
+/// decisions and operations need them.
 #[derive(Debug)]
 pub(crate) struct Owner {
-    pub account: String,
+    pub bucket: BucketRow,
     pub policy: Option<String>,
 }
 
-/// Every bucket's owner and policy in memory: loaded at start, kept up to
-/// date by the operations that change them (CreateBucket, DeleteBucket,
-/// Put/DeleteBucketPolicy).
+/// Every bucket and its policy in memory: loaded at start, kept up to date
+/// by the operations that change them (CreateBucket, DeleteBucket,
+/// PutBucketVersioning, Put/DeleteBucketPolicy) after the database.
 pub(crate) struct BucketOwners(DashMap<String, Arc<Owner>>);
 
 impl BucketOwners {
     pub(crate) fn load(meta: &Meta) -> Result<BucketOwners, MetaError> {
         let map = DashMap::new();
-        for (name, account, policy) in meta.bucket_owners()? {
-            map.insert(name, Arc::new(Owner { account, policy }));
+        for (bucket, policy) in meta.buckets_with_policies()? {
+            map.insert(bucket.name.clone(), Arc::new(Owner { bucket, policy }));
         }
         Ok(BucketOwners(map))
     }
@@ -74,11 +76,11 @@ impl BucketOwners {
         self.0.get(bucket).map(|o| o.clone())
     }
 
-    pub(crate) fn created(&self, bucket: &str, account: &str) {
+    pub(crate) fn created(&self, bucket: &BucketRow) {
         self.0.insert(
-            bucket.to_string(),
+            bucket.name.clone(),
             Arc::new(Owner {
-                account: account.to_string(),
+                bucket: bucket.clone(),
                 policy: None,
             }),
         );
@@ -86,16 +88,31 @@ impl BucketOwners {
 
     pub(crate) fn set_policy(&self, bucket: &str, policy: Option<&str>) {
         if let Some(mut entry) = self.0.get_mut(bucket) {
-            let account = entry.account.clone();
             *entry = Arc::new(Owner {
-                account,
+                bucket: entry.bucket.clone(),
                 policy: policy.map(str::to_string),
             });
         }
     }
 
-    pub(crate) fn deleted(&self, bucket: &str) {
-        self.0.remove(bucket);
+    pub(crate) fn set_versioning(&self, bucket: &str, status: &str) {
+        if let Some(mut entry) = self.0.get_mut(bucket) {
+            *entry = Arc::new(Owner {
+                bucket: BucketRow {
+                    versioning: Some(status.to_string()),
+                    ..entry.bucket.clone()
+                },
+                policy: entry.policy.clone(),
+            });
+        }
+    }
+
+    /// Forgets a deleted bucket, unless a bucket of the same name was
+    /// created (and cached) since.
+    pub(crate) fn deleted(&self, bucket: &BucketRow) {
+        self.0.remove_if(&bucket.name, |_, cached| {
+            cached.bucket.account == bucket.account && cached.bucket.created_ms == bucket.created_ms
+        });
     }
 }
 
@@ -251,7 +268,7 @@ impl S3Access for StratoAccess {
         };
         let owner = found
             .as_ref()
-            .map_or_else(|| account.clone(), |b| b.account.clone());
+            .map_or_else(|| account.clone(), |b| b.bucket.account.clone());
         let cross_account = owner != account;
         let copies = matches!(operation, "CopyObject" | "UploadPartCopy");
         if !governed && !cross_account && !copies {
@@ -311,7 +328,7 @@ impl S3Access for StratoAccess {
             (Some(b), _) => format!("arn:aws:s3:::{b}"),
         };
         if let (true, Some(b), Some(found)) = (cross_account, &bucket, &found) {
-            grants.0.push((b.clone(), found.account.clone()));
+            grants.0.push((b.clone(), found.bucket.account.clone()));
         }
         if operation == "DeleteObjects" {
             cx.extensions_mut().insert(decider);
@@ -352,12 +369,12 @@ impl StratoAccess {
         let Some(found) = self.store.owners.get(&bucket) else {
             return Ok(());
         };
-        let cross_account = found.account != decider.account;
+        let cross_account = found.bucket.account != decider.account;
         if !cross_account && !self.iam.governs(&decider.key) {
             return Ok(());
         }
         let source = KeyAccess {
-            owner: found.account.clone(),
+            owner: found.bucket.account.clone(),
             policy: found.policy.clone(),
             ..decider.clone()
         };
@@ -373,7 +390,9 @@ impl StratoAccess {
             cross_account,
         )?;
         if cross_account {
-            grants.0.push((bucket.to_string(), found.account.clone()));
+            grants
+                .0
+                .push((bucket.to_string(), found.bucket.account.clone()));
         }
         Ok(())
     }
@@ -416,10 +435,10 @@ fn query_values<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{BucketDoc, BucketRow};
+    use crate::meta::BucketDoc;
 
     #[test]
-    fn owners_and_policies_are_loaded_at_start_and_follow_changes() {
+    fn buckets_and_policies_are_loaded_at_start_and_follow_changes() {
         let dir = tempfile::tempdir().unwrap();
         let meta = Meta::open(
             &dir.path().join("meta.db"),
@@ -435,15 +454,20 @@ mod tests {
         };
         meta.create_bucket(&row("with-policy")).unwrap();
         meta.create_bucket(&row("plain")).unwrap();
+        meta.set_versioning("plain", "Suspended").unwrap();
         meta.set_bucket_doc("with-policy", BucketDoc::Policy, Some("{}"))
             .unwrap();
         let owners = BucketOwners::load(&meta).unwrap();
         let loaded = owners.get("with-policy").unwrap();
         assert_eq!(
-            (loaded.account.as_str(), loaded.policy.as_deref()),
+            (loaded.bucket.account.as_str(), loaded.policy.as_deref()),
             ("111111111111", Some("{}"))
         );
         assert_eq!(owners.get("plain").unwrap().policy, None);
+        assert_eq!(
+            owners.get("plain").unwrap().bucket.versioning.as_deref(),
+            Some("Suspended")
+        );
         assert!(owners.get("missing").is_none());
         owners.set_policy("plain", Some("{\"Statement\":[]}"));
         assert_eq!(
@@ -453,9 +477,16 @@ mod tests {
         // A policy for a bucket nobody created is not invented.
         owners.set_policy("missing", Some("{}"));
         assert!(owners.get("missing").is_none());
-        owners.created("new", "222222222222");
-        assert_eq!(owners.get("new").unwrap().account, "222222222222");
-        owners.deleted("with-policy");
+        owners.created(&BucketRow {
+            account: "222222222222".into(),
+            ..row("new")
+        });
+        assert_eq!(owners.get("new").unwrap().bucket.account, "222222222222");
+        owners.set_versioning("new", "Enabled");
+        let versioned = owners.get("new").unwrap();
+        assert_eq!(versioned.bucket.versioning.as_deref(), Some("Enabled"));
+        assert_eq!(versioned.bucket.region, "us-east-1");
+        owners.deleted(&row("with-policy"));
         assert!(owners.get("with-policy").is_none());
     }
 }

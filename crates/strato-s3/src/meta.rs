@@ -318,10 +318,13 @@ impl Meta {
 
     /// Every bucket's name, owner and policy (what access decisions need,
     /// loaded once at start).
-    pub fn bucket_owners(&self) -> Result<Vec<(String, String, Option<String>)>, MetaError> {
+    /// Every bucket, with its policy.
+    pub fn buckets_with_policies(&self) -> Result<Vec<(BucketRow, Option<String>)>, MetaError> {
         let conn = self.conn.lock();
-        let mut stmt = conn.prepare_cached("SELECT name, account, policy FROM buckets")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, account, region, created_ms, versioning, policy FROM buckets",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((bucket_row(r)?, r.get(5)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -488,15 +488,11 @@ impl ObjectStore {
 
     /// The bucket, if it exists and `account` owns it.
     pub(crate) fn owned_bucket(&self, account: &str, name: &str) -> S3Result<BucketRow> {
-        let bucket = self
-            .meta
-            .bucket(name)
-            .map_err(internal)?
-            .ok_or_else(|| no_such_bucket(name))?;
-        if bucket.account != account {
+        let found = self.owners.get(name).ok_or_else(|| no_such_bucket(name))?;
+        if found.bucket.account != account {
             return Err(access_denied());
         }
-        Ok(bucket)
+        Ok(found.bucket.clone())
     }
 
     /// The bucket and the object (or version) a request names.
@@ -1034,7 +1030,7 @@ impl S3 for SharedStore {
                 ),
             });
         }
-        s.owners.created(&name, &account);
+        s.owners.created(&row);
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -1053,7 +1049,7 @@ impl S3 for SharedStore {
                 &[("BucketName", &bucket.name)],
             ));
         }
-        s.owners.deleted(&bucket.name);
+        s.owners.deleted(&bucket);
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
@@ -1173,13 +1169,15 @@ impl S3 for SharedStore {
         // The condition is checked once the body is in (answering before it
         // is read would cut the client's connection), so a write that raced
         // this one is seen too.
-        let current = s
-            .meta
-            .latest(&bucket.name, &key, Fetch::Metadata)
-            .map_err(internal)?;
-        if let Err(e) = conditional(current.as_ref(), &req.input) {
-            s.blobs.remove(&written.id).await;
-            return Err(e);
+        if req.input.if_match.is_some() || req.input.if_none_match.is_some() {
+            let current = s
+                .meta
+                .latest(&bucket.name, &key, Fetch::Metadata)
+                .map_err(internal)?;
+            if let Err(e) = conditional(current.as_ref(), &req.input) {
+                s.blobs.remove(&written.id).await;
+                return Err(e);
+            }
         }
         let input = req.input;
         let mut meta = object_meta_of!(input);
@@ -1881,6 +1879,7 @@ impl S3 for SharedStore {
         s.meta
             .set_versioning(&bucket.name, &status)
             .map_err(internal)?;
+        s.owners.set_versioning(&bucket.name, &status);
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
 

@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -27,6 +29,10 @@ pub enum MetaError {
     Json(#[from] serde_json::Error),
     #[error("metadata files: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the S3 version writer has stopped")]
+    WriterGone,
+    #[error("metadata group commit: {0}")]
+    GroupCommit(String),
 }
 
 /// A bucket as stored.
@@ -155,8 +161,29 @@ fn bucket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
 
 /// The metadata database.
 pub struct Meta {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    /// Under [`Durability::Fsync`], the thread that commits new versions
+    /// in groups ([`Meta::commit_version`]).
+    versions: Option<VersionWriter>,
 }
+
+/// A new version waiting for the version writer, and who waits for it.
+struct PendingVersion {
+    row: ObjectRow,
+    done: tokio::sync::oneshot::Sender<Result<Option<String>, MetaError>>,
+}
+
+/// The version writer: a thread that takes every new version queued
+/// meanwhile and commits them in one transaction, so concurrent PUTs share
+/// one fsync instead of waiting for one each, and no tokio worker waits
+/// for an fsync.
+struct VersionWriter {
+    queue: Option<mpsc::Sender<PendingVersion>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// At most this many versions go into one group commit.
+const VERSIONS_PER_COMMIT: usize = 256;
 
 /// A bucket document column (`notification`, `policy`, `cors`, `tags`).
 #[derive(Debug, Clone, Copy)]
@@ -266,9 +293,14 @@ impl Meta {
         }
         // Every statement stays prepared (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Meta {
-            conn: Mutex::new(conn),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let versions = match durability {
+            Durability::Fsync => Some(VersionWriter::start(conn.clone())?),
+            // A commit costs no fsync: the hop to a thread would cost more
+            // than it saves.
+            Durability::ProcessCrash => None,
+        };
+        Ok(Meta { conn, versions })
     }
 
     /// The largest sequence number handed out so far.
@@ -414,48 +446,29 @@ impl Meta {
         Ok(decode(row.into_iter().collect())?.pop())
     }
 
+    /// Makes `row` the latest version of its key, as [`Meta::put_version`]
+    /// does, through the version writer's group commits when there is one.
+    pub async fn commit_version(&self, row: &ObjectRow) -> Result<Option<String>, MetaError> {
+        let Some(queue) = self.versions.as_ref().and_then(|w| w.queue.as_ref()) else {
+            return self.put_version(row);
+        };
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let pending = PendingVersion {
+            row: row.clone(),
+            done,
+        };
+        queue.send(pending).map_err(|_| MetaError::WriterGone)?;
+        answer.await.map_err(|_| MetaError::WriterGone)?
+    }
+
     /// Makes `row` the latest version of its key, with its small content
     /// if it has some. A row with the same version id (the `null` version)
     /// is replaced, and its small content deleted; its content id is
     /// answered so the caller can remove a content file.
     pub fn put_version(&self, row: &ObjectRow) -> Result<Option<String>, MetaError> {
-        let meta = serde_json::to_string(&row.meta)?;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let replaced: Option<Option<String>> = tx
-            .prepare_cached(
-                "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-            )?
-            .query_row(params![row.bucket, row.key, row.version_id], |r| r.get(0))
-            .optional()?;
-        tx.prepare_cached(
-            "DELETE FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-        )?
-        .execute(params![row.bucket, row.key, row.version_id])?;
-        tx.prepare_cached(
-            "UPDATE objects SET latest = 0 WHERE bucket = ?1 AND key = ?2 AND latest = 1",
-        )?
-        .execute(params![row.bucket, row.key])?;
-        tx.prepare_cached(concat!(
-            "INSERT INTO objects(",
-            object_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ))?
-        .execute(params![
-            row.bucket,
-            row.key,
-            row.version_id,
-            row.seq,
-            i64::from(row.delete_marker),
-            row.size,
-            row.etag,
-            row.modified_ms,
-            row.blob,
-            meta
-        ])?;
-        let replaced = replaced.flatten();
-        put_content(&tx, row.blob.as_deref(), row.content.as_deref())?;
-        delete_content(&tx, replaced.as_deref())?;
+        let replaced = put_version_in(&tx, row)?;
         tx.commit()?;
         Ok(replaced)
     }
@@ -689,12 +702,126 @@ impl Meta {
     }
 }
 
+/// `put_version`'s statements, inside the caller's transaction.
+fn put_version_in(tx: &Connection, row: &ObjectRow) -> Result<Option<String>, MetaError> {
+    let meta = serde_json::to_string(&row.meta)?;
+    let replaced: Option<Option<String>> = tx
+        .prepare_cached(
+            "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+        )?
+        .query_row(params![row.bucket, row.key, row.version_id], |r| r.get(0))
+        .optional()?;
+    tx.prepare_cached("DELETE FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3")?
+        .execute(params![row.bucket, row.key, row.version_id])?;
+    tx.prepare_cached(
+        "UPDATE objects SET latest = 0 WHERE bucket = ?1 AND key = ?2 AND latest = 1",
+    )?
+    .execute(params![row.bucket, row.key])?;
+    tx.prepare_cached(concat!(
+        "INSERT INTO objects(",
+        object_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![
+        row.bucket,
+        row.key,
+        row.version_id,
+        row.seq,
+        i64::from(row.delete_marker),
+        row.size,
+        row.etag,
+        row.modified_ms,
+        row.blob,
+        meta
+    ])?;
+    let replaced = replaced.flatten();
+    put_content(tx, row.blob.as_deref(), row.content.as_deref())?;
+    delete_content(tx, replaced.as_deref())?;
+    Ok(replaced)
+}
+
+impl VersionWriter {
+    fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<VersionWriter> {
+        let (queue, pending) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("s3-versions".to_string())
+            .spawn(move || write_versions(&conn, &pending))?;
+        Ok(VersionWriter {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for VersionWriter {
+    /// Lets the thread commit what is queued and end, so the connection
+    /// (and the database's lock) is released when the store is dropped.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The version writer's loop: every version queued since the last commit
+/// (up to [`VERSIONS_PER_COMMIT`]) in one transaction, each in a savepoint
+/// of its own so that one failing leaves the others; the answers go out
+/// once the commit is durable.
+fn write_versions(conn: &Mutex<Connection>, pending: &mpsc::Receiver<PendingVersion>) {
+    while let Ok(first) = pending.recv() {
+        let mut batch = vec![first];
+        while batch.len() < VERSIONS_PER_COMMIT {
+            match pending.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let results = {
+            let mut conn = conn.lock();
+            commit_versions(&mut conn, &batch)
+        };
+        match results {
+            Ok(results) => {
+                for (version, result) in batch.into_iter().zip(results) {
+                    let _ = version.done.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, versions = batch.len(), "S3 could not commit new versions");
+                let message = e.to_string();
+                for version in batch {
+                    let _ = version
+                        .done
+                        .send(Err(MetaError::GroupCommit(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction of new versions: each one's own answer, or the
+/// transaction's error.
+fn commit_versions(
+    conn: &mut Connection,
+    batch: &[PendingVersion],
+) -> Result<Vec<Result<Option<String>, MetaError>>, MetaError> {
+    let mut tx = conn.transaction()?;
+    let mut results = Vec::with_capacity(batch.len());
+    for version in batch {
+        let savepoint = tx.savepoint()?;
+        let result = put_version_in(&savepoint, &version.row);
+        if result.is_ok() {
+            savepoint.commit()?;
+        }
+        results.push(result);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
 /// Stores `content` as the small content `id`, when there is some.
-fn put_content(
-    tx: &rusqlite::Transaction<'_>,
-    id: Option<&str>,
-    content: Option<&[u8]>,
-) -> rusqlite::Result<()> {
+fn put_content(tx: &Connection, id: Option<&str>, content: Option<&[u8]>) -> rusqlite::Result<()> {
     if let (Some(id), Some(content)) = (id, content) {
         tx.prepare_cached("INSERT INTO inline_blobs(id, content) VALUES (?1, ?2)")?
             .execute(params![id, content])?;
@@ -703,7 +830,7 @@ fn put_content(
 }
 
 /// Deletes the small content `id` names, if it names small content.
-fn delete_content(tx: &rusqlite::Transaction<'_>, id: Option<&str>) -> rusqlite::Result<()> {
+fn delete_content(tx: &Connection, id: Option<&str>) -> rusqlite::Result<()> {
     if let Some(id) = id.filter(|id| crate::blob::is_inline(id)) {
         tx.prepare_cached("DELETE FROM inline_blobs WHERE id = ?1")?
             .execute([id])?;
@@ -830,6 +957,50 @@ mod tests {
         meta.put_version(&version("k", "v3", 4, "0123abcd", None))
             .unwrap();
         assert_eq!(stored(&meta, "inline-c"), None);
+    }
+
+    #[tokio::test]
+    async fn group_commits_answer_each_version_and_keep_a_failing_one_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let meta = Meta::open(&path, Durability::Fsync).unwrap();
+        meta.put_version(&version("k0", "null", 1, "inline-old", Some("old")))
+            .unwrap();
+        let rows: Vec<ObjectRow> = (0..20)
+            .map(|i| {
+                version(
+                    &format!("k{i}"),
+                    "null",
+                    10 + i,
+                    &format!("inline-{i}"),
+                    Some("new"),
+                )
+            })
+            .collect();
+        // A version whose content id is taken fails, alone.
+        let clash = version("clash", "null", 100, "inline-3", Some("x"));
+        let mut all: Vec<&ObjectRow> = rows.iter().collect();
+        all.push(&clash);
+        let answers =
+            futures::future::join_all(all.iter().map(|row| meta.commit_version(row))).await;
+        assert_eq!(answers[0].as_ref().unwrap().as_deref(), Some("inline-old"));
+        assert!(answers[1..20].iter().all(|a| matches!(a, Ok(None))));
+        assert!(answers[20].is_err());
+        drop(meta);
+        // Durable, and the lock is free again once the store is dropped.
+        let meta = Meta::open(&path, Durability::Fsync).unwrap();
+        for i in 0..20 {
+            let read = meta
+                .latest("b", &format!("k{i}"), Fetch::WithContent)
+                .unwrap()
+                .unwrap();
+            assert_eq!(read.content.as_deref(), Some(&b"new"[..]));
+        }
+        assert!(meta
+            .latest("b", "clash", Fetch::Metadata)
+            .unwrap()
+            .is_none());
+        assert_eq!(stored(&meta, "inline-old"), None);
     }
 
     #[test]

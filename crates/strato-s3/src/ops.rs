@@ -810,7 +810,7 @@ impl ObjectStore {
 
     /// Records a new latest version and removes the content it replaced.
     async fn commit_version(&self, row: &ObjectRow) -> S3Result<()> {
-        if let Some(replaced) = self.meta.put_version(row).map_err(internal)? {
+        if let Some(replaced) = self.meta.commit_version(row).await.map_err(internal)? {
             self.blobs.remove(&replaced).await;
         }
         Ok(())

@@ -734,7 +734,10 @@ fn put_version_in(tx: &Connection, row: &ObjectRow) -> Result<Option<String>, Me
         row.blob,
         meta
     ])?;
-    let replaced = replaced.flatten();
+    // A replaced version's content goes, unless the new one keeps it.
+    let replaced = replaced
+        .flatten()
+        .filter(|id| Some(id) != row.blob.as_ref());
     put_content(tx, row.blob.as_deref(), row.content.as_deref())?;
     delete_content(tx, replaced.as_deref())?;
     Ok(replaced)

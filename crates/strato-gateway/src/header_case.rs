@@ -123,8 +123,9 @@ fn fixed_body_length(headers: &HeaderMap) -> Option<u64> {
 /// that starts with `method ` and whose header names match `headers`. A
 /// head may start anywhere: the body before it need not end a line.
 fn find_head(bytes: &[u8], method: &str, headers: &HeaderMap) -> Option<(Vec<String>, usize)> {
-    let request_line_start = format!("{method} ");
-    memchr::memmem::find_iter(bytes, request_line_start.as_bytes())
+    let method = method.as_bytes();
+    memchr::memmem::find_iter(bytes, method)
+        .filter(|start| bytes.get(start + method.len()) == Some(&b' '))
         .find_map(|start| parse_head(&bytes[start..], headers).map(|(n, end)| (n, start + end)))
 }
 

@@ -54,7 +54,7 @@ pub(crate) struct StratoAccess {
 /// decisions and operations need them.
 #[derive(Debug)]
 pub(crate) struct Owner {
-    pub bucket: BucketRow,
+    pub bucket: Arc<BucketRow>,
     pub policy: Option<String>,
 }
 
@@ -67,7 +67,11 @@ impl BucketOwners {
     pub(crate) fn load(meta: &Meta) -> Result<BucketOwners, MetaError> {
         let map = DashMap::new();
         for (bucket, policy) in meta.buckets_with_policies()? {
-            map.insert(bucket.name.clone(), Arc::new(Owner { bucket, policy }));
+            let owner = Owner {
+                bucket: Arc::new(bucket),
+                policy,
+            };
+            map.insert(owner.bucket.name.clone(), Arc::new(owner));
         }
         Ok(BucketOwners(map))
     }
@@ -80,7 +84,7 @@ impl BucketOwners {
         self.0.insert(
             bucket.name.clone(),
             Arc::new(Owner {
-                bucket: bucket.clone(),
+                bucket: Arc::new(bucket.clone()),
                 policy: None,
             }),
         );
@@ -98,10 +102,10 @@ impl BucketOwners {
     pub(crate) fn set_versioning(&self, bucket: &str, status: &str) {
         if let Some(mut entry) = self.0.get_mut(bucket) {
             *entry = Arc::new(Owner {
-                bucket: BucketRow {
+                bucket: Arc::new(BucketRow {
                     versioning: Some(status.to_string()),
-                    ..entry.bucket.clone()
-                },
+                    ..BucketRow::clone(&entry.bucket)
+                }),
                 policy: entry.policy.clone(),
             });
         }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
@@ -475,7 +476,7 @@ impl ObjectStore {
 
     /// The bucket, if it exists and the caller owns it (or its policy let
     /// the caller in from another account: `access`'s grant).
-    fn bucket<T>(&self, req: &S3Request<T>, name: &str) -> S3Result<BucketRow> {
+    fn bucket<T>(&self, req: &S3Request<T>, name: &str) -> S3Result<Arc<BucketRow>> {
         let granted = req
             .extensions
             .get::<crate::access::BucketGrants>()
@@ -487,7 +488,7 @@ impl ObjectStore {
     }
 
     /// The bucket, if it exists and `account` owns it.
-    pub(crate) fn owned_bucket(&self, account: &str, name: &str) -> S3Result<BucketRow> {
+    pub(crate) fn owned_bucket(&self, account: &str, name: &str) -> S3Result<Arc<BucketRow>> {
         let found = self.owners.get(name).ok_or_else(|| no_such_bucket(name))?;
         if found.bucket.account != account {
             return Err(access_denied());
@@ -496,7 +497,7 @@ impl ObjectStore {
     }
 
     /// The bucket and the object (or version) a request names.
-    fn target<T: NamesObject>(&self, req: &S3Request<T>) -> S3Result<(BucketRow, ObjectRow)> {
+    fn target<T: NamesObject>(&self, req: &S3Request<T>) -> S3Result<(Arc<BucketRow>, ObjectRow)> {
         let (bucket, key, version) = req.input.names();
         self.object_in(req, bucket, key, version, Fetch::Metadata)
     }
@@ -508,7 +509,7 @@ impl ObjectStore {
         key: &str,
         version: Option<&str>,
         fetch: Fetch,
-    ) -> S3Result<(BucketRow, ObjectRow)> {
+    ) -> S3Result<(Arc<BucketRow>, ObjectRow)> {
         let bucket = self.bucket(req, bucket)?;
         let row = self.find(&bucket.name, key, version, &req.method, fetch)?;
         Ok((bucket, row))
@@ -519,7 +520,7 @@ impl ObjectStore {
         &self,
         req: &S3Request<T>,
         fetch: Fetch,
-    ) -> S3Result<(BucketRow, ObjectRow)> {
+    ) -> S3Result<(Arc<BucketRow>, ObjectRow)> {
         let (bucket, key, version) = req.input.names();
         let bucket = self.bucket(req, bucket)?;
         check_key(key)?;
@@ -537,7 +538,7 @@ impl ObjectStore {
         source: &CopySource,
         if_match: Option<&ETagCondition>,
         if_none_match: Option<&ETagCondition>,
-    ) -> S3Result<(BucketRow, ObjectRow, bool)> {
+    ) -> S3Result<(Arc<BucketRow>, ObjectRow, bool)> {
         let CopySource::Bucket {
             bucket,
             key,
@@ -1059,7 +1060,7 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<HeadBucketOutput>> {
         let bucket = self.0.bucket(&req, &req.input.bucket)?;
         Ok(S3Response::new(HeadBucketOutput {
-            bucket_region: Some(bucket.region),
+            bucket_region: Some(bucket.region.clone()),
             ..Default::default()
         }))
     }
@@ -1071,7 +1072,7 @@ impl S3 for SharedStore {
         let bucket = self.0.bucket(&req, &req.input.bucket)?;
         // us-east-1 answers an empty constraint, as AWS does.
         let location = (bucket.region != DEFAULT_REGION)
-            .then(|| BucketLocationConstraint::from(bucket.region));
+            .then(|| BucketLocationConstraint::from(bucket.region.clone()));
         Ok(S3Response::new(GetBucketLocationOutput {
             location_constraint: location,
         }))
@@ -1418,7 +1419,7 @@ impl S3 for SharedStore {
         let marker = input.marker.clone().unwrap_or_default();
         let page = s.page(&bucket.name, &listing, input.delimiter.as_deref(), &marker)?;
         Ok(S3Response::new(ListObjectsOutput {
-            name: Some(bucket.name),
+            name: Some(bucket.name.clone()),
             prefix: Some(listing.enc(&listing.prefix)),
             marker: Some(listing.enc(&marker)),
             max_keys: Some(listing.max),
@@ -1449,7 +1450,7 @@ impl S3 for SharedStore {
         let page = s.page(&bucket.name, &listing, input.delimiter.as_deref(), &after)?;
         let count = page.objects.len() + page.prefixes.len();
         Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(bucket.name),
+            name: Some(bucket.name.clone()),
             prefix: Some(listing.enc(&listing.prefix)),
             max_keys: Some(listing.max),
             key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
@@ -1498,7 +1499,7 @@ impl S3 for SharedStore {
         };
         s.meta.create_upload(&upload).map_err(internal)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
-            bucket: Some(bucket.name),
+            bucket: Some(bucket.name.clone()),
             key: Some(input.key),
             upload_id: Some(upload.upload_id),
             checksum_algorithm: input.checksum_algorithm,
@@ -1799,7 +1800,7 @@ impl S3 for SharedStore {
         let truncated = parts.len() > limit;
         parts.truncate(limit);
         Ok(S3Response::new(ListPartsOutput {
-            bucket: Some(bucket.name),
+            bucket: Some(bucket.name.clone()),
             key: Some(upload.key),
             upload_id: Some(upload.upload_id),
             part_number_marker: req.input.part_number_marker,
@@ -1851,7 +1852,7 @@ impl S3 for SharedStore {
             })
             .collect();
         Ok(S3Response::new(ListMultipartUploadsOutput {
-            bucket: Some(bucket.name),
+            bucket: Some(bucket.name.clone()),
             prefix: req.input.prefix.clone(),
             key_marker: req.input.key_marker.clone(),
             upload_id_marker: req.input.upload_id_marker.clone(),
@@ -1889,7 +1890,7 @@ impl S3 for SharedStore {
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         let bucket = self.0.bucket(&req, &req.input.bucket)?;
         Ok(S3Response::new(GetBucketVersioningOutput {
-            status: bucket.versioning.map(BucketVersioningStatus::from),
+            status: bucket.versioning.clone().map(BucketVersioningStatus::from),
             ..Default::default()
         }))
     }
@@ -1945,7 +1946,7 @@ impl S3 for SharedStore {
             }
         }
         Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(bucket.name),
+            name: Some(bucket.name.clone()),
             prefix: Some(listing.enc(&listing.prefix)),
             max_keys: Some(listing.max),
             is_truncated: Some(truncated),

@@ -28,7 +28,6 @@ use parking_lot::Mutex;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use md5::Digest as _;
 use strato_model::durability::Durability;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -65,7 +64,7 @@ pub struct PendingBlob {
     files: Arc<ContentFiles>,
     sink: Sink,
     size: u64,
-    md5: md5::Md5,
+    md5: crate::md5::Md5,
     hasher: Hasher,
 }
 
@@ -152,7 +151,7 @@ impl BlobStore {
             files: self.files.clone(),
             sink: Sink::Memory(Vec::new()),
             size: 0,
-            md5: md5::Md5::new(),
+            md5: crate::md5::Md5::new(),
             hasher: Hasher::new(algorithm),
         }
     }
@@ -177,7 +176,7 @@ impl BlobStore {
                 (file.id.clone(), None)
             }
         };
-        let md5 = std::mem::take(&mut pending.md5).finalize().into();
+        let md5 = std::mem::take(&mut pending.md5).finalize();
         let hasher = std::mem::replace(&mut pending.hasher, Hasher::new(None));
         Ok(WrittenBlob {
             id,
@@ -442,7 +441,11 @@ mod tests {
         );
         assert_eq!(
             hex::encode(written.md5),
-            hex::encode(md5::Md5::digest(&content))
+            hex::encode({
+                let mut md5 = crate::md5::Md5::new();
+                md5.update(&content);
+                md5.finalize()
+            })
         );
         assert!(written.inline.is_none());
         assert_eq!(read_all(&store, &written, 5, 10).await, &content[5..15]);

@@ -10,6 +10,7 @@ mod access;
 pub mod blob;
 pub mod checksum;
 pub mod cors;
+mod md5;
 pub mod meta;
 pub mod names;
 pub mod notify;

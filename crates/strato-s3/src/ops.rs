@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use md5::Digest as _;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
 
@@ -1701,7 +1700,7 @@ impl S3 for SharedStore {
             }
         }
         let mut pending = s.blobs.begin(algorithm.filter(|_| full_object));
-        let mut md5s = md5::Md5::new();
+        let mut md5s = crate::md5::Md5::new();
         for part in &chosen {
             // Small parts are read one at a time: an upload may have
             // thousands.

@@ -185,7 +185,7 @@ impl DynamoDbService {
 /// engine's own default fsyncs every commit (`synchronous=FULL`), which is
 /// [`Durability::Fsync`].
 fn open_database(path: &Path, durability: Durability) -> Result<Database, DynamoDbError> {
-    let opened = Database::new(&path.to_string_lossy()).and_then(|db| {
+    let opened = Database::new(&exclusive_uri(path)).and_then(|db| {
         if durability == Durability::ProcessCrash {
             // The engine's only switch for its PRAGMAs: this one sets
             // synchronous=NORMAL and leaves the others at SQLite's defaults.
@@ -197,6 +197,22 @@ fn open_database(path: &Path, durability: Durability) -> Result<Database, Dynamo
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The SQLite URI that opens `path` through the `unix-excl` VFS: only this
+/// server opens a DynamoDB file, so its connection holds the file's lock
+/// for its life and keeps the WAL index in its own memory, with no lock
+/// and unlock system calls per transaction (`fcntl` on the shared-memory
+/// file was ~4% of a GetItem's server CPU). The engine opens whatever
+/// string it is given with SQLite's URI filenames enabled.
+fn exclusive_uri(path: &Path) -> String {
+    const PATH_RESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    let path = path.to_string_lossy();
+    format!(
+        "file:{}?vfs=unix-excl",
+        percent_encoding::utf8_percent_encode(&path, PATH_RESERVED)
+    )
 }
 
 /// A path segment made only of characters an account id or a region has.
@@ -213,3 +229,28 @@ fn safe_segment(s: &str) -> String {
 }
 
 pub use ttl::spawn_ttl_sweeper;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_opens_through_unix_excl_wherever_its_directory_is() {
+        // Characters a URI filename would otherwise take for its query,
+        // fragment or escapes.
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data?x=1#frag%41 dir");
+        let service = DynamoDbService::new(dir.clone(), Durability::ProcessCrash);
+        service.database("123456789012", "eu-west-1").unwrap();
+        let file = dir.join("123456789012").join("eu-west-1.db");
+        assert!(file.exists(), "{} was not created", file.display());
+        // unix-excl keeps the WAL index in the process's memory: no
+        // shared-memory file beside the database.
+        assert!(!dir.join("123456789012").join("eu-west-1.db-shm").exists());
+        // Once the service is gone, the file opens as any SQLite file.
+        drop(service);
+        Database::new(&file.to_string_lossy())
+            .and_then(|db| db.list_tables(Default::default()))
+            .unwrap();
+    }
+}

@@ -473,8 +473,10 @@ impl Meta {
         Ok(decode(row.into_iter().collect())?.pop())
     }
 
-    /// Makes `row` the latest version of its key, as [`Meta::put_version`]
-    /// does, in a group commit with the versions of concurrent writes.
+    /// Makes `row` the latest version of its key (see [`put_version_in`]),
+    /// with its small content if it has some, in a group commit with the
+    /// versions of concurrent writes. Answers the content id of a version
+    /// it replaced, for the caller to remove that content's file.
     ///
     /// Under [`Durability::Fsync`] the version goes to the writer thread:
     /// no tokio worker waits for an fsync, and the versions that queue
@@ -524,7 +526,9 @@ impl Meta {
     /// Makes `row` the latest version of its key, with its small content
     /// if it has some. A row with the same version id (the `null` version)
     /// is replaced, and its small content deleted; its content id is
-    /// answered so the caller can remove a content file.
+    /// answered so the caller can remove a content file. Requests go
+    /// through [`Meta::commit_version`]; the tests commit one at a time.
+    #[cfg(test)]
     pub fn put_version(&self, row: &ObjectRow) -> Result<Option<String>, MetaError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;

@@ -195,6 +195,23 @@ struct PendingVersion {
     done: tokio::sync::oneshot::Sender<Result<Option<String>, MetaError>>,
 }
 
+impl PendingVersion {
+    /// A copy of `row` to queue, and where its answer will come.
+    fn new(
+        row: &ObjectRow,
+    ) -> (
+        PendingVersion,
+        tokio::sync::oneshot::Receiver<Result<Option<String>, MetaError>>,
+    ) {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let pending = PendingVersion {
+            row: row.clone(),
+            done,
+        };
+        (pending, answer)
+    }
+}
+
 /// The version writer: a thread that takes every new version queued
 /// meanwhile and commits them in one transaction, so concurrent PUTs share
 /// one fsync instead of waiting for one each, and no tokio worker waits
@@ -491,35 +508,31 @@ impl Meta {
     /// commit writes its pages to the WAL once for the whole group. While
     /// commits hold one version each (a lone writer), the yield, which
     /// costs a poll of the I/O driver, is skipped but for one commit in
-    /// [`LONE_COMMITS_PER_PROBE`], which finds out when writes overlap.
+    /// [`LONE_COMMITS_PER_PROBE`], which finds out when writes overlap:
+    /// such a write commits at once, with no copy of its row.
     pub async fn commit_version(&self, row: &ObjectRow) -> Result<Option<String>, MetaError> {
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let pending = PendingVersion {
-            row: row.clone(),
-            done,
-        };
-        match &self.versions {
+        let group = match &self.versions {
             GroupCommit::Writer(writer) => {
                 let queue = writer.queue.as_ref().ok_or(MetaError::WriterGone)?;
+                let (pending, answer) = PendingVersion::new(row);
                 queue.send(pending).map_err(|_| MetaError::WriterGone)?;
+                return answer.await.map_err(|_| MetaError::WriterGone)?;
             }
-            GroupCommit::InPlace(group) => {
-                let queued = {
-                    let mut queue = group.queue.lock();
-                    queue.push(pending);
-                    queue.len()
-                };
-                let commit = CommitQueued {
-                    conn: &self.conn,
-                    group,
-                };
-                let lone = group.lone_commits.load(Ordering::Relaxed);
-                if queued > 1 || lone % LONE_COMMITS_PER_PROBE == 0 {
-                    tokio::task::yield_now().await;
-                }
-                drop(commit);
-            }
+            GroupCommit::InPlace(group) => group,
+        };
+        let probe = group.lone_commits.load(Ordering::Relaxed) % LONE_COMMITS_PER_PROBE == 0;
+        if !probe && group.queue.lock().is_empty() {
+            group.lone_commits.fetch_add(1, Ordering::Relaxed);
+            return self.put_version(row);
         }
+        let (pending, answer) = PendingVersion::new(row);
+        group.queue.lock().push(pending);
+        let commit = CommitQueued {
+            conn: &self.conn,
+            group,
+        };
+        tokio::task::yield_now().await;
+        drop(commit);
         answer.await.map_err(|_| MetaError::WriterGone)?
     }
 
@@ -527,8 +540,7 @@ impl Meta {
     /// if it has some. A row with the same version id (the `null` version)
     /// is replaced, and its small content deleted; its content id is
     /// answered so the caller can remove a content file. Requests go
-    /// through [`Meta::commit_version`]; the tests commit one at a time.
-    #[cfg(test)]
+    /// through [`Meta::commit_version`], which calls this for a lone write.
     pub fn put_version(&self, row: &ObjectRow) -> Result<Option<String>, MetaError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;

@@ -2514,15 +2514,17 @@ def sc_dynamodb(ctx):
         "(1 000 partition keys); GetItem reads one of 100 items; Query reads the 10 items of one of 100 "
         "partition keys. The tables are filled with those 1 000 items before the runs.",
         "Strato acknowledges a write once SQLite (WAL) has committed it: with `--durability fsync` (the "
-        "default) each commit is fsynced and survives power loss; with `process-crash` it is written to the OS "
+        "default) once an fdatasync of the log that began after the commit has finished (concurrent writes "
+        "share one), so it survives power loss; with `process-crash` it is written to the OS "
         "(synchronous=NORMAL) and survives kill -9 of the server. moto and dynalite (its default, LevelDB in "
         "memory) keep their tables in memory.",
         "The stream latency is the handler's Date.now() at its start minus the harness's clock when "
         "PutItem answered (one machine, one clock, millisecond resolution; the harness takes its time "
         "after reading the answer, so on a busy machine a handler can start a few ms \"before\" it). Writes "
         "are sent one at a time, each after a random pause, so none waits behind another and they land at "
-        "every moment of the poll cycle: Strato's pollers read an idle shard every 250 ms (AWS documents "
-        "four reads per second per shard), so about half of that is the expected wait.",
+        "every moment of the poll cycle. Strato's pollers read an idle shard every 250 ms (AWS documents "
+        "four reads per second per shard) and at once when the table's database signals a write, so the "
+        "latency is the read, the batch and the invocation, not a wait for the next poll.",
         "No peer runs DynamoDB stream event source mappings: moto and dynalite serve the DynamoDB API only.",
     ]
     return {"tables": tables, "notes": notes}

@@ -17,6 +17,7 @@ mod arns;
 mod ops;
 mod source;
 mod ttl;
+mod wal_sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use dashmap::DashMap;
 use dynoxide::Database;
 use strato_model::account::Caller;
 use strato_model::durability::Durability;
+use tokio::sync::watch;
 
 pub use ops::Reply;
 pub use source::StreamReader;
@@ -35,9 +37,39 @@ pub const TARGET_PREFIX: &str = "DynamoDB_20120810";
 /// `X-Amz-Target` prefix of the DynamoDB Streams API (JSON 1.0).
 pub const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810";
 
-/// Operations on one item, run in place when commits are not fsynced (see
-/// [`DynamoDbService::operation`]).
+/// Operations on one item, run in place (see [`DynamoDbService::operation`]).
 const SINGLE_ITEM_OPERATIONS: [&str; 4] = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"];
+
+/// The DynamoDB operations that never write: under `--durability fsync`
+/// every other successful one is answered only once its commit is on the
+/// disk.
+const READ_OPERATIONS: [&str; 11] = [
+    "GetItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "TransactGetItems",
+    "DescribeTable",
+    "ListTables",
+    "DescribeTimeToLive",
+    "ListTagsOfResource",
+    "DescribeLimits",
+    "DescribeEndpoints",
+];
+
+/// The DynamoDB operations that can write items, and so stream records:
+/// after one succeeds, the database's stream mappings read at once (see
+/// [`OpenDatabase::writes`]).
+const WRITE_OPERATIONS: [&str; 8] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "ExecuteStatement",
+    "ExecuteTransaction",
+    "BatchExecuteStatement",
+];
 
 /// Why the service could not open a database.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +84,34 @@ pub enum DynamoDbError {
         path: PathBuf,
         source: dynoxide::DynoxideError,
     },
+    #[error("cannot start the write-ahead log's sync thread of {path}: {source}")]
+    SyncThread {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One account and region's database.
+struct OpenDatabase {
+    db: Database,
+    path: PathBuf,
+    /// Changes after every operation that may have written stream records
+    /// (a successful [`WRITE_OPERATIONS`] call, a TTL sweep that deleted
+    /// items); stream mappings' pollers wait on it when idle.
+    writes: watch::Sender<()>,
+    /// Under [`Durability::Fsync`], what makes commits durable before
+    /// writes are answered.
+    sync: Option<wal_sync::WalSync>,
+}
+
+impl OpenDatabase {
+    /// Wakes whoever waits for a write (nothing to do when no mapping
+    /// reads this database's streams).
+    fn wrote(&self) {
+        if self.writes.receiver_count() > 0 {
+            self.writes.send_modify(|()| ());
+        }
+    }
 }
 
 /// DynamoDB and DynamoDB Streams, for every account and region.
@@ -59,7 +119,7 @@ pub struct DynamoDbService {
     dir: PathBuf,
     /// Open databases by (account, region). Requests read their shard of the
     /// map; only the first request of an account and region writes it.
-    databases: DashMap<(String, String), (Database, PathBuf)>,
+    databases: DashMap<(String, String), Arc<OpenDatabase>>,
     /// Whether a commit is fsynced before the answer (see [`Durability`]).
     durability: Durability,
 }
@@ -76,10 +136,12 @@ impl DynamoDbService {
     }
 
     /// Runs one operation of either API for `caller`. SQLite work blocks, so
-    /// it runs on tokio's blocking pool, except a single-item operation
-    /// under [`Durability::ProcessCrash`]: bounded work (one item of at most
-    /// 400 KB) whose commit is not fsynced, which takes less time than the
-    /// hop to a blocking thread and back.
+    /// it runs on tokio's blocking pool, except a single-item operation:
+    /// bounded work (one item of at most 400 KB) whose commit is not
+    /// fsynced in the engine, which takes less time than the hop to a
+    /// blocking thread and back. Under [`Durability::Fsync`] a successful
+    /// write is then answered once a sync of the log covers its commit
+    /// ([`wal_sync`]), which concurrent writes share.
     pub async fn operation(
         self: &Arc<Self>,
         caller: &Caller,
@@ -87,51 +149,74 @@ impl DynamoDbService {
         operation: &str,
         body: &[u8],
     ) -> Reply {
-        let database = match self.database(&caller.account_id, &caller.region) {
-            Ok(db) => db,
+        let open = match self.database(&caller.account_id, &caller.region) {
+            Ok(open) => open,
             Err(e) => {
                 tracing::error!(error = %e, "dynamodb database");
                 return Reply::internal_error();
             }
         };
         let scope = arns::Scope::new(&caller.account_id, &caller.region);
-        if self.durability == Durability::ProcessCrash
-            && prefix == TARGET_PREFIX
-            && SINGLE_ITEM_OPERATIONS.contains(&operation)
-        {
-            return ops::run(
-                &database,
+        let reply = if prefix == TARGET_PREFIX && SINGLE_ITEM_OPERATIONS.contains(&operation) {
+            ops::run(
+                &open.db,
                 &scope,
                 prefix,
                 operation,
                 &String::from_utf8_lossy(body),
-            );
+            )
+        } else {
+            let database = open.db.clone();
+            let prefix = prefix.to_string();
+            let operation = operation.to_string();
+            let body = String::from_utf8_lossy(body).into_owned();
+            let task = tokio::task::spawn_blocking(move || {
+                ops::run(&database, &scope, &prefix, &operation, &body)
+            });
+            match task.await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    tracing::error!(error = %e, "dynamodb operation task");
+                    return Reply::internal_error();
+                }
+            }
+        };
+        if reply.status != 200 || prefix != TARGET_PREFIX || READ_OPERATIONS.contains(&operation) {
+            return reply;
         }
-        let prefix = prefix.to_string();
-        let operation = operation.to_string();
-        let body = String::from_utf8_lossy(body).into_owned();
-        let task = tokio::task::spawn_blocking(move || {
-            ops::run(&database, &scope, &prefix, &operation, &body)
-        });
-        match task.await {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::error!(error = %e, "dynamodb operation task");
-                Reply::internal_error()
+        if let Some(sync) = &open.sync {
+            let ticket = sync.committed();
+            if let Err(e) = sync.durable(ticket).await {
+                tracing::error!(error = %e, operation, "dynamodb write not made durable");
+                return Reply::internal_error();
             }
         }
+        if WRITE_OPERATIONS.contains(&operation) {
+            open.wrote();
+        }
+        reply
+    }
+
+    /// A signal that changes after each write to the tables of one account
+    /// and region (see [`OpenDatabase::writes`]).
+    pub fn writes(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<watch::Receiver<()>, DynamoDbError> {
+        Ok(self.database(account, region)?.writes.subscribe())
     }
 
     /// The database of one account and region, opened on first use.
-    fn database(&self, account: &str, region: &str) -> Result<Database, DynamoDbError> {
+    fn database(&self, account: &str, region: &str) -> Result<Arc<OpenDatabase>, DynamoDbError> {
         let key = (account.to_string(), region.to_string());
         if let Some(open) = self.databases.get(&key) {
-            return Ok(open.0.clone());
+            return Ok(open.clone());
         }
         // The entry holds its shard's lock while the file opens, so two first
         // requests of one account and region never open it twice.
         match self.databases.entry(key) {
-            Entry::Occupied(open) => Ok(open.get().0.clone()),
+            Entry::Occupied(open) => Ok(open.get().clone()),
             Entry::Vacant(slot) => {
                 let dir = self.dir.join(safe_segment(account));
                 std::fs::create_dir_all(&dir).map_err(|source| DynamoDbError::Dir {
@@ -139,16 +224,32 @@ impl DynamoDbService {
                     source,
                 })?;
                 let path = dir.join(format!("{}.db", safe_segment(region)));
-                let db = open_database(&path, self.durability)?;
-                slot.insert((db.clone(), path));
-                Ok(db)
+                let sync = match self.durability {
+                    Durability::Fsync => {
+                        Some(wal_sync::WalSync::start(&path).map_err(|source| {
+                            DynamoDbError::SyncThread {
+                                path: path.clone(),
+                                source,
+                            }
+                        })?)
+                    }
+                    Durability::ProcessCrash => None,
+                };
+                let open = Arc::new(OpenDatabase {
+                    db: open_database(&path)?,
+                    path,
+                    writes: watch::channel(()).0,
+                    sync,
+                });
+                slot.insert(open.clone());
+                Ok(open)
             }
         }
     }
 
     /// Every database opened so far, with its file (the TTL sweeper walks
     /// them).
-    fn open_databases(&self) -> Vec<(Database, PathBuf)> {
+    fn open_databases(&self) -> Vec<Arc<OpenDatabase>> {
         self.databases
             .iter()
             .map(|open| open.value().clone())
@@ -179,18 +280,18 @@ impl DynamoDbService {
     }
 }
 
-/// Opens one database file. Under [`Durability::ProcessCrash`] its commits
-/// are written to the OS but not fsynced (SQLite WAL with
-/// `synchronous=NORMAL`: they survive `kill -9`, not a power loss); the
-/// engine's own default fsyncs every commit (`synchronous=FULL`), which is
-/// [`Durability::Fsync`].
-fn open_database(path: &Path, durability: Durability) -> Result<Database, DynamoDbError> {
+/// Opens one database file. Its commits are written to the OS but not
+/// fsynced by the engine (SQLite WAL with `synchronous=NORMAL`: they
+/// survive `kill -9`; SQLite still syncs around checkpoints, so a power
+/// loss cannot corrupt the file). That is [`Durability::ProcessCrash`];
+/// under [`Durability::Fsync`] writes are answered once a group sync of
+/// the log covers them ([`wal_sync`]) rather than by the engine's default
+/// (`synchronous=FULL`, an fsync per commit inside its lock).
+fn open_database(path: &Path) -> Result<Database, DynamoDbError> {
     let opened = Database::new(&exclusive_uri(path)).and_then(|db| {
-        if durability == Durability::ProcessCrash {
-            // The engine's only switch for its PRAGMAs: this one sets
-            // synchronous=NORMAL and leaves the others at SQLite's defaults.
-            db.disable_bulk_loading()?;
-        }
+        // The engine's only switch for its PRAGMAs: this one sets
+        // synchronous=NORMAL and leaves the others at SQLite's defaults.
+        db.disable_bulk_loading()?;
         Ok(db)
     });
     opened.map_err(|source| DynamoDbError::Open {
@@ -252,5 +353,55 @@ mod tests {
         Database::new(&file.to_string_lossy())
             .and_then(|db| db.list_tables(Default::default()))
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn successful_writes_signal_the_streams_readers_and_reads_do_not() {
+        let root = tempfile::tempdir().unwrap();
+        let service = DynamoDbService::new(root.path().to_path_buf(), Durability::Fsync);
+        let caller = Caller {
+            account_id: "123456789012".to_string(),
+            region: "eu-west-1".to_string(),
+            access_key_id: "test".to_string(),
+        };
+        let call = |operation: &'static str, body: serde_json::Value| {
+            let (service, caller) = (service.clone(), caller.clone());
+            async move {
+                service
+                    .operation(
+                        &caller,
+                        TARGET_PREFIX,
+                        operation,
+                        body.to_string().as_bytes(),
+                    )
+                    .await
+                    .status
+            }
+        };
+        let mut writes = service.writes("123456789012", "eu-west-1").unwrap();
+        let table = serde_json::json!({
+            "TableName": "tbl",
+            "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_IMAGE"},
+        });
+        assert_eq!(call("CreateTable", table).await, 200);
+        assert!(!writes.has_changed().unwrap());
+        let item = serde_json::json!({"TableName": "tbl", "Item": {"k": {"S": "a"}}});
+        assert_eq!(call("PutItem", item).await, 200);
+        assert!(writes.has_changed().unwrap());
+        writes.borrow_and_update();
+        let key = serde_json::json!({"TableName": "tbl", "Key": {"k": {"S": "a"}}});
+        assert_eq!(call("GetItem", key.clone()).await, 200);
+        let refused = serde_json::json!({
+            "TableName": "tbl",
+            "Item": {"k": {"S": "a"}},
+            "ConditionExpression": "attribute_not_exists(k)",
+        });
+        assert_eq!(call("PutItem", refused).await, 400);
+        assert!(!writes.has_changed().unwrap());
+        assert_eq!(call("DeleteItem", key).await, 200);
+        assert!(writes.has_changed().unwrap());
     }
 }

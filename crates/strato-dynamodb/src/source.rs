@@ -183,6 +183,11 @@ impl StreamSource for StreamReader {
             .map(|record| lambda_record(record, arn, hash_key.as_deref()))
             .collect())
     }
+
+    fn writes(&self, arn: &str) -> Option<tokio::sync::watch::Receiver<()>> {
+        let parsed = DynamoDbStreamArn::parse(arn)?;
+        self.service.writes(parsed.account, parsed.region).ok()
+    }
 }
 
 /// A Streams API record as Lambda's event carries it: with

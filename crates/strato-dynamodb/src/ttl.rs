@@ -21,7 +21,8 @@ pub fn spawn_ttl_sweeper(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            for (db, path) in service.open_databases() {
+            for open in service.open_databases() {
+                let (db, path) = (open.db.clone(), open.path.clone());
                 let swept = tokio::task::spawn_blocking(move || {
                     if let Err(e) = trim_stream_records(&path, SystemTime::now()) {
                         tracing::warn!(error = %e, path = %path.display(), "dynamodb stream retention");
@@ -31,7 +32,11 @@ pub fn spawn_ttl_sweeper(
                 .await;
                 match swept {
                     Ok(Ok(0)) => {}
-                    Ok(Ok(deleted)) => tracing::debug!(deleted, "dynamodb ttl sweep"),
+                    Ok(Ok(deleted)) => {
+                        // Each deleted item wrote a REMOVE stream record.
+                        open.wrote();
+                        tracing::debug!(deleted, "dynamodb ttl sweep");
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "dynamodb ttl sweep"),
                     Err(e) => tracing::warn!(error = %e, "dynamodb ttl sweep task"),
                 }
@@ -151,7 +156,7 @@ mod tests {
         )
         .await;
         assert_eq!(record_count(&service, &stream).await, 1);
-        let (_, path) = service.open_databases().pop().unwrap();
+        let path = service.open_databases().pop().unwrap().path.clone();
 
         // Within the day: kept.
         assert_eq!(trim_stream_records(&path, SystemTime::now()).unwrap(), 0);

@@ -97,6 +97,14 @@ pub trait StreamSource: Send + Sync + 'static {
         position: &ShardPosition,
         max: usize,
     ) -> Result<Vec<StreamRecord>, StreamSourceError>;
+
+    /// A signal that changes after each write that may have added records
+    /// to the stream `arn` names, so an idle shard is read again at once
+    /// rather than at its next poll. `None` when the source has none: then
+    /// new records are found by polling alone.
+    fn writes(&self, _arn: &str) -> Option<tokio::sync::watch::Receiver<()>> {
+        None
+    }
 }
 
 /// A place in a shard a mapping reads from.

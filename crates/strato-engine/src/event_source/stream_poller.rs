@@ -17,6 +17,11 @@
 //! committed change is skipped (a round interrupted midway is delivered
 //! again: at least once).
 //!
+//! An idle shard is read again four times a second, as AWS polls, and at
+//! once when the source signals a write to the stream's table
+//! ([`StreamSource::writes`]), so a change reaches the function without
+//! waiting for the next poll.
+//!
 //! A failed batch (a function error, or the items a
 //! `ReportBatchItemFailures` answer names, from the first of them on) is
 //! split in two when `BisectBatchOnFunctionError` is on (splitting does not
@@ -92,7 +97,8 @@ pub struct StreamPollerSpec {
 /// AWS's.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamPollerSettings {
-    /// An idle shard is read this often (AWS: four times a second).
+    /// An idle shard is read this often (AWS: four times a second), and
+    /// at once after a write the source signals ([`StreamSource::writes`]).
     pub poll_interval: Duration,
     /// Back-off before retrying a failed batch, doubling up to
     /// `max_backoff`.
@@ -310,6 +316,26 @@ impl Mapping {
         }
     }
 
+    /// Waits while a shard has nothing new: until a write to the stream's
+    /// table (when the source signals them), the poll interval, or the
+    /// mapping's stop, whichever comes first. True when the mapping stopped.
+    async fn idle(&self, writes: &mut Option<watch::Receiver<()>>) -> bool {
+        let interval = self.shared.settings.poll_interval;
+        let Some(signal) = writes else {
+            return self.pause(interval).await;
+        };
+        tokio::select! {
+            stopped = self.pause(interval) => stopped,
+            written = signal.changed() => {
+                if written.is_err() {
+                    // The source dropped its signal: poll from now on.
+                    *writes = None;
+                }
+                self.stopped()
+            }
+        }
+    }
+
     async fn checkpoint(&self, shard: &str, position: ShardPosition) {
         let mut positions = self.positions.lock().await;
         positions.insert(shard.to_string(), position);
@@ -328,11 +354,17 @@ impl Mapping {
             },
         };
         let mut backoff = self.shared.settings.first_backoff;
+        let source_arn = self.spec.borrow().base.source_arn.clone();
+        let mut writes = self.shared.source.writes(&source_arn);
         loop {
             if self.stopped() {
                 return;
             }
             let spec = self.spec.borrow().clone();
+            if let Some(writes) = &mut writes {
+                // Writes from here on wake the idle wait below.
+                writes.borrow_and_update();
+            }
             if let Some(refusal) = self.shared.target.role_refusal(&spec.base, true).await {
                 // Nothing is read: the records wait in the shard for when
                 // the role may read again.
@@ -356,7 +388,7 @@ impl Mapping {
             };
             backoff = self.shared.settings.first_backoff;
             let Some(last) = records.last().map(|r| r.sequence_number.clone()) else {
-                if self.pause(self.shared.settings.poll_interval).await {
+                if self.idle(&mut writes).await {
                     return;
                 }
                 continue;
@@ -744,23 +776,40 @@ mod tests {
 
     const STREAM: &str = "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/l";
 
-    /// One shard of records, sequence numbers 1, 2, ... (zero-padded).
+    /// One shard of records, sequence numbers 1, 2, ... (zero-padded);
+    /// with `writes`, each write is signalled as DynamoDB's are.
     #[derive(Default)]
-    struct FakeStream(parking_lot::Mutex<Vec<StreamRecord>>);
+    struct FakeStream {
+        records: parking_lot::Mutex<Vec<StreamRecord>>,
+        writes: Option<watch::Sender<()>>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
 
     impl FakeStream {
+        fn signalling() -> FakeStream {
+            FakeStream {
+                writes: Some(watch::channel(()).0),
+                ..FakeStream::default()
+            }
+        }
+
         fn write(&self, key: &str, n: usize) {
-            let mut records = self.0.lock();
-            let seq = format!("{:021}", records.len() + 1);
-            records.push(StreamRecord {
-                sequence_number: seq.clone(),
-                partition_key: key.into(),
-                created: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs_f64(),
-                record: json!({"key": key, "n": n, "seq": seq}),
-            });
+            {
+                let mut records = self.records.lock();
+                let seq = format!("{:021}", records.len() + 1);
+                records.push(StreamRecord {
+                    sequence_number: seq.clone(),
+                    partition_key: key.into(),
+                    created: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs_f64(),
+                    record: json!({"key": key, "n": n, "seq": seq}),
+                });
+            }
+            if let Some(writes) = &self.writes {
+                writes.send_modify(|()| ());
+            }
         }
     }
 
@@ -776,7 +825,7 @@ mod tests {
             position: ShardPosition,
         ) -> Result<ShardPosition, StreamSourceError> {
             Ok(match position {
-                ShardPosition::Latest => match self.0.lock().last() {
+                ShardPosition::Latest => match self.records.lock().last() {
                     Some(last) => ShardPosition::After(last.sequence_number.clone()),
                     None => ShardPosition::TrimHorizon,
                 },
@@ -790,7 +839,8 @@ mod tests {
             position: &ShardPosition,
             max: usize,
         ) -> Result<Vec<StreamRecord>, StreamSourceError> {
-            let records = self.0.lock();
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let records = self.records.lock();
             let after = match position {
                 ShardPosition::After(seq) => seq.clone(),
                 _ => String::new(),
@@ -801,6 +851,9 @@ mod tests {
                 .take(max)
                 .cloned()
                 .collect())
+        }
+        fn writes(&self, _arn: &str) -> Option<watch::Receiver<()>> {
+            self.writes.as_ref().map(watch::Sender::subscribe)
         }
     }
 
@@ -913,13 +966,21 @@ mod tests {
         }
 
         fn start(&self, spec: StreamPollerSpec) -> Arc<StreamPollers> {
+            self.start_polling_every(spec, Duration::from_millis(5))
+        }
+
+        fn start_polling_every(
+            &self,
+            spec: StreamPollerSpec,
+            poll_interval: Duration,
+        ) -> Arc<StreamPollers> {
             let pollers = StreamPollers::new(
                 self.stream.clone(),
                 self.function.clone(),
                 self.sink.clone(),
                 self.checkpoints.clone(),
                 StreamPollerSettings {
-                    poll_interval: Duration::from_millis(5),
+                    poll_interval,
                     first_backoff: Duration::from_millis(1),
                     max_backoff: Duration::from_millis(5),
                 },
@@ -974,6 +1035,27 @@ mod tests {
             parallelization: 1,
             on_failure: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_signalled_write_is_read_at_once_not_at_the_next_poll() {
+        let mut rig = Rig::new(None);
+        rig.stream = Arc::new(FakeStream::signalling());
+        // A poll an hour away: only the signal can bring the records in
+        // within `until`'s bound.
+        let pollers = rig.start_polling_every(spec(), Duration::from_secs(3600));
+        let reads = |r: &Rig| r.stream.reads.load(std::sync::atomic::Ordering::SeqCst);
+        rig.until(|r| reads(r) >= 1).await;
+        rig.stream.write("k", 0);
+        rig.until(|r| r.seen().len() == 1).await;
+        rig.stream.write("k", 1);
+        rig.stream.write("j", 2);
+        rig.until(|r| r.seen().len() == 3).await;
+        pollers.stop("m-1").await;
+        assert_eq!(
+            rig.seen(),
+            vec![("k".into(), 0), ("k".into(), 1), ("j".into(), 2)]
+        );
     }
 
     #[tokio::test]

@@ -1077,7 +1077,9 @@ def sc_burst(ctx):
                       "repetition deploys a new function on the same server, so from the second burst on the "
                       "runtime's stem-cell pool has grown toward the first burst's size. Strato runs twice: "
                       "by default, while as many instances are starting as it has CPUs, an invocation with no idle "
-                      "instance waits up to 100 ms for one to come free; `--scale-out-wait-ms 0` always starts "
+                      "instance waits for one to come free until its function's instances have made no progress "
+                      "(none came free, started or was starting) for 100 ms, at most 1 s while one is starting; "
+                      "`--scale-out-wait-ms 0` always starts "
                       "another at once, as AWS does (docs/architecture.md, scale-out)."]}
 
 

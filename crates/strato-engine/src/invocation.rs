@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::instance::{Death, Instance, InvocationEnd, StartError};
 use crate::pool::InstancePool;
 use crate::runtime_api::{self, Dispatch, Outcome, StreamSink};
+use crate::SCALE_OUT_WAIT_CAP;
 use crate::{
     pool_key, provisioned, Engine, EngineError, InvokeRequest, InvokeResponse, InvokeTarget,
     INITIALIZATION_ON_DEMAND,
@@ -90,6 +91,7 @@ impl Engine {
                     match self.idle_or_init_slot(&pool).await {
                         ScaleOut::Idle(instance) => *instance,
                         ScaleOut::Start(slot) => {
+                            let starting = pool.start();
                             let start = self
                                 .start_instance(
                                     &target,
@@ -102,6 +104,7 @@ impl Engine {
                             // The init is over (done or failed): the slot
                             // goes to the next start.
                             drop(slot);
+                            drop(starting);
                             match start? {
                                 Ok(instance) => instance,
                                 Err(answer) => return Ok(answer),
@@ -234,32 +237,48 @@ impl Engine {
 
     /// What an invocation that found no idle instance does: start another
     /// at once while an init slot is free (fewer instances are starting
-    /// than the host has CPUs); else wait, up to the scale-out wait, for
-    /// whichever comes first: an instance of its pool coming free (taken),
-    /// an init slot, or the end of the wait (then it starts another
-    /// anyway, without a slot). Each invocation still runs alone on its
-    /// instance; only which instance, and when it starts, change.
+    /// than the host has CPUs); else wait for whichever comes first: an
+    /// instance of its pool coming free (taken), an init slot, or the end
+    /// of the wait (then it starts another anyway, without a slot). The
+    /// wait ends once its pool has made no progress for the scale-out
+    /// wait: no instance came free, none was starting, and none finished
+    /// starting. While its pool's instances keep coming free or starting,
+    /// an instance of its own would only take the CPU from them, and be
+    /// ready no sooner; but it waits at most [`SCALE_OUT_WAIT_CAP`] in all
+    /// while a start is under way (an init that waits on something other
+    /// than the CPU). Each invocation still runs alone on its instance;
+    /// only which instance, and when it starts, change.
     async fn idle_or_init_slot(&self, pool: &InstancePool) -> ScaleOut {
         if let Ok(slot) = self.init_slots.clone().try_acquire_owned() {
             return ScaleOut::Start(Some(slot));
         }
-        if self.config.scale_out_wait.is_zero() {
+        let wait = self.config.scale_out_wait;
+        if wait.is_zero() {
             return ScaleOut::Start(None);
         }
         let _waiting = pool.wait();
-        let deadline = tokio::time::sleep(self.config.scale_out_wait);
-        tokio::pin!(deadline);
+        let arrived = Instant::now();
+        let cap = arrived + SCALE_OUT_WAIT_CAP.max(wait);
         loop {
             let released = pool.released();
             if let Some(instance) = pool.acquire() {
                 return ScaleOut::Idle(Box::new(instance));
+            }
+            let now = Instant::now();
+            let deadline = if pool.is_starting() {
+                (now + wait).min(cap)
+            } else {
+                pool.last_progress().max(arrived) + wait
+            };
+            if now >= deadline {
+                return ScaleOut::Start(None);
             }
             tokio::select! {
                 slot = self.init_slots.clone().acquire_owned() => {
                     return ScaleOut::Start(slot.ok());
                 }
                 () = released => {}
-                () = &mut deadline => return ScaleOut::Start(None),
+                () = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
     }

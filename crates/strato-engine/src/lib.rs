@@ -77,8 +77,9 @@ pub struct EngineConfig {
     pub stem_cells: usize,
     /// When every init slot is taken (as many instances are starting as
     /// the host has CPUs, so another start would only slow them all down),
-    /// how long an invocation that finds no idle instance waits for one to
-    /// come free before it starts another anyway. Zero starts another at
+    /// how long an invocation that finds no idle instance waits without
+    /// progress of its function's instances (none came free or was
+    /// starting) before it starts another anyway. Zero starts another at
     /// once, as AWS does. See `docs/architecture.md` (scale-out).
     pub scale_out_wait: Duration,
     /// How long the credentials an instance gets at its cold start last
@@ -147,6 +148,13 @@ pub struct RoleUse<'a> {
 pub const DEFAULT_SCALE_OUT_WAIT_MS: u64 = 100;
 /// ... as a duration.
 pub const DEFAULT_SCALE_OUT_WAIT: Duration = Duration::from_millis(DEFAULT_SCALE_OUT_WAIT_MS);
+
+/// The longest an invocation waits for an instance while its function's
+/// instances are starting (see [`EngineConfig::scale_out_wait`]): long
+/// enough for a runtime started from scratch on a busy core (a Node.js
+/// process takes ~100 ms alone), short enough that an init waiting on the
+/// network does not hold back the instances a burst needs.
+pub const SCALE_OUT_WAIT_CAP: Duration = Duration::from_secs(1);
 
 /// Stem cells kept per runtime unless configured otherwise.
 pub const DEFAULT_STEM_CELLS: usize = 2;

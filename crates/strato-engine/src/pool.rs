@@ -3,20 +3,49 @@
 //! configuration are handed out before any other and never expire (but
 //! every instance is ended once its credentials are about to).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::instance::Instance;
 
-#[derive(Default)]
 pub struct InstancePool {
     idle: Mutex<Vec<(Instance, Instant)>>,
     /// Invocations waiting for an instance of this pool to come free (see
     /// [`crate::Engine`]'s scale-out wait); a release wakes them.
     waiting: AtomicUsize,
     released: tokio::sync::Notify,
+    /// Instances of this pool starting now (their init under way).
+    starting: AtomicUsize,
+    /// When the pool last made progress towards a free instance (an
+    /// instance released, or a start ended), in milliseconds after `born`.
+    progress_ms: AtomicU64,
+    born: Instant,
+}
+
+impl Default for InstancePool {
+    fn default() -> Self {
+        InstancePool {
+            idle: Mutex::default(),
+            waiting: AtomicUsize::new(0),
+            released: tokio::sync::Notify::new(),
+            starting: AtomicUsize::new(0),
+            progress_ms: AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+}
+
+/// Counts one start among a pool's starting instances while it lives; its
+/// end is progress.
+pub(crate) struct Starting<'a>(&'a InstancePool);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.starting.fetch_sub(1, Ordering::AcqRel);
+        self.0.note_progress();
+    }
 }
 
 /// Counts one invocation among a pool's waiters while it lives.
@@ -55,6 +84,7 @@ impl InstancePool {
     }
 
     pub fn release(&self, instance: Instance) {
+        self.note_progress();
         if instance.is_usable() {
             let wake = {
                 let mut idle = self.idle.lock();
@@ -68,6 +98,29 @@ impl InstancePool {
                 self.released.notify_waiters();
             }
         }
+    }
+
+    /// Counts an instance start of this pool until the guard drops (its
+    /// init ended, however).
+    pub(crate) fn start(&self) -> Starting<'_> {
+        self.starting.fetch_add(1, Ordering::AcqRel);
+        Starting(self)
+    }
+
+    /// Whether an instance of this pool is starting now.
+    pub(crate) fn is_starting(&self) -> bool {
+        self.starting.load(Ordering::Acquire) > 0
+    }
+
+    fn note_progress(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// When an instance was last released or a start last ended (the
+    /// pool's creation if neither happened yet).
+    pub(crate) fn last_progress(&self) -> Instant {
+        self.born + Duration::from_millis(self.progress_ms.load(Ordering::Acquire))
     }
 
     /// Registers the caller as waiting for a release, until the guard drops.
@@ -139,5 +192,26 @@ impl InstancePool {
 
     pub fn idle_count(&self) -> usize {
         self.idle.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_counts_while_it_runs_and_its_end_is_progress() {
+        let pool = InstancePool::default();
+        let born = pool.last_progress();
+        assert!(!pool.is_starting());
+        let first = pool.start();
+        let second = pool.start();
+        assert!(pool.is_starting());
+        std::thread::sleep(Duration::from_millis(5));
+        drop(first);
+        assert!(pool.is_starting(), "one start is still under way");
+        assert!(pool.last_progress() > born, "a start's end is progress");
+        drop(second);
+        assert!(!pool.is_starting());
     }
 }

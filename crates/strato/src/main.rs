@@ -81,11 +81,13 @@ enum Command {
         /// has had a cold start; 0 turns them off.
         #[arg(long, env = "STRATO_STEM_CELLS", default_value_t = strato_engine::DEFAULT_STEM_CELLS)]
         stem_cells: usize,
-        /// Milliseconds an invocation that finds no idle instance waits for
-        /// one to come free while as many instances are starting as the host
-        /// has CPUs (another start would only slow them all down); then it
-        /// starts another anyway. 0 always starts another at once, as AWS
-        /// does.
+        /// While as many instances are starting as the host has CPUs
+        /// (another start would only slow them all down), an invocation that
+        /// finds no idle instance waits for one to come free until its
+        /// function's instances have made no progress (none came free,
+        /// started or was starting) for this many milliseconds (at most 1 s
+        /// while one is starting); then it starts another anyway. 0 always
+        /// starts another at once, as AWS does.
         #[arg(long, env = "STRATO_SCALE_OUT_WAIT_MS", default_value_t = strato_engine::DEFAULT_SCALE_OUT_WAIT_MS, value_parser = clap::value_parser!(u64).range(0..=10_000))]
         scale_out_wait_ms: u64,
         /// For tests only: divides every asynchronous-invocation timing

@@ -180,9 +180,15 @@ impl Shared {
 }
 
 /// `fdatasync` of the file at `path`, through a descriptor of its own: the
-/// OS flushes the file's pages whichever descriptor wrote them.
+/// OS flushes the file's pages whichever descriptor wrote them. No log is
+/// nothing to sync: SQLite removes it only after a checkpoint has moved
+/// its commits into the database file and synced that.
 fn sync_data(path: &Path) -> std::io::Result<()> {
-    File::open(path)?.sync_data()
+    match File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -218,15 +224,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_log_is_nothing_to_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = WalSync::start(&dir.path().join("checkpointed.db")).unwrap();
+        let ticket = sync.committed();
+        sync.durable(ticket).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_failed_sync_fails_its_writes_and_every_later_one() {
         let dir = tempfile::tempdir().unwrap();
-        // No log file to sync: the sync fails.
-        let sync = WalSync::start(&dir.path().join("missing.db")).unwrap();
+        // The log's directory is a file: opening the log fails.
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, b"").unwrap();
+        let sync = WalSync::start(&file.join("a.db")).unwrap();
         let ticket = sync.committed();
         assert!(sync.durable(ticket).await.is_err());
-        // The log appears, but what the failed sync covered may be lost:
-        // later writes fail too.
-        std::fs::write(dir.path().join("missing.db-wal"), b"frames").unwrap();
+        // The log can be synced now, but what the failed sync covered may
+        // be lost: later writes fail too.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        std::fs::write(file.join("a.db-wal"), b"frames").unwrap();
         let later = sync.committed();
         assert!(sync.durable(later).await.is_err());
     }

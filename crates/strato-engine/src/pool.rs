@@ -19,7 +19,8 @@ pub struct InstancePool {
     /// Instances of this pool starting now (their init under way).
     starting: AtomicUsize,
     /// When the pool last made progress towards a free instance (an
-    /// instance released, or a start ended), in milliseconds after `born`.
+    /// instance released to a waiter, or a start ended), in milliseconds
+    /// after `born`.
     progress_ms: AtomicU64,
     born: Instant,
 }
@@ -84,7 +85,6 @@ impl InstancePool {
     }
 
     pub fn release(&self, instance: Instance) {
-        self.note_progress();
         if instance.is_usable() {
             let wake = {
                 let mut idle = self.idle.lock();
@@ -95,6 +95,9 @@ impl InstancePool {
                 self.waiting.load(Ordering::Acquire) > 0
             };
             if wake {
+                // Progress matters only to waiters: one that comes later
+                // counts its wait from its own arrival.
+                self.note_progress();
                 self.released.notify_waiters();
             }
         }
@@ -117,7 +120,7 @@ impl InstancePool {
         self.progress_ms.fetch_max(ms, Ordering::AcqRel);
     }
 
-    /// When an instance was last released or a start last ended (the
+    /// When an instance was last released to a waiter or a start last ended (the
     /// pool's creation if neither happened yet).
     pub(crate) fn last_progress(&self) -> Instant {
         self.born + Duration::from_millis(self.progress_ms.load(Ordering::Acquire))

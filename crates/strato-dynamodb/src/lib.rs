@@ -42,7 +42,7 @@ const SINGLE_ITEM_OPERATIONS: [&str; 4] = ["GetItem", "PutItem", "UpdateItem", "
 
 /// The DynamoDB operations that never write: under `--durability fsync`
 /// every other successful one is answered only once its commit is on the
-/// disk.
+/// disk (see [`needs_durability`]).
 const READ_OPERATIONS: [&str; 11] = [
     "GetItem",
     "Query",
@@ -181,7 +181,7 @@ impl DynamoDbService {
                 }
             }
         };
-        if reply.status != 200 || prefix != TARGET_PREFIX || READ_OPERATIONS.contains(&operation) {
+        if reply.status != 200 || !needs_durability(prefix, operation) {
             return reply;
         }
         if let Some(sync) = &open.sync {
@@ -298,6 +298,20 @@ fn open_database(path: &Path) -> Result<Database, DynamoDbError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Whether a successful call is answered only once what it wrote, or for
+/// `GetRecords` what it read, is on the disk (under
+/// [`Durability::Fsync`]). A stream record is read before the write that
+/// made it is synced, so `GetRecords` waits for a sync that began after it:
+/// a consumer (a stream mapping's function among them) never acts on a
+/// change a power loss could still take back.
+fn needs_durability(prefix: &str, operation: &str) -> bool {
+    match prefix {
+        TARGET_PREFIX => !READ_OPERATIONS.contains(&operation),
+        STREAMS_TARGET_PREFIX => operation == "GetRecords",
+        _ => false,
+    }
 }
 
 /// The SQLite URI that opens `path` through the `unix-excl` VFS: only this

@@ -15,9 +15,17 @@
 //! commit while the disk works share the next one, and none holds the
 //! engine's lock meanwhile.
 //!
-//! What a reader sees is unchanged by it: as under `FULL`, a read sees
-//! every commit, including a write whose sync is still running (its writer
-//! has not been answered yet).
+//! The price: reads are not held back until a write is on the disk. A read
+//! (or a stream mapping's poll) can see a write whose sync is still running,
+//! before its writer is answered; under `FULL` the lock kept it unseen
+//! until its fsync had returned. Only a power loss in that window tells the
+//! two apart: the write is then lost although a reader saw it (never one
+//! that was answered). `kill -9` of the server loses nothing either way,
+//! since the commit is in the OS. Streams do not share the price: a
+//! `GetRecords` is answered once a sync that began after it has finished,
+//! so a stream's consumer never acts on a change a power loss could take
+//! back. (A ticket taken after a read covers whatever the read saw: every
+//! commit it saw had been written to the OS before the ticket was taken.)
 //!
 //! A failed sync fails every write it covered, and every later one: after
 //! an fsync error Linux may already have dropped the unwritten pages, so a

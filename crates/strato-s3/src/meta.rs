@@ -1057,6 +1057,14 @@ mod tests {
         }
     }
 
+    /// A new process-crash `meta.db` in a directory that lives as long as
+    /// the returned guard.
+    fn fresh_meta() -> (tempfile::TempDir, Meta) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        (dir, meta)
+    }
+
     fn stored(meta: &Meta, id: &str) -> Option<String> {
         meta.small_content(id)
             .unwrap()
@@ -1065,8 +1073,7 @@ mod tests {
 
     #[test]
     fn small_content_is_written_and_deleted_with_the_row_that_names_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        let (_dir, meta) = fresh_meta();
         meta.put_version(&version("k", "null", 1, "inline-a", Some("first")))
             .unwrap();
         let read = meta.latest("b", "k", Fetch::WithContent).unwrap().unwrap();
@@ -1145,8 +1152,7 @@ mod tests {
 
     #[test]
     fn the_higher_sequence_number_stays_latest_whatever_the_commit_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        let (_dir, meta) = fresh_meta();
         // Versioned: the later write (seq 5) committed first stays latest.
         meta.put_version(&version("v", "v5", 5, "inline-v5", Some("five")))
             .unwrap();
@@ -1182,8 +1188,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_fsync_concurrent_versions_share_a_commit_and_a_dropped_one_still_lands() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        let (_dir, meta) = fresh_meta();
         let GroupCommit::InPlace(group) = &meta.versions else {
             panic!("process-crash commits in place");
         };
@@ -1245,8 +1250,7 @@ mod tests {
 
     #[test]
     fn small_parts_go_with_their_part_and_their_upload() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(&dir.path().join("meta.db"), Durability::ProcessCrash).unwrap();
+        let (_dir, meta) = fresh_meta();
         meta.create_upload(&UploadRow {
             upload_id: "u".to_string(),
             bucket: "b".to_string(),
